@@ -1,0 +1,258 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Service is the kind of municipal social service whose dossiers a store
+// holds. It decides which law applies and the statutory retention.
+//
+//   - YouthAndFamilyCentre: centrum voor jeugd en gezin (Jeugdwet, Wpg)
+//   - NeighbourhoodTeam: sociaal wijkteam (Wmo 2015, Jeugdwet)
+//   - YouthCare: jeugdhulp, youth team (Jeugdwet)
+//   - VeiligThuis: advies- en meldpunt huiselijk geweld en kindermishandeling (Wmo 2015)
+//   - YouthProtection: jeugdbescherming by a certified institution (Jeugdwet)
+//   - YouthProbation: jeugdreclassering (Jeugdwet)
+//   - SocialSupport: maatschappelijke ondersteuning (Wmo 2015)
+//
+// +kubebuilder:validation:Enum=YouthAndFamilyCentre;NeighbourhoodTeam;YouthCare;VeiligThuis;YouthProtection;YouthProbation;SocialSupport
+type Service string
+
+// The services.
+const (
+	ServiceYouthAndFamilyCentre Service = "YouthAndFamilyCentre"
+	ServiceNeighbourhoodTeam    Service = "NeighbourhoodTeam"
+	ServiceYouthCare            Service = "YouthCare"
+	ServiceVeiligThuis          Service = "VeiligThuis"
+	ServiceYouthProtection      Service = "YouthProtection"
+	ServiceYouthProbation       Service = "YouthProbation"
+	ServiceSocialSupport        Service = "SocialSupport"
+)
+
+// DeletionPolicy says what happens to the dossier volume when its store is
+// deleted.
+// +kubebuilder:validation:Enum=Retain;Delete
+type DeletionPolicy string
+
+// The deletion policies.
+const (
+	// DeletionRetain keeps the PersistentVolumeClaim, released from its
+	// owner, so that deleting a store never destroys dossiers silently.
+	DeletionRetain DeletionPolicy = "Retain"
+	// DeletionDelete removes the claim with the store.
+	DeletionDelete DeletionPolicy = "Delete"
+)
+
+// DossierStoreSpec declares where the dossiers of one service live and how
+// they are protected.
+// +kubebuilder:validation:XValidation:rule="!has(self.audit) || !has(self.audit.routes) || self.audit.routes.all(r, r.categories.all(c, c in self.dataCategories))",fieldPath=".audit.routes",message="spec.audit.routes: every route category must be one of spec.dataCategories"
+type DossierStoreSpec struct {
+	// Service is the kind of service whose dossiers live here.
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.service is immutable: the law that applies to existing dossiers does not change"
+	Service Service `json:"service"`
+
+	// Organisation is the controller (verwerkingsverantwoordelijke) as it
+	// appears in the privacy statement, for example "Gemeente Utrecht".
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	Organisation string `json:"organisation"`
+
+	// DataCategories are the kinds of personal data the store may hold.
+	// Roles and agreements may only grant a subset.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=11
+	// +listType=set
+	DataCategories []DataCategory `json:"dataCategories"`
+
+	// Workload identifies the case-management pods that use the store.
+	Workload WorkloadSpec `json:"workload"`
+
+	// Storage of the dossiers.
+	Storage StorageSpec `json:"storage"`
+
+	// Encryption settings of the data key.
+	// +optional
+	// +kubebuilder:default={}
+	Encryption EncryptionSpec `json:"encryption,omitempty"`
+
+	// Audit says how requests to the application map to data categories.
+	// +optional
+	Audit *AuditSpec `json:"audit,omitempty"`
+}
+
+// WorkloadSpec identifies the case-management pods of a store.
+// +kubebuilder:validation:XValidation:rule="self.proxyPort != self.appPort",fieldPath=".proxyPort",message="spec.workload.proxyPort must differ from spec.workload.appPort: the audit proxy sits in front of the application"
+type WorkloadSpec struct {
+	// Selector picks the case-management pods in the store's namespace.
+	// +kubebuilder:validation:XValidation:rule="(has(self.matchLabels) && size(self.matchLabels) > 0) || (has(self.matchExpressions) && size(self.matchExpressions) > 0)",message="spec.workload.selector must not be empty: an empty selector would select every pod in the namespace"
+	Selector metav1.LabelSelector `json:"selector"`
+
+	// ServiceAccountName is the ServiceAccount the workload runs as; only it
+	// may read the store's data key.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	ServiceAccountName string `json:"serviceAccountName"`
+
+	// AppPort is the port the application listens on inside the pod; only
+	// the audit proxy reaches it.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	AppPort int32 `json:"appPort"`
+
+	// ProxyPort is the port of the audit proxy, the only port that accepts
+	// traffic from outside the pod.
+	// +optional
+	// +kubebuilder:default=8443
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	ProxyPort int32 `json:"proxyPort,omitempty"`
+}
+
+// StorageSpec is the volume that holds the dossiers.
+type StorageSpec struct {
+	// StorageClassName must name a class that is verified to encrypt at
+	// rest; no claim is created on any other class.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.storage.storageClassName is immutable: move dossiers to another class with a new store"
+	StorageClassName string `json:"storageClassName"`
+
+	// Size of the volume, a Kubernetes quantity such as 20Gi. It may grow,
+	// never shrink.
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))",message="spec.storage.size must be a positive quantity such as 20Gi"
+	// +kubebuilder:validation:XValidation:rule="!isQuantity(self) || !isQuantity(oldSelf) || !quantity(self).isLessThan(quantity(oldSelf))",message="spec.storage.size may grow but never shrink: shrinking a volume would destroy dossiers"
+	Size string `json:"size"`
+
+	// DeletionPolicy says what happens to the volume when the store is
+	// deleted. Retain (the default) keeps it.
+	// +optional
+	// +kubebuilder:default=Retain
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+}
+
+// EncryptionSpec configures the store's data key.
+type EncryptionSpec struct {
+	// KeyRotationPeriod is how long a data key is used before a new version
+	// is added, as a Go duration (2160h is 90 days). Between 1h and 8760h.
+	// +optional
+	// +kubebuilder:default="2160h"
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]+(h|m|s)([0-9]+(m|s))?([0-9]+s)?$') && duration(self) >= duration('1h') && duration(self) <= duration('8760h')",message="spec.encryption.keyRotationPeriod must be a duration in hours such as 2160h, between 1h and 8760h"
+	KeyRotationPeriod string `json:"keyRotationPeriod,omitempty"`
+}
+
+// AuditSpec maps requests to the application onto data categories, so that
+// the audit proxy knows what each request touches.
+type AuditSpec struct {
+	// ProcessingActivity is the register entry (verwerkingsactiviteit) every
+	// audit event refers to, as in the Logboek Dataverwerkingen standard.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	ProcessingActivity string `json:"processingActivity,omitempty"`
+
+	// Routes of the application and what they touch. A request that matches
+	// no route is denied.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=100
+	Routes []AuditRoute `json:"routes,omitempty"`
+}
+
+// AuditRoute maps a method and path to data categories and an action.
+type AuditRoute struct {
+	// Name of the route, unique within the store.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Name string `json:"name"`
+	// Method is the HTTP method.
+	// +kubebuilder:validation:Enum=GET;HEAD;POST;PUT;PATCH;DELETE
+	Method string `json:"method"`
+	// Path pattern; {dossier} stands for the dossier identifier and * for
+	// one path segment. Example: /api/dossiers/{dossier}/reports.
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:XValidation:rule="self.matches('^/[A-Za-z0-9._~/*{}-]*$')",message="spec.audit.routes[].path must start with / and hold only letters, digits, . _ ~ / * - and the {dossier} placeholder"
+	Path string `json:"path"`
+	// Categories the route touches.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=11
+	// +listType=set
+	Categories []DataCategory `json:"categories"`
+	// Action the route performs.
+	Action Action `json:"action"`
+}
+
+// DossierStoreStatus is the observed state of a DossierStore.
+type DossierStoreStatus struct {
+	CommonStatus `json:",inline"`
+
+	// Encryption is how encryption at rest was established: Verified from
+	// the StorageClass parameters, Attested by the platform team, or
+	// Unverified.
+	// +optional
+	Encryption string `json:"encryption,omitempty"`
+	// ClaimName is the PersistentVolumeClaim that holds the dossiers.
+	// +optional
+	ClaimName string `json:"claimName,omitempty"`
+	// KeySecretName is the Secret with the versioned data keys.
+	// +optional
+	KeySecretName string `json:"keySecretName,omitempty"`
+	// KeyVersion is the current data-key version.
+	// +optional
+	KeyVersion int32 `json:"keyVersion,omitempty"`
+	// NextKeyRotation is when the next key version will be added.
+	// +optional
+	NextKeyRotation *metav1.Time `json:"nextKeyRotation,omitempty"`
+	// Agreements summarises the store's sharing agreements.
+	// +optional
+	Agreements *AgreementSummary `json:"agreements,omitempty"`
+}
+
+// AgreementSummary counts a store's sharing agreements.
+type AgreementSummary struct {
+	// InForce is the number of agreements now in force.
+	InForce int32 `json:"inForce"`
+	// NotInForce is the number of agreements not in force.
+	NotInForce int32 `json:"notInForce"`
+	// Reasons counts the agreements not in force by reason.
+	// +optional
+	Reasons map[string]int32 `json:"reasons,omitempty"`
+}
+
+// DossierStore is an encrypted store for the dossiers of one service: a
+// volume on storage verified to encrypt at rest, a rotating data key, a
+// default-deny network boundary around the workload, and the access policy
+// its audit proxy enforces.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=dstore,categories=privacy
+// +kubebuilder:printcolumn:name="Service",type=string,JSONPath=`.spec.service`
+// +kubebuilder:printcolumn:name="Encryption",type=string,JSONPath=`.status.encryption`
+// +kubebuilder:printcolumn:name="Key",type=integer,JSONPath=`.status.keyVersion`,description="Current data-key version"
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Compliant",type=string,JSONPath=`.status.conditions[?(@.type=="Compliant")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type DossierStore struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   DossierStoreSpec   `json:"spec"`
+	Status DossierStoreStatus `json:"status,omitempty"`
+}
+
+// DossierStoreList is a list of DossierStores.
+// +kubebuilder:object:root=true
+type DossierStoreList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []DossierStore `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&DossierStore{}, &DossierStoreList{})
+}

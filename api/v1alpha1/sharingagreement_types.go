@@ -1,0 +1,251 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// PartnerType is the kind of organisation data is shared with. Each type
+// carries a maximum set of data categories (data minimisation), documented
+// in docs/sharing.md and checked by the reconciler.
+// +kubebuilder:validation:Enum=School;GeneralPractitioner;ReferralIndex;MunicipalityBilling;HousingCorporation;CareProvider;VeiligThuis;CertifiedInstitution;CouncilForChildProtection;Police;Other
+type PartnerType string
+
+// The partner types.
+const (
+	PartnerSchool                    PartnerType = "School"
+	PartnerGeneralPractitioner       PartnerType = "GeneralPractitioner"
+	PartnerReferralIndex             PartnerType = "ReferralIndex"
+	PartnerMunicipalityBilling       PartnerType = "MunicipalityBilling"
+	PartnerHousingCorporation        PartnerType = "HousingCorporation"
+	PartnerCareProvider              PartnerType = "CareProvider"
+	PartnerVeiligThuis               PartnerType = "VeiligThuis"
+	PartnerCertifiedInstitution      PartnerType = "CertifiedInstitution"
+	PartnerCouncilForChildProtection PartnerType = "CouncilForChildProtection"
+	PartnerPolice                    PartnerType = "Police"
+	PartnerOther                     PartnerType = "Other"
+)
+
+// LegalBasis is the ground of AVG art. 6(1) the sharing rests on.
+// +kubebuilder:validation:Enum=Consent;LegalObligation;VitalInterest;PublicTask
+type LegalBasis string
+
+// The legal bases.
+const (
+	// BasisConsent: the client (or parent) gave consent, art. 6(1)(a).
+	BasisConsent LegalBasis = "Consent"
+	// BasisLegalObligation: a law requires it, art. 6(1)(c), for example
+	// Veilig Thuis or youth protection under the Jeugdwet.
+	BasisLegalObligation LegalBasis = "LegalObligation"
+	// BasisVitalInterest: someone's safety is at stake (Meldcode), art. 6(1)(d).
+	BasisVitalInterest LegalBasis = "VitalInterest"
+	// BasisPublicTask: a statutory public task, art. 6(1)(e).
+	BasisPublicTask LegalBasis = "PublicTask"
+)
+
+// Direction is which way data flows over the network.
+// +kubebuilder:validation:Enum=Egress;Ingress;Both
+type Direction string
+
+// The directions.
+const (
+	// DirectionEgress: the store's workload sends to the partner.
+	DirectionEgress Direction = "Egress"
+	// DirectionIngress: the partner calls the store's audit proxy.
+	DirectionIngress Direction = "Ingress"
+	// DirectionBoth allows both.
+	DirectionBoth Direction = "Both"
+)
+
+// Partner is the organisation data is shared with and how it is reached.
+// +kubebuilder:validation:XValidation:rule="has(self.namespace) || has(self.podSelector) || (has(self.cidrs) && size(self.cidrs) > 0)",message="spec.partner must be reachable by at least one of namespace, podSelector or cidrs"
+type Partner struct {
+	// Type of partner; it caps the categories that may be shared.
+	Type PartnerType `json:"type"`
+	// Name of the partner organisation.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	Name string `json:"name"`
+	// Namespace of the partner's workload in this cluster, matched by its
+	// immutable kubernetes.io/metadata.name label.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Namespace string `json:"namespace,omitempty"`
+	// PodSelector narrows the partner to these pods (in Namespace, or in
+	// the store's namespace when Namespace is empty).
+	// +optional
+	PodSelector *metav1.LabelSelector `json:"podSelector,omitempty"`
+	// CIDRs of the partner outside the cluster.
+	// +optional
+	// +kubebuilder:validation:MaxItems=20
+	// +listType=set
+	// +kubebuilder:validation:items:MaxLength=43
+	// +kubebuilder:validation:XValidation:rule="self.all(c, isCIDR(c))",message="spec.partner.cidrs must hold valid CIDRs such as 192.0.2.0/24"
+	// +kubebuilder:validation:XValidation:rule="self.all(c, !isCIDR(c) || cidr(c).prefixLength() >= 8)",message="spec.partner.cidrs must not be broader than /8: sharing with the whole internet is never minimal"
+	CIDRs []string `json:"cidrs,omitempty"`
+	// Ports the partner is reached on (egress) or the partner calls from
+	// (not used for ingress, which always targets the audit proxy).
+	// +optional
+	// +kubebuilder:validation:MaxItems=10
+	// +listType=atomic
+	Ports []PartnerPort `json:"ports,omitempty"`
+}
+
+// PartnerPort is a port and protocol.
+type PartnerPort struct {
+	// Port number.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port int32 `json:"port"`
+	// Protocol, TCP by default.
+	// +optional
+	// +kubebuilder:default=TCP
+	// +kubebuilder:validation:Enum=TCP;UDP;SCTP
+	Protocol string `json:"protocol,omitempty"`
+}
+
+// Consent records the client's consent by reference. The reference points
+// at the consent record in the case-management system; it is an identifier,
+// never a name or BSN.
+type Consent struct {
+	// Reference of the consent record, such as TOE-2026-000123.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z0-9][A-Za-z0-9._:/-]*$')",message="spec.consent.reference must be a record identifier (letters, digits, . _ : / -), never a name or BSN"
+	Reference string `json:"reference"`
+	// GivenAt is when consent was given.
+	// +optional
+	GivenAt *metav1.Time `json:"givenAt,omitempty"`
+	// Withdrawn is set when the client withdraws consent; sharing stops at once.
+	// +optional
+	Withdrawn bool `json:"withdrawn,omitempty"`
+	// WithdrawnAt is when consent was withdrawn.
+	// +optional
+	WithdrawnAt *metav1.Time `json:"withdrawnAt,omitempty"`
+}
+
+// SharingAgreementSpec declares what may be shared with a partner, why and
+// for how long.
+// +kubebuilder:validation:XValidation:rule="self.legalBasis == 'Consent' ? has(self.consent) : !has(self.consent)",fieldPath=".consent",message="spec.consent is required when spec.legalBasis is Consent and must be absent for any other basis"
+// +kubebuilder:validation:XValidation:rule="self.legalBasis != 'VitalInterest' || (has(self.justification) && size(self.justification) >= 20)",fieldPath=".justification",reason=FieldValueRequired,message="spec.justification of at least 20 characters is required when spec.legalBasis is VitalInterest (Meldcode)"
+// +kubebuilder:validation:XValidation:rule="self.legalBasis != 'VitalInterest' || has(self.reviewDate)",fieldPath=".reviewDate",reason=FieldValueRequired,message="spec.reviewDate is required when spec.legalBasis is VitalInterest: sharing without consent must be reviewed"
+// +kubebuilder:validation:XValidation:rule="!(self.legalBasis in ['LegalObligation', 'PublicTask']) || has(self.legalReference)",fieldPath=".legalReference",reason=FieldValueRequired,message="spec.legalReference is required when spec.legalBasis is LegalObligation or PublicTask, such as \"Wmo 2015 art. 4.1.1\""
+// +kubebuilder:validation:XValidation:rule="!has(self.validFrom) || !has(self.validUntil) || self.validUntil > self.validFrom",fieldPath=".validUntil",message="spec.validUntil must be after spec.validFrom"
+type SharingAgreementSpec struct {
+	// StoreRef names the DossierStore whose data is shared.
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.storeRef is immutable: create a new agreement for another store"
+	StoreRef StoreReference `json:"storeRef"`
+
+	// Partner the data is shared with.
+	Partner Partner `json:"partner"`
+
+	// Direction of the data flow; Egress by default.
+	// +optional
+	// +kubebuilder:default=Egress
+	Direction Direction `json:"direction,omitempty"`
+
+	// LegalBasis of the sharing (AVG art. 6(1)).
+	LegalBasis LegalBasis `json:"legalBasis"`
+
+	// Consent, required exactly when LegalBasis is Consent.
+	// +optional
+	Consent *Consent `json:"consent,omitempty"`
+
+	// LegalReference is the article of law that requires or permits the
+	// sharing, such as "Jeugdwet art. 7.1.4.1"; required for LegalObligation
+	// and PublicTask.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	LegalReference string `json:"legalReference,omitempty"`
+
+	// Justification explains why sharing without consent is needed; required
+	// for VitalInterest. It must not contain personal data.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Justification string `json:"justification,omitempty"`
+
+	// ReviewDate is when sharing without consent must be reviewed; required
+	// for VitalInterest.
+	// +optional
+	ReviewDate *metav1.Time `json:"reviewDate,omitempty"`
+
+	// Categories shared: a subset of the store's, within the partner type's
+	// maximum.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=11
+	// +listType=set
+	Categories []DataCategory `json:"categories"`
+
+	// Purpose of the sharing.
+	// +kubebuilder:validation:MinLength=3
+	// +kubebuilder:validation:MaxLength=256
+	Purpose string `json:"purpose"`
+
+	// ValidFrom opens the window; now when empty.
+	// +optional
+	ValidFrom *metav1.Time `json:"validFrom,omitempty"`
+
+	// ValidUntil closes the window; open-ended when empty.
+	// +optional
+	ValidUntil *metav1.Time `json:"validUntil,omitempty"`
+
+	// Suspended stops the sharing without deleting the agreement.
+	// +optional
+	Suspended bool `json:"suspended,omitempty"`
+}
+
+// SharingAgreementStatus is the observed state of a SharingAgreement.
+type SharingAgreementStatus struct {
+	CommonStatus `json:",inline"`
+
+	// InForce is true while network access to the partner exists.
+	// +optional
+	InForce bool `json:"inForce"`
+	// NetworkPolicyName is the NetworkPolicy that admits the partner while
+	// the agreement is in force.
+	// +optional
+	NetworkPolicyName string `json:"networkPolicyName,omitempty"`
+	// NextTransition is the next moment the agreement enters or leaves force.
+	// +optional
+	NextTransition *metav1.Time `json:"nextTransition,omitempty"`
+	// ClientNotificationRequired is true when data is shared without consent
+	// and the client must be told afterwards, as the privacy statement promises.
+	// +optional
+	ClientNotificationRequired bool `json:"clientNotificationRequired,omitempty"`
+}
+
+// SharingAgreement admits a partner to a store's data: the categories, the
+// legal basis and the time window, turned into network access that exists
+// only while the agreement is in force.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=share,categories=privacy
+// +kubebuilder:printcolumn:name="Store",type=string,JSONPath=`.spec.storeRef.name`
+// +kubebuilder:printcolumn:name="Partner",type=string,JSONPath=`.spec.partner.name`
+// +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.partner.type`,priority=1
+// +kubebuilder:printcolumn:name="Basis",type=string,JSONPath=`.spec.legalBasis`
+// +kubebuilder:printcolumn:name="In Force",type=boolean,JSONPath=`.status.inForce`
+// +kubebuilder:printcolumn:name="Until",type=string,JSONPath=`.spec.validUntil`
+// +kubebuilder:printcolumn:name="Compliant",type=string,JSONPath=`.status.conditions[?(@.type=="Compliant")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="AgreementInForce")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type SharingAgreement struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   SharingAgreementSpec   `json:"spec"`
+	Status SharingAgreementStatus `json:"status,omitempty"`
+}
+
+// SharingAgreementList is a list of SharingAgreements.
+// +kubebuilder:object:root=true
+type SharingAgreementList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []SharingAgreement `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&SharingAgreement{}, &SharingAgreementList{})
+}

@@ -1,0 +1,333 @@
+package v1alpha1_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+
+	"github.com/dossierguard/dossierguard/internal/testenv"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) {
+	var err error
+	env, err = testenv.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = env.Stop()
+	os.Exit(code)
+}
+
+const validationNamespace = "validation"
+
+// Minimal valid objects; each invalid case breaks one rule of one of them.
+var bases = map[string]string{
+	"DossierStore": `
+apiVersion: privacy.dossierguard.io/v1alpha1
+kind: DossierStore
+spec:
+  service: NeighbourhoodTeam
+  organisation: Gemeente Voorbeeldstad
+  dataCategories: [identity, contact, request]
+  workload:
+    selector: {matchLabels: {app: dossier}}
+    serviceAccountName: dossier
+    appPort: 8080
+  storage: {storageClassName: encrypted, size: 10Gi}
+  audit:
+    routes:
+      - {name: read, method: GET, path: "/api/dossiers/{dossier}", categories: [identity], action: read}
+`,
+	"AccessRole": `
+apiVersion: privacy.dossierguard.io/v1alpha1
+kind: AccessRole
+spec:
+  storeRef: {name: store}
+  subjects: [{kind: Group, name: coaches}]
+  categories: [identity, contact]
+  actions: [read]
+  purpose: Ondersteuning
+`,
+	"SharingAgreement": `
+apiVersion: privacy.dossierguard.io/v1alpha1
+kind: SharingAgreement
+spec:
+  storeRef: {name: store}
+  partner: {type: School, name: De Regenboog, cidrs: [192.0.2.0/28], ports: [{port: 443}]}
+  legalBasis: Consent
+  consent: {reference: TOE-1}
+  categories: [request]
+  purpose: Afstemming met school
+  validFrom: "2026-09-01T00:00:00Z"
+  validUntil: "2027-07-01T00:00:00Z"
+`,
+	"RetentionPolicy": `
+apiVersion: privacy.dossierguard.io/v1alpha1
+kind: RetentionPolicy
+spec:
+  storeRef: {name: store}
+  database: {credentialsSecretName: db}
+  schedule: "0 3 * * *"
+  rules:
+    - name: dossiers
+      table: dossiers
+      clock: {event: LastContact, column: last_contact_at}
+      period: P5Y
+`,
+}
+
+// change edits a base object's spec.
+type change func(spec map[string]any)
+
+func set(path string, value any) change {
+	return func(spec map[string]any) {
+		parts := strings.Split(path, ".")
+		m := spec
+		for _, p := range parts[:len(parts)-1] {
+			next, ok := m[p].(map[string]any)
+			if !ok {
+				next = map[string]any{}
+				m[p] = next
+			}
+			m = next
+		}
+		m[parts[len(parts)-1]] = value
+	}
+}
+
+func del(path string) change {
+	return func(spec map[string]any) {
+		parts := strings.Split(path, ".")
+		m := spec
+		for _, p := range parts[:len(parts)-1] {
+			m = m[p].(map[string]any)
+		}
+		delete(m, parts[len(parts)-1])
+	}
+}
+
+func rule(index int, field string, value any) change {
+	return func(spec map[string]any) {
+		spec["rules"].([]any)[index].(map[string]any)[field] = value
+	}
+}
+
+func all(changes ...change) change {
+	return func(spec map[string]any) {
+		for _, c := range changes {
+			c(spec)
+		}
+	}
+}
+
+func newObject(t *testing.T, kind, name string) *unstructured.Unstructured {
+	t.Helper()
+	u := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(bases[kind]), &u.Object); err != nil {
+		t.Fatalf("base %s: %v", kind, err)
+	}
+	u.SetNamespace(validationNamespace)
+	u.SetName(name)
+	return u
+}
+
+func spec(u *unstructured.Unstructured) map[string]any { return u.Object["spec"].(map[string]any) }
+
+func TestValidObjectsAccepted(t *testing.T) {
+	ctx := context.Background()
+	ensureNamespace(t, validationNamespace)
+	for kind := range bases {
+		u := newObject(t, kind, "valid-"+strings.ToLower(kind))
+		if err := env.Client.Create(ctx, u); err != nil {
+			t.Errorf("%s: valid base rejected: %v", kind, err)
+		}
+	}
+}
+
+func TestInvalidManifestsRejected(t *testing.T) {
+	allCategories := []any{"identity", "bsn", "contact", "request", "plan", "reports", "decisions", "health", "safety", "finance", "family"}
+	cases := []struct {
+		name   string
+		kind   string
+		change change
+		// update: create the base first, then apply the change as an update.
+		update bool
+		want   []string
+	}{
+		// DossierStore
+		{"unknown data category", "DossierStore", set("dataCategories", []any{"identity", "medical"}), false,
+			[]string{"spec.dataCategories[1]", `Unsupported value: "medical"`, `"identity"`, `"family"`}},
+		{"duplicate data category", "DossierStore", set("dataCategories", []any{"identity", "identity"}), false,
+			[]string{"spec.dataCategories[1]", "Duplicate value"}},
+		{"no data categories", "DossierStore", all(set("dataCategories", []any{}), del("audit")), false,
+			[]string{"spec.dataCategories", "at least 1 items"}},
+		{"unknown service", "DossierStore", set("service", "Daycare"), false,
+			[]string{"spec.service", `Unsupported value: "Daycare"`}},
+		{"empty workload selector", "DossierStore", set("workload.selector", map[string]any{}), false,
+			[]string{"spec.workload.selector", "must not be empty"}},
+		{"proxy port equals app port", "DossierStore", set("workload.proxyPort", int64(8080)), false,
+			[]string{"spec.workload.proxyPort", "proxyPort must differ from spec.workload.appPort"}},
+		{"app port out of range", "DossierStore", set("workload.appPort", int64(70000)), false,
+			[]string{"spec.workload.appPort", "less than or equal to 65535"}},
+		{"size not a quantity", "DossierStore", set("storage.size", "lots"), false,
+			[]string{"spec.storage.size", "must be a positive quantity such as 20Gi"}},
+		{"key rotation in days", "DossierStore", set("encryption.keyRotationPeriod", "90d"), false,
+			[]string{"spec.encryption.keyRotationPeriod", "between 1h and 8760h"}},
+		{"key rotation too short", "DossierStore", set("encryption.keyRotationPeriod", "10m"), false,
+			[]string{"spec.encryption.keyRotationPeriod", "between 1h and 8760h"}},
+		{"route category outside the store", "DossierStore",
+			set("audit.routes", []any{map[string]any{"name": "r", "method": "GET", "path": "/x", "categories": []any{"health"}, "action": "read"}}), false,
+			[]string{"spec.audit.routes: every route category must be one of spec.dataCategories"}},
+		{"route path without slash", "DossierStore",
+			set("audit.routes", []any{map[string]any{"name": "r", "method": "GET", "path": "api/x", "categories": []any{"identity"}, "action": "read"}}), false,
+			[]string{"spec.audit.routes[0].path", "must start with /"}},
+		{"storage class changed", "DossierStore", set("storage.storageClassName", "other"), true,
+			[]string{"spec.storage.storageClassName", "immutable"}},
+		{"volume shrunk", "DossierStore", set("storage.size", "5Gi"), true,
+			[]string{"spec.storage.size", "may grow but never shrink"}},
+		{"service changed", "DossierStore", set("service", "YouthCare"), true,
+			[]string{"spec.service", "immutable"}},
+
+		// AccessRole
+		{"no subjects", "AccessRole", set("subjects", []any{}), false,
+			[]string{"spec.subjects", "at least 1 items"}},
+		{"unknown subject kind", "AccessRole", set("subjects", []any{map[string]any{"kind": "Robot", "name": "r2"}}), false,
+			[]string{"spec.subjects[0].kind", `Unsupported value: "Robot"`}},
+		{"service account without namespace", "AccessRole", set("subjects", []any{map[string]any{"kind": "ServiceAccount", "name": "batch"}}), false,
+			[]string{"spec.subjects[0]", "namespace is required for a ServiceAccount subject"}},
+		{"duplicate subject", "AccessRole", set("subjects", []any{map[string]any{"kind": "Group", "name": "a"}, map[string]any{"kind": "Group", "name": "a"}}), false,
+			[]string{"spec.subjects", "must not list the same subject twice"}},
+		{"unknown action", "AccessRole", set("actions", []any{"delete"}), false,
+			[]string{"spec.actions[0]", `Unsupported value: "delete"`}},
+		{"break-glass without review period", "AccessRole",
+			all(set("breakGlass", map[string]any{}), set("justification", "Acute zorg om de veiligheid van een kind")), false,
+			[]string{"spec.breakGlass.reviewPeriod", "Required value"}},
+		{"break-glass without justification", "AccessRole", set("breakGlass", map[string]any{"reviewPeriod": "P30D"}), false,
+			[]string{"spec.justification of at least 20 characters is required for a break-glass role"}},
+		{"break-glass review period not ISO 8601", "AccessRole",
+			all(set("breakGlass", map[string]any{"reviewPeriod": "30 days"}), set("justification", "Acute zorg om de veiligheid van een kind")), false,
+			[]string{"spec.breakGlass.reviewPeriod", "ISO 8601 period"}},
+		{"every category without justification", "AccessRole", set("categories", allCategories), false,
+			[]string{"required for a role that grants every data category"}},
+		{"role store changed", "AccessRole", set("storeRef.name", "other"), true,
+			[]string{"spec.storeRef", "immutable"}},
+
+		// SharingAgreement
+		{"consent basis without consent", "SharingAgreement", del("consent"), false,
+			[]string{"spec.consent: Invalid value", "spec.consent is required when spec.legalBasis is Consent"}},
+		{"consent given for another basis", "SharingAgreement",
+			all(set("legalBasis", "LegalObligation"), set("legalReference", "Jeugdwet art. 7.1.4.1")), false,
+			[]string{"must be absent for any other basis"}},
+		{"vital interest without justification", "SharingAgreement",
+			all(set("legalBasis", "VitalInterest"), del("consent"), set("reviewDate", "2027-01-01T00:00:00Z")), false,
+			[]string{"spec.justification of at least 20 characters is required when spec.legalBasis is VitalInterest"}},
+		{"vital interest without review date", "SharingAgreement",
+			all(set("legalBasis", "VitalInterest"), del("consent"), set("justification", "Acute onveiligheid van een kind, Meldcode stap 5")), false,
+			[]string{"spec.reviewDate: Required value", "spec.reviewDate is required when spec.legalBasis is VitalInterest"}},
+		{"legal obligation without reference", "SharingAgreement", all(set("legalBasis", "LegalObligation"), del("consent")), false,
+			[]string{"spec.legalReference is required when spec.legalBasis is LegalObligation or PublicTask"}},
+		{"public task without reference", "SharingAgreement", all(set("legalBasis", "PublicTask"), del("consent")), false,
+			[]string{"spec.legalReference is required"}},
+		{"window ends before it starts", "SharingAgreement", set("validUntil", "2026-08-01T00:00:00Z"), false,
+			[]string{"spec.validUntil: Invalid value", "spec.validUntil must be after spec.validFrom"}},
+		{"partner not reachable", "SharingAgreement", del("partner.cidrs"), false,
+			[]string{"spec.partner must be reachable by at least one of namespace, podSelector or cidrs"}},
+		{"invalid CIDR", "SharingAgreement", set("partner.cidrs", []any{"10.0.0.300/24"}), false,
+			[]string{"spec.partner.cidrs", "must hold valid CIDRs"}},
+		{"CIDR for the whole internet", "SharingAgreement", set("partner.cidrs", []any{"0.0.0.0/0"}), false,
+			[]string{"spec.partner.cidrs", "must not be broader than /8"}},
+		{"port zero", "SharingAgreement", set("partner.ports", []any{map[string]any{"port": int64(0)}}), false,
+			[]string{"spec.partner.ports[0].port", "greater than or equal to 1"}},
+		{"consent reference is a name", "SharingAgreement", set("consent.reference", "Jan de Vries"), false,
+			[]string{"spec.consent.reference", "never a name or BSN"}},
+		{"unknown partner type", "SharingAgreement", set("partner.type", "Insurer"), false,
+			[]string{"spec.partner.type", `Unsupported value: "Insurer"`}},
+		{"agreement store changed", "SharingAgreement", set("storeRef.name", "other"), true,
+			[]string{"spec.storeRef", "immutable"}},
+
+		// RetentionPolicy
+		{"period in words", "RetentionPolicy", rule(0, "period", "20 years"), false,
+			[]string{"spec.rules[0].period", "ISO 8601 period with one positive unit"}},
+		{"zero period", "RetentionPolicy", rule(0, "period", "P0Y"), false,
+			[]string{"spec.rules[0].period", "ISO 8601 period with one positive unit"}},
+		{"schedule in words", "RetentionPolicy", set("schedule", "every night"), false,
+			[]string{"spec.schedule", "must be a cron schedule with five fields"}},
+		{"schedule hour out of range", "RetentionPolicy", set("schedule", "0 25 * * *"), false,
+			[]string{"spec.schedule", "hour 0-23"}},
+		{"duplicate rule names", "RetentionPolicy", func(s map[string]any) {
+			r := s["rules"].([]any)[0]
+			s["rules"] = []any{r, r}
+		}, false, []string{"spec.rules[1]", "Duplicate value"}},
+		{"anonymise without columns", "RetentionPolicy", rule(0, "action", "Anonymise"), false,
+			[]string{"spec.rules[0]", "anonymiseColumns must list at least one column when action is Anonymise"}},
+		{"anonymise columns with delete", "RetentionPolicy", rule(0, "anonymiseColumns", []any{"name"}), false,
+			[]string{"spec.rules[0]", "anonymiseColumns is only allowed when action is Anonymise"}},
+		{"anonymise the id column", "RetentionPolicy", all(rule(0, "action", "Anonymise"), rule(0, "anonymiseColumns", []any{"id"})), false,
+			[]string{"spec.rules[0]", "must not include idColumn or the clock column"}},
+		{"table name with SQL", "RetentionPolicy", rule(0, "table", "dossiers; DROP TABLE clients"), false,
+			[]string{"spec.rules[0].table", "must be a plain SQL table name"}},
+		{"column name with quotes", "RetentionPolicy", rule(0, "legalHoldColumn", `hold" OR 1=1 --`), false,
+			[]string{"spec.rules[0].legalHoldColumn", "must be a plain SQL identifier"}},
+		{"batch size zero", "RetentionPolicy", set("batchSize", int64(0)), false,
+			[]string{"spec.batchSize", "greater than or equal to 1"}},
+		{"no rules", "RetentionPolicy", set("rules", []any{}), false,
+			[]string{"spec.rules", "at least 1 items"}},
+		{"policy store changed", "RetentionPolicy", set("storeRef.name", "other"), true,
+			[]string{"spec.storeRef", "immutable"}},
+	}
+	if len(cases) < 25 {
+		t.Fatalf("the issue asks for at least 25 invalid manifests, have %d", len(cases))
+	}
+
+	ctx := context.Background()
+	ensureNamespace(t, validationNamespace)
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			u := newObject(t, tc.kind, fmt.Sprintf("invalid-%d", i))
+			if tc.update {
+				if err := env.Client.Create(ctx, u); err != nil {
+					t.Fatalf("create base: %v", err)
+				}
+				tc.change(spec(u))
+				err := env.Client.Update(ctx, u)
+				assertRejected(t, err, tc.want)
+				return
+			}
+			tc.change(spec(u))
+			err := env.Client.Create(ctx, u)
+			assertRejected(t, err, tc.want)
+		})
+	}
+}
+
+func assertRejected(t *testing.T, err error, want []string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("accepted; want a rejection mentioning %q", want)
+	}
+	t.Logf("rejected: %v", err)
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("rejection does not mention %q:\n%v", w, err)
+		}
+	}
+}
+
+func ensureNamespace(t *testing.T, name string) {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if err := env.Client.Create(context.Background(), ns); err != nil && !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("create namespace %s: %v", name, err)
+	}
+}

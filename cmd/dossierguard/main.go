@@ -1,0 +1,46 @@
+// Command dossierguard is the single binary of the dossierguard operator. Its
+// subcommands are the roles the operator plays: the controller manager, the
+// audit proxy sidecar, the retention sweeper and the audit-log verifier.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	if err := newRootCommand().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "Error:", err)
+		os.Exit(1)
+	}
+}
+
+func newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "dossierguard",
+		Short: "Privacy controls for the case-management systems of municipal social services",
+		Long: `dossierguard enforces privacy controls on the case-management systems of Dutch
+municipal social services: encrypted dossier stores, need-to-know access roles,
+consent- and time-bound sharing agreements and statutory retention.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newManagerCommand(), newVersionCommand())
+	return root
+}
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func newVersionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintln(cmd.OutOrStdout(), version)
+		},
+	}
+}
