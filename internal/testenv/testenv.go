@@ -55,4 +55,3 @@ func Start() (*Env, error) {
 
 // Kinds lists the dossierguard kinds, for tests that walk all of them.
 var Kinds = []string{"DossierStore", "AccessRole", "SharingAgreement", "RetentionPolicy"}
-
