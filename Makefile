@@ -25,7 +25,7 @@ generate: $(CONTROLLER_GEN) ## Generate deepcopy code.
 
 .PHONY: manifests
 manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC from markers.
-	$(CONTROLLER_GEN) rbac:roleName=dossierguard-manager crd:allowDangerousTypes=false paths="./..." \
+	$(CONTROLLER_GEN) rbac:roleName=dossierguard-manager crd:allowDangerousTypes=false paths="./api/...;./controllers/...;./internal/...;./cmd/..." \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 
 .PHONY: fmt

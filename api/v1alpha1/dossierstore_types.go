@@ -107,6 +107,47 @@ type WorkloadSpec struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=65535
 	ProxyPort int32 `json:"proxyPort,omitempty"`
+
+	// IngressNamespaces may also reach the audit proxy, besides the store's
+	// own namespace: for example the ingress controller's namespace. Partners
+	// are admitted by SharingAgreements, not here.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=10
+	// +kubebuilder:validation:items:MaxLength=63
+	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	IngressNamespaces []string `json:"ingressNamespaces,omitempty"`
+
+	// Dependencies are the in-cluster services the application needs, such
+	// as its database. Besides DNS, the workload may reach only these and,
+	// through SharingAgreements, its partners.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=10
+	Dependencies []Dependency `json:"dependencies,omitempty"`
+}
+
+// Dependency is an in-cluster service the application may reach.
+type Dependency struct {
+	// Name of the dependency, such as database.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Name string `json:"name"`
+	// Namespace of the dependency; the store's own when empty.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Namespace string `json:"namespace,omitempty"`
+	// PodSelector picks the dependency's pods.
+	// +kubebuilder:validation:XValidation:rule="(has(self.matchLabels) && size(self.matchLabels) > 0) || (has(self.matchExpressions) && size(self.matchExpressions) > 0)",message="podSelector must not be empty: name the dependency's pods"
+	PodSelector metav1.LabelSelector `json:"podSelector"`
+	// Ports of the dependency.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=10
+	// +listType=atomic
+	Ports []NetworkPort `json:"ports"`
 }
 
 // StorageSpec is the volume that holds the dossiers.

@@ -88,11 +88,11 @@ type Partner struct {
 	// +optional
 	// +kubebuilder:validation:MaxItems=10
 	// +listType=atomic
-	Ports []PartnerPort `json:"ports,omitempty"`
+	Ports []NetworkPort `json:"ports,omitempty"`
 }
 
-// PartnerPort is a port and protocol.
-type PartnerPort struct {
+// NetworkPort is a port and protocol.
+type NetworkPort struct {
 	// Port number.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=65535

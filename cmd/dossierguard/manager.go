@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/dossierguard/dossierguard/controllers"
 	"github.com/dossierguard/dossierguard/internal/scheme"
 )
 
@@ -54,9 +55,13 @@ func runManager(cmd *cobra.Command, opts managerOptions) error {
 		LeaderElection:          opts.leaderElect,
 		LeaderElectionID:        "dossierguard.privacy.dossierguard.io",
 		LeaderElectionNamespace: opts.leaderElectionNamespace,
+		Cache:                   controllers.CacheOptions(),
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
+	}
+	if err := controllers.SetupAll(mgr, controllers.Options{}); err != nil {
+		return fmt.Errorf("set up reconcilers: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return fmt.Errorf("add health check: %w", err)

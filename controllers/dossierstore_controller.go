@@ -1,0 +1,286 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	"github.com/dossierguard/dossierguard/api/v1alpha1"
+	"github.com/dossierguard/dossierguard/internal/compliance"
+	"github.com/dossierguard/dossierguard/internal/resources"
+)
+
+// StoreFinalizer keeps a store until its dossier volume has been released
+// (or, with deletionPolicy Delete, handed to garbage collection).
+const StoreFinalizer = "privacy.dossierguard.io/dossier-volume"
+
+// storageClassIndex indexes stores by the StorageClass they name.
+const storageClassIndex = "spec.storage.storageClassName"
+
+// DossierStoreReconciler provisions a store's encrypted volume, data key,
+// key access and network isolation, and reports compliance.
+type DossierStoreReconciler struct {
+	client.Client
+	Recorder recorder.EventRecorder
+	// Clock is injectable so that tests can move time for key rotation.
+	Clock clock.PassiveClock
+}
+
+// +kubebuilder:rbac:groups=privacy.dossierguard.io,resources=dossierstores,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=privacy.dossierguard.io,resources=dossierstores/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=privacy.dossierguard.io,resources=dossierstores/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=storage.k8s.io,resources=storageclasses,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile brings one DossierStore to its desired state.
+func (r *DossierStoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	store := &v1alpha1.DossierStore{}
+	if err := r.Get(ctx, req.NamespacedName, store); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !store.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.reconcileDelete(ctx, store)
+	}
+	// The finalizer goes on before any child exists, so that no volume is
+	// ever created that deletion could not account for. The update does not
+	// change the generation, so the reconcile goes on with the fresh object.
+	if controllerutil.AddFinalizer(store, StoreFinalizer) {
+		if err := r.Update(ctx, store); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+
+	before := store.DeepCopy()
+	now := r.Clock.Now()
+	facts := storeFacts{now: now}
+	var keyErr, accessErr, claimErr, isolationErr error
+	facts.encryption = r.reconcileEncryption(ctx, store)
+	facts.key, keyErr = r.reconcileDataKey(ctx, store, now)
+	facts.keyAccess, accessErr = r.reconcileKeyAccess(ctx, store)
+	facts.claim, claimErr = r.reconcileClaim(ctx, store, facts.encryption)
+	facts.isolation, isolationErr = r.reconcileIsolation(ctx, store)
+
+	setStoreStatus(store, facts)
+	statusErr := r.writeStatus(ctx, before, store)
+	r.recordTransitions(before, store)
+	return ctrl.Result{RequeueAfter: requeueFor(facts.key.NextRotation, now)},
+		errors.Join(keyErr, accessErr, claimErr, isolationErr, statusErr)
+}
+
+// reconcileEncryption verifies the StorageClass; it never writes.
+func (r *DossierStoreReconciler) reconcileEncryption(ctx context.Context, store *v1alpha1.DossierStore) compliance.Encryption {
+	name := store.Spec.Storage.StorageClassName
+	class := &storagev1.StorageClass{}
+	if err := r.Get(ctx, client.ObjectKey{Name: name}, class); err != nil {
+		if !apierrors.IsNotFound(err) {
+			log.FromContext(ctx).Error(err, "Reading the StorageClass failed", "storageClass", name)
+		}
+		return compliance.VerifyStorageClass(name, nil)
+	}
+	return compliance.VerifyStorageClass(name, class)
+}
+
+// reconcileDataKey creates the data key or adds a version when the current
+// one has expired. Key material never leaves this function but to the API.
+func (r *DossierStoreReconciler) reconcileDataKey(ctx context.Context, store *v1alpha1.DossierStore, now time.Time) (compliance.KeyFacts, error) {
+	facts := compliance.KeyFacts{Secret: resources.KeySecretName(store)}
+	period := keyRotationPeriod(store)
+	secret := &corev1.Secret{}
+	err := r.Get(ctx, client.ObjectKey{Namespace: store.Namespace, Name: facts.Secret}, secret)
+	if apierrors.IsNotFound(err) {
+		secret, err = nil, nil
+	}
+	if err != nil {
+		facts.Failed = true
+		return facts, fmt.Errorf("read data key: %w", err)
+	}
+	ring, err := resources.ReadKeyRing(secret)
+	if err != nil {
+		// A damaged key Secret is never overwritten: older versions may
+		// still be needed to decrypt dossiers.
+		facts.Failed = true
+		return facts, fmt.Errorf("data key Secret %s: %w", facts.Secret, err)
+	}
+	if ring.NeedsRotation(now, period) {
+		if ring, err = ring.Rotate(now, nil); err != nil {
+			facts.Failed = true
+			return facts, err
+		}
+	}
+	if _, err := applyChild(ctx, r.Client, resources.DataKeySecret(store, ring), &corev1.Secret{}); err != nil {
+		facts.Failed = true
+		return facts, fmt.Errorf("apply data key: %w", err)
+	}
+	current := ring.Current()
+	facts.Version, facts.Versions, facts.NextRotation = current.Version, len(ring.Versions), ring.NextRotation(period)
+	return facts, nil
+}
+
+// reconcileKeyAccess limits reading the data key to the workload.
+func (r *DossierStoreReconciler) reconcileKeyAccess(ctx context.Context, store *v1alpha1.DossierStore) (bool, error) {
+	if _, err := applyChild(ctx, r.Client, resources.KeyReaderRole(store), &rbacv1.Role{}); err != nil {
+		return false, fmt.Errorf("apply key reader Role: %w", err)
+	}
+	if _, err := applyChild(ctx, r.Client, resources.KeyReaderBinding(store), &rbacv1.RoleBinding{}); err != nil {
+		return false, fmt.Errorf("apply key reader RoleBinding: %w", err)
+	}
+	return true, nil
+}
+
+// reconcileClaim creates or grows the dossier volume, only on a class that
+// encrypts at rest. An existing claim is never removed here.
+func (r *DossierStoreReconciler) reconcileClaim(ctx context.Context, store *v1alpha1.DossierStore, encryption compliance.Encryption) (bool, error) {
+	if !encryption.Encrypted() {
+		return false, nil
+	}
+	if _, err := applyChild(ctx, r.Client, resources.DossierClaim(store), &corev1.PersistentVolumeClaim{}); err != nil {
+		return false, fmt.Errorf("apply dossier volume claim: %w", err)
+	}
+	return true, nil
+}
+
+// reconcileIsolation applies the default-deny NetworkPolicy.
+func (r *DossierStoreReconciler) reconcileIsolation(ctx context.Context, store *v1alpha1.DossierStore) (bool, error) {
+	if _, err := applyChild(ctx, r.Client, resources.IsolationPolicy(store), &networkingv1.NetworkPolicy{}); err != nil {
+		return false, fmt.Errorf("apply isolation NetworkPolicy: %w", err)
+	}
+	return true, nil
+}
+
+// reconcileDelete releases the dossier volume unless the store says to
+// delete it, then lets the store go. Dossiers are never deleted silently.
+func (r *DossierStoreReconciler) reconcileDelete(ctx context.Context, store *v1alpha1.DossierStore) error {
+	if !controllerutil.ContainsFinalizer(store, StoreFinalizer) {
+		return nil
+	}
+	if store.Spec.Storage.DeletionPolicy != v1alpha1.DeletionDelete {
+		released, err := r.releaseClaim(ctx, store)
+		if err != nil {
+			return err
+		}
+		if released {
+			r.Recorder.Eventf(store, nil, corev1.EventTypeNormal, "DossierVolumeRetained", "Delete",
+				"PersistentVolumeClaim %s is retained after the store was deleted; see the README on releasing it", resources.ClaimName(store))
+		}
+	}
+	controllerutil.RemoveFinalizer(store, StoreFinalizer)
+	return r.Update(ctx, store)
+}
+
+// releaseClaim removes the store's owner reference from the claim so that
+// garbage collection keeps it, and marks where it came from.
+func (r *DossierStoreReconciler) releaseClaim(ctx context.Context, store *v1alpha1.DossierStore) (bool, error) {
+	claim := &corev1.PersistentVolumeClaim{}
+	err := r.Get(ctx, client.ObjectKey{Namespace: store.Namespace, Name: resources.ClaimName(store)}, claim)
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read dossier volume claim: %w", err)
+	}
+	patch := client.MergeFrom(claim.DeepCopy())
+	owners := claim.OwnerReferences[:0]
+	for _, o := range claim.OwnerReferences {
+		if o.UID != store.UID {
+			owners = append(owners, o)
+		}
+	}
+	claim.OwnerReferences = owners
+	if claim.Annotations == nil {
+		claim.Annotations = map[string]string{}
+	}
+	claim.Annotations[resources.AnnotationRetained] = store.Name
+	if err := r.Patch(ctx, claim, patch); err != nil {
+		return false, fmt.Errorf("release dossier volume claim: %w", err)
+	}
+	log.FromContext(ctx).Info("Retained the dossier volume of a deleted store", "claim", klog.KObj(claim))
+	return true, nil
+}
+
+// writeStatus writes the status once, and only when it changed.
+func (r *DossierStoreReconciler) writeStatus(ctx context.Context, before, store *v1alpha1.DossierStore) error {
+	if equality.Semantic.DeepEqual(before.Status, store.Status) {
+		return nil
+	}
+	if err := r.Status().Patch(ctx, store, client.MergeFrom(before)); err != nil {
+		return fmt.Errorf("write status: %w", err)
+	}
+	return nil
+}
+
+// SetupWithManager registers the reconciler, its watches and its index.
+func (r *DossierStoreReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.DossierStore{}, storageClassIndex,
+		func(o client.Object) []string {
+			return []string{o.(*v1alpha1.DossierStore).Spec.Storage.StorageClassName}
+		}); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.DossierStore{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
+		Owns(&corev1.PersistentVolumeClaim{}).
+		Owns(&corev1.Secret{}).
+		Owns(&networkingv1.NetworkPolicy{}).
+		Owns(&rbacv1.Role{}).
+		Owns(&rbacv1.RoleBinding{}).
+		Watches(&storagev1.StorageClass{}, handler.EnqueueRequestsFromMapFunc(r.storesUsingClass)).
+		Named("dossierstore").
+		Complete(r)
+}
+
+// storesUsingClass maps a StorageClass to the stores that name it.
+func (r *DossierStoreReconciler) storesUsingClass(ctx context.Context, class client.Object) []reconcile.Request {
+	stores := &v1alpha1.DossierStoreList{}
+	if err := r.List(ctx, stores, client.MatchingFields{storageClassIndex: class.GetName()}); err != nil {
+		log.FromContext(ctx).Error(err, "Listing the stores of a StorageClass failed", "storageClass", class.GetName())
+		return nil
+	}
+	requests := make([]reconcile.Request, 0, len(stores.Items))
+	for _, s := range stores.Items {
+		requests = append(requests, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&s)})
+	}
+	return requests
+}
+
+// keyRotationPeriod parses the validated period, 90 days by default.
+func keyRotationPeriod(store *v1alpha1.DossierStore) time.Duration {
+	if d, err := time.ParseDuration(store.Spec.Encryption.KeyRotationPeriod); err == nil && d > 0 {
+		return d
+	}
+	return 90 * 24 * time.Hour
+}
+
+// requeueFor is how long to wait until t, at least a second.
+func requeueFor(t, now time.Time) time.Duration {
+	if t.IsZero() {
+		return 0
+	}
+	if d := t.Sub(now); d > time.Second {
+		return d
+	}
+	return time.Second
+}

@@ -1,0 +1,160 @@
+package controllers
+
+import (
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/dossierguard/dossierguard/api/v1alpha1"
+	"github.com/dossierguard/dossierguard/internal/compliance"
+	"github.com/dossierguard/dossierguard/internal/resources"
+)
+
+// DossierStore condition types, one per control, beside Ready and Compliant.
+const (
+	ConditionEncryptionVerified = "EncryptionVerified"
+	ConditionVolumeProvisioned  = "VolumeProvisioned"
+	ConditionKeyRotated         = "KeyRotated"
+	ConditionNetworkIsolated    = "NetworkIsolated"
+)
+
+// DossierStore condition reasons.
+const (
+	ReasonStoreReady            = "StoreReady"
+	ReasonClaimApplied          = "ClaimApplied"
+	ReasonClaimWithheld         = "WithheldUntilEncryptionVerified"
+	ReasonClaimFailed           = "ClaimNotApplied"
+	ReasonAllControlsPass       = "AllControlsPass"
+	ReasonControlFailed         = "ControlFailed"
+	ReasonEncryptionUnverified  = "EncryptionUnverified"
+	ReasonDependencyUnavailable = "DependencyUnavailable"
+)
+
+// storeFacts is what the reconcile steps found and did.
+type storeFacts struct {
+	now        time.Time
+	encryption compliance.Encryption
+	key        compliance.KeyFacts
+	keyAccess  bool
+	claim      bool
+	isolation  bool
+}
+
+// setStoreStatus computes the whole status from the facts, in memory.
+func setStoreStatus(store *v1alpha1.DossierStore, f storeFacts) {
+	st := &store.Status
+	st.ObservedGeneration = store.Generation
+	st.Encryption = string(f.encryption.Method)
+	st.KeySecretName = ""
+	st.KeyVersion = 0
+	st.NextKeyRotation = nil
+	if !f.key.Failed {
+		st.KeySecretName = f.key.Secret
+		st.KeyVersion = f.key.Version
+		st.NextKeyRotation = &metav1.Time{Time: f.key.NextRotation}
+	}
+	st.ClaimName = ""
+	if f.claim {
+		st.ClaimName = resources.ClaimName(store)
+	}
+	st.Compliance = []v1alpha1.ComplianceControl{
+		compliance.EncryptionControl(f.encryption, resources.ClaimName(store)),
+		compliance.KeyManagementControl(f.key, f.now),
+		compliance.KeyAccessControl(f.keyAccess, resources.KeyReaderName(store), store.Spec.Workload.ServiceAccountName),
+		compliance.NetworkControl(f.isolation, resources.IsolationPolicyName(store), resources.ProxyPort(store)),
+	}
+
+	setEncryptionCondition(store, f.encryption)
+	setVolumeCondition(store, f)
+	setKeyCondition(store, f.key, f.now)
+	setIsolationCondition(store, f.isolation)
+	setCompliantCondition(store, &st.Conditions, st.Compliance)
+	setStoreReadyCondition(store, f)
+}
+
+func setCondition(obj metav1.Object, conditions *[]metav1.Condition, t string, ok bool, reason, message string) {
+	status := metav1.ConditionFalse
+	if ok {
+		status = metav1.ConditionTrue
+	}
+	meta.SetStatusCondition(conditions, metav1.Condition{
+		Type: t, Status: status, Reason: reason, Message: message, ObservedGeneration: obj.GetGeneration(),
+	})
+}
+
+func setEncryptionCondition(store *v1alpha1.DossierStore, e compliance.Encryption) {
+	setCondition(store, &store.Status.Conditions, ConditionEncryptionVerified, e.Encrypted(), e.Reason, e.Message)
+}
+
+func setVolumeCondition(store *v1alpha1.DossierStore, f storeFacts) {
+	switch {
+	case !f.encryption.Encrypted():
+		setCondition(store, &store.Status.Conditions, ConditionVolumeProvisioned, false, ReasonClaimWithheld,
+			"no PersistentVolumeClaim is created on a StorageClass that is not verified to encrypt at rest")
+	case !f.claim:
+		setCondition(store, &store.Status.Conditions, ConditionVolumeProvisioned, false, ReasonClaimFailed,
+			"the dossier volume claim could not be applied; see the operator's events")
+	default:
+		setCondition(store, &store.Status.Conditions, ConditionVolumeProvisioned, true, ReasonClaimApplied,
+			fmt.Sprintf("PersistentVolumeClaim %s on StorageClass %s", resources.ClaimName(store), store.Spec.Storage.StorageClassName))
+	}
+}
+
+func setKeyCondition(store *v1alpha1.DossierStore, k compliance.KeyFacts, now time.Time) {
+	c := compliance.KeyManagementControl(k, now)
+	setCondition(store, &store.Status.Conditions, ConditionKeyRotated, c.Result == v1alpha1.ResultPass, c.Reason, c.Message)
+}
+
+func setIsolationCondition(store *v1alpha1.DossierStore, applied bool) {
+	c := compliance.NetworkControl(applied, resources.IsolationPolicyName(store), resources.ProxyPort(store))
+	setCondition(store, &store.Status.Conditions, ConditionNetworkIsolated, applied, c.Reason, c.Message)
+}
+
+// setCompliantCondition summarises the compliance rows of any kind.
+func setCompliantCondition(obj metav1.Object, conditions *[]metav1.Condition, controls []v1alpha1.ComplianceControl) {
+	if failed := compliance.FirstFailure(controls); failed != nil {
+		setCondition(obj, conditions, v1alpha1.ConditionCompliant, false, ReasonControlFailed,
+			fmt.Sprintf("%s (%s): %s", failed.Control, failed.Reference, failed.Message))
+		return
+	}
+	setCondition(obj, conditions, v1alpha1.ConditionCompliant, true, ReasonAllControlsPass,
+		fmt.Sprintf("all %d controls pass", len(controls)))
+}
+
+// setStoreReadyCondition: Ready when the store may hold dossiers.
+func setStoreReadyCondition(store *v1alpha1.DossierStore, f storeFacts) {
+	conds := &store.Status.Conditions
+	switch {
+	case !f.encryption.Encrypted():
+		setCondition(store, conds, v1alpha1.ConditionReady, false, ReasonEncryptionUnverified, f.encryption.Message)
+	case f.key.Failed || !f.keyAccess || !f.claim || !f.isolation:
+		setCondition(store, conds, v1alpha1.ConditionReady, false, ReasonDependencyUnavailable,
+			"not every child object could be applied; see the conditions and the operator's events")
+	default:
+		setCondition(store, conds, v1alpha1.ConditionReady, true, ReasonStoreReady,
+			fmt.Sprintf("dossiers are stored on %s storage with data key version %d behind a default-deny network policy",
+				f.encryption.Method, f.key.Version))
+	}
+}
+
+// recordTransitions emits events when readiness, encryption or the key version change.
+func (r *DossierStoreReconciler) recordTransitions(before, after *v1alpha1.DossierStore) {
+	for _, t := range []string{v1alpha1.ConditionReady, ConditionEncryptionVerified, v1alpha1.ConditionCompliant} {
+		old, now := meta.FindStatusCondition(before.Status.Conditions, t), meta.FindStatusCondition(after.Status.Conditions, t)
+		if now == nil || (old != nil && old.Status == now.Status && old.Reason == now.Reason) {
+			continue
+		}
+		eventType := corev1.EventTypeNormal
+		if now.Status != metav1.ConditionTrue {
+			eventType = corev1.EventTypeWarning
+		}
+		r.Recorder.Eventf(after, nil, eventType, now.Reason, "Reconcile", "%s=%s: %s", t, now.Status, now.Message)
+	}
+	if before.Status.KeyVersion != 0 && after.Status.KeyVersion > before.Status.KeyVersion {
+		r.Recorder.Eventf(after, nil, corev1.EventTypeNormal, "KeyRotated", "RotateKey",
+			"data key version %d added; earlier versions kept for decryption", after.Status.KeyVersion)
+	}
+}

@@ -1,0 +1,147 @@
+package resources
+
+import (
+	"crypto/rand"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	rbacv1ac "k8s.io/client-go/applyconfigurations/rbac/v1"
+
+	"github.com/dossierguard/dossierguard/api/v1alpha1"
+)
+
+// Data-key layout in the store's Secret: data "key-<n>" holds version n (32
+// random bytes); annotations record the current version and when each
+// version was created. Older versions stay for decryption.
+const (
+	KeySize                  = 32
+	AnnotationCurrentVersion = "privacy.dossierguard.io/current-key-version"
+	annotationCreatedPrefix  = "privacy.dossierguard.io/key-created-"
+	keyDataPrefix            = "key-"
+)
+
+// KeyVersion is one data key.
+type KeyVersion struct {
+	Version int32
+	Key     []byte
+	Created time.Time
+}
+
+// KeyRing is the set of data-key versions of a store; the highest is current.
+type KeyRing struct {
+	Versions []KeyVersion // ascending by version
+}
+
+// Current is the newest version, or nil for an empty ring.
+func (k KeyRing) Current() *KeyVersion {
+	if len(k.Versions) == 0 {
+		return nil
+	}
+	return &k.Versions[len(k.Versions)-1]
+}
+
+// NextRotation is when the current key expires.
+func (k KeyRing) NextRotation(period time.Duration) time.Time {
+	if c := k.Current(); c != nil {
+		return c.Created.Add(period)
+	}
+	return time.Time{}
+}
+
+// NeedsRotation says whether a new version is due at now (or the ring is empty).
+func (k KeyRing) NeedsRotation(now time.Time, period time.Duration) bool {
+	return k.Current() == nil || !now.Before(k.NextRotation(period))
+}
+
+// Rotate returns the ring with a new random version created at now.
+func (k KeyRing) Rotate(now time.Time, random io.Reader) (KeyRing, error) {
+	if random == nil {
+		random = rand.Reader
+	}
+	key := make([]byte, KeySize)
+	if _, err := io.ReadFull(random, key); err != nil {
+		return k, fmt.Errorf("generate data key: %w", err)
+	}
+	next := int32(1)
+	if c := k.Current(); c != nil {
+		next = c.Version + 1
+	}
+	versions := append(append([]KeyVersion(nil), k.Versions...), KeyVersion{Version: next, Key: key, Created: now.UTC().Truncate(time.Second)})
+	return KeyRing{Versions: versions}, nil
+}
+
+// ReadKeyRing parses a data-key Secret. A nil Secret is an empty ring. A
+// malformed Secret is an error that never quotes key material.
+func ReadKeyRing(secret *corev1.Secret) (KeyRing, error) {
+	if secret == nil {
+		return KeyRing{}, nil
+	}
+	var ring KeyRing
+	for name, key := range secret.Data {
+		if !strings.HasPrefix(name, keyDataPrefix) {
+			continue
+		}
+		v, err := strconv.ParseInt(strings.TrimPrefix(name, keyDataPrefix), 10, 32)
+		if err != nil || v < 1 {
+			return KeyRing{}, fmt.Errorf("data key entry %q has no valid version number", name)
+		}
+		if len(key) != KeySize {
+			return KeyRing{}, fmt.Errorf("data key version %d has %d bytes, want %d", v, len(key), KeySize)
+		}
+		created, err := time.Parse(time.RFC3339, secret.Annotations[annotationCreatedPrefix+strconv.FormatInt(v, 10)])
+		if err != nil {
+			return KeyRing{}, fmt.Errorf("data key version %d has no valid creation time", v)
+		}
+		ring.Versions = append(ring.Versions, KeyVersion{Version: int32(v), Key: key, Created: created})
+	}
+	sort.Slice(ring.Versions, func(i, j int) bool { return ring.Versions[i].Version < ring.Versions[j].Version })
+	return ring, nil
+}
+
+// DataKeySecret is the Secret holding every version of a store's data key.
+func DataKeySecret(store *v1alpha1.DossierStore, ring KeyRing) *corev1ac.SecretApplyConfiguration {
+	data := make(map[string][]byte, len(ring.Versions))
+	annotations := map[string]string{}
+	for _, v := range ring.Versions {
+		id := strconv.FormatInt(int64(v.Version), 10)
+		data[keyDataPrefix+id] = v.Key
+		annotations[annotationCreatedPrefix+id] = v.Created.UTC().Format(time.RFC3339)
+	}
+	if c := ring.Current(); c != nil {
+		annotations[AnnotationCurrentVersion] = strconv.FormatInt(int64(c.Version), 10)
+	}
+	return corev1ac.Secret(KeySecretName(store), store.Namespace).
+		WithLabels(StoreLabels(store, "data-key")).
+		WithAnnotations(annotations).
+		WithOwnerReferences(StoreOwner(store)).
+		WithType(corev1.SecretTypeOpaque).
+		WithData(data)
+}
+
+// KeyReaderRole may read exactly the store's data-key Secret.
+func KeyReaderRole(store *v1alpha1.DossierStore) *rbacv1ac.RoleApplyConfiguration {
+	return rbacv1ac.Role(KeyReaderName(store), store.Namespace).
+		WithLabels(StoreLabels(store, "data-key-access")).
+		WithOwnerReferences(StoreOwner(store)).
+		WithRules(rbacv1ac.PolicyRule().
+			WithAPIGroups("").
+			WithResources("secrets").
+			WithResourceNames(KeySecretName(store)).
+			WithVerbs("get"))
+}
+
+// KeyReaderBinding grants the key-reader role to the workload's
+// ServiceAccount, and to no one else.
+func KeyReaderBinding(store *v1alpha1.DossierStore) *rbacv1ac.RoleBindingApplyConfiguration {
+	return rbacv1ac.RoleBinding(KeyReaderName(store), store.Namespace).
+		WithLabels(StoreLabels(store, "data-key-access")).
+		WithOwnerReferences(StoreOwner(store)).
+		WithRoleRef(rbacv1ac.RoleRef().WithAPIGroup("rbac.authorization.k8s.io").WithKind("Role").WithName(KeyReaderName(store))).
+		WithSubjects(rbacv1ac.Subject().WithKind("ServiceAccount").WithName(store.Spec.Workload.ServiceAccountName).WithNamespace(store.Namespace))
+}

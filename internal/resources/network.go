@@ -1,0 +1,98 @@
+package resources
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
+
+	"github.com/dossierguard/dossierguard/api/v1alpha1"
+)
+
+// NamespaceNameLabel is set by Kubernetes on every namespace and cannot be
+// changed, so selecting a namespace by it cannot be spoofed.
+const NamespaceNameLabel = "kubernetes.io/metadata.name"
+
+// DNSPort is the port the workload may always reach, for name resolution.
+const DNSPort = 53
+
+// IsolationPolicy is the default-deny NetworkPolicy around a store's
+// workload: ingress only to the audit proxy's port, from the store's own
+// namespace and the listed ingress namespaces; egress only to DNS and to the
+// declared dependencies. Partners are admitted by their agreements' own
+// policies, which add to this one.
+func IsolationPolicy(store *v1alpha1.DossierStore) *networkingv1ac.NetworkPolicyApplyConfiguration {
+	w := store.Spec.Workload
+	ingressFrom := []*networkingv1ac.NetworkPolicyPeerApplyConfiguration{namespacePeer(store.Namespace)}
+	for _, ns := range w.IngressNamespaces {
+		ingressFrom = append(ingressFrom, namespacePeer(ns))
+	}
+	egress := []*networkingv1ac.NetworkPolicyEgressRuleApplyConfiguration{
+		networkingv1ac.NetworkPolicyEgressRule().WithPorts(
+			port(corev1.ProtocolUDP, DNSPort), port(corev1.ProtocolTCP, DNSPort)),
+	}
+	for _, dep := range w.Dependencies {
+		ns := dep.Namespace
+		if ns == "" {
+			ns = store.Namespace
+		}
+		egress = append(egress, networkingv1ac.NetworkPolicyEgressRule().
+			WithTo(namespacePeer(ns).WithPodSelector(LabelSelector(&dep.PodSelector))).
+			WithPorts(Ports(dep.Ports)...))
+	}
+	return networkingv1ac.NetworkPolicy(IsolationPolicyName(store), store.Namespace).
+		WithLabels(StoreLabels(store, "network-isolation")).
+		WithOwnerReferences(StoreOwner(store)).
+		WithSpec(networkingv1ac.NetworkPolicySpec().
+			WithPodSelector(LabelSelector(&w.Selector)).
+			WithPolicyTypes(networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress).
+			WithIngress(networkingv1ac.NetworkPolicyIngressRule().
+				WithFrom(ingressFrom...).
+				WithPorts(port(corev1.ProtocolTCP, ProxyPort(store)))).
+			WithEgress(egress...))
+}
+
+// ProxyPort is the audit proxy's port of a store, defaulted.
+func ProxyPort(store *v1alpha1.DossierStore) int32 {
+	if store.Spec.Workload.ProxyPort == 0 {
+		return 8443
+	}
+	return store.Spec.Workload.ProxyPort
+}
+
+func namespacePeer(namespace string) *networkingv1ac.NetworkPolicyPeerApplyConfiguration {
+	return networkingv1ac.NetworkPolicyPeer().WithNamespaceSelector(
+		metav1ac.LabelSelector().WithMatchLabels(map[string]string{NamespaceNameLabel: namespace}))
+}
+
+func port(protocol corev1.Protocol, number int32) *networkingv1ac.NetworkPolicyPortApplyConfiguration {
+	return networkingv1ac.NetworkPolicyPort().WithProtocol(protocol).WithPort(intstr.FromInt32(number))
+}
+
+// Ports converts API ports, TCP when no protocol is given.
+func Ports(ports []v1alpha1.NetworkPort) []*networkingv1ac.NetworkPolicyPortApplyConfiguration {
+	out := make([]*networkingv1ac.NetworkPolicyPortApplyConfiguration, 0, len(ports))
+	for _, p := range ports {
+		protocol := corev1.Protocol(p.Protocol)
+		if protocol == "" {
+			protocol = corev1.ProtocolTCP
+		}
+		out = append(out, port(protocol, p.Port))
+	}
+	return out
+}
+
+// LabelSelector converts a selector to its apply configuration.
+func LabelSelector(s *metav1.LabelSelector) *metav1ac.LabelSelectorApplyConfiguration {
+	out := metav1ac.LabelSelector()
+	if len(s.MatchLabels) > 0 {
+		out.WithMatchLabels(s.MatchLabels)
+	}
+	for _, e := range s.MatchExpressions {
+		out.WithMatchExpressions(metav1ac.LabelSelectorRequirement().
+			WithKey(e.Key).WithOperator(e.Operator).WithValues(e.Values...))
+	}
+	return out
+}
