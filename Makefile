@@ -75,3 +75,13 @@ $(CONTROLLER_GEN):
 	@mkdir -p $(LOCALBIN)
 	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
 	mv $(LOCALBIN)/controller-gen $(CONTROLLER_GEN)
+
+##@ Demo
+
+.PHONY: demo
+demo: ## Run dossierguard on a local control plane with the samples (no root, no cluster). DEMO_EXIT=1 exits after printing.
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go run ./hack/demo
+
+.PHONY: demo-down
+demo-down: ## Stop the control plane that `make demo` left running.
+	@if [ -f bin/demo/pid ]; then kill "$$(cat bin/demo/pid)" && echo "Stopped the demo control plane."; else echo "No demo is running."; fi
