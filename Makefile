@@ -85,3 +85,9 @@ demo: ## Run dossierguard on a local control plane with the samples (no root, no
 .PHONY: demo-down
 demo-down: ## Stop the control plane that `make demo` left running.
 	@if [ -f bin/demo/pid ]; then kill "$$(cat bin/demo/pid)" && echo "Stopped the demo control plane."; else echo "No demo is running."; fi
+
+##@ Benchmarks
+
+.PHONY: bench
+bench: ## Run the benchmarks (BENCH_STORES stores converge; figures go to docs/benchmarks.md by hand).
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" BENCH_STORES=$(BENCH_STORES) go test -run '^$$' -bench Convergence -benchtime 1x -timeout 30m ./test/bench/

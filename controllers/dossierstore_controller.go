@@ -10,7 +10,6 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	storagev1 "k8s.io/api/storage/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
@@ -76,18 +75,20 @@ func (r *DossierStoreReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	before := store.DeepCopy()
 	now := r.Clock.Now()
 	facts := storeFacts{now: now}
-	var keyErr, accessErr, claimErr, isolationErr error
+	var keyErr, accessErr, claimErr, isolationErr, policyErr, sharingErr error
 	facts.encryption = r.reconcileEncryption(ctx, store)
 	facts.key, keyErr = r.reconcileDataKey(ctx, store, now)
 	facts.keyAccess, accessErr = r.reconcileKeyAccess(ctx, store)
 	facts.claim, claimErr = r.reconcileClaim(ctx, store, facts.encryption)
 	facts.isolation, isolationErr = r.reconcileIsolation(ctx, store)
+	facts.roles, facts.policyApplied, policyErr = r.reconcileAccessPolicy(ctx, store, now)
+	facts.agreements, facts.violating, sharingErr = r.summariseAgreements(ctx, store, now)
 
 	setStoreStatus(store, facts)
-	statusErr := r.writeStatus(ctx, before, store)
+	statusErr := writeStatus(ctx, r.Client, before, store, before.Status, store.Status)
 	r.recordTransitions(before, store)
 	return ctrl.Result{RequeueAfter: requeueFor(facts.key.NextRotation, now)},
-		errors.Join(keyErr, accessErr, claimErr, isolationErr, statusErr)
+		errors.Join(keyErr, accessErr, claimErr, isolationErr, policyErr, sharingErr, statusErr)
 }
 
 // reconcileEncryption verifies the StorageClass; it never writes.
@@ -220,17 +221,6 @@ func (r *DossierStoreReconciler) releaseClaim(ctx context.Context, store *v1alph
 	return true, nil
 }
 
-// writeStatus writes the status once, and only when it changed.
-func (r *DossierStoreReconciler) writeStatus(ctx context.Context, before, store *v1alpha1.DossierStore) error {
-	if equality.Semantic.DeepEqual(before.Status, store.Status) {
-		return nil
-	}
-	if err := r.Status().Patch(ctx, store, client.MergeFrom(before)); err != nil {
-		return fmt.Errorf("write status: %w", err)
-	}
-	return nil
-}
-
 // SetupWithManager registers the reconciler, its watches and its index.
 func (r *DossierStoreReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.DossierStore{}, storageClassIndex,
@@ -247,7 +237,10 @@ func (r *DossierStoreReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&networkingv1.NetworkPolicy{}).
 		Owns(&rbacv1.Role{}).
 		Owns(&rbacv1.RoleBinding{}).
+		Owns(&corev1.ConfigMap{}).
 		Watches(&storagev1.StorageClass{}, handler.EnqueueRequestsFromMapFunc(r.storesUsingClass)).
+		Watches(&v1alpha1.AccessRole{}, handler.EnqueueRequestsFromMapFunc(toStore)).
+		Watches(&v1alpha1.SharingAgreement{}, handler.EnqueueRequestsFromMapFunc(toStore)).
 		Named("dossierstore").
 		Complete(r)
 }

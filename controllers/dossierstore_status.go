@@ -41,6 +41,12 @@ type storeFacts struct {
 	keyAccess  bool
 	claim      bool
 	isolation  bool
+	// roles and the access policy rendered from them.
+	roles         []compliance.RoleSummary
+	policyApplied bool
+	// agreements summarised, and those that would share too much.
+	agreements *v1alpha1.AgreementSummary
+	violating  []string
 }
 
 // setStoreStatus computes the whole status from the facts, in memory.
@@ -65,7 +71,10 @@ func setStoreStatus(store *v1alpha1.DossierStore, f storeFacts) {
 		compliance.KeyManagementControl(f.key, f.now),
 		compliance.KeyAccessControl(f.keyAccess, resources.KeyReaderName(store), store.Spec.Workload.ServiceAccountName),
 		compliance.NetworkControl(f.isolation, resources.IsolationPolicyName(store), resources.ProxyPort(store)),
+		compliance.AccessControlControl(f.roles, resources.AccessPolicyName(store)),
+		compliance.MinimisationControl(f.violating, agreementCount(f.agreements)),
 	}
+	st.Agreements = f.agreements
 
 	setEncryptionCondition(store, f.encryption)
 	setVolumeCondition(store, f)
@@ -130,7 +139,7 @@ func setStoreReadyCondition(store *v1alpha1.DossierStore, f storeFacts) {
 	switch {
 	case !f.encryption.Encrypted():
 		setCondition(store, conds, v1alpha1.ConditionReady, false, ReasonEncryptionUnverified, f.encryption.Message)
-	case f.key.Failed || !f.keyAccess || !f.claim || !f.isolation:
+	case f.key.Failed || !f.keyAccess || !f.claim || !f.isolation || !f.policyApplied:
 		setCondition(store, conds, v1alpha1.ConditionReady, false, ReasonDependencyUnavailable,
 			"not every child object could be applied; see the conditions and the operator's events")
 	default:
@@ -157,4 +166,11 @@ func (r *DossierStoreReconciler) recordTransitions(before, after *v1alpha1.Dossi
 		r.Recorder.Eventf(after, nil, corev1.EventTypeNormal, "KeyRotated", "RotateKey",
 			"data key version %d added; earlier versions kept for decryption", after.Status.KeyVersion)
 	}
+}
+
+func agreementCount(s *v1alpha1.AgreementSummary) int {
+	if s == nil {
+		return 0
+	}
+	return int(s.InForce + s.NotInForce)
 }

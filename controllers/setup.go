@@ -18,13 +18,14 @@ type Options struct {
 	Clock clock.PassiveClock
 }
 
-// CacheOptions keep the operator cheap: Secrets are cached only when
-// dossierguard manages them, never every Secret of the cluster.
+// CacheOptions keep the operator cheap: Secrets and ConfigMaps are cached
+// only when dossierguard manages them, never every one of the cluster.
 func CacheOptions() cache.Options {
 	managed := labels.SelectorFromSet(labels.Set{resources.LabelManagedBy: resources.ManagedByValue})
 	return cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {Label: managed},
+			&corev1.Secret{}:    {Label: managed},
+			&corev1.ConfigMap{}: {Label: managed},
 		},
 	}
 }
@@ -34,9 +35,15 @@ func SetupAll(mgr ctrl.Manager, opts Options) error {
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
 	}
-	return (&DossierStoreReconciler{
-		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("dossierguard"),
-		Clock:    opts.Clock,
-	}).SetupWithManager(mgr)
+	if err := indexStoreRefs(mgr); err != nil {
+		return err
+	}
+	events := mgr.GetEventRecorder("dossierguard")
+	if err := (&DossierStoreReconciler{Client: mgr.GetClient(), Recorder: events, Clock: opts.Clock}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := (&SharingAgreementReconciler{Client: mgr.GetClient(), Recorder: events, Clock: opts.Clock}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	return (&AccessRoleReconciler{Client: mgr.GetClient(), Clock: opts.Clock}).SetupWithManager(mgr)
 }

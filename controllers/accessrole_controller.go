@@ -1,0 +1,88 @@
+package controllers
+
+import (
+	"context"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/dossierguard/dossierguard/api/v1alpha1"
+	"github.com/dossierguard/dossierguard/internal/compliance"
+	"github.com/dossierguard/dossierguard/internal/resources"
+)
+
+// AccessRoleReconciler checks a role against its store and reports whether
+// it is enforced in the store's access policy. The DossierStore reconciler
+// renders the policy itself.
+type AccessRoleReconciler struct {
+	client.Client
+	Clock clock.PassiveClock
+}
+
+// +kubebuilder:rbac:groups=privacy.dossierguard.io,resources=accessroles,verbs=get;list;watch
+// +kubebuilder:rbac:groups=privacy.dossierguard.io,resources=accessroles/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;patch
+
+// Reconcile reports one role's checks and the policy that enforces it.
+func (r *AccessRoleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	role := &v1alpha1.AccessRole{}
+	if err := r.Get(ctx, req.NamespacedName, role); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	before := role.DeepCopy()
+	now := r.Clock.Now()
+
+	store, view, err := readStore(ctx, r.Client, role.Namespace, role.Spec.StoreRef.Name)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	verdict := compliance.EvaluateRole(role, view, now)
+	policyName, policyHash := "", ""
+	if store != nil && verdict.Enforceable {
+		policyName, policyHash = r.renderedPolicy(ctx, store)
+	}
+
+	setRoleStatus(role, verdict, policyName, policyHash)
+	if err := writeStatus(ctx, r.Client, before, role, before.Status, role.Status); err != nil {
+		return ctrl.Result{}, err
+	}
+	var next time.Time
+	if verdict.ReviewDue != nil {
+		next = *verdict.ReviewDue
+	}
+	return ctrl.Result{RequeueAfter: requeueFor(next, now)}, nil
+}
+
+// renderedPolicy reads the name and hash of the store's access policy.
+func (r *AccessRoleReconciler) renderedPolicy(ctx context.Context, store *v1alpha1.DossierStore) (string, string) {
+	cm := &corev1.ConfigMap{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: store.Namespace, Name: resources.AccessPolicyName(store)}, cm); err != nil {
+		return "", ""
+	}
+	return cm.Name, cm.Annotations[resources.AnnotationPolicyHash]
+}
+
+// SetupWithManager registers the reconciler and its watches.
+func (r *AccessRoleReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	toRoles := referrers(mgr.GetClient(), &v1alpha1.AccessRoleList{})
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.AccessRole{}, builder.WithPredicates(specOrMetadataChanged)).
+		Watches(&v1alpha1.DossierStore{}, handler.EnqueueRequestsFromMapFunc(toRoles)).
+		// A newly rendered policy changes the hash every role reports.
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(
+			func(ctx context.Context, cm client.Object) []reconcile.Request {
+				store := cm.GetLabels()[resources.LabelStore]
+				if store == "" || cm.GetLabels()[resources.LabelComponent] != "access-policy" {
+					return nil
+				}
+				return toRoles(ctx, &v1alpha1.DossierStore{ObjectMeta: metaFor(cm.GetNamespace(), store)})
+			})).
+		Named("accessrole").
+		Complete(r)
+}

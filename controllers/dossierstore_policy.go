@@ -1,0 +1,80 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/dossierguard/dossierguard/api/v1alpha1"
+	"github.com/dossierguard/dossierguard/internal/accesspolicy"
+	"github.com/dossierguard/dossierguard/internal/compliance"
+	"github.com/dossierguard/dossierguard/internal/resources"
+)
+
+// reconcileAccessPolicy renders the store's enforceable roles (and its
+// audited routes) into the access-policy ConfigMap the audit proxy loads.
+func (r *DossierStoreReconciler) reconcileAccessPolicy(ctx context.Context, store *v1alpha1.DossierStore, now time.Time) ([]compliance.RoleSummary, bool, error) {
+	roles := &v1alpha1.AccessRoleList{}
+	if err := r.List(ctx, roles, client.InNamespace(store.Namespace), client.MatchingFields{storeRefIndex: store.Name}); err != nil {
+		return nil, false, fmt.Errorf("list access roles: %w", err)
+	}
+	view := compliance.StoreView{Found: true, Ready: true, Categories: store.Spec.DataCategories}
+	summaries := make([]compliance.RoleSummary, 0, len(roles.Items))
+	enforced := make([]v1alpha1.AccessRole, 0, len(roles.Items))
+	for _, role := range roles.Items {
+		if !role.DeletionTimestamp.IsZero() {
+			continue
+		}
+		verdict := compliance.EvaluateRole(&role, view, now)
+		summaries = append(summaries, compliance.RoleSummary{Name: role.Name, Enforceable: verdict.Enforceable})
+		if verdict.Enforceable {
+			enforced = append(enforced, role)
+		}
+	}
+	document, hash, err := accesspolicy.Encode(accesspolicy.Build(store, enforced))
+	if err != nil {
+		return summaries, false, err
+	}
+	if _, err := applyChild(ctx, r.Client, resources.AccessPolicyConfigMap(store, document, hash), &corev1.ConfigMap{}); err != nil {
+		return summaries, false, fmt.Errorf("apply access policy: %w", err)
+	}
+	return summaries, true, nil
+}
+
+// summariseAgreements counts the store's agreements by what their own
+// reconciler reports, and lists those that would share too much.
+func (r *DossierStoreReconciler) summariseAgreements(ctx context.Context, store *v1alpha1.DossierStore, now time.Time) (*v1alpha1.AgreementSummary, []string, error) {
+	agreements := &v1alpha1.SharingAgreementList{}
+	if err := r.List(ctx, agreements, client.InNamespace(store.Namespace), client.MatchingFields{storeRefIndex: store.Name}); err != nil {
+		return nil, nil, fmt.Errorf("list sharing agreements: %w", err)
+	}
+	if len(agreements.Items) == 0 {
+		return nil, nil, nil
+	}
+	view := compliance.StoreView{Found: true, Ready: true, Categories: store.Spec.DataCategories}
+	summary := &v1alpha1.AgreementSummary{}
+	var violating []string
+	for _, a := range agreements.Items {
+		if a.Status.InForce {
+			summary.InForce++
+		} else {
+			summary.NotInForce++
+			reason := "Pending"
+			if c := meta.FindStatusCondition(a.Status.Conditions, ConditionAgreementInForce); c != nil {
+				reason = c.Reason
+			}
+			if summary.Reasons == nil {
+				summary.Reasons = map[string]int32{}
+			}
+			summary.Reasons[reason]++
+		}
+		if v := compliance.EvaluateAgreement(&a, view, now); v.Reason == compliance.ReasonMinimisationViolated {
+			violating = append(violating, a.Name)
+		}
+	}
+	return summary, violating, nil
+}

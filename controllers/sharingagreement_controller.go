@@ -1,0 +1,126 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	"github.com/dossierguard/dossierguard/api/v1alpha1"
+	"github.com/dossierguard/dossierguard/internal/compliance"
+	"github.com/dossierguard/dossierguard/internal/resources"
+)
+
+// SharingAgreementReconciler gives a partner network access exactly while
+// its agreement is in force, and reports why it is or is not.
+type SharingAgreementReconciler struct {
+	client.Client
+	Recorder recorder.EventRecorder
+	Clock    clock.PassiveClock
+}
+
+// +kubebuilder:rbac:groups=privacy.dossierguard.io,resources=sharingagreements,verbs=get;list;watch
+// +kubebuilder:rbac:groups=privacy.dossierguard.io,resources=sharingagreements/status,verbs=get;update;patch
+
+// Reconcile puts one agreement in or out of force.
+func (r *SharingAgreementReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	agreement := &v1alpha1.SharingAgreement{}
+	if err := r.Get(ctx, req.NamespacedName, agreement); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !agreement.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil // the NetworkPolicy goes with it (owner reference)
+	}
+	before := agreement.DeepCopy()
+	now := r.Clock.Now()
+
+	store, view, err := readStore(ctx, r.Client, agreement.Namespace, agreement.Spec.StoreRef.Name)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	verdict := compliance.EvaluateAgreement(agreement, view, now)
+	policyExists, accessErr := r.reconcileNetworkAccess(ctx, agreement, store, verdict.InForce)
+
+	setAgreementStatus(agreement, verdict, policyExists)
+	statusErr := writeStatus(ctx, r.Client, before, agreement, before.Status, agreement.Status)
+	r.recordTransitions(before, agreement)
+	return ctrl.Result{RequeueAfter: requeueFor(verdict.NextTransition, now)}, errors.Join(accessErr, statusErr)
+}
+
+// reconcileNetworkAccess applies the partner's NetworkPolicy while in force
+// and deletes it otherwise. It reports whether the policy exists afterwards.
+func (r *SharingAgreementReconciler) reconcileNetworkAccess(ctx context.Context, a *v1alpha1.SharingAgreement, store *v1alpha1.DossierStore, inForce bool) (bool, error) {
+	if inForce {
+		if _, err := applyChild(ctx, r.Client, resources.AgreementPolicy(a, store), &networkingv1.NetworkPolicy{}); err != nil {
+			return false, fmt.Errorf("apply partner NetworkPolicy: %w", err)
+		}
+		return true, nil
+	}
+	policy := &networkingv1.NetworkPolicy{}
+	err := r.Get(ctx, client.ObjectKey{Namespace: a.Namespace, Name: resources.AgreementPolicyName(a)}, policy)
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return true, fmt.Errorf("read partner NetworkPolicy: %w", err)
+	}
+	if err := r.Delete(ctx, policy); client.IgnoreNotFound(err) != nil {
+		return true, fmt.Errorf("remove partner NetworkPolicy: %w", err)
+	}
+	return false, nil
+}
+
+// recordTransitions emits an event when sharing starts or stops.
+func (r *SharingAgreementReconciler) recordTransitions(before, after *v1alpha1.SharingAgreement) {
+	old, now := meta.FindStatusCondition(before.Status.Conditions, ConditionAgreementInForce), meta.FindStatusCondition(after.Status.Conditions, ConditionAgreementInForce)
+	if now == nil || (old != nil && old.Status == now.Status && old.Reason == now.Reason) {
+		return
+	}
+	if after.Status.InForce {
+		r.Recorder.Eventf(after, nil, corev1.EventTypeNormal, "SharingStarted", "Share", "%s", now.Message)
+		return
+	}
+	eventType := corev1.EventTypeNormal
+	if now.Reason == compliance.ReasonMinimisationViolated || now.Reason == compliance.ReasonReviewOverdue {
+		eventType = corev1.EventTypeWarning
+	}
+	r.Recorder.Eventf(after, nil, eventType, now.Reason, "StopSharing", "%s", now.Message)
+}
+
+// SetupWithManager registers the reconciler and its watches.
+func (r *SharingAgreementReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.SharingAgreement{}, builder.WithPredicates(specOrMetadataChanged)).
+		Owns(&networkingv1.NetworkPolicy{}).
+		// A store becoming (not) Ready puts its agreements in or out of force.
+		Watches(&v1alpha1.DossierStore{}, handler.EnqueueRequestsFromMapFunc(
+			referrers(mgr.GetClient(), &v1alpha1.SharingAgreementList{}))).
+		Named("sharingagreement").
+		Complete(r)
+}
+
+var specOrMetadataChanged = predicate.Or(
+	predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{})
+
+// writeStatus patches the status subresource once, only when it changed.
+func writeStatus(ctx context.Context, c client.Client, before, after client.Object, oldStatus, newStatus any) error {
+	if equality.Semantic.DeepEqual(oldStatus, newStatus) {
+		return nil
+	}
+	if err := c.Status().Patch(ctx, after, client.MergeFrom(before)); err != nil {
+		return fmt.Errorf("write status: %w", err)
+	}
+	return nil
+}

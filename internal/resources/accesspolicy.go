@@ -1,0 +1,24 @@
+package resources
+
+import (
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+
+	"github.com/dossierguard/dossierguard/api/v1alpha1"
+	"github.com/dossierguard/dossierguard/internal/accesspolicy"
+)
+
+// AnnotationPolicyHash carries the SHA-256 of the rendered access policy.
+const AnnotationPolicyHash = "privacy.dossierguard.io/policy-sha256"
+
+// AccessPolicyName is the ConfigMap with a store's rendered access policy.
+func AccessPolicyName(store *v1alpha1.DossierStore) string { return store.Name + "-access-policy" }
+
+// AccessPolicyConfigMap holds the canonical access-policy document that the
+// audit proxy loads, with its hash as an annotation.
+func AccessPolicyConfigMap(store *v1alpha1.DossierStore, document []byte, hash string) *corev1ac.ConfigMapApplyConfiguration {
+	return corev1ac.ConfigMap(AccessPolicyName(store), store.Namespace).
+		WithLabels(StoreLabels(store, "access-policy")).
+		WithAnnotations(map[string]string{AnnotationPolicyHash: hash}).
+		WithOwnerReferences(StoreOwner(store)).
+		WithData(map[string]string{accesspolicy.ConfigMapKey: string(document)})
+}
