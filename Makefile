@@ -41,13 +41,22 @@ verify: generate manifests ## Fail when generated files are stale or code is not
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "Not gofmt-clean:"; echo "$$out"; exit 1; fi
 	go vet ./...
 	go mod tidy -diff
+	cd test/netpol && go vet ./... && go mod tidy -diff
+	go test ./internal/resources -run TestGeneratedNetworkPolicies
 	@if [ -n "$$(git status --porcelain -- api config)" ]; then \
 		echo "Generated files are stale; run 'make generate manifests' and commit:"; \
 		git status --porcelain -- api config; git --no-pager diff --stat -- api config; exit 1; fi
 
 .PHONY: test
-test: ## Run all tests (unit and envtest; builds kube-apiserver and etcd on first use).
+test: test-go test-netpol ## Run all tests (unit, envtest, NetworkPolicy semantics; builds kube-apiserver and etcd on first use).
+
+.PHONY: test-go
+test-go: ## Unit and envtest suites of the main module.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test $(GO_TEST_FLAGS) ./...
+
+.PHONY: test-netpol
+test-netpol: ## NetworkPolicy semantics of the generated policies, checked with cyclonus's matcher (own module).
+	cd test/netpol && go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: envtest-assets
 envtest-assets: ## Build or download kube-apiserver, etcd and kubectl into bin/k8s.
