@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -23,7 +24,7 @@ import (
 // dossierguard owns, so that reconciling an unchanged resource makes no
 // writes. live is an empty object of the child's type; it is filled from the
 // cache. It reports whether a write was made.
-func applyChild(ctx context.Context, c client.Client, desired runtime.ApplyConfiguration, live client.Object) (bool, error) {
+func applyChild(ctx context.Context, c client.Client, desired applyConfiguration, live client.Object) (bool, error) {
 	want, err := typedFrom(desired, live)
 	if err != nil {
 		return false, err
@@ -41,6 +42,9 @@ func applyChild(ctx context.Context, c client.Client, desired runtime.ApplyConfi
 	}
 	return true, nil
 }
+
+// applyConfiguration is what server-side apply accepts.
+type applyConfiguration = runtime.ApplyConfiguration
 
 // typedFrom converts an apply configuration into a typed object of live's type.
 func typedFrom(desired runtime.ApplyConfiguration, live client.Object) (client.Object, error) {
@@ -82,6 +86,11 @@ func upToDate(want, live client.Object) bool {
 	case *corev1.ConfigMap:
 		l := live.(*corev1.ConfigMap)
 		return equality.Semantic.DeepEqual(w.Data, l.Data)
+	case *corev1.ServiceAccount:
+		l := live.(*corev1.ServiceAccount)
+		return equality.Semantic.DeepEqual(w.AutomountServiceAccountToken, l.AutomountServiceAccountToken)
+	case *batchv1.CronJob:
+		return cronJobUpToDate(w, live.(*batchv1.CronJob))
 	default:
 		return false
 	}
@@ -106,6 +115,36 @@ func hasOwners(want, live []metav1.OwnerReference) bool {
 			}
 		}
 		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// cronJobUpToDate compares the CronJob fields dossierguard sets; the API
+// server defaults others (such as the pod's DNS policy) that it leaves alone.
+func cronJobUpToDate(want, live *batchv1.CronJob) bool {
+	w, l := want.Spec, live.Spec
+	if w.Schedule != l.Schedule || !equality.Semantic.DeepEqual(w.TimeZone, l.TimeZone) ||
+		!equality.Semantic.DeepEqual(w.Suspend, l.Suspend) || w.ConcurrencyPolicy != l.ConcurrencyPolicy ||
+		!equality.Semantic.DeepEqual(w.StartingDeadlineSeconds, l.StartingDeadlineSeconds) ||
+		!equality.Semantic.DeepEqual(w.SuccessfulJobsHistoryLimit, l.SuccessfulJobsHistoryLimit) ||
+		!equality.Semantic.DeepEqual(w.FailedJobsHistoryLimit, l.FailedJobsHistoryLimit) {
+		return false
+	}
+	wj, lj := w.JobTemplate.Spec, l.JobTemplate.Spec
+	if !equality.Semantic.DeepEqual(wj.BackoffLimit, lj.BackoffLimit) || !equality.Semantic.DeepEqual(wj.ActiveDeadlineSeconds, lj.ActiveDeadlineSeconds) {
+		return false
+	}
+	wp, lp := wj.Template.Spec, lj.Template.Spec
+	if wp.ServiceAccountName != lp.ServiceAccountName || len(wp.Containers) != len(lp.Containers) ||
+		!equality.Semantic.DeepDerivative(wp.SecurityContext, lp.SecurityContext) {
+		return false
+	}
+	for i := range wp.Containers {
+		wc, lc := wp.Containers[i], lp.Containers[i]
+		if wc.Image != lc.Image || !equality.Semantic.DeepEqual(wc.Args, lc.Args) || !equality.Semantic.DeepEqual(wc.Env, lc.Env) ||
+			!equality.Semantic.DeepEqual(wc.SecurityContext, lc.SecurityContext) || !equality.Semantic.DeepEqual(wc.Resources, lc.Resources) {
 			return false
 		}
 	}

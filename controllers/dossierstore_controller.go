@@ -75,7 +75,7 @@ func (r *DossierStoreReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	before := store.DeepCopy()
 	now := r.Clock.Now()
 	facts := storeFacts{now: now}
-	var keyErr, accessErr, claimErr, isolationErr, policyErr, sharingErr error
+	var keyErr, accessErr, claimErr, isolationErr, policyErr, sharingErr, retentionErr error
 	facts.encryption = r.reconcileEncryption(ctx, store)
 	facts.key, keyErr = r.reconcileDataKey(ctx, store, now)
 	facts.keyAccess, accessErr = r.reconcileKeyAccess(ctx, store)
@@ -83,12 +83,13 @@ func (r *DossierStoreReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	facts.isolation, isolationErr = r.reconcileIsolation(ctx, store)
 	facts.roles, facts.policyApplied, policyErr = r.reconcileAccessPolicy(ctx, store, now)
 	facts.agreements, facts.violating, sharingErr = r.summariseAgreements(ctx, store, now)
+	facts.retention, retentionErr = r.summariseRetention(ctx, store)
 
 	setStoreStatus(store, facts)
 	statusErr := writeStatus(ctx, r.Client, before, store, before.Status, store.Status)
 	r.recordTransitions(before, store)
 	return ctrl.Result{RequeueAfter: requeueFor(facts.key.NextRotation, now)},
-		errors.Join(keyErr, accessErr, claimErr, isolationErr, policyErr, sharingErr, statusErr)
+		errors.Join(keyErr, accessErr, claimErr, isolationErr, policyErr, sharingErr, retentionErr, statusErr)
 }
 
 // reconcileEncryption verifies the StorageClass; it never writes.
@@ -188,7 +189,7 @@ func (r *DossierStoreReconciler) reconcileDelete(ctx context.Context, store *v1a
 		}
 	}
 	controllerutil.RemoveFinalizer(store, StoreFinalizer)
-	return r.Update(ctx, store)
+	return client.IgnoreNotFound(r.Update(ctx, store))
 }
 
 // releaseClaim removes the store's owner reference from the claim so that
@@ -241,6 +242,7 @@ func (r *DossierStoreReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&storagev1.StorageClass{}, handler.EnqueueRequestsFromMapFunc(r.storesUsingClass)).
 		Watches(&v1alpha1.AccessRole{}, handler.EnqueueRequestsFromMapFunc(toStore)).
 		Watches(&v1alpha1.SharingAgreement{}, handler.EnqueueRequestsFromMapFunc(toStore)).
+		Watches(&v1alpha1.RetentionPolicy{}, handler.EnqueueRequestsFromMapFunc(toStore)).
 		Named("dossierstore").
 		Complete(r)
 }

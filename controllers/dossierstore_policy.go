@@ -78,3 +78,31 @@ func (r *DossierStoreReconciler) summariseAgreements(ctx context.Context, store 
 	}
 	return summary, violating, nil
 }
+
+// summariseRetention turns the store's retention policies into its
+// RetentionEnforced control.
+func (r *DossierStoreReconciler) summariseRetention(ctx context.Context, store *v1alpha1.DossierStore) (v1alpha1.ComplianceControl, error) {
+	policies := &v1alpha1.RetentionPolicyList{}
+	if err := r.List(ctx, policies, client.InNamespace(store.Namespace), client.MatchingFields{storeRefIndex: store.Name}); err != nil {
+		return v1alpha1.ComplianceControl{}, fmt.Errorf("list retention policies: %w", err)
+	}
+	return compliance.StoreRetentionControl(retentionOutcomes(policies.Items)), nil
+}
+
+func retentionOutcomes(policies []v1alpha1.RetentionPolicy) []compliance.RetentionOutcome {
+	out := make([]compliance.RetentionOutcome, 0, len(policies))
+	for _, p := range policies {
+		o := compliance.RetentionOutcome{Name: p.Name, Result: v1alpha1.ResultUnknown, Reason: "Pending"}
+		for _, c := range p.Status.Compliance {
+			if c.Control == compliance.ControlRetentionEnforced {
+				o.Result, o.Reason = c.Result, c.Reason
+			}
+			if c.Control == compliance.ControlStatutoryRetention && c.Result == v1alpha1.ResultFail {
+				o.Result, o.Reason = v1alpha1.ResultFail, c.Reason
+				break
+			}
+		}
+		out = append(out, o)
+	}
+	return out
+}

@@ -47,6 +47,8 @@ type storeFacts struct {
 	// agreements summarised, and those that would share too much.
 	agreements *v1alpha1.AgreementSummary
 	violating  []string
+	// retention is the store's RetentionEnforced control.
+	retention v1alpha1.ComplianceControl
 }
 
 // setStoreStatus computes the whole status from the facts, in memory.
@@ -73,6 +75,7 @@ func setStoreStatus(store *v1alpha1.DossierStore, f storeFacts) {
 		compliance.NetworkControl(f.isolation, resources.IsolationPolicyName(store), resources.ProxyPort(store)),
 		compliance.AccessControlControl(f.roles, resources.AccessPolicyName(store)),
 		compliance.MinimisationControl(f.violating, agreementCount(f.agreements)),
+		f.retention,
 	}
 	st.Agreements = f.agreements
 

@@ -9,6 +9,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/dossierguard/dossierguard/api/v1alpha1"
+	"github.com/dossierguard/dossierguard/internal/compliance"
 	"github.com/dossierguard/dossierguard/internal/resources"
 )
 
@@ -16,7 +18,14 @@ import (
 type Options struct {
 	// Clock, the real clock when nil.
 	Clock clock.PassiveClock
+	// SweeperImage runs the retention sweeps; DefaultSweeperImage when empty.
+	SweeperImage string
+	// Statutes is the statutory retention per service; the built-in table when nil.
+	Statutes map[v1alpha1.Service]compliance.Statute
 }
+
+// DefaultSweeperImage is the image `make image` builds.
+const DefaultSweeperImage = "dossierguard:dev"
 
 // CacheOptions keep the operator cheap: Secrets and ConfigMaps are cached
 // only when dossierguard manages them, never every one of the cluster.
@@ -35,6 +44,12 @@ func SetupAll(mgr ctrl.Manager, opts Options) error {
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
 	}
+	if opts.SweeperImage == "" {
+		opts.SweeperImage = DefaultSweeperImage
+	}
+	if opts.Statutes == nil {
+		opts.Statutes = compliance.DefaultStatutes
+	}
 	if err := indexStoreRefs(mgr); err != nil {
 		return err
 	}
@@ -45,5 +60,8 @@ func SetupAll(mgr ctrl.Manager, opts Options) error {
 	if err := (&SharingAgreementReconciler{Client: mgr.GetClient(), Recorder: events, Clock: opts.Clock}).SetupWithManager(mgr); err != nil {
 		return err
 	}
-	return (&AccessRoleReconciler{Client: mgr.GetClient(), Clock: opts.Clock}).SetupWithManager(mgr)
+	if err := (&AccessRoleReconciler{Client: mgr.GetClient(), Clock: opts.Clock}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	return (&RetentionPolicyReconciler{Client: mgr.GetClient(), Clock: opts.Clock, Image: opts.SweeperImage, Statutes: opts.Statutes}).SetupWithManager(mgr)
 }

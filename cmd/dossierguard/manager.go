@@ -3,12 +3,17 @@ package main
 import (
 	"flag"
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/yaml"
+
+	"github.com/dossierguard/dossierguard/api/v1alpha1"
+	"github.com/dossierguard/dossierguard/internal/compliance"
 
 	"github.com/dossierguard/dossierguard/controllers"
 	"github.com/dossierguard/dossierguard/internal/scheme"
@@ -20,6 +25,8 @@ type managerOptions struct {
 	probeAddr               string
 	leaderElect             bool
 	leaderElectionNamespace string
+	sweeperImage            string
+	retentionStatutes       string
 	zap                     zap.Options
 }
 
@@ -38,6 +45,8 @@ func newManagerCommand() *cobra.Command {
 	f.StringVar(&opts.probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
 	f.BoolVar(&opts.leaderElect, "leader-elect", false, "Elect a leader so that only one replica reconciles at a time.")
 	f.StringVar(&opts.leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader-election Lease (default: the pod's namespace).")
+	f.StringVar(&opts.sweeperImage, "sweeper-image", envOr("DOSSIERGUARD_IMAGE", controllers.DefaultSweeperImage), "Image of the retention sweeper's CronJobs (env DOSSIERGUARD_IMAGE).")
+	f.StringVar(&opts.retentionStatutes, "retention-statutes", "", "YAML file with the statutory retention per service, replacing the built-in table (see docs/retention.md).")
 	zapFlags := flag.NewFlagSet("zap", flag.ContinueOnError)
 	opts.zap.BindFlags(zapFlags)
 	f.AddGoFlagSet(zapFlags)
@@ -60,7 +69,11 @@ func runManager(cmd *cobra.Command, opts managerOptions) error {
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}
-	if err := controllers.SetupAll(mgr, controllers.Options{}); err != nil {
+	statutes, err := loadStatutes(opts.retentionStatutes)
+	if err != nil {
+		return err
+	}
+	if err := controllers.SetupAll(mgr, controllers.Options{SweeperImage: opts.sweeperImage, Statutes: statutes}); err != nil {
 		return fmt.Errorf("set up reconcilers: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -72,4 +85,27 @@ func runManager(cmd *cobra.Command, opts managerOptions) error {
 
 	log.Info("Starting manager", "version", version, "leaderElect", opts.leaderElect)
 	return mgr.Start(cmd.Context())
+}
+
+func envOr(name, fallback string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return fallback
+}
+
+// loadStatutes reads the statutory retention table; nil keeps the built-in one.
+func loadStatutes(path string) (map[v1alpha1.Service]compliance.Statute, error) {
+	if path == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--retention-statutes: %w", err)
+	}
+	table := map[v1alpha1.Service]compliance.Statute{}
+	if err := yaml.UnmarshalStrict(data, &table); err != nil {
+		return nil, fmt.Errorf("--retention-statutes %s: %w", path, err)
+	}
+	return table, compliance.ValidateStatutes(table)
 }
