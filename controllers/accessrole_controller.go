@@ -9,6 +9,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -69,7 +70,7 @@ func (r *AccessRoleReconciler) renderedPolicy(ctx context.Context, store *v1alph
 }
 
 // SetupWithManager registers the reconciler and its watches.
-func (r *AccessRoleReconciler) SetupWithManager(mgr ctrl.Manager) error {
+func (r *AccessRoleReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 	toRoles := referrers(mgr.GetClient(), &v1alpha1.AccessRoleList{})
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.AccessRole{}, builder.WithPredicates(specOrMetadataChanged)).
@@ -84,5 +85,6 @@ func (r *AccessRoleReconciler) SetupWithManager(mgr ctrl.Manager) error {
 				return toRoles(ctx, &v1alpha1.DossierStore{ObjectMeta: metaFor(cm.GetNamespace(), store)})
 			})).
 		Named("accessrole").
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(r)
 }

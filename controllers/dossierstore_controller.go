@@ -16,6 +16,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -223,7 +224,7 @@ func (r *DossierStoreReconciler) releaseClaim(ctx context.Context, store *v1alph
 }
 
 // SetupWithManager registers the reconciler, its watches and its index.
-func (r *DossierStoreReconciler) SetupWithManager(mgr ctrl.Manager) error {
+func (r *DossierStoreReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.DossierStore{}, storageClassIndex,
 		func(o client.Object) []string {
 			return []string{o.(*v1alpha1.DossierStore).Spec.Storage.StorageClassName}
@@ -244,6 +245,7 @@ func (r *DossierStoreReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&v1alpha1.SharingAgreement{}, handler.EnqueueRequestsFromMapFunc(toStore)).
 		Watches(&v1alpha1.RetentionPolicy{}, handler.EnqueueRequestsFromMapFunc(toStore)).
 		Named("dossierstore").
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(r)
 }
 

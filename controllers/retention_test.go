@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,9 +13,11 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 	"github.com/dossierguard/dossierguard/controllers"
+	"github.com/dossierguard/dossierguard/internal/compliance"
 )
 
 func newPolicy(t *testing.T, ns, name string, mutate func(*v1alpha1.RetentionPolicy)) *v1alpha1.RetentionPolicy {
@@ -193,5 +196,39 @@ func TestRetentionPeriodsAgainstTheStatute(t *testing.T) {
 				return nil
 			})
 		})
+	}
+}
+
+func TestUnchangedRetentionPolicyAgreementAndRoleMakeNoWrites(t *testing.T) {
+	ctx := context.Background()
+	ns, _ := readyStore(t)
+	p := newPolicy(t, ns, "bewaartermijn", nil)
+	a := newAgreement(t, ns, "consent", nil)
+	role := newRole(t, ns, "coach")
+	eventually(t, timeout, policyCondition(p, v1alpha1.ConditionReady, metav1.ConditionTrue, ""))
+	eventually(t, timeout, agreementCondition(a, controllers.ConditionAgreementInForce, metav1.ConditionTrue, "InForce"))
+	eventually(t, timeout, func() error {
+		return conditionIs(role, func() []metav1.Condition { return role.Status.Conditions }, v1alpha1.ConditionReady, metav1.ConditionTrue, "")
+	})
+	time.Sleep(time.Second)
+
+	writes := &atomic.Int64{}
+	c := countingClient{Client: mgrClient, n: writes}
+	reconcilers := map[string]reconcile.Reconciler{
+		"retention": &controllers.RetentionPolicyReconciler{Client: c, Clock: fakeClock, Image: controllers.DefaultSweeperImage, Statutes: compliance.DefaultStatutes},
+		"sharing":   &controllers.SharingAgreementReconciler{Client: c, Recorder: noEvents{}, Clock: fakeClock},
+		"role":      &controllers.AccessRoleReconciler{Client: c, Clock: fakeClock},
+	}
+	objects := map[string]client.Object{"retention": p, "sharing": a, "role": role}
+	for name, r := range reconcilers {
+		before := writes.Load()
+		for i := 0; i < 3; i++ {
+			if _, err := r.Reconcile(ctx, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(objects[name])}); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+		}
+		if n := writes.Load() - before; n != 0 {
+			t.Errorf("%s: %d writes reconciling an unchanged object; want 0", name, n)
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -112,7 +113,7 @@ var lastRunChanged = predicate.Funcs{
 }
 
 // SetupWithManager registers the reconciler and its watches.
-func (r *RetentionPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
+func (r *RetentionPolicyReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.RetentionPolicy{}, builder.WithPredicates(predicate.Or(specOrMetadataChanged, lastRunChanged))).
 		Owns(&batchv1.CronJob{}).
@@ -122,5 +123,6 @@ func (r *RetentionPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&v1alpha1.DossierStore{}, handler.EnqueueRequestsFromMapFunc(
 			referrers(mgr.GetClient(), &v1alpha1.RetentionPolicyList{}))).
 		Named("retentionpolicy").
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(r)
 }

@@ -20,6 +20,8 @@ type Options struct {
 	Clock clock.PassiveClock
 	// SweeperImage runs the retention sweeps; DefaultSweeperImage when empty.
 	SweeperImage string
+	// Workers is the number of concurrent reconciles per kind; 4 when zero.
+	Workers int
 	// Statutes is the statutory retention per service; the built-in table when nil.
 	Statutes map[v1alpha1.Service]compliance.Statute
 }
@@ -44,6 +46,9 @@ func SetupAll(mgr ctrl.Manager, opts Options) error {
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
 	}
+	if opts.Workers <= 0 {
+		opts.Workers = 4
+	}
 	if opts.SweeperImage == "" {
 		opts.SweeperImage = DefaultSweeperImage
 	}
@@ -54,14 +59,14 @@ func SetupAll(mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	events := mgr.GetEventRecorder("dossierguard")
-	if err := (&DossierStoreReconciler{Client: mgr.GetClient(), Recorder: events, Clock: opts.Clock}).SetupWithManager(mgr); err != nil {
+	if err := (&DossierStoreReconciler{Client: mgr.GetClient(), Recorder: events, Clock: opts.Clock}).SetupWithManager(mgr, opts.Workers); err != nil {
 		return err
 	}
-	if err := (&SharingAgreementReconciler{Client: mgr.GetClient(), Recorder: events, Clock: opts.Clock}).SetupWithManager(mgr); err != nil {
+	if err := (&SharingAgreementReconciler{Client: mgr.GetClient(), Recorder: events, Clock: opts.Clock}).SetupWithManager(mgr, opts.Workers); err != nil {
 		return err
 	}
-	if err := (&AccessRoleReconciler{Client: mgr.GetClient(), Clock: opts.Clock}).SetupWithManager(mgr); err != nil {
+	if err := (&AccessRoleReconciler{Client: mgr.GetClient(), Clock: opts.Clock}).SetupWithManager(mgr, opts.Workers); err != nil {
 		return err
 	}
-	return (&RetentionPolicyReconciler{Client: mgr.GetClient(), Clock: opts.Clock, Image: opts.SweeperImage, Statutes: opts.Statutes}).SetupWithManager(mgr)
+	return (&RetentionPolicyReconciler{Client: mgr.GetClient(), Clock: opts.Clock, Image: opts.SweeperImage, Statutes: opts.Statutes}).SetupWithManager(mgr, opts.Workers)
 }

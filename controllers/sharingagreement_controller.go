@@ -14,6 +14,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
@@ -100,7 +101,7 @@ func (r *SharingAgreementReconciler) recordTransitions(before, after *v1alpha1.S
 }
 
 // SetupWithManager registers the reconciler and its watches.
-func (r *SharingAgreementReconciler) SetupWithManager(mgr ctrl.Manager) error {
+func (r *SharingAgreementReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.SharingAgreement{}, builder.WithPredicates(specOrMetadataChanged)).
 		Owns(&networkingv1.NetworkPolicy{}).
@@ -108,6 +109,7 @@ func (r *SharingAgreementReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&v1alpha1.DossierStore{}, handler.EnqueueRequestsFromMapFunc(
 			referrers(mgr.GetClient(), &v1alpha1.SharingAgreementList{}))).
 		Named("sharingagreement").
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(r)
 }
 

@@ -27,6 +27,7 @@ type managerOptions struct {
 	leaderElectionNamespace string
 	sweeperImage            string
 	retentionStatutes       string
+	workers                 int
 	zap                     zap.Options
 }
 
@@ -46,6 +47,7 @@ func newManagerCommand() *cobra.Command {
 	f.BoolVar(&opts.leaderElect, "leader-elect", false, "Elect a leader so that only one replica reconciles at a time.")
 	f.StringVar(&opts.leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader-election Lease (default: the pod's namespace).")
 	f.StringVar(&opts.sweeperImage, "sweeper-image", envOr("DOSSIERGUARD_IMAGE", controllers.DefaultSweeperImage), "Image of the retention sweeper's CronJobs (env DOSSIERGUARD_IMAGE).")
+	f.IntVar(&opts.workers, "max-concurrent-reconciles", 4, "Concurrent reconciles per kind.")
 	f.StringVar(&opts.retentionStatutes, "retention-statutes", "", "YAML file with the statutory retention per service, replacing the built-in table (see docs/retention.md).")
 	zapFlags := flag.NewFlagSet("zap", flag.ContinueOnError)
 	opts.zap.BindFlags(zapFlags)
@@ -73,7 +75,7 @@ func runManager(cmd *cobra.Command, opts managerOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := controllers.SetupAll(mgr, controllers.Options{SweeperImage: opts.sweeperImage, Statutes: statutes}); err != nil {
+	if err := controllers.SetupAll(mgr, controllers.Options{SweeperImage: opts.sweeperImage, Statutes: statutes, Workers: opts.workers}); err != nil {
 		return fmt.Errorf("set up reconcilers: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

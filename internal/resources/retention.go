@@ -49,7 +49,7 @@ func policyLabels(p *v1alpha1.RetentionPolicy) map[string]string {
 func SweeperCronJob(p *v1alpha1.RetentionPolicy, image string, maxRunSeconds int64) *batchv1ac.CronJobApplyConfiguration {
 	env := []*corev1ac.EnvVarApplyConfiguration{
 		corev1ac.EnvVar().WithName("POD_NAMESPACE").WithValueFrom(corev1ac.EnvVarSource().
-			WithFieldRef(corev1ac.ObjectFieldSelector().WithFieldPath("metadata.namespace"))),
+			WithFieldRef(corev1ac.ObjectFieldSelector().WithAPIVersion("v1").WithFieldPath("metadata.namespace"))),
 	}
 	for _, e := range databaseEnv {
 		ref := corev1ac.SecretKeySelector().WithName(p.Spec.Database.CredentialsSecretName).WithKey(e.key)
