@@ -70,7 +70,7 @@ build: ## Build bin/dossierguard.
 
 .PHONY: run
 run: manifests ## Run the manager against the cluster in KUBECONFIG.
-	go run ./cmd/dossierguard manager --leader-elect=false
+	go run ./cmd/dossierguard manager --leader-elect=false --enable-webhook=false
 
 .PHONY: install
 install: manifests ## Install the CRDs into the cluster in KUBECONFIG.

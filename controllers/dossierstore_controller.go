@@ -33,6 +33,9 @@ import (
 // (or, with deletionPolicy Delete, handed to garbage collection).
 const StoreFinalizer = "privacy.dossierguard.io/dossier-volume"
 
+// auditRecheck bounds how long an unaudited workload pod goes unnoticed.
+const auditRecheck = 10 * time.Minute
+
 // storageClassIndex indexes stores by the StorageClass they name.
 const storageClassIndex = "spec.storage.storageClassName"
 
@@ -40,6 +43,8 @@ const storageClassIndex = "spec.storage.storageClassName"
 // key access and network isolation, and reports compliance.
 type DossierStoreReconciler struct {
 	client.Client
+	// Reader lists the workload's pods without caching every pod.
+	Reader   client.Reader
 	Recorder recorder.EventRecorder
 	// Clock is injectable so that tests can move time for key rotation.
 	Clock clock.PassiveClock
@@ -53,6 +58,7 @@ type DossierStoreReconciler struct {
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=storage.k8s.io,resources=storageclasses,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=list
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile brings one DossierStore to its desired state.
@@ -76,7 +82,7 @@ func (r *DossierStoreReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	before := store.DeepCopy()
 	now := r.Clock.Now()
 	facts := storeFacts{now: now}
-	var keyErr, accessErr, claimErr, isolationErr, policyErr, sharingErr, retentionErr error
+	var keyErr, accessErr, claimErr, isolationErr, policyErr, sharingErr, retentionErr, auditKeysErr, auditErr error
 	facts.encryption = r.reconcileEncryption(ctx, store)
 	facts.key, keyErr = r.reconcileDataKey(ctx, store, now)
 	facts.keyAccess, accessErr = r.reconcileKeyAccess(ctx, store)
@@ -85,12 +91,20 @@ func (r *DossierStoreReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	facts.roles, facts.policyApplied, policyErr = r.reconcileAccessPolicy(ctx, store, now)
 	facts.agreements, facts.violating, sharingErr = r.summariseAgreements(ctx, store, now)
 	facts.retention, retentionErr = r.summariseRetention(ctx, store)
+	facts.auditKeys, auditKeysErr = r.reconcileAuditKeys(ctx, store)
+	facts.audit, auditErr = r.checkAuditActive(ctx, store)
 
 	setStoreStatus(store, facts)
 	statusErr := writeStatus(ctx, r.Client, before, store, before.Status, store.Status)
 	r.recordTransitions(before, store)
-	return ctrl.Result{RequeueAfter: requeueFor(facts.key.NextRotation, now)},
-		errors.Join(keyErr, accessErr, claimErr, isolationErr, policyErr, sharingErr, retentionErr, statusErr)
+	// Look again at least every auditRecheck for workload pods that escaped
+	// the webhook (pods are not watched, to keep the cache small).
+	next := facts.key.NextRotation
+	if next.IsZero() || next.After(now.Add(auditRecheck)) {
+		next = now.Add(auditRecheck)
+	}
+	return ctrl.Result{RequeueAfter: requeueFor(next, now)},
+		errors.Join(keyErr, accessErr, claimErr, isolationErr, policyErr, sharingErr, retentionErr, auditKeysErr, auditErr, statusErr)
 }
 
 // reconcileEncryption verifies the StorageClass; it never writes.

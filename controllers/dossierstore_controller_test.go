@@ -259,7 +259,7 @@ func TestUnchangedStoreMakesNoWrites(t *testing.T) {
 	versions := resourceVersions(t, ns)
 
 	writes := &atomic.Int64{}
-	r := &controllers.DossierStoreReconciler{Client: countingClient{Client: mgrClient, n: writes}, Recorder: noEvents{}, Clock: fakeClock}
+	r := &controllers.DossierStoreReconciler{Client: countingClient{Client: mgrClient, n: writes}, Reader: k8s, Recorder: noEvents{}, Clock: fakeClock}
 	for i := 0; i < 3; i++ {
 		if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(store)}); err != nil {
 			t.Fatalf("reconcile %d: %v", i, err)

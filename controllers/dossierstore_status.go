@@ -19,6 +19,7 @@ const (
 	ConditionVolumeProvisioned  = "VolumeProvisioned"
 	ConditionKeyRotated         = "KeyRotated"
 	ConditionNetworkIsolated    = "NetworkIsolated"
+	ConditionAuditActive        = "AuditActive"
 )
 
 // DossierStore condition reasons.
@@ -49,6 +50,10 @@ type storeFacts struct {
 	violating  []string
 	// retention is the store's RetentionEnforced control.
 	retention v1alpha1.ComplianceControl
+	// auditKeys is set when the audit keys Secret exists; audit is the
+	// AuditActive control.
+	auditKeys bool
+	audit     v1alpha1.ComplianceControl
 }
 
 // setStoreStatus computes the whole status from the facts, in memory.
@@ -76,6 +81,11 @@ func setStoreStatus(store *v1alpha1.DossierStore, f storeFacts) {
 		compliance.AccessControlControl(f.roles, resources.AccessPolicyName(store)),
 		compliance.MinimisationControl(f.violating, agreementCount(f.agreements)),
 		f.retention,
+		f.audit,
+	}
+	st.AuditKeysSecretName = ""
+	if f.auditKeys {
+		st.AuditKeysSecretName = resources.AuditKeysName(store)
 	}
 	st.Agreements = f.agreements
 
@@ -83,6 +93,7 @@ func setStoreStatus(store *v1alpha1.DossierStore, f storeFacts) {
 	setVolumeCondition(store, f)
 	setKeyCondition(store, f.key, f.now)
 	setIsolationCondition(store, f.isolation)
+	setCondition(store, &st.Conditions, ConditionAuditActive, f.audit.Result == v1alpha1.ResultPass, f.audit.Reason, f.audit.Message)
 	setCompliantCondition(store, &st.Conditions, st.Compliance)
 	setStoreReadyCondition(store, f)
 }
@@ -142,7 +153,7 @@ func setStoreReadyCondition(store *v1alpha1.DossierStore, f storeFacts) {
 	switch {
 	case !f.encryption.Encrypted():
 		setCondition(store, conds, v1alpha1.ConditionReady, false, ReasonEncryptionUnverified, f.encryption.Message)
-	case f.key.Failed || !f.keyAccess || !f.claim || !f.isolation || !f.policyApplied:
+	case f.key.Failed || !f.keyAccess || !f.claim || !f.isolation || !f.policyApplied || !f.auditKeys:
 		setCondition(store, conds, v1alpha1.ConditionReady, false, ReasonDependencyUnavailable,
 			"not every child object could be applied; see the conditions and the operator's events")
 	default:

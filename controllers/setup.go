@@ -59,7 +59,7 @@ func SetupAll(mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	events := mgr.GetEventRecorder("dossierguard")
-	if err := (&DossierStoreReconciler{Client: mgr.GetClient(), Recorder: events, Clock: opts.Clock}).SetupWithManager(mgr, opts.Workers); err != nil {
+	if err := (&DossierStoreReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Recorder: events, Clock: opts.Clock}).SetupWithManager(mgr, opts.Workers); err != nil {
 		return err
 	}
 	if err := (&SharingAgreementReconciler{Client: mgr.GetClient(), Recorder: events, Clock: opts.Clock}).SetupWithManager(mgr, opts.Workers); err != nil {

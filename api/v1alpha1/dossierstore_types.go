@@ -200,6 +200,77 @@ type AuditSpec struct {
 	// +listMapKey=name
 	// +kubebuilder:validation:MaxItems=100
 	Routes []AuditRoute `json:"routes,omitempty"`
+
+	// Identity says how the audit proxy identifies callers. Without it every
+	// request is refused with 401.
+	// +optional
+	Identity *IdentitySpec `json:"identity,omitempty"`
+
+	// AssignmentURL is where the audit proxy asks whether a dossier is
+	// assigned to a caller, for roles limited to assigned cases: an HTTP GET
+	// URL template with {user} and {dossier}; 200 means assigned, 404 not
+	// assigned, anything else is refused (fail closed).
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:XValidation:rule="self.matches('^https?://[^ ]+$') && self.contains('{dossier}') && self.contains('{user}')",message="spec.audit.assignmentURL must be an http(s) URL template containing {user} and {dossier}"
+	AssignmentURL string `json:"assignmentURL,omitempty"`
+}
+
+// IdentitySpec configures how callers are identified: a verified OIDC token,
+// the headers of an authenticating proxy from trusted addresses, or both.
+// +kubebuilder:validation:XValidation:rule="has(self.oidc) || has(self.trustedProxy)",message="spec.audit.identity needs oidc, trustedProxy or both"
+type IdentitySpec struct {
+	// OIDC verifies bearer tokens of an OpenID Connect issuer.
+	// +optional
+	OIDC *OIDCSpec `json:"oidc,omitempty"`
+	// TrustedProxy accepts identity headers from an authenticating proxy
+	// (such as oauth2-proxy) at these addresses only; from anyone else the
+	// headers are stripped.
+	// +optional
+	TrustedProxy *TrustedProxySpec `json:"trustedProxy,omitempty"`
+}
+
+// OIDCSpec is an OpenID Connect issuer whose tokens the proxy accepts.
+type OIDCSpec struct {
+	// IssuerURL of the provider; its discovery document names the keys.
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:XValidation:rule="self.matches('^https://[^ ]+$')",message="spec.audit.identity.oidc.issuerURL must be an https URL"
+	IssuerURL string `json:"issuerURL"`
+	// Audience the tokens must be issued for.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	Audience string `json:"audience"`
+	// UsernameClaim names the caller; sub by default.
+	// +optional
+	// +kubebuilder:default=sub
+	// +kubebuilder:validation:MaxLength=64
+	UsernameClaim string `json:"usernameClaim,omitempty"`
+	// GroupsClaim lists the caller's groups; groups by default.
+	// +optional
+	// +kubebuilder:default=groups
+	// +kubebuilder:validation:MaxLength=64
+	GroupsClaim string `json:"groupsClaim,omitempty"`
+}
+
+// TrustedProxySpec is an authenticating proxy in front of the audit proxy.
+type TrustedProxySpec struct {
+	// CIDRs the authenticating proxy connects from.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=10
+	// +listType=set
+	// +kubebuilder:validation:items:MaxLength=43
+	// +kubebuilder:validation:XValidation:rule="self.all(c, isCIDR(c))",message="spec.audit.identity.trustedProxy.cidrs must hold valid CIDRs"
+	CIDRs []string `json:"cidrs"`
+	// UserHeader carries the user; X-Forwarded-User by default.
+	// +optional
+	// +kubebuilder:default=X-Forwarded-User
+	// +kubebuilder:validation:MaxLength=64
+	UserHeader string `json:"userHeader,omitempty"`
+	// GroupsHeader carries the comma-separated groups; X-Forwarded-Groups by default.
+	// +optional
+	// +kubebuilder:default=X-Forwarded-Groups
+	// +kubebuilder:validation:MaxLength=64
+	GroupsHeader string `json:"groupsHeader,omitempty"`
 }
 
 // AuditRoute maps a method and path to data categories and an action.
@@ -247,6 +318,10 @@ type DossierStoreStatus struct {
 	// NextKeyRotation is when the next key version will be added.
 	// +optional
 	NextKeyRotation *metav1.Time `json:"nextKeyRotation,omitempty"`
+	// AuditKeysSecretName is the Secret with the audit log's checkpoint
+	// signing key and the pseudonymisation key.
+	// +optional
+	AuditKeysSecretName string `json:"auditKeysSecretName,omitempty"`
 	// Agreements summarises the store's sharing agreements.
 	// +optional
 	Agreements *AgreementSummary `json:"agreements,omitempty"`

@@ -28,6 +28,7 @@ type managerOptions struct {
 	sweeperImage            string
 	retentionStatutes       string
 	workers                 int
+	webhook                 webhookOptions
 	zap                     zap.Options
 }
 
@@ -49,6 +50,7 @@ func newManagerCommand() *cobra.Command {
 	f.StringVar(&opts.sweeperImage, "sweeper-image", envOr("DOSSIERGUARD_IMAGE", controllers.DefaultSweeperImage), "Image of the retention sweeper's CronJobs (env DOSSIERGUARD_IMAGE).")
 	f.IntVar(&opts.workers, "max-concurrent-reconciles", 4, "Concurrent reconciles per kind.")
 	f.StringVar(&opts.retentionStatutes, "retention-statutes", "", "YAML file with the statutory retention per service, replacing the built-in table (see docs/retention.md).")
+	opts.webhook.bindFlags(f)
 	zapFlags := flag.NewFlagSet("zap", flag.ContinueOnError)
 	opts.zap.BindFlags(zapFlags)
 	f.AddGoFlagSet(zapFlags)
@@ -59,7 +61,11 @@ func runManager(cmd *cobra.Command, opts managerOptions) error {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts.zap)))
 	log := ctrl.Log.WithName("setup")
 
+	if err := opts.webhook.validate(); err != nil {
+		return err
+	}
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+		WebhookServer:           opts.webhook.server(),
 		Scheme:                  scheme.New(),
 		Metrics:                 metricsserver.Options{BindAddress: opts.metricsAddr},
 		HealthProbeBindAddress:  opts.probeAddr,
@@ -77,6 +83,9 @@ func runManager(cmd *cobra.Command, opts managerOptions) error {
 	}
 	if err := controllers.SetupAll(mgr, controllers.Options{SweeperImage: opts.sweeperImage, Statutes: statutes, Workers: opts.workers}); err != nil {
 		return fmt.Errorf("set up reconcilers: %w", err)
+	}
+	if err := opts.webhook.setup(cmd.Context(), mgr, opts.sweeperImage); err != nil {
+		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return fmt.Errorf("add health check: %w", err)

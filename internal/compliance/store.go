@@ -2,6 +2,7 @@ package compliance
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
@@ -61,4 +62,32 @@ func NetworkControl(applied bool, policy string, proxyPort int32) v1alpha1.Compl
 	return control(ControlNetworkSegregation, v1alpha1.ResultPass, ReasonDefaultDenyApplied,
 		fmt.Sprintf("default deny around the workload; ingress only to the audit proxy on port %d, egress only to DNS and declared dependencies", proxyPort),
 		"NetworkPolicy/"+policy)
+}
+
+// ControlAuditActive is the store's audit-proxy coverage.
+const ControlAuditActive = "AuditActive"
+
+func init() {
+	References[ControlAuditActive] = "AVG art. 5(2), art. 30; BIO 8.15; NEN 7513"
+}
+
+// AuditControl passes when every running pod of the workload has the audit
+// proxy. listed is false when the pods could not be listed.
+func AuditControl(unaudited []string, running int, listed bool) v1alpha1.ComplianceControl {
+	switch {
+	case !listed:
+		return control(ControlAuditActive, v1alpha1.ResultUnknown, "PodsNotListed", "the workload's pods could not be listed")
+	case len(unaudited) > 0:
+		evidence := make([]string, 0, len(unaudited))
+		for _, p := range unaudited {
+			evidence = append(evidence, "Pod/"+p+": no audit-proxy container")
+		}
+		return control(ControlAuditActive, v1alpha1.ResultFail, "PodsWithoutAuditProxy",
+			fmt.Sprintf("%d of %d workload pod(s) run without the audit proxy: %s", len(unaudited), running, strings.Join(unaudited, ", ")), evidence...)
+	case running == 0:
+		return control(ControlAuditActive, v1alpha1.ResultPass, "NoWorkloadPods", "no pods of the workload are running")
+	default:
+		return control(ControlAuditActive, v1alpha1.ResultPass, "AllPodsAudited",
+			fmt.Sprintf("all %d workload pod(s) run the audit proxy", running))
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -32,7 +33,11 @@ func RepoRoot() string {
 
 // Start starts kube-apiserver and etcd and installs the CRDs. It fails with
 // a clear message when the binaries are not available.
-func Start() (*Env, error) {
+func Start() (*Env, error) { return StartWithWebhooks() }
+
+// StartWithWebhooks also installs mutating webhook configurations, pointed
+// by envtest at a local webhook server (see WebhookInstallOptions).
+func StartWithWebhooks(hooks ...*admissionregistrationv1.MutatingWebhookConfiguration) (*Env, error) {
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		return nil, fmt.Errorf("KUBEBUILDER_ASSETS is not set: run the tests with 'make test', which builds kube-apiserver and etcd with hack/envtest-assets.sh")
 	}
@@ -40,6 +45,7 @@ func Start() (*Env, error) {
 		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 		Scheme:                scheme.New(),
+		WebhookInstallOptions: envtest.WebhookInstallOptions{MutatingWebhooks: hooks},
 	}
 	cfg, err := env.Start()
 	if err != nil {

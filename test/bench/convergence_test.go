@@ -270,7 +270,7 @@ func startManager(b *testing.B, env *testenv.Env) (*exec.Cmd, string) {
 		b.Fatal(err)
 	}
 	metricsAddr, probeAddr := freeAddr(b), freeAddr(b)
-	cmd := exec.Command(bin, "manager", "--metrics-bind-address", metricsAddr, "--health-probe-bind-address", probeAddr, "--zap-log-level", "error")
+	cmd := exec.Command(bin, "manager", "--metrics-bind-address", metricsAddr, "--health-probe-bind-address", probeAddr, "--zap-log-level", "error", "--enable-webhook=false")
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kcPath)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {

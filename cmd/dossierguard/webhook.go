@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/spf13/pflag"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/dossierguard/dossierguard/internal/webhook"
+)
+
+// webhookOptions are the manager's flags for the sidecar-injection webhook.
+type webhookOptions struct {
+	enabled        bool
+	port           int
+	certDir        string
+	certManagement string
+	namespace      string
+	serviceName    string
+	secretName     string
+	configName     string
+	proxyImage     string
+	nativeSidecar  bool
+}
+
+func (o *webhookOptions) bindFlags(f *pflag.FlagSet) {
+	f.BoolVar(&o.enabled, "enable-webhook", true, "Serve the webhook that injects the audit proxy into dossier store pods.")
+	f.IntVar(&o.port, "webhook-port", 9443, "Port of the webhook server.")
+	f.StringVar(&o.certDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "Folder with the webhook's tls.crt and tls.key.")
+	f.StringVar(&o.certManagement, "webhook-cert-management", "operator", "Who provides the webhook's certificate: operator (self-signed CA, rotated, injected) or cert-manager.")
+	f.StringVar(&o.namespace, "operator-namespace", os.Getenv("POD_NAMESPACE"), "The operator's namespace, never mutated (env POD_NAMESPACE).")
+	f.StringVar(&o.serviceName, "webhook-service-name", "dossierguard-webhook", "Service in front of the webhook server.")
+	f.StringVar(&o.secretName, "webhook-secret-name", "dossierguard-webhook-tls", "Secret with the webhook's certificate.")
+	f.StringVar(&o.configName, "webhook-config-name", "dossierguard-sidecar-injector", "MutatingWebhookConfiguration whose CA the operator injects.")
+	f.StringVar(&o.proxyImage, "audit-proxy-image", "", "Image of the injected audit proxy (default: the sweeper image, which is the operator's).")
+	f.BoolVar(&o.nativeSidecar, "native-sidecar", true, "Inject the audit proxy as a native sidecar (an init container with restartPolicy Always).")
+}
+
+func (o *webhookOptions) validate() error {
+	if !o.enabled {
+		return nil
+	}
+	switch o.certManagement {
+	case "operator", "cert-manager":
+	default:
+		return fmt.Errorf("--webhook-cert-management %q must be operator or cert-manager", o.certManagement)
+	}
+	if o.namespace == "" {
+		return fmt.Errorf("--operator-namespace (or env POD_NAMESPACE) is required when the webhook is enabled: the operator's own namespace is never mutated")
+	}
+	if o.port < 1 || o.port > 65535 {
+		return fmt.Errorf("--webhook-port %d must be between 1 and 65535", o.port)
+	}
+	return nil
+}
+
+func (o *webhookOptions) server() crwebhook.Server {
+	if !o.enabled {
+		return nil
+	}
+	return crwebhook.NewServer(crwebhook.Options{Port: o.port, CertDir: o.certDir})
+}
+
+// setup registers the injector and, when the operator manages the
+// certificate, issues it before the webhook server starts.
+func (o *webhookOptions) setup(ctx context.Context, mgr ctrl.Manager, defaultImage string) error {
+	if !o.enabled {
+		return nil
+	}
+	image := o.proxyImage
+	if image == "" {
+		image = defaultImage
+	}
+	mgr.GetWebhookServer().Register(webhook.Path, &crwebhook.Admission{Handler: &webhook.Injector{
+		Client:            mgr.GetClient(),
+		Decoder:           admission.NewDecoder(mgr.GetScheme()),
+		Config:            webhook.Config{Image: image, NativeSidecar: o.nativeSidecar},
+		OperatorNamespace: o.namespace,
+	}})
+	if o.certManagement != "operator" {
+		return nil
+	}
+	direct, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme()})
+	if err != nil {
+		return err
+	}
+	certs := &webhook.CertManager{
+		Client: direct, Namespace: o.namespace, SecretName: o.secretName,
+		ServiceName: o.serviceName, WebhookConfigName: o.configName, CertDir: o.certDir,
+	}
+	if err := certs.Ensure(ctx); err != nil {
+		return fmt.Errorf("webhook certificate: %w", err)
+	}
+	return mgr.Add(certs)
+}

@@ -1,0 +1,65 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/dossierguard/dossierguard/api/v1alpha1"
+	"github.com/dossierguard/dossierguard/internal/compliance"
+	"github.com/dossierguard/dossierguard/internal/resources"
+	"github.com/dossierguard/dossierguard/internal/webhook"
+)
+
+// reconcileAuditKeys creates the audit proxy's signing and pseudonymisation
+// keys once. Existing keys are never replaced.
+func (r *DossierStoreReconciler) reconcileAuditKeys(ctx context.Context, store *v1alpha1.DossierStore) (bool, error) {
+	secret := &corev1.Secret{}
+	err := r.Get(ctx, client.ObjectKey{Namespace: store.Namespace, Name: resources.AuditKeysName(store)}, secret)
+	switch {
+	case err == nil && len(secret.Data[resources.AuditSigningKey]) > 0 && len(secret.Data[resources.AuditPseudonymKey]) == 32:
+		return true, nil
+	case err == nil:
+		return false, fmt.Errorf("audit keys Secret %s is incomplete; it is not replaced, because older audit logs depend on it", secret.Name)
+	case !apierrors.IsNotFound(err):
+		return false, fmt.Errorf("read audit keys: %w", err)
+	}
+	keys, err := resources.NewAuditKeys(nil)
+	if err != nil {
+		return false, err
+	}
+	if _, err := applyChild(ctx, r.Client, resources.AuditKeysSecret(store, keys), &corev1.Secret{}); err != nil {
+		return false, fmt.Errorf("apply audit keys: %w", err)
+	}
+	return true, nil
+}
+
+// checkAuditActive lists the workload's pods, uncached, and names those
+// that run without the audit proxy.
+func (r *DossierStoreReconciler) checkAuditActive(ctx context.Context, store *v1alpha1.DossierStore) (v1alpha1.ComplianceControl, error) {
+	selector, err := metav1.LabelSelectorAsSelector(&store.Spec.Workload.Selector)
+	if err != nil {
+		return compliance.AuditControl(nil, 0, false), fmt.Errorf("workload selector: %w", err)
+	}
+	pods := &corev1.PodList{}
+	if err := r.Reader.List(ctx, pods, client.InNamespace(store.Namespace), client.MatchingLabelsSelector{Selector: selector}); err != nil {
+		return compliance.AuditControl(nil, 0, false), fmt.Errorf("list workload pods: %w", err)
+	}
+	var unaudited []string
+	running := 0
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed || !p.DeletionTimestamp.IsZero() {
+			continue
+		}
+		running++
+		if !webhook.HasSidecar(p) {
+			unaudited = append(unaudited, p.Name)
+		}
+	}
+	return compliance.AuditControl(unaudited, running, true), nil
+}

@@ -1,0 +1,90 @@
+package webhook_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/dossierguard/dossierguard/internal/webhook"
+)
+
+func TestOperatorManagedCertificates(t *testing.T) {
+	ctx := context.Background()
+	namespace(t, operatorNamespace)
+	// A configuration of its own, so that the injector's stays intact.
+	own := injectorConfiguration()
+	own.Name = "cert-test"
+	own.Webhooks[0].ObjectSelector.MatchExpressions[0].Key = "never.example/selects"
+	if err := env.Client.Create(ctx, own); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	m := &webhook.CertManager{
+		Client: env.Client, Namespace: operatorNamespace, SecretName: "dossierguard-webhook-tls",
+		ServiceName: "dossierguard-webhook", WebhookConfigName: "cert-test",
+		CertDir: t.TempDir(), Now: func() time.Time { return now },
+	}
+	if err := m.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	secret := &corev1.Secret{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: m.SecretName}, secret); err != nil {
+		t.Fatal(err)
+	}
+	onDisk, err := os.ReadFile(filepath.Join(m.CertDir, "tls.crt"))
+	if err != nil || !bytes.Equal(onDisk, secret.Data["tls.crt"]) {
+		t.Fatalf("certificate on disk does not match the Secret: %v", err)
+	}
+	block, _ := pem.Decode(secret.Data["tls.crt"])
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(secret.Data["ca.crt"])
+	if _, err := cert.Verify(x509.VerifyOptions{DNSName: "dossierguard-webhook.dossierguard-system.svc", Roots: roots}); err != nil {
+		t.Errorf("serving certificate does not verify for the Service name: %v", err)
+	}
+	cfg := &admissionregistrationv1.MutatingWebhookConfiguration{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Name: m.WebhookConfigName}, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(cfg.Webhooks[0].ClientConfig.CABundle, secret.Data["ca.crt"]) {
+		t.Error("the CA was not injected into the MutatingWebhookConfiguration")
+	}
+
+	// A second run with time to spare changes nothing.
+	version := secret.ResourceVersion
+	if err := m.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_ = env.Client.Get(ctx, client.ObjectKeyFromObject(secret), secret)
+	if secret.ResourceVersion != version {
+		t.Error("a valid certificate was replaced")
+	}
+
+	// Close to expiry it is renewed, on disk and in the CA bundle.
+	now = now.Add(webhook.CertValidity - webhook.RenewBefore + time.Hour)
+	if err := m.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	renewed := &corev1.Secret{}
+	_ = env.Client.Get(ctx, client.ObjectKeyFromObject(secret), renewed)
+	if bytes.Equal(renewed.Data["tls.crt"], secret.Data["tls.crt"]) {
+		t.Fatal("the certificate was not renewed before expiry")
+	}
+	onDisk, _ = os.ReadFile(filepath.Join(m.CertDir, "tls.crt"))
+	_ = env.Client.Get(ctx, client.ObjectKey{Name: m.WebhookConfigName}, cfg)
+	if !bytes.Equal(onDisk, renewed.Data["tls.crt"]) || !bytes.Equal(cfg.Webhooks[0].ClientConfig.CABundle, renewed.Data["ca.crt"]) {
+		t.Error("the renewed certificate is not on disk or its CA not injected")
+	}
+}

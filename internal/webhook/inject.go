@@ -1,0 +1,159 @@
+// Package webhook holds the mutating admission webhook that injects the
+// audit proxy into the pods of a DossierStore's workload, and the serving
+// certificates the operator manages for it.
+package webhook
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	"github.com/dossierguard/dossierguard/api/v1alpha1"
+	"github.com/dossierguard/dossierguard/internal/accesspolicy"
+	"github.com/dossierguard/dossierguard/internal/resources"
+)
+
+// Names of what the injector adds to a pod.
+const (
+	SidecarName      = "audit-proxy"
+	PolicyVolume     = "dossierguard-policy"
+	KeysVolume       = "dossierguard-audit-keys"
+	LogVolume        = "dossierguard-audit-log"
+	PolicyDir        = "/etc/dossierguard/policy"
+	KeysDir          = "/etc/dossierguard/keys"
+	LogDir           = "/var/log/dossierguard"
+	HealthPort       = 9901
+	AnnotationStatus = "privacy.dossierguard.io/audit-proxy"
+)
+
+// Config is how the operator is installed.
+type Config struct {
+	// Image of the audit proxy (the operator's image).
+	Image string
+	// NativeSidecar runs the proxy as an init container with restartPolicy
+	// Always (Kubernetes 1.29 and later), so it starts before the app and
+	// stops after it.
+	NativeSidecar bool
+}
+
+// Inject adds the audit proxy to pod for store. It is idempotent: a pod that
+// already has the proxy is left alone and Inject reports false.
+func Inject(pod *corev1.Pod, store *v1alpha1.DossierStore, cfg Config) bool {
+	if HasSidecar(pod) {
+		return false
+	}
+	sidecar := sidecarContainer(store, cfg)
+	if cfg.NativeSidecar {
+		sidecar.RestartPolicy = ptr.To(corev1.ContainerRestartPolicyAlways)
+		pod.Spec.InitContainers = append([]corev1.Container{sidecar}, pod.Spec.InitContainers...)
+	} else {
+		pod.Spec.Containers = append(pod.Spec.Containers, sidecar)
+	}
+	pod.Spec.Volumes = append(pod.Spec.Volumes,
+		corev1.Volume{Name: PolicyVolume, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: resources.AccessPolicyName(store)}}}},
+		corev1.Volume{Name: KeysVolume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: resources.AuditKeysName(store), DefaultMode: ptr.To[int32](0o440)}}},
+		corev1.Volume{Name: LogVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+	)
+	if pod.Annotations == nil {
+		pod.Annotations = map[string]string{}
+	}
+	pod.Annotations[AnnotationStatus] = "injected"
+	return true
+}
+
+// HasSidecar says whether the pod already runs the audit proxy.
+func HasSidecar(pod *corev1.Pod) bool {
+	for _, list := range [][]corev1.Container{pod.Spec.Containers, pod.Spec.InitContainers} {
+		for _, c := range list {
+			if c.Name == SidecarName {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func sidecarContainer(store *v1alpha1.DossierStore, cfg Config) corev1.Container {
+	w := store.Spec.Workload
+	proxyPort := resources.ProxyPort(store)
+	args := []string{
+		"audit-proxy",
+		"--listen=:" + strconv.Itoa(int(proxyPort)),
+		fmt.Sprintf("--upstream=http://127.0.0.1:%d", w.AppPort),
+		"--health-listen=:" + strconv.Itoa(HealthPort),
+		"--policy=" + PolicyDir + "/" + accesspolicy.ConfigMapKey,
+		"--audit-log=" + LogDir + "/audit.jsonl",
+		"--signing-key=" + KeysDir + "/" + resources.AuditSigningKey,
+		"--pseudonym-key=" + KeysDir + "/" + resources.AuditPseudonymKey,
+	}
+	args = append(args, identityArgs(store.Spec.Audit)...)
+	return corev1.Container{
+		Name:            SidecarName,
+		Image:           cfg.Image,
+		ImagePullPolicy: corev1.PullIfNotPresent,
+		Args:            args,
+		Ports: []corev1.ContainerPort{
+			{Name: "audit-proxy", ContainerPort: proxyPort, Protocol: corev1.ProtocolTCP},
+			{Name: "proxy-health", ContainerPort: HealthPort, Protocol: corev1.ProtocolTCP},
+		},
+		ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+			Path: "/readyz", Port: intstr.FromInt32(HealthPort)}}, PeriodSeconds: 5},
+		Resources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
+			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")},
+		},
+		SecurityContext: &corev1.SecurityContext{
+			AllowPrivilegeEscalation: ptr.To(false),
+			ReadOnlyRootFilesystem:   ptr.To(true),
+			RunAsNonRoot:             ptr.To(true),
+			RunAsUser:                ptr.To[int64](65532),
+			RunAsGroup:               ptr.To[int64](65532),
+			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+		VolumeMounts: []corev1.VolumeMount{
+			{Name: PolicyVolume, MountPath: PolicyDir, ReadOnly: true},
+			{Name: KeysVolume, MountPath: KeysDir, ReadOnly: true},
+			{Name: LogVolume, MountPath: LogDir},
+		},
+	}
+}
+
+func identityArgs(a *v1alpha1.AuditSpec) []string {
+	if a == nil {
+		return nil
+	}
+	var args []string
+	if a.AssignmentURL != "" {
+		args = append(args, "--assignment-url="+a.AssignmentURL)
+	}
+	if a.Identity == nil {
+		return args
+	}
+	if o := a.Identity.OIDC; o != nil {
+		args = append(args, "--oidc-issuer="+o.IssuerURL, "--oidc-audience="+o.Audience)
+		if o.UsernameClaim != "" {
+			args = append(args, "--oidc-username-claim="+o.UsernameClaim)
+		}
+		if o.GroupsClaim != "" {
+			args = append(args, "--oidc-groups-claim="+o.GroupsClaim)
+		}
+	}
+	if p := a.Identity.TrustedProxy; p != nil {
+		args = append(args, "--trusted-proxy-cidrs="+strings.Join(p.CIDRs, ","))
+		if p.UserHeader != "" {
+			args = append(args, "--user-header="+p.UserHeader)
+		}
+		if p.GroupsHeader != "" {
+			args = append(args, "--groups-header="+p.GroupsHeader)
+		}
+	}
+	return args
+}

@@ -1,0 +1,35 @@
+package webhook
+
+import (
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/dossierguard/dossierguard/api/v1alpha1"
+)
+
+func TestInjectIsIdempotentAndPlainSidecarWorks(t *testing.T) {
+	store := &v1alpha1.DossierStore{ObjectMeta: metav1.ObjectMeta{Name: "s"},
+		Spec: v1alpha1.DossierStoreSpec{Workload: v1alpha1.WorkloadSpec{AppPort: 8080, ProxyPort: 9000},
+			Audit: &v1alpha1.AuditSpec{AssignmentURL: "https://cases.local/assigned/{user}/{dossier}",
+				Identity: &v1alpha1.IdentitySpec{TrustedProxy: &v1alpha1.TrustedProxySpec{CIDRs: []string{"10.0.0.0/24", "10.0.1.0/24"}}}}}}
+	pod := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}}}
+	if !Inject(pod, store, Config{Image: "img"}) {
+		t.Fatal("first injection reported no change")
+	}
+	if Inject(pod, store, Config{Image: "img"}) {
+		t.Error("second injection changed the pod")
+	}
+	if len(pod.Spec.Containers) != 2 || pod.Spec.Containers[1].Name != SidecarName || pod.Spec.Containers[1].RestartPolicy != nil || len(pod.Spec.Volumes) != 3 {
+		t.Fatalf("pod %+v", pod.Spec)
+	}
+	want := map[string]bool{"--listen=:9000": true, "--trusted-proxy-cidrs=10.0.0.0/24,10.0.1.0/24": true,
+		"--assignment-url=https://cases.local/assigned/{user}/{dossier}": true}
+	for _, a := range pod.Spec.Containers[1].Args {
+		delete(want, a)
+	}
+	if len(want) != 0 {
+		t.Errorf("missing args %v in %v", want, pod.Spec.Containers[1].Args)
+	}
+}
