@@ -1,0 +1,342 @@
+package auditlog
+
+import (
+	"bufio"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Reason says how a log is broken. The set is fixed; docs/audit-log.md
+// describes how each is detected.
+type Reason string
+
+// The reasons a log can be broken.
+const (
+	// ReasonEdited: a line no longer matches its hash, or a line does not
+	// follow from the hash of the line before it.
+	ReasonEdited Reason = "edited"
+	// ReasonDeleted: one or more sequence numbers are missing.
+	ReasonDeleted Reason = "deleted"
+	// ReasonInserted: a line that does not belong to the chain, or a
+	// sequence number that appears twice.
+	ReasonInserted Reason = "inserted"
+	// ReasonReordered: lines are all present but not in their order.
+	ReasonReordered Reason = "reordered"
+	// ReasonTruncated: the log ends mid-line, or (unless an unsigned tail is
+	// allowed) without a final checkpoint.
+	ReasonTruncated Reason = "truncated"
+	// ReasonBadSignature: a checkpoint's signature does not verify, or it
+	// was made with a key that was not given.
+	ReasonBadSignature Reason = "bad-signature"
+	// ReasonMalformed: a line is not JSON, lacks the hash member, or is not
+	// a line of this format.
+	ReasonMalformed Reason = "malformed"
+)
+
+// Reasons lists every Reason.
+var Reasons = []Reason{
+	ReasonEdited, ReasonDeleted, ReasonInserted, ReasonReordered,
+	ReasonTruncated, ReasonBadSignature, ReasonMalformed,
+}
+
+// Result is the outcome of verifying a log.
+type Result struct {
+	// OK is true when the whole log verified.
+	OK bool
+	// Events is the number of event lines verified (before the break, if
+	// any).
+	Events int
+	// Checkpoints is the number of checkpoints whose signature verified.
+	Checkpoints int
+	// LastSeq is the seq of the last line verified, 0 if none.
+	LastSeq uint64
+	// LastCheckpointSeq is the seq of the last checkpoint whose signature
+	// verified, 0 if none. Every line up to it is authenticated.
+	LastCheckpointSeq uint64
+	// LastCheckpointTime is the time of that checkpoint.
+	LastCheckpointTime time.Time
+	// Unsigned is the number of verified events after the last checkpoint.
+	Unsigned int
+
+	// BrokenSeq is the sequence number at which the log is broken, when
+	// not OK. docs/audit-log.md defines it for each Reason.
+	BrokenSeq uint64
+	// Reason is how the log is broken, when not OK.
+	Reason Reason
+	// Detail explains the break. It names sequence numbers, members and
+	// hashes, never values of the events.
+	Detail string
+}
+
+// String is the verdict as the verify command prints it.
+func (r Result) String() string {
+	if !r.OK {
+		return fmt.Sprintf("BROKEN at seq %d: %s: %s", r.BrokenSeq, r.Reason, r.Detail)
+	}
+	if r.Checkpoints == 0 {
+		return fmt.Sprintf("OK: %d events, no checkpoint yet (%d events not yet signed)", r.Events, r.Unsigned)
+	}
+	s := fmt.Sprintf("OK: %d events, last checkpoint at seq %d", r.Events, r.LastCheckpointSeq)
+	if r.Unsigned > 0 {
+		s += fmt.Sprintf(" (%d events after it not yet signed)", r.Unsigned)
+	}
+	return s
+}
+
+// VerifyOptions are the options of VerifyWithOptions.
+type VerifyOptions struct {
+	// PublicKeys are the checkpoint keys to trust; a checkpoint names its
+	// key by key_id. More than one is needed across a key rotation.
+	PublicKeys []ed25519.PublicKey
+	// AllowUnsignedTail accepts a log that ends with events after its last
+	// checkpoint, such as a log that is still being written or whose writer
+	// crashed. By default a log must end with a checkpoint, as Close leaves
+	// it, and one that does not is reported as truncated.
+	AllowUnsignedTail bool
+}
+
+// Verify checks a log read from r with the checkpoint key pub: the hash
+// chain, the sequence numbers, every checkpoint signature, and that the log
+// ends with a checkpoint. A broken log is reported in the Result, with the
+// first sequence number at which it is broken; the error is only for a key
+// that is not an Ed25519 public key and for read errors. Verify never panics
+// and reads lines of at most 1 MiB into memory.
+func Verify(r io.Reader, pub ed25519.PublicKey) (Result, error) {
+	return VerifyWithOptions(r, VerifyOptions{PublicKeys: []ed25519.PublicKey{pub}})
+}
+
+// VerifyWithOptions is Verify with several keys or an unsigned tail allowed.
+func VerifyWithOptions(r io.Reader, opts VerifyOptions) (Result, error) {
+	if len(opts.PublicKeys) == 0 {
+		return Result{}, errors.New("verify audit log: no public key given")
+	}
+	keys := make(map[string]ed25519.PublicKey, len(opts.PublicKeys))
+	for _, pub := range opts.PublicKeys {
+		if len(pub) != ed25519.PublicKeySize {
+			return Result{}, fmt.Errorf("verify audit log: an Ed25519 public key is %d bytes, not %d", ed25519.PublicKeySize, len(pub))
+		}
+		keys[KeyID(pub)] = pub
+	}
+	v := verifier{lr: newLineReader(r), keys: keys, expect: 1, last: Genesis}
+	res, err := v.run()
+	if err != nil {
+		return res, fmt.Errorf("verify audit log: %w", err)
+	}
+	if res.OK && !opts.AllowUnsignedTail && v.lastType != TypeCheckpoint {
+		res = v.broken(v.expect, ReasonTruncated, v.noFinalCheckpoint())
+	}
+	return res, nil
+}
+
+// verifier holds the state of one verification.
+type verifier struct {
+	lr   *lineReader
+	keys map[string]ed25519.PublicKey
+	res  Result
+
+	expect   uint64 // the seq the next line must have
+	last     string // the hash of the last verified line (Genesis at first)
+	lastPrev string // the prev of the last verified line
+	lastType string
+}
+
+func (v *verifier) broken(seq uint64, reason Reason, detail string) Result {
+	r := v.res
+	r.OK, r.BrokenSeq, r.Reason, r.Detail = false, seq, reason, detail
+	return r
+}
+
+func (v *verifier) noFinalCheckpoint() string {
+	if v.expect == 1 {
+		return "the log is empty; a log that was closed holds at least its final checkpoint"
+	}
+	since := "no checkpoint at all"
+	if v.res.LastCheckpointSeq > 0 {
+		since = fmt.Sprintf("the last checkpoint is at seq %d", v.res.LastCheckpointSeq)
+	}
+	return fmt.Sprintf("the log ends after seq %d without a final checkpoint (%s): it was cut off, or its writer did not close; the last %d events are not signed",
+		v.expect-1, since, v.res.Unsigned)
+}
+
+// run verifies line by line until the end or the first break.
+func (v *verifier) run() (Result, error) {
+	for {
+		line, complete, err := v.lr.next()
+		if err == io.EOF {
+			v.res.OK = true
+			return v.res, nil
+		}
+		if err != nil {
+			return v.res, err
+		}
+		if !complete {
+			return v.broken(v.expect, ReasonTruncated, "the log ends in the middle of a line (no final newline): it was cut off, or a write was interrupted"), nil
+		}
+		li, err := inspectLine(line)
+		if err != nil {
+			return v.broken(v.expect, ReasonMalformed, err.Error()), nil
+		}
+		if !li.hashOK || li.seq != v.expect || li.prev != v.last {
+			return v.classify(li)
+		}
+		cp, err := checkStructure(line, &li)
+		if err != nil {
+			return v.broken(v.expect, ReasonMalformed, err.Error()), nil
+		}
+		if cp != nil {
+			if err := verifyCheckpoint(cp, v.keys); err != nil {
+				return v.broken(v.expect, ReasonBadSignature, err.Error()), nil
+			}
+			v.res.Checkpoints++
+			v.res.LastCheckpointSeq = li.seq
+			v.res.LastCheckpointTime, _ = time.Parse(TimeLayout, cp.Time)
+			v.res.Unsigned = 0
+		} else {
+			v.res.Events++
+			v.res.Unsigned++
+		}
+		v.res.LastSeq = li.seq
+		v.lastPrev, v.last, v.lastType = v.last, li.claimed, li.typ
+		v.expect++
+	}
+}
+
+// classify decides how the log is broken at line x, the first line that
+// does not continue the chain. It reads the rest of the log for the line
+// that should have been there (seq v.expect following v.last).
+func (v *verifier) classify(x lineInfo) (Result, error) {
+	e := v.expect
+	var (
+		next      *lineInfo // the line after x, when it is well formed
+		first     = true
+		continued bool // a later line has seq e and follows v.last
+		xAgain    bool // a later line has the seq of x
+	)
+	for !(continued && xAgain) {
+		line, complete, err := v.lr.next()
+		if err == io.EOF || (err == nil && !complete) {
+			break
+		}
+		if err != nil {
+			return v.res, err
+		}
+		li, perr := inspectLine(line)
+		if first && perr == nil {
+			next = &li
+		}
+		first = false
+		if perr != nil {
+			continue
+		}
+		if li.hashOK && li.seq == e && li.prev == v.last {
+			continued = true
+		}
+		if x.seq != 0 && li.seq == x.seq {
+			xAgain = true
+		}
+	}
+
+	if !x.hashOK {
+		if continued && (next == nil || next.prev != x.claimed) {
+			return v.broken(e, ReasonInserted, fmt.Sprintf(
+				"a line whose hash does not match its content sits where seq %d was expected; seq %d follows it", e, e)), nil
+		}
+		detail := fmt.Sprintf("the line at seq %d does not match its hash %s: it was changed after it was written", e, short(x.claimed))
+		if x.seq != e {
+			detail += fmt.Sprintf(" (its seq now reads %d)", x.seq)
+		}
+		return v.broken(e, ReasonEdited, detail), nil
+	}
+	switch {
+	case x.seq == 0:
+		return v.broken(e, ReasonMalformed, "seq must be a positive integer"), nil
+	case x.seq == e: // follows another line than the one verified before it
+		if continued {
+			return v.broken(e, ReasonInserted, fmt.Sprintf(
+				"two lines carry seq %d; the first does not follow seq %d and the second does", e, e-1)), nil
+		}
+		if e == 1 {
+			return v.broken(1, ReasonEdited, "the prev of the first line is not the genesis value (64 zeros): the start of the log was changed"), nil
+		}
+		return v.broken(e-1, ReasonEdited, fmt.Sprintf(
+			"the prev of seq %d (%s) is not the hash of seq %d (%s): seq %d was changed and its hash recomputed, or the prev of seq %d was",
+			e, short(x.prev), e-1, short(v.last), e-1, e)), nil
+	case x.seq > e:
+		if continued {
+			if xAgain {
+				return v.broken(e, ReasonInserted, fmt.Sprintf(
+					"a copy of seq %d sits where seq %d was expected; seq %d follows it", x.seq, e, e)), nil
+			}
+			return v.broken(e, ReasonReordered, fmt.Sprintf(
+				"seq %d comes before seq %d: lines were moved", x.seq, e)), nil
+		}
+		if x.seq == e+1 {
+			return v.broken(e, ReasonDeleted, fmt.Sprintf("seq %d is missing: seq %d follows seq %d", e, x.seq, e-1)), nil
+		}
+		return v.broken(e, ReasonDeleted, fmt.Sprintf("seq %d to %d are missing (%d lines): seq %d follows seq %d",
+			e, x.seq-1, x.seq-e, x.seq, e-1)), nil
+	default: // x.seq < e: a sequence number appears again
+		if x.seq == e-1 && x.prev == v.lastPrev {
+			if x.claimed == v.last {
+				return v.broken(e, ReasonInserted, fmt.Sprintf("seq %d appears twice: a copy of it sits where seq %d was expected", e-1, e)), nil
+			}
+			return v.broken(e-1, ReasonInserted, fmt.Sprintf(
+				"two different lines carry seq %d and both follow seq %d: one of them was inserted", e-1, e-2)), nil
+		}
+		return v.broken(e, ReasonInserted, fmt.Sprintf("seq %d appears again where seq %d was expected", x.seq, e)), nil
+	}
+}
+
+// short abbreviates a hash for messages.
+func short(h string) string {
+	if len(h) > 12 {
+		return h[:12] + "..."
+	}
+	return h
+}
+
+// lineReader splits a log into lines without holding more than one line of
+// at most maxLineLen+1 bytes.
+type lineReader struct {
+	br  *bufio.Reader
+	buf []byte
+}
+
+func newLineReader(r io.Reader) *lineReader {
+	return &lineReader{br: bufio.NewReaderSize(r, 64<<10)}
+}
+
+// next returns the next line without its newline; complete is false for a
+// last line that has no newline. A line longer than maxLineLen is returned
+// cut to maxLineLen+1 bytes (which inspectLine rejects). At the end of the
+// input it returns io.EOF.
+func (lr *lineReader) next() (line []byte, complete bool, err error) {
+	lr.buf = lr.buf[:0]
+	read := 0
+	for {
+		chunk, err := lr.br.ReadSlice('\n')
+		read += len(chunk)
+		if room := maxLineLen + 1 - len(lr.buf); room > 0 {
+			lr.buf = append(lr.buf, chunk[:min(room, len(chunk))]...)
+		}
+		switch err {
+		case nil:
+			if n := len(lr.buf); n > 0 && lr.buf[n-1] == '\n' {
+				lr.buf = lr.buf[:n-1]
+			}
+			return lr.buf, true, nil
+		case bufio.ErrBufferFull:
+			continue
+		case io.EOF:
+			if read == 0 {
+				return nil, false, io.EOF
+			}
+			return lr.buf, false, nil
+		default:
+			return nil, false, err
+		}
+	}
+}

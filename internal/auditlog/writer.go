@@ -1,0 +1,450 @@
+package auditlog
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// Defaults of Options.
+const (
+	DefaultCheckpointEvery    = 1000
+	DefaultCheckpointInterval = time.Minute
+	defaultMaxBatch           = 1024
+)
+
+// ErrClosed is returned by Append after Close.
+var ErrClosed = errors.New("audit log writer is closed")
+
+// Options configure a Writer.
+type Options struct {
+	// Path of the log file. It is created (mode 0600) if it does not exist,
+	// and continued if it does. The directory must exist.
+	Path string
+	// Mirror receives a copy of every line after it is durable in the file,
+	// typically os.Stdout for the cluster's log collection. Nil means none.
+	Mirror io.Writer
+	// SigningKey signs the checkpoints. Required.
+	SigningKey ed25519.PrivateKey
+	// CheckpointEvery is the number of events after which a checkpoint is
+	// written. 0 means DefaultCheckpointEvery; negative means never.
+	CheckpointEvery int
+	// CheckpointInterval is the longest an event waits for a checkpoint.
+	// 0 means DefaultCheckpointInterval; negative means never.
+	CheckpointInterval time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// logFile is the file the Writer appends to; an *os.File.
+type logFile interface {
+	io.Writer
+	Sync() error
+	Close() error
+}
+
+// request is one Append waiting for its group commit.
+type request struct {
+	body []byte     // the event's members after the header, a JSON object
+	done chan error // receives the outcome of the commit; buffered
+}
+
+// Writer appends events to a log file and its mirror, hash-chained and with
+// signed checkpoints. It is safe for concurrent use. Appends that arrive
+// while a commit is in progress are written and fsynced together in the
+// next one (group commit).
+type Writer struct {
+	path     string
+	file     logFile
+	mirror   io.Writer
+	priv     ed25519.PrivateKey
+	keyID    string
+	every    int
+	interval time.Duration
+	now      func() time.Time
+	maxBatch int
+
+	mu     sync.RWMutex // guards closed and sending on reqs
+	closed bool
+	reqs   chan *request
+	exited chan struct{} // closed when the committer has stopped
+	// closeErr is the outcome of Close, set by the committer before exited.
+	closeErr error
+
+	errMu  sync.Mutex
+	failed error // sticky: set on the first write, sync or mirror error
+
+	// State of the chain, owned by the committer goroutine.
+	seq      uint64
+	prev     [64]byte
+	lastType string
+	unsigned int // events since the last checkpoint
+	buf      []byte
+}
+
+// NewWriter opens or creates the log file at opts.Path and starts the
+// writer. An existing file is continued: its last line must be intact (a
+// complete line that matches its hash and follows the line before it), or
+// NewWriter refuses it, because appending to a broken chain would hide the
+// break. Only one Writer may have a file open at a time.
+func NewWriter(opts Options) (*Writer, error) {
+	if opts.Path == "" {
+		return nil, errors.New("audit log: no file path given")
+	}
+	if len(opts.SigningKey) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("audit log: the signing key must be an Ed25519 private key of %d bytes", ed25519.PrivateKeySize)
+	}
+	w := &Writer{
+		path:     opts.Path,
+		mirror:   opts.Mirror,
+		priv:     opts.SigningKey,
+		keyID:    KeyID(opts.SigningKey.Public().(ed25519.PublicKey)),
+		every:    opts.CheckpointEvery,
+		interval: opts.CheckpointInterval,
+		now:      opts.Now,
+		maxBatch: defaultMaxBatch,
+		reqs:     make(chan *request, defaultMaxBatch),
+		exited:   make(chan struct{}),
+	}
+	if w.every == 0 {
+		w.every = DefaultCheckpointEvery
+	}
+	if w.interval == 0 {
+		w.interval = DefaultCheckpointInterval
+	}
+	if w.now == nil {
+		w.now = time.Now
+	}
+	if w.mirror == nil {
+		w.mirror = io.Discard
+	}
+
+	_, statErr := os.Stat(opts.Path)
+	created := errors.Is(statErr, os.ErrNotExist)
+	f, err := os.OpenFile(opts.Path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("audit log: open: %w", err)
+	}
+	if err := lockFile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("audit log %s is in use by another writer: %w", opts.Path, err)
+	}
+	if created {
+		// Make the new directory entry durable too.
+		if err := syncDir(filepath.Dir(opts.Path)); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("audit log: sync directory: %w", err)
+		}
+	}
+	if err := w.resume(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("audit log %s: %w", opts.Path, err)
+	}
+	w.file = f
+	go w.run()
+	return w, nil
+}
+
+// Append records ev and returns once it is durable in the file (written and
+// fsynced) and copied to the mirror. If it returns an error the event may not
+// be recorded and the caller must deny the request it describes. The event
+// is validated first (see Event); invalid events are refused.
+//
+// When ctx ends while the event waits for its commit, Append returns the
+// context's error, and the event may still be written: the log can hold an
+// event for a request that was then denied, never the reverse.
+func (w *Writer) Append(ctx context.Context, ev Event) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("audit event not recorded: %w", err)
+	}
+	if err := w.Err(); err != nil {
+		return fmt.Errorf("audit event not recorded: %w", err)
+	}
+	body, err := encodeEventBody(&ev, w.now)
+	if err != nil {
+		return err
+	}
+	req := &request{body: body, done: make(chan error, 1)}
+
+	w.mu.RLock()
+	if w.closed {
+		w.mu.RUnlock()
+		return fmt.Errorf("audit event not recorded: %w", ErrClosed)
+	}
+	select {
+	case w.reqs <- req:
+		w.mu.RUnlock()
+	case <-ctx.Done():
+		w.mu.RUnlock()
+		return fmt.Errorf("audit event not recorded: %w", ctx.Err())
+	}
+
+	select {
+	case err := <-req.done:
+		if err != nil {
+			return fmt.Errorf("audit event not recorded: %w", err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("audit event not confirmed (it may still be written): %w", ctx.Err())
+	}
+}
+
+// Close writes every event already passed to Append, then a final
+// checkpoint, fsyncs and closes the file. Appends after Close fail with
+// ErrClosed. Calling Close again returns the same result.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.reqs)
+	}
+	w.mu.Unlock()
+	<-w.exited
+	return w.closeErr
+}
+
+// Err returns the error that stopped the writer, if any: after a failed
+// write, fsync or mirror write every Append fails with it. A readiness
+// probe can report it.
+func (w *Writer) Err() error {
+	w.errMu.Lock()
+	defer w.errMu.Unlock()
+	return w.failed
+}
+
+func (w *Writer) fail(err error) error {
+	w.errMu.Lock()
+	defer w.errMu.Unlock()
+	if w.failed == nil {
+		w.failed = fmt.Errorf("audit log %s stopped: %w", w.path, err)
+	}
+	return w.failed
+}
+
+// run is the committer: it takes every queued request, commits them as one
+// batch, and writes checkpoints when they are due.
+func (w *Writer) run() {
+	defer close(w.exited)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	var timerC <-chan time.Time
+	batch := make([]*request, 0, w.maxBatch)
+	for {
+		select {
+		case req, ok := <-w.reqs:
+			if !ok {
+				w.closeErr = w.finish()
+				return
+			}
+			batch = append(batch[:0], req)
+			open := true
+		drain:
+			for len(batch) < w.maxBatch {
+				select {
+				case r, ok := <-w.reqs:
+					if !ok {
+						open = false
+						break drain
+					}
+					batch = append(batch, r)
+				default:
+					break drain
+				}
+			}
+			w.commit(batch, false)
+			clear(batch)
+			if !open {
+				w.closeErr = w.finish()
+				return
+			}
+		case <-timerC:
+			timerC = nil
+			w.commit(nil, true)
+		}
+		switch {
+		case w.unsigned > 0 && timerC == nil && w.interval > 0:
+			timer.Reset(w.interval)
+			timerC = timer.C
+		case w.unsigned == 0 && timerC != nil:
+			timer.Stop()
+			timerC = nil
+		}
+	}
+}
+
+// commit writes the events of batch and any checkpoint due as one write and
+// one fsync, then reports the outcome to every request.
+func (w *Writer) commit(batch []*request, checkpoint bool) {
+	err := w.Err()
+	if err == nil {
+		w.buf = w.buf[:0]
+		for _, r := range batch {
+			w.seq++
+			w.buf, w.prev = appendLine(w.buf, TypeEvent, w.seq, &w.prev, r.body)
+			w.lastType = TypeEvent
+			w.unsigned++
+			if w.every > 0 && w.unsigned >= w.every {
+				w.appendCheckpoint()
+			}
+		}
+		if checkpoint && w.unsigned > 0 {
+			w.appendCheckpoint()
+		}
+		err = w.writeOut()
+	}
+	for _, r := range batch {
+		r.done <- err
+	}
+}
+
+func (w *Writer) appendCheckpoint() {
+	w.seq++
+	body := checkpointBodyJSON(w.priv, w.keyID, w.seq, &w.prev, w.now())
+	w.buf, w.prev = appendLine(w.buf, TypeCheckpoint, w.seq, &w.prev, body)
+	w.lastType = TypeCheckpoint
+	w.unsigned = 0
+}
+
+// writeOut writes w.buf to the file, fsyncs it and copies it to the mirror.
+// Any error stops the writer for good: the file may now end with part of a
+// line, and fsync errors cannot be retried safely.
+func (w *Writer) writeOut() error {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	if _, err := w.file.Write(w.buf); err != nil {
+		return w.fail(fmt.Errorf("write: %w", err))
+	}
+	if err := w.file.Sync(); err != nil {
+		return w.fail(fmt.Errorf("fsync: %w", err))
+	}
+	if _, err := w.mirror.Write(w.buf); err != nil {
+		return w.fail(fmt.Errorf("write to mirror: %w", err))
+	}
+	return nil
+}
+
+// finish writes the final checkpoint and closes the file.
+func (w *Writer) finish() error {
+	err := w.Err()
+	if err == nil && w.lastType != TypeCheckpoint {
+		w.buf = w.buf[:0]
+		w.appendCheckpoint()
+		err = w.writeOut()
+	}
+	if cerr := w.file.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("audit log %s: close: %w", w.path, cerr)
+	}
+	return err
+}
+
+// resume reads the end of an existing log to continue its chain.
+func (w *Writer) resume(f *os.File) error {
+	w.lastType = ""
+	copy(w.prev[:], Genesis)
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("stat: %w", err)
+	}
+	size := fi.Size()
+	if size == 0 {
+		return nil
+	}
+	tail, atStart, err := readTail(f, size)
+	if err != nil {
+		return err
+	}
+	if tail[len(tail)-1] != '\n' {
+		return errors.New("the last line is incomplete (no final newline): the log was cut off mid-write, for example by a crash. " +
+			"Appending would hide the break; check it with `dossierguard audit verify`, move it aside and start a new log")
+	}
+	lines := bytes.Split(tail[:len(tail)-1], []byte{'\n'})
+	last := lines[len(lines)-1]
+	li, err := inspectLine(last)
+	if err != nil {
+		return fmt.Errorf("the last line is malformed (%v); refusing to append to a broken log", err)
+	}
+	if !li.hashOK {
+		return errors.New("the last line does not match its hash; refusing to append to a broken log (check it with `dossierguard audit verify`)")
+	}
+	cp, err := checkStructure(last, &li)
+	if err != nil {
+		return fmt.Errorf("the last line is not a valid line (%v); refusing to append to a broken log", err)
+	}
+	switch {
+	case len(lines) >= 2:
+		pl, err := inspectLine(lines[len(lines)-2])
+		if err != nil || !pl.hashOK || li.prev != pl.claimed || li.seq != pl.seq+1 {
+			return fmt.Errorf("the last line (seq %d) does not follow the line before it; refusing to append to a broken log (check it with `dossierguard audit verify`)", li.seq)
+		}
+	case atStart:
+		if li.seq != 1 || li.prev != Genesis {
+			return errors.New("the only line is not the first line of a chain (seq 1 after the genesis value); refusing to append to a broken log")
+		}
+	}
+	if cp != nil && cp.KeyID == w.keyID {
+		if err := verifyCheckpoint(cp, map[string]ed25519.PublicKey{w.keyID: w.priv.Public().(ed25519.PublicKey)}); err != nil {
+			return fmt.Errorf("the last checkpoint (seq %d): %v; refusing to append to a broken log", li.seq, err)
+		}
+	}
+	w.seq = li.seq
+	copy(w.prev[:], li.claimed)
+	w.lastType = li.typ
+	return nil
+}
+
+// readTail reads the last two lines of a file of the given size (more when
+// they are short). atStart reports that the tail is the whole file.
+func readTail(f *os.File, size int64) (tail []byte, atStart bool, err error) {
+	const chunk = 64 << 10
+	limit := int64(2*(maxLineLen+1) + 1)
+	off := size
+	for {
+		n := min(int64(chunk), off)
+		off -= n
+		part := make([]byte, n, int64(len(tail))+n)
+		if _, err := f.ReadAt(part, off); err != nil {
+			return nil, false, fmt.Errorf("read the end of the log: %w", err)
+		}
+		tail = append(part, tail...)
+		// Three newlines: the one ending the last line and one before
+		// each of the last two lines.
+		if off == 0 || bytes.Count(tail, []byte{'\n'}) >= 3 {
+			break
+		}
+		if int64(len(tail)) > limit {
+			return nil, false, fmt.Errorf("the last lines are longer than %d bytes; this is not an audit log", maxLineLen)
+		}
+	}
+	if off > 0 {
+		// Drop the partial line before the last two lines.
+		i := bytes.IndexByte(tail, '\n')
+		tail = tail[i+1:]
+	}
+	// Keep only the last two lines.
+	for bytes.Count(tail, []byte{'\n'}) > 2 {
+		tail = tail[bytes.IndexByte(tail, '\n')+1:]
+	}
+	return tail, off == 0 && len(tail) == int(size), nil
+}
+
+// syncDir fsyncs a directory so that a file created in it survives a crash.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
+		return err
+	}
+	return nil
+}
