@@ -98,16 +98,6 @@ func setStoreStatus(store *v1alpha1.DossierStore, f storeFacts) {
 	setStoreReadyCondition(store, f)
 }
 
-func setCondition(obj metav1.Object, conditions *[]metav1.Condition, t string, ok bool, reason, message string) {
-	status := metav1.ConditionFalse
-	if ok {
-		status = metav1.ConditionTrue
-	}
-	meta.SetStatusCondition(conditions, metav1.Condition{
-		Type: t, Status: status, Reason: reason, Message: message, ObservedGeneration: obj.GetGeneration(),
-	})
-}
-
 func setEncryptionCondition(store *v1alpha1.DossierStore, e compliance.Encryption) {
 	setCondition(store, &store.Status.Conditions, ConditionEncryptionVerified, e.Encrypted(), e.Reason, e.Message)
 }
@@ -134,17 +124,6 @@ func setKeyCondition(store *v1alpha1.DossierStore, k compliance.KeyFacts, now ti
 func setIsolationCondition(store *v1alpha1.DossierStore, applied bool) {
 	c := compliance.NetworkControl(applied, resources.IsolationPolicyName(store), resources.ProxyPort(store))
 	setCondition(store, &store.Status.Conditions, ConditionNetworkIsolated, applied, c.Reason, c.Message)
-}
-
-// setCompliantCondition summarises the compliance rows of any kind.
-func setCompliantCondition(obj metav1.Object, conditions *[]metav1.Condition, controls []v1alpha1.ComplianceControl) {
-	if failed := compliance.FirstFailure(controls); failed != nil {
-		setCondition(obj, conditions, v1alpha1.ConditionCompliant, false, ReasonControlFailed,
-			fmt.Sprintf("%s (%s): %s", failed.Control, failed.Reference, failed.Message))
-		return
-	}
-	setCondition(obj, conditions, v1alpha1.ConditionCompliant, true, ReasonAllControlsPass,
-		fmt.Sprintf("all %d controls pass", len(controls)))
 }
 
 // setStoreReadyCondition: Ready when the store may hold dossiers.
