@@ -367,10 +367,12 @@ func TestRoleOutsideStoreCategoriesIsNotEnforced(t *testing.T) {
 	eventually(t, timeout, func() error {
 		return conditionIs(bad, func() []metav1.Condition { return bad.Status.Conditions }, v1alpha1.ConditionReady, metav1.ConditionFalse, "CategoriesNotInStore")
 	})
-	d, _ := policyDocument(t, ns)
-	if strings.Contains(d, `"health"`) || !strings.Contains(d, `"ok"`) {
-		t.Errorf("policy document:\n%s\nwants role ok and not role health", d)
-	}
+	eventually(t, timeout, func() error {
+		if d, _ := policyDocument(t, ns); strings.Contains(d, `"health"`) || !strings.Contains(d, `"ok"`) {
+			return fmt.Errorf("policy document:\n%s\nwants role ok and not role health", d)
+		}
+		return nil
+	})
 }
 
 func TestBreakGlassReviewOverdueIsNonCompliant(t *testing.T) {
