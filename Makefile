@@ -51,8 +51,10 @@ verify: generate manifests ## Fail when generated files are stale or code is not
 test: test-go test-netpol ## Run all tests (unit, envtest, NetworkPolicy semantics; builds kube-apiserver and etcd on first use).
 
 .PHONY: test-go
-test-go: ## Unit and envtest suites of the main module.
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test $(GO_TEST_FLAGS) ./...
+test-go: ## Unit, envtest and PostgreSQL suites of the main module (starts and stops a throwaway PostgreSQL).
+	hack/postgres.sh start
+	trap 'hack/postgres.sh stop' EXIT; \
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" DOSSIERGUARD_TEST_PG_DSN="$$(hack/postgres.sh dsn)" go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-netpol
 test-netpol: ## NetworkPolicy semantics of the generated policies, checked with cyclonus's matcher (own module).
@@ -98,5 +100,19 @@ demo-down: ## Stop the control plane that `make demo` left running.
 ##@ Benchmarks
 
 .PHONY: bench
-bench: ## Run the benchmarks (BENCH_STORES stores converge; figures go to docs/benchmarks.md by hand).
+bench: ## Convergence benchmark: BENCH_STORES stores with their roles, agreements and policies (figures in docs/benchmarks.md).
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" BENCH_STORES=$(BENCH_STORES) go test -run '^$$' -bench Convergence -benchtime 1x -timeout 30m ./test/bench/
+
+BENCH_RETENTION_ROWS ?= 1000000
+BENCH_RETENTION_BATCH ?= 5000
+.PHONY: bench-retention
+bench-retention: ## Retention sweeper against one plain DELETE on a real PostgreSQL.
+	hack/postgres.sh start
+	trap 'hack/postgres.sh stop' EXIT; \
+	DOSSIERGUARD_TEST_PG_DSN="$$(hack/postgres.sh dsn)" DOSSIERGUARD_BENCH_ROWS=$(BENCH_RETENTION_ROWS) \
+	DOSSIERGUARD_BENCH_BATCH=$(BENCH_RETENTION_BATCH) \
+	go test -run '^$$' -bench BenchmarkSweepVsPlainDelete -benchtime=3x -timeout 60m ./internal/retention/
+
+.PHONY: bench-auditlog
+bench-auditlog: ## Durable audit events per second with group commit.
+	go test -run '^$$' -bench 'BenchmarkAppendDurable|BenchmarkFsync|BenchmarkVerify' -benchtime 5s -count 3 ./internal/auditlog/

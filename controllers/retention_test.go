@@ -155,8 +155,13 @@ func TestRetentionStatusFromAReportedRun(t *testing.T) {
 	eventually(t, timeout, storeCondition(store, v1alpha1.ConditionCompliant, metav1.ConditionTrue, ""))
 
 	// A run that leaves records overdue is not enforcement.
-	reportRun(t, p, v1alpha1.RetentionRun{StartTime: start, EndTime: &end, Result: v1alpha1.RunInterrupted, Destroyed: 5, Overdue: 40})
+	reportRun(t, p, v1alpha1.RetentionRun{StartTime: start, EndTime: &end, Result: v1alpha1.RunSucceeded, Destroyed: 5, Overdue: 40})
 	eventually(t, timeout, policyCondition(p, controllers.ConditionRetentionEnforced, metav1.ConditionFalse, "OverdueRecords"))
+	eventually(t, timeout, storeCondition(store, v1alpha1.ConditionCompliant, metav1.ConditionFalse, ""))
+
+	// An interrupted run, whose counts may be unknown (-1), is not enforcement either.
+	reportRun(t, p, v1alpha1.RetentionRun{StartTime: start, EndTime: &end, Result: v1alpha1.RunInterrupted, Destroyed: 5, Held: -1, Overdue: -1})
+	eventually(t, timeout, policyCondition(p, controllers.ConditionRetentionEnforced, metav1.ConditionFalse, "RunInterrupted"))
 	eventually(t, timeout, storeCondition(store, v1alpha1.ConditionCompliant, metav1.ConditionFalse, ""))
 
 	// A run older than two intervals is a missed run.

@@ -191,6 +191,14 @@ func EnforcementControl(f EnforcementFacts, now time.Time) v1alpha1.ComplianceCo
 		return control(ControlRetentionEnforced, v1alpha1.ResultFail, ReasonRunMissed,
 			"the last sweep ran at "+stamp(run.StartTime.Time)+", more than two scheduled intervals ago", evidence...)
 	}
+	if run.Result == v1alpha1.RunInterrupted {
+		return control(ControlRetentionEnforced, v1alpha1.ResultFail, "RunInterrupted",
+			"the last sweep was interrupted (SIGTERM or maxRunTime) before it finished; the next run continues", evidence...)
+	}
+	if run.Overdue < 0 {
+		return control(ControlRetentionEnforced, v1alpha1.ResultUnknown, "OverdueUnknown",
+			"the last sweep could not count what is still overdue", evidence...)
+	}
 	if run.Result == v1alpha1.RunDryRun {
 		return control(ControlRetentionEnforced, v1alpha1.ResultFail, "DryRunOnly",
 			fmt.Sprintf("the policy runs in dry-run mode: %d record(s) are due and nothing is destroyed", run.Overdue), evidence...)

@@ -1,0 +1,52 @@
+// Package retention is the retention sweeper: it destroys or anonymises the
+// records of a PostgreSQL database whose retention period (bewaartermijn)
+// has passed, as declared by the rules of a RetentionPolicy, and writes a
+// proof of destruction (verklaring van vernietiging).
+//
+// # What is due
+//
+// For each rule a record is due when all of these hold:
+//
+//   - its clock column is before the cutoff, now minus the rule's period
+//     (see [Cutoff]); a NULL clock is never due;
+//   - it is not under legal hold: the legal-hold column is not true (NULL
+//     counts as not held);
+//   - its extension column (a client-requested extension) is NULL or before
+//     now; an extension up to and including today keeps the record;
+//   - for Anonymise rules, at least one of the anonymise columns is not yet
+//     NULL, so that anonymised records are not selected again.
+//
+// Records that are due by their clock but held by a legal hold or a future
+// extension are counted as held and never touched.
+//
+// # How it destroys
+//
+// A sweep works in batches of Config.BatchSize records, each batch one
+// transaction: it selects the due ids in id order with FOR UPDATE SKIP
+// LOCKED, deletes them (or sets the anonymise columns to NULL) and commits.
+// Records that another transaction holds locked are skipped: they stay
+// overdue, in the report's count, until the next sweep. The next batch
+// starts after the last id of the previous one, so a sweep reads each
+// record once.
+// A batch runs on a context that is not cancelled with the caller's, so a
+// cancelled sweep (SIGTERM) finishes the batch it is in, never leaves half a
+// batch, and reports Interrupted. A sweep that exceeds Config.MaxRunTime
+// starts no new batch and reports Interrupted too. A killed sweeper loses at
+// most its open batch, which PostgreSQL rolls back; the next sweep finishes
+// the job. Sweeps are idempotent: a sweep right after a complete one
+// destroys nothing.
+//
+// Table and column names are quoted with pgx.Identifier; cutoffs, the batch
+// size and keys are always query parameters. A dry run only counts, in a
+// read-only transaction.
+//
+// # The report
+//
+// [Run] returns a [Report]: counts per rule (destroyed, anonymised, held,
+// still overdue after the run; the last two are [Unknown] when the sweep was
+// interrupted before it counted) and the hex SHA-256 of "<table>:<id>" of each
+// destroyed or anonymised record, never the ids themselves and never
+// personal data, DSNs or driver messages. [Report.WriteJSON] writes it as
+// one JSON line, [Report.Digest] is its SHA-256 and [Report.Summary] maps it
+// to the RetentionRun status of the API.
+package retention

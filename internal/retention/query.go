@@ -1,0 +1,148 @@
+package retention
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dossierguard/dossierguard/api/v1alpha1"
+)
+
+// quoteTable quotes a table name, splitting schema.table on the dot.
+func quoteTable(t v1alpha1.SQLTableName) string {
+	return pgx.Identifier(strings.SplitN(string(t), ".", 2)).Sanitize()
+}
+
+// quote quotes one identifier.
+func quote(c v1alpha1.SQLIdentifier) string {
+	return pgx.Identifier{string(c)}.Sanitize()
+}
+
+// statement is SQL text with its arguments. Values are only ever arguments
+// ($1, $2, ...), never part of the text.
+type statement struct {
+	sql  string
+	args []any
+}
+
+// params numbers the arguments of a statement as they are added.
+type params struct{ args []any }
+
+func (p *params) add(v any) string {
+	p.args = append(p.args, v)
+	return fmt.Sprintf("$%d", len(p.args))
+}
+
+// ruleSQL builds the statements of one rule.
+type ruleSQL struct {
+	rule  v1alpha1.RetentionRule
+	table string // quoted
+	id    string // quoted
+}
+
+func newRuleSQL(r v1alpha1.RetentionRule) ruleSQL {
+	return ruleSQL{rule: r, table: quoteTable(r.Table), id: quote(idColumn(r))}
+}
+
+// byClock is the part of the predicate that selects records whose clock has
+// passed the cutoff and that the action still applies to.
+func (q ruleSQL) byClock(p *params, cutoff time.Time) string {
+	conds := []string{quote(q.rule.Clock.Column) + " < " + p.add(cutoff)}
+	if action(q.rule) == v1alpha1.ActionAnonymise {
+		var left []string
+		for _, c := range q.rule.AnonymiseColumns {
+			left = append(left, quote(c)+" IS NOT NULL")
+		}
+		conds = append(conds, "("+strings.Join(left, " OR ")+")")
+	}
+	return strings.Join(conds, " AND ")
+}
+
+// notHeld is the part of the predicate that excludes records under legal
+// hold or extension: NULL hold counts as not held, NULL extension as none.
+func (q ruleSQL) notHeld(p *params, now time.Time) string {
+	var conds []string
+	if q.rule.LegalHoldColumn != "" {
+		conds = append(conds, quote(q.rule.LegalHoldColumn)+" IS NOT TRUE")
+	}
+	if q.rule.ExtensionColumn != "" {
+		e := quote(q.rule.ExtensionColumn)
+		conds = append(conds, "("+e+" IS NULL OR "+e+" < "+p.add(now)+")")
+	}
+	if len(conds) == 0 {
+		return "TRUE"
+	}
+	return strings.Join(conds, " AND ")
+}
+
+// due is the full predicate of a due record.
+func (q ruleSQL) due(p *params, cutoff, now time.Time) string {
+	return q.byClock(p, cutoff) + " AND " + q.notHeld(p, now)
+}
+
+// batch is the statement of one batch: it locks up to limit due records in
+// id order, after the key after when it is not nil, skipping records that
+// other transactions hold locked, and deletes or anonymises them. It returns
+// each key, as its own type and as text, in id order.
+//
+// byCtid finds the locked rows again by their physical address (ctid), which
+// saves a second index lookup per row. It is only correct for a table that
+// is one relation: ONLY keeps child tables out, and the caller uses it only
+// for an ordinary table without children (see tableKind). A row updated by
+// another transaction between the statement's snapshot and the lock is not
+// deleted then (its new version is invisible to the statement) and stays
+// overdue for the next sweep. Otherwise the rows are found by their key.
+func (q ruleSQL) batch(cutoff, now time.Time, limit int, after any, byCtid bool) statement {
+	var p params
+	where := q.due(&p, cutoff, now)
+	if after != nil {
+		where += " AND " + q.id + " > " + p.add(after)
+	}
+	from, ref := q.table, q.id
+	if byCtid {
+		from, ref = "ONLY "+q.table, "ctid"
+	}
+	sel := "SELECT " + ref + " FROM " + from + " WHERE " + where +
+		" ORDER BY " + q.id + " LIMIT " + p.add(limit) + " FOR UPDATE SKIP LOCKED"
+	// "= ANY (ARRAY(...))" finds the batch's rows through the ctid or the
+	// key's index; a join with the batch would make the planner scan the
+	// whole table.
+	where = " WHERE dossierguard_t." + ref + " = ANY (ARRAY(SELECT " + ref + " FROM dossierguard_batch))" +
+		" RETURNING dossierguard_t." + q.id
+	var change string
+	if action(q.rule) == v1alpha1.ActionAnonymise {
+		sets := make([]string, len(q.rule.AnonymiseColumns))
+		for i, c := range q.rule.AnonymiseColumns {
+			sets[i] = quote(c) + " = NULL"
+		}
+		change = "UPDATE " + from + " AS dossierguard_t SET " + strings.Join(sets, ", ") + where
+	} else {
+		change = "DELETE FROM " + from + " AS dossierguard_t" + where
+	}
+	sql := "WITH dossierguard_batch AS (" + sel + "), dossierguard_done AS (" + change + ")" +
+		" SELECT " + q.id + ", " + q.id + "::text FROM dossierguard_done ORDER BY 1"
+	return statement{sql: sql, args: p.args}
+}
+
+// tableKind is the statement that says whether the table is an ordinary
+// table without child tables (not partitioned, no inheritance children, not
+// a view): only then may a batch find its rows by ctid. The table name is
+// an argument, parsed by PostgreSQL as a quoted identifier.
+func (q ruleSQL) tableKind() statement {
+	return statement{
+		sql:  "SELECT coalesce((SELECT relkind = 'r' AND NOT relhassubclass FROM pg_catalog.pg_class WHERE oid = to_regclass($1)), false)",
+		args: []any{q.table},
+	}
+}
+
+// count is the statement that counts the records due by their clock (and
+// not yet anonymised) and, of those, the ones that are due, that is not held.
+func (q ruleSQL) count(cutoff, now time.Time) statement {
+	var p params
+	byClock := q.byClock(&p, cutoff)
+	notHeld := q.notHeld(&p, now)
+	sql := "SELECT count(*), count(*) FILTER (WHERE " + notHeld + ") FROM " + q.table + " WHERE " + byClock
+	return statement{sql: sql, args: p.args}
+}

@@ -1,0 +1,312 @@
+package retention
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/dossierguard/dossierguard/api/v1alpha1"
+)
+
+// DB is what the sweeper needs of a database: transactions. Both
+// *pgxpool.Pool and *pgx.Conn implement it. The sweeper runs one
+// transaction at a time.
+type DB interface {
+	BeginTx(ctx context.Context, txOptions pgx.TxOptions) (pgx.Tx, error)
+}
+
+// Run sweeps the database with cfg and returns the report.
+//
+// The error is nil unless the result is Failed: an invalid config, or a
+// rule whose batch or count failed (the other rules are still swept). It may
+// wrap driver errors; the report never holds them. A cancelled ctx or an
+// exceeded MaxRunTime ends the sweep after the current batch, with the
+// result Interrupted and a nil error; the held and overdue counts not taken
+// by then stay Unknown, so that the report is out fast.
+func Run(ctx context.Context, db DB, cfg Config) (Report, error) {
+	start := time.Now()
+	rep := Report{Start: start.UTC(), DryRun: cfg.DryRun}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		rep.End = time.Now().UTC()
+		rep.Result = v1alpha1.RunFailed
+		rep.Message = "invalid configuration"
+		return rep, fmt.Errorf("invalid retention config: %w", err)
+	}
+	now := cfg.Now()
+	rep.AsOf = now.UTC()
+	rep.BatchSize = cfg.BatchSize
+
+	s := sweep{db: db, cfg: cfg, start: start, now: now, report: &rep}
+	var errs []error
+	for i, rule := range cfg.Rules {
+		rr := RuleReport{
+			Rule:         rule.Name,
+			Table:        string(rule.Table),
+			Action:       action(rule),
+			Period:       rule.Period,
+			Cutoff:       Cutoff(now, rule.Period).UTC(),
+			Held:         Unknown,
+			Overdue:      Unknown,
+			RecordHashes: []string{},
+		}
+		if err := s.rule(ctx, i, rule, &rr); err != nil {
+			errs = append(errs, fmt.Errorf("rule %q (rules[%d]): %w", rule.Name, i, err))
+		}
+		rep.Rules = append(rep.Rules, rr)
+	}
+
+	rep.End = time.Now().UTC()
+	switch {
+	case len(errs) > 0:
+		rep.Result = v1alpha1.RunFailed
+		rep.Message = fmt.Sprintf("%d of %d rules failed", len(errs), len(cfg.Rules))
+		if s.stopped != "" {
+			rep.Message += "; " + s.stopped
+		}
+	case s.stopped != "":
+		rep.Result = v1alpha1.RunInterrupted
+		rep.Message = s.stopped
+	case cfg.DryRun:
+		rep.Result = v1alpha1.RunDryRun
+	default:
+		rep.Result = v1alpha1.RunSucceeded
+	}
+	return rep, errors.Join(errs...)
+}
+
+// sweep is the state of one Run.
+type sweep struct {
+	db     DB
+	cfg    Config
+	start  time.Time
+	now    time.Time
+	report *Report
+	// stopped says why no more batches (or counts) start; "" while they may.
+	stopped string
+}
+
+// rule applies one rule: batches until nothing is due (unless a dry run),
+// then the counts.
+func (s *sweep) rule(ctx context.Context, index int, rule v1alpha1.RetentionRule, rr *RuleReport) error {
+	q := newRuleSQL(rule)
+	cutoff := Cutoff(s.now, rule.Period)
+	if !s.cfg.DryRun {
+		if n, err := s.batches(ctx, index, q, cutoff, rr); n == 0 && err != nil {
+			rr.Error = "table lookup: " + describe(err)
+			return fmt.Errorf("table lookup: %w", err)
+		} else if err != nil {
+			rr.Error = fmt.Sprintf("batch %d: %s", n, describe(err))
+			// Count what is left all the same, unless stopped.
+			if !s.stop(ctx) {
+				_ = s.count(ctx, q, cutoff, rr)
+			}
+			return fmt.Errorf("batch %d: %w", n, err)
+		}
+	}
+	// Once the sweep is cancelled or its time is up, counts are skipped too
+	// (Unknown): the report must be out before the Job's deadline or the
+	// kubelet's SIGKILL.
+	if s.stop(ctx) {
+		return nil
+	}
+	if err := s.count(ctx, q, cutoff, rr); err != nil {
+		if ctx.Err() != nil {
+			// Cancelled while counting: that is an interruption, not a
+			// failure; the counts stay Unknown.
+			s.cancel()
+			return nil
+		}
+		rr.Error = "count: " + describe(err)
+		return fmt.Errorf("count: %w", err)
+	}
+	if s.cfg.DryRun {
+		if action(rule) == v1alpha1.ActionAnonymise {
+			rr.WouldAnonymise = rr.Overdue
+		} else {
+			rr.WouldDestroy = rr.Overdue
+		}
+	}
+	return nil
+}
+
+// cancel records that the sweep was cancelled.
+func (s *sweep) cancel() {
+	if s.stopped == "" {
+		s.stopped = "interrupted: the sweep was cancelled; every started batch was completed"
+	}
+}
+
+// batches runs the batches of one rule until fewer than a batch is due,
+// the sweep is cancelled or its time is up. On error it returns the number
+// of the failed batch, 0 when the table lookup before the first failed.
+func (s *sweep) batches(ctx context.Context, index int, q ruleSQL, cutoff time.Time, rr *RuleReport) (int, error) {
+	if s.stop(ctx) {
+		return 0, nil
+	}
+	byCtid, err := s.tableKind(ctx, q)
+	if err != nil {
+		if ctx.Err() != nil { // cancelled before the first batch
+			s.cancel()
+			return 0, nil
+		}
+		return 0, err
+	}
+	// The record hashes are computed while the next batch runs.
+	texts := make(chan []string, 4)
+	hashed := make(chan struct{})
+	go func() {
+		defer close(hashed)
+		for batch := range texts {
+			for _, id := range batch {
+				rr.RecordHashes = append(rr.RecordHashes, RecordHash(rr.Table, id))
+			}
+		}
+	}()
+	defer func() {
+		close(texts)
+		<-hashed
+	}()
+
+	var after any // the last key of the previous batch
+	for n := 1; ; n++ {
+		if n > 1 && s.stop(ctx) {
+			return 0, nil
+		}
+		keys, ids, took, err := s.batch(ctx, index, n, q.batch(cutoff, s.now, s.cfg.BatchSize, after, byCtid))
+		if err != nil {
+			return n, err
+		}
+		s.report.BatchTime += took
+		if took > s.report.LongestBatch {
+			s.report.LongestBatch = took
+		}
+		if len(keys) == 0 {
+			return 0, nil
+		}
+		rr.Batches++
+		texts <- ids
+		if rr.Action == v1alpha1.ActionAnonymise {
+			rr.Anonymised += int64(len(keys))
+		} else {
+			rr.Destroyed += int64(len(keys))
+		}
+		if len(keys) < s.cfg.BatchSize {
+			return 0, nil
+		}
+		after = keys[len(keys)-1]
+	}
+}
+
+// stop says whether no more batches may start: the sweep was cancelled or
+// its time is up.
+func (s *sweep) stop(ctx context.Context) bool {
+	switch {
+	case s.stopped != "":
+	case ctx.Err() != nil:
+		s.cancel()
+	case s.cfg.MaxRunTime > 0 && time.Since(s.start) >= s.cfg.MaxRunTime:
+		s.stopped = fmt.Sprintf("interrupted: maxRunTime %s exceeded; every started batch was completed", s.cfg.MaxRunTime)
+	}
+	return s.stopped != ""
+}
+
+// tableKind says whether batches may find their rows by ctid.
+func (s *sweep) tableKind(ctx context.Context, q ruleSQL) (bool, error) {
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.BatchTimeout)
+	defer cancel()
+	tx, err := s.db.BeginTx(cctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return false, fmt.Errorf("begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback(cctx) }()
+	st := q.tableKind()
+	var byCtid bool
+	if err := tx.QueryRow(cctx, st.sql, st.args...).Scan(&byCtid); err != nil {
+		return false, err
+	}
+	return byCtid, tx.Commit(cctx)
+}
+
+// batch runs one batch in one transaction and returns the keys it changed,
+// as their own type and as text, and how long the transaction was open. It
+// runs on a context that ctx's cancellation does not reach, bounded by
+// BatchTimeout, so that a started batch is always completed or rolled back
+// as a whole.
+func (s *sweep) batch(ctx context.Context, index, n int, st statement) (keys []any, texts []string, took time.Duration, err error) {
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.BatchTimeout)
+	defer cancel()
+	began := time.Now()
+	tx, err := s.db.BeginTx(bctx, pgx.TxOptions{})
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback(bctx) }() // a no-op after Commit
+	rows, err := tx.Query(bctx, st.sql, st.args...)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	for rows.Next() {
+		var key any
+		var text string
+		if err := rows.Scan(&key, &text); err != nil {
+			rows.Close()
+			return nil, nil, 0, err
+		}
+		keys = append(keys, key)
+		texts = append(texts, text)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, 0, err
+	}
+	if s.cfg.batchDelay > 0 {
+		time.Sleep(s.cfg.batchDelay)
+	}
+	if s.cfg.afterBatch != nil {
+		s.cfg.afterBatch(index, n)
+	}
+	if err := tx.Commit(bctx); err != nil {
+		return nil, nil, 0, fmt.Errorf("commit (outcome unknown): %w", err)
+	}
+	return keys, texts, time.Since(began), nil
+}
+
+// count takes the held and overdue counts of a rule in one read-only
+// transaction.
+func (s *sweep) count(ctx context.Context, q ruleSQL, cutoff time.Time, rr *RuleReport) error {
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.BatchTimeout)
+	defer cancel()
+	tx, err := s.db.BeginTx(cctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback(cctx) }()
+	st := q.count(cutoff, s.now)
+	var byClock, due int64
+	if err := tx.QueryRow(cctx, st.sql, st.args...).Scan(&byClock, &due); err != nil {
+		return err
+	}
+	rr.Overdue = due
+	rr.Held = byClock - due
+	return tx.Commit(cctx)
+}
+
+// describe says what went wrong without the driver's message, which may
+// quote data: the SQLSTATE of a PostgreSQL error, or the kind of failure.
+func describe(err error) string {
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &pgErr):
+		return "database error, SQLSTATE " + pgErr.Code
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timed out"
+	case errors.Is(err, context.Canceled):
+		return "cancelled"
+	default:
+		return "database error"
+	}
+}
