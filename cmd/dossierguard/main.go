@@ -27,7 +27,7 @@ consent- and time-bound sharing agreements and statutory retention.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newManagerCommand(), newRetentionSweepCommand(), newAuditCommand(), newVersionCommand())
+	root.AddCommand(newManagerCommand(), newAuditProxyCommand(), newRetentionSweepCommand(), newAuditCommand(), newVersionCommand())
 	return root
 }
 

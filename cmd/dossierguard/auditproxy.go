@@ -1,0 +1,300 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dossierguard/dossierguard/internal/auditlog"
+	"github.com/dossierguard/dossierguard/internal/auditproxy"
+)
+
+// auditProxyOptions are the flags of `dossierguard audit-proxy`.
+type auditProxyOptions struct {
+	listen          string
+	healthListen    string
+	upstream        string
+	tlsCertFile     string
+	tlsKeyFile      string
+	policy          string
+	auditLog        string
+	signingKey      string
+	pseudonymKey    string
+	syncCompletion  bool
+	shutdownTimeout time.Duration
+	logLevel        string
+
+	oidcIssuer        string
+	oidcAudience      string
+	oidcJWKSFile      string
+	oidcUsernameClaim string
+	oidcGroupsClaim   string
+
+	trustedProxyCIDRs []string
+	userHeader        string
+	groupsHeader      string
+
+	assignmentURL       string
+	assignmentCacheSize int
+	assignmentCacheTTL  time.Duration
+	assignmentTimeout   time.Duration
+}
+
+func newAuditProxyCommand() *cobra.Command {
+	var opts auditProxyOptions
+	cmd := &cobra.Command{
+		Use:   "audit-proxy",
+		Short: "Run the audit proxy sidecar: authorise every request to the case-management application and record it in the audit log",
+		Long: `The audit proxy runs next to the case-management application and is the only
+way in: it identifies the caller (an OpenID Connect bearer token, or the headers
+of an authenticating proxy at a trusted address), decides from the store's
+access-policy document whether the caller's roles grant every data category the
+route touches, records the decision durably in the hash-chained audit log, and
+only then forwards the request. Every request, allowed or denied, is recorded.
+See docs/audit-proxy.md.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := opts.config()
+			if err != nil {
+				return err
+			}
+			level := slog.LevelInfo
+			_ = level.UnmarshalText([]byte(opts.logLevel)) // checked in config
+			cfg.Logger = slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			cfg.AuditMirror = cmd.OutOrStdout()
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, os.Interrupt)
+			defer stop()
+			return auditproxy.Run(ctx, cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.listen, "listen", auditproxy.DefaultListen, "Address the proxy listens on (the store's proxy port).")
+	f.StringVar(&opts.healthListen, "health-listen", auditproxy.DefaultHealthListen, "Address of the /healthz and /readyz probes.")
+	f.StringVar(&opts.upstream, "upstream", auditproxy.DefaultUpstream, "URL of the application in the same pod.")
+	f.StringVar(&opts.tlsCertFile, "tls-cert-file", "", "PEM certificate to serve TLS with (with --tls-key-file); re-read when it changes. Without it the proxy serves plain HTTP.")
+	f.StringVar(&opts.tlsKeyFile, "tls-key-file", "", "PEM private key of --tls-cert-file.")
+	f.StringVar(&opts.policy, "policy", auditproxy.DefaultPolicyPath, "Access-policy document (the store's ConfigMap, mounted as a volume); polled every 2s and swapped when its content changes.")
+	f.StringVar(&opts.auditLog, "audit-log", auditproxy.DefaultAuditLogPath, "Audit log file (JSON lines, hash-chained); every line is also written to stdout.")
+	f.StringVar(&opts.signingKey, "signing-key", "", "PEM Ed25519 private key (PKCS #8) that signs the audit log's checkpoints. Required.")
+	f.StringVar(&opts.pseudonymKey, "pseudonym-key", "", "File whose bytes (at least 32) are the key that pseudonymises dossier ids in the audit log. Required.")
+	f.BoolVar(&opts.syncCompletion, "sync-completion", false, "Append the completion event before the response is passed on, instead of in the background.")
+	f.DurationVar(&opts.shutdownTimeout, "shutdown-timeout", auditproxy.DefaultShutdownTimeout, "How long requests in flight may take to finish after SIGTERM.")
+	f.StringVar(&opts.logLevel, "log-level", "info", "Level of the proxy's own log on stderr: debug, info, warn or error.")
+
+	f.StringVar(&opts.oidcIssuer, "oidc-issuer", "", "OpenID Connect issuer URL whose bearer tokens are accepted (https; http only for a loopback host).")
+	f.StringVar(&opts.oidcAudience, "oidc-audience", "", "Audience the tokens must be issued for. Required with --oidc-issuer.")
+	f.StringVar(&opts.oidcJWKSFile, "oidc-jwks-file", "", "JSON Web Key Set file to verify tokens offline, instead of the issuer's discovery document.")
+	f.StringVar(&opts.oidcUsernameClaim, "oidc-username-claim", auditproxy.DefaultUsernameClaim, "Token claim that names the caller, such as sub, preferred_username or email.")
+	f.StringVar(&opts.oidcGroupsClaim, "oidc-groups-claim", auditproxy.DefaultGroupsClaim, "Token claim that lists the caller's groups.")
+
+	f.StringSliceVar(&opts.trustedProxyCIDRs, "trusted-proxy-cidrs", nil, "Source CIDRs of an authenticating proxy (oauth2-proxy style) whose identity headers are accepted; from anyone else they are stripped.")
+	f.StringVar(&opts.userHeader, "user-header", auditproxy.DefaultUserHeader, "Header with the user set by the trusted proxy.")
+	f.StringVar(&opts.groupsHeader, "groups-header", auditproxy.DefaultGroupsHeader, "Header with the comma-separated groups set by the trusted proxy.")
+
+	f.StringVar(&opts.assignmentURL, "assignment-url", "", "Assignment source for roles limited to assigned cases: an http(s) GET URL template with {user} and {dossier}; 200 = assigned, 404 = not, anything else = denied.")
+	f.IntVar(&opts.assignmentCacheSize, "assignment-cache-size", auditproxy.DefaultAssignmentCacheSize, "Most assignment answers kept in the cache.")
+	f.DurationVar(&opts.assignmentCacheTTL, "assignment-cache-ttl", auditproxy.DefaultAssignmentCacheTTL, "How long an assignment answer is cached.")
+	f.DurationVar(&opts.assignmentTimeout, "assignment-timeout", auditproxy.DefaultAssignmentTimeout, "How long to wait for the assignment source before denying.")
+	return cmd
+}
+
+// config checks the flags and reads the key files. Every error names its
+// flag; all flag errors are reported at once.
+func (o *auditProxyOptions) config() (auditproxy.Config, error) {
+	var errs []error
+	bad := func(flag, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("--%s: %s", flag, fmt.Sprintf(format, args...)))
+	}
+	checkAddr := func(flag, addr string) {
+		_, port, err := net.SplitHostPort(addr)
+		if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 {
+			bad(flag, "%q is not a listen address such as :8443 or 127.0.0.1:8443", addr)
+		}
+	}
+	checkAddr("listen", o.listen)
+	checkAddr("health-listen", o.healthListen)
+	if o.listen == o.healthListen {
+		bad("health-listen", "must differ from --listen")
+	}
+
+	cfg := auditproxy.Config{
+		Listen: o.listen, HealthListen: o.healthListen,
+		TLSCertFile: o.tlsCertFile, TLSKeyFile: o.tlsKeyFile,
+		PolicyPath: o.policy, AuditLogPath: o.auditLog,
+		SyncCompletion: o.syncCompletion, ShutdownTimeout: o.shutdownTimeout,
+		AssignmentURL: o.assignmentURL, AssignmentCacheSize: o.assignmentCacheSize,
+		AssignmentCacheTTL: o.assignmentCacheTTL, AssignmentTimeout: o.assignmentTimeout,
+	}
+	if u, err := url.Parse(o.upstream); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		bad("upstream", "%q must be an http(s) URL of the application, such as %s", o.upstream, auditproxy.DefaultUpstream)
+	} else {
+		cfg.Upstream = u
+	}
+	if (o.tlsCertFile == "") != (o.tlsKeyFile == "") {
+		bad("tls-key-file", "--tls-cert-file and --tls-key-file go together")
+	}
+	if o.policy == "" {
+		bad("policy", "is required: the access-policy document to enforce")
+	}
+	if o.auditLog == "" {
+		bad("audit-log", "is required: the audit log file")
+	} else if fi, err := os.Stat(filepath.Dir(o.auditLog)); err != nil || !fi.IsDir() {
+		bad("audit-log", "the directory of %s does not exist", o.auditLog)
+	}
+	if o.shutdownTimeout <= 0 {
+		bad("shutdown-timeout", "must be positive")
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		bad("log-level", "must be debug, info, warn or error")
+	}
+
+	// Identity.
+	id := auditproxy.IdentityConfig{UserHeader: o.userHeader, GroupsHeader: o.groupsHeader}
+	if o.oidcIssuer == "" && len(o.trustedProxyCIDRs) == 0 {
+		errs = append(errs, errors.New("--oidc-issuer or --trusted-proxy-cidrs: no identity source is configured, so every request would be refused; set --oidc-issuer with --oidc-audience, --trusted-proxy-cidrs, or both"))
+	}
+	if o.oidcIssuer != "" {
+		if err := checkIssuer(o.oidcIssuer); err != nil {
+			bad("oidc-issuer", "%v", err)
+		}
+		if o.oidcAudience == "" {
+			bad("oidc-audience", "is required with --oidc-issuer: the audience (client id) the tokens must be issued for")
+		}
+		if o.oidcUsernameClaim == "" {
+			bad("oidc-username-claim", "must name a claim, such as sub")
+		}
+		if o.oidcGroupsClaim == "" {
+			bad("oidc-groups-claim", "must name a claim, such as groups")
+		}
+		oc := &auditproxy.OIDCConfig{IssuerURL: o.oidcIssuer, Audience: o.oidcAudience,
+			UsernameClaim: o.oidcUsernameClaim, GroupsClaim: o.oidcGroupsClaim}
+		if o.oidcJWKSFile != "" {
+			keys, err := auditproxy.LoadJWKSFile(o.oidcJWKSFile)
+			if err != nil {
+				bad("oidc-jwks-file", "%v", err)
+			}
+			oc.StaticKeys = keys
+		}
+		id.OIDC = oc
+	} else {
+		if o.oidcAudience != "" {
+			bad("oidc-audience", "needs --oidc-issuer")
+		}
+		if o.oidcJWKSFile != "" {
+			bad("oidc-jwks-file", "needs --oidc-issuer")
+		}
+	}
+	for _, c := range o.trustedProxyCIDRs {
+		p, err := netip.ParsePrefix(strings.TrimSpace(c))
+		if err != nil {
+			bad("trusted-proxy-cidrs", "%q is not a CIDR such as 10.0.0.0/24", c)
+			continue
+		}
+		if p.Bits() == 0 {
+			bad("trusted-proxy-cidrs", "%q trusts every address; name the authenticating proxy's addresses", c)
+			continue
+		}
+		id.TrustedProxyCIDRs = append(id.TrustedProxyCIDRs, p.Masked())
+	}
+	if !isHeaderName(o.userHeader) {
+		bad("user-header", "%q is not an HTTP header name", o.userHeader)
+	}
+	if !isHeaderName(o.groupsHeader) {
+		bad("groups-header", "%q is not an HTTP header name", o.groupsHeader)
+	}
+	if strings.EqualFold(o.userHeader, o.groupsHeader) {
+		bad("groups-header", "must differ from --user-header")
+	}
+	for _, fh := range [][2]string{{"user-header", o.userHeader}, {"groups-header", o.groupsHeader}} {
+		flag, h := fh[0], fh[1]
+		switch strings.ToLower(h) {
+		case "authorization", "host", "cookie", strings.ToLower(auditproxy.BreakGlassHeader), auditproxy.TraceparentHeader:
+			bad(flag, "%q is reserved; name the header the authenticating proxy sets", h)
+		}
+	}
+	cfg.Identity = id
+
+	// Assignments.
+	if o.assignmentURL != "" {
+		if err := auditproxy.ValidateAssignmentURL(o.assignmentURL); err != nil {
+			bad("assignment-url", "%v", err)
+		}
+	}
+	if o.assignmentCacheSize <= 0 {
+		bad("assignment-cache-size", "must be at least 1")
+	}
+	if o.assignmentCacheTTL <= 0 {
+		bad("assignment-cache-ttl", "must be positive, such as 30s")
+	}
+	if o.assignmentTimeout <= 0 {
+		bad("assignment-timeout", "must be positive, such as 2s")
+	}
+
+	// Keys.
+	if o.signingKey == "" {
+		bad("signing-key", "is required: the PEM Ed25519 private key that signs the audit log's checkpoints")
+	} else if priv, err := auditlog.ReadPrivateKeyFile(o.signingKey); err != nil {
+		bad("signing-key", "%v", err)
+	} else {
+		cfg.SigningKey = priv
+	}
+	if o.pseudonymKey == "" {
+		bad("pseudonym-key", "is required: the file with the key that pseudonymises dossier ids")
+	} else if key, err := os.ReadFile(o.pseudonymKey); err != nil {
+		bad("pseudonym-key", "%v", err)
+	} else if err := auditlog.CheckPseudonymKey(key); err != nil {
+		bad("pseudonym-key", "%s: %v", o.pseudonymKey, err)
+	} else {
+		cfg.PseudonymKey = key
+	}
+	if len(errs) > 0 {
+		return auditproxy.Config{}, errors.Join(errs...)
+	}
+	return cfg, nil
+}
+
+// checkIssuer accepts an https URL, or http for a loopback host (tests and
+// a local identity provider).
+func checkIssuer(issuer string) error {
+	u, err := url.Parse(issuer)
+	if err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%q is not an issuer URL such as https://login.example.nl/realms/gemeente", issuer)
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		host := u.Hostname()
+		if ip, err := netip.ParseAddr(host); (err == nil && ip.IsLoopback()) || host == "localhost" {
+			return nil
+		}
+	}
+	return fmt.Errorf("%q must be an https URL (http only for a loopback host)", issuer)
+}
+
+// isHeaderName reports whether s is an HTTP field name (an RFC 9110 token).
+func isHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,333 @@
+package auditproxy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/dossierguard/dossierguard/api/v1alpha1"
+	"github.com/dossierguard/dossierguard/internal/accesspolicy"
+)
+
+// serviceAccountPrefix starts the user name of a Kubernetes service account:
+// system:serviceaccount:<namespace>:<name>.
+const serviceAccountPrefix = "system:serviceaccount:"
+
+// Identity is an authenticated caller.
+type Identity struct {
+	// User is the caller's name: the configured claim of a verified token,
+	// or the user header of a trusted authenticating proxy.
+	User string
+	// Groups the caller belongs to.
+	Groups []string
+}
+
+// AssignmentChecker says whether a dossier is assigned to a user. An error
+// means the answer is unknown; the proxy then fails closed.
+type AssignmentChecker interface {
+	Assigned(ctx context.Context, user, dossier string) (bool, error)
+}
+
+// ErrNoAssignmentSource is returned when a role limited to assigned cases
+// applies and no assignment source is configured.
+var ErrNoAssignmentSource = errors.New("no assignment source is configured (--assignment-url)")
+
+// Policy is a loaded access-policy document, ready to decide requests. It is
+// immutable.
+type Policy struct {
+	// Doc is the document.
+	Doc accesspolicy.Document
+	// Hash is the hex SHA-256 of the document's bytes as read.
+	Hash   string
+	router *Router
+}
+
+// ParsePolicy decodes and checks an access-policy document. Anything the
+// proxy could not enforce exactly is refused, so that a broken document
+// never replaces a good one.
+func ParsePolicy(data []byte) (*Policy, error) {
+	doc, err := accesspolicy.Decode(data)
+	if err != nil {
+		return nil, err
+	}
+	p, err := NewPolicy(doc)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(data)
+	p.Hash = hex.EncodeToString(sum[:])
+	return p, nil
+}
+
+// NewPolicy checks and compiles a document.
+func NewPolicy(doc accesspolicy.Document) (*Policy, error) {
+	names := map[string]bool{}
+	for i, r := range doc.Routes {
+		switch {
+		case r.Name == "":
+			return nil, fmt.Errorf("access policy: routes[%d] has no name", i)
+		case names[r.Name]:
+			return nil, fmt.Errorf("access policy: route %q is listed twice", r.Name)
+		case r.Method == "" || strings.ToUpper(r.Method) != r.Method:
+			return nil, fmt.Errorf("access policy: route %q: method must be an upper-case HTTP method", r.Name)
+		case len(r.Categories) == 0:
+			// A route without categories would be allowed to anyone.
+			return nil, fmt.Errorf("access policy: route %q lists no data categories", r.Name)
+		case !validAction(r.Action):
+			return nil, fmt.Errorf("access policy: route %q: action must be read, write or export", r.Name)
+		}
+		names[r.Name] = true
+	}
+	for i, r := range doc.Roles {
+		if r.Name == "" {
+			return nil, fmt.Errorf("access policy: roles[%d] has no name", i)
+		}
+		for _, s := range r.Subjects {
+			switch s.Kind {
+			case v1alpha1.SubjectUser, v1alpha1.SubjectGroup, v1alpha1.SubjectServiceAccount:
+			default:
+				return nil, fmt.Errorf("access policy: role %q: subject kind must be User, Group or ServiceAccount", r.Name)
+			}
+		}
+	}
+	router, err := NewRouter(doc.Routes)
+	if err != nil {
+		return nil, fmt.Errorf("access policy: %w", err)
+	}
+	return &Policy{Doc: doc, router: router}, nil
+}
+
+func validAction(a v1alpha1.Action) bool {
+	return a == v1alpha1.ActionRead || a == v1alpha1.ActionWrite || a == v1alpha1.ActionExport
+}
+
+// Match finds the route of a request; see Router.Match.
+func (p *Policy) Match(method, escapedPath string) (RouteMatch, bool, error) {
+	return p.router.Match(method, escapedPath)
+}
+
+// DecisionReason says why a request was denied.
+type DecisionReason string
+
+// The reasons of a denial.
+const (
+	// ReasonNone: the request is allowed.
+	ReasonNone DecisionReason = ""
+	// ReasonCategoriesNotGranted: the caller's roles do not grant every
+	// category of the route for its action.
+	ReasonCategoriesNotGranted DecisionReason = "categories-not-granted"
+	// ReasonAssignmentUnavailable: a role limited to assigned cases would
+	// have applied, but the assignment source gave no answer.
+	ReasonAssignmentUnavailable DecisionReason = "assignment-unavailable"
+)
+
+// Decision is the outcome of authorising one request.
+type Decision struct {
+	// Allowed is true when the request may be forwarded.
+	Allowed bool
+	// Roles are the roles that counted and grant at least one category of
+	// the route, sorted.
+	Roles []string
+	// BreakGlass is true when the request is allowed only through a
+	// break-glass role.
+	BreakGlass bool
+	// Missing are the route's categories not granted, in route order.
+	Missing []string
+	// Reason of a denial.
+	Reason DecisionReason
+	// Detail explains a denial for the problem body. It names roles,
+	// categories and headers, never the caller, the dossier or a token.
+	Detail string
+	// AssignmentErr is the error of the assignment source, if it was asked
+	// and failed.
+	AssignmentErr error
+}
+
+// Authorise decides whether id may perform route m.Route (on dossier
+// m.Dossier). reason is the break-glass reason the request carries, already
+// checked (empty when none or invalid). assignments may be nil.
+//
+// The caller's roles are those with a subject naming the user (User), one of
+// the groups (Group) or, for a user system:serviceaccount:<ns>:<name>, that
+// service account. Of those, only roles granting the route's action count.
+// The request is allowed when the counting roles together grant every
+// category of the route, where
+//   - a role limited to assigned cases counts only when the dossier is
+//     assigned to the user (an unknown answer counts as not assigned);
+//   - a break-glass role counts only when a reason is given, and only when
+//     the other roles are not enough; the decision is then flagged.
+func (p *Policy) Authorise(ctx context.Context, id Identity, m RouteMatch, reason string, assignments AssignmentChecker) Decision {
+	route := m.Route
+	need := make([]string, len(route.Categories))
+	for i, c := range route.Categories {
+		need[i] = string(c)
+	}
+	granted := map[string]bool{}
+	used := map[string]bool{}
+	covers := func() bool {
+		for _, c := range need {
+			if !granted[c] {
+				return false
+			}
+		}
+		return true
+	}
+	// adds reports whether role would grant a category still missing.
+	adds := func(r *accesspolicy.Role) bool {
+		for _, c := range r.Categories {
+			if !granted[string(c)] && slices.Contains(need, string(c)) {
+				return true
+			}
+		}
+		return false
+	}
+	count := func(r *accesspolicy.Role) {
+		for _, c := range r.Categories {
+			if slices.Contains(need, string(c)) {
+				granted[string(c)] = true
+				used[r.Name] = true
+			}
+		}
+	}
+
+	var plain, assigned, bgPlain, bgAssigned []*accesspolicy.Role
+	for i := range p.Doc.Roles {
+		r := &p.Doc.Roles[i]
+		if !slices.Contains(r.Actions, route.Action) || !subjectMatches(r.Subjects, id) {
+			continue
+		}
+		switch {
+		case r.BreakGlass && r.AssignedCasesOnly:
+			bgAssigned = append(bgAssigned, r)
+		case r.BreakGlass:
+			bgPlain = append(bgPlain, r)
+		case r.AssignedCasesOnly:
+			assigned = append(assigned, r)
+		default:
+			plain = append(plain, r)
+		}
+	}
+
+	// The assignment source is asked at most once, and only when a role
+	// limited to assigned cases would make a difference.
+	var (
+		asked, isAssigned bool
+		assignErr         error
+	)
+	assignedToCaller := func() bool {
+		if !asked {
+			asked = true
+			switch {
+			case !m.HasDossier:
+				isAssigned = false // a route without a dossier is no assigned case
+			case assignments == nil:
+				assignErr = ErrNoAssignmentSource
+			default:
+				isAssigned, assignErr = assignments.Assigned(ctx, id.User, m.Dossier)
+			}
+			if assignErr != nil {
+				isAssigned = false
+			}
+		}
+		return isAssigned
+	}
+	countAssigned := func(roles []*accesspolicy.Role) {
+		if !slices.ContainsFunc(roles, adds) || !assignedToCaller() {
+			return
+		}
+		for _, r := range roles {
+			count(r)
+		}
+	}
+
+	for _, r := range plain {
+		count(r)
+	}
+	if !covers() {
+		countAssigned(assigned)
+	}
+	breakGlass := false
+	if !covers() && reason != "" {
+		for _, r := range bgPlain {
+			if adds(r) {
+				breakGlass = true
+			}
+			count(r)
+		}
+		if !covers() && slices.ContainsFunc(bgAssigned, adds) && assignedToCaller() {
+			breakGlass = true
+			for _, r := range bgAssigned {
+				count(r)
+			}
+		}
+	}
+
+	d := Decision{Roles: sortedKeys(used), AssignmentErr: assignErr}
+	if covers() {
+		d.Allowed, d.BreakGlass = true, breakGlass
+		return d
+	}
+	for _, c := range need {
+		if !granted[c] {
+			d.Missing = append(d.Missing, c)
+		}
+	}
+	d.Reason = ReasonCategoriesNotGranted
+	d.Detail = fmt.Sprintf("your roles do not grant %s of route %q for action %s", strings.Join(d.Missing, ", "), route.Name, route.Action)
+	if assignErr != nil {
+		d.Reason = ReasonAssignmentUnavailable
+		d.Detail += "; a role limited to assigned cases applies, but the assignment source could not confirm the assignment, so access is refused (fail closed)"
+	}
+	if reason == "" && len(bgPlain)+len(bgAssigned) > 0 {
+		d.Detail += "; a break-glass role applies: in an emergency, state the reason in the " + BreakGlassHeader + " header"
+	}
+	return d
+}
+
+// subjectMatches reports whether one of subjects names the caller.
+func subjectMatches(subjects []accesspolicy.Subject, id Identity) bool {
+	saNS, saName, isSA := serviceAccount(id.User)
+	for _, s := range subjects {
+		switch s.Kind {
+		case v1alpha1.SubjectUser:
+			if id.User != "" && s.Name == id.User {
+				return true
+			}
+		case v1alpha1.SubjectGroup:
+			if slices.Contains(id.Groups, s.Name) {
+				return true
+			}
+		case v1alpha1.SubjectServiceAccount:
+			if isSA && s.Namespace == saNS && s.Name == saName {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// serviceAccount splits system:serviceaccount:<ns>:<name>.
+func serviceAccount(user string) (ns, name string, ok bool) {
+	rest, ok := strings.CutPrefix(user, serviceAccountPrefix)
+	if !ok {
+		return "", "", false
+	}
+	ns, name, ok = strings.Cut(rest, ":")
+	if !ok || ns == "" || name == "" || strings.Contains(name, ":") {
+		return "", "", false
+	}
+	return ns, name, true
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,33 @@
+// Package auditproxy is the audit proxy of dossierguard: a reverse proxy that
+// runs as a sidecar next to a case-management application and lets a request
+// reach the application only when the store's access-policy document allows
+// it and the decision is durably recorded in the hash-chained audit log.
+//
+// For every request the proxy
+//
+//  1. identifies the caller, from a verified OpenID Connect bearer token or
+//     from the identity headers of an authenticating proxy at a trusted
+//     address (the headers are stripped from every other source);
+//  2. matches the request to a route of the access-policy document (method
+//     and path pattern, where {dossier} captures the dossier id and *
+//     matches one path segment) and decides: the caller's non-break-glass
+//     roles that grant the route's action must together grant every data
+//     category of the route; roles limited to assigned cases count only for
+//     dossiers the assignment source says are assigned to the caller, and
+//     break-glass roles count only with a stated reason;
+//  3. appends the decision to the audit log and waits until it is durable
+//     (written and fsynced) before forwarding; when that fails the request
+//     is refused with 503 and never reaches the application;
+//  4. appends a completion event with the same operation id, the response
+//     status and the duration once the application has answered.
+//
+// Denied requests (401, 403) are recorded too, as one event each. The data
+// subject in the log is the keyed pseudonym of the dossier id; dossier ids,
+// tokens and names never appear in the proxy's own logs.
+//
+// The access-policy document is polled every two seconds and swapped
+// atomically when its content changes (Kubernetes updates ConfigMap volumes
+// by swapping a symlink, so content hashes are compared, not modification
+// times). A document that fails to load is logged and the last good one is
+// kept.
+package auditproxy

@@ -1,0 +1,399 @@
+package auditproxy
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// Defaults of the identity configuration.
+const (
+	DefaultUserHeader    = "X-Forwarded-User"
+	DefaultGroupsHeader  = "X-Forwarded-Groups"
+	DefaultUsernameClaim = "sub"
+	DefaultGroupsClaim   = "groups"
+)
+
+// AnonymousActor is the actor recorded for requests without a valid
+// identity, as Kubernetes names unauthenticated callers.
+const AnonymousActor = "system:anonymous"
+
+// Limits on an identity, so that it fits an audit event.
+const (
+	maxUserLen   = 256
+	maxGroups    = 256
+	maxGroupLen  = 256
+	discoveryMax = 30 * time.Second
+)
+
+// Verified tokens are remembered, by their SHA-256, so that a client that
+// sends the same token with every request pays for the signature check once
+// a minute: at most tokenCacheSize tokens, each until the earlier of its
+// expiry and tokenCacheTTL.
+const (
+	tokenCacheSize = 4096
+	tokenCacheTTL  = time.Minute
+)
+
+// OIDCConfig configures verification of OpenID Connect bearer tokens.
+type OIDCConfig struct {
+	// IssuerURL must equal the tokens' iss claim; its discovery document
+	// names the keys, unless StaticKeys are given.
+	IssuerURL string
+	// Audience must be one of the tokens' aud values.
+	Audience string
+	// UsernameClaim names the caller; sub when empty.
+	UsernameClaim string
+	// GroupsClaim lists the caller's groups; groups when empty.
+	GroupsClaim string
+	// StaticKeys verify tokens offline (see LoadJWKSFile); no discovery is
+	// done when they are given.
+	StaticKeys []crypto.PublicKey
+	// SigningAlgs are the accepted signature algorithms; empty means those
+	// of the discovery document or, with StaticKeys, those of the keys.
+	SigningAlgs []string
+	// HTTPClient reaches the issuer; nil means a client with a 10 s timeout.
+	HTTPClient *http.Client
+}
+
+// IdentityConfig says how callers are identified.
+type IdentityConfig struct {
+	// OIDC enables bearer tokens; nil refuses them.
+	OIDC *OIDCConfig
+	// TrustedProxyCIDRs are the source addresses of an authenticating proxy
+	// whose identity headers are accepted. From any other address the
+	// headers are removed from the request.
+	TrustedProxyCIDRs []netip.Prefix
+	// UserHeader and GroupsHeader are the identity headers; the defaults are
+	// X-Forwarded-User and X-Forwarded-Groups (comma-separated).
+	UserHeader, GroupsHeader string
+}
+
+// AuthError is why a request has no identity.
+type AuthError struct {
+	// Status is 401, or 503 when the issuer's keys are not available yet.
+	Status int
+	// Code is the RFC 6750 error code for WWW-Authenticate, if any.
+	Code string
+	// Description is safe to show to the caller and to log: it never holds
+	// the token or its claims.
+	Description string
+}
+
+func (e *AuthError) Error() string { return e.Description }
+
+// Authenticator identifies callers.
+type Authenticator struct {
+	cfg      IdentityConfig
+	log      *slog.Logger
+	verifier atomic.Pointer[oidc.IDTokenVerifier]
+	tokens   *ttlCache[Identity]
+
+	mu           sync.Mutex
+	discoveryErr error
+}
+
+// NewAuthenticator checks cfg and prepares the token verifier. With OIDC and
+// no static keys, discovery runs in the background until it succeeds or ctx
+// ends; until then Ready reports why and bearer tokens get 503.
+func NewAuthenticator(ctx context.Context, cfg IdentityConfig, log *slog.Logger) (*Authenticator, error) {
+	if cfg.UserHeader == "" {
+		cfg.UserHeader = DefaultUserHeader
+	}
+	if cfg.GroupsHeader == "" {
+		cfg.GroupsHeader = DefaultGroupsHeader
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	a := &Authenticator{cfg: cfg, log: log, tokens: newTTLCache[Identity](tokenCacheSize, tokenCacheTTL, time.Now)}
+	o := cfg.OIDC
+	if o == nil {
+		return a, nil
+	}
+	oc := *o
+	if oc.UsernameClaim == "" {
+		oc.UsernameClaim = DefaultUsernameClaim
+	}
+	if oc.GroupsClaim == "" {
+		oc.GroupsClaim = DefaultGroupsClaim
+	}
+	if oc.IssuerURL == "" || oc.Audience == "" {
+		return nil, errors.New("OIDC needs an issuer URL and an audience")
+	}
+	if oc.HTTPClient == nil {
+		oc.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	a.cfg.OIDC = &oc
+	vcfg := &oidc.Config{ClientID: oc.Audience, SupportedSigningAlgs: oc.SigningAlgs}
+	if len(oc.StaticKeys) > 0 {
+		if len(vcfg.SupportedSigningAlgs) == 0 {
+			vcfg.SupportedSigningAlgs = algorithmsFor(oc.StaticKeys)
+		}
+		a.verifier.Store(oidc.NewVerifier(oc.IssuerURL, &oidc.StaticKeySet{PublicKeys: oc.StaticKeys}, vcfg))
+		return a, nil
+	}
+	a.setDiscoveryErr(errors.New("OIDC discovery has not completed yet"))
+	go a.discover(ctx, vcfg)
+	return a, nil
+}
+
+// discover fetches the issuer's discovery document, retrying with backoff.
+func (a *Authenticator) discover(ctx context.Context, vcfg *oidc.Config) {
+	o := a.cfg.OIDC
+	clientCtx := oidc.ClientContext(context.WithoutCancel(ctx), o.HTTPClient)
+	wait := 250 * time.Millisecond
+	for {
+		dctx, cancel := context.WithTimeout(oidc.ClientContext(ctx, o.HTTPClient), 15*time.Second)
+		p, err := oidc.NewProvider(dctx, o.IssuerURL)
+		cancel()
+		if err == nil {
+			a.verifier.Store(p.VerifierContext(clientCtx, vcfg))
+			a.setDiscoveryErr(nil)
+			a.log.Info("OIDC discovery done; bearer tokens are accepted")
+			return
+		}
+		a.setDiscoveryErr(fmt.Errorf("OIDC discovery failed: %w", err))
+		a.log.Warn("OIDC discovery failed; retrying", "error", err.Error(), "retryIn", wait.String())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, discoveryMax)
+	}
+}
+
+func (a *Authenticator) setDiscoveryErr(err error) {
+	a.mu.Lock()
+	a.discoveryErr = err
+	a.mu.Unlock()
+}
+
+// Ready reports whether tokens can be verified.
+func (a *Authenticator) Ready() error {
+	if a.cfg.OIDC == nil || a.verifier.Load() != nil {
+		return nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.discoveryErr
+}
+
+// trusted reports whether remoteAddr is an authenticating proxy.
+func (a *Authenticator) trusted(remoteAddr string) bool {
+	if len(a.cfg.TrustedProxyCIDRs) == 0 {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	if err != nil {
+		return false
+	}
+	addr := ap.Addr().Unmap()
+	for _, p := range a.cfg.TrustedProxyCIDRs {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// Authenticate identifies the caller of r. It first removes the identity
+// headers from r unless r comes from a trusted proxy, so that the
+// application never sees identity headers a client made up. The identity
+// headers of a trusted proxy take precedence over a bearer token.
+func (a *Authenticator) Authenticate(r *http.Request) (Identity, *AuthError) {
+	if !a.trusted(r.RemoteAddr) {
+		r.Header.Del(a.cfg.UserHeader)
+		r.Header.Del(a.cfg.GroupsHeader)
+	} else if user := strings.TrimSpace(r.Header.Get(a.cfg.UserHeader)); user != "" {
+		var groups []string
+		for _, v := range r.Header.Values(a.cfg.GroupsHeader) {
+			for g := range strings.SplitSeq(v, ",") {
+				if g = strings.TrimSpace(g); g != "" {
+					groups = append(groups, g)
+				}
+			}
+		}
+		return checkIdentity(Identity{User: user, Groups: groups})
+	}
+
+	authz := r.Header.Get("Authorization")
+	if authz == "" {
+		return Identity{}, &AuthError{Status: http.StatusUnauthorized, Description: "no credentials: send an OpenID Connect bearer token"}
+	}
+	scheme, token, _ := strings.Cut(authz, " ")
+	token = strings.TrimSpace(token)
+	if !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return Identity{}, &AuthError{Status: http.StatusUnauthorized, Code: "invalid_request", Description: "the Authorization header must be Bearer <token>"}
+	}
+	o := a.cfg.OIDC
+	if o == nil {
+		return Identity{}, &AuthError{Status: http.StatusUnauthorized, Code: "invalid_token", Description: "this proxy accepts no bearer tokens"}
+	}
+	v := a.verifier.Load()
+	if v == nil {
+		return Identity{}, &AuthError{Status: http.StatusServiceUnavailable, Description: "the identity provider's keys are not available yet"}
+	}
+	cacheKey := tokenKey(token)
+	if id, ok := a.tokens.get(cacheKey); ok {
+		return id, nil
+	}
+	id, tokErr := a.verify(r.Context(), v, token)
+	if tokErr != nil {
+		return Identity{}, tokErr
+	}
+	a.tokens.putUntil(cacheKey, id.Identity, id.expiry)
+	return id.Identity, nil
+}
+
+// tokenKey is the cache key of a token: its SHA-256, so that the cache
+// holds no usable token.
+func tokenKey(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return string(sum[:])
+}
+
+// verifiedToken is the identity of a verified token and its expiry.
+type verifiedToken struct {
+	Identity
+	expiry time.Time
+}
+
+// verify checks a bearer token and reads the identity from its claims.
+func (a *Authenticator) verify(ctx context.Context, v *oidc.IDTokenVerifier, token string) (verifiedToken, *AuthError) {
+	o := a.cfg.OIDC
+	tok, err := v.Verify(ctx, token)
+	if err != nil {
+		var expired *oidc.TokenExpiredError
+		if errors.As(err, &expired) {
+			return verifiedToken{}, &AuthError{Status: http.StatusUnauthorized, Code: "invalid_token", Description: "the token has expired"}
+		}
+		return verifiedToken{}, &AuthError{Status: http.StatusUnauthorized, Code: "invalid_token", Description: "the token is not valid here (signature, issuer, audience or time)"}
+	}
+	var claims map[string]json.RawMessage
+	if err := tok.Claims(&claims); err != nil {
+		return verifiedToken{}, &AuthError{Status: http.StatusUnauthorized, Code: "invalid_token", Description: "the token's claims cannot be read"}
+	}
+	var id Identity
+	if err := json.Unmarshal(claims[o.UsernameClaim], &id.User); err != nil || id.User == "" {
+		return verifiedToken{}, &AuthError{Status: http.StatusUnauthorized, Code: "invalid_token", Description: fmt.Sprintf("the token has no %s claim with a string value", o.UsernameClaim)}
+	}
+	if o.UsernameClaim == "email" {
+		if raw, ok := claims["email_verified"]; ok {
+			var verified bool
+			if json.Unmarshal(raw, &verified) != nil || !verified {
+				return verifiedToken{}, &AuthError{Status: http.StatusUnauthorized, Code: "invalid_token", Description: "the token's email is not verified"}
+			}
+		}
+	}
+	if raw, ok := claims[o.GroupsClaim]; ok {
+		var one string
+		if err := json.Unmarshal(raw, &id.Groups); err != nil {
+			if json.Unmarshal(raw, &one) != nil {
+				return verifiedToken{}, &AuthError{Status: http.StatusUnauthorized, Code: "invalid_token", Description: fmt.Sprintf("the token's %s claim is neither a string nor a list of strings", o.GroupsClaim)}
+			}
+			id.Groups = []string{one}
+		}
+	}
+	id, aerr := checkIdentity(id)
+	if aerr != nil {
+		return verifiedToken{}, aerr
+	}
+	return verifiedToken{Identity: id, expiry: tok.Expiry}, nil
+}
+
+// checkIdentity refuses identities that cannot be recorded faithfully.
+func checkIdentity(id Identity) (Identity, *AuthError) {
+	bad := func(s string, max int) bool {
+		return len(s) > max || !utf8.ValidString(s) || strings.ContainsFunc(s, unicode.IsControl)
+	}
+	switch {
+	case bad(id.User, maxUserLen):
+		return Identity{}, &AuthError{Status: http.StatusUnauthorized, Code: "invalid_token", Description: fmt.Sprintf("the user name must be valid UTF-8 without control characters and at most %d bytes", maxUserLen)}
+	case len(id.Groups) > maxGroups || slices.ContainsFunc(id.Groups, func(g string) bool { return bad(g, maxGroupLen) }):
+		return Identity{}, &AuthError{Status: http.StatusUnauthorized, Code: "invalid_token", Description: fmt.Sprintf("at most %d groups of at most %d bytes each are accepted", maxGroups, maxGroupLen)}
+	}
+	return id, nil
+}
+
+// LoadJWKSFile reads a JSON Web Key Set for offline token verification and
+// returns its public keys. Symmetric keys are refused.
+func LoadJWKSFile(path string) ([]crypto.PublicKey, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(data, &set); err != nil {
+		return nil, fmt.Errorf("not a JSON Web Key Set: %w", err)
+	}
+	if len(set.Keys) == 0 {
+		return nil, errors.New("the key set holds no keys")
+	}
+	keys := make([]crypto.PublicKey, 0, len(set.Keys))
+	for i, k := range set.Keys {
+		pub := k.Public()
+		if !pub.Valid() || !pub.IsPublic() {
+			return nil, fmt.Errorf("keys[%d] is not an RSA, EC or Ed25519 public key", i)
+		}
+		switch pub.Key.(type) {
+		case *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey:
+		default:
+			return nil, fmt.Errorf("keys[%d] is not an RSA, EC or Ed25519 public key", i)
+		}
+		keys = append(keys, pub.Key)
+	}
+	return keys, nil
+}
+
+// algorithmsFor lists the signature algorithms the keys can verify.
+func algorithmsFor(keys []crypto.PublicKey) []string {
+	var algs []string
+	add := func(a ...string) {
+		for _, x := range a {
+			if !slices.Contains(algs, x) {
+				algs = append(algs, x)
+			}
+		}
+	}
+	for _, k := range keys {
+		switch k := k.(type) {
+		case *rsa.PublicKey:
+			add(oidc.RS256, oidc.RS384, oidc.RS512, oidc.PS256, oidc.PS384, oidc.PS512)
+		case *ecdsa.PublicKey:
+			switch k.Curve {
+			case elliptic.P256():
+				add(oidc.ES256)
+			case elliptic.P384():
+				add(oidc.ES384)
+			case elliptic.P521():
+				add(oidc.ES512)
+			}
+		case ed25519.PublicKey:
+			add(oidc.EdDSA)
+		}
+	}
+	return algs
+}

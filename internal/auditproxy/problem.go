@@ -1,0 +1,62 @@
+package auditproxy
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+)
+
+// ProblemTypeBase is the prefix of the problem types; docs/audit-proxy.md
+// describes each.
+const ProblemTypeBase = "https://dossierguard.io/problems/"
+
+// The problem types of the proxy.
+const (
+	ProblemUnauthenticated     = ProblemTypeBase + "unauthenticated"
+	ProblemAccessDenied        = ProblemTypeBase + "access-denied"
+	ProblemNoRoute             = ProblemTypeBase + "no-route"
+	ProblemNonCanonicalPath    = ProblemTypeBase + "non-canonical-path"
+	ProblemAuditUnavailable    = ProblemTypeBase + "audit-unavailable"
+	ProblemPolicyUnavailable   = ProblemTypeBase + "policy-unavailable"
+	ProblemIdentityUnavailable = ProblemTypeBase + "identity-unavailable"
+	ProblemUpstreamUnavailable = ProblemTypeBase + "upstream-unavailable"
+)
+
+// Problem is an RFC 9457 problem details object with the proxy's extension
+// members. It never holds the dossier id, the caller's name or a token.
+type Problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail,omitempty"`
+
+	// Route is the name of the matched route.
+	Route string `json:"route,omitempty"`
+	// Action is the route's action.
+	Action string `json:"action,omitempty"`
+	// MissingCategories are the route's categories the caller's roles do
+	// not grant.
+	MissingCategories []string `json:"missingCategories,omitempty"`
+	// BreakGlassHeader names the header that states a break-glass reason,
+	// when a break-glass role would apply.
+	BreakGlassHeader string `json:"breakGlassHeader,omitempty"`
+	// OperationID and TraceID find the request's event in the audit log.
+	OperationID string `json:"operationId,omitempty"`
+	TraceID     string `json:"traceId,omitempty"`
+}
+
+// writeProblem sends p as application/problem+json.
+func writeProblem(w http.ResponseWriter, p *Problem) {
+	body, err := json.Marshal(p)
+	if err != nil {
+		body = []byte(`{"type":"about:blank","status":500}`)
+	}
+	body = append(body, '\n')
+	h := w.Header()
+	h.Set("Content-Type", "application/problem+json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(p.Status)
+	_, _ = w.Write(body)
+}

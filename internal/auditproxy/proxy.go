@@ -1,0 +1,450 @@
+package auditproxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/dossierguard/dossierguard/internal/accesspolicy"
+	"github.com/dossierguard/dossierguard/internal/auditlog"
+)
+
+// BreakGlassHeader carries the reason for a break-glass access.
+const BreakGlassHeader = "X-Break-Glass-Reason"
+
+// MaxBreakGlassReasonLen is the longest reason accepted, in bytes.
+const MaxBreakGlassReasonLen = 1024
+
+// EventSink records audit events; *auditlog.Writer is one. Append returns
+// only once the event is durable, or with an error.
+type EventSink interface {
+	Append(ctx context.Context, ev auditlog.Event) error
+	Err() error
+}
+
+// Options configure a Proxy.
+type Options struct {
+	// Upstream is the application, such as http://127.0.0.1:8080.
+	Upstream *url.URL
+	// Policies supplies the access policy in force.
+	Policies *PolicySource
+	// Authenticator identifies callers.
+	Authenticator *Authenticator
+	// Assignments answers for roles limited to assigned cases; nil means
+	// none is configured, and such roles never count.
+	Assignments AssignmentChecker
+	// Audit records the events. Required.
+	Audit EventSink
+	// PseudonymKey makes the data-subject pseudonyms (auditlog.Pseudonymise).
+	PseudonymKey []byte
+	// SyncCompletion appends the completion event before the response is
+	// sent on; by default it is appended in the background (see
+	// docs/benchmarks-auditproxy.md for why).
+	SyncCompletion bool
+	// Transport reaches the upstream; nil means a transport tuned for one
+	// local upstream.
+	Transport http.RoundTripper
+	// Logger receives the proxy's own log; never dossier ids, names or
+	// tokens.
+	Logger *slog.Logger
+}
+
+// Proxy is the audit proxy's HTTP handler.
+type Proxy struct {
+	policies    *PolicySource
+	auth        *Authenticator
+	assignments AssignmentChecker
+	audit       EventSink
+	key         []byte
+	sync        bool
+	log         *slog.Logger
+	rp          *httputil.ReverseProxy
+
+	// inflight counts requests being served and completion events being
+	// appended in the background; Wait waits for it.
+	inflight sync.WaitGroup
+	stopping atomic.Bool
+}
+
+// New returns a Proxy.
+func New(opts Options) (*Proxy, error) {
+	switch {
+	case opts.Upstream == nil || opts.Upstream.Host == "":
+		return nil, errors.New("audit proxy: no upstream URL")
+	case opts.Policies == nil:
+		return nil, errors.New("audit proxy: no policy source")
+	case opts.Authenticator == nil:
+		return nil, errors.New("audit proxy: no authenticator")
+	case opts.Audit == nil:
+		return nil, errors.New("audit proxy: no audit log")
+	}
+	if err := auditlog.CheckPseudonymKey(opts.PseudonymKey); err != nil {
+		return nil, fmt.Errorf("audit proxy: %w", err)
+	}
+	p := &Proxy{
+		policies:    opts.Policies,
+		auth:        opts.Authenticator,
+		assignments: opts.Assignments,
+		audit:       opts.Audit,
+		key:         opts.PseudonymKey,
+		sync:        opts.SyncCompletion,
+		log:         opts.Logger,
+	}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	transport := opts.Transport
+	if transport == nil {
+		transport = NewUpstreamTransport()
+	}
+	upstream := opts.Upstream
+	p.rp = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(upstream)
+			pr.Out.Host = pr.In.Host // the application sees the host the client asked for
+			pr.SetXForwarded()
+		},
+		Transport:      transport,
+		BufferPool:     copyBuffers{},
+		ModifyResponse: p.modifyResponse,
+		ErrorHandler:   p.upstreamError,
+		// Its messages can hold the upstream URL, with a dossier id in it;
+		// upstreamError logs what matters.
+		ErrorLog: log.New(io.Discard, "", 0),
+	}
+	return p, nil
+}
+
+// NewUpstreamTransport returns the transport to a local application: no
+// environment proxy, and enough idle connections for many concurrent
+// requests.
+func NewUpstreamTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:                 nil,
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   1024,
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+}
+
+// copyBuffers reuses the buffers that copy response bodies, which
+// ReverseProxy would otherwise allocate (32 KiB) for every response.
+type copyBuffers struct{}
+
+var copyBufferPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (copyBuffers) Get() []byte  { return *copyBufferPool.Get().(*[]byte) }
+func (copyBuffers) Put(b []byte) { copyBufferPool.Put(&b) }
+
+// requestState travels with an allowed request to ModifyResponse.
+type requestState struct {
+	ev        auditlog.Event
+	start     time.Time
+	completed atomic.Bool
+}
+
+type stateKey struct{}
+
+// ServeHTTP identifies, authorises and records the request, and forwards it
+// only once its decision event is durable.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p.inflight.Add(1)
+	defer p.inflight.Done()
+	start := time.Now()
+	tc := newTraceContext(r.Header.Get(TraceparentHeader))
+	ev := auditlog.Event{
+		Time:              start,
+		TraceID:           tc.traceID,
+		OperationID:       randomHexID(8),
+		ParentOperationID: tc.parentID,
+		Actor:             AnonymousActor,
+		Action:            methodAction(r.Method),
+		Outcome:           auditlog.OutcomeDenied,
+		Method:            eventMethod(r.Method),
+	}
+	prob := &Problem{OperationID: ev.OperationID, TraceID: ev.TraceID}
+
+	id, authErr := p.auth.Authenticate(r)
+	if authErr == nil {
+		ev.Actor = id.User
+	}
+	pol := p.policies.Current()
+	var (
+		m       RouteMatch
+		matched bool
+		pathErr error
+	)
+	if pol != nil {
+		ev.ProcessingActivityID = pol.Doc.ProcessingActivity
+		m, matched, pathErr = pol.Match(r.Method, r.URL.EscapedPath())
+		if matched {
+			ev.Route = m.Route.Name
+			ev.Action = auditlog.Action(m.Route.Action)
+			ev.Categories = routeCategories(m.Route)
+			if m.HasDossier {
+				ev.DataSubject = auditlog.Pseudonymise(p.key, m.Dossier)
+			}
+			prob.Route, prob.Action = m.Route.Name, string(m.Route.Action)
+		}
+	}
+
+	switch {
+	case authErr != nil:
+		prob.Status, prob.Detail = authErr.Status, authErr.Description
+		if authErr.Status == http.StatusUnauthorized {
+			prob.Type, prob.Title = ProblemUnauthenticated, "Authentication required"
+			challenge := `Bearer realm="dossierguard"`
+			if authErr.Code != "" {
+				challenge += fmt.Sprintf(`, error=%q, error_description=%q`, authErr.Code, authErr.Description)
+			}
+			w.Header().Set("WWW-Authenticate", challenge)
+		} else {
+			prob.Type, prob.Title = ProblemIdentityUnavailable, "Identity provider unavailable"
+		}
+		p.deny(w, r, &ev, prob)
+		return
+	case pol == nil:
+		prob.Type, prob.Title, prob.Status = ProblemPolicyUnavailable, "Access policy not loaded", http.StatusServiceUnavailable
+		prob.Detail = "the proxy has no access policy loaded yet, so nothing is allowed"
+		p.deny(w, r, &ev, prob)
+		return
+	case pathErr != nil:
+		prob.Type, prob.Title, prob.Status = ProblemNonCanonicalPath, "Non-canonical request path", http.StatusBadRequest
+		prob.Detail = pathErr.Error()
+		p.deny(w, r, &ev, prob)
+		return
+	case !matched:
+		prob.Type, prob.Title, prob.Status = ProblemNoRoute, "No audited route", http.StatusForbidden
+		prob.Detail = fmt.Sprintf("no route of the access policy matches this %s request; requests to unaudited routes are refused", ev.Method)
+		p.deny(w, r, &ev, prob)
+		return
+	}
+
+	reason, reasonNote := breakGlassReason(r.Header)
+	dec := pol.Authorise(r.Context(), id, m, reason, p.assignments)
+	if dec.AssignmentErr != nil {
+		p.log.Warn("assignment source gave no answer; denying roles limited to assigned cases", "route", m.Route.Name, "operationID", ev.OperationID, "error", dec.AssignmentErr.Error())
+	}
+	ev.Roles = dec.Roles
+	if !dec.Allowed {
+		prob.Type, prob.Title, prob.Status = ProblemAccessDenied, "Access denied", http.StatusForbidden
+		prob.Detail = dec.Detail + reasonNote
+		prob.MissingCategories = dec.Missing
+		if strings.Contains(dec.Detail, BreakGlassHeader) || reasonNote != "" {
+			prob.BreakGlassHeader = BreakGlassHeader
+		}
+		p.deny(w, r, &ev, prob)
+		return
+	}
+
+	ev.Outcome = auditlog.OutcomeAllowed
+	if dec.BreakGlass {
+		ev.BreakGlass, ev.BreakGlassReason = true, reason
+	}
+	ev.Duration = time.Since(start)
+	if err := p.audit.Append(r.Context(), ev); err != nil {
+		p.auditFailed(w, r, prob, err)
+		return
+	}
+
+	st := &requestState{ev: ev, start: start}
+	out := r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
+	out.Header.Set(TraceparentHeader, tc.traceparent(ev.OperationID))
+	p.rp.ServeHTTP(w, out)
+}
+
+// deny records a denied request and sends its problem, or 503 when the
+// event cannot be recorded.
+func (p *Proxy) deny(w http.ResponseWriter, r *http.Request, ev *auditlog.Event, prob *Problem) {
+	ev.Status = prob.Status
+	ev.Duration = time.Since(ev.Time)
+	if err := p.audit.Append(r.Context(), *ev); err != nil {
+		w.Header().Del("WWW-Authenticate")
+		p.auditFailed(w, r, &Problem{OperationID: prob.OperationID, TraceID: prob.TraceID}, err)
+		return
+	}
+	writeProblem(w, prob)
+}
+
+// auditFailed answers 503 when an event could not be recorded.
+func (p *Proxy) auditFailed(w http.ResponseWriter, r *http.Request, prob *Problem, err error) {
+	if r.Context().Err() == nil {
+		p.log.Error("audit event not recorded; refusing the request", "operationID", prob.OperationID, "error", err.Error())
+	}
+	prob.Type, prob.Title, prob.Status = ProblemAuditUnavailable, "Audit log unavailable", http.StatusServiceUnavailable
+	prob.Detail = "the request could not be recorded in the audit log, so it was not forwarded"
+	prob.MissingCategories, prob.BreakGlassHeader = nil, ""
+	writeProblem(w, prob)
+}
+
+// modifyResponse records the completion of an allowed request once the
+// application's response headers have arrived.
+func (p *Proxy) modifyResponse(resp *http.Response) error {
+	st, _ := resp.Request.Context().Value(stateKey{}).(*requestState)
+	if st == nil {
+		return nil
+	}
+	return p.complete(st, resp.StatusCode)
+}
+
+// errCompletionNotRecorded stops a response whose completion event failed
+// (SyncCompletion only).
+var errCompletionNotRecorded = errors.New("completion event not recorded")
+
+// complete appends the completion event of an allowed request, once.
+func (p *Proxy) complete(st *requestState, status int) error {
+	if !st.completed.CompareAndSwap(false, true) {
+		return nil
+	}
+	ev := st.ev
+	ev.Status = status
+	ev.Duration = time.Since(st.start)
+	if p.sync {
+		if err := p.audit.Append(context.Background(), ev); err != nil {
+			p.log.Error("completion event not recorded", "operationID", ev.OperationID, "error", err.Error())
+			return errCompletionNotRecorded
+		}
+		return nil
+	}
+	p.inflight.Add(1)
+	go func() {
+		defer p.inflight.Done()
+		if err := p.audit.Append(context.Background(), ev); err != nil {
+			p.log.Error("completion event not recorded", "operationID", ev.OperationID, "error", err.Error())
+		}
+	}()
+	return nil
+}
+
+// upstreamError answers when the application could not be reached, and
+// records the completion.
+func (p *Proxy) upstreamError(w http.ResponseWriter, out *http.Request, err error) {
+	st, _ := out.Context().Value(stateKey{}).(*requestState)
+	prob := &Problem{Type: ProblemUpstreamUnavailable, Title: "Application unavailable", Status: http.StatusBadGateway,
+		Detail: "the application behind the audit proxy did not answer"}
+	if st != nil {
+		prob.OperationID, prob.TraceID, prob.Route, prob.Action = st.ev.OperationID, st.ev.TraceID, st.ev.Route, string(st.ev.Action)
+	}
+	if errors.Is(err, errCompletionNotRecorded) {
+		prob.Type, prob.Title, prob.Status = ProblemAuditUnavailable, "Audit log unavailable", http.StatusServiceUnavailable
+		prob.Detail = "the application answered, but its completion could not be recorded in the audit log"
+		prob.Route, prob.Action = "", ""
+		writeProblem(w, prob)
+		return
+	}
+	status := http.StatusBadGateway
+	if out.Context().Err() != nil {
+		status = 0 // the client went away; nothing is returned
+	} else {
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err // the URL can hold a dossier id
+		}
+		p.log.Warn("upstream request failed", "route", prob.Route, "operationID", prob.OperationID, "error", err.Error())
+	}
+	if st != nil {
+		if cerr := p.complete(st, status); cerr != nil {
+			prob.Type, prob.Title, prob.Status = ProblemAuditUnavailable, "Audit log unavailable", http.StatusServiceUnavailable
+		}
+	}
+	if status != 0 {
+		writeProblem(w, prob)
+	}
+}
+
+// Ready reports whether the proxy can serve: a policy is loaded, the audit
+// log works, tokens can be verified, and it is not shutting down.
+func (p *Proxy) Ready() error {
+	if p.stopping.Load() {
+		return errors.New("shutting down")
+	}
+	if err := p.policies.Ready(); err != nil {
+		return err
+	}
+	if err := p.audit.Err(); err != nil {
+		return fmt.Errorf("audit log failed: %w", err)
+	}
+	return p.auth.Ready()
+}
+
+// BeginShutdown makes Ready fail, so that no new traffic is sent here.
+func (p *Proxy) BeginShutdown() { p.stopping.Store(true) }
+
+// Wait waits until every request being served has finished and every
+// completion event has been appended. Call it after the server stopped
+// accepting requests and before closing the audit log.
+func (p *Proxy) Wait() { p.inflight.Wait() }
+
+// HealthHandler serves /healthz (the process is alive) and /readyz (Ready).
+func (p *Proxy) HealthHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := p.Ready(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, "not ready: "+err.Error()+"\n")
+			return
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	return mux
+}
+
+// breakGlassReason returns the stated break-glass reason, or "" and a note
+// for the problem detail when the header is present but unusable.
+func breakGlassReason(h http.Header) (reason, note string) {
+	v := strings.TrimSpace(h.Get(BreakGlassHeader))
+	switch {
+	case v == "":
+		return "", ""
+	case len(v) > MaxBreakGlassReasonLen || !utf8.ValidString(v):
+		return "", fmt.Sprintf("; the %s header was ignored: it must be valid UTF-8 of at most %d bytes", BreakGlassHeader, MaxBreakGlassReasonLen)
+	}
+	return v, ""
+}
+
+// methodAction is the action recorded for a request that matched no route.
+func methodAction(method string) auditlog.Action {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return auditlog.ActionRead
+	}
+	return auditlog.ActionWrite
+}
+
+// eventMethod fits a method into an event (at most 16 characters).
+func eventMethod(method string) string {
+	if len(method) > 16 {
+		return method[:16]
+	}
+	if method == "" {
+		return http.MethodGet
+	}
+	return method
+}
+
+func routeCategories(r *accesspolicy.Route) []string {
+	out := make([]string, len(r.Categories))
+	for i, c := range r.Categories {
+		out[i] = string(c)
+	}
+	return out
+}

@@ -1,0 +1,243 @@
+package auditproxy
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/dossierguard/dossierguard/internal/auditlog"
+)
+
+// Defaults of Config.
+const (
+	DefaultListen          = ":8443"
+	DefaultHealthListen    = ":8081"
+	DefaultUpstream        = "http://127.0.0.1:8080"
+	DefaultPolicyPath      = "/etc/dossierguard/policy/policy.json"
+	DefaultAuditLogPath    = "/var/log/dossierguard/audit.jsonl"
+	DefaultShutdownTimeout = 25 * time.Second
+)
+
+// Config is everything `dossierguard audit-proxy` runs with. The command
+// checks the flags and reads the key files; Run opens the rest.
+type Config struct {
+	// Listen and HealthListen are the addresses of the proxy and of the
+	// probes. Listener and HealthListener, when set, are used instead.
+	Listen, HealthListen     string
+	Listener, HealthListener net.Listener
+	// TLSCertFile and TLSKeyFile, when both set, make the proxy serve TLS;
+	// the files are re-read when their content changes.
+	TLSCertFile, TLSKeyFile string
+
+	// Upstream is the application.
+	Upstream *url.URL
+
+	// PolicyPath is the access-policy document; PolicyPollInterval how often
+	// it is read (DefaultPolicyPollInterval when 0).
+	PolicyPath         string
+	PolicyPollInterval time.Duration
+
+	// Identity configures how callers are identified.
+	Identity IdentityConfig
+
+	// AssignmentURL is the assignment source's URL template; empty means
+	// none. The cache holds at most AssignmentCacheSize answers for
+	// AssignmentCacheTTL; AssignmentTimeout bounds one question.
+	AssignmentURL       string
+	AssignmentCacheSize int
+	AssignmentCacheTTL  time.Duration
+	AssignmentTimeout   time.Duration
+
+	// PseudonymKey makes the data-subject pseudonyms.
+	PseudonymKey []byte
+	// AuditLogPath is the audit log file; AuditMirror receives a copy of
+	// every line (os.Stdout in the command). SigningKey signs checkpoints.
+	AuditLogPath string
+	AuditMirror  io.Writer
+	SigningKey   ed25519.PrivateKey
+
+	// SyncCompletion: see Options.
+	SyncCompletion bool
+	// ShutdownTimeout bounds the wait for in-flight requests on shutdown.
+	ShutdownTimeout time.Duration
+
+	// Logger receives the proxy's log.
+	Logger *slog.Logger
+}
+
+// Run serves until ctx ends (SIGTERM in the command), then shuts down
+// gracefully: readiness fails, the listener stops accepting, requests in
+// flight finish (up to ShutdownTimeout, then their connections are closed),
+// pending completion events are appended, and the audit log is closed with
+// a final checkpoint. Nothing that was accepted for the log is lost.
+func Run(ctx context.Context, cfg Config) error {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = DefaultShutdownTimeout
+	}
+
+	runCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBackground()
+
+	policies := NewPolicySource(cfg.PolicyPath, log)
+	if _, err := policies.Reload(); err != nil {
+		log.Warn("starting without an access policy; every request is refused until one loads", "path", cfg.PolicyPath)
+	}
+	auth, err := NewAuthenticator(runCtx, cfg.Identity, log)
+	if err != nil {
+		return err
+	}
+	var assignments AssignmentChecker
+	if cfg.AssignmentURL != "" {
+		timeout := cfg.AssignmentTimeout
+		if timeout <= 0 {
+			timeout = DefaultAssignmentTimeout
+		}
+		client := &http.Client{Timeout: timeout, Transport: NewUpstreamTransport(),
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		a, err := NewHTTPAssignments(cfg.AssignmentURL, client, cfg.AssignmentCacheSize, cfg.AssignmentCacheTTL)
+		if err != nil {
+			return fmt.Errorf("assignment source: %w", err)
+		}
+		assignments = a
+	}
+
+	var tlsConfig *tls.Config
+	if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {
+		cr := &certReloader{certFile: cfg.TLSCertFile, keyFile: cfg.TLSKeyFile}
+		if _, err := cr.get(); err != nil {
+			return err
+		}
+		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cr.get() }}
+	}
+
+	ln, hln := cfg.Listener, cfg.HealthListener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+		}
+	}
+	defer ln.Close()
+	if hln == nil {
+		if hln, err = net.Listen("tcp", cfg.HealthListen); err != nil {
+			return fmt.Errorf("listen on %s: %w", cfg.HealthListen, err)
+		}
+	}
+	defer hln.Close()
+
+	writer, err := auditlog.NewWriter(auditlog.Options{Path: cfg.AuditLogPath, Mirror: cfg.AuditMirror, SigningKey: cfg.SigningKey})
+	if err != nil {
+		return err
+	}
+	proxy, err := New(Options{
+		Upstream: cfg.Upstream, Policies: policies, Authenticator: auth, Assignments: assignments,
+		Audit: writer, PseudonymKey: cfg.PseudonymKey, SyncCompletion: cfg.SyncCompletion, Logger: log,
+	})
+	if err != nil {
+		return errors.Join(err, writer.Close())
+	}
+
+	go policies.Run(runCtx, cfg.PolicyPollInterval)
+
+	errLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	srv := &http.Server{Handler: proxy, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		MaxHeaderBytes: 64 << 10, ErrorLog: errLog, TLSConfig: tlsConfig}
+	health := &http.Server{Handler: proxy.HealthHandler(), ReadHeaderTimeout: 5 * time.Second, ErrorLog: errLog}
+
+	serveErr := make(chan error, 2)
+	go func() {
+		var err error
+		if tlsConfig != nil {
+			err = srv.ServeTLS(ln, "", "")
+		} else {
+			err = srv.Serve(ln)
+		}
+		serveErr <- err
+	}()
+	go func() { serveErr <- health.Serve(hln) }()
+	log.Info("audit proxy serving", "listen", ln.Addr().String(), "health", hln.Addr().String(), "upstream", cfg.Upstream.Redacted(), "tls", tlsConfig != nil, "syncCompletion", cfg.SyncCompletion)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: finishing requests in flight")
+	case err := <-serveErr:
+		runErr = fmt.Errorf("serve: %w", err)
+		log.Error("server stopped; shutting down", "error", err.Error())
+	}
+
+	proxy.BeginShutdown()
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("requests still in flight after the shutdown timeout; closing their connections", "timeout", cfg.ShutdownTimeout.String())
+		_ = srv.Close()
+	}
+	cancel()
+	proxy.Wait()
+	stopBackground()
+	if err := writer.Close(); err != nil {
+		runErr = errors.Join(runErr, fmt.Errorf("close the audit log: %w", err))
+		log.Error("closing the audit log failed", "error", err.Error())
+	} else {
+		log.Info("audit log closed with a final checkpoint")
+	}
+	hctx, hcancel := context.WithTimeout(context.Background(), time.Second)
+	_ = health.Shutdown(hctx)
+	hcancel()
+	return runErr
+}
+
+// certReloader serves the certificate in two files, re-reading them at most
+// every two seconds and swapping when their content changed.
+type certReloader struct {
+	certFile, keyFile string
+
+	mu      sync.Mutex
+	cert    *tls.Certificate
+	sum     [32]byte
+	checked time.Time
+}
+
+func (c *certReloader) get() (*tls.Certificate, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cert != nil && time.Since(c.checked) < DefaultPolicyPollInterval {
+		return c.cert, nil
+	}
+	c.checked = time.Now()
+	certPEM, err1 := os.ReadFile(c.certFile)
+	keyPEM, err2 := os.ReadFile(c.keyFile)
+	if err := errors.Join(err1, err2); err != nil {
+		if c.cert != nil {
+			return c.cert, nil
+		}
+		return nil, fmt.Errorf("TLS certificate: %w", err)
+	}
+	sum := sha256.Sum256(append(append([]byte{}, certPEM...), keyPEM...))
+	if c.cert != nil && sum == c.sum {
+		return c.cert, nil
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		if c.cert != nil {
+			return c.cert, nil // keep the last good pair while a rotation is half written
+		}
+		return nil, fmt.Errorf("TLS certificate %s and key %s: %w", c.certFile, c.keyFile, err)
+	}
+	c.cert, c.sum = &cert, sum
+	return c.cert, nil
+}
