@@ -56,6 +56,9 @@ func (i *Injector) Handle(ctx context.Context, req admission.Request) admission.
 		log.FromContext(ctx).Error(err, "Reading the DossierStore for injection failed", "store", name)
 		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("read DossierStore %q", name))
 	}
+	if store.Spec.Audit == nil || store.Spec.Audit.Identity == nil {
+		return admission.Denied(fmt.Sprintf("DossierStore %q has no spec.audit.identity: its audit proxy could not identify any caller and would refuse every request; configure oidc or trustedProxy first", name))
+	}
 	Inject(pod, store, i.Config)
 	patched, err := json.Marshal(pod)
 	if err != nil {

@@ -203,6 +203,29 @@ func TestOtherPodsAreUntouched(t *testing.T) {
 	}
 }
 
+func TestPodOfAStoreWithoutIdentityIsRefused(t *testing.T) {
+	ctx := context.Background()
+	namespace(t, "no-identity")
+	s := &v1alpha1.DossierStore{
+		ObjectMeta: metav1.ObjectMeta{Name: "dossiers", Namespace: "no-identity"},
+		Spec: v1alpha1.DossierStoreSpec{
+			Service: v1alpha1.ServiceNeighbourhoodTeam, Organisation: "Gemeente Voorbeeldstad",
+			DataCategories: []v1alpha1.DataCategory{v1alpha1.CategoryIdentity},
+			Workload: v1alpha1.WorkloadSpec{Selector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "dossier"}},
+				ServiceAccountName: "dossier", AppPort: 8080},
+			Storage: v1alpha1.StorageSpec{StorageClassName: "encrypted", Size: "1Gi"},
+		},
+	}
+	if err := env.Client.Create(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	err := env.Client.Create(ctx, pod("no-identity", "app", map[string]string{"privacy.dossierguard.io/store": "dossiers"}))
+	if err == nil || !strings.Contains(err.Error(), "spec.audit.identity") {
+		t.Fatalf("want a refusal naming spec.audit.identity, got %v", err)
+	}
+}
+
 func TestPodOfAMissingStoreIsRefused(t *testing.T) {
 	namespace(t, "cjg")
 	err := env.Client.Create(context.Background(), pod("cjg", "app", map[string]string{"privacy.dossierguard.io/store": "missing"}))

@@ -111,6 +111,9 @@ func runConvergence(b *testing.B, n int, quiet time.Duration) {
 	b.ReportMetric(converged.Seconds()/created.Seconds(), "ready/create-ratio")
 	b.ReportMetric(float64(peakRSS(b, manager.Process.Pid))/(1<<20), "MiB-peak-rss")
 	b.ReportMetric(writes, "writes-after-convergence")
+	if writes > 0 {
+		b.Errorf("the manager made %.0f writes after convergence; want none when nothing changes", writes)
+	}
 }
 
 func benchStore(i int) *v1alpha1.DossierStore {
