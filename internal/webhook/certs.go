@@ -23,14 +23,21 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 )
 
-// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations,verbs=get;list;watch;patch
+// The manager's permission to patch the MutatingWebhookConfiguration is
+// not generated from a marker: the chart and config/manager grant get and
+// patch on dossierguard-sidecar-injector alone (resourceNames).
 
 // Certificate lifetimes: serving certificates are renewed when less than
 // RenewBefore of their validity is left, so they rotate about every 60 days.
+// Every replica checks every checkEvery: after one replica renews, the
+// others load the new certificate within that time, and meanwhile the CA
+// bundle trusts both the new and the previous CA, so no call fails.
 const (
 	CertValidity = 90 * 24 * time.Hour
 	RenewBefore  = 30 * 24 * time.Hour
-	checkEvery   = 12 * time.Hour
+	checkEvery   = 5 * time.Minute
+	// previousCAKey keeps the CA of the certificate before the last renewal.
+	previousCAKey = "ca-previous.crt"
 )
 
 // CertManager keeps the webhook's serving certificate valid: a private CA
@@ -89,11 +96,18 @@ func (m *CertManager) Ensure(ctx context.Context) error {
 					Labels: map[string]string{"app.kubernetes.io/managed-by": "dossierguard", "app.kubernetes.io/component": "webhook-certificate"}},
 				Type: corev1.SecretTypeTLS, Data: data,
 			}
-			if err := m.Client.Create(ctx, secret); err != nil {
+			if err := m.Client.Create(ctx, secret); apierrors.IsAlreadyExists(err) {
+				// Another replica was first: use its certificate.
+				if err := m.Client.Get(ctx, client.ObjectKeyFromObject(secret), secret); err != nil {
+					return fmt.Errorf("read webhook certificate Secret: %w", err)
+				}
+			} else if err != nil {
 				return fmt.Errorf("create webhook certificate Secret: %w", err)
 			}
 		} else {
+			data[previousCAKey] = secret.Data["ca.crt"]
 			secret.Data = data
+			// A conflict means another replica renewed first; the next check uses its certificate.
 			if err := m.Client.Update(ctx, secret); err != nil {
 				return fmt.Errorf("renew webhook certificate Secret: %w", err)
 			}
@@ -103,7 +117,12 @@ func (m *CertManager) Ensure(ctx context.Context) error {
 	if err := m.writeFiles(secret.Data); err != nil {
 		return err
 	}
-	return m.injectCA(ctx, secret.Data["ca.crt"])
+	return m.injectCA(ctx, caBundle(secret.Data))
+}
+
+// caBundle trusts the current CA and, during a rotation, the previous one.
+func caBundle(data map[string][]byte) []byte {
+	return append(append([]byte{}, data["ca.crt"]...), data[previousCAKey]...)
 }
 
 // valid: the certificate parses, names the Service and has time left.

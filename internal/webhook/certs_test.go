@@ -84,7 +84,32 @@ func TestOperatorManagedCertificates(t *testing.T) {
 	}
 	onDisk, _ = os.ReadFile(filepath.Join(m.CertDir, "tls.crt"))
 	_ = env.Client.Get(ctx, client.ObjectKey{Name: m.WebhookConfigName}, cfg)
-	if !bytes.Equal(onDisk, renewed.Data["tls.crt"]) || !bytes.Equal(cfg.Webhooks[0].ClientConfig.CABundle, renewed.Data["ca.crt"]) {
-		t.Error("the renewed certificate is not on disk or its CA not injected")
+	if !bytes.Equal(onDisk, renewed.Data["tls.crt"]) {
+		t.Error("the renewed certificate is not on disk")
+	}
+	// During the rotation the bundle trusts the new CA and the previous one,
+	// so a replica still serving the old certificate keeps working.
+	bundle := x509.NewCertPool()
+	if !bundle.AppendCertsFromPEM(cfg.Webhooks[0].ClientConfig.CABundle) {
+		t.Fatal("the injected bundle does not parse")
+	}
+	for name, data := range map[string][]byte{"old": secret.Data["tls.crt"], "new": renewed.Data["tls.crt"]} {
+		b, _ := pem.Decode(data)
+		c, _ := x509.ParseCertificate(b.Bytes)
+		if _, err := c.Verify(x509.VerifyOptions{DNSName: "dossierguard-webhook.dossierguard-system.svc", Roots: bundle,
+			CurrentTime: now.Add(-time.Hour)}); err != nil {
+			t.Errorf("the %s serving certificate does not verify against the injected bundle: %v", name, err)
+		}
+	}
+
+	// A second replica starting with no Secret of its own uses the first's.
+	other := *m
+	other.CertDir = t.TempDir()
+	if err := other.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	otherDisk, _ := os.ReadFile(filepath.Join(other.CertDir, "tls.crt"))
+	if !bytes.Equal(otherDisk, renewed.Data["tls.crt"]) {
+		t.Error("a second replica issued its own certificate instead of using the shared one")
 	}
 }

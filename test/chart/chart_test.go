@@ -1,0 +1,523 @@
+package chart
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+
+	"github.com/dossierguard/dossierguard/api/v1alpha1"
+	"github.com/dossierguard/dossierguard/internal/compliance"
+)
+
+// TestLint: helm lint --strict passes, for the default values and with
+// cert-manager, without a warning or an error.
+func TestLint(t *testing.T) {
+	for name, args := range map[string][]string{
+		"default":      nil,
+		"cert-manager": {"--set", "certManager.enabled=true", "--set", "metrics.serviceMonitor.enabled=true"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			out := mustHelm(t, append([]string{"lint", "--strict", chartDir, "--namespace", namespace}, args...)...)
+			if strings.Contains(out, "[WARNING]") || strings.Contains(out, "[ERROR]") {
+				t.Errorf("helm lint reports problems:\n%s", out)
+			}
+			if !strings.Contains(out, "0 chart(s) failed") {
+				t.Errorf("helm lint output does not say 0 chart(s) failed:\n%s", out)
+			}
+		})
+	}
+}
+
+// TestGolden: `helm template` for the default values and for
+// certManager.enabled=true equals testdata/golden/*.yaml (rewrite them with
+// -update after an intended change, and review the diff).
+func TestGolden(t *testing.T) {
+	for _, c := range []struct {
+		file string
+		args []string
+	}{
+		{"default.yaml", nil},
+		{"cert-manager.yaml", []string{"--set", "certManager.enabled=true"}},
+	} {
+		t.Run(c.file, func(t *testing.T) {
+			got := mustHelm(t, templateArgs(c.args...)...)
+			path := filepath.Join("testdata", "golden", c.file)
+			if *update {
+				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (create it with: go test ./test/chart -run Golden -update)", err)
+			}
+			if got != string(want) {
+				t.Errorf("helm template differs from %s; if the change is intended, run go test ./test/chart -run Golden -update and review the diff.\n%s", path, firstDifference(string(want), got))
+			}
+		})
+	}
+}
+
+func firstDifference(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	for i := 0; i < len(w) || i < len(g); i++ {
+		var wl, gl string
+		if i < len(w) {
+			wl = w[i]
+		}
+		if i < len(g) {
+			gl = g[i]
+		}
+		if wl != gl {
+			return "first difference at line " + strconv.Itoa(i+1) + ":\n  golden:   " + wl + "\n  rendered: " + gl
+		}
+	}
+	return ""
+}
+
+// TestRendered checks the default rendering's essentials, which the golden
+// file only shows: the manager's flags, the restricted security context, the
+// webhook's fail-closed settings and the statutes.
+func TestRendered(t *testing.T) {
+	objs := decode(t, mustHelm(t, templateArgs()...))
+
+	dep := convert[appsv1.Deployment](t, find(t, objs, "Deployment", "dossierguard-manager"))
+	if *dep.Spec.Replicas != 2 {
+		t.Errorf("replicas = %d, want 2", *dep.Spec.Replicas)
+	}
+	c := dep.Spec.Template.Spec.Containers[0]
+	for _, arg := range []string{
+		"manager", "--leader-elect", "--leader-election-namespace=" + namespace,
+		"--metrics-bind-address=:8080", "--health-probe-bind-address=:8081",
+		"--webhook-port=9443", "--webhook-cert-dir=/tmp/k8s-webhook-server/serving-certs",
+		"--webhook-cert-management=operator", "--retention-statutes=/etc/dossierguard/retention-statutes.yaml",
+	} {
+		if !slices.Contains(c.Args, arg) {
+			t.Errorf("manager args %v lack %s", c.Args, arg)
+		}
+	}
+	if c.Image != "dossierguard:dev" {
+		t.Errorf("image = %q, want dossierguard:dev (appVersion)", c.Image)
+	}
+	env := map[string]corev1.EnvVar{}
+	for _, e := range c.Env {
+		env[e.Name] = e
+	}
+	if e := env["POD_NAMESPACE"]; e.ValueFrom == nil || e.ValueFrom.FieldRef == nil || e.ValueFrom.FieldRef.FieldPath != "metadata.namespace" {
+		t.Errorf("POD_NAMESPACE = %+v, want the pod's namespace", e)
+	}
+	if env["DOSSIERGUARD_IMAGE"].Value != "dossierguard:dev" {
+		t.Errorf("DOSSIERGUARD_IMAGE = %q, want the manager's image", env["DOSSIERGUARD_IMAGE"].Value)
+	}
+	if sc := c.SecurityContext; sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+		t.Error("the manager's root filesystem is not read-only")
+	}
+	if p := c.LivenessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/healthz" || p.HTTPGet.Port.String() != "health" {
+		t.Errorf("liveness probe %+v, want /healthz on port health (8081)", p)
+	}
+	if p := c.ReadinessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/readyz" {
+		t.Errorf("readiness probe %+v, want /readyz", p)
+	}
+	vols := map[string]corev1.Volume{}
+	for _, v := range dep.Spec.Template.Spec.Volumes {
+		vols[v.Name] = v
+	}
+	if vols["webhook-certs"].EmptyDir == nil {
+		t.Error("operator-managed certificates: the cert dir is not an emptyDir")
+	}
+	if len(dep.Spec.Template.Spec.TopologySpreadConstraints) == 0 || dep.Spec.Template.Spec.Affinity == nil {
+		t.Error("no topology spread or anti-affinity")
+	}
+	if dep.Spec.Template.Annotations["checksum/retention-statutes"] == "" {
+		t.Error("no checksum of the statutes: a change would not roll the manager")
+	}
+
+	pdb := convert[policyv1.PodDisruptionBudget](t, find(t, objs, "PodDisruptionBudget", "dossierguard-manager"))
+	if m := pdb.Spec.MinAvailable; m == nil || m.String() != "1" {
+		t.Errorf("PodDisruptionBudget minAvailable = %v, want 1", m)
+	}
+
+	svc := convert[corev1.Service](t, find(t, objs, "Service", "dossierguard-webhook"))
+	if p := svc.Spec.Ports[0]; p.Port != 443 || p.TargetPort.String() != "webhook" {
+		t.Errorf("webhook Service port %+v, want 443 -> webhook", p)
+	}
+	mwc := convert[admissionregistrationv1.MutatingWebhookConfiguration](t, find(t, objs, "MutatingWebhookConfiguration", "dossierguard-sidecar-injector"))
+	checkWebhook(t, mwc, namespace)
+	if len(mwc.Annotations) != 0 {
+		t.Errorf("operator-managed certificates, yet annotations %v", mwc.Annotations)
+	}
+
+	cm := convert[corev1.ConfigMap](t, find(t, objs, "ConfigMap", "dossierguard-retention-statutes"))
+	statutes := map[string]map[string]string{}
+	if err := yaml.UnmarshalStrict([]byte(cm.Data["retention-statutes.yaml"]), &statutes); err != nil {
+		t.Fatalf("statutes ConfigMap: %v", err)
+	}
+	want := map[string][3]string{
+		"YouthAndFamilyCentre": {"EndOfHelp", "P20Y", "P25Y"}, "YouthCare": {"EndOfHelp", "P20Y", "P25Y"},
+		"YouthProtection": {"EndOfHelp", "P20Y", "P25Y"}, "YouthProbation": {"EndOfHelp", "P20Y", "P25Y"},
+		"VeiligThuis": {"Closure", "P20Y", "P25Y"}, "NeighbourhoodTeam": {"LastContact", "P5Y", "P7Y"},
+		"SocialSupport": {"EndOfHelp", "P5Y", "P7Y"},
+	}
+	if len(statutes) != len(want) {
+		t.Errorf("statutes for %d services, want %d", len(statutes), len(want))
+	}
+	for svc, w := range want {
+		s := statutes[svc]
+		if got := [3]string{s["clock"], s["minimum"], s["maximum"]}; got != w || s["source"] == "" {
+			t.Errorf("statute %s = %v, want %v with a source", svc, s, w)
+		}
+	}
+
+	// The manager reads the file as loadStatutes does: strictly, then
+	// validated; the chart's defaults are the built-in table.
+	checkStatutesFile(t, cm.Data["retention-statutes.yaml"])
+	table := map[v1alpha1.Service]compliance.Statute{}
+	_ = yaml.UnmarshalStrict([]byte(cm.Data["retention-statutes.yaml"]), &table)
+	if !reflect.DeepEqual(table, compliance.DefaultStatutes) {
+		t.Errorf("the chart's default retentionStatutes differ from the manager's built-in table (internal/compliance.DefaultStatutes):\n chart: %v\n code:  %v", table, compliance.DefaultStatutes)
+	}
+
+	np := find(t, objs, "NetworkPolicy", "dossierguard-manager")
+	if types, _, _ := unstructured.NestedStringSlice(np.Object, "spec", "policyTypes"); !slices.Equal(types, []string{"Ingress", "Egress"}) {
+		t.Errorf("NetworkPolicy policyTypes %v, want Ingress and Egress", types)
+	}
+	if has(objs, "ServiceMonitor", "dossierguard-manager") || has(objs, "Certificate", "dossierguard-webhook") {
+		t.Error("ServiceMonitor or Certificate rendered while disabled")
+	}
+}
+
+// checkStatutesFile reads a --retention-statutes file as the manager does
+// (cmd/dossierguard loadStatutes) and fails when the manager would refuse it.
+func checkStatutesFile(t *testing.T, data string) {
+	t.Helper()
+	table := map[v1alpha1.Service]compliance.Statute{}
+	if err := yaml.UnmarshalStrict([]byte(data), &table); err != nil {
+		t.Fatalf("the manager cannot read the statutes file: %v\n%s", err, data)
+	}
+	if err := compliance.ValidateStatutes(table); err != nil {
+		t.Errorf("the manager refuses the statutes file: %v", err)
+	}
+}
+
+// checkWebhook asserts the webhook's fail-closed settings.
+func checkWebhook(t *testing.T, mwc *admissionregistrationv1.MutatingWebhookConfiguration, ns string) {
+	t.Helper()
+	if len(mwc.Webhooks) != 1 {
+		t.Fatalf("%d webhooks, want 1", len(mwc.Webhooks))
+	}
+	w := mwc.Webhooks[0]
+	if w.FailurePolicy == nil || *w.FailurePolicy != admissionregistrationv1.Fail {
+		t.Errorf("failurePolicy %v, want Fail: a labelled pod must not start unaudited", w.FailurePolicy)
+	}
+	if w.SideEffects == nil || *w.SideEffects != admissionregistrationv1.SideEffectClassNone {
+		t.Errorf("sideEffects %v, want None", w.SideEffects)
+	}
+	if w.TimeoutSeconds == nil || *w.TimeoutSeconds != 10 {
+		t.Errorf("timeoutSeconds %v, want 10", w.TimeoutSeconds)
+	}
+	if w.ReinvocationPolicy == nil || *w.ReinvocationPolicy != admissionregistrationv1.IfNeededReinvocationPolicy {
+		t.Errorf("reinvocationPolicy %v, want IfNeeded", w.ReinvocationPolicy)
+	}
+	if !slices.Equal(w.AdmissionReviewVersions, []string{"v1"}) {
+		t.Errorf("admissionReviewVersions %v, want [v1]", w.AdmissionReviewVersions)
+	}
+	s := w.ClientConfig.Service
+	if s == nil || s.Name != "dossierguard-webhook" || s.Namespace != ns || s.Path == nil || *s.Path != "/mutate-v1-pod" || s.Port == nil || *s.Port != 443 {
+		t.Errorf("clientConfig.service %+v, want dossierguard-webhook.%s:443/mutate-v1-pod", s, ns)
+	}
+	if len(w.Rules) != 1 || !slices.Equal(w.Rules[0].Operations, []admissionregistrationv1.OperationType{admissionregistrationv1.Create}) ||
+		!slices.Equal(w.Rules[0].Resources, []string{"pods"}) {
+		t.Errorf("rules %+v, want CREATE of pods", w.Rules)
+	}
+	if w.ObjectSelector == nil || len(w.ObjectSelector.MatchExpressions) != 1 ||
+		w.ObjectSelector.MatchExpressions[0].Key != "privacy.dossierguard.io/store" || w.ObjectSelector.MatchExpressions[0].Operator != "Exists" {
+		t.Errorf("objectSelector %+v, want privacy.dossierguard.io/store Exists", w.ObjectSelector)
+	}
+	if w.NamespaceSelector == nil || len(w.NamespaceSelector.MatchExpressions) != 1 ||
+		w.NamespaceSelector.MatchExpressions[0].Key != "kubernetes.io/metadata.name" ||
+		w.NamespaceSelector.MatchExpressions[0].Operator != "NotIn" || !slices.Equal(w.NamespaceSelector.MatchExpressions[0].Values, []string{ns}) {
+		t.Errorf("namespaceSelector %+v, want kubernetes.io/metadata.name NotIn [%s]", w.NamespaceSelector, ns)
+	}
+}
+
+// TestCertManagerVariant: with certManager.enabled the chart creates the
+// Issuer and Certificate for Secret dossierguard-webhook-tls, asks the CA
+// injector for the caBundle, mounts the Secret where the webhook server reads
+// it, and drops the permissions the operator needed to issue certificates.
+func TestCertManagerVariant(t *testing.T) {
+	objs := decode(t, mustHelm(t, templateArgs("--set", "certManager.enabled=true")...))
+	find(t, objs, "Issuer", "dossierguard-selfsigned")
+	cert := find(t, objs, "Certificate", "dossierguard-webhook")
+	if s, _, _ := unstructured.NestedString(cert.Object, "spec", "secretName"); s != "dossierguard-webhook-tls" {
+		t.Errorf("Certificate secretName %q, want dossierguard-webhook-tls", s)
+	}
+	if d, _, _ := unstructured.NestedStringSlice(cert.Object, "spec", "dnsNames"); !slices.Contains(d, "dossierguard-webhook."+namespace+".svc") {
+		t.Errorf("Certificate dnsNames %v lack the Service's name", d)
+	}
+	mwc := convert[admissionregistrationv1.MutatingWebhookConfiguration](t, find(t, objs, "MutatingWebhookConfiguration", "dossierguard-sidecar-injector"))
+	checkWebhook(t, mwc, namespace)
+	if got := mwc.Annotations["cert-manager.io/inject-ca-from"]; got != namespace+"/dossierguard-webhook" {
+		t.Errorf("cert-manager.io/inject-ca-from = %q, want %s/dossierguard-webhook", got, namespace)
+	}
+	dep := convert[appsv1.Deployment](t, find(t, objs, "Deployment", "dossierguard-manager"))
+	if !slices.Contains(dep.Spec.Template.Spec.Containers[0].Args, "--webhook-cert-management=cert-manager") {
+		t.Error("manager not started with --webhook-cert-management=cert-manager")
+	}
+	for _, v := range dep.Spec.Template.Spec.Volumes {
+		if v.Name == "webhook-certs" && (v.Secret == nil || v.Secret.SecretName != "dossierguard-webhook-tls") {
+			t.Errorf("cert dir volume %+v, want Secret dossierguard-webhook-tls", v)
+		}
+	}
+	for _, gone := range [][2]string{{"Role", "dossierguard-webhook-tls"}, {"ClusterRole", "dossierguard-webhook-config"}} {
+		if has(objs, gone[0], gone[1]) {
+			t.Errorf("%s %s rendered with cert-manager, which needs no such permission", gone[0], gone[1])
+		}
+	}
+	checkRBAC(t, objs, namespace)
+	checkRestricted(t, objs)
+
+	// An existing issuer replaces the self-signed one.
+	objs = decode(t, mustHelm(t, templateArgs("--set", "certManager.enabled=true",
+		"--set", "certManager.issuerRef.name=municipal-ca", "--set", "certManager.issuerRef.kind=ClusterIssuer")...))
+	if has(objs, "Issuer", "dossierguard-selfsigned") {
+		t.Error("self-signed Issuer rendered although issuerRef is set")
+	}
+	ref, _, _ := unstructured.NestedStringMap(find(t, objs, "Certificate", "dossierguard-webhook").Object, "spec", "issuerRef")
+	if ref["name"] != "municipal-ca" || ref["kind"] != "ClusterIssuer" {
+		t.Errorf("issuerRef %v, want ClusterIssuer municipal-ca", ref)
+	}
+}
+
+// TestOptions: values that change what is rendered.
+func TestOptions(t *testing.T) {
+	t.Run("built-in statutes", func(t *testing.T) {
+		objs := decode(t, mustHelm(t, templateArgs("--set", "retentionStatutes=null")...))
+		if has(objs, "ConfigMap", "dossierguard-retention-statutes") {
+			t.Error("statutes ConfigMap rendered with retentionStatutes=null")
+		}
+		dep := convert[appsv1.Deployment](t, find(t, objs, "Deployment", "dossierguard-manager"))
+		for _, a := range dep.Spec.Template.Spec.Containers[0].Args {
+			if strings.HasPrefix(a, "--retention-statutes") {
+				t.Errorf("%s passed with retentionStatutes=null", a)
+			}
+		}
+	})
+	t.Run("one statute overridden and one dropped", func(t *testing.T) {
+		values := writeValues(t, "retentionStatutes:\n  NeighbourhoodTeam: {maximum: P10Y, source: \"Gemeente Voorbeeldstad, besluit 2026-12\"}\n  SocialSupport: null\n")
+		cm := convert[corev1.ConfigMap](t, find(t, decode(t, mustHelm(t, templateArgs("-f", values)...)), "ConfigMap", "dossierguard-retention-statutes"))
+		statutes := map[string]map[string]string{}
+		if err := yaml.Unmarshal([]byte(cm.Data["retention-statutes.yaml"]), &statutes); err != nil {
+			t.Fatal(err)
+		}
+		if nt := statutes["NeighbourhoodTeam"]; nt["maximum"] != "P10Y" || nt["minimum"] != "P5Y" || nt["clock"] != "LastContact" {
+			t.Errorf("NeighbourhoodTeam = %v, want the default with maximum P10Y", nt)
+		}
+		if _, ok := statutes["SocialSupport"]; ok || len(statutes) != 6 {
+			t.Errorf("statutes %v, want six services without SocialSupport", statutes)
+		}
+		checkStatutesFile(t, cm.Data["retention-statutes.yaml"])
+	})
+	t.Run("image digest and images", func(t *testing.T) {
+		digest := "sha256:" + strings.Repeat("ab", 32)
+		objs := decode(t, mustHelm(t, templateArgs("--set", "image.repository=registry.example.nl/platform/dossierguard", "--set", "image.digest="+digest,
+			"--set", "auditProxy.image=registry.example.nl/platform/audit-proxy:1.0.0")...))
+		c := convert[appsv1.Deployment](t, find(t, objs, "Deployment", "dossierguard-manager")).Spec.Template.Spec.Containers[0]
+		if want := "registry.example.nl/platform/dossierguard@" + digest; c.Image != want {
+			t.Errorf("image %q, want %q", c.Image, want)
+		}
+		if !slices.Contains(c.Args, "--audit-proxy-image=registry.example.nl/platform/audit-proxy:1.0.0") {
+			t.Errorf("args %v lack the audit proxy image", c.Args)
+		}
+	})
+	t.Run("one replica, no PodDisruptionBudget", func(t *testing.T) {
+		if has(decode(t, mustHelm(t, templateArgs("--set", "replicaCount=1")...)), "PodDisruptionBudget", "dossierguard-manager") {
+			t.Error("a PodDisruptionBudget with minAvailable 1 and one replica would block every drain")
+		}
+	})
+	t.Run("minAvailable not below replicas", func(t *testing.T) {
+		_, stderr, err := helm(t, templateArgs("--set", "replicaCount=2", "--set", "podDisruptionBudget.minAvailable=2")...)
+		if err == nil || !strings.Contains(stderr, "podDisruptionBudget.minAvailable (2) must be lower than replicaCount (2)") {
+			t.Errorf("minAvailable 2 with 2 replicas: err %v, stderr %s", err, stderr)
+		}
+	})
+	t.Run("ServiceMonitor and API server addresses", func(t *testing.T) {
+		objs := decode(t, mustHelm(t, templateArgs("--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.serviceMonitor.labels.release=prometheus",
+			"--set", "networkPolicy.apiServer.cidrs={10.0.0.10/32}", "--set", "networkPolicy.metricsNamespace=observability")...))
+		sm := find(t, objs, "ServiceMonitor", "dossierguard-manager")
+		if sm.GetAPIVersion() != "monitoring.coreos.com/v1" || sm.GetLabels()["release"] != "prometheus" {
+			t.Errorf("ServiceMonitor %s with labels %v", sm.GetAPIVersion(), sm.GetLabels())
+		}
+		np, _ := yaml.Marshal(find(t, objs, "NetworkPolicy", "dossierguard-manager").Object)
+		for _, s := range []string{"cidr: 10.0.0.10/32", "kubernetes.io/metadata.name: observability"} {
+			if !bytes.Contains(np, []byte(s)) {
+				t.Errorf("NetworkPolicy lacks %q:\n%s", s, np)
+			}
+		}
+	})
+	t.Run("no NetworkPolicy", func(t *testing.T) {
+		if has(decode(t, mustHelm(t, templateArgs("--set", "networkPolicy.enabled=false")...)), "NetworkPolicy", "dossierguard-manager") {
+			t.Error("NetworkPolicy rendered while disabled")
+		}
+	})
+}
+
+func writeValues(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "values.yaml")
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestSchemaRejectsBadValues: values.schema.json refuses testdata/bad-values.yaml
+// and names every mistake with its path.
+func TestSchemaRejectsBadValues(t *testing.T) {
+	out, stderr, err := helm(t, templateArgs("-f", filepath.Join("test", "chart", "testdata", "bad-values.yaml"))...)
+	if err == nil {
+		t.Fatalf("helm template accepted testdata/bad-values.yaml:\n%s", out)
+	}
+	for _, want := range []string{
+		"values don't meet the specifications of the schema",
+		"at '/replicaCount': minimum: got 0, want 1",
+		"at '': additional properties 'replicas' not allowed",
+		"at '/image/tag': 'latest please' does not match pattern",
+		"at '/image/pullPolicy': value must be one of 'Always', 'IfNotPresent', 'Never'",
+		"at '/certManager/enabled': got string, want boolean",
+		"at '/retentionStatutes/YouthCare/minimum': '20 years' does not match pattern '^P[1-9][0-9]{0,3}[YMWD]$'",
+		"at '/retentionStatutes/VeiligThuis/clock': value must be one of 'LastContact', 'EndOfHelp', 'Closure', 'Creation'",
+		"at '/retentionStatutes': additional properties 'Jeugdzorg' not allowed",
+		"at '/webhook/timeoutSeconds': maximum: got 60, want 30",
+		"at '/manager/logLevel': value must be one of 'debug', 'info', 'error'",
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("the schema error lacks %q; helm said:\n%s", want, stderr)
+		}
+	}
+
+	// And the defaults pass the same schema.
+	mustHelm(t, templateArgs()...)
+}
+
+// TestRenderedPodSecurity: every pod spec rendered by the chart (default and
+// cert-manager) and by kustomize passes the restricted Pod Security Standard;
+// and the check itself catches a pod that does not.
+func TestRenderedPodSecurity(t *testing.T) {
+	t.Run("chart", func(t *testing.T) { checkRestricted(t, decode(t, mustHelm(t, templateArgs()...))) })
+	t.Run("chart with cert-manager", func(t *testing.T) {
+		checkRestricted(t, decode(t, mustHelm(t, templateArgs("--set", "certManager.enabled=true")...)))
+	})
+	t.Run("the check is not vacuous", func(t *testing.T) {
+		dep := convert[appsv1.Deployment](t, find(t, decode(t, mustHelm(t, templateArgs()...)), "Deployment", "dossierguard-manager"))
+		tmpl := dep.Spec.Template
+		tmpl.Spec.SecurityContext.SeccompProfile = nil
+		tmpl.Spec.Containers[0].SecurityContext.SeccompProfile = nil
+		tmpl.Spec.Containers[0].SecurityContext.Capabilities = nil
+		if v := restrictedViolations(t, tmpl); len(v) < 2 {
+			t.Errorf("a pod without seccomp profile and dropped capabilities passes: %v", v)
+		}
+	})
+}
+
+// TestKustomize: config/default and config/certmanager build with kubectl's
+// kustomize, hold the same CRDs and manager rules as config/, grant nothing
+// undocumented, run restricted pods, and set the webhook up fail-closed.
+func TestKustomize(t *testing.T) {
+	k := kubectl(t)
+	for _, c := range []struct{ dir, mode string }{{"config/default", "operator"}, {"config/certmanager", "cert-manager"}} {
+		t.Run(c.dir, func(t *testing.T) {
+			objs := decode(t, run(t, nil, k, "kustomize", c.dir))
+			crds := 0
+			for _, o := range objs {
+				if o.GetKind() == "CustomResourceDefinition" {
+					crds++
+				} else if ns := o.GetNamespace(); ns != "" && ns != namespace {
+					t.Errorf("%s %s in namespace %q, want %s", o.GetKind(), o.GetName(), ns, namespace)
+				}
+			}
+			if crds != 4 {
+				t.Errorf("%d CRDs, want 4", crds)
+			}
+			cr := convert[rbacv1.ClusterRole](t, find(t, objs, "ClusterRole", "dossierguard-manager"))
+			if !reflect.DeepEqual(cr.Rules, generatedRules(t)) {
+				t.Error("ClusterRole dossierguard-manager differs from config/rbac/role.yaml: run hack/sync-chart.sh")
+			}
+			checkRBAC(t, objs, namespace)
+			checkRestricted(t, objs)
+			mwc := convert[admissionregistrationv1.MutatingWebhookConfiguration](t, find(t, objs, "MutatingWebhookConfiguration", "dossierguard-sidecar-injector"))
+			checkWebhook(t, mwc, namespace)
+			dep := convert[appsv1.Deployment](t, find(t, objs, "Deployment", "dossierguard-manager"))
+			if !slices.Contains(dep.Spec.Template.Spec.Containers[0].Args, "--webhook-cert-management="+c.mode) {
+				t.Errorf("manager args %v, want --webhook-cert-management=%s", dep.Spec.Template.Spec.Containers[0].Args, c.mode)
+			}
+			find(t, objs, "NetworkPolicy", "dossierguard-manager")
+			if c.mode == "cert-manager" {
+				find(t, objs, "Certificate", "dossierguard-webhook")
+				if mwc.Annotations["cert-manager.io/inject-ca-from"] != namespace+"/dossierguard-webhook" {
+					t.Errorf("inject-ca-from %q", mwc.Annotations["cert-manager.io/inject-ca-from"])
+				}
+				if has(objs, "ClusterRole", "dossierguard-webhook-config") || has(objs, "Role", "dossierguard-webhook-tls") {
+					t.Error("cert-manager variant keeps the operator's certificate permissions")
+				}
+			}
+			// make undeploy deletes what carries this label: all but the CRDs.
+			for _, o := range objs {
+				labelled := o.GetLabels()["app.kubernetes.io/part-of"] == "dossierguard"
+				if (o.GetKind() == "CustomResourceDefinition") == labelled {
+					t.Errorf("%s %s: app.kubernetes.io/part-of=dossierguard is %v; undeploy would delete the wrong objects", o.GetKind(), o.GetName(), labelled)
+				}
+			}
+		})
+	}
+}
+
+// TestChartInSync: the chart's CRDs and manager rules, and the kustomize copy
+// of the rules, are those controller-gen wrote to config/ (hack/sync-chart.sh
+// --check), and the rendered ClusterRole has exactly the generated rules.
+func TestChartInSync(t *testing.T) {
+	check := exec.Command("bash", filepath.Join(root, "hack", "sync-chart.sh"), "--check")
+	check.Dir = root
+	if out, err := check.CombinedOutput(); err != nil {
+		t.Errorf("hack/sync-chart.sh --check: %v\n%s", err, out)
+	}
+
+	src, err := filepath.Glob(filepath.Join(root, "config", "crd", "bases", "*.yaml"))
+	if err != nil || len(src) != 4 {
+		t.Fatalf("config/crd/bases: %d CRDs (%v), want 4", len(src), err)
+	}
+	dst, _ := filepath.Glob(filepath.Join(chartDir, "crds", "*.yaml"))
+	if len(dst) != len(src) {
+		t.Errorf("charts/dossierguard/crds has %d files, config/crd/bases %d: run hack/sync-chart.sh", len(dst), len(src))
+	}
+	for _, f := range src {
+		a, _ := os.ReadFile(f)
+		b, err := os.ReadFile(filepath.Join(chartDir, "crds", filepath.Base(f)))
+		if err != nil || !bytes.Equal(a, b) {
+			t.Errorf("charts/dossierguard/crds/%s differs from config/crd/bases: run hack/sync-chart.sh", filepath.Base(f))
+		}
+	}
+
+	cr := convert[rbacv1.ClusterRole](t, find(t, decode(t, mustHelm(t, templateArgs()...)), "ClusterRole", "dossierguard-manager"))
+	if !reflect.DeepEqual(cr.Rules, generatedRules(t)) {
+		t.Error("the chart's ClusterRole dossierguard-manager differs from config/rbac/role.yaml: run hack/sync-chart.sh")
+	}
+	checkRBAC(t, decode(t, mustHelm(t, templateArgs()...)), namespace)
+}

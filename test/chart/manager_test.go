@@ -1,0 +1,51 @@
+package chart
+
+import (
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// TestManagerAcceptsTheFlags builds the dossierguard binary and parses the
+// arguments of every manager Deployment that the chart (default, with
+// cert-manager, with every optional flag) and kustomize (config/default,
+// config/certmanager) render: a flag the manager does not know fails here,
+// not in a crash-looping pod.
+func TestManagerAcceptsTheFlags(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "dossierguard")
+	run(t, nil, "go", "build", "-o", bin, "./cmd/dossierguard")
+
+	rendered := map[string][]*unstructured.Unstructured{
+		"chart":              decode(t, mustHelm(t, templateArgs()...)),
+		"chart cert-manager": decode(t, mustHelm(t, templateArgs("--set", "certManager.enabled=true")...)),
+		"chart options": decode(t, mustHelm(t, templateArgs("--set", "auditProxy.image=example.nl/proxy:1",
+			"--set", "manager.logLevel=debug", "--set", "manager.extraArgs={--zap-encoder=console}")...)),
+		"config/default":     decode(t, run(t, nil, kubectl(t), "kustomize", "config/default")),
+		"config/certmanager": decode(t, run(t, nil, kubectl(t), "kustomize", "config/certmanager")),
+	}
+	for name, objs := range rendered {
+		dep := convert[appsv1.Deployment](t, find(t, objs, "Deployment", "dossierguard-manager"))
+		c := dep.Spec.Template.Spec.Containers[0]
+		if len(c.Command) > 0 || len(c.Args) == 0 || c.Args[0] != "manager" {
+			t.Errorf("%s: command %v args %v, want the image's entrypoint with args [manager ...]", name, c.Command, c.Args)
+			continue
+		}
+		// --help after the flags: cobra parses every flag first and fails on
+		// an unknown one, then prints the help instead of starting.
+		args := append(append([]string{}, c.Args...), "--help")
+		if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+			t.Errorf("%s: dossierguard %s: %v\n%s", name, strings.Join(c.Args, " "), err, firstLine(string(out)))
+		}
+	}
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
