@@ -50,14 +50,12 @@ func (r *AccessRoleReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 
 	setRoleStatus(role, verdict, policyName, policyHash)
-	if err := writeStatus(ctx, r.Client, before, role, before.Status, role.Status); err != nil {
-		return ctrl.Result{}, err
-	}
+	_, statusErr := writeStatus(ctx, r.Client, before, role, before.Status, role.Status)
 	var next time.Time
 	if verdict.ReviewDue != nil {
 		next = *verdict.ReviewDue
 	}
-	return ctrl.Result{RequeueAfter: requeueFor(next, now)}, nil
+	return finish(requeueFor(next, now), statusErr)
 }
 
 // renderedPolicy reads the name and hash of the store's access policy.

@@ -2,11 +2,15 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
@@ -19,16 +23,41 @@ import (
 var specOrMetadataChanged = predicate.Or(
 	predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{})
 
-// writeStatus patches the status subresource once, only when it changed.
-func writeStatus(ctx context.Context, c client.Client, before, after client.Object, oldStatus, newStatus any) error {
+// errStaleRead marks a status write refused because the object changed
+// after it was read from the cache; the reconcile is simply repeated.
+var errStaleRead = errors.New("the object changed since it was read")
+
+// staleRetry is how soon a reconcile that read a stale object runs again.
+const staleRetry = 200 * time.Millisecond
+
+// writeStatus patches the status subresource once, only when it changed,
+// with optimistic locking: a status computed from a stale read is refused
+// (errStaleRead) instead of moving lastTransitionTime or repeating an event.
+// It reports whether the status was written.
+func writeStatus(ctx context.Context, c client.Client, before, after client.Object, oldStatus, newStatus any) (bool, error) {
 	if equality.Semantic.DeepEqual(oldStatus, newStatus) {
-		return nil
+		return false, nil
 	}
-	// An object deleted meanwhile has no status to write.
-	if err := c.Status().Patch(ctx, after, client.MergeFrom(before)); client.IgnoreNotFound(err) != nil {
-		return fmt.Errorf("write status: %w", err)
+	err := c.Status().Patch(ctx, after, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+	switch {
+	case err == nil:
+		return true, nil
+	case apierrors.IsNotFound(err): // deleted meanwhile: no status to write
+		return false, nil
+	case apierrors.IsConflict(err):
+		return false, errStaleRead
+	default:
+		return false, fmt.Errorf("write status: %w", err)
 	}
-	return nil
+}
+
+// finish turns a reconcile's outcome into its result: a stale read is
+// retried shortly without counting as an error.
+func finish(requeueAfter time.Duration, statusErr error, errs ...error) (ctrl.Result, error) {
+	if errors.Is(statusErr, errStaleRead) {
+		return ctrl.Result{RequeueAfter: staleRetry}, errors.Join(errs...)
+	}
+	return ctrl.Result{RequeueAfter: requeueAfter}, errors.Join(append(errs, statusErr)...)
 }
 
 func setCondition(obj metav1.Object, conditions *[]metav1.Condition, t string, ok bool, reason, message string) {

@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -94,16 +93,18 @@ func (r *DossierStoreReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	facts.audit, auditErr = r.checkAuditActive(ctx, store)
 
 	setStoreStatus(store, facts)
-	statusErr := writeStatus(ctx, r.Client, before, store, before.Status, store.Status)
-	r.recordTransitions(before, store)
+	written, statusErr := writeStatus(ctx, r.Client, before, store, before.Status, store.Status)
+	if written {
+		r.recordTransitions(before, store)
+	}
 	// Look again at least every auditRecheck for workload pods that escaped
 	// the webhook (pods are not watched, to keep the cache small).
 	next := facts.key.NextRotation
 	if next.IsZero() || next.After(now.Add(auditRecheck)) {
 		next = now.Add(auditRecheck)
 	}
-	return ctrl.Result{RequeueAfter: requeueFor(next, now)},
-		errors.Join(keyErr, accessErr, claimErr, isolationErr, policyErr, sharingErr, retentionErr, auditKeysErr, auditErr, statusErr)
+	return finish(requeueFor(next, now), statusErr,
+		keyErr, accessErr, claimErr, isolationErr, policyErr, sharingErr, retentionErr, auditKeysErr, auditErr)
 }
 
 // reconcileEncryption verifies the StorageClass; it never writes.

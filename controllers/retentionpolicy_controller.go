@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -65,14 +64,14 @@ func (r *RetentionPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		facts.checks = compliance.CheckRules(policy.Spec.Rules, store.Spec.Service, r.Statutes)
 	}
 	setRetentionStatus(policy, facts)
-	statusErr := writeStatus(ctx, r.Client, before, policy, before.Status, policy.Status)
+	_, statusErr := writeStatus(ctx, r.Client, before, policy, before.Status, policy.Status)
 
 	var next time.Time
 	if schedule != nil {
 		// Look again shortly after the next run should have reported.
 		next = schedule.Next(now).Add(5 * time.Minute)
 	}
-	return ctrl.Result{RequeueAfter: requeueFor(next, now)}, errors.Join(sweeperErr, statusErr)
+	return finish(requeueFor(next, now), statusErr, sweeperErr)
 }
 
 // reconcileSweeper applies the sweeper's ServiceAccount, RBAC and CronJob.

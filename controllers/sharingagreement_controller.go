@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
@@ -53,9 +52,11 @@ func (r *SharingAgreementReconciler) Reconcile(ctx context.Context, req ctrl.Req
 	policyExists, accessErr := r.reconcileNetworkAccess(ctx, agreement, store, verdict.InForce)
 
 	setAgreementStatus(agreement, verdict, policyExists)
-	statusErr := writeStatus(ctx, r.Client, before, agreement, before.Status, agreement.Status)
-	r.recordTransitions(before, agreement)
-	return ctrl.Result{RequeueAfter: requeueFor(verdict.NextTransition, now)}, errors.Join(accessErr, statusErr)
+	written, statusErr := writeStatus(ctx, r.Client, before, agreement, before.Status, agreement.Status)
+	if written {
+		r.recordTransitions(before, agreement)
+	}
+	return finish(requeueFor(verdict.NextTransition, now), statusErr, accessErr)
 }
 
 // reconcileNetworkAccess applies the partner's NetworkPolicy while in force
