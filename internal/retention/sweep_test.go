@@ -688,3 +688,47 @@ func TestPartitionedAndInheritedTables(t *testing.T) {
 		}
 	}
 }
+
+// TestHoldSetConcurrentlyIsHonoured: a legal hold that another transaction
+// is setting while the sweeper runs keeps the row, whether the sweeper skips
+// the locked row or waits for it; for ordinary and partitioned tables.
+func TestHoldSetConcurrentlyIsHonoured(t *testing.T) {
+	t.Parallel()
+	pool := testPool(t)
+	ctx := context.Background()
+	for _, partitioned := range []bool{false, true} {
+		schema := newSchema(t, pool)
+		table := schema + ".cases"
+		if partitioned {
+			execSQL(t, pool, `CREATE TABLE `+table+` (id int, closed_on date NOT NULL, legal_hold boolean, PRIMARY KEY (id, closed_on)) PARTITION BY RANGE (closed_on)`)
+			execSQL(t, pool, `CREATE TABLE `+schema+`.cases_old PARTITION OF `+table+` FOR VALUES FROM ('1900-01-01') TO ('2100-01-01')`)
+		} else {
+			execSQL(t, pool, `CREATE TABLE `+table+` (id int PRIMARY KEY, closed_on date NOT NULL, legal_hold boolean)`)
+		}
+		execSQL(t, pool, `INSERT INTO `+table+` SELECT g, '2001-01-01', false FROM generate_series(1, 10) g`)
+		// Another transaction puts record 5 on hold and keeps its lock.
+		tx, err := pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE `+table+` SET legal_hold = true WHERE id = 5`); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan Report)
+		go func() {
+			done <- mustRun(t, pool, Config{Rules: []v1alpha1.RetentionRule{{
+				Name: "cases", Table: v1alpha1.SQLTableName(table), Period: "P20Y",
+				Clock:           v1alpha1.RetentionClock{Event: v1alpha1.ClockClosure, Column: "closed_on"},
+				LegalHoldColumn: "legal_hold",
+			}}, BatchSize: 100, Now: fixedNow(testNow)})
+		}()
+		time.Sleep(300 * time.Millisecond) // the sweeper meets record 5's lock
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		<-done
+		if got := ids(t, pool, table); !sameIDs(got, []int64{5}) {
+			t.Errorf("partitioned=%v: left %v; want only the record put on hold, 5", partitioned, keys(got))
+		}
+	}
+}
