@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // FormatVersion is the value of the "v" member of every line of this format.
@@ -344,16 +346,8 @@ func isHexID(s string, n int) bool {
 	return isLowerHex(s, n) && strings.Trim(s, "0") != ""
 }
 
-// isToken reports whether s is a non-empty HTTP token of at most max bytes.
+// isToken reports whether s is a non-empty HTTP token (RFC 9110) of at
+// most max bytes.
 func isToken(s string, max int) bool {
-	if s == "" || len(s) > max {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
-			return false
-		}
-	}
-	return true
+	return len(s) <= max && httpguts.ValidHeaderFieldName(s)
 }
