@@ -118,6 +118,12 @@ bench-retention: ## Retention sweeper against one plain DELETE on a real Postgre
 bench-auditlog: ## Durable audit events per second with group commit.
 	go test -run '^$$' -bench 'BenchmarkAppendDurable|BenchmarkFsync|BenchmarkVerify' -benchtime 5s -count 3 ./internal/auditlog/
 
+##@ End to end
+
+.PHONY: e2e
+e2e: ## End to end on a real cluster: KUBECONFIG, or the local cluster (root, containerd); see docs/e2e.md.
+	hack/e2e.sh
+
 ##@ Image, Helm and deployment
 
 VERSION ?= dev

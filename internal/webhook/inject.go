@@ -57,8 +57,12 @@ func Inject(pod *corev1.Pod, store *v1alpha1.DossierStore, cfg Config) bool {
 	pod.Spec.Volumes = append(pod.Spec.Volumes,
 		corev1.Volume{Name: PolicyVolume, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
 			LocalObjectReference: corev1.LocalObjectReference{Name: resources.AccessPolicyName(store)}}}},
+		// World-readable files in a volume mounted into the proxy alone: the
+		// proxy runs as UID 65532 and the workload's pod need not set an
+		// fsGroup (which would change the ownership of all its volumes). Who
+		// can edit the pod spec could mount the Secret anyway.
 		corev1.Volume{Name: KeysVolume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-			SecretName: resources.AuditKeysName(store), DefaultMode: ptr.To[int32](0o440)}}},
+			SecretName: resources.AuditKeysName(store), DefaultMode: ptr.To[int32](0o444)}}},
 		corev1.Volume{Name: LogVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 	)
 	if pod.Annotations == nil {

@@ -24,6 +24,16 @@ func TestInjectIsIdempotentAndPlainSidecarWorks(t *testing.T) {
 	if len(pod.Spec.Containers) != 2 || pod.Spec.Containers[1].Name != SidecarName || pod.Spec.Containers[1].RestartPolicy != nil || len(pod.Spec.Volumes) != 3 {
 		t.Fatalf("pod %+v", pod.Spec)
 	}
+	// The proxy (UID 65532, no fsGroup required of the pod) must be able to
+	// read its keys, and only the proxy mounts them.
+	for _, v := range pod.Spec.Volumes {
+		if v.Name == KeysVolume && (v.Secret.DefaultMode == nil || *v.Secret.DefaultMode&0o004 == 0) {
+			t.Errorf("keys volume mode %o is not readable by a non-root UID without fsGroup", *v.Secret.DefaultMode)
+		}
+	}
+	if mounts := len(pod.Spec.Containers[0].VolumeMounts); mounts != 0 {
+		t.Errorf("the app container got %d dossierguard mounts; want none", mounts)
+	}
 	want := map[string]bool{"--listen=:9000": true, "--trusted-proxy-cidrs=10.0.0.0/24,10.0.1.0/24": true,
 		"--assignment-url=https://cases.local/assigned/{user}/{dossier}": true}
 	for _, a := range pod.Spec.Containers[1].Args {

@@ -1,0 +1,283 @@
+#!/usr/bin/env bash
+# End-to-end check of dossierguard on a real cluster (docs/e2e.md).
+#
+#   sudo hack/e2e.sh                      # start the local cluster, test, stop it
+#   KUBECONFIG=~/.kube/test hack/e2e.sh   # use that cluster; never up/down
+#
+# Steps: cluster, image (make image + import), Helm install (2 replicas,
+# leader election), StorageClass + config/samples until Ready, the webhook
+# injecting the audit proxy into a real pod, clean-up. Exits non-zero on the
+# first failure, after printing the operator's logs and the relevant objects.
+#
+# Settings (environment):
+#   E2E_IMPORT=auto|1|0   import bin/image/dossierguard.tar into the local
+#                         cluster (auto: when it is the local cluster)
+#   E2E_APP_IMAGE         the workload pod's app image (local/echo:dev)
+#   E2E_KEEP=1            leave everything installed (and the cluster up)
+#   E2E_TIMEOUT           seconds for each wait (180)
+#   E2E_POD_READY=0       do not fail when the injected pod is not Ready
+#   E2E_POD_FSGROUP=N     give the workload pod fsGroup N (none by default)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+NS=dossierguard-system
+RELEASE=dossierguard
+DEPLOY=dossierguard-manager
+WEBHOOK=dossierguard-sidecar-injector
+LEASE=dossierguard.privacy.dossierguard.io
+ART=$ROOT/bin/e2e/artefacts
+HELM=$ROOT/bin/helm
+IMAGE_TAR=$ROOT/bin/image/dossierguard.tar
+IMG_TAG=${E2E_IMAGE_TAG:-dev}
+APP_IMAGE=${E2E_APP_IMAGE:-local/echo:dev}
+TIMEOUT=${E2E_TIMEOUT:-180}
+E2E_IMPORT=${E2E_IMPORT:-auto}
+LC=$ROOT/hack/local-cluster.sh
+
+mkdir -p "$ART"
+rm -f "$ART"/*
+T0=$(date +%s)
+STEP_T0=$T0
+STEP="start"
+STARTED_CLUSTER=0
+INSTALLED=0
+SAMPLES=0
+FAILED=0
+
+log() { printf '[e2e %4ds] %s\n' "$(($(date +%s) - T0))" "$*" >&2; }
+step() {
+  local now; now=$(date +%s)
+  [ "$STEP" = start ] || printf '%-42s %4ds\n' "$STEP" "$((now - STEP_T0))" >>"$ART/timings.txt"
+  STEP=$1; STEP_T0=$now
+  log "== $1"
+}
+fail() { log "FAIL ($STEP): $*"; exit 1; }
+
+# kubectl of the cluster's version when cached (bin/k8s), else from PATH.
+KUBECTL_DIR=$(ls -d "$ROOT"/bin/k8s/*-linux-amd64 2>/dev/null | sort -V | tail -n 1 || true)
+if [ -n "$KUBECTL_DIR" ] && [ -x "$KUBECTL_DIR/kubectl" ]; then KUBECTL=$KUBECTL_DIR/kubectl
+elif command -v kubectl >/dev/null; then KUBECTL=$(command -v kubectl)
+else KUBECTL=""; fi
+k() { "$KUBECTL" "$@"; }
+
+# --- diagnostics and clean-up --------------------------------------------
+
+diagnose() {
+  log "diagnostics (also in $ART/)"
+  {
+    echo "### deployment, pods, events in $NS"
+    k -n "$NS" get deploy,rs,pods,svc,endpointslices -o wide 2>&1 || true
+    k -n "$NS" get events --sort-by=.lastTimestamp 2>&1 | tail -n 40 || true
+    echo "### privacy resources"
+    k get privacy -A -o wide 2>&1 || true
+    echo "### pods in wijkteam"
+    k -n wijkteam get pods -o wide 2>&1 || true
+    k -n wijkteam describe pod e2e-wijkteam-app 2>&1 | tail -n 60 || true
+  } >"$ART/diagnostics.txt" 2>&1
+  cat "$ART/diagnostics.txt" >&2
+  local p
+  for p in $(k -n "$NS" get pods -l app.kubernetes.io/name=dossierguard -o name 2>/dev/null); do
+    echo "### logs of $p" >&2
+    k -n "$NS" logs "$p" --all-containers --tail=200 2>&1 | tee "$ART/operator-${p#pod/}.log" >&2 || true
+    k -n "$NS" logs "$p" --all-containers --previous --tail=50 >"$ART/operator-${p#pod/}.previous.log" 2>&1 || true
+  done
+  k -n wijkteam logs e2e-wijkteam-app --all-containers --tail=100 >"$ART/wijkteam-app.log" 2>&1 || true
+}
+
+cleanup() {
+  local rc=$?
+  set +e
+  trap - EXIT INT TERM
+  if [ "$rc" -ne 0 ]; then FAILED=1; [ -n "$KUBECTL" ] && [ -n "${KUBECONFIG:-}" ] && diagnose; fi
+  if [ "${E2E_KEEP:-0}" = 1 ]; then
+    log "E2E_KEEP=1: leaving the release, the samples and the cluster as they are (KUBECONFIG=${KUBECONFIG:-})"
+  else
+    step "clean-up"
+    # Samples first, while the operator runs: DossierStores carry a finalizer
+    # that only the operator removes.
+    k -n wijkteam delete pod e2e-wijkteam-app --ignore-not-found --wait=true --timeout=60s >/dev/null 2>&1
+    k -n wijkteam delete serviceaccount wijkteam-dossier --ignore-not-found >/dev/null 2>&1
+    if [ "$SAMPLES" = 1 ]; then
+      k delete -k config/samples --ignore-not-found --wait=true --timeout=120s >&2 || { log "WARN: samples not deleted in time"; FAILED=1; }
+    fi
+    k delete -f test/e2e/storageclass.yaml --ignore-not-found >/dev/null 2>&1
+    if [ "$INSTALLED" = 1 ]; then
+      "$HELM" uninstall "$RELEASE" -n "$NS" --wait --timeout 120s >&2 || { log "WARN: helm uninstall failed"; FAILED=1; }
+      k delete namespace "$NS" --ignore-not-found --wait=true --timeout=120s >/dev/null 2>&1
+      # Helm keeps the CRDs on purpose (docs/install.md); they stay.
+    fi
+    if [ "$STARTED_CLUSTER" = 1 ]; then
+      log "stopping the local cluster (it was started by this run)"
+      "$LC" down >"$ART/local-cluster-down.log" 2>&1 || { log "WARN: local-cluster down failed (see $ART/local-cluster-down.log)"; FAILED=1; }
+    fi
+  fi
+  step "end"
+  if [ "$rc" -eq 0 ] && [ "$FAILED" = 1 ]; then rc=1; fi
+  log "total $(($(date +%s) - T0))s; timings in $ART/timings.txt"
+  if [ "$rc" -eq 0 ]; then log "PASS"; else log "FAILED (exit $rc)"; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- 1. cluster -------------------------------------------------------------
+
+step "cluster"
+LOCAL_KUBECONFIG=$("$LC" kubeconfig 2>/dev/null | tail -n 1 || true)
+if [ -n "${KUBECONFIG:-}" ]; then
+  [ -n "$KUBECTL" ] || fail "no kubectl: neither bin/k8s/*/kubectl nor kubectl on PATH"
+  if ! k get --raw /readyz >/dev/null 2>&1; then
+    fail "KUBECONFIG=$KUBECONFIG is set but its cluster does not answer /readyz; unset KUBECONFIG to use the local cluster"
+  fi
+  log "using the existing cluster of KUBECONFIG=$KUBECONFIG (no up/down)"
+else
+  [ "$(id -u)" = 0 ] || fail "the local cluster needs root (sudo hack/e2e.sh), or set KUBECONFIG to an existing cluster"
+  lc_status=$("$LC" status 2>/dev/null || true)   # not piped into grep -q: SIGPIPE + pipefail
+  if grep -Eq '^kube-apiserver +running' <<<"$lc_status"; then
+    log "the local cluster already runs; using it (it will not be stopped)"
+  else
+    log "starting the local cluster (about 30 minutes the first time, while it compiles Kubernetes)"
+    STARTED_CLUSTER=1
+    "$LC" up >"$ART/local-cluster-up.log" 2>&1 || { tail -n 30 "$ART/local-cluster-up.log" >&2; fail "hack/local-cluster.sh up failed"; }
+  fi
+  KUBECONFIG=$("$LC" kubeconfig | tail -n 1)
+  export KUBECONFIG
+  KUBECTL_DIR=$(ls -d "$ROOT"/bin/k8s/*-linux-amd64 | sort -V | tail -n 1)
+  KUBECTL=$KUBECTL_DIR/kubectl
+  k get --raw /readyz >/dev/null || fail "the local cluster's apiserver is not ready"
+fi
+k version 2>/dev/null | sed 's/^/  /' >&2 || true
+k get nodes -o wide >&2
+
+# --- 2. image ---------------------------------------------------------------
+
+step "make image"
+make image >"$ART/make-image.log" 2>&1 || { tail -n 30 "$ART/make-image.log" >&2; fail "make image failed"; }
+[ -s "$IMAGE_TAR" ] || fail "$IMAGE_TAR missing after make image"
+step "import image"
+case "$E2E_IMPORT" in
+  auto) if [ "$STARTED_CLUSTER" = 1 ] || [ "$KUBECONFIG" = "$LOCAL_KUBECONFIG" ]; then E2E_IMPORT=1; else E2E_IMPORT=0; fi ;;
+esac
+if [ "$E2E_IMPORT" = 1 ]; then
+  "$LC" import "$IMAGE_TAR" >"$ART/import.log" 2>&1 || { cat "$ART/import.log" >&2; fail "hack/local-cluster.sh import failed"; }
+  log "imported $IMAGE_TAR"
+else
+  log "not importing (E2E_IMPORT=0 or not the local cluster): dossierguard:$IMG_TAG and $APP_IMAGE must already be on the nodes"
+fi
+
+# --- 3. Helm install ----------------------------------------------------------
+
+step "make helm"
+make helm >"$ART/make-helm.log" 2>&1 || { tail -n 30 "$ART/make-helm.log" >&2; fail "make helm failed"; }
+step "helm install"
+if "$HELM" status "$RELEASE" -n "$NS" >/dev/null 2>&1; then
+  fail "release $RELEASE already exists in $NS: this run would change someone else's install (helm uninstall $RELEASE -n $NS first)"
+fi
+# The namespace enforces the restricted Pod Security Standard (docs/install.md).
+k create namespace "$NS" --dry-run=client -o yaml | k apply -f - >/dev/null
+k label namespace "$NS" --overwrite \
+  pod-security.kubernetes.io/enforce=restricted pod-security.kubernetes.io/warn=restricted >/dev/null
+INSTALLED=1
+"$HELM" install "$RELEASE" charts/dossierguard -n "$NS" \
+  --set image.tag="$IMG_TAG" --set image.pullPolicy=IfNotPresent >"$ART/helm-install.txt" 2>&1 \
+  || { cat "$ART/helm-install.txt" >&2; fail "helm install failed"; }
+log "waiting for deploy/$DEPLOY to be Available with 2 ready replicas"
+k -n "$NS" rollout status "deploy/$DEPLOY" --timeout="${TIMEOUT}s" >&2 || fail "deploy/$DEPLOY did not roll out"
+k -n "$NS" wait --for=condition=Available "deploy/$DEPLOY" --timeout="${TIMEOUT}s" >/dev/null || fail "deploy/$DEPLOY is not Available"
+ready=$(k -n "$NS" get deploy "$DEPLOY" -o jsonpath='{.status.readyReplicas}')
+[ "$ready" = 2 ] || fail "deploy/$DEPLOY has ${ready:-0} ready replicas, want 2"
+holder=""
+for _ in $(seq 1 "$TIMEOUT"); do
+  holder=$(k -n "$NS" get lease "$LEASE" -o jsonpath='{.spec.holderIdentity}' 2>/dev/null || true)
+  [ -n "$holder" ] && break
+  sleep 1
+done
+[ -n "$holder" ] || fail "no leader: Lease $NS/$LEASE has no holder"
+log "leader: $holder"
+# The operator fills the webhook's caBundle; until then the API server cannot
+# call it and labelled pods are refused (failurePolicy Fail).
+for _ in $(seq 1 "$TIMEOUT"); do
+  ca=$(k get mutatingwebhookconfiguration "$WEBHOOK" -o jsonpath='{.webhooks[0].clientConfig.caBundle}' 2>/dev/null || true)
+  [ -n "$ca" ] && break
+  sleep 1
+done
+[ -n "$ca" ] || fail "mutatingwebhookconfiguration $WEBHOOK has no caBundle"
+k -n "$NS" get secret dossierguard-webhook-tls >/dev/null || fail "Secret $NS/dossierguard-webhook-tls missing"
+k -n "$NS" get deploy,pods,lease -o wide >"$ART/operator.txt" 2>&1
+
+# --- 4. samples ---------------------------------------------------------------
+
+step "samples"
+k apply -f test/e2e/storageclass.yaml >&2
+SAMPLES=1
+k apply -k config/samples >&2
+kinds="dossierstores.privacy.dossierguard.io accessroles.privacy.dossierguard.io sharingagreements.privacy.dossierguard.io"
+for kind in $kinds; do
+  log "waiting for every $kind to be Ready"
+  if ! k wait --for=condition=Ready "$kind" --all -A --timeout="${TIMEOUT}s" >&2; then
+    k get "$kind" -A -o wide >&2
+    fail "not every $kind became Ready"
+  fi
+done
+# Every store's encryption must rest on the attestation of encrypted-ssd.
+while read -r ns name enc; do
+  [ "$enc" = Attested ] || fail "DossierStore $ns/$name: encryption $enc, want Attested (StorageClass encrypted-ssd)"
+done < <(k get dossierstores -A -o jsonpath='{range .items[*]}{.metadata.namespace} {.metadata.name} {.status.encryption}{"\n"}{end}')
+k get privacy -A -o wide >"$ART/privacy.txt"
+k get dossierstores,accessroles,sharingagreements,retentionpolicies -A \
+  -o custom-columns='KIND:.kind,NAMESPACE:.metadata.namespace,NAME:.metadata.name,READY:.status.conditions[?(@.type=="Ready")].status,REASON:.status.conditions[?(@.type=="Ready")].reason' \
+  >"$ART/ready-reasons.txt"
+cat "$ART/ready-reasons.txt" >&2
+
+# --- 5. the webhook on a real pod --------------------------------------------
+
+step "webhook"
+# Fails closed: a pod labelled for a store that does not exist is refused.
+if out=$(k -n wijkteam run e2e-no-store --image="$APP_IMAGE" --image-pull-policy=Never --restart=Never \
+    --labels=privacy.dossierguard.io/store=does-not-exist 2>&1); then
+  k -n wijkteam delete pod e2e-no-store --ignore-not-found >/dev/null
+  fail "a pod labelled for a missing DossierStore was admitted: $out"
+fi
+echo "$out" | grep -q 'does not exist' || fail "unexpected refusal for a missing store: $out"
+log "pod for a missing store refused: ${out#*: }"
+
+fsgroup_line=""
+[ -z "${E2E_POD_FSGROUP:-}" ] || fsgroup_line="    fsGroup: $E2E_POD_FSGROUP"
+sed -e "s|APP_IMAGE|$APP_IMAGE|" -e "s|^    # FSGROUP.*|$fsgroup_line|" test/e2e/wijkteam-app.yaml | k apply -f - >&2
+names=$(k -n wijkteam get pod e2e-wijkteam-app \
+  -o jsonpath='{range .spec.initContainers[*]}{.name}{"\n"}{end}{range .spec.containers[*]}{.name}{"\n"}{end}')
+n=$(printf '%s\n' "$names" | grep -cx audit-proxy || true)
+[ "$n" = 1 ] || fail "pod wijkteam/e2e-wijkteam-app has $n audit-proxy containers, want 1 (containers: $(echo $names))"
+ann=$(k -n wijkteam get pod e2e-wijkteam-app -o jsonpath='{.metadata.annotations.privacy\.dossierguard\.io/audit-proxy}')
+[ "$ann" = injected ] || fail "annotation privacy.dossierguard.io/audit-proxy is '$ann', want injected"
+where=container
+printf '%s\n' "$(k -n wijkteam get pod e2e-wijkteam-app -o jsonpath='{range .spec.initContainers[*]}{.name}{"\n"}{end}')" | grep -qx audit-proxy && where="native sidecar (init container, restartPolicy Always)"
+log "audit-proxy injected once, as a $where"
+k -n wijkteam get pod e2e-wijkteam-app -o yaml >"$ART/wijkteam-app.yaml"
+log "waiting for the pod to be Ready (app + audit proxy)"
+pod_ready=0; why=""
+for _ in $(seq 1 "$TIMEOUT"); do
+  if [ "$(k -n wijkteam get pod e2e-wijkteam-app -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True ]; then
+    pod_ready=1; break
+  fi
+  restarts=$(k -n wijkteam get pod e2e-wijkteam-app -o jsonpath='{range .status.initContainerStatuses[?(@.name=="audit-proxy")]}{.restartCount}{end}{range .status.containerStatuses[?(@.name=="audit-proxy")]}{.restartCount}{end}')
+  if [ "${restarts:-0}" -ge 2 ]; then why="the audit-proxy container restarted $restarts times"; break; fi
+  sleep 1
+done
+k -n wijkteam logs e2e-wijkteam-app -c audit-proxy >"$ART/audit-proxy.log" 2>&1 || true
+if [ "$pod_ready" = 1 ]; then
+  log "pod Ready: $(k -n wijkteam get pod e2e-wijkteam-app -o jsonpath='{range .status.initContainerStatuses[*]}{.name}={.ready} {end}{range .status.containerStatuses[*]}{.name}={.ready} {end}')"
+else
+  why=${why:-"not Ready within ${TIMEOUT}s"}
+  log "audit-proxy log:"; sed 's/^/  | /' "$ART/audit-proxy.log" | tail -n 20 >&2
+  if [ "${E2E_POD_READY:-1}" = 0 ]; then
+    log "WARN: the injected pod did not become Ready: $why (E2E_POD_READY=0: not a failure)"
+  else
+    fail "the injected pod wijkteam/e2e-wijkteam-app did not become Ready: $why"
+  fi
+fi
+
+step "checks done"
+log "all checks passed; artefacts in $ART"
