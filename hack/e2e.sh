@@ -279,5 +279,66 @@ else
   fi
 fi
 
+# --- 6. real traffic through the audit proxy, and its audit log -------------
+
+if [ "$pod_ready" = 1 ]; then
+  step "traffic through the audit proxy"
+  # kubectl port-forward enters the pod from 127.0.0.1: the address the
+  # wijkteam store trusts as its authenticating proxy (oauth2-proxy in the
+  # same pod), so the identity headers below are accepted. Everything stays
+  # on this machine.
+  PF_PORT=${E2E_PF_PORT:-18443}
+  k -n wijkteam port-forward pod/e2e-wijkteam-app "$PF_PORT:8443" >"$ART/port-forward.log" 2>&1 &
+  PF_PID=$!
+  trap 'kill $PF_PID 2>/dev/null || true; cleanup' EXIT
+  for _ in $(seq 1 40); do
+    curl -s -o /dev/null "http://127.0.0.1:$PF_PORT/" && break
+    sleep 0.25
+  done
+  base="http://127.0.0.1:$PF_PORT/api/dossiers/D-1001"
+  req() { local name=$1; shift; curl -s -o "$ART/$name.body" -w '%{http_code}' "$@"; }
+  consulent=(-H 'X-Forwarded-User: consulent@voorbeeldstad.nl' -H 'X-Forwarded-Groups: wijkteam-consulenten')
+  # Role "beschikkingen" grants identity, bsn, contact and decisions.
+  code=$(req allowed "${consulent[@]}" "$base/decisions")
+  [ "$code" = 200 ] || fail "a consulent reading decisions got HTTP $code, want 200 ($(head -c 300 "$ART/allowed.body"))"
+  # Route read-dossier also touches "request", which that role lacks.
+  code=$(req denied "${consulent[@]}" "$base")
+  [ "$code" = 403 ] || fail "a consulent reading the request got HTTP $code, want 403"
+  grep -q '"request"' "$ART/denied.body" || fail "the 403 problem body does not name the missing category: $(head -c 300 "$ART/denied.body")"
+  code=$(req anonymous "$base/decisions")
+  [ "$code" = 401 ] || fail "a call without identity got HTTP $code, want 401"
+  # Identity headers from anyone but the trusted address are ignored; here
+  # they come through the trusted path, so a forged group is the test:
+  code=$(req forged -H 'X-Forwarded-User: stranger' -H 'X-Forwarded-Groups: not-a-group' "$base/decisions")
+  [ "$code" = 403 ] || fail "a user without a role got HTTP $code, want 403"
+  kill $PF_PID 2>/dev/null || true
+  log "200 for a granted category, 403 (problem body names \"request\") for a missing one, 401 without identity, 403 without a role"
+
+  step "audit verify"
+  sleep 1 # completion events are written just after the response
+  k -n wijkteam logs e2e-wijkteam-app -c audit-proxy >"$ART/audit-proxy.log" 2>&1
+  grep '^{"v":1,"type":' "$ART/audit-proxy.log" >"$ART/audit.jsonl" || true
+  events=$(grep -c '"type":"event"' "$ART/audit.jsonl" || true)
+  [ "${events:-0}" -ge 5 ] || fail "the audit log has ${events:-0} events, want at least 5 (one per denial, two per allowed request)"
+  grep -q '"actor":"consulent@voorbeeldstad.nl".*"outcome":"allowed"' "$ART/audit.jsonl" || fail "no allowed event for the consulent"
+  grep -q '"outcome":"denied"' "$ART/audit.jsonl" || fail "no denied event"
+  if grep -q 'D-1001' "$ART/audit.jsonl"; then fail "the audit log holds the raw dossier id; it must be pseudonymised"; fi
+  k -n wijkteam get secret wijkteam-dossiers-audit-keys -o jsonpath='{.data.signing\.pub}' | base64 -d >"$ART/signing.pub"
+  verify=(bin/image/dossierguard audit verify --public-key "$ART/signing.pub" --allow-unsigned-tail)
+  "${verify[@]}" "$ART/audit.jsonl" >"$ART/verify.txt" 2>&1 || fail "audit verify rejected the proxy's log: $(cat "$ART/verify.txt")"
+  log "$(cat "$ART/verify.txt")"
+  # Edit one event: verification must fail, naming that line's sequence number.
+  line=$(grep -n '"actor":"consulent@voorbeeldstad.nl"' "$ART/audit.jsonl" | head -n 1 | cut -d: -f1)
+  seq=$(sed -n "${line}p" "$ART/audit.jsonl" | sed 's/.*"seq":\([0-9]*\).*/\1/')
+  sed "${line}s/consulent@voorbeeldstad.nl/somebody-else/" "$ART/audit.jsonl" >"$ART/audit-edited.jsonl"
+  set +e
+  "${verify[@]}" "$ART/audit-edited.jsonl" >"$ART/verify-edited.txt" 2>&1
+  rc=$?
+  set -e
+  [ "$rc" = 1 ] || fail "audit verify of an edited log exited $rc, want 1: $(cat "$ART/verify-edited.txt")"
+  grep -q "BROKEN at seq $seq: edited" "$ART/verify-edited.txt" || fail "audit verify did not report the edit at seq $seq: $(cat "$ART/verify-edited.txt")"
+  log "after editing seq $seq: $(cat "$ART/verify-edited.txt")"
+fi
+
 step "checks done"
 log "all checks passed; artefacts in $ART"
