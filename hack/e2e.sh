@@ -86,6 +86,29 @@ diagnose() {
   k -n wijkteam logs e2e-wijkteam-app --all-containers --tail=100 >"$ART/wijkteam-app.log" 2>&1 || true
 }
 
+# A throwaway PostgreSQL for the retention Job, on the pod bridge's gateway
+# address (this machine; pods reach it, nothing else does), with random rows.
+E2E_PG_PORT=${E2E_PG_PORT:-55433}
+E2E_PG_DIR=$ROOT/bin/e2e/postgres
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+as_postgres() { (cd "$E2E_PG_DIR" && runuser -u postgres -- "$@"); }
+stop_cluster_postgres() {
+  if [ -f "$E2E_PG_DIR/data/postmaster.pid" ]; then
+    as_postgres "$(pg_bin)/pg_ctl" -D "$E2E_PG_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+  fi
+}
+start_cluster_postgres() { # $1: the address to listen on; $2: the pod CIDR allowed in
+  local bin; bin=$(pg_bin)
+  [ -n "$bin" ] || fail "PostgreSQL is not installed (apt-get install postgresql)"
+  rm -rf "$E2E_PG_DIR"; mkdir -p "$E2E_PG_DIR"; chown postgres: "$E2E_PG_DIR"; chmod 0700 "$E2E_PG_DIR"
+  as_postgres "$bin/initdb" -D "$E2E_PG_DIR/data" -U postgres --auth-host=trust --auth-local=trust >"$ART/postgres-initdb.log" 2>&1 \
+    || fail "initdb failed: $(tail -n 5 "$ART/postgres-initdb.log")"
+  printf "listen_addresses = '%s'\nport = %s\nunix_socket_directories = ''\n" "$1" "$E2E_PG_PORT" >>"$E2E_PG_DIR/data/postgresql.conf"
+  printf 'host all all %s trust\n' "$2" >"$E2E_PG_DIR/data/pg_hba.conf"
+  as_postgres "$bin/pg_ctl" -D "$E2E_PG_DIR/data" -l "$E2E_PG_DIR/postgres.log" -w start >/dev/null \
+    || fail "PostgreSQL did not start: $(tail -n 5 "$E2E_PG_DIR/postgres.log")"
+}
+
 cleanup() {
   local rc=$?
   set +e
@@ -103,6 +126,7 @@ cleanup() {
       k delete -k config/samples --ignore-not-found --wait=true --timeout=120s >&2 || { log "WARN: samples not deleted in time"; FAILED=1; }
     fi
     k delete -f test/e2e/storageclass.yaml --ignore-not-found >/dev/null 2>&1
+    stop_cluster_postgres
     if [ "$INSTALLED" = 1 ]; then
       "$HELM" uninstall "$RELEASE" -n "$NS" --wait --timeout 120s >&2 || { log "WARN: helm uninstall failed"; FAILED=1; }
       k delete namespace "$NS" --ignore-not-found --wait=true --timeout=120s >/dev/null 2>&1
@@ -338,6 +362,41 @@ if [ "$pod_ready" = 1 ]; then
   [ "$rc" = 1 ] || fail "audit verify of an edited log exited $rc, want 1: $(cat "$ART/verify-edited.txt")"
   grep -q "BROKEN at seq $seq: edited" "$ART/verify-edited.txt" || fail "audit verify did not report the edit at seq $seq: $(cat "$ART/verify-edited.txt")"
   log "after editing seq $seq: $(cat "$ART/verify-edited.txt")"
+fi
+
+# --- 7. a retention Job from the policy's CronJob, against PostgreSQL -------
+
+step "retention job"
+gw=$(ip -4 -o addr show "${LC_BRIDGE:-lc-cni0}" 2>/dev/null | awk '{print $4}' | cut -d/ -f1 | head -n 1)
+if [ -z "$gw" ]; then
+  log "SKIP: no local pod bridge (an existing cluster); the retention Job needs a database the pods can reach"
+else
+  start_cluster_postgres "$gw" "${LC_POD_CIDR:-10.244.0.0/16}"
+  psql_e2e() { "$(pg_bin)/psql" -X -q -v ON_ERROR_STOP=1 -h "$gw" -p "$E2E_PG_PORT" -U postgres -d postgres "$@"; }
+  # 30 due, 5 due but on legal hold, 5 due but with a future extension, 10 recent.
+  psql_e2e -c "CREATE TABLE dossiers (id bigint PRIMARY KEY, last_contact_at timestamptz NOT NULL, legal_hold boolean NOT NULL DEFAULT false, retain_until date);
+    INSERT INTO dossiers SELECT g, now() - interval '6 years', false, NULL FROM generate_series(1, 30) g;
+    INSERT INTO dossiers SELECT g, now() - interval '7 years', true, NULL FROM generate_series(31, 35) g;
+    INSERT INTO dossiers SELECT g, now() - interval '8 years', false, current_date + 365 FROM generate_series(36, 40) g;
+    INSERT INTO dossiers SELECT g, now() - interval '1 year', false, NULL FROM generate_series(41, 50) g;" \
+    || fail "could not load the test dossiers"
+  k -n wijkteam create secret generic wijkteam-db-credentials --from-literal=host="$gw" --from-literal=port="$E2E_PG_PORT" \
+    --from-literal=dbname=postgres --from-literal=user=postgres --from-literal=password=unused --from-literal=sslmode=disable >/dev/null
+  k -n wijkteam create job e2e-sweep --from=cronjob/wijkteam-bewaartermijn-retention >/dev/null
+  k -n wijkteam wait --for=condition=Complete job/e2e-sweep --timeout="${TIMEOUT}s" >&2 \
+    || { k -n wijkteam logs job/e2e-sweep >"$ART/sweep.log" 2>&1; fail "the retention Job did not complete: $(tail -n 5 "$ART/sweep.log")"; }
+  k -n wijkteam logs job/e2e-sweep >"$ART/sweep.log" 2>&1
+  left=$(psql_e2e -At -c "SELECT count(*) FILTER (WHERE id <= 30), count(*) FILTER (WHERE id BETWEEN 31 AND 40), count(*) FILTER (WHERE id > 40) FROM dossiers")
+  [ "$left" = "0|10|10" ] || fail "after the sweep (due|held|recent) = $left, want 0|10|10"
+  grep -q '"destroyed":30' "$ART/sweep.log" || fail "the proof of destruction on the Job's log does not count 30 destroyed: $(head -c 300 "$ART/sweep.log")"
+  if grep -q "$gw" "$ART/sweep.log"; then fail "the Job's log shows the database address"; fi
+  destroyed=$(k -n wijkteam get retentionpolicy wijkteam-bewaartermijn -o jsonpath='{.status.lastRun.destroyed}/{.status.lastRun.held}/{.status.lastRun.result}')
+  [ "$destroyed" = "30/10/Succeeded" ] || fail "status.lastRun destroyed/held/result = $destroyed, want 30/10/Succeeded"
+  k -n wijkteam wait --for=condition=RetentionEnforced retentionpolicy/wijkteam-bewaartermijn --timeout=60s >&2 \
+    || fail "RetentionEnforced did not become True after the run"
+  log "the Job destroyed the 30 due dossiers, kept 5 on legal hold and 5 with an extension, and the policy reports it (RetentionEnforced=True)"
+  k -n wijkteam delete job e2e-sweep --wait=false >/dev/null 2>&1 || true
+  stop_cluster_postgres
 fi
 
 step "checks done"
