@@ -399,5 +399,43 @@ else
   stop_cluster_postgres
 fi
 
+# --- 8. a sharing agreement with a short window -----------------------------
+
+step "short-window agreement"
+opens=$(( $(date +%s) + 8 )); closes=$(( opens + 10 ))
+iso() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ; }
+cat <<YAML | k apply -f - >/dev/null
+apiVersion: privacy.dossierguard.io/v1alpha1
+kind: SharingAgreement
+metadata: {name: e2e-short-window, namespace: wijkteam}
+spec:
+  storeRef: {name: wijkteam-dossiers}
+  partner: {type: School, name: E2E school, namespace: e2e-school}
+  direction: Ingress
+  legalBasis: Consent
+  consent: {reference: E2E-TOE-1}
+  categories: [request]
+  purpose: End-to-end check of a short window
+  validFrom: "$(iso $opens)"
+  validUntil: "$(iso $closes)"
+YAML
+appeared=""; vanished=""
+while [ "$(date +%s)" -le $(( closes + 10 )) ] && [ -z "$vanished" ]; do
+  if k -n wijkteam get networkpolicy share-e2e-short-window >/dev/null 2>&1; then
+    [ -n "$appeared" ] || appeared=$(date +%s.%N)
+  elif [ -n "$appeared" ]; then
+    vanished=$(date +%s.%N)
+  fi
+  sleep 0.2
+done
+[ -n "$appeared" ] || fail "the agreement's NetworkPolicy never appeared"
+[ -n "$vanished" ] || fail "the agreement's NetworkPolicy did not disappear after the window closed"
+awk -v a="$appeared" -v o="$opens" 'BEGIN { exit !(a >= o - 0.5 && a <= o + 2) }' || fail "the NetworkPolicy appeared at $appeared, want within 2 s after $opens"
+awk -v v="$vanished" -v c="$closes" 'BEGIN { exit !(v >= c - 0.5 && v <= c + 2) }' || fail "the NetworkPolicy disappeared at $vanished, want within 2 s after $closes"
+k -n wijkteam wait --for=jsonpath='{.status.conditions[?(@.type=="AgreementInForce")].reason}'=Expired sharingagreement/e2e-short-window --timeout=30s >/dev/null \
+  || fail "the agreement does not report Expired"
+log "NetworkPolicy appeared $(awk -v a="$appeared" -v o="$opens" 'BEGIN{printf "%.1f", a-o}') s after the window opened and disappeared $(awk -v v="$vanished" -v c="$closes" 'BEGIN{printf "%.1f", v-c}') s after it closed; status Expired"
+k -n wijkteam delete sharingagreement e2e-short-window >/dev/null 2>&1 || true
+
 step "checks done"
 log "all checks passed; artefacts in $ART"
