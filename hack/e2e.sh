@@ -110,7 +110,8 @@ start_cluster_postgres() { # $1: the address to listen on; $2: the pod CIDR allo
 }
 
 cleanup() {
-  local rc=$?
+  # The exit status: given by a trap that had to run something first, or $?.
+  local rc=${1:-$?}
   set +e
   trap - EXIT INT TERM
   if [ "$rc" -ne 0 ]; then FAILED=1; [ -n "$KUBECTL" ] && [ -n "${KUBECONFIG:-}" ] && diagnose; fi
@@ -314,7 +315,9 @@ if [ "$pod_ready" = 1 ]; then
   PF_PORT=${E2E_PF_PORT:-18443}
   k -n wijkteam port-forward pod/e2e-wijkteam-app "$PF_PORT:8443" >"$ART/port-forward.log" 2>&1 &
   PF_PID=$!
-  trap 'kill $PF_PID 2>/dev/null || true; cleanup' EXIT
+  # Stop the port-forward too; hand cleanup the exit status (set -e is on,
+  # so nothing in the trap may fail before it).
+  trap 'rc=$?; kill $PF_PID 2>/dev/null || true; cleanup "$rc"' EXIT
   for _ in $(seq 1 40); do
     curl -s -o /dev/null "http://127.0.0.1:$PF_PORT/" && break
     sleep 0.25
@@ -436,6 +439,50 @@ k -n wijkteam wait --for=jsonpath='{.status.conditions[?(@.type=="AgreementInFor
   || fail "the agreement does not report Expired"
 log "NetworkPolicy appeared $(awk -v a="$appeared" -v o="$opens" 'BEGIN{printf "%.1f", a-o}') s after the window opened and disappeared $(awk -v v="$vanished" -v c="$closes" 'BEGIN{printf "%.1f", v-c}') s after it closed; status Expired"
 k -n wijkteam delete sharingagreement e2e-short-window >/dev/null 2>&1 || true
+
+# --- 9. deletion and uninstall leave only the retained dossier volumes ------
+
+step "deletion leaves only the retained volumes"
+k -n wijkteam delete pod e2e-wijkteam-app --ignore-not-found --wait=true --timeout=60s >/dev/null 2>&1
+# The dossierguard resources only: deleting the samples' Namespaces would
+# take their volumes too, as Kubernetes does with everything in a namespace.
+sample_ns="cjg wijkteam veilig-thuis"
+for ns in $sample_ns; do
+  k -n "$ns" delete dossierstores,accessroles,sharingagreements,retentionpolicies --all --wait=true --timeout=120s >/dev/null \
+    || fail "the dossierguard resources in $ns were not deleted in time"
+done
+leftover=""
+for _ in $(seq 1 60); do
+  leftover=""
+  for ns in $sample_ns; do
+    # Owned children go through garbage collection (kube-controller-manager).
+    for kind in networkpolicies secrets configmaps roles rolebindings cronjobs serviceaccounts; do
+      n=$(k -n "$ns" get "$kind" -l app.kubernetes.io/managed-by=dossierguard -o name 2>/dev/null | wc -l)
+      [ "$n" = 0 ] || leftover="$leftover $ns/$kind:$n"
+    done
+  done
+  [ -z "$leftover" ] && break
+  sleep 1
+done
+[ -z "$leftover" ] || fail "dossierguard objects left after deleting the samples:$leftover"
+retained=0
+for ns in $sample_ns; do
+  for pvc in $(k -n "$ns" get pvc -o name 2>/dev/null); do
+    from=$(k -n "$ns" get "$pvc" -o jsonpath='{.metadata.annotations.privacy\.dossierguard\.io/retained-from-store}')
+    owners=$(k -n "$ns" get "$pvc" -o jsonpath='{.metadata.ownerReferences}')
+    [ -n "$from" ] && [ -z "$owners" ] || fail "$ns/$pvc is not a released dossier volume (retained-from-store '$from', owners '$owners')"
+    retained=$((retained + 1))
+  done
+done
+[ "$retained" = 3 ] || fail "$retained dossier volumes retained, want the 3 of the sample stores"
+"$HELM" uninstall "$RELEASE" -n "$NS" --wait --timeout 120s >&2 || fail "helm uninstall failed"
+INSTALLED=0
+left=$(k get clusterroles,clusterrolebindings,mutatingwebhookconfigurations -o name | grep -c dossierguard || true)
+[ "$left" = 0 ] || fail "$left cluster-scoped dossierguard objects left after helm uninstall"
+left=$(k -n "$NS" get deploy,svc,secrets,configmaps,roles,rolebindings,serviceaccounts,pdb,networkpolicies -l app.kubernetes.io/part-of=dossierguard -o name 2>/dev/null | wc -l)
+[ "$left" = 0 ] || fail "$left dossierguard objects left in $NS after helm uninstall"
+log "after deleting the samples and uninstalling: no dossierguard object left but the CRDs and the $retained retained dossier volumes"
+for ns in $sample_ns; do k -n "$ns" delete pvc --all --wait=false >/dev/null 2>&1 || true; done
 
 step "checks done"
 log "all checks passed; artefacts in $ART"
