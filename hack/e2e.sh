@@ -32,6 +32,7 @@ HELM=$ROOT/bin/helm
 IMAGE_TAR=$ROOT/bin/image/dossierguard.tar
 IMG_TAG=${E2E_IMAGE_TAG:-dev}
 APP_IMAGE=${E2E_APP_IMAGE:-local/echo:dev}
+DEMO_APP=0
 TIMEOUT=${E2E_TIMEOUT:-180}
 E2E_IMPORT=${E2E_IMPORT:-auto}
 LC=$ROOT/hack/local-cluster.sh
@@ -268,6 +269,22 @@ fi
 echo "$out" | grep -q 'does not exist' || fail "unexpected refusal for a missing store: $out"
 log "pod for a missing store refused: ${out#*: }"
 
+# The case-management demo app (test/e2e/demoapp) over a throwaway
+# PostgreSQL on the pod bridge's gateway address, when this is the local
+# cluster; on another cluster the echo server stands in.
+gw=$(ip -4 -o addr show "${LC_BRIDGE:-lc-cni0}" 2>/dev/null | awk '{print $4}' | cut -d/ -f1 | head -n 1)
+if [ -n "$gw" ] && [ -z "${E2E_APP_IMAGE:-}" ]; then
+  start_cluster_postgres "$gw" "${LC_POD_CIDR:-10.244.0.0/16}"
+  k -n wijkteam create secret generic wijkteam-db-credentials --from-literal=host="$gw" --from-literal=port="$E2E_PG_PORT" \
+    --from-literal=dbname=postgres --from-literal=user=postgres --from-literal=password=unused --from-literal=sslmode=disable >/dev/null
+  CGO_ENABLED=0 go build -trimpath -o "$ROOT/bin/e2e/demoapp" ./test/e2e/demoapp || fail "could not build the demo app"
+  "${LOCAL_CLUSTER_DIR:-$ROOT/bin/local-cluster}/tools/mkimage" -binary "$ROOT/bin/e2e/demoapp" -tag local/dossier-app:dev \
+    -user 65532:65532 -expose 8080 -out "$ROOT/bin/e2e/dossier-app.tar" >/dev/null || fail "could not build the demo app's image"
+  "$LC" import "$ROOT/bin/e2e/dossier-app.tar" >/dev/null 2>&1 || fail "could not import the demo app's image"
+  APP_IMAGE=local/dossier-app:dev
+  DEMO_APP=1
+fi
+
 fsgroup_line=""
 [ -z "${E2E_POD_FSGROUP:-}" ] || fsgroup_line="    fsGroup: $E2E_POD_FSGROUP"
 sed -e "s|APP_IMAGE|$APP_IMAGE|" -e "s|^    # FSGROUP.*|$fsgroup_line|" test/e2e/wijkteam-app.yaml | k apply -f - >&2
@@ -328,6 +345,9 @@ if [ "$pod_ready" = 1 ]; then
   # Role "beschikkingen" grants identity, bsn, contact and decisions.
   code=$(req allowed "${consulent[@]}" "$base/decisions")
   [ "$code" = 200 ] || fail "a consulent reading decisions got HTTP $code, want 200 ($(head -c 300 "$ART/allowed.body"))"
+  if [ "${DEMO_APP:-0}" = 1 ]; then
+    grep -q 'Wmo-beschikking' "$ART/allowed.body" || fail "the decisions did not come from the demo app's database: $(head -c 300 "$ART/allowed.body")"
+  fi
   # Route read-dossier also touches "request", which that role lacks.
   code=$(req denied "${consulent[@]}" "$base")
   [ "$code" = 403 ] || fail "a consulent reading the request got HTTP $code, want 403"
@@ -374,7 +394,7 @@ gw=$(ip -4 -o addr show "${LC_BRIDGE:-lc-cni0}" 2>/dev/null | awk '{print $4}' |
 if [ -z "$gw" ]; then
   log "SKIP: no local pod bridge (an existing cluster); the retention Job needs a database the pods can reach"
 else
-  start_cluster_postgres "$gw" "${LC_POD_CIDR:-10.244.0.0/16}"
+  [ "${DEMO_APP:-0}" = 1 ] || start_cluster_postgres "$gw" "${LC_POD_CIDR:-10.244.0.0/16}"
   psql_e2e() { "$(pg_bin)/psql" -X -q -v ON_ERROR_STOP=1 -h "$gw" -p "$E2E_PG_PORT" -U postgres -d postgres "$@"; }
   # 30 due, 5 due but on legal hold, 5 due but with a future extension, 10 recent.
   psql_e2e -c "CREATE TABLE dossiers (id bigint PRIMARY KEY, last_contact_at timestamptz NOT NULL, legal_hold boolean NOT NULL DEFAULT false, retain_until date);
@@ -383,8 +403,9 @@ else
     INSERT INTO dossiers SELECT g, now() - interval '8 years', false, current_date + 365 FROM generate_series(36, 40) g;
     INSERT INTO dossiers SELECT g, now() - interval '1 year', false, NULL FROM generate_series(41, 50) g;" \
     || fail "could not load the test dossiers"
-  k -n wijkteam create secret generic wijkteam-db-credentials --from-literal=host="$gw" --from-literal=port="$E2E_PG_PORT" \
-    --from-literal=dbname=postgres --from-literal=user=postgres --from-literal=password=unused --from-literal=sslmode=disable >/dev/null
+  k -n wijkteam get secret wijkteam-db-credentials >/dev/null 2>&1 || \
+    k -n wijkteam create secret generic wijkteam-db-credentials --from-literal=host="$gw" --from-literal=port="$E2E_PG_PORT" \
+      --from-literal=dbname=postgres --from-literal=user=postgres --from-literal=password=unused --from-literal=sslmode=disable >/dev/null
   k -n wijkteam create job e2e-sweep --from=cronjob/wijkteam-bewaartermijn-retention >/dev/null
   k -n wijkteam wait --for=condition=Complete job/e2e-sweep --timeout="${TIMEOUT}s" >&2 \
     || { k -n wijkteam logs job/e2e-sweep >"$ART/sweep.log" 2>&1; fail "the retention Job did not complete: $(tail -n 5 "$ART/sweep.log")"; }

@@ -1,0 +1,79 @@
+// Command demoapp is a small case-management application for the end-to-end
+// suite: dossiers in PostgreSQL, served on :8080 behind the audit proxy. It
+// holds made-up data only. It connects with the libpq environment variables
+// (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD, PGSSLMODE) and reports
+// ready once its table exists.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+const schema = `
+CREATE TABLE IF NOT EXISTS casefiles (
+  id text PRIMARY KEY, name text, contact text, request text, bsn text, decisions text);
+INSERT INTO casefiles VALUES
+  ('D-1001', 'Gezin Voorbeeld (fictief)', '06-00000000', 'Hulp bij schulden', '000000000', 'Wmo-beschikking huishoudelijke hulp 2026'),
+  ('D-1002', 'Gezin Proef (fictief)', '06-11111111', 'Opvoedondersteuning', '000000001', 'Jeugdwet-beschikking 2026')
+ON CONFLICT (id) DO NOTHING`
+
+func main() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, "")
+	if err != nil {
+		log.Fatal("database settings are invalid")
+	}
+	var ready atomic.Bool
+	go func() {
+		for !ready.Load() {
+			if _, err := pool.Exec(ctx, schema); err == nil {
+				ready.Store(true)
+				log.Print("Dossiers ready")
+				return
+			}
+			time.Sleep(time.Second)
+		}
+	}()
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready.Load() {
+			http.Error(w, "database not ready", http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	mux.HandleFunc("GET /api/dossiers/{id}", func(w http.ResponseWriter, r *http.Request) {
+		var name, contact, request string
+		respond(w, pool.QueryRow(r.Context(), "SELECT name, contact, request FROM casefiles WHERE id = $1", r.PathValue("id")).
+			Scan(&name, &contact, &request), map[string]string{"name": name, "contact": contact, "request": request})
+	})
+	mux.HandleFunc("GET /api/dossiers/{id}/decisions", func(w http.ResponseWriter, r *http.Request) {
+		var name, bsn, decisions string
+		respond(w, pool.QueryRow(r.Context(), "SELECT name, bsn, decisions FROM casefiles WHERE id = $1", r.PathValue("id")).
+			Scan(&name, &bsn, &decisions), map[string]string{"name": name, "bsn": bsn, "decisions": decisions})
+	})
+	srv := &http.Server{Addr: ":8080", Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	log.Fatal(srv.ListenAndServe())
+}
+
+func respond(w http.ResponseWriter, err error, body map[string]string) {
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		http.Error(w, "no such dossier", http.StatusNotFound)
+	case err != nil:
+		http.Error(w, "database error", http.StatusBadGateway)
+	default:
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(body)
+	}
+}
