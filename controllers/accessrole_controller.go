@@ -64,7 +64,7 @@ func (r *AccessRoleReconciler) renderedPolicy(ctx context.Context, store *v1alph
 	if err := r.Get(ctx, client.ObjectKey{Namespace: store.Namespace, Name: resources.AccessPolicyName(store)}, cm); err != nil {
 		return "", ""
 	}
-	return cm.Name, cm.Annotations[resources.AnnotationPolicyHash]
+	return cm.Name, cm.Annotations[v1alpha1.AnnotationPolicyHash]
 }
 
 // SetupWithManager registers the reconciler and its watches.
@@ -76,7 +76,7 @@ func (r *AccessRoleReconciler) SetupWithManager(mgr ctrl.Manager, workers int) e
 		// A newly rendered policy changes the hash every role reports.
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(
 			func(ctx context.Context, cm client.Object) []reconcile.Request {
-				store := cm.GetLabels()[resources.LabelStore]
+				store := cm.GetLabels()[v1alpha1.LabelStore]
 				if store == "" || cm.GetLabels()[resources.LabelComponent] != "access-policy" {
 					return nil
 				}

@@ -73,10 +73,10 @@ func setCondition(obj metav1.Object, conditions *[]metav1.Condition, t string, o
 // setCompliantCondition summarises the compliance rows of any kind.
 func setCompliantCondition(obj metav1.Object, conditions *[]metav1.Condition, controls []v1alpha1.ComplianceControl) {
 	if failed := compliance.FirstFailure(controls); failed != nil {
-		setCondition(obj, conditions, v1alpha1.ConditionCompliant, false, ReasonControlFailed,
+		setCondition(obj, conditions, v1alpha1.ConditionCompliant, false, v1alpha1.ReasonControlFailed,
 			fmt.Sprintf("%s (%s): %s", failed.Control, failed.Reference, failed.Message))
 		return
 	}
-	setCondition(obj, conditions, v1alpha1.ConditionCompliant, true, ReasonAllControlsPass,
+	setCondition(obj, conditions, v1alpha1.ConditionCompliant, true, v1alpha1.ReasonAllControlsPass,
 		fmt.Sprintf("all %d controls pass", len(controls)))
 }

@@ -27,10 +27,6 @@ import (
 	"github.com/dossierguard/dossierguard/internal/resources"
 )
 
-// StoreFinalizer keeps a store until its dossier volume has been released
-// (or, with deletionPolicy Delete, handed to garbage collection).
-const StoreFinalizer = "privacy.dossierguard.io/dossier-volume"
-
 // auditRecheck bounds how long an unaudited workload pod goes unnoticed.
 const auditRecheck = 10 * time.Minute
 
@@ -71,7 +67,7 @@ func (r *DossierStoreReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	// The finalizer goes on before any child exists, so that no volume is
 	// ever created that deletion could not account for. The update does not
 	// change the generation, so the reconcile goes on with the fresh object.
-	if controllerutil.AddFinalizer(store, StoreFinalizer) {
+	if controllerutil.AddFinalizer(store, v1alpha1.StoreFinalizer) {
 		if err := r.Update(ctx, store); err != nil {
 			return ctrl.Result{}, err
 		}
@@ -190,7 +186,7 @@ func (r *DossierStoreReconciler) reconcileIsolation(ctx context.Context, store *
 // reconcileDelete releases the dossier volume unless the store says to
 // delete it, then lets the store go. Dossiers are never deleted silently.
 func (r *DossierStoreReconciler) reconcileDelete(ctx context.Context, store *v1alpha1.DossierStore) error {
-	if !controllerutil.ContainsFinalizer(store, StoreFinalizer) {
+	if !controllerutil.ContainsFinalizer(store, v1alpha1.StoreFinalizer) {
 		return nil
 	}
 	if store.Spec.Storage.DeletionPolicy != v1alpha1.DeletionDelete {
@@ -203,7 +199,7 @@ func (r *DossierStoreReconciler) reconcileDelete(ctx context.Context, store *v1a
 				"PersistentVolumeClaim %s is retained after the store was deleted; see the README on releasing it", resources.ClaimName(store))
 		}
 	}
-	controllerutil.RemoveFinalizer(store, StoreFinalizer)
+	controllerutil.RemoveFinalizer(store, v1alpha1.StoreFinalizer)
 	return client.IgnoreNotFound(r.Update(ctx, store))
 }
 
@@ -229,7 +225,7 @@ func (r *DossierStoreReconciler) releaseClaim(ctx context.Context, store *v1alph
 	if claim.Annotations == nil {
 		claim.Annotations = map[string]string{}
 	}
-	claim.Annotations[resources.AnnotationRetained] = store.Name
+	claim.Annotations[v1alpha1.AnnotationRetained] = store.Name
 	if err := r.Patch(ctx, claim, patch); err != nil {
 		return false, fmt.Errorf("release dossier volume claim: %w", err)
 	}

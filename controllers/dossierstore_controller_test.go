@@ -35,9 +35,9 @@ func TestEncryptedClassGivesReadyCompliantStore(t *testing.T) {
 	store := newStore(t, ns, sc.Name)
 	newRole(t, ns, "coach")
 
-	eventually(t, timeout, storeCondition(store, v1alpha1.ConditionReady, metav1.ConditionTrue, controllers.ReasonStoreReady))
+	eventually(t, timeout, storeCondition(store, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonStoreReady))
 	// Compliance needs more than the store itself: retention must be proven.
-	eventually(t, timeout, storeCondition(store, v1alpha1.ConditionCompliant, metav1.ConditionFalse, controllers.ReasonControlFailed))
+	eventually(t, timeout, storeCondition(store, v1alpha1.ConditionCompliant, metav1.ConditionFalse, v1alpha1.ReasonControlFailed))
 	store = getStore(t, store)
 	if c := findControl(store.Status.Compliance, "RetentionEnforced"); c == nil || c.Reason != "NoRetentionPolicy" {
 		t.Errorf("RetentionEnforced control %+v; want NoRetentionPolicy", c)
@@ -46,7 +46,7 @@ func TestEncryptedClassGivesReadyCompliantStore(t *testing.T) {
 		t.Errorf("status = encryption %q, key %d, claim %q; want Verified, 1, dossiers-dossiers",
 			store.Status.Encryption, store.Status.KeyVersion, store.Status.ClaimName)
 	}
-	for _, c := range []string{controllers.ConditionEncryptionVerified, controllers.ConditionVolumeProvisioned, controllers.ConditionKeyRotated, controllers.ConditionNetworkIsolated} {
+	for _, c := range []string{v1alpha1.ConditionEncryptionVerified, v1alpha1.ConditionVolumeProvisioned, v1alpha1.ConditionKeyRotated, v1alpha1.ConditionNetworkIsolated} {
 		if err := storeCondition(store, c, metav1.ConditionTrue, "")(); err != nil {
 			t.Error(err)
 		}
@@ -110,11 +110,11 @@ func TestUnverifiedClassWithholdsClaimAndAttestationFlipsIt(t *testing.T) {
 	sc := plainClass(t)
 	store := newStore(t, ns, sc.Name)
 
-	eventually(t, timeout, storeCondition(store, controllers.ConditionEncryptionVerified, metav1.ConditionFalse, "NoEncryptionEvidence"))
-	eventually(t, timeout, storeCondition(store, v1alpha1.ConditionReady, metav1.ConditionFalse, controllers.ReasonEncryptionUnverified))
-	eventually(t, timeout, storeCondition(store, controllers.ConditionVolumeProvisioned, metav1.ConditionFalse, controllers.ReasonClaimWithheld))
+	eventually(t, timeout, storeCondition(store, v1alpha1.ConditionEncryptionVerified, metav1.ConditionFalse, "NoEncryptionEvidence"))
+	eventually(t, timeout, storeCondition(store, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonEncryptionUnverified))
+	eventually(t, timeout, storeCondition(store, v1alpha1.ConditionVolumeProvisioned, metav1.ConditionFalse, v1alpha1.ReasonClaimWithheld))
 	store = getStore(t, store)
-	if msg := findCondition(store, controllers.ConditionEncryptionVerified).Message; !strings.Contains(msg, sc.Name) {
+	if msg := findCondition(store, v1alpha1.ConditionEncryptionVerified).Message; !strings.Contains(msg, sc.Name) {
 		t.Errorf("EncryptionVerified message %q does not name the class", msg)
 	}
 	if store.Status.Encryption != "Unverified" || store.Status.ClaimName != "" {
@@ -125,8 +125,8 @@ func TestUnverifiedClassWithholdsClaimAndAttestationFlipsIt(t *testing.T) {
 	// The platform team attests encryption: the store becomes Ready without being touched.
 	generation := store.Generation
 	setAnnotation(t, sc, "true")
-	eventually(t, timeout, storeCondition(store, controllers.ConditionEncryptionVerified, metav1.ConditionTrue, "AttestedByPlatformTeam"))
-	eventually(t, timeout, storeCondition(store, v1alpha1.ConditionReady, metav1.ConditionTrue, controllers.ReasonStoreReady))
+	eventually(t, timeout, storeCondition(store, v1alpha1.ConditionEncryptionVerified, metav1.ConditionTrue, "AttestedByPlatformTeam"))
+	eventually(t, timeout, storeCondition(store, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonStoreReady))
 	if getStore(t, store).Generation != generation {
 		t.Error("the store's spec changed; only the StorageClass should have")
 	}
@@ -139,8 +139,8 @@ func TestUnverifiedClassWithholdsClaimAndAttestationFlipsIt(t *testing.T) {
 
 	// Withdrawing the attestation flips the status back; the existing volume is kept.
 	setAnnotation(t, sc, "")
-	eventually(t, timeout, storeCondition(store, controllers.ConditionEncryptionVerified, metav1.ConditionFalse, "NoEncryptionEvidence"))
-	eventually(t, timeout, storeCondition(store, v1alpha1.ConditionReady, metav1.ConditionFalse, controllers.ReasonEncryptionUnverified))
+	eventually(t, timeout, storeCondition(store, v1alpha1.ConditionEncryptionVerified, metav1.ConditionFalse, "NoEncryptionEvidence"))
+	eventually(t, timeout, storeCondition(store, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonEncryptionUnverified))
 	if err := k8s.Get(ctx, key(ns, "dossiers-dossiers"), &corev1.PersistentVolumeClaim{}); err != nil {
 		t.Errorf("existing claim removed when encryption became unverified: %v", err)
 	}
@@ -149,8 +149,8 @@ func TestUnverifiedClassWithholdsClaimAndAttestationFlipsIt(t *testing.T) {
 func TestMissingStorageClass(t *testing.T) {
 	ns := newNamespace(t)
 	store := newStore(t, ns, "does-not-exist")
-	eventually(t, timeout, storeCondition(store, controllers.ConditionEncryptionVerified, metav1.ConditionFalse, "StorageClassNotFound"))
-	eventually(t, timeout, storeCondition(store, v1alpha1.ConditionCompliant, metav1.ConditionFalse, controllers.ReasonControlFailed))
+	eventually(t, timeout, storeCondition(store, v1alpha1.ConditionEncryptionVerified, metav1.ConditionFalse, "StorageClassNotFound"))
+	eventually(t, timeout, storeCondition(store, v1alpha1.ConditionCompliant, metav1.ConditionFalse, v1alpha1.ReasonControlFailed))
 	assertNoClaim(t, ns)
 }
 
@@ -217,7 +217,7 @@ func TestDeletingStoreRetainsClaimByDefault(t *testing.T) {
 		t.Fatalf("claim gone after deleting the store: %v", err)
 	}
 	// Without an owner reference garbage collection keeps the claim.
-	if ownedBy(claim, store) || claim.Annotations[resources.AnnotationRetained] != "dossiers" {
+	if ownedBy(claim, store) || claim.Annotations[v1alpha1.AnnotationRetained] != "dossiers" {
 		t.Errorf("claim owners %v annotations %v; want released and marked as retained", claim.OwnerReferences, claim.Annotations)
 	}
 }

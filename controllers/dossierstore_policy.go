@@ -63,8 +63,8 @@ func (r *DossierStoreReconciler) summariseAgreements(ctx context.Context, store 
 			summary.InForce++
 		} else {
 			summary.NotInForce++
-			reason := "Pending"
-			if c := meta.FindStatusCondition(a.Status.Conditions, ConditionAgreementInForce); c != nil {
+			reason := v1alpha1.ReasonPending
+			if c := meta.FindStatusCondition(a.Status.Conditions, v1alpha1.ConditionAgreementInForce); c != nil {
 				reason = c.Reason
 			}
 			if summary.Reasons == nil {
@@ -72,7 +72,7 @@ func (r *DossierStoreReconciler) summariseAgreements(ctx context.Context, store 
 			}
 			summary.Reasons[reason]++
 		}
-		if v := compliance.EvaluateAgreement(&a, view, now); v.Reason == compliance.ReasonMinimisationViolated {
+		if v := compliance.EvaluateAgreement(&a, view, now); v.Reason == v1alpha1.ReasonMinimisationViolated {
 			violating = append(violating, a.Name)
 		}
 	}
@@ -92,12 +92,12 @@ func (r *DossierStoreReconciler) summariseRetention(ctx context.Context, store *
 func retentionOutcomes(policies []v1alpha1.RetentionPolicy) []compliance.RetentionOutcome {
 	out := make([]compliance.RetentionOutcome, 0, len(policies))
 	for _, p := range policies {
-		o := compliance.RetentionOutcome{Name: p.Name, Result: v1alpha1.ResultUnknown, Reason: "Pending"}
+		o := compliance.RetentionOutcome{Name: p.Name, Result: v1alpha1.ResultUnknown, Reason: v1alpha1.ReasonPending}
 		for _, c := range p.Status.Compliance {
-			if c.Control == compliance.ControlRetentionEnforced {
+			if c.Control == v1alpha1.ControlRetentionEnforced {
 				o.Result, o.Reason = c.Result, c.Reason
 			}
-			if c.Control == compliance.ControlStatutoryRetention && c.Result == v1alpha1.ResultFail {
+			if c.Control == v1alpha1.ControlStatutoryRetention && c.Result == v1alpha1.ResultFail {
 				o.Result, o.Reason = v1alpha1.ResultFail, c.Reason
 				break
 			}

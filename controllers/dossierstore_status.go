@@ -13,27 +13,6 @@ import (
 	"github.com/dossierguard/dossierguard/internal/resources"
 )
 
-// DossierStore condition types, one per control, beside Ready and Compliant.
-const (
-	ConditionEncryptionVerified = "EncryptionVerified"
-	ConditionVolumeProvisioned  = "VolumeProvisioned"
-	ConditionKeyRotated         = "KeyRotated"
-	ConditionNetworkIsolated    = "NetworkIsolated"
-	ConditionAuditActive        = "AuditActive"
-)
-
-// DossierStore condition reasons.
-const (
-	ReasonStoreReady            = "StoreReady"
-	ReasonClaimApplied          = "ClaimApplied"
-	ReasonClaimWithheld         = "WithheldUntilEncryptionVerified"
-	ReasonClaimFailed           = "ClaimNotApplied"
-	ReasonAllControlsPass       = "AllControlsPass"
-	ReasonControlFailed         = "ControlFailed"
-	ReasonEncryptionUnverified  = "EncryptionUnverified"
-	ReasonDependencyUnavailable = "DependencyUnavailable"
-)
-
 // storeFacts is what the reconcile steps found and did.
 type storeFacts struct {
 	now        time.Time
@@ -93,37 +72,37 @@ func setStoreStatus(store *v1alpha1.DossierStore, f storeFacts) {
 	setVolumeCondition(store, f)
 	setKeyCondition(store, f.key, f.now)
 	setIsolationCondition(store, f.isolation)
-	setCondition(store, &st.Conditions, ConditionAuditActive, f.audit.Result == v1alpha1.ResultPass, f.audit.Reason, f.audit.Message)
+	setCondition(store, &st.Conditions, v1alpha1.ConditionAuditActive, f.audit.Result == v1alpha1.ResultPass, f.audit.Reason, f.audit.Message)
 	setCompliantCondition(store, &st.Conditions, st.Compliance)
 	setStoreReadyCondition(store, f)
 }
 
 func setEncryptionCondition(store *v1alpha1.DossierStore, e compliance.Encryption) {
-	setCondition(store, &store.Status.Conditions, ConditionEncryptionVerified, e.Encrypted(), e.Reason, e.Message)
+	setCondition(store, &store.Status.Conditions, v1alpha1.ConditionEncryptionVerified, e.Encrypted(), e.Reason, e.Message)
 }
 
 func setVolumeCondition(store *v1alpha1.DossierStore, f storeFacts) {
 	switch {
 	case !f.encryption.Encrypted():
-		setCondition(store, &store.Status.Conditions, ConditionVolumeProvisioned, false, ReasonClaimWithheld,
+		setCondition(store, &store.Status.Conditions, v1alpha1.ConditionVolumeProvisioned, false, v1alpha1.ReasonClaimWithheld,
 			"no PersistentVolumeClaim is created on a StorageClass that is not verified to encrypt at rest")
 	case !f.claim:
-		setCondition(store, &store.Status.Conditions, ConditionVolumeProvisioned, false, ReasonClaimFailed,
+		setCondition(store, &store.Status.Conditions, v1alpha1.ConditionVolumeProvisioned, false, v1alpha1.ReasonClaimFailed,
 			"the dossier volume claim could not be applied; see the operator's events")
 	default:
-		setCondition(store, &store.Status.Conditions, ConditionVolumeProvisioned, true, ReasonClaimApplied,
+		setCondition(store, &store.Status.Conditions, v1alpha1.ConditionVolumeProvisioned, true, v1alpha1.ReasonClaimApplied,
 			fmt.Sprintf("PersistentVolumeClaim %s on StorageClass %s", resources.ClaimName(store), store.Spec.Storage.StorageClassName))
 	}
 }
 
 func setKeyCondition(store *v1alpha1.DossierStore, k compliance.KeyFacts, now time.Time) {
 	c := compliance.KeyManagementControl(k, now)
-	setCondition(store, &store.Status.Conditions, ConditionKeyRotated, c.Result == v1alpha1.ResultPass, c.Reason, c.Message)
+	setCondition(store, &store.Status.Conditions, v1alpha1.ConditionKeyRotated, c.Result == v1alpha1.ResultPass, c.Reason, c.Message)
 }
 
 func setIsolationCondition(store *v1alpha1.DossierStore, applied bool) {
 	c := compliance.NetworkControl(applied, resources.IsolationPolicyName(store), resources.ProxyPort(store))
-	setCondition(store, &store.Status.Conditions, ConditionNetworkIsolated, applied, c.Reason, c.Message)
+	setCondition(store, &store.Status.Conditions, v1alpha1.ConditionNetworkIsolated, applied, c.Reason, c.Message)
 }
 
 // setStoreReadyCondition: Ready when the store may hold dossiers.
@@ -131,12 +110,12 @@ func setStoreReadyCondition(store *v1alpha1.DossierStore, f storeFacts) {
 	conds := &store.Status.Conditions
 	switch {
 	case !f.encryption.Encrypted():
-		setCondition(store, conds, v1alpha1.ConditionReady, false, ReasonEncryptionUnverified, f.encryption.Message)
+		setCondition(store, conds, v1alpha1.ConditionReady, false, v1alpha1.ReasonEncryptionUnverified, f.encryption.Message)
 	case f.key.Failed || !f.keyAccess || !f.claim || !f.isolation || !f.policyApplied || !f.auditKeys:
-		setCondition(store, conds, v1alpha1.ConditionReady, false, ReasonDependencyUnavailable,
+		setCondition(store, conds, v1alpha1.ConditionReady, false, v1alpha1.ReasonDependencyUnavailable,
 			"not every child object could be applied; see the conditions and the operator's events")
 	default:
-		setCondition(store, conds, v1alpha1.ConditionReady, true, ReasonStoreReady,
+		setCondition(store, conds, v1alpha1.ConditionReady, true, v1alpha1.ReasonStoreReady,
 			fmt.Sprintf("dossiers are stored on %s storage with data key version %d behind a default-deny network policy",
 				f.encryption.Method, f.key.Version))
 	}
@@ -144,7 +123,7 @@ func setStoreReadyCondition(store *v1alpha1.DossierStore, f storeFacts) {
 
 // recordTransitions emits events when readiness, encryption or the key version change.
 func (r *DossierStoreReconciler) recordTransitions(before, after *v1alpha1.DossierStore) {
-	for _, t := range []string{v1alpha1.ConditionReady, ConditionEncryptionVerified, v1alpha1.ConditionCompliant} {
+	for _, t := range []string{v1alpha1.ConditionReady, v1alpha1.ConditionEncryptionVerified, v1alpha1.ConditionCompliant} {
 		old, now := meta.FindStatusCondition(before.Status.Conditions, t), meta.FindStatusCondition(after.Status.Conditions, t)
 		if now == nil || (old != nil && old.Status == now.Status && old.Reason == now.Reason) {
 			continue

@@ -11,12 +11,6 @@ import (
 	"github.com/dossierguard/dossierguard/internal/resources"
 )
 
-// Condition types of RetentionPolicies.
-const (
-	ConditionRetentionEnforced = "RetentionEnforced"
-	ConditionSweeperScheduled  = "SweeperScheduled"
-)
-
 // retentionFacts is what the policy's reconcile found.
 type retentionFacts struct {
 	now          time.Time
@@ -43,7 +37,7 @@ func setRetentionStatus(p *v1alpha1.RetentionPolicy, f retentionFacts) {
 	}
 	enforced := compliance.EnforcementControl(f.enforcement, f.now)
 	if p.Spec.Suspend {
-		enforced.Result, enforced.Reason, enforced.Message = v1alpha1.ResultFail, "Suspended", "the sweep is suspended; nothing is destroyed"
+		enforced.Result, enforced.Reason, enforced.Message = v1alpha1.ResultFail, v1alpha1.ReasonSuspended, "the sweep is suspended; nothing is destroyed"
 	}
 	st.Compliance = []v1alpha1.ComplianceControl{enforced}
 	if f.store != nil {
@@ -52,24 +46,24 @@ func setRetentionStatus(p *v1alpha1.RetentionPolicy, f retentionFacts) {
 
 	switch {
 	case f.scheduleErr != nil:
-		setCondition(p, &st.Conditions, ConditionSweeperScheduled, false, compliance.ReasonInvalidSchedule, f.scheduleErr.Error())
+		setCondition(p, &st.Conditions, v1alpha1.ConditionSweeperScheduled, false, v1alpha1.ReasonInvalidSchedule, f.scheduleErr.Error())
 	case !f.sweeperReady:
-		setCondition(p, &st.Conditions, ConditionSweeperScheduled, false, ReasonDependencyUnavailable,
+		setCondition(p, &st.Conditions, v1alpha1.ConditionSweeperScheduled, false, v1alpha1.ReasonDependencyUnavailable,
 			"the sweeper's CronJob could not be applied; see the operator's events")
 	default:
-		setCondition(p, &st.Conditions, ConditionSweeperScheduled, true, "CronJobApplied",
+		setCondition(p, &st.Conditions, v1alpha1.ConditionSweeperScheduled, true, v1alpha1.ReasonCronJobApplied,
 			fmt.Sprintf("CronJob %s runs %q (%s)", resources.SweeperName(p), p.Spec.Schedule, timeZone(p)))
 	}
-	setCondition(p, &st.Conditions, ConditionRetentionEnforced, enforced.Result == v1alpha1.ResultPass, enforced.Reason, enforced.Message)
+	setCondition(p, &st.Conditions, v1alpha1.ConditionRetentionEnforced, enforced.Result == v1alpha1.ResultPass, enforced.Reason, enforced.Message)
 	setCompliantCondition(p, &st.Conditions, st.Compliance)
 	switch {
 	case f.store == nil:
-		setCondition(p, &st.Conditions, v1alpha1.ConditionReady, false, compliance.ReasonStoreNotFound,
+		setCondition(p, &st.Conditions, v1alpha1.ConditionReady, false, v1alpha1.ReasonStoreNotFound,
 			fmt.Sprintf("DossierStore %q does not exist", p.Spec.StoreRef.Name))
 	case f.scheduleErr != nil || !f.sweeperReady:
-		setCondition(p, &st.Conditions, v1alpha1.ConditionReady, false, ReasonDependencyUnavailable, "the sweeper is not scheduled")
+		setCondition(p, &st.Conditions, v1alpha1.ConditionReady, false, v1alpha1.ReasonDependencyUnavailable, "the sweeper is not scheduled")
 	default:
-		setCondition(p, &st.Conditions, v1alpha1.ConditionReady, true, "SweeperScheduled",
+		setCondition(p, &st.Conditions, v1alpha1.ConditionReady, true, v1alpha1.ReasonSweeperScheduled,
 			"the retention sweep is scheduled; see RetentionEnforced for its runs")
 	}
 }

@@ -133,7 +133,7 @@ func TestRetentionPolicyProvisionsALeastPrivilegeSweeper(t *testing.T) {
 		t.Errorf("status periods %q nextRun %v cronJob %q", p.Status.Periods, p.Status.NextRun, p.Status.CronJobName)
 	}
 	// Before the first run, enforcement is not yet proven.
-	eventually(t, timeout, policyCondition(p, controllers.ConditionRetentionEnforced, metav1.ConditionFalse, "AwaitingFirstRun"))
+	eventually(t, timeout, policyCondition(p, v1alpha1.ConditionRetentionEnforced, metav1.ConditionFalse, "AwaitingFirstRun"))
 }
 
 func TestRetentionStatusFromAReportedRun(t *testing.T) {
@@ -146,7 +146,7 @@ func TestRetentionStatusFromAReportedRun(t *testing.T) {
 	end := metav1.NewTime(start.Add(10 * time.Second))
 	reportRun(t, p, v1alpha1.RetentionRun{StartTime: start, EndTime: &end, Result: v1alpha1.RunSucceeded,
 		Destroyed: 12, Held: 2, Rules: []v1alpha1.RuleRun{{Rule: "dossiers", Destroyed: 12, Held: 2}}, ProofDigest: "abc123"})
-	eventually(t, timeout, policyCondition(p, controllers.ConditionRetentionEnforced, metav1.ConditionTrue, "RunSucceeded"))
+	eventually(t, timeout, policyCondition(p, v1alpha1.ConditionRetentionEnforced, metav1.ConditionTrue, "RunSucceeded"))
 	eventually(t, timeout, policyCondition(p, v1alpha1.ConditionCompliant, metav1.ConditionTrue, ""))
 	if p.Status.LastRun == nil || p.Status.LastRun.Destroyed != 12 {
 		t.Errorf("the reconciler lost the reported run: %+v", p.Status.LastRun)
@@ -156,18 +156,18 @@ func TestRetentionStatusFromAReportedRun(t *testing.T) {
 
 	// A run that leaves records overdue is not enforcement.
 	reportRun(t, p, v1alpha1.RetentionRun{StartTime: start, EndTime: &end, Result: v1alpha1.RunSucceeded, Destroyed: 5, Overdue: 40})
-	eventually(t, timeout, policyCondition(p, controllers.ConditionRetentionEnforced, metav1.ConditionFalse, "OverdueRecords"))
+	eventually(t, timeout, policyCondition(p, v1alpha1.ConditionRetentionEnforced, metav1.ConditionFalse, "OverdueRecords"))
 	eventually(t, timeout, storeCondition(store, v1alpha1.ConditionCompliant, metav1.ConditionFalse, ""))
 
 	// An interrupted run, whose counts may be unknown (-1), is not enforcement either.
 	reportRun(t, p, v1alpha1.RetentionRun{StartTime: start, EndTime: &end, Result: v1alpha1.RunInterrupted, Destroyed: 5, Held: -1, Overdue: -1})
-	eventually(t, timeout, policyCondition(p, controllers.ConditionRetentionEnforced, metav1.ConditionFalse, "RunInterrupted"))
+	eventually(t, timeout, policyCondition(p, v1alpha1.ConditionRetentionEnforced, metav1.ConditionFalse, "RunInterrupted"))
 	eventually(t, timeout, storeCondition(store, v1alpha1.ConditionCompliant, metav1.ConditionFalse, ""))
 
 	// A run older than two intervals is a missed run.
 	old := metav1.NewTime(start.Add(-72 * time.Hour))
 	reportRun(t, p, v1alpha1.RetentionRun{StartTime: old, Result: v1alpha1.RunSucceeded})
-	eventually(t, timeout, policyCondition(p, controllers.ConditionRetentionEnforced, metav1.ConditionFalse, "RunMissed"))
+	eventually(t, timeout, policyCondition(p, v1alpha1.ConditionRetentionEnforced, metav1.ConditionFalse, "RunMissed"))
 }
 
 func TestRetentionPeriodsAgainstTheStatute(t *testing.T) {
@@ -211,7 +211,7 @@ func TestUnchangedRetentionPolicyAgreementAndRoleMakeNoWrites(t *testing.T) {
 	a := newAgreement(t, ns, "consent", nil)
 	role := newRole(t, ns, "coach")
 	eventually(t, timeout, policyCondition(p, v1alpha1.ConditionReady, metav1.ConditionTrue, ""))
-	eventually(t, timeout, agreementCondition(a, controllers.ConditionAgreementInForce, metav1.ConditionTrue, "InForce"))
+	eventually(t, timeout, agreementCondition(a, v1alpha1.ConditionAgreementInForce, metav1.ConditionTrue, "InForce"))
 	eventually(t, timeout, func() error {
 		return conditionIs(role, func() []metav1.Condition { return role.Status.Conditions }, v1alpha1.ConditionReady, metav1.ConditionTrue, "")
 	})

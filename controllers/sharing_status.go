@@ -8,12 +8,6 @@ import (
 	"github.com/dossierguard/dossierguard/internal/resources"
 )
 
-// Condition types of SharingAgreements and AccessRoles.
-const (
-	ConditionAgreementInForce = "AgreementInForce"
-	ConditionEnforced         = "Enforced"
-)
-
 // setAgreementStatus computes an agreement's status from the verdict.
 func setAgreementStatus(a *v1alpha1.SharingAgreement, v compliance.AgreementVerdict, policyExists bool) {
 	st := &a.Status
@@ -31,14 +25,14 @@ func setAgreementStatus(a *v1alpha1.SharingAgreement, v compliance.AgreementVerd
 	st.Compliance = append(append([]v1alpha1.ComplianceControl{}, v.Controls...),
 		compliance.TransferControl(v.InForce, policyExists, resources.AgreementPolicyName(a)))
 
-	setCondition(a, &st.Conditions, ConditionAgreementInForce, st.InForce, v.Reason, v.Message)
+	setCondition(a, &st.Conditions, v1alpha1.ConditionAgreementInForce, st.InForce, v.Reason, v.Message)
 	setCompliantCondition(a, &st.Conditions, st.Compliance)
 	switch v.Reason {
-	case compliance.ReasonMinimisationViolated, compliance.ReasonStoreNotFound, compliance.ReasonStoreNotReady, compliance.ReasonReviewOverdue:
+	case v1alpha1.ReasonMinimisationViolated, v1alpha1.ReasonStoreNotFound, v1alpha1.ReasonStoreNotReady, v1alpha1.ReasonReviewOverdue:
 		setCondition(a, &st.Conditions, v1alpha1.ConditionReady, false, v.Reason, v.Message)
 	default:
 		if v.InForce != policyExists {
-			setCondition(a, &st.Conditions, v1alpha1.ConditionReady, false, ReasonDependencyUnavailable,
+			setCondition(a, &st.Conditions, v1alpha1.ConditionReady, false, v1alpha1.ReasonDependencyUnavailable,
 				"the partner's NetworkPolicy could not be brought in line with the agreement; see the operator's events")
 			return
 		}
@@ -61,9 +55,9 @@ func setRoleStatus(role *v1alpha1.AccessRole, v compliance.RoleVerdict, policyNa
 	message := v.Message
 	reason := v.Reason
 	if v.Enforceable && policyHash == "" {
-		reason, message = "PolicyPending", "waiting for the store's access policy to be rendered"
+		reason, message = v1alpha1.ReasonPolicyPending, "waiting for the store's access policy to be rendered"
 	}
-	setCondition(role, &st.Conditions, ConditionEnforced, enforced, reason, message)
+	setCondition(role, &st.Conditions, v1alpha1.ConditionEnforced, enforced, reason, message)
 	setCompliantCondition(role, &st.Conditions, st.Compliance)
 	setCondition(role, &st.Conditions, v1alpha1.ConditionReady, enforced, reason, message)
 }

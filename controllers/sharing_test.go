@@ -14,7 +14,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
-	"github.com/dossierguard/dossierguard/controllers"
 	"github.com/dossierguard/dossierguard/internal/accesspolicy"
 	"github.com/dossierguard/dossierguard/internal/resources"
 )
@@ -131,7 +130,7 @@ func TestAgreementsInAndOutOfForcePerLegalBasis(t *testing.T) {
 			if tc.inForce {
 				status = metav1.ConditionTrue
 			}
-			eventually(t, timeout, agreementCondition(a, controllers.ConditionAgreementInForce, status, tc.reason))
+			eventually(t, timeout, agreementCondition(a, v1alpha1.ConditionAgreementInForce, status, tc.reason))
 			if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(a), a); err != nil {
 				t.Fatal(err)
 			}
@@ -198,14 +197,14 @@ func TestShortWindowOpensAndClosesOnTime(t *testing.T) {
 	if vanished.IsZero() || vanished.Before(closes) || vanished.After(closes.Add(2*time.Second)) {
 		t.Errorf("policy vanished at %s; want within 2s after %s", vanished, closes)
 	}
-	eventually(t, timeout, agreementCondition(a, controllers.ConditionAgreementInForce, metav1.ConditionFalse, "Expired"))
+	eventually(t, timeout, agreementCondition(a, v1alpha1.ConditionAgreementInForce, metav1.ConditionFalse, "Expired"))
 }
 
 func TestWithdrawingConsentRemovesAccess(t *testing.T) {
 	ctx := context.Background()
 	ns, _ := readyStore(t)
 	a := newAgreement(t, ns, "consent", nil)
-	eventually(t, timeout, agreementCondition(a, controllers.ConditionAgreementInForce, metav1.ConditionTrue, "InForce"))
+	eventually(t, timeout, agreementCondition(a, v1alpha1.ConditionAgreementInForce, metav1.ConditionTrue, "InForce"))
 	a.Spec.Consent.Withdrawn, a.Spec.Consent.WithdrawnAt = true, at(0)
 	if err := k8s.Update(ctx, a); err != nil {
 		t.Fatal(err)
@@ -220,14 +219,14 @@ func TestWithdrawingConsentRemovesAccess(t *testing.T) {
 	if took := time.Since(withdrawn); took > 2*time.Second {
 		t.Errorf("access removed %s after consent was withdrawn; want within 2s", took)
 	}
-	eventually(t, timeout, agreementCondition(a, controllers.ConditionAgreementInForce, metav1.ConditionFalse, "ConsentWithdrawn"))
+	eventually(t, timeout, agreementCondition(a, v1alpha1.ConditionAgreementInForce, metav1.ConditionFalse, "ConsentWithdrawn"))
 }
 
 func TestAgreementOnUnreadyStoreIsNotInForce(t *testing.T) {
 	ns := newNamespace(t)
 	newStore(t, ns, plainClass(t).Name)
 	a := newAgreement(t, ns, "consent", nil)
-	eventually(t, timeout, agreementCondition(a, controllers.ConditionAgreementInForce, metav1.ConditionFalse, "StoreNotReady"))
+	eventually(t, timeout, agreementCondition(a, v1alpha1.ConditionAgreementInForce, metav1.ConditionFalse, "StoreNotReady"))
 	if exists, _ := policyExists(ns, resources.AgreementPolicyName(a)); exists {
 		t.Error("a store that is not secured shares nothing")
 	}
@@ -241,7 +240,7 @@ func TestAgreementPolicyShape(t *testing.T) {
 		a.Spec.Partner.CIDRs = []string{"192.0.2.0/28"}
 		a.Spec.Partner.Ports = []v1alpha1.NetworkPort{{Port: 443}}
 	})
-	eventually(t, timeout, agreementCondition(a, controllers.ConditionAgreementInForce, metav1.ConditionTrue, "InForce"))
+	eventually(t, timeout, agreementCondition(a, v1alpha1.ConditionAgreementInForce, metav1.ConditionTrue, "InForce"))
 	p := &networkingv1.NetworkPolicy{}
 	if err := k8s.Get(context.Background(), key(ns, resources.AgreementPolicyName(a)), p); err != nil {
 		t.Fatal(err)
@@ -285,7 +284,7 @@ func TestStoreSummarisesAgreementsAndMinimisation(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, timeout, storeCondition(store, v1alpha1.ConditionCompliant, metav1.ConditionFalse, controllers.ReasonControlFailed))
+	eventually(t, timeout, storeCondition(store, v1alpha1.ConditionCompliant, metav1.ConditionFalse, v1alpha1.ReasonControlFailed))
 	// Readiness of the store does not depend on its agreements.
 	eventually(t, timeout, storeCondition(store, v1alpha1.ConditionReady, metav1.ConditionTrue, ""))
 }
@@ -296,7 +295,7 @@ func policyDocument(t *testing.T, ns string) (string, string) {
 	if err := k8s.Get(context.Background(), key(ns, "dossiers-access-policy"), cm); err != nil {
 		return "", ""
 	}
-	return cm.Data[accesspolicy.ConfigMapKey], cm.Annotations[resources.AnnotationPolicyHash]
+	return cm.Data[accesspolicy.ConfigMapKey], cm.Annotations[v1alpha1.AnnotationPolicyHash]
 }
 
 func TestRolesRenderTheSameDocumentWhateverTheOrder(t *testing.T) {
@@ -383,9 +382,9 @@ func TestBreakGlassReviewOverdueIsNonCompliant(t *testing.T) {
 	})
 	conds := func() []metav1.Condition { return r.Status.Conditions }
 	eventually(t, timeout, func() error {
-		return conditionIs(r, conds, v1alpha1.ConditionCompliant, metav1.ConditionFalse, controllers.ReasonControlFailed)
+		return conditionIs(r, conds, v1alpha1.ConditionCompliant, metav1.ConditionFalse, v1alpha1.ReasonControlFailed)
 	})
-	eventually(t, timeout, func() error { return conditionIs(r, conds, controllers.ConditionEnforced, metav1.ConditionTrue, "") })
+	eventually(t, timeout, func() error { return conditionIs(r, conds, v1alpha1.ConditionEnforced, metav1.ConditionTrue, "") })
 	if r.Status.ReviewDue == nil || r.Status.ReviewDue.After(fakeClock.Now()) {
 		t.Errorf("reviewDue %v; want in the past", r.Status.ReviewDue)
 	}

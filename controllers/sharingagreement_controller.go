@@ -84,7 +84,7 @@ func (r *SharingAgreementReconciler) reconcileNetworkAccess(ctx context.Context,
 
 // recordTransitions emits an event when sharing starts or stops.
 func (r *SharingAgreementReconciler) recordTransitions(before, after *v1alpha1.SharingAgreement) {
-	old, now := meta.FindStatusCondition(before.Status.Conditions, ConditionAgreementInForce), meta.FindStatusCondition(after.Status.Conditions, ConditionAgreementInForce)
+	old, now := meta.FindStatusCondition(before.Status.Conditions, v1alpha1.ConditionAgreementInForce), meta.FindStatusCondition(after.Status.Conditions, v1alpha1.ConditionAgreementInForce)
 	if now == nil || (old != nil && old.Status == now.Status && old.Reason == now.Reason) {
 		return
 	}
@@ -93,7 +93,7 @@ func (r *SharingAgreementReconciler) recordTransitions(before, after *v1alpha1.S
 		return
 	}
 	eventType := corev1.EventTypeNormal
-	if now.Reason == compliance.ReasonMinimisationViolated || now.Reason == compliance.ReasonReviewOverdue {
+	if now.Reason == v1alpha1.ReasonMinimisationViolated || now.Reason == v1alpha1.ReasonReviewOverdue {
 		eventType = corev1.EventTypeWarning
 	}
 	r.Recorder.Eventf(after, nil, eventType, now.Reason, "StopSharing", "%s", now.Message)

@@ -106,13 +106,6 @@ type ComplianceControl struct {
 	Evidence []string `json:"evidence,omitempty"`
 }
 
-// Condition types shared by all kinds. Ready summarises the others and is
-// what `kubectl wait --for=condition=Ready` waits on.
-const (
-	ConditionReady     = "Ready"
-	ConditionCompliant = "Compliant"
-)
-
 // CommonStatus is embedded in the status of every kind.
 type CommonStatus struct {
 	// ObservedGeneration is the generation of the spec the status describes.

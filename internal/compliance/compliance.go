@@ -9,21 +9,12 @@ import (
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 )
 
-// Controls and the law or standard each serves. BIO references use the
-// numbering of BIO2 (ISO/IEC 27002:2022).
-const (
-	ControlEncryptionAtRest   = "EncryptionAtRest"
-	ControlKeyManagement      = "KeyManagement"
-	ControlKeyAccess          = "KeyAccessRestricted"
-	ControlNetworkSegregation = "NetworkSegregation"
-)
-
 // References maps each control to its AVG article and BIO control.
 var References = map[string]string{
-	ControlEncryptionAtRest:   "AVG art. 32(1)(a); BIO 8.24",
-	ControlKeyManagement:      "AVG art. 32(1)(a); BIO 8.24",
-	ControlKeyAccess:          "AVG art. 32(1)(b); BIO 8.3",
-	ControlNetworkSegregation: "AVG art. 32(1)(b); BIO 8.22",
+	v1alpha1.ControlEncryptionAtRest:   "AVG art. 32(1)(a); BIO 8.24",
+	v1alpha1.ControlKeyManagement:      "AVG art. 32(1)(a); BIO 8.24",
+	v1alpha1.ControlKeyAccess:          "AVG art. 32(1)(b); BIO 8.3",
+	v1alpha1.ControlNetworkSegregation: "AVG art. 32(1)(b); BIO 8.22",
 }
 
 func control(name string, result v1alpha1.ComplianceResult, reason, message string, evidence ...string) v1alpha1.ComplianceControl {

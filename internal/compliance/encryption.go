@@ -23,18 +23,6 @@ const (
 	EncryptionUnverified EncryptionMethod = "Unverified"
 )
 
-// Reasons of the encryption check.
-const (
-	ReasonVerifiedByParameters = "VerifiedByParameters"
-	ReasonAttestedByPlatform   = "AttestedByPlatformTeam"
-	ReasonStorageClassNotFound = "StorageClassNotFound"
-	ReasonNoEncryptionEvidence = "NoEncryptionEvidence"
-)
-
-// AttestationAnnotation on a StorageClass, set to "true" by the platform
-// team, attests encryption at rest where the parameters cannot prove it.
-const AttestationAnnotation = "privacy.dossierguard.io/encrypted-at-rest"
-
 // encryptingProvisioner describes a provisioner whose parameters can prove
 // encryption at rest. Parameter names are matched without regard to case,
 // as Azure does.
@@ -86,7 +74,7 @@ func VerifyStorageClass(name string, class *storagev1.StorageClass) Encryption {
 	if class == nil {
 		return Encryption{
 			Method:  EncryptionUnverified,
-			Reason:  ReasonStorageClassNotFound,
+			Reason:  v1alpha1.ReasonStorageClassNotFound,
 			Message: fmt.Sprintf("StorageClass %q does not exist; no volume is created until a class that encrypts at rest is named", name),
 		}
 	}
@@ -104,25 +92,25 @@ func VerifyStorageClass(name string, class *storagev1.StorageClass) Encryption {
 			}
 			return Encryption{
 				Method:   EncryptionVerified,
-				Reason:   ReasonVerifiedByParameters,
+				Reason:   v1alpha1.ReasonVerifiedByParameters,
 				Message:  fmt.Sprintf("StorageClass %q encrypts at rest: provisioner %s with %s set", class.Name, class.Provisioner, p.param),
 				Evidence: evidence,
 			}
 		}
 	}
-	if isTrue(class.Annotations[AttestationAnnotation]) {
+	if isTrue(class.Annotations[v1alpha1.AnnotationEncryptedAtRest]) {
 		return Encryption{
 			Method:   EncryptionAttested,
-			Reason:   ReasonAttestedByPlatform,
+			Reason:   v1alpha1.ReasonAttestedByPlatform,
 			Message:  fmt.Sprintf("StorageClass %q is attested by the platform team to encrypt at rest; dossierguard did not verify it from the provisioner's parameters", class.Name),
-			Evidence: []string{fmt.Sprintf("%s: annotation %s=true (attested, not verified)", ref, AttestationAnnotation)},
+			Evidence: []string{fmt.Sprintf("%s: annotation %s=true (attested, not verified)", ref, v1alpha1.AnnotationEncryptedAtRest)},
 		}
 	}
 	return Encryption{
 		Method: EncryptionUnverified,
-		Reason: ReasonNoEncryptionEvidence,
+		Reason: v1alpha1.ReasonNoEncryptionEvidence,
 		Message: fmt.Sprintf("StorageClass %q (provisioner %s) has no parameter known to encrypt at rest and no %s=\"true\" attestation; no volume is created",
-			class.Name, class.Provisioner, AttestationAnnotation),
+			class.Name, class.Provisioner, v1alpha1.AnnotationEncryptedAtRest),
 		Evidence: []string{fmt.Sprintf("%s: provisioner %s, parameters [%s]", ref, class.Provisioner, strings.Join(paramNames(class.Parameters), ", "))},
 	}
 }
@@ -148,8 +136,8 @@ func paramNames(params map[string]string) []string {
 // EncryptionControl is the EncryptionAtRest control of a store.
 func EncryptionControl(e Encryption, claim string) v1alpha1.ComplianceControl {
 	if !e.Encrypted() {
-		return control(ControlEncryptionAtRest, v1alpha1.ResultFail, e.Reason, e.Message, e.Evidence...)
+		return control(v1alpha1.ControlEncryptionAtRest, v1alpha1.ResultFail, e.Reason, e.Message, e.Evidence...)
 	}
 	evidence := append([]string{"PersistentVolumeClaim/" + claim}, e.Evidence...)
-	return control(ControlEncryptionAtRest, v1alpha1.ResultPass, e.Reason, e.Message, evidence...)
+	return control(v1alpha1.ControlEncryptionAtRest, v1alpha1.ResultPass, e.Reason, e.Message, evidence...)
 }

@@ -11,32 +11,10 @@ import (
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 )
 
-// Controls of a RetentionPolicy (and of a store's summary of its policies).
-const (
-	ControlStatutoryRetention = "StatutoryRetention"
-	ControlRetentionEnforced  = "RetentionEnforced"
-)
-
 func init() {
-	References[ControlStatutoryRetention] = "AVG art. 5(1)(e); Jeugdwet art. 7.3.8; Archiefwet"
-	References[ControlRetentionEnforced] = "AVG art. 5(1)(e), art. 17; BIO 8.10"
+	References[v1alpha1.ControlStatutoryRetention] = "AVG art. 5(1)(e); Jeugdwet art. 7.3.8; Archiefwet"
+	References[v1alpha1.ControlRetentionEnforced] = "AVG art. 5(1)(e), art. 17; BIO 8.10"
 }
-
-// Reasons of the retention checks.
-const (
-	ReasonWithinStatute       = "WithinStatutoryRange"
-	ReasonBelowMinimum        = "BelowStatutoryMinimum"
-	ReasonBeyondMaximum       = "BeyondStorageLimit"
-	ReasonJustified           = "JustifiedException"
-	ReasonNoStatute           = "NoStatuteForService"
-	ReasonRunSucceeded        = "RunSucceeded"
-	ReasonAwaitingFirstRun    = "AwaitingFirstRun"
-	ReasonRunMissed           = "RunMissed"
-	ReasonRunFailed           = "RunFailed"
-	ReasonOverdueRecords      = "OverdueRecords"
-	ReasonInvalidSchedule     = "InvalidSchedule"
-	ReasonNoRetentionPolicies = "NoRetentionPolicy"
-)
 
 // Statute is the retention a service must keep, from the privacy statements
 // and the law behind them: how long at least (Minimum) and how long at most
@@ -81,19 +59,19 @@ func CheckRules(rules []v1alpha1.RetentionRule, service v1alpha1.Service, statut
 		period := AddPeriod(ref, r.Period)
 		switch {
 		case !ok:
-			c.Reason, c.Message = ReasonNoStatute, fmt.Sprintf("rule %s: no statutory retention is configured for service %s", r.Name, service)
+			c.Reason, c.Message = v1alpha1.ReasonNoStatute, fmt.Sprintf("rule %s: no statutory retention is configured for service %s", r.Name, service)
 			c.Pass = false
 		case period.Before(AddPeriod(ref, statute.Minimum)):
-			c.Reason, c.Message = ReasonBelowMinimum, fmt.Sprintf("rule %s keeps %s, shorter than the statutory %s (%s)", r.Name, r.Period, statute.Minimum, statute.Source)
+			c.Reason, c.Message = v1alpha1.ReasonBelowMinimum, fmt.Sprintf("rule %s keeps %s, shorter than the statutory %s (%s)", r.Name, r.Period, statute.Minimum, statute.Source)
 			c.Pass = false
 		case period.After(AddPeriod(ref, statute.Maximum)):
-			c.Reason, c.Message = ReasonBeyondMaximum, fmt.Sprintf("rule %s keeps %s, longer than needed (more than %s; %s)", r.Name, r.Period, statute.Maximum, statute.Source)
+			c.Reason, c.Message = v1alpha1.ReasonBeyondMaximum, fmt.Sprintf("rule %s keeps %s, longer than needed (more than %s; %s)", r.Name, r.Period, statute.Maximum, statute.Source)
 			c.Pass = false
 		default:
-			c.Reason, c.Message = ReasonWithinStatute, fmt.Sprintf("rule %s keeps %s after %s (%s)", r.Name, r.Period, r.Clock.Event, statute.Source)
+			c.Reason, c.Message = v1alpha1.ReasonWithinStatute, fmt.Sprintf("rule %s keeps %s after %s (%s)", r.Name, r.Period, r.Clock.Event, statute.Source)
 		}
 		if !c.Pass && ok && strings.TrimSpace(r.Justification) != "" {
-			c.Pass, c.Reason = true, ReasonJustified
+			c.Pass, c.Reason = true, v1alpha1.ReasonJustified
 			c.Message += "; justified: " + r.Justification
 		}
 		out = append(out, c)
@@ -112,15 +90,15 @@ func StatutoryControl(checks []RuleCheck) v1alpha1.ComplianceControl {
 		}
 	}
 	if len(failed) > 0 {
-		return control(ControlStatutoryRetention, v1alpha1.ResultFail, checksReason(checks), strings.Join(failed, "; "), evidence...)
+		return control(v1alpha1.ControlStatutoryRetention, v1alpha1.ResultFail, checksReason(checks), strings.Join(failed, "; "), evidence...)
 	}
-	reason, msg := ReasonWithinStatute, fmt.Sprintf("all %d rule(s) within the statutory range", len(checks))
+	reason, msg := v1alpha1.ReasonWithinStatute, fmt.Sprintf("all %d rule(s) within the statutory range", len(checks))
 	for _, c := range checks {
-		if c.Reason == ReasonJustified {
-			reason, msg = ReasonJustified, fmt.Sprintf("all %d rule(s) within the statutory range or justified", len(checks))
+		if c.Reason == v1alpha1.ReasonJustified {
+			reason, msg = v1alpha1.ReasonJustified, fmt.Sprintf("all %d rule(s) within the statutory range or justified", len(checks))
 		}
 	}
-	return control(ControlStatutoryRetention, v1alpha1.ResultPass, reason, msg, evidence...)
+	return control(v1alpha1.ControlStatutoryRetention, v1alpha1.ResultPass, reason, msg, evidence...)
 }
 
 func checksReason(checks []RuleCheck) string {
@@ -129,7 +107,7 @@ func checksReason(checks []RuleCheck) string {
 			return c.Reason
 		}
 	}
-	return ReasonWithinStatute
+	return v1alpha1.ReasonWithinStatute
 }
 
 // Schedule parses a cron schedule in a time zone, as the CronJob controller does.
@@ -166,17 +144,17 @@ type EnforcementFacts struct {
 // run is due it is Unknown.
 func EnforcementControl(f EnforcementFacts, now time.Time) v1alpha1.ComplianceControl {
 	if f.Schedule == nil {
-		return control(ControlRetentionEnforced, v1alpha1.ResultFail, ReasonInvalidSchedule, "the schedule cannot be parsed")
+		return control(v1alpha1.ControlRetentionEnforced, v1alpha1.ResultFail, v1alpha1.ReasonInvalidSchedule, "the schedule cannot be parsed")
 	}
 	// Two intervals back from now: the latest moment a run counts.
 	first := f.Schedule.Next(f.Created)
 	second := f.Schedule.Next(first)
 	if f.LastRun == nil {
 		if now.Before(second) {
-			return control(ControlRetentionEnforced, v1alpha1.ResultUnknown, ReasonAwaitingFirstRun,
+			return control(v1alpha1.ControlRetentionEnforced, v1alpha1.ResultUnknown, v1alpha1.ReasonAwaitingFirstRun,
 				"no sweep has run yet; the first is due at "+stamp(first))
 		}
-		return control(ControlRetentionEnforced, v1alpha1.ResultFail, ReasonRunMissed,
+		return control(v1alpha1.ControlRetentionEnforced, v1alpha1.ResultFail, v1alpha1.ReasonRunMissed,
 			"no sweep has reported since the policy was created, although two were due")
 	}
 	run := f.LastRun
@@ -185,29 +163,29 @@ func EnforcementControl(f EnforcementFacts, now time.Time) v1alpha1.ComplianceCo
 		evidence = append(evidence, "proof of destruction sha256:"+run.ProofDigest)
 	}
 	if run.Result == v1alpha1.RunFailed {
-		return control(ControlRetentionEnforced, v1alpha1.ResultFail, ReasonRunFailed, "the last sweep failed; see its Job's log", evidence...)
+		return control(v1alpha1.ControlRetentionEnforced, v1alpha1.ResultFail, v1alpha1.ReasonRunFailed, "the last sweep failed; see its Job's log", evidence...)
 	}
 	if next := f.Schedule.Next(f.Schedule.Next(run.StartTime.Time)); !now.Before(next.Add(time.Hour)) {
-		return control(ControlRetentionEnforced, v1alpha1.ResultFail, ReasonRunMissed,
+		return control(v1alpha1.ControlRetentionEnforced, v1alpha1.ResultFail, v1alpha1.ReasonRunMissed,
 			"the last sweep ran at "+stamp(run.StartTime.Time)+", more than two scheduled intervals ago", evidence...)
 	}
 	if run.Result == v1alpha1.RunInterrupted {
-		return control(ControlRetentionEnforced, v1alpha1.ResultFail, "RunInterrupted",
+		return control(v1alpha1.ControlRetentionEnforced, v1alpha1.ResultFail, v1alpha1.ReasonRunInterrupted,
 			"the last sweep was interrupted (SIGTERM or maxRunTime) before it finished; the next run continues", evidence...)
 	}
 	if run.Overdue < 0 {
-		return control(ControlRetentionEnforced, v1alpha1.ResultUnknown, "OverdueUnknown",
+		return control(v1alpha1.ControlRetentionEnforced, v1alpha1.ResultUnknown, v1alpha1.ReasonOverdueUnknown,
 			"the last sweep could not count what is still overdue", evidence...)
 	}
 	if run.Result == v1alpha1.RunDryRun {
-		return control(ControlRetentionEnforced, v1alpha1.ResultFail, "DryRunOnly",
+		return control(v1alpha1.ControlRetentionEnforced, v1alpha1.ResultFail, v1alpha1.ReasonDryRunOnly,
 			fmt.Sprintf("the policy runs in dry-run mode: %d record(s) are due and nothing is destroyed", run.Overdue), evidence...)
 	}
 	if run.Overdue > f.Tolerance {
-		return control(ControlRetentionEnforced, v1alpha1.ResultFail, ReasonOverdueRecords,
+		return control(v1alpha1.ControlRetentionEnforced, v1alpha1.ResultFail, v1alpha1.ReasonOverdueRecords,
 			fmt.Sprintf("%d record(s) are still overdue after the last sweep", run.Overdue), evidence...)
 	}
-	return control(ControlRetentionEnforced, v1alpha1.ResultPass, ReasonRunSucceeded,
+	return control(v1alpha1.ControlRetentionEnforced, v1alpha1.ResultPass, v1alpha1.ReasonRunSucceeded,
 		fmt.Sprintf("the last sweep ran at %s and left nothing overdue", stamp(run.StartTime.Time)), evidence...)
 }
 
@@ -236,11 +214,11 @@ type RetentionOutcome struct {
 // every one is lawful and enforced.
 func StoreRetentionControl(policies []RetentionOutcome) v1alpha1.ComplianceControl {
 	if len(policies) == 0 {
-		return control(ControlRetentionEnforced, v1alpha1.ResultFail, ReasonNoRetentionPolicies,
+		return control(v1alpha1.ControlRetentionEnforced, v1alpha1.ResultFail, v1alpha1.ReasonNoRetentionPolicies,
 			"no RetentionPolicy destroys this store's dossiers when their retention ends")
 	}
 	evidence := make([]string, 0, len(policies))
-	result, reason := v1alpha1.ResultPass, ReasonRunSucceeded
+	result, reason := v1alpha1.ResultPass, v1alpha1.ReasonRunSucceeded
 	for _, p := range policies {
 		evidence = append(evidence, fmt.Sprintf("RetentionPolicy/%s: %s (%s)", p.Name, p.Result, p.Reason))
 		switch {
@@ -254,7 +232,7 @@ func StoreRetentionControl(policies []RetentionOutcome) v1alpha1.ComplianceContr
 	if result != v1alpha1.ResultPass {
 		msg = "not every retention policy is lawful and enforced yet; see the evidence"
 	}
-	return control(ControlRetentionEnforced, result, reason, msg, evidence...)
+	return control(v1alpha1.ControlRetentionEnforced, result, reason, msg, evidence...)
 }
 
 // ValidateStatutes checks a configured table: known services and clocks,

@@ -7,32 +7,12 @@ import (
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 )
 
-// Controls of an AccessRole, and of a store's summary of its roles.
-const (
-	ControlNeedToKnow           = "NeedToKnow"
-	ControlBreakGlassReview     = "BreakGlassReview"
-	ControlAccessControlDefined = "AccessControlDefined"
-	ControlMinimisation         = "Minimisation"
-)
-
 func init() {
-	References[ControlNeedToKnow] = "AVG art. 5(1)(c), art. 25; BIO 8.3"
-	References[ControlBreakGlassReview] = "AVG art. 32(1)(d); BIO 5.18, 8.2"
-	References[ControlAccessControlDefined] = "AVG art. 25, art. 32(1)(b); BIO 5.15, 8.3"
-	References[ControlMinimisation] = "AVG art. 5(1)(c)"
+	References[v1alpha1.ControlNeedToKnow] = "AVG art. 5(1)(c), art. 25; BIO 8.3"
+	References[v1alpha1.ControlBreakGlassReview] = "AVG art. 32(1)(d); BIO 5.18, 8.2"
+	References[v1alpha1.ControlAccessControlDefined] = "AVG art. 25, art. 32(1)(b); BIO 5.15, 8.3"
+	References[v1alpha1.ControlMinimisation] = "AVG art. 5(1)(c)"
 }
-
-// Reasons of the role checks.
-const (
-	ReasonWithinStore          = "WithinStoreCategories"
-	ReasonCategoriesNotInStore = "CategoriesNotInStore"
-	ReasonReviewCurrent        = "ReviewCurrent"
-	ReasonNotBreakGlass        = "NotBreakGlass"
-	ReasonRolesDefined         = "RolesDefined"
-	ReasonNoRoles              = "NoAccessRoles"
-	ReasonRoleRejected         = "RoleRejected"
-	ReasonNoViolations         = "NoViolations"
-)
 
 // RoleVerdict is the outcome of an AccessRole's checks.
 type RoleVerdict struct {
@@ -58,11 +38,11 @@ func EvaluateRole(role *v1alpha1.AccessRole, store StoreView, now time.Time) Rol
 	v.Controls = []v1alpha1.ComplianceControl{needToKnow, review}
 	switch {
 	case !store.Found:
-		v.Reason, v.Message = ReasonStoreNotFound, fmt.Sprintf("DossierStore %q does not exist", role.Spec.StoreRef.Name)
+		v.Reason, v.Message = v1alpha1.ReasonStoreNotFound, fmt.Sprintf("DossierStore %q does not exist", role.Spec.StoreRef.Name)
 	case needToKnow.Result != v1alpha1.ResultPass:
 		v.Reason, v.Message = needToKnow.Reason, needToKnow.Message+"; the role is left out of the access policy"
 	default:
-		v.Enforceable, v.Reason = true, "Enforced"
+		v.Enforceable, v.Reason = true, v1alpha1.ReasonRoleEnforced
 		v.Message = fmt.Sprintf("%s of %s for %d subject(s), in the store's access policy",
 			joinActions(role.Spec.Actions), joinCategories(role.Spec.Categories), len(role.Spec.Subjects))
 	}
@@ -71,23 +51,23 @@ func EvaluateRole(role *v1alpha1.AccessRole, store StoreView, now time.Time) Rol
 
 func needToKnowControl(role *v1alpha1.AccessRole, store StoreView) v1alpha1.ComplianceControl {
 	if !store.Found {
-		return control(ControlNeedToKnow, v1alpha1.ResultFail, ReasonStoreNotFound, "the store does not exist")
+		return control(v1alpha1.ControlNeedToKnow, v1alpha1.ResultFail, v1alpha1.ReasonStoreNotFound, "the store does not exist")
 	}
 	if extra := missing(role.Spec.Categories, store.Categories); len(extra) > 0 {
-		return control(ControlNeedToKnow, v1alpha1.ResultFail, ReasonCategoriesNotInStore,
+		return control(v1alpha1.ControlNeedToKnow, v1alpha1.ResultFail, v1alpha1.ReasonCategoriesNotInStore,
 			fmt.Sprintf("categories %s are not held by store %s", joinCategories(extra), role.Spec.StoreRef.Name))
 	}
 	msg := fmt.Sprintf("grants %s of the store's %s for: %s", joinCategories(role.Spec.Categories), joinCategories(store.Categories), role.Spec.Purpose)
 	if role.Spec.AssignedCasesOnly {
 		msg += "; only assigned cases"
 	}
-	return control(ControlNeedToKnow, v1alpha1.ResultPass, ReasonWithinStore, msg)
+	return control(v1alpha1.ControlNeedToKnow, v1alpha1.ResultPass, v1alpha1.ReasonWithinStore, msg)
 }
 
 func breakGlassControl(role *v1alpha1.AccessRole, now time.Time) (v1alpha1.ComplianceControl, *time.Time) {
 	bg := role.Spec.BreakGlass
 	if bg == nil {
-		return control(ControlBreakGlassReview, v1alpha1.ResultPass, ReasonNotBreakGlass, "not a break-glass role"), nil
+		return control(v1alpha1.ControlBreakGlassReview, v1alpha1.ResultPass, v1alpha1.ReasonNotBreakGlass, "not a break-glass role"), nil
 	}
 	since := role.CreationTimestamp.Time
 	if bg.LastReviewed != nil {
@@ -95,10 +75,10 @@ func breakGlassControl(role *v1alpha1.AccessRole, now time.Time) (v1alpha1.Compl
 	}
 	due := AddPeriod(since, bg.ReviewPeriod)
 	if !now.Before(due) {
-		return control(ControlBreakGlassReview, v1alpha1.ResultFail, ReasonReviewOverdue,
+		return control(v1alpha1.ControlBreakGlassReview, v1alpha1.ResultFail, v1alpha1.ReasonReviewOverdue,
 			fmt.Sprintf("the break-glass role was due for review at %s; review it and set spec.breakGlass.lastReviewed", stamp(due))), &due
 	}
-	return control(ControlBreakGlassReview, v1alpha1.ResultPass, ReasonReviewCurrent,
+	return control(v1alpha1.ControlBreakGlassReview, v1alpha1.ResultPass, v1alpha1.ReasonReviewCurrent,
 		"break-glass role; next review due "+stamp(due), "justification recorded"), &due
 }
 
@@ -144,7 +124,7 @@ type RoleSummary struct {
 // was rejected.
 func AccessControlControl(roles []RoleSummary, policyConfigMap string) v1alpha1.ComplianceControl {
 	if len(roles) == 0 {
-		return control(ControlAccessControlDefined, v1alpha1.ResultFail, ReasonNoRoles,
+		return control(v1alpha1.ControlAccessControlDefined, v1alpha1.ResultFail, v1alpha1.ReasonNoRoles,
 			"no AccessRole grants access to this store; the audit proxy denies every request")
 	}
 	var rejected []string
@@ -158,10 +138,10 @@ func AccessControlControl(roles []RoleSummary, policyConfigMap string) v1alpha1.
 		evidence = append(evidence, "AccessRole/"+r.Name)
 	}
 	if len(rejected) > 0 {
-		return control(ControlAccessControlDefined, v1alpha1.ResultFail, ReasonRoleRejected,
+		return control(v1alpha1.ControlAccessControlDefined, v1alpha1.ResultFail, v1alpha1.ReasonRoleRejected,
 			fmt.Sprintf("roles %v grant categories the store does not hold and are not enforced", rejected), evidence...)
 	}
-	return control(ControlAccessControlDefined, v1alpha1.ResultPass, ReasonRolesDefined,
+	return control(v1alpha1.ControlAccessControlDefined, v1alpha1.ResultPass, v1alpha1.ReasonRolesDefined,
 		fmt.Sprintf("%d access role(s) rendered into the access policy", len(roles)), evidence...)
 }
 
@@ -173,9 +153,9 @@ func MinimisationControl(violating []string, agreements int) v1alpha1.Compliance
 		for _, v := range violating {
 			evidence = append(evidence, "SharingAgreement/"+v)
 		}
-		return control(ControlMinimisation, v1alpha1.ResultFail, ReasonMinimisationViolated,
+		return control(v1alpha1.ControlMinimisation, v1alpha1.ResultFail, v1alpha1.ReasonMinimisationViolated,
 			fmt.Sprintf("%d sharing agreement(s) would share more than allowed and are not in force", len(violating)), evidence...)
 	}
-	return control(ControlMinimisation, v1alpha1.ResultPass, ReasonNoViolations,
+	return control(v1alpha1.ControlMinimisation, v1alpha1.ResultPass, v1alpha1.ReasonNoViolations,
 		fmt.Sprintf("all %d sharing agreement(s) stay within the store's categories and their partner's maximum", agreements))
 }

@@ -11,33 +11,11 @@ import (
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 )
 
-// Controls of a SharingAgreement (and of a store's summary of them).
-const (
-	ControlLawfulBasis      = "LawfulBasis"
-	ControlDataMinimisation = "DataMinimisation"
-	ControlTransferControl  = "TransferControl"
-)
-
 func init() {
-	References[ControlLawfulBasis] = "AVG art. 6(1), art. 9(2); BIO 5.34"
-	References[ControlDataMinimisation] = "AVG art. 5(1)(c)"
-	References[ControlTransferControl] = "AVG art. 5(1)(f); BIO 5.14, 8.22"
+	References[v1alpha1.ControlLawfulBasis] = "AVG art. 6(1), art. 9(2); BIO 5.34"
+	References[v1alpha1.ControlDataMinimisation] = "AVG art. 5(1)(c)"
+	References[v1alpha1.ControlTransferControl] = "AVG art. 5(1)(f); BIO 5.14, 8.22"
 }
-
-// Reasons an agreement is or is not in force.
-const (
-	ReasonInForce              = "InForce"
-	ReasonNotYetValid          = "NotYetValid"
-	ReasonExpired              = "Expired"
-	ReasonSuspended            = "Suspended"
-	ReasonConsentWithdrawn     = "ConsentWithdrawn"
-	ReasonReviewOverdue        = "ReviewOverdue"
-	ReasonMinimisationViolated = "MinimisationViolated"
-	ReasonStoreNotFound        = "StoreNotFound"
-	ReasonStoreNotReady        = "StoreNotReady"
-	ReasonBasisDocumented      = "BasisDocumented"
-	ReasonWithinMaximum        = "WithinMaximum"
-)
 
 var (
 	allCategories = v1alpha1.AllDataCategories
@@ -117,23 +95,23 @@ func EvaluateAgreement(a *v1alpha1.SharingAgreement, store StoreView, now time.T
 
 	switch {
 	case !store.Found:
-		v.Reason, v.Message = ReasonStoreNotFound, fmt.Sprintf("DossierStore %q does not exist", spec.StoreRef.Name)
+		v.Reason, v.Message = v1alpha1.ReasonStoreNotFound, fmt.Sprintf("DossierStore %q does not exist", spec.StoreRef.Name)
 	case minimisation.Result != v1alpha1.ResultPass:
-		v.Reason, v.Message = ReasonMinimisationViolated, minimisation.Message
+		v.Reason, v.Message = v1alpha1.ReasonMinimisationViolated, minimisation.Message
 	case spec.Consent != nil && spec.Consent.Withdrawn:
-		v.Reason, v.Message = ReasonConsentWithdrawn, fmt.Sprintf("consent %s was withdrawn; sharing stopped", spec.Consent.Reference)
+		v.Reason, v.Message = v1alpha1.ReasonConsentWithdrawn, fmt.Sprintf("consent %s was withdrawn; sharing stopped", spec.Consent.Reference)
 	case basis.Result != v1alpha1.ResultPass:
 		v.Reason, v.Message = basis.Reason, basis.Message
 	case spec.Suspended:
-		v.Reason, v.Message = ReasonSuspended, "the agreement is suspended"
+		v.Reason, v.Message = v1alpha1.ReasonSuspended, "the agreement is suspended"
 	case spec.ValidFrom != nil && now.Before(spec.ValidFrom.Time):
-		v.Reason, v.Message = ReasonNotYetValid, "the agreement takes effect at "+stamp(spec.ValidFrom.Time)
+		v.Reason, v.Message = v1alpha1.ReasonNotYetValid, "the agreement takes effect at "+stamp(spec.ValidFrom.Time)
 	case spec.ValidUntil != nil && !now.Before(spec.ValidUntil.Time):
-		v.Reason, v.Message = ReasonExpired, "the agreement expired at "+stamp(spec.ValidUntil.Time)
+		v.Reason, v.Message = v1alpha1.ReasonExpired, "the agreement expired at "+stamp(spec.ValidUntil.Time)
 	case !store.Ready:
-		v.Reason, v.Message = ReasonStoreNotReady, fmt.Sprintf("DossierStore %q is not Ready; nothing is shared from a store that is not secured", spec.StoreRef.Name)
+		v.Reason, v.Message = v1alpha1.ReasonStoreNotReady, fmt.Sprintf("DossierStore %q is not Ready; nothing is shared from a store that is not secured", spec.StoreRef.Name)
 	default:
-		v.InForce, v.Reason = true, ReasonInForce
+		v.InForce, v.Reason = true, v1alpha1.ReasonInForce
 		v.Message = fmt.Sprintf("sharing %s with %s on the basis of %s", joinCategories(spec.Categories), spec.Partner.Name, spec.LegalBasis)
 		if spec.ValidUntil != nil {
 			v.Message += " until " + stamp(spec.ValidUntil.Time)
@@ -145,14 +123,14 @@ func EvaluateAgreement(a *v1alpha1.SharingAgreement, store StoreView, now time.T
 // TransferControl passes when network access exists exactly while in force.
 func TransferControl(inForce, policyExists bool, policy string) v1alpha1.ComplianceControl {
 	if inForce != policyExists {
-		return control(ControlTransferControl, v1alpha1.ResultFail, "NetworkAccessMismatch",
+		return control(v1alpha1.ControlTransferControl, v1alpha1.ResultFail, v1alpha1.ReasonNetworkAccessMismatch,
 			"network access to the partner does not match the agreement's state; see the operator's events")
 	}
 	if inForce {
-		return control(ControlTransferControl, v1alpha1.ResultPass, "AccessWhileInForce",
+		return control(v1alpha1.ControlTransferControl, v1alpha1.ResultPass, v1alpha1.ReasonAccessWhileInForce,
 			"network access to the partner exists while the agreement is in force", "NetworkPolicy/"+policy)
 	}
-	return control(ControlTransferControl, v1alpha1.ResultPass, "NoAccessOutOfForce",
+	return control(v1alpha1.ControlTransferControl, v1alpha1.ResultPass, v1alpha1.ReasonNoAccessOutOfForce,
 		"no network access to the partner while the agreement is not in force")
 }
 
@@ -160,24 +138,24 @@ func lawfulBasisControl(spec *v1alpha1.SharingAgreementSpec, now time.Time) v1al
 	switch spec.LegalBasis {
 	case v1alpha1.BasisConsent:
 		if spec.Consent == nil {
-			return control(ControlLawfulBasis, v1alpha1.ResultFail, "ConsentMissing", "no consent is recorded")
+			return control(v1alpha1.ControlLawfulBasis, v1alpha1.ResultFail, v1alpha1.ReasonConsentMissing, "no consent is recorded")
 		}
 		if spec.Consent.Withdrawn {
-			return control(ControlLawfulBasis, v1alpha1.ResultPass, ReasonConsentWithdrawn,
+			return control(v1alpha1.ControlLawfulBasis, v1alpha1.ResultPass, v1alpha1.ReasonConsentWithdrawn,
 				"consent was withdrawn and sharing stopped", "consent "+spec.Consent.Reference+" (withdrawn)")
 		}
-		return control(ControlLawfulBasis, v1alpha1.ResultPass, ReasonBasisDocumented,
+		return control(v1alpha1.ControlLawfulBasis, v1alpha1.ResultPass, v1alpha1.ReasonBasisDocumented,
 			"consent of the client (AVG art. 6(1)(a))", "consent "+spec.Consent.Reference)
 	case v1alpha1.BasisVitalInterest:
 		if spec.ReviewDate == nil || !now.Before(spec.ReviewDate.Time) {
-			return control(ControlLawfulBasis, v1alpha1.ResultFail, ReasonReviewOverdue,
+			return control(v1alpha1.ControlLawfulBasis, v1alpha1.ResultFail, v1alpha1.ReasonReviewOverdue,
 				"sharing without consent for a vital interest was due for review; it stops until the review date is renewed")
 		}
-		return control(ControlLawfulBasis, v1alpha1.ResultPass, ReasonBasisDocumented,
+		return control(v1alpha1.ControlLawfulBasis, v1alpha1.ResultPass, v1alpha1.ReasonBasisDocumented,
 			"vital interest (AVG art. 6(1)(d), Meldcode) with a justification, review by "+stamp(spec.ReviewDate.Time),
 			"justification recorded", "review "+stamp(spec.ReviewDate.Time))
 	default:
-		return control(ControlLawfulBasis, v1alpha1.ResultPass, ReasonBasisDocumented,
+		return control(v1alpha1.ControlLawfulBasis, v1alpha1.ResultPass, v1alpha1.ReasonBasisDocumented,
 			fmt.Sprintf("%s under %s", spec.LegalBasis, spec.LegalReference), spec.LegalReference)
 	}
 }
@@ -195,9 +173,9 @@ func minimisationControl(spec *v1alpha1.SharingAgreementSpec, store StoreView) v
 			spec.Partner.Type, joinCategories(maximum), joinCategories(extra)))
 	}
 	if len(problems) > 0 {
-		return control(ControlDataMinimisation, v1alpha1.ResultFail, ReasonMinimisationViolated, strings.Join(problems, "; "))
+		return control(v1alpha1.ControlDataMinimisation, v1alpha1.ResultFail, v1alpha1.ReasonMinimisationViolated, strings.Join(problems, "; "))
 	}
-	return control(ControlDataMinimisation, v1alpha1.ResultPass, ReasonWithinMaximum,
+	return control(v1alpha1.ControlDataMinimisation, v1alpha1.ResultPass, v1alpha1.ReasonWithinMaximum,
 		fmt.Sprintf("%s within the maximum for a %s", joinCategories(spec.Categories), spec.Partner.Type))
 }
 

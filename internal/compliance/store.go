@@ -8,16 +8,6 @@ import (
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 )
 
-// Reasons of the store's other controls.
-const (
-	ReasonKeyCurrent         = "KeyCurrent"
-	ReasonKeyRotationFailed  = "KeyRotationFailed"
-	ReasonKeyAccessBound     = "BoundToWorkloadServiceAccount"
-	ReasonKeyAccessNotBound  = "KeyAccessNotApplied"
-	ReasonDefaultDenyApplied = "DefaultDenyApplied"
-	ReasonIsolationMissing   = "IsolationNotApplied"
-)
-
 // KeyFacts describe a store's data key after reconciling it.
 type KeyFacts struct {
 	Secret       string
@@ -32,10 +22,10 @@ type KeyFacts struct {
 // its rotation period.
 func KeyManagementControl(k KeyFacts, now time.Time) v1alpha1.ComplianceControl {
 	if k.Failed || k.Version == 0 || !now.Before(k.NextRotation) {
-		return control(ControlKeyManagement, v1alpha1.ResultFail, ReasonKeyRotationFailed,
+		return control(v1alpha1.ControlKeyManagement, v1alpha1.ResultFail, v1alpha1.ReasonKeyRotationFailed,
 			"the data key could not be created or rotated on time; see the operator's events")
 	}
-	return control(ControlKeyManagement, v1alpha1.ResultPass, ReasonKeyCurrent,
+	return control(v1alpha1.ControlKeyManagement, v1alpha1.ResultPass, v1alpha1.ReasonKeyCurrent,
 		fmt.Sprintf("data key version %d is current (%d kept for decryption); next rotation %s",
 			k.Version, k.Versions, k.NextRotation.UTC().Format(time.RFC3339)),
 		fmt.Sprintf("Secret/%s: key version %d", k.Secret, k.Version))
@@ -45,10 +35,10 @@ func KeyManagementControl(k KeyFacts, now time.Time) v1alpha1.ComplianceControl 
 // to read the data key.
 func KeyAccessControl(applied bool, role, serviceAccount string) v1alpha1.ComplianceControl {
 	if !applied {
-		return control(ControlKeyAccess, v1alpha1.ResultFail, ReasonKeyAccessNotBound,
+		return control(v1alpha1.ControlKeyAccess, v1alpha1.ResultFail, v1alpha1.ReasonKeyAccessNotBound,
 			"the Role and RoleBinding that limit the data key to the workload could not be applied")
 	}
-	return control(ControlKeyAccess, v1alpha1.ResultPass, ReasonKeyAccessBound,
+	return control(v1alpha1.ControlKeyAccess, v1alpha1.ResultPass, v1alpha1.ReasonKeyAccessBound,
 		fmt.Sprintf("only ServiceAccount %q may read the data key", serviceAccount),
 		"Role/"+role, "RoleBinding/"+role)
 }
@@ -56,19 +46,16 @@ func KeyAccessControl(applied bool, role, serviceAccount string) v1alpha1.Compli
 // NetworkControl passes when the default-deny NetworkPolicy is in place.
 func NetworkControl(applied bool, policy string, proxyPort int32) v1alpha1.ComplianceControl {
 	if !applied {
-		return control(ControlNetworkSegregation, v1alpha1.ResultFail, ReasonIsolationMissing,
+		return control(v1alpha1.ControlNetworkSegregation, v1alpha1.ResultFail, v1alpha1.ReasonIsolationMissing,
 			"the default-deny NetworkPolicy around the workload could not be applied")
 	}
-	return control(ControlNetworkSegregation, v1alpha1.ResultPass, ReasonDefaultDenyApplied,
+	return control(v1alpha1.ControlNetworkSegregation, v1alpha1.ResultPass, v1alpha1.ReasonDefaultDenyApplied,
 		fmt.Sprintf("default deny around the workload; ingress only to the audit proxy on port %d, egress only to DNS and declared dependencies", proxyPort),
 		"NetworkPolicy/"+policy)
 }
 
-// ControlAuditActive is the store's audit-proxy coverage.
-const ControlAuditActive = "AuditActive"
-
 func init() {
-	References[ControlAuditActive] = "AVG art. 5(2), art. 30; BIO 8.15; NEN 7513"
+	References[v1alpha1.ControlAuditActive] = "AVG art. 5(2), art. 30; BIO 8.15; NEN 7513"
 }
 
 // AuditControl passes when every running pod of the workload has the audit
@@ -76,18 +63,18 @@ func init() {
 func AuditControl(unaudited []string, running int, listed bool) v1alpha1.ComplianceControl {
 	switch {
 	case !listed:
-		return control(ControlAuditActive, v1alpha1.ResultUnknown, "PodsNotListed", "the workload's pods could not be listed")
+		return control(v1alpha1.ControlAuditActive, v1alpha1.ResultUnknown, v1alpha1.ReasonPodsNotListed, "the workload's pods could not be listed")
 	case len(unaudited) > 0:
 		evidence := make([]string, 0, len(unaudited))
 		for _, p := range unaudited {
 			evidence = append(evidence, "Pod/"+p+": no audit-proxy container")
 		}
-		return control(ControlAuditActive, v1alpha1.ResultFail, "PodsWithoutAuditProxy",
+		return control(v1alpha1.ControlAuditActive, v1alpha1.ResultFail, v1alpha1.ReasonPodsWithoutAuditProxy,
 			fmt.Sprintf("%d of %d workload pod(s) run without the audit proxy: %s", len(unaudited), running, strings.Join(unaudited, ", ")), evidence...)
 	case running == 0:
-		return control(ControlAuditActive, v1alpha1.ResultPass, "NoWorkloadPods", "no pods of the workload are running")
+		return control(v1alpha1.ControlAuditActive, v1alpha1.ResultPass, v1alpha1.ReasonNoWorkloadPods, "no pods of the workload are running")
 	default:
-		return control(ControlAuditActive, v1alpha1.ResultPass, "AllPodsAudited",
+		return control(v1alpha1.ControlAuditActive, v1alpha1.ResultPass, v1alpha1.ReasonAllPodsAudited,
 			fmt.Sprintf("all %d workload pod(s) run the audit proxy", running))
 	}
 }

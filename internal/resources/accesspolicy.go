@@ -7,9 +7,6 @@ import (
 	"github.com/dossierguard/dossierguard/internal/accesspolicy"
 )
 
-// AnnotationPolicyHash carries the SHA-256 of the rendered access policy.
-const AnnotationPolicyHash = "privacy.dossierguard.io/policy-sha256"
-
 // AccessPolicyName is the ConfigMap with a store's rendered access policy.
 func AccessPolicyName(store *v1alpha1.DossierStore) string { return store.Name + "-access-policy" }
 
@@ -18,7 +15,7 @@ func AccessPolicyName(store *v1alpha1.DossierStore) string { return store.Name +
 func AccessPolicyConfigMap(store *v1alpha1.DossierStore, document []byte, hash string) *corev1ac.ConfigMapApplyConfiguration {
 	return corev1ac.ConfigMap(AccessPolicyName(store), store.Namespace).
 		WithLabels(StoreLabels(store, "access-policy")).
-		WithAnnotations(map[string]string{AnnotationPolicyHash: hash}).
+		WithAnnotations(map[string]string{v1alpha1.AnnotationPolicyHash: hash}).
 		WithOwnerReferences(StoreOwner(store)).
 		WithData(map[string]string{accesspolicy.ConfigMapKey: string(document)})
 }

@@ -11,15 +11,13 @@ import (
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 )
 
-// Labels and annotations dossierguard sets on the objects it manages.
+// The recommended Kubernetes labels dossierguard sets on the objects it
+// manages; its own labels and annotations are in api/v1alpha1.
 const (
-	LabelManagedBy      = "app.kubernetes.io/managed-by"
-	LabelPartOf         = "app.kubernetes.io/part-of"
-	LabelComponent      = "app.kubernetes.io/component"
-	ManagedByValue      = "dossierguard"
-	LabelStore          = "privacy.dossierguard.io/store"
-	AnnotationEncrypted = "privacy.dossierguard.io/encrypted-at-rest"
-	AnnotationRetained  = "privacy.dossierguard.io/retained-from-store"
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	LabelPartOf    = "app.kubernetes.io/part-of"
+	LabelComponent = "app.kubernetes.io/component"
+	ManagedByValue = "dossierguard"
 )
 
 // FieldOwner is the server-side-apply field manager of every write.
@@ -35,10 +33,10 @@ func IsolationPolicyName(store *v1alpha1.DossierStore) string { return store.Nam
 // StoreLabels are the labels of every child of a store.
 func StoreLabels(store *v1alpha1.DossierStore, component string) map[string]string {
 	return map[string]string{
-		LabelManagedBy: ManagedByValue,
-		LabelPartOf:    ManagedByValue,
-		LabelComponent: component,
-		LabelStore:     store.Name,
+		LabelManagedBy:      ManagedByValue,
+		LabelPartOf:         ManagedByValue,
+		LabelComponent:      component,
+		v1alpha1.LabelStore: store.Name,
 	}
 }
 

@@ -39,8 +39,8 @@ func policyOwner(p *v1alpha1.RetentionPolicy) *metav1ac.OwnerReferenceApplyConfi
 func policyLabels(p *v1alpha1.RetentionPolicy) map[string]string {
 	return map[string]string{
 		LabelManagedBy: ManagedByValue, LabelPartOf: ManagedByValue,
-		LabelComponent: "retention-sweeper", LabelStore: p.Spec.StoreRef.Name,
-		"privacy.dossierguard.io/retention-policy": p.Name,
+		LabelComponent: "retention-sweeper", v1alpha1.LabelStore: p.Spec.StoreRef.Name,
+		v1alpha1.LabelRetentionPolicy: p.Name,
 	}
 }
 

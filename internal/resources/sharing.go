@@ -9,9 +9,6 @@ import (
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 )
 
-// LabelAgreement marks the NetworkPolicy of a SharingAgreement.
-const LabelAgreement = "privacy.dossierguard.io/sharing-agreement"
-
 // AgreementPolicyName is the NetworkPolicy of an agreement in force.
 func AgreementPolicyName(a *v1alpha1.SharingAgreement) string { return "share-" + a.Name }
 
@@ -40,7 +37,7 @@ func AgreementPolicy(a *v1alpha1.SharingAgreement, store *v1alpha1.DossierStore)
 			WithPolicyTypes(networkingv1.PolicyTypeIngress)
 	}
 	labels := StoreLabels(store, "sharing-agreement")
-	labels[LabelAgreement] = a.Name
+	labels[v1alpha1.LabelAgreement] = a.Name
 	return networkingv1ac.NetworkPolicy(AgreementPolicyName(a), a.Namespace).
 		WithLabels(labels).
 		WithOwnerReferences(metav1ac.OwnerReference().

@@ -13,7 +13,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
-	"github.com/dossierguard/dossierguard/internal/resources"
 )
 
 // Path the injector serves on the webhook server.
@@ -40,7 +39,7 @@ func (i *Injector) Handle(ctx context.Context, req admission.Request) admission.
 	if err := i.Decoder.Decode(req, pod); err != nil {
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decode pod: %w", err))
 	}
-	name, labelled := pod.Labels[resources.LabelStore]
+	name, labelled := pod.Labels[v1alpha1.LabelStore]
 	if !labelled {
 		return admission.Allowed("not a dossier store pod")
 	}
@@ -51,7 +50,7 @@ func (i *Injector) Handle(ctx context.Context, req admission.Request) admission.
 	if err := i.Client.Get(ctx, client.ObjectKey{Namespace: req.Namespace, Name: name}, store); err != nil {
 		if apierrors.IsNotFound(err) {
 			return admission.Denied(fmt.Sprintf("metadata.labels[%s]: DossierStore %q does not exist in namespace %q; a pod of a dossier store must not start without its audit proxy",
-				resources.LabelStore, name, req.Namespace))
+				v1alpha1.LabelStore, name, req.Namespace))
 		}
 		log.FromContext(ctx).Error(err, "Reading the DossierStore for injection failed", "store", name)
 		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("read DossierStore %q", name))

@@ -20,15 +20,14 @@ import (
 
 // Names of what the injector adds to a pod.
 const (
-	SidecarName      = "audit-proxy"
-	PolicyVolume     = "dossierguard-policy"
-	KeysVolume       = "dossierguard-audit-keys"
-	LogVolume        = "dossierguard-audit-log"
-	PolicyDir        = "/etc/dossierguard/policy"
-	KeysDir          = "/etc/dossierguard/keys"
-	LogDir           = "/var/log/dossierguard"
-	HealthPort       = 9901
-	AnnotationStatus = "privacy.dossierguard.io/audit-proxy"
+	SidecarName  = "audit-proxy"
+	PolicyVolume = "dossierguard-policy"
+	KeysVolume   = "dossierguard-audit-keys"
+	LogVolume    = "dossierguard-audit-log"
+	PolicyDir    = "/etc/dossierguard/policy"
+	KeysDir      = "/etc/dossierguard/keys"
+	LogDir       = "/var/log/dossierguard"
+	HealthPort   = 9901
 )
 
 // Config is how the operator is installed.
@@ -68,7 +67,7 @@ func Inject(pod *corev1.Pod, store *v1alpha1.DossierStore, cfg Config) bool {
 	if pod.Annotations == nil {
 		pod.Annotations = map[string]string{}
 	}
-	pod.Annotations[AnnotationStatus] = "injected"
+	pod.Annotations[v1alpha1.AnnotationAuditProxy] = "injected"
 	return true
 }
 

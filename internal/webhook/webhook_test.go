@@ -189,7 +189,7 @@ func TestOtherPodsAreUntouched(t *testing.T) {
 	if err := env.Client.Create(ctx, p); err != nil {
 		t.Fatal(err)
 	}
-	if sidecars(p) != 0 || len(p.Spec.Volumes) != 0 || p.Annotations[webhook.AnnotationStatus] != "" {
+	if sidecars(p) != 0 || len(p.Spec.Volumes) != 0 || p.Annotations[v1alpha1.AnnotationAuditProxy] != "" {
 		t.Errorf("an unlabelled pod was changed: %+v", p.Spec)
 	}
 	// The operator's own namespace is excluded, even for a labelled pod.

@@ -1,0 +1,229 @@
+package v1alpha1
+
+// This file is the public vocabulary of dossierguard: every condition type
+// with its reasons, every compliance control with its reasons, and the
+// labels, annotations and finalizer that users and tools rely on. One const
+// block per condition or control, so that a reason is looked up where its
+// condition is defined. The string values are part of the API: changing one
+// breaks alerts, `kubectl wait` calls and auditors' queries.
+
+// Ready and Compliant are set on every kind. Ready summarises the others and
+// is what `kubectl wait --for=condition=Ready` waits on; Compliant summarises
+// the compliance rows.
+const (
+	ConditionReady     = "Ready"
+	ConditionCompliant = "Compliant"
+
+	// ReasonAllControlsPass: Compliant is True.
+	ReasonAllControlsPass = "AllControlsPass"
+	// ReasonControlFailed: Compliant is False; the message names the first
+	// control that failed.
+	ReasonControlFailed = "ControlFailed"
+	// ReasonDependencyUnavailable: Ready is False because a child object
+	// could not be applied.
+	ReasonDependencyUnavailable = "DependencyUnavailable"
+	// ReasonStoreNotFound: the referenced DossierStore does not exist.
+	ReasonStoreNotFound = "StoreNotFound"
+)
+
+// DossierStore Ready reasons (besides ReasonDependencyUnavailable).
+const (
+	ReasonStoreReady           = "StoreReady"
+	ReasonEncryptionUnverified = "EncryptionUnverified"
+)
+
+// DossierStore EncryptionVerified condition and the EncryptionAtRest control.
+const (
+	ConditionEncryptionVerified = "EncryptionVerified"
+	ControlEncryptionAtRest     = "EncryptionAtRest"
+
+	ReasonVerifiedByParameters = "VerifiedByParameters"
+	ReasonAttestedByPlatform   = "AttestedByPlatformTeam"
+	ReasonStorageClassNotFound = "StorageClassNotFound"
+	ReasonNoEncryptionEvidence = "NoEncryptionEvidence"
+)
+
+// DossierStore VolumeProvisioned condition.
+const (
+	ConditionVolumeProvisioned = "VolumeProvisioned"
+
+	ReasonClaimApplied  = "ClaimApplied"
+	ReasonClaimWithheld = "WithheldUntilEncryptionVerified"
+	ReasonClaimFailed   = "ClaimNotApplied"
+)
+
+// DossierStore KeyRotated condition and the KeyManagement control.
+const (
+	ConditionKeyRotated  = "KeyRotated"
+	ControlKeyManagement = "KeyManagement"
+
+	ReasonKeyCurrent        = "KeyCurrent"
+	ReasonKeyRotationFailed = "KeyRotationFailed"
+)
+
+// DossierStore KeyAccessRestricted control.
+const (
+	ControlKeyAccess = "KeyAccessRestricted"
+
+	ReasonKeyAccessBound    = "BoundToWorkloadServiceAccount"
+	ReasonKeyAccessNotBound = "KeyAccessNotApplied"
+)
+
+// DossierStore NetworkIsolated condition and the NetworkSegregation control.
+const (
+	ConditionNetworkIsolated  = "NetworkIsolated"
+	ControlNetworkSegregation = "NetworkSegregation"
+
+	ReasonDefaultDenyApplied = "DefaultDenyApplied"
+	ReasonIsolationMissing   = "IsolationNotApplied"
+)
+
+// DossierStore AuditActive condition and control (the same name).
+const (
+	ConditionAuditActive = "AuditActive"
+	ControlAuditActive   = "AuditActive"
+
+	ReasonPodsNotListed         = "PodsNotListed"
+	ReasonPodsWithoutAuditProxy = "PodsWithoutAuditProxy"
+	ReasonNoWorkloadPods        = "NoWorkloadPods"
+	ReasonAllPodsAudited        = "AllPodsAudited"
+)
+
+// DossierStore AccessControlDefined control.
+const (
+	ControlAccessControlDefined = "AccessControlDefined"
+
+	ReasonRolesDefined = "RolesDefined"
+	ReasonNoRoles      = "NoAccessRoles"
+	ReasonRoleRejected = "RoleRejected"
+)
+
+// DossierStore Minimisation control; ReasonMinimisationViolated is shared
+// with the SharingAgreement DataMinimisation control.
+const (
+	ControlMinimisation = "Minimisation"
+
+	ReasonNoViolations         = "NoViolations"
+	ReasonMinimisationViolated = "MinimisationViolated"
+)
+
+// ReasonPending stands for an AccessRole, SharingAgreement or
+// RetentionPolicy that has no status yet, in the summaries of a store.
+const ReasonPending = "Pending"
+
+// AccessRole Enforced condition (Ready carries the same reason), and the
+// role's NeedToKnow and BreakGlassReview controls.
+const (
+	ConditionEnforced       = "Enforced"
+	ControlNeedToKnow       = "NeedToKnow"
+	ControlBreakGlassReview = "BreakGlassReview"
+
+	// ReasonRoleEnforced: the role is part of the store's access policy.
+	ReasonRoleEnforced = "Enforced"
+	// ReasonPolicyPending: the role is valid but the store's access policy
+	// has not been rendered yet.
+	ReasonPolicyPending        = "PolicyPending"
+	ReasonWithinStore          = "WithinStoreCategories"
+	ReasonCategoriesNotInStore = "CategoriesNotInStore"
+	ReasonNotBreakGlass        = "NotBreakGlass"
+	ReasonReviewCurrent        = "ReviewCurrent"
+	// ReasonReviewOverdue is shared with the SharingAgreement LawfulBasis
+	// control.
+	ReasonReviewOverdue = "ReviewOverdue"
+)
+
+// SharingAgreement AgreementInForce condition (Ready carries the same
+// reason), and the agreement's LawfulBasis, DataMinimisation and
+// TransferControl controls.
+const (
+	ConditionAgreementInForce = "AgreementInForce"
+	ControlLawfulBasis        = "LawfulBasis"
+	ControlDataMinimisation   = "DataMinimisation"
+	ControlTransferControl    = "TransferControl"
+
+	ReasonInForce          = "InForce"
+	ReasonNotYetValid      = "NotYetValid"
+	ReasonExpired          = "Expired"
+	ReasonSuspended        = "Suspended"
+	ReasonConsentWithdrawn = "ConsentWithdrawn"
+	ReasonStoreNotReady    = "StoreNotReady"
+
+	ReasonBasisDocumented = "BasisDocumented"
+	ReasonConsentMissing  = "ConsentMissing"
+	ReasonWithinMaximum   = "WithinMaximum"
+
+	ReasonNetworkAccessMismatch = "NetworkAccessMismatch"
+	ReasonAccessWhileInForce    = "AccessWhileInForce"
+	ReasonNoAccessOutOfForce    = "NoAccessOutOfForce"
+)
+
+// RetentionPolicy SweeperScheduled condition; Ready is True with reason
+// ReasonSweeperScheduled once the sweeper is scheduled.
+const (
+	ConditionSweeperScheduled = "SweeperScheduled"
+
+	ReasonCronJobApplied   = "CronJobApplied"
+	ReasonSweeperScheduled = "SweeperScheduled"
+	ReasonInvalidSchedule  = "InvalidSchedule"
+)
+
+// RetentionPolicy StatutoryRetention control.
+const (
+	ControlStatutoryRetention = "StatutoryRetention"
+
+	ReasonWithinStatute = "WithinStatutoryRange"
+	ReasonBelowMinimum  = "BelowStatutoryMinimum"
+	ReasonBeyondMaximum = "BeyondStorageLimit"
+	ReasonJustified     = "JustifiedException"
+	ReasonNoStatute     = "NoStatuteForService"
+)
+
+// RetentionEnforced: a RetentionPolicy's condition and control, and the
+// DossierStore control summarising its policies. A suspended policy fails it
+// with ReasonSuspended.
+const (
+	ConditionRetentionEnforced = "RetentionEnforced"
+	ControlRetentionEnforced   = "RetentionEnforced"
+
+	ReasonRunSucceeded        = "RunSucceeded"
+	ReasonAwaitingFirstRun    = "AwaitingFirstRun"
+	ReasonRunMissed           = "RunMissed"
+	ReasonRunFailed           = "RunFailed"
+	ReasonRunInterrupted      = "RunInterrupted"
+	ReasonOverdueUnknown      = "OverdueUnknown"
+	ReasonDryRunOnly          = "DryRunOnly"
+	ReasonOverdueRecords      = "OverdueRecords"
+	ReasonNoRetentionPolicies = "NoRetentionPolicy"
+)
+
+// Labels dossierguard sets on the objects it manages, and reads.
+const (
+	// LabelStore names the DossierStore an object belongs to. The webhook
+	// injects the audit proxy into pods that carry it.
+	LabelStore = "privacy.dossierguard.io/store"
+	// LabelAgreement marks the NetworkPolicy of a SharingAgreement.
+	LabelAgreement = "privacy.dossierguard.io/sharing-agreement"
+	// LabelRetentionPolicy marks the sweeper objects of a RetentionPolicy.
+	LabelRetentionPolicy = "privacy.dossierguard.io/retention-policy"
+)
+
+// Annotations dossierguard sets or reads.
+const (
+	// AnnotationEncryptedAtRest on a StorageClass, set to "true" by the
+	// platform team, attests encryption at rest where the parameters cannot
+	// prove it.
+	AnnotationEncryptedAtRest = "privacy.dossierguard.io/encrypted-at-rest"
+	// AnnotationRetained on a released dossier volume claim names the
+	// deleted store it came from.
+	AnnotationRetained = "privacy.dossierguard.io/retained-from-store"
+	// AnnotationPolicyHash on the access-policy ConfigMap is the SHA-256 of
+	// the rendered policy.
+	AnnotationPolicyHash = "privacy.dossierguard.io/policy-sha256"
+	// AnnotationAuditProxy is "injected" on a pod the webhook has given the
+	// audit proxy.
+	AnnotationAuditProxy = "privacy.dossierguard.io/audit-proxy"
+)
+
+// StoreFinalizer keeps a DossierStore until its dossier volume has been
+// released (or, with deletionPolicy Delete, handed to garbage collection).
+const StoreFinalizer = "privacy.dossierguard.io/dossier-volume"
