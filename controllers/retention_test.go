@@ -12,12 +12,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 	"github.com/dossierguard/dossierguard/controllers"
 	"github.com/dossierguard/dossierguard/internal/compliance"
+	"github.com/dossierguard/dossierguard/internal/resources"
 )
 
 func newPolicy(t *testing.T, ns, name string, mutate func(*v1alpha1.RetentionPolicy)) *v1alpha1.RetentionPolicy {
@@ -236,4 +238,52 @@ func TestUnchangedRetentionPolicyAgreementAndRoleMakeNoWrites(t *testing.T) {
 			t.Errorf("%s: %d writes reconciling an unchanged object; want 0", name, n)
 		}
 	}
+}
+
+// An older operator applied a CronJob that differs from today's builder in
+// fields a hand-written comparison had missed: the pull policy, the grace
+// period, the pod labels and the container's name. The next reconcile rolls
+// today's CronJob out, removing what the builder no longer sets.
+func TestSweeperCronJobChangesRollOut(t *testing.T) {
+	ctx := context.Background()
+	ns, _ := readyStore(t)
+	p := newPolicy(t, ns, "bewaartermijn", nil)
+	eventually(t, timeout, policyCondition(p, v1alpha1.ConditionReady, metav1.ConditionTrue, "SweeperScheduled"))
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(p), p); err != nil {
+		t.Fatal(err)
+	}
+
+	old := resources.SweeperCronJob(p, controllers.DefaultSweeperImage, int64(time.Hour.Seconds()))
+	tmpl := old.Spec.JobTemplate.Spec.Template
+	tmpl.Labels["privacy.dossierguard.io/old-label"] = "1"
+	tmpl.Spec.TerminationGracePeriodSeconds = ptr.To[int64](5)
+	tmpl.Spec.Containers[0].Name = ptr.To("sweeper")
+	tmpl.Spec.Containers[0].ImagePullPolicy = ptr.To(corev1.PullAlways)
+	if err := k8s.Apply(ctx, old, client.FieldOwner(resources.FieldOwner), client.ForceOwnership); err != nil {
+		t.Fatalf("apply the older CronJob: %v", err)
+	}
+
+	want := resources.SweeperCronJob(p, controllers.DefaultSweeperImage, int64(time.Hour.Seconds())).Spec.JobTemplate.Spec.Template
+	eventually(t, timeout, func() error {
+		cj := &batchv1.CronJob{}
+		if err := k8s.Get(ctx, key(ns, "bewaartermijn-retention"), cj); err != nil {
+			return err
+		}
+		pod := cj.Spec.JobTemplate.Spec.Template
+		var names []string
+		for _, c := range pod.Spec.Containers {
+			names = append(names, c.Name)
+		}
+		switch {
+		case fmt.Sprint(names) != "["+*want.Spec.Containers[0].Name+"]":
+			return fmt.Errorf("containers %v; want only %s", names, *want.Spec.Containers[0].Name)
+		case pod.Spec.Containers[0].ImagePullPolicy != *want.Spec.Containers[0].ImagePullPolicy:
+			return fmt.Errorf("image pull policy %s; want %s", pod.Spec.Containers[0].ImagePullPolicy, *want.Spec.Containers[0].ImagePullPolicy)
+		case pod.Spec.TerminationGracePeriodSeconds == nil || *pod.Spec.TerminationGracePeriodSeconds != *want.Spec.TerminationGracePeriodSeconds:
+			return fmt.Errorf("termination grace period %v; want %d", pod.Spec.TerminationGracePeriodSeconds, *want.Spec.TerminationGracePeriodSeconds)
+		case fmt.Sprint(pod.Labels) != fmt.Sprint(want.Labels):
+			return fmt.Errorf("pod labels %v; want %v", pod.Labels, want.Labels)
+		}
+		return nil
+	})
 }
