@@ -76,17 +76,10 @@ func (r *DossierStoreReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	before := store.DeepCopy()
 	now := r.Clock.Now()
 	facts := storeFacts{now: now}
-	var keyErr, accessErr, claimErr, isolationErr, policyErr, sharingErr, retentionErr, auditKeysErr, auditErr error
-	facts.encryption = r.reconcileEncryption(ctx, store)
-	facts.key, keyErr = r.reconcileDataKey(ctx, store, now)
-	facts.keyAccess, accessErr = r.reconcileKeyAccess(ctx, store)
-	facts.claim, claimErr = r.reconcileClaim(ctx, store, facts.encryption)
-	facts.isolation, isolationErr = r.reconcileIsolation(ctx, store)
-	facts.roles, facts.policyApplied, policyErr = r.reconcileAccessPolicy(ctx, store, now)
-	facts.agreements, facts.violating, sharingErr = r.summariseAgreements(ctx, store, now)
-	facts.retention, retentionErr = r.summariseRetention(ctx, store)
-	facts.auditKeys, auditKeysErr = r.reconcileAuditKeys(ctx, store)
-	facts.audit, auditErr = r.checkAuditActive(ctx, store)
+	var errs []error
+	for _, step := range r.storeSteps() {
+		errs = append(errs, step(ctx, store, &facts))
+	}
 
 	setStoreStatus(store, facts)
 	written, statusErr := writeStatus(ctx, r.Client, before, store, before.Status, store.Status)
@@ -99,8 +92,59 @@ func (r *DossierStoreReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if next.IsZero() || next.After(now.Add(auditRecheck)) {
 		next = now.Add(auditRecheck)
 	}
-	return finish(requeueFor(next, now), statusErr,
-		keyErr, accessErr, claimErr, isolationErr, policyErr, sharingErr, retentionErr, auditKeysErr, auditErr)
+	return finish(requeueFor(next, now), statusErr, errs...)
+}
+
+// storeStep is one step of a store's reconcile: it records what it found
+// and did in the facts. Its error is reported, but the later steps run all
+// the same, so that the status describes every control.
+type storeStep func(ctx context.Context, store *v1alpha1.DossierStore, f *storeFacts) error
+
+// storeSteps are the steps of a store's reconcile, in order; a new step is
+// added here and nowhere else.
+func (r *DossierStoreReconciler) storeSteps() []storeStep {
+	return []storeStep{
+		func(ctx context.Context, s *v1alpha1.DossierStore, f *storeFacts) error {
+			f.encryption = r.reconcileEncryption(ctx, s)
+			return nil
+		},
+		func(ctx context.Context, s *v1alpha1.DossierStore, f *storeFacts) (err error) {
+			f.key, err = r.reconcileDataKey(ctx, s, f.now)
+			return err
+		},
+		func(ctx context.Context, s *v1alpha1.DossierStore, f *storeFacts) (err error) {
+			f.keyAccess, err = r.reconcileKeyAccess(ctx, s)
+			return err
+		},
+		func(ctx context.Context, s *v1alpha1.DossierStore, f *storeFacts) (err error) {
+			f.claim, err = r.reconcileClaim(ctx, s, f.encryption)
+			return err
+		},
+		func(ctx context.Context, s *v1alpha1.DossierStore, f *storeFacts) (err error) {
+			f.isolation, err = r.reconcileIsolation(ctx, s)
+			return err
+		},
+		func(ctx context.Context, s *v1alpha1.DossierStore, f *storeFacts) (err error) {
+			f.roles, f.policyApplied, err = r.reconcileAccessPolicy(ctx, s, f.now)
+			return err
+		},
+		func(ctx context.Context, s *v1alpha1.DossierStore, f *storeFacts) (err error) {
+			f.agreements, f.violating, err = r.summariseAgreements(ctx, s, f.now)
+			return err
+		},
+		func(ctx context.Context, s *v1alpha1.DossierStore, f *storeFacts) (err error) {
+			f.retention, err = r.summariseRetention(ctx, s)
+			return err
+		},
+		func(ctx context.Context, s *v1alpha1.DossierStore, f *storeFacts) (err error) {
+			f.auditKeys, err = r.reconcileAuditKeys(ctx, s)
+			return err
+		},
+		func(ctx context.Context, s *v1alpha1.DossierStore, f *storeFacts) (err error) {
+			f.audit, err = r.checkAuditActive(ctx, s)
+			return err
+		},
+	}
 }
 
 // reconcileEncryption verifies the StorageClass; it never writes.
