@@ -72,8 +72,12 @@ func (r *AccessRoleReconciler) SetupWithManager(mgr ctrl.Manager, workers int) e
 	toRoles := referrers(mgr.GetClient(), &v1alpha1.AccessRoleList{})
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.AccessRole{}, builder.WithPredicates(specOrMetadataChanged)).
-		Watches(&v1alpha1.DossierStore{}, handler.EnqueueRequestsFromMapFunc(toRoles)).
+		// Of its store a role reads the spec (the categories) and whether it
+		// is being deleted, not the status.
+		Watches(&v1alpha1.DossierStore{}, handler.EnqueueRequestsFromMapFunc(toRoles),
+			builder.WithPredicates(specMetadataOrDeletion)).
 		// A newly rendered policy changes the hash every role reports.
+		// ConfigMaps are cached only with the managed-by label (CacheOptions).
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(
 			func(ctx context.Context, cm client.Object) []reconcile.Request {
 				store := cm.GetLabels()[v1alpha1.LabelStore]

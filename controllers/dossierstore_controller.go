@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
@@ -286,17 +287,30 @@ func (r *DossierStoreReconciler) SetupWithManager(mgr ctrl.Manager, workers int)
 		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&v1alpha1.DossierStore{}, builder.WithPredicates(specOrMetadataChanged)).
-		Owns(&corev1.PersistentVolumeClaim{}).
+		// The store's own status writes do not trigger it again.
+		For(&v1alpha1.DossierStore{}, builder.WithPredicates(specMetadataOrDeletion)).
+		// A claim's status (binding, resizing) is not read.
+		Owns(&corev1.PersistentVolumeClaim{}, builder.WithPredicates(notStatusOnly)).
+		// Secrets and ConfigMaps are cached only with the managed-by label
+		// (CacheOptions), so these two watches see only dossierguard's own.
+		// They, Roles, RoleBindings and NetworkPolicies have no status:
+		// every update is an edit to revert, so they are not filtered.
 		Owns(&corev1.Secret{}).
 		Owns(&networkingv1.NetworkPolicy{}).
 		Owns(&rbacv1.Role{}).
 		Owns(&rbacv1.RoleBinding{}).
 		Owns(&corev1.ConfigMap{}).
+		// A StorageClass has no status; its annotations attest encryption.
 		Watches(&storagev1.StorageClass{}, handler.EnqueueRequestsFromMapFunc(r.storesUsingClass)).
-		Watches(&v1alpha1.AccessRole{}, handler.EnqueueRequestsFromMapFunc(toStore)).
-		Watches(&v1alpha1.SharingAgreement{}, handler.EnqueueRequestsFromMapFunc(toStore)).
-		Watches(&v1alpha1.RetentionPolicy{}, handler.EnqueueRequestsFromMapFunc(toStore)).
+		// The store reads a role's spec only, never its status.
+		Watches(&v1alpha1.AccessRole{}, handler.EnqueueRequestsFromMapFunc(toStore),
+			builder.WithPredicates(specMetadataOrDeletion)).
+		// Of an agreement's status the store reads whether it is in force, and why.
+		Watches(&v1alpha1.SharingAgreement{}, handler.EnqueueRequestsFromMapFunc(toStore),
+			builder.WithPredicates(predicate.Or(specMetadataOrDeletion, agreementOutcomeChanged))).
+		// Of a policy's status the store reads its RetentionEnforced outcome.
+		Watches(&v1alpha1.RetentionPolicy{}, handler.EnqueueRequestsFromMapFunc(toStore),
+			builder.WithPredicates(predicate.Or(specMetadataOrDeletion, retentionOutcomeChanged))).
 		Named("dossierstore").
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(r)

@@ -115,12 +115,17 @@ var lastRunChanged = predicate.Funcs{
 func (r *RetentionPolicyReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.RetentionPolicy{}, builder.WithPredicates(predicate.Or(specOrMetadataChanged, lastRunChanged))).
-		Owns(&batchv1.CronJob{}).
+		// The CronJob's status (last schedule, active Jobs) is not read; the
+		// sweeper reports its runs in the policy's status instead.
+		Owns(&batchv1.CronJob{}, builder.WithPredicates(notStatusOnly)).
+		// These have no status: every update is an edit to revert.
 		Owns(&corev1.ServiceAccount{}).
 		Owns(&rbacv1.Role{}).
 		Owns(&rbacv1.RoleBinding{}).
+		// Of its store a policy reads the spec (the service), not the status.
 		Watches(&v1alpha1.DossierStore{}, handler.EnqueueRequestsFromMapFunc(
-			referrers(mgr.GetClient(), &v1alpha1.RetentionPolicyList{}))).
+			referrers(mgr.GetClient(), &v1alpha1.RetentionPolicyList{})),
+			builder.WithPredicates(specMetadataOrDeletion)).
 		Named("retentionpolicy").
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(r)

@@ -30,7 +30,12 @@ type Options struct {
 const DefaultSweeperImage = "dossierguard:dev"
 
 // CacheOptions keep the operator cheap: Secrets and ConfigMaps are cached
-// only when dossierguard manages them, never every one of the cluster.
+// only when dossierguard manages them (label app.kubernetes.io/managed-by=
+// dossierguard, which every builder in internal/resources sets), never every
+// one of the cluster. A Get of a Secret or ConfigMap without that label
+// reports NotFound from the cache, and the Owns watches of both kinds see
+// only labelled objects. Pods are not cached at all: the store reconciler
+// lists them through the uncached reader. Every other kind is cached whole.
 func CacheOptions() cache.Options {
 	managed := labels.SelectorFromSet(labels.Set{resources.LabelManagedBy: resources.ManagedByValue})
 	return cache.Options{

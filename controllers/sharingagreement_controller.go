@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
@@ -103,10 +104,13 @@ func (r *SharingAgreementReconciler) recordTransitions(before, after *v1alpha1.S
 func (r *SharingAgreementReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.SharingAgreement{}, builder.WithPredicates(specOrMetadataChanged)).
+		// A NetworkPolicy has no status: every update is an edit to revert.
 		Owns(&networkingv1.NetworkPolicy{}).
-		// A store becoming (not) Ready puts its agreements in or out of force.
+		// A store becoming (not) Ready puts its agreements in or out of force;
+		// the rest of its status is not read.
 		Watches(&v1alpha1.DossierStore{}, handler.EnqueueRequestsFromMapFunc(
-			referrers(mgr.GetClient(), &v1alpha1.SharingAgreementList{}))).
+			referrers(mgr.GetClient(), &v1alpha1.SharingAgreementList{})),
+			builder.WithPredicates(predicate.Or(specMetadataOrDeletion, storeReadyChanged))).
 		Named("sharingagreement").
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(r)

@@ -1,0 +1,83 @@
+package controllers
+
+import (
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	"github.com/dossierguard/dossierguard/api/v1alpha1"
+)
+
+func TestWatchPredicates(t *testing.T) {
+	role := &v1alpha1.AccessRole{ObjectMeta: metav1.ObjectMeta{Name: "coach", Generation: 1, ResourceVersion: "1"}}
+	roleStatus := role.DeepCopy()
+	roleStatus.ResourceVersion = "2"
+	roleStatus.Status.PolicyHash = "abc"
+	roleSpec := role.DeepCopy()
+	roleSpec.Generation = 2
+	roleDeleted := role.DeepCopy()
+	roleDeleted.DeletionTimestamp = &metav1.Time{Time: time.Unix(1, 0)}
+
+	agreement := &v1alpha1.SharingAgreement{ObjectMeta: metav1.ObjectMeta{Name: "a", Generation: 1}}
+	agreementCompliance := agreement.DeepCopy()
+	agreementCompliance.Status.Compliance = []v1alpha1.ComplianceControl{{Control: v1alpha1.ControlLawfulBasis}}
+	agreementInForce := agreement.DeepCopy()
+	agreementInForce.Status.InForce = true
+	agreementReason := agreement.DeepCopy()
+	agreementReason.Status.Conditions = []metav1.Condition{{Type: v1alpha1.ConditionAgreementInForce, Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonExpired}}
+
+	policy := &v1alpha1.RetentionPolicy{ObjectMeta: metav1.ObjectMeta{Name: "p", Generation: 1}}
+	policyNextRun := policy.DeepCopy()
+	policyNextRun.Status.NextRun = &metav1.Time{}
+	policyOutcome := policy.DeepCopy()
+	policyOutcome.Status.Compliance = []v1alpha1.ComplianceControl{{Control: v1alpha1.ControlRetentionEnforced, Result: v1alpha1.ResultPass, Reason: v1alpha1.ReasonRunSucceeded}}
+
+	store := &v1alpha1.DossierStore{ObjectMeta: metav1.ObjectMeta{Name: "s", Generation: 1}}
+	storeReady := store.DeepCopy()
+	storeReady.Status.Conditions = []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonStoreReady}}
+	storeCompliance := store.DeepCopy()
+	storeCompliance.Status.KeyVersion = 2
+
+	claim := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "c", ResourceVersion: "1"}}
+	claimBound := claim.DeepCopy()
+	claimBound.ResourceVersion = "2"
+	claimBound.Status.Phase = corev1.ClaimBound
+	claimEdited := claim.DeepCopy()
+	claimEdited.Spec.VolumeName = "pv"
+
+	cases := []struct {
+		name     string
+		p        predicate.Predicate
+		old, new client.Object
+		want     bool
+	}{
+		{"role status write to store", specMetadataOrDeletion, role, roleStatus, false},
+		{"role spec change to store", specMetadataOrDeletion, role, roleSpec, true},
+		{"role deletion to store", specMetadataOrDeletion, role, roleDeleted, true},
+		{"agreement compliance rows to store", predicate.Or(specMetadataOrDeletion, agreementOutcomeChanged), agreement, agreementCompliance, false},
+		{"agreement in force to store", predicate.Or(specMetadataOrDeletion, agreementOutcomeChanged), agreement, agreementInForce, true},
+		{"agreement reason to store", predicate.Or(specMetadataOrDeletion, agreementOutcomeChanged), agreement, agreementReason, true},
+		{"policy next run to store", predicate.Or(specMetadataOrDeletion, retentionOutcomeChanged), policy, policyNextRun, false},
+		{"policy outcome to store", predicate.Or(specMetadataOrDeletion, retentionOutcomeChanged), policy, policyOutcome, true},
+		{"store Ready to agreements", predicate.Or(specMetadataOrDeletion, storeReadyChanged), store, storeReady, true},
+		{"store other status to agreements", predicate.Or(specMetadataOrDeletion, storeReadyChanged), store, storeCompliance, false},
+		{"store status to roles", specMetadataOrDeletion, store, storeReady, false},
+		{"claim bound", notStatusOnly, claim, claimBound, false},
+		{"claim edited", notStatusOnly, claim, claimEdited, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := c.p.Update(event.UpdateEvent{ObjectOld: c.old, ObjectNew: c.new}); got != c.want {
+				t.Errorf("update passes = %v; want %v", got, c.want)
+			}
+			if !c.p.Create(event.CreateEvent{Object: c.new}) || !c.p.Delete(event.DeleteEvent{Object: c.new}) {
+				t.Error("create and delete must always pass")
+			}
+		})
+	}
+}
