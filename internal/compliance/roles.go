@@ -82,23 +82,11 @@ func breakGlassControl(role *v1alpha1.AccessRole, now time.Time) (v1alpha1.Compl
 		"break-glass role; next review due "+stamp(due), "justification recorded"), &due
 }
 
-// AddPeriod adds a validated ISO 8601 period (P20Y, P6M, P4W, P30D) to t.
-// An unparsable period adds nothing, which makes a review due at once.
+// AddPeriod adds a validated period to t (v1alpha1.Period.AddTo). An
+// invalid period adds nothing, which makes a review due at once.
 func AddPeriod(t time.Time, p v1alpha1.Period) time.Time {
-	var n int
-	var unit byte
-	if _, err := fmt.Sscanf(string(p), "P%d%c", &n, &unit); err != nil || n <= 0 {
-		return t
-	}
-	switch unit {
-	case 'Y':
-		return t.AddDate(n, 0, 0)
-	case 'M':
-		return t.AddDate(0, n, 0)
-	case 'W':
-		return t.AddDate(0, 0, 7*n)
-	case 'D':
-		return t.AddDate(0, 0, n)
+	if u, err := p.AddTo(t); err == nil {
+		return u
 	}
 	return t
 }

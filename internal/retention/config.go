@@ -177,7 +177,7 @@ func validateRules(path string, rules []v1alpha1.RetentionRule, strict bool) []e
 			add(p+".clock.event", "must be one of LastContact, EndOfHelp, Closure, Creation, got %q", string(r.Clock.Event))
 		}
 		ident("clock.column", r.Clock.Column, true)
-		if _, _, _, err := ParsePeriod(r.Period); err != nil {
+		if _, _, _, err := r.Period.Parse(); err != nil {
 			add(p+".period", "%v", err)
 		}
 		ident("legalHoldColumn", r.LegalHoldColumn, false)

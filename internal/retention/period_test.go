@@ -1,64 +1,11 @@
 package retention
 
 import (
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 )
-
-func TestParsePeriod(t *testing.T) {
-	tests := []struct {
-		in                  v1alpha1.Period
-		years, months, days int
-		wantErr             bool
-	}{
-		{in: "P20Y", years: 20},
-		{in: "P5Y", years: 5},
-		{in: "P1Y", years: 1},
-		{in: "P6M", months: 6},
-		{in: "P4W", days: 28},
-		{in: "P1W", days: 7},
-		{in: "P30D", days: 30},
-		{in: "P9999D", days: 9999},
-		{in: "", wantErr: true},
-		{in: "P", wantErr: true},
-		{in: "P0Y", wantErr: true},       // not positive
-		{in: "P05Y", wantErr: true},      // leading zero
-		{in: "P-1Y", wantErr: true},      // negative
-		{in: "P1Y6M", wantErr: true},     // two units
-		{in: "PT24H", wantErr: true},     // time unit
-		{in: "P1H", wantErr: true},       // not a date unit
-		{in: "p5y", wantErr: true},       // lower case
-		{in: "5Y", wantErr: true},        // no P
-		{in: "P10000D", wantErr: true},   // more than four digits
-		{in: "P1.5Y", wantErr: true},     // fraction
-		{in: " P5Y", wantErr: true},      // space
-		{in: "P5Y\n", wantErr: true},     // trailing newline
-		{in: "P5Y; DROP", wantErr: true}, // junk
-	}
-	for _, tt := range tests {
-		t.Run(string(tt.in), func(t *testing.T) {
-			y, m, d, err := ParsePeriod(tt.in)
-			if tt.wantErr {
-				if err == nil {
-					t.Fatalf("ParsePeriod(%q) = %d, %d, %d; want an error", tt.in, y, m, d)
-				}
-				if !strings.Contains(err.Error(), "ISO 8601 period with one positive unit") {
-					t.Errorf("error %q does not explain the format", err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("ParsePeriod(%q): %v", tt.in, err)
-			}
-			if y != tt.years || m != tt.months || d != tt.days {
-				t.Errorf("ParsePeriod(%q) = %d, %d, %d; want %d, %d, %d", tt.in, y, m, d, tt.years, tt.months, tt.days)
-			}
-		})
-	}
-}
 
 func TestCutoff(t *testing.T) {
 	ams, err := time.LoadLocation("Europe/Amsterdam")
