@@ -21,10 +21,11 @@ func (r *DossierStoreReconciler) reconcileAuditKeys(ctx context.Context, store *
 	secret := &corev1.Secret{}
 	err := r.Get(ctx, client.ObjectKey{Namespace: store.Namespace, Name: resources.AuditKeysName(store)}, secret)
 	switch {
-	case err == nil && len(secret.Data[resources.AuditSigningKey]) > 0 && len(secret.Data[resources.AuditPseudonymKey]) == 32:
-		return true, nil
 	case err == nil:
-		return false, fmt.Errorf("audit keys Secret %s is incomplete; it is not replaced, because older audit logs depend on it", secret.Name)
+		if err := resources.CheckAuditKeys(secret.Data); err != nil {
+			return false, fmt.Errorf("audit keys Secret %s is not usable (%w); it is not replaced, because older audit logs depend on it", secret.Name, err)
+		}
+		return true, nil
 	case !apierrors.IsNotFound(err):
 		return false, fmt.Errorf("read audit keys: %w", err)
 	}

@@ -52,14 +52,17 @@ const (
 
 // Limits on the members of an event, so that every line stays small.
 const (
-	maxIDLen        = 256  // actor, route, processing activity, roles
-	maxCategoryLen  = 64   // one data category
-	maxListLen      = 32   // roles, categories
-	maxReasonLen    = 1024 // break-glass reason
-	maxMethodLen    = 16
-	maxLineLen      = 1 << 20 // the verifier rejects longer lines
-	pseudonymKeyMin = 32
+	maxIDLen       = 256  // actor, route, processing activity, roles
+	maxCategoryLen = 64   // one data category
+	maxListLen     = 32   // roles, categories
+	maxReasonLen   = 1024 // break-glass reason
+	maxMethodLen   = 16
+	maxLineLen     = 1 << 20 // the verifier rejects longer lines
 )
+
+// PseudonymKeySize is the size of the pseudonym keys dossierguard makes and
+// the least it accepts (CheckPseudonymKey): 256 bits for HMAC-SHA-256.
+const PseudonymKeySize = 32
 
 // Event is one data processing (dataverwerking) as the audit proxy records
 // it. It holds no personal data of the data subject: DataSubject is a keyed
@@ -188,8 +191,8 @@ func Pseudonymise(key []byte, subjectID string) string {
 // bytes. Call it once at startup; a short key makes pseudonyms of a small
 // identifier space such as BSNs guessable.
 func CheckPseudonymKey(key []byte) error {
-	if len(key) < pseudonymKeyMin {
-		return fmt.Errorf("pseudonym key is %d bytes; it must be at least %d random bytes", len(key), pseudonymKeyMin)
+	if len(key) < PseudonymKeySize {
+		return fmt.Errorf("pseudonym key is %d bytes; it must be at least %d random bytes", len(key), PseudonymKeySize)
 	}
 	return nil
 }

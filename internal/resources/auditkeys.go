@@ -3,8 +3,6 @@ package resources
 import (
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"io"
 
@@ -12,6 +10,7 @@ import (
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
+	"github.com/dossierguard/dossierguard/internal/auditlog"
 )
 
 // Keys of the audit-keys Secret.
@@ -25,7 +24,8 @@ const (
 func AuditKeysName(store *v1alpha1.DossierStore) string { return store.Name + "-audit-keys" }
 
 // NewAuditKeys generates the Ed25519 key that signs the audit log's
-// checkpoints and the 256-bit key that pseudonymises data subjects.
+// checkpoints and the 256-bit key that pseudonymises data subjects, in the
+// encodings the audit proxy reads (internal/auditlog).
 func NewAuditKeys(random io.Reader) (map[string][]byte, error) {
 	if random == nil {
 		random = rand.Reader
@@ -34,23 +34,37 @@ func NewAuditKeys(random io.Reader) (map[string][]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("generate signing key: %w", err)
 	}
-	privDER, err := x509.MarshalPKCS8PrivateKey(priv)
+	privPEM, err := auditlog.EncodePrivateKeyPEM(priv)
 	if err != nil {
 		return nil, fmt.Errorf("encode signing key: %w", err)
 	}
-	pubDER, err := x509.MarshalPKIXPublicKey(pub)
+	pubPEM, err := auditlog.EncodePublicKeyPEM(pub)
 	if err != nil {
 		return nil, fmt.Errorf("encode verification key: %w", err)
 	}
-	pseudonym := make([]byte, 32)
+	pseudonym := make([]byte, auditlog.PseudonymKeySize)
 	if _, err := io.ReadFull(random, pseudonym); err != nil {
 		return nil, fmt.Errorf("generate pseudonymisation key: %w", err)
 	}
 	return map[string][]byte{
-		AuditSigningKey:   pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: privDER}),
-		AuditVerifyKey:    pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}),
+		AuditSigningKey:   privPEM,
+		AuditVerifyKey:    pubPEM,
 		AuditPseudonymKey: pseudonym,
 	}, nil
+}
+
+// CheckAuditKeys reports whether the data of an audit-keys Secret holds keys
+// the audit proxy can use: a PEM Ed25519 signing key and a pseudonym key
+// that passes auditlog.CheckPseudonymKey. The error names the key and the
+// rule, never the key material.
+func CheckAuditKeys(data map[string][]byte) error {
+	if _, err := auditlog.DecodePrivateKeyPEM(data[AuditSigningKey]); err != nil {
+		return fmt.Errorf("%s: %w", AuditSigningKey, err)
+	}
+	if err := auditlog.CheckPseudonymKey(data[AuditPseudonymKey]); err != nil {
+		return fmt.Errorf("%s: %w", AuditPseudonymKey, err)
+	}
+	return nil
 }
 
 // AuditKeysSecret holds a store's audit keys. The keys are made once and
