@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -18,19 +17,24 @@ import (
 // reconcileAuditKeys creates the audit proxy's signing and pseudonymisation
 // keys once. Existing keys are never replaced.
 func (r *DossierStoreReconciler) reconcileAuditKeys(ctx context.Context, store *v1alpha1.DossierStore) (bool, error) {
-	secret := &corev1.Secret{}
-	err := r.Get(ctx, client.ObjectKey{Namespace: store.Namespace, Name: resources.AuditKeysName(store)}, secret)
-	switch {
-	case err == nil:
+	secret, err := r.getKeySecret(ctx, store.Namespace, resources.AuditKeysName(store))
+	if err != nil {
+		return false, fmt.Errorf("read audit keys: %w", err)
+	}
+	var keys map[string][]byte
+	if secret != nil {
 		if err := resources.CheckAuditKeys(secret.Data); err != nil {
 			return false, fmt.Errorf("audit keys Secret %s is not usable (%w); it is not replaced, because older audit logs depend on it", secret.Name, err)
 		}
-		return true, nil
-	case !apierrors.IsNotFound(err):
-		return false, fmt.Errorf("read audit keys: %w", err)
-	}
-	keys, err := resources.NewAuditKeys(nil)
-	if err != nil {
+		// Applied again with the same keys, which changes nothing unless
+		// the Secret lost its labels or owner.
+		keys = map[string][]byte{}
+		for _, k := range []string{resources.AuditSigningKey, resources.AuditVerifyKey, resources.AuditPseudonymKey} {
+			if v, ok := secret.Data[k]; ok {
+				keys[k] = v
+			}
+		}
+	} else if keys, err = resources.NewAuditKeys(nil); err != nil {
 		return false, err
 	}
 	if _, err := applyChild(ctx, r.Client, resources.AuditKeysSecret(store, keys), &corev1.Secret{}); err != nil {

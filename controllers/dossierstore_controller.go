@@ -166,11 +166,7 @@ func (r *DossierStoreReconciler) reconcileEncryption(ctx context.Context, store 
 func (r *DossierStoreReconciler) reconcileDataKey(ctx context.Context, store *v1alpha1.DossierStore, now time.Time) (compliance.KeyFacts, error) {
 	facts := compliance.KeyFacts{Secret: resources.KeySecretName(store)}
 	period := keyRotationPeriod(store)
-	secret := &corev1.Secret{}
-	err := r.Get(ctx, client.ObjectKey{Namespace: store.Namespace, Name: facts.Secret}, secret)
-	if apierrors.IsNotFound(err) {
-		secret, err = nil, nil
-	}
+	secret, err := r.getKeySecret(ctx, store.Namespace, facts.Secret)
 	if err != nil {
 		facts.Failed = true
 		return facts, fmt.Errorf("read data key: %w", err)
@@ -195,6 +191,26 @@ func (r *DossierStoreReconciler) reconcileDataKey(ctx context.Context, store *v1
 	current := ring.Current()
 	facts.Version, facts.Versions, facts.NextRotation = current.Version, len(ring.Versions), ring.NextRotation(period)
 	return facts, nil
+}
+
+// getKeySecret reads a Secret that holds keys, nil when it does not exist.
+// The cache holds only Secrets with dossierguard's managed-by label
+// (CacheOptions), so when the cache has none the API server is asked: a key
+// Secret whose label was taken off must never be taken for a missing one
+// and replaced with new keys. The next apply puts the label back.
+func (r *DossierStoreReconciler) getKeySecret(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
+	secret := &corev1.Secret{}
+	err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, secret)
+	if apierrors.IsNotFound(err) {
+		err = r.Reader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, secret)
+	}
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	return secret, nil
 }
 
 // reconcileKeyAccess limits reading the data key to the workload.

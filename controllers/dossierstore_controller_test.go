@@ -389,3 +389,51 @@ func findCondition(s *v1alpha1.DossierStore, t string) metav1.Condition {
 	}
 	return metav1.Condition{}
 }
+
+// The cache holds only Secrets with dossierguard's managed-by label. A key
+// Secret someone took the label off must not look missing and be replaced:
+// the dossiers and the audit logs depend on the keys in it.
+func TestUnlabelledKeySecretsAreNotReplaced(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	store := newStore(t, ns, encryptedClass(t).Name)
+	eventually(t, timeout, storeCondition(store, v1alpha1.ConditionReady, metav1.ConditionTrue, ""))
+	original := map[string]map[string][]byte{}
+	for _, name := range []string{"dossiers-datakey", "dossiers-audit-keys"} {
+		s := &corev1.Secret{}
+		if err := k8s.Get(ctx, key(ns, name), s); err != nil {
+			t.Fatal(err)
+		}
+		original[name] = s.Data
+		delete(s.Labels, resources.LabelManagedBy)
+		if err := k8s.Update(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Let the cache drop them, then reconcile.
+	eventually(t, timeout, func() error {
+		s := &corev1.Secret{}
+		if err := mgrClient.Get(ctx, key(ns, "dossiers-datakey"), s); err == nil {
+			return fmt.Errorf("the cache still holds the unlabelled Secret")
+		}
+		return nil
+	})
+	touch(t, store)
+	eventually(t, timeout, func() error {
+		for name, data := range original {
+			s := &corev1.Secret{}
+			if err := k8s.Get(ctx, key(ns, name), s); err != nil {
+				return err
+			}
+			for k, v := range data {
+				if string(s.Data[k]) != string(v) {
+					t.Fatalf("%s: %s was replaced", name, k)
+				}
+			}
+			if s.Labels[resources.LabelManagedBy] != resources.ManagedByValue {
+				return fmt.Errorf("%s: managed-by label not restored", name)
+			}
+		}
+		return nil
+	})
+}
