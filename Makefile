@@ -8,6 +8,8 @@ IMG ?= dossierguard:dev
 LOCALBIN := $(CURDIR)/bin
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 CONTROLLER_GEN := $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
+GOLANGCI_LINT_VERSION ?= v2.15.0
+GOLANGCI_LINT := $(LOCALBIN)/golangci-lint
 # Envtest binaries: kube-apiserver, etcd and a matching kubectl.
 ENVTEST_ASSETS = $(shell hack/envtest-assets.sh kubectl)
 GO_TEST_FLAGS ?= -count=1
@@ -36,8 +38,20 @@ fmt: ## Format the code.
 vet: ## Run go vet.
 	go vet ./...
 
+.PHONY: lint
+lint: golangci-lint ## Run golangci-lint (.golangci.yml) over the main module and test/netpol.
+	$(GOLANGCI_LINT) run ./...
+	cd test/netpol && $(GOLANGCI_LINT) run --config ../../.golangci.yml ./...
+
+.PHONY: golangci-lint
+golangci-lint: ## Build golangci-lint (GOLANGCI_LINT_VERSION) into bin/ from the Go module proxy when missing or of another version.
+	@if [ "$$($(GOLANGCI_LINT) version --short 2>/dev/null)" != "$(GOLANGCI_LINT_VERSION:v%=%)" ]; then \
+		echo "building golangci-lint $(GOLANGCI_LINT_VERSION) into bin/ (a few minutes the first time)"; \
+		GOBIN=$(LOCALBIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION); \
+	fi
+
 .PHONY: verify
-verify: generate manifests ## Fail when generated files are stale or code is not gofmt/vet clean.
+verify: generate manifests lint ## Fail when generated files are stale or code is not gofmt/vet clean.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "Not gofmt-clean:"; echo "$$out"; exit 1; fi
 	go vet ./...
 	go mod tidy -diff
