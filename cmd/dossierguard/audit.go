@@ -140,7 +140,7 @@ func runAuditVerify(cmd *cobra.Command, args []string, opts auditVerifyOptions) 
 		if err != nil {
 			return auditUsageError("open audit log: %w", err)
 		}
-		defer f.Close()
+		defer func() { _ = f.Close() }() // read only: nothing to lose on close
 		in = f
 	}
 
@@ -151,7 +151,9 @@ func runAuditVerify(cmd *cobra.Command, args []string, opts auditVerifyOptions) 
 	if err != nil {
 		return auditUsageError("%s: %w", name, err)
 	}
-	fmt.Fprintln(cmd.OutOrStdout(), res.String())
+	if _, err := fmt.Fprintln(cmd.OutOrStdout(), res.String()); err != nil {
+		return fmt.Errorf("write the result: %w", err)
+	}
 	if !res.OK {
 		return &auditExitError{code: exitAuditBroken, err: fmt.Errorf("audit log %s is broken at seq %d (%s)", name, res.BrokenSeq, res.Reason)}
 	}

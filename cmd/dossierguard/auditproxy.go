@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -111,25 +112,18 @@ See docs/audit-proxy.md.`,
 	return cmd
 }
 
+// flagErrors collects the flag errors of a command, each naming its flag,
+// so that all of them are reported at once.
+type flagErrors []error
+
+func (e *flagErrors) bad(flag, format string, args ...any) {
+	*e = append(*e, fmt.Errorf("--%s: %s", flag, fmt.Sprintf(format, args...)))
+}
+
 // config checks the flags and reads the key files. Every error names its
 // flag; all flag errors are reported at once.
 func (o *auditProxyOptions) config() (auditproxy.Config, error) {
-	var errs []error
-	bad := func(flag, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("--%s: %s", flag, fmt.Sprintf(format, args...)))
-	}
-	checkAddr := func(flag, addr string) {
-		_, port, err := net.SplitHostPort(addr)
-		if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 {
-			bad(flag, "%q is not a listen address such as :8443 or 127.0.0.1:8443", addr)
-		}
-	}
-	checkAddr("listen", o.listen)
-	checkAddr("health-listen", o.healthListen)
-	if o.listen == o.healthListen {
-		bad("health-listen", "must differ from --listen")
-	}
-
+	var errs flagErrors
 	cfg := auditproxy.Config{
 		Listen: o.listen, HealthListen: o.healthListen,
 		TLSCertFile: o.tlsCertFile, TLSKeyFile: o.tlsKeyFile,
@@ -138,133 +132,185 @@ func (o *auditProxyOptions) config() (auditproxy.Config, error) {
 		AssignmentURL: o.assignmentURL, AssignmentCacheSize: o.assignmentCacheSize,
 		AssignmentCacheTTL: o.assignmentCacheTTL, AssignmentTimeout: o.assignmentTimeout,
 	}
+	cfg.Upstream = o.checkServing(&errs)
+	cfg.Identity = o.identity(&errs)
+	o.checkAssignments(&errs)
+	cfg.SigningKey, cfg.PseudonymKey = o.keys(&errs)
+	if len(errs) > 0 {
+		return auditproxy.Config{}, errors.Join(errs...)
+	}
+	return cfg, nil
+}
+
+// checkServing checks the listen addresses, the upstream, TLS, the policy and
+// audit-log paths, the shutdown timeout and the log level; it returns the
+// parsed upstream URL.
+func (o *auditProxyOptions) checkServing(errs *flagErrors) *url.URL {
+	checkAddr := func(flag, addr string) {
+		_, port, err := net.SplitHostPort(addr)
+		if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 {
+			errs.bad(flag, "%q is not a listen address such as :8443 or 127.0.0.1:8443", addr)
+		}
+	}
+	checkAddr("listen", o.listen)
+	checkAddr("health-listen", o.healthListen)
+	if o.listen == o.healthListen {
+		errs.bad("health-listen", "must differ from --listen")
+	}
+	var upstream *url.URL
 	if u, err := url.Parse(o.upstream); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-		bad("upstream", "%q must be an http(s) URL of the application, such as %s", o.upstream, auditproxy.DefaultUpstream)
+		errs.bad("upstream", "%q must be an http(s) URL of the application, such as %s", o.upstream, auditproxy.DefaultUpstream)
 	} else {
-		cfg.Upstream = u
+		upstream = u
 	}
 	if (o.tlsCertFile == "") != (o.tlsKeyFile == "") {
-		bad("tls-key-file", "--tls-cert-file and --tls-key-file go together")
+		errs.bad("tls-key-file", "--tls-cert-file and --tls-key-file go together")
 	}
 	if o.policy == "" {
-		bad("policy", "is required: the access-policy document to enforce")
+		errs.bad("policy", "is required: the access-policy document to enforce")
 	}
 	if o.auditLog == "" {
-		bad("audit-log", "is required: the audit log file")
+		errs.bad("audit-log", "is required: the audit log file")
 	} else if fi, err := os.Stat(filepath.Dir(o.auditLog)); err != nil || !fi.IsDir() {
-		bad("audit-log", "the directory of %s does not exist", o.auditLog)
+		errs.bad("audit-log", "the directory of %s does not exist", o.auditLog)
 	}
 	if o.shutdownTimeout <= 0 {
-		bad("shutdown-timeout", "must be positive")
+		errs.bad("shutdown-timeout", "must be positive")
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
-		bad("log-level", "must be debug, info, warn or error")
+		errs.bad("log-level", "must be debug, info, warn or error")
 	}
+	return upstream
+}
 
-	// Identity.
+// identity checks the identity sources: OIDC, the trusted proxy's CIDRs and
+// its headers.
+func (o *auditProxyOptions) identity(errs *flagErrors) auditproxy.IdentityConfig {
 	id := auditproxy.IdentityConfig{UserHeader: o.userHeader, GroupsHeader: o.groupsHeader}
 	if o.oidcIssuer == "" && len(o.trustedProxyCIDRs) == 0 {
-		errs = append(errs, errors.New("--oidc-issuer or --trusted-proxy-cidrs: no identity source is configured, so every request would be refused; set --oidc-issuer with --oidc-audience, --trusted-proxy-cidrs, or both"))
+		*errs = append(*errs, errors.New("--oidc-issuer or --trusted-proxy-cidrs: no identity source is configured, so every request would be refused; set --oidc-issuer with --oidc-audience, --trusted-proxy-cidrs, or both"))
 	}
-	if o.oidcIssuer != "" {
-		if err := checkIssuer(o.oidcIssuer); err != nil {
-			bad("oidc-issuer", "%v", err)
-		}
-		if o.oidcAudience == "" {
-			bad("oidc-audience", "is required with --oidc-issuer: the audience (client id) the tokens must be issued for")
-		}
-		if o.oidcUsernameClaim == "" {
-			bad("oidc-username-claim", "must name a claim, such as sub")
-		}
-		if o.oidcGroupsClaim == "" {
-			bad("oidc-groups-claim", "must name a claim, such as groups")
-		}
-		oc := &auditproxy.OIDCConfig{IssuerURL: o.oidcIssuer, Audience: o.oidcAudience,
-			UsernameClaim: o.oidcUsernameClaim, GroupsClaim: o.oidcGroupsClaim}
-		if o.oidcJWKSFile != "" {
-			keys, err := auditproxy.LoadJWKSFile(o.oidcJWKSFile)
-			if err != nil {
-				bad("oidc-jwks-file", "%v", err)
-			}
-			oc.StaticKeys = keys
-		}
-		id.OIDC = oc
-	} else {
+	id.OIDC = o.oidc(errs)
+	id.TrustedProxyCIDRs = o.trustedProxies(errs)
+	o.checkHeaders(errs)
+	return id
+}
+
+// oidc checks the OIDC flags and reads the static JWKS file; nil when no
+// issuer is set.
+func (o *auditProxyOptions) oidc(errs *flagErrors) *auditproxy.OIDCConfig {
+	if o.oidcIssuer == "" {
 		if o.oidcAudience != "" {
-			bad("oidc-audience", "needs --oidc-issuer")
+			errs.bad("oidc-audience", "needs --oidc-issuer")
 		}
 		if o.oidcJWKSFile != "" {
-			bad("oidc-jwks-file", "needs --oidc-issuer")
+			errs.bad("oidc-jwks-file", "needs --oidc-issuer")
 		}
+		return nil
 	}
+	if err := checkIssuer(o.oidcIssuer); err != nil {
+		errs.bad("oidc-issuer", "%v", err)
+	}
+	if o.oidcAudience == "" {
+		errs.bad("oidc-audience", "is required with --oidc-issuer: the audience (client id) the tokens must be issued for")
+	}
+	if o.oidcUsernameClaim == "" {
+		errs.bad("oidc-username-claim", "must name a claim, such as sub")
+	}
+	if o.oidcGroupsClaim == "" {
+		errs.bad("oidc-groups-claim", "must name a claim, such as groups")
+	}
+	oc := &auditproxy.OIDCConfig{IssuerURL: o.oidcIssuer, Audience: o.oidcAudience,
+		UsernameClaim: o.oidcUsernameClaim, GroupsClaim: o.oidcGroupsClaim}
+	if o.oidcJWKSFile != "" {
+		keys, err := auditproxy.LoadJWKSFile(o.oidcJWKSFile)
+		if err != nil {
+			errs.bad("oidc-jwks-file", "%v", err)
+		}
+		oc.StaticKeys = keys
+	}
+	return oc
+}
+
+// trustedProxies parses --trusted-proxy-cidrs; a /0 would trust everyone.
+func (o *auditProxyOptions) trustedProxies(errs *flagErrors) []netip.Prefix {
+	var prefixes []netip.Prefix
 	for _, c := range o.trustedProxyCIDRs {
 		p, err := netip.ParsePrefix(strings.TrimSpace(c))
 		if err != nil {
-			bad("trusted-proxy-cidrs", "%q is not a CIDR such as 10.0.0.0/24", c)
+			errs.bad("trusted-proxy-cidrs", "%q is not a CIDR such as 10.0.0.0/24", c)
 			continue
 		}
 		if p.Bits() == 0 {
-			bad("trusted-proxy-cidrs", "%q trusts every address; name the authenticating proxy's addresses", c)
+			errs.bad("trusted-proxy-cidrs", "%q trusts every address; name the authenticating proxy's addresses", c)
 			continue
 		}
-		id.TrustedProxyCIDRs = append(id.TrustedProxyCIDRs, p.Masked())
+		prefixes = append(prefixes, p.Masked())
 	}
+	return prefixes
+}
+
+// checkHeaders checks the trusted proxy's identity headers: valid, distinct
+// and none the proxy itself reads.
+func (o *auditProxyOptions) checkHeaders(errs *flagErrors) {
 	if !isHeaderName(o.userHeader) {
-		bad("user-header", "%q is not an HTTP header name", o.userHeader)
+		errs.bad("user-header", "%q is not an HTTP header name", o.userHeader)
 	}
 	if !isHeaderName(o.groupsHeader) {
-		bad("groups-header", "%q is not an HTTP header name", o.groupsHeader)
+		errs.bad("groups-header", "%q is not an HTTP header name", o.groupsHeader)
 	}
 	if strings.EqualFold(o.userHeader, o.groupsHeader) {
-		bad("groups-header", "must differ from --user-header")
+		errs.bad("groups-header", "must differ from --user-header")
 	}
 	for _, fh := range [][2]string{{"user-header", o.userHeader}, {"groups-header", o.groupsHeader}} {
 		flag, h := fh[0], fh[1]
 		switch strings.ToLower(h) {
 		case "authorization", "host", "cookie", strings.ToLower(auditproxy.BreakGlassHeader), auditproxy.TraceparentHeader:
-			bad(flag, "%q is reserved; name the header the authenticating proxy sets", h)
+			errs.bad(flag, "%q is reserved; name the header the authenticating proxy sets", h)
 		}
 	}
-	cfg.Identity = id
+}
 
-	// Assignments.
+// checkAssignments checks the assignment source and its cache.
+func (o *auditProxyOptions) checkAssignments(errs *flagErrors) {
 	if o.assignmentURL != "" {
 		if err := auditproxy.ValidateAssignmentURL(o.assignmentURL); err != nil {
-			bad("assignment-url", "%v", err)
+			errs.bad("assignment-url", "%v", err)
 		}
 	}
 	if o.assignmentCacheSize <= 0 {
-		bad("assignment-cache-size", "must be at least 1")
+		errs.bad("assignment-cache-size", "must be at least 1")
 	}
 	if o.assignmentCacheTTL <= 0 {
-		bad("assignment-cache-ttl", "must be positive, such as 30s")
+		errs.bad("assignment-cache-ttl", "must be positive, such as 30s")
 	}
 	if o.assignmentTimeout <= 0 {
-		bad("assignment-timeout", "must be positive, such as 2s")
+		errs.bad("assignment-timeout", "must be positive, such as 2s")
 	}
+}
 
-	// Keys.
+// keys reads the checkpoint signing key and the pseudonym key.
+func (o *auditProxyOptions) keys(errs *flagErrors) (ed25519.PrivateKey, []byte) {
+	var priv ed25519.PrivateKey
 	if o.signingKey == "" {
-		bad("signing-key", "is required: the PEM Ed25519 private key that signs the audit log's checkpoints")
-	} else if priv, err := auditlog.ReadPrivateKeyFile(o.signingKey); err != nil {
-		bad("signing-key", "%v", err)
+		errs.bad("signing-key", "is required: the PEM Ed25519 private key that signs the audit log's checkpoints")
+	} else if k, err := auditlog.ReadPrivateKeyFile(o.signingKey); err != nil {
+		errs.bad("signing-key", "%v", err)
 	} else {
-		cfg.SigningKey = priv
+		priv = k
 	}
+	var pseudonymKey []byte
 	if o.pseudonymKey == "" {
-		bad("pseudonym-key", "is required: the file with the key that pseudonymises dossier ids")
+		errs.bad("pseudonym-key", "is required: the file with the key that pseudonymises dossier ids")
 	} else if key, err := os.ReadFile(o.pseudonymKey); err != nil {
-		bad("pseudonym-key", "%v", err)
+		errs.bad("pseudonym-key", "%v", err)
 	} else if err := auditlog.CheckPseudonymKey(key); err != nil {
-		bad("pseudonym-key", "%s: %v", o.pseudonymKey, err)
+		errs.bad("pseudonym-key", "%s: %v", o.pseudonymKey, err)
 	} else {
-		cfg.PseudonymKey = key
+		pseudonymKey = key
 	}
-	if len(errs) > 0 {
-		return auditproxy.Config{}, errors.Join(errs...)
-	}
-	return cfg, nil
+	return priv, pseudonymKey
 }
 
 // checkIssuer accepts an https URL, or http for a loopback host (tests and

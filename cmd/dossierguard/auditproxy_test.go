@@ -187,7 +187,7 @@ func TestAuditProxyCommandServes(t *testing.T) {
 		t.Fatal(err)
 	}
 	go func() { _ = app.Serve(appLn) }()
-	defer app.Close()
+	defer func() { _ = app.Close() }()
 
 	listen, health := freeAddr(t), freeAddr(t)
 	args := append(without(without(f.validArgs(), "--oidc-issuer"), "--oidc-audience"),
@@ -203,7 +203,7 @@ func TestAuditProxyCommandServes(t *testing.T) {
 	for {
 		resp, err := http.Get("http://" + health + "/readyz")
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				break
 			}
@@ -225,7 +225,7 @@ func TestAuditProxyCommandServes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("status %d", resp.StatusCode)
 	}
@@ -261,6 +261,6 @@ func freeAddr(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	defer func() { _ = ln.Close() }()
 	return ln.Addr().String()
 }

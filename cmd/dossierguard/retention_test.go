@@ -32,7 +32,7 @@ func TestRetentionSweepCommandDestroysAndReports(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(ctx)
+	defer func() { _ = conn.Close(ctx) }()
 	schema := fmt.Sprintf("sweep_cmd_%d", time.Now().UnixNano())
 	now := time.Now().UTC()
 	if _, err := conn.Exec(ctx, fmt.Sprintf(`CREATE SCHEMA %[1]s;

@@ -180,7 +180,7 @@ func TestImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rc.Close()
+	defer func() { _ = rc.Close() }()
 	want, _ := os.ReadFile(bin)
 	tr := tar.NewReader(rc)
 	seen := map[string]bool{}

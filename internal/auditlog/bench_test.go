@@ -69,7 +69,7 @@ func BenchmarkFsync(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	line := make([]byte, 600)
 	for b.Loop() {
 		if _, err := f.Write(line); err != nil {

@@ -133,18 +133,18 @@ func NewWriter(opts Options) (*Writer, error) {
 		return nil, fmt.Errorf("audit log: open: %w", err)
 	}
 	if err := lockFile(f); err != nil {
-		f.Close()
+		_ = f.Close() // the lock error is the one to report
 		return nil, fmt.Errorf("audit log %s is in use by another writer: %w", opts.Path, err)
 	}
 	if created {
 		// Make the new directory entry durable too.
 		if err := syncDir(filepath.Dir(opts.Path)); err != nil {
-			f.Close()
+			_ = f.Close() // the sync error is the one to report
 			return nil, fmt.Errorf("audit log: sync directory: %w", err)
 		}
 	}
 	if err := w.resume(f); err != nil {
-		f.Close()
+		_ = f.Close() // the resume error is the one to report
 		return nil, fmt.Errorf("audit log %s: %w", opts.Path, err)
 	}
 	w.file = f
@@ -442,7 +442,7 @@ func syncDir(dir string) error {
 	if err != nil {
 		return err
 	}
-	defer d.Close()
+	defer func() { _ = d.Close() }() // a directory opened only to sync it
 	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
 		return err
 	}

@@ -157,7 +157,7 @@ func TestAppendRejectsInvalidEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Close()
+	defer func() { _ = w.Close() }()
 	tests := map[string]func(*Event){
 		"BSN as data subject":        func(e *Event) { e.DataSubject = "123456782" },
 		"no trace id":                func(e *Event) { e.TraceID = "" },
@@ -255,7 +255,7 @@ func TestResumeRefusesBrokenTail(t *testing.T) {
 			}
 			w, err := NewWriter(opts)
 			if err == nil {
-				w.Close()
+				_ = w.Close()
 				t.Fatal("NewWriter accepted a log with a broken tail")
 			}
 			if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "audit.log") {
@@ -290,7 +290,7 @@ func TestWriterLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	if w2, err := NewWriter(opts); err == nil {
-		w2.Close()
+		_ = w2.Close()
 		t.Fatal("a second writer opened the same log")
 	} else if !strings.Contains(err.Error(), "in use by another writer") {
 		t.Errorf("error %q does not say the log is in use", err)
@@ -435,7 +435,7 @@ func TestAppendFailsOnClosedFile(t *testing.T) {
 	if err := w.Append(ctx, testEvent(1)); err != nil {
 		t.Fatal(err)
 	}
-	w.file.(*os.File).Close() // the file goes away under the writer
+	_ = w.file.(*os.File).Close() // the file goes away under the writer
 	if err := w.Append(ctx, testEvent(2)); err == nil || !errors.Is(err, os.ErrClosed) {
 		t.Fatalf("Append on a closed file: %v, want an error wrapping os.ErrClosed", err)
 	}
@@ -470,7 +470,7 @@ func TestAppendFailsOnWriteError(t *testing.T) {
 	if err := w.Append(context.Background(), testEvent(1)); !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("Append: %v, want ENOSPC", err)
 	}
-	w.Close()
+	_ = w.Close() // fails: the writer already failed
 	data, _ := os.ReadFile(opts.Path)
 	if res := mustVerify(t, data); res.OK || res.Reason != ReasonTruncated || res.BrokenSeq != 1 {
 		t.Errorf("got %s; want truncated at seq 1", res)
@@ -513,7 +513,7 @@ func TestAppendFailsOnMirrorError(t *testing.T) {
 	if w.Err() == nil {
 		t.Error("Err() is nil after a mirror failure")
 	}
-	w.Close()
+	_ = w.Close() // fails: the writer already failed
 }
 
 // TestAppendCancelled: an Append whose context is already done records
@@ -548,7 +548,7 @@ func TestCheckpointInterval(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Close()
+	defer func() { _ = w.Close() }()
 	if err := w.Append(context.Background(), testEvent(1)); err != nil {
 		t.Fatal(err)
 	}

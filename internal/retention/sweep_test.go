@@ -92,7 +92,7 @@ func TestSweepDestroysDueKeepsNotDue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(context.Background())
+	defer func() { _ = conn.Close(context.Background()) }()
 	again := mustRun(t, conn, cfg)
 	if r := again.Rules[0]; again.Result != v1alpha1.RunSucceeded || r.Destroyed != 0 || r.Batches != 0 || len(r.RecordHashes) != 0 || r.Held != 2 || r.Overdue != 0 {
 		t.Errorf("second run: %+v", again)
