@@ -156,7 +156,7 @@ func TestImage(t *testing.T) {
 	if !slices.Equal(cfg.Config.Entrypoint, []string{"/dossierguard"}) || !slices.Equal(cfg.Config.Cmd, []string{"manager"}) {
 		t.Errorf("entrypoint %v cmd %v, want [/dossierguard] [manager]", cfg.Config.Entrypoint, cfg.Config.Cmd)
 	}
-	if !cfg.Created.Time.Equal(created) {
+	if !cfg.Created.Equal(created) {
 		t.Errorf("created %v, want %v", cfg.Created, created)
 	}
 	for k, v := range map[string]string{

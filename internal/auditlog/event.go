@@ -244,6 +244,15 @@ func encodeEventBody(ev *Event, now func() time.Time) ([]byte, error) {
 // validate checks the members of an event. Its errors name the member and
 // the rule, never the value, so that they carry no personal data.
 func (b *eventBody) validate() error {
+	if err := b.validateWho(); err != nil {
+		return err
+	}
+	return b.validateWhat()
+}
+
+// validateWho checks when, in which trace, under which activity, about whom
+// and by whom.
+func (b *eventBody) validateWho() error {
 	if _, err := time.Parse(TimeLayout, b.Time); err != nil {
 		return fmt.Errorf("time must be RFC 3339 UTC with nine fractional digits (%s)", TimeLayout)
 	}
@@ -268,9 +277,12 @@ func (b *eventBody) validate() error {
 	if err := checkText("actor", b.Actor, maxIDLen, true); err != nil {
 		return err
 	}
-	if err := checkList("roles", b.Roles, maxIDLen); err != nil {
-		return err
-	}
+	return checkList("roles", b.Roles, maxIDLen)
+}
+
+// validateWhat checks what was done, on which route, with which outcome and
+// whether it was break-glass.
+func (b *eventBody) validateWhat() error {
 	switch Action(b.Action) {
 	case ActionRead, ActionWrite, ActionExport:
 	default:

@@ -144,7 +144,7 @@ func checkStructure(line []byte, li *lineInfo) (*checkpointLine, error) {
 		if err := checkHeader(&l.lineHeader); err != nil {
 			return nil, err
 		}
-		if err := l.eventBody.validate(); err != nil {
+		if err := l.validate(); err != nil {
 			return nil, fmt.Errorf("event line is invalid: %w", err)
 		}
 		return nil, nil

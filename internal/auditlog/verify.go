@@ -209,52 +209,18 @@ func (v *verifier) run() (Result, error) {
 // that should have been there (seq v.expect following v.last).
 func (v *verifier) classify(x lineInfo) (Result, error) {
 	e := v.expect
-	var (
-		next      *lineInfo // the line after x, when it is well formed
-		first     = true
-		continued bool // a later line has seq e and follows v.last
-		xAgain    bool // a later line has the seq of x
-	)
-	for !(continued && xAgain) {
-		line, complete, err := v.lr.next()
-		if err == io.EOF || (err == nil && !complete) {
-			break
-		}
-		if err != nil {
-			return v.res, err
-		}
-		li, perr := inspectLine(line)
-		if first && perr == nil {
-			next = &li
-		}
-		first = false
-		if perr != nil {
-			continue
-		}
-		if li.hashOK && li.seq == e && li.prev == v.last {
-			continued = true
-		}
-		if x.seq != 0 && li.seq == x.seq {
-			xAgain = true
-		}
+	rest, err := v.scanRest(x)
+	if err != nil {
+		return v.res, err
 	}
-
 	if !x.hashOK {
-		if continued && (next == nil || next.prev != x.claimed) {
-			return v.broken(e, ReasonInserted, fmt.Sprintf(
-				"a line whose hash does not match its content sits where seq %d was expected; seq %d follows it", e, e)), nil
-		}
-		detail := fmt.Sprintf("the line at seq %d does not match its hash %s: it was changed after it was written", e, short(x.claimed))
-		if x.seq != e {
-			detail += fmt.Sprintf(" (its seq now reads %d)", x.seq)
-		}
-		return v.broken(e, ReasonEdited, detail), nil
+		return v.brokenEdited(x, rest), nil
 	}
 	switch {
 	case x.seq == 0:
 		return v.broken(e, ReasonMalformed, "seq must be a positive integer"), nil
 	case x.seq == e: // follows another line than the one verified before it
-		if continued {
+		if rest.continued {
 			return v.broken(e, ReasonInserted, fmt.Sprintf(
 				"two lines carry seq %d; the first does not follow seq %d and the second does", e, e-1)), nil
 		}
@@ -265,29 +231,93 @@ func (v *verifier) classify(x lineInfo) (Result, error) {
 			"the prev of seq %d (%s) is not the hash of seq %d (%s): seq %d was changed and its hash recomputed, or the prev of seq %d was",
 			e, short(x.prev), e-1, short(v.last), e-1, e)), nil
 	case x.seq > e:
-		if continued {
-			if xAgain {
-				return v.broken(e, ReasonInserted, fmt.Sprintf(
-					"a copy of seq %d sits where seq %d was expected; seq %d follows it", x.seq, e, e)), nil
-			}
-			return v.broken(e, ReasonReordered, fmt.Sprintf(
-				"seq %d comes before seq %d: lines were moved", x.seq, e)), nil
-		}
-		if x.seq == e+1 {
-			return v.broken(e, ReasonDeleted, fmt.Sprintf("seq %d is missing: seq %d follows seq %d", e, x.seq, e-1)), nil
-		}
-		return v.broken(e, ReasonDeleted, fmt.Sprintf("seq %d to %d are missing (%d lines): seq %d follows seq %d",
-			e, x.seq-1, x.seq-e, x.seq, e-1)), nil
+		return v.brokenAhead(x, rest), nil
 	default: // x.seq < e: a sequence number appears again
-		if x.seq == e-1 && x.prev == v.lastPrev {
-			if x.claimed == v.last {
-				return v.broken(e, ReasonInserted, fmt.Sprintf("seq %d appears twice: a copy of it sits where seq %d was expected", e-1, e)), nil
-			}
-			return v.broken(e-1, ReasonInserted, fmt.Sprintf(
-				"two different lines carry seq %d and both follow seq %d: one of them was inserted", e-1, e-2)), nil
-		}
-		return v.broken(e, ReasonInserted, fmt.Sprintf("seq %d appears again where seq %d was expected", x.seq, e)), nil
+		return v.brokenRepeated(x), nil
 	}
+}
+
+// restOfLog is what classify learns from the lines after the break.
+type restOfLog struct {
+	next      *lineInfo // the line after x, when it is well formed
+	continued bool      // a later line has seq v.expect and follows v.last
+	xAgain    bool      // a later line has the seq of x
+}
+
+// scanRest reads the lines after x until it knows both whether the chain
+// continues later and whether the seq of x appears again, or the log ends.
+func (v *verifier) scanRest(x lineInfo) (restOfLog, error) {
+	var rest restOfLog
+	first := true
+	for !rest.continued || !rest.xAgain {
+		line, complete, err := v.lr.next()
+		if err == io.EOF || (err == nil && !complete) {
+			break
+		}
+		if err != nil {
+			return rest, err
+		}
+		li, perr := inspectLine(line)
+		if first && perr == nil {
+			rest.next = &li
+		}
+		first = false
+		if perr != nil {
+			continue
+		}
+		if li.hashOK && li.seq == v.expect && li.prev == v.last {
+			rest.continued = true
+		}
+		if x.seq != 0 && li.seq == x.seq {
+			rest.xAgain = true
+		}
+	}
+	return rest, nil
+}
+
+// brokenEdited classifies a line x that does not match its hash.
+func (v *verifier) brokenEdited(x lineInfo, rest restOfLog) Result {
+	e := v.expect
+	if rest.continued && (rest.next == nil || rest.next.prev != x.claimed) {
+		return v.broken(e, ReasonInserted, fmt.Sprintf(
+			"a line whose hash does not match its content sits where seq %d was expected; seq %d follows it", e, e))
+	}
+	detail := fmt.Sprintf("the line at seq %d does not match its hash %s: it was changed after it was written", e, short(x.claimed))
+	if x.seq != e {
+		detail += fmt.Sprintf(" (its seq now reads %d)", x.seq)
+	}
+	return v.broken(e, ReasonEdited, detail)
+}
+
+// brokenAhead classifies a line x whose seq is beyond the expected one.
+func (v *verifier) brokenAhead(x lineInfo, rest restOfLog) Result {
+	e := v.expect
+	if rest.continued {
+		if rest.xAgain {
+			return v.broken(e, ReasonInserted, fmt.Sprintf(
+				"a copy of seq %d sits where seq %d was expected; seq %d follows it", x.seq, e, e))
+		}
+		return v.broken(e, ReasonReordered, fmt.Sprintf(
+			"seq %d comes before seq %d: lines were moved", x.seq, e))
+	}
+	if x.seq == e+1 {
+		return v.broken(e, ReasonDeleted, fmt.Sprintf("seq %d is missing: seq %d follows seq %d", e, x.seq, e-1))
+	}
+	return v.broken(e, ReasonDeleted, fmt.Sprintf("seq %d to %d are missing (%d lines): seq %d follows seq %d",
+		e, x.seq-1, x.seq-e, x.seq, e-1))
+}
+
+// brokenRepeated classifies a line x whose seq was seen before.
+func (v *verifier) brokenRepeated(x lineInfo) Result {
+	e := v.expect
+	if x.seq == e-1 && x.prev == v.lastPrev {
+		if x.claimed == v.last {
+			return v.broken(e, ReasonInserted, fmt.Sprintf("seq %d appears twice: a copy of it sits where seq %d was expected", e-1, e))
+		}
+		return v.broken(e-1, ReasonInserted, fmt.Sprintf(
+			"two different lines carry seq %d and both follow seq %d: one of them was inserted", e-1, e-2))
+	}
+	return v.broken(e, ReasonInserted, fmt.Sprintf("seq %d appears again where seq %d was expected", x.seq, e))
 }
 
 // short abbreviates a hash for messages.

@@ -366,29 +366,9 @@ func (w *Writer) resume(f *os.File) error {
 		return errors.New("the last line is incomplete (no final newline): the log was cut off mid-write, for example by a crash. " +
 			"Appending would hide the break; check it with `dossierguard audit verify`, move it aside and start a new log")
 	}
-	lines := bytes.Split(tail[:len(tail)-1], []byte{'\n'})
-	last := lines[len(lines)-1]
-	li, err := inspectLine(last)
+	li, cp, err := lastLine(tail, atStart)
 	if err != nil {
-		return fmt.Errorf("the last line is malformed (%v); refusing to append to a broken log", err)
-	}
-	if !li.hashOK {
-		return errors.New("the last line does not match its hash; refusing to append to a broken log (check it with `dossierguard audit verify`)")
-	}
-	cp, err := checkStructure(last, &li)
-	if err != nil {
-		return fmt.Errorf("the last line is not a valid line (%v); refusing to append to a broken log", err)
-	}
-	switch {
-	case len(lines) >= 2:
-		pl, err := inspectLine(lines[len(lines)-2])
-		if err != nil || !pl.hashOK || li.prev != pl.claimed || li.seq != pl.seq+1 {
-			return fmt.Errorf("the last line (seq %d) does not follow the line before it; refusing to append to a broken log (check it with `dossierguard audit verify`)", li.seq)
-		}
-	case atStart:
-		if li.seq != 1 || li.prev != Genesis {
-			return errors.New("the only line is not the first line of a chain (seq 1 after the genesis value); refusing to append to a broken log")
-		}
+		return err
 	}
 	if cp != nil && cp.KeyID == w.keyID {
 		if err := verifyCheckpoint(cp, map[string]ed25519.PublicKey{w.keyID: w.priv.Public().(ed25519.PublicKey)}); err != nil {
@@ -399,6 +379,37 @@ func (w *Writer) resume(f *os.File) error {
 	copy(w.prev[:], li.claimed)
 	w.lastType = li.typ
 	return nil
+}
+
+// lastLine checks the last line of a log's tail (which ends with a newline):
+// well formed, matching its hash, and following the line before it or the
+// genesis value when it is the whole log. cp is its checkpoint, if it is one.
+func lastLine(tail []byte, atStart bool) (li lineInfo, cp *checkpointLine, err error) {
+	lines := bytes.Split(tail[:len(tail)-1], []byte{'\n'})
+	last := lines[len(lines)-1]
+	li, err = inspectLine(last)
+	if err != nil {
+		return li, nil, fmt.Errorf("the last line is malformed (%v); refusing to append to a broken log", err)
+	}
+	if !li.hashOK {
+		return li, nil, errors.New("the last line does not match its hash; refusing to append to a broken log (check it with `dossierguard audit verify`)")
+	}
+	cp, err = checkStructure(last, &li)
+	if err != nil {
+		return li, nil, fmt.Errorf("the last line is not a valid line (%v); refusing to append to a broken log", err)
+	}
+	switch {
+	case len(lines) >= 2:
+		pl, err := inspectLine(lines[len(lines)-2])
+		if err != nil || !pl.hashOK || li.prev != pl.claimed || li.seq != pl.seq+1 {
+			return li, nil, fmt.Errorf("the last line (seq %d) does not follow the line before it; refusing to append to a broken log (check it with `dossierguard audit verify`)", li.seq)
+		}
+	case atStart:
+		if li.seq != 1 || li.prev != Genesis {
+			return li, nil, errors.New("the only line is not the first line of a chain (seq 1 after the genesis value); refusing to append to a broken log")
+		}
+	}
+	return li, cp, nil
 }
 
 // readTail reads the last two lines of a file of the given size (more when

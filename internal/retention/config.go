@@ -147,15 +147,6 @@ func validateRules(path string, rules []v1alpha1.RetentionRule, strict bool) []e
 	names := map[string]int{}
 	for i, r := range rules {
 		p := fmt.Sprintf("%s[%d]", path, i)
-		ident := func(field string, v v1alpha1.SQLIdentifier, required bool) {
-			switch {
-			case v == "" && required:
-				add(p+"."+field, "is required")
-			case v == "":
-			case !validIdentifier(string(v), strict):
-				add(p+"."+field, "%s, got %q", identifierRule(strict), string(v))
-			}
-		}
 		switch {
 		case r.Name == "":
 			add(p+".name", "is required")
@@ -167,52 +158,80 @@ func validateRules(path string, rules []v1alpha1.RetentionRule, strict bool) []e
 		} else {
 			names[r.Name] = i
 		}
-		if msg := checkTable(string(r.Table), strict); msg != "" {
-			add(p+".table", "%s", msg)
-		}
-		ident("idColumn", r.IDColumn, false)
-		switch r.Clock.Event {
-		case v1alpha1.ClockLastContact, v1alpha1.ClockEndOfHelp, v1alpha1.ClockClosure, v1alpha1.ClockCreation:
-		default:
-			add(p+".clock.event", "must be one of LastContact, EndOfHelp, Closure, Creation, got %q", string(r.Clock.Event))
-		}
-		ident("clock.column", r.Clock.Column, true)
-		if _, _, _, err := r.Period.Parse(); err != nil {
-			add(p+".period", "%v", err)
-		}
-		ident("legalHoldColumn", r.LegalHoldColumn, false)
-		ident("extensionColumn", r.ExtensionColumn, false)
-		switch r.Action {
-		case "", v1alpha1.ActionDelete:
-			if len(r.AnonymiseColumns) > 0 {
-				add(p+".anonymiseColumns", "is only allowed when action is Anonymise")
-			}
-		case v1alpha1.ActionAnonymise:
-			if len(r.AnonymiseColumns) == 0 {
-				add(p+".anonymiseColumns", "must list at least one column when action is Anonymise")
-			}
-		default:
-			add(p+".action", "must be Delete or Anonymise, got %q", string(r.Action))
-		}
-		if len(r.AnonymiseColumns) > 50 {
-			add(p+".anonymiseColumns", "at most 50 columns are allowed, got %d", len(r.AnonymiseColumns))
-		}
-		seen := map[v1alpha1.SQLIdentifier]bool{}
-		for j, c := range r.AnonymiseColumns {
-			f := fmt.Sprintf("anonymiseColumns[%d]", j)
-			ident(f, c, true)
-			switch {
-			case c == idColumn(r):
-				add(p+"."+f, "must not be the idColumn %q", string(c))
-			case c == r.Clock.Column:
-				add(p+"."+f, "must not be the clock column %q", string(c))
-			case seen[c]:
-				add(p+"."+f, "duplicate column %q", string(c))
-			}
-			seen[c] = true
-		}
+		validateRule(p, r, strict, add)
 	}
 	return errs
+}
+
+// addFunc reports that field breaks a rule.
+type addFunc func(field, format string, args ...any)
+
+// validateRule checks one rule's table, columns, clock, period and action;
+// p is its path, such as spec.rules[0].
+func validateRule(p string, r v1alpha1.RetentionRule, strict bool, add addFunc) {
+	ident := func(field string, v v1alpha1.SQLIdentifier, required bool) {
+		checkIdentifier(p+"."+field, v, required, strict, add)
+	}
+	if msg := checkTable(string(r.Table), strict); msg != "" {
+		add(p+".table", "%s", msg)
+	}
+	ident("idColumn", r.IDColumn, false)
+	switch r.Clock.Event {
+	case v1alpha1.ClockLastContact, v1alpha1.ClockEndOfHelp, v1alpha1.ClockClosure, v1alpha1.ClockCreation:
+	default:
+		add(p+".clock.event", "must be one of LastContact, EndOfHelp, Closure, Creation, got %q", string(r.Clock.Event))
+	}
+	ident("clock.column", r.Clock.Column, true)
+	if _, _, _, err := r.Period.Parse(); err != nil {
+		add(p+".period", "%v", err)
+	}
+	ident("legalHoldColumn", r.LegalHoldColumn, false)
+	ident("extensionColumn", r.ExtensionColumn, false)
+	validateAnonymise(p, r, strict, add)
+}
+
+// validateAnonymise checks the action and the columns it anonymises.
+func validateAnonymise(p string, r v1alpha1.RetentionRule, strict bool, add addFunc) {
+	switch r.Action {
+	case "", v1alpha1.ActionDelete:
+		if len(r.AnonymiseColumns) > 0 {
+			add(p+".anonymiseColumns", "is only allowed when action is Anonymise")
+		}
+	case v1alpha1.ActionAnonymise:
+		if len(r.AnonymiseColumns) == 0 {
+			add(p+".anonymiseColumns", "must list at least one column when action is Anonymise")
+		}
+	default:
+		add(p+".action", "must be Delete or Anonymise, got %q", string(r.Action))
+	}
+	if len(r.AnonymiseColumns) > 50 {
+		add(p+".anonymiseColumns", "at most 50 columns are allowed, got %d", len(r.AnonymiseColumns))
+	}
+	seen := map[v1alpha1.SQLIdentifier]bool{}
+	for j, c := range r.AnonymiseColumns {
+		f := fmt.Sprintf("%s.anonymiseColumns[%d]", p, j)
+		checkIdentifier(f, c, true, strict, add)
+		switch {
+		case c == idColumn(r):
+			add(f, "must not be the idColumn %q", string(c))
+		case c == r.Clock.Column:
+			add(f, "must not be the clock column %q", string(c))
+		case seen[c]:
+			add(f, "duplicate column %q", string(c))
+		}
+		seen[c] = true
+	}
+}
+
+// checkIdentifier checks the SQL identifier v of field.
+func checkIdentifier(field string, v v1alpha1.SQLIdentifier, required, strict bool, add addFunc) {
+	switch {
+	case v == "" && required:
+		add(field, "is required")
+	case v == "":
+	case !validIdentifier(string(v), strict):
+		add(field, "%s, got %q", identifierRule(strict), string(v))
+	}
 }
 
 func identifierRule(strict bool) string {

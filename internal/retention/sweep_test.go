@@ -135,9 +135,9 @@ func TestLegalHoldNeverDestroyedProperty(t *testing.T) {
 		rows := make([]dossier, n)
 		for i := range rows {
 			r := dossier{id: int64(i*3 + rnd.IntN(3)), team: "t"}
-			switch c := rnd.IntN(20); {
-			case c == 0: // no clock
-			case c == 1: // on the boundary, to the microsecond
+			switch rnd.IntN(20) {
+			case 0: // no clock
+			case 1: // on the boundary, to the microsecond
 				r.lastContact = ptr(cutoff.Add(time.Duration(rnd.IntN(3)-1) * time.Microsecond))
 			default: // up to twice the period ago
 				r.lastContact = ptr(now.Add(-time.Duration(rnd.Int64N(int64(2 * span)))).Truncate(time.Microsecond))
@@ -269,14 +269,14 @@ func TestAnonymise(t *testing.T) {
 	for i := int64(1); i <= 230; i++ {
 		r := dossier{id: i, lastContact: at(-6, 0, int(-i)), team: fmt.Sprintf("team-%d", i%7),
 			name: ptr(fmt.Sprintf("Jansen %d", i)), bsn: ptr(fmt.Sprintf("%09d", 100000000+i)), notes: ptr("gesprek met moeder")}
-		switch {
-		case i%10 == 0:
+		switch i % 10 {
+		case 0:
 			r.lastContact = at(-1, 0, 0) // not due
-		case i%10 == 1:
+		case 1:
 			r.legalHold = ptr(true) // held
-		case i%10 == 2:
+		case 2:
 			r.name = nil // partly anonymised already: still due
-		case i%10 == 3:
+		case 3:
 			r.name, r.bsn, r.notes = nil, nil, nil // nothing left to anonymise
 		}
 		rows = append(rows, r)
