@@ -146,14 +146,8 @@ func (o *auditProxyOptions) config() (auditproxy.Config, error) {
 // audit-log paths, the shutdown timeout and the log level; it returns the
 // parsed upstream URL.
 func (o *auditProxyOptions) checkServing(errs *flagErrors) *url.URL {
-	checkAddr := func(flag, addr string) {
-		_, port, err := net.SplitHostPort(addr)
-		if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 {
-			errs.bad(flag, "%q is not a listen address such as :8443 or 127.0.0.1:8443", addr)
-		}
-	}
-	checkAddr("listen", o.listen)
-	checkAddr("health-listen", o.healthListen)
+	checkListenAddr(errs, "listen", o.listen)
+	checkListenAddr(errs, "health-listen", o.healthListen)
 	if o.listen == o.healthListen {
 		errs.bad("health-listen", "must differ from --listen")
 	}
@@ -182,6 +176,14 @@ func (o *auditProxyOptions) checkServing(errs *flagErrors) *url.URL {
 		errs.bad("log-level", "must be debug, info, warn or error")
 	}
 	return upstream
+}
+
+// checkListenAddr checks that addr is a host:port to listen on.
+func checkListenAddr(errs *flagErrors, flag, addr string) {
+	_, port, err := net.SplitHostPort(addr)
+	if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 {
+		errs.bad(flag, "%q is not a listen address such as :8443 or 127.0.0.1:8443", addr)
+	}
 }
 
 // identity checks the identity sources: OIDC, the trusted proxy's CIDRs and

@@ -85,7 +85,9 @@ func TestKilledSweeperLeavesWholeBatches(t *testing.T) {
 	if err := cmd.Process.Kill(); err != nil { // SIGKILL: no cleanup at all
 		t.Fatal(err)
 	}
-	_ = <-exited // killed: the exit error is expected
+	if err := <-exited; err == nil {
+		t.Fatal("the sweeper exited cleanly after SIGKILL")
+	}
 
 	// PostgreSQL rolls back the open batch when it sees the connection
 	// drop; wait for that, or the next run would skip its locked rows.

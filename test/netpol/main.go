@@ -30,13 +30,14 @@ and exits 1 if there is any; exits 2 if a file cannot be loaded.
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
+	out, errOut := &printer{w: stdout}, &printer{w: stderr}
 	if len(args) == 0 || args[0] != "check" {
-		fmt.Fprint(stderr, usage)
+		errOut.printf("%s", usage)
 		return 2
 	}
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	fs.Usage = func() { errOut.printf("%s", usage); fs.PrintDefaults() }
 	verbose := fs.Bool("v", false, "print every expectation, not only the failing ones")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
@@ -48,48 +49,69 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	passed, failed, broken := 0, 0, 0
 	for _, path := range fs.Args() {
-		s, err := netpolcheck.LoadFile(path)
+		p, f, err := checkFile(path, *verbose, out)
 		if err != nil {
-			fmt.Fprintf(stderr, "ERROR %v\n", err)
+			errOut.printf("ERROR %v\n", err)
 			broken++
 			continue
 		}
-		results, err := s.Check()
-		if err != nil {
-			fmt.Fprintf(stderr, "ERROR %s: %v\n", path, err)
-			broken++
-			continue
-		}
-		bad := netpolcheck.Mismatches(results)
-		if len(bad) == 0 {
-			fmt.Fprintf(stdout, "ok   %s (%s, %s)\n", path, count(len(results), "expectation"), count(len(s.NetworkPolicies()), "policy"))
-		} else {
-			fmt.Fprintf(stdout, "FAIL %s (%d of %d expectations do not hold)\n", path, len(bad), len(results))
-		}
-		for _, r := range results {
-			if r.OK() && !*verbose {
-				continue
-			}
-			if r.OK() {
-				fmt.Fprintf(stdout, "  ok: %s\n", r)
-				continue
-			}
-			fmt.Fprintln(stdout, r)
-			if r.Expectation.Note != "" {
-				fmt.Fprintf(stdout, "  note: %s\n", r.Expectation.Note)
-			}
-		}
-		passed += len(results) - len(bad)
-		failed += len(bad)
+		passed += p
+		failed += f
 	}
-	fmt.Fprintf(stdout, "%d passed, %d failed\n", passed, failed)
+	out.printf("%d passed, %d failed\n", passed, failed)
 	switch {
-	case broken > 0:
+	case broken > 0 || out.err != nil:
 		return 2
 	case failed > 0:
 		return 1
 	}
 	return 0
+}
+
+// checkFile checks one scenario file and prints its result; the error is
+// for a file that cannot be loaded or checked.
+func checkFile(path string, verbose bool, out *printer) (passed, failed int, err error) {
+	s, err := netpolcheck.LoadFile(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	results, err := s.Check()
+	if err != nil {
+		return 0, 0, fmt.Errorf("%s: %w", path, err)
+	}
+	bad := netpolcheck.Mismatches(results)
+	if len(bad) == 0 {
+		out.printf("ok   %s (%s, %s)\n", path, count(len(results), "expectation"), count(len(s.NetworkPolicies()), "policy"))
+	} else {
+		out.printf("FAIL %s (%d of %d expectations do not hold)\n", path, len(bad), len(results))
+	}
+	for _, r := range results {
+		if r.OK() && !verbose {
+			continue
+		}
+		if r.OK() {
+			out.printf("  ok: %s\n", r)
+			continue
+		}
+		out.printf("%s\n", r)
+		if r.Expectation.Note != "" {
+			out.printf("  note: %s\n", r.Expectation.Note)
+		}
+	}
+	return len(results) - len(bad), len(bad), nil
+}
+
+// printer writes output and keeps the first write error, so that a report
+// that could not be written fails the run.
+type printer struct {
+	w   io.Writer
+	err error
+}
+
+func (p *printer) printf(format string, args ...any) {
+	if p.err == nil {
+		_, p.err = fmt.Fprintf(p.w, format, args...)
+	}
 }
 
 func count(n int, noun string) string {

@@ -177,6 +177,13 @@ func validateSpec(spec *networkingv1.NetworkPolicySpec) error {
 }
 
 func validateRule(path string, ports []networkingv1.NetworkPolicyPort, peers []networkingv1.NetworkPolicyPeer) error {
+	if err := validatePorts(path, ports); err != nil {
+		return err
+	}
+	return validatePeers(path, peers)
+}
+
+func validatePorts(path string, ports []networkingv1.NetworkPolicyPort) error {
 	for i, p := range ports {
 		pp := fmt.Sprintf("%s.ports[%d]", path, i)
 		switch *p.Protocol {
@@ -199,6 +206,10 @@ func validateRule(path string, ports []networkingv1.NetworkPolicyPort, peers []n
 			}
 		}
 	}
+	return nil
+}
+
+func validatePeers(path string, peers []networkingv1.NetworkPolicyPeer) error {
 	for i, peer := range peers {
 		pp := fmt.Sprintf("%s.peers[%d]", path, i)
 		if peer.IPBlock == nil && peer.NamespaceSelector == nil && peer.PodSelector == nil {

@@ -292,6 +292,15 @@ func (s *Scenario) podByIP(ip net.IP) *Pod {
 }
 
 func (s *Scenario) validateWorld() error {
+	if err := s.validateNamespaces(); err != nil {
+		return err
+	}
+	return s.validatePods()
+}
+
+// validateNamespaces checks the namespaces and sets the label the API server
+// sets on each.
+func (s *Scenario) validateNamespaces() error {
 	if len(s.Namespaces) == 0 {
 		return fmt.Errorf("namespaces: none given")
 	}
@@ -315,6 +324,12 @@ func (s *Scenario) validateWorld() error {
 		labels[MetadataNameLabel] = ns.Name
 		ns.Labels = labels
 	}
+	return nil
+}
+
+// validatePods checks the pods (unique names and IPs, declared namespaces,
+// named ports) and normalises their port protocols.
+func (s *Scenario) validatePods() error {
 	seenPod := map[string]bool{}
 	seenIP := map[string]string{}
 	for i := range s.Pods {
