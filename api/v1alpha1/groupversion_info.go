@@ -11,8 +11,9 @@
 package v1alpha1
 
 import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"sigs.k8s.io/controller-runtime/pkg/scheme"
 )
 
 var (
@@ -20,8 +21,24 @@ var (
 	GroupVersion = schema.GroupVersion{Group: "privacy.dossierguard.io", Version: "v1alpha1"}
 
 	// SchemeBuilder registers the dossierguard types with a runtime.Scheme.
-	SchemeBuilder = &scheme.Builder{GroupVersion: GroupVersion}
+	SchemeBuilder = &typeRegistry{}
 
 	// AddToScheme adds the dossierguard types to a scheme.
 	AddToScheme = SchemeBuilder.AddToScheme
 )
+
+// typeRegistry collects the kinds of this group version; each types file
+// registers its kinds in init. It keeps the API package free of
+// controller-runtime, so that clients can import it with apimachinery alone.
+type typeRegistry struct {
+	runtime.SchemeBuilder
+}
+
+// Register adds kinds to the group version.
+func (r *typeRegistry) Register(objects ...runtime.Object) {
+	r.SchemeBuilder.Register(func(s *runtime.Scheme) error {
+		s.AddKnownTypes(GroupVersion, objects...)
+		metav1.AddToGroupVersion(s, GroupVersion)
+		return nil
+	})
+}

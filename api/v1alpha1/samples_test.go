@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/dossierguard/dossierguard/internal/testenv"
 )
@@ -77,7 +78,15 @@ func TestSamplesAcceptedAndListed(t *testing.T) {
 
 func kubectl(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
-	stdout, stderr, err := env.ControlPlane.KubeCtl().Run(args...)
+	user, err := env.ControlPlane.AddUser(envtest.User{Name: "auditor", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatalf("add a kubectl user: %v", err)
+	}
+	kc, err := user.Kubectl()
+	if err != nil {
+		t.Fatalf("kubectl for that user: %v", err)
+	}
+	stdout, stderr, err := kc.Run(args...)
 	out, _ := io.ReadAll(stdout)
 	errOut, _ := io.ReadAll(stderr)
 	return string(out), string(errOut), err

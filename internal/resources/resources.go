@@ -23,11 +23,19 @@ const (
 // FieldOwner is the server-side-apply field manager of every write.
 const FieldOwner = "dossierguard"
 
-// Names of a store's children. They are deterministic so that a crash
+// Names of a store's children are deterministic so that a crash
 // mid-reconcile never leaves an orphan or a duplicate.
-func ClaimName(store *v1alpha1.DossierStore) string           { return store.Name + "-dossiers" }
-func KeySecretName(store *v1alpha1.DossierStore) string       { return store.Name + "-datakey" }
-func KeyReaderName(store *v1alpha1.DossierStore) string       { return store.Name + "-datakey-reader" }
+
+// ClaimName is the store's dossier volume claim.
+func ClaimName(store *v1alpha1.DossierStore) string { return store.Name + "-dossiers" }
+
+// KeySecretName is the Secret holding the store's versioned data keys.
+func KeySecretName(store *v1alpha1.DossierStore) string { return store.Name + "-datakey" }
+
+// KeyReaderName is the Role (and RoleBinding) that may read the data key.
+func KeyReaderName(store *v1alpha1.DossierStore) string { return store.Name + "-datakey-reader" }
+
+// IsolationPolicyName is the store's default-deny NetworkPolicy.
 func IsolationPolicyName(store *v1alpha1.DossierStore) string { return store.Name + "-isolation" }
 
 // StoreLabels are the labels of every child of a store.
