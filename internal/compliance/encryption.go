@@ -66,7 +66,9 @@ type Encryption struct {
 }
 
 // Encrypted says whether dossiers may be stored on the class.
-func (e Encryption) Encrypted() bool { return e.Method != EncryptionUnverified }
+func (e Encryption) Encrypted() bool {
+	return e.Method == EncryptionVerified || e.Method == EncryptionAttested
+}
 
 // VerifyStorageClass decides, failing closed, whether a StorageClass
 // encrypts at rest. class is nil when the class does not exist.
