@@ -40,13 +40,30 @@ func assertControl(t *testing.T, got v1alpha1.ComplianceControl, want wantContro
 	if got.Message == "" {
 		t.Errorf("message is empty")
 	}
-	for _, s := range want.message {
-		if !strings.Contains(got.Message, s) {
-			t.Errorf("message %q lacks %q", got.Message, s)
-		}
-	}
+	assertContains(t, "message", got.Message, want.message)
 	if !slices.Equal(got.Evidence, want.evidence) {
 		t.Errorf("evidence = %q; want %q", got.Evidence, want.evidence)
+	}
+}
+
+// assertControls checks a list of controls row by row.
+func assertControls(t *testing.T, got []v1alpha1.ComplianceControl, want ...wantControl) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("got %d controls %+v; want %d", len(got), got, len(want))
+	}
+	for i := range want {
+		assertControl(t, got[i], want[i])
+	}
+}
+
+// assertContains reports each of want that text lacks.
+func assertContains(t *testing.T, what, text string, want []string) {
+	t.Helper()
+	for _, s := range want {
+		if !strings.Contains(text, s) {
+			t.Errorf("%s %q lacks %q", what, text, s)
+		}
 	}
 }
 

@@ -2,7 +2,6 @@ package compliance
 
 import (
 	"slices"
-	"strings"
 	"testing"
 
 	storagev1 "k8s.io/api/storage/v1"
@@ -68,11 +67,7 @@ func TestVerifyStorageClassEdges(t *testing.T) {
 			if string(got.Method) != tc.method || got.Reason != tc.reason {
 				t.Fatalf("got %s/%s (%s); want %s/%s", got.Method, got.Reason, got.Message, tc.method, tc.reason)
 			}
-			for _, s := range tc.message {
-				if !strings.Contains(got.Message, s) {
-					t.Errorf("message %q lacks %q", got.Message, s)
-				}
-			}
+			assertContains(t, "message", got.Message, tc.message)
 			if !slices.Equal(got.Evidence, tc.evidence) {
 				t.Errorf("evidence = %q; want %q", got.Evidence, tc.evidence)
 			}
