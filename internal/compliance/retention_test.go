@@ -315,6 +315,15 @@ func TestValidateStatutes(t *testing.T) {
 		{"missing minimum", with(func(s *Statute) { s.Minimum = "" }), []string{"NeighbourhoodTeam.minimum", `""`, "ISO 8601 period", "P20Y"}},
 		{"zero maximum", with(func(s *Statute) { s.Maximum = "P0Y" }), []string{"NeighbourhoodTeam.maximum", `"P0Y"`, "ISO 8601 period"}},
 		{"duration instead of a period", with(func(s *Statute) { s.Maximum = "PT5H" }), []string{"NeighbourhoodTeam.maximum", `"PT5H"`}},
+		// A configured table is not checked by the API server's CEL rules:
+		// only the API's own pattern, one positive unit, is accepted.
+		{"lax period P5Y6M", with(func(s *Statute) { s.Minimum = `P5Y6M` }), []string{"NeighbourhoodTeam.minimum", `"P5Y6M"`, "ISO 8601 period"}},
+		{"lax period P5Yx", with(func(s *Statute) { s.Minimum = `P5Yx` }), []string{"NeighbourhoodTeam.minimum", `"P5Yx"`, "ISO 8601 period"}},
+		{"lax period P+5Y", with(func(s *Statute) { s.Minimum = `P+5Y` }), []string{"NeighbourhoodTeam.minimum", `"P+5Y"`, "ISO 8601 period"}},
+		{"lax period P 5Y", with(func(s *Statute) { s.Minimum = `P 5Y` }), []string{"NeighbourhoodTeam.minimum", `"P 5Y"`, "ISO 8601 period"}},
+		{"lax period P05Y", with(func(s *Statute) { s.Minimum = `P05Y` }), []string{"NeighbourhoodTeam.minimum", `"P05Y"`, "ISO 8601 period"}},
+		{"lax period P10000D", with(func(s *Statute) { s.Minimum = `P10000D` }), []string{"NeighbourhoodTeam.minimum", `"P10000D"`, "ISO 8601 period"}},
+		{"lax period p5y", with(func(s *Statute) { s.Minimum = `p5y` }), []string{"NeighbourhoodTeam.minimum", `"p5y"`, "ISO 8601 period"}},
 		{"minimum above maximum", with(func(s *Statute) { s.Minimum = "P8Y" }), []string{"NeighbourhoodTeam.minimum P8Y is longer than its maximum P7Y"}},
 		{"minimum one day above maximum", with(func(s *Statute) { s.Minimum, s.Maximum = "P29D", "P4W" }), []string{"NeighbourhoodTeam.minimum P29D is longer than its maximum P4W"}},
 	}

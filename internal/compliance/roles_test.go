@@ -128,6 +128,8 @@ func TestAddPeriod(t *testing.T) {
 		{"P9999D", base.AddDate(0, 0, 9999)},
 		// Anything unparsable or not positive adds nothing.
 		{"", base}, {"P", base}, {"P0Y", base}, {"P-1Y", base}, {"20Y", base}, {"P5X", base}, {"PT5H", base}, {"p5y", base},
+		// Only the API's pattern: no second unit, sign, space, leading zero or fifth digit.
+		{"P1Y6M", base}, {"P5Yx", base}, {"P+5Y", base}, {"P 5Y", base}, {"P05Y", base}, {"P10000D", base},
 	}
 	for _, tc := range cases {
 		if got := AddPeriod(base, tc.period); !got.Equal(tc.want) {
