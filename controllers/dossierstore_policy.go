@@ -84,7 +84,7 @@ func (r *DossierStoreReconciler) summariseAgreements(ctx context.Context, store 
 func (r *DossierStoreReconciler) summariseRetention(ctx context.Context, store *v1alpha1.DossierStore) (v1alpha1.ComplianceControl, error) {
 	policies := &v1alpha1.RetentionPolicyList{}
 	if err := r.List(ctx, policies, client.InNamespace(store.Namespace), client.MatchingFields{storeRefIndex: store.Name}); err != nil {
-		return v1alpha1.ComplianceControl{}, fmt.Errorf("list retention policies: %w", err)
+		return compliance.RetentionNotListedControl(), fmt.Errorf("list retention policies: %w", err)
 	}
 	return compliance.StoreRetentionControl(retentionOutcomes(policies.Items)), nil
 }

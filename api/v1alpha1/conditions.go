@@ -194,6 +194,9 @@ const (
 	ReasonDryRunOnly          = "DryRunOnly"
 	ReasonOverdueRecords      = "OverdueRecords"
 	ReasonNoRetentionPolicies = "NoRetentionPolicy"
+	// ReasonRetentionPoliciesNotListed: the store's retention policies could
+	// not be read, so enforcement is unknown (never assumed).
+	ReasonRetentionPoliciesNotListed = "RetentionPoliciesNotListed"
 )
 
 // Labels dossierguard sets on the objects it manages, and reads.

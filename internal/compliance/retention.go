@@ -235,6 +235,13 @@ func StoreRetentionControl(policies []RetentionOutcome) v1alpha1.ComplianceContr
 	return control(v1alpha1.ControlRetentionEnforced, result, reason, msg, evidence...)
 }
 
+// RetentionNotListedControl is the store's retention control when its
+// retention policies could not be read: Unknown, never a pass.
+func RetentionNotListedControl() v1alpha1.ComplianceControl {
+	return control(v1alpha1.ControlRetentionEnforced, v1alpha1.ResultUnknown, v1alpha1.ReasonRetentionPoliciesNotListed,
+		"the store's retention policies could not be read")
+}
+
 // ValidateStatutes checks a configured table: known services and clocks,
 // periods in the API's format, minimum not above maximum.
 func ValidateStatutes(table map[v1alpha1.Service]Statute) error {
