@@ -262,14 +262,15 @@ func (o *auditProxyOptions) checkHeaders(errs *flagErrors) {
 	if !isHeaderName(o.groupsHeader) {
 		errs.bad("groups-header", "%q is not an HTTP header name", o.groupsHeader)
 	}
-	if strings.EqualFold(o.userHeader, o.groupsHeader) {
-		errs.bad("groups-header", "must differ from --user-header")
+	if auditproxy.NormalisedHeaderName(o.userHeader) == auditproxy.NormalisedHeaderName(o.groupsHeader) {
+		errs.bad("groups-header", "must differ from --user-header, also when - and _ are read alike")
 	}
 	for _, fh := range [][2]string{{"user-header", o.userHeader}, {"groups-header", o.groupsHeader}} {
 		flag, h := fh[0], fh[1]
-		switch strings.ToLower(h) {
-		case "authorization", "host", "cookie", strings.ToLower(auditproxy.BreakGlassHeader), auditproxy.TraceparentHeader:
-			errs.bad(flag, "%q is reserved; name the header the authenticating proxy sets", h)
+		for _, reserved := range []string{"Authorization", "Host", "Cookie", "Connection", "Upgrade", auditproxy.BreakGlassHeader, auditproxy.TraceparentHeader} {
+			if auditproxy.NormalisedHeaderName(h) == auditproxy.NormalisedHeaderName(reserved) {
+				errs.bad(flag, "%q is reserved; name the header the authenticating proxy sets", h)
+			}
 		}
 	}
 }

@@ -138,6 +138,8 @@ func TestAuditProxyFlagValidation(t *testing.T) {
 		{"bad user header", with("--user-header", "X User"), []string{"--user-header:"}},
 		{"reserved groups header", with("--groups-header", "Authorization"), []string{"--groups-header:", "reserved"}},
 		{"same headers", with("--groups-header", "x-forwarded-user"), []string{"--groups-header: must differ"}},
+		{"same headers but for _", with("--groups-header", "X_Forwarded_User"), []string{"--groups-header: must differ"}},
+		{"reserved header spelled with _", with("--user-header", "X_Break_Glass_Reason"), []string{"--user-header:", "reserved"}},
 		{"bad upstream", with("--upstream", "127.0.0.1:8080"), []string{"--upstream:"}},
 		{"bad listen", with("--listen", "8443"), []string{"--listen:"}},
 		{"same ports", with("--listen", ":9000", "--health-listen", ":9000"), []string{"--health-listen: must differ"}},

@@ -219,21 +219,36 @@ func (a *Authenticator) trusted(remoteAddr string) bool {
 	return false
 }
 
-// Authenticate identifies the caller of r. It first removes the identity
-// headers from r unless r comes from a trusted proxy, so that the
-// application never sees identity headers a client made up. The identity
+// Authenticate identifies the caller of r. It first removes from r every
+// header that an application could read as an identity header but is not
+// spelled exactly as one (see NormalisedHeaderName), and the identity headers
+// themselves unless r comes from a trusted proxy, so that the application
+// never sees identity headers a client made up. An identity header or
+// Authorization given more than once is refused as ambiguous (400): the log
+// and the application could otherwise each pick another one. The identity
 // headers of a trusted proxy take precedence over a bearer token.
 func (a *Authenticator) Authenticate(r *http.Request) (Identity, *AuthError) {
+	userHeader, groupsHeader := http.CanonicalHeaderKey(a.cfg.UserHeader), http.CanonicalHeaderKey(a.cfg.GroupsHeader)
+	userKey, groupsKey := NormalisedHeaderName(userHeader), NormalisedHeaderName(groupsHeader)
+	for k := range r.Header {
+		if n := NormalisedHeaderName(k); (n == userKey && k != userHeader) || (n == groupsKey && k != groupsHeader) {
+			delete(r.Header, k)
+		}
+	}
+	for _, h := range []string{userHeader, groupsHeader, "Authorization"} {
+		if len(r.Header[h]) > 1 {
+			return Identity{}, &AuthError{Status: http.StatusBadRequest, Code: "invalid_request",
+				Description: fmt.Sprintf("the request carries %s more than once; identity must be unambiguous, so send it once", h)}
+		}
+	}
 	if !a.trusted(r.RemoteAddr) {
-		r.Header.Del(a.cfg.UserHeader)
-		r.Header.Del(a.cfg.GroupsHeader)
-	} else if user := strings.TrimSpace(r.Header.Get(a.cfg.UserHeader)); user != "" {
+		delete(r.Header, userHeader)
+		delete(r.Header, groupsHeader)
+	} else if user := strings.TrimSpace(r.Header.Get(userHeader)); user != "" {
 		var groups []string
-		for _, v := range r.Header.Values(a.cfg.GroupsHeader) {
-			for g := range strings.SplitSeq(v, ",") {
-				if g = strings.TrimSpace(g); g != "" {
-					groups = append(groups, g)
-				}
+		for g := range strings.SplitSeq(r.Header.Get(groupsHeader), ",") {
+			if g = strings.TrimSpace(g); g != "" {
+				groups = append(groups, g)
 			}
 		}
 		return checkIdentity(Identity{User: user, Groups: groups})
@@ -266,6 +281,25 @@ func (a *Authenticator) Authenticate(r *http.Request) (Identity, *AuthError) {
 	}
 	a.tokens.putUntil(cacheKey, id.Identity, id.expiry)
 	return id.Identity, nil
+}
+
+// NormalisedHeaderName is the name under which CGI, WSGI, Rack, PHP and similar
+// applications read a header: case folded and every character other than a
+// letter or a digit made an underscore, so X-Forwarded-User,
+// X-Forwarded_User and X.Forwarded.User all become x_forwarded_user (the
+// application's HTTP_X_FORWARDED_USER).
+func NormalisedHeaderName(name string) string {
+	b := []byte(name)
+	for i, c := range b {
+		switch {
+		case c >= 'A' && c <= 'Z':
+			b[i] = c + 'a' - 'A'
+		case (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'):
+		default:
+			b[i] = '_'
+		}
+	}
+	return string(b)
 }
 
 // tokenKey is the cache key of a token: its SHA-256, so that the cache

@@ -13,6 +13,7 @@ const ProblemTypeBase = "https://dossierguard.io/problems/"
 // The problem types of the proxy.
 const (
 	ProblemUnauthenticated     = ProblemTypeBase + "unauthenticated"
+	ProblemAmbiguousIdentity   = ProblemTypeBase + "ambiguous-identity"
 	ProblemAccessDenied        = ProblemTypeBase + "access-denied"
 	ProblemNoRoute             = ProblemTypeBase + "no-route"
 	ProblemNonCanonicalPath    = ProblemTypeBase + "non-canonical-path"

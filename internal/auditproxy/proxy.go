@@ -205,14 +205,17 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case authErr != nil:
 		prob.Status, prob.Detail = authErr.Status, authErr.Description
-		if authErr.Status == http.StatusUnauthorized {
+		switch authErr.Status {
+		case http.StatusBadRequest:
+			prob.Type, prob.Title = ProblemAmbiguousIdentity, "Ambiguous identity"
+		case http.StatusUnauthorized:
 			prob.Type, prob.Title = ProblemUnauthenticated, "Authentication required"
 			challenge := `Bearer realm="dossierguard"`
 			if authErr.Code != "" {
 				challenge += fmt.Sprintf(`, error=%q, error_description=%q`, authErr.Code, authErr.Description)
 			}
 			w.Header().Set("WWW-Authenticate", challenge)
-		} else {
+		default:
 			prob.Type, prob.Title = ProblemIdentityUnavailable, "Identity provider unavailable"
 		}
 		p.deny(w, r, &ev, prob)

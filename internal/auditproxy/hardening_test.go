@@ -1,0 +1,248 @@
+package auditproxy
+
+import (
+	"context"
+	"crypto"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/dossierguard/dossierguard/internal/auditlog"
+)
+
+// memorySink keeps the events in memory.
+type memorySink struct {
+	mu     sync.Mutex
+	events []auditlog.Event
+}
+
+func (m *memorySink) Append(_ context.Context, ev auditlog.Event) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.events = append(m.events, ev)
+	return nil
+}
+
+func (m *memorySink) Err() error { return nil }
+
+func (m *memorySink) all() []auditlog.Event {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.events)
+}
+
+// recordingApp is an application that remembers the headers and the target
+// of every request it got.
+type recordingApp struct {
+	srv   *httptest.Server
+	calls atomic.Int32
+
+	mu      sync.Mutex
+	headers []http.Header
+	targets []string
+}
+
+func newRecordingApp(t testing.TB) *recordingApp {
+	t.Helper()
+	app := &recordingApp{}
+	app.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		app.calls.Add(1)
+		app.mu.Lock()
+		app.headers = append(app.headers, r.Header.Clone())
+		app.targets = append(app.targets, r.Method+" "+r.RequestURI)
+		app.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"ok":true}`))
+	}))
+	t.Cleanup(app.srv.Close)
+	return app
+}
+
+// last returns the headers of the last request the application got.
+func (a *recordingApp) last(t testing.TB) http.Header {
+	t.Helper()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.headers) == 0 {
+		t.Fatal("the application got no request")
+	}
+	return a.headers[len(a.headers)-1]
+}
+
+// trustedSource and untrustedSource are the peer addresses of requests in
+// the tests of newHardenedProxy.
+const (
+	trustedSource   = "10.0.0.7:40000"
+	untrustedSource = "192.0.2.1:40000"
+)
+
+// newHardenedProxy returns a proxy in front of upstream with the
+// integration policy, trusting identity headers from 10.0.0.0/24 and
+// bearer tokens of iss (when not nil).
+func newHardenedProxy(t testing.TB, upstream string, iss *testIssuer) (*Proxy, *memorySink) {
+	t.Helper()
+	pol, err := NewPolicy(integrationDocument())
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := NewPolicySource("unused", nil)
+	src.Set(pol)
+	cfg := IdentityConfig{TrustedProxyCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24")}}
+	if iss != nil {
+		cfg.OIDC = &OIDCConfig{IssuerURL: iss.srv.URL, Audience: testAudience, StaticKeys: []crypto.PublicKey{&iss.key.PublicKey}}
+	}
+	auth, err := NewAuthenticator(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(upstream)
+	sink := &memorySink{}
+	p, err := New(Options{Upstream: u, Policies: src, Authenticator: auth, Audit: sink, PseudonymKey: newTestKeys(t).pseudonym})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, sink
+}
+
+// serve sends one request through the proxy's handler and returns the
+// response and its problem body, if any.
+func serve(t testing.TB, p http.Handler, r *http.Request) (*httptest.ResponseRecorder, Problem) {
+	t.Helper()
+	w := httptest.NewRecorder()
+	p.ServeHTTP(w, r)
+	var prob Problem
+	if strings.HasPrefix(w.Header().Get("Content-Type"), "application/problem+json") {
+		if err := json.Unmarshal(w.Body.Bytes(), &prob); err != nil {
+			t.Fatalf("problem body: %v", err)
+		}
+	}
+	return w, prob
+}
+
+// identitySpellings are names a CGI, WSGI, Rack or PHP application reads as
+// X-Forwarded-User (HTTP_X_FORWARDED_USER) although they are not that header.
+var identitySpellings = []string{
+	"X-Forwarded_User", "X_Forwarded_User", "x_forwarded_user", "X-Forwarded-User_", "X.Forwarded.User", "x-forwarded_user",
+}
+
+func TestIdentityHeaderSpellingsAreStrippedFromEverySource(t *testing.T) {
+	a, err := NewAuthenticator(context.Background(), IdentityConfig{
+		TrustedProxyCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24")}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, source := range []string{untrustedSource, trustedSource} {
+		for _, name := range identitySpellings {
+			r := httptest.NewRequest("GET", "/api/dossiers/D-9", nil)
+			r.RemoteAddr = source
+			r.Header[name] = []string{"mallory"}
+			r.Header["X-Forwarded_Groups"] = []string{"admins"}
+			if source == trustedSource {
+				r.Header.Set(DefaultUserHeader, "an@example.nl")
+			}
+			id, aerr := a.Authenticate(r)
+			if source == trustedSource && (aerr != nil || id.User != "an@example.nl" || len(id.Groups) != 0) {
+				t.Errorf("%s from the trusted proxy: identity %+v %v, want an@example.nl without groups", name, id, aerr)
+			}
+			if source == untrustedSource && aerr == nil {
+				t.Errorf("%s from an untrusted source identified %+v", name, id)
+			}
+			for k := range r.Header {
+				if k != DefaultUserHeader && (cgiName(k) == cgiName(DefaultUserHeader) || cgiName(k) == cgiName(DefaultGroupsHeader)) {
+					t.Errorf("%s from %s: %q left in the request", name, source, k)
+				}
+			}
+		}
+	}
+}
+
+func TestAmbiguousIdentityIsRefused(t *testing.T) {
+	a, err := NewAuthenticator(context.Background(), IdentityConfig{
+		TrustedProxyCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24")}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, h := range map[string]http.Header{
+		"two user headers":     {DefaultUserHeader: {"an@example.nl", "mallory"}},
+		"two groups headers":   {DefaultUserHeader: {"an@example.nl"}, DefaultGroupsHeader: {"coaches", "admins"}},
+		"two Authorization":    {"Authorization": {"Bearer a", "Bearer b"}},
+		"empty and a user":     {DefaultUserHeader: {"", "mallory"}},
+		"user and empty value": {DefaultUserHeader: {"an@example.nl", ""}},
+	} {
+		r := httptest.NewRequest("GET", "/api/dossiers/D-9", nil)
+		r.RemoteAddr = trustedSource
+		r.Header = h
+		id, aerr := a.Authenticate(r)
+		if aerr == nil || aerr.Status != http.StatusBadRequest {
+			t.Errorf("%s: identity %+v error %v, want 400 ambiguous identity", name, id, aerr)
+		}
+	}
+}
+
+func TestProxyForwardsOnlyTheCanonicalIdentityHeader(t *testing.T) {
+	app := newRecordingApp(t)
+	p, sink := newHardenedProxy(t, app.srv.URL, nil)
+
+	r := httptest.NewRequest("GET", "/api/dossiers/D-9", nil)
+	r.RemoteAddr = trustedSource
+	r.Header.Set(DefaultUserHeader, "an@example.nl")
+	r.Header.Set(DefaultGroupsHeader, "coaches")
+	r.Header["X-Forwarded_User"] = []string{"mallory"}
+	r.Header["X_Forwarded_Groups"] = []string{"admins"}
+	w, _ := serve(t, p, r)
+	if w.Code != http.StatusOK {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	got := app.last(t)
+	for k, v := range got {
+		n := cgiName(k)
+		if (n == cgiName(DefaultUserHeader) || n == cgiName(DefaultGroupsHeader)) && k != DefaultUserHeader && k != DefaultGroupsHeader {
+			t.Errorf("the application got %s: %q", k, v)
+		}
+	}
+	if u := got.Values(DefaultUserHeader); !slices.Equal(u, []string{"an@example.nl"}) {
+		t.Errorf("the application got user %q", u)
+	}
+
+	// Two user headers from the trusted proxy: refused, recorded, not forwarded.
+	calls := app.calls.Load()
+	r = httptest.NewRequest("GET", "/api/dossiers/D-9", nil)
+	r.RemoteAddr = trustedSource
+	r.Header[DefaultUserHeader] = []string{"an@example.nl", "mallory"}
+	w, prob := serve(t, p, r)
+	if w.Code != http.StatusBadRequest || prob.Type != ProblemTypeBase+"ambiguous-identity" || !strings.Contains(prob.Detail, DefaultUserHeader) {
+		t.Errorf("duplicate user header: %d %+v", w.Code, prob)
+	}
+	if app.calls.Load() != calls {
+		t.Error("an ambiguous request reached the application")
+	}
+	p.Wait()
+	var recorded []auditlog.Event
+	for _, ev := range sink.all() {
+		if ev.OperationID == prob.OperationID {
+			recorded = append(recorded, ev)
+		}
+	}
+	if len(recorded) != 1 || recorded[0].Outcome != auditlog.OutcomeDenied || recorded[0].Status != http.StatusBadRequest || recorded[0].Actor != AnonymousActor {
+		t.Errorf("ambiguous request recorded as %+v", recorded)
+	}
+}
+
+// cgiName is the variable a CGI-style application reads a header as:
+// HTTP_ and the name upper-cased with every other character an underscore.
+func cgiName(h string) string {
+	b := []byte("HTTP_" + strings.ToUpper(h))
+	for i := 5; i < len(b); i++ {
+		if c := b[i]; (c < 'A' || c > 'Z') && (c < '0' || c > '9') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
