@@ -246,3 +246,54 @@ func cgiName(h string) string {
 	}
 	return string(b)
 }
+
+func TestConnectionHeaderCannotStripWhatTheProxySets(t *testing.T) {
+	app := newRecordingApp(t)
+	iss := newTestIssuer(t)
+	p, _ := newHardenedProxy(t, app.srv.URL, iss)
+	tok := iss.token(t, "an@example.nl", []string{"coaches"}, nil)
+	const reason = "Melding acute onveiligheid"
+	for _, tc := range []struct {
+		name   string
+		source string
+		set    map[string]string
+		want   []string // headers the application must get as the proxy decided them
+	}{
+		{"trusted proxy", trustedSource, map[string]string{DefaultUserHeader: "an@example.nl", DefaultGroupsHeader: "coaches"},
+			[]string{DefaultUserHeader, DefaultGroupsHeader, TraceparentHeader}},
+		{"bearer token", untrustedSource, map[string]string{"Authorization": "Bearer " + tok},
+			[]string{"Authorization", TraceparentHeader}},
+		{"break-glass", untrustedSource, map[string]string{"Authorization": "Bearer " + iss.token(t, "bo@example.nl", []string{"crisis"}, nil), BreakGlassHeader: reason},
+			[]string{"Authorization", BreakGlassHeader, TraceparentHeader}},
+	} {
+		for _, conn := range []string{
+			strings.Join(tc.want, ", "),
+			"keep-alive, " + strings.ToLower(strings.Join(tc.want, ",")),
+		} {
+			r := httptest.NewRequest("GET", "/api/dossiers/D-9", nil)
+			if tc.name == "break-glass" {
+				r = httptest.NewRequest("GET", "/api/dossiers/D-9/safety", nil)
+			}
+			r.RemoteAddr = tc.source
+			for k, v := range tc.set {
+				r.Header.Set(k, v)
+			}
+			r.Header.Set("Connection", conn)
+			w, _ := serve(t, p, r)
+			if w.Code != http.StatusOK {
+				t.Fatalf("%s: status %d: %s", tc.name, w.Code, w.Body)
+			}
+			got := app.last(t)
+			for _, h := range tc.want {
+				switch {
+				case h == TraceparentHeader:
+					if _, ok := parseTraceparent(got.Get(h)); !ok {
+						t.Errorf("%s, Connection: %s: the application got traceparent %q", tc.name, conn, got.Get(h))
+					}
+				case got.Get(h) != tc.set[h]:
+					t.Errorf("%s, Connection: %s: the application did not get %s as sent", tc.name, conn, h)
+				}
+			}
+		}
+	}
+}

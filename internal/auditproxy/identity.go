@@ -283,6 +283,13 @@ func (a *Authenticator) Authenticate(r *http.Request) (Identity, *AuthError) {
 	return id.Identity, nil
 }
 
+// decisionHeaders are the request headers the identity is read from; the
+// proxy forwards them as they were when it decided. After Authenticate the
+// identity headers are present only when a trusted proxy sent them.
+func (a *Authenticator) decisionHeaders() []string {
+	return []string{"Authorization", http.CanonicalHeaderKey(a.cfg.UserHeader), http.CanonicalHeaderKey(a.cfg.GroupsHeader)}
+}
+
 // NormalisedHeaderName is the name under which CGI, WSGI, Rack, PHP and similar
 // applications read a header: case folded and every character other than a
 // letter or a digit made an underscore, so X-Forwarded-User,

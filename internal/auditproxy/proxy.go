@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -115,6 +116,14 @@ func New(opts Options) (*Proxy, error) {
 			pr.SetURL(upstream)
 			pr.Out.Host = pr.In.Host // the application sees the host the client asked for
 			pr.SetXForwarded()
+			// Hop-by-hop headers, including those a client names in
+			// Connection, are gone from Out by now: set what the decision
+			// was made on last, so that no Connection option removes it.
+			if st, _ := pr.In.Context().Value(stateKey{}).(*requestState); st != nil {
+				for k, v := range st.forward {
+					pr.Out.Header[k] = v
+				}
+			}
 		},
 		Transport:      transport,
 		BufferPool:     copyBuffers{},
@@ -152,7 +161,10 @@ func (copyBuffers) Put(b []byte) { copyBufferPool.Put(&b) }
 
 // requestState travels with an allowed request to ModifyResponse.
 type requestState struct {
-	ev        auditlog.Event
+	ev auditlog.Event
+	// forward are the headers the application receives exactly as the
+	// proxy decided on them, after hop-by-hop processing.
+	forward   http.Header
 	start     time.Time
 	completed atomic.Bool
 }
@@ -264,9 +276,17 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	st := &requestState{ev: ev, start: start}
+	st := &requestState{ev: ev, start: start, forward: http.Header{}}
+	st.forward.Set(TraceparentHeader, tc.traceparent(ev.OperationID))
+	for _, h := range p.auth.decisionHeaders() {
+		if v := r.Header[h]; len(v) > 0 {
+			st.forward[h] = slices.Clone(v)
+		}
+	}
+	if reason != "" {
+		st.forward.Set(BreakGlassHeader, reason)
+	}
 	out := r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
-	out.Header.Set(TraceparentHeader, tc.traceparent(ev.OperationID))
 	p.rp.ServeHTTP(w, out)
 }
 
