@@ -1,9 +1,12 @@
 package auditproxy
 
 import (
+	"bufio"
 	"context"
 	"crypto"
 	"encoding/json"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -13,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/dossierguard/dossierguard/internal/auditlog"
 )
@@ -295,5 +299,58 @@ func TestConnectionHeaderCannotStripWhatTheProxySets(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// asTrustedProxy serves h as if every request came from the trusted proxy.
+func asTrustedProxy(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.RemoteAddr = trustedSource
+		h.ServeHTTP(w, r)
+	})
+}
+
+// rawRequest sends one request as raw bytes and returns the status line's
+// code and the problem body.
+func rawRequest(t testing.TB, addr, raw string) (int, Problem) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(conn, raw); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("%q: %v", raw, err)
+	}
+	defer resp.Body.Close()
+	var prob Problem
+	_ = json.NewDecoder(resp.Body).Decode(&prob)
+	return resp.StatusCode, prob
+}
+
+func TestProxyRefusesPathTricksOnTheWire(t *testing.T) {
+	app := newRecordingApp(t)
+	p, _ := newHardenedProxy(t, app.srv.URL, nil)
+	srv := httptest.NewServer(asTrustedProxy(p))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	for _, target := range append(slices.Clone(pathTricks), "http://x/api/dossiers/D-1%2F..%2Fplan") {
+		if strings.ContainsAny(target, " \t") || strings.Contains(target, "Attachments") {
+			continue // not a request line at all; a literal only testRoutes has
+		}
+		code, prob := rawRequest(t, addr, "GET "+target+" HTTP/1.1\r\nHost: app\r\nX-Forwarded-User: an@example.nl\r\nConnection: close\r\n\r\n")
+		if code != http.StatusBadRequest {
+			t.Errorf("GET %s: status %d, want 400", target, code)
+		} else if prob.Type != "" && prob.Type != ProblemNonCanonicalPath {
+			t.Errorf("GET %s: problem %+v", target, prob)
+		}
+	}
+	if n := app.calls.Load(); n != 0 {
+		t.Errorf("the application got %d of the requests", n)
 	}
 }

@@ -208,7 +208,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			ev.Action = auditlog.Action(m.Route.Action)
 			ev.Categories = routeCategories(m.Route)
 			if m.HasDossier {
-				ev.DataSubject = auditlog.Pseudonymise(p.key, m.Dossier)
+				ev.DataSubject = DossierPseudonym(p.key, m.Dossier)
 			}
 			prob.Route, prob.Action = m.Route.Name, string(m.Route.Action)
 		}

@@ -268,7 +268,7 @@ func (h *harness) checkLog() {
 		if ev.Route != exp.route || ev.Actor != exp.actor {
 			t.Errorf("request %s: route %q actor %q, want %q %q", op, ev.Route, ev.Actor, exp.route, exp.actor)
 		}
-		wantSubject := auditlog.Pseudonymise(h.keys.pseudonym, exp.dossier)
+		wantSubject := DossierPseudonym(h.keys.pseudonym, exp.dossier)
 		if ev.DataSubject != wantSubject {
 			t.Errorf("request %s: data subject %q, want the pseudonym of %q", op, ev.DataSubject, exp.dossier)
 		}
