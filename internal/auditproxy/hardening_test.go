@@ -354,3 +354,63 @@ func TestProxyRefusesPathTricksOnTheWire(t *testing.T) {
 		t.Errorf("the application got %d of the requests", n)
 	}
 }
+
+func TestProxyRefusesMethodOverrideAndRewrites(t *testing.T) {
+	app := newRecordingApp(t)
+	p, sink := newHardenedProxy(t, app.srv.URL, nil)
+	type req struct {
+		method, target, name, value string
+		body, contentType           string
+	}
+	var cases []req
+	for _, h := range []string{
+		"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override", "X-Original-Method",
+		"X-Original-URL", "X-Rewrite-URL", "X-Original-URI", "X-Forwarded-URI", "X-Forwarded-Path", "X-Forwarded-Prefix", "X-Envoy-Original-Path",
+		"X_HTTP_Method_Override", "x-http-method-override", "X.Original.URL", "X-Rewrite_Url",
+	} {
+		cases = append(cases, req{method: "PUT", target: "/api/dossiers/D-9/plan", name: h, value: "DELETE"})
+	}
+	for _, q := range []string{
+		"_method=DELETE", "x=1&_method=DELETE", "x=1;_method=DELETE", "%5Fmethod=DELETE", "_METHOD=DELETE", "_method[]=DELETE",
+		".method=DELETE", "+method=DELETE", "_method", "a=b&_method=",
+	} {
+		cases = append(cases, req{method: "PUT", target: "/api/dossiers/D-9/plan?" + q})
+	}
+	for _, b := range []string{"_method=DELETE", "plan=x&_method=delete", "plan=x;%5Fmethod=DELETE"} {
+		cases = append(cases, req{method: "PUT", target: "/api/dossiers/D-9/plan", body: b, contentType: "application/x-www-form-urlencoded; charset=utf-8"})
+	}
+	for _, c := range cases {
+		var body io.Reader
+		if c.body != "" {
+			body = strings.NewReader(c.body)
+		}
+		r := httptest.NewRequest(c.method, c.target, body)
+		r.RemoteAddr = trustedSource
+		r.Header.Set(DefaultUserHeader, "an@example.nl")
+		if c.name != "" {
+			r.Header[c.name] = []string{c.value}
+		}
+		if c.contentType != "" {
+			r.Header.Set("Content-Type", c.contentType)
+		}
+		calls := app.calls.Load()
+		w, prob := serve(t, p, r)
+		if w.Code != http.StatusBadRequest || prob.Type != ProblemTypeBase+"request-override" {
+			t.Errorf("%s %s %s %s: %d %+v, want 400 request-override", c.method, c.target, c.name, c.body, w.Code, prob)
+		}
+		if app.calls.Load() != calls {
+			t.Errorf("%s %s %s %s reached the application", c.method, c.target, c.name, c.body)
+		}
+	}
+	// A form body without an override still reaches the application whole.
+	r := httptest.NewRequest("PUT", "/api/dossiers/D-9/plan", strings.NewReader("plan=x&methods=2"))
+	r.RemoteAddr = trustedSource
+	r.Header.Set(DefaultUserHeader, "an@example.nl")
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if w, _ := serve(t, p, r); w.Code != http.StatusOK {
+		t.Errorf("a plain form: %d %s", w.Code, w.Body)
+	}
+	if evs := sink.all(); len(evs) == 0 || evs[0].Outcome != auditlog.OutcomeDenied || evs[0].Status != http.StatusBadRequest {
+		t.Errorf("override not recorded as a denial (%d events)", len(evs))
+	}
+}

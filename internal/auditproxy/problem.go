@@ -17,6 +17,7 @@ const (
 	ProblemAccessDenied        = ProblemTypeBase + "access-denied"
 	ProblemNoRoute             = ProblemTypeBase + "no-route"
 	ProblemNonCanonicalPath    = ProblemTypeBase + "non-canonical-path"
+	ProblemRequestOverride     = ProblemTypeBase + "request-override"
 	ProblemAuditUnavailable    = ProblemTypeBase + "audit-unavailable"
 	ProblemPolicyUnavailable   = ProblemTypeBase + "policy-unavailable"
 	ProblemIdentityUnavailable = ProblemTypeBase + "identity-unavailable"

@@ -191,6 +191,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	prob := &Problem{OperationID: ev.OperationID, TraceID: ev.TraceID}
 
 	id, authErr := p.auth.Authenticate(r)
+	var override *overrideError
+	if authErr == nil {
+		override = checkOverrides(r)
+	}
 	if authErr == nil {
 		ev.Actor = id.User
 	}
@@ -235,6 +239,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case pol == nil:
 		prob.Type, prob.Title, prob.Status = ProblemPolicyUnavailable, "Access policy not loaded", http.StatusServiceUnavailable
 		prob.Detail = "the proxy has no access policy loaded yet, so nothing is allowed"
+		p.deny(w, r, &ev, prob)
+		return
+	case override != nil:
+		prob.Type, prob.Title, prob.Status = ProblemRequestOverride, "Method or URL override", override.status
+		prob.Detail = override.detail
 		p.deny(w, r, &ev, prob)
 		return
 	case pathErr != nil:

@@ -1,0 +1,96 @@
+package auditproxy
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// overrideHeaders are headers with which frameworks let a request say it is
+// another method (X-HTTP-Method-Override and its kin) or another URL
+// (X-Original-URL, X-Rewrite-URL: IIS, Symfony, Laravel; X-Forwarded-Prefix:
+// Spring) than the proxy decided on, in their normalised form
+// (NormalisedHeaderName), so that every spelling counts.
+var overrideHeaders = func() map[string]string {
+	m := map[string]string{}
+	for _, h := range []string{
+		"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override", "X-Original-Method",
+		"X-Original-URL", "X-Original-URI", "X-Rewrite-URL", "X-Forwarded-URI", "X-Forwarded-Path",
+		"X-Forwarded-Prefix", "X-Envoy-Original-Path",
+	} {
+		m[NormalisedHeaderName(h)] = h
+	}
+	return m
+}()
+
+// methodParam is the form and query parameter with which Rails (Rack),
+// Laravel and Symfony let a POST say it is another method, normalised.
+const methodParam = "_method"
+
+// maxInspectedForm is the largest URL-encoded form body the proxy reads to
+// look for a method parameter; a larger one is refused.
+const maxInspectedForm = 1 << 20
+
+// overrideError is why a request is refused as an override.
+type overrideError struct {
+	status int
+	detail string
+}
+
+// checkOverrides refuses a request that could make the application see
+// another method or URL than the proxy decided on: an override header (any
+// spelling), a _method parameter in the query (any spelling a framework
+// reads as _method) or in a URL-encoded form body. The body is read (at most
+// maxInspectedForm bytes) and put back for the application.
+func checkOverrides(r *http.Request) *overrideError {
+	for k := range r.Header {
+		if h, ok := overrideHeaders[NormalisedHeaderName(k)]; ok {
+			return &overrideError{http.StatusBadRequest, fmt.Sprintf("the %s header (here spelled %q) would let the application see another method or URL than the one audited; send the request as it is meant", h, k)}
+		}
+	}
+	if hasMethodParam(r.URL.RawQuery) {
+		return &overrideError{http.StatusBadRequest, fmt.Sprintf("the query holds a %s parameter, which would let the application see another method than the one audited; use that method instead", methodParam)}
+	}
+	if r.Body == nil || r.Body == http.NoBody || !strings.Contains(strings.ToLower(r.Header.Get("Content-Type")), "application/x-www-form-urlencoded") {
+		return nil
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxInspectedForm+1))
+	if err != nil {
+		return &overrideError{http.StatusBadRequest, "the form body could not be read"}
+	}
+	if len(body) > maxInspectedForm {
+		return &overrideError{http.StatusRequestEntityTooLarge, fmt.Sprintf("a URL-encoded form body of more than %d bytes cannot be checked for a %s parameter; send it as another media type", maxInspectedForm, methodParam)}
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if hasMethodParam(string(body)) {
+		return &overrideError{http.StatusBadRequest, fmt.Sprintf("the form body holds a %s parameter, which would let the application see another method than the one audited; use that method instead", methodParam)}
+	}
+	return nil
+}
+
+// hasMethodParam reports whether a query or URL-encoded form holds a
+// parameter a framework could read as _method: names are split on & and ;,
+// decoded (also +), and normalised as PHP does (case folded, dots, spaces
+// and other punctuation as _, a [ suffix ignored).
+func hasMethodParam(form string) bool {
+	for form != "" {
+		var kv string
+		if i := strings.IndexAny(form, "&;"); i >= 0 {
+			kv, form = form[:i], form[i+1:]
+		} else {
+			kv, form = form, ""
+		}
+		name, _, _ := strings.Cut(kv, "=")
+		if dec, err := url.QueryUnescape(name); err == nil {
+			name = dec
+		}
+		if strings.HasPrefix(NormalisedHeaderName(strings.TrimLeft(name, " ")), methodParam) ||
+			strings.HasPrefix(NormalisedHeaderName(name), methodParam) {
+			return true
+		}
+	}
+	return false
+}
