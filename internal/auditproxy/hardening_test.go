@@ -414,3 +414,63 @@ func TestProxyRefusesMethodOverrideAndRewrites(t *testing.T) {
 		t.Errorf("override not recorded as a denial (%d events)", len(evs))
 	}
 }
+
+func TestBreakGlassReasonIsBoundedAndClean(t *testing.T) {
+	app := newRecordingApp(t)
+	iss := newTestIssuer(t)
+	p, sink := newHardenedProxy(t, app.srv.URL, iss)
+	tok := iss.token(t, "bo@example.nl", []string{"crisis"}, nil)
+	send := func(values ...string) (*httptest.ResponseRecorder, Problem) {
+		r := httptest.NewRequest("GET", "/api/dossiers/D-9/safety", nil)
+		r.RemoteAddr = untrustedSource
+		r.Header.Set("Authorization", "Bearer "+tok)
+		r.Header[BreakGlassHeader] = values
+		return serve(t, p, r)
+	}
+	for name, reason := range map[string]string{
+		"right-to-left override":  "Melding \u202Eacute onveiligheid",
+		"left-to-right isolate":   "Melding \u2066acute\u2069",
+		"right-to-left mark":      "Melding\u200F acute",
+		"arabic letter mark":      "Melding\u061C acute",
+		"zero-width space":        "Mel\u200Bding acute",
+		"zero-width joiner":       "Mel\u200Dding acute",
+		"byte-order mark":         "\uFEFFMelding acute",
+		"soft hyphen":             "Mel\u00ADding acute",
+		"tag character":           "Melding acute\U000E0041",
+		"line separator":          "Melding\u2028acute",
+		"no-break space":          "Melding\u00A0acute",
+		"bell":                    "Melding\x07acute",
+		"tab":                     "Melding\tacute",
+		"escape sequence":         "Melding \x1b[31macute",
+		"DEL":                     "Melding\x7facute",
+		"C1 control":              "Melding\u0085acute",
+		"private use":             "Melding\uE000acute",
+		"invalid UTF-8":           "Melding \xff acute",
+		"too long":                strings.Repeat("x", MaxBreakGlassReasonLen+1),
+		"too long in characters":  strings.Repeat("é", MaxBreakGlassReasonLen/2+1),
+		"interlinear annotation":  "Melding\uFFF9acute",
+		"noncharacter":            "Melding\uFFFEacute",
+		"variation selector only": "Melding\uFE0F",
+	} {
+		calls := app.calls.Load()
+		w, prob := send(reason)
+		if w.Code != http.StatusBadRequest || prob.Type != ProblemTypeBase+"invalid-break-glass-reason" ||
+			!strings.Contains(prob.Detail, BreakGlassHeader) || prob.BreakGlassHeader != BreakGlassHeader {
+			t.Errorf("%s: %d %+v, want 400 invalid-break-glass-reason naming the header", name, w.Code, prob)
+		}
+		if app.calls.Load() != calls {
+			t.Errorf("%s: reached the application", name)
+		}
+	}
+	if w, prob := send("Melding acute onveiligheid", "tweede reden"); w.Code != http.StatusBadRequest || !strings.Contains(prob.Detail, "more than once") {
+		t.Errorf("two reasons: %d %+v", w.Code, prob)
+	}
+	const good = "Melding acute onveiligheid (café, 3e verdieping) — dienstdoende niet bereikbaar: zie #4711!"
+	if w, prob := send(good); w.Code != http.StatusOK {
+		t.Fatalf("a plain reason: %d %+v", w.Code, prob)
+	}
+	evs := sink.all()
+	if last := evs[len(evs)-1]; !last.BreakGlass || last.BreakGlassReason != good {
+		t.Errorf("reason recorded as %q", last.BreakGlassReason)
+	}
+}

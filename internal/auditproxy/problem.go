@@ -12,16 +12,17 @@ const ProblemTypeBase = "https://dossierguard.io/problems/"
 
 // The problem types of the proxy.
 const (
-	ProblemUnauthenticated     = ProblemTypeBase + "unauthenticated"
-	ProblemAmbiguousIdentity   = ProblemTypeBase + "ambiguous-identity"
-	ProblemAccessDenied        = ProblemTypeBase + "access-denied"
-	ProblemNoRoute             = ProblemTypeBase + "no-route"
-	ProblemNonCanonicalPath    = ProblemTypeBase + "non-canonical-path"
-	ProblemRequestOverride     = ProblemTypeBase + "request-override"
-	ProblemAuditUnavailable    = ProblemTypeBase + "audit-unavailable"
-	ProblemPolicyUnavailable   = ProblemTypeBase + "policy-unavailable"
-	ProblemIdentityUnavailable = ProblemTypeBase + "identity-unavailable"
-	ProblemUpstreamUnavailable = ProblemTypeBase + "upstream-unavailable"
+	ProblemUnauthenticated         = ProblemTypeBase + "unauthenticated"
+	ProblemAmbiguousIdentity       = ProblemTypeBase + "ambiguous-identity"
+	ProblemAccessDenied            = ProblemTypeBase + "access-denied"
+	ProblemNoRoute                 = ProblemTypeBase + "no-route"
+	ProblemNonCanonicalPath        = ProblemTypeBase + "non-canonical-path"
+	ProblemRequestOverride         = ProblemTypeBase + "request-override"
+	ProblemInvalidBreakGlassReason = ProblemTypeBase + "invalid-break-glass-reason"
+	ProblemAuditUnavailable        = ProblemTypeBase + "audit-unavailable"
+	ProblemPolicyUnavailable       = ProblemTypeBase + "policy-unavailable"
+	ProblemIdentityUnavailable     = ProblemTypeBase + "identity-unavailable"
+	ProblemUpstreamUnavailable     = ProblemTypeBase + "upstream-unavailable"
 )
 
 // Problem is an RFC 9457 problem details object with the proxy's extension

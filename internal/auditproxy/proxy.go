@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/dossierguard/dossierguard/internal/accesspolicy"
@@ -258,7 +259,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	reason, reasonNote := breakGlassReason(r.Header)
+	reason, reasonProblem := breakGlassReason(r.Header)
+	if reasonProblem != "" {
+		prob.Type, prob.Title, prob.Status = ProblemInvalidBreakGlassReason, "Invalid break-glass reason", http.StatusBadRequest
+		prob.Detail, prob.BreakGlassHeader = reasonProblem, BreakGlassHeader
+		p.deny(w, r, &ev, prob)
+		return
+	}
 	dec := pol.Authorise(r.Context(), id, m, reason, p.assignments)
 	if dec.AssignmentErr != nil {
 		p.log.Warn("assignment source gave no answer; denying roles limited to assigned cases", "route", m.Route.Name, "operationID", ev.OperationID, "error", dec.AssignmentErr.Error())
@@ -266,9 +273,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ev.Roles = dec.Roles
 	if !dec.Allowed {
 		prob.Type, prob.Title, prob.Status = ProblemAccessDenied, "Access denied", http.StatusForbidden
-		prob.Detail = dec.Detail + reasonNote
+		prob.Detail = dec.Detail
 		prob.MissingCategories = dec.Missing
-		if strings.Contains(dec.Detail, BreakGlassHeader) || reasonNote != "" {
+		if strings.Contains(dec.Detail, BreakGlassHeader) {
 			prob.BreakGlassHeader = BreakGlassHeader
 		}
 		p.deny(w, r, &ev, prob)
@@ -440,17 +447,45 @@ func (p *Proxy) HealthHandler() http.Handler {
 	return mux
 }
 
-// breakGlassReason returns the stated break-glass reason, or "" and a note
-// for the problem detail when the header is present but unusable.
-func breakGlassReason(h http.Header) (reason, note string) {
-	v := strings.TrimSpace(h.Get(BreakGlassHeader))
+// breakGlassReason returns the stated break-glass reason ("" when none),
+// or why the header is refused: a reason goes into the audit log and in
+// front of reviewers, so it must be one line of visible text that shows as
+// it is stored (see reasonRuneAllowed).
+func breakGlassReason(h http.Header) (reason string, problem string) {
+	values := h.Values(BreakGlassHeader)
+	if len(values) > 1 {
+		return "", fmt.Sprintf("the %s header is given more than once; state one reason", BreakGlassHeader)
+	}
+	if len(values) == 0 {
+		return "", ""
+	}
+	v := strings.Trim(values[0], " ")
 	switch {
 	case v == "":
 		return "", ""
-	case len(v) > MaxBreakGlassReasonLen || !utf8.ValidString(v):
-		return "", fmt.Sprintf("; the %s header was ignored: it must be valid UTF-8 of at most %d bytes", BreakGlassHeader, MaxBreakGlassReasonLen)
+	case len(v) > MaxBreakGlassReasonLen:
+		return "", fmt.Sprintf("the %s header must be at most %d bytes", BreakGlassHeader, MaxBreakGlassReasonLen)
+	case !utf8.ValidString(v):
+		return "", fmt.Sprintf("the %s header must be valid UTF-8", BreakGlassHeader)
+	case strings.ContainsFunc(v, func(r rune) bool { return !reasonRuneAllowed(r) }):
+		return "", fmt.Sprintf("the %s header may hold only letters, marks, digits, punctuation, symbols and spaces (U+0020): no control, format (such as bidirectional or zero-width), private-use, unassigned or other invisible characters", BreakGlassHeader)
 	}
 	return v, ""
+}
+
+// reasonRuneAllowed reports whether r may appear in a break-glass reason: a
+// letter, mark, number, punctuation, symbol or the ASCII space, and not a
+// variation selector, a default-ignorable or a noncharacter. Everything
+// else (Cc, Cf with the bidi and zero-width controls, Co, Cs, Cn, Zl, Zp and
+// the other spaces) could hide or reorder what a reviewer reads.
+func reasonRuneAllowed(r rune) bool {
+	if r == ' ' {
+		return true
+	}
+	if !unicode.In(r, unicode.L, unicode.M, unicode.N, unicode.P, unicode.S) {
+		return false
+	}
+	return !unicode.In(r, unicode.Variation_Selector, unicode.Other_Default_Ignorable_Code_Point, unicode.Noncharacter_Code_Point)
 }
 
 // methodAction is the action recorded for a request that matched no route.

@@ -407,7 +407,7 @@ func TestProxyIntegration(t *testing.T) {
 		if r.problem.BreakGlassHeader != BreakGlassHeader {
 			t.Errorf("problem does not point at the break-glass header: %+v", r.problem)
 		}
-		h.do(h.direct, "GET", "/api/dossiers/D-9/safety", expectation{status: 403, route: "read-safety", actor: "bo@example.nl", dossier: "D-9"},
+		h.do(h.direct, "GET", "/api/dossiers/D-9/safety", expectation{status: 400, route: "read-safety", actor: "bo@example.nl", dossier: "D-9"},
 			bearer(bo("crisis")), header(BreakGlassHeader, strings.Repeat("x", MaxBreakGlassReasonLen+1)))
 	})
 	t.Run("policy reload", func(t *testing.T) {
