@@ -63,8 +63,9 @@ func (e *assignmentStatusError) Error() string {
 	return fmt.Sprintf("assignment source answered %d (only 200 and 404 are answers)", e.code)
 }
 
-// Assigned implements AssignmentChecker. Its errors never hold the user or
-// the dossier id (the URL is left out of transport errors).
+// Assigned implements AssignmentChecker. Its errors never hold the user, the
+// dossier id or bytes of the answer (transport errors give only their
+// class).
 func (a *HTTPAssignments) Assigned(ctx context.Context, user, dossier string) (bool, error) {
 	key := user + "\x00" + dossier
 	if v, ok := a.cache.get(key); ok {
@@ -77,11 +78,9 @@ func (a *HTTPAssignments) Assigned(ctx context.Context, user, dossier string) (b
 	}
 	resp, err := a.client.Do(req)
 	if err != nil {
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			err = uerr.Err // drop the URL, which names the user and the dossier
-		}
-		return false, fmt.Errorf("assignment source unreachable: %v", err)
+		// Only the class: the URL names the user and the dossier, and the
+		// text of a response error can quote the response.
+		return false, fmt.Errorf("assignment source unreachable: %s", errorClass(err))
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()

@@ -6,6 +6,7 @@ import (
 	"crypto"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -469,8 +470,93 @@ func TestBreakGlassReasonIsBoundedAndClean(t *testing.T) {
 	if w, prob := send(good); w.Code != http.StatusOK {
 		t.Fatalf("a plain reason: %d %+v", w.Code, prob)
 	}
+	p.Wait()
 	evs := sink.all()
 	if last := evs[len(evs)-1]; !last.BreakGlass || last.BreakGlassReason != good {
 		t.Errorf("reason recorded as %q", last.BreakGlassReason)
+	}
+}
+
+// bsnMarker stands for personal data in an application's response.
+const bsnMarker = "BSN999999990"
+
+// rawUpstream answers every connection with response, as bytes, and closes
+// it.
+func rawUpstream(t testing.TB, response string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+				br := bufio.NewReader(c)
+				if _, err := http.ReadRequest(br); err != nil {
+					return
+				}
+				_, _ = io.WriteString(c, response)
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+// malformedResponses are answers of a broken application with personal
+// data in them.
+var malformedResponses = map[string]string{
+	"malformed status line":   bsnMarker + " is not a status line\r\n\r\n",
+	"malformed header line":   "HTTP/1.1 200 OK\r\n" + bsnMarker + "\r\n\r\n",
+	"bad Content-Length":      "HTTP/1.1 200 OK\r\nContent-Length: " + bsnMarker + "\r\n\r\n",
+	"unasked protocol switch": "HTTP/1.1 101 Switching Protocols\r\nUpgrade: " + bsnMarker + "\r\nConnection: Upgrade\r\n\r\n",
+	"bad chunked encoding":    "HTTP/1.1 200 OK\r\nTransfer-Encoding: " + bsnMarker + "\r\n\r\n",
+	"malformed version":       "HTTP/9." + bsnMarker + " 200 OK\r\n\r\n",
+}
+
+func TestTransportErrorsNeverLogResponseBytes(t *testing.T) {
+	for name, response := range malformedResponses {
+		logs := &syncBuffer{}
+		p, _ := newHardenedProxy(t, rawUpstream(t, response), nil)
+		p.log = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		r := httptest.NewRequest("PUT", "/api/dossiers/D-9/plan", nil)
+		r.RemoteAddr = trustedSource
+		r.Header.Set(DefaultUserHeader, "an@example.nl")
+		w, prob := serve(t, p, r)
+		if w.Code != http.StatusBadGateway || prob.Type != ProblemUpstreamUnavailable {
+			t.Errorf("%s: %d %+v, want 502", name, w.Code, prob)
+		}
+		if strings.Contains(w.Body.String(), bsnMarker) {
+			t.Errorf("%s: the response holds the application's bytes", name)
+		}
+		if !strings.Contains(logs.String(), "upstream request failed") {
+			t.Errorf("%s: the failure was not logged: %s", name, logs)
+		}
+		for line := range strings.Lines(logs.String()) {
+			if strings.Contains(line, bsnMarker) || strings.Contains(line, "D-9") {
+				t.Errorf("%s: the proxy's log holds the application's bytes: %s", name, line)
+			}
+		}
+	}
+
+	// The assignment source is the application too.
+	for name, response := range malformedResponses {
+		a, err := NewHTTPAssignments(rawUpstream(t, response)+"/assignments/{dossier}/{user}", &http.Client{Timeout: 5 * time.Second}, 10, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, aerr := a.Assigned(context.Background(), "an@example.nl", "D-9")
+		if aerr == nil && name != "unasked protocol switch" {
+			t.Errorf("assignment source, %s: no error", name)
+		}
+		if aerr != nil && strings.Contains(aerr.Error(), bsnMarker) {
+			t.Errorf("assignment source, %s: the error holds the application's bytes: %v", name, aerr)
+		}
 	}
 }

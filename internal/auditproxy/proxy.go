@@ -389,11 +389,9 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, out *http.Request, err erro
 	if out.Context().Err() != nil {
 		status = 0 // the client went away; nothing is returned
 	} else {
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			err = uerr.Err // the URL can hold a dossier id
-		}
-		p.log.Warn("upstream request failed", "route", prob.Route, "operationID", prob.OperationID, "error", err.Error())
+		// Only the class: the error's text can quote the application's
+		// response (personal data) and its URL a dossier id.
+		p.log.Warn("upstream request failed", "route", prob.Route, "operationID", prob.OperationID, "error", errorClass(err))
 	}
 	if st != nil {
 		if cerr := p.complete(st, status); cerr != nil {
