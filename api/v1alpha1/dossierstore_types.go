@@ -274,6 +274,7 @@ type TrustedProxySpec struct {
 }
 
 // AuditRoute maps a method and path to data categories and an action.
+// +kubebuilder:validation:XValidation:rule="!has(self.allowWebSocket) || !self.allowWebSocket || self.method == 'GET'",fieldPath=".allowWebSocket",message="spec.audit.routes[].allowWebSocket needs method GET: a WebSocket opens with a GET"
 type AuditRoute struct {
 	// Name of the route, unique within the store.
 	// +kubebuilder:validation:MinLength=1
@@ -295,6 +296,13 @@ type AuditRoute struct {
 	Categories []DataCategory `json:"categories"`
 	// Action the route performs.
 	Action Action `json:"action"`
+	// AllowWebSocket lets a request of this route upgrade its connection to
+	// a WebSocket. The proxy audits the opening request only; everything
+	// sent over the WebSocket afterwards is not seen, so allow it only for
+	// a route whose messages stay within its categories and action. Every
+	// other upgrade (h2c, or any upgrade on another route) is refused.
+	// +optional
+	AllowWebSocket bool `json:"allowWebSocket,omitempty"`
 }
 
 // DossierStoreStatus is the observed state of a DossierStore.

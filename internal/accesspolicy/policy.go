@@ -43,6 +43,8 @@ type Route struct {
 	Path       string                  `json:"path"`
 	Categories []v1alpha1.DataCategory `json:"categories"`
 	Action     v1alpha1.Action         `json:"action"`
+	// AllowWebSocket lets the route's requests upgrade to a WebSocket.
+	AllowWebSocket bool `json:"allowWebSocket,omitempty"`
 }
 
 // Role grants categories and actions to subjects.
@@ -78,6 +80,7 @@ func Build(store *v1alpha1.DossierStore, roles []v1alpha1.AccessRole) Document {
 		for _, r := range a.Routes {
 			doc.Routes = append(doc.Routes, Route{
 				Name: r.Name, Method: r.Method, Path: r.Path, Categories: canonicalCategories(r.Categories), Action: r.Action,
+				AllowWebSocket: r.AllowWebSocket,
 			})
 		}
 	}

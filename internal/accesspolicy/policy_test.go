@@ -59,3 +59,26 @@ func TestDecodeRefusesUnknownVersion(t *testing.T) {
 		t.Error("accepted an unknown version")
 	}
 }
+
+func TestBuildCarriesWebSocketRoutes(t *testing.T) {
+	store := &v1alpha1.DossierStore{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "ns"},
+		Spec: v1alpha1.DossierStoreSpec{Audit: &v1alpha1.AuditSpec{Routes: []v1alpha1.AuditRoute{
+			{Name: "live", Method: "GET", Path: "/live/{dossier}", Categories: []v1alpha1.DataCategory{"plan"}, Action: "read", AllowWebSocket: true},
+			{Name: "plain", Method: "GET", Path: "/plain", Categories: []v1alpha1.DataCategory{"plan"}, Action: "read"},
+		}}}}
+	data, _, err := Encode(Build(store, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !doc.Routes[0].AllowWebSocket || doc.Routes[1].AllowWebSocket {
+		t.Errorf("routes %+v", doc.Routes)
+	}
+	// A document without WebSocket routes encodes as before the field existed.
+	if bytes.Contains(data[bytes.Index(data, []byte(`"plain"`)):], []byte("allowWebSocket")) {
+		t.Errorf("allowWebSocket written for a route without it:\n%s", data)
+	}
+}
