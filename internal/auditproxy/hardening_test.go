@@ -2,8 +2,10 @@ package auditproxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto"
+	"crypto/ed25519"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -12,6 +14,8 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -19,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dossierguard/dossierguard/api/v1alpha1"
+	"github.com/dossierguard/dossierguard/internal/accesspolicy"
 	"github.com/dossierguard/dossierguard/internal/auditlog"
 )
 
@@ -558,5 +564,171 @@ func TestTransportErrorsNeverLogResponseBytes(t *testing.T) {
 		if aerr != nil && strings.Contains(aerr.Error(), bsnMarker) {
 			t.Errorf("assignment source, %s: the error holds the application's bytes: %v", name, aerr)
 		}
+	}
+}
+
+func TestProxyRefusesUpgradesARouteDoesNotAllow(t *testing.T) {
+	app := newRecordingApp(t)
+	p, sink := newHardenedProxyWithDoc(t, app.srv.URL, webSocketDocument())
+	for _, tc := range []struct {
+		name, method, path string
+		header             http.Header
+	}{
+		{"WebSocket on a route without allowWebSocket", "PUT", "/api/dossiers/D-9/plan", http.Header{"Connection": {"Upgrade"}, "Upgrade": {"websocket"}}},
+		{"WebSocket on a GET route without it", "GET", "/api/dossiers/D-9/notes", http.Header{"Connection": {"upgrade"}, "Upgrade": {"websocket"}}},
+		{"h2c on a route without it", "PUT", "/api/dossiers/D-9/plan", http.Header{"Connection": {"Upgrade, HTTP2-Settings"}, "Upgrade": {"h2c"}, "Http2-Settings": {"AAMAAABkAAQAAP__"}}},
+		{"h2c on a WebSocket route", "GET", "/api/dossiers/D-9/live", http.Header{"Connection": {"Upgrade, HTTP2-Settings"}, "Upgrade": {"h2c"}, "Http2-Settings": {"AAMAAABkAAQAAP__"}}},
+		{"another protocol on a WebSocket route", "GET", "/api/dossiers/D-9/live", http.Header{"Connection": {"Upgrade"}, "Upgrade": {"websocket, h2c"}}},
+		{"two Upgrade lines on a WebSocket route", "GET", "/api/dossiers/D-9/live", http.Header{"Connection": {"Upgrade"}, "Upgrade": {"websocket", "h2c"}}},
+		{"Upgrade without Connection", "PUT", "/api/dossiers/D-9/plan", http.Header{"Upgrade": {"websocket"}}},
+		{"Connection: upgrade without Upgrade", "PUT", "/api/dossiers/D-9/plan", http.Header{"Connection": {"keep-alive, Upgrade"}}},
+	} {
+		r := httptest.NewRequest(tc.method, tc.path, nil)
+		r.RemoteAddr = trustedSource
+		for k, v := range tc.header {
+			r.Header[k] = v
+		}
+		r.Header.Set(DefaultUserHeader, "an@example.nl")
+		calls := app.calls.Load()
+		w, prob := serve(t, p, r)
+		if w.Code != http.StatusForbidden || prob.Type != ProblemTypeBase+"upgrade-not-allowed" {
+			t.Errorf("%s: %d %+v, want 403 upgrade-not-allowed", tc.name, w.Code, prob)
+		}
+		if app.calls.Load() != calls {
+			t.Errorf("%s: reached the application", tc.name)
+		}
+	}
+	p.Wait()
+	for _, ev := range sink.all() {
+		if ev.Outcome != auditlog.OutcomeDenied || ev.Status != http.StatusForbidden {
+			t.Errorf("an upgrade was recorded as %s %d", ev.Outcome, ev.Status)
+		}
+	}
+}
+
+// webSocketDocument is the integration policy plus a WebSocket route and a
+// GET route without it, both granted to an@example.nl (role intake).
+func webSocketDocument() accesspolicy.Document {
+	doc := integrationDocument()
+	doc.Routes = append(doc.Routes,
+		accesspolicy.Route{Name: "live", Method: "GET", Path: "/api/dossiers/{dossier}/live", Categories: []v1alpha1.DataCategory{"plan"}, Action: "read", AllowWebSocket: true},
+		accesspolicy.Route{Name: "notes", Method: "GET", Path: "/api/dossiers/{dossier}/notes", Categories: []v1alpha1.DataCategory{"plan"}, Action: "read"})
+	return doc
+}
+
+// newHardenedProxyWithDoc is newHardenedProxy with another document.
+func newHardenedProxyWithDoc(t testing.TB, upstream string, doc accesspolicy.Document) (*Proxy, *memorySink) {
+	t.Helper()
+	p, sink := newHardenedProxy(t, upstream, nil)
+	pol, err := NewPolicy(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.policies.Set(pol)
+	return p, sink
+}
+
+// webSocketApp accepts a WebSocket upgrade and then echoes every byte.
+func webSocketApp(t testing.TB) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			http.Error(w, "upgrade expected", http.StatusBadRequest)
+			return
+		}
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		_ = brw.Flush()
+		_, _ = io.Copy(conn, brw)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestWebSocketTunnelDoesNotBlockShutdown(t *testing.T) {
+	policy := newConfigMapDir(t)
+	policy.writeDoc(t, webSocketDocument())
+	keys := newTestKeys(t)
+	logPath := filepath.Join(t.TempDir(), "audit.jsonl")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	upstream, _ := url.Parse(webSocketApp(t).URL)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{Listener: ln, HealthListener: hln, Upstream: upstream, PolicyPath: policy.path(),
+			Identity:     IdentityConfig{TrustedProxyCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}},
+			PseudonymKey: keys.pseudonym, AuditLogPath: logPath, SigningKey: keys.signing, ShutdownTimeout: 10 * time.Second})
+	}()
+
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+	_, _ = io.WriteString(conn, "GET /api/dossiers/D-9/live HTTP/1.1\r\nHost: app\r\nX-Forwarded-User: an@example.nl\r\n"+
+		"Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("status %d, want 101", resp.StatusCode)
+	}
+	_, _ = io.WriteString(conn, "ping")
+	echo := make([]byte, 4)
+	if _, err := io.ReadFull(br, echo); err != nil || string(echo) != "ping" {
+		t.Fatalf("echo %q %v", echo, err)
+	}
+
+	// SIGTERM while the tunnel is open: Run returns, with a final checkpoint.
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(8 * time.Second):
+		t.Fatal("an open WebSocket tunnel blocks shutdown")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("shutdown took %s", d)
+	}
+	if _, err := br.ReadByte(); err == nil {
+		t.Error("the tunnel is still open after shutdown")
+	}
+	data, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := auditlog.Verify(bytes.NewReader(data), keys.signing.Public().(ed25519.PublicKey))
+	if err != nil || !res.OK {
+		t.Fatalf("audit log does not verify: %v %s", err, res)
+	}
+	byOp, events := readEvents(t, data)
+	if events != 2 || len(byOp) != 1 {
+		t.Fatalf("%d events for %d operations, want decision and completion of one", events, len(byOp))
+	}
+	for _, evs := range byOp {
+		if evs[0].Route != "live" || evs[0].Outcome != "allowed" || evs[1].Status != http.StatusSwitchingProtocols {
+			t.Errorf("events %+v", evs)
+		}
+	}
+	if !bytes.Contains(data[bytes.LastIndexByte(data[:len(data)-1], '\n')+1:], []byte(`"checkpoint"`)) {
+		t.Error("the log does not end with a checkpoint")
 	}
 }

@@ -18,6 +18,7 @@ const (
 	ProblemNoRoute                 = ProblemTypeBase + "no-route"
 	ProblemNonCanonicalPath        = ProblemTypeBase + "non-canonical-path"
 	ProblemRequestOverride         = ProblemTypeBase + "request-override"
+	ProblemUpgradeNotAllowed       = ProblemTypeBase + "upgrade-not-allowed"
 	ProblemInvalidBreakGlassReason = ProblemTypeBase + "invalid-break-glass-reason"
 	ProblemAuditUnavailable        = ProblemTypeBase + "audit-unavailable"
 	ProblemPolicyUnavailable       = ProblemTypeBase + "policy-unavailable"

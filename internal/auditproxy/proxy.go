@@ -19,6 +19,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/dossierguard/dossierguard/internal/accesspolicy"
 	"github.com/dossierguard/dossierguard/internal/auditlog"
 )
@@ -78,6 +80,11 @@ type Proxy struct {
 	// appended in the background; Wait waits for it.
 	inflight sync.WaitGroup
 	stopping atomic.Bool
+
+	// tunnels ends when CloseTunnels is called; upgraded connections
+	// (WebSockets) are closed then.
+	tunnels      context.Context
+	closeTunnels context.CancelFunc
 }
 
 // New returns a Proxy.
@@ -107,6 +114,7 @@ func New(opts Options) (*Proxy, error) {
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
+	p.tunnels, p.closeTunnels = context.WithCancel(context.Background())
 	transport := opts.Transport
 	if transport == nil {
 		transport = NewUpstreamTransport()
@@ -258,6 +266,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.deny(w, r, &ev, prob)
 		return
 	}
+	tunnel, upgradeProblem := checkUpgrade(r, m.Route)
+	if upgradeProblem != "" {
+		prob.Type, prob.Title, prob.Status = ProblemUpgradeNotAllowed, "Upgrade not allowed", http.StatusForbidden
+		prob.Detail = upgradeProblem
+		p.deny(w, r, &ev, prob)
+		return
+	}
 
 	reason, reasonProblem := breakGlassReason(r.Header)
 	if reasonProblem != "" {
@@ -302,8 +317,18 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if reason != "" {
 		st.forward.Set(BreakGlassHeader, reason)
 	}
-	out := r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
-	p.rp.ServeHTTP(w, out)
+	ctx := context.WithValue(r.Context(), stateKey{}, st)
+	if tunnel {
+		// ReverseProxy closes the tunnel when the request's context ends;
+		// end it on shutdown too, as http.Server.Shutdown leaves hijacked
+		// connections alone and ServeHTTP (which Wait waits for) returns
+		// only when the tunnel closes.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(p.tunnels, cancel)()
+	}
+	p.rp.ServeHTTP(w, r.WithContext(ctx))
 }
 
 // deny records a denied request and sends its problem, or 503 when the
@@ -420,6 +445,51 @@ func (p *Proxy) Ready() error {
 
 // BeginShutdown makes Ready fail, so that no new traffic is sent here.
 func (p *Proxy) BeginShutdown() { p.stopping.Store(true) }
+
+// CloseTunnels closes every upgraded connection (WebSocket) and every one
+// upgraded from now on. Call it on shutdown, before Wait.
+func (p *Proxy) CloseTunnels() { p.closeTunnels() }
+
+// checkUpgrade decides a request that asks to switch protocols (an Upgrade
+// header, or upgrade among the Connection options). Only a WebSocket on a
+// route with allowWebSocket may: a GET over HTTP/1.1 with one Upgrade value,
+// websocket, and upgrade in Connection; tunnel is true then. Everything else
+// that asks to upgrade (h2c, other protocols, other routes) gets a problem
+// detail, because after the switch the proxy sees nothing more.
+func checkUpgrade(r *http.Request, route *accesspolicy.Route) (tunnel bool, problem string) {
+	upgrade := r.Header.Values("Upgrade")
+	connUpgrade := httpguts.HeaderValuesContainsToken(r.Header["Connection"], "upgrade")
+	if len(upgrade) == 0 && !connUpgrade {
+		return false, ""
+	}
+	switch {
+	case !route.AllowWebSocket:
+		return false, fmt.Sprintf("route %q does not allow upgrading the connection (Upgrade: %s): after an upgrade the audit proxy sees nothing more", route.Name, upgradeNames(upgrade))
+	case len(upgrade) != 1 || !strings.EqualFold(strings.TrimSpace(upgrade[0]), "websocket"):
+		return false, fmt.Sprintf("route %q allows an upgrade to websocket only", route.Name)
+	case !connUpgrade || r.Method != http.MethodGet || r.ProtoMajor != 1:
+		return false, "a WebSocket opens with an HTTP/1.1 GET carrying Connection: upgrade and Upgrade: websocket"
+	}
+	return true, ""
+}
+
+// upgradeNames lists the protocols asked for, for a problem detail: only
+// protocol tokens, nothing else of the header.
+func upgradeNames(values []string) string {
+	var names []string
+	for _, v := range values {
+		for tok := range strings.SplitSeq(v, ",") {
+			tok = strings.TrimSpace(tok)
+			if name, _, _ := strings.Cut(tok, "/"); name != "" && httpguts.ValidHeaderFieldName(name) && len(name) <= 32 {
+				names = append(names, name)
+			}
+		}
+	}
+	if len(names) == 0 {
+		return "none named"
+	}
+	return strings.Join(names, ", ")
+}
 
 // Wait waits until every request being served has finished and every
 // completion event has been appended. Call it after the server stopped

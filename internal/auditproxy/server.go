@@ -187,6 +187,7 @@ func Run(ctx context.Context, cfg Config) error {
 		_ = srv.Close()
 	}
 	cancel()
+	proxy.CloseTunnels() // Shutdown leaves hijacked connections (WebSockets) open
 	proxy.Wait()
 	stopBackground()
 	if err := writer.Close(); err != nil {
