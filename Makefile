@@ -75,6 +75,17 @@ test-go: ## Unit, envtest and PostgreSQL suites of the main module (starts and s
 test-netpol: ## NetworkPolicy semantics of the generated policies, checked with cyclonus's matcher (own module).
 	cd test/netpol && go test $(GO_TEST_FLAGS) ./...
 
+FUZZTIME ?= 30s
+FUZZ_TARGETS := ./internal/auditproxy:FuzzRouterMatch ./internal/auditproxy:FuzzAuthenticate
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz test (route matcher, identity extraction) for FUZZTIME (default 30s); seeds run in make test too.
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "go test $$pkg -run '^$$' -fuzz '^$$fn\$$' -fuzztime $(FUZZTIME)"; \
+		go test "$$pkg" -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s || exit 1; \
+	done
+
 .PHONY: envtest-assets
 envtest-assets: ## Build or download kube-apiserver, etcd and kubectl into bin/k8s.
 	hack/envtest-assets.sh kubectl
