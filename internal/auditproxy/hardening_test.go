@@ -174,6 +174,24 @@ func TestIdentityHeaderSpellingsAreStrippedFromEverySource(t *testing.T) {
 	}
 }
 
+func TestBearerIdentityDropsIdentityHeaders(t *testing.T) {
+	app := newRecordingApp(t)
+	iss := newTestIssuer(t)
+	p, _ := newHardenedProxy(t, app.srv.URL, iss)
+	// The trusted proxy passes a client's groups header on, but no user: the
+	// caller is the token's, and the application must not see other groups.
+	r := httptest.NewRequest("PUT", "/api/dossiers/D-9/plan", nil)
+	r.RemoteAddr = trustedSource
+	r.Header.Set("Authorization", "Bearer "+iss.token(t, "an@example.nl", nil, nil))
+	r.Header.Set(DefaultGroupsHeader, "admins")
+	if w, _ := serve(t, p, r); w.Code != http.StatusCreated && w.Code != http.StatusOK {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	if g := app.last(t).Values(DefaultGroupsHeader); len(g) != 0 {
+		t.Errorf("the application got groups %q the identity does not have", g)
+	}
+}
+
 func TestAmbiguousIdentityIsRefused(t *testing.T) {
 	a, err := NewAuthenticator(context.Background(), IdentityConfig{
 		TrustedProxyCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24")}}, nil)

@@ -226,7 +226,8 @@ func (a *Authenticator) trusted(remoteAddr string) bool {
 // never sees identity headers a client made up. An identity header or
 // Authorization given more than once is refused as ambiguous (400): the log
 // and the application could otherwise each pick another one. The identity
-// headers of a trusted proxy take precedence over a bearer token.
+// headers of a trusted proxy take precedence over a bearer token; when the
+// identity is not taken from them, they are removed.
 func (a *Authenticator) Authenticate(r *http.Request) (Identity, *AuthError) {
 	userHeader, groupsHeader := http.CanonicalHeaderKey(a.cfg.UserHeader), http.CanonicalHeaderKey(a.cfg.GroupsHeader)
 	userKey, groupsKey := NormalisedHeaderName(userHeader), NormalisedHeaderName(groupsHeader)
@@ -241,10 +242,7 @@ func (a *Authenticator) Authenticate(r *http.Request) (Identity, *AuthError) {
 				Description: fmt.Sprintf("the request carries %s more than once; identity must be unambiguous, so send it once", h)}
 		}
 	}
-	if !a.trusted(r.RemoteAddr) {
-		delete(r.Header, userHeader)
-		delete(r.Header, groupsHeader)
-	} else if user := strings.TrimSpace(r.Header.Get(userHeader)); user != "" {
+	if user := strings.TrimSpace(r.Header.Get(userHeader)); user != "" && a.trusted(r.RemoteAddr) {
 		var groups []string
 		for g := range strings.SplitSeq(r.Header.Get(groupsHeader), ",") {
 			if g = strings.TrimSpace(g); g != "" {
@@ -253,6 +251,10 @@ func (a *Authenticator) Authenticate(r *http.Request) (Identity, *AuthError) {
 		}
 		return checkIdentity(Identity{User: user, Groups: groups})
 	}
+	// The identity is not the headers' (an untrusted source, or a trusted
+	// one without a user): the application must not read any.
+	delete(r.Header, userHeader)
+	delete(r.Header, groupsHeader)
 
 	authz := r.Header.Get("Authorization")
 	if authz == "" {
