@@ -151,6 +151,9 @@ func FuzzAuthenticate(f *testing.F) {
 		if userLines != 1 || groupLines > 1 || len(r.Header["Authorization"]) > 1 {
 			t.Fatalf("ambiguous identity accepted: %d user and %d groups lines", userLines, groupLines)
 		}
+		if strings.Contains(id.User, ",") {
+			t.Fatalf("user %q can be read as a list", id.User)
+		}
 		if id.User != strings.TrimSpace(sentUser) || r.Header.Get(DefaultUserHeader) != sentUser {
 			t.Fatalf("identity %q, but the application reads %q", id.User, r.Header.Get(DefaultUserHeader))
 		}

@@ -55,9 +55,10 @@ type recordingApp struct {
 	srv   *httptest.Server
 	calls atomic.Int32
 
-	mu      sync.Mutex
-	headers []http.Header
-	targets []string
+	mu       sync.Mutex
+	headers  []http.Header
+	trailers []http.Header
+	targets  []string
 }
 
 func newRecordingApp(t testing.TB) *recordingApp {
@@ -65,8 +66,10 @@ func newRecordingApp(t testing.TB) *recordingApp {
 	app := &recordingApp{}
 	app.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		app.calls.Add(1)
+		_, _ = io.Copy(io.Discard, r.Body) // trailers arrive after the body
 		app.mu.Lock()
 		app.headers = append(app.headers, r.Header.Clone())
+		app.trailers = append(app.trailers, r.Trailer.Clone())
 		app.targets = append(app.targets, r.Method+" "+r.RequestURI)
 		app.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
@@ -189,6 +192,40 @@ func TestBearerIdentityDropsIdentityHeaders(t *testing.T) {
 	}
 	if g := app.last(t).Values(DefaultGroupsHeader); len(g) != 0 {
 		t.Errorf("the application got groups %q the identity does not have", g)
+	}
+}
+
+func TestRequestTrailersDoNotReachTheApplication(t *testing.T) {
+	app := newRecordingApp(t)
+	p, _ := newHardenedProxy(t, app.srv.URL, nil)
+	srv := httptest.NewServer(asTrustedProxy(p))
+	defer srv.Close()
+	code, _ := rawRequest(t, strings.TrimPrefix(srv.URL, "http://"), "PUT /api/dossiers/D-9/plan HTTP/1.1\r\nHost: app\r\n"+
+		"X-Forwarded-User: an@example.nl\r\nTransfer-Encoding: chunked\r\nTrailer: X-Forwarded-User, X-Forwarded-Groups, Traceparent\r\nConnection: close\r\n\r\n"+
+		"4\r\nplan\r\n0\r\nX-Forwarded-User: mallory\r\nX-Forwarded-Groups: admins\r\nTraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\n")
+	if code != http.StatusOK {
+		t.Fatalf("status %d", code)
+	}
+	app.mu.Lock()
+	defer app.mu.Unlock()
+	if tr := app.trailers[len(app.trailers)-1]; len(tr) != 0 {
+		t.Errorf("the application got request trailers %v", tr)
+	}
+}
+
+func TestCommaInUserHeaderIsAmbiguous(t *testing.T) {
+	a, err := NewAuthenticator(context.Background(), IdentityConfig{
+		TrustedProxyCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24")}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Applications that read the header as a list take the first or the
+	// last element.
+	r := httptest.NewRequest("GET", "/api/dossiers/D-9", nil)
+	r.RemoteAddr = trustedSource
+	r.Header.Set(DefaultUserHeader, "an@example.nl, mallory")
+	if id, aerr := a.Authenticate(r); aerr == nil || aerr.Status != http.StatusBadRequest {
+		t.Errorf("identity %+v %v, want 400 ambiguous", id, aerr)
 	}
 }
 
@@ -667,11 +704,22 @@ func webSocketApp(t testing.TB) *httptest.Server {
 	return srv
 }
 
-func TestWebSocketTunnelDoesNotBlockShutdown(t *testing.T) {
+// runningProxy is Run in front of an upstream, trusting identity headers
+// from 127.0.0.1, with the proxy's own log in logs.
+type runningProxy struct {
+	addr    string
+	logPath string
+	keys    testKeys
+	logs    *syncBuffer
+	cancel  context.CancelFunc
+	done    chan error
+}
+
+func startProxy(t *testing.T, upstreamURL string, doc accesspolicy.Document) *runningProxy {
+	t.Helper()
 	policy := newConfigMapDir(t)
-	policy.writeDoc(t, webSocketDocument())
-	keys := newTestKeys(t)
-	logPath := filepath.Join(t.TempDir(), "audit.jsonl")
+	policy.writeDoc(t, doc)
+	rp := &runningProxy{keys: newTestKeys(t), logPath: filepath.Join(t.TempDir(), "audit.jsonl"), logs: &syncBuffer{}, done: make(chan error, 1)}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -680,17 +728,47 @@ func TestWebSocketTunnelDoesNotBlockShutdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	upstream, _ := url.Parse(webSocketApp(t).URL)
+	rp.addr = ln.Addr().String()
+	upstream, _ := url.Parse(upstreamURL)
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
+	rp.cancel = cancel
+	t.Cleanup(cancel)
 	go func() {
-		done <- Run(ctx, Config{Listener: ln, HealthListener: hln, Upstream: upstream, PolicyPath: policy.path(),
+		rp.done <- Run(ctx, Config{Listener: ln, HealthListener: hln, Upstream: upstream, PolicyPath: policy.path(),
 			Identity:     IdentityConfig{TrustedProxyCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}},
-			PseudonymKey: keys.pseudonym, AuditLogPath: logPath, SigningKey: keys.signing, ShutdownTimeout: 10 * time.Second})
+			PseudonymKey: rp.keys.pseudonym, AuditLogPath: rp.logPath, SigningKey: rp.keys.signing, ShutdownTimeout: 10 * time.Second,
+			Logger: slog.New(slog.NewJSONHandler(rp.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	}()
+	return rp
+}
 
-	conn, err := net.Dial("tcp", ln.Addr().String())
+func TestTransportErrorsNeverReachTheServersLog(t *testing.T) {
+	for name, response := range malformedResponses {
+		rp := startProxy(t, rawUpstream(t, response), integrationDocument())
+		code, _ := rawRequest(t, rp.addr, "PUT /api/dossiers/D-9/plan HTTP/1.1\r\nHost: app\r\nX-Forwarded-User: an@example.nl\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+		if code != http.StatusBadGateway {
+			t.Errorf("%s: status %d, want 502", name, code)
+		}
+		rp.cancel()
+		if err := <-rp.done; err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(rp.logs.String(), "upstream request failed") {
+			t.Errorf("%s: not logged", name)
+		}
+		for line := range strings.Lines(rp.logs.String()) {
+			if strings.Contains(line, bsnMarker) || strings.Contains(line, "D-9") {
+				t.Errorf("%s: the proxy's log holds the application's bytes: %s", name, line)
+			}
+		}
+	}
+}
+
+func TestWebSocketTunnelDoesNotBlockShutdown(t *testing.T) {
+	rp := startProxy(t, webSocketApp(t).URL, webSocketDocument())
+	keys, logPath, cancel, done := rp.keys, rp.logPath, rp.cancel, rp.done
+
+	conn, err := net.Dial("tcp", rp.addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -243,6 +243,12 @@ func (a *Authenticator) Authenticate(r *http.Request) (Identity, *AuthError) {
 		}
 	}
 	if user := strings.TrimSpace(r.Header.Get(userHeader)); user != "" && a.trusted(r.RemoteAddr) {
+		if strings.ContainsRune(user, ',') {
+			// Applications that read the header as a list would take
+			// one element, the log the whole value.
+			return Identity{}, &AuthError{Status: http.StatusBadRequest, Code: "invalid_request",
+				Description: fmt.Sprintf("the %s header holds a comma, which applications may read as a list of users; identity must be unambiguous", userHeader)}
+		}
 		var groups []string
 		for g := range strings.SplitSeq(r.Header.Get(groupsHeader), ",") {
 			if g = strings.TrimSpace(g); g != "" {

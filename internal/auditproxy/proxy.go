@@ -128,6 +128,9 @@ func New(opts Options) (*Proxy, error) {
 			// Hop-by-hop headers, including those a client names in
 			// Connection, are gone from Out by now: set what the decision
 			// was made on last, so that no Connection option removes it.
+			// Request trailers arrive after the decision and could carry
+			// identity headers; the application gets none.
+			pr.Out.Trailer = nil
 			if st, _ := pr.In.Context().Value(stateKey{}).(*requestState); st != nil {
 				for k, v := range st.forward {
 					pr.Out.Header[k] = v
