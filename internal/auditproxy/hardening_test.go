@@ -419,7 +419,9 @@ func TestProxyRefusesPathTricksOnTheWire(t *testing.T) {
 
 func TestProxyRefusesMethodOverrideAndRewrites(t *testing.T) {
 	app := newRecordingApp(t)
-	p, sink := newHardenedProxy(t, app.srv.URL, nil)
+	doc := integrationDocument()
+	doc.Routes = append(doc.Routes, accesspolicy.Route{Name: "add-note", Method: "POST", Path: "/api/dossiers/{dossier}/notes", Categories: []v1alpha1.DataCategory{"plan"}, Action: "write"})
+	p, sink := newHardenedProxyWithDoc(t, app.srv.URL, doc)
 	type req struct {
 		method, target, name, value string
 		body, contentType           string
@@ -440,6 +442,11 @@ func TestProxyRefusesMethodOverrideAndRewrites(t *testing.T) {
 	}
 	for _, b := range []string{"_method=DELETE", "plan=x&_method=delete", "plan=x;%5Fmethod=DELETE"} {
 		cases = append(cases, req{method: "PUT", target: "/api/dossiers/D-9/plan", body: b, contentType: "application/x-www-form-urlencoded; charset=utf-8"})
+	}
+	// Laravel reads _method from a JSON body too.
+	for _, b := range []string{`{"_method":"DELETE"}`, `{"plan":"x","_METHOD":"DELETE"}`, `{"\u005fmethod":"DELETE"}`, `{"plan":1,"_method":"PUT","_method":"DELETE"}`} {
+		cases = append(cases, req{method: "POST", target: "/api/dossiers/D-9/notes", body: b, contentType: "application/json"})
+		cases = append(cases, req{method: "POST", target: "/api/dossiers/D-9/notes", body: b, contentType: "application/vnd.api+json; charset=utf-8"})
 	}
 	for _, c := range cases {
 		var body io.Reader
@@ -463,6 +470,14 @@ func TestProxyRefusesMethodOverrideAndRewrites(t *testing.T) {
 		if app.calls.Load() != calls {
 			t.Errorf("%s %s %s %s reached the application", c.method, c.target, c.name, c.body)
 		}
+	}
+	// A JSON body without an override reaches the application whole.
+	r0 := httptest.NewRequest("PUT", "/api/dossiers/D-9/plan", strings.NewReader(`{"plan":"x","method":"post"}`))
+	r0.RemoteAddr = trustedSource
+	r0.Header.Set(DefaultUserHeader, "an@example.nl")
+	r0.Header.Set("Content-Type", "application/json")
+	if w, _ := serve(t, p, r0); w.Code != http.StatusOK {
+		t.Errorf("a plain JSON body: %d %s", w.Code, w.Body)
 	}
 	// A form body without an override still reaches the application whole.
 	r := httptest.NewRequest("PUT", "/api/dossiers/D-9/plan", strings.NewReader("plan=x&methods=2"))

@@ -2,6 +2,7 @@ package auditproxy
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -30,9 +31,9 @@ var overrideHeaders = func() map[string]string {
 // Laravel and Symfony let a POST say it is another method, normalised.
 const methodParam = "_method"
 
-// maxInspectedForm is the largest URL-encoded form body the proxy reads to
-// look for a method parameter; a larger one is refused.
-const maxInspectedForm = 1 << 20
+// maxInspectedBody is the largest URL-encoded form or JSON body the proxy
+// reads to look for a method parameter; a larger one is refused.
+const maxInspectedBody = 8 << 20
 
 // overrideError is why a request is refused as an override.
 type overrideError struct {
@@ -43,8 +44,9 @@ type overrideError struct {
 // checkOverrides refuses a request that could make the application see
 // another method or URL than the proxy decided on: an override header (any
 // spelling), a _method parameter in the query (any spelling a framework
-// reads as _method) or in a URL-encoded form body. The body is read (at most
-// maxInspectedForm bytes) and put back for the application.
+// reads as _method), in a URL-encoded form body, or as a member of a JSON
+// body's top-level object (Laravel reads it there). Such a body is read (at
+// most maxInspectedBody bytes) and put back for the application.
 func checkOverrides(r *http.Request) *overrideError {
 	for k := range r.Header {
 		if h, ok := overrideHeaders[NormalisedHeaderName(k)]; ok {
@@ -54,21 +56,39 @@ func checkOverrides(r *http.Request) *overrideError {
 	if hasMethodParam(r.URL.RawQuery) {
 		return &overrideError{http.StatusBadRequest, fmt.Sprintf("the query holds a %s parameter, which would let the application see another method than the one audited; use that method instead", methodParam)}
 	}
-	if r.Body == nil || r.Body == http.NoBody || !strings.Contains(strings.ToLower(r.Header.Get("Content-Type")), "application/x-www-form-urlencoded") {
+	ct := strings.ToLower(r.Header.Get("Content-Type"))
+	form, isJSON := strings.Contains(ct, "application/x-www-form-urlencoded"), strings.Contains(ct, "json")
+	if r.Body == nil || r.Body == http.NoBody || (!form && !isJSON) {
 		return nil
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxInspectedForm+1))
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxInspectedBody+1))
 	if err != nil {
-		return &overrideError{http.StatusBadRequest, "the form body could not be read"}
+		return &overrideError{http.StatusBadRequest, "the request body could not be read"}
 	}
-	if len(body) > maxInspectedForm {
-		return &overrideError{http.StatusRequestEntityTooLarge, fmt.Sprintf("a URL-encoded form body of more than %d bytes cannot be checked for a %s parameter; send it as another media type", maxInspectedForm, methodParam)}
+	if len(body) > maxInspectedBody {
+		return &overrideError{http.StatusRequestEntityTooLarge, fmt.Sprintf("a URL-encoded form or JSON body of more than %d bytes cannot be checked for a %s parameter", maxInspectedBody, methodParam)}
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	if hasMethodParam(string(body)) {
-		return &overrideError{http.StatusBadRequest, fmt.Sprintf("the form body holds a %s parameter, which would let the application see another method than the one audited; use that method instead", methodParam)}
+	if (form && hasMethodParam(string(body))) || (isJSON && hasMethodMember(body)) {
+		return &overrideError{http.StatusBadRequest, fmt.Sprintf("the body holds a %s parameter, which would let the application see another method than the one audited; use that method instead", methodParam)}
 	}
 	return nil
+}
+
+// hasMethodMember reports whether a JSON body is an object with a member a
+// framework could read as _method (names normalised as in hasMethodParam).
+// A body that is no JSON object has none.
+func hasMethodMember(body []byte) bool {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(body, &obj) != nil {
+		return false
+	}
+	for name := range obj {
+		if strings.HasPrefix(NormalisedHeaderName(strings.TrimLeft(name, " ")), methodParam) {
+			return true
+		}
+	}
+	return false
 }
 
 // hasMethodParam reports whether a query or URL-encoded form holds a
