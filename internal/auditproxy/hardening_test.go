@@ -6,7 +6,9 @@ import (
 	"context"
 	"crypto"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -21,6 +23,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
@@ -59,6 +62,14 @@ type recordingApp struct {
 	headers  []http.Header
 	trailers []http.Header
 	targets  []string
+	bodies   []bodySeen
+}
+
+// bodySeen is what the application read of a request body.
+type bodySeen struct {
+	sum [32]byte
+	len int64
+	err error
 }
 
 func newRecordingApp(t testing.TB) *recordingApp {
@@ -66,8 +77,12 @@ func newRecordingApp(t testing.TB) *recordingApp {
 	app := &recordingApp{}
 	app.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		app.calls.Add(1)
-		_, _ = io.Copy(io.Discard, r.Body) // trailers arrive after the body
+		h := sha256.New()
+		n, err := io.Copy(h, r.Body) // trailers arrive after the body
+		seen := bodySeen{len: n, err: err}
+		h.Sum(seen.sum[:0])
 		app.mu.Lock()
+		app.bodies = append(app.bodies, seen)
 		app.headers = append(app.headers, r.Header.Clone())
 		app.trailers = append(app.trailers, r.Trailer.Clone())
 		app.targets = append(app.targets, r.Method+" "+r.RequestURI)
@@ -77,6 +92,27 @@ func newRecordingApp(t testing.TB) *recordingApp {
 	}))
 	t.Cleanup(app.srv.Close)
 	return app
+}
+
+// lastBody waits until the application has read the body of every request
+// it got, and returns what it read of the last one.
+func (a *recordingApp) lastBody(t testing.TB) bodySeen {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		a.mu.Lock()
+		n := len(a.bodies)
+		var seen bodySeen
+		if n > 0 {
+			seen = a.bodies[n-1]
+		}
+		a.mu.Unlock()
+		if n > 0 && int32(n) == a.calls.Load() {
+			return seen
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the application is still reading a body")
+		}
+	}
 }
 
 // last returns the headers of the last request the application got.
@@ -841,5 +877,111 @@ func TestWebSocketTunnelDoesNotBlockShutdown(t *testing.T) {
 	}
 	if !bytes.Contains(data[bytes.LastIndexByte(data[:len(data)-1], '\n')+1:], []byte(`"checkpoint"`)) {
 		t.Error("the log does not end with a checkpoint")
+	}
+}
+
+// multipartBody is a multipart/form-data body of parts, each a header
+// block and content.
+func multipartBody(boundary string, parts ...[2]string) string {
+	var b strings.Builder
+	for _, p := range parts {
+		b.WriteString("--" + boundary + "\r\n" + p[0] + "\r\n\r\n" + p[1] + "\r\n")
+	}
+	b.WriteString("--" + boundary + "--\r\n")
+	return b.String()
+}
+
+func TestProxyRefusesMethodOverrideInMultipartBodies(t *testing.T) {
+	app := newRecordingApp(t)
+	doc := integrationDocument()
+	doc.Routes = append(doc.Routes, accesspolicy.Route{Name: "add-note", Method: "POST", Path: "/api/dossiers/{dossier}/notes", Categories: []v1alpha1.DataCategory{"plan"}, Action: "write"})
+	p, sink := newHardenedProxyWithDoc(t, app.srv.URL, doc)
+	const boundary = "b0undary"
+	post := func(body string) (*httptest.ResponseRecorder, Problem) {
+		r := httptest.NewRequest("POST", "/api/dossiers/D-9/notes", strings.NewReader(body))
+		r.RemoteAddr = trustedSource
+		r.Header.Set(DefaultUserHeader, "an@example.nl")
+		r.Header.Set("Content-Type", "multipart/form-data; boundary="+boundary)
+		return serve(t, p, r)
+	}
+	file := [2]string{`Content-Disposition: form-data; name="file"; filename="payment_methods.pdf"` + "\r\nContent-Type: application/pdf", strings.Repeat("%PDF-1.7 ", 1<<20)} // 9 MiB
+	note := [2]string{`Content-Disposition: form-data; name="note"`, "tekst"}
+	for name, override := range map[string][2]string{
+		"quoted name":      {`Content-Disposition: form-data; name="_method"`, "DELETE"},
+		"unquoted name":    {`Content-Disposition: form-data; name=_method`, "DELETE"},
+		"upper case":       {`content-disposition: form-data; NAME="_METHOD"`, "DELETE"},
+		"extended name":    {`Content-Disposition: form-data; name*=UTF-8''%5Fmethod`, "DELETE"},
+		"array name":       {`Content-Disposition: form-data; name="_method[]"`, "DELETE"},
+		"after other part": {`Content-Disposition: form-data; name="x"; name="_method"`, "DELETE"},
+	} {
+		for _, layout := range []string{"small", "after a large file"} {
+			parts := [][2]string{note, override}
+			if layout != "small" {
+				parts = [][2]string{note, file, override}
+			}
+			calls := app.calls.Load()
+			w, prob := post(multipartBody(boundary, parts...))
+			if w.Code != http.StatusBadRequest || prob.Type != ProblemRequestOverride {
+				t.Errorf("%s, %s: %d %+v, want 400 request-override", name, layout, w.Code, prob)
+			}
+			if app.calls.Load() == calls {
+				continue
+			}
+			if seen := app.lastBody(t); seen.err == nil {
+				t.Errorf("%s, %s: the application read the whole body (%d bytes)", name, layout, seen.len)
+			}
+		}
+	}
+	// An upload without an override reaches the application byte for byte,
+	// also with LF-only line ends.
+	for _, body := range []string{
+		multipartBody(boundary, note, file),
+		strings.ReplaceAll(multipartBody(boundary, note, [2]string{`Content-Disposition: form-data; name="methods"`, "x"}), "\r\n", "\n"),
+	} {
+		w, _ := post(body)
+		if w.Code != http.StatusOK {
+			t.Fatalf("a plain upload: %d %s", w.Code, w.Body)
+		}
+		seen := app.lastBody(t)
+		if seen.err != nil || seen.len != int64(len(body)) || seen.sum != sha256.Sum256([]byte(body)) {
+			t.Errorf("the application read %d bytes (%v), want the %d sent", seen.len, seen.err, len(body))
+		}
+	}
+	// LF-only delimiters still count.
+	w, prob := post(strings.ReplaceAll(multipartBody(boundary, note, [2]string{`Content-Disposition: form-data; name="_method"`, "DELETE"}), "\r\n", "\n"))
+	if w.Code != http.StatusBadRequest || prob.Type != ProblemRequestOverride {
+		t.Errorf("LF-only: %d %+v", w.Code, prob)
+	}
+	p.Wait()
+	if len(sink.all()) == 0 {
+		t.Error("nothing recorded")
+	}
+}
+
+func TestMultipartGuardAtEveryChunkBoundary(t *testing.T) {
+	const boundary = "XyZ"
+	plain := multipartBody(boundary, [2]string{`Content-Disposition: form-data; name="a"`, "1\n--XyZ-not-a-delimiter"},
+		[2]string{`Content-Disposition: form-data; name="f"; filename="_method.txt"`, strings.Repeat("z", 70_000)})
+	bad := multipartBody(boundary, [2]string{`Content-Disposition: form-data; name="a"`, strings.Repeat("y", 70_000)},
+		[2]string{`Content-Disposition: form-data; name="_method"`, "DELETE"})
+	for _, wrap := range []func(io.Reader) io.Reader{
+		func(r io.Reader) io.Reader { return r },
+		iotest.OneByteReader,
+		iotest.HalfReader,
+		iotest.DataErrReader,
+	} {
+		g := newMultipartGuard(io.NopCloser(wrap(strings.NewReader(plain))), boundary)
+		got, err := io.ReadAll(iotest.OneByteReader(g))
+		if err != nil || string(got) != plain {
+			t.Errorf("plain body: %d of %d bytes, %v", len(got), len(plain), err)
+		}
+		g = newMultipartGuard(io.NopCloser(wrap(strings.NewReader(bad))), boundary)
+		got, err = io.ReadAll(g)
+		if !errors.Is(err, errOverrideInBody) {
+			t.Errorf("override: %v", err)
+		}
+		if bytes.Contains(got, []byte(`name="_method"`)) {
+			t.Error("the override's header block was released")
+		}
 	}
 }

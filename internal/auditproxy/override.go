@@ -3,8 +3,10 @@ package auditproxy
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"strings"
@@ -57,8 +59,14 @@ func checkOverrides(r *http.Request) *overrideError {
 		return &overrideError{http.StatusBadRequest, fmt.Sprintf("the query holds a %s parameter, which would let the application see another method than the one audited; use that method instead", methodParam)}
 	}
 	ct := strings.ToLower(r.Header.Get("Content-Type"))
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	if strings.Contains(ct, "multipart/") {
+		return guardMultipart(r)
+	}
 	form, isJSON := strings.Contains(ct, "application/x-www-form-urlencoded"), strings.Contains(ct, "json")
-	if r.Body == nil || r.Body == http.NoBody || (!form && !isJSON) {
+	if !form && !isJSON {
 		return nil
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxInspectedBody+1))
@@ -113,4 +121,27 @@ func hasMethodParam(form string) bool {
 		}
 	}
 	return false
+}
+
+// guardMultipart checks a multipart body's field names: the first
+// maxInspectedBody bytes before the request is forwarded, the rest as it is
+// forwarded (multipartGuard), so that an upload of any size is checked.
+func guardMultipart(r *http.Request) *overrideError {
+	_, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	boundary := params["boundary"]
+	if err != nil || boundary == "" {
+		return &overrideError{http.StatusBadRequest, "a multipart body needs a Content-Type with a boundary"}
+	}
+	g := newMultipartGuard(r.Body, boundary)
+	if err := g.fill(maxInspectedBody); err != nil {
+		if errors.Is(err, errOverrideInBody) {
+			return &overrideError{http.StatusBadRequest, fmt.Sprintf("the body holds a %s field, which would let the application see another method than the one audited; use that method instead", methodParam)}
+		}
+		return &overrideError{http.StatusBadRequest, "the multipart body cannot be checked: " + err.Error()}
+	}
+	if g.srcErr != nil && !errors.Is(g.srcErr, io.EOF) {
+		return &overrideError{http.StatusBadRequest, "the request body could not be read"}
+	}
+	r.Body = g
+	return nil
 }

@@ -406,6 +406,18 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, out *http.Request, err erro
 	if st != nil {
 		prob.OperationID, prob.TraceID, prob.Route, prob.Action = st.ev.OperationID, st.ev.TraceID, st.ev.Route, string(st.ev.Action)
 	}
+	if errors.Is(err, errOverrideInBody) {
+		// Found while the body was being forwarded: the application got
+		// it without its end. Answer as if found before.
+		prob.Type, prob.Title, prob.Status = ProblemRequestOverride, "Method or URL override", http.StatusBadRequest
+		prob.Detail = fmt.Sprintf("the body holds a %s field, which would let the application see another method than the one audited; the application received the body incomplete", methodParam)
+		p.log.Warn("a multipart body held a method override after it was forwarded in part; the request was cut off", "route", prob.Route, "operationID", prob.OperationID)
+		if st != nil && p.complete(st, http.StatusBadRequest) != nil {
+			prob.Type, prob.Title, prob.Status = ProblemAuditUnavailable, "Audit log unavailable", http.StatusServiceUnavailable
+		}
+		writeProblem(w, prob)
+		return
+	}
 	if errors.Is(err, errCompletionNotRecorded) {
 		prob.Type, prob.Title, prob.Status = ProblemAuditUnavailable, "Audit log unavailable", http.StatusServiceUnavailable
 		prob.Detail = "the application answered, but its completion could not be recorded in the audit log"
