@@ -947,6 +947,37 @@ func TestProxyRefusesMethodOverrideInMultipartBodies(t *testing.T) {
 			t.Errorf("the application read %d bytes (%v), want the %d sent", seen.len, seen.err, len(body))
 		}
 	}
+	// Content types another parser could read with another boundary, or as
+	// a form, are refused or checked as a form.
+	override := multipartBody(boundary, note, [2]string{`Content-Disposition: form-data; name="_method"`, "DELETE"})
+	for _, ct := range []string{
+		"multipart/form-data; boundary=\"" + boundary + ",x\"",           // Rack stops at the comma
+		"multipart/form-data; boundary=x; y=boundary=" + boundary,        // ... and matches greedily
+		"multipart/form-data; boundary=" + boundary + "; boundary=other", // two boundaries
+		"multipart/form-data", // none
+	} {
+		r := httptest.NewRequest("POST", "/api/dossiers/D-9/notes", strings.NewReader(override))
+		r.RemoteAddr = trustedSource
+		r.Header.Set(DefaultUserHeader, "an@example.nl")
+		r.Header.Set("Content-Type", ct)
+		calls := app.calls.Load()
+		if w, prob := serve(t, p, r); w.Code != http.StatusBadRequest || prob.Type != ProblemRequestOverride || app.calls.Load() != calls {
+			t.Errorf("Content-Type %s: %d %+v", ct, w.Code, prob)
+		}
+	}
+	for name, h := range map[string]http.Header{
+		"two content types": {"Content-Type": {"text/plain", "application/x-www-form-urlencoded"}},
+		"no content type":   {}, // Rack reads a POST without one as a form
+	} {
+		r := httptest.NewRequest("POST", "/api/dossiers/D-9/notes", strings.NewReader("note=x&_method=DELETE"))
+		r.RemoteAddr = trustedSource
+		r.Header = h
+		r.Header.Set(DefaultUserHeader, "an@example.nl")
+		calls := app.calls.Load()
+		if w, prob := serve(t, p, r); w.Code != http.StatusBadRequest || prob.Type != ProblemRequestOverride || app.calls.Load() != calls {
+			t.Errorf("%s: %d %+v", name, w.Code, prob)
+		}
+	}
 	// LF-only delimiters still count.
 	w, prob := post(strings.ReplaceAll(multipartBody(boundary, note, [2]string{`Content-Disposition: form-data; name="_method"`, "DELETE"}), "\r\n", "\n"))
 	if w.Code != http.StatusBadRequest || prob.Type != ProblemRequestOverride {

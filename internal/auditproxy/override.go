@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 )
 
@@ -58,14 +59,19 @@ func checkOverrides(r *http.Request) *overrideError {
 	if hasMethodParam(r.URL.RawQuery) {
 		return &overrideError{http.StatusBadRequest, fmt.Sprintf("the query holds a %s parameter, which would let the application see another method than the one audited; use that method instead", methodParam)}
 	}
-	ct := strings.ToLower(r.Header.Get("Content-Type"))
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil
 	}
+	if len(r.Header.Values("Content-Type")) > 1 {
+		return &overrideError{http.StatusBadRequest, "the request carries Content-Type more than once; the body's type must be unambiguous"}
+	}
+	ct := strings.ToLower(r.Header.Get("Content-Type"))
 	if strings.Contains(ct, "multipart/") {
 		return guardMultipart(r)
 	}
-	form, isJSON := strings.Contains(ct, "application/x-www-form-urlencoded"), strings.Contains(ct, "json")
+	// Rack reads a POST body without a type as a form.
+	form := (ct == "" && r.Method == http.MethodPost) || strings.Contains(ct, "application/x-www-form-urlencoded")
+	isJSON := strings.Contains(ct, "json")
 	if !form && !isJSON {
 		return nil
 	}
@@ -123,14 +129,20 @@ func hasMethodParam(form string) bool {
 	return false
 }
 
+// multipartBoundary is the boundary every form parser reads alike: RFC 2046
+// characters without the space and the comma (Rack ends a boundary at a
+// comma).
+var multipartBoundary = regexp.MustCompile(`^[A-Za-z0-9'()+_./:=?-]{1,70}$`)
+
 // guardMultipart checks a multipart body's field names: the first
 // maxInspectedBody bytes before the request is forwarded, the rest as it is
 // forwarded (multipartGuard), so that an upload of any size is checked.
 func guardMultipart(r *http.Request) *overrideError {
-	_, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	ct := r.Header.Get("Content-Type")
+	_, params, err := mime.ParseMediaType(ct)
 	boundary := params["boundary"]
-	if err != nil || boundary == "" {
-		return &overrideError{http.StatusBadRequest, "a multipart body needs a Content-Type with a boundary"}
+	if err != nil || !multipartBoundary.MatchString(boundary) || strings.Count(strings.ToLower(ct), "boundary") != 1 {
+		return &overrideError{http.StatusBadRequest, "a multipart body needs a Content-Type with one boundary of 1 to 70 letters, digits and ' ( ) + _ . / : = ? -, so that every parser reads the same parts"}
 	}
 	g := newMultipartGuard(r.Body, boundary)
 	if err := g.fill(maxInspectedBody); err != nil {
