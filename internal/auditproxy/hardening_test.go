@@ -416,7 +416,7 @@ func rawRequest(t testing.TB, addr, raw string) (int, Problem) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.WriteString(conn, raw); err != nil {
 		t.Fatal(err)
@@ -425,7 +425,7 @@ func rawRequest(t testing.TB, addr, raw string) (int, Problem) {
 	if err != nil {
 		t.Fatalf("%q: %v", raw, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	var prob Problem
 	_ = json.NewDecoder(resp.Body).Decode(&prob)
 	return resp.StatusCode, prob
@@ -600,7 +600,7 @@ func rawUpstream(t testing.TB, response string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
+	t.Cleanup(func() { _ = ln.Close() })
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -608,7 +608,7 @@ func rawUpstream(t testing.TB, response string) string {
 				return
 			}
 			go func() {
-				defer c.Close()
+				defer func() { _ = c.Close() }()
 				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 				br := bufio.NewReader(c)
 				if _, err := http.ReadRequest(br); err != nil {
@@ -746,7 +746,7 @@ func webSocketApp(t testing.TB) *httptest.Server {
 		if err != nil {
 			return
 		}
-		defer conn.Close()
+		defer func() { _ = conn.Close() }()
 		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
 		_ = brw.Flush()
 		_, _ = io.Copy(conn, brw)
@@ -823,7 +823,7 @@ func TestWebSocketTunnelDoesNotBlockShutdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
 	_, _ = io.WriteString(conn, "GET /api/dossiers/D-9/live HTTP/1.1\r\nHost: app\r\nX-Forwarded-User: an@example.nl\r\n"+
 		"Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")

@@ -230,38 +230,57 @@ func (a *Authenticator) trusted(remoteAddr string) bool {
 // identity is not taken from them, they are removed.
 func (a *Authenticator) Authenticate(r *http.Request) (Identity, *AuthError) {
 	userHeader, groupsHeader := http.CanonicalHeaderKey(a.cfg.UserHeader), http.CanonicalHeaderKey(a.cfg.GroupsHeader)
-	userKey, groupsKey := NormalisedHeaderName(userHeader), NormalisedHeaderName(groupsHeader)
-	for k := range r.Header {
-		if n := NormalisedHeaderName(k); (n == userKey && k != userHeader) || (n == groupsKey && k != groupsHeader) {
-			delete(r.Header, k)
-		}
-	}
-	for _, h := range []string{userHeader, groupsHeader, "Authorization"} {
-		if len(r.Header[h]) > 1 {
-			return Identity{}, &AuthError{Status: http.StatusBadRequest, Code: "invalid_request",
-				Description: fmt.Sprintf("the request carries %s more than once; identity must be unambiguous, so send it once", h)}
-		}
+	if aerr := cleanIdentityHeaders(r.Header, userHeader, groupsHeader); aerr != nil {
+		return Identity{}, aerr
 	}
 	if user := strings.TrimSpace(r.Header.Get(userHeader)); user != "" && a.trusted(r.RemoteAddr) {
-		if strings.ContainsRune(user, ',') {
-			// Applications that read the header as a list would take
-			// one element, the log the whole value.
-			return Identity{}, &AuthError{Status: http.StatusBadRequest, Code: "invalid_request",
-				Description: fmt.Sprintf("the %s header holds a comma, which applications may read as a list of users; identity must be unambiguous", userHeader)}
-		}
-		var groups []string
-		for g := range strings.SplitSeq(r.Header.Get(groupsHeader), ",") {
-			if g = strings.TrimSpace(g); g != "" {
-				groups = append(groups, g)
-			}
-		}
-		return checkIdentity(Identity{User: user, Groups: groups})
+		return headerIdentity(user, r.Header.Get(groupsHeader), userHeader)
 	}
 	// The identity is not the headers' (an untrusted source, or a trusted
 	// one without a user): the application must not read any.
 	delete(r.Header, userHeader)
 	delete(r.Header, groupsHeader)
+	return a.bearerIdentity(r)
+}
 
+// cleanIdentityHeaders removes every header that normalises to the user or
+// groups header but is not spelled exactly as one, and refuses an identity
+// header or Authorization given more than once.
+func cleanIdentityHeaders(h http.Header, userHeader, groupsHeader string) *AuthError {
+	userKey, groupsKey := NormalisedHeaderName(userHeader), NormalisedHeaderName(groupsHeader)
+	for k := range h {
+		if n := NormalisedHeaderName(k); (n == userKey && k != userHeader) || (n == groupsKey && k != groupsHeader) {
+			delete(h, k)
+		}
+	}
+	for _, name := range []string{userHeader, groupsHeader, "Authorization"} {
+		if len(h[name]) > 1 {
+			return &AuthError{Status: http.StatusBadRequest, Code: "invalid_request",
+				Description: fmt.Sprintf("the request carries %s more than once; identity must be unambiguous, so send it once", name)}
+		}
+	}
+	return nil
+}
+
+// headerIdentity is the identity in a trusted proxy's headers.
+func headerIdentity(user, groupsValue, userHeader string) (Identity, *AuthError) {
+	if strings.ContainsRune(user, ',') {
+		// Applications that read the header as a list would take one
+		// element, the log the whole value.
+		return Identity{}, &AuthError{Status: http.StatusBadRequest, Code: "invalid_request",
+			Description: fmt.Sprintf("the %s header holds a comma, which applications may read as a list of users; identity must be unambiguous", userHeader)}
+	}
+	var groups []string
+	for g := range strings.SplitSeq(groupsValue, ",") {
+		if g = strings.TrimSpace(g); g != "" {
+			groups = append(groups, g)
+		}
+	}
+	return checkIdentity(Identity{User: user, Groups: groups})
+}
+
+// bearerIdentity is the identity of the request's bearer token.
+func (a *Authenticator) bearerIdentity(r *http.Request) (Identity, *AuthError) {
 	authz := r.Header.Get("Authorization")
 	if authz == "" {
 		return Identity{}, &AuthError{Status: http.StatusUnauthorized, Description: "no credentials: send an OpenID Connect bearer token"}

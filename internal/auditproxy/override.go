@@ -59,6 +59,13 @@ func checkOverrides(r *http.Request) *overrideError {
 	if hasMethodParam(r.URL.RawQuery) {
 		return &overrideError{http.StatusBadRequest, fmt.Sprintf("the query holds a %s parameter, which would let the application see another method than the one audited; use that method instead", methodParam)}
 	}
+	return checkBodyOverride(r)
+}
+
+// checkBodyOverride looks for a _method parameter in the request's body:
+// a URL-encoded form (also a POST without Content-Type, which Rack reads as
+// one), a JSON object or a multipart form.
+func checkBodyOverride(r *http.Request) *overrideError {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil
 	}

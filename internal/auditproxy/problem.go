@@ -49,6 +49,11 @@ type Problem struct {
 	TraceID     string `json:"traceId,omitempty"`
 }
 
+// set fills the members every problem has.
+func (p *Problem) set(typ, title string, status int, detail string) {
+	p.Type, p.Title, p.Status, p.Detail = typ, title, status, detail
+}
+
 // writeProblem sends p as application/problem+json.
 func writeProblem(w http.ResponseWriter, p *Problem) {
 	body, err := json.Marshal(p)

@@ -202,88 +202,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	prob := &Problem{OperationID: ev.OperationID, TraceID: ev.TraceID}
 
-	id, authErr := p.auth.Authenticate(r)
-	var override *overrideError
-	if authErr == nil {
-		override = checkOverrides(r)
-	}
-	if authErr == nil {
-		ev.Actor = id.User
-	}
-	pol := p.policies.Current()
-	var (
-		m       RouteMatch
-		matched bool
-		pathErr error
-	)
-	if pol != nil {
-		ev.ProcessingActivityID = pol.Doc.ProcessingActivity
-		m, matched, pathErr = pol.Match(r.Method, r.URL.EscapedPath())
-		if matched {
-			ev.Route = m.Route.Name
-			ev.Action = auditlog.Action(m.Route.Action)
-			ev.Categories = routeCategories(m.Route)
-			if m.HasDossier {
-				ev.DataSubject = DossierPseudonym(p.key, m.Dossier)
-			}
-			prob.Route, prob.Action = m.Route.Name, string(m.Route.Action)
-		}
-	}
-
-	switch {
-	case authErr != nil:
-		prob.Status, prob.Detail = authErr.Status, authErr.Description
-		switch authErr.Status {
-		case http.StatusBadRequest:
-			prob.Type, prob.Title = ProblemAmbiguousIdentity, "Ambiguous identity"
-		case http.StatusUnauthorized:
-			prob.Type, prob.Title = ProblemUnauthenticated, "Authentication required"
-			challenge := `Bearer realm="dossierguard"`
-			if authErr.Code != "" {
-				challenge += fmt.Sprintf(`, error=%q, error_description=%q`, authErr.Code, authErr.Description)
-			}
-			w.Header().Set("WWW-Authenticate", challenge)
-		default:
-			prob.Type, prob.Title = ProblemIdentityUnavailable, "Identity provider unavailable"
-		}
-		p.deny(w, r, &ev, prob)
-		return
-	case pol == nil:
-		prob.Type, prob.Title, prob.Status = ProblemPolicyUnavailable, "Access policy not loaded", http.StatusServiceUnavailable
-		prob.Detail = "the proxy has no access policy loaded yet, so nothing is allowed"
-		p.deny(w, r, &ev, prob)
-		return
-	case override != nil:
-		prob.Type, prob.Title, prob.Status = ProblemRequestOverride, "Method or URL override", override.status
-		prob.Detail = override.detail
-		p.deny(w, r, &ev, prob)
-		return
-	case pathErr != nil:
-		prob.Type, prob.Title, prob.Status = ProblemNonCanonicalPath, "Non-canonical request path", http.StatusBadRequest
-		prob.Detail = pathErr.Error()
-		p.deny(w, r, &ev, prob)
-		return
-	case !matched:
-		prob.Type, prob.Title, prob.Status = ProblemNoRoute, "No audited route", http.StatusForbidden
-		prob.Detail = fmt.Sprintf("no route of the access policy matches this %s request; requests to unaudited routes are refused", ev.Method)
+	in, ok := p.admit(w, r, &ev, prob)
+	if !ok {
 		p.deny(w, r, &ev, prob)
 		return
 	}
-	tunnel, upgradeProblem := checkUpgrade(r, m.Route)
-	if upgradeProblem != "" {
-		prob.Type, prob.Title, prob.Status = ProblemUpgradeNotAllowed, "Upgrade not allowed", http.StatusForbidden
-		prob.Detail = upgradeProblem
-		p.deny(w, r, &ev, prob)
-		return
-	}
-
-	reason, reasonProblem := breakGlassReason(r.Header)
-	if reasonProblem != "" {
-		prob.Type, prob.Title, prob.Status = ProblemInvalidBreakGlassReason, "Invalid break-glass reason", http.StatusBadRequest
-		prob.Detail, prob.BreakGlassHeader = reasonProblem, BreakGlassHeader
-		p.deny(w, r, &ev, prob)
-		return
-	}
+	pol, id, m, reason, tunnel := in.pol, in.id, in.m, in.reason, in.tunnel
 	dec := pol.Authorise(r.Context(), id, m, reason, p.assignments)
 	if dec.AssignmentErr != nil {
 		p.log.Warn("assignment source gave no answer; denying roles limited to assigned cases", "route", m.Route.Name, "operationID", ev.OperationID, "error", dec.AssignmentErr.Error())
@@ -332,6 +256,99 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer context.AfterFunc(p.tunnels, cancel)()
 	}
 	p.rp.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// admission is what admit found out about a request.
+type admission struct {
+	pol    *Policy
+	id     Identity
+	m      RouteMatch
+	reason string // the break-glass reason, "" when none
+	tunnel bool   // an allowed WebSocket upgrade
+}
+
+// admit identifies the caller and matches the request to a route, filling
+// ev, and refuses (false, with prob saying why) what is decided before the
+// roles are looked at: no identity, no policy, a method or URL override, a
+// non-canonical path, no route, an upgrade the route does not allow, an
+// unusable break-glass reason.
+func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, ev *auditlog.Event, prob *Problem) (admission, bool) {
+	var in admission
+	id, authErr := p.auth.Authenticate(r)
+	in.pol = p.policies.Current()
+	var (
+		matched bool
+		pathErr error
+	)
+	if in.pol != nil {
+		ev.ProcessingActivityID = in.pol.Doc.ProcessingActivity
+		if in.m, matched, pathErr = in.pol.Match(r.Method, r.URL.EscapedPath()); matched {
+			p.recordRoute(ev, prob, in.m)
+		}
+	}
+	if authErr != nil {
+		authProblem(w, authErr, prob)
+		return in, false
+	}
+	in.id, ev.Actor = id, id.User
+	if in.pol == nil {
+		prob.set(ProblemPolicyUnavailable, "Access policy not loaded", http.StatusServiceUnavailable,
+			"the proxy has no access policy loaded yet, so nothing is allowed")
+		return in, false
+	}
+	override := checkOverrides(r)
+	var problem string
+	switch {
+	case override != nil:
+		prob.set(ProblemRequestOverride, "Method or URL override", override.status, override.detail)
+	case pathErr != nil:
+		prob.set(ProblemNonCanonicalPath, "Non-canonical request path", http.StatusBadRequest, pathErr.Error())
+	case !matched:
+		prob.set(ProblemNoRoute, "No audited route", http.StatusForbidden,
+			fmt.Sprintf("no route of the access policy matches this %s request; requests to unaudited routes are refused", ev.Method))
+	default:
+		if in.tunnel, problem = checkUpgrade(r, in.m.Route); problem != "" {
+			prob.set(ProblemUpgradeNotAllowed, "Upgrade not allowed", http.StatusForbidden, problem)
+		} else if in.reason, problem = breakGlassReason(r.Header); problem != "" {
+			prob.set(ProblemInvalidBreakGlassReason, "Invalid break-glass reason", http.StatusBadRequest, problem)
+			prob.BreakGlassHeader = BreakGlassHeader
+		} else {
+			return in, true
+		}
+	}
+	return in, false
+}
+
+// recordRoute puts the matched route, and the dossier's pseudonym, into the
+// event and the problem.
+func (p *Proxy) recordRoute(ev *auditlog.Event, prob *Problem, m RouteMatch) {
+	ev.Route = m.Route.Name
+	ev.Action = auditlog.Action(m.Route.Action)
+	ev.Categories = routeCategories(m.Route)
+	if m.HasDossier {
+		ev.DataSubject = DossierPseudonym(p.key, m.Dossier)
+	}
+	prob.Route, prob.Action = m.Route.Name, string(m.Route.Action)
+}
+
+// authProblem is the problem of a request without an identity: 401 with a
+// challenge, 400 for an ambiguous identity, 503 while the identity
+// provider's keys are not available.
+func authProblem(w http.ResponseWriter, authErr *AuthError, prob *Problem) {
+	prob.Status, prob.Detail = authErr.Status, authErr.Description
+	switch authErr.Status {
+	case http.StatusBadRequest:
+		prob.Type, prob.Title = ProblemAmbiguousIdentity, "Ambiguous identity"
+	case http.StatusUnauthorized:
+		prob.Type, prob.Title = ProblemUnauthenticated, "Authentication required"
+		challenge := `Bearer realm="dossierguard"`
+		if authErr.Code != "" {
+			challenge += fmt.Sprintf(`, error=%q, error_description=%q`, authErr.Code, authErr.Description)
+		}
+		w.Header().Set("WWW-Authenticate", challenge)
+	default:
+		prob.Type, prob.Title = ProblemIdentityUnavailable, "Identity provider unavailable"
+	}
 }
 
 // deny records a denied request and sends its problem, or 503 when the

@@ -261,53 +261,60 @@ func (rt *Router) Match(method, escapedPath string) (m RouteMatch, ok bool, err 
 	if !strings.HasPrefix(escapedPath, "/") {
 		return RouteMatch{}, false, nil
 	}
-	var parts []string
-	if escapedPath != "/" {
-		raw := strings.Split(escapedPath[1:], "/")
-		parts = make([]string, len(raw))
-		for i, s := range raw {
-			seg, err := canonicalSegment(s)
-			if err != nil {
-				return RouteMatch{}, false, err
-			}
-			if rt != nil && !rt.literals[seg] && rt.foldedLiterals[strings.ToLower(seg)] {
-				return RouteMatch{}, false, errPathCase
-			}
-			parts[i] = seg
-		}
-	} else {
-		parts = []string{""}
+	parts, err := rt.canonicalParts(escapedPath)
+	if err != nil || rt == nil {
+		return RouteMatch{}, false, err
 	}
-	if rt == nil {
-		return RouteMatch{}, false, nil
-	}
-next:
 	for _, cr := range rt.byMethod[method] {
-		if len(cr.segments) != len(parts) {
-			continue
+		if m, ok, err := cr.match(parts); ok || err != nil {
+			return m, ok, err
 		}
-		m = RouteMatch{Route: cr.route}
-		for k, seg := range cr.segments {
-			switch seg.kind {
-			case segLiteral:
-				if parts[k] != seg.literal {
-					continue next
-				}
-			case segDossier:
-				if parts[k] == "" {
-					continue next
-				}
-				if !canonicalDossierID(parts[k]) {
-					return RouteMatch{}, false, errPathDossier
-				}
-				m.Dossier, m.HasDossier = parts[k], true
-			case segAny:
-				if parts[k] == "" {
-					continue next
-				}
-			}
-		}
-		return m, true, nil
 	}
 	return RouteMatch{}, false, nil
+}
+
+// canonicalParts decodes the segments of a path that starts with "/", or
+// says which rule of a canonical path it breaks. "/" is one empty segment.
+func (rt *Router) canonicalParts(escapedPath string) ([]string, error) {
+	if escapedPath == "/" {
+		return []string{""}, nil
+	}
+	raw := strings.Split(escapedPath[1:], "/")
+	parts := make([]string, len(raw))
+	for i, s := range raw {
+		seg, err := canonicalSegment(s)
+		if err != nil {
+			return nil, err
+		}
+		if rt != nil && !rt.literals[seg] && rt.foldedLiterals[strings.ToLower(seg)] {
+			return nil, errPathCase
+		}
+		parts[i] = seg
+	}
+	return parts, nil
+}
+
+// match matches the decoded segments of a path against the route's
+// pattern; a {dossier} segment that is no canonical dossier id is an error.
+func (cr *compiledRoute) match(parts []string) (RouteMatch, bool, error) {
+	if len(cr.segments) != len(parts) {
+		return RouteMatch{}, false, nil
+	}
+	m := RouteMatch{Route: cr.route}
+	for k, seg := range cr.segments {
+		switch {
+		case seg.kind == segLiteral:
+			if parts[k] != seg.literal {
+				return RouteMatch{}, false, nil
+			}
+		case parts[k] == "":
+			return RouteMatch{}, false, nil // {dossier} and * need a segment
+		case seg.kind == segDossier:
+			if !canonicalDossierID(parts[k]) {
+				return RouteMatch{}, false, errPathDossier
+			}
+			m.Dossier, m.HasDossier = parts[k], true
+		}
+	}
+	return m, true, nil
 }
