@@ -83,7 +83,7 @@ func (a *HTTPAssignments) Assigned(ctx context.Context, user, dossier string) (b
 		return false, fmt.Errorf("assignment source unreachable: %s", errorClass(err))
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	switch resp.StatusCode {
 	case http.StatusOK:
 		a.cache.put(key, true)

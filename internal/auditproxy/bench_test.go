@@ -100,7 +100,7 @@ func benchDisk(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	lat := make([]time.Duration, 0, benchFsyncSamples)
 	line := make([]byte, 700)
 	for range benchFsyncSamples {
@@ -186,7 +186,7 @@ func newBenchSetup(b *testing.B, mode benchMode) *benchSetup {
 		if err != nil {
 			b.Skipf("no tmpfs at /dev/shm: %v", err)
 		}
-		b.Cleanup(func() { os.RemoveAll(d) })
+		b.Cleanup(func() { _ = os.RemoveAll(d) })
 		dir = d
 	}
 	w, err := auditlog.NewWriter(auditlog.Options{Path: filepath.Join(dir, "audit.jsonl"), SigningKey: keys.signing})
@@ -232,7 +232,7 @@ func newBenchSetup(b *testing.B, mode benchMode) *benchSetup {
 			return err
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
 			return fmt.Errorf("status %d", resp.StatusCode)
 		}

@@ -140,7 +140,7 @@ func newHarness(t *testing.T) *harness {
 	for {
 		resp, err := http.Get(h.healthURL + "/readyz")
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				break
 			}
@@ -183,7 +183,7 @@ func (h *harness) do(client *http.Client, method, path string, want expectation,
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, _ := io.ReadAll(resp.Body)
 	r := response{status: resp.StatusCode, header: resp.Header}
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/problem+json") {
@@ -441,7 +441,7 @@ func TestProxyIntegration(t *testing.T) {
 			t.Errorf("not ready with the last good policy: %v", err)
 		}
 		if resp != nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 		}
 	})
 	t.Run("shutdown finishes requests in flight", func(t *testing.T) {
@@ -460,7 +460,7 @@ func TestProxyIntegration(t *testing.T) {
 			if err != nil {
 				t.Fatalf("probe gone while a request is in flight: %v", err)
 			}
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusServiceUnavailable {
 				break
 			}
@@ -489,7 +489,7 @@ func TestProxyRefusesWhenTheAuditLogFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Close()
+	defer func() { _ = w.Close() }()
 	p, _ := newTestProxy(t, app, w, keys, false)
 	srv := httptest.NewServer(p)
 	defer srv.Close()
@@ -506,7 +506,7 @@ func TestProxyRefusesWhenTheAuditLogFails(t *testing.T) {
 		}
 		var prob Problem
 		_ = json.NewDecoder(resp.Body).Decode(&prob)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		if resp.StatusCode != http.StatusServiceUnavailable || prob.Type != ProblemAuditUnavailable {
 			t.Errorf("request %d: %d %+v, want 503 audit-unavailable", i, resp.StatusCode, prob)
 		}
@@ -519,7 +519,7 @@ func TestProxyRefusesWhenTheAuditLogFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "audit log failed") {
 		t.Errorf("readyz %d %s", resp.StatusCode, body)
 	}
@@ -570,7 +570,7 @@ func TestProxyCompletionModes(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				resp.Body.Close()
+				_ = resp.Body.Close()
 				if resp.StatusCode != http.StatusCreated {
 					t.Errorf("status %d", resp.StatusCode)
 				}

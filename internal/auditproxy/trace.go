@@ -31,12 +31,15 @@ func parseTraceparent(v string) (tc traceContext, ok bool) {
 	if !isLowerHexString(version) || version == "ff" || (version == "00" && len(v) != 55) {
 		return traceContext{}, false
 	}
-	if !isLowerHexString(trace) || strings.Trim(trace, "0") == "" ||
-		!isLowerHexString(parent) || strings.Trim(parent, "0") == "" || !isLowerHexString(flags) {
+	if !isNonZeroHexID(trace) || !isNonZeroHexID(parent) || !isLowerHexString(flags) {
 		return traceContext{}, false
 	}
 	return traceContext{traceID: trace, parentID: parent, flags: flags}, true
 }
+
+// isNonZeroHexID reports whether s is lowercase hex and not all zeros, as
+// trace and span ids must be.
+func isNonZeroHexID(s string) bool { return isLowerHexString(s) && strings.Trim(s, "0") != "" }
 
 // traceparent is the header value for a request made in span spanID.
 func (tc traceContext) traceparent(spanID string) string {
