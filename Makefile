@@ -76,10 +76,10 @@ test-netpol: ## NetworkPolicy semantics of the generated policies, checked with 
 	cd test/netpol && go test $(GO_TEST_FLAGS) ./...
 
 FUZZTIME ?= 30s
-FUZZ_TARGETS := ./internal/auditproxy:FuzzRouterMatch ./internal/auditproxy:FuzzAuthenticate
+FUZZ_TARGETS := ./internal/auditproxy:FuzzRouterMatch ./internal/auditproxy:FuzzAuthenticate ./internal/auditproxy:FuzzMultipartGuard
 
 .PHONY: fuzz
-fuzz: ## Run each fuzz test (route matcher, identity extraction) for FUZZTIME (default 30s); seeds run in make test too.
+fuzz: ## Run each fuzz test (route matcher, identity extraction, multipart guard) for FUZZTIME (default 30s); seeds run in make test too.
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \
 		echo "go test $$pkg -run '^$$' -fuzz '^$$fn\$$' -fuzztime $(FUZZTIME)"; \
