@@ -43,28 +43,49 @@ func (r *DossierStoreReconciler) reconcileAuditKeys(ctx context.Context, store *
 	return true, nil
 }
 
-// checkAuditActive lists the workload's pods, uncached, and names those
-// that run without the audit proxy.
+// checkAuditActive lists the workload's pods, uncached: those the store's
+// selector selects and those labelled for the store. A pod counts as
+// audited only when it belongs to this store alone (webhook.OwningStore),
+// runs exactly the audit proxy the webhook injects (webhook.VerifyProxy)
+// and has nothing that goes around it (webhook.CheckPod): the checks the
+// webhook applies at admission, never a container's name.
 func (r *DossierStoreReconciler) checkAuditActive(ctx context.Context, store *v1alpha1.DossierStore) (v1alpha1.ComplianceControl, error) {
 	selector, err := metav1.LabelSelectorAsSelector(&store.Spec.Workload.Selector)
 	if err != nil {
 		return compliance.AuditControl(nil, 0, false), fmt.Errorf("workload selector: %w", err)
 	}
-	pods := &corev1.PodList{}
-	if err := r.Reader.List(ctx, pods, client.InNamespace(store.Namespace), client.MatchingLabelsSelector{Selector: selector}); err != nil {
+	selected, labelled := &corev1.PodList{}, &corev1.PodList{}
+	if err := r.Reader.List(ctx, selected, client.InNamespace(store.Namespace), client.MatchingLabelsSelector{Selector: selector}); err != nil {
 		return compliance.AuditControl(nil, 0, false), fmt.Errorf("list workload pods: %w", err)
 	}
+	if err := r.Reader.List(ctx, labelled, client.InNamespace(store.Namespace), client.MatchingLabels{v1alpha1.LabelStore: store.Name}); err != nil {
+		return compliance.AuditControl(nil, 0, false), fmt.Errorf("list workload pods: %w", err)
+	}
+	stores := &v1alpha1.DossierStoreList{}
+	if err := r.List(ctx, stores, client.InNamespace(store.Namespace)); err != nil {
+		return compliance.AuditControl(nil, 0, false), fmt.Errorf("list the namespace's stores: %w", err)
+	}
+	seen := map[string]bool{}
 	var unaudited []string
 	running := 0
-	for i := range pods.Items {
-		p := &pods.Items[i]
-		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed || !p.DeletionTimestamp.IsZero() {
+	for _, p := range append(selected.Items, labelled.Items...) {
+		if seen[p.Name] || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed || !p.DeletionTimestamp.IsZero() {
 			continue
 		}
+		seen[p.Name] = true
 		running++
-		if !webhook.HasSidecar(p) {
+		if !audited(&p, store, stores.Items, r.AuditProxy) {
 			unaudited = append(unaudited, p.Name)
 		}
 	}
 	return compliance.AuditControl(unaudited, running, true), nil
+}
+
+// audited applies the webhook's admission checks to a running pod.
+func audited(pod *corev1.Pod, store *v1alpha1.DossierStore, stores []v1alpha1.DossierStore, cfg webhook.Config) bool {
+	owner, err := webhook.OwningStore(pod, stores)
+	if err != nil || owner == nil || owner.Name != store.Name {
+		return false
+	}
+	return len(webhook.VerifyProxy(pod, store, cfg)) == 0 && len(webhook.CheckPod(pod, store, cfg)) == 0
 }

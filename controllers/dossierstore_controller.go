@@ -26,6 +26,7 @@ import (
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 	"github.com/dossierguard/dossierguard/internal/compliance"
 	"github.com/dossierguard/dossierguard/internal/resources"
+	"github.com/dossierguard/dossierguard/internal/webhook"
 )
 
 // auditRecheck bounds how long an unaudited workload pod goes unnoticed.
@@ -43,6 +44,9 @@ type DossierStoreReconciler struct {
 	Recorder recorder.EventRecorder
 	// Clock is injectable so that tests can move time for key rotation.
 	Clock clock.PassiveClock
+	// AuditProxy is what the webhook injects; AuditActive checks pods
+	// against it.
+	AuditProxy webhook.Config
 }
 
 // +kubebuilder:rbac:groups=privacy.dossierguard.io,resources=dossierstores,verbs=get;list;watch;update;patch

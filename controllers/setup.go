@@ -12,6 +12,7 @@ import (
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 	"github.com/dossierguard/dossierguard/internal/compliance"
 	"github.com/dossierguard/dossierguard/internal/resources"
+	"github.com/dossierguard/dossierguard/internal/webhook"
 )
 
 // Options configure every reconciler.
@@ -24,6 +25,9 @@ type Options struct {
 	Workers int
 	// Statutes is the statutory retention per service; the built-in table when nil.
 	Statutes map[v1alpha1.Service]compliance.Statute
+	// AuditProxy is what the webhook injects, which the AuditActive control
+	// checks; when nil, the SweeperImage as a native sidecar.
+	AuditProxy *webhook.Config
 }
 
 // DefaultSweeperImage is the image `make image` builds.
@@ -60,11 +64,15 @@ func SetupAll(mgr ctrl.Manager, opts Options) error {
 	if opts.Statutes == nil {
 		opts.Statutes = compliance.DefaultStatutes
 	}
+	proxy := webhook.Config{Image: opts.SweeperImage, NativeSidecar: true}
+	if opts.AuditProxy != nil {
+		proxy = *opts.AuditProxy
+	}
 	if err := indexStoreRefs(mgr); err != nil {
 		return err
 	}
 	events := mgr.GetEventRecorder("dossierguard")
-	if err := (&DossierStoreReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Recorder: events, Clock: opts.Clock}).SetupWithManager(mgr, opts.Workers); err != nil {
+	if err := (&DossierStoreReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Recorder: events, Clock: opts.Clock, AuditProxy: proxy}).SetupWithManager(mgr, opts.Workers); err != nil {
 		return err
 	}
 	if err := (&SharingAgreementReconciler{Client: mgr.GetClient(), Recorder: events, Clock: opts.Clock}).SetupWithManager(mgr, opts.Workers); err != nil {

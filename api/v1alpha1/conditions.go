@@ -201,8 +201,9 @@ const (
 
 // Labels dossierguard sets on the objects it manages, and reads.
 const (
-	// LabelStore names the DossierStore an object belongs to. The webhook
-	// injects the audit proxy into pods that carry it.
+	// LabelStore names the DossierStore an object belongs to. On a pod it
+	// must agree with the store's workload selector; the webhook sets it on
+	// the pods it injects.
 	LabelStore = "privacy.dossierguard.io/store"
 	// LabelAgreement marks the NetworkPolicy of a SharingAgreement.
 	LabelAgreement = "privacy.dossierguard.io/sharing-agreement"
@@ -225,6 +226,30 @@ const (
 	// AnnotationAuditProxy is "injected" on a pod the webhook has given the
 	// audit proxy.
 	AnnotationAuditProxy = "privacy.dossierguard.io/audit-proxy"
+
+	// Break-glass access to a store's workload pods (kubectl exec, attach,
+	// port-forward and debug), which the admission webhook otherwise
+	// refuses. A member of a configured break-glass group sets both
+	// annotations on the pod; until the moment in AnnotationBreakGlassUntil,
+	// members of those groups may reach the pod, and every access is
+	// recorded as an Event on the pod (ReasonBreakGlassAccess).
+
+	// AnnotationBreakGlassJustification says why the pod must be reached
+	// directly, such as an incident number: 10 to 200 printable characters,
+	// no control or bidirectional formatting characters. It must not hold
+	// personal data; the Event records only a digest of it.
+	AnnotationBreakGlassJustification = "privacy.dossierguard.io/break-glass-justification"
+	// AnnotationBreakGlassUntil is when the break-glass window closes, an
+	// RFC 3339 time at most the webhook's maximum window (1h by default)
+	// ahead.
+	AnnotationBreakGlassUntil = "privacy.dossierguard.io/break-glass-until"
+)
+
+// Event reasons of the admission webhook.
+const (
+	// ReasonBreakGlassAccess: a break-glass exec, attach, port-forward or
+	// ephemeral container was admitted on a store's workload pod.
+	ReasonBreakGlassAccess = "BreakGlassAccess"
 )
 
 // StoreFinalizer keeps a DossierStore until its dossier volume has been

@@ -81,7 +81,8 @@ func runManager(cmd *cobra.Command, opts managerOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := controllers.SetupAll(mgr, controllers.Options{SweeperImage: opts.sweeperImage, Statutes: statutes, Workers: opts.workers}); err != nil {
+	proxy := opts.webhook.proxyConfig(opts.sweeperImage)
+	if err := controllers.SetupAll(mgr, controllers.Options{SweeperImage: opts.sweeperImage, Statutes: statutes, Workers: opts.workers, AuditProxy: &proxy}); err != nil {
 		return fmt.Errorf("set up reconcilers: %w", err)
 	}
 	if err := opts.webhook.setup(cmd.Context(), mgr, opts.sweeperImage); err != nil {

@@ -4,12 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/dossierguard/dossierguard/internal/webhook"
 )
@@ -24,8 +25,11 @@ type webhookOptions struct {
 	serviceName    string
 	secretName     string
 	configName     string
+	validatingName string
 	proxyImage     string
 	nativeSidecar  bool
+	breakGlass     []string
+	breakGlassMax  time.Duration
 }
 
 func (o *webhookOptions) bindFlags(f *pflag.FlagSet) {
@@ -37,6 +41,9 @@ func (o *webhookOptions) bindFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.serviceName, "webhook-service-name", "dossierguard-webhook", "Service in front of the webhook server.")
 	f.StringVar(&o.secretName, "webhook-secret-name", "dossierguard-webhook-tls", "Secret with the webhook's certificate.")
 	f.StringVar(&o.configName, "webhook-config-name", "dossierguard-sidecar-injector", "MutatingWebhookConfiguration whose CA the operator injects.")
+	f.StringVar(&o.validatingName, "validating-webhook-config-name", "dossierguard-pod-guard", "ValidatingWebhookConfiguration whose CA the operator injects.")
+	f.StringSliceVar(&o.breakGlass, "break-glass-groups", nil, "Groups whose members may open a break-glass window on a store's pod and then exec, attach, port-forward or debug into it; empty disables break-glass.")
+	f.DurationVar(&o.breakGlassMax, "break-glass-max-window", webhook.DefaultBreakGlassMaxWindow, "Longest break-glass window.")
 	f.StringVar(&o.proxyImage, "audit-proxy-image", "", "Image of the injected audit proxy (default: the sweeper image, which is the operator's).")
 	f.BoolVar(&o.nativeSidecar, "native-sidecar", true, "Inject the audit proxy as a native sidecar (an init container with restartPolicy Always).")
 }
@@ -56,6 +63,14 @@ func (o *webhookOptions) validate() error {
 	if o.port < 1 || o.port > 65535 {
 		return fmt.Errorf("--webhook-port %d must be between 1 and 65535", o.port)
 	}
+	if o.breakGlassMax < time.Minute || o.breakGlassMax > 8*time.Hour {
+		return fmt.Errorf("--break-glass-max-window %s must be between 1m and 8h", o.breakGlassMax)
+	}
+	for _, g := range o.breakGlass {
+		if strings.TrimSpace(g) == "" {
+			return fmt.Errorf("--break-glass-groups: an empty group name; name the groups that may use break-glass")
+		}
+	}
 	return nil
 }
 
@@ -72,16 +87,7 @@ func (o *webhookOptions) setup(ctx context.Context, mgr ctrl.Manager, defaultIma
 	if !o.enabled {
 		return nil
 	}
-	image := o.proxyImage
-	if image == "" {
-		image = defaultImage
-	}
-	mgr.GetWebhookServer().Register(webhook.Path, &crwebhook.Admission{Handler: &webhook.Injector{
-		Client:            mgr.GetClient(),
-		Decoder:           admission.NewDecoder(mgr.GetScheme()),
-		Config:            webhook.Config{Image: image, NativeSidecar: o.nativeSidecar},
-		OperatorNamespace: o.namespace,
-	}})
+	webhook.Register(mgr, o.proxyConfig(defaultImage), o.namespace)
 	if o.certManagement != "operator" {
 		return nil
 	}
@@ -91,10 +97,21 @@ func (o *webhookOptions) setup(ctx context.Context, mgr ctrl.Manager, defaultIma
 	}
 	certs := &webhook.CertManager{
 		Client: direct, Namespace: o.namespace, SecretName: o.secretName,
-		ServiceName: o.serviceName, WebhookConfigName: o.configName, CertDir: o.certDir,
+		ServiceName: o.serviceName, WebhookConfigName: o.configName, ValidatingConfigName: o.validatingName, CertDir: o.certDir,
 	}
 	if err := certs.Ensure(ctx); err != nil {
 		return fmt.Errorf("webhook certificate: %w", err)
 	}
 	return mgr.Add(certs)
+}
+
+// proxyConfig is what the webhook injects and checks; the reconcilers'
+// AuditActive control checks the same.
+func (o *webhookOptions) proxyConfig(defaultImage string) webhook.Config {
+	image := o.proxyImage
+	if image == "" {
+		image = defaultImage
+	}
+	return webhook.Config{Image: image, NativeSidecar: o.nativeSidecar,
+		BreakGlassGroups: o.breakGlass, BreakGlassMaxWindow: o.breakGlassMax}
 }

@@ -20,6 +20,9 @@ const (
 	AuditPseudonymKey = "pseudonym.key"
 )
 
+// ProxyTLSName is the Secret with the audit proxy's serving certificate.
+func ProxyTLSName(store *v1alpha1.DossierStore) string { return store.Name + "-proxy-tls" }
+
 // AuditKeysName is the Secret with a store's audit keys.
 func AuditKeysName(store *v1alpha1.DossierStore) string { return store.Name + "-audit-keys" }
 

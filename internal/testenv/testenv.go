@@ -38,6 +38,22 @@ func Start() (*Env, error) { return StartWithWebhooks() }
 // StartWithWebhooks also installs mutating webhook configurations, pointed
 // by envtest at a local webhook server (see WebhookInstallOptions).
 func StartWithWebhooks(hooks ...*admissionregistrationv1.MutatingWebhookConfiguration) (*Env, error) {
+	return start(envtest.WebhookInstallOptions{MutatingWebhooks: hooks})
+}
+
+// StartWithWebhookManifests installs the webhook configurations of the
+// given manifest files (relative to the repository's root), pointed by
+// envtest at a local webhook server, so that tests exercise the registration
+// the operator ships.
+func StartWithWebhookManifests(paths ...string) (*Env, error) {
+	abs := make([]string, 0, len(paths))
+	for _, p := range paths {
+		abs = append(abs, filepath.Join(RepoRoot(), p))
+	}
+	return start(envtest.WebhookInstallOptions{Paths: abs})
+}
+
+func start(hooks envtest.WebhookInstallOptions) (*Env, error) {
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		return nil, fmt.Errorf("KUBEBUILDER_ASSETS is not set: run the tests with 'make test', which builds kube-apiserver and etcd with hack/envtest-assets.sh")
 	}
@@ -45,7 +61,7 @@ func StartWithWebhooks(hooks ...*admissionregistrationv1.MutatingWebhookConfigur
 		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 		Scheme:                scheme.New(),
-		WebhookInstallOptions: envtest.WebhookInstallOptions{MutatingWebhooks: hooks},
+		WebhookInstallOptions: hooks,
 	}
 	cfg, err := env.Start()
 	if err != nil {

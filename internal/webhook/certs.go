@@ -51,8 +51,11 @@ type CertManager struct {
 	SecretName        string
 	ServiceName       string
 	WebhookConfigName string
-	CertDir           string
-	Now               func() time.Time
+	// ValidatingConfigName is the ValidatingWebhookConfiguration that gets
+	// the same CA; empty for none.
+	ValidatingConfigName string
+	CertDir              string
+	Now                  func() time.Time
 }
 
 // Start renews the certificate periodically; it is a manager Runnable.
@@ -221,29 +224,49 @@ func (m *CertManager) writeFiles(data map[string][]byte) error {
 	return nil
 }
 
-// injectCA puts the CA into every webhook of the configuration.
+// injectCA puts the CA into every webhook of both configurations.
 func (m *CertManager) injectCA(ctx context.Context, ca []byte) error {
-	cfg := &admissionregistrationv1.MutatingWebhookConfiguration{}
-	if err := m.Client.Get(ctx, client.ObjectKey{Name: m.WebhookConfigName}, cfg); err != nil {
+	mutating := &admissionregistrationv1.MutatingWebhookConfiguration{}
+	if err := m.patchCA(ctx, m.WebhookConfigName, mutating, func() bool {
+		changed := false
+		for i := range mutating.Webhooks {
+			if !bytes.Equal(mutating.Webhooks[i].ClientConfig.CABundle, ca) {
+				mutating.Webhooks[i].ClientConfig.CABundle, changed = ca, true
+			}
+		}
+		return changed
+	}); err != nil || m.ValidatingConfigName == "" {
+		return err
+	}
+	validating := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+	return m.patchCA(ctx, m.ValidatingConfigName, validating, func() bool {
+		changed := false
+		for i := range validating.Webhooks {
+			if !bytes.Equal(validating.Webhooks[i].ClientConfig.CABundle, ca) {
+				validating.Webhooks[i].ClientConfig.CABundle, changed = ca, true
+			}
+		}
+		return changed
+	})
+}
+
+// patchCA reads the configuration name into cfg, lets set change it, and
+// patches it when set reports a change.
+func (m *CertManager) patchCA(ctx context.Context, name string, cfg client.Object, set func() bool) error {
+	kind := fmt.Sprintf("%T", cfg)[len("*v1."):]
+	if err := m.Client.Get(ctx, client.ObjectKey{Name: name}, cfg); err != nil {
 		if apierrors.IsNotFound(err) {
-			log.FromContext(ctx).Info("The MutatingWebhookConfiguration does not exist yet; its CA is injected once it does", "name", m.WebhookConfigName)
+			log.FromContext(ctx).Info("The webhook configuration does not exist yet; its CA is injected once it does", "kind", kind, "name", name)
 			return nil
 		}
-		return fmt.Errorf("read MutatingWebhookConfiguration: %w", err)
+		return fmt.Errorf("read %s: %w", kind, err)
 	}
-	patch := client.MergeFrom(cfg.DeepCopy())
-	changed := false
-	for i := range cfg.Webhooks {
-		if !bytes.Equal(cfg.Webhooks[i].ClientConfig.CABundle, ca) {
-			cfg.Webhooks[i].ClientConfig.CABundle = ca
-			changed = true
-		}
-	}
-	if !changed {
+	patch := client.MergeFrom(cfg.DeepCopyObject().(client.Object))
+	if !set() {
 		return nil
 	}
 	if err := m.Client.Patch(ctx, cfg, patch); err != nil {
-		return fmt.Errorf("inject CA into MutatingWebhookConfiguration: %w", err)
+		return fmt.Errorf("inject CA into %s: %w", kind, err)
 	}
 	return nil
 }

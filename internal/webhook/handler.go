@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 
+	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -15,12 +17,25 @@ import (
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 )
 
-// Path the injector serves on the webhook server.
-const Path = "/mutate-v1-pod"
+// Paths the handlers serve on the webhook server.
+const (
+	// Path is the mutating webhook that injects the audit proxy.
+	Path = "/mutate-v1-pod"
+	// ValidatePath checks every created or updated pod after all mutations.
+	ValidatePath = "/validate-v1-pod"
+	// AccessPath guards exec, attach, port-forward and ephemeral containers.
+	AccessPath = "/validate-v1-pod-access"
+)
 
-// Injector is the admission handler that adds the audit proxy to pods
-// labelled privacy.dossierguard.io/store=<store>.
+// +kubebuilder:rbac:groups=privacy.dossierguard.io,resources=dossierstores,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get
+
+// Injector is the mutating admission handler: it decides which store a pod
+// belongs to (OwningStore), refuses what CheckPod finds, and adds the audit
+// proxy, or, when the pod already carries a container named audit-proxy,
+// admits it only if that is exactly the injected one (VerifyProxy).
 type Injector struct {
+	// Client reads DossierStores (the manager's cache).
 	Client  client.Reader
 	Decoder admission.Decoder
 	Config  Config
@@ -29,7 +44,7 @@ type Injector struct {
 	OperatorNamespace string
 }
 
-// Handle mutates one pod. A labelled pod whose store cannot be found is
+// Handle mutates one pod. A pod of a store whose proxy cannot be injected is
 // refused: a pod of a dossier store must not start unaudited.
 func (i *Injector) Handle(ctx context.Context, req admission.Request) admission.Response {
 	if req.Namespace == i.OperatorNamespace && i.OperatorNamespace != "" {
@@ -39,24 +54,24 @@ func (i *Injector) Handle(ctx context.Context, req admission.Request) admission.
 	if err := i.Decoder.Decode(req, pod); err != nil {
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decode pod: %w", err))
 	}
-	name, labelled := pod.Labels[v1alpha1.LabelStore]
-	if !labelled {
-		return admission.Allowed("not a dossier store pod")
-	}
-	if HasSidecar(pod) {
-		return admission.Allowed("the audit proxy is already present")
-	}
-	store := &v1alpha1.DossierStore{}
-	if err := i.Client.Get(ctx, client.ObjectKey{Namespace: req.Namespace, Name: name}, store); err != nil {
-		if apierrors.IsNotFound(err) {
-			return admission.Denied(fmt.Sprintf("metadata.labels[%s]: DossierStore %q does not exist in namespace %q; a pod of a dossier store must not start without its audit proxy",
-				v1alpha1.LabelStore, name, req.Namespace))
-		}
-		log.FromContext(ctx).Error(err, "Reading the DossierStore for injection failed", "store", name)
-		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("read DossierStore %q", name))
+	pod.Namespace = req.Namespace
+	store, resp := owningStore(ctx, i.Client, pod)
+	if store == nil {
+		return resp
 	}
 	if store.Spec.Audit == nil || store.Spec.Audit.Identity == nil {
-		return admission.Denied(fmt.Sprintf("DossierStore %q has no spec.audit.identity: its audit proxy could not identify any caller and would refuse every request; configure oidc or trustedProxy first", name))
+		return admission.Denied(fmt.Sprintf("DossierStore %q has no spec.audit.identity: its audit proxy could not identify any caller and would refuse every request; configure oidc or trustedProxy first", store.Name))
+	}
+	if HasProxyName(pod) {
+		// Resubmitted (such as a dumped, already injected pod): admitted only
+		// when it is exactly what this webhook injects now.
+		if problems := append(VerifyProxy(pod, store, i.Config), CheckPod(pod, store, i.Config)...); len(problems) > 0 {
+			return denied(store, problems)
+		}
+		return admission.Allowed("the pod carries the audit proxy the webhook injects")
+	}
+	if problems := CheckPod(pod, store, i.Config); len(problems) > 0 {
+		return denied(store, problems)
 	}
 	Inject(pod, store, i.Config)
 	patched, err := json.Marshal(pod)
@@ -64,4 +79,82 @@ func (i *Injector) Handle(ctx context.Context, req admission.Request) admission.
 		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("encode pod: %w", err))
 	}
 	return admission.PatchResponseFromRaw(req.Object.Raw, patched)
+}
+
+// PodValidator is the validating handler for pods, created or updated: it
+// runs after every mutating webhook and admits a store's pod only with the
+// injected audit proxy and nothing that goes around it. An update that
+// changes neither labels nor spec is admitted as it is (so that a pod
+// admitted before a store's settings changed can still be deleted); the
+// break-glass annotations may be set only by a member of a break-glass
+// group, and only with a clean justification and a short window.
+type PodValidator struct {
+	Client            client.Reader
+	Decoder           admission.Decoder
+	Config            Config
+	OperatorNamespace string
+}
+
+// Handle validates one pod.
+func (v *PodValidator) Handle(ctx context.Context, req admission.Request) admission.Response {
+	if req.Namespace == v.OperatorNamespace && v.OperatorNamespace != "" {
+		return admission.Allowed("the operator's own namespace is not checked")
+	}
+	pod := &corev1.Pod{}
+	if err := v.Decoder.Decode(req, pod); err != nil {
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decode pod: %w", err))
+	}
+	pod.Namespace = req.Namespace
+	relevant := true
+	if req.Operation == admissionv1.Update {
+		old := &corev1.Pod{}
+		if err := v.Decoder.DecodeRaw(req.OldObject, old); err != nil {
+			return admission.Errored(http.StatusBadRequest, fmt.Errorf("decode old pod: %w", err))
+		}
+		if breakGlassChanged(old, pod) && pod.Annotations[v1alpha1.AnnotationBreakGlassJustification]+pod.Annotations[v1alpha1.AnnotationBreakGlassUntil] != "" {
+			if group := breakGlassGroup(v.Config, req.UserInfo.Groups); group == "" {
+				return admission.Denied(fmt.Sprintf("metadata.annotations[%s]: only members of the break-glass groups (%s) may open a break-glass window",
+					v1alpha1.AnnotationBreakGlassJustification, groupList(v.Config)))
+			}
+			if _, err := ParseBreakGlass(pod.Annotations, now(), v.Config.BreakGlassMaxWindow); err != nil {
+				return admission.Denied(err.Error())
+			}
+		}
+		relevant = !equality.Semantic.DeepEqual(old.Labels, pod.Labels) || !equality.Semantic.DeepEqual(old.Spec, pod.Spec)
+	}
+	if !relevant || !pod.DeletionTimestamp.IsZero() {
+		return admission.Allowed("neither labels nor spec changed")
+	}
+	store, resp := owningStore(ctx, v.Client, pod)
+	if store == nil {
+		return resp
+	}
+	if problems := append(VerifyProxy(pod, store, v.Config), CheckPod(pod, store, v.Config)...); len(problems) > 0 {
+		return denied(store, problems)
+	}
+	return admission.Allowed("the pod runs the store's audit proxy")
+}
+
+// owningStore lists the namespace's stores and applies OwningStore. A nil
+// store comes with the response to give: allowed for a pod of no store,
+// denied or errored otherwise.
+func owningStore(ctx context.Context, c client.Reader, pod *corev1.Pod) (*v1alpha1.DossierStore, admission.Response) {
+	stores := &v1alpha1.DossierStoreList{}
+	if err := c.List(ctx, stores, client.InNamespace(pod.Namespace)); err != nil {
+		log.FromContext(ctx).Error(err, "Listing the namespace's DossierStores failed", "namespace", pod.Namespace)
+		return nil, admission.Errored(http.StatusInternalServerError, fmt.Errorf("list the DossierStores of namespace %q", pod.Namespace))
+	}
+	store, err := OwningStore(pod, stores.Items)
+	if err != nil {
+		return nil, admission.Denied(err.Error())
+	}
+	if store == nil {
+		return nil, admission.Allowed("not a dossier store pod")
+	}
+	return store, admission.Response{}
+}
+
+// denied refuses with every problem, each naming its field.
+func denied(store *v1alpha1.DossierStore, problems []string) admission.Response {
+	return admission.Denied(fmt.Sprintf("pod of DossierStore %q refused: %s", store.Name, strings.Join(problems, "; ")))
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -24,9 +25,11 @@ const (
 	PolicyVolume = "dossierguard-policy"
 	KeysVolume   = "dossierguard-audit-keys"
 	LogVolume    = "dossierguard-audit-log"
+	TLSVolume    = "dossierguard-proxy-tls"
 	PolicyDir    = "/etc/dossierguard/policy"
 	KeysDir      = "/etc/dossierguard/keys"
 	LogDir       = "/var/log/dossierguard"
+	TLSDir       = "/etc/dossierguard/tls"
 	HealthPort   = 9901
 )
 
@@ -38,49 +41,80 @@ type Config struct {
 	// Always (Kubernetes 1.29 and later), so it starts before the app and
 	// stops after it.
 	NativeSidecar bool
+	// BreakGlassGroups may reach a workload pod directly (exec, attach,
+	// port-forward, debug) once one of them has given a justification on
+	// the pod; empty disables break-glass.
+	BreakGlassGroups []string
+	// BreakGlassMaxWindow bounds how far ahead the break-glass window may
+	// close; DefaultBreakGlassMaxWindow when zero.
+	BreakGlassMaxWindow time.Duration
 }
 
-// Inject adds the audit proxy to pod for store. It is idempotent: a pod that
-// already has the proxy is left alone and Inject reports false.
+// DefaultBreakGlassMaxWindow is the longest break-glass window.
+const DefaultBreakGlassMaxWindow = time.Hour
+
+// Inject adds the audit proxy to pod for store and labels the pod for the
+// store. A pod that already has a container named audit-proxy is left alone
+// and Inject reports false: VerifyProxy then decides whether it is the
+// injected one.
 func Inject(pod *corev1.Pod, store *v1alpha1.DossierStore, cfg Config) bool {
-	if HasSidecar(pod) {
+	if HasProxyName(pod) {
 		return false
 	}
-	sidecar := sidecarContainer(store, cfg)
+	sidecar, volumes := ExpectedProxy(store, cfg)
 	if cfg.NativeSidecar {
-		sidecar.RestartPolicy = ptr.To(corev1.ContainerRestartPolicyAlways)
 		pod.Spec.InitContainers = append([]corev1.Container{sidecar}, pod.Spec.InitContainers...)
 	} else {
 		pod.Spec.Containers = append(pod.Spec.Containers, sidecar)
 	}
-	pod.Spec.Volumes = append(pod.Spec.Volumes,
-		corev1.Volume{Name: PolicyVolume, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-			LocalObjectReference: corev1.LocalObjectReference{Name: resources.AccessPolicyName(store)}}}},
-		// World-readable files in a volume mounted into the proxy alone: the
-		// proxy runs as UID 65532 and the workload's pod need not set an
-		// fsGroup (which would change the ownership of all its volumes). Who
-		// can edit the pod spec could mount the Secret anyway.
-		corev1.Volume{Name: KeysVolume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-			SecretName: resources.AuditKeysName(store), DefaultMode: ptr.To[int32](0o444)}}},
-		corev1.Volume{Name: LogVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
-	)
+	pod.Spec.Volumes = append(pod.Spec.Volumes, volumes...)
 	if pod.Annotations == nil {
 		pod.Annotations = map[string]string{}
 	}
+	// For people reading the pod; never proof of the proxy (VerifyProxy is).
 	pod.Annotations[v1alpha1.AnnotationAuditProxy] = "injected"
+	if pod.Labels == nil {
+		pod.Labels = map[string]string{}
+	}
+	pod.Labels[v1alpha1.LabelStore] = store.Name
 	return true
 }
 
-// HasSidecar says whether the pod already runs the audit proxy.
-func HasSidecar(pod *corev1.Pod) bool {
-	for _, list := range [][]corev1.Container{pod.Spec.Containers, pod.Spec.InitContainers} {
-		for _, c := range list {
-			if c.Name == SidecarName {
-				return true
-			}
-		}
+// ExpectedProxy is the audit-proxy container and the volumes the webhook
+// injects for store, with every field the API server would default set, so
+// that an admitted pod's proxy can be compared with it field by field.
+func ExpectedProxy(store *v1alpha1.DossierStore, cfg Config) (corev1.Container, []corev1.Volume) {
+	sidecar := sidecarContainer(store, cfg)
+	if cfg.NativeSidecar {
+		sidecar.RestartPolicy = ptr.To(corev1.ContainerRestartPolicyAlways)
+		// The kubelet starts the next containers only once the proxy
+		// answers, so no other container can take its port first.
+		sidecar.StartupProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+			Path: "/healthz", Port: intstr.FromInt32(HealthPort), Scheme: corev1.URISchemeHTTP}},
+			PeriodSeconds: 1, FailureThreshold: 60, TimeoutSeconds: 1, SuccessThreshold: 1}
 	}
-	return false
+	volumes := []corev1.Volume{
+		{Name: PolicyVolume, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: resources.AccessPolicyName(store)}, DefaultMode: ptr.To[int32](0o444)}}},
+		// World-readable files in a volume mounted into the proxy alone: the
+		// proxy runs as UID 65532 and the workload's pod need not set an
+		// fsGroup (which would change the ownership of all its volumes).
+		// CheckPod refuses any other container or volume that would read it.
+		{Name: KeysVolume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: resources.AuditKeysName(store), DefaultMode: ptr.To[int32](0o444)}}},
+		{Name: LogVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+	}
+	if ProxyTLS(store) {
+		volumes = append(volumes, corev1.Volume{Name: TLSVolume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: resources.ProxyTLSName(store), DefaultMode: ptr.To[int32](0o444)}}})
+	}
+	return sidecar, volumes
+}
+
+// HasSidecar says whether the pod runs exactly the audit proxy the webhook
+// injects for store.
+func HasSidecar(pod *corev1.Pod, store *v1alpha1.DossierStore, cfg Config) bool {
+	return len(VerifyProxy(pod, store, cfg)) == 0
 }
 
 func sidecarContainer(store *v1alpha1.DossierStore, cfg Config) corev1.Container {
@@ -96,6 +130,15 @@ func sidecarContainer(store *v1alpha1.DossierStore, cfg Config) corev1.Container
 		"--signing-key=" + KeysDir + "/" + resources.AuditSigningKey,
 		"--pseudonym-key=" + KeysDir + "/" + resources.AuditPseudonymKey,
 	}
+	mounts := []corev1.VolumeMount{
+		{Name: PolicyVolume, MountPath: PolicyDir, ReadOnly: true},
+		{Name: KeysVolume, MountPath: KeysDir, ReadOnly: true},
+		{Name: LogVolume, MountPath: LogDir},
+	}
+	if ProxyTLS(store) {
+		args = append(args, "--tls-cert-file="+TLSDir+"/"+corev1.TLSCertKey, "--tls-key-file="+TLSDir+"/"+corev1.TLSPrivateKeyKey)
+		mounts = append(mounts, corev1.VolumeMount{Name: TLSVolume, MountPath: TLSDir, ReadOnly: true})
+	}
 	args = append(args, identityArgs(store.Spec.Audit)...)
 	return corev1.Container{
 		Name:            SidecarName,
@@ -107,7 +150,10 @@ func sidecarContainer(store *v1alpha1.DossierStore, cfg Config) corev1.Container
 			{Name: "proxy-health", ContainerPort: HealthPort, Protocol: corev1.ProtocolTCP},
 		},
 		ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
-			Path: "/readyz", Port: intstr.FromInt32(HealthPort)}}, PeriodSeconds: 5},
+			Path: "/readyz", Port: intstr.FromInt32(HealthPort), Scheme: corev1.URISchemeHTTP}},
+			PeriodSeconds: 5, TimeoutSeconds: 1, SuccessThreshold: 1, FailureThreshold: 3},
+		TerminationMessagePath:   corev1.TerminationMessagePathDefault,
+		TerminationMessagePolicy: corev1.TerminationMessageReadFile,
 		Resources: corev1.ResourceRequirements{
 			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
 			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")},
@@ -121,13 +167,13 @@ func sidecarContainer(store *v1alpha1.DossierStore, cfg Config) corev1.Container
 			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
 			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 		},
-		VolumeMounts: []corev1.VolumeMount{
-			{Name: PolicyVolume, MountPath: PolicyDir, ReadOnly: true},
-			{Name: KeysVolume, MountPath: KeysDir, ReadOnly: true},
-			{Name: LogVolume, MountPath: LogDir},
-		},
+		VolumeMounts: mounts,
 	}
 }
+
+// ProxyTLS says whether the store's proxy serves TLS. Until per-store
+// serving certificates are issued, the proxy serves plain HTTP.
+func ProxyTLS(*v1alpha1.DossierStore) bool { return false }
 
 func identityArgs(a *v1alpha1.AuditSpec) []string {
 	if a == nil {

@@ -15,7 +15,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 	"github.com/dossierguard/dossierguard/internal/testenv"
@@ -26,8 +25,8 @@ const operatorNamespace = "dossierguard-system"
 
 var env *testenv.Env
 
-// injectorConfiguration is what the chart installs, minus the CA that
-// envtest fills in.
+// injectorConfiguration is a mutating configuration for the certificate
+// test, which must leave the shipped ones intact.
 func injectorConfiguration() *admissionregistrationv1.MutatingWebhookConfiguration {
 	return &admissionregistrationv1.MutatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: "dossierguard-sidecar-injector"},
@@ -58,7 +57,9 @@ func TestMain(m *testing.M) {
 
 func run(m *testing.M) int {
 	var err error
-	env, err = testenv.StartWithWebhooks(injectorConfiguration())
+	// The registration the operator ships, so that what reaches the
+	// webhook (every pod, not only labelled ones) is tested too.
+	env, err = testenv.StartWithWebhookManifests("config/webhook/manifests.yaml")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -74,10 +75,8 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	mgr.GetWebhookServer().Register(webhook.Path, &crwebhook.Admission{Handler: &webhook.Injector{
-		Client: mgr.GetClient(), Decoder: admission.NewDecoder(mgr.GetScheme()),
-		Config: webhook.Config{Image: "dossierguard:test", NativeSidecar: true}, OperatorNamespace: operatorNamespace,
-	}})
+	webhook.Register(mgr, webhook.Config{Image: "dossierguard:test", NativeSidecar: true,
+		BreakGlassGroups: []string{breakGlassGroup}}, operatorNamespace)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { _ = mgr.Start(ctx) }()
@@ -220,7 +219,7 @@ func TestPodOfAStoreWithoutIdentityIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(500 * time.Millisecond)
-	err := env.Client.Create(ctx, pod("no-identity", "app", map[string]string{"privacy.dossierguard.io/store": "dossiers"}))
+	err := env.Client.Create(ctx, pod("no-identity", "app", map[string]string{"app": "dossier", "privacy.dossierguard.io/store": "dossiers"}))
 	if err == nil || !strings.Contains(err.Error(), "spec.audit.identity") {
 		t.Fatalf("want a refusal naming spec.audit.identity, got %v", err)
 	}

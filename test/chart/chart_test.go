@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
@@ -161,6 +162,7 @@ func TestRendered(t *testing.T) {
 	}
 	mwc := convert[admissionregistrationv1.MutatingWebhookConfiguration](t, find(t, objs, "MutatingWebhookConfiguration", "dossierguard-sidecar-injector"))
 	checkWebhook(t, mwc, namespace)
+	checkPodGuard(t, convert[admissionregistrationv1.ValidatingWebhookConfiguration](t, find(t, objs, "ValidatingWebhookConfiguration", "dossierguard-pod-guard")), namespace)
 	if len(mwc.Annotations) != 0 {
 		t.Errorf("operator-managed certificates, yet annotations %v", mwc.Annotations)
 	}
@@ -247,14 +249,62 @@ func checkWebhook(t *testing.T, mwc *admissionregistrationv1.MutatingWebhookConf
 		!slices.Equal(w.Rules[0].Resources, []string{"pods"}) {
 		t.Errorf("rules %+v, want CREATE of pods", w.Rules)
 	}
-	if w.ObjectSelector == nil || len(w.ObjectSelector.MatchExpressions) != 1 ||
-		w.ObjectSelector.MatchExpressions[0].Key != "privacy.dossierguard.io/store" || w.ObjectSelector.MatchExpressions[0].Operator != "Exists" {
-		t.Errorf("objectSelector %+v, want privacy.dossierguard.io/store Exists", w.ObjectSelector)
+	checkSelectors(t, w.Name, w.ObjectSelector, w.NamespaceSelector, ns)
+}
+
+// checkSelectors: every pod but those of the operator's namespace reaches
+// the webhook. An objectSelector on the store label would let a pod that a
+// store's workload selector selects, without the label, start unaudited.
+func checkSelectors(t *testing.T, name string, object, namespace *metav1.LabelSelector, ns string) {
+	t.Helper()
+	if object != nil && (len(object.MatchLabels) > 0 || len(object.MatchExpressions) > 0) {
+		t.Errorf("%s: objectSelector %+v, want none: every pod a store selects must reach the webhook", name, object)
 	}
-	if w.NamespaceSelector == nil || len(w.NamespaceSelector.MatchExpressions) != 1 ||
-		w.NamespaceSelector.MatchExpressions[0].Key != "kubernetes.io/metadata.name" ||
-		w.NamespaceSelector.MatchExpressions[0].Operator != "NotIn" || !slices.Equal(w.NamespaceSelector.MatchExpressions[0].Values, []string{ns}) {
-		t.Errorf("namespaceSelector %+v, want kubernetes.io/metadata.name NotIn [%s]", w.NamespaceSelector, ns)
+	if namespace == nil || len(namespace.MatchExpressions) != 1 ||
+		namespace.MatchExpressions[0].Key != "kubernetes.io/metadata.name" ||
+		namespace.MatchExpressions[0].Operator != "NotIn" || !slices.Equal(namespace.MatchExpressions[0].Values, []string{ns}) {
+		t.Errorf("%s: namespaceSelector %+v, want kubernetes.io/metadata.name NotIn [%s]", name, namespace, ns)
+	}
+}
+
+// checkPodGuard asserts the validating webhooks: pods created and updated,
+// and exec, attach, port-forward and ephemeral containers, all fail closed.
+func checkPodGuard(t *testing.T, vwc *admissionregistrationv1.ValidatingWebhookConfiguration, ns string) {
+	t.Helper()
+	want := map[string]struct {
+		path      string
+		resources []string
+		effects   admissionregistrationv1.SideEffectClass
+	}{
+		"pods.privacy.dossierguard.io":       {"/validate-v1-pod", []string{"pods"}, admissionregistrationv1.SideEffectClassNone},
+		"pod-access.privacy.dossierguard.io": {"/validate-v1-pod-access", []string{"pods/exec", "pods/attach", "pods/portforward", "pods/ephemeralcontainers"}, admissionregistrationv1.SideEffectClassNoneOnDryRun},
+	}
+	if len(vwc.Webhooks) != len(want) {
+		t.Fatalf("%d validating webhooks, want %d", len(vwc.Webhooks), len(want))
+	}
+	for _, w := range vwc.Webhooks {
+		exp, ok := want[w.Name]
+		if !ok {
+			t.Errorf("unexpected validating webhook %s", w.Name)
+			continue
+		}
+		if w.FailurePolicy == nil || *w.FailurePolicy != admissionregistrationv1.Fail {
+			t.Errorf("%s: failurePolicy %v, want Fail", w.Name, w.FailurePolicy)
+		}
+		if w.SideEffects == nil || *w.SideEffects != exp.effects {
+			t.Errorf("%s: sideEffects %v, want %s", w.Name, w.SideEffects, exp.effects)
+		}
+		if s := w.ClientConfig.Service; s == nil || s.Name != "dossierguard-webhook" || s.Namespace != ns || s.Path == nil || *s.Path != exp.path {
+			t.Errorf("%s: clientConfig.service %+v, want dossierguard-webhook.%s%s", w.Name, s, ns, exp.path)
+		}
+		var resources []string
+		for _, r := range w.Rules {
+			resources = append(resources, r.Resources...)
+		}
+		if !slices.Equal(resources, exp.resources) {
+			t.Errorf("%s: resources %v, want %v", w.Name, resources, exp.resources)
+		}
+		checkSelectors(t, w.Name, w.ObjectSelector, w.NamespaceSelector, ns)
 	}
 }
 
@@ -276,6 +326,11 @@ func TestCertManagerVariant(t *testing.T) {
 	checkWebhook(t, mwc, namespace)
 	if got := mwc.Annotations["cert-manager.io/inject-ca-from"]; got != namespace+"/dossierguard-webhook" {
 		t.Errorf("cert-manager.io/inject-ca-from = %q, want %s/dossierguard-webhook", got, namespace)
+	}
+	vwc := convert[admissionregistrationv1.ValidatingWebhookConfiguration](t, find(t, objs, "ValidatingWebhookConfiguration", "dossierguard-pod-guard"))
+	checkPodGuard(t, vwc, namespace)
+	if got := vwc.Annotations["cert-manager.io/inject-ca-from"]; got != namespace+"/dossierguard-webhook" {
+		t.Errorf("ValidatingWebhookConfiguration cert-manager.io/inject-ca-from = %q, want %s/dossierguard-webhook", got, namespace)
 	}
 	dep := convert[appsv1.Deployment](t, find(t, objs, "Deployment", "dossierguard-manager"))
 	if !slices.Contains(dep.Spec.Template.Spec.Containers[0].Args, "--webhook-cert-management=cert-manager") {
@@ -464,6 +519,7 @@ func TestKustomize(t *testing.T) {
 			checkRestricted(t, objs)
 			mwc := convert[admissionregistrationv1.MutatingWebhookConfiguration](t, find(t, objs, "MutatingWebhookConfiguration", "dossierguard-sidecar-injector"))
 			checkWebhook(t, mwc, namespace)
+			checkPodGuard(t, convert[admissionregistrationv1.ValidatingWebhookConfiguration](t, find(t, objs, "ValidatingWebhookConfiguration", "dossierguard-pod-guard")), namespace)
 			dep := convert[appsv1.Deployment](t, find(t, objs, "Deployment", "dossierguard-manager"))
 			if !slices.Contains(dep.Spec.Template.Spec.Containers[0].Args, "--webhook-cert-management="+c.mode) {
 				t.Errorf("manager args %v, want --webhook-cert-management=%s", dep.Spec.Template.Spec.Containers[0].Args, c.mode)

@@ -126,8 +126,9 @@ var extraRules = []extraRule{
 	// The webhook's certificate Secret: create cannot take resourceNames.
 	{"Role", "dossierguard-webhook-tls", "", "secrets", []string{"create"}, nil},
 	{"Role", "dossierguard-webhook-tls", "", "secrets", []string{"get", "update", "patch"}, []string{"dossierguard-webhook-tls"}},
-	// The caBundle of the operator's own MutatingWebhookConfiguration.
+	// The caBundle of the operator's own webhook configurations.
 	{"ClusterRole", "dossierguard-webhook-config", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", []string{"get", "update", "patch"}, []string{"dossierguard-sidecar-injector"}},
+	{"ClusterRole", "dossierguard-webhook-config", "admissionregistration.k8s.io", "validatingwebhookconfigurations", []string{"get", "update", "patch"}, []string{"dossierguard-pod-guard"}},
 }
 
 // checkRBAC asserts that the ClusterRole dossierguard-manager grants nothing

@@ -97,6 +97,11 @@ func TestInstall(t *testing.T) {
 		t.Fatalf("the MutatingWebhookConfiguration was not installed: %v", err)
 	}
 	checkWebhook(t, mwc, namespace)
+	vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+	if err := c.Get(ctx, types.NamespacedName{Name: "dossierguard-pod-guard"}, vwc); err != nil {
+		t.Fatalf("the ValidatingWebhookConfiguration was not installed: %v", err)
+	}
+	checkPodGuard(t, vwc, namespace)
 	for _, kind := range []string{"ConfigMap", "Service", "NetworkPolicy", "PodDisruptionBudget", "ServiceAccount"} {
 		n := map[string]string{"ConfigMap": "dossierguard-retention-statutes", "Service": "dossierguard-webhook",
 			"NetworkPolicy": "dossierguard-manager", "PodDisruptionBudget": "dossierguard-manager", "ServiceAccount": "dossierguard-manager"}[kind]

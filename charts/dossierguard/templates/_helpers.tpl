@@ -9,6 +9,7 @@ Secret and configuration by these names.
 {{- define "dossierguard.webhookServiceName" -}}dossierguard-webhook{{- end }}
 {{- define "dossierguard.webhookSecretName" -}}dossierguard-webhook-tls{{- end }}
 {{- define "dossierguard.webhookConfigName" -}}dossierguard-sidecar-injector{{- end }}
+{{- define "dossierguard.validatingConfigName" -}}dossierguard-pod-guard{{- end }}
 {{- define "dossierguard.certificateName" -}}dossierguard-webhook{{- end }}
 {{- define "dossierguard.statutesConfigMapName" -}}dossierguard-retention-statutes{{- end }}
 

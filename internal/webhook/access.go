@@ -1,0 +1,216 @@
+package webhook
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/dossierguard/dossierguard/api/v1alpha1"
+)
+
+// Bounds of a break-glass justification, in characters.
+const (
+	MinJustificationLen = 10
+	MaxJustificationLen = 200
+)
+
+// now is the clock of the break-glass checks; tests need no other.
+var now = time.Now
+
+// BreakGlass is an open break-glass window on a pod.
+type BreakGlass struct {
+	Justification string
+	Until         time.Time
+}
+
+// Digest identifies the justification without repeating it: the first 12
+// hex digits of its SHA-256.
+func (b BreakGlass) Digest() string {
+	sum := sha256.Sum256([]byte(b.Justification))
+	return hex.EncodeToString(sum[:])[:12]
+}
+
+// ParseBreakGlass reads the break-glass annotations of a pod: nil, nil when
+// there are none; an error naming the annotation and the rule when they are
+// incomplete, unclean, expired or open too long (more than maxWindow from
+// now; DefaultBreakGlassMaxWindow when zero).
+func ParseBreakGlass(annotations map[string]string, at time.Time, maxWindow time.Duration) (*BreakGlass, error) {
+	if maxWindow <= 0 {
+		maxWindow = DefaultBreakGlassMaxWindow
+	}
+	j, hasJ := annotations[v1alpha1.AnnotationBreakGlassJustification]
+	u, hasU := annotations[v1alpha1.AnnotationBreakGlassUntil]
+	switch {
+	case !hasJ && !hasU:
+		return nil, nil
+	case !hasJ:
+		return nil, fmt.Errorf("metadata.annotations[%s]: required with %s", v1alpha1.AnnotationBreakGlassJustification, v1alpha1.AnnotationBreakGlassUntil)
+	case !hasU:
+		return nil, fmt.Errorf("metadata.annotations[%s]: required with %s", v1alpha1.AnnotationBreakGlassUntil, v1alpha1.AnnotationBreakGlassJustification)
+	}
+	if err := checkJustification(j); err != nil {
+		return nil, fmt.Errorf("metadata.annotations[%s]: %w", v1alpha1.AnnotationBreakGlassJustification, err)
+	}
+	until, err := time.Parse(time.RFC3339, u)
+	if err != nil {
+		return nil, fmt.Errorf("metadata.annotations[%s]: must be an RFC 3339 time such as 2026-12-01T10:30:00Z", v1alpha1.AnnotationBreakGlassUntil)
+	}
+	if !until.After(at) {
+		return nil, fmt.Errorf("metadata.annotations[%s]: the break-glass window closed at %s", v1alpha1.AnnotationBreakGlassUntil, u)
+	}
+	if until.After(at.Add(maxWindow)) {
+		return nil, fmt.Errorf("metadata.annotations[%s]: a break-glass window may stay open at most %s", v1alpha1.AnnotationBreakGlassUntil, maxWindow)
+	}
+	return &BreakGlass{Justification: strings.TrimSpace(j), Until: until}, nil
+}
+
+// checkJustification accepts 10 to 200 printable characters: no control,
+// format (bidirectional overrides, zero-width) or line-separator characters.
+func checkJustification(j string) error {
+	if !utf8.ValidString(j) {
+		return fmt.Errorf("must be valid UTF-8")
+	}
+	n := utf8.RuneCountInString(strings.TrimSpace(j))
+	if n < MinJustificationLen || n > MaxJustificationLen {
+		return fmt.Errorf("must be %d to %d characters, such as an incident number and what must be done; it must not hold personal data", MinJustificationLen, MaxJustificationLen)
+	}
+	for _, r := range j {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || unicode.Is(unicode.Zl, r) || unicode.Is(unicode.Zp, r) {
+			return fmt.Errorf("must not hold control, formatting or bidirectional characters (found U+%04X)", r)
+		}
+	}
+	return nil
+}
+
+// breakGlassGroup is the first configured break-glass group among groups.
+func breakGlassGroup(cfg Config, groups []string) string {
+	for _, g := range cfg.BreakGlassGroups {
+		if slices.Contains(groups, g) {
+			return g
+		}
+	}
+	return ""
+}
+
+func groupList(cfg Config) string {
+	if len(cfg.BreakGlassGroups) == 0 {
+		return "none configured: break-glass is disabled"
+	}
+	return strings.Join(cfg.BreakGlassGroups, ", ")
+}
+
+func breakGlassChanged(old, pod *corev1.Pod) bool {
+	for _, k := range []string{v1alpha1.AnnotationBreakGlassJustification, v1alpha1.AnnotationBreakGlassUntil} {
+		if old.Annotations[k] != pod.Annotations[k] {
+			return true
+		}
+	}
+	return false
+}
+
+// AccessGuard is the validating handler for kubectl exec, attach,
+// port-forward (CONNECT on pods/exec, pods/attach, pods/portforward) and
+// kubectl debug (UPDATE on pods/ephemeralcontainers). On a store's workload
+// pod these reach the application, or the proxy, without the audit proxy in
+// between: they are refused unless the requester is in a break-glass group
+// and the pod carries an open break-glass window (ParseBreakGlass). The
+// proxy's own container is never reachable. Every admitted break-glass
+// access is recorded as an Event on the pod and a log line, naming the
+// access, the group and a digest of the justification, never the person.
+type AccessGuard struct {
+	// Client reads DossierStores (cached); Pods reads the pod of a CONNECT
+	// request (uncached: pods are not in the manager's cache).
+	Client            client.Reader
+	Pods              client.Reader
+	Decoder           admission.Decoder
+	Config            Config
+	Recorder          recorder.EventRecorder
+	OperatorNamespace string
+}
+
+// Handle decides one access.
+func (g *AccessGuard) Handle(ctx context.Context, req admission.Request) admission.Response {
+	if req.Namespace == g.OperatorNamespace && g.OperatorNamespace != "" {
+		return admission.Allowed("the operator's own namespace is not guarded")
+	}
+	pod := &corev1.Pod{}
+	access, container := req.SubResource, ""
+	switch {
+	case req.Operation == admissionv1.Connect:
+		if err := g.Pods.Get(ctx, client.ObjectKey{Namespace: req.Namespace, Name: req.Name}, pod); err != nil {
+			if apierrors.IsNotFound(err) {
+				return admission.Allowed("no such pod")
+			}
+			log.FromContext(ctx).Error(err, "Reading the pod of an exec, attach or port-forward failed", "pod", klog.KRef(req.Namespace, req.Name))
+			return admission.Errored(http.StatusInternalServerError, fmt.Errorf("read pod %q", req.Name))
+		}
+		if access == "exec" || access == "attach" {
+			opts := &corev1.PodExecOptions{}
+			if err := g.Decoder.Decode(req, opts); err == nil {
+				container = opts.Container
+			}
+		}
+	case req.SubResource == "ephemeralcontainers":
+		access = "debug"
+		if err := g.Decoder.Decode(req, pod); err != nil {
+			return admission.Errored(http.StatusBadRequest, fmt.Errorf("decode pod: %w", err))
+		}
+	default:
+		return admission.Allowed("not guarded")
+	}
+	pod.Namespace = req.Namespace
+	store, resp := owningStore(ctx, g.Client, pod)
+	if store == nil && resp.Allowed {
+		return resp
+	}
+	name := req.Name
+	if store != nil {
+		name = store.Name
+	}
+	if container == SidecarName {
+		return admission.Denied(fmt.Sprintf("%s into the %s container of a dossier store pod is refused: it holds the audit keys; break-glass does not reach it", access, SidecarName))
+	}
+	if access == "debug" && store != nil {
+		if problems := CheckPod(pod, store, g.Config); len(problems) > 0 {
+			return denied(store, problems)
+		}
+	}
+	group := breakGlassGroup(g.Config, req.UserInfo.Groups)
+	window, err := ParseBreakGlass(pod.Annotations, now(), g.Config.BreakGlassMaxWindow)
+	if group == "" || window == nil || err != nil {
+		why := "the requester is in no break-glass group (" + groupList(g.Config) + ")"
+		switch {
+		case err != nil:
+			why = err.Error()
+		case group != "" && window == nil:
+			why = fmt.Sprintf("the pod has no break-glass window: set the annotations %s and %s first", v1alpha1.AnnotationBreakGlassJustification, v1alpha1.AnnotationBreakGlassUntil)
+		}
+		return admission.Denied(fmt.Sprintf("%s into a pod of dossier store %q reaches the application without its audit proxy and is refused; break-glass: %s", access, name, why))
+	}
+	if req.DryRun == nil || !*req.DryRun {
+		note := fmt.Sprintf("break-glass %s admitted under group %s; justification sha256:%s; window until %s",
+			access, group, window.Digest(), window.Until.UTC().Format(time.RFC3339))
+		if g.Recorder != nil {
+			g.Recorder.Eventf(pod, nil, corev1.EventTypeWarning, v1alpha1.ReasonBreakGlassAccess, strings.ToUpper(access[:1])+access[1:], "%s", note)
+		}
+		log.FromContext(ctx).Info("Break-glass access admitted", "pod", klog.KObj(pod), "access", access, "group", group,
+			"justificationDigest", window.Digest(), "until", window.Until.UTC().Format(time.RFC3339), "admissionUID", string(req.UID))
+	}
+	return admission.Allowed("break-glass")
+}
