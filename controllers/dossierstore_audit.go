@@ -49,21 +49,21 @@ func (r *DossierStoreReconciler) reconcileAuditKeys(ctx context.Context, store *
 // runs exactly the audit proxy the webhook injects (webhook.VerifyProxy)
 // and has nothing that goes around it (webhook.CheckPod): the checks the
 // webhook applies at admission, never a container's name.
-func (r *DossierStoreReconciler) checkAuditActive(ctx context.Context, store *v1alpha1.DossierStore) (v1alpha1.ComplianceControl, error) {
+func (r *DossierStoreReconciler) checkAuditActive(ctx context.Context, store *v1alpha1.DossierStore, transport compliance.ProxyTransport) (v1alpha1.ComplianceControl, error) {
 	selector, err := metav1.LabelSelectorAsSelector(&store.Spec.Workload.Selector)
 	if err != nil {
-		return compliance.AuditControl(nil, 0, false), fmt.Errorf("workload selector: %w", err)
+		return compliance.AuditControl(nil, 0, false, transport), fmt.Errorf("workload selector: %w", err)
 	}
 	selected, labelled := &corev1.PodList{}, &corev1.PodList{}
 	if err := r.Reader.List(ctx, selected, client.InNamespace(store.Namespace), client.MatchingLabelsSelector{Selector: selector}); err != nil {
-		return compliance.AuditControl(nil, 0, false), fmt.Errorf("list workload pods: %w", err)
+		return compliance.AuditControl(nil, 0, false, transport), fmt.Errorf("list workload pods: %w", err)
 	}
 	if err := r.Reader.List(ctx, labelled, client.InNamespace(store.Namespace), client.MatchingLabels{v1alpha1.LabelStore: store.Name}); err != nil {
-		return compliance.AuditControl(nil, 0, false), fmt.Errorf("list workload pods: %w", err)
+		return compliance.AuditControl(nil, 0, false, transport), fmt.Errorf("list workload pods: %w", err)
 	}
 	stores := &v1alpha1.DossierStoreList{}
 	if err := r.List(ctx, stores, client.InNamespace(store.Namespace)); err != nil {
-		return compliance.AuditControl(nil, 0, false), fmt.Errorf("list the namespace's stores: %w", err)
+		return compliance.AuditControl(nil, 0, false, transport), fmt.Errorf("list the namespace's stores: %w", err)
 	}
 	seen := map[string]bool{}
 	var unaudited []string
@@ -78,7 +78,7 @@ func (r *DossierStoreReconciler) checkAuditActive(ctx context.Context, store *v1
 			unaudited = append(unaudited, p.Name)
 		}
 	}
-	return compliance.AuditControl(unaudited, running, true), nil
+	return compliance.AuditControl(unaudited, running, true, transport), nil
 }
 
 // audited applies the webhook's admission checks to a running pod.

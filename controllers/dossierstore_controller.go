@@ -47,6 +47,8 @@ type DossierStoreReconciler struct {
 	// AuditProxy is what the webhook injects; AuditActive checks pods
 	// against it.
 	AuditProxy webhook.Config
+	// Certs issues the audit proxies' serving certificates.
+	Certs ServingCertIssuer
 }
 
 // +kubebuilder:rbac:groups=privacy.dossierguard.io,resources=dossierstores,verbs=get;list;watch;update;patch
@@ -146,7 +148,11 @@ func (r *DossierStoreReconciler) storeSteps() []storeStep {
 			return err
 		},
 		func(ctx context.Context, s *v1alpha1.DossierStore, f *storeFacts) (err error) {
-			f.audit, err = r.checkAuditActive(ctx, s)
+			f.transport, err = r.reconcileProxyTLS(ctx, s, f.now)
+			return err
+		},
+		func(ctx context.Context, s *v1alpha1.DossierStore, f *storeFacts) (err error) {
+			f.audit, err = r.checkAuditActive(ctx, s, f.transport)
 			return err
 		},
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 	"github.com/dossierguard/dossierguard/controllers"
 	"github.com/dossierguard/dossierguard/internal/resources"
+	"github.com/dossierguard/dossierguard/internal/webhook"
 )
 
 const timeout = 15 * time.Second
@@ -259,7 +260,8 @@ func TestUnchangedStoreMakesNoWrites(t *testing.T) {
 	versions := resourceVersions(t, ns)
 
 	writes := &atomic.Int64{}
-	r := &controllers.DossierStoreReconciler{Client: countingClient{Client: mgrClient, n: writes}, Reader: k8s, Recorder: noEvents{}, Clock: fakeClock}
+	r := &controllers.DossierStoreReconciler{Client: countingClient{Client: mgrClient, n: writes}, Reader: k8s, Recorder: noEvents{}, Clock: fakeClock,
+		AuditProxy: webhook.Config{Image: controllers.DefaultSweeperImage, NativeSidecar: true}, Certs: testCerts}
 	for i := 0; i < 3; i++ {
 		if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(store)}); err != nil {
 			t.Fatalf("reconcile %d: %v", i, err)

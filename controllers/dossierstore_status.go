@@ -33,6 +33,8 @@ type storeFacts struct {
 	// AuditActive control.
 	auditKeys bool
 	audit     v1alpha1.ComplianceControl
+	// transport is how the audit proxy serves (TLS or plain HTTP).
+	transport compliance.ProxyTransport
 }
 
 // setStoreStatus computes the whole status from the facts, in memory.
@@ -56,7 +58,7 @@ func setStoreStatus(store *v1alpha1.DossierStore, f storeFacts) {
 		compliance.EncryptionControl(f.encryption, resources.ClaimName(store)),
 		compliance.KeyManagementControl(f.key, f.now),
 		compliance.KeyAccessControl(f.keyAccess, resources.KeyReaderName(store), store.Spec.Workload.ServiceAccountName),
-		compliance.NetworkControl(f.isolation, resources.IsolationPolicyName(store), resources.ProxyPort(store)),
+		compliance.NetworkControl(f.isolation, resources.IsolationPolicyName(store), resources.ProxyPort(store), f.transport),
 		compliance.AccessControlControl(f.roles, resources.AccessPolicyName(store)),
 		compliance.MinimisationControl(f.violating, agreementCount(f.agreements)),
 		f.retention,
@@ -71,7 +73,7 @@ func setStoreStatus(store *v1alpha1.DossierStore, f storeFacts) {
 	setEncryptionCondition(store, f.encryption)
 	setVolumeCondition(store, f)
 	setKeyCondition(store, f.key, f.now)
-	setIsolationCondition(store, f.isolation)
+	setIsolationCondition(store, f.isolation, f.transport)
 	setCondition(store, &st.Conditions, v1alpha1.ConditionAuditActive, f.audit.Result == v1alpha1.ResultPass, f.audit.Reason, f.audit.Message)
 	setCompliantCondition(store, &st.Conditions, st.Compliance)
 	setStoreReadyCondition(store, f)
@@ -100,8 +102,8 @@ func setKeyCondition(store *v1alpha1.DossierStore, k compliance.KeyFacts, now ti
 	setCondition(store, &store.Status.Conditions, v1alpha1.ConditionKeyRotated, c.Result == v1alpha1.ResultPass, c.Reason, c.Message)
 }
 
-func setIsolationCondition(store *v1alpha1.DossierStore, applied bool) {
-	c := compliance.NetworkControl(applied, resources.IsolationPolicyName(store), resources.ProxyPort(store))
+func setIsolationCondition(store *v1alpha1.DossierStore, applied bool, transport compliance.ProxyTransport) {
+	c := compliance.NetworkControl(applied, resources.IsolationPolicyName(store), resources.ProxyPort(store), transport)
 	setCondition(store, &store.Status.Conditions, v1alpha1.ConditionNetworkIsolated, applied, c.Reason, c.Message)
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 	"github.com/dossierguard/dossierguard/controllers"
 	"github.com/dossierguard/dossierguard/internal/testenv"
+	"github.com/dossierguard/dossierguard/internal/webhook"
 )
 
 var (
@@ -32,7 +33,11 @@ var (
 	k8s       client.Client
 	mgrClient client.Client
 	fakeClock = &offsetClock{}
+	// testCerts is the operator's CA in the test cluster.
+	testCerts *webhook.CertManager
 )
+
+const operatorNamespace = "dossierguard-system"
 
 // offsetClock is real time plus an offset that tests may step forward, so
 // that requeues for real moments (an agreement's window) and jumps in time
@@ -68,7 +73,24 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "create manager:", err)
 		return 1
 	}
-	if err := controllers.SetupAll(mgr, controllers.Options{Clock: fakeClock}); err != nil {
+	// The operator's CA, which signs the audit proxies' serving certificates.
+	if err := k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: operatorNamespace}}); err != nil {
+		fmt.Fprintln(os.Stderr, "create the operator's namespace:", err)
+		return 1
+	}
+	certDir, err := os.MkdirTemp("", "dossierguard-certs-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(certDir)
+	testCerts = &webhook.CertManager{Client: k8s, Namespace: operatorNamespace, SecretName: "dossierguard-webhook-tls",
+		ServiceName: "dossierguard-webhook", WebhookConfigName: "dossierguard-sidecar-injector", CertDir: certDir}
+	if err := testCerts.Ensure(context.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, "the operator's CA:", err)
+		return 1
+	}
+	if err := controllers.SetupAll(mgr, controllers.Options{Clock: fakeClock, Certs: testCerts}); err != nil {
 		fmt.Fprintln(os.Stderr, "set up reconcilers:", err)
 		return 1
 	}

@@ -87,6 +87,9 @@ const (
 	ReasonPodsWithoutAuditProxy = "PodsWithoutAuditProxy"
 	ReasonNoWorkloadPods        = "NoWorkloadPods"
 	ReasonAllPodsAudited        = "AllPodsAudited"
+	// ReasonServingCertificateMissing: the proxy serves TLS but its serving
+	// certificate could not be issued.
+	ReasonServingCertificateMissing = "ServingCertificateMissing"
 )
 
 // DossierStore AccessControlDefined control.

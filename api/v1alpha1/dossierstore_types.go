@@ -108,6 +108,12 @@ type WorkloadSpec struct {
 	// +kubebuilder:validation:Maximum=65535
 	ProxyPort int32 `json:"proxyPort,omitempty"`
 
+	// ProxyTLS says how the audit proxy serves: TLS with a per-store serving
+	// certificate (Secret <store>-proxy-tls, issued and rotated by the
+	// operator) unless mode is Disabled.
+	// +optional
+	ProxyTLS *ProxyTLSSpec `json:"proxyTLS,omitempty"`
+
 	// IngressNamespaces may also reach the audit proxy, besides the store's
 	// own namespace: for example the ingress controller's namespace. Partners
 	// are admitted by SharingAgreements, not here.
@@ -126,6 +132,45 @@ type WorkloadSpec struct {
 	// +listMapKey=name
 	// +kubebuilder:validation:MaxItems=10
 	Dependencies []Dependency `json:"dependencies,omitempty"`
+}
+
+// ProxyTLSMode is Enabled or Disabled.
+// +kubebuilder:validation:Enum=Enabled;Disabled
+type ProxyTLSMode string
+
+// The proxy TLS modes.
+const (
+	// ProxyTLSEnabled serves TLS with the store's serving certificate.
+	ProxyTLSEnabled ProxyTLSMode = "Enabled"
+	// ProxyTLSDisabled serves plain HTTP: bearer tokens and dossiers cross
+	// the pod network in clear unless something else (a service mesh with
+	// mutual TLS) protects them.
+	ProxyTLSDisabled ProxyTLSMode = "Disabled"
+)
+
+// ProxyTLSSpec configures the audit proxy's TLS.
+// +kubebuilder:validation:XValidation:rule="self.mode != 'Disabled' || (has(self.disabledReason) && size(self.disabledReason) >= 10)",fieldPath=".disabledReason",message="spec.workload.proxyTLS.disabledReason is required (10 to 200 characters) when mode is Disabled: say what protects the traffic instead, such as the mesh's mutual TLS"
+// +kubebuilder:validation:XValidation:rule="self.mode == 'Disabled' || !has(self.disabledReason)",fieldPath=".disabledReason",message="spec.workload.proxyTLS.disabledReason is only allowed when mode is Disabled"
+type ProxyTLSSpec struct {
+	// Mode: Enabled (the default) or Disabled (plain HTTP, an explicit
+	// opt-out that AuditActive and NetworkIsolated report).
+	// +optional
+	// +kubebuilder:default=Enabled
+	Mode ProxyTLSMode `json:"mode,omitempty"`
+	// DisabledReason says why plain HTTP is acceptable; required with
+	// mode Disabled.
+	// +optional
+	// +kubebuilder:validation:MaxLength=200
+	DisabledReason string `json:"disabledReason,omitempty"`
+	// DNSNames are further names in the serving certificate, such as the
+	// Service in front of the workload. The certificate always names
+	// <store>-proxy, <store>-proxy.<namespace>.svc, localhost and 127.0.0.1.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=10
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	DNSNames []string `json:"dnsNames,omitempty"`
 }
 
 // Dependency is an in-cluster service the application may reach.

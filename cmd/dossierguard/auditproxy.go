@@ -30,6 +30,7 @@ type auditProxyOptions struct {
 	upstream        string
 	tlsCertFile     string
 	tlsKeyFile      string
+	plainHTTP       bool
 	policy          string
 	auditLog        string
 	signingKey      string
@@ -85,8 +86,9 @@ See docs/audit-proxy.md.`,
 	f.StringVar(&opts.listen, "listen", auditproxy.DefaultListen, "Address the proxy listens on (the store's proxy port).")
 	f.StringVar(&opts.healthListen, "health-listen", auditproxy.DefaultHealthListen, "Address of the /healthz and /readyz probes.")
 	f.StringVar(&opts.upstream, "upstream", auditproxy.DefaultUpstream, "URL of the application in the same pod.")
-	f.StringVar(&opts.tlsCertFile, "tls-cert-file", "", "PEM certificate to serve TLS with (with --tls-key-file); re-read when it changes. Without it the proxy serves plain HTTP.")
+	f.StringVar(&opts.tlsCertFile, "tls-cert-file", "", "PEM certificate to serve TLS with (with --tls-key-file); re-read when it changes. Required unless --plain-http.")
 	f.StringVar(&opts.tlsKeyFile, "tls-key-file", "", "PEM private key of --tls-cert-file.")
+	f.BoolVar(&opts.plainHTTP, "plain-http", false, "Serve plain HTTP instead of TLS: bearer tokens and dossiers then cross the network in clear. Only where something else protects the traffic (the store's spec.workload.proxyTLS.mode Disabled).")
 	f.StringVar(&opts.policy, "policy", auditproxy.DefaultPolicyPath, "Access-policy document (the store's ConfigMap, mounted as a volume); polled every 2s and swapped when its content changes.")
 	f.StringVar(&opts.auditLog, "audit-log", auditproxy.DefaultAuditLogPath, "Audit log file (JSON lines, hash-chained); every line is also written to stdout.")
 	f.StringVar(&opts.signingKey, "signing-key", "", "PEM Ed25519 private key (PKCS #8) that signs the audit log's checkpoints. Required.")
@@ -157,8 +159,13 @@ func (o *auditProxyOptions) checkServing(errs *flagErrors) *url.URL {
 	} else {
 		upstream = u
 	}
-	if (o.tlsCertFile == "") != (o.tlsKeyFile == "") {
+	switch {
+	case (o.tlsCertFile == "") != (o.tlsKeyFile == ""):
 		errs.bad("tls-key-file", "--tls-cert-file and --tls-key-file go together")
+	case o.plainHTTP && o.tlsCertFile != "":
+		errs.bad("plain-http", "contradicts --tls-cert-file: serve TLS or plain HTTP, not both")
+	case !o.plainHTTP && o.tlsCertFile == "":
+		errs.bad("tls-cert-file", "is required: the proxy serves TLS (with --tls-key-file); plain HTTP only with --plain-http, explicitly")
 	}
 	if o.policy == "" {
 		errs.bad("policy", "is required: the access-policy document to enforce")

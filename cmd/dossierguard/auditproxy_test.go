@@ -64,7 +64,7 @@ func newAuditProxyFiles(t *testing.T) auditProxyFiles {
 func (f auditProxyFiles) validArgs() []string {
 	return []string{"audit-proxy", "--signing-key", f.signingKey, "--pseudonym-key", f.pseudonymKey,
 		"--oidc-issuer", "https://login.example.nl/realms/gemeente", "--oidc-audience", "wijkteam-dossier",
-		"--policy", f.policy, "--audit-log", f.auditLog}
+		"--policy", f.policy, "--audit-log", f.auditLog, "--plain-http"}
 }
 
 // without drops a flag and its value from args.
@@ -152,6 +152,8 @@ func TestAuditProxyFlagValidation(t *testing.T) {
 		{"audit log directory missing", with("--audit-log", filepath.Join(f.dir, "missing", "audit.jsonl")), []string{"--audit-log:"}},
 		{"policy empty", with("--policy", ""), []string{"--policy: is required"}},
 		{"TLS cert without key", with("--tls-cert-file", f.policy), []string{"--tls-key-file:"}},
+		{"plain HTTP by default", without(f.validArgs(), "--plain-http"), []string{"--tls-cert-file: is required", "--plain-http"}},
+		{"TLS and plain HTTP", with("--tls-cert-file", f.policy, "--tls-key-file", f.policy), []string{"--plain-http: contradicts"}},
 		{"log level", with("--log-level", "loud"), []string{"--log-level:"}},
 		{"shutdown timeout", with("--shutdown-timeout", "0s"), []string{"--shutdown-timeout:"}},
 		{"every error at once", []string{"audit-proxy", "--upstream", "nope", "--assignment-cache-size", "-1"},

@@ -81,12 +81,17 @@ func runManager(cmd *cobra.Command, opts managerOptions) error {
 	if err != nil {
 		return err
 	}
-	proxy := opts.webhook.proxyConfig(opts.sweeperImage)
-	if err := controllers.SetupAll(mgr, controllers.Options{SweeperImage: opts.sweeperImage, Statutes: statutes, Workers: opts.workers, AuditProxy: &proxy}); err != nil {
-		return fmt.Errorf("set up reconcilers: %w", err)
-	}
-	if err := opts.webhook.setup(cmd.Context(), mgr, opts.sweeperImage); err != nil {
+	ca, err := opts.webhook.setup(cmd.Context(), mgr, opts.sweeperImage)
+	if err != nil {
 		return err
+	}
+	proxy := opts.webhook.proxyConfig(opts.sweeperImage)
+	copts := controllers.Options{SweeperImage: opts.sweeperImage, Statutes: statutes, Workers: opts.workers, AuditProxy: &proxy}
+	if ca != nil {
+		copts.Certs = ca
+	}
+	if err := controllers.SetupAll(mgr, copts); err != nil {
+		return fmt.Errorf("set up reconcilers: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return fmt.Errorf("add health check: %w", err)

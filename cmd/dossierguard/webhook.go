@@ -81,28 +81,30 @@ func (o *webhookOptions) server() crwebhook.Server {
 	return crwebhook.NewServer(crwebhook.Options{Port: o.port, CertDir: o.certDir})
 }
 
-// setup registers the injector and, when the operator manages the
-// certificate, issues it before the webhook server starts.
-func (o *webhookOptions) setup(ctx context.Context, mgr ctrl.Manager, defaultImage string) error {
+// setup registers the webhooks and, when the operator manages the
+// certificate, issues it before the webhook server starts. It returns the
+// operator's CA (nil with cert-manager or without the webhook), which also
+// signs the audit proxies' serving certificates.
+func (o *webhookOptions) setup(ctx context.Context, mgr ctrl.Manager, defaultImage string) (*webhook.CertManager, error) {
 	if !o.enabled {
-		return nil
+		return nil, nil
 	}
 	webhook.Register(mgr, o.proxyConfig(defaultImage), o.namespace)
 	if o.certManagement != "operator" {
-		return nil
+		return nil, nil
 	}
 	direct, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme()})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	certs := &webhook.CertManager{
 		Client: direct, Namespace: o.namespace, SecretName: o.secretName,
 		ServiceName: o.serviceName, WebhookConfigName: o.configName, ValidatingConfigName: o.validatingName, CertDir: o.certDir,
 	}
 	if err := certs.Ensure(ctx); err != nil {
-		return fmt.Errorf("webhook certificate: %w", err)
+		return nil, fmt.Errorf("webhook certificate: %w", err)
 	}
-	return mgr.Add(certs)
+	return certs, mgr.Add(certs)
 }
 
 // proxyConfig is what the webhook injects and checks; the reconcilers'

@@ -19,7 +19,9 @@ import (
 	"syscall"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -31,6 +33,7 @@ import (
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 	"github.com/dossierguard/dossierguard/controllers"
 	"github.com/dossierguard/dossierguard/internal/testenv"
+	"github.com/dossierguard/dossierguard/internal/webhook"
 )
 
 func main() {
@@ -76,7 +79,17 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}
-	if err := controllers.SetupAll(mgr, controllers.Options{}); err != nil {
+	// The operator's CA, which signs the audit proxies' serving certificates
+	// (the manager's webhook setup does this in a cluster).
+	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "dossierguard-system"}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	certs := &webhook.CertManager{Client: env.Client, Namespace: "dossierguard-system", SecretName: "dossierguard-webhook-tls",
+		ServiceName: "dossierguard-webhook", WebhookConfigName: "dossierguard-sidecar-injector", CertDir: filepath.Join(stateDir, "certs")}
+	if err := certs.Ensure(ctx); err != nil {
+		return err
+	}
+	if err := controllers.SetupAll(mgr, controllers.Options{Certs: certs}); err != nil {
 		return fmt.Errorf("set up reconcilers: %w", err)
 	}
 	mgrCtx, stopManager := context.WithCancel(ctx)

@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -38,6 +39,9 @@ const (
 	checkEvery   = 5 * time.Minute
 	// previousCAKey keeps the CA of the certificate before the last renewal.
 	previousCAKey = "ca-previous.crt"
+	// caKeyKey holds the CA's private key, with which the operator also
+	// signs the audit proxies' serving certificates (IssueServing).
+	caKeyKey = "ca.key"
 )
 
 // CertManager keeps the webhook's serving certificate valid: a private CA
@@ -131,7 +135,7 @@ func caBundle(data map[string][]byte) []byte {
 // valid: the certificate parses, names the Service and has time left.
 func (m *CertManager) valid(secret *corev1.Secret, now time.Time) bool {
 	block, _ := pem.Decode(secret.Data[corev1.TLSCertKey])
-	if block == nil || len(secret.Data[corev1.TLSPrivateKeyKey]) == 0 || len(secret.Data["ca.crt"]) == 0 {
+	if block == nil || len(secret.Data[corev1.TLSPrivateKeyKey]) == 0 || len(secret.Data["ca.crt"]) == 0 || len(secret.Data[caKeyKey]) == 0 {
 		return false
 	}
 	cert, err := x509.ParseCertificate(block.Bytes)
@@ -190,11 +194,77 @@ func (m *CertManager) issue(now time.Time) (map[string][]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode serving key: %w", err)
 	}
+	caKeyDER, err := x509.MarshalECPrivateKey(caKey)
+	if err != nil {
+		return nil, fmt.Errorf("encode CA key: %w", err)
+	}
 	return map[string][]byte{
 		"ca.crt":                pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		caKeyKey:                pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: caKeyDER}),
 		corev1.TLSCertKey:       pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		corev1.TLSPrivateKeyKey: pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
 	}, nil
+}
+
+// IssueServing signs a serving certificate for the names with the
+// operator's CA, valid for CertValidity from now: the audit proxies' per-store
+// certificates. It returns tls.crt, tls.key and ca.crt, the trust bundle of
+// the current and the previous CA, so that clients keep trusting a proxy
+// through a CA rotation. It reads the CA from the Secret each time, so a
+// renewal by another replica is picked up.
+func (m *CertManager) IssueServing(ctx context.Context, commonName string, dnsNames []string, ips []net.IP, now time.Time) (map[string][]byte, error) {
+	secret := &corev1.Secret{}
+	if err := m.Client.Get(ctx, client.ObjectKey{Namespace: m.Namespace, Name: m.SecretName}, secret); err != nil {
+		return nil, fmt.Errorf("read the operator's CA: %w", err)
+	}
+	caBlock, _ := pem.Decode(secret.Data["ca.crt"])
+	keyBlock, _ := pem.Decode(secret.Data[caKeyKey])
+	if caBlock == nil || keyBlock == nil {
+		return nil, fmt.Errorf("the operator's CA in Secret %s has no certificate or key yet", m.SecretName)
+	}
+	ca, err := x509.ParseCertificate(caBlock.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("parse the operator's CA: %w", err)
+	}
+	caKey, err := x509.ParseECPrivateKey(keyBlock.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("parse the operator's CA key: %w", err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate serving key: %w", err)
+	}
+	notAfter := now.Add(CertValidity)
+	if notAfter.After(ca.NotAfter) {
+		notAfter = ca.NotAfter // never beyond the CA; renewed with it
+	}
+	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
+		SerialNumber: serial(), Subject: pkix.Name{CommonName: commonName}, DNSNames: dnsNames, IPAddresses: ips,
+		NotBefore: now.Add(-time.Hour), NotAfter: notAfter,
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return nil, fmt.Errorf("sign serving certificate: %w", err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("encode serving key: %w", err)
+	}
+	return map[string][]byte{
+		corev1.TLSCertKey:       pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		corev1.TLSPrivateKeyKey: pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
+		"ca.crt":                caBundle(secret.Data),
+	}, nil
+}
+
+// CurrentCA is the operator's current CA certificate (PEM): a serving
+// certificate it did not sign is issued again.
+func (m *CertManager) CurrentCA(ctx context.Context) ([]byte, error) {
+	secret := &corev1.Secret{}
+	if err := m.Client.Get(ctx, client.ObjectKey{Namespace: m.Namespace, Name: m.SecretName}, secret); err != nil {
+		return nil, fmt.Errorf("read the operator's CA: %w", err)
+	}
+	return secret.Data["ca.crt"], nil
 }
 
 func serial() *big.Int {

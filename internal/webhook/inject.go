@@ -138,6 +138,8 @@ func sidecarContainer(store *v1alpha1.DossierStore, cfg Config) corev1.Container
 	if ProxyTLS(store) {
 		args = append(args, "--tls-cert-file="+TLSDir+"/"+corev1.TLSCertKey, "--tls-key-file="+TLSDir+"/"+corev1.TLSPrivateKeyKey)
 		mounts = append(mounts, corev1.VolumeMount{Name: TLSVolume, MountPath: TLSDir, ReadOnly: true})
+	} else {
+		args = append(args, "--plain-http")
 	}
 	args = append(args, identityArgs(store.Spec.Audit)...)
 	return corev1.Container{
@@ -171,9 +173,12 @@ func sidecarContainer(store *v1alpha1.DossierStore, cfg Config) corev1.Container
 	}
 }
 
-// ProxyTLS says whether the store's proxy serves TLS. Until per-store
-// serving certificates are issued, the proxy serves plain HTTP.
-func ProxyTLS(*v1alpha1.DossierStore) bool { return false }
+// ProxyTLS says whether the store's proxy serves TLS: unless the store
+// opts out with spec.workload.proxyTLS.mode Disabled.
+func ProxyTLS(store *v1alpha1.DossierStore) bool {
+	t := store.Spec.Workload.ProxyTLS
+	return t == nil || t.Mode != v1alpha1.ProxyTLSDisabled
+}
 
 func identityArgs(a *v1alpha1.AuditSpec) []string {
 	if a == nil {

@@ -1,6 +1,8 @@
 package webhook
 
 import (
+	"slices"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -21,7 +23,7 @@ func TestInjectIsIdempotentAndPlainSidecarWorks(t *testing.T) {
 	if Inject(pod, store, Config{Image: "img"}) {
 		t.Error("second injection changed the pod")
 	}
-	if len(pod.Spec.Containers) != 2 || pod.Spec.Containers[1].Name != SidecarName || pod.Spec.Containers[1].RestartPolicy != nil || len(pod.Spec.Volumes) != 3 {
+	if len(pod.Spec.Containers) != 2 || pod.Spec.Containers[1].Name != SidecarName || pod.Spec.Containers[1].RestartPolicy != nil || len(pod.Spec.Volumes) != 4 {
 		t.Fatalf("pod %+v", pod.Spec)
 	}
 	// The proxy (UID 65532, no fsGroup required of the pod) must be able to
@@ -34,12 +36,34 @@ func TestInjectIsIdempotentAndPlainSidecarWorks(t *testing.T) {
 	if mounts := len(pod.Spec.Containers[0].VolumeMounts); mounts != 0 {
 		t.Errorf("the app container got %d dossierguard mounts; want none", mounts)
 	}
-	want := map[string]bool{"--listen=:9000": true, "--trusted-proxy-cidrs=10.0.0.0/24,10.0.1.0/24": true,
+	want := map[string]bool{"--listen=:9000": true, "--tls-cert-file=/etc/dossierguard/tls/tls.crt": true, "--tls-key-file=/etc/dossierguard/tls/tls.key": true, "--trusted-proxy-cidrs=10.0.0.0/24,10.0.1.0/24": true,
 		"--assignment-url=https://cases.local/assigned/{user}/{dossier}": true}
 	for _, a := range pod.Spec.Containers[1].Args {
 		delete(want, a)
 	}
 	if len(want) != 0 {
 		t.Errorf("missing args %v in %v", want, pod.Spec.Containers[1].Args)
+	}
+}
+
+// The proxy serves TLS from the store's serving certificate unless the store
+// opts out explicitly; then it is told to serve plain HTTP, in so many words.
+func TestInjectServesTLSUnlessTheStoreOptsOut(t *testing.T) {
+	store := &v1alpha1.DossierStore{ObjectMeta: metav1.ObjectMeta{Name: "s"},
+		Spec: v1alpha1.DossierStoreSpec{Workload: v1alpha1.WorkloadSpec{AppPort: 8080}}}
+	tls, volumes := ExpectedProxy(store, Config{Image: "img"})
+	secret := ""
+	for _, v := range volumes {
+		if v.Name == TLSVolume {
+			secret = v.Secret.SecretName
+		}
+	}
+	if secret != "s-proxy-tls" || !slices.Contains(tls.Args, "--tls-cert-file=/etc/dossierguard/tls/tls.crt") || slices.Contains(tls.Args, "--plain-http") {
+		t.Errorf("by default want TLS from Secret s-proxy-tls; got volume %q, args %v", secret, tls.Args)
+	}
+	store.Spec.Workload.ProxyTLS = &v1alpha1.ProxyTLSSpec{Mode: v1alpha1.ProxyTLSDisabled, DisabledReason: "Istio mutual TLS"}
+	plain, volumes := ExpectedProxy(store, Config{Image: "img"})
+	if !slices.Contains(plain.Args, "--plain-http") || slices.ContainsFunc(plain.Args, func(a string) bool { return strings.HasPrefix(a, "--tls-") }) || len(volumes) != 3 {
+		t.Errorf("opted out: want --plain-http and no certificate; got args %v, %d volumes", plain.Args, len(volumes))
 	}
 }
