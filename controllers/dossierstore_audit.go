@@ -15,30 +15,31 @@ import (
 )
 
 // reconcileAuditKeys creates the audit proxy's signing and pseudonymisation
-// keys once. Existing keys are never replaced.
+// keys once, when a live read confirms there are none. Existing keys are
+// never replaced or applied; a Secret that lost its labels or owner gets
+// them back with an update of the Secret as read (optimistic locking).
 func (r *DossierStoreReconciler) reconcileAuditKeys(ctx context.Context, store *v1alpha1.DossierStore) (bool, error) {
 	secret, err := r.getKeySecret(ctx, store.Namespace, resources.AuditKeysName(store))
 	if err != nil {
 		return false, fmt.Errorf("read audit keys: %w", err)
 	}
-	var keys map[string][]byte
-	if secret != nil {
-		if err := resources.CheckAuditKeys(secret.Data); err != nil {
-			return false, fmt.Errorf("audit keys Secret %s is not usable (%w); it is not replaced, because older audit logs depend on it", secret.Name, err)
+	if secret == nil {
+		keys, err := resources.NewAuditKeys(nil)
+		if err != nil {
+			return false, err
 		}
-		// Applied again with the same keys, which changes nothing unless
-		// the Secret lost its labels or owner.
-		keys = map[string][]byte{}
-		for _, k := range []string{resources.AuditSigningKey, resources.AuditVerifyKey, resources.AuditPseudonymKey} {
-			if v, ok := secret.Data[k]; ok {
-				keys[k] = v
-			}
+		if err := r.Create(ctx, resources.NewAuditKeysSecret(store, keys)); err != nil {
+			return false, fmt.Errorf("create audit keys: %w", err)
 		}
-	} else if keys, err = resources.NewAuditKeys(nil); err != nil {
-		return false, err
+		return true, nil
 	}
-	if _, err := applyChild(ctx, r.Client, resources.AuditKeysSecret(store, keys), &corev1.Secret{}); err != nil {
-		return false, fmt.Errorf("apply audit keys: %w", err)
+	if err := resources.CheckAuditKeys(secret.Data); err != nil {
+		return false, fmt.Errorf("audit keys Secret %s is not usable (%w); it is not replaced, because older audit logs depend on it", secret.Name, err)
+	}
+	if adopted, changed := resources.AdoptKeySecret(secret, store, "audit-keys"); changed {
+		if err := r.Update(ctx, adopted); err != nil {
+			return false, fmt.Errorf("restore the audit keys Secret's labels: %w", err)
+		}
 	}
 	return true, nil
 }

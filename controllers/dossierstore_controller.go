@@ -171,8 +171,12 @@ func (r *DossierStoreReconciler) reconcileEncryption(ctx context.Context, store 
 	return compliance.VerifyStorageClass(name, class)
 }
 
-// reconcileDataKey creates the data key or adds a version when the current
-// one has expired. Key material never leaves this function but to the API.
+// reconcileDataKey creates the data key once, or adds a version when the
+// current one has expired. The Secret is never applied or overwritten: a
+// new version is an update of the Secret as read, with its resourceVersion,
+// that keeps every existing version, so that a stale read conflicts instead
+// of losing a version. Key material never leaves this function but to the
+// API.
 func (r *DossierStoreReconciler) reconcileDataKey(ctx context.Context, store *v1alpha1.DossierStore, now time.Time) (compliance.KeyFacts, error) {
 	facts := compliance.KeyFacts{Secret: resources.KeySecretName(store)}
 	period := keyRotationPeriod(store)
@@ -188,18 +192,34 @@ func (r *DossierStoreReconciler) reconcileDataKey(ctx context.Context, store *v1
 		facts.Failed = true
 		return facts, fmt.Errorf("data key Secret %s: %w", facts.Secret, err)
 	}
+	next := ring
 	if ring.NeedsRotation(now, period) {
-		if ring, err = ring.Rotate(now, nil); err != nil {
+		if next, err = ring.Rotate(now, nil); err != nil {
 			facts.Failed = true
 			return facts, err
 		}
 	}
-	if _, err := applyChild(ctx, r.Client, resources.DataKeySecret(store, ring), &corev1.Secret{}); err != nil {
-		facts.Failed = true
-		return facts, fmt.Errorf("apply data key: %w", err)
+	switch {
+	case secret == nil:
+		if err := r.Create(ctx, resources.NewDataKeySecret(store, next)); err != nil {
+			facts.Failed = true
+			return facts, fmt.Errorf("create data key: %w", err)
+		}
+	default:
+		updated, adopted := resources.AdoptKeySecret(secret, store, "data-key")
+		if len(next.Versions) > len(ring.Versions) {
+			updated = resources.WithKeyVersion(updated, *next.Current())
+		}
+		if adopted || len(next.Versions) > len(ring.Versions) {
+			// Optimistic locking: updated carries the resourceVersion read.
+			if err := r.Update(ctx, updated); err != nil {
+				facts.Failed = true
+				return facts, fmt.Errorf("add data key version %d: %w", next.Current().Version, err)
+			}
+		}
 	}
-	current := ring.Current()
-	facts.Version, facts.Versions, facts.NextRotation = current.Version, len(ring.Versions), ring.NextRotation(period)
+	current := next.Current()
+	facts.Version, facts.Versions, facts.NextRotation = current.Version, len(next.Versions), next.NextRotation(period)
 	return facts, nil
 }
 
@@ -207,7 +227,8 @@ func (r *DossierStoreReconciler) reconcileDataKey(ctx context.Context, store *v1
 // The cache holds only Secrets with dossierguard's managed-by label
 // (CacheOptions), so when the cache has none the API server is asked: a key
 // Secret whose label was taken off must never be taken for a missing one
-// and replaced with new keys. The next apply puts the label back.
+// and replaced with new keys; only a live NotFound means it does not exist.
+// The reconcile then puts the label back (AdoptKeySecret).
 func (r *DossierStoreReconciler) getKeySecret(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
 	secret := &corev1.Secret{}
 	err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, secret)

@@ -7,7 +7,7 @@ import (
 	"io"
 
 	corev1 "k8s.io/api/core/v1"
-	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 	"github.com/dossierguard/dossierguard/internal/auditlog"
@@ -70,14 +70,15 @@ func CheckAuditKeys(data map[string][]byte) error {
 	return nil
 }
 
-// AuditKeysSecret holds a store's audit keys. The keys are made once and
-// kept: a new signing key would not verify the checkpoints already written,
-// and a new pseudonymisation key would break the link between a subject's
-// events.
-func AuditKeysSecret(store *v1alpha1.DossierStore, keys map[string][]byte) *corev1ac.SecretApplyConfiguration {
-	return corev1ac.Secret(AuditKeysName(store), store.Namespace).
-		WithLabels(StoreLabels(store, "audit-keys")).
-		WithOwnerReferences(StoreOwner(store)).
-		WithType(corev1.SecretTypeOpaque).
-		WithData(keys)
+// NewAuditKeysSecret is a store's audit-keys Secret as it is created. The
+// keys are made once and kept: a new signing key would not verify the
+// checkpoints already written, and a new pseudonymisation key would break
+// the link between a subject's events. It is never applied or updated but
+// to put back labels someone took off (AdoptKeySecret).
+func NewAuditKeysSecret(store *v1alpha1.DossierStore, keys map[string][]byte) *corev1.Secret {
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: AuditKeysName(store), Namespace: store.Namespace,
+			Labels: StoreLabels(store, "audit-keys"), OwnerReferences: []metav1.OwnerReference{storeOwnerRef(store)}},
+		Type: corev1.SecretTypeOpaque, Data: keys,
+	}
 }

@@ -10,8 +10,10 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	rbacv1ac "k8s.io/client-go/applyconfigurations/rbac/v1"
+
+	"k8s.io/utils/ptr"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 )
@@ -104,24 +106,71 @@ func ReadKeyRing(secret *corev1.Secret) (KeyRing, error) {
 	return ring, nil
 }
 
-// DataKeySecret is the Secret holding every version of a store's data key.
-func DataKeySecret(store *v1alpha1.DossierStore, ring KeyRing) *corev1ac.SecretApplyConfiguration {
-	data := make(map[string][]byte, len(ring.Versions))
-	annotations := map[string]string{}
+// Key Secrets are create-once: NewDataKeySecret and NewAuditKeysSecret are
+// created when a live read confirms that none exists, and never applied or
+// overwritten afterwards. A rotation is an update of the Secret as read
+// (WithKeyVersion, with its resourceVersion, so that a write someone made
+// since fails with a conflict instead of being lost) that keeps every
+// existing version.
+
+// NewDataKeySecret is the data-key Secret as it is created, with every
+// version of ring.
+func NewDataKeySecret(store *v1alpha1.DossierStore, ring KeyRing) *corev1.Secret {
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: KeySecretName(store), Namespace: store.Namespace,
+			Labels: StoreLabels(store, "data-key"), Annotations: map[string]string{}, OwnerReferences: []metav1.OwnerReference{storeOwnerRef(store)}},
+		Type: corev1.SecretTypeOpaque, Data: map[string][]byte{},
+	}
 	for _, v := range ring.Versions {
-		id := strconv.FormatInt(int64(v.Version), 10)
-		data[keyDataPrefix+id] = v.Key
-		annotations[annotationCreatedPrefix+id] = v.Created.UTC().Format(time.RFC3339)
+		s = WithKeyVersion(s, v)
 	}
-	if c := ring.Current(); c != nil {
-		annotations[AnnotationCurrentVersion] = strconv.FormatInt(int64(c.Version), 10)
+	return s
+}
+
+// WithKeyVersion is a copy of secret with version v added and made current.
+// Every other entry and annotation is kept as it is.
+func WithKeyVersion(secret *corev1.Secret, v KeyVersion) *corev1.Secret {
+	s := secret.DeepCopy()
+	if s.Data == nil {
+		s.Data = map[string][]byte{}
 	}
-	return corev1ac.Secret(KeySecretName(store), store.Namespace).
-		WithLabels(StoreLabels(store, "data-key")).
-		WithAnnotations(annotations).
-		WithOwnerReferences(StoreOwner(store)).
-		WithType(corev1.SecretTypeOpaque).
-		WithData(data)
+	if s.Annotations == nil {
+		s.Annotations = map[string]string{}
+	}
+	id := strconv.FormatInt(int64(v.Version), 10)
+	s.Data[keyDataPrefix+id] = v.Key
+	s.Annotations[annotationCreatedPrefix+id] = v.Created.UTC().Format(time.RFC3339)
+	s.Annotations[AnnotationCurrentVersion] = id
+	return s
+}
+
+// AdoptKeySecret is a copy of a key Secret with the store's labels and
+// controller reference where they are missing (someone took them off), and
+// whether anything was missing. The keys are not touched.
+func AdoptKeySecret(secret *corev1.Secret, store *v1alpha1.DossierStore, component string) (*corev1.Secret, bool) {
+	s := secret.DeepCopy()
+	changed := false
+	if s.Labels == nil {
+		s.Labels = map[string]string{}
+	}
+	for k, v := range StoreLabels(store, component) {
+		if s.Labels[k] != v {
+			s.Labels[k], changed = v, true
+		}
+	}
+	owned := false
+	for _, o := range s.OwnerReferences {
+		owned = owned || o.UID == store.UID
+	}
+	if !owned {
+		s.OwnerReferences, changed = append(s.OwnerReferences, storeOwnerRef(store)), true
+	}
+	return s, changed
+}
+
+func storeOwnerRef(store *v1alpha1.DossierStore) metav1.OwnerReference {
+	return metav1.OwnerReference{APIVersion: v1alpha1.GroupVersion.String(), Kind: "DossierStore", Name: store.Name, UID: store.UID,
+		Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}
 }
 
 // KeyReaderRole may read exactly the store's data-key Secret.

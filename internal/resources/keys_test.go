@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -27,18 +28,10 @@ func testStore() *v1alpha1.DossierStore {
 	}
 }
 
-// toSecret turns the apply configuration into the Secret the API would store.
+// toSecret is the Secret created for ring.
 func toSecret(t *testing.T, ring KeyRing) *corev1.Secret {
 	t.Helper()
-	data, err := json.Marshal(DataKeySecret(testStore(), ring))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &corev1.Secret{}
-	if err := json.Unmarshal(data, s); err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return NewDataKeySecret(testStore(), ring)
 }
 
 func TestKeyRingRotationRoundTrip(t *testing.T) {
@@ -137,5 +130,36 @@ func TestIsolationPolicy(t *testing.T) {
 	}
 	if strings.Contains(got, "8080") {
 		t.Error("the app port must not be opened")
+	}
+}
+
+// A rotation adds one version to the Secret as read and keeps everything
+// else in it, including entries it does not know.
+func TestWithKeyVersionKeepsEveryEntry(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ring, _ := KeyRing{}.Rotate(t0, bytes.NewReader(bytes.Repeat([]byte{1}, 32)))
+	read := NewDataKeySecret(testStore(), ring)
+	read.ResourceVersion = "42"
+	read.Data["key-7"] = bytes.Repeat([]byte{7}, 32) // a version this ring did not see
+	next, _ := ring.Rotate(t0.Add(time.Hour), bytes.NewReader(bytes.Repeat([]byte{2}, 32)))
+	got := WithKeyVersion(read, *next.Current())
+	if got.ResourceVersion != "42" {
+		t.Error("the update lost the resourceVersion it must be conditional on")
+	}
+	if !bytes.Equal(got.Data["key-1"], read.Data["key-1"]) || !bytes.Equal(got.Data["key-7"], read.Data["key-7"]) || len(got.Data["key-2"]) != 32 {
+		t.Errorf("entries after the rotation: %v", maps.Keys(got.Data))
+	}
+	if got.Annotations[AnnotationCurrentVersion] != "2" || len(read.Data) != 2 {
+		t.Error("the current version did not move, or the Secret as read was changed in place")
+	}
+	unlabelled := got.DeepCopy()
+	unlabelled.Labels = nil
+	unlabelled.OwnerReferences = nil
+	adopted, changed := AdoptKeySecret(unlabelled, testStore(), "data-key")
+	if !changed || adopted.Labels[LabelManagedBy] != ManagedByValue || len(adopted.OwnerReferences) != 1 || !bytes.Equal(adopted.Data["key-7"], read.Data["key-7"]) {
+		t.Errorf("adopting an unlabelled Secret: changed=%v labels=%v owners=%d", changed, adopted.Labels, len(adopted.OwnerReferences))
+	}
+	if _, changed := AdoptKeySecret(adopted, testStore(), "data-key"); changed {
+		t.Error("adopting an adopted Secret changes it again")
 	}
 }
