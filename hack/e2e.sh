@@ -32,6 +32,9 @@ HELM=$ROOT/bin/helm
 IMAGE_TAR=$ROOT/bin/image/dossierguard.tar
 IMG_TAG=${E2E_IMAGE_TAG:-dev}
 APP_IMAGE=${E2E_APP_IMAGE:-local/echo:dev}
+BREAK_GLASS_GROUP=dossierguard:e2e-break-glass
+# A responder in the break-glass group (the admin impersonating them).
+responder=(--as=e2e-responder --as-group="$BREAK_GLASS_GROUP" --as-group=system:masters)
 DEMO_APP=0
 TIMEOUT=${E2E_TIMEOUT:-180}
 E2E_IMPORT=${E2E_IMPORT:-auto}
@@ -206,8 +209,11 @@ k create namespace "$NS" --dry-run=client -o yaml | k apply -f - >/dev/null
 k label namespace "$NS" --overwrite \
   pod-security.kubernetes.io/enforce=restricted pod-security.kubernetes.io/warn=restricted >/dev/null
 INSTALLED=1
+# Break-glass (exec, attach, port-forward, debug into a store's pods) for
+# one group, which the traffic checks below use.
 "$HELM" install "$RELEASE" charts/dossierguard -n "$NS" \
-  --set image.tag="$IMG_TAG" --set image.pullPolicy=IfNotPresent >"$ART/helm-install.txt" 2>&1 \
+  --set image.tag="$IMG_TAG" --set image.pullPolicy=IfNotPresent \
+  --set "webhook.breakGlass.groups={$BREAK_GLASS_GROUP}" >"$ART/helm-install.txt" 2>&1 \
   || { cat "$ART/helm-install.txt" >&2; fail "helm install failed"; }
 log "waiting for deploy/$DEPLOY to be Available with 2 ready replicas"
 k -n "$NS" rollout status "deploy/$DEPLOY" --timeout="${TIMEOUT}s" >&2 || fail "deploy/$DEPLOY did not roll out"
@@ -230,6 +236,12 @@ for _ in $(seq 1 "$TIMEOUT"); do
   sleep 1
 done
 [ -n "$ca" ] || fail "mutatingwebhookconfiguration $WEBHOOK has no caBundle"
+for _ in $(seq 1 "$TIMEOUT"); do
+  vca=$(k get validatingwebhookconfiguration dossierguard-pod-guard -o jsonpath='{.webhooks[*].clientConfig.caBundle}' 2>/dev/null || true)
+  [ "$(wc -w <<<"$vca")" = 2 ] && break
+  sleep 1
+done
+[ "$(wc -w <<<"$vca")" = 2 ] || fail "validatingwebhookconfiguration dossierguard-pod-guard has no caBundle"
 k -n "$NS" get secret dossierguard-webhook-tls >/dev/null || fail "Secret $NS/dossierguard-webhook-tls missing"
 k -n "$NS" get deploy,pods,lease -o wide >"$ART/operator.txt" 2>&1
 
@@ -298,6 +310,28 @@ where=container
 printf '%s\n' "$(k -n wijkteam get pod e2e-wijkteam-app -o jsonpath='{range .spec.initContainers[*]}{.name}{"\n"}{end}')" | grep -qx audit-proxy && where="native sidecar (init container, restartPolicy Always)"
 log "audit-proxy injected once, as a $where"
 k -n wijkteam get pod e2e-wijkteam-app -o yaml >"$ART/wijkteam-app.yaml"
+
+# A decoy: a pod of the store with its own container named audit-proxy is
+# refused; a name is no proof of the audit proxy.
+if out=$(cat <<YAML | k apply -f - 2>&1
+apiVersion: v1
+kind: Pod
+metadata:
+  name: e2e-decoy
+  namespace: wijkteam
+  labels: {app.kubernetes.io/name: wijkteam-dossier, app.kubernetes.io/part-of: dossierguard-e2e}
+spec:
+  serviceAccountName: wijkteam-dossier
+  containers:
+    - {name: app, image: $APP_IMAGE, imagePullPolicy: Never}
+    - {name: audit-proxy, image: $APP_IMAGE, imagePullPolicy: Never}
+YAML
+); then
+  k -n wijkteam delete pod e2e-decoy --ignore-not-found >/dev/null
+  fail "a workload pod with a decoy audit-proxy container was admitted: $out"
+fi
+echo "$out" | grep -q 'audit-proxy' || fail "unexpected refusal of the decoy pod: $out"
+log "decoy audit-proxy container refused: $(echo "${out#*denied the request: }" | head -c 200)"
 log "waiting for the pod to be Ready (app + audit proxy)"
 pod_ready=0; why=""
 for _ in $(seq 1 "$TIMEOUT"); do
@@ -324,23 +358,54 @@ fi
 # --- 6. real traffic through the audit proxy, and its audit log -------------
 
 if [ "$pod_ready" = 1 ]; then
+  step "debug and port-forward"
+  # kubectl debug into a store's pod reaches the application behind the
+  # proxy: refused.
+  if out=$(k -n wijkteam debug e2e-wijkteam-app --image="$APP_IMAGE" --image-pull-policy=Never --target=app -c e2e-debug -- true 2>&1); then
+    fail "kubectl debug into a workload pod was admitted: $out"
+  fi
+  echo "$out" | grep -q 'break-glass' || fail "unexpected refusal of kubectl debug: $out"
+  log "kubectl debug refused: $(echo "${out#*denied the request: }" | head -c 200)"
+  PF_PORT=${E2E_PF_PORT:-18443}
+  if timeout 20 "$KUBECTL" -n wijkteam port-forward pod/e2e-wijkteam-app "$PF_PORT:8443" >"$ART/port-forward-refused.log" 2>&1; then
+    fail "kubectl port-forward without break-glass was admitted"
+  fi
+  grep -Eq 'break-glass|denied the request|Forbidden' "$ART/port-forward-refused.log" || fail "unexpected port-forward failure: $(head -c 300 "$ART/port-forward-refused.log")"
+  log "kubectl port-forward without break-glass refused"
+  # The checks below enter through port-forward under break-glass: a member
+  # of the group gives a justification and a window on the pod.
+  k "${responder[@]}" -n wijkteam annotate pod e2e-wijkteam-app --overwrite \
+    "privacy.dossierguard.io/break-glass-justification=E2E traffic checks through the audit proxy" \
+    "privacy.dossierguard.io/break-glass-until=$(date -u -d '+20 min' +%Y-%m-%dT%H:%M:%SZ)" >/dev/null \
+    || fail "the break-glass responder could not open a window on the pod"
+
   step "traffic through the audit proxy"
   # kubectl port-forward enters the pod from 127.0.0.1: the address the
   # wijkteam store trusts as its authenticating proxy (oauth2-proxy in the
   # same pod), so the identity headers below are accepted. Everything stays
   # on this machine.
-  PF_PORT=${E2E_PF_PORT:-18443}
-  k -n wijkteam port-forward pod/e2e-wijkteam-app "$PF_PORT:8443" >"$ART/port-forward.log" 2>&1 &
+  k "${responder[@]}" -n wijkteam port-forward pod/e2e-wijkteam-app "$PF_PORT:8443" >"$ART/port-forward.log" 2>&1 &
   PF_PID=$!
   # Stop the port-forward too; hand cleanup the exit status (set -e is on,
   # so nothing in the trap may fail before it).
   trap 'rc=$?; kill $PF_PID 2>/dev/null || true; cleanup "$rc"' EXIT
+  # The proxy serves TLS with the store's certificate; clients trust the
+  # store's published bundle.
+  k -n wijkteam get configmap wijkteam-dossiers-proxy-ca -o jsonpath='{.data.ca\.crt}' >"$ART/proxy-ca.crt"
+  [ -s "$ART/proxy-ca.crt" ] || fail "ConfigMap wijkteam/wijkteam-dossiers-proxy-ca has no ca.crt"
   for _ in $(seq 1 40); do
-    curl -s -o /dev/null "http://127.0.0.1:$PF_PORT/" && break
+    curl -s -o /dev/null --cacert "$ART/proxy-ca.crt" "https://127.0.0.1:$PF_PORT/" && break
     sleep 0.25
   done
-  base="http://127.0.0.1:$PF_PORT/api/dossiers/D-1001"
-  req() { local name=$1; shift; curl -s -o "$ART/$name.body" -w '%{http_code}' "$@"; }
+  base="https://127.0.0.1:$PF_PORT/api/dossiers/D-1001"
+  req() { local name=$1; shift; curl -s --cacert "$ART/proxy-ca.crt" -o "$ART/$name.body" -w '%{http_code}' "$@"; }
+  # Plain HTTP reaches no application.
+  plain=$(curl -s -o "$ART/plain.body" -w '%{http_code}' "http://127.0.0.1:$PF_PORT/api/dossiers/D-1001/decisions" || true)
+  [ "$plain" = 400 ] || fail "plain HTTP to the proxy got HTTP $plain, want 400 (it serves TLS only)"
+  subject=$(openssl s_client -connect "127.0.0.1:$PF_PORT" -servername 127.0.0.1 -CAfile "$ART/proxy-ca.crt" -verify_return_error </dev/null 2>/dev/null \
+    | openssl x509 -noout -subject 2>/dev/null || true)
+  [ -n "$subject" ] || fail "the proxy's TLS certificate does not verify against the store's bundle"
+  log "the proxy serves TLS ($subject), verified with the store's trust bundle; plain HTTP gets 400"
   consulent=(-H 'X-Forwarded-User: consulent@voorbeeldstad.nl' -H 'X-Forwarded-Groups: wijkteam-consulenten')
   # Role "beschikkingen" grants identity, bsn, contact and decisions.
   code=$(req allowed "${consulent[@]}" "$base/decisions")
@@ -360,6 +425,11 @@ if [ "$pod_ready" = 1 ]; then
   [ "$code" = 403 ] || fail "a user without a role got HTTP $code, want 403"
   kill $PF_PID 2>/dev/null || true
   log "200 for a granted category, 403 (problem body names \"request\") for a missing one, 401 without identity, 403 without a role"
+  # The break-glass port-forward is recorded on the pod, without the person.
+  bg=$(k -n wijkteam get events --field-selector involvedObject.name=e2e-wijkteam-app,reason=BreakGlassAccess -o jsonpath='{range .items[*]}{.message}{"\n"}{end}')
+  echo "$bg" | grep -q "portforward admitted under group $BREAK_GLASS_GROUP" || fail "no BreakGlassAccess event for the port-forward: '$bg'"
+  if echo "$bg" | grep -q 'e2e-responder'; then fail "the BreakGlassAccess event names the person: $bg"; fi
+  log "break-glass recorded: $(echo "$bg" | head -n 1)"
 
   step "audit verify"
   sleep 1 # completion events are written just after the response
@@ -507,7 +577,7 @@ done
 [ "$retained" = 3 ] || fail "$retained dossier volumes retained, want the 3 of the sample stores"
 "$HELM" uninstall "$RELEASE" -n "$NS" --wait --timeout 120s >&2 || fail "helm uninstall failed"
 INSTALLED=0
-left=$(k get clusterroles,clusterrolebindings,mutatingwebhookconfigurations -o name | grep -c dossierguard || true)
+left=$(k get clusterroles,clusterrolebindings,mutatingwebhookconfigurations,validatingwebhookconfigurations -o name | grep -c dossierguard || true)
 [ "$left" = 0 ] || fail "$left cluster-scoped dossierguard objects left after helm uninstall"
 left=$(k -n "$NS" get deploy,svc,secrets,configmaps,roles,rolebindings,serviceaccounts,pdb,networkpolicies -l app.kubernetes.io/part-of=dossierguard -o name 2>/dev/null | wc -l)
 [ "$left" = 0 ] || fail "$left dossierguard objects left in $NS after helm uninstall"

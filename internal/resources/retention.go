@@ -44,6 +44,15 @@ func policyLabels(p *v1alpha1.RetentionPolicy) map[string]string {
 	}
 }
 
+// sweeperPodLabels are the sweeper pod's: without the store label, which on
+// a pod means a workload pod of the store (the webhook would refuse a pod
+// its workload selector does not select).
+func sweeperPodLabels(p *v1alpha1.RetentionPolicy) map[string]string {
+	l := policyLabels(p)
+	delete(l, v1alpha1.LabelStore)
+	return l
+}
+
 // SweeperCronJob runs `dossierguard retention-sweep` on the policy's
 // schedule, one run at a time, as a non-root, read-only container.
 func SweeperCronJob(p *v1alpha1.RetentionPolicy, image string, maxRunSeconds int64) *batchv1ac.CronJobApplyConfiguration {
@@ -86,7 +95,7 @@ func SweeperCronJob(p *v1alpha1.RetentionPolicy, image string, maxRunSeconds int
 			WithSpec(batchv1ac.JobSpec().
 				WithBackoffLimit(2).
 				WithActiveDeadlineSeconds(maxRunSeconds + SweeperGraceSeconds).
-				WithTemplate(corev1ac.PodTemplateSpec().WithLabels(policyLabels(p)).WithSpec(pod))))
+				WithTemplate(corev1ac.PodTemplateSpec().WithLabels(sweeperPodLabels(p)).WithSpec(pod))))
 	if p.Spec.TimeZone != "" {
 		cron.WithTimeZone(p.Spec.TimeZone)
 	}
