@@ -29,8 +29,13 @@ import (
 	"github.com/dossierguard/dossierguard/internal/webhook"
 )
 
-// auditRecheck bounds how long an unaudited workload pod goes unnoticed.
-const auditRecheck = 10 * time.Minute
+// auditRecheck bounds how long an unaudited workload pod goes unnoticed;
+// certRecheck is how soon a serving certificate cert-manager has not issued
+// yet is looked for again.
+const (
+	auditRecheck = 10 * time.Minute
+	certRecheck  = 10 * time.Second
+)
 
 // storageClassIndex indexes stores by the StorageClass they name.
 const storageClassIndex = "spec.storage.storageClassName"
@@ -47,8 +52,10 @@ type DossierStoreReconciler struct {
 	// AuditProxy is what the webhook injects; AuditActive checks pods
 	// against it.
 	AuditProxy webhook.Config
-	// Certs issues the audit proxies' serving certificates.
-	Certs ServingCertIssuer
+	// Certs issues the audit proxies' serving certificates with the
+	// operator's CA; ProxyIssuer, when set, has cert-manager issue them.
+	Certs       ServingCertIssuer
+	ProxyIssuer *ProxyIssuerRef
 }
 
 // +kubebuilder:rbac:groups=privacy.dossierguard.io,resources=dossierstores,verbs=get;list;watch;update;patch
@@ -98,6 +105,10 @@ func (r *DossierStoreReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	next := facts.key.NextRotation
 	if next.IsZero() || next.After(now.Add(auditRecheck)) {
 		next = now.Add(auditRecheck)
+	}
+	// A serving certificate cert-manager has yet to issue: look again soon.
+	if facts.transport.TLS && !facts.transport.Issued && r.ProxyIssuer != nil {
+		next = now.Add(certRecheck)
 	}
 	return finish(requeueFor(next, now), statusErr, errs...)
 }

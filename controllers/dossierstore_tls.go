@@ -7,7 +7,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -17,6 +19,12 @@ import (
 	"github.com/dossierguard/dossierguard/internal/resources"
 	"github.com/dossierguard/dossierguard/internal/webhook"
 )
+
+// ProxyIssuerRef is the cert-manager issuer of the audit proxies' serving
+// certificates, when cert-manager issues them.
+type ProxyIssuerRef struct {
+	Name, Kind, Group string
+}
 
 // ServingCertIssuer issues the audit proxies' serving certificates: the
 // operator's CA (webhook.CertManager).
@@ -37,6 +45,9 @@ func (r *DossierStoreReconciler) reconcileProxyTLS(ctx context.Context, store *v
 	if !t.TLS {
 		t.DisabledReason = store.Spec.Workload.ProxyTLS.DisabledReason
 		return t, nil
+	}
+	if r.ProxyIssuer != nil {
+		return r.reconcileProxyCertificate(ctx, store, now, t)
 	}
 	if r.Certs == nil {
 		// The manager runs without the webhook (and so without its CA):
@@ -74,6 +85,41 @@ func (r *DossierStoreReconciler) reconcileProxyTLS(ctx context.Context, store *v
 	if _, err := applyChild(ctx, r.Client, resources.ProxyCAConfigMap(store, data["ca.crt"]), &corev1.ConfigMap{}); err != nil {
 		return t, fmt.Errorf("apply the proxy's trust bundle: %w", err)
 	}
-	t.Issued, t.NotAfter = !state.Renew, state.NotAfter
+	t.Issued, t.NotAfter = state.Usable, state.NotAfter
+	return t, nil
+}
+
+// +kubebuilder:rbac:groups=cert-manager.io,resources=certificates,verbs=get;create;patch
+
+// reconcileProxyCertificate has cert-manager issue and renew the serving
+// certificate: a Certificate per store (resources.ProxyCertificate), applied
+// when it differs from what the API server holds (read uncached: the
+// operator does not cache Certificates).
+func (r *DossierStoreReconciler) reconcileProxyCertificate(ctx context.Context, store *v1alpha1.DossierStore, now time.Time, t compliance.ProxyTransport) (compliance.ProxyTransport, error) {
+	want := resources.ProxyCertificate(store, r.ProxyIssuer.Name, r.ProxyIssuer.Kind, r.ProxyIssuer.Group)
+	live := &unstructured.Unstructured{}
+	live.SetGroupVersionKind(want.GroupVersionKind())
+	err := r.Reader.Get(ctx, client.ObjectKeyFromObject(want), live)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return t, fmt.Errorf("read the proxy's cert-manager Certificate: %w", err)
+	}
+	if err != nil || !equality.Semantic.DeepEqual(live.Object["spec"], want.Object["spec"]) {
+		if err := r.Apply(ctx, client.ApplyConfigurationFromUnstructured(want), client.FieldOwner(resources.FieldOwner), client.ForceOwnership); err != nil {
+			return t, fmt.Errorf("apply the proxy's cert-manager Certificate: %w", err)
+		}
+	}
+	secret := &corev1.Secret{}
+	err = r.Get(ctx, client.ObjectKey{Namespace: store.Namespace, Name: t.Secret}, secret)
+	switch {
+	case apierrors.IsNotFound(err):
+		return t, nil // not issued yet; the reconcile looks again soon
+	case err != nil:
+		return t, fmt.Errorf("read the proxy's serving certificate: %w", err)
+	}
+	state := resources.CheckProxyCert(secret, store, nil, now)
+	if _, err := applyChild(ctx, r.Client, resources.ProxyCAConfigMap(store, secret.Data["ca.crt"]), &corev1.ConfigMap{}); err != nil {
+		return t, fmt.Errorf("apply the proxy's trust bundle: %w", err)
+	}
+	t.Issued, t.NotAfter = state.Usable, state.NotAfter
 	return t, nil
 }

@@ -28,9 +28,11 @@ type Options struct {
 	// AuditProxy is what the webhook injects, which the AuditActive control
 	// checks; when nil, the SweeperImage as a native sidecar.
 	AuditProxy *webhook.Config
-	// Certs issues the audit proxies' serving certificates; without it no
-	// store that serves TLS becomes Ready.
-	Certs ServingCertIssuer
+	// Certs issues the audit proxies' serving certificates with the
+	// operator's CA; ProxyIssuer, when set, has cert-manager issue them
+	// instead. With neither, AuditActive reports the certificate missing.
+	Certs       ServingCertIssuer
+	ProxyIssuer *ProxyIssuerRef
 }
 
 // DefaultSweeperImage is the image `make image` builds.
@@ -75,7 +77,7 @@ func SetupAll(mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	events := mgr.GetEventRecorder("dossierguard")
-	if err := (&DossierStoreReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Recorder: events, Clock: opts.Clock, AuditProxy: proxy, Certs: opts.Certs}).SetupWithManager(mgr, opts.Workers); err != nil {
+	if err := (&DossierStoreReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Recorder: events, Clock: opts.Clock, AuditProxy: proxy, Certs: opts.Certs, ProxyIssuer: opts.ProxyIssuer}).SetupWithManager(mgr, opts.Workers); err != nil {
 		return err
 	}
 	if err := (&SharingAgreementReconciler{Client: mgr.GetClient(), Recorder: events, Clock: opts.Clock}).SetupWithManager(mgr, opts.Workers); err != nil {

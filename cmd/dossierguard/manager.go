@@ -86,7 +86,8 @@ func runManager(cmd *cobra.Command, opts managerOptions) error {
 		return err
 	}
 	proxy := opts.webhook.proxyConfig(opts.sweeperImage)
-	copts := controllers.Options{SweeperImage: opts.sweeperImage, Statutes: statutes, Workers: opts.workers, AuditProxy: &proxy}
+	copts := controllers.Options{SweeperImage: opts.sweeperImage, Statutes: statutes, Workers: opts.workers, AuditProxy: &proxy,
+		ProxyIssuer: opts.webhook.proxyIssuerRef()}
 	if ca != nil {
 		copts.Certs = ca
 	}

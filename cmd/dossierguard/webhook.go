@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	"github.com/dossierguard/dossierguard/controllers"
 	"github.com/dossierguard/dossierguard/internal/webhook"
 )
 
@@ -30,6 +31,7 @@ type webhookOptions struct {
 	nativeSidecar  bool
 	breakGlass     []string
 	breakGlassMax  time.Duration
+	proxyIssuer    controllers.ProxyIssuerRef
 }
 
 func (o *webhookOptions) bindFlags(f *pflag.FlagSet) {
@@ -44,6 +46,9 @@ func (o *webhookOptions) bindFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.validatingName, "validating-webhook-config-name", "dossierguard-pod-guard", "ValidatingWebhookConfiguration whose CA the operator injects.")
 	f.StringSliceVar(&o.breakGlass, "break-glass-groups", nil, "Groups whose members may open a break-glass window on a store's pod and then exec, attach, port-forward or debug into it; empty disables break-glass.")
 	f.DurationVar(&o.breakGlassMax, "break-glass-max-window", webhook.DefaultBreakGlassMaxWindow, "Longest break-glass window.")
+	f.StringVar(&o.proxyIssuer.Name, "proxy-cert-issuer-name", "", "With --webhook-cert-management=cert-manager: the cert-manager issuer of the audit proxies' serving certificates (required there).")
+	f.StringVar(&o.proxyIssuer.Kind, "proxy-cert-issuer-kind", "ClusterIssuer", "Kind of --proxy-cert-issuer-name: ClusterIssuer, or Issuer (which then must exist in every store's namespace).")
+	f.StringVar(&o.proxyIssuer.Group, "proxy-cert-issuer-group", "cert-manager.io", "API group of --proxy-cert-issuer-name.")
 	f.StringVar(&o.proxyImage, "audit-proxy-image", "", "Image of the injected audit proxy (default: the sweeper image, which is the operator's).")
 	f.BoolVar(&o.nativeSidecar, "native-sidecar", true, "Inject the audit proxy as a native sidecar (an init container with restartPolicy Always).")
 }
@@ -62,6 +67,12 @@ func (o *webhookOptions) validate() error {
 	}
 	if o.port < 1 || o.port > 65535 {
 		return fmt.Errorf("--webhook-port %d must be between 1 and 65535", o.port)
+	}
+	if o.certManagement == "cert-manager" && o.proxyIssuer.Name == "" {
+		return fmt.Errorf("--proxy-cert-issuer-name is required with --webhook-cert-management=cert-manager: cert-manager then issues the audit proxies' serving certificates")
+	}
+	if o.proxyIssuer.Kind != "ClusterIssuer" && o.proxyIssuer.Kind != "Issuer" {
+		return fmt.Errorf("--proxy-cert-issuer-kind %q must be ClusterIssuer or Issuer", o.proxyIssuer.Kind)
 	}
 	if o.breakGlassMax < time.Minute || o.breakGlassMax > 8*time.Hour {
 		return fmt.Errorf("--break-glass-max-window %s must be between 1m and 8h", o.breakGlassMax)
@@ -105,6 +116,16 @@ func (o *webhookOptions) setup(ctx context.Context, mgr ctrl.Manager, defaultIma
 		return nil, fmt.Errorf("webhook certificate: %w", err)
 	}
 	return certs, mgr.Add(certs)
+}
+
+// proxyIssuerRef is the cert-manager issuer of the proxies' certificates,
+// nil when the operator's CA issues them.
+func (o *webhookOptions) proxyIssuerRef() *controllers.ProxyIssuerRef {
+	if !o.enabled || o.certManagement != "cert-manager" {
+		return nil
+	}
+	ref := o.proxyIssuer
+	return &ref
 }
 
 // proxyConfig is what the webhook injects and checks; the reconcilers'

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
@@ -44,6 +45,8 @@ type ProxyCertState struct {
 	Reason string
 	// NotAfter of the certificate in the Secret.
 	NotAfter time.Time
+	// Usable: a certificate and key for the store's names, not expired.
+	Usable bool
 }
 
 // CheckProxyCert decides whether the serving certificate in secret (nil:
@@ -70,6 +73,7 @@ func CheckProxyCert(secret *corev1.Secret, store *v1alpha1.DossierStore, current
 		sameIPs = ips[i].Equal(cert.IPAddresses[i])
 	}
 	lifetime := cert.NotAfter.Sub(cert.NotBefore)
+	st.Usable = slices.Equal(dns, cert.DNSNames) && sameIPs && now.Before(cert.NotAfter)
 	switch {
 	case !slices.Equal(dns, cert.DNSNames) || !sameIPs:
 		st.Renew, st.Reason = true, "the certificate's names differ from the store's"
@@ -104,4 +108,53 @@ func ProxyCAConfigMap(store *v1alpha1.DossierStore, bundle []byte) *corev1ac.Con
 		WithLabels(StoreLabels(store, "proxy-ca")).
 		WithOwnerReferences(StoreOwner(store)).
 		WithData(map[string]string{"ca.crt": string(bundle)})
+}
+
+// Duration and renewal of a serving certificate that cert-manager issues,
+// matching CheckProxyCert's rule (renewed with a third of its life left).
+const (
+	ProxyCertDuration    = "2160h"
+	ProxyCertRenewBefore = "720h"
+)
+
+// ProxyCertificate is the cert-manager Certificate for the audit proxy's
+// serving certificate, when cert-manager issues it: into Secret
+// <store>-proxy-tls, labelled so that the operator's cache sees it, from
+// issuerRef (kind ClusterIssuer or Issuer, group cert-manager.io).
+func ProxyCertificate(store *v1alpha1.DossierStore, issuerName, issuerKind, issuerGroup string) *unstructured.Unstructured {
+	cn, dns, ips := ProxyCertNames(store)
+	addrs := make([]any, 0, len(ips))
+	for _, ip := range ips {
+		addrs = append(addrs, ip.String())
+	}
+	names := make([]any, 0, len(dns))
+	for _, n := range dns {
+		names = append(names, n)
+	}
+	labels := map[string]any{}
+	for k, v := range StoreLabels(store, "proxy-tls") {
+		labels[k] = v
+	}
+	u := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "cert-manager.io/v1",
+		"kind":       "Certificate",
+		"metadata": map[string]any{
+			"name": ProxyTLSName(store), "namespace": store.Namespace, "labels": labels,
+			"ownerReferences": []any{map[string]any{"apiVersion": v1alpha1.GroupVersion.String(), "kind": "DossierStore",
+				"name": store.Name, "uid": string(store.UID), "controller": true, "blockOwnerDeletion": true}},
+		},
+		"spec": map[string]any{
+			"secretName":     ProxyTLSName(store),
+			"secretTemplate": map[string]any{"labels": labels},
+			"commonName":     cn,
+			"dnsNames":       names,
+			"ipAddresses":    addrs,
+			"duration":       ProxyCertDuration,
+			"renewBefore":    ProxyCertRenewBefore,
+			"privateKey":     map[string]any{"algorithm": "ECDSA", "size": int64(256), "rotationPolicy": "Always"},
+			"usages":         []any{"server auth"},
+			"issuerRef":      map[string]any{"name": issuerName, "kind": issuerKind, "group": issuerGroup},
+		},
+	}}
+	return u
 }

@@ -10,6 +10,7 @@ Secret and configuration by these names.
 {{- define "dossierguard.webhookSecretName" -}}dossierguard-webhook-tls{{- end }}
 {{- define "dossierguard.webhookConfigName" -}}dossierguard-sidecar-injector{{- end }}
 {{- define "dossierguard.validatingConfigName" -}}dossierguard-pod-guard{{- end }}
+{{- define "dossierguard.proxyIssuerName" -}}dossierguard-proxy-selfsigned{{- end }}
 {{- define "dossierguard.certificateName" -}}dossierguard-webhook{{- end }}
 {{- define "dossierguard.statutesConfigMapName" -}}dossierguard-retention-statutes{{- end }}
 
