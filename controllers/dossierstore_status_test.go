@@ -51,9 +51,13 @@ func convergedFacts() storeFacts {
 		agreements:    &v1alpha1.AgreementSummary{InForce: 1, NotInForce: 1, Reasons: map[string]int32{"Expired": 1}},
 		retention:     compliance.StoreRetentionControl([]compliance.RetentionOutcome{{Name: "contacts", Result: "Pass", Reason: "RunSucceeded"}}),
 		auditKeys:     true,
-		audit:         compliance.AuditControl(nil, 2, true),
+		audit:         compliance.AuditControl(nil, 2, true, statusTransport),
+		transport:     statusTransport,
 	}
 }
+
+// statusTransport: the proxy serves TLS with an issued certificate.
+var statusTransport = compliance.ProxyTransport{TLS: true, Secret: "jgz-proxy-tls", Issued: true, NotAfter: statusNow.AddDate(0, 0, 60)}
 
 func TestSetStoreStatusConverged(t *testing.T) {
 	store := statusStore()
@@ -202,11 +206,11 @@ func TestSetStoreStatus(t *testing.T) {
 					t.Errorf("auditKeysSecretName = %q; want none", st.AuditKeysSecretName)
 				}
 			}},
-		{"a pod without the audit proxy", func(f *storeFacts) { f.audit = compliance.AuditControl([]string{"app-7d9"}, 2, true) }, map[string]wantCondition{
+		{"a pod without the audit proxy", func(f *storeFacts) { f.audit = compliance.AuditControl([]string{"app-7d9"}, 2, true, statusTransport) }, map[string]wantCondition{
 			"AuditActive": {"False", "PodsWithoutAuditProxy", []string{"1 of 2", "app-7d9"}},
 			"Ready":       {"True", "StoreReady", nil},
 		}, "AuditActive", nil},
-		{"pods not listed", func(f *storeFacts) { f.audit = compliance.AuditControl(nil, 0, false) }, map[string]wantCondition{
+		{"pods not listed", func(f *storeFacts) { f.audit = compliance.AuditControl(nil, 0, false, statusTransport) }, map[string]wantCondition{
 			"AuditActive": {"False", "PodsNotListed", nil},
 		}, "AuditActive", nil},
 		{"no access roles", func(f *storeFacts) { f.roles = nil }, map[string]wantCondition{
@@ -226,7 +230,7 @@ func TestSetStoreStatus(t *testing.T) {
 			}},
 		{"no retention policy", func(f *storeFacts) { f.retention = compliance.StoreRetentionControl(nil) }, nil, "RetentionEnforced", nil},
 		{"the first failing control is named", func(f *storeFacts) {
-			f.isolation, f.audit = false, compliance.AuditControl([]string{"app"}, 1, true)
+			f.isolation, f.audit = false, compliance.AuditControl([]string{"app"}, 1, true, statusTransport)
 		}, nil, "NetworkSegregation", nil},
 	}
 	for _, tc := range cases {
@@ -369,7 +373,7 @@ func TestSetIsolationCondition(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			store := statusStore()
 			store.Spec.Workload.ProxyPort = tc.port
-			setIsolationCondition(store, tc.applied)
+			setIsolationCondition(store, tc.applied, statusTransport)
 			assertCondition(t, store.Status.Conditions, "NetworkIsolated", 4, tc.want)
 		})
 	}

@@ -42,7 +42,7 @@ func TestUnlabelledKeySecretsKeepEveryVersion(t *testing.T) {
 	eventually(t, timeout, storeCondition(store, v1alpha1.ConditionReady, metav1.ConditionTrue, ""))
 	fakeClock.Step(2 * time.Hour)
 	t.Cleanup(func() { fakeClock.Step(-2 * time.Hour) })
-	touch(t, store)
+	nudge(t, store)
 	eventually(t, timeout, func() error {
 		if v := getStore(t, store).Status.KeyVersion; v != 2 {
 			return fmt.Errorf("key version %d; want 2", v)
@@ -66,7 +66,7 @@ func TestUnlabelledKeySecretsKeepEveryVersion(t *testing.T) {
 	}
 	// The label's removal takes the Secrets out of the cache, which
 	// reconciles the store; reconcile once more for good measure.
-	touch(t, store)
+	nudge(t, store)
 	eventually(t, timeout, func() error {
 		for name, data := range original {
 			s := &corev1.Secret{}
@@ -104,7 +104,7 @@ func TestRotationOnAStaleReadDestroysNoVersion(t *testing.T) {
 	// Version 2 is added behind the stale copy's back.
 	fakeClock.Step(2 * time.Hour)
 	t.Cleanup(func() { fakeClock.Step(-2 * time.Hour) })
-	touch(t, store)
+	nudge(t, store)
 	eventually(t, timeout, func() error {
 		if v := getStore(t, store).Status.KeyVersion; v != 2 {
 			return fmt.Errorf("key version %d; want 2", v)

@@ -70,7 +70,7 @@ func TestProxyServesTLSWithAPerStoreCertificate(t *testing.T) {
 	jump := cert.NotAfter.Sub(fakeClock.Now()) - cert.NotAfter.Sub(cert.NotBefore)/4
 	fakeClock.Step(jump)
 	t.Cleanup(func() { fakeClock.Step(-jump) }) // other tests run on real time
-	touch(t, store)
+	nudge(t, store)
 	eventually(t, timeout, func() error {
 		fresh := &corev1.Secret{}
 		if err := k8s.Get(ctx, key(ns, "dossiers-proxy-tls"), fresh); err != nil {

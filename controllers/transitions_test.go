@@ -46,7 +46,7 @@ func TestStoreTransitionEvents(t *testing.T) {
 			"Normal AllControlsPass Reconcile: Compliant=True: all 8 controls pass",
 		}},
 		{"nothing changed", statusFor(nil), statusFor(nil), nil},
-		{"only a message changed", statusFor(nil), statusFor(func(f *storeFacts) { f.audit = compliance.AuditControl(nil, 5, true) }), nil},
+		{"only a message changed", statusFor(nil), statusFor(func(f *storeFacts) { f.audit = compliance.AuditControl(nil, 5, true, statusTransport) }), nil},
 		{"a dependency failed", statusFor(nil), statusFor(func(f *storeFacts) { f.isolation = false }), []string{
 			"Warning DependencyUnavailable Reconcile: Ready=False: not every child object could be applied; see the conditions and the operator's events",
 			"Warning ControlFailed Reconcile: Compliant=False: NetworkSegregation (AVG art. 32(1)(b); BIO 8.22): the default-deny NetworkPolicy around the workload could not be applied",

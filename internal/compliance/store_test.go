@@ -72,7 +72,7 @@ func TestNetworkControl(t *testing.T) {
 	}{
 		{"default deny applied", true, 8443,
 			wantControl{"NetworkSegregation", "Pass", "DefaultDenyApplied",
-				[]string{"default deny", "audit proxy on port 8443"}, []string{"NetworkPolicy/jgz-isolation"}}},
+				[]string{"default deny", "audit proxy on port 8443 (TLS)"}, []string{"NetworkPolicy/jgz-isolation"}}},
 		{"another proxy port is named", true, 9443,
 			wantControl{"NetworkSegregation", "Pass", "DefaultDenyApplied", []string{"port 9443"}, []string{"NetworkPolicy/jgz-isolation"}}},
 		{"not applied", false, 8443,
@@ -80,10 +80,19 @@ func TestNetworkControl(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			assertControl(t, NetworkControl(tc.applied, "jgz-isolation", tc.port), tc.want)
+			assertControl(t, NetworkControl(tc.applied, "jgz-isolation", tc.port, tlsIssued), tc.want)
 		})
 	}
+	// Plain HTTP, by the store's opt-out, is named with its reason.
+	assertControl(t, NetworkControl(true, "jgz-isolation", 8443, plainHTTP),
+		wantControl{"NetworkSegregation", "Pass", "DefaultDenyApplied", []string{"port 8443 (plain HTTP", "Istio mutual TLS"}, []string{"NetworkPolicy/jgz-isolation"}})
 }
+
+var (
+	tlsIssued   = ProxyTransport{TLS: true, Secret: "jgz-proxy-tls", Issued: true, NotAfter: time.Date(2027, 3, 1, 0, 0, 0, 0, time.UTC)}
+	tlsEvidence = "Secret/jgz-proxy-tls: TLS serving certificate valid until 2027-03-01T00:00:00Z"
+	plainHTTP   = ProxyTransport{DisabledReason: "Istio mutual TLS"}
+)
 
 func TestAuditControl(t *testing.T) {
 	cases := []struct {
@@ -91,28 +100,34 @@ func TestAuditControl(t *testing.T) {
 		unaudited []string
 		running   int
 		listed    bool
+		transport ProxyTransport
 		want      wantControl
 	}{
-		{"all pods audited", nil, 3, true,
-			wantControl{"AuditActive", "Pass", "AllPodsAudited", []string{"all 3 workload pod(s)"}, nil}},
-		{"empty list of unaudited pods", []string{}, 1, true,
-			wantControl{"AuditActive", "Pass", "AllPodsAudited", []string{"all 1 workload pod(s)"}, nil}},
-		{"no pods running", nil, 0, true,
-			wantControl{"AuditActive", "Pass", "NoWorkloadPods", []string{"no pods"}, nil}},
-		{"one pod without proxy", []string{"app-7d9"}, 3, true,
+		{"all pods audited", nil, 3, true, tlsIssued,
+			wantControl{"AuditActive", "Pass", "AllPodsAudited", []string{"all 3 workload pod(s)", "serving TLS"}, []string{tlsEvidence}}},
+		{"empty list of unaudited pods", []string{}, 1, true, tlsIssued,
+			wantControl{"AuditActive", "Pass", "AllPodsAudited", []string{"all 1 workload pod(s)"}, []string{tlsEvidence}}},
+		{"no pods running", nil, 0, true, tlsIssued,
+			wantControl{"AuditActive", "Pass", "NoWorkloadPods", []string{"no pods"}, []string{tlsEvidence}}},
+		{"plain HTTP by opt-out", nil, 2, true, plainHTTP,
+			wantControl{"AuditActive", "Pass", "AllPodsAudited", []string{"serving plain HTTP", "Istio mutual TLS"},
+				[]string{"plain HTTP: spec.workload.proxyTLS.mode Disabled (Istio mutual TLS)"}}},
+		{"no serving certificate", nil, 2, true, ProxyTransport{TLS: true, Secret: "jgz-proxy-tls"},
+			wantControl{"AuditActive", "Fail", "ServingCertificateMissing", []string{"Secret jgz-proxy-tls", "not issued"}, nil}},
+		{"one pod without proxy", []string{"app-7d9"}, 3, true, tlsIssued,
 			wantControl{"AuditActive", "Fail", "PodsWithoutAuditProxy", []string{"1 of 3", "app-7d9"},
-				[]string{"Pod/app-7d9: no audit-proxy container"}}},
-		{"every pod without proxy, each named", []string{"app-a", "app-b"}, 2, true,
+				[]string{tlsEvidence, "Pod/app-7d9: not the injected audit proxy"}}},
+		{"every pod without proxy, each named", []string{"app-a", "app-b"}, 2, true, tlsIssued,
 			wantControl{"AuditActive", "Fail", "PodsWithoutAuditProxy", []string{"2 of 2", "app-a, app-b"},
-				[]string{"Pod/app-a: no audit-proxy container", "Pod/app-b: no audit-proxy container"}}},
-		{"pods not listed", nil, 0, false,
+				[]string{tlsEvidence, "Pod/app-a: not the injected audit proxy", "Pod/app-b: not the injected audit proxy"}}},
+		{"pods not listed", nil, 0, false, tlsIssued,
 			wantControl{"AuditActive", "Unknown", "PodsNotListed", []string{"could not be listed"}, nil}},
-		{"not listed wins over stale names", []string{"app-a"}, 1, false,
+		{"not listed wins over stale names", []string{"app-a"}, 1, false, tlsIssued,
 			wantControl{"AuditActive", "Unknown", "PodsNotListed", []string{"could not be listed"}, nil}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			assertControl(t, AuditControl(tc.unaudited, tc.running, tc.listed), tc.want)
+			assertControl(t, AuditControl(tc.unaudited, tc.running, tc.listed, tc.transport), tc.want)
 		})
 	}
 }
