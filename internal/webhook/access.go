@@ -15,6 +15,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -125,7 +126,8 @@ func breakGlassChanged(old, pod *corev1.Pod) bool {
 }
 
 // AccessGuard is the validating handler for kubectl exec, attach,
-// port-forward (CONNECT on pods/exec, pods/attach, pods/portforward) and
+// port-forward and the API server's proxy (CONNECT on pods/exec,
+// pods/attach, pods/portforward, pods/proxy; services/proxy) and
 // kubectl debug (UPDATE on pods/ephemeralcontainers). On a store's workload
 // pod these reach the application, or the proxy, without the audit proxy in
 // between: they are refused unless the requester is in a break-glass group
@@ -152,8 +154,15 @@ func (g *AccessGuard) Handle(ctx context.Context, req admission.Request) admissi
 	pod := &corev1.Pod{}
 	access, container := req.SubResource, ""
 	switch {
+	case req.Operation == admissionv1.Connect && req.Resource.Resource == "services":
+		return g.serviceProxy(ctx, req)
 	case req.Operation == admissionv1.Connect:
-		if err := g.Pods.Get(ctx, client.ObjectKey{Namespace: req.Namespace, Name: req.Name}, pod); err != nil {
+		// pods/proxy names the pod as [scheme:]name[:port].
+		name := req.Name
+		if _, n, _, ok := utilnet.SplitSchemeNamePort(req.Name); ok {
+			name = n
+		}
+		if err := g.Pods.Get(ctx, client.ObjectKey{Namespace: req.Namespace, Name: name}, pod); err != nil {
 			if apierrors.IsNotFound(err) {
 				return admission.Allowed("no such pod")
 			}
@@ -213,4 +222,41 @@ func (g *AccessGuard) Handle(ctx context.Context, req admission.Request) admissi
 			"justificationDigest", window.Digest(), "until", window.Until.UTC().Format(time.RFC3339), "admissionUID", string(req.UID))
 	}
 	return admission.Allowed("break-glass")
+}
+
+// +kubebuilder:rbac:groups="",resources=services,verbs=get
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list
+
+// serviceProxy refuses the API server's proxy to a Service that selects a
+// store's workload pod: it reaches the pods' ports, the application's among
+// them, without the audit proxy. There is no break-glass for it; use
+// port-forward to one pod under break-glass instead.
+func (g *AccessGuard) serviceProxy(ctx context.Context, req admission.Request) admission.Response {
+	svc := &corev1.Service{}
+	name := req.Name
+	if _, n, _, ok := utilnet.SplitSchemeNamePort(req.Name); ok {
+		name = n
+	}
+	if err := g.Pods.Get(ctx, client.ObjectKey{Namespace: req.Namespace, Name: name}, svc); err != nil {
+		if apierrors.IsNotFound(err) {
+			return admission.Allowed("no such Service")
+		}
+		log.FromContext(ctx).Error(err, "Reading the Service of a proxy request failed", "service", klog.KRef(req.Namespace, req.Name))
+		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("read Service %q", req.Name))
+	}
+	if len(svc.Spec.Selector) == 0 {
+		return admission.Allowed("the Service selects no pods")
+	}
+	pods := &corev1.PodList{}
+	if err := g.Pods.List(ctx, pods, client.InNamespace(req.Namespace), client.MatchingLabels(svc.Spec.Selector)); err != nil {
+		log.FromContext(ctx).Error(err, "Listing the pods of a Service failed", "service", klog.KRef(req.Namespace, req.Name))
+		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("list the pods of Service %q", req.Name))
+	}
+	for i := range pods.Items {
+		store, resp := owningStore(ctx, g.Client, &pods.Items[i])
+		if store != nil || !resp.Allowed {
+			return admission.Denied(fmt.Sprintf("the API server's proxy to Service %q reaches pods of a dossier store without their audit proxy and is refused; reach the proxy's port over the network, or port-forward to one pod under break-glass", req.Name))
+		}
+	}
+	return admission.Allowed("the Service selects no dossier store pod")
 }

@@ -280,6 +280,18 @@ func TestDebugExecAttachPortForwardAreRefused(t *testing.T) {
 		refused(t, err, "break-glass")
 	}
 
+	// The API server's proxy to a pod's or a Service's port reaches the
+	// application port directly.
+	podProxy := cs.CoreV1().RESTClient().Get().Namespace("access").Resource("pods").Name("app:8080").SubResource("proxy").Suffix("api")
+	refused(t, podProxy.Do(ctx).Error(), "proxy")
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "dossiers", Namespace: "access"},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "dossier"}, Ports: []corev1.ServicePort{{Port: 8080}}}}
+	if err := env.Client.Create(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	svcProxy := cs.CoreV1().RESTClient().Get().Namespace("access").Resource("services").Name("dossiers:8080").SubResource("proxy").Suffix("api")
+	refused(t, svcProxy.Do(ctx).Error(), "proxy")
+
 	// A pod outside every store is not guarded.
 	namespace(t, "plain")
 	other := pod("plain", "web", map[string]string{"app": "web"})

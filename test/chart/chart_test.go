@@ -277,7 +277,7 @@ func checkPodGuard(t *testing.T, vwc *admissionregistrationv1.ValidatingWebhookC
 		effects   admissionregistrationv1.SideEffectClass
 	}{
 		"pods.privacy.dossierguard.io":       {"/validate-v1-pod", []string{"pods"}, admissionregistrationv1.SideEffectClassNone},
-		"pod-access.privacy.dossierguard.io": {"/validate-v1-pod-access", []string{"pods/exec", "pods/attach", "pods/portforward", "pods/ephemeralcontainers"}, admissionregistrationv1.SideEffectClassNoneOnDryRun},
+		"pod-access.privacy.dossierguard.io": {"/validate-v1-pod-access", []string{"pods/exec", "pods/attach", "pods/portforward", "pods/proxy", "services/proxy", "pods/ephemeralcontainers"}, admissionregistrationv1.SideEffectClassNoneOnDryRun},
 	}
 	if len(vwc.Webhooks) != len(want) {
 		t.Fatalf("%d validating webhooks, want %d", len(vwc.Webhooks), len(want))
