@@ -35,6 +35,7 @@ func storeWith(t *testing.T, ns, name string, selector map[string]string) {
 	if err := env.Client.Create(context.Background(), s); err != nil {
 		t.Fatal(err)
 	}
+	// Wait until the webhook's cache has the store.
 	time.Sleep(500 * time.Millisecond)
 }
 

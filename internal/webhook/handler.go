@@ -47,14 +47,10 @@ type Injector struct {
 // Handle mutates one pod. A pod of a store whose proxy cannot be injected is
 // refused: a pod of a dossier store must not start unaudited.
 func (i *Injector) Handle(ctx context.Context, req admission.Request) admission.Response {
-	if req.Namespace == i.OperatorNamespace && i.OperatorNamespace != "" {
-		return admission.Allowed("the operator's own namespace is not mutated")
+	pod, skip := admissionPod(i.Decoder, req, i.OperatorNamespace)
+	if skip != nil {
+		return *skip
 	}
-	pod := &corev1.Pod{}
-	if err := i.Decoder.Decode(req, pod); err != nil {
-		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decode pod: %w", err))
-	}
-	pod.Namespace = req.Namespace
 	store, resp := owningStore(ctx, i.Client, pod)
 	if store == nil {
 		return resp
@@ -97,14 +93,10 @@ type PodValidator struct {
 
 // Handle validates one pod.
 func (v *PodValidator) Handle(ctx context.Context, req admission.Request) admission.Response {
-	if req.Namespace == v.OperatorNamespace && v.OperatorNamespace != "" {
-		return admission.Allowed("the operator's own namespace is not checked")
+	pod, skip := admissionPod(v.Decoder, req, v.OperatorNamespace)
+	if skip != nil {
+		return *skip
 	}
-	pod := &corev1.Pod{}
-	if err := v.Decoder.Decode(req, pod); err != nil {
-		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decode pod: %w", err))
-	}
-	pod.Namespace = req.Namespace
 	relevant := true
 	if req.Operation == admissionv1.Update {
 		old := &corev1.Pod{}
@@ -133,6 +125,23 @@ func (v *PodValidator) Handle(ctx context.Context, req admission.Request) admiss
 		return denied(store, problems)
 	}
 	return admission.Allowed("the pod runs the store's audit proxy")
+}
+
+// admissionPod decodes the request's pod. A request in the operator's own
+// namespace (never mutated or checked, so that the operator can always
+// start) or one that does not decode comes with the response to give.
+func admissionPod(dec admission.Decoder, req admission.Request, operatorNamespace string) (*corev1.Pod, *admission.Response) {
+	if req.Namespace == operatorNamespace && operatorNamespace != "" {
+		resp := admission.Allowed("the operator's own namespace is not mutated or checked")
+		return nil, &resp
+	}
+	pod := &corev1.Pod{}
+	if err := dec.Decode(req, pod); err != nil {
+		resp := admission.Errored(http.StatusBadRequest, fmt.Errorf("decode pod: %w", err))
+		return nil, &resp
+	}
+	pod.Namespace = req.Namespace
+	return pod, nil
 }
 
 // owningStore lists the namespace's stores and applies OwningStore. A nil

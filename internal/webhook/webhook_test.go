@@ -94,25 +94,10 @@ func namespace(t *testing.T, name string) {
 	}
 }
 
+// store creates store "dossiers" selecting app=dossier, with OIDC identity.
 func store(t *testing.T, ns string) {
 	t.Helper()
-	s := &v1alpha1.DossierStore{
-		ObjectMeta: metav1.ObjectMeta{Name: "dossiers", Namespace: ns},
-		Spec: v1alpha1.DossierStoreSpec{
-			Service: v1alpha1.ServiceNeighbourhoodTeam, Organisation: "Gemeente Voorbeeldstad",
-			DataCategories: []v1alpha1.DataCategory{v1alpha1.CategoryIdentity},
-			Workload: v1alpha1.WorkloadSpec{Selector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "dossier"}},
-				ServiceAccountName: "dossier", AppPort: 8080, ProxyPort: 8443},
-			Storage: v1alpha1.StorageSpec{StorageClassName: "encrypted", Size: "1Gi"},
-			Audit: &v1alpha1.AuditSpec{Identity: &v1alpha1.IdentitySpec{OIDC: &v1alpha1.OIDCSpec{
-				IssuerURL: "https://login.voorbeeldstad.nl", Audience: "dossiers"}}},
-		},
-	}
-	if err := env.Client.Create(context.Background(), s); err != nil {
-		t.Fatal(err)
-	}
-	// Wait until the webhook's cache has the store.
-	time.Sleep(500 * time.Millisecond)
+	storeWith(t, ns, "dossiers", map[string]string{"app": "dossier"})
 }
 
 func pod(ns, name string, labels map[string]string) *corev1.Pod {
