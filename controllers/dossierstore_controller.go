@@ -210,28 +210,38 @@ func (r *DossierStoreReconciler) reconcileDataKey(ctx context.Context, store *v1
 			return facts, err
 		}
 	}
-	switch {
-	case secret == nil:
-		if err := r.Create(ctx, resources.NewDataKeySecret(store, next)); err != nil {
-			facts.Failed = true
-			return facts, fmt.Errorf("create data key: %w", err)
-		}
-	default:
-		updated, adopted := resources.AdoptKeySecret(secret, store, "data-key")
-		if len(next.Versions) > len(ring.Versions) {
-			updated = resources.WithKeyVersion(updated, *next.Current())
-		}
-		if adopted || len(next.Versions) > len(ring.Versions) {
-			// Optimistic locking: updated carries the resourceVersion read.
-			if err := r.Update(ctx, updated); err != nil {
-				facts.Failed = true
-				return facts, fmt.Errorf("add data key version %d: %w", next.Current().Version, err)
-			}
-		}
+	if err := r.writeDataKey(ctx, store, secret, len(ring.Versions), next); err != nil {
+		facts.Failed = true
+		return facts, err
 	}
 	current := next.Current()
 	facts.Version, facts.Versions, facts.NextRotation = current.Version, len(next.Versions), next.NextRotation(period)
 	return facts, nil
+}
+
+// writeDataKey creates the data-key Secret with next when there is none
+// (secret nil), or updates the Secret as read when next has a version more
+// than the read's had or the Secret lost its labels: with the read's
+// resourceVersion, so that a write made since conflicts.
+func (r *DossierStoreReconciler) writeDataKey(ctx context.Context, store *v1alpha1.DossierStore, secret *corev1.Secret, had int, next resources.KeyRing) error {
+	if secret == nil {
+		if err := r.Create(ctx, resources.NewDataKeySecret(store, next)); err != nil {
+			return fmt.Errorf("create data key: %w", err)
+		}
+		return nil
+	}
+	updated, adopted := resources.AdoptKeySecret(secret, store, "data-key")
+	rotated := len(next.Versions) > had
+	if rotated {
+		updated = resources.WithKeyVersion(updated, *next.Current())
+	}
+	if !adopted && !rotated {
+		return nil
+	}
+	if err := r.Update(ctx, updated); err != nil {
+		return fmt.Errorf("add data key version %d: %w", next.Current().Version, err)
+	}
+	return nil
 }
 
 // getKeySecret reads a Secret that holds keys, nil when it does not exist.

@@ -83,7 +83,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(certDir)
+	defer func() { _ = os.RemoveAll(certDir) }()
 	testCerts = &webhook.CertManager{Client: k8s, Namespace: operatorNamespace, SecretName: "dossierguard-webhook-tls",
 		ServiceName: "dossierguard-webhook", WebhookConfigName: "dossierguard-sidecar-injector", CertDir: certDir}
 	if err := testCerts.Ensure(context.Background()); err != nil {

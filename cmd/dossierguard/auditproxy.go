@@ -159,14 +159,7 @@ func (o *auditProxyOptions) checkServing(errs *flagErrors) *url.URL {
 	} else {
 		upstream = u
 	}
-	switch {
-	case (o.tlsCertFile == "") != (o.tlsKeyFile == ""):
-		errs.bad("tls-key-file", "--tls-cert-file and --tls-key-file go together")
-	case o.plainHTTP && o.tlsCertFile != "":
-		errs.bad("plain-http", "contradicts --tls-cert-file: serve TLS or plain HTTP, not both")
-	case !o.plainHTTP && o.tlsCertFile == "":
-		errs.bad("tls-cert-file", "is required: the proxy serves TLS (with --tls-key-file); plain HTTP only with --plain-http, explicitly")
-	}
+	o.checkTLS(errs)
 	if o.policy == "" {
 		errs.bad("policy", "is required: the access-policy document to enforce")
 	}
@@ -183,6 +176,19 @@ func (o *auditProxyOptions) checkServing(errs *flagErrors) *url.URL {
 		errs.bad("log-level", "must be debug, info, warn or error")
 	}
 	return upstream
+}
+
+// checkTLS: the proxy serves TLS, with a certificate and its key; plain
+// HTTP only with --plain-http, explicitly, and then without a certificate.
+func (o *auditProxyOptions) checkTLS(errs *flagErrors) {
+	switch {
+	case (o.tlsCertFile == "") != (o.tlsKeyFile == ""):
+		errs.bad("tls-key-file", "--tls-cert-file and --tls-key-file go together")
+	case o.plainHTTP && o.tlsCertFile != "":
+		errs.bad("plain-http", "contradicts --tls-cert-file: serve TLS or plain HTTP, not both")
+	case !o.plainHTTP && o.tlsCertFile == "":
+		errs.bad("tls-cert-file", "is required: the proxy serves TLS (with --tls-key-file); plain HTTP only with --plain-http, explicitly")
+	}
 }
 
 // checkListenAddr checks that addr is a host:port to listen on.

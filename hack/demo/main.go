@@ -71,26 +71,9 @@ func run() error {
 	}
 
 	step("Starting the dossierguard manager")
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme:  env.Scheme,
-		Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache:   controllers.CacheOptions(),
-	})
+	mgr, err := newManager(ctx, env, stateDir)
 	if err != nil {
-		return fmt.Errorf("create manager: %w", err)
-	}
-	// The operator's CA, which signs the audit proxies' serving certificates
-	// (the manager's webhook setup does this in a cluster).
-	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "dossierguard-system"}}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
-	}
-	certs := &webhook.CertManager{Client: env.Client, Namespace: "dossierguard-system", SecretName: "dossierguard-webhook-tls",
-		ServiceName: "dossierguard-webhook", WebhookConfigName: "dossierguard-sidecar-injector", CertDir: filepath.Join(stateDir, "certs")}
-	if err := certs.Ensure(ctx); err != nil {
-		return err
-	}
-	if err := controllers.SetupAll(mgr, controllers.Options{Certs: certs}); err != nil {
-		return fmt.Errorf("set up reconcilers: %w", err)
 	}
 	mgrCtx, stopManager := context.WithCancel(ctx)
 	defer stopManager()
@@ -254,4 +237,30 @@ func waitForStores(ctx context.Context, c client.Client, want int, timeout time.
 		}
 	}
 	return fmt.Errorf("stores did not report status within %s", timeout)
+}
+
+// newManager is the manager with every reconciler, and the operator's CA
+// (which the manager's webhook setup makes in a cluster) to sign the audit
+// proxies' serving certificates.
+func newManager(ctx context.Context, env *testenv.Env, stateDir string) (ctrl.Manager, error) {
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme:  env.Scheme,
+		Metrics: metricsserver.Options{BindAddress: "0"},
+		Cache:   controllers.CacheOptions(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create manager: %w", err)
+	}
+	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "dossierguard-system"}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return nil, err
+	}
+	certs := &webhook.CertManager{Client: env.Client, Namespace: "dossierguard-system", SecretName: "dossierguard-webhook-tls",
+		ServiceName: "dossierguard-webhook", WebhookConfigName: "dossierguard-sidecar-injector", CertDir: filepath.Join(stateDir, "certs")}
+	if err := certs.Ensure(ctx); err != nil {
+		return nil, err
+	}
+	if err := controllers.SetupAll(mgr, controllers.Options{Certs: certs}); err != nil {
+		return nil, fmt.Errorf("set up reconcilers: %w", err)
+	}
+	return mgr, nil
 }

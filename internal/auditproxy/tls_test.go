@@ -106,7 +106,7 @@ func TestRunServesTLSAndReloadsTheCertificate(t *testing.T) {
 		if err != nil {
 			return 0, err
 		}
-		defer conn.Close()
+		defer func() { _ = conn.Close() }()
 		return conn.ConnectionState().PeerCertificates[0].SerialNumber.Int64(), nil
 	}
 	deadline := time.Now().Add(5 * time.Second)
@@ -123,7 +123,7 @@ func TestRunServesTLSAndReloadsTheCertificate(t *testing.T) {
 	resp, err := http.Get("http://" + ln.Addr().String() + "/api/dossiers/D-1")
 	if err == nil {
 		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		if resp.StatusCode != http.StatusBadRequest || app.calls.Load() != 0 {
 			t.Errorf("plain HTTP to the TLS port: %d %q, %d upstream calls", resp.StatusCode, body, app.calls.Load())
 		}

@@ -151,11 +151,59 @@ func (g *AccessGuard) Handle(ctx context.Context, req admission.Request) admissi
 	if req.Namespace == g.OperatorNamespace && g.OperatorNamespace != "" {
 		return admission.Allowed("the operator's own namespace is not guarded")
 	}
+	if req.Operation == admissionv1.Connect && req.Resource.Resource == "services" {
+		return g.serviceProxy(ctx, req)
+	}
+	pod, access, container, done := g.target(ctx, req)
+	if done != nil {
+		return *done
+	}
+	store, resp := owningStore(ctx, g.Client, pod)
+	if store == nil && resp.Allowed {
+		return resp
+	}
+	if refusal := g.neverAdmitted(pod, store, access, container); refusal != nil {
+		return *refusal
+	}
+	name := req.Name
+	if store != nil {
+		name = store.Name
+	}
+	group, window, why := g.breakGlass(req, pod)
+	if why != "" {
+		return admission.Denied(fmt.Sprintf("%s into a pod of dossier store %q reaches the application without its audit proxy and is refused; break-glass: %s", access, name, why))
+	}
+	if req.DryRun == nil || !*req.DryRun {
+		g.record(ctx, req, pod, access, group, window)
+	}
+	return admission.Allowed("break-glass")
+}
+
+// neverAdmitted refuses what break-glass does not allow either: exec or
+// attach into the proxy's container, and an ephemeral container that breaks
+// the pod rules (CheckPod).
+func (g *AccessGuard) neverAdmitted(pod *corev1.Pod, store *v1alpha1.DossierStore, access, container string) *admission.Response {
+	if container == SidecarName {
+		r := admission.Denied(fmt.Sprintf("%s into the %s container of a dossier store pod is refused: it holds the audit keys; break-glass does not reach it", access, SidecarName))
+		return &r
+	}
+	if access == "debug" && store != nil {
+		if problems := CheckPod(pod, store, g.Config); len(problems) > 0 {
+			r := denied(store, problems)
+			return &r
+		}
+	}
+	return nil
+}
+
+// target is the pod a request reaches (read for CONNECT, decoded for
+// ephemeral containers), the kind of access and, for exec and attach, the
+// container. A request that needs no decision comes with its response.
+func (g *AccessGuard) target(ctx context.Context, req admission.Request) (*corev1.Pod, string, string, *admission.Response) {
 	pod := &corev1.Pod{}
+	done := func(r admission.Response) (*corev1.Pod, string, string, *admission.Response) { return nil, "", "", &r }
 	access, container := req.SubResource, ""
 	switch {
-	case req.Operation == admissionv1.Connect && req.Resource.Resource == "services":
-		return g.serviceProxy(ctx, req)
 	case req.Operation == admissionv1.Connect:
 		// pods/proxy names the pod as [scheme:]name[:port].
 		name := req.Name
@@ -164,10 +212,10 @@ func (g *AccessGuard) Handle(ctx context.Context, req admission.Request) admissi
 		}
 		if err := g.Pods.Get(ctx, client.ObjectKey{Namespace: req.Namespace, Name: name}, pod); err != nil {
 			if apierrors.IsNotFound(err) {
-				return admission.Allowed("no such pod")
+				return done(admission.Allowed("no such pod"))
 			}
 			log.FromContext(ctx).Error(err, "Reading the pod of an exec, attach or port-forward failed", "pod", klog.KRef(req.Namespace, req.Name))
-			return admission.Errored(http.StatusInternalServerError, fmt.Errorf("read pod %q", req.Name))
+			return done(admission.Errored(http.StatusInternalServerError, fmt.Errorf("read pod %q", req.Name)))
 		}
 		if access == "exec" || access == "attach" {
 			opts := &corev1.PodExecOptions{}
@@ -178,50 +226,42 @@ func (g *AccessGuard) Handle(ctx context.Context, req admission.Request) admissi
 	case req.SubResource == "ephemeralcontainers":
 		access = "debug"
 		if err := g.Decoder.Decode(req, pod); err != nil {
-			return admission.Errored(http.StatusBadRequest, fmt.Errorf("decode pod: %w", err))
+			return done(admission.Errored(http.StatusBadRequest, fmt.Errorf("decode pod: %w", err)))
 		}
 	default:
-		return admission.Allowed("not guarded")
+		return done(admission.Allowed("not guarded"))
 	}
 	pod.Namespace = req.Namespace
-	store, resp := owningStore(ctx, g.Client, pod)
-	if store == nil && resp.Allowed {
-		return resp
-	}
-	name := req.Name
-	if store != nil {
-		name = store.Name
-	}
-	if container == SidecarName {
-		return admission.Denied(fmt.Sprintf("%s into the %s container of a dossier store pod is refused: it holds the audit keys; break-glass does not reach it", access, SidecarName))
-	}
-	if access == "debug" && store != nil {
-		if problems := CheckPod(pod, store, g.Config); len(problems) > 0 {
-			return denied(store, problems)
-		}
-	}
+	return pod, access, container, nil
+}
+
+// breakGlass is the requester's break-glass group and the pod's open
+// window, or why there is no break-glass.
+func (g *AccessGuard) breakGlass(req admission.Request, pod *corev1.Pod) (string, *BreakGlass, string) {
 	group := breakGlassGroup(g.Config, req.UserInfo.Groups)
 	window, err := ParseBreakGlass(pod.Annotations, now(), g.Config.BreakGlassMaxWindow)
-	if group == "" || window == nil || err != nil {
-		why := "the requester is in no break-glass group (" + groupList(g.Config) + ")"
-		switch {
-		case err != nil:
-			why = err.Error()
-		case group != "" && window == nil:
-			why = fmt.Sprintf("the pod has no break-glass window: set the annotations %s and %s first", v1alpha1.AnnotationBreakGlassJustification, v1alpha1.AnnotationBreakGlassUntil)
-		}
-		return admission.Denied(fmt.Sprintf("%s into a pod of dossier store %q reaches the application without its audit proxy and is refused; break-glass: %s", access, name, why))
+	switch {
+	case group == "":
+		return "", nil, "the requester is in no break-glass group (" + groupList(g.Config) + ")"
+	case err != nil:
+		return "", nil, err.Error()
+	case window == nil:
+		return "", nil, fmt.Sprintf("the pod has no break-glass window: set the annotations %s and %s first", v1alpha1.AnnotationBreakGlassJustification, v1alpha1.AnnotationBreakGlassUntil)
 	}
-	if req.DryRun == nil || !*req.DryRun {
-		note := fmt.Sprintf("break-glass %s admitted under group %s; justification sha256:%s; window until %s",
-			access, group, window.Digest(), window.Until.UTC().Format(time.RFC3339))
-		if g.Recorder != nil {
-			g.Recorder.Eventf(pod, nil, corev1.EventTypeWarning, v1alpha1.ReasonBreakGlassAccess, strings.ToUpper(access[:1])+access[1:], "%s", note)
-		}
-		log.FromContext(ctx).Info("Break-glass access admitted", "pod", klog.KObj(pod), "access", access, "group", group,
-			"justificationDigest", window.Digest(), "until", window.Until.UTC().Format(time.RFC3339), "admissionUID", string(req.UID))
+	return group, window, ""
+}
+
+// record writes an admitted break-glass access as an Event on the pod and a
+// log line: the access, the group, the justification's digest and the
+// window, never the person (the API server's audit log has them).
+func (g *AccessGuard) record(ctx context.Context, req admission.Request, pod *corev1.Pod, access, group string, window *BreakGlass) {
+	until := window.Until.UTC().Format(time.RFC3339)
+	if g.Recorder != nil {
+		g.Recorder.Eventf(pod, nil, corev1.EventTypeWarning, v1alpha1.ReasonBreakGlassAccess, strings.ToUpper(access[:1])+access[1:],
+			"break-glass %s admitted under group %s; justification sha256:%s; window until %s", access, group, window.Digest(), until)
 	}
-	return admission.Allowed("break-glass")
+	log.FromContext(ctx).Info("Break-glass access admitted", "pod", klog.KObj(pod), "access", access, "group", group,
+		"justificationDigest", window.Digest(), "until", until, "admissionUID", string(req.UID))
 }
 
 // +kubebuilder:rbac:groups="",resources=services,verbs=get

@@ -105,31 +105,8 @@ func reservedSecrets(store *v1alpha1.DossierStore) map[string]bool {
 // the injected volumes. A name, an annotation or an image alone is no proof.
 // No problems means the pod runs the store's audit proxy.
 func VerifyProxy(pod *corev1.Pod, store *v1alpha1.DossierStore, cfg Config) []string {
-	var problems []string
 	want, volumes := ExpectedProxy(store, cfg)
-	var found []string
-	var got *corev1.Container
-	for i := range pod.Spec.InitContainers {
-		if pod.Spec.InitContainers[i].Name == SidecarName {
-			found = append(found, fmt.Sprintf("spec.initContainers[%d]", i))
-			if cfg.NativeSidecar && i == 0 {
-				got = &pod.Spec.InitContainers[i]
-			}
-		}
-	}
-	for i := range pod.Spec.Containers {
-		if pod.Spec.Containers[i].Name == SidecarName {
-			found = append(found, fmt.Sprintf("spec.containers[%d]", i))
-			if !cfg.NativeSidecar {
-				got = &pod.Spec.Containers[i]
-			}
-		}
-	}
-	for i := range pod.Spec.EphemeralContainers {
-		if pod.Spec.EphemeralContainers[i].Name == SidecarName {
-			found = append(found, fmt.Sprintf("spec.ephemeralContainers[%d]", i))
-		}
-	}
+	got, found := findProxy(pod, cfg.NativeSidecar)
 	where := "spec.initContainers[0]"
 	if !cfg.NativeSidecar {
 		where = "spec.containers"
@@ -143,16 +120,53 @@ func VerifyProxy(pod *corev1.Pod, store *v1alpha1.DossierStore, cfg Config) []st
 		return []string{fmt.Sprintf("%s: a container named %s that the webhook did not inject (the audit proxy belongs in %s); a pod must not carry a container by that name",
 			found[0], SidecarName, where)}
 	}
+	var problems []string
 	if !equality.Semantic.DeepEqual(*got, want) {
 		problems = append(problems, fmt.Sprintf("%s: the %s container differs from the audit proxy the webhook injects for DossierStore %q (%s); a pod must not carry a container by that name",
 			found[0], SidecarName, store.Name, containerDiff(*got, want)))
 	}
-	have := map[string]*corev1.Volume{}
-	for i := range pod.Spec.Volumes {
-		have[pod.Spec.Volumes[i].Name] = &pod.Spec.Volumes[i]
+	return append(problems, volumeDiff(pod.Spec.Volumes, volumes)...)
+}
+
+// findProxy lists where the pod has containers named like the proxy, and
+// returns the one in the injected place (the first init container as a
+// native sidecar, else a container), if any.
+func findProxy(pod *corev1.Pod, native bool) (*corev1.Container, []string) {
+	var found []string
+	var got *corev1.Container
+	for i := range pod.Spec.InitContainers {
+		if pod.Spec.InitContainers[i].Name == SidecarName {
+			found = append(found, fmt.Sprintf("spec.initContainers[%d]", i))
+			if native && i == 0 {
+				got = &pod.Spec.InitContainers[i]
+			}
+		}
 	}
-	for _, v := range volumes {
-		g, ok := have[v.Name]
+	for i := range pod.Spec.Containers {
+		if pod.Spec.Containers[i].Name == SidecarName {
+			found = append(found, fmt.Sprintf("spec.containers[%d]", i))
+			if !native {
+				got = &pod.Spec.Containers[i]
+			}
+		}
+	}
+	for i := range pod.Spec.EphemeralContainers {
+		if pod.Spec.EphemeralContainers[i].Name == SidecarName {
+			found = append(found, fmt.Sprintf("spec.ephemeralContainers[%d]", i))
+		}
+	}
+	return got, found
+}
+
+// volumeDiff names the injected volumes that are missing from have or differ.
+func volumeDiff(have, want []corev1.Volume) []string {
+	byName := map[string]*corev1.Volume{}
+	for i := range have {
+		byName[have[i].Name] = &have[i]
+	}
+	var problems []string
+	for _, v := range want {
+		g, ok := byName[v.Name]
 		switch {
 		case !ok:
 			problems = append(problems, fmt.Sprintf("spec.volumes: the audit proxy's volume %s is missing", v.Name))
@@ -198,130 +212,185 @@ func containerDiff(got, want corev1.Container) string {
 // non-native sidecar mode init containers run before the proxy and are
 // refused. The audit-proxy container itself is VerifyProxy's to judge.
 func CheckPod(pod *corev1.Pod, store *v1alpha1.DossierStore, cfg Config) []string {
-	var problems []string
-	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
-	s := pod.Spec
-	const why = "pods of a dossier store must not go around the audit proxy"
-	if s.HostNetwork {
-		bad("spec.hostNetwork: %s: on the host's network the application is reachable without it", why)
+	problems := podLevelProblems(&pod.Spec, cfg)
+	r := reserved{proxyPort: resources.ProxyPort(store), secrets: reservedSecrets(store), volumes: reservedVolumes()}
+	for _, c := range workloadContainers(&pod.Spec) {
+		problems = append(problems, r.containerProblems(c)...)
 	}
-	if s.HostPID {
-		bad("spec.hostPID: %s: the host's process namespace exposes the proxy's memory and keys", why)
-	}
-	if s.HostIPC {
-		bad("spec.hostIPC: %s: the host's IPC namespace is shared with other pods", why)
-	}
-	if s.ShareProcessNamespace != nil && *s.ShareProcessNamespace {
-		bad("spec.shareProcessNamespace: %s: a shared process namespace lets every container read the proxy's memory and keys", why)
-	}
-	if !cfg.NativeSidecar && len(s.InitContainers) > 0 {
-		bad("spec.initContainers: init containers run before the audit proxy starts (it is not a native sidecar in this installation) and could serve its port unaudited")
-	}
-	proxyPort, secrets, volumes := resources.ProxyPort(store), reservedSecrets(store), reservedVolumes()
-	check := func(path string, c containerView, allowedCaps map[corev1.Capability]bool) {
-		for j, p := range c.Ports {
-			if p.ContainerPort == proxyPort || p.ContainerPort == HealthPort {
-				bad("%s.ports[%d]: port %d is the audit proxy's; no other container may declare it", path, j, p.ContainerPort)
-			}
-			if p.HostPort != 0 {
-				bad("%s.ports[%d].hostPort: %s: a host port is reached from outside the store's network isolation", path, j, why)
-			}
+	for i := range pod.Spec.EphemeralContainers {
+		if pod.Spec.EphemeralContainers[i].TargetContainerName == SidecarName {
+			problems = append(problems, fmt.Sprintf("spec.ephemeralContainers[%d].targetContainerName: the audit proxy's process holds its keys; no container may share its process namespace", i))
 		}
-		if sc := c.SecurityContext; sc != nil {
-			if sc.Privileged != nil && *sc.Privileged {
-				bad("%s.securityContext.privileged: %s: a privileged container controls the pod's network and the proxy", path, why)
-			}
-			if sc.Capabilities != nil {
-				for _, cap := range sc.Capabilities.Add {
-					if !allowedCaps[corev1.Capability(strings.TrimPrefix(strings.ToUpper(string(cap)), "CAP_"))] {
-						bad("%s.securityContext.capabilities.add: %s may not be added (%s; the restricted Pod Security Standard allows only NET_BIND_SERVICE)", path, cap, why)
-					}
-				}
-			}
-		}
-		for j, m := range c.VolumeMounts {
-			if volumes[m.Name] {
-				bad("%s.volumeMounts[%d]: volume %s is the audit proxy's; no other container may mount it", path, j, m.Name)
-			}
-		}
-		for j, d := range c.VolumeDevices {
-			if volumes[d.Name] {
-				bad("%s.volumeDevices[%d]: volume %s is the audit proxy's", path, j, d.Name)
-			}
-		}
-		for j, e := range c.Env {
-			if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && secrets[e.ValueFrom.SecretKeyRef.Name] {
-				bad("%s.env[%d]: Secret %s holds the audit proxy's keys; only the proxy may read it", path, j, e.ValueFrom.SecretKeyRef.Name)
-			}
-		}
-		for j, e := range c.EnvFrom {
-			if e.SecretRef != nil && secrets[e.SecretRef.Name] {
-				bad("%s.envFrom[%d]: Secret %s holds the audit proxy's keys; only the proxy may read it", path, j, e.SecretRef.Name)
-			}
-		}
-	}
-	for i := range s.InitContainers {
-		c := &s.InitContainers[i]
-		if c.Name == SidecarName {
-			continue
-		}
-		check(fmt.Sprintf("spec.initContainers[%d]", i), viewOf(c), allowedCapabilities)
-	}
-	for i := range s.Containers {
-		c := &s.Containers[i]
-		if c.Name == SidecarName {
-			continue
-		}
-		check(fmt.Sprintf("spec.containers[%d]", i), viewOf(c), allowedCapabilities)
-	}
-	for i := range s.EphemeralContainers {
-		c := &s.EphemeralContainers[i]
-		path := fmt.Sprintf("spec.ephemeralContainers[%d]", i)
-		if c.TargetContainerName == SidecarName {
-			bad("%s.targetContainerName: the audit proxy's process holds its keys; no container may share its process namespace", path)
-		}
-		if c.Name == SidecarName {
-			continue // VerifyProxy refuses it
-		}
-		e := c.EphemeralContainerCommon
-		check(path, containerView{e.Ports, e.Env, e.EnvFrom, e.VolumeMounts, e.VolumeDevices, e.SecurityContext}, allowedEphemeralCapabilities)
 	}
 	_, injected := ExpectedProxy(store, cfg)
+	return append(problems, r.volumeProblems(pod.Spec.Volumes, injected)...)
+}
+
+// why is the reason behind most of CheckPod's refusals.
+const why = "pods of a dossier store must not go around the audit proxy"
+
+// podLevelProblems: the host's namespaces, a shared process namespace, and
+// init containers that would run before a non-native proxy.
+func podLevelProblems(s *corev1.PodSpec, cfg Config) []string {
+	var problems []string
+	for _, p := range []struct {
+		set        bool
+		field, msg string
+	}{
+		{s.HostNetwork, "spec.hostNetwork", "on the host's network the application is reachable without it"},
+		{s.HostPID, "spec.hostPID", "the host's process namespace exposes the proxy's memory and keys"},
+		{s.HostIPC, "spec.hostIPC", "the host's IPC namespace is shared with other pods"},
+		{s.ShareProcessNamespace != nil && *s.ShareProcessNamespace, "spec.shareProcessNamespace", "a shared process namespace lets every container read the proxy's memory and keys"},
+	} {
+		if p.set {
+			problems = append(problems, fmt.Sprintf("%s: %s: %s", p.field, why, p.msg))
+		}
+	}
+	if !cfg.NativeSidecar && len(s.InitContainers) > 0 {
+		problems = append(problems, "spec.initContainers: init containers run before the audit proxy starts (it is not a native sidecar in this installation) and could serve its port unaudited")
+	}
+	return problems
+}
+
+// workloadContainers are every container of the pod but those named like
+// the proxy (VerifyProxy's to judge), with their path and the capabilities
+// they may add.
+func workloadContainers(s *corev1.PodSpec) []containerView {
+	var out []containerView
+	for i := range s.InitContainers {
+		if c := &s.InitContainers[i]; c.Name != SidecarName {
+			out = append(out, viewOf(fmt.Sprintf("spec.initContainers[%d]", i), c))
+		}
+	}
+	for i := range s.Containers {
+		if c := &s.Containers[i]; c.Name != SidecarName {
+			out = append(out, viewOf(fmt.Sprintf("spec.containers[%d]", i), c))
+		}
+	}
+	for i := range s.EphemeralContainers {
+		if e := s.EphemeralContainers[i].EphemeralContainerCommon; e.Name != SidecarName {
+			out = append(out, containerView{fmt.Sprintf("spec.ephemeralContainers[%d]", i), allowedEphemeralCapabilities,
+				e.Ports, e.Env, e.EnvFrom, e.VolumeMounts, e.VolumeDevices, e.SecurityContext})
+		}
+	}
+	return out
+}
+
+// reserved is what belongs to the proxy alone.
+type reserved struct {
+	proxyPort        int32
+	secrets, volumes map[string]bool
+}
+
+// containerProblems: the proxy's ports, host ports, privileges, and the
+// proxy's volumes or Secrets.
+func (r reserved) containerProblems(c containerView) []string {
+	var problems []string
+	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	for j, p := range c.Ports {
+		if p.ContainerPort == r.proxyPort || p.ContainerPort == HealthPort {
+			bad("%s.ports[%d]: port %d is the audit proxy's; no other container may declare it", c.path, j, p.ContainerPort)
+		}
+		if p.HostPort != 0 {
+			bad("%s.ports[%d].hostPort: %s: a host port is reached from outside the store's network isolation", c.path, j, why)
+		}
+	}
+	problems = append(problems, privilegeProblems(c)...)
+	for j, m := range c.VolumeMounts {
+		if r.volumes[m.Name] {
+			bad("%s.volumeMounts[%d]: volume %s is the audit proxy's; no other container may mount it", c.path, j, m.Name)
+		}
+	}
+	for j, d := range c.VolumeDevices {
+		if r.volumes[d.Name] {
+			bad("%s.volumeDevices[%d]: volume %s is the audit proxy's", c.path, j, d.Name)
+		}
+	}
+	return append(problems, r.envProblems(c)...)
+}
+
+// envProblems: the proxy's Secrets read into the environment.
+func (r reserved) envProblems(c containerView) []string {
+	var problems []string
+	for j, e := range c.Env {
+		if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && r.secrets[e.ValueFrom.SecretKeyRef.Name] {
+			problems = append(problems, fmt.Sprintf("%s.env[%d]: Secret %s holds the audit proxy's keys; only the proxy may read it", c.path, j, e.ValueFrom.SecretKeyRef.Name))
+		}
+	}
+	for j, e := range c.EnvFrom {
+		if e.SecretRef != nil && r.secrets[e.SecretRef.Name] {
+			problems = append(problems, fmt.Sprintf("%s.envFrom[%d]: Secret %s holds the audit proxy's keys; only the proxy may read it", c.path, j, e.SecretRef.Name))
+		}
+	}
+	return problems
+}
+
+// privilegeProblems: a privileged container, or capabilities beyond those
+// the container may add.
+func privilegeProblems(c containerView) []string {
+	sc := c.SecurityContext
+	if sc == nil {
+		return nil
+	}
+	var problems []string
+	if sc.Privileged != nil && *sc.Privileged {
+		problems = append(problems, fmt.Sprintf("%s.securityContext.privileged: %s: a privileged container controls the pod's network and the proxy", c.path, why))
+	}
+	if sc.Capabilities == nil {
+		return problems
+	}
+	for _, capability := range sc.Capabilities.Add {
+		if !c.caps[corev1.Capability(strings.TrimPrefix(strings.ToUpper(string(capability)), "CAP_"))] {
+			problems = append(problems, fmt.Sprintf("%s.securityContext.capabilities.add: %s may not be added (%s; the restricted Pod Security Standard allows only NET_BIND_SERVICE)", c.path, capability, why))
+		}
+	}
+	return problems
+}
+
+// volumeProblems: the proxy's volume names used for other volumes, host
+// paths, and the proxy's Secrets mounted under another name.
+func (r reserved) volumeProblems(volumes, injected []corev1.Volume) []string {
 	own := map[string]corev1.VolumeSource{}
 	for _, v := range injected {
 		own[v.Name] = v.VolumeSource
 	}
-	for i, v := range s.Volumes {
+	var problems []string
+	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	for i, v := range volumes {
 		path := fmt.Sprintf("spec.volumes[%d]", i)
-		if src, ok := own[v.Name]; ok {
-			if !equality.Semantic.DeepEqual(src, v.VolumeSource) {
-				bad("%s: the name %s is reserved for the audit proxy's volume", path, v.Name)
-			}
-			continue
-		} else if volumes[v.Name] {
+		if src, ok := own[v.Name]; (ok && !equality.Semantic.DeepEqual(src, v.VolumeSource)) || (!ok && r.volumes[v.Name]) {
 			bad("%s: the name %s is reserved for the audit proxy's volume", path, v.Name)
+		}
+		if _, ok := own[v.Name]; ok || r.volumes[v.Name] {
 			continue
 		}
 		if v.HostPath != nil {
 			bad("%s.hostPath: %s: a host path reaches the proxy's keys and log on the node", path, why)
 		}
-		if v.Secret != nil && secrets[v.Secret.SecretName] {
+		if v.Secret != nil && r.secrets[v.Secret.SecretName] {
 			bad("%s.secret: Secret %s holds the audit proxy's keys; only the proxy may mount it", path, v.Secret.SecretName)
 		}
-		if v.Projected != nil {
-			for j, src := range v.Projected.Sources {
-				if src.Secret != nil && secrets[src.Secret.Name] {
-					bad("%s.projected.sources[%d].secret: Secret %s holds the audit proxy's keys; only the proxy may mount it", path, j, src.Secret.Name)
-				}
+		for j, src := range projectedSources(v) {
+			if src.Secret != nil && r.secrets[src.Secret.Name] {
+				bad("%s.projected.sources[%d].secret: Secret %s holds the audit proxy's keys; only the proxy may mount it", path, j, src.Secret.Name)
 			}
 		}
 	}
 	return problems
 }
 
+func projectedSources(v corev1.Volume) []corev1.VolumeProjection {
+	if v.Projected == nil {
+		return nil
+	}
+	return v.Projected.Sources
+}
+
 // containerView is what CheckPod looks at in a container or an ephemeral
-// container.
+// container: where it is and which capabilities it may add.
 type containerView struct {
+	path            string
+	caps            map[corev1.Capability]bool
 	Ports           []corev1.ContainerPort
 	Env             []corev1.EnvVar
 	EnvFrom         []corev1.EnvFromSource
@@ -330,8 +399,8 @@ type containerView struct {
 	SecurityContext *corev1.SecurityContext
 }
 
-func viewOf(c *corev1.Container) containerView {
-	return containerView{c.Ports, c.Env, c.EnvFrom, c.VolumeMounts, c.VolumeDevices, c.SecurityContext}
+func viewOf(path string, c *corev1.Container) containerView {
+	return containerView{path, allowedCapabilities, c.Ports, c.Env, c.EnvFrom, c.VolumeMounts, c.VolumeDevices, c.SecurityContext}
 }
 
 // HasProxyName reports whether any container of the pod is named like the
