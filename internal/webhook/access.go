@@ -181,14 +181,14 @@ func (g *AccessGuard) Handle(ctx context.Context, req admission.Request) admissi
 
 // neverAdmitted refuses what break-glass does not allow either: exec or
 // attach into the proxy's container, and an ephemeral container that breaks
-// the pod rules (CheckPod).
+// the pod rules (VerifyProxy, CheckPod).
 func (g *AccessGuard) neverAdmitted(pod *corev1.Pod, store *v1alpha1.DossierStore, access, container string) *admission.Response {
 	if container == SidecarName {
 		r := admission.Denied(fmt.Sprintf("%s into the %s container of a dossier store pod is refused: it holds the audit keys; break-glass does not reach it", access, SidecarName))
 		return &r
 	}
 	if access == "debug" && store != nil {
-		if problems := CheckPod(pod, store, g.Config); len(problems) > 0 {
+		if problems := append(VerifyProxy(pod, store, g.Config), CheckPod(pod, store, g.Config)...); len(problems) > 0 {
 			r := denied(store, problems)
 			return &r
 		}

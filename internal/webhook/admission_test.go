@@ -320,8 +320,8 @@ func TestBreakGlassAccessIsRecorded(t *testing.T) {
 	outsiderCfg := impersonateConfig("piet@voorbeeldstad.nl", "system:masters")
 	responder, _ := client.New(responderCfg, client.Options{Scheme: env.Scheme})
 	outsider, _ := client.New(outsiderCfg, client.Options{Scheme: env.Scheme})
-
 	until := time.Now().Add(30 * time.Minute).UTC().Format(time.RFC3339)
+
 	annotate := func(c client.Client, justification, until string) error {
 		fresh := &corev1.Pod{}
 		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(p), fresh); err != nil {
@@ -334,6 +334,13 @@ func TestBreakGlassAccessIsRecorded(t *testing.T) {
 		fresh.Annotations[v1alpha1.AnnotationBreakGlassUntil] = until
 		return c.Update(ctx, fresh)
 	}
+	// A pod created with a window (a template carrying one) is refused:
+	// windows are opened on running pods by members of the group.
+	withWindow := pod("glass", "templated", map[string]string{"app": "dossier"})
+	withWindow.Annotations = map[string]string{v1alpha1.AnnotationBreakGlassJustification: "INC-4711 worker stuck on a migration",
+		v1alpha1.AnnotationBreakGlassUntil: until}
+	refused(t, env.Client.Create(ctx, withWindow), "break-glass")
+
 	// Only a member of the group may give a justification, and only a clean,
 	// bounded one for a short window.
 	refused(t, annotate(outsider, "INC-4711 worker stuck on a migration", until), "break-glass")

@@ -97,23 +97,20 @@ func (v *PodValidator) Handle(ctx context.Context, req admission.Request) admiss
 	if skip != nil {
 		return *skip
 	}
-	relevant := true
+	old := &corev1.Pod{}
 	if req.Operation == admissionv1.Update {
-		old := &corev1.Pod{}
 		if err := v.Decoder.DecodeRaw(req.OldObject, old); err != nil {
 			return admission.Errored(http.StatusBadRequest, fmt.Errorf("decode old pod: %w", err))
 		}
-		if breakGlassChanged(old, pod) && pod.Annotations[v1alpha1.AnnotationBreakGlassJustification]+pod.Annotations[v1alpha1.AnnotationBreakGlassUntil] != "" {
-			if group := breakGlassGroup(v.Config, req.UserInfo.Groups); group == "" {
-				return admission.Denied(fmt.Sprintf("metadata.annotations[%s]: only members of the break-glass groups (%s) may open a break-glass window",
-					v1alpha1.AnnotationBreakGlassJustification, groupList(v.Config)))
-			}
-			if _, err := ParseBreakGlass(pod.Annotations, now(), v.Config.BreakGlassMaxWindow); err != nil {
-				return admission.Denied(err.Error())
-			}
-		}
-		relevant = !equality.Semantic.DeepEqual(old.Labels, pod.Labels) || !equality.Semantic.DeepEqual(old.Spec, pod.Spec)
 	}
+	// A break-glass window is opened by a member of a break-glass group, on
+	// a running pod: never by whoever creates a pod (a controller copying a
+	// template), nor by anyone else.
+	if refusal := v.checkBreakGlassWindow(old, pod, req.UserInfo.Groups); refusal != nil {
+		return *refusal
+	}
+	relevant := req.Operation != admissionv1.Update ||
+		!equality.Semantic.DeepEqual(old.Labels, pod.Labels) || !equality.Semantic.DeepEqual(old.Spec, pod.Spec)
 	if !relevant || !pod.DeletionTimestamp.IsZero() {
 		return admission.Allowed("neither labels nor spec changed")
 	}
@@ -125,6 +122,25 @@ func (v *PodValidator) Handle(ctx context.Context, req admission.Request) admiss
 		return denied(store, problems)
 	}
 	return admission.Allowed("the pod runs the store's audit proxy")
+}
+
+// checkBreakGlassWindow refuses break-glass annotations set (or changed)
+// by someone in no break-glass group, or with an unclean justification or
+// too long a window. Removing them is always allowed.
+func (v *PodValidator) checkBreakGlassWindow(old, pod *corev1.Pod, groups []string) *admission.Response {
+	if !breakGlassChanged(old, pod) || pod.Annotations[v1alpha1.AnnotationBreakGlassJustification]+pod.Annotations[v1alpha1.AnnotationBreakGlassUntil] == "" {
+		return nil
+	}
+	if breakGlassGroup(v.Config, groups) == "" {
+		r := admission.Denied(fmt.Sprintf("metadata.annotations[%s]: only members of the break-glass groups (%s) may open a break-glass window, on a running pod",
+			v1alpha1.AnnotationBreakGlassJustification, groupList(v.Config)))
+		return &r
+	}
+	if _, err := ParseBreakGlass(pod.Annotations, now(), v.Config.BreakGlassMaxWindow); err != nil {
+		r := admission.Denied(err.Error())
+		return &r
+	}
+	return nil
 }
 
 // admissionPod decodes the request's pod. A request in the operator's own
