@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -111,5 +112,59 @@ func TestOperatorManagedCertificates(t *testing.T) {
 	otherDisk, _ := os.ReadFile(filepath.Join(other.CertDir, "tls.crt"))
 	if !bytes.Equal(otherDisk, renewed.Data["tls.crt"]) {
 		t.Error("a second replica issued its own certificate instead of using the shared one")
+	}
+}
+
+// The operator's CA also signs the audit proxies' serving certificates: for
+// the names asked, verifiable with the returned bundle, never outliving the
+// CA; a Secret of an older release without the CA's key is renewed.
+func TestOperatorCAIssuesServingCertificates(t *testing.T) {
+	ctx := context.Background()
+	namespace(t, operatorNamespace)
+	now := time.Now()
+	m := &webhook.CertManager{
+		Client: env.Client, Namespace: operatorNamespace, SecretName: "proxy-ca-test",
+		ServiceName: "dossierguard-webhook", WebhookConfigName: "absent", CertDir: t.TempDir(), Now: func() time.Time { return now },
+	}
+	if err := m.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	data, err := m.IssueServing(ctx, "s-proxy.ns.svc", []string{"s-proxy.ns.svc", "localhost"}, []net.IP{net.ParseIP("127.0.0.1")}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(data["tls.crt"])
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil || len(data["tls.key"]) == 0 {
+		t.Fatalf("no certificate and key: %v", err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(data["ca.crt"])
+	for _, name := range []string{"s-proxy.ns.svc", "127.0.0.1"} {
+		if _, err := cert.Verify(x509.VerifyOptions{DNSName: name, Roots: roots, CurrentTime: now}); err != nil {
+			t.Errorf("the serving certificate does not verify for %s: %v", name, err)
+		}
+	}
+	current, _ := m.CurrentCA(ctx)
+	caBlock, _ := pem.Decode(current)
+	ca, _ := x509.ParseCertificate(caBlock.Bytes)
+	if cert.NotAfter.After(ca.NotAfter) {
+		t.Errorf("the serving certificate (until %s) outlives the CA (until %s)", cert.NotAfter, ca.NotAfter)
+	}
+
+	// An older release's Secret, without the CA's key, is renewed.
+	secret := &corev1.Secret{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: m.SecretName}, secret); err != nil {
+		t.Fatal(err)
+	}
+	delete(secret.Data, "ca.key")
+	if err := env.Client.Update(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.IssueServing(ctx, "s-proxy.ns.svc", []string{"s-proxy.ns.svc"}, nil, now); err != nil {
+		t.Errorf("after renewing an older Secret the CA cannot issue: %v", err)
 	}
 }
