@@ -101,43 +101,20 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	var assignments AssignmentChecker
-	if cfg.AssignmentURL != "" {
-		timeout := cfg.AssignmentTimeout
-		if timeout <= 0 {
-			timeout = DefaultAssignmentTimeout
-		}
-		client := &http.Client{Timeout: timeout, Transport: NewUpstreamTransport(),
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-		a, err := NewHTTPAssignments(cfg.AssignmentURL, client, cfg.AssignmentCacheSize, cfg.AssignmentCacheTTL)
-		if err != nil {
-			return fmt.Errorf("assignment source: %w", err)
-		}
-		assignments = a
+	assignments, err := assignmentSource(cfg)
+	if err != nil {
+		return err
 	}
-
-	var tlsConfig *tls.Config
-	if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {
-		cr := &certReloader{certFile: cfg.TLSCertFile, keyFile: cfg.TLSKeyFile}
-		if _, err := cr.get(); err != nil {
-			return err
-		}
-		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cr.get() }}
+	tlsConfig, err := serverTLS(cfg)
+	if err != nil {
+		return err
 	}
-
-	ln, hln := cfg.Listener, cfg.HealthListener
-	if ln == nil {
-		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
-			return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
-		}
+	ln, hln, err := listeners(cfg)
+	if err != nil {
+		return err
 	}
-	defer ln.Close()
-	if hln == nil {
-		if hln, err = net.Listen("tcp", cfg.HealthListen); err != nil {
-			return fmt.Errorf("listen on %s: %w", cfg.HealthListen, err)
-		}
-	}
-	defer hln.Close()
+	defer func() { _ = ln.Close() }()
+	defer func() { _ = hln.Close() }()
 
 	writer, err := auditlog.NewWriter(auditlog.Options{Path: cfg.AuditLogPath, Mirror: cfg.AuditMirror, SigningKey: cfg.SigningKey})
 	if err != nil {
@@ -180,26 +157,85 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Error("server stopped; shutting down", "error", err.Error())
 	}
 
+	return errors.Join(runErr, shutdown(proxy, srv, health, writer, stopBackground, cfg.ShutdownTimeout, log))
+}
+
+// shutdown stops accepting, lets requests in flight finish (up to timeout,
+// then closes their connections), closes hijacked tunnels, waits for pending
+// completion events, stops the background work and closes the audit log with
+// a final checkpoint; the health server goes last.
+func shutdown(proxy *Proxy, srv, health *http.Server, writer *auditlog.Writer, stopBackground func(), timeout time.Duration, log *slog.Logger) error {
 	proxy.BeginShutdown()
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	if err := srv.Shutdown(sctx); err != nil {
-		log.Warn("requests still in flight after the shutdown timeout; closing their connections", "timeout", cfg.ShutdownTimeout.String())
+		log.Warn("requests still in flight after the shutdown timeout; closing their connections", "timeout", timeout.String())
 		_ = srv.Close()
 	}
 	cancel()
 	proxy.CloseTunnels() // Shutdown leaves hijacked connections (WebSockets) open
 	proxy.Wait()
 	stopBackground()
-	if err := writer.Close(); err != nil {
-		runErr = errors.Join(runErr, fmt.Errorf("close the audit log: %w", err))
-		log.Error("closing the audit log failed", "error", err.Error())
+	var err error
+	if cerr := writer.Close(); cerr != nil {
+		err = fmt.Errorf("close the audit log: %w", cerr)
+		log.Error("closing the audit log failed", "error", cerr.Error())
 	} else {
 		log.Info("audit log closed with a final checkpoint")
 	}
 	hctx, hcancel := context.WithTimeout(context.Background(), time.Second)
 	_ = health.Shutdown(hctx)
 	hcancel()
-	return runErr
+	return err
+}
+
+// assignmentSource is the assignment source of cfg, nil without one.
+func assignmentSource(cfg Config) (AssignmentChecker, error) {
+	if cfg.AssignmentURL == "" {
+		return nil, nil
+	}
+	timeout := cfg.AssignmentTimeout
+	if timeout <= 0 {
+		timeout = DefaultAssignmentTimeout
+	}
+	client := &http.Client{Timeout: timeout, Transport: NewUpstreamTransport(),
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	a, err := NewHTTPAssignments(cfg.AssignmentURL, client, cfg.AssignmentCacheSize, cfg.AssignmentCacheTTL)
+	if err != nil {
+		return nil, fmt.Errorf("assignment source: %w", err)
+	}
+	return a, nil
+}
+
+// serverTLS is the proxy's TLS configuration from the certificate files,
+// re-read when they change (a rotated Secret); nil serves plain HTTP, which
+// the command allows only with --plain-http.
+func serverTLS(cfg Config) (*tls.Config, error) {
+	if cfg.TLSCertFile == "" && cfg.TLSKeyFile == "" {
+		return nil, nil
+	}
+	cr := &certReloader{certFile: cfg.TLSCertFile, keyFile: cfg.TLSKeyFile}
+	if _, err := cr.get(); err != nil {
+		return nil, err
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cr.get() }}, nil
+}
+
+// listeners are the proxy's and the probes' listeners: the given ones, or
+// new ones on the configured addresses.
+func listeners(cfg Config) (ln, hln net.Listener, err error) {
+	ln, hln = cfg.Listener, cfg.HealthListener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return nil, nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+		}
+	}
+	if hln == nil {
+		if hln, err = net.Listen("tcp", cfg.HealthListen); err != nil {
+			_ = ln.Close()
+			return nil, nil, fmt.Errorf("listen on %s: %w", cfg.HealthListen, err)
+		}
+	}
+	return ln, hln, nil
 }
 
 // certReloader serves the certificate in two files, re-reading them at most
