@@ -54,3 +54,38 @@ app.kubernetes.io/component: manager
 
 {{/* Path of the retention statutes file in the pod. */}}
 {{- define "dossierguard.statutesPath" -}}/etc/dossierguard/retention-statutes.yaml{{- end }}
+
+{{/*
+The end of a period (P20Y, P6M, P4W, P30D; values.schema.json checks the
+form) added to a date, in the manager's calendar arithmetic (time.AddDate).
+*/}}
+{{- define "dossierguard.periodEnd" -}}
+{{- $p := index . 0 -}}
+{{- $n := substr 1 (sub (len $p) 1 | int) $p | atoi -}}
+{{- $unit := substr (sub (len $p) 1 | int) (len $p) $p -}}
+{{- $t := index . 1 -}}
+{{- if eq $unit "Y" }}{{ $t.AddDate $n 0 0 | date "2006-01-02" }}
+{{- else if eq $unit "M" }}{{ $t.AddDate 0 $n 0 | date "2006-01-02" }}
+{{- else if eq $unit "W" }}{{ $t.AddDate 0 0 (mul 7 $n | int) | date "2006-01-02" }}
+{{- else }}{{ $t.AddDate 0 0 $n | date "2006-01-02" }}
+{{- end }}
+{{- end }}
+
+{{/*
+The rules of the manager's statute check (compliance.ValidateStatutes) that
+the schema cannot state: a minimum no longer than its maximum, compared as the
+manager does, from 1 January 2000 in calendar arithmetic (so P12M equals P1Y
+and P366D equals P1Y, 2000 being a leap year).
+*/}}
+{{- define "dossierguard.checkStatutes" -}}
+{{- $ref := toDate "2006-01-02" "2000-01-01" -}}
+{{- range $service, $s := .Values.retentionStatutes }}
+{{- if and (kindIs "map" $s) $s.minimum $s.maximum }}
+{{- $min := include "dossierguard.periodEnd" (list (toString $s.minimum) $ref) | toDate "2006-01-02" }}
+{{- $max := include "dossierguard.periodEnd" (list (toString $s.maximum) $ref) | toDate "2006-01-02" }}
+{{- if $min.After $max }}
+{{- fail (printf "retentionStatutes.%s.minimum %s is longer than retentionStatutes.%s.maximum %s: the minimum retention must not exceed the maximum (the manager refuses such a table)" $service $s.minimum $service $s.maximum) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
