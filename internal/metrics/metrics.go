@@ -1,0 +1,270 @@
+// Package metrics turns the computed status of dossierguard's resources into
+// Prometheus series on the manager's metrics endpoint (controller-runtime's
+// registry): pure functions from a resource to its samples, and a Recorder
+// that sets a resource's series and removes those it no longer has, or all of
+// them when the resource is gone.
+//
+// Labels name Kubernetes objects (kind, namespace, name) and the public
+// vocabulary of api/v1alpha1 (controls, results, reasons); never a dossier,
+// a person or key material. Moments are exported as Unix timestamps in
+// seconds (the Prometheus convention): the time left is
+// `dossierguard_..._timestamp_seconds - time()` in PromQL.
+package metrics
+
+import (
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/dossierguard/dossierguard/api/v1alpha1"
+)
+
+// The kinds, as the kind label spells them.
+const (
+	KindDossierStore     = "DossierStore"
+	KindAccessRole       = "AccessRole"
+	KindSharingAgreement = "SharingAgreement"
+	KindRetentionPolicy  = "RetentionPolicy"
+)
+
+// The metric names.
+const (
+	ControlResult                 = "dossierguard_control_result"
+	ControlInfo                   = "dossierguard_control_info"
+	AgreementInForce              = "dossierguard_sharingagreement_in_force"
+	AgreementNextTransition       = "dossierguard_sharingagreement_next_transition_timestamp_seconds"
+	DataKeyVersion                = "dossierguard_datakey_version"
+	DataKeyCreated                = "dossierguard_datakey_created_timestamp_seconds"
+	DataKeyNextRotation           = "dossierguard_datakey_next_rotation_timestamp_seconds"
+	RetentionLastRunRecords       = "dossierguard_retention_last_run_records"
+	RetentionLastRunResult        = "dossierguard_retention_last_run_result"
+	RetentionLastRunTimestamp     = "dossierguard_retention_last_run_timestamp_seconds"
+	RetentionLastSuccessTimestamp = "dossierguard_retention_last_success_timestamp_seconds"
+	RetentionNextRunTimestamp     = "dossierguard_retention_next_run_timestamp_seconds"
+)
+
+// The labels.
+const (
+	labelKind, labelNS, labelName = "kind", "namespace", "name"
+	labelControl, labelResult     = "control", "result"
+	labelReason, labelOutcome     = "reason", "outcome"
+)
+
+// defaultKeyRotationPeriod is spec.encryption.keyRotationPeriod's default
+// (the CRD sets it; an object read before defaulting may lack it).
+const defaultKeyRotationPeriod = 2160 * time.Hour
+
+// definition is one gauge: its help and its labels after kind, namespace
+// and name.
+type definition struct {
+	help   string
+	labels []string
+}
+
+var definitions = map[string]definition{
+	ControlResult: {"Result of a privacy control of a dossierguard resource: 1 for the current result (Pass, Fail or Unknown), 0 for the others.",
+		[]string{labelControl, labelResult}},
+	ControlInfo: {"The current result and reason of a privacy control of a dossierguard resource; always 1.",
+		[]string{labelControl, labelResult, labelReason}},
+	AgreementInForce:        {"1 while a SharingAgreement is in force (the partner has network access), else 0.", nil},
+	AgreementNextTransition: {"When a SharingAgreement next enters or leaves force, as a Unix timestamp; absent when it never will.", nil},
+	DataKeyVersion:          {"The current version of a DossierStore's data key.", nil},
+	DataKeyCreated:          {"When the current version of a DossierStore's data key was added (its next rotation minus the rotation period), as a Unix timestamp.", nil},
+	DataKeyNextRotation:     {"When a DossierStore's data key is next rotated, as a Unix timestamp; in the past when a rotation is overdue.", nil},
+	RetentionLastRunRecords: {"Records of a RetentionPolicy's last sweep by outcome: destroyed, anonymised, held (legal hold) and overdue (still due after the run; -1 when it could not count).",
+		[]string{labelOutcome}},
+	RetentionLastRunResult: {"Result of a RetentionPolicy's last sweep: 1 for the current result (Succeeded, Failed, Interrupted or DryRun), 0 for the others.",
+		[]string{labelResult}},
+	RetentionLastRunTimestamp:     {"When a RetentionPolicy's last sweep started, as a Unix timestamp.", nil},
+	RetentionLastSuccessTimestamp: {"When a RetentionPolicy's last sweep ended, if it succeeded, as a Unix timestamp; absent when the last sweep did not succeed.", nil},
+	RetentionNextRunTimestamp:     {"When a RetentionPolicy's next sweep is scheduled, as a Unix timestamp.", nil},
+}
+
+// Object names one resource's series.
+type Object struct{ Kind, Namespace, Name string }
+
+// Sample is one series of an object: the metric, its labels after kind,
+// namespace and name (in the definition's order), and the value.
+type Sample struct {
+	Metric string
+	Labels []string
+	Value  float64
+}
+
+func (s Sample) key() string { return s.Metric + "\x00" + strings.Join(s.Labels, "\x00") }
+
+var controlResults = []v1alpha1.ComplianceResult{v1alpha1.ResultPass, v1alpha1.ResultFail, v1alpha1.ResultUnknown}
+
+var runResults = []v1alpha1.RunResult{v1alpha1.RunSucceeded, v1alpha1.RunFailed, v1alpha1.RunInterrupted, v1alpha1.RunDryRun}
+
+func bit(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func unix(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
+
+// Controls are the samples of a status's compliance controls: every result
+// of each control (1 for the current one), and its info series.
+func Controls(controls []v1alpha1.ComplianceControl) []Sample {
+	var out []Sample
+	for _, c := range controls {
+		for _, r := range controlResults {
+			out = append(out, Sample{ControlResult, []string{c.Control, string(r)}, bit(c.Result == r)})
+		}
+		out = append(out, Sample{ControlInfo, []string{c.Control, string(c.Result), c.Reason}, 1})
+	}
+	return out
+}
+
+// Store is a DossierStore's samples: its controls and its data key.
+func Store(s *v1alpha1.DossierStore) []Sample {
+	out := Controls(s.Status.Compliance)
+	if s.Status.KeyVersion > 0 {
+		out = append(out, Sample{DataKeyVersion, nil, float64(s.Status.KeyVersion)})
+	}
+	if next := s.Status.NextKeyRotation; next != nil {
+		out = append(out, Sample{DataKeyNextRotation, nil, unix(next.Time)})
+		period := defaultKeyRotationPeriod
+		if d, err := time.ParseDuration(s.Spec.Encryption.KeyRotationPeriod); err == nil && d > 0 {
+			period = d
+		}
+		out = append(out, Sample{DataKeyCreated, nil, unix(next.Add(-period))})
+	}
+	return out
+}
+
+// AccessRole is an AccessRole's samples: its controls.
+func AccessRole(r *v1alpha1.AccessRole) []Sample { return Controls(r.Status.Compliance) }
+
+// Agreement is a SharingAgreement's samples: its controls, whether it is in
+// force and when that next changes.
+func Agreement(a *v1alpha1.SharingAgreement) []Sample {
+	out := append(Controls(a.Status.Compliance), Sample{AgreementInForce, nil, bit(a.Status.InForce)})
+	if next := a.Status.NextTransition; next != nil {
+		out = append(out, Sample{AgreementNextTransition, nil, unix(next.Time)})
+	}
+	return out
+}
+
+// RetentionPolicy is a RetentionPolicy's samples: its controls, its last
+// sweep and the next.
+func RetentionPolicy(p *v1alpha1.RetentionPolicy) []Sample {
+	out := Controls(p.Status.Compliance)
+	if next := p.Status.NextRun; next != nil {
+		out = append(out, Sample{RetentionNextRunTimestamp, nil, unix(next.Time)})
+	}
+	run := p.Status.LastRun
+	if run == nil {
+		return out
+	}
+	for _, r := range runResults {
+		out = append(out, Sample{RetentionLastRunResult, []string{string(r)}, bit(run.Result == r)})
+	}
+	out = append(out,
+		Sample{RetentionLastRunRecords, []string{"destroyed"}, float64(run.Destroyed)},
+		Sample{RetentionLastRunRecords, []string{"anonymised"}, float64(run.Anonymised)},
+		Sample{RetentionLastRunRecords, []string{"held"}, float64(run.Held)},
+		Sample{RetentionLastRunRecords, []string{"overdue"}, float64(run.Overdue)},
+		Sample{RetentionLastRunTimestamp, nil, unix(run.StartTime.Time)},
+	)
+	if run.Result == v1alpha1.RunSucceeded {
+		end := run.StartTime.Time
+		if run.EndTime != nil {
+			end = run.EndTime.Time
+		}
+		out = append(out, Sample{RetentionLastSuccessTimestamp, nil, unix(end)})
+	}
+	return out
+}
+
+// Recorder holds the gauges and the series each object has.
+type Recorder struct {
+	mu     sync.Mutex
+	gauges map[string]*prometheus.GaugeVec
+	series map[Object]map[string]Sample
+}
+
+// NewRecorder registers the gauges with reg.
+func NewRecorder(reg prometheus.Registerer) *Recorder {
+	r := &Recorder{gauges: map[string]*prometheus.GaugeVec{}, series: map[Object]map[string]Sample{}}
+	names := make([]string, 0, len(definitions))
+	for name := range definitions {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		d := definitions[name]
+		g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: d.help},
+			append([]string{labelKind, labelNS, labelName}, d.labels...))
+		reg.MustRegister(g)
+		r.gauges[name] = g
+	}
+	return r
+}
+
+func (r *Recorder) labels(o Object, s Sample) []string {
+	return append([]string{o.Kind, o.Namespace, o.Name}, s.Labels...)
+}
+
+// Set makes samples the object's series: it sets each and deletes the
+// series the object had and no longer has.
+func (r *Recorder) Set(o Object, samples []Sample) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	next := make(map[string]Sample, len(samples))
+	for _, s := range samples {
+		g, ok := r.gauges[s.Metric]
+		if !ok || len(s.Labels) != len(definitions[s.Metric].labels) {
+			continue // not a metric of this package: a programming error, never a panic in the manager
+		}
+		g.WithLabelValues(r.labels(o, s)...).Set(s.Value)
+		next[s.key()] = s
+	}
+	for k, s := range r.series[o] {
+		if _, ok := next[k]; !ok {
+			r.gauges[s.Metric].DeleteLabelValues(r.labels(o, s)...)
+		}
+	}
+	if len(next) == 0 {
+		delete(r.series, o)
+		return
+	}
+	r.series[o] = next
+}
+
+// Forget deletes every series of the object.
+func (r *Recorder) Forget(o Object) { r.Set(o, nil) }
+
+// Default is the recorder on controller-runtime's registry, which the
+// manager serves on its metrics endpoint.
+var Default = NewRecorder(ctrlmetrics.Registry)
+
+// RecordStore sets a DossierStore's series from its status.
+func RecordStore(s *v1alpha1.DossierStore) {
+	Default.Set(Object{KindDossierStore, s.Namespace, s.Name}, Store(s))
+}
+
+// RecordAccessRole sets an AccessRole's series from its status.
+func RecordAccessRole(a *v1alpha1.AccessRole) {
+	Default.Set(Object{KindAccessRole, a.Namespace, a.Name}, AccessRole(a))
+}
+
+// RecordAgreement sets a SharingAgreement's series from its status.
+func RecordAgreement(a *v1alpha1.SharingAgreement) {
+	Default.Set(Object{KindSharingAgreement, a.Namespace, a.Name}, Agreement(a))
+}
+
+// RecordRetentionPolicy sets a RetentionPolicy's series from its status.
+func RecordRetentionPolicy(p *v1alpha1.RetentionPolicy) {
+	Default.Set(Object{KindRetentionPolicy, p.Namespace, p.Name}, RetentionPolicy(p))
+}
+
+// Forget deletes every series of a resource of the kind that is gone.
+func Forget(kind, namespace, name string) { Default.Forget(Object{kind, namespace, name}) }

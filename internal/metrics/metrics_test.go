@@ -1,0 +1,134 @@
+package metrics
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/dossierguard/dossierguard/api/v1alpha1"
+)
+
+var t0 = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+
+func at(t time.Time) *metav1.Time { return &metav1.Time{Time: t} }
+
+func TestSamples(t *testing.T) {
+	fail := []v1alpha1.ComplianceControl{{Control: v1alpha1.ControlKeyManagement, Result: v1alpha1.ResultFail, Reason: v1alpha1.ReasonKeyRotationFailed}}
+	failSamples := []Sample{
+		{ControlResult, []string{"KeyManagement", "Pass"}, 0},
+		{ControlResult, []string{"KeyManagement", "Fail"}, 1},
+		{ControlResult, []string{"KeyManagement", "Unknown"}, 0},
+		{ControlInfo, []string{"KeyManagement", "Fail", v1alpha1.ReasonKeyRotationFailed}, 1},
+	}
+	for _, c := range []struct {
+		name string
+		got  []Sample
+		want []Sample
+	}{
+		{"store without status", Store(&v1alpha1.DossierStore{}), nil},
+		{"store with a key, default period", Store(&v1alpha1.DossierStore{Status: v1alpha1.DossierStoreStatus{
+			CommonStatus: v1alpha1.CommonStatus{Compliance: fail}, KeyVersion: 3, NextKeyRotation: at(t0)}}),
+			append(append([]Sample{}, failSamples...),
+				Sample{DataKeyVersion, nil, 3},
+				Sample{DataKeyNextRotation, nil, float64(t0.Unix())},
+				Sample{DataKeyCreated, nil, float64(t0.Add(-2160 * time.Hour).Unix())})},
+		{"store with its own rotation period", Store(&v1alpha1.DossierStore{
+			Spec:   v1alpha1.DossierStoreSpec{Encryption: v1alpha1.EncryptionSpec{KeyRotationPeriod: "24h"}},
+			Status: v1alpha1.DossierStoreStatus{KeyVersion: 1, NextKeyRotation: at(t0)}}),
+			[]Sample{{DataKeyVersion, nil, 1}, {DataKeyNextRotation, nil, float64(t0.Unix())}, {DataKeyCreated, nil, float64(t0.Add(-24 * time.Hour).Unix())}}},
+		{"access role", AccessRole(&v1alpha1.AccessRole{Status: v1alpha1.AccessRoleStatus{CommonStatus: v1alpha1.CommonStatus{Compliance: fail}}}), failSamples},
+		{"agreement out of force, never again", Agreement(&v1alpha1.SharingAgreement{}), []Sample{{AgreementInForce, nil, 0}}},
+		{"agreement in force until", Agreement(&v1alpha1.SharingAgreement{Status: v1alpha1.SharingAgreementStatus{InForce: true, NextTransition: at(t0)}}),
+			[]Sample{{AgreementInForce, nil, 1}, {AgreementNextTransition, nil, float64(t0.Unix())}}},
+		{"retention policy awaiting its first run", RetentionPolicy(&v1alpha1.RetentionPolicy{Status: v1alpha1.RetentionPolicyStatus{NextRun: at(t0)}}),
+			[]Sample{{RetentionNextRunTimestamp, nil, float64(t0.Unix())}}},
+		{"retention run succeeded", RetentionPolicy(&v1alpha1.RetentionPolicy{Status: v1alpha1.RetentionPolicyStatus{LastRun: &v1alpha1.RetentionRun{
+			StartTime: metav1.Time{Time: t0}, EndTime: at(t0.Add(time.Minute)), Result: v1alpha1.RunSucceeded, Destroyed: 7, Anonymised: 2, Held: 1}}}),
+			[]Sample{
+				{RetentionLastRunResult, []string{"Succeeded"}, 1}, {RetentionLastRunResult, []string{"Failed"}, 0},
+				{RetentionLastRunResult, []string{"Interrupted"}, 0}, {RetentionLastRunResult, []string{"DryRun"}, 0},
+				{RetentionLastRunRecords, []string{"destroyed"}, 7}, {RetentionLastRunRecords, []string{"anonymised"}, 2},
+				{RetentionLastRunRecords, []string{"held"}, 1}, {RetentionLastRunRecords, []string{"overdue"}, 0},
+				{RetentionLastRunTimestamp, nil, float64(t0.Unix())},
+				{RetentionLastSuccessTimestamp, nil, float64(t0.Add(time.Minute).Unix())},
+			}},
+		{"retention run failed: no success timestamp", RetentionPolicy(&v1alpha1.RetentionPolicy{Status: v1alpha1.RetentionPolicyStatus{LastRun: &v1alpha1.RetentionRun{
+			StartTime: metav1.Time{Time: t0}, Result: v1alpha1.RunFailed, Overdue: -1}}}),
+			[]Sample{
+				{RetentionLastRunResult, []string{"Succeeded"}, 0}, {RetentionLastRunResult, []string{"Failed"}, 1},
+				{RetentionLastRunResult, []string{"Interrupted"}, 0}, {RetentionLastRunResult, []string{"DryRun"}, 0},
+				{RetentionLastRunRecords, []string{"destroyed"}, 0}, {RetentionLastRunRecords, []string{"anonymised"}, 0},
+				{RetentionLastRunRecords, []string{"held"}, 0}, {RetentionLastRunRecords, []string{"overdue"}, -1},
+				{RetentionLastRunTimestamp, nil, float64(t0.Unix())},
+			}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if !reflect.DeepEqual(c.got, c.want) {
+				t.Errorf("samples\n got %v\nwant %v", c.got, c.want)
+			}
+			for _, s := range c.got {
+				if d, ok := definitions[s.Metric]; !ok || len(d.labels) != len(s.Labels) {
+					t.Errorf("sample %v does not fit a definition", s)
+				}
+			}
+		})
+	}
+}
+
+// TestRecorder: Set replaces an object's series, keeps other objects', and
+// Forget removes them all.
+func TestRecorder(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	r := NewRecorder(reg)
+	a := Object{KindSharingAgreement, "jeugd", "ggd"}
+	b := Object{KindSharingAgreement, "jeugd", "school"}
+	r.Set(a, []Sample{{AgreementInForce, nil, 1}, {AgreementNextTransition, nil, 100}})
+	r.Set(b, []Sample{{AgreementInForce, nil, 0}})
+	expect := func(want string, names ...string) {
+		t.Helper()
+		header := ""
+		for _, n := range names {
+			header += "# HELP " + n + " " + definitions[n].help + "\n# TYPE " + n + " gauge\n"
+		}
+		if err := testutil.GatherAndCompare(reg, strings.NewReader(header+want), names...); err != nil {
+			t.Error(err)
+		}
+	}
+	expect(`dossierguard_sharingagreement_in_force{kind="SharingAgreement",name="ggd",namespace="jeugd"} 1
+dossierguard_sharingagreement_in_force{kind="SharingAgreement",name="school",namespace="jeugd"} 0
+dossierguard_sharingagreement_next_transition_timestamp_seconds{kind="SharingAgreement",name="ggd",namespace="jeugd"} 100
+`, AgreementInForce, AgreementNextTransition)
+
+	// The agreement leaves force for good: its next transition goes.
+	r.Set(a, []Sample{{AgreementInForce, nil, 0}})
+	if n := testutil.CollectAndCount(r.gauges[AgreementNextTransition]); n != 0 {
+		t.Errorf("%d next-transition series after the transition went, want 0", n)
+	}
+	r.Forget(b)
+	expect(`dossierguard_sharingagreement_in_force{kind="SharingAgreement",name="ggd",namespace="jeugd"} 0
+`, AgreementInForce)
+	r.Forget(a)
+	if n := testutil.CollectAndCount(r.gauges[AgreementInForce]); n != 0 || len(r.series) != 0 {
+		t.Errorf("%d series and %d objects after Forget, want none", n, len(r.series))
+	}
+	// A sample of no metric of this package is ignored, never a panic.
+	r.Set(a, []Sample{{"other", nil, 1}, {ControlResult, []string{"only-one-label"}, 1}})
+	if len(r.series) != 0 {
+		t.Errorf("unknown samples were recorded: %v", r.series)
+	}
+}
+
+// TestDefaultIsOnTheManagersRegistry: the manager serves the gauges.
+func TestDefaultIsOnTheManagersRegistry(t *testing.T) {
+	RecordAgreement(&v1alpha1.SharingAgreement{ObjectMeta: metav1.ObjectMeta{Namespace: "n", Name: "a"}, Status: v1alpha1.SharingAgreementStatus{InForce: true}})
+	defer Forget(KindSharingAgreement, "n", "a")
+	if n, err := testutil.GatherAndCount(ctrlmetrics.Registry, AgreementInForce); err != nil || n != 1 {
+		t.Errorf("controller-runtime's registry has %d %s series (err %v), want 1", n, AgreementInForce, err)
+	}
+}
