@@ -15,6 +15,7 @@ import (
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 	"github.com/dossierguard/dossierguard/internal/compliance"
+	"github.com/dossierguard/dossierguard/internal/metrics"
 	"github.com/dossierguard/dossierguard/internal/resources"
 )
 
@@ -34,7 +35,7 @@ type AccessRoleReconciler struct {
 func (r *AccessRoleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	role := &v1alpha1.AccessRole{}
 	if err := r.Get(ctx, req.NamespacedName, role); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+		return ctrl.Result{}, forgetIfGone(metrics.KindAccessRole, req, err)
 	}
 	before := role.DeepCopy()
 	now := r.Clock.Now()
@@ -50,6 +51,7 @@ func (r *AccessRoleReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 
 	setRoleStatus(role, verdict, policyName, policyHash)
+	metrics.RecordAccessRole(role)
 	_, statusErr := writeStatus(ctx, r.Client, before, role, before.Status, role.Status)
 	var next time.Time
 	if verdict.ReviewDue != nil {

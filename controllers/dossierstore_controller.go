@@ -25,6 +25,7 @@ import (
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 	"github.com/dossierguard/dossierguard/internal/compliance"
+	"github.com/dossierguard/dossierguard/internal/metrics"
 	"github.com/dossierguard/dossierguard/internal/resources"
 	"github.com/dossierguard/dossierguard/internal/webhook"
 )
@@ -73,7 +74,7 @@ type DossierStoreReconciler struct {
 func (r *DossierStoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	store := &v1alpha1.DossierStore{}
 	if err := r.Get(ctx, req.NamespacedName, store); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+		return ctrl.Result{}, forgetIfGone(metrics.KindDossierStore, req, err)
 	}
 	if !store.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.reconcileDelete(ctx, store)
@@ -96,6 +97,7 @@ func (r *DossierStoreReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	}
 
 	setStoreStatus(store, facts)
+	metrics.RecordStore(store)
 	written, statusErr := writeStatus(ctx, r.Client, before, store, before.Status, store.Status)
 	if written {
 		r.recordTransitions(before, store)

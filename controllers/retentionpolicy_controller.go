@@ -20,6 +20,7 @@ import (
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 	"github.com/dossierguard/dossierguard/internal/compliance"
+	"github.com/dossierguard/dossierguard/internal/metrics"
 	"github.com/dossierguard/dossierguard/internal/resources"
 )
 
@@ -43,7 +44,7 @@ type RetentionPolicyReconciler struct {
 func (r *RetentionPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	policy := &v1alpha1.RetentionPolicy{}
 	if err := r.Get(ctx, req.NamespacedName, policy); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+		return ctrl.Result{}, forgetIfGone(metrics.KindRetentionPolicy, req, err)
 	}
 	if !policy.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil // the sweeper's objects go with it (owner references)
@@ -64,6 +65,7 @@ func (r *RetentionPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		facts.checks = compliance.CheckRules(policy.Spec.Rules, store.Spec.Service, r.Statutes)
 	}
 	setRetentionStatus(policy, facts)
+	metrics.RecordRetentionPolicy(policy)
 	_, statusErr := writeStatus(ctx, r.Client, before, policy, before.Status, policy.Status)
 
 	var next time.Time

@@ -19,6 +19,7 @@ import (
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 	"github.com/dossierguard/dossierguard/internal/compliance"
+	"github.com/dossierguard/dossierguard/internal/metrics"
 	"github.com/dossierguard/dossierguard/internal/resources"
 )
 
@@ -37,7 +38,7 @@ type SharingAgreementReconciler struct {
 func (r *SharingAgreementReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	agreement := &v1alpha1.SharingAgreement{}
 	if err := r.Get(ctx, req.NamespacedName, agreement); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+		return ctrl.Result{}, forgetIfGone(metrics.KindSharingAgreement, req, err)
 	}
 	if !agreement.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil // the NetworkPolicy goes with it (owner reference)
@@ -53,6 +54,7 @@ func (r *SharingAgreementReconciler) Reconcile(ctx context.Context, req ctrl.Req
 	policyExists, accessErr := r.reconcileNetworkAccess(ctx, agreement, store, verdict.InForce)
 
 	setAgreementStatus(agreement, verdict, policyExists)
+	metrics.RecordAgreement(agreement)
 	written, statusErr := writeStatus(ctx, r.Client, before, agreement, before.Status, agreement.Status)
 	if written {
 		r.recordTransitions(before, agreement)
