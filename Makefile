@@ -157,6 +157,10 @@ HELM := $(LOCALBIN)/helm
 HELM_LDFLAGS := -s -w -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
 	-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=37 \
 	-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=37
+PROMETHEUS_VERSION ?= v0.316.0
+PROMTOOL := $(LOCALBIN)/promtool
+# go install stamps no version into promtool: this file records which one bin/ holds.
+PROMTOOL_STAMP := $(LOCALBIN)/.promtool-$(PROMETHEUS_VERSION)
 DEPLOY_DIR ?= config/default
 KUBECTL ?= kubectl
 
@@ -177,6 +181,19 @@ helm: ## Build the Helm CLI (HELM_VERSION) into bin/helm from the Go module prox
 		echo "building helm $(HELM_VERSION) into bin/ (a few minutes the first time)"; \
 		GOBIN=$(LOCALBIN) go install -ldflags "$(HELM_LDFLAGS)" helm.sh/helm/v3/cmd/helm@$(HELM_VERSION); \
 	fi
+
+.PHONY: promtool
+promtool: ## Build promtool (PROMETHEUS_VERSION) into bin/ from the Go module proxy when missing or of another version.
+	@if [ ! -x "$(PROMTOOL)" ] || [ ! -f "$(PROMTOOL_STAMP)" ]; then \
+		echo "building promtool $(PROMETHEUS_VERSION) into bin/ (several minutes the first time)"; \
+		GOBIN=$(LOCALBIN) go install github.com/prometheus/prometheus/cmd/promtool@$(PROMETHEUS_VERSION) && \
+		rm -f $(LOCALBIN)/.promtool-* && touch "$(PROMTOOL_STAMP)"; \
+	fi
+
+.PHONY: test-alerts
+test-alerts: promtool ## Check the chart's alerting rules and run their promtool unit tests (test/alerts) on synthetic series.
+	$(PROMTOOL) check rules charts/dossierguard/alerts/dossierguard.rules.yaml
+	$(PROMTOOL) test rules test/alerts/dossierguard.test.yaml
 
 .PHONY: helm-lint
 helm-lint: helm ## Lint the chart (default and cert-manager values).
