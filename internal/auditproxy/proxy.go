@@ -74,6 +74,7 @@ type Proxy struct {
 	key         []byte
 	sync        bool
 	log         *slog.Logger
+	metrics     *proxyMetrics
 	rp          *httputil.ReverseProxy
 
 	// inflight counts requests being served and completion events being
@@ -106,7 +107,6 @@ func New(opts Options) (*Proxy, error) {
 		policies:    opts.Policies,
 		auth:        opts.Authenticator,
 		assignments: opts.Assignments,
-		audit:       opts.Audit,
 		key:         opts.PseudonymKey,
 		sync:        opts.SyncCompletion,
 		log:         opts.Logger,
@@ -114,6 +114,8 @@ func New(opts Options) (*Proxy, error) {
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
+	p.metrics = newProxyMetrics()
+	p.audit = meteredSink{next: opts.Audit, m: p.metrics}
 	p.tunnels, p.closeTunnels = context.WithCancel(context.Background())
 	transport := opts.Transport
 	if transport == nil {
@@ -528,13 +530,15 @@ func upgradeNames(values []string) string {
 // accepting requests and before closing the audit log.
 func (p *Proxy) Wait() { p.inflight.Wait() }
 
-// HealthHandler serves /healthz (the process is alive) and /readyz (Ready).
+// HealthHandler serves /healthz (the process is alive), /readyz (Ready) and
+// /metrics (the proxy's Prometheus metrics, see metrics.go).
 func (p *Proxy) HealthHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")
 	})
+	mux.Handle("/metrics", p.metrics.handler())
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if err := p.Ready(); err != nil {

@@ -56,7 +56,7 @@ func TestPrometheusRule(t *testing.T) {
 			alerts++
 		}
 	}
-	if alerts < 6 {
-		t.Errorf("%d alerts in the rule file, want at least 6", alerts)
+	if alerts < 7 {
+		t.Errorf("%d alerts in the rule file, want at least 7", alerts)
 	}
 }
