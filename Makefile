@@ -196,9 +196,10 @@ test-alerts: promtool ## Check the chart's alerting rules and run their promtool
 	$(PROMTOOL) test rules test/alerts/dossierguard.test.yaml
 
 .PHONY: helm-lint
-helm-lint: helm ## Lint the chart (default and cert-manager values).
+helm-lint: helm ## Lint the chart (default values, cert-manager, the ServiceMonitor and PrometheusRule).
 	$(HELM) lint --strict charts/dossierguard
 	$(HELM) lint --strict charts/dossierguard --set certManager.enabled=true
+	$(HELM) lint --strict charts/dossierguard --set prometheusRule.enabled=true --set metrics.serviceMonitor.enabled=true
 
 .PHONY: sync-chart
 sync-chart: manifests ## Copy the generated CRDs and RBAC rules into the chart and config/manager.

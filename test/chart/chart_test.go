@@ -24,12 +24,13 @@ import (
 	"github.com/dossierguard/dossierguard/internal/compliance"
 )
 
-// TestLint: helm lint --strict passes, for the default values and with
-// cert-manager, without a warning or an error.
+// TestLint: helm lint --strict passes, for the default values, with
+// cert-manager and with the PrometheusRule, without a warning or an error.
 func TestLint(t *testing.T) {
 	for name, args := range map[string][]string{
 		"default":      nil,
 		"cert-manager": {"--set", "certManager.enabled=true", "--set", "metrics.serviceMonitor.enabled=true"},
+		"alerts":       {"--set", "prometheusRule.enabled=true", "--set", "prometheusRule.labels.release=prometheus"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			out := mustHelm(t, append([]string{"lint", "--strict", chartDir, "--namespace", namespace}, args...)...)
