@@ -18,6 +18,12 @@
 // together, and each returns only once its own event is durable. A caller
 // that gets an error from Append must deny the request it was recording.
 //
+// A writer given its origin ([Chain]: store, pod, incarnation) opens every
+// new log with a genesis line; the chain id is its hash. [ParseRecord] checks
+// and decodes single lines and [SpanOf], [ExportRequest] and [RecordOfSpan]
+// carry them as OTLP spans, for the logbook (internal/logbook), which
+// verifies each line against the head of its chain on receipt.
+//
 // Data subjects never appear in the log: [Pseudonymise] turns a subject
 // identifier (such as a BSN) into a keyed hash with the store's pseudonym key,
 // and [Writer.Append] rejects any data subject that is not such a hash.

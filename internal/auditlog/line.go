@@ -166,8 +166,23 @@ func checkStructure(line []byte, li *lineInfo) (*checkpointLine, error) {
 			return nil, fmt.Errorf("checkpoint sig must be %d lowercase hex digits", 2*ed25519.SignatureSize)
 		}
 		return &l, nil
+	case TypeGenesis:
+		var l genesisLine
+		if err := decodeStrict(line, &l); err != nil {
+			return nil, fmt.Errorf("genesis line does not have the members of format version %d: %v", FormatVersion, sanitizeJSONError(err))
+		}
+		if err := checkHeader(&l.lineHeader); err != nil {
+			return nil, err
+		}
+		if l.Seq != 1 || l.Prev != Genesis {
+			return nil, errors.New("a genesis line must be the first line of its chain (seq 1, prev the genesis value)")
+		}
+		if err := l.genesisBody.validate(); err != nil {
+			return nil, err
+		}
+		return nil, nil
 	default:
-		return nil, errors.New(`type must be "event" or "checkpoint"`)
+		return nil, errors.New(`type must be "event", "checkpoint" or "genesis"`)
 	}
 }
 

@@ -60,6 +60,11 @@ type Result struct {
 	LastCheckpointTime time.Time
 	// Unsigned is the number of verified events after the last checkpoint.
 	Unsigned int
+	// Chain is the origin the log's genesis line names, nil when the log
+	// has none (logs written without Options.Chain).
+	Chain *Chain
+	// ChainID is the hash of the genesis line, "" without one.
+	ChainID string
 
 	// BrokenSeq is the sequence number at which the log is broken, when
 	// not OK. docs/audit-log.md defines it for each Reason.
@@ -186,7 +191,13 @@ func (v *verifier) run() (Result, error) {
 		if err != nil {
 			return v.broken(v.expect, ReasonMalformed, err.Error()), nil
 		}
-		if cp != nil {
+		if li.typ == TypeGenesis {
+			var g genesisLine
+			_ = decodeStrict(line, &g) // checkStructure decoded it already
+			v.res.Chain = &Chain{Store: g.Store, Pod: g.Pod, Incarnation: g.Incarnation}
+			v.res.Chain.Started, _ = time.Parse(TimeLayout, g.Time)
+			v.res.ChainID = li.claimed
+		} else if cp != nil {
 			if err := verifyCheckpoint(cp, v.keys); err != nil {
 				return v.broken(v.expect, ReasonBadSignature, err.Error()), nil
 			}

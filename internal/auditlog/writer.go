@@ -41,6 +41,10 @@ type Options struct {
 	CheckpointInterval time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Chain, when set, names the origin of the log: a new log starts with a
+	// genesis line holding it, and an existing log is continued only when
+	// its genesis line names the same store.
+	Chain *Chain
 }
 
 // logFile is the file the Writer appends to; an *os.File.
@@ -80,6 +84,9 @@ type Writer struct {
 
 	errMu  sync.Mutex
 	failed error // sticky: set on the first write, sync or mirror error
+
+	// chainID is the hash of the genesis line, "" for a log without one.
+	chainID string
 
 	// State of the chain, owned by the committer goroutine.
 	seq      uint64
@@ -148,6 +155,10 @@ func NewWriter(opts Options) (*Writer, error) {
 		return nil, fmt.Errorf("audit log %s: %w", opts.Path, err)
 	}
 	w.file = f
+	if err := w.openChain(f, opts.Chain); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("audit log %s: %w", opts.Path, err)
+	}
 	go w.run()
 	return w, nil
 }
@@ -458,4 +469,57 @@ func syncDir(dir string) error {
 		return err
 	}
 	return nil
+}
+
+// ChainID returns the id of the writer's chain: the hash of its genesis line,
+// or "" for a log without one.
+func (w *Writer) ChainID() string { return w.chainID }
+
+// openChain writes the genesis line of a new log, or reads the genesis line
+// of the log being continued.
+func (w *Writer) openChain(f *os.File, c *Chain) error {
+	if w.seq == 0 {
+		if c == nil {
+			return nil
+		}
+		body, err := genesisBodyJSON(c, w.now)
+		if err != nil {
+			return err
+		}
+		w.seq = 1
+		var h [64]byte
+		w.buf, h = appendLine(w.buf[:0], TypeGenesis, 1, &w.prev, body)
+		w.prev, w.lastType, w.chainID = h, TypeGenesis, string(h[:])
+		return w.writeOut()
+	}
+	first, err := readFirstLine(f)
+	if err != nil {
+		return err
+	}
+	li, err := inspectLine(first)
+	if err != nil || li.typ != TypeGenesis || !li.hashOK {
+		if c != nil {
+			return errors.New("the log has no genesis line, so it cannot be continued as a chain of a store; move it aside and start a new log")
+		}
+		return nil
+	}
+	var g genesisLine
+	if err := decodeStrict(first, &g); err != nil || g.genesisBody.validate() != nil {
+		return errors.New("the genesis line of the log is malformed; refusing to append to a broken log")
+	}
+	if c != nil && c.Store != g.Store {
+		return fmt.Errorf("the log is the chain of store %s, not %s; refusing to mix the chains of two stores", g.Store, c.Store)
+	}
+	w.chainID = li.claimed
+	return nil
+}
+
+// readFirstLine reads the first line of a log, without its newline.
+func readFirstLine(f *os.File) ([]byte, error) {
+	lr := newLineReader(io.NewSectionReader(f, 0, 1<<62))
+	line, _, err := lr.next()
+	if err != nil {
+		return nil, fmt.Errorf("read the first line: %w", err)
+	}
+	return line, nil
 }

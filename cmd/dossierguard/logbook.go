@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/spf13/cobra"
+
+	"github.com/dossierguard/dossierguard/internal/auditlog"
+	"github.com/dossierguard/dossierguard/internal/logbook"
+)
+
+// logbookOptions are the flags of `dossierguard logbook`.
+type logbookOptions struct {
+	listen          string
+	schema          string
+	migrate         bool
+	trustKeys       []string
+	tlsCertFile     string
+	tlsKeyFile      string
+	maxRequestBytes int64
+	shutdownTimeout time.Duration
+}
+
+func newLogbookCommand() *cobra.Command {
+	var opts logbookOptions
+	cmd := &cobra.Command{
+		Use:   "logbook",
+		Short: "Run the logbook: receive the audit proxies' chains over OTLP/HTTP, verify them and store them in PostgreSQL",
+		Long: `The logbook receives the hash-chained audit lines of the audit proxies over
+OTLP/HTTP (POST /v1/traces, protobuf or JSON, one span per line), checks every
+line against the head of its chain (gaps, forks, substitutions and bad
+checkpoint signatures are refused and recorded), and stores the chains in
+PostgreSQL. A request is answered only after what it acknowledges is committed.
+
+It connects with the libpq environment variables (PGHOST, PGPORT, PGDATABASE,
+PGUSER, PGPASSWORD, PGSSLMODE), typically from a Secret; the connection string
+is never printed. See docs/audit-log.md.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := opts.config()
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, os.Interrupt)
+			defer stop()
+			pool, err := logbookPool(ctx, opts.schema)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			cfg.DB = pool
+			cfg.Logger = slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), nil))
+			return logbook.Serve(ctx, cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.listen, "listen", logbook.DefaultListen, "Address of the OTLP/HTTP receiver (/v1/traces) and the /healthz and /readyz probes.")
+	f.StringVar(&opts.schema, "schema", logbook.DefaultSchema, "PostgreSQL schema of the logbook's tables.")
+	f.BoolVar(&opts.migrate, "migrate", false, "Apply the schema migrations at startup (needs the schema owner's rights and CREATEROLE; otherwise run `dossierguard logbook migrate` once as the owner).")
+	f.StringArrayVar(&opts.trustKeys, "trust-key", nil, "NAMESPACE/STORE=PATH: a PEM Ed25519 public key that signs the checkpoints of a store; kept by the logbook for good. Repeat it for more stores and rotated keys.")
+	f.StringVar(&opts.tlsCertFile, "tls-cert-file", "", "PEM certificate to serve TLS with (with --tls-key-file). Without it the logbook serves plain HTTP.")
+	f.StringVar(&opts.tlsKeyFile, "tls-key-file", "", "PEM private key of --tls-cert-file.")
+	f.Int64Var(&opts.maxRequestBytes, "max-request-bytes", logbook.DefaultMaxRequestBytes, "Largest export request accepted, in bytes after decompression.")
+	f.DurationVar(&opts.shutdownTimeout, "shutdown-timeout", 30*time.Second, "How long requests in flight may take to finish after SIGTERM.")
+	cmd.AddCommand(newLogbookMigrateCommand())
+	return cmd
+}
+
+func newLogbookMigrateCommand() *cobra.Command {
+	var schema string
+	cmd := &cobra.Command{
+		Use:   "migrate",
+		Short: "Create or upgrade the logbook's schema and its ingest role",
+		Long: `migrate applies the logbook's versioned SQL migrations that the schema does not
+have yet, each in a transaction, and creates the role dossierguard_logbook_ingest
+(INSERT-only on the lines). Run it as the schema's owner; connection from the
+libpq environment variables.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			pool, err := logbookPool(cmd.Context(), schema)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			applied, err := logbook.Migrate(cmd.Context(), pool)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "schema %s: applied migrations %v\n", schema, applied)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&schema, "schema", logbook.DefaultSchema, "PostgreSQL schema of the logbook's tables; created when missing.")
+	return cmd
+}
+
+// config checks the flags and reads the key files; every error names its
+// flag.
+func (o *logbookOptions) config() (logbook.ServeConfig, error) {
+	var errs []error
+	cfg := logbook.ServeConfig{
+		Listen: o.listen, Migrate: o.migrate, TLSCertFile: o.tlsCertFile, TLSKeyFile: o.tlsKeyFile,
+		MaxRequestBytes: o.maxRequestBytes, ShutdownTimeout: o.shutdownTimeout,
+		TrustKeys: map[string][]ed25519.PublicKey{},
+	}
+	if !validSchemaName(o.schema) {
+		errs = append(errs, fmt.Errorf("--schema: %q must be a lower-case SQL identifier (a-z, 0-9, _; at most 63)", o.schema))
+	}
+	if (o.tlsCertFile == "") != (o.tlsKeyFile == "") {
+		errs = append(errs, errors.New("--tls-cert-file and --tls-key-file go together"))
+	}
+	if o.maxRequestBytes < 1024 {
+		errs = append(errs, errors.New("--max-request-bytes: must be at least 1024"))
+	}
+	for _, tk := range o.trustKeys {
+		st, path, ok := strings.Cut(tk, "=")
+		ns, name, ok2 := strings.Cut(st, "/")
+		if !ok || !ok2 || ns == "" || name == "" || path == "" {
+			errs = append(errs, fmt.Errorf("--trust-key: %q must be NAMESPACE/STORE=PATH", tk))
+			continue
+		}
+		pub, err := auditlog.ReadPublicKeyFile(path)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--trust-key: %w", err))
+			continue
+		}
+		cfg.TrustKeys[st] = append(cfg.TrustKeys[st], pub)
+	}
+	return cfg, errors.Join(errs...)
+}
+
+func validSchemaName(s string) bool {
+	if s == "" || len(s) > 63 || (s[0] >= '0' && s[0] <= '9') {
+		return false
+	}
+	for _, c := range s {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
+			return false
+		}
+	}
+	return true
+}
+
+// logbookPool connects with the libpq environment variables, with the
+// search_path set to schema (created when missing).
+func logbookPool(ctx context.Context, schema string) (*pgxpool.Pool, error) {
+	if !validSchemaName(schema) {
+		return nil, fmt.Errorf("--schema: %q must be a lower-case SQL identifier (a-z, 0-9, _; at most 63)", schema)
+	}
+	pc, err := pgxpool.ParseConfig("")
+	if err != nil {
+		return nil, errors.New("the PostgreSQL connection settings (PG* environment variables) are invalid")
+	}
+	pc.ConnConfig.RuntimeParams["search_path"] = schema
+	pc.ConnConfig.RuntimeParams["application_name"] = "dossierguard-logbook"
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, errors.New("cannot set up the PostgreSQL connection pool")
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := pool.Ping(cctx); err != nil {
+		pool.Close()
+		return nil, errors.New("cannot connect to PostgreSQL (check PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE)")
+	}
+	if _, err := pool.Exec(cctx, "CREATE SCHEMA IF NOT EXISTS "+schema); err != nil {
+		// The ingest role may not create schemas; the schema must exist then.
+		var n int
+		if qerr := pool.QueryRow(cctx, "SELECT count(*) FROM pg_namespace WHERE nspname = $1", schema).Scan(&n); qerr != nil || n == 0 {
+			pool.Close()
+			return nil, fmt.Errorf("schema %s does not exist and cannot be created: run `dossierguard logbook migrate` as its owner", schema)
+		}
+	}
+	return pool, nil
+}
