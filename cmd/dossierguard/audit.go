@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -59,14 +60,17 @@ described in docs/audit-log.md.`,
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return auditUsageError("%v; run '%s --help' for usage", err, c.CommandPath())
 	})
-	cmd.AddCommand(newAuditVerifyCommand())
+	cmd.AddCommand(newAuditVerifyCommand(), newAuditQueryCommand())
 	return cmd
 }
 
 // auditVerifyOptions are the flags of `dossierguard audit verify`.
 type auditVerifyOptions struct {
-	publicKeys        []string
-	allowUnsignedTail bool
+	publicKeys         []string
+	allowUnsignedTail  bool
+	checkpointEvery    int
+	checkpointInterval time.Duration
+	logbook            logbookSource
 }
 
 func newAuditVerifyCommand() *cobra.Command {
@@ -106,10 +110,18 @@ Exit codes: 0 the log is intact, 1 the log is broken or tampered with,
 		"PEM file with the Ed25519 public key (PKIX) that signs the checkpoints; repeat it for the keys of a key rotation (required)")
 	f.BoolVar(&opts.allowUnsignedTail, "allow-unsigned-tail", false,
 		"accept a log that ends with events after its last checkpoint, such as the live log of a running proxy")
+	f.IntVar(&opts.checkpointEvery, "checkpoint-every", auditlog.DefaultCheckpointEvery,
+		"the writer's checkpoint interval in events: more events in a row without a checkpoint is a break (0: do not check)")
+	f.DurationVar(&opts.checkpointInterval, "checkpoint-interval", auditlog.DefaultCheckpointInterval,
+		"the writer's checkpoint interval in time: an unsigned tail whose first event is older than this is a break (0: do not check)")
+	opts.logbook.flags(f)
 	return cmd
 }
 
 func runAuditVerify(cmd *cobra.Command, args []string, opts auditVerifyOptions) error {
+	if opts.logbook.enabled {
+		return runLogbookVerify(cmd, args, opts)
+	}
 	if len(opts.publicKeys) == 0 {
 		return auditUsageError("--public-key is required: the PEM public key that signs the checkpoints")
 	}
@@ -147,6 +159,8 @@ func runAuditVerify(cmd *cobra.Command, args []string, opts auditVerifyOptions) 
 	res, err := auditlog.VerifyWithOptions(in, auditlog.VerifyOptions{
 		PublicKeys:        keys,
 		AllowUnsignedTail: opts.allowUnsignedTail,
+		MaxUnsigned:       opts.checkpointEvery,
+		MaxUnsignedAge:    opts.checkpointInterval,
 	})
 	if err != nil {
 		return auditUsageError("%s: %w", name, err)

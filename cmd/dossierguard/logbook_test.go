@@ -1,8 +1,20 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/dossierguard/dossierguard/internal/auditlog"
+	"github.com/dossierguard/dossierguard/internal/logbook"
 )
 
 func TestLogbookOptions(t *testing.T) {
@@ -33,5 +45,131 @@ func TestLogbookOptions(t *testing.T) {
 				t.Fatalf("trusted keys %v", cfg.TrustKeys)
 			}
 		})
+	}
+}
+
+// TestAuditLogbookCommands migrates a logbook schema with `logbook migrate`,
+// stores a chain in it, and runs `audit verify --logbook` and
+// `audit query` against it, with the connection only in PG* variables.
+func TestAuditLogbookCommands(t *testing.T) {
+	ctx := context.Background()
+	dsn := os.Getenv("DOSSIERGUARD_TEST_PG_DSN")
+	if dsn == "" {
+		t.Fatal("DOSSIERGUARD_TEST_PG_DSN is not set: run the tests with 'make test', which starts PostgreSQL (hack/postgres.sh)")
+	}
+	pc, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := pc.ConnConfig
+	t.Setenv("PGHOST", cc.Host)
+	t.Setenv("PGPORT", fmt.Sprint(cc.Port))
+	t.Setenv("PGUSER", cc.User)
+	t.Setenv("PGDATABASE", cc.Database)
+	t.Setenv("PGSSLMODE", "disable")
+	schema := fmt.Sprintf("lb_cmd_%d", time.Now().UnixNano())
+	admin, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	defer admin.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE") //nolint:errcheck
+
+	out, stderr, code := runAudit(t, nil, "logbook", "migrate", "--schema", schema)
+	if code != 0 || !strings.Contains(out, "applied migrations [1 2]") {
+		t.Fatalf("logbook migrate: %d %q %q", code, out, stderr)
+	}
+
+	// A chain of store wijkteam/dossiers, stored through the logbook.
+	fx := newAuditFixture(t)
+	priv, err := auditlog.ReadPrivateKeyFile(fx.priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "chain.log")
+	w, err := auditlog.NewWriter(auditlog.Options{Path: path, SigningKey: priv, Chain: &auditlog.Chain{Store: "wijkteam/dossiers", Pod: "p-0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pseudoKey := bytes.Repeat([]byte{7}, 32)
+	for i := range 4 {
+		subject := "123456782"
+		if i == 2 {
+			subject = "999999990"
+		}
+		if err := w.Append(ctx, auditlog.Event{
+			Time: time.Date(2026, 9, 1, 8, 30, i, 0, time.UTC), TraceID: fmt.Sprintf("%032x", i+1), OperationID: fmt.Sprintf("%016x", i+1),
+			DataSubject: auditlog.Pseudonymise(pseudoKey, subject), Actor: "coach-0042", Roles: []string{"wijkcoach"},
+			Action: auditlog.ActionRead, Categories: []string{"identity"}, Outcome: auditlog.OutcomeAllowed, Method: "GET", Route: "read-dossier", Status: 200,
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	chainID := w.ChainID()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path)
+	var recs []*auditlog.Record
+	for _, line := range bytes.Split(bytes.TrimSuffix(data, []byte("\n")), []byte("\n")) {
+		r, err := auditlog.ParseRecord(line)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, r)
+	}
+	spc, _ := pgxpool.ParseConfig(dsn)
+	spc.ConnConfig.RuntimeParams["search_path"] = schema
+	pool, err := pgxpool.NewWithConfig(ctx, spc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	lb, err := logbook.New(ctx, pool, logbook.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lb.TrustKey(ctx, "wijkteam/dossiers", priv.Public().(ed25519.PublicKey)); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := lb.Ingest(ctx, auditlog.ExportRequest("wijkteam/dossiers", "p-0", chainID, recs)); err != nil || res.Stored != len(recs) {
+		t.Fatalf("Ingest: %+v %v", res, err)
+	}
+
+	out, stderr, code = runAudit(t, nil, "audit", "verify", "--logbook", "--schema", schema, "--store", "wijkteam/dossiers")
+	if code != 0 || !strings.Contains(out, "chain "+chainID+" (pod p-0, started ") || !strings.Contains(out, "OK: 4 events, last checkpoint at seq 6") ||
+		!strings.HasSuffix(out, "1 chains of store wijkteam/dossiers, 0 broken\n") {
+		t.Fatalf("audit verify --logbook: %d %q %q", code, out, stderr)
+	}
+	if _, err := admin.Exec(ctx, "DELETE FROM "+schema+".logbook_records WHERE seq = 3"); err != nil {
+		t.Fatal(err)
+	}
+	out, _, code = runAudit(t, nil, "audit", "verify", "--logbook", "--schema", schema, "--store", "wijkteam/dossiers")
+	if code != 1 || !strings.Contains(out, "BROKEN at seq 3: deleted") {
+		t.Fatalf("audit verify --logbook after a deletion: %d %q", code, out)
+	}
+
+	keyFile := filepath.Join(t.TempDir(), "pseudonym.key")
+	if err := os.WriteFile(keyFile, pseudoKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code = runAudit(t, nil, "audit", "query", "--schema", schema, "--store", "wijkteam/dossiers", "--dossier", "123456782", "--pseudonym-key", keyFile, "-o", "json")
+	if code != 0 || strings.Count(out, "\n") != 2 || strings.Contains(out, "123456782") || !strings.Contains(out, `"actor":"coach-0042"`) {
+		t.Fatalf("audit query: %d %q %q", code, out, stderr)
+	}
+	out, _, code = runAudit(t, nil, "audit", "query", "--schema", schema, "--store", "wijkteam/dossiers", "--dossier", "999999990", "--pseudonym-key", keyFile)
+	if code != 0 || !strings.HasSuffix(out, "1 accesses\n") {
+		t.Fatalf("audit query (table): %d %q", code, out)
+	}
+	for _, args := range [][]string{
+		{"audit", "query", "--store", "wijkteam", "--dossier", "1", "--pseudonym-key", keyFile},
+		{"audit", "query", "--store", "a/b", "--pseudonym-key", keyFile},
+		{"audit", "query", "--store", "a/b", "--dossier", "1", "--pseudonym-key", fx.pub},
+		{"audit", "verify", "--logbook", "--store", "a/b", "--since", "yesterday"},
+		{"audit", "verify", "--logbook", "--store", "a/b", fx.log},
+	} {
+		if _, stderr, code := runAudit(t, nil, args...); code != 2 {
+			t.Errorf("%v: exit %d, want 2 (%s)", args, code, stderr)
+		}
 	}
 }

@@ -34,12 +34,15 @@ const (
 	// ReasonMalformed: a line is not JSON, lacks the hash member, or is not
 	// a line of this format.
 	ReasonMalformed Reason = "malformed"
+	// ReasonUnsigned: more events without a checkpoint than the writer's
+	// interval allows (VerifyOptions.MaxUnsigned, MaxUnsignedAge).
+	ReasonUnsigned Reason = "unsigned"
 )
 
 // Reasons lists every Reason.
 var Reasons = []Reason{
 	ReasonEdited, ReasonDeleted, ReasonInserted, ReasonReordered,
-	ReasonTruncated, ReasonBadSignature, ReasonMalformed,
+	ReasonTruncated, ReasonBadSignature, ReasonMalformed, ReasonUnsigned,
 }
 
 // Result is the outcome of verifying a log.
@@ -101,6 +104,28 @@ type VerifyOptions struct {
 	// crashed. By default a log must end with a checkpoint, as Close leaves
 	// it, and one that does not is reported as truncated.
 	AllowUnsignedTail bool
+	// MaxUnsigned, when positive, is the most events the writer leaves
+	// without a checkpoint (its CheckpointEvery): more events in a row
+	// without one is a break (ReasonUnsigned), also in an unsigned tail.
+	MaxUnsigned int
+	// MaxUnsignedAge, when positive, is the writer's CheckpointInterval:
+	// an unsigned tail whose first event is older than that before Now is a
+	// break (ReasonUnsigned), because the writer would have signed it.
+	MaxUnsignedAge time.Duration
+	// Now is the clock for MaxUnsignedAge; nil means time.Now.
+	Now func() time.Time
+	// Start, when set, verifies the rest of a chain whose first lines were
+	// removed: the log starts at Start.Seq and its first line's prev must
+	// be Start.Prev. The logbook uses it after retention removed the lines
+	// before a checkpoint it kept.
+	Start *ChainPoint
+}
+
+// ChainPoint is a position in a chain: the seq of a line and the hash of
+// the line before it.
+type ChainPoint struct {
+	Seq  uint64
+	Prev string
 }
 
 // Verify checks a log read from r with the checkpoint key pub: the hash
@@ -125,13 +150,30 @@ func VerifyWithOptions(r io.Reader, opts VerifyOptions) (Result, error) {
 		}
 		keys[KeyID(pub)] = pub
 	}
-	v := verifier{lr: newLineReader(r), keys: keys, expect: 1, last: Genesis}
+	v := verifier{lr: newLineReader(r), keys: keys, expect: 1, last: Genesis, maxUnsigned: opts.MaxUnsigned}
+	if opts.Start != nil {
+		if opts.Start.Seq == 0 || !isLowerHex(opts.Start.Prev, 64) {
+			return Result{}, errors.New("verify audit log: the start of a chain needs a seq and the 64-hex-digit hash before it")
+		}
+		v.expect, v.last = opts.Start.Seq, opts.Start.Prev
+	}
 	res, err := v.run()
 	if err != nil {
 		return res, fmt.Errorf("verify audit log: %w", err)
 	}
 	if res.OK && !opts.AllowUnsignedTail && v.lastType != TypeCheckpoint {
 		res = v.broken(v.expect, ReasonTruncated, v.noFinalCheckpoint())
+	}
+	if res.OK && opts.MaxUnsignedAge > 0 && res.Unsigned > 0 {
+		now := time.Now
+		if opts.Now != nil {
+			now = opts.Now
+		}
+		if age := now().Sub(v.firstUnsigned); age > opts.MaxUnsignedAge {
+			res = v.broken(v.expect, ReasonUnsigned, fmt.Sprintf(
+				"the log ends with %d events after its last checkpoint, the first of them %s old; the writer signs within %s, so its checkpoints were cut off or it stopped without closing",
+				res.Unsigned, age.Round(time.Second), opts.MaxUnsignedAge))
+		}
 	}
 	return res, nil
 }
@@ -146,6 +188,9 @@ type verifier struct {
 	last     string // the hash of the last verified line (Genesis at first)
 	lastPrev string // the prev of the last verified line
 	lastType string
+
+	maxUnsigned   int
+	firstUnsigned time.Time // time of the first event after the last checkpoint
 }
 
 func (v *verifier) broken(seq uint64, reason Reason, detail string) Result {
@@ -206,6 +251,15 @@ func (v *verifier) run() (Result, error) {
 			v.res.LastCheckpointTime, _ = time.Parse(TimeLayout, cp.Time)
 			v.res.Unsigned = 0
 		} else {
+			if v.maxUnsigned > 0 && v.res.Unsigned >= v.maxUnsigned {
+				return v.broken(li.seq, ReasonUnsigned, fmt.Sprintf(
+					"%d events follow the last checkpoint without a new one, but the writer signs every %d: a checkpoint was removed", v.res.Unsigned+1, v.maxUnsigned)), nil
+			}
+			if v.res.Unsigned == 0 {
+				var ev eventLine
+				_ = decodeStrict(line, &ev)
+				v.firstUnsigned, _ = time.Parse(TimeLayout, ev.Time)
+			}
 			v.res.Events++
 			v.res.Unsigned++
 		}
