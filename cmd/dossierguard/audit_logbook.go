@@ -91,7 +91,11 @@ func runLogbookVerify(cmd *cobra.Command, args []string, opts auditVerifyOptions
 	out := cmd.OutOrStdout()
 	broken := 0
 	for _, v := range verdicts {
-		fmt.Fprintf(out, "chain %s (pod %s, started %s): %s\n", v.ChainID, v.Pod, v.Started.UTC().Format(time.RFC3339), v.Result)
+		removed := ""
+		if v.Removed > 0 {
+			removed = fmt.Sprintf(" (seq 2 to %d removed by retention, signed)", v.Removed+1)
+		}
+		fmt.Fprintf(out, "chain %s (pod %s, started %s): %s%s\n", v.ChainID, v.Pod, v.Started.UTC().Format(time.RFC3339), v.Result, removed)
 		if !v.Result.OK {
 			broken++
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
+	"github.com/dossierguard/dossierguard/api/v1alpha1"
 	"github.com/dossierguard/dossierguard/internal/auditlog"
 	"github.com/dossierguard/dossierguard/internal/logbook"
 )
@@ -72,7 +74,7 @@ is never printed. See docs/audit-log.md.`,
 	f.StringVar(&opts.tlsKeyFile, "tls-key-file", "", "PEM private key of --tls-cert-file.")
 	f.Int64Var(&opts.maxRequestBytes, "max-request-bytes", logbook.DefaultMaxRequestBytes, "Largest export request accepted, in bytes after decompression.")
 	f.DurationVar(&opts.shutdownTimeout, "shutdown-timeout", 30*time.Second, "How long requests in flight may take to finish after SIGTERM.")
-	cmd.AddCommand(newLogbookMigrateCommand())
+	cmd.AddCommand(newLogbookMigrateCommand(), newLogbookRetainCommand())
 	return cmd
 }
 
@@ -182,4 +184,74 @@ func logbookPool(ctx context.Context, schema string) (*pgxpool.Pool, error) {
 		}
 	}
 	return pool, nil
+}
+
+func newLogbookRetainCommand() *cobra.Command {
+	var (
+		schema, period, signingKey string
+		batch                      int
+	)
+	cmd := &cobra.Command{
+		Use:   "retain --signing-key PATH",
+		Short: "Remove the audit lines whose retention has passed, in batches, with signed removal records",
+		Long: `retain removes, per chain, the lines older than the retention period up to the
+chain's last checkpoint before the cutoff (the genesis line and that checkpoint
+are kept), in transactions of --batch-size lines, each with a removal record
+(chain, seq range, count, hash of the last removed line) signed with
+--signing-key, so that audit verify --logbook still verifies the rest. It
+prints the run as one JSON object. Run it as a role granted
+dossierguard_logbook_retention; connection from the libpq environment
+variables.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if signingKey == "" {
+				return errors.New("--signing-key is required: the PEM Ed25519 key that signs the removal records")
+			}
+			key, err := auditlog.ReadPrivateKeyFile(signingKey)
+			if err != nil {
+				return fmt.Errorf("--signing-key: %w", err)
+			}
+			if _, _, _, err := v1alpha1.Period(period).Parse(); err != nil {
+				return fmt.Errorf("--period: %w", err)
+			}
+			if batch < 1 {
+				return errors.New("--batch-size: must be at least 1")
+			}
+			pool, err := logbookPool(cmd.Context(), schema)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			rep, err := logbook.RemoveExpired(cmd.Context(), pool, logbook.RetentionConfig{
+				Period: v1alpha1.Period(period), SigningKey: key, BatchSize: batch,
+			})
+			type removal struct {
+				Chain string `json:"chain_id"`
+				From  uint64 `json:"from_seq"`
+				To    uint64 `json:"to_seq"`
+				Count uint64 `json:"count"`
+			}
+			out := struct {
+				Cutoff   string    `json:"cutoff"`
+				Chains   int       `json:"chains"`
+				Removed  uint64    `json:"removed"`
+				Removals []removal `json:"removals"`
+				Error    string    `json:"error,omitempty"`
+			}{Cutoff: rep.Cutoff.UTC().Format(time.RFC3339), Chains: rep.Chains, Removed: rep.Removed, Removals: []removal{}}
+			for _, r := range rep.Removals {
+				out.Removals = append(out.Removals, removal{r.ChainID, r.FromSeq, r.ToSeq, r.Count})
+			}
+			if err != nil {
+				out.Error = "the run stopped; the batches listed are removed and recorded"
+			}
+			_ = json.NewEncoder(cmd.OutOrStdout()).Encode(out)
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&schema, "schema", logbook.DefaultSchema, "PostgreSQL schema of the logbook.")
+	f.StringVar(&period, "period", string(logbook.DefaultRetention), "How long audit lines are kept (ISO 8601 period such as P20Y). Default: the 20 years of the youth-care and medical record (Jeugdwet art. 7.3.8, WGBO); see docs/audit-log.md.")
+	f.StringVar(&signingKey, "signing-key", "", "PEM Ed25519 private key (PKCS #8) of the logbook that signs the removal records (required).")
+	f.IntVar(&batch, "batch-size", logbook.DefaultRetentionBatch, "Most lines removed per transaction.")
+	return cmd
 }

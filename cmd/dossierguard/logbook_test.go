@@ -76,7 +76,7 @@ func TestAuditLogbookCommands(t *testing.T) {
 	defer admin.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE") //nolint:errcheck
 
 	out, stderr, code := runAudit(t, nil, "logbook", "migrate", "--schema", schema)
-	if code != 0 || !strings.Contains(out, "applied migrations [1 2]") {
+	if code != 0 || !strings.Contains(out, "applied migrations [1 2 3]") {
 		t.Fatalf("logbook migrate: %d %q %q", code, out, stderr)
 	}
 
@@ -160,6 +160,18 @@ func TestAuditLogbookCommands(t *testing.T) {
 	out, _, code = runAudit(t, nil, "audit", "query", "--schema", schema, "--store", "wijkteam/dossiers", "--dossier", "999999990", "--pseudonym-key", keyFile)
 	if code != 0 || !strings.HasSuffix(out, "1 accesses\n") {
 		t.Fatalf("audit query (table): %d %q", code, out)
+	}
+	out, stderr, code = runAudit(t, nil, "logbook", "retain", "--schema", schema, "--signing-key", fx.priv)
+	if code != 0 || !strings.Contains(out, `"removed":0,"removals":[]`) {
+		t.Fatalf("logbook retain: %d %q %q", code, out, stderr)
+	}
+	for _, args := range [][]string{
+		{"logbook", "retain", "--schema", schema},
+		{"logbook", "retain", "--schema", schema, "--signing-key", fx.priv, "--period", "20y"},
+	} {
+		if _, stderr, code := runAudit(t, nil, args...); code != 1 || !strings.Contains(stderr, "--") {
+			t.Errorf("%v: exit %d, want 1 naming the flag (%s)", args, code, stderr)
+		}
 	}
 	for _, args := range [][]string{
 		{"audit", "query", "--store", "wijkteam", "--dossier", "1", "--pseudonym-key", keyFile},

@@ -31,6 +31,9 @@ type ChainVerdict struct {
 	Started     time.Time
 	// HeadSeq is the seq of the chain's head as the logbook recorded it.
 	HeadSeq uint64
+	// Removed is the number of lines retention removed (seq 2 to
+	// Removed+1), each range with a signed removal record.
+	Removed uint64
 	// Result is the verification of the stored lines, as
 	// `dossierguard audit verify` checks a file, with the logbook's own
 	// checks on top: the lines must reach the head, and a chain for which
@@ -85,7 +88,23 @@ func VerifyChains(ctx context.Context, db querier, f VerifyFilter) ([]ChainVerdi
 				Detail: "the logbook holds no public key of store " + f.Store}
 			continue
 		}
-		res, err := verifyChain(ctx, db, v.ChainID, pubs)
+		start, removed, err := removals(ctx, db, v.ChainID)
+		var re *removalError
+		if errors.As(err, &re) {
+			v.Result = auditlog.Result{BrokenSeq: re.seq, Reason: re.reason, Detail: re.detail}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		v.Removed = removed
+		var res auditlog.Result
+		if start != nil {
+			res, err = verifyGenesis(ctx, db, v.ChainID)
+		}
+		if err == nil && (start == nil || res.OK) {
+			res, err = verifyChain(ctx, db, v.ChainID, pubs, start)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -112,17 +131,21 @@ func VerifyChains(ctx context.Context, db querier, f VerifyFilter) ([]ChainVerdi
 
 // verifyChain streams the stored lines of a chain, in seq order, into the
 // file verifier.
-func verifyChain(ctx context.Context, db querier, chainID string, pubs []ed25519.PublicKey) (auditlog.Result, error) {
+func verifyChain(ctx context.Context, db querier, chainID string, pubs []ed25519.PublicKey, start *auditlog.ChainPoint) (auditlog.Result, error) {
 	pr, pw := io.Pipe()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	readErr := make(chan error, 1)
 	go func() {
-		err := streamLines(ctx, db, chainID, pw)
+		from := uint64(1)
+		if start != nil {
+			from = start.Seq
+		}
+		err := streamLines(ctx, db, chainID, from, pw)
 		pw.CloseWithError(err)
 		readErr <- err
 	}()
-	res, verr := auditlog.VerifyWithOptions(pr, auditlog.VerifyOptions{PublicKeys: pubs, AllowUnsignedTail: true})
+	res, verr := auditlog.VerifyWithOptions(pr, auditlog.VerifyOptions{PublicKeys: pubs, AllowUnsignedTail: true, Start: start})
 	pr.CloseWithError(io.ErrClosedPipe) // stop the reader when the verifier stopped early
 	cancel()
 	rerr := <-readErr
@@ -135,8 +158,8 @@ func verifyChain(ctx context.Context, db querier, chainID string, pubs []ed25519
 	return res, nil
 }
 
-func streamLines(ctx context.Context, db querier, chainID string, w io.Writer) error {
-	rows, err := db.Query(ctx, "SELECT line FROM logbook_records WHERE chain_id = $1 ORDER BY seq", chainID)
+func streamLines(ctx context.Context, db querier, chainID string, from uint64, w io.Writer) error {
+	rows, err := db.Query(ctx, "SELECT line FROM logbook_records WHERE chain_id = $1 AND seq >= $2 ORDER BY seq", chainID, int64(from))
 	if err != nil {
 		return err
 	}
@@ -153,3 +176,21 @@ func streamLines(ctx context.Context, db querier, chainID string, w io.Writer) e
 }
 
 var newline = []byte{'\n'}
+
+// verifyGenesis checks the genesis line of a chain whose next lines were
+// removed by retention: it must be stored and its hash must be the chain id.
+func verifyGenesis(ctx context.Context, db querier, chainID string) (auditlog.Result, error) {
+	var line string
+	err := db.QueryRow(ctx, "SELECT line FROM logbook_records WHERE chain_id = $1 AND seq = 1", chainID).Scan(&line)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return auditlog.Result{BrokenSeq: 1, Reason: auditlog.ReasonDeleted, Detail: "the genesis line (seq 1) is missing; retention keeps it"}, nil
+	}
+	if err != nil {
+		return auditlog.Result{}, fmt.Errorf("verify: read the genesis line: %w", err)
+	}
+	rec, err := auditlog.ParseRecord([]byte(line))
+	if err != nil || rec.Type != auditlog.TypeGenesis || rec.Hash != chainID {
+		return auditlog.Result{BrokenSeq: 1, Reason: auditlog.ReasonEdited, Detail: "the stored genesis line is not the one whose hash is the chain id"}, nil
+	}
+	return auditlog.Result{OK: true}, nil
+}
