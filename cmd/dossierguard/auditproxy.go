@@ -39,6 +39,12 @@ type auditProxyOptions struct {
 	shutdownTimeout time.Duration
 	logLevel        string
 
+	store         string
+	podName       string
+	logbookURL    string
+	logbookSpool  int
+	logbookAckTTL time.Duration
+
 	oidcIssuer        string
 	oidcAudience      string
 	oidcJWKSFile      string
@@ -95,6 +101,11 @@ See docs/audit-proxy.md.`,
 	f.StringVar(&opts.pseudonymKey, "pseudonym-key", "", "File whose bytes (at least 32) are the key that pseudonymises dossier ids in the audit log. Required.")
 	f.BoolVar(&opts.syncCompletion, "sync-completion", false, "Append the completion event before the response is passed on, instead of in the background.")
 	f.DurationVar(&opts.shutdownTimeout, "shutdown-timeout", auditproxy.DefaultShutdownTimeout, "How long requests in flight may take to finish after SIGTERM.")
+	f.StringVar(&opts.store, "store", "", "The DossierStore, NAMESPACE/NAME: the audit log starts with a genesis line naming it, this pod (--pod-name) and a random incarnation.")
+	f.StringVar(&opts.podName, "pod-name", os.Getenv("POD_NAME"), "Name of this pod, for the genesis line (env POD_NAME).")
+	f.StringVar(&opts.logbookURL, "logbook-url", "", "Base URL of the logbook (OTLP/HTTP): every line is shipped to it and every event must be acknowledged by it before the request goes on. Needs --store.")
+	f.IntVar(&opts.logbookSpool, "logbook-max-pending", auditlog.DefaultMaxPending, "Most audit lines waiting for the logbook's acknowledgement; past it requests are refused with 503.")
+	f.DurationVar(&opts.logbookAckTTL, "logbook-ack-timeout", auditlog.DefaultAckTimeout, "Longest a request waits for the logbook's acknowledgement of its event before it is refused with 503.")
 	f.StringVar(&opts.logLevel, "log-level", "info", "Level of the proxy's own log on stderr: debug, info, warn or error.")
 
 	f.StringVar(&opts.oidcIssuer, "oidc-issuer", "", "OpenID Connect issuer URL whose bearer tokens are accepted (https; http only for a loopback host).")
@@ -138,6 +149,7 @@ func (o *auditProxyOptions) config() (auditproxy.Config, error) {
 	cfg.Identity = o.identity(&errs)
 	o.checkAssignments(&errs)
 	cfg.SigningKey, cfg.PseudonymKey = o.keys(&errs)
+	cfg.AuditChain, cfg.AuditLogbook = o.logbook(&errs)
 	if len(errs) > 0 {
 		return auditproxy.Config{}, errors.Join(errs...)
 	}
@@ -350,3 +362,35 @@ func checkIssuer(issuer string) error {
 
 // isHeaderName reports whether s is an HTTP field name (an RFC 9110 token).
 func isHeaderName(s string) bool { return httpguts.ValidHeaderFieldName(s) }
+
+// logbook checks the flags of the chain's origin and the logbook.
+func (o *auditProxyOptions) logbook(errs *flagErrors) (*auditlog.Chain, *auditlog.LogbookOptions) {
+	if o.store == "" {
+		if o.logbookURL != "" {
+			errs.bad("logbook-url", "needs --store: the logbook accepts only chains that name their store")
+		}
+		return nil, nil
+	}
+	ns, name, ok := strings.Cut(o.store, "/")
+	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+		errs.bad("store", "%q must be NAMESPACE/NAME", o.store)
+	}
+	if o.podName == "" {
+		errs.bad("pod-name", "is required with --store (or set POD_NAME)")
+	}
+	chain := &auditlog.Chain{Store: o.store, Pod: o.podName}
+	if o.logbookURL == "" {
+		return chain, nil
+	}
+	u, err := url.Parse(o.logbookURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs.bad("logbook-url", "must be an http(s) URL such as http://dossierguard-logbook.dossierguard-system:4318")
+	}
+	if o.logbookSpool < 1 {
+		errs.bad("logbook-max-pending", "must be at least 1")
+	}
+	if o.logbookAckTTL <= 0 {
+		errs.bad("logbook-ack-timeout", "must be positive")
+	}
+	return chain, &auditlog.LogbookOptions{URL: o.logbookURL, MaxPending: o.logbookSpool, AckTimeout: o.logbookAckTTL}
+}

@@ -45,6 +45,12 @@ type Options struct {
 	// genesis line holding it, and an existing log is continued only when
 	// its genesis line names the same store.
 	Chain *Chain
+	// Logbook, when set, ships every line to the logbook and makes Append
+	// wait for its acknowledgement (see LogbookOptions). Needs Chain.
+	Logbook *LogbookOptions
+	// DrainTimeout is how long Close waits for the logbook to acknowledge
+	// what is left; 0 means 10 seconds.
+	DrainTimeout time.Duration
 }
 
 // logFile is the file the Writer appends to; an *os.File.
@@ -57,6 +63,7 @@ type logFile interface {
 // request is one Append waiting for its group commit.
 type request struct {
 	body []byte     // the event's members after the header, a JSON object
+	ev   *Event     // the event, for the logbook (only when shipping)
 	done chan error // receives the outcome of the commit; buffered
 }
 
@@ -87,6 +94,9 @@ type Writer struct {
 
 	// chainID is the hash of the genesis line, "" for a log without one.
 	chainID string
+	// ship sends the lines to the logbook; nil when not configured.
+	ship  *shipper
+	drain time.Duration
 
 	// State of the chain, owned by the committer goroutine.
 	seq      uint64
@@ -159,6 +169,12 @@ func NewWriter(opts Options) (*Writer, error) {
 		f.Close()
 		return nil, fmt.Errorf("audit log %s: %w", opts.Path, err)
 	}
+	if opts.Logbook != nil {
+		if err := w.startShipper(f, opts); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
 	go w.run()
 	return w, nil
 }
@@ -178,11 +194,24 @@ func (w *Writer) Append(ctx context.Context, ev Event) error {
 	if err := w.Err(); err != nil {
 		return fmt.Errorf("audit event not recorded: %w", err)
 	}
+	if ev.Time.IsZero() {
+		ev.Time = w.now()
+	}
 	body, err := encodeEventBody(&ev, w.now)
 	if err != nil {
 		return err
 	}
 	req := &request{body: body, done: make(chan error, 1)}
+	var ackTimeout <-chan time.Time
+	if w.ship != nil {
+		if w.ship.full() {
+			return fmt.Errorf("audit event not recorded: %w", ErrSpoolFull)
+		}
+		req.ev = &ev
+		t := time.NewTimer(w.ship.ackTimeout)
+		defer t.Stop()
+		ackTimeout = t.C
+	}
 
 	w.mu.RLock()
 	if w.closed {
@@ -205,6 +234,8 @@ func (w *Writer) Append(ctx context.Context, ev Event) error {
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("audit event not confirmed (it may still be written): %w", ctx.Err())
+	case <-ackTimeout:
+		return fmt.Errorf("audit event not confirmed: the logbook did not acknowledge it within %s (it stays queued)", w.ship.ackTimeout)
 	}
 }
 
@@ -311,6 +342,10 @@ func (w *Writer) commit(batch []*request, checkpoint bool) {
 		}
 		err = w.writeOut()
 	}
+	if err == nil && w.ship != nil {
+		w.ship.enqueue(w.shipEntries(batch))
+		return
+	}
 	for _, r := range batch {
 		r.done <- err
 	}
@@ -343,13 +378,24 @@ func (w *Writer) writeOut() error {
 	return nil
 }
 
-// finish writes the final checkpoint and closes the file.
+// finish writes the final checkpoint, waits for the logbook to acknowledge
+// what is left, and closes the file.
 func (w *Writer) finish() error {
 	err := w.Err()
 	if err == nil && w.lastType != TypeCheckpoint {
 		w.buf = w.buf[:0]
 		w.appendCheckpoint()
 		err = w.writeOut()
+		if err == nil && w.ship != nil {
+			w.ship.enqueue(w.shipEntries(nil))
+		}
+	}
+	if w.ship != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), w.drain)
+		if serr := w.ship.close(ctx); serr != nil && err == nil {
+			err = serr
+		}
+		cancel()
 	}
 	if cerr := w.file.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("audit log %s: close: %w", w.path, cerr)
@@ -522,4 +568,88 @@ func readFirstLine(f *os.File) ([]byte, error) {
 		return nil, fmt.Errorf("read the first line: %w", err)
 	}
 	return line, nil
+}
+
+// startShipper starts shipping to the logbook, beginning with every line
+// already in the file: the logbook acknowledges those it has again
+// without storing them twice.
+func (w *Writer) startShipper(f *os.File, opts Options) error {
+	s, err := newShipper(opts.Logbook, opts.Chain, w.chainID, w.fail)
+	if err != nil {
+		return err
+	}
+	w.drain = opts.DrainTimeout
+	if w.drain <= 0 {
+		w.drain = 10 * time.Second
+	}
+	lr := newLineReader(io.NewSectionReader(f, 0, 1<<62))
+	var entries []*shipEntry
+	for {
+		line, complete, err := lr.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil || !complete {
+			return fmt.Errorf("audit log %s: read it for the logbook: %v", w.path, err)
+		}
+		rec, err := ParseRecord(bytes.Clone(line))
+		if err != nil {
+			return fmt.Errorf("audit log %s: a line cannot be sent to the logbook: %w", w.path, err)
+		}
+		entries = append(entries, &shipEntry{rec: rec})
+	}
+	w.ship = s
+	s.enqueue(entries)
+	go s.run()
+	return nil
+}
+
+// shipEntries makes the lines just written (w.buf) into entries for the
+// logbook, attaching each event's waiting Append. batch holds the requests
+// of the event lines, in order.
+func (w *Writer) shipEntries(batch []*request) []*shipEntry {
+	var entries []*shipEntry
+	data := w.buf
+	i := 0
+	for len(data) > 0 {
+		n := bytes.IndexByte(data, '\n')
+		line := bytes.Clone(data[:n])
+		data = data[n+1:]
+		rec := &Record{Line: line, Hash: string(line[len(line)-66 : len(line)-2])}
+		li := lineFields(line)
+		rec.Type, rec.Seq, rec.Prev = li.typ, li.seq, li.prev
+		e := &shipEntry{rec: rec}
+		switch rec.Type {
+		case TypeEvent:
+			r := batch[i]
+			i++
+			rec.Event, rec.Time, e.done = r.ev, r.ev.Time, r.done
+		default:
+			full, err := ParseRecord(line)
+			if err == nil {
+				rec = full
+			}
+			e.rec = rec
+		}
+		entries = append(entries, e)
+	}
+	return entries
+}
+
+// lineFields reads type, seq and prev of a line this writer just made,
+// from their fixed places in its header.
+func lineFields(line []byte) lineInfo {
+	var li lineInfo
+	// {"v":1,"type":"<type>","seq":<seq>,"prev":"<64 hex>",
+	rest := line[len(`{"v":1,"type":"`):]
+	q := bytes.IndexByte(rest, '"')
+	li.typ = string(rest[:q])
+	rest = rest[q+len(`","seq":`):]
+	c := bytes.IndexByte(rest, ',')
+	for _, d := range rest[:c] {
+		li.seq = li.seq*10 + uint64(d-'0')
+	}
+	rest = rest[c+len(`,"prev":"`):]
+	li.prev = string(rest[:64])
+	return li
 }

@@ -66,6 +66,11 @@ type Config struct {
 	AuditLogPath string
 	AuditMirror  io.Writer
 	SigningKey   ed25519.PrivateKey
+	// AuditChain names the log's origin (a genesis line); AuditLogbook
+	// ships every line to the logbook, which must acknowledge each event
+	// before its request goes on. Both optional; see auditlog.Options.
+	AuditChain   *auditlog.Chain
+	AuditLogbook *auditlog.LogbookOptions
 
 	// SyncCompletion: see Options.
 	SyncCompletion bool
@@ -116,7 +121,8 @@ func Run(ctx context.Context, cfg Config) error {
 	defer func() { _ = ln.Close() }()
 	defer func() { _ = hln.Close() }()
 
-	writer, err := auditlog.NewWriter(auditlog.Options{Path: cfg.AuditLogPath, Mirror: cfg.AuditMirror, SigningKey: cfg.SigningKey})
+	writer, err := auditlog.NewWriter(auditlog.Options{Path: cfg.AuditLogPath, Mirror: cfg.AuditMirror, SigningKey: cfg.SigningKey,
+		Chain: cfg.AuditChain, Logbook: cfg.AuditLogbook})
 	if err != nil {
 		return err
 	}

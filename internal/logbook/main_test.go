@@ -53,6 +53,7 @@ func schemaPool(t testing.TB, dsn, schema string) *pgxpool.Pool {
 		t.Fatal(err)
 	}
 	pc.ConnConfig.RuntimeParams["search_path"] = schema
+	pc.ConnConfig.RuntimeParams["application_name"] = "test-" + schema
 	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
 	if err != nil {
 		t.Fatalf("connect to the test PostgreSQL: %v", err)

@@ -1,0 +1,476 @@
+package logbook
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dossierguard/dossierguard/internal/auditlog"
+)
+
+// shipHelperEnv makes the test binary run a shipping writer as a
+// subprocess (see TestKilledProxyLosesNothingAcknowledged).
+const shipHelperEnv = "DOSSIERGUARD_SHIP_HELPER"
+
+func TestMain(m *testing.M) {
+	if v := os.Getenv(shipHelperEnv); v != "" {
+		os.Exit(shipHelperMain(v))
+	}
+	os.Exit(m.Run())
+}
+
+type shipHelperConfig struct {
+	Path, URL string
+	Senders   int
+}
+
+// shipHelperMain appends events from several goroutines to a writer that
+// ships to the logbook, and prints "ack <operation id>" for every Append
+// that returned nil, until it is killed.
+func shipHelperMain(v string) int {
+	var hc shipHelperConfig
+	if err := json.Unmarshal([]byte(v), &hc); err != nil {
+		return 2
+	}
+	w, err := auditlog.NewWriter(shipOptions(hc.Path, hc.URL))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "helper:", err)
+		return 2
+	}
+	var mu sync.Mutex
+	out := bufio.NewWriter(os.Stdout)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range hc.Senders {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1))
+				if err := w.Append(context.Background(), testEvent(i, i%3)); err != nil {
+					continue
+				}
+				mu.Lock()
+				fmt.Fprintf(out, "ack %d\n", i)
+				out.Flush()
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return 0
+}
+
+func shipOptions(path, url string) auditlog.Options {
+	return auditlog.Options{
+		Path: path, SigningKey: signingKey, CheckpointEvery: 50, CheckpointInterval: 100 * time.Millisecond,
+		Chain:   &auditlog.Chain{Store: store, Pod: "wijkteam-dossiers-0"},
+		Logbook: &auditlog.LogbookOptions{URL: url, AckTimeout: 2 * time.Second},
+	}
+}
+
+// storedOps are the operation ids of the events stored in the logbook.
+func storedOps(t testing.TB, l *Logbook) map[int]bool {
+	t.Helper()
+	rows, err := l.db.Query(context.Background(), "SELECT line FROM logbook_records WHERE type = 'event'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	got := map[int]bool{}
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			t.Fatal(err)
+		}
+		rec, err := auditlog.ParseRecord([]byte(line))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := strconv.ParseInt(rec.Event.OperationID, 16, 64)
+		got[int(n)-1] = true
+	}
+	return got
+}
+
+// verifyOK fails unless every chain of the store verifies.
+func verifyOK(t testing.TB, l *Logbook, chains int) []ChainVerdict {
+	t.Helper()
+	vs, err := VerifyChains(context.Background(), l.db, VerifyFilter{Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vs) != chains {
+		t.Fatalf("%d chains, want %d", len(vs), chains)
+	}
+	for _, v := range vs {
+		if !v.Result.OK {
+			t.Errorf("chain %s: %s", short(v.ChainID), v.Result)
+		}
+	}
+	return vs
+}
+
+// TestShipAcknowledged: every Append that returns is in the logbook; Close
+// leaves the whole chain there, ending with its final checkpoint.
+func TestShipAcknowledged(t *testing.T) {
+	l, _ := newLogbook(t)
+	srv := httptest.NewServer(l.Handler(nil, 0))
+	defer srv.Close()
+	w, err := auditlog.NewWriter(shipOptions(filepath.Join(t.TempDir(), "audit.log"), srv.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	acked := map[int]bool{}
+	for s := range 8 {
+		wg.Go(func() {
+			for i := s * 100; i < s*100+100; i++ {
+				if err := w.Append(context.Background(), testEvent(i, i%3)); err != nil {
+					t.Errorf("Append %d: %v", i, err)
+					return
+				}
+				// Acknowledged means stored, now.
+				if i%25 == 0 && !storedOps(t, l)[i] {
+					t.Errorf("event %d acknowledged but not in the logbook", i)
+				}
+				mu.Lock()
+				acked[i] = true
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	stored := storedOps(t, l)
+	if len(stored) != 800 || len(acked) != 800 {
+		t.Fatalf("%d events stored, %d acknowledged; want 800", len(stored), len(acked))
+	}
+	vs := verifyOK(t, l, 1)
+	if vs[0].Result.Unsigned != 0 || vs[0].Result.Events != 800 {
+		t.Errorf("after Close: %s, want every event signed", vs[0].Result)
+	}
+}
+
+// switchable is a logbook handler that can be down (503, or the connection
+// dropped) and up again, as a logbook restart looks to the proxy.
+type switchable struct {
+	h    http.Handler
+	down atomic.Bool
+}
+
+func (s *switchable) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.down.Load() {
+		http.Error(w, "restarting", http.StatusServiceUnavailable)
+		return
+	}
+	s.h.ServeHTTP(w, r)
+}
+
+// TestShipFailsClosed: while the logbook is unreachable, Append fails after
+// its timeout and, past the spool bound, at once; the lines written locally
+// are delivered in order when it is back, and nothing acknowledged is lost.
+func TestShipFailsClosed(t *testing.T) {
+	l, _ := newLogbook(t)
+	sw := &switchable{h: l.Handler(nil, 0)}
+	srv := httptest.NewServer(sw)
+	defer srv.Close()
+	opts := shipOptions(filepath.Join(t.TempDir(), "audit.log"), srv.URL)
+	opts.Logbook.AckTimeout = 300 * time.Millisecond
+	opts.Logbook.MaxPending = 5
+	w, err := auditlog.NewWriter(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	ctx := context.Background()
+	if err := w.Append(ctx, testEvent(0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	sw.down.Store(true)
+	start := time.Now()
+	if err := w.Append(ctx, testEvent(1, 0)); err == nil || !strings.Contains(err.Error(), "did not acknowledge") {
+		t.Fatalf("Append with the logbook down: %v", err)
+	}
+	if d := time.Since(start); d < 300*time.Millisecond {
+		t.Errorf("Append failed after %s, before its ack timeout", d)
+	}
+	var full error
+	for i := 2; i < 10 && full == nil; i++ {
+		if err := w.Append(ctx, testEvent(i, 0)); errors.Is(err, auditlog.ErrSpoolFull) {
+			full = err
+		}
+	}
+	if full == nil {
+		t.Fatal("the spool bound was never reached")
+	}
+	sw.down.Store(false)
+	deadline := time.Now().Add(10 * time.Second)
+	for w.Append(ctx, testEvent(100, 0)) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("Append still fails after the logbook came back")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !storedOps(t, l)[100] || !storedOps(t, l)[0] {
+		t.Fatal("acknowledged events are missing")
+	}
+	verifyOK(t, l, 1)
+}
+
+// TestShipRefusedChainStops: when the logbook refuses a line (here a
+// checkpoint signed with a key it does not hold), the writer stops: every
+// later Append fails, so the proxy answers 503.
+func TestShipRefusedChainStops(t *testing.T) {
+	pool, _ := newSchema(t)
+	l, err := New(context.Background(), pool, Config{}) // no keys
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(l.Handler(nil, 0))
+	defer srv.Close()
+	opts := shipOptions(filepath.Join(t.TempDir(), "audit.log"), srv.URL)
+	opts.CheckpointEvery = 2
+	w, err := auditlog.NewWriter(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last error
+	for i := range 5 {
+		last = w.Append(context.Background(), testEvent(i, 0))
+	}
+	if last == nil || !strings.Contains(last.Error(), "refused") || w.Err() == nil {
+		t.Fatalf("Append after a refusal: %v (Err %v)", last, w.Err())
+	}
+	_ = w.Close()
+}
+
+// TestLogbookRestartLosesNothingAcknowledged restarts the logbook (its
+// server goes away and comes back on the same address) while 8 senders
+// append, and checks that every acknowledged event is stored and the chain
+// is contiguous.
+func TestLogbookRestartLosesNothingAcknowledged(t *testing.T) {
+	l, _ := newLogbook(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	serve := func(ln net.Listener) *http.Server {
+		s := &http.Server{Handler: l.Handler(nil, 0)}
+		go func() { _ = s.Serve(ln) }()
+		return s
+	}
+	srv := serve(ln)
+	opts := shipOptions(filepath.Join(t.TempDir(), "audit.log"), "http://"+addr)
+	w, err := auditlog.NewWriter(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var acked sync.Map
+	var served, failed atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range 8 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				i := int(next.Add(1))
+				if err := w.Append(context.Background(), testEvent(i, i%3)); err != nil {
+					failed.Add(1)
+					continue
+				}
+				acked.Store(i, true)
+				served.Add(1)
+			}
+		})
+	}
+	time.Sleep(300 * time.Millisecond)
+	_ = srv.Close() // the logbook goes away mid-stream
+	time.Sleep(500 * time.Millisecond)
+	ln, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv = serve(ln)
+	defer srv.Close()
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	stored := storedOps(t, l)
+	lost := 0
+	acked.Range(func(k, _ any) bool {
+		if !stored[k.(int)] {
+			lost++
+		}
+		return true
+	})
+	t.Logf("served %d, refused %d during the restart, stored %d", served.Load(), failed.Load(), len(stored))
+	if lost > 0 || served.Load() == 0 {
+		t.Fatalf("%d of %d acknowledged events are not in the logbook", lost, served.Load())
+	}
+	verifyOK(t, l, 1)
+}
+
+// TestDatabaseConnectionsKilledLosesNothingAcknowledged terminates the
+// logbook's database connections (as a PostgreSQL restart does) while 8
+// senders append.
+func TestDatabaseConnectionsKilledLosesNothingAcknowledged(t *testing.T) {
+	l, pool := newLogbook(t)
+	srv := httptest.NewServer(l.Handler(nil, 0))
+	defer srv.Close()
+	admin := schemaPool(t, testDSN(t), "public")
+	w, err := auditlog.NewWriter(shipOptions(filepath.Join(t.TempDir(), "audit.log"), srv.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var acked sync.Map
+	var served atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range 8 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				i := int(next.Add(1))
+				if w.Append(context.Background(), testEvent(i, i%3)) == nil {
+					acked.Store(i, true)
+					served.Add(1)
+				}
+			}
+		})
+	}
+	var schema string
+	if err := pool.QueryRow(context.Background(), "SELECT current_schema()").Scan(&schema); err != nil {
+		t.Fatal(err)
+	}
+	var killed int
+	for range 5 {
+		time.Sleep(100 * time.Millisecond)
+		var n int
+		// Every connection of the logbook's pool.
+		err := admin.QueryRow(context.Background(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+			WHERE application_name = $1`, "test-"+schema).Scan(&n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		killed += n
+	}
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	stored := storedOps(t, l)
+	lost := 0
+	acked.Range(func(k, _ any) bool {
+		if !stored[k.(int)] {
+			lost++
+		}
+		return true
+	})
+	t.Logf("terminated %d connections; served %d, stored %d", killed, served.Load(), len(stored))
+	if killed == 0 || lost > 0 {
+		t.Fatalf("terminated %d connections; %d of %d acknowledged events are not in the logbook", killed, lost, served.Load())
+	}
+	verifyOK(t, l, 1)
+}
+
+// TestKilledProxyLosesNothingAcknowledged runs a shipping writer in a
+// subprocess with 8 senders, kills it with SIGKILL mid-stream, and checks
+// that every event it acknowledged is in the logbook. A new writer on the
+// same file (the restarted container) then delivers the rest, and the chain
+// is contiguous.
+func TestKilledProxyLosesNothingAcknowledged(t *testing.T) {
+	l, _ := newLogbook(t)
+	srv := httptest.NewServer(l.Handler(nil, 0))
+	defer srv.Close()
+	path := filepath.Join(t.TempDir(), "audit.log")
+	hc, _ := json.Marshal(shipHelperConfig{Path: path, URL: srv.URL, Senders: 8})
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), shipHelperEnv+"="+string(hc))
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	acked := map[int]bool{}
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		var i int
+		if _, err := fmt.Sscanf(sc.Text(), "ack %d", &i); err == nil {
+			acked[i] = true
+		}
+		if len(acked) == 2000 {
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			break
+		}
+	}
+	for sc.Scan() { // acknowledgements printed before the kill landed
+		var i int
+		if _, err := fmt.Sscanf(sc.Text(), "ack %d", &i); err == nil {
+			acked[i] = true
+		}
+	}
+	_ = cmd.Wait()
+	if len(acked) < 2000 {
+		t.Fatalf("the helper acknowledged only %d events", len(acked))
+	}
+	stored := storedOps(t, l)
+	lost := 0
+	for i := range acked {
+		if !stored[i] {
+			lost++
+		}
+	}
+	t.Logf("acknowledged %d before SIGKILL, stored %d", len(acked), len(stored))
+	if lost > 0 {
+		t.Fatalf("%d of %d acknowledged events are not in the logbook", lost, len(acked))
+	}
+	// The restarted proxy continues the file and delivers what was written
+	// but not acknowledged.
+	w, err := auditlog.NewWriter(shipOptions(path, srv.URL))
+	if err != nil {
+		t.Fatalf("restart on the killed proxy's log: %v", err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	vs := verifyOK(t, l, 1)
+	if vs[0].Result.Unsigned != 0 || vs[0].Result.Events < len(acked) {
+		t.Errorf("after the restart: %s", vs[0].Result)
+	}
+}
