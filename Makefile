@@ -139,6 +139,12 @@ bench-retention: ## Retention sweeper against one plain DELETE on a real Postgre
 	DOSSIERGUARD_BENCH_BATCH=$(BENCH_RETENTION_BATCH) \
 	go test -run '^$$' -bench BenchmarkSweepVsPlainDelete -benchtime=3x -timeout 60m ./internal/retention/
 
+.PHONY: bench-logbook
+bench-logbook: ## Logbook ingest from 8 shipping proxies, and the latency the logbook adds to Append (real PostgreSQL).
+	hack/postgres.sh start
+	trap 'hack/postgres.sh stop' EXIT; \
+	DOSSIERGUARD_TEST_PG_DSN="$$(hack/postgres.sh dsn)" go test -run '^$$' -bench 'BenchmarkLogbookIngest|BenchmarkProxyShipping|BenchmarkAppendLatency' -benchtime 200000x -timeout 30m ./internal/logbook/
+
 .PHONY: bench-auditlog
 bench-auditlog: ## Durable audit events per second with group commit.
 	go test -run '^$$' -bench 'BenchmarkAppendDurable|BenchmarkFsync|BenchmarkVerify' -benchtime 5s -count 3 ./internal/auditlog/

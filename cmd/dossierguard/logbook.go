@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -27,6 +28,7 @@ type logbookOptions struct {
 	schema          string
 	migrate         bool
 	trustKeys       []string
+	trustKeyDir     string
 	tlsCertFile     string
 	tlsKeyFile      string
 	maxRequestBytes int64
@@ -70,6 +72,7 @@ is never printed. See docs/audit-log.md.`,
 	f.StringVar(&opts.schema, "schema", logbook.DefaultSchema, "PostgreSQL schema of the logbook's tables.")
 	f.BoolVar(&opts.migrate, "migrate", false, "Apply the schema migrations at startup (needs the schema owner's rights and CREATEROLE; otherwise run `dossierguard logbook migrate` once as the owner).")
 	f.StringArrayVar(&opts.trustKeys, "trust-key", nil, "NAMESPACE/STORE=PATH: a PEM Ed25519 public key that signs the checkpoints of a store; kept by the logbook for good. Repeat it for more stores and rotated keys.")
+	f.StringVar(&opts.trustKeyDir, "trust-key-dir", "", "Directory of PEM public keys of stores, one per file named NAMESPACE_STORE[_SUFFIX].pem (a mounted Secret); each is added as with --trust-key.")
 	f.StringVar(&opts.tlsCertFile, "tls-cert-file", "", "PEM certificate to serve TLS with (with --tls-key-file). Without it the logbook serves plain HTTP.")
 	f.StringVar(&opts.tlsKeyFile, "tls-key-file", "", "PEM private key of --tls-cert-file.")
 	f.Int64Var(&opts.maxRequestBytes, "max-request-bytes", logbook.DefaultMaxRequestBytes, "Largest export request accepted, in bytes after decompression.")
@@ -137,6 +140,30 @@ func (o *logbookOptions) config() (logbook.ServeConfig, error) {
 			continue
 		}
 		cfg.TrustKeys[st] = append(cfg.TrustKeys[st], pub)
+	}
+	if o.trustKeyDir != "" {
+		entries, err := os.ReadDir(o.trustKeyDir)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--trust-key-dir: %w", err))
+		}
+		for _, e := range entries {
+			name, ok := strings.CutSuffix(e.Name(), ".pem")
+			if !ok || e.IsDir() {
+				continue // the ..data links of a mounted Secret, and other files
+			}
+			parts := strings.SplitN(name, "_", 3)
+			if len(parts) < 2 || parts[0] == "" || parts[1] == "" {
+				errs = append(errs, fmt.Errorf("--trust-key-dir: %s must be named NAMESPACE_STORE[_SUFFIX].pem", e.Name()))
+				continue
+			}
+			pub, err := auditlog.ReadPublicKeyFile(filepath.Join(o.trustKeyDir, e.Name()))
+			if err != nil {
+				errs = append(errs, fmt.Errorf("--trust-key-dir: %w", err))
+				continue
+			}
+			st := parts[0] + "/" + parts[1]
+			cfg.TrustKeys[st] = append(cfg.TrustKeys[st], pub)
+		}
 	}
 	return cfg, errors.Join(errs...)
 }

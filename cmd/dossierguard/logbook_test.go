@@ -32,9 +32,33 @@ func TestLogbookOptions(t *testing.T) {
 		{"key without store", logbookOptions{schema: "s", maxRequestBytes: 1 << 20, trustKeys: []string{fx.pub}}, "NAMESPACE/STORE=PATH"},
 		{"private key", logbookOptions{schema: "s", maxRequestBytes: 1 << 20, trustKeys: []string{"a/b=" + fx.priv}}, "private key"},
 	}
+	dir := t.TempDir()
+	pubPEM, _ := os.ReadFile(fx.pub)
+	for name, data := range map[string][]byte{"wijkteam_dossiers.pem": pubPEM, "wijkteam_dossiers_2026.pem": pubPEM, "jeugd_dossiers.pem": pubPEM, "README": []byte("x")} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	badDir := t.TempDir()
+	_ = os.WriteFile(filepath.Join(badDir, "nostore.pem"), pubPEM, 0o600)
+	tests = append(tests,
+		struct {
+			name string
+			opts logbookOptions
+			want string
+		}{"key dir", logbookOptions{schema: "s", maxRequestBytes: 1 << 20, trustKeyDir: dir}, ""},
+		struct {
+			name string
+			opts logbookOptions
+			want string
+		}{"key dir with a bad name", logbookOptions{schema: "s", maxRequestBytes: 1 << 20, trustKeyDir: badDir}, "NAMESPACE_STORE"},
+	)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg, err := tt.opts.config()
+			if tt.name == "key dir" && (len(cfg.TrustKeys["wijkteam/dossiers"]) != 2 || len(cfg.TrustKeys["jeugd/dossiers"]) != 1) {
+				t.Errorf("keys from the directory: %v", cfg.TrustKeys)
+			}
 			switch {
 			case tt.want == "" && err != nil:
 				t.Fatalf("config: %v", err)

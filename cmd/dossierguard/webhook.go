@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -32,6 +33,7 @@ type webhookOptions struct {
 	breakGlass     []string
 	breakGlassMax  time.Duration
 	proxyIssuer    controllers.ProxyIssuerRef
+	logbookURL     string
 }
 
 func (o *webhookOptions) bindFlags(f *pflag.FlagSet) {
@@ -50,6 +52,7 @@ func (o *webhookOptions) bindFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.proxyIssuer.Kind, "proxy-cert-issuer-kind", "ClusterIssuer", "Kind of --proxy-cert-issuer-name: ClusterIssuer, or Issuer (which then must exist in every store's namespace).")
 	f.StringVar(&o.proxyIssuer.Group, "proxy-cert-issuer-group", "cert-manager.io", "API group of --proxy-cert-issuer-name.")
 	f.StringVar(&o.proxyImage, "audit-proxy-image", "", "Image of the injected audit proxy (default: the sweeper image, which is the operator's).")
+	f.StringVar(&o.logbookURL, "logbook-url", "", "Base URL of the logbook the injected proxies ship their audit chains to, such as http://dossierguard-logbook.dossierguard-system:4318; empty means none.")
 	f.BoolVar(&o.nativeSidecar, "native-sidecar", true, "Inject the audit proxy as a native sidecar (an init container with restartPolicy Always).")
 }
 
@@ -64,6 +67,11 @@ func (o *webhookOptions) validate() error {
 	}
 	if o.namespace == "" {
 		return fmt.Errorf("--operator-namespace (or env POD_NAMESPACE) is required when the webhook is enabled: the operator's own namespace is never mutated")
+	}
+	if o.logbookURL != "" {
+		if u, err := url.Parse(o.logbookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("--logbook-url %q must be an http(s) URL such as http://dossierguard-logbook.dossierguard-system:4318", o.logbookURL)
+		}
 	}
 	if o.port < 1 || o.port > 65535 {
 		return fmt.Errorf("--webhook-port %d must be between 1 and 65535", o.port)
@@ -135,6 +143,6 @@ func (o *webhookOptions) proxyConfig(defaultImage string) webhook.Config {
 	if image == "" {
 		image = defaultImage
 	}
-	return webhook.Config{Image: image, NativeSidecar: o.nativeSidecar,
+	return webhook.Config{Image: image, NativeSidecar: o.nativeSidecar, LogbookURL: o.logbookURL,
 		BreakGlassGroups: o.breakGlass, BreakGlassMaxWindow: o.breakGlassMax}
 }

@@ -135,55 +135,70 @@ func decodeStrict(line []byte, v any) error {
 // allows: version, type, and the members of that type. It returns the
 // checkpoint when the line is one.
 func checkStructure(line []byte, li *lineInfo) (*checkpointLine, error) {
+	d, err := decodeLine(line, li)
+	return d.cp, err
+}
+
+// decodedLine is a line decoded by decodeLine: one of its members is set.
+type decodedLine struct {
+	ev *eventLine
+	cp *checkpointLine
+	g  *genesisLine
+}
+
+// decodeLine is checkStructure that also returns the decoded line.
+func decodeLine(line []byte, li *lineInfo) (decodedLine, error) {
+	var d decodedLine
 	switch li.typ {
 	case TypeEvent:
 		var l eventLine
 		if err := decodeStrict(line, &l); err != nil {
-			return nil, fmt.Errorf("event line does not have the members of format version %d: %v", FormatVersion, sanitizeJSONError(err))
+			return d, fmt.Errorf("event line does not have the members of format version %d: %v", FormatVersion, sanitizeJSONError(err))
 		}
 		if err := checkHeader(&l.lineHeader); err != nil {
-			return nil, err
+			return d, err
 		}
-		if err := l.validate(); err != nil {
-			return nil, fmt.Errorf("event line is invalid: %w", err)
+		if err := l.eventBody.validate(); err != nil {
+			return d, fmt.Errorf("event line is invalid: %w", err)
 		}
-		return nil, nil
+		d.ev = &l
 	case TypeCheckpoint:
 		var l checkpointLine
 		if err := decodeStrict(line, &l); err != nil {
-			return nil, fmt.Errorf("checkpoint line does not have the members of format version %d: %v", FormatVersion, sanitizeJSONError(err))
+			return d, fmt.Errorf("checkpoint line does not have the members of format version %d: %v", FormatVersion, sanitizeJSONError(err))
 		}
 		if err := checkHeader(&l.lineHeader); err != nil {
-			return nil, err
+			return d, err
 		}
 		if _, err := time.Parse(TimeLayout, l.Time); err != nil {
-			return nil, fmt.Errorf("checkpoint time must be in the layout %s", TimeLayout)
+			return d, fmt.Errorf("checkpoint time must be in the layout %s", TimeLayout)
 		}
 		if !isLowerHex(l.KeyID, 16) {
-			return nil, errors.New("checkpoint key_id must be 16 lowercase hex digits")
+			return d, errors.New("checkpoint key_id must be 16 lowercase hex digits")
 		}
 		if !isLowerHex(l.Sig, 2*ed25519.SignatureSize) {
-			return nil, fmt.Errorf("checkpoint sig must be %d lowercase hex digits", 2*ed25519.SignatureSize)
+			return d, fmt.Errorf("checkpoint sig must be %d lowercase hex digits", 2*ed25519.SignatureSize)
 		}
-		return &l, nil
+		d.cp = &l
 	case TypeGenesis:
 		var l genesisLine
 		if err := decodeStrict(line, &l); err != nil {
-			return nil, fmt.Errorf("genesis line does not have the members of format version %d: %v", FormatVersion, sanitizeJSONError(err))
+			return d, fmt.Errorf("genesis line does not have the members of format version %d: %v", FormatVersion, sanitizeJSONError(err))
 		}
 		if err := checkHeader(&l.lineHeader); err != nil {
-			return nil, err
+			return d, err
 		}
 		if l.Seq != 1 || l.Prev != Genesis {
-			return nil, errors.New("a genesis line must be the first line of its chain (seq 1, prev the genesis value)")
+			return d, errors.New("a genesis line must be the first line of its chain (seq 1, prev the genesis value)")
 		}
 		if err := l.genesisBody.validate(); err != nil {
-			return nil, err
+			return d, err
 		}
-		return nil, nil
+		d.g = &l
 	default:
-		return nil, errors.New(`type must be "event", "checkpoint" or "genesis"`)
+		return d, errors.New(`type must be "event", "checkpoint" or "genesis"`)
 	}
+	return d, nil
 }
 
 func checkHeader(h *lineHeader) error {

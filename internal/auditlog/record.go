@@ -50,25 +50,21 @@ func ParseRecord(line []byte) (*Record, error) {
 	if !li.hashOK {
 		return nil, &RecordError{ReasonEdited, fmt.Sprintf("the line at seq %d does not match its hash %s", li.seq, short(li.claimed))}
 	}
-	cp, err := checkStructure(line, &li)
+	d, err := decodeLine(line, &li)
 	if err != nil {
 		return nil, &RecordError{ReasonMalformed, err.Error()}
 	}
-	r := &Record{Type: li.typ, Seq: li.seq, Prev: li.prev, Hash: li.claimed, Line: line, cp: cp}
-	switch li.typ {
-	case TypeEvent:
-		var l eventLine
-		_ = decodeStrict(line, &l) // checkStructure decoded it already
-		ev := l.eventBody.event()
+	r := &Record{Type: li.typ, Seq: li.seq, Prev: li.prev, Hash: li.claimed, Line: line, cp: d.cp}
+	switch {
+	case d.ev != nil:
+		ev := d.ev.eventBody.event()
 		r.Event, r.Time = &ev, ev.Time
-	case TypeCheckpoint:
-		r.KeyID = cp.KeyID
-		r.Time, _ = time.Parse(TimeLayout, cp.Time)
-	case TypeGenesis:
-		var l genesisLine
-		_ = decodeStrict(line, &l)
-		r.Time, _ = time.Parse(TimeLayout, l.Time)
-		r.Chain = &Chain{Store: l.Store, Pod: l.Pod, Incarnation: l.Incarnation, Started: r.Time}
+	case d.cp != nil:
+		r.KeyID = d.cp.KeyID
+		r.Time, _ = time.Parse(TimeLayout, d.cp.Time)
+	case d.g != nil:
+		r.Time, _ = time.Parse(TimeLayout, d.g.Time)
+		r.Chain = &Chain{Store: d.g.Store, Pod: d.g.Pod, Incarnation: d.g.Incarnation, Started: r.Time}
 	}
 	return r, nil
 }

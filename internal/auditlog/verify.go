@@ -232,13 +232,13 @@ func (v *verifier) run() (Result, error) {
 		if !li.hashOK || li.seq != v.expect || li.prev != v.last {
 			return v.classify(li)
 		}
-		cp, err := checkStructure(line, &li)
+		d, err := decodeLine(line, &li)
 		if err != nil {
 			return v.broken(v.expect, ReasonMalformed, err.Error()), nil
 		}
-		if li.typ == TypeGenesis {
-			var g genesisLine
-			_ = decodeStrict(line, &g) // checkStructure decoded it already
+		cp := d.cp
+		if d.g != nil {
+			g := d.g
 			v.res.Chain = &Chain{Store: g.Store, Pod: g.Pod, Incarnation: g.Incarnation}
 			v.res.Chain.Started, _ = time.Parse(TimeLayout, g.Time)
 			v.res.ChainID = li.claimed
@@ -255,10 +255,8 @@ func (v *verifier) run() (Result, error) {
 				return v.broken(li.seq, ReasonUnsigned, fmt.Sprintf(
 					"%d events follow the last checkpoint without a new one, but the writer signs every %d: a checkpoint was removed", v.res.Unsigned+1, v.maxUnsigned)), nil
 			}
-			if v.res.Unsigned == 0 {
-				var ev eventLine
-				_ = decodeStrict(line, &ev)
-				v.firstUnsigned, _ = time.Parse(TimeLayout, ev.Time)
+			if v.res.Unsigned == 0 && d.ev != nil {
+				v.firstUnsigned, _ = time.Parse(TimeLayout, d.ev.Time)
 			}
 			v.res.Events++
 			v.res.Unsigned++

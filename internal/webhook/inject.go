@@ -48,6 +48,10 @@ type Config struct {
 	// BreakGlassMaxWindow bounds how far ahead the break-glass window may
 	// close; DefaultBreakGlassMaxWindow when zero.
 	BreakGlassMaxWindow time.Duration
+	// LogbookURL, when set, points the proxy at the logbook: its log opens
+	// a chain naming the store and the pod, and every event must be
+	// acknowledged by the logbook before the request goes on.
+	LogbookURL string
 }
 
 // DefaultBreakGlassMaxWindow is the longest break-glass window.
@@ -142,7 +146,14 @@ func sidecarContainer(store *v1alpha1.DossierStore, cfg Config) corev1.Container
 		args = append(args, "--plain-http")
 	}
 	args = append(args, identityArgs(store.Spec.Audit)...)
+	var env []corev1.EnvVar
+	if cfg.LogbookURL != "" {
+		args = append(args, "--store="+store.Namespace+"/"+store.Name, "--logbook-url="+cfg.LogbookURL)
+		env = append(env, corev1.EnvVar{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{
+			FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}})
+	}
 	return corev1.Container{
+		Env:             env,
 		Name:            SidecarName,
 		Image:           cfg.Image,
 		ImagePullPolicy: corev1.PullIfNotPresent,

@@ -67,3 +67,24 @@ func TestInjectServesTLSUnlessTheStoreOptsOut(t *testing.T) {
 		t.Errorf("opted out: want --plain-http and no certificate; got args %v, %d volumes", plain.Args, len(volumes))
 	}
 }
+
+// TestInjectPointsTheProxyAtTheLogbook: with a logbook URL the proxy names
+// its store and pod and ships to the logbook; without one it does not.
+func TestInjectPointsTheProxyAtTheLogbook(t *testing.T) {
+	store := &v1alpha1.DossierStore{ObjectMeta: metav1.ObjectMeta{Namespace: "wijkteam", Name: "dossiers"},
+		Spec: v1alpha1.DossierStoreSpec{Workload: v1alpha1.WorkloadSpec{AppPort: 8080}}}
+	for _, url := range []string{"", "http://dossierguard-logbook.dossierguard-system:4318"} {
+		pod := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}}}
+		Inject(pod, store, Config{Image: "img", LogbookURL: url})
+		c := pod.Spec.Containers[1]
+		args := map[string]bool{}
+		for _, a := range c.Args {
+			args[a] = true
+		}
+		has := args["--store=wijkteam/dossiers"] && args["--logbook-url="+url] &&
+			len(c.Env) == 1 && c.Env[0].Name == "POD_NAME" && c.Env[0].ValueFrom.FieldRef.FieldPath == "metadata.name"
+		if has != (url != "") {
+			t.Errorf("logbook URL %q: args %v, env %+v", url, c.Args, c.Env)
+		}
+	}
+}

@@ -428,6 +428,39 @@ func TestOptions(t *testing.T) {
 			}
 		}
 	})
+	t.Run("logbook", func(t *testing.T) {
+		if has(decode(t, mustHelm(t, templateArgs()...)), "Deployment", "dossierguard-logbook") {
+			t.Error("the logbook is rendered by default")
+		}
+		_, stderr, err := helm(t, templateArgs("--set", "logbook.enabled=true")...)
+		if err == nil || !strings.Contains(stderr, "logbook.database.secretName is required") {
+			t.Errorf("logbook without a database Secret: err %v, stderr %s", err, stderr)
+		}
+		objs := decode(t, mustHelm(t, templateArgs("--set", "logbook.enabled=true", "--set", "logbook.database.secretName=logbook-pg",
+			"--set", "logbook.trustedKeysSecret=store-keys", "--set", "logbook.database.migrate=true")...))
+		dep := convert[appsv1.Deployment](t, find(t, objs, "Deployment", "dossierguard-logbook"))
+		c := dep.Spec.Template.Spec.Containers[0]
+		for _, a := range []string{"logbook", "--listen=:4318", "--schema=dossierguard_logbook", "--migrate", "--trust-key-dir=/etc/dossierguard/logbook/trusted-keys"} {
+			if !slices.Contains(c.Args, a) {
+				t.Errorf("logbook args %v lack %s", c.Args, a)
+			}
+		}
+		if len(c.EnvFrom) != 1 || c.EnvFrom[0].SecretRef == nil || c.EnvFrom[0].SecretRef.Name != "logbook-pg" {
+			t.Errorf("logbook envFrom %+v, want Secret logbook-pg", c.EnvFrom)
+		}
+		if dep.Spec.Template.Labels["app.kubernetes.io/component"] != "logbook" {
+			t.Errorf("logbook pod labels %v", dep.Spec.Template.Labels)
+		}
+		mgr := convert[appsv1.Deployment](t, find(t, objs, "Deployment", "dossierguard-manager")).Spec.Template.Spec.Containers[0]
+		if !slices.Contains(mgr.Args, "--logbook-url=http://dossierguard-logbook."+namespace+".svc:4318") {
+			t.Errorf("manager args %v do not point the injected proxies at the logbook", mgr.Args)
+		}
+		svc := convert[corev1.Service](t, find(t, objs, "Service", "dossierguard-logbook"))
+		if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != 4318 || svc.Spec.Selector["app.kubernetes.io/component"] != "logbook" {
+			t.Errorf("logbook Service %+v", svc.Spec)
+		}
+		checkRestricted(t, objs)
+	})
 	t.Run("no NetworkPolicy", func(t *testing.T) {
 		if has(decode(t, mustHelm(t, templateArgs("--set", "networkPolicy.enabled=false")...)), "NetworkPolicy", "dossierguard-manager") {
 			t.Error("NetworkPolicy rendered while disabled")
@@ -544,6 +577,27 @@ func TestKustomize(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestKustomizeLogbook: config/logbook builds into the logbook's Deployment
+// and Service in the operator's namespace, restricted, with its database
+// named by a Secret.
+func TestKustomizeLogbook(t *testing.T) {
+	objs := decode(t, run(t, nil, kubectl(t), "kustomize", "config/logbook"))
+	if len(objs) != 2 {
+		t.Fatalf("%d objects, want the Deployment and the Service", len(objs))
+	}
+	for _, o := range objs {
+		if o.GetNamespace() != namespace || o.GetLabels()["app.kubernetes.io/part-of"] != "dossierguard" {
+			t.Errorf("%s %s: namespace %q, labels %v", o.GetKind(), o.GetName(), o.GetNamespace(), o.GetLabels())
+		}
+	}
+	checkRestricted(t, objs)
+	c := convert[appsv1.Deployment](t, find(t, objs, "Deployment", "dossierguard-logbook")).Spec.Template.Spec.Containers[0]
+	if len(c.EnvFrom) != 1 || c.EnvFrom[0].SecretRef == nil || c.EnvFrom[0].SecretRef.Name != "dossierguard-logbook-db" || c.Args[0] != "logbook" {
+		t.Errorf("logbook container %v %+v", c.Args, c.EnvFrom)
+	}
+	find(t, objs, "Service", "dossierguard-logbook")
 }
 
 // TestChartInSync: the chart's CRDs and manager rules, and the kustomize copy

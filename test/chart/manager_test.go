@@ -24,15 +24,34 @@ func TestManagerAcceptsTheFlags(t *testing.T) {
 		"chart cert-manager": decode(t, mustHelm(t, templateArgs("--set", "certManager.enabled=true")...)),
 		"chart options": decode(t, mustHelm(t, templateArgs("--set", "auditProxy.image=example.nl/proxy:1",
 			"--set", "manager.logLevel=debug", "--set", "manager.extraArgs={--zap-encoder=console}")...)),
+		"chart logbook": decode(t, mustHelm(t, templateArgs("--set", "logbook.enabled=true", "--set", "logbook.database.secretName=pg",
+			"--set", "logbook.database.migrate=true", "--set", "logbook.trustedKeysSecret=keys")...)),
 		"config/default":     decode(t, run(t, nil, kubectl(t), "kustomize", "config/default")),
+		"config/logbook":     decode(t, run(t, nil, kubectl(t), "kustomize", "config/logbook")),
 		"config/certmanager": decode(t, run(t, nil, kubectl(t), "kustomize", "config/certmanager")),
 	}
 	for name, objs := range rendered {
-		dep := convert[appsv1.Deployment](t, find(t, objs, "Deployment", "dossierguard-manager"))
+		for _, role := range []string{"manager", "logbook"} {
+			if !has(objs, "Deployment", "dossierguard-"+role) {
+				if role == "manager" && name != "config/logbook" {
+					t.Errorf("%s: no manager Deployment", name)
+				}
+				continue
+			}
+			checkRoleArgs(t, bin, name, role, convert[appsv1.Deployment](t, find(t, objs, "Deployment", "dossierguard-"+role)))
+		}
+	}
+}
+
+// checkRoleArgs parses the arguments of a Deployment's container with the
+// binary.
+func checkRoleArgs(t *testing.T, bin, name, role string, dep *appsv1.Deployment) {
+	t.Helper()
+	{
 		c := dep.Spec.Template.Spec.Containers[0]
-		if len(c.Command) > 0 || len(c.Args) == 0 || c.Args[0] != "manager" {
-			t.Errorf("%s: command %v args %v, want the image's entrypoint with args [manager ...]", name, c.Command, c.Args)
-			continue
+		if len(c.Command) > 0 || len(c.Args) == 0 || c.Args[0] != role {
+			t.Errorf("%s: command %v args %v, want the image's entrypoint with args [%s ...]", name, c.Command, c.Args, role)
+			return
 		}
 		// --help after the flags: cobra parses every flag first and fails on
 		// an unknown one, then prints the help instead of starting.

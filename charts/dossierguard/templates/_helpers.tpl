@@ -89,3 +89,17 @@ and P366D equals P1Y, 2000 being a leap year).
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/* Labels of the logbook's objects, and those that select its pods. */}}
+{{- define "dossierguard.logbookSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "dossierguard.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: logbook
+{{- end }}
+{{- define "dossierguard.logbookLabels" -}}
+helm.sh/chart: {{ include "dossierguard.chart" . }}
+{{ include "dossierguard.logbookSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: dossierguard
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
