@@ -95,12 +95,12 @@ func runLogbookVerify(cmd *cobra.Command, args []string, opts auditVerifyOptions
 		if v.Removed > 0 {
 			removed = fmt.Sprintf(" (seq 2 to %d removed by retention, signed)", v.Removed+1)
 		}
-		fmt.Fprintf(out, "chain %s (pod %s, started %s): %s%s\n", v.ChainID, v.Pod, v.Started.UTC().Format(time.RFC3339), v.Result, removed)
+		_, _ = fmt.Fprintf(out, "chain %s (pod %s, started %s): %s%s\n", v.ChainID, v.Pod, v.Started.UTC().Format(time.RFC3339), v.Result, removed)
 		if !v.Result.OK {
 			broken++
 		}
 	}
-	fmt.Fprintf(out, "%d chains of store %s, %d broken\n", len(verdicts), src.store, broken)
+	_, _ = fmt.Fprintf(out, "%d chains of store %s, %d broken\n", len(verdicts), src.store, broken)
 	if broken > 0 {
 		return &auditExitError{code: exitAuditBroken, err: fmt.Errorf("%d of %d chains of store %s are broken", broken, len(verdicts), src.store)}
 	}
@@ -214,18 +214,18 @@ func writeAccesses(w io.Writer, format string, accesses []logbook.Access) error 
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tACTOR\tROLES\tACTION\tCATEGORIES\tOUTCOME\tROUTE\tPROCESSING ACTIVITY\tBREAK-GLASS")
+	_, _ = fmt.Fprintln(tw, "TIME\tACTOR\tROLES\tACTION\tCATEGORIES\tOUTCOME\tROUTE\tPROCESSING ACTIVITY\tBREAK-GLASS")
 	for _, a := range accesses {
 		bg := "-"
 		if a.BreakGlass {
 			bg = "yes: " + a.BreakGlassReason
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Time.UTC().Format(time.RFC3339), a.Actor,
+		_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Time.UTC().Format(time.RFC3339), a.Actor,
 			strings.Join(a.Roles, ","), a.Action, strings.Join(a.Categories, ","), a.Outcome, a.Route, a.ProcessingActivityID, bg)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "%d accesses\n", len(accesses))
-	return nil
+	_, err := fmt.Fprintf(w, "%d accesses\n", len(accesses))
+	return err
 }

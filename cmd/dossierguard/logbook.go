@@ -101,8 +101,8 @@ libpq environment variables.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "schema %s: applied migrations %v\n", schema, applied)
-			return nil
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "schema %s: applied migrations %v\n", schema, applied)
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&schema, "schema", logbook.DefaultSchema, "PostgreSQL schema of the logbook's tables; created when missing.")
@@ -127,6 +127,14 @@ func (o *logbookOptions) config() (logbook.ServeConfig, error) {
 	if o.maxRequestBytes < 1024 {
 		errs = append(errs, errors.New("--max-request-bytes: must be at least 1024"))
 	}
+	errs = append(errs, o.addTrustKeys(cfg.TrustKeys)...)
+	errs = append(errs, o.addTrustKeyDir(cfg.TrustKeys)...)
+	return cfg, errors.Join(errs...)
+}
+
+// addTrustKeys reads the --trust-key files into keys.
+func (o *logbookOptions) addTrustKeys(keys map[string][]ed25519.PublicKey) []error {
+	var errs []error
 	for _, tk := range o.trustKeys {
 		st, path, ok := strings.Cut(tk, "=")
 		ns, name, ok2 := strings.Cut(st, "/")
@@ -139,33 +147,41 @@ func (o *logbookOptions) config() (logbook.ServeConfig, error) {
 			errs = append(errs, fmt.Errorf("--trust-key: %w", err))
 			continue
 		}
-		cfg.TrustKeys[st] = append(cfg.TrustKeys[st], pub)
+		keys[st] = append(keys[st], pub)
 	}
-	if o.trustKeyDir != "" {
-		entries, err := os.ReadDir(o.trustKeyDir)
+	return errs
+}
+
+// addTrustKeyDir reads the NAMESPACE_STORE[_SUFFIX].pem files of
+// --trust-key-dir into keys.
+func (o *logbookOptions) addTrustKeyDir(keys map[string][]ed25519.PublicKey) []error {
+	if o.trustKeyDir == "" {
+		return nil
+	}
+	entries, err := os.ReadDir(o.trustKeyDir)
+	if err != nil {
+		return []error{fmt.Errorf("--trust-key-dir: %w", err)}
+	}
+	var errs []error
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".pem")
+		if !ok || e.IsDir() {
+			continue // the ..data links of a mounted Secret, and other files
+		}
+		parts := strings.SplitN(name, "_", 3)
+		if len(parts) < 2 || parts[0] == "" || parts[1] == "" {
+			errs = append(errs, fmt.Errorf("--trust-key-dir: %s must be named NAMESPACE_STORE[_SUFFIX].pem", e.Name()))
+			continue
+		}
+		pub, err := auditlog.ReadPublicKeyFile(filepath.Join(o.trustKeyDir, e.Name()))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("--trust-key-dir: %w", err))
+			continue
 		}
-		for _, e := range entries {
-			name, ok := strings.CutSuffix(e.Name(), ".pem")
-			if !ok || e.IsDir() {
-				continue // the ..data links of a mounted Secret, and other files
-			}
-			parts := strings.SplitN(name, "_", 3)
-			if len(parts) < 2 || parts[0] == "" || parts[1] == "" {
-				errs = append(errs, fmt.Errorf("--trust-key-dir: %s must be named NAMESPACE_STORE[_SUFFIX].pem", e.Name()))
-				continue
-			}
-			pub, err := auditlog.ReadPublicKeyFile(filepath.Join(o.trustKeyDir, e.Name()))
-			if err != nil {
-				errs = append(errs, fmt.Errorf("--trust-key-dir: %w", err))
-				continue
-			}
-			st := parts[0] + "/" + parts[1]
-			cfg.TrustKeys[st] = append(cfg.TrustKeys[st], pub)
-		}
+		st := parts[0] + "/" + parts[1]
+		keys[st] = append(keys[st], pub)
 	}
-	return cfg, errors.Join(errs...)
+	return errs
 }
 
 func validSchemaName(s string) bool {

@@ -149,56 +149,69 @@ type decodedLine struct {
 // decodeLine is checkStructure that also returns the decoded line.
 func decodeLine(line []byte, li *lineInfo) (decodedLine, error) {
 	var d decodedLine
+	var err error
 	switch li.typ {
 	case TypeEvent:
-		var l eventLine
-		if err := decodeStrict(line, &l); err != nil {
-			return d, fmt.Errorf("event line does not have the members of format version %d: %v", FormatVersion, sanitizeJSONError(err))
-		}
-		if err := checkHeader(&l.lineHeader); err != nil {
-			return d, err
-		}
-		if err := l.eventBody.validate(); err != nil {
-			return d, fmt.Errorf("event line is invalid: %w", err)
-		}
-		d.ev = &l
+		d.ev, err = decodeEvent(line)
 	case TypeCheckpoint:
-		var l checkpointLine
-		if err := decodeStrict(line, &l); err != nil {
-			return d, fmt.Errorf("checkpoint line does not have the members of format version %d: %v", FormatVersion, sanitizeJSONError(err))
-		}
-		if err := checkHeader(&l.lineHeader); err != nil {
-			return d, err
-		}
-		if _, err := time.Parse(TimeLayout, l.Time); err != nil {
-			return d, fmt.Errorf("checkpoint time must be in the layout %s", TimeLayout)
-		}
-		if !isLowerHex(l.KeyID, 16) {
-			return d, errors.New("checkpoint key_id must be 16 lowercase hex digits")
-		}
-		if !isLowerHex(l.Sig, 2*ed25519.SignatureSize) {
-			return d, fmt.Errorf("checkpoint sig must be %d lowercase hex digits", 2*ed25519.SignatureSize)
-		}
-		d.cp = &l
+		d.cp, err = decodeCheckpoint(line)
 	case TypeGenesis:
-		var l genesisLine
-		if err := decodeStrict(line, &l); err != nil {
-			return d, fmt.Errorf("genesis line does not have the members of format version %d: %v", FormatVersion, sanitizeJSONError(err))
-		}
-		if err := checkHeader(&l.lineHeader); err != nil {
-			return d, err
-		}
-		if l.Seq != 1 || l.Prev != Genesis {
-			return d, errors.New("a genesis line must be the first line of its chain (seq 1, prev the genesis value)")
-		}
-		if err := l.genesisBody.validate(); err != nil {
-			return d, err
-		}
-		d.g = &l
+		d.g, err = decodeGenesis(line)
 	default:
-		return d, errors.New(`type must be "event", "checkpoint" or "genesis"`)
+		err = errors.New(`type must be "event", "checkpoint" or "genesis"`)
 	}
-	return d, nil
+	return d, err
+}
+
+func decodeEvent(line []byte) (*eventLine, error) {
+	var l eventLine
+	if err := decodeStrict(line, &l); err != nil {
+		return nil, fmt.Errorf("event line does not have the members of format version %d: %v", FormatVersion, sanitizeJSONError(err))
+	}
+	if err := checkHeader(&l.lineHeader); err != nil {
+		return nil, err
+	}
+	if err := l.validate(); err != nil {
+		return nil, fmt.Errorf("event line is invalid: %w", err)
+	}
+	return &l, nil
+}
+
+func decodeCheckpoint(line []byte) (*checkpointLine, error) {
+	var l checkpointLine
+	if err := decodeStrict(line, &l); err != nil {
+		return nil, fmt.Errorf("checkpoint line does not have the members of format version %d: %v", FormatVersion, sanitizeJSONError(err))
+	}
+	if err := checkHeader(&l.lineHeader); err != nil {
+		return nil, err
+	}
+	if _, err := time.Parse(TimeLayout, l.Time); err != nil {
+		return nil, fmt.Errorf("checkpoint time must be in the layout %s", TimeLayout)
+	}
+	if !isLowerHex(l.KeyID, 16) {
+		return nil, errors.New("checkpoint key_id must be 16 lowercase hex digits")
+	}
+	if !isLowerHex(l.Sig, 2*ed25519.SignatureSize) {
+		return nil, fmt.Errorf("checkpoint sig must be %d lowercase hex digits", 2*ed25519.SignatureSize)
+	}
+	return &l, nil
+}
+
+func decodeGenesis(line []byte) (*genesisLine, error) {
+	var l genesisLine
+	if err := decodeStrict(line, &l); err != nil {
+		return nil, fmt.Errorf("genesis line does not have the members of format version %d: %v", FormatVersion, sanitizeJSONError(err))
+	}
+	if err := checkHeader(&l.lineHeader); err != nil {
+		return nil, err
+	}
+	if l.Seq != 1 || l.Prev != Genesis {
+		return nil, errors.New("a genesis line must be the first line of its chain (seq 1, prev the genesis value)")
+	}
+	if err := l.validate(); err != nil {
+		return nil, err
+	}
+	return &l, nil
 }
 
 func checkHeader(h *lineHeader) error {

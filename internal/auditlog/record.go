@@ -57,7 +57,7 @@ func ParseRecord(line []byte) (*Record, error) {
 	r := &Record{Type: li.typ, Seq: li.seq, Prev: li.prev, Hash: li.claimed, Line: line, cp: d.cp}
 	switch {
 	case d.ev != nil:
-		ev := d.ev.eventBody.event()
+		ev := d.ev.event()
 		r.Event, r.Time = &ev, ev.Time
 	case d.cp != nil:
 		r.KeyID = d.cp.KeyID

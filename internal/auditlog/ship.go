@@ -212,14 +212,14 @@ func (s *shipper) send(ctx context.Context, batch []*shipEntry) error {
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
 		return err
 	}
-	switch {
-	case resp.StatusCode == http.StatusOK:
-	case resp.StatusCode == http.StatusBadRequest:
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusBadRequest:
 		return &refusedError{fmt.Sprintf("HTTP %d for a request of %d lines", resp.StatusCode, len(batch))}
 	default:
 		return fmt.Errorf("logbook answered HTTP %d", resp.StatusCode)

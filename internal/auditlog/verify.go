@@ -161,21 +161,7 @@ func VerifyWithOptions(r io.Reader, opts VerifyOptions) (Result, error) {
 	if err != nil {
 		return res, fmt.Errorf("verify audit log: %w", err)
 	}
-	if res.OK && !opts.AllowUnsignedTail && v.lastType != TypeCheckpoint {
-		res = v.broken(v.expect, ReasonTruncated, v.noFinalCheckpoint())
-	}
-	if res.OK && opts.MaxUnsignedAge > 0 && res.Unsigned > 0 {
-		now := time.Now
-		if opts.Now != nil {
-			now = opts.Now
-		}
-		if age := now().Sub(v.firstUnsigned); age > opts.MaxUnsignedAge {
-			res = v.broken(v.expect, ReasonUnsigned, fmt.Sprintf(
-				"the log ends with %d events after its last checkpoint, the first of them %s old; the writer signs within %s, so its checkpoints were cut off or it stopped without closing",
-				res.Unsigned, age.Round(time.Second), opts.MaxUnsignedAge))
-		}
-	}
-	return res, nil
+	return v.checkEnd(res, &opts), nil
 }
 
 // verifier holds the state of one verification.
@@ -191,6 +177,27 @@ type verifier struct {
 
 	maxUnsigned   int
 	firstUnsigned time.Time // time of the first event after the last checkpoint
+}
+
+// checkEnd applies the rules about how a log ends: a final checkpoint,
+// unless an unsigned tail is allowed, and then one the writer would not yet
+// have signed.
+func (v *verifier) checkEnd(res Result, opts *VerifyOptions) Result {
+	if res.OK && !opts.AllowUnsignedTail && v.lastType != TypeCheckpoint {
+		return v.broken(v.expect, ReasonTruncated, v.noFinalCheckpoint())
+	}
+	if res.OK && opts.MaxUnsignedAge > 0 && res.Unsigned > 0 {
+		now := time.Now
+		if opts.Now != nil {
+			now = opts.Now
+		}
+		if age := now().Sub(v.firstUnsigned); age > opts.MaxUnsignedAge {
+			return v.broken(v.expect, ReasonUnsigned, fmt.Sprintf(
+				"the log ends with %d events after its last checkpoint, the first of them %s old; the writer signs within %s, so its checkpoints were cut off or it stopped without closing",
+				res.Unsigned, age.Round(time.Second), opts.MaxUnsignedAge))
+		}
+	}
+	return res
 }
 
 func (v *verifier) broken(seq uint64, reason Reason, detail string) Result {
@@ -236,35 +243,44 @@ func (v *verifier) run() (Result, error) {
 		if err != nil {
 			return v.broken(v.expect, ReasonMalformed, err.Error()), nil
 		}
-		cp := d.cp
-		if d.g != nil {
-			g := d.g
-			v.res.Chain = &Chain{Store: g.Store, Pod: g.Pod, Incarnation: g.Incarnation}
-			v.res.Chain.Started, _ = time.Parse(TimeLayout, g.Time)
-			v.res.ChainID = li.claimed
-		} else if cp != nil {
-			if err := verifyCheckpoint(cp, v.keys); err != nil {
-				return v.broken(v.expect, ReasonBadSignature, err.Error()), nil
-			}
-			v.res.Checkpoints++
-			v.res.LastCheckpointSeq = li.seq
-			v.res.LastCheckpointTime, _ = time.Parse(TimeLayout, cp.Time)
-			v.res.Unsigned = 0
-		} else {
-			if v.maxUnsigned > 0 && v.res.Unsigned >= v.maxUnsigned {
-				return v.broken(li.seq, ReasonUnsigned, fmt.Sprintf(
-					"%d events follow the last checkpoint without a new one, but the writer signs every %d: a checkpoint was removed", v.res.Unsigned+1, v.maxUnsigned)), nil
-			}
-			if v.res.Unsigned == 0 && d.ev != nil {
-				v.firstUnsigned, _ = time.Parse(TimeLayout, d.ev.Time)
-			}
-			v.res.Events++
-			v.res.Unsigned++
+		if res, broken := v.count(&li, d); broken {
+			return res, nil
 		}
 		v.res.LastSeq = li.seq
 		v.lastPrev, v.last, v.lastType = v.last, li.claimed, li.typ
 		v.expect++
 	}
+}
+
+// count records a line that continues the chain in the result; it
+// reports a break when a checkpoint does not verify or too many events go
+// unsigned.
+func (v *verifier) count(li *lineInfo, d decodedLine) (Result, bool) {
+	switch {
+	case d.g != nil:
+		v.res.Chain = &Chain{Store: d.g.Store, Pod: d.g.Pod, Incarnation: d.g.Incarnation}
+		v.res.Chain.Started, _ = time.Parse(TimeLayout, d.g.Time)
+		v.res.ChainID = li.claimed
+	case d.cp != nil:
+		if err := verifyCheckpoint(d.cp, v.keys); err != nil {
+			return v.broken(v.expect, ReasonBadSignature, err.Error()), true
+		}
+		v.res.Checkpoints++
+		v.res.LastCheckpointSeq = li.seq
+		v.res.LastCheckpointTime, _ = time.Parse(TimeLayout, d.cp.Time)
+		v.res.Unsigned = 0
+	default:
+		if v.maxUnsigned > 0 && v.res.Unsigned >= v.maxUnsigned {
+			return v.broken(li.seq, ReasonUnsigned, fmt.Sprintf(
+				"%d events follow the last checkpoint without a new one, but the writer signs every %d: a checkpoint was removed", v.res.Unsigned+1, v.maxUnsigned)), true
+		}
+		if v.res.Unsigned == 0 && d.ev != nil {
+			v.firstUnsigned, _ = time.Parse(TimeLayout, d.ev.Time)
+		}
+		v.res.Events++
+		v.res.Unsigned++
+	}
+	return Result{}, false
 }
 
 // classify decides how the log is broken at line x, the first line that

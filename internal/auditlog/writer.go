@@ -166,12 +166,12 @@ func NewWriter(opts Options) (*Writer, error) {
 	}
 	w.file = f
 	if err := w.openChain(f, opts.Chain); err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, fmt.Errorf("audit log %s: %w", opts.Path, err)
 	}
 	if opts.Logbook != nil {
 		if err := w.startShipper(f, opts); err != nil {
-			f.Close()
+			_ = f.Close()
 			return nil, err
 		}
 	}
@@ -550,7 +550,7 @@ func (w *Writer) openChain(f *os.File, c *Chain) error {
 		return nil
 	}
 	var g genesisLine
-	if err := decodeStrict(first, &g); err != nil || g.genesisBody.validate() != nil {
+	if err := decodeStrict(first, &g); err != nil || g.validate() != nil {
 		return errors.New("the genesis line of the log is malformed; refusing to append to a broken log")
 	}
 	if c != nil && c.Store != g.Store {

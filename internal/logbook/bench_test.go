@@ -57,7 +57,7 @@ func BenchmarkLogbookIngest(b *testing.B) {
 					return
 				}
 				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
+				_ = resp.Body.Close()
 				if resp.StatusCode != 200 {
 					b.Errorf("HTTP %d", resp.StatusCode)
 					return

@@ -215,51 +215,22 @@ type head struct {
 func (l *Logbook) ingestChain(ctx context.Context, chainID string, in []incoming) (stored, dups int, refused []Refusal, err error) {
 	err = pgx.BeginFunc(ctx, l.db, func(tx pgx.Tx) error {
 		stored, dups, refused = 0, 0, nil
-		var h head
-		if chainID != "" {
-			var hs, cs int64
-			err := tx.QueryRow(ctx, `SELECT store, head_seq, head_hash, head_type, checkpoint_seq, checkpoint_at
-				FROM logbook_chains WHERE chain_id = $1 FOR UPDATE`, chainID).Scan(&h.store, &hs, &h.hash, &h.typ, &cs, &h.cpTime)
-			switch {
-			case errors.Is(err, pgx.ErrNoRows):
-				h.hash = auditlog.Genesis
-			case err != nil:
-				return fmt.Errorf("read chain head: %w", err)
-			default:
-				h.known, h.seq, h.cpSeq = true, uint64(hs), uint64(cs)
-			}
+		h, err := readHead(ctx, tx, chainID)
+		if err != nil {
+			return err
 		}
-		// The hashes of stored lines that this request carries again.
-		var again []int64
-		for _, x := range in {
-			if x.rec != nil && h.known && x.rec.Seq <= h.seq {
-				again = append(again, int64(x.rec.Seq))
-			}
-		}
-		storedHash := map[uint64]string{}
-		if len(again) > 0 {
-			rows, err := tx.Query(ctx, "SELECT seq, hash FROM logbook_records WHERE chain_id = $1 AND seq = ANY($2)", chainID, again)
-			if err != nil {
-				return fmt.Errorf("read stored lines: %w", err)
-			}
-			for rows.Next() {
-				var s int64
-				var hash string
-				if err := rows.Scan(&s, &hash); err != nil {
-					rows.Close()
-					return fmt.Errorf("read stored lines: %w", err)
-				}
-				storedHash[uint64(s)] = hash
-			}
-			if err := rows.Err(); err != nil {
-				return fmt.Errorf("read stored lines: %w", err)
-			}
+		storedHash, err := storedHashes(ctx, tx, chainID, &h, in)
+		if err != nil {
+			return err
 		}
 
 		var batch []*auditlog.Record
 		var store string
 		for i, x := range in {
-			ref := l.check(ctx, tx, chainID, &h, storedHash, x)
+			ref, err := l.check(ctx, tx, chainID, &h, storedHash, x)
+			if err != nil {
+				return err
+			}
 			if ref != nil {
 				refused = append(refused, *ref)
 				for _, y := range in[i+1:] {
@@ -300,6 +271,59 @@ func (l *Logbook) ingestChain(ctx context.Context, chainID string, in []incoming
 	return stored, dups, refused, err
 }
 
+// readHead reads and locks the head of a chain; an unknown chain has the
+// genesis value as its head hash.
+func readHead(ctx context.Context, tx pgx.Tx, chainID string) (head, error) {
+	h := head{hash: auditlog.Genesis}
+	if chainID == "" {
+		return h, nil
+	}
+	var hs, cs int64
+	err := tx.QueryRow(ctx, `SELECT store, head_seq, head_hash, head_type, checkpoint_seq, checkpoint_at
+		FROM logbook_chains WHERE chain_id = $1 FOR UPDATE`, chainID).Scan(&h.store, &hs, &h.hash, &h.typ, &cs, &h.cpTime)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		h.hash = auditlog.Genesis
+		return h, nil
+	case err != nil:
+		return h, fmt.Errorf("read chain head: %w", err)
+	}
+	h.known, h.seq, h.cpSeq = true, uint64(hs), uint64(cs)
+	return h, nil
+}
+
+// storedHashes reads the hashes of the stored lines that the request
+// carries again.
+func storedHashes(ctx context.Context, tx pgx.Tx, chainID string, h *head, in []incoming) (map[uint64]string, error) {
+	var again []int64
+	for _, x := range in {
+		if x.rec != nil && h.known && x.rec.Seq <= h.seq {
+			again = append(again, int64(x.rec.Seq))
+		}
+	}
+	m := map[uint64]string{}
+	if len(again) == 0 {
+		return m, nil
+	}
+	rows, err := tx.Query(ctx, "SELECT seq, hash FROM logbook_records WHERE chain_id = $1 AND seq = ANY($2)", chainID, again)
+	if err != nil {
+		return nil, fmt.Errorf("read stored lines: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var s int64
+		var hash string
+		if err := rows.Scan(&s, &hash); err != nil {
+			return nil, fmt.Errorf("read stored lines: %w", err)
+		}
+		m[uint64(s)] = hash
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read stored lines: %w", err)
+	}
+	return m, nil
+}
+
 func seqOf(x incoming) uint64 {
 	if x.rec != nil {
 		return x.rec.Seq
@@ -309,16 +333,12 @@ func seqOf(x incoming) uint64 {
 
 // check decides whether x continues the chain at h, is a harmless
 // redelivery of a stored line, or is refused.
-func (l *Logbook) check(ctx context.Context, tx pgx.Tx, chainID string, h *head, storedHash map[uint64]string, x incoming) *Refusal {
-	ref := func(seq uint64, r Reason, format string, args ...any) *Refusal {
-		return &Refusal{ChainID: chainID, Seq: seq, Reason: r, Detail: fmt.Sprintf(format, args...)}
+func (l *Logbook) check(ctx context.Context, tx pgx.Tx, chainID string, h *head, storedHash map[uint64]string, x incoming) (*Refusal, error) {
+	ref := func(seq uint64, r Reason, format string, args ...any) (*Refusal, error) {
+		return &Refusal{ChainID: chainID, Seq: seq, Reason: r, Detail: fmt.Sprintf(format, args...)}, nil
 	}
 	if x.err != nil {
-		var re *auditlog.RecordError
-		if errors.As(x.err, &re) && re.Reason == auditlog.ReasonEdited {
-			return ref(0, ReasonEdited, "%s", re.Detail)
-		}
-		return ref(0, ReasonMalformed, "%s", x.err)
+		return undecodable(chainID, x.err), nil
 	}
 	r := x.rec
 	switch {
@@ -334,7 +354,7 @@ func (l *Logbook) check(ctx context.Context, tx pgx.Tx, chainID string, h *head,
 		if stored, ok := storedHash[r.Seq]; ok && stored != r.Hash {
 			return ref(r.Seq, ReasonFork, "a different line with seq %d (hash %s) is stored; this one has hash %s", r.Seq, short(stored), short(r.Hash))
 		}
-		return nil
+		return nil, nil
 	case r.Seq > h.seq+1:
 		if h.seq == 0 {
 			return ref(r.Seq, ReasonGap, "the logbook has no line of this chain; its first line must be its genesis line (seq 1)")
@@ -343,15 +363,32 @@ func (l *Logbook) check(ctx context.Context, tx pgx.Tx, chainID string, h *head,
 	case !r.Follows(h.seq, h.hash):
 		return ref(r.Seq, ReasonSubstitution, "seq %d does not follow the stored seq %d: its prev is %s, the head's hash is %s", r.Seq, h.seq, short(r.Prev), short(h.hash))
 	case r.Type == auditlog.TypeCheckpoint:
-		keys, err := l.storeKeys(ctx, tx, h.store)
-		if err == nil {
-			err = r.VerifySignature(keys)
-		}
-		if err != nil {
-			return ref(r.Seq, ReasonBadSignature, "%v", err)
-		}
+		return l.checkSignature(ctx, tx, chainID, h.store, r)
 	}
-	return nil
+	return nil, nil
+}
+
+// checkSignature verifies a checkpoint with the keys of the chain's store.
+// A failure to read the keys is an error (the sender retries), not a
+// refusal.
+func (l *Logbook) checkSignature(ctx context.Context, tx pgx.Tx, chainID, store string, r *auditlog.Record) (*Refusal, error) {
+	keys, err := l.storeKeys(ctx, tx, store)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.VerifySignature(keys); err != nil {
+		return &Refusal{ChainID: chainID, Seq: r.Seq, Reason: ReasonBadSignature, Detail: err.Error()}, nil
+	}
+	return nil, nil
+}
+
+// undecodable is the refusal of a span whose line could not be decoded.
+func undecodable(chainID string, err error) *Refusal {
+	var re *auditlog.RecordError
+	if errors.As(err, &re) && re.Reason == auditlog.ReasonEdited {
+		return &Refusal{ChainID: chainID, Reason: ReasonEdited, Detail: re.Detail}
+	}
+	return &Refusal{ChainID: chainID, Reason: ReasonMalformed, Detail: err.Error()}
 }
 
 // recordRefusal keeps a refused line for the auditor, never as a record.

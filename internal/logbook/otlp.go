@@ -76,33 +76,8 @@ func (l *Logbook) serveTraces(w http.ResponseWriter, r *http.Request, log *slog.
 		writeStatus(w, contentTypeProtobuf, http.StatusUnsupportedMediaType, "Content-Type must be application/x-protobuf or application/json")
 		return
 	}
-	var body io.Reader = http.MaxBytesReader(w, r.Body, maxBytes)
-	switch enc := r.Header.Get("Content-Encoding"); enc {
-	case "", "identity":
-	case "gzip":
-		zr, err := gzip.NewReader(body)
-		if err != nil {
-			writeStatus(w, ct, http.StatusBadRequest, "the body is not gzip")
-			return
-		}
-		body = io.LimitReader(zr, maxBytes+1)
-	default:
-		writeStatus(w, ct, http.StatusUnsupportedMediaType, "Content-Encoding must be gzip or none")
-		return
-	}
-	data, err := io.ReadAll(body)
-	if err != nil || int64(len(data)) > maxBytes {
-		writeStatus(w, ct, http.StatusRequestEntityTooLarge, fmt.Sprintf("the request is larger than %d bytes or could not be read", maxBytes))
-		return
-	}
-	req := &coltracepb.ExportTraceServiceRequest{}
-	if ct == contentTypeJSON {
-		err = unmarshalJSON(data, req)
-	} else {
-		err = proto.Unmarshal(data, req)
-	}
-	if err != nil {
-		writeStatus(w, ct, http.StatusBadRequest, "the body is not an OTLP ExportTraceServiceRequest")
+	req, ok := readExport(w, r, ct, maxBytes)
+	if !ok {
 		return
 	}
 	res, err := l.Ingest(r.Context(), req)
@@ -130,6 +105,41 @@ func (l *Logbook) serveTraces(w http.ResponseWriter, r *http.Request, log *slog.
 		}
 	}
 	writeMessage(w, ct, http.StatusOK, resp)
+}
+
+// readExport reads and decodes the export request; on failure it has
+// answered and returns false.
+func readExport(w http.ResponseWriter, r *http.Request, ct string, maxBytes int64) (*coltracepb.ExportTraceServiceRequest, bool) {
+	var body io.Reader = http.MaxBytesReader(w, r.Body, maxBytes)
+	switch enc := r.Header.Get("Content-Encoding"); enc {
+	case "", "identity":
+	case "gzip":
+		zr, err := gzip.NewReader(body)
+		if err != nil {
+			writeStatus(w, ct, http.StatusBadRequest, "the body is not gzip")
+			return nil, false
+		}
+		body = io.LimitReader(zr, maxBytes+1)
+	default:
+		writeStatus(w, ct, http.StatusUnsupportedMediaType, "Content-Encoding must be gzip or none")
+		return nil, false
+	}
+	data, err := io.ReadAll(body)
+	if err != nil || int64(len(data)) > maxBytes {
+		writeStatus(w, ct, http.StatusRequestEntityTooLarge, fmt.Sprintf("the request is larger than %d bytes or could not be read", maxBytes))
+		return nil, false
+	}
+	req := &coltracepb.ExportTraceServiceRequest{}
+	if ct == contentTypeJSON {
+		err = unmarshalJSON(data, req)
+	} else {
+		err = proto.Unmarshal(data, req)
+	}
+	if err != nil {
+		writeStatus(w, ct, http.StatusBadRequest, "the body is not an OTLP ExportTraceServiceRequest")
+		return nil, false
+	}
+	return req, true
 }
 
 // sqlState is the SQLSTATE of a database error, for logs that must not hold

@@ -151,22 +151,7 @@ func RemoveExpired(ctx context.Context, db interface {
 			b := min(a+int64(batch)-1, last)
 			rm := Removal{ChainID: c.chain, FromSeq: uint64(a), ToSeq: uint64(b), Count: uint64(b - a + 1),
 				Cutoff: cutoff, Removed: now().Truncate(time.Microsecond), KeyID: keyID}
-			err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-				if err := tx.QueryRow(ctx, "SELECT hash FROM logbook_records WHERE chain_id = $1 AND seq = $2", c.chain, b).Scan(&rm.LastHash); err != nil {
-					return fmt.Errorf("read the last line of the batch: %w", err)
-				}
-				tag, err := tx.Exec(ctx, "DELETE FROM logbook_records WHERE chain_id = $1 AND seq BETWEEN $2 AND $3", c.chain, a, b)
-				if err != nil {
-					return fmt.Errorf("remove lines: %w", err)
-				}
-				if uint64(tag.RowsAffected()) != rm.Count {
-					return fmt.Errorf("chain %s: %d lines in seq %d to %d, want %d: the chain has a hole; verify it", short(c.chain), tag.RowsAffected(), a, b, rm.Count)
-				}
-				rm.Sig = hex.EncodeToString(ed25519.Sign(cfg.SigningKey, rm.message()))
-				_, err = tx.Exec(ctx, `INSERT INTO logbook_removals (chain_id, from_seq, to_seq, count, last_hash, cutoff, removed_at, key_id, sig)
-					VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, rm.ChainID, a, b, int64(rm.Count), rm.LastHash, rm.Cutoff, rm.Removed, rm.KeyID, rm.Sig)
-				return err
-			})
+			err := removeBatch(ctx, db, &rm, cfg.SigningKey)
 			if err != nil {
 				return rep, fmt.Errorf("retention: %w", err)
 			}
@@ -175,6 +160,30 @@ func RemoveExpired(ctx context.Context, db interface {
 		}
 	}
 	return rep, nil
+}
+
+// removeBatch removes the lines of rm in one transaction with its signed
+// record.
+func removeBatch(ctx context.Context, db interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+}, rm *Removal, key ed25519.PrivateKey) error {
+	return pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		a, b := int64(rm.FromSeq), int64(rm.ToSeq)
+		if err := tx.QueryRow(ctx, "SELECT hash FROM logbook_records WHERE chain_id = $1 AND seq = $2", rm.ChainID, b).Scan(&rm.LastHash); err != nil {
+			return fmt.Errorf("read the last line of the batch: %w", err)
+		}
+		tag, err := tx.Exec(ctx, "DELETE FROM logbook_records WHERE chain_id = $1 AND seq BETWEEN $2 AND $3", rm.ChainID, a, b)
+		if err != nil {
+			return fmt.Errorf("remove lines: %w", err)
+		}
+		if uint64(tag.RowsAffected()) != rm.Count {
+			return fmt.Errorf("chain %s: %d lines in seq %d to %d, want %d: the chain has a hole; verify it", short(rm.ChainID), tag.RowsAffected(), a, b, rm.Count)
+		}
+		rm.Sig = hex.EncodeToString(ed25519.Sign(key, rm.message()))
+		_, err = tx.Exec(ctx, `INSERT INTO logbook_removals (chain_id, from_seq, to_seq, count, last_hash, cutoff, removed_at, key_id, sig)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, rm.ChainID, a, b, int64(rm.Count), rm.LastHash, rm.Cutoff, rm.Removed, rm.KeyID, rm.Sig)
+		return err
+	})
 }
 
 // removals reads the removal records of a chain and checks them: signed by

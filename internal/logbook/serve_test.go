@@ -46,13 +46,13 @@ func TestServe(t *testing.T) {
 			t.Fatalf("POST: %v %v", err, resp)
 		}
 		if resp != nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	var b bytes.Buffer
 	_, _ = b.ReadFrom(resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	out := &coltracepb.ExportTraceServiceResponse{}
 	if err := proto.Unmarshal(b.Bytes(), out); err != nil || out.GetPartialSuccess() != nil {
 		t.Fatalf("response %v, %v", out, err)

@@ -64,8 +64,8 @@ func shipHelperMain(v string) int {
 					continue
 				}
 				mu.Lock()
-				fmt.Fprintf(out, "ack %d\n", i)
-				out.Flush()
+				_, _ = fmt.Fprintf(out, "ack %d\n", i)
+				_ = out.Flush()
 				mu.Unlock()
 			}
 		})
@@ -198,7 +198,7 @@ func TestShipFailsClosed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Close()
+	defer func() { _ = w.Close() }()
 	ctx := context.Background()
 	if err := w.Append(ctx, testEvent(0, 0)); err != nil {
 		t.Fatal(err)
@@ -314,7 +314,7 @@ func TestLogbookRestartLosesNothingAcknowledged(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv = serve(ln)
-	defer srv.Close()
+	defer func() { _ = srv.Close() }()
 	time.Sleep(300 * time.Millisecond)
 	close(stop)
 	wg.Wait()

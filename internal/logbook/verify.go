@@ -88,45 +88,55 @@ func VerifyChains(ctx context.Context, db querier, f VerifyFilter) ([]ChainVerdi
 				Detail: "the logbook holds no public key of store " + f.Store}
 			continue
 		}
-		start, removed, err := removals(ctx, db, v.ChainID)
-		var re *removalError
-		if errors.As(err, &re) {
-			v.Result = auditlog.Result{BrokenSeq: re.seq, Reason: re.reason, Detail: re.detail}
-			continue
-		}
-		if err != nil {
+		if err := verifyOne(ctx, db, v, pubs); err != nil {
 			return nil, err
 		}
-		v.Removed = removed
-		var res auditlog.Result
-		if start != nil {
-			res, err = verifyGenesis(ctx, db, v.ChainID)
-		}
-		if err == nil && (start == nil || res.OK) {
-			res, err = verifyChain(ctx, db, v.ChainID, pubs, start)
-		}
-		if err != nil {
-			return nil, err
-		}
-		if res.OK && res.LastSeq != v.HeadSeq {
-			res.OK, res.BrokenSeq, res.Reason = false, res.LastSeq+1, auditlog.ReasonTruncated
-			res.Detail = fmt.Sprintf("the stored lines end at seq %d, but the logbook stored up to seq %d: lines were removed from the database", res.LastSeq, v.HeadSeq)
-		}
-		if res.OK {
-			var seq int64
-			var reason, detail string
-			err := db.QueryRow(ctx, `SELECT seq, reason, detail FROM logbook_refusals WHERE chain_id = $1 ORDER BY id LIMIT 1`, v.ChainID).Scan(&seq, &reason, &detail)
-			switch {
-			case err == nil:
-				res.OK, res.BrokenSeq, res.Reason = false, uint64(seq), auditlog.Reason(reason)
-				res.Detail = "the logbook refused this line on receipt: " + detail
-			case !errors.Is(err, pgx.ErrNoRows):
-				return nil, fmt.Errorf("verify: read refusals: %w", err)
-			}
-		}
-		v.Result = res
 	}
 	return verdicts, nil
+}
+
+// verifyOne verifies one chain: its removal records, its genesis line when
+// retention removed what follows it, the stored lines, that they reach the
+// head, and that nothing of it was refused.
+func verifyOne(ctx context.Context, db querier, v *ChainVerdict, pubs []ed25519.PublicKey) error {
+	start, removed, err := removals(ctx, db, v.ChainID)
+	var re *removalError
+	if errors.As(err, &re) {
+		v.Result = auditlog.Result{BrokenSeq: re.seq, Reason: re.reason, Detail: re.detail}
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	v.Removed = removed
+	var res auditlog.Result
+	if start != nil {
+		res, err = verifyGenesis(ctx, db, v.ChainID)
+	}
+	if err == nil && (start == nil || res.OK) {
+		res, err = verifyChain(ctx, db, v.ChainID, pubs, start)
+	}
+	if err != nil {
+		return err
+	}
+	if res.OK && res.LastSeq != v.HeadSeq {
+		res.OK, res.BrokenSeq, res.Reason = false, res.LastSeq+1, auditlog.ReasonTruncated
+		res.Detail = fmt.Sprintf("the stored lines end at seq %d, but the logbook stored up to seq %d: lines were removed from the database", res.LastSeq, v.HeadSeq)
+	}
+	if res.OK {
+		var seq int64
+		var reason, detail string
+		err := db.QueryRow(ctx, `SELECT seq, reason, detail FROM logbook_refusals WHERE chain_id = $1 ORDER BY id LIMIT 1`, v.ChainID).Scan(&seq, &reason, &detail)
+		switch {
+		case err == nil:
+			res.OK, res.BrokenSeq, res.Reason = false, uint64(seq), auditlog.Reason(reason)
+			res.Detail = "the logbook refused this line on receipt: " + detail
+		case !errors.Is(err, pgx.ErrNoRows):
+			return fmt.Errorf("verify: read refusals: %w", err)
+		}
+	}
+	v.Result = res
+	return nil
 }
 
 // verifyChain streams the stored lines of a chain, in seq order, into the
