@@ -84,7 +84,8 @@ func runLogbookVerify(cmd *cobra.Command, args []string, opts auditVerifyOptions
 		return auditUsageError("%v", err)
 	}
 	defer pool.Close()
-	verdicts, err := logbook.VerifyChains(cmd.Context(), pool, logbook.VerifyFilter{Store: src.store, Since: since, Until: until})
+	verdicts, err := logbook.VerifyChains(cmd.Context(), pool, logbook.VerifyFilter{Store: src.store, Since: since, Until: until,
+		MaxUnsignedAge: opts.checkpointInterval})
 	if err != nil {
 		return auditUsageError("%v", err)
 	}

@@ -21,6 +21,14 @@ type VerifyFilter struct {
 	// [Since, Until): started before Until and last written at or after
 	// Since.
 	Since, Until time.Time
+	// MaxUnsignedAge, when positive, is the writers' checkpoint interval:
+	// a chain whose unsigned tail starts longer ago than that is broken
+	// (auditlog.ReasonUnsigned). A live proxy signs within it; a chain that
+	// never gets a checkpoint (a proxy killed before it could sign, or lines
+	// sent by someone without the key) is not authenticated.
+	MaxUnsignedAge time.Duration
+	// Now is the clock for MaxUnsignedAge; nil means time.Now.
+	Now func() time.Time
 }
 
 // ChainVerdict is the outcome of verifying one chain in the logbook.
@@ -88,7 +96,7 @@ func VerifyChains(ctx context.Context, db querier, f VerifyFilter) ([]ChainVerdi
 				Detail: "the logbook holds no public key of store " + f.Store}
 			continue
 		}
-		if err := verifyOne(ctx, db, v, pubs); err != nil {
+		if err := verifyOne(ctx, db, v, pubs, &f); err != nil {
 			return nil, err
 		}
 	}
@@ -98,7 +106,7 @@ func VerifyChains(ctx context.Context, db querier, f VerifyFilter) ([]ChainVerdi
 // verifyOne verifies one chain: its removal records, its genesis line when
 // retention removed what follows it, the stored lines, that they reach the
 // head, and that nothing of it was refused.
-func verifyOne(ctx context.Context, db querier, v *ChainVerdict, pubs []ed25519.PublicKey) error {
+func verifyOne(ctx context.Context, db querier, v *ChainVerdict, pubs []ed25519.PublicKey, f *VerifyFilter) error {
 	start, removed, err := removals(ctx, db, v.ChainID)
 	var re *removalError
 	if errors.As(err, &re) {
@@ -114,7 +122,7 @@ func verifyOne(ctx context.Context, db querier, v *ChainVerdict, pubs []ed25519.
 		res, err = verifyGenesis(ctx, db, v.ChainID)
 	}
 	if err == nil && (start == nil || res.OK) {
-		res, err = verifyChain(ctx, db, v.ChainID, pubs, start)
+		res, err = verifyChain(ctx, db, v.ChainID, pubs, start, f)
 	}
 	if err != nil {
 		return err
@@ -141,7 +149,7 @@ func verifyOne(ctx context.Context, db querier, v *ChainVerdict, pubs []ed25519.
 
 // verifyChain streams the stored lines of a chain, in seq order, into the
 // file verifier.
-func verifyChain(ctx context.Context, db querier, chainID string, pubs []ed25519.PublicKey, start *auditlog.ChainPoint) (auditlog.Result, error) {
+func verifyChain(ctx context.Context, db querier, chainID string, pubs []ed25519.PublicKey, start *auditlog.ChainPoint, f *VerifyFilter) (auditlog.Result, error) {
 	pr, pw := io.Pipe()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -155,7 +163,8 @@ func verifyChain(ctx context.Context, db querier, chainID string, pubs []ed25519
 		pw.CloseWithError(err)
 		readErr <- err
 	}()
-	res, verr := auditlog.VerifyWithOptions(pr, auditlog.VerifyOptions{PublicKeys: pubs, AllowUnsignedTail: true, Start: start})
+	res, verr := auditlog.VerifyWithOptions(pr, auditlog.VerifyOptions{PublicKeys: pubs, AllowUnsignedTail: true, Start: start,
+		MaxUnsignedAge: f.MaxUnsignedAge, Now: f.Now})
 	pr.CloseWithError(io.ErrClosedPipe) // stop the reader when the verifier stopped early
 	cancel()
 	rerr := <-readErr

@@ -39,6 +39,21 @@ func TestVerifyChains(t *testing.T) {
 	if r := byID[live.id].Result; !r.OK || r.LastSeq != 10 || r.Unsigned != 3 || r.LastCheckpointSeq != 7 {
 		t.Errorf("live chain: %+v", r)
 	}
+	// With the writers' interval, the live chain's tail (events of
+	// 2026-09-01, never signed) is stale: not authenticated.
+	stale, err := VerifyChains(ctx, pool, VerifyFilter{Store: store, MaxUnsignedAge: time.Minute,
+		Now: func() time.Time { return time.Date(2026, 9, 1, 9, 0, 0, 0, time.UTC) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range stale {
+		switch {
+		case v.ChainID == live.id && (v.Result.OK || v.Result.Reason != auditlog.ReasonUnsigned):
+			t.Errorf("live chain with a stale unsigned tail: %s, want unsigned", v.Result)
+		case v.ChainID == closed.id && !v.Result.OK:
+			t.Errorf("closed chain with the age check: %s", v.Result)
+		}
+	}
 	// The foreign store's chain has no key of that store: not verifiable.
 	fv, err := VerifyChains(ctx, pool, VerifyFilter{Store: "jeugd/dossiers"})
 	if err != nil || len(fv) != 1 || fv[0].Result.OK || fv[0].Result.Reason != auditlog.ReasonBadSignature {
