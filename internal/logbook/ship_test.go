@@ -283,29 +283,7 @@ func TestLogbookRestartLosesNothingAcknowledged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var acked sync.Map
-	var served, failed atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var next atomic.Int64
-	for range 8 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				i := int(next.Add(1))
-				if err := w.Append(context.Background(), testEvent(i, i%3)); err != nil {
-					failed.Add(1)
-					continue
-				}
-				acked.Store(i, true)
-				served.Add(1)
-			}
-		})
-	}
+	load := startSenders(w, 8)
 	time.Sleep(300 * time.Millisecond)
 	_ = srv.Close() // the logbook goes away mid-stream
 	time.Sleep(500 * time.Millisecond)
@@ -316,22 +294,62 @@ func TestLogbookRestartLosesNothingAcknowledged(t *testing.T) {
 	srv = serve(ln)
 	defer func() { _ = srv.Close() }()
 	time.Sleep(300 * time.Millisecond)
-	close(stop)
-	wg.Wait()
+	load.stopAndCheck(t, w, l, "during the logbook's restart")
+}
+
+// senders append events to a shipping writer from several goroutines and
+// count what was acknowledged.
+type senders struct {
+	acked          sync.Map
+	served, failed atomic.Int64
+	stop           chan struct{}
+	wg             sync.WaitGroup
+}
+
+func startSenders(w *auditlog.Writer, n int) *senders {
+	s := &senders{stop: make(chan struct{})}
+	var next atomic.Int64
+	for range n {
+		s.wg.Go(func() {
+			for {
+				select {
+				case <-s.stop:
+					return
+				default:
+				}
+				i := int(next.Add(1))
+				if err := w.Append(context.Background(), testEvent(i, i%3)); err != nil {
+					s.failed.Add(1)
+					continue
+				}
+				s.acked.Store(i, true)
+				s.served.Add(1)
+			}
+		})
+	}
+	return s
+}
+
+// stopAndCheck stops the senders, closes the writer, and fails unless every
+// acknowledged event is in the logbook and the chain verifies.
+func (s *senders) stopAndCheck(t *testing.T, w *auditlog.Writer, l *Logbook, during string) {
+	t.Helper()
+	close(s.stop)
+	s.wg.Wait()
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
 	stored := storedOps(t, l)
 	lost := 0
-	acked.Range(func(k, _ any) bool {
+	s.acked.Range(func(k, _ any) bool {
 		if !stored[k.(int)] {
 			lost++
 		}
 		return true
 	})
-	t.Logf("served %d, refused %d during the restart, stored %d", served.Load(), failed.Load(), len(stored))
-	if lost > 0 || served.Load() == 0 {
-		t.Fatalf("%d of %d acknowledged events are not in the logbook", lost, served.Load())
+	t.Logf("served %d, refused %d %s, stored %d", s.served.Load(), s.failed.Load(), during, len(stored))
+	if lost > 0 || s.served.Load() == 0 {
+		t.Fatalf("%d of %d acknowledged events are not in the logbook", lost, s.served.Load())
 	}
 	verifyOK(t, l, 1)
 }
@@ -348,27 +366,7 @@ func TestDatabaseConnectionsKilledLosesNothingAcknowledged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var acked sync.Map
-	var served atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var next atomic.Int64
-	for range 8 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				i := int(next.Add(1))
-				if w.Append(context.Background(), testEvent(i, i%3)) == nil {
-					acked.Store(i, true)
-					served.Add(1)
-				}
-			}
-		})
-	}
+	load := startSenders(w, 8)
 	var schema string
 	if err := pool.QueryRow(context.Background(), "SELECT current_schema()").Scan(&schema); err != nil {
 		t.Fatal(err)
@@ -386,24 +384,10 @@ func TestDatabaseConnectionsKilledLosesNothingAcknowledged(t *testing.T) {
 		killed += n
 	}
 	time.Sleep(300 * time.Millisecond)
-	close(stop)
-	wg.Wait()
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
+	if killed == 0 {
+		t.Fatal("no connection of the logbook was terminated")
 	}
-	stored := storedOps(t, l)
-	lost := 0
-	acked.Range(func(k, _ any) bool {
-		if !stored[k.(int)] {
-			lost++
-		}
-		return true
-	})
-	t.Logf("terminated %d connections; served %d, stored %d", killed, served.Load(), len(stored))
-	if killed == 0 || lost > 0 {
-		t.Fatalf("terminated %d connections; %d of %d acknowledged events are not in the logbook", killed, lost, served.Load())
-	}
-	verifyOK(t, l, 1)
+	load.stopAndCheck(t, w, l, fmt.Sprintf("while %d database connections were terminated", killed))
 }
 
 // TestKilledProxyLosesNothingAcknowledged runs a shipping writer in a
