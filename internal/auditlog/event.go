@@ -58,6 +58,7 @@ const (
 	maxReasonLen   = 1024 // break-glass reason
 	maxMethodLen   = 16
 	maxLineLen     = 1 << 20 // the verifier rejects longer lines
+	maxCount       = 1 << 30 // requests in one aggregate event
 )
 
 // PseudonymKeySize is the size of the pseudonym keys dossierguard makes and
@@ -118,6 +119,12 @@ type Event struct {
 	// BreakGlassReason is the justification the professional gave; required
 	// with BreakGlass and forbidden without it. It must not name people.
 	BreakGlassReason string
+
+	// Count, when 2 or more, makes this an aggregate: it stands for Count
+	// denied requests of one actor from one source between Time and
+	// Time+Duration, recorded as one event by a FloodGuard. 0 is one
+	// request.
+	Count int
 }
 
 // lineHeader holds the members every line starts with, in this order.
@@ -147,6 +154,7 @@ type eventBody struct {
 	HTTPStatus           int      `json:"http_status"`
 	BreakGlass           bool     `json:"break_glass"`
 	BreakGlassReason     string   `json:"break_glass_reason,omitempty"`
+	Count                int      `json:"count,omitempty"`
 }
 
 // checkpointBody holds the members of a checkpoint line after the header.
@@ -228,6 +236,7 @@ func encodeEventBody(ev *Event, now func() time.Time) ([]byte, error) {
 		HTTPStatus:           ev.Status,
 		BreakGlass:           ev.BreakGlass,
 		BreakGlassReason:     ev.BreakGlassReason,
+		Count:                ev.Count,
 	}
 	if b.Roles == nil {
 		b.Roles = []string{}
@@ -311,6 +320,9 @@ func (b *eventBody) validateWhat() error {
 		}
 	} else if b.BreakGlassReason != "" {
 		return errors.New("break_glass_reason must be empty unless break_glass is true")
+	}
+	if b.Count != 0 && (b.Count < 2 || b.Count > maxCount || Outcome(b.Outcome) != OutcomeDenied) {
+		return fmt.Errorf("count must be absent, or between 2 and %d on a denied event (an aggregate)", maxCount)
 	}
 	return nil
 }

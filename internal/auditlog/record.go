@@ -106,5 +106,6 @@ func (b *eventBody) event() Event {
 		Status:               b.HTTPStatus,
 		BreakGlass:           b.BreakGlass,
 		BreakGlassReason:     b.BreakGlassReason,
+		Count:                b.Count,
 	}
 }
