@@ -44,6 +44,8 @@ type auditProxyOptions struct {
 	logbookURL    string
 	logbookSpool  int
 	logbookAckTTL time.Duration
+	floodThresh   int
+	floodInterval time.Duration
 
 	oidcIssuer        string
 	oidcAudience      string
@@ -106,6 +108,8 @@ See docs/audit-proxy.md.`,
 	f.StringVar(&opts.logbookURL, "logbook-url", "", "Base URL of the logbook (OTLP/HTTP): every line is shipped to it and every event must be acknowledged by it before the request goes on. Needs --store.")
 	f.IntVar(&opts.logbookSpool, "logbook-max-pending", auditlog.DefaultMaxPending, "Most audit lines waiting for the logbook's acknowledgement; past it requests are refused with 503.")
 	f.DurationVar(&opts.logbookAckTTL, "logbook-ack-timeout", auditlog.DefaultAckTimeout, "Longest a request waits for the logbook's acknowledgement of its event before it is refused with 503.")
+	f.IntVar(&opts.floodThresh, "flood-threshold", auditlog.DefaultFloodThreshold, "Denied requests of one caller from one address recorded one by one per --flood-interval; the rest become one event with their count.")
+	f.DurationVar(&opts.floodInterval, "flood-interval", auditlog.DefaultFloodInterval, "The window of --flood-threshold.")
 	f.StringVar(&opts.logLevel, "log-level", "info", "Level of the proxy's own log on stderr: debug, info, warn or error.")
 
 	f.StringVar(&opts.oidcIssuer, "oidc-issuer", "", "OpenID Connect issuer URL whose bearer tokens are accepted (https; http only for a loopback host).")
@@ -150,6 +154,13 @@ func (o *auditProxyOptions) config() (auditproxy.Config, error) {
 	o.checkAssignments(&errs)
 	cfg.SigningKey, cfg.PseudonymKey = o.keys(&errs)
 	cfg.AuditChain, cfg.AuditLogbook = o.logbook(&errs)
+	if o.floodThresh < 1 {
+		errs.bad("flood-threshold", "must be at least 1")
+	}
+	if o.floodInterval < time.Second {
+		errs.bad("flood-interval", "must be at least 1s")
+	}
+	cfg.AuditFlood = auditlog.FloodOptions{Threshold: o.floodThresh, Interval: o.floodInterval}
 	if len(errs) > 0 {
 		return auditproxy.Config{}, errors.Join(errs...)
 	}

@@ -151,6 +151,8 @@ func TestAuditProxyFlagValidation(t *testing.T) {
 		{"assignment timeout", with("--assignment-timeout", "-1s"), []string{"--assignment-timeout:"}},
 		{"audit log directory missing", with("--audit-log", filepath.Join(f.dir, "missing", "audit.jsonl")), []string{"--audit-log:"}},
 		{"policy empty", with("--policy", ""), []string{"--policy: is required"}},
+		{"flood threshold", with("--flood-threshold", "0"), []string{"--flood-threshold:"}},
+		{"flood interval", with("--flood-interval", "10ms"), []string{"--flood-interval:"}},
 		{"logbook without store", with("--logbook-url", "http://logbook:4318"), []string{"--logbook-url: needs --store"}},
 		{"store not namespace/name", with("--store", "dossiers", "--pod-name", "p"), []string{"--store:", "NAMESPACE/NAME"}},
 		{"store without pod", with("--store", "wijkteam/dossiers", "--pod-name", ""), []string{"--pod-name: is required"}},

@@ -256,7 +256,10 @@ func (b *eventBody) validate() error {
 	if err := b.validateWho(); err != nil {
 		return err
 	}
-	return b.validateWhat()
+	if err := b.validateWhat(); err != nil {
+		return err
+	}
+	return b.validateCount()
 }
 
 // validateWho checks when, in which trace, under which activity, about whom
@@ -321,6 +324,11 @@ func (b *eventBody) validateWhat() error {
 	} else if b.BreakGlassReason != "" {
 		return errors.New("break_glass_reason must be empty unless break_glass is true")
 	}
+	return nil
+}
+
+// validateCount checks the count of an aggregate.
+func (b *eventBody) validateCount() error {
 	if b.Count != 0 && (b.Count < 2 || b.Count > maxCount || Outcome(b.Outcome) != OutcomeDenied) {
 		return fmt.Errorf("count must be absent, or between 2 and %d on a denied event (an aggregate)", maxCount)
 	}

@@ -358,12 +358,21 @@ func authProblem(w http.ResponseWriter, authErr *AuthError, prob *Problem) {
 func (p *Proxy) deny(w http.ResponseWriter, r *http.Request, ev *auditlog.Event, prob *Problem) {
 	ev.Status = prob.Status
 	ev.Duration = time.Since(ev.Time)
-	if err := p.audit.Append(r.Context(), *ev); err != nil {
+	if err := p.audit.Append(auditlog.WithSource(r.Context(), sourceOf(r)), *ev); err != nil {
 		w.Header().Del("WWW-Authenticate")
 		p.auditFailed(w, r, &Problem{OperationID: prob.OperationID, TraceID: prob.TraceID}, err)
 		return
 	}
 	writeProblem(w, prob)
+}
+
+// sourceOf is the address a request came from, which floods of denials are
+// counted by (see auditlog.FloodGuard); it is not recorded.
+func sourceOf(r *http.Request) string {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
 }
 
 // auditFailed answers 503 when an event could not be recorded.

@@ -71,6 +71,8 @@ type Config struct {
 	// before its request goes on. Both optional; see auditlog.Options.
 	AuditChain   *auditlog.Chain
 	AuditLogbook *auditlog.LogbookOptions
+	// AuditFlood bounds floods of denied requests (auditlog.FloodGuard).
+	AuditFlood auditlog.FloodOptions
 
 	// SyncCompletion: see Options.
 	SyncCompletion bool
@@ -126,12 +128,13 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	sink := auditlog.NewFloodGuard(writer, cfg.AuditFlood)
 	proxy, err := New(Options{
 		Upstream: cfg.Upstream, Policies: policies, Authenticator: auth, Assignments: assignments,
-		Audit: writer, PseudonymKey: cfg.PseudonymKey, SyncCompletion: cfg.SyncCompletion, Logger: log,
+		Audit: sink, PseudonymKey: cfg.PseudonymKey, SyncCompletion: cfg.SyncCompletion, Logger: log,
 	})
 	if err != nil {
-		return errors.Join(err, writer.Close())
+		return errors.Join(err, sink.Close())
 	}
 
 	go policies.Run(runCtx, cfg.PolicyPollInterval)
@@ -163,14 +166,14 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Error("server stopped; shutting down", "error", err.Error())
 	}
 
-	return errors.Join(runErr, shutdown(proxy, srv, health, writer, stopBackground, cfg.ShutdownTimeout, log))
+	return errors.Join(runErr, shutdown(proxy, srv, health, sink, stopBackground, cfg.ShutdownTimeout, log))
 }
 
 // shutdown stops accepting, lets requests in flight finish (up to timeout,
 // then closes their connections), closes hijacked tunnels, waits for pending
 // completion events, stops the background work and closes the audit log with
 // a final checkpoint; the health server goes last.
-func shutdown(proxy *Proxy, srv, health *http.Server, writer *auditlog.Writer, stopBackground func(), timeout time.Duration, log *slog.Logger) error {
+func shutdown(proxy *Proxy, srv, health *http.Server, writer auditlog.Sink, stopBackground func(), timeout time.Duration, log *slog.Logger) error {
 	proxy.BeginShutdown()
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	if err := srv.Shutdown(sctx); err != nil {
