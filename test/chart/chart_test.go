@@ -13,6 +13,7 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -458,6 +459,29 @@ func TestOptions(t *testing.T) {
 		svc := convert[corev1.Service](t, find(t, objs, "Service", "dossierguard-logbook"))
 		if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != 4318 || svc.Spec.Selector["app.kubernetes.io/component"] != "logbook" {
 			t.Errorf("logbook Service %+v", svc.Spec)
+		}
+		checkRestricted(t, objs)
+		if has(objs, "CronJob", "dossierguard-logbook-retain") {
+			t.Error("the logbook retention CronJob is rendered without logbook.retention.enabled")
+		}
+	})
+	t.Run("logbook retention", func(t *testing.T) {
+		base := []string{"--set", "logbook.enabled=true", "--set", "logbook.database.secretName=logbook-pg", "--set", "logbook.retention.enabled=true"}
+		_, stderr, err := helm(t, templateArgs(base...)...)
+		if err == nil || !strings.Contains(stderr, "logbook.retention.signingKeySecret is required") {
+			t.Errorf("retention without a signing key: err %v, stderr %s", err, stderr)
+		}
+		objs := decode(t, mustHelm(t, templateArgs(append(base, "--set", "logbook.retention.signingKeySecret=logbook-signing",
+			"--set", "logbook.retention.databaseSecretName=logbook-pg-retention", "--set", "logbook.retention.period=P7Y")...)...))
+		cj := convert[batchv1.CronJob](t, find(t, objs, "CronJob", "dossierguard-logbook-retain"))
+		c := cj.Spec.JobTemplate.Spec.Template.Spec.Containers[0]
+		for _, a := range []string{"logbook", "retain", "--period=P7Y", "--signing-key=/etc/dossierguard/logbook/signing/signing.pem"} {
+			if !slices.Contains(c.Args, a) {
+				t.Errorf("retention args %v lack %s", c.Args, a)
+			}
+		}
+		if len(c.EnvFrom) != 1 || c.EnvFrom[0].SecretRef.Name != "logbook-pg-retention" || cj.Spec.ConcurrencyPolicy != batchv1.ForbidConcurrent {
+			t.Errorf("retention CronJob: envFrom %+v, concurrency %s", c.EnvFrom, cj.Spec.ConcurrencyPolicy)
 		}
 		checkRestricted(t, objs)
 	})

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
@@ -25,7 +26,8 @@ func TestManagerAcceptsTheFlags(t *testing.T) {
 		"chart options": decode(t, mustHelm(t, templateArgs("--set", "auditProxy.image=example.nl/proxy:1",
 			"--set", "manager.logLevel=debug", "--set", "manager.extraArgs={--zap-encoder=console}")...)),
 		"chart logbook": decode(t, mustHelm(t, templateArgs("--set", "logbook.enabled=true", "--set", "logbook.database.secretName=pg",
-			"--set", "logbook.database.migrate=true", "--set", "logbook.trustedKeysSecret=keys")...)),
+			"--set", "logbook.database.migrate=true", "--set", "logbook.trustedKeysSecret=keys",
+			"--set", "logbook.retention.enabled=true", "--set", "logbook.retention.signingKeySecret=sign")...)),
 		"config/default":     decode(t, run(t, nil, kubectl(t), "kustomize", "config/default")),
 		"config/logbook":     decode(t, run(t, nil, kubectl(t), "kustomize", "config/logbook")),
 		"config/certmanager": decode(t, run(t, nil, kubectl(t), "kustomize", "config/certmanager")),
@@ -39,6 +41,12 @@ func TestManagerAcceptsTheFlags(t *testing.T) {
 				continue
 			}
 			checkRoleArgs(t, bin, name, role, convert[appsv1.Deployment](t, find(t, objs, "Deployment", "dossierguard-"+role)))
+		}
+		if has(objs, "CronJob", "dossierguard-logbook-retain") {
+			c := convert[batchv1.CronJob](t, find(t, objs, "CronJob", "dossierguard-logbook-retain")).Spec.JobTemplate.Spec.Template.Spec.Containers[0]
+			if out, err := exec.Command(bin, append(append([]string{}, c.Args...), "--help")...).CombinedOutput(); err != nil || len(c.Args) < 2 || c.Args[1] != "retain" {
+				t.Errorf("%s: dossierguard %s: %v\n%s", name, strings.Join(c.Args, " "), err, firstLine(string(out)))
+			}
 		}
 	}
 }
