@@ -68,10 +68,8 @@ func (o *webhookOptions) validate() error {
 	if o.namespace == "" {
 		return fmt.Errorf("--operator-namespace (or env POD_NAMESPACE) is required when the webhook is enabled: the operator's own namespace is never mutated")
 	}
-	if o.logbookURL != "" {
-		if u, err := url.Parse(o.logbookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("--logbook-url %q must be an http(s) URL such as http://dossierguard-logbook.dossierguard-system:4318", o.logbookURL)
-		}
+	if err := checkLogbookURL(o.logbookURL); err != nil {
+		return err
 	}
 	if o.port < 1 || o.port > 65535 {
 		return fmt.Errorf("--webhook-port %d must be between 1 and 65535", o.port)
@@ -145,4 +143,15 @@ func (o *webhookOptions) proxyConfig(defaultImage string) webhook.Config {
 	}
 	return webhook.Config{Image: image, NativeSidecar: o.nativeSidecar, LogbookURL: o.logbookURL,
 		BreakGlassGroups: o.breakGlass, BreakGlassMaxWindow: o.breakGlassMax}
+}
+
+// checkLogbookURL checks --logbook-url: empty, or an http(s) URL.
+func checkLogbookURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	if u, err := url.Parse(s); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("--logbook-url %q must be an http(s) URL such as http://dossierguard-logbook.dossierguard-system:4318", s)
+	}
+	return nil
 }
