@@ -254,9 +254,14 @@ func checkWebhook(t *testing.T, mwc *admissionregistrationv1.MutatingWebhookConf
 	checkSelectors(t, w.Name, w.ObjectSelector, w.NamespaceSelector, ns)
 }
 
-// checkSelectors: every pod but those of the operator's namespace reaches
-// the webhook. An objectSelector on the store label would let a pod that a
-// store's workload selector selects, without the label, start unaudited.
+// checkSelectors: every pod but those of the operator's namespace and the
+// control plane's reaches the webhook. An objectSelector on the store label
+// would let a pod that a store's workload selector selects, without the
+// label, start unaudited.
+// controlPlaneNamespaces are excluded from the pod webhooks by default, so
+// that the cluster can be repaired while no replica answers.
+var controlPlaneNamespaces = []string{"kube-system", "kube-public", "kube-node-lease"}
+
 func checkSelectors(t *testing.T, name string, object, namespace *metav1.LabelSelector, ns string) {
 	t.Helper()
 	if object != nil && (len(object.MatchLabels) > 0 || len(object.MatchExpressions) > 0) {
@@ -264,8 +269,8 @@ func checkSelectors(t *testing.T, name string, object, namespace *metav1.LabelSe
 	}
 	if namespace == nil || len(namespace.MatchExpressions) != 1 ||
 		namespace.MatchExpressions[0].Key != "kubernetes.io/metadata.name" ||
-		namespace.MatchExpressions[0].Operator != "NotIn" || !slices.Equal(namespace.MatchExpressions[0].Values, []string{ns}) {
-		t.Errorf("%s: namespaceSelector %+v, want kubernetes.io/metadata.name NotIn [%s]", name, namespace, ns)
+		namespace.MatchExpressions[0].Operator != "NotIn" || !slices.Equal(namespace.MatchExpressions[0].Values, append([]string{ns}, controlPlaneNamespaces...)) {
+		t.Errorf("%s: namespaceSelector %+v, want kubernetes.io/metadata.name NotIn %v", name, namespace, append([]string{ns}, controlPlaneNamespaces...))
 	}
 }
 
