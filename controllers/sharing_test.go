@@ -11,6 +11,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
@@ -36,8 +37,9 @@ func newAgreement(t *testing.T, ns, name string, mutate func(*v1alpha1.SharingAg
 	a := &v1alpha1.SharingAgreement{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec: v1alpha1.SharingAgreementSpec{
-			StoreRef:   v1alpha1.StoreReference{Name: "dossiers"},
-			Partner:    v1alpha1.Partner{Type: v1alpha1.PartnerSchool, Name: "De Regenboog", Namespace: "school"},
+			StoreRef: v1alpha1.StoreReference{Name: "dossiers"},
+			Partner: v1alpha1.Partner{Type: v1alpha1.PartnerSchool, Name: "De Regenboog", Namespace: "school",
+				Subjects: []v1alpha1.PartnerSubject{{Kind: v1alpha1.PartnerSubjectClient, Name: "regenboog-lvs"}}},
 			Direction:  v1alpha1.DirectionIngress,
 			LegalBasis: v1alpha1.BasisConsent,
 			Consent:    &v1alpha1.Consent{Reference: "TOE-1"},
@@ -83,6 +85,17 @@ func TestAgreementsInAndOutOfForcePerLegalBasis(t *testing.T) {
 	}{
 		{"consent", nil, true, "InForce", false, true, true},
 		{"consent-withdrawn", func(a *v1alpha1.SharingAgreement) { a.Spec.Consent.Withdrawn = true }, false, "ConsentWithdrawn", false, true, true},
+		// A recorded withdrawal ends sharing even without the withdrawn flag.
+		{"consent-withdrawn-at-in-the-past", func(a *v1alpha1.SharingAgreement) { a.Spec.Consent.WithdrawnAt = at(-time.Minute) }, false, "ConsentWithdrawn", false, true, true},
+		{"consent-withdrawal-scheduled", func(a *v1alpha1.SharingAgreement) { a.Spec.Consent.WithdrawnAt = at(30 * time.Minute) }, true, "InForce", false, true, true},
+		{"inspectorate-after-a-calamity", func(a *v1alpha1.SharingAgreement) {
+			a.Spec.LegalBasis, a.Spec.Consent, a.Spec.LegalReference = v1alpha1.BasisLegalObligation, nil, "Jeugdwet art. 4.1.8"
+			a.Spec.Partner.Type = v1alpha1.PartnerInspectorate
+		}, true, "InForce", true, true, true},
+		{"complaints-committee-beyond-its-maximum", func(a *v1alpha1.SharingAgreement) {
+			a.Spec.LegalBasis, a.Spec.Consent, a.Spec.LegalReference = v1alpha1.BasisLegalObligation, nil, "Jeugdwet art. 4.2.1"
+			a.Spec.Partner.Type, a.Spec.Categories = v1alpha1.PartnerComplaintsCommittee, []v1alpha1.DataCategory{v1alpha1.CategoryIdentity, v1alpha1.CategoryFinance}
+		}, false, "MinimisationViolated", true, false, false},
 		{"legal-obligation", func(a *v1alpha1.SharingAgreement) {
 			a.Spec.LegalBasis, a.Spec.Consent, a.Spec.LegalReference = v1alpha1.BasisLegalObligation, nil, "Jeugdwet art. 7.1.4.1"
 			a.Spec.Partner.Type = v1alpha1.PartnerCertifiedInstitution
@@ -156,6 +169,21 @@ func TestAgreementsInAndOutOfForcePerLegalBasis(t *testing.T) {
 	nyv := agreements["not-yet-valid"]
 	if nyv.Status.NextTransition == nil || !nyv.Status.NextTransition.Equal(nyv.Spec.ValidFrom) {
 		t.Errorf("nextTransition %v; want validFrom %v", nyv.Status.NextTransition, nyv.Spec.ValidFrom)
+	}
+	// A scheduled withdrawal is the next transition.
+	sched := agreements["consent-withdrawal-scheduled"]
+	if sched.Status.NextTransition == nil || !sched.Status.NextTransition.Equal(sched.Spec.Consent.WithdrawnAt) {
+		t.Errorf("nextTransition %v; want withdrawnAt %v", sched.Status.NextTransition, sched.Spec.Consent.WithdrawnAt)
+	}
+	// status.inForce is stored as false, not left out, on an agreement that
+	// was never in force (the "In Force" column is never blank).
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("SharingAgreement"))
+	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(nyv), u); err != nil {
+		t.Fatal(err)
+	}
+	if v, found, err := unstructured.NestedBool(u.Object, "status", "inForce"); err != nil || !found || v {
+		t.Errorf("status.inForce of a never-in-force agreement: value %v, present %v (err %v); want false, present", v, found, err)
 	}
 }
 

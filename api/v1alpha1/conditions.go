@@ -135,6 +135,20 @@ const (
 	ReasonReviewOverdue = "ReviewOverdue"
 )
 
+// AccessRole Ready reasons of a role that is Enforced but cannot work as
+// written.
+const (
+	// ReasonAssignmentSourceMissing: the role is limited to assigned cases
+	// but its store has no spec.audit.assignmentURL, so every request under
+	// it is refused.
+	ReasonAssignmentSourceMissing = "AssignmentSourceMissing"
+	// ReasonPartnerSubjectOverlap: a subject of the role is also a partner
+	// subject of a SharingAgreement of the store; the proxy decides that
+	// subject's requests from agreements only, so the role grants it
+	// nothing.
+	ReasonPartnerSubjectOverlap = "PartnerSubjectOverlap"
+)
+
 // SharingAgreement AgreementInForce condition (Ready carries the same
 // reason), and the agreement's LawfulBasis, DataMinimisation and
 // TransferControl controls.
@@ -158,6 +172,26 @@ const (
 	ReasonNetworkAccessMismatch = "NetworkAccessMismatch"
 	ReasonAccessWhileInForce    = "AccessWhileInForce"
 	ReasonNoAccessOutOfForce    = "NoAccessOutOfForce"
+)
+
+// DossierStore SharingEnforced control: whether the audit proxy enforces
+// every agreement that admits a partner to it, per request and per dossier.
+const (
+	ControlSharingEnforced = "SharingEnforced"
+
+	// ReasonAgreementsEnforced: every Ingress or Both agreement is in the
+	// rendered access policy, with a consent source where consent is per
+	// dossier.
+	ReasonAgreementsEnforced = "AgreementsEnforced"
+	// ReasonNoProxyAgreements: no agreement admits a partner to the proxy.
+	ReasonNoProxyAgreements = "NoProxyAgreements"
+	// ReasonAgreementNotRendered: an agreement is not (yet) in the store's
+	// rendered access policy.
+	ReasonAgreementNotRendered = "AgreementNotRendered"
+	// ReasonConsentSourceMissing: an agreement has per-dossier consent but
+	// the store has no spec.audit.consentURL, so the proxy refuses all its
+	// requests.
+	ReasonConsentSourceMissing = "ConsentSourceMissing"
 )
 
 // RetentionPolicy SweeperScheduled condition; Ready is True with reason

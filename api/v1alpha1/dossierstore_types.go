@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"time"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -259,6 +261,46 @@ type AuditSpec struct {
 	// +kubebuilder:validation:MaxLength=512
 	// +kubebuilder:validation:XValidation:rule="self.matches('^https?://[^ ]+$') && self.contains('{dossier}') && self.contains('{user}')",message="spec.audit.assignmentURL must be an http(s) URL template containing {user} and {dossier}"
 	AssignmentURL string `json:"assignmentURL,omitempty"`
+
+	// ConsentURL is where the audit proxy asks, before every disclosure
+	// under a SharingAgreement with per-dossier consent, whether there is
+	// consent: an HTTP GET URL template with {dossier} and at least one of
+	// {agreement} and {partner}. 200 means consent given (the body may narrow
+	// the categories and say until when), 404 or 410 none or withdrawn, and
+	// anything else or no answer in time is refused (fail closed).
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:XValidation:rule="self.matches('^https?://[^ ]+$') && self.contains('{dossier}') && (self.contains('{agreement}') || self.contains('{partner}'))",message="spec.audit.consentURL must be an http(s) URL template containing {dossier} and {agreement}, {partner} or both"
+	ConsentURL string `json:"consentURL,omitempty"`
+
+	// ConsentCacheTTL bounds how long the audit proxy keeps a positive
+	// consent answer, as a Go duration: a withdrawal at the consent source
+	// takes effect within it. 5s by default, at most 60s. Negative answers
+	// are never cached.
+	// +optional
+	// +kubebuilder:default="5s"
+	// +kubebuilder:validation:MaxLength=8
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]+(ms|s)$') && duration(self) > duration('0s') && duration(self) <= duration('60s')",message="spec.audit.consentCacheTTL must be a duration such as 5s, above 0s and at most 60s"
+	ConsentCacheTTL string `json:"consentCacheTTL,omitempty"`
+}
+
+// Defaults and bounds of the consent cache (spec.audit.consentCacheTTL).
+const (
+	DefaultConsentCacheTTL = 5 * time.Second
+	MaxConsentCacheTTL     = 60 * time.Second
+)
+
+// ConsentCacheBound is the store's consent cache bound, defaulted and
+// clamped to MaxConsentCacheTTL.
+func (a *AuditSpec) ConsentCacheBound() time.Duration {
+	if a == nil || a.ConsentCacheTTL == "" {
+		return DefaultConsentCacheTTL
+	}
+	d, err := time.ParseDuration(a.ConsentCacheTTL)
+	if err != nil || d <= 0 {
+		return DefaultConsentCacheTTL
+	}
+	return min(d, MaxConsentCacheTTL)
 }
 
 // IdentitySpec configures how callers are identified: a verified OIDC token,

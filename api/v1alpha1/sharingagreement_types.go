@@ -1,13 +1,20 @@
 package v1alpha1
 
 import (
+	"time"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // PartnerType is the kind of organisation data is shared with. Each type
 // carries a maximum set of data categories (data minimisation), documented
 // in docs/sharing.md and checked by the reconciler.
-// +kubebuilder:validation:Enum=School;GeneralPractitioner;ReferralIndex;MunicipalityBilling;HousingCorporation;CareProvider;VeiligThuis;CertifiedInstitution;CouncilForChildProtection;Police;Other
+//
+// The quality-oversight types (ComplaintsCommittee, DisciplinaryBoard,
+// Inspectorate, Ombudsman) are the bodies the privacy statements name as
+// receiving dossier data to judge the care given; each needs a
+// spec.legalReference.
+// +kubebuilder:validation:Enum=School;GeneralPractitioner;ReferralIndex;MunicipalityBilling;HousingCorporation;CareProvider;VeiligThuis;CertifiedInstitution;CouncilForChildProtection;Police;ComplaintsCommittee;DisciplinaryBoard;Inspectorate;Ombudsman;Other
 type PartnerType string
 
 // The partner types.
@@ -22,8 +29,26 @@ const (
 	PartnerCertifiedInstitution      PartnerType = "CertifiedInstitution"
 	PartnerCouncilForChildProtection PartnerType = "CouncilForChildProtection"
 	PartnerPolice                    PartnerType = "Police"
-	PartnerOther                     PartnerType = "Other"
+	// PartnerComplaintsCommittee: the complaints committee (klachtencommissie)
+	// judging a complaint of the family about the help.
+	PartnerComplaintsCommittee PartnerType = "ComplaintsCommittee"
+	// PartnerDisciplinaryBoard: a disciplinary board (tuchtcollege) judging a
+	// registered professional's conduct.
+	PartnerDisciplinaryBoard PartnerType = "DisciplinaryBoard"
+	// PartnerInspectorate: the Inspectorate (Inspectie Gezondheidszorg en
+	// Jeugd) investigating a calamity.
+	PartnerInspectorate PartnerType = "Inspectorate"
+	// PartnerOmbudsman: the (Children's) Ombudsman (Nationale ombudsman,
+	// Kinderombudsman) investigating a complaint.
+	PartnerOmbudsman PartnerType = "Ombudsman"
+	PartnerOther     PartnerType = "Other"
 )
+
+// QualityOversightTypes are the partner types that judge the care given;
+// an agreement with one of them needs spec.legalReference.
+var QualityOversightTypes = []PartnerType{
+	PartnerComplaintsCommittee, PartnerDisciplinaryBoard, PartnerInspectorate, PartnerOmbudsman,
+}
 
 // LegalBasis is the ground of AVG art. 6(1) the sharing rests on.
 // +kubebuilder:validation:Enum=Consent;LegalObligation;VitalInterest;PublicTask
@@ -55,6 +80,38 @@ const (
 	// DirectionBoth allows both.
 	DirectionBoth Direction = "Both"
 )
+
+// PartnerSubjectKind is the kind of identity a partner's requests carry.
+// +kubebuilder:validation:Enum=User;Group;ServiceAccount;Client
+type PartnerSubjectKind string
+
+// The partner subject kinds: those of AccessRole subjects, and Client.
+const (
+	PartnerSubjectUser           PartnerSubjectKind = "User"
+	PartnerSubjectGroup          PartnerSubjectKind = "Group"
+	PartnerSubjectServiceAccount PartnerSubjectKind = "ServiceAccount"
+	// PartnerSubjectClient is the OAuth client id of a machine-to-machine
+	// client, as the azp (or client_id) claim of its OIDC token names it.
+	PartnerSubjectClient PartnerSubjectKind = "Client"
+)
+
+// PartnerSubject is an identity by which the audit proxy recognises the
+// partner's requests: a user, group or service account as in an AccessRole,
+// or the client id of a machine-to-machine OIDC client.
+// +kubebuilder:validation:XValidation:rule="self.kind == 'ServiceAccount' ? has(self.namespace) : !has(self.namespace)",message="namespace is required for a ServiceAccount subject and not allowed for User, Group or Client"
+type PartnerSubject struct {
+	// Kind of subject.
+	Kind PartnerSubjectKind `json:"kind"`
+	// Name as it appears in the identity token (subject, e-mail, group or
+	// client id) or the ServiceAccount's name.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	Name string `json:"name"`
+	// Namespace of a ServiceAccount subject.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Namespace string `json:"namespace,omitempty"`
+}
 
 // Partner is the organisation data is shared with and how it is reached.
 // +kubebuilder:validation:XValidation:rule="has(self.namespace) || has(self.podSelector) || (has(self.cidrs) && size(self.cidrs) > 0)",message="spec.partner must be reachable by at least one of namespace, podSelector or cidrs"
@@ -89,6 +146,15 @@ type Partner struct {
 	// +kubebuilder:validation:MaxItems=10
 	// +listType=atomic
 	Ports []NetworkPort `json:"ports,omitempty"`
+	// Subjects are the identities the partner's requests carry at the audit
+	// proxy. The proxy decides a request of any of them from the store's
+	// agreements only, never from AccessRoles. Required when Direction is
+	// Ingress or Both.
+	// +optional
+	// +kubebuilder:validation:MaxItems=20
+	// +listType=atomic
+	// +kubebuilder:validation:XValidation:rule="self.all(s, self.exists_one(t, t.kind == s.kind && t.name == s.name))",message="spec.partner.subjects must not list the same subject twice"
+	Subjects []PartnerSubject `json:"subjects,omitempty"`
 }
 
 // NetworkPort is a port and protocol.
@@ -104,24 +170,68 @@ type NetworkPort struct {
 	Protocol string `json:"protocol,omitempty"`
 }
 
-// Consent records the client's consent by reference. The reference points
-// at the consent record in the case-management system; it is an identifier,
-// never a name or BSN.
+// ConsentMode says what one consent covers.
+// +kubebuilder:validation:Enum=Agreement;PerDossier
+type ConsentMode string
+
+// The consent modes.
+const (
+	// ConsentAgreement: one consent, recorded by spec.consent.reference,
+	// covers the whole agreement; for an agreement made for one client.
+	ConsentAgreement ConsentMode = "Agreement"
+	// ConsentPerDossier: consent is recorded per dossier in the
+	// case-management system, and the audit proxy asks the store's consent
+	// source (spec.audit.consentURL) before every disclosure.
+	ConsentPerDossier ConsentMode = "PerDossier"
+)
+
+// Consent records the client's consent. For the whole agreement (mode
+// Agreement) the reference points at the consent record in the
+// case-management system; per dossier (mode PerDossier) the records live
+// there and the audit proxy asks for each request. A reference is an
+// identifier, never a name or BSN.
+//
+// A recorded withdrawal ends sharing: from withdrawnAt on (at once when it
+// lies in the past), whether or not withdrawn is also set.
+// +kubebuilder:validation:XValidation:rule="self.mode == 'PerDossier' || has(self.reference)",fieldPath=".reference",reason=FieldValueRequired,message="spec.consent.reference is required when spec.consent.mode is Agreement: name the consent record that covers the agreement"
+// +kubebuilder:validation:XValidation:rule="!has(self.givenAt) || !has(self.withdrawnAt) || self.withdrawnAt >= self.givenAt",fieldPath=".withdrawnAt",message="spec.consent.withdrawnAt must not be before spec.consent.givenAt"
 type Consent struct {
-	// Reference of the consent record, such as TOE-2026-000123.
+	// Mode says whether one consent covers the whole agreement (Agreement,
+	// the default) or consent is recorded per dossier (PerDossier).
+	// +optional
+	// +kubebuilder:default=Agreement
+	Mode ConsentMode `json:"mode,omitempty"`
+	// Reference of the consent record, such as TOE-2026-000123; required in
+	// mode Agreement.
+	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=64
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z0-9][A-Za-z0-9._:/-]*$')",message="spec.consent.reference must be a record identifier (letters, digits, . _ : / -), never a name or BSN"
-	Reference string `json:"reference"`
+	Reference string `json:"reference,omitempty"`
 	// GivenAt is when consent was given.
 	// +optional
 	GivenAt *metav1.Time `json:"givenAt,omitempty"`
 	// Withdrawn is set when the client withdraws consent; sharing stops at once.
 	// +optional
 	Withdrawn bool `json:"withdrawn,omitempty"`
-	// WithdrawnAt is when consent was withdrawn.
+	// WithdrawnAt is when consent was (or will be) withdrawn. Sharing under
+	// the consent ends at that moment, whether or not Withdrawn is set.
 	// +optional
 	WithdrawnAt *metav1.Time `json:"withdrawnAt,omitempty"`
+}
+
+// WithdrawnBy reports whether the consent is withdrawn at t: the withdrawn
+// flag is set, or withdrawnAt is not after t.
+func (c *Consent) WithdrawnBy(t time.Time) bool {
+	return c.Withdrawn || (c.WithdrawnAt != nil && !t.Before(c.WithdrawnAt.Time))
+}
+
+// EffectiveMode is the consent mode with its default applied.
+func (c *Consent) EffectiveMode() ConsentMode {
+	if c.Mode == "" {
+		return ConsentAgreement
+	}
+	return c.Mode
 }
 
 // SharingAgreementSpec declares what may be shared with a partner, why and
@@ -131,6 +241,8 @@ type Consent struct {
 // +kubebuilder:validation:XValidation:rule="self.legalBasis != 'VitalInterest' || has(self.reviewDate)",fieldPath=".reviewDate",reason=FieldValueRequired,message="spec.reviewDate is required when spec.legalBasis is VitalInterest: sharing without consent must be reviewed"
 // +kubebuilder:validation:XValidation:rule="!(self.legalBasis in ['LegalObligation', 'PublicTask']) || has(self.legalReference)",fieldPath=".legalReference",reason=FieldValueRequired,message="spec.legalReference is required when spec.legalBasis is LegalObligation or PublicTask, such as \"Wmo 2015 art. 4.1.1\""
 // +kubebuilder:validation:XValidation:rule="!has(self.validFrom) || !has(self.validUntil) || self.validUntil > self.validFrom",fieldPath=".validUntil",message="spec.validUntil must be after spec.validFrom"
+// +kubebuilder:validation:XValidation:rule="(has(self.direction) && self.direction == 'Egress') || (has(self.partner.subjects) && size(self.partner.subjects) > 0)",fieldPath=".partner.subjects",reason=FieldValueRequired,message="spec.partner.subjects must name at least one subject when spec.direction is Ingress or Both: the audit proxy recognises the partner's requests by them"
+// +kubebuilder:validation:XValidation:rule="!(self.partner.type in ['ComplaintsCommittee', 'DisciplinaryBoard', 'Inspectorate', 'Ombudsman']) || has(self.legalReference)",fieldPath=".legalReference",reason=FieldValueRequired,message="spec.legalReference is required for a quality-oversight partner (ComplaintsCommittee, DisciplinaryBoard, Inspectorate, Ombudsman), such as \"Jeugdwet art. 4.1.8\""
 type SharingAgreementSpec struct {
 	// StoreRef names the DossierStore whose data is shared.
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.storeRef is immutable: create a new agreement for another store"
@@ -198,9 +310,21 @@ type SharingAgreementSpec struct {
 type SharingAgreementStatus struct {
 	CommonStatus `json:",inline"`
 
-	// InForce is true while network access to the partner exists.
+	// InForce is true while the agreement is in force and network access to
+	// the partner exists; false (never left out) otherwise.
 	// +optional
+	// +kubebuilder:default=false
 	InForce bool `json:"inForce"`
+	// ConsentMode is the agreement's consent mode (Agreement or PerDossier);
+	// empty for a basis without consent.
+	// +optional
+	ConsentMode ConsentMode `json:"consentMode,omitempty"`
+	// ProxyEnforced is true when the agreement admits the partner to the
+	// audit proxy (Ingress or Both) and is in the store's rendered access
+	// policy, with a consent source when consent is per dossier: the proxy
+	// then decides each of the partner's requests from it.
+	// +optional
+	ProxyEnforced bool `json:"proxyEnforced,omitempty"`
 	// NetworkPolicyName is the NetworkPolicy that admits the partner while
 	// the agreement is in force.
 	// +optional
@@ -226,6 +350,8 @@ type SharingAgreementStatus struct {
 // +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.partner.type`,priority=1
 // +kubebuilder:printcolumn:name="Basis",type=string,JSONPath=`.spec.legalBasis`
 // +kubebuilder:printcolumn:name="In Force",type=boolean,JSONPath=`.status.inForce`
+// +kubebuilder:printcolumn:name="Consent",type=string,JSONPath=`.status.consentMode`,priority=1
+// +kubebuilder:printcolumn:name="Proxy",type=boolean,JSONPath=`.status.proxyEnforced`,description="The audit proxy decides the partner's requests from this agreement"
 // +kubebuilder:printcolumn:name="Until",type=string,JSONPath=`.spec.validUntil`
 // +kubebuilder:printcolumn:name="Compliant",type=string,JSONPath=`.status.conditions[?(@.type=="Compliant")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="AgreementInForce")].reason`,priority=1

@@ -155,6 +155,59 @@ func TestValidObjectsAccepted(t *testing.T) {
 	}
 }
 
+// TestSharingVariantsAccepted: what the sharing rules allow is accepted,
+// with its defaults.
+func TestSharingVariantsAccepted(t *testing.T) {
+	ctx := context.Background()
+	ensureNamespace(t, validationNamespace)
+	cases := []struct {
+		name   string
+		kind   string
+		change change
+		check  func(spec map[string]any) error
+	}{
+		{"ingress with a client subject", "SharingAgreement",
+			all(set("direction", "Ingress"), set("partner.subjects", []any{map[string]any{"kind": "Client", "name": "regenboog-lvs"}})),
+			func(spec map[string]any) error {
+				if m := spec["consent"].(map[string]any)["mode"]; m != "Agreement" {
+					return fmt.Errorf("consent.mode defaulted to %v, want Agreement", m)
+				}
+				return nil
+			}},
+		{"per-dossier consent without reference", "SharingAgreement",
+			all(set("direction", "Both"), set("partner.subjects", []any{map[string]any{"kind": "ServiceAccount", "name": "lvs", "namespace": "school"}}),
+				set("consent", map[string]any{"mode": "PerDossier"})), nil},
+		{"withdrawal recorded in the past", "SharingAgreement",
+			all(set("consent.givenAt", "2026-09-01T00:00:00Z"), set("consent.withdrawnAt", "2026-10-01T00:00:00Z")), nil},
+		{"inspectorate with a legal reference", "SharingAgreement",
+			all(set("partner.type", "Inspectorate"), set("legalBasis", "LegalObligation"), del("consent"),
+				set("legalReference", "Jeugdwet art. 4.1.8"), set("categories", []any{"reports", "plan"})), nil},
+		{"consent source with default bound", "DossierStore",
+			set("audit.consentURL", "https://cases.example/api/consent/{dossier}?agreement={agreement}&partner={partner}"),
+			func(spec map[string]any) error {
+				if ttl := spec["audit"].(map[string]any)["consentCacheTTL"]; ttl != "5s" {
+					return fmt.Errorf("audit.consentCacheTTL defaulted to %v, want 5s", ttl)
+				}
+				return nil
+			}},
+		{"consent cache at its maximum", "DossierStore", set("audit.consentCacheTTL", "60s"), nil},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			u := newObject(t, tc.kind, fmt.Sprintf("variant-%d", i))
+			tc.change(spec(u))
+			if err := env.Client.Create(ctx, u); err != nil {
+				t.Fatalf("rejected: %v", err)
+			}
+			if tc.check != nil {
+				if err := tc.check(spec(u)); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+}
+
 func TestInvalidManifestsRejected(t *testing.T) {
 	allCategories := []any{"identity", "bsn", "contact", "request", "plan", "reports", "decisions", "health", "safety", "finance", "family"}
 	cases := []struct {
@@ -264,6 +317,42 @@ func TestInvalidManifestsRejected(t *testing.T) {
 			[]string{"spec.partner.type", `Unsupported value: "Insurer"`}},
 		{"agreement store changed", "SharingAgreement", set("storeRef.name", "other"), true,
 			[]string{"spec.storeRef", "immutable"}},
+		{"ingress without partner subjects", "SharingAgreement", set("direction", "Ingress"), false,
+			[]string{"spec.partner.subjects: Required value", "must name at least one subject when spec.direction is Ingress or Both"}},
+		{"both with empty partner subjects", "SharingAgreement", all(set("direction", "Both"), set("partner.subjects", []any{})), false,
+			[]string{"spec.partner.subjects", "must name at least one subject when spec.direction is Ingress or Both"}},
+		{"unknown partner subject kind", "SharingAgreement",
+			all(set("direction", "Ingress"), set("partner.subjects", []any{map[string]any{"kind": "Robot", "name": "r2"}})), false,
+			[]string{"spec.partner.subjects[0].kind", `Unsupported value: "Robot"`}},
+		{"client subject with namespace", "SharingAgreement",
+			set("partner.subjects", []any{map[string]any{"kind": "Client", "name": "lvs", "namespace": "school"}}), false,
+			[]string{"spec.partner.subjects[0]", "namespace is required for a ServiceAccount subject and not allowed for User, Group or Client"}},
+		{"duplicate partner subject", "SharingAgreement",
+			set("partner.subjects", []any{map[string]any{"kind": "Client", "name": "lvs"}, map[string]any{"kind": "Client", "name": "lvs"}}), false,
+			[]string{"spec.partner.subjects", "must not list the same subject twice"}},
+		{"unknown consent mode", "SharingAgreement", set("consent.mode", "PerFamily"), false,
+			[]string{"spec.consent.mode", `Unsupported value: "PerFamily"`}},
+		{"whole-agreement consent without reference", "SharingAgreement", set("consent", map[string]any{"mode": "Agreement"}), false,
+			[]string{"spec.consent.reference: Required value", "spec.consent.reference is required when spec.consent.mode is Agreement"}},
+		{"withdrawal before consent", "SharingAgreement",
+			all(set("consent.givenAt", "2026-09-01T00:00:00Z"), set("consent.withdrawnAt", "2026-08-01T00:00:00Z")), false,
+			[]string{"spec.consent.withdrawnAt", "must not be before spec.consent.givenAt"}},
+		{"quality oversight without legal reference", "SharingAgreement",
+			all(set("partner.type", "Inspectorate"), set("legalBasis", "VitalInterest"), del("consent"),
+				set("justification", "Onderzoek naar een calamiteit in de jeugdhulp"), set("reviewDate", "2027-01-01T00:00:00Z")), false,
+			[]string{"spec.legalReference: Required value", "spec.legalReference is required for a quality-oversight partner"}},
+		{"consent URL without dossier", "DossierStore", set("audit.consentURL", "https://cases.example/consent/{agreement}"), false,
+			[]string{"spec.audit.consentURL", "must be an http(s) URL template containing {dossier} and {agreement}, {partner} or both"}},
+		{"consent URL without agreement or partner", "DossierStore", set("audit.consentURL", "https://cases.example/consent/{dossier}"), false,
+			[]string{"spec.audit.consentURL", "containing {dossier} and {agreement}, {partner} or both"}},
+		{"consent URL not http", "DossierStore", set("audit.consentURL", "ftp://cases.example/{dossier}/{partner}"), false,
+			[]string{"spec.audit.consentURL", "must be an http(s) URL template"}},
+		{"consent cache above 60s", "DossierStore", set("audit.consentCacheTTL", "61s"), false,
+			[]string{"spec.audit.consentCacheTTL", "above 0s and at most 60s"}},
+		{"consent cache zero", "DossierStore", set("audit.consentCacheTTL", "0s"), false,
+			[]string{"spec.audit.consentCacheTTL", "above 0s and at most 60s"}},
+		{"consent cache in minutes", "DossierStore", set("audit.consentCacheTTL", "1m"), false,
+			[]string{"spec.audit.consentCacheTTL", "a duration such as 5s"}},
 
 		// RetentionPolicy
 		{"period in words", "RetentionPolicy", rule(0, "period", "20 years"), false,

@@ -61,6 +61,21 @@ var PartnerMaxima = map[v1alpha1.PartnerType][]v1alpha1.DataCategory{
 	v1alpha1.PartnerCouncilForChildProtection: allCategories,
 	// Police: acute safety only.
 	v1alpha1.PartnerPolice: only(v1alpha1.CategoryIdentity, v1alpha1.CategoryContact, v1alpha1.CategorySafety),
+	// Quality oversight judges the help given, never the family's money or
+	// their citizen service number. A complaints committee and the
+	// Ombudsman judge a complaint: the request, the plan, the reports and
+	// the decisions it is about.
+	v1alpha1.PartnerComplaintsCommittee: only(v1alpha1.CategoryIdentity, v1alpha1.CategoryContact, v1alpha1.CategoryRequest,
+		v1alpha1.CategoryPlan, v1alpha1.CategoryReports, v1alpha1.CategoryDecisions),
+	v1alpha1.PartnerOmbudsman: only(v1alpha1.CategoryIdentity, v1alpha1.CategoryContact, v1alpha1.CategoryRequest,
+		v1alpha1.CategoryPlan, v1alpha1.CategoryReports, v1alpha1.CategoryDecisions),
+	// A disciplinary board judges a registered professional's conduct,
+	// which can include health and safety assessments, not how to reach the
+	// family.
+	v1alpha1.PartnerDisciplinaryBoard: except(v1alpha1.CategoryBSN, v1alpha1.CategoryContact, v1alpha1.CategoryFinance),
+	// The Inspectorate investigating a calamity may need the whole course of
+	// the help, but not the finances.
+	v1alpha1.PartnerInspectorate: except(v1alpha1.CategoryBSN, v1alpha1.CategoryFinance),
 	// Any other partner: the least, until a type fits.
 	v1alpha1.PartnerOther: only(v1alpha1.CategoryIdentity, v1alpha1.CategoryContact),
 }
@@ -98,8 +113,8 @@ func EvaluateAgreement(a *v1alpha1.SharingAgreement, store StoreView, now time.T
 		v.Reason, v.Message = v1alpha1.ReasonStoreNotFound, fmt.Sprintf("DossierStore %q does not exist", spec.StoreRef.Name)
 	case minimisation.Result != v1alpha1.ResultPass:
 		v.Reason, v.Message = v1alpha1.ReasonMinimisationViolated, minimisation.Message
-	case spec.Consent != nil && spec.Consent.Withdrawn:
-		v.Reason, v.Message = v1alpha1.ReasonConsentWithdrawn, fmt.Sprintf("consent %s was withdrawn; sharing stopped", spec.Consent.Reference)
+	case spec.Consent != nil && spec.Consent.WithdrawnBy(now):
+		v.Reason, v.Message = v1alpha1.ReasonConsentWithdrawn, fmt.Sprintf("consent %s was withdrawn; sharing stopped", consentName(spec.Consent))
 	case basis.Result != v1alpha1.ResultPass:
 		v.Reason, v.Message = basis.Reason, basis.Message
 	case spec.Suspended:
@@ -140,12 +155,17 @@ func lawfulBasisControl(spec *v1alpha1.SharingAgreementSpec, now time.Time) v1al
 		if spec.Consent == nil {
 			return control(v1alpha1.ControlLawfulBasis, v1alpha1.ResultFail, v1alpha1.ReasonConsentMissing, "no consent is recorded")
 		}
-		if spec.Consent.Withdrawn {
+		if spec.Consent.WithdrawnBy(now) {
 			return control(v1alpha1.ControlLawfulBasis, v1alpha1.ResultPass, v1alpha1.ReasonConsentWithdrawn,
-				"consent was withdrawn and sharing stopped", "consent "+spec.Consent.Reference+" (withdrawn)")
+				"consent was withdrawn and sharing stopped", consentName(spec.Consent)+" (withdrawn)")
+		}
+		if spec.Consent.EffectiveMode() == v1alpha1.ConsentPerDossier {
+			return control(v1alpha1.ControlLawfulBasis, v1alpha1.ResultPass, v1alpha1.ReasonBasisDocumented,
+				"consent of the client (AVG art. 6(1)(a)), recorded per dossier and asked of the consent source before every disclosure",
+				consentName(spec.Consent))
 		}
 		return control(v1alpha1.ControlLawfulBasis, v1alpha1.ResultPass, v1alpha1.ReasonBasisDocumented,
-			"consent of the client (AVG art. 6(1)(a))", "consent "+spec.Consent.Reference)
+			"consent of the client (AVG art. 6(1)(a))", consentName(spec.Consent))
 	case v1alpha1.BasisVitalInterest:
 		if spec.ReviewDate == nil || !now.Before(spec.ReviewDate.Time) {
 			return control(v1alpha1.ControlLawfulBasis, v1alpha1.ResultFail, v1alpha1.ReasonReviewOverdue,
@@ -179,11 +199,24 @@ func minimisationControl(spec *v1alpha1.SharingAgreementSpec, store StoreView) v
 		fmt.Sprintf("%s within the maximum for a %s", joinCategories(spec.Categories), spec.Partner.Type))
 }
 
-// nextBoundary is the earliest future moment among the window's ends and
-// the review date.
+// consentName names the consent in messages and evidence: its record
+// reference, or the consent source for per-dossier consent.
+func consentName(c *v1alpha1.Consent) string {
+	if c.Reference != "" {
+		return "consent " + c.Reference
+	}
+	return "per-dossier consent"
+}
+
+// nextBoundary is the earliest future moment among the window's ends, the
+// review date and a scheduled withdrawal.
 func nextBoundary(spec *v1alpha1.SharingAgreementSpec, now time.Time) time.Time {
 	var next time.Time
-	for _, t := range []*metav1.Time{spec.ValidFrom, spec.ValidUntil, spec.ReviewDate} {
+	var withdrawnAt *metav1.Time
+	if spec.Consent != nil {
+		withdrawnAt = spec.Consent.WithdrawnAt
+	}
+	for _, t := range []*metav1.Time{spec.ValidFrom, spec.ValidUntil, spec.ReviewDate, withdrawnAt} {
 		if t != nil && t.After(now) && (next.IsZero() || t.Time.Before(next)) {
 			next = t.Time
 		}

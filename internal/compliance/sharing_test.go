@@ -115,6 +115,18 @@ func TestEvaluateAgreement(t *testing.T) {
 			[]string{"no consent is recorded"}, false, time.Time{}, wantControl{"LawfulBasis", "Fail", "ConsentMissing", []string{"no consent"}, nil}, within},
 		{"consent withdrawn", consent(true), store, false, "ConsentWithdrawn", []string{"consent C-2026-17 was withdrawn; sharing stopped"}, false, time.Time{},
 			wantControl{"LawfulBasis", "Pass", "ConsentWithdrawn", []string{"withdrawn"}, []string{"consent C-2026-17 (withdrawn)"}}, within},
+		{"a recorded withdrawal in the past ends sharing without the flag", with(consent(false), func(s *v1alpha1.SharingAgreementSpec) {
+			s.Consent.WithdrawnAt = mt(testNow.Add(-time.Minute))
+		}), store, false, "ConsentWithdrawn", []string{"consent C-2026-17 was withdrawn"}, false, time.Time{},
+			wantControl{"LawfulBasis", "Pass", "ConsentWithdrawn", nil, []string{"consent C-2026-17 (withdrawn)"}}, within},
+		{"a withdrawal recorded for later is the next transition", with(consent(false), func(s *v1alpha1.SharingAgreementSpec) {
+			s.Consent.WithdrawnAt = mt(soon)
+		}), store, true, "InForce", nil, false, soon,
+			wantControl{"LawfulBasis", "Pass", "BasisDocumented", nil, []string{"consent C-2026-17"}}, within},
+		{"per-dossier consent is documented as asked per disclosure", with(consent(false), func(s *v1alpha1.SharingAgreementSpec) {
+			s.Consent = &v1alpha1.Consent{Mode: v1alpha1.ConsentPerDossier}
+		}), store, true, "InForce", nil, false, time.Time{},
+			wantControl{"LawfulBasis", "Pass", "BasisDocumented", []string{"recorded per dossier"}, []string{"per-dossier consent"}}, within},
 		{"withdrawal decides before suspension", with(consent(true), func(s *v1alpha1.SharingAgreementSpec) { s.Suspended = true }), store, false, "ConsentWithdrawn",
 			nil, false, time.Time{}, wantControl{"LawfulBasis", "Pass", "ConsentWithdrawn", nil, []string{"consent C-2026-17 (withdrawn)"}}, within},
 		{"withdrawn consent stops sharing on another basis too", func(s *v1alpha1.SharingAgreementSpec) {
@@ -172,6 +184,10 @@ func TestPartnerMaxima(t *testing.T) {
 		"CertifiedInstitution":      all,
 		"CouncilForChildProtection": all,
 		"Police":                    "[identity, contact, safety]",
+		"ComplaintsCommittee":       "[identity, contact, request, plan, reports, decisions]",
+		"Ombudsman":                 "[identity, contact, request, plan, reports, decisions]",
+		"DisciplinaryBoard":         "[identity, request, plan, reports, decisions, health, safety, family]",
+		"Inspectorate":              "[identity, contact, request, plan, reports, decisions, health, safety, family]",
 		"Other":                     "[identity, contact]",
 	}
 	if len(PartnerMaxima) != len(want) {
