@@ -15,8 +15,9 @@ import (
 	"github.com/dossierguard/dossierguard/internal/resources"
 )
 
-// reconcileAccessPolicy renders the store's enforceable roles (and its
-// audited routes) into the access-policy ConfigMap the audit proxy loads.
+// reconcileAccessPolicy renders the store's enforceable roles, every one of
+// its agreements and its audited routes into the access-policy ConfigMap
+// the audit proxy loads.
 func (r *DossierStoreReconciler) reconcileAccessPolicy(ctx context.Context, store *v1alpha1.DossierStore, now time.Time) ([]compliance.RoleSummary, bool, error) {
 	roles := &v1alpha1.AccessRoleList{}
 	if err := r.List(ctx, roles, client.InNamespace(store.Namespace), client.MatchingFields{storeRefIndex: store.Name}); err != nil {
@@ -35,7 +36,11 @@ func (r *DossierStoreReconciler) reconcileAccessPolicy(ctx context.Context, stor
 			enforced = append(enforced, role)
 		}
 	}
-	document, hash, err := accesspolicy.Encode(accesspolicy.Build(store, enforced))
+	entries, err := r.agreementEntries(ctx, store, view, now)
+	if err != nil {
+		return summaries, false, err
+	}
+	document, hash, err := accesspolicy.Encode(accesspolicy.Build(store, enforced, entries))
 	if err != nil {
 		return summaries, false, err
 	}
@@ -43,6 +48,29 @@ func (r *DossierStoreReconciler) reconcileAccessPolicy(ctx context.Context, stor
 		return summaries, false, fmt.Errorf("apply access policy: %w", err)
 	}
 	return summaries, true, nil
+}
+
+// agreementEntries lists every agreement of the store as the proxy enforces
+// it; one the operator refuses whatever the time (too many categories) is
+// rendered as refused, so that its partner is recognised and gets nothing.
+func (r *DossierStoreReconciler) agreementEntries(ctx context.Context, store *v1alpha1.DossierStore, view compliance.StoreView, now time.Time) ([]accesspolicy.Agreement, error) {
+	agreements := &v1alpha1.SharingAgreementList{}
+	if err := r.List(ctx, agreements, client.InNamespace(store.Namespace), client.MatchingFields{storeRefIndex: store.Name}); err != nil {
+		return nil, fmt.Errorf("list sharing agreements: %w", err)
+	}
+	entries := make([]accesspolicy.Agreement, 0, len(agreements.Items))
+	for i := range agreements.Items {
+		a := &agreements.Items[i]
+		if !a.DeletionTimestamp.IsZero() {
+			continue
+		}
+		refused := ""
+		if v := compliance.EvaluateAgreement(a, view, now); v.Reason == v1alpha1.ReasonMinimisationViolated {
+			refused = v.Reason
+		}
+		entries = append(entries, accesspolicy.AgreementEntry(a, refused))
+	}
+	return entries, nil
 }
 
 // summariseAgreements counts the store's agreements by what their own

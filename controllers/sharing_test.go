@@ -417,3 +417,82 @@ func TestBreakGlassReviewOverdueIsNonCompliant(t *testing.T) {
 		t.Errorf("reviewDue %v; want in the past", r.Status.ReviewDue)
 	}
 }
+
+// policyAgreements reads the agreements of the store's rendered policy.
+func policyAgreements(t *testing.T, ns string) map[string]accesspolicy.Agreement {
+	t.Helper()
+	d, _ := policyDocument(t, ns)
+	out := map[string]accesspolicy.Agreement{}
+	if d == "" {
+		return out
+	}
+	doc, err := accesspolicy.Decode([]byte(d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range doc.Agreements {
+		out[a.Name] = a
+	}
+	return out
+}
+
+func TestAgreementsRenderedIntoThePolicyAndRemoved(t *testing.T) {
+	ctx := context.Background()
+	ns, _ := readyStore(t)
+	school := newAgreement(t, ns, "school", func(a *v1alpha1.SharingAgreement) {
+		a.Spec.Consent = &v1alpha1.Consent{Mode: v1alpha1.ConsentPerDossier}
+		a.Spec.Partner.Subjects = append(a.Spec.Partner.Subjects,
+			v1alpha1.PartnerSubject{Kind: v1alpha1.PartnerSubjectGroup, Name: "regenboog-zorgteam"})
+	})
+	vt := newAgreement(t, ns, "veilig-thuis", func(a *v1alpha1.SharingAgreement) {
+		a.Spec.LegalBasis, a.Spec.Consent = v1alpha1.BasisVitalInterest, nil
+		a.Spec.Justification, a.Spec.ReviewDate = "Acute onveiligheid van een kind volgens de Meldcode", at(24*time.Hour)
+		a.Spec.Partner.Type, a.Spec.Suspended = v1alpha1.PartnerVeiligThuis, true
+	})
+	greedy := newAgreement(t, ns, "greedy", func(a *v1alpha1.SharingAgreement) {
+		a.Spec.Partner.Type, a.Spec.Categories = v1alpha1.PartnerOther, []v1alpha1.DataCategory{v1alpha1.CategoryPlan}
+	})
+	eventually(t, timeout, func() error {
+		if got := policyAgreements(t, ns); len(got) != 3 {
+			return fmt.Errorf("policy holds %d agreements, want 3", len(got))
+		}
+		return nil
+	})
+	got := policyAgreements(t, ns)
+	s := got[school.Name]
+	if s.Partner != "De Regenboog" || s.PartnerType != v1alpha1.PartnerSchool || s.Direction != v1alpha1.DirectionIngress ||
+		s.ConsentMode != v1alpha1.ConsentPerDossier || s.LegalBasis != v1alpha1.BasisConsent || s.Purpose != school.Spec.Purpose ||
+		len(s.Categories) != 1 || s.Categories[0] != v1alpha1.CategoryPlan ||
+		s.ValidFrom == nil || !s.ValidFrom.Equal(school.Spec.ValidFrom.Time) || s.ValidUntil == nil || !s.ValidUntil.Equal(school.Spec.ValidUntil.Time) ||
+		len(s.Subjects) != 2 || s.Subjects[0].Kind != v1alpha1.PartnerSubjectClient || s.Subjects[1].Name != "regenboog-zorgteam" || s.Refused != "" {
+		t.Errorf("school agreement rendered as %+v", s)
+	}
+	if v := got[vt.Name]; !v.Suspended || v.LegalBasis != v1alpha1.BasisVitalInterest || v.ReviewBy == nil || v.ConsentMode != "" {
+		t.Errorf("Veilig Thuis agreement rendered as %+v", v)
+	}
+	if g := got[greedy.Name]; g.Refused != "MinimisationViolated" {
+		t.Errorf("an agreement beyond its partner's maximum is rendered refused, got %+v", g)
+	}
+
+	// A withdrawal is rendered; a deleted agreement leaves the document.
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(vt), vt); err != nil {
+		t.Fatal(err)
+	}
+	vt.Spec.Suspended = false
+	if err := k8s.Update(ctx, vt); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Delete(ctx, school); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, timeout, func() error {
+		got := policyAgreements(t, ns)
+		if _, ok := got[school.Name]; ok {
+			return fmt.Errorf("deleted agreement still in the policy")
+		}
+		if got[vt.Name].Suspended {
+			return fmt.Errorf("lifted suspension not rendered")
+		}
+		return nil
+	})
+}

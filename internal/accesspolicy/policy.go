@@ -1,8 +1,10 @@
 // Package accesspolicy defines the access-policy document that the
-// DossierStore reconciler renders from a store's AccessRoles and the audit
-// proxy enforces: who (users, groups, service accounts) may do what (read,
-// write, export) with which data categories, for which purpose, and which
-// application routes touch which categories.
+// DossierStore reconciler renders from a store's AccessRoles and
+// SharingAgreements and the audit proxy enforces: who (users, groups,
+// service accounts) may do what (read, write, export) with which data
+// categories, for which purpose; which partners (by the subjects their
+// requests carry) may receive which categories, on which legal basis and
+// within which window; and which application routes touch which categories.
 //
 // The document is canonical: every list is sorted and the JSON encoding is
 // deterministic, so the same roles give the same bytes and the same hash
@@ -16,6 +18,9 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 )
@@ -34,6 +39,9 @@ type Document struct {
 	ProcessingActivity string  `json:"processingActivity,omitempty"`
 	Routes             []Route `json:"routes"`
 	Roles              []Role  `json:"roles"`
+	// Agreements are every SharingAgreement of the store, in force or not:
+	// the proxy decides per request whether one is in force at that instant.
+	Agreements []Agreement `json:"agreements"`
 }
 
 // Route maps a request to the categories it touches and the action it is.
@@ -65,16 +73,149 @@ type Subject struct {
 	Namespace string               `json:"namespace,omitempty"`
 }
 
-// Build assembles the canonical document of a store from the roles that may
-// be enforced (the caller leaves out roles that failed their checks).
-func Build(store *v1alpha1.DossierStore, roles []v1alpha1.AccessRole) Document {
-	doc := Document{
-		Version:   Version,
-		Store:     store.Name,
-		Namespace: store.Namespace,
-		Routes:    []Route{},
-		Roles:     make([]Role, 0, len(roles)),
+// Agreement is a SharingAgreement as the proxy enforces it. The proxy
+// recognises the partner by Subjects and decides each request from the
+// window, suspension and withdrawal at that instant (see InForceAt).
+type Agreement struct {
+	Name        string               `json:"name"`
+	Partner     string               `json:"partner"`
+	PartnerType v1alpha1.PartnerType `json:"partnerType"`
+	Direction   v1alpha1.Direction   `json:"direction"`
+	Subjects    []PartnerSubject     `json:"subjects"`
+	// Categories the partner may receive, in vocabulary order.
+	Categories     []v1alpha1.DataCategory `json:"categories"`
+	Purpose        string                  `json:"purpose"`
+	LegalBasis     v1alpha1.LegalBasis     `json:"legalBasis"`
+	LegalReference string                  `json:"legalReference,omitempty"`
+	// ValidFrom and ValidUntil are the window [from, until); nil is open.
+	ValidFrom  *time.Time `json:"validFrom,omitempty"`
+	ValidUntil *time.Time `json:"validUntil,omitempty"`
+	// ReviewBy ends a VitalInterest agreement until its review is renewed.
+	ReviewBy  *time.Time `json:"reviewBy,omitempty"`
+	Suspended bool       `json:"suspended"`
+	// Withdrawn and WithdrawnAt are the whole agreement's consent withdrawal.
+	Withdrawn   bool       `json:"withdrawn"`
+	WithdrawnAt *time.Time `json:"withdrawnAt,omitempty"`
+	// ConsentMode is Agreement or PerDossier for a Consent basis, else empty.
+	ConsentMode      v1alpha1.ConsentMode `json:"consentMode,omitempty"`
+	ConsentReference string               `json:"consentReference,omitempty"`
+	// Refused is why the operator refuses the agreement whatever the time
+	// (such as MinimisationViolated); the proxy then admits nothing under it.
+	Refused string `json:"refused,omitempty"`
+}
+
+// PartnerSubject is an identity a partner's requests carry.
+type PartnerSubject struct {
+	Kind      v1alpha1.PartnerSubjectKind `json:"kind"`
+	Name      string                      `json:"name"`
+	Namespace string                      `json:"namespace,omitempty"`
+}
+
+// Why an agreement is not in force at an instant (InForceAt).
+const (
+	NotInForceRefused          = "refused"
+	NotInForceEgressOnly       = "egress-only"
+	NotInForceSuspended        = "suspended"
+	NotInForceConsentWithdrawn = "consent-withdrawn"
+	NotInForceNotYetValid      = "not-yet-valid"
+	NotInForceExpired          = "expired"
+	NotInForceReviewOverdue    = "review-overdue"
+)
+
+// InForceAt reports whether the agreement admits the partner to the proxy
+// at t, and if not, why (one of the NotInForce reasons). It is what the
+// proxy checks for every request, so that an expiry or a withdrawal takes
+// effect at that instant.
+func (a *Agreement) InForceAt(t time.Time) (bool, string) {
+	switch {
+	case a.Refused != "":
+		return false, NotInForceRefused
+	case a.Direction != v1alpha1.DirectionIngress && a.Direction != v1alpha1.DirectionBoth:
+		return false, NotInForceEgressOnly
+	case a.Withdrawn || (a.WithdrawnAt != nil && !t.Before(*a.WithdrawnAt)):
+		return false, NotInForceConsentWithdrawn
+	case a.ReviewBy != nil && !t.Before(*a.ReviewBy):
+		return false, NotInForceReviewOverdue
+	case a.Suspended:
+		return false, NotInForceSuspended
+	case a.ValidFrom != nil && t.Before(*a.ValidFrom):
+		return false, NotInForceNotYetValid
+	case a.ValidUntil != nil && !t.Before(*a.ValidUntil):
+		return false, NotInForceExpired
 	}
+	return true, ""
+}
+
+// AgreementEntry turns a SharingAgreement into its document entry. refused
+// is the reason the operator refuses it whatever the time, or "".
+func AgreementEntry(a *v1alpha1.SharingAgreement, refused string) Agreement {
+	spec := &a.Spec
+	direction := spec.Direction
+	if direction == "" {
+		direction = v1alpha1.DirectionEgress
+	}
+	e := Agreement{
+		Name:           a.Name,
+		Partner:        spec.Partner.Name,
+		PartnerType:    spec.Partner.Type,
+		Direction:      direction,
+		Subjects:       make([]PartnerSubject, 0, len(spec.Partner.Subjects)),
+		Categories:     canonicalCategories(spec.Categories),
+		Purpose:        spec.Purpose,
+		LegalBasis:     spec.LegalBasis,
+		LegalReference: spec.LegalReference,
+		ValidFrom:      utc(spec.ValidFrom),
+		ValidUntil:     utc(spec.ValidUntil),
+		Suspended:      spec.Suspended,
+		Refused:        refused,
+	}
+	if spec.LegalBasis == v1alpha1.BasisVitalInterest {
+		e.ReviewBy = utc(spec.ReviewDate)
+		if e.ReviewBy == nil {
+			e.Refused = "ReviewDateMissing"
+		}
+	}
+	if c := spec.Consent; c != nil && spec.LegalBasis == v1alpha1.BasisConsent {
+		e.ConsentMode, e.ConsentReference = c.EffectiveMode(), c.Reference
+		e.Withdrawn, e.WithdrawnAt = c.Withdrawn, utc(c.WithdrawnAt)
+	}
+	for _, s := range spec.Partner.Subjects {
+		e.Subjects = append(e.Subjects, PartnerSubject{Kind: s.Kind, Name: s.Name, Namespace: s.Namespace})
+	}
+	sort.Slice(e.Subjects, func(i, j int) bool {
+		a, b := e.Subjects[i], e.Subjects[j]
+		if a.Kind != b.Kind {
+			return a.Kind < b.Kind
+		}
+		if a.Namespace != b.Namespace {
+			return a.Namespace < b.Namespace
+		}
+		return a.Name < b.Name
+	})
+	return e
+}
+
+func utc(t *metav1.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+// Build assembles the canonical document of a store from the roles that may
+// be enforced (the caller leaves out roles that failed their checks) and
+// the entries of every agreement of the store (see AgreementEntry).
+func Build(store *v1alpha1.DossierStore, roles []v1alpha1.AccessRole, agreements []Agreement) Document {
+	doc := Document{
+		Version:    Version,
+		Store:      store.Name,
+		Namespace:  store.Namespace,
+		Routes:     []Route{},
+		Roles:      make([]Role, 0, len(roles)),
+		Agreements: append(make([]Agreement, 0, len(agreements)), agreements...),
+	}
+	sort.Slice(doc.Agreements, func(i, j int) bool { return doc.Agreements[i].Name < doc.Agreements[j].Name })
 	if a := store.Spec.Audit; a != nil {
 		doc.ProcessingActivity = a.ProcessingActivity
 		for _, r := range a.Routes {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math/rand"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -25,7 +26,7 @@ func TestEncodingIsIndependentOfOrder(t *testing.T) {
 			Categories: []v1alpha1.DataCategory{"contact", "identity"}, Actions: []v1alpha1.Action{"read"}, Purpose: "q",
 			BreakGlass: &v1alpha1.BreakGlass{ReviewPeriod: "P30D"}}},
 	}
-	want, wantHash, err := Encode(Build(store, roles))
+	want, wantHash, err := Encode(Build(store, roles, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +40,7 @@ func TestEncodingIsIndependentOfOrder(t *testing.T) {
 			rng.Shuffle(len(s.Categories), func(a, b int) { s.Categories[a], s.Categories[b] = s.Categories[b], s.Categories[a] })
 			rng.Shuffle(len(s.Actions), func(a, b int) { s.Actions[a], s.Actions[b] = s.Actions[b], s.Actions[a] })
 		}
-		got, hash, _ := Encode(Build(store, shuffled))
+		got, hash, _ := Encode(Build(store, shuffled, nil))
 		if !bytes.Equal(got, want) || hash != wantHash {
 			t.Fatalf("order changed the document:\n%s\nvs\n%s", got, want)
 		}
@@ -66,7 +67,7 @@ func TestBuildCarriesWebSocketRoutes(t *testing.T) {
 			{Name: "live", Method: "GET", Path: "/live/{dossier}", Categories: []v1alpha1.DataCategory{"plan"}, Action: "read", AllowWebSocket: true},
 			{Name: "plain", Method: "GET", Path: "/plain", Categories: []v1alpha1.DataCategory{"plan"}, Action: "read"},
 		}}}}
-	data, _, err := Encode(Build(store, nil))
+	data, _, err := Encode(Build(store, nil, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,5 +81,63 @@ func TestBuildCarriesWebSocketRoutes(t *testing.T) {
 	// A document without WebSocket routes encodes as before the field existed.
 	if bytes.Contains(data[bytes.Index(data, []byte(`"plain"`)):], []byte("allowWebSocket")) {
 		t.Errorf("allowWebSocket written for a route without it:\n%s", data)
+	}
+}
+
+func TestAgreementInForceAt(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	mt := func(d time.Duration) *metav1.Time { return &metav1.Time{Time: t0.Add(d)} }
+	base := func() *v1alpha1.SharingAgreement {
+		return &v1alpha1.SharingAgreement{ObjectMeta: metav1.ObjectMeta{Name: "school"}, Spec: v1alpha1.SharingAgreementSpec{
+			Partner:    v1alpha1.Partner{Type: v1alpha1.PartnerSchool, Name: "De Regenboog", Subjects: []v1alpha1.PartnerSubject{{Kind: v1alpha1.PartnerSubjectClient, Name: "lvs"}}},
+			Direction:  v1alpha1.DirectionIngress,
+			LegalBasis: v1alpha1.BasisConsent, Consent: &v1alpha1.Consent{Reference: "TOE-1"},
+			Categories: []v1alpha1.DataCategory{"plan", "identity"}, Purpose: "Afstemming",
+			ValidFrom: mt(-time.Hour), ValidUntil: mt(time.Hour),
+		}}
+	}
+	cases := []struct {
+		name    string
+		mutate  func(*v1alpha1.SharingAgreement)
+		refused string
+		at      time.Duration
+		want    string // "" means in force
+	}{
+		{"in force", nil, "", 0, ""},
+		{"last second of the window", nil, "", time.Hour - time.Nanosecond, ""},
+		{"window closed", nil, "", time.Hour, NotInForceExpired},
+		{"not yet valid", nil, "", -2 * time.Hour, NotInForceNotYetValid},
+		{"open-ended", func(a *v1alpha1.SharingAgreement) { a.Spec.ValidFrom, a.Spec.ValidUntil = nil, nil }, "", 1000 * time.Hour, ""},
+		{"suspended", func(a *v1alpha1.SharingAgreement) { a.Spec.Suspended = true }, "", 0, NotInForceSuspended},
+		{"withdrawn flag", func(a *v1alpha1.SharingAgreement) { a.Spec.Consent.Withdrawn = true }, "", 0, NotInForceConsentWithdrawn},
+		{"withdrawnAt in the past, no flag", func(a *v1alpha1.SharingAgreement) { a.Spec.Consent.WithdrawnAt = mt(-time.Minute) }, "", 0, NotInForceConsentWithdrawn},
+		{"withdrawal scheduled", func(a *v1alpha1.SharingAgreement) { a.Spec.Consent.WithdrawnAt = mt(time.Minute) }, "", 0, ""},
+		{"withdrawal reached", func(a *v1alpha1.SharingAgreement) { a.Spec.Consent.WithdrawnAt = mt(time.Minute) }, "", time.Minute, NotInForceConsentWithdrawn},
+		{"egress only", func(a *v1alpha1.SharingAgreement) { a.Spec.Direction = v1alpha1.DirectionEgress }, "", 0, NotInForceEgressOnly},
+		{"default direction is egress", func(a *v1alpha1.SharingAgreement) { a.Spec.Direction = "" }, "", 0, NotInForceEgressOnly},
+		{"refused by the operator", nil, "MinimisationViolated", 0, NotInForceRefused},
+		{"vital interest review overdue", func(a *v1alpha1.SharingAgreement) {
+			a.Spec.LegalBasis, a.Spec.Consent, a.Spec.ReviewDate = v1alpha1.BasisVitalInterest, nil, mt(30*time.Minute)
+		}, "", 30 * time.Minute, NotInForceReviewOverdue},
+		{"vital interest without review date", func(a *v1alpha1.SharingAgreement) {
+			a.Spec.LegalBasis, a.Spec.Consent = v1alpha1.BasisVitalInterest, nil
+		}, "", 0, NotInForceRefused},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a := base()
+			if tc.mutate != nil {
+				tc.mutate(a)
+			}
+			e := AgreementEntry(a, tc.refused)
+			ok, why := e.InForceAt(t0.Add(tc.at))
+			if ok != (tc.want == "") || why != tc.want {
+				t.Errorf("InForceAt = %v, %q; want %q", ok, why, tc.want)
+			}
+		})
+	}
+	e := AgreementEntry(base(), "")
+	if e.ConsentMode != v1alpha1.ConsentAgreement || e.ConsentReference != "TOE-1" || e.Categories[0] != "identity" {
+		t.Errorf("entry %+v", e)
 	}
 }
