@@ -60,7 +60,7 @@ described in docs/audit-log.md.`,
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return auditUsageError("%v; run '%s --help' for usage", err, c.CommandPath())
 	})
-	cmd.AddCommand(newAuditVerifyCommand(), newAuditQueryCommand())
+	cmd.AddCommand(newAuditVerifyCommand(), newAuditQueryCommand(), newAuditNotificationsCommand())
 	return cmd
 }
 
@@ -125,13 +125,9 @@ func runAuditVerify(cmd *cobra.Command, args []string, opts auditVerifyOptions) 
 	if len(opts.publicKeys) == 0 {
 		return auditUsageError("--public-key is required: the PEM public key that signs the checkpoints")
 	}
-	keys := make([]ed25519.PublicKey, 0, len(opts.publicKeys))
-	for _, path := range opts.publicKeys {
-		pub, err := auditlog.ReadPublicKeyFile(path)
-		if err != nil {
-			return auditUsageError("%v", err)
-		}
-		keys = append(keys, pub)
+	keys, err := readPublicKeys(opts.publicKeys)
+	if err != nil {
+		return err
 	}
 
 	name := "-"
@@ -172,6 +168,19 @@ func runAuditVerify(cmd *cobra.Command, args []string, opts auditVerifyOptions) 
 		return &auditExitError{code: exitAuditBroken, err: fmt.Errorf("audit log %s is broken at seq %d (%s)", name, res.BrokenSeq, res.Reason)}
 	}
 	return nil
+}
+
+// readPublicKeys reads the PEM public keys of --public-key.
+func readPublicKeys(paths []string) ([]ed25519.PublicKey, error) {
+	keys := make([]ed25519.PublicKey, 0, len(paths))
+	for _, path := range paths {
+		pub, err := auditlog.ReadPublicKeyFile(path)
+		if err != nil {
+			return nil, auditUsageError("%v", err)
+		}
+		keys = append(keys, pub)
+	}
+	return keys, nil
 }
 
 // exitCodeOf is the exit code main should end with for an error returned by

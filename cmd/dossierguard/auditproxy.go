@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/dossierguard/dossierguard/api/v1alpha1"
 	"github.com/dossierguard/dossierguard/internal/auditlog"
 	"github.com/dossierguard/dossierguard/internal/auditproxy"
 )
@@ -61,6 +62,11 @@ type auditProxyOptions struct {
 	assignmentCacheSize int
 	assignmentCacheTTL  time.Duration
 	assignmentTimeout   time.Duration
+
+	consentURL       string
+	consentCacheSize int
+	consentCacheTTL  time.Duration
+	consentTimeout   time.Duration
 }
 
 func newAuditProxyCommand() *cobra.Command {
@@ -126,6 +132,11 @@ See docs/audit-proxy.md.`,
 	f.IntVar(&opts.assignmentCacheSize, "assignment-cache-size", auditproxy.DefaultAssignmentCacheSize, "Most assignment answers kept in the cache.")
 	f.DurationVar(&opts.assignmentCacheTTL, "assignment-cache-ttl", auditproxy.DefaultAssignmentCacheTTL, "How long an assignment answer is cached.")
 	f.DurationVar(&opts.assignmentTimeout, "assignment-timeout", auditproxy.DefaultAssignmentTimeout, "How long to wait for the assignment source before denying.")
+
+	f.StringVar(&opts.consentURL, "consent-url", "", "Consent source for agreements with per-dossier consent: an http(s) GET URL template with {dossier} and {agreement} and/or {partner}; 200 = given, 404/410 = none/withdrawn, anything else = denied.")
+	f.IntVar(&opts.consentCacheSize, "consent-cache-size", auditproxy.DefaultConsentCacheSize, "Most positive consent answers kept in the cache.")
+	f.DurationVar(&opts.consentCacheTTL, "consent-cache-ttl", v1alpha1.DefaultConsentCacheTTL, "How long a positive consent answer is cached, at most 60s: a withdrawal takes effect within it.")
+	f.DurationVar(&opts.consentTimeout, "consent-timeout", auditproxy.DefaultConsentTimeout, "How long to wait for the consent source before denying.")
 	return cmd
 }
 
@@ -148,10 +159,13 @@ func (o *auditProxyOptions) config() (auditproxy.Config, error) {
 		SyncCompletion: o.syncCompletion, ShutdownTimeout: o.shutdownTimeout,
 		AssignmentURL: o.assignmentURL, AssignmentCacheSize: o.assignmentCacheSize,
 		AssignmentCacheTTL: o.assignmentCacheTTL, AssignmentTimeout: o.assignmentTimeout,
+		ConsentURL: o.consentURL, ConsentCacheSize: o.consentCacheSize,
+		ConsentCacheTTL: o.consentCacheTTL, ConsentTimeout: o.consentTimeout,
 	}
 	cfg.Upstream = o.checkServing(&errs)
 	cfg.Identity = o.identity(&errs)
 	o.checkAssignments(&errs)
+	o.checkConsents(&errs)
 	cfg.SigningKey, cfg.PseudonymKey = o.keys(&errs)
 	cfg.AuditChain, cfg.AuditLogbook = o.logbook(&errs)
 	if o.floodThresh < 1 {
@@ -308,6 +322,24 @@ func (o *auditProxyOptions) checkHeaders(errs *flagErrors) {
 				errs.bad(flag, "%q is reserved; name the header the authenticating proxy sets", h)
 			}
 		}
+	}
+}
+
+// checkConsents checks the consent source, its cache and its timeout.
+func (o *auditProxyOptions) checkConsents(errs *flagErrors) {
+	if o.consentURL != "" {
+		if err := auditproxy.ValidateConsentURL(o.consentURL); err != nil {
+			errs.bad("consent-url", "%v", err)
+		}
+	}
+	if o.consentCacheSize <= 0 {
+		errs.bad("consent-cache-size", "must be at least 1")
+	}
+	if o.consentCacheTTL <= 0 || o.consentCacheTTL > v1alpha1.MaxConsentCacheTTL {
+		errs.bad("consent-cache-ttl", "must be above 0s and at most %s, such as 5s", v1alpha1.MaxConsentCacheTTL)
+	}
+	if o.consentTimeout <= 0 {
+		errs.bad("consent-timeout", "must be positive, such as 2s")
 	}
 }
 

@@ -125,6 +125,57 @@ type Event struct {
 	// Time+Duration, recorded as one event by a FloodGuard. 0 is one
 	// request.
 	Count int
+
+	// Sharing describes a partner's request, decided from SharingAgreements;
+	// nil for the requests of staff.
+	Sharing *Sharing
+}
+
+// ConsentOutcome is what the consent check of a partner's request found.
+type ConsentOutcome string
+
+// The consent outcomes.
+const (
+	// ConsentNotRequired: the legal basis is not consent (LegalObligation,
+	// VitalInterest, PublicTask); the client must be told afterwards.
+	ConsentNotRequired ConsentOutcome = "not-required"
+	// ConsentAgreementCovers: one recorded consent covers the agreement.
+	ConsentAgreementCovers ConsentOutcome = "agreement"
+	// ConsentGiven: the consent source confirmed consent for the dossier.
+	ConsentGiven ConsentOutcome = "given"
+	// ConsentNone: the consent source has no consent for the dossier.
+	ConsentNone ConsentOutcome = "none"
+	// ConsentWithdrawn: the consent was withdrawn.
+	ConsentWithdrawn ConsentOutcome = "withdrawn"
+	// ConsentUnavailable: the consent source gave no usable answer in time.
+	ConsentUnavailable ConsentOutcome = "unavailable"
+	// ConsentNotChecked: no agreement got as far as a consent check.
+	ConsentNotChecked ConsentOutcome = "not-checked"
+)
+
+// Sharing is what an event of a partner's request records about the
+// agreement it was decided under.
+type Sharing struct {
+	// Agreement is the SharingAgreement the request was decided under (for
+	// a denial, the one that came closest); empty when none applied.
+	Agreement string
+	// Partner is the partner organisation (Logboek Dataverwerkingen:
+	// dpl.core.receiver).
+	Partner string
+	// LegalBasis is the AVG art. 6(1) ground (Consent, LegalObligation,
+	// VitalInterest, PublicTask).
+	LegalBasis string
+	// LegalReference is the article of law, for bases without consent.
+	LegalReference string
+	// ConsentMode is Agreement or PerDossier, empty for other bases.
+	ConsentMode string
+	// Consent is the outcome of the consent check.
+	Consent ConsentOutcome
+	// Purpose is the agreement's purpose (doelbinding).
+	Purpose string
+	// NoticeRequired marks a disclosure without consent that the client
+	// must be told about afterwards.
+	NoticeRequired bool
 }
 
 // lineHeader holds the members every line starts with, in this order.
@@ -155,6 +206,15 @@ type eventBody struct {
 	BreakGlass           bool     `json:"break_glass"`
 	BreakGlassReason     string   `json:"break_glass_reason,omitempty"`
 	Count                int      `json:"count,omitempty"`
+	// The members of a partner's request; absent for staff.
+	Agreement      string `json:"agreement,omitempty"`
+	Partner        string `json:"partner,omitempty"`
+	LegalBasis     string `json:"legal_basis,omitempty"`
+	LegalReference string `json:"legal_reference,omitempty"`
+	ConsentMode    string `json:"consent_mode,omitempty"`
+	Consent        string `json:"consent,omitempty"`
+	Purpose        string `json:"purpose,omitempty"`
+	NoticeRequired bool   `json:"notice_required,omitempty"`
 }
 
 // checkpointBody holds the members of a checkpoint line after the header.
@@ -237,6 +297,13 @@ func encodeEventBody(ev *Event, now func() time.Time) ([]byte, error) {
 		BreakGlass:           ev.BreakGlass,
 		BreakGlassReason:     ev.BreakGlassReason,
 		Count:                ev.Count,
+	}
+	if sh := ev.Sharing; sh != nil {
+		b.Agreement, b.Partner, b.LegalBasis, b.LegalReference = sh.Agreement, sh.Partner, sh.LegalBasis, sh.LegalReference
+		b.ConsentMode, b.Consent, b.Purpose, b.NoticeRequired = sh.ConsentMode, string(sh.Consent), sh.Purpose, sh.NoticeRequired
+		if b.Consent == "" {
+			b.Consent = string(ConsentNotChecked)
+		}
 	}
 	if b.Roles == nil {
 		b.Roles = []string{}
@@ -323,6 +390,42 @@ func (b *eventBody) validateWhat() error {
 		}
 	} else if b.BreakGlassReason != "" {
 		return errors.New("break_glass_reason must be empty unless break_glass is true")
+	}
+	return b.validateSharing()
+}
+
+// validateSharing checks the members of a partner's request.
+func (b *eventBody) validateSharing() error {
+	if b.Consent == "" {
+		if b.Agreement != "" || b.Partner != "" || b.LegalBasis != "" || b.LegalReference != "" || b.ConsentMode != "" || b.Purpose != "" || b.NoticeRequired {
+			return errors.New("the members of a partner's request (agreement, partner, legal_basis, ...) need consent")
+		}
+		return nil
+	}
+	switch ConsentOutcome(b.Consent) {
+	case ConsentNotRequired, ConsentAgreementCovers, ConsentGiven, ConsentNone, ConsentWithdrawn, ConsentUnavailable, ConsentNotChecked:
+	default:
+		return errors.New("consent must be not-required, agreement, given, none, withdrawn, unavailable or not-checked")
+	}
+	switch b.LegalBasis {
+	case "", "Consent", "LegalObligation", "VitalInterest", "PublicTask":
+	default:
+		return errors.New("legal_basis must be Consent, LegalObligation, VitalInterest or PublicTask")
+	}
+	switch b.ConsentMode {
+	case "", "Agreement", "PerDossier":
+	default:
+		return errors.New("consent_mode must be empty, Agreement or PerDossier")
+	}
+	for _, m := range []struct{ name, value string }{
+		{"agreement", b.Agreement}, {"partner", b.Partner}, {"legal_reference", b.LegalReference}, {"purpose", b.Purpose},
+	} {
+		if err := checkText(m.name, m.value, maxIDLen, false); err != nil {
+			return err
+		}
+	}
+	if b.NoticeRequired && (b.Agreement == "" || b.Outcome != string(OutcomeAllowed)) {
+		return errors.New("notice_required is only for an allowed disclosure under an agreement")
 	}
 	return nil
 }

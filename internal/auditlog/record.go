@@ -88,7 +88,7 @@ func (r *Record) VerifySignature(keys map[string]ed25519.PublicKey) error {
 // event is the Event an event line holds.
 func (b *eventBody) event() Event {
 	t, _ := time.Parse(TimeLayout, b.Time)
-	return Event{
+	ev := Event{
 		Time:                 t,
 		Duration:             time.Duration(b.DurationNS),
 		TraceID:              b.TraceID,
@@ -108,4 +108,11 @@ func (b *eventBody) event() Event {
 		BreakGlassReason:     b.BreakGlassReason,
 		Count:                b.Count,
 	}
+	if b.Consent != "" {
+		ev.Sharing = &Sharing{
+			Agreement: b.Agreement, Partner: b.Partner, LegalBasis: b.LegalBasis, LegalReference: b.LegalReference,
+			ConsentMode: b.ConsentMode, Consent: ConsentOutcome(b.Consent), Purpose: b.Purpose, NoticeRequired: b.NoticeRequired,
+		}
+	}
+	return ev
 }

@@ -24,6 +24,9 @@ type Identity struct {
 	User string
 	// Groups the caller belongs to.
 	Groups []string
+	// ClientID is the OAuth client of a verified token (its azp or
+	// client_id claim), empty otherwise. Only partner agreements use it.
+	ClientID string
 }
 
 // AssignmentChecker says whether a dossier is assigned to a user. An error
@@ -94,6 +97,9 @@ func NewPolicy(doc accesspolicy.Document) (*Policy, error) {
 			}
 		}
 	}
+	if err := checkAgreements(doc.Agreements); err != nil {
+		return nil, err
+	}
 	router, err := NewRouter(doc.Routes)
 	if err != nil {
 		return nil, fmt.Errorf("access policy: %w", err)
@@ -145,6 +151,9 @@ type Decision struct {
 	// AssignmentErr is the error of the assignment source, if it was asked
 	// and failed.
 	AssignmentErr error
+	// Sharing is set for a partner's request, decided from agreements
+	// (AuthorisePartner).
+	Sharing *SharingDecision
 }
 
 // Authorise decides whether id may perform route m.Route (on dossier

@@ -376,6 +376,13 @@ func (a *Authenticator) verify(ctx context.Context, v *oidc.IDTokenVerifier, tok
 			}
 		}
 	}
+	// A machine-to-machine client is named by azp (OIDC) or client_id
+	// (RFC 9068); partner agreements may name it (kind Client).
+	for _, c := range []string{"azp", "client_id"} {
+		if raw, ok := claims[c]; ok && id.ClientID == "" {
+			_ = json.Unmarshal(raw, &id.ClientID)
+		}
+	}
 	if raw, ok := claims[o.GroupsClaim]; ok {
 		var one string
 		if err := json.Unmarshal(raw, &id.Groups); err != nil {
@@ -402,6 +409,8 @@ func checkIdentity(id Identity) (Identity, *AuthError) {
 		return Identity{}, &AuthError{Status: http.StatusUnauthorized, Code: "invalid_token", Description: fmt.Sprintf("the user name must be valid UTF-8 without control characters and at most %d bytes", maxUserLen)}
 	case len(id.Groups) > maxGroups || slices.ContainsFunc(id.Groups, func(g string) bool { return bad(g, maxGroupLen) }):
 		return Identity{}, &AuthError{Status: http.StatusUnauthorized, Code: "invalid_token", Description: fmt.Sprintf("at most %d groups of at most %d bytes each are accepted", maxGroups, maxGroupLen)}
+	case bad(id.ClientID, maxUserLen):
+		return Identity{}, &AuthError{Status: http.StatusUnauthorized, Code: "invalid_token", Description: fmt.Sprintf("the client id must be valid UTF-8 without control characters and at most %d bytes", maxUserLen)}
 	}
 	return id, nil
 }

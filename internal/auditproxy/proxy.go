@@ -49,6 +49,11 @@ type Options struct {
 	// Assignments answers for roles limited to assigned cases; nil means
 	// none is configured, and such roles never count.
 	Assignments AssignmentChecker
+	// Consents answers for agreements with per-dossier consent; nil means
+	// none is configured, and such agreements allow nothing.
+	Consents ConsentChecker
+	// Now is the clock partner decisions are made by; nil means time.Now.
+	Now func() time.Time
 	// Audit records the events. Required.
 	Audit EventSink
 	// PseudonymKey makes the data-subject pseudonyms (auditlog.Pseudonymise).
@@ -70,6 +75,8 @@ type Proxy struct {
 	policies    *PolicySource
 	auth        *Authenticator
 	assignments AssignmentChecker
+	consents    ConsentChecker
+	now         func() time.Time
 	audit       EventSink
 	key         []byte
 	sync        bool
@@ -107,6 +114,8 @@ func New(opts Options) (*Proxy, error) {
 		policies:    opts.Policies,
 		auth:        opts.Authenticator,
 		assignments: opts.Assignments,
+		consents:    opts.Consents,
+		now:         opts.Now,
 		key:         opts.PseudonymKey,
 		sync:        opts.SyncCompletion,
 		log:         opts.Logger,
@@ -117,6 +126,9 @@ func New(opts Options) (*Proxy, error) {
 	p.metrics = newProxyMetrics()
 	p.audit = meteredSink{next: opts.Audit, m: p.metrics}
 	p.tunnels, p.closeTunnels = context.WithCancel(context.Background())
+	if p.now == nil {
+		p.now = time.Now
+	}
 	transport := opts.Transport
 	if transport == nil {
 		transport = NewUpstreamTransport()
@@ -210,7 +222,19 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pol, id, m, reason, tunnel := in.pol, in.id, in.m, in.reason, in.tunnel
-	dec := pol.Authorise(r.Context(), id, m, reason, p.assignments)
+	var dec Decision
+	if partner := pol.PartnerAgreements(id); len(partner) > 0 {
+		// A partner's request is decided from its agreements only, and
+		// break-glass is for staff: no reason counts or is forwarded.
+		reason = ""
+		dec = pol.AuthorisePartner(r.Context(), partner, m, p.now(), p.consents)
+		ev.Sharing = dec.Sharing.Event(partner[0].Partner)
+		if dec.Sharing.ConsentErr != nil {
+			p.log.Warn("consent source gave no answer; refusing the partner's request", "route", m.Route.Name, "agreement", ev.Sharing.Agreement, "operationID", ev.OperationID, "error", dec.Sharing.ConsentErr.Error())
+		}
+	} else {
+		dec = pol.Authorise(r.Context(), id, m, reason, p.assignments)
+	}
 	if dec.AssignmentErr != nil {
 		p.log.Warn("assignment source gave no answer; denying roles limited to assigned cases", "route", m.Route.Name, "operationID", ev.OperationID, "error", dec.AssignmentErr.Error())
 	}

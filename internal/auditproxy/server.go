@@ -59,6 +59,14 @@ type Config struct {
 	AssignmentCacheTTL  time.Duration
 	AssignmentTimeout   time.Duration
 
+	// ConsentURL is the consent source's URL template; empty means none.
+	// The cache holds at most ConsentCacheSize positive answers for
+	// ConsentCacheTTL (at most 60s); ConsentTimeout bounds one question.
+	ConsentURL       string
+	ConsentCacheSize int
+	ConsentCacheTTL  time.Duration
+	ConsentTimeout   time.Duration
+
 	// PseudonymKey makes the data-subject pseudonyms.
 	PseudonymKey []byte
 	// AuditLogPath is the audit log file; AuditMirror receives a copy of
@@ -112,6 +120,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	consents, err := consentSource(cfg)
+	if err != nil {
+		return err
+	}
 	tlsConfig, err := serverTLS(cfg)
 	if err != nil {
 		return err
@@ -130,7 +142,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	sink := auditlog.NewFloodGuard(writer, cfg.AuditFlood)
 	proxy, err := New(Options{
-		Upstream: cfg.Upstream, Policies: policies, Authenticator: auth, Assignments: assignments,
+		Upstream: cfg.Upstream, Policies: policies, Authenticator: auth, Assignments: assignments, Consents: consents,
 		Audit: sink, PseudonymKey: cfg.PseudonymKey, SyncCompletion: cfg.SyncCompletion, Logger: log,
 	})
 	if err != nil {
@@ -213,6 +225,25 @@ func assignmentSource(cfg Config) (AssignmentChecker, error) {
 		return nil, fmt.Errorf("assignment source: %w", err)
 	}
 	return a, nil
+}
+
+// consentSource is the consent source of cfg, or nil when none is
+// configured.
+func consentSource(cfg Config) (ConsentChecker, error) {
+	if cfg.ConsentURL == "" {
+		return nil, nil
+	}
+	timeout := cfg.ConsentTimeout
+	if timeout <= 0 {
+		timeout = DefaultConsentTimeout
+	}
+	client := &http.Client{Timeout: timeout, Transport: NewUpstreamTransport(),
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	c, err := NewHTTPConsents(cfg.ConsentURL, client, cfg.ConsentCacheSize, cfg.ConsentCacheTTL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("consent source: %w", err)
+	}
+	return c, nil
 }
 
 // serverTLS is the proxy's TLS configuration from the certificate files,

@@ -199,6 +199,9 @@ func identityArgs(a *v1alpha1.AuditSpec) []string {
 	if a.AssignmentURL != "" {
 		args = append(args, "--assignment-url="+a.AssignmentURL)
 	}
+	if a.ConsentURL != "" {
+		args = append(args, "--consent-url="+a.ConsentURL, "--consent-cache-ttl="+a.ConsentCacheBound().String())
+	}
 	if a.Identity == nil {
 		return args
 	}

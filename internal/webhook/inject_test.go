@@ -15,6 +15,7 @@ func TestInjectIsIdempotentAndPlainSidecarWorks(t *testing.T) {
 	store := &v1alpha1.DossierStore{ObjectMeta: metav1.ObjectMeta{Name: "s"},
 		Spec: v1alpha1.DossierStoreSpec{Workload: v1alpha1.WorkloadSpec{AppPort: 8080, ProxyPort: 9000},
 			Audit: &v1alpha1.AuditSpec{AssignmentURL: "https://cases.local/assigned/{user}/{dossier}",
+				ConsentURL: "https://cases.local/consent/{dossier}/{agreement}", ConsentCacheTTL: "10s",
 				Identity: &v1alpha1.IdentitySpec{TrustedProxy: &v1alpha1.TrustedProxySpec{CIDRs: []string{"10.0.0.0/24", "10.0.1.0/24"}}}}}}
 	pod := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}}}
 	if !Inject(pod, store, Config{Image: "img"}) {
@@ -37,7 +38,8 @@ func TestInjectIsIdempotentAndPlainSidecarWorks(t *testing.T) {
 		t.Errorf("the app container got %d dossierguard mounts; want none", mounts)
 	}
 	want := map[string]bool{"--listen=:9000": true, "--tls-cert-file=/etc/dossierguard/tls/tls.crt": true, "--tls-key-file=/etc/dossierguard/tls/tls.key": true, "--trusted-proxy-cidrs=10.0.0.0/24,10.0.1.0/24": true,
-		"--assignment-url=https://cases.local/assigned/{user}/{dossier}": true}
+		"--assignment-url=https://cases.local/assigned/{user}/{dossier}":  true,
+		"--consent-url=https://cases.local/consent/{dossier}/{agreement}": true, "--consent-cache-ttl=10s": true}
 	for _, a := range pod.Spec.Containers[1].Args {
 		delete(want, a)
 	}
