@@ -50,7 +50,14 @@ func (r *AccessRoleReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		policyName, policyHash = r.renderedPolicy(ctx, store)
 	}
 
-	setRoleStatus(role, verdict, policyName, policyHash)
+	agreements := &v1alpha1.SharingAgreementList{}
+	if store != nil {
+		if err := r.List(ctx, agreements, client.InNamespace(role.Namespace), client.MatchingFields{storeRefIndex: store.Name}); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	ready, reason, message := compliance.RoleReadiness(role, store, agreements.Items)
+	setRoleStatus(role, verdict, policyName, policyHash, roleReadiness{ok: ready, reason: reason, message: message})
 	metrics.RecordAccessRole(role)
 	_, statusErr := writeStatus(ctx, r.Client, before, role, before.Status, role.Status)
 	var next time.Time
@@ -78,6 +85,15 @@ func (r *AccessRoleReconciler) SetupWithManager(mgr ctrl.Manager, workers int) e
 		// is being deleted, not the status.
 		Watches(&v1alpha1.DossierStore{}, handler.EnqueueRequestsFromMapFunc(toRoles),
 			builder.WithPredicates(specMetadataOrDeletion)).
+		// An agreement's partner subjects can overlap a role's subjects.
+		Watches(&v1alpha1.SharingAgreement{}, handler.EnqueueRequestsFromMapFunc(
+			func(ctx context.Context, o client.Object) []reconcile.Request {
+				a, ok := o.(*v1alpha1.SharingAgreement)
+				if !ok {
+					return nil
+				}
+				return toRoles(ctx, &v1alpha1.DossierStore{ObjectMeta: metaFor(a.Namespace, a.Spec.StoreRef.Name)})
+			}), builder.WithPredicates(specMetadataOrDeletion)).
 		// A newly rendered policy changes the hash every role reports.
 		// ConfigMaps are cached only with the managed-by label (CacheOptions).
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(

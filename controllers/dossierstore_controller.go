@@ -149,7 +149,7 @@ func (r *DossierStoreReconciler) storeSteps() []storeStep {
 			return err
 		},
 		func(ctx context.Context, s *v1alpha1.DossierStore, f *storeFacts) (err error) {
-			f.agreements, f.violating, err = r.summariseAgreements(ctx, s, f.now)
+			f.agreements, f.violating, f.proxied, err = r.summariseAgreements(ctx, s, f.now)
 			return err
 		},
 		func(ctx context.Context, s *v1alpha1.DossierStore, f *storeFacts) (err error) {

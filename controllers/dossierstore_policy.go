@@ -74,15 +74,17 @@ func (r *DossierStoreReconciler) agreementEntries(ctx context.Context, store *v1
 }
 
 // summariseAgreements counts the store's agreements by what their own
-// reconciler reports, and lists those that would share too much.
-func (r *DossierStoreReconciler) summariseAgreements(ctx context.Context, store *v1alpha1.DossierStore, now time.Time) (*v1alpha1.AgreementSummary, []string, error) {
+// reconciler reports, lists those that would share too much, and describes
+// them for the SharingEnforced control.
+func (r *DossierStoreReconciler) summariseAgreements(ctx context.Context, store *v1alpha1.DossierStore, now time.Time) (*v1alpha1.AgreementSummary, []string, []compliance.ProxyAgreement, error) {
 	agreements := &v1alpha1.SharingAgreementList{}
 	if err := r.List(ctx, agreements, client.InNamespace(store.Namespace), client.MatchingFields{storeRefIndex: store.Name}); err != nil {
-		return nil, nil, fmt.Errorf("list sharing agreements: %w", err)
+		return nil, nil, nil, fmt.Errorf("list sharing agreements: %w", err)
 	}
 	if len(agreements.Items) == 0 {
-		return nil, nil, nil
+		return nil, nil, nil, nil
 	}
+	proxied := make([]compliance.ProxyAgreement, 0, len(agreements.Items))
 	view := compliance.StoreView{Found: true, Ready: true, Categories: store.Spec.DataCategories}
 	summary := &v1alpha1.AgreementSummary{}
 	var violating []string
@@ -103,8 +105,11 @@ func (r *DossierStoreReconciler) summariseAgreements(ctx context.Context, store 
 		if v := compliance.EvaluateAgreement(&a, view, now); v.Reason == v1alpha1.ReasonMinimisationViolated {
 			violating = append(violating, a.Name)
 		}
+		if a.DeletionTimestamp.IsZero() {
+			proxied = append(proxied, compliance.ProxyAgreementOf(&a))
+		}
 	}
-	return summary, violating, nil
+	return summary, violating, proxied, nil
 }
 
 // summariseRetention turns the store's retention policies into its

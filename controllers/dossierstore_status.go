@@ -27,6 +27,8 @@ type storeFacts struct {
 	// agreements summarised, and those that would share too much.
 	agreements *v1alpha1.AgreementSummary
 	violating  []string
+	// proxied describes the agreements for the SharingEnforced control.
+	proxied []compliance.ProxyAgreement
 	// retention is the store's RetentionEnforced control.
 	retention v1alpha1.ComplianceControl
 	// auditKeys is set when the audit keys Secret exists; audit is the
@@ -61,6 +63,8 @@ func setStoreStatus(store *v1alpha1.DossierStore, f storeFacts) {
 		compliance.NetworkControl(f.isolation, resources.IsolationPolicyName(store), resources.ProxyPort(store), f.transport),
 		compliance.AccessControlControl(f.roles, resources.AccessPolicyName(store)),
 		compliance.MinimisationControl(f.violating, agreementCount(f.agreements)),
+		compliance.SharingEnforcedControl(f.proxied, f.policyApplied,
+			store.Spec.Audit != nil && store.Spec.Audit.ConsentURL != "", resources.AccessPolicyName(store)),
 		f.retention,
 		f.audit,
 	}

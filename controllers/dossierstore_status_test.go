@@ -77,7 +77,7 @@ func TestSetStoreStatusConverged(t *testing.T) {
 		t.Errorf("agreements = %+v; want the summary %+v", st.Agreements, f.agreements)
 	}
 	wantControls := []string{"EncryptionAtRest", "KeyManagement", "KeyAccessRestricted", "NetworkSegregation",
-		"AccessControlDefined", "Minimisation", "RetentionEnforced", "AuditActive"}
+		"AccessControlDefined", "Minimisation", "SharingEnforced", "RetentionEnforced", "AuditActive"}
 	if got := controlNames(st.Compliance); !slices.Equal(got, wantControls) {
 		t.Fatalf("compliance rows = %v; want %v", got, wantControls)
 	}
@@ -118,7 +118,7 @@ func TestSetStoreStatusConverged(t *testing.T) {
 		"KeyRotated":         {"True", "KeyCurrent", []string{"version 2"}},
 		"NetworkIsolated":    {"True", "DefaultDenyApplied", []string{"port 8443"}},
 		"AuditActive":        {"True", "AllPodsAudited", []string{"all 2 workload pod(s)"}},
-		"Compliant":          {"True", "AllControlsPass", []string{"all 8 controls pass"}},
+		"Compliant":          {"True", "AllControlsPass", []string{"all 9 controls pass"}},
 		"Ready":              {"True", "StoreReady", []string{"Verified storage", "data key version 2", "default-deny"}},
 	} {
 		assertCondition(t, st.Conditions, conditionType, 4, want)
@@ -228,6 +228,22 @@ func TestSetStoreStatus(t *testing.T) {
 					t.Errorf("agreements %+v, Minimisation %q; want none counted", st.Agreements, st.Compliance[5].Message)
 				}
 			}},
+		{"a per-dossier agreement without a consent source", func(f *storeFacts) {
+			f.proxied = []compliance.ProxyAgreement{{Name: "school", Admitted: true, PerDossier: true}}
+		}, map[string]wantCondition{"Ready": {"True", "StoreReady", nil}}, "SharingEnforced",
+			func(t *testing.T, st *v1alpha1.DossierStoreStatus) {
+				if c := st.Compliance[6]; c.Reason != v1alpha1.ReasonConsentSourceMissing || !slices.Equal(c.Evidence, []string{"SharingAgreement/school"}) {
+					t.Errorf("SharingEnforced = %s %q %v", c.Reason, c.Message, c.Evidence)
+				}
+			}},
+		{"partner agreements enforced by the proxy", func(f *storeFacts) {
+			f.proxied = []compliance.ProxyAgreement{{Name: "huisarts", Admitted: true}}
+		}, map[string]wantCondition{"Compliant": {"True", "AllControlsPass", nil}}, "",
+			func(t *testing.T, st *v1alpha1.DossierStoreStatus) {
+				if c := st.Compliance[6]; c.Reason != v1alpha1.ReasonAgreementsEnforced || !slices.Contains(c.Evidence, "ConfigMap/jgz-access-policy") {
+					t.Errorf("SharingEnforced = %s %v", c.Reason, c.Evidence)
+				}
+			}},
 		{"no retention policy", func(f *storeFacts) { f.retention = compliance.StoreRetentionControl(nil) }, nil, "RetentionEnforced", nil},
 		{"the first failing control is named", func(f *storeFacts) {
 			f.isolation, f.audit = false, compliance.AuditControl([]string{"app"}, 1, true, statusTransport)
@@ -243,12 +259,12 @@ func TestSetStoreStatus(t *testing.T) {
 				assertCondition(t, store.Status.Conditions, conditionType, 4, want)
 			}
 			if tc.compliantNames == "" {
-				assertCondition(t, store.Status.Conditions, "Compliant", 4, wantCondition{"True", "AllControlsPass", []string{"all 8 controls pass"}})
+				assertCondition(t, store.Status.Conditions, "Compliant", 4, wantCondition{"True", "AllControlsPass", []string{"all 9 controls pass"}})
 			} else {
 				assertCondition(t, store.Status.Conditions, "Compliant", 4, wantCondition{"False", "ControlFailed", []string{tc.compliantNames + " (AVG art."}})
 			}
-			if len(store.Status.Conditions) != 7 || len(store.Status.Compliance) != 8 {
-				t.Errorf("conditions %v and %d compliance rows; want seven and eight", conditionTypes(store.Status.Conditions), len(store.Status.Compliance))
+			if len(store.Status.Conditions) != 7 || len(store.Status.Compliance) != 9 {
+				t.Errorf("conditions %v and %d compliance rows; want seven and nine", conditionTypes(store.Status.Conditions), len(store.Status.Compliance))
 			}
 			if tc.status != nil {
 				tc.status(t, &store.Status)

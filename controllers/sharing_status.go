@@ -9,10 +9,15 @@ import (
 )
 
 // setAgreementStatus computes an agreement's status from the verdict.
-func setAgreementStatus(a *v1alpha1.SharingAgreement, v compliance.AgreementVerdict, policyExists bool) {
+func setAgreementStatus(a *v1alpha1.SharingAgreement, v compliance.AgreementVerdict, policyExists, proxyEnforced bool) {
 	st := &a.Status
 	st.ObservedGeneration = a.Generation
 	st.InForce = v.InForce && policyExists
+	st.ConsentMode = ""
+	if a.Spec.LegalBasis == v1alpha1.BasisConsent && a.Spec.Consent != nil {
+		st.ConsentMode = a.Spec.Consent.EffectiveMode()
+	}
+	st.ProxyEnforced = proxyEnforced
 	st.ClientNotificationRequired = v.NotifyClient
 	st.NetworkPolicyName = ""
 	if policyExists {
@@ -41,8 +46,18 @@ func setAgreementStatus(a *v1alpha1.SharingAgreement, v compliance.AgreementVerd
 	}
 }
 
-// setRoleStatus computes a role's status from the verdict.
-func setRoleStatus(role *v1alpha1.AccessRole, v compliance.RoleVerdict, policyName, policyHash string) {
+// roleReadiness is whether an enforced role works as written
+// (compliance.RoleReadiness).
+type roleReadiness struct {
+	ok              bool
+	reason, message string
+}
+
+// setRoleStatus computes a role's status from the verdict. A role that is
+// enforced but cannot work as written (limited to assigned cases without an
+// assignment source, or naming a partner's subject) is not Ready, with the
+// reason; Enforced still says it is in the access policy.
+func setRoleStatus(role *v1alpha1.AccessRole, v compliance.RoleVerdict, policyName, policyHash string, rr roleReadiness) {
 	st := &role.Status
 	st.ObservedGeneration = role.Generation
 	st.PolicyConfigMap, st.PolicyHash = policyName, policyHash
@@ -59,5 +74,9 @@ func setRoleStatus(role *v1alpha1.AccessRole, v compliance.RoleVerdict, policyNa
 	}
 	setCondition(role, &st.Conditions, v1alpha1.ConditionEnforced, enforced, reason, message)
 	setCompliantCondition(role, &st.Conditions, st.Compliance)
+	if enforced && !rr.ok {
+		setCondition(role, &st.Conditions, v1alpha1.ConditionReady, false, rr.reason, rr.message)
+		return
+	}
 	setCondition(role, &st.Conditions, v1alpha1.ConditionReady, enforced, reason, message)
 }

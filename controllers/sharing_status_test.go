@@ -82,7 +82,7 @@ func TestSetAgreementStatus(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			a := statusAgreement()
-			setAgreementStatus(a, tc.verdict, tc.policyExists)
+			setAgreementStatus(a, tc.verdict, tc.policyExists, false)
 			st := &a.Status
 			if st.ObservedGeneration != 3 {
 				t.Errorf("observedGeneration = %d; want 3", st.ObservedGeneration)
@@ -119,16 +119,44 @@ func TestSetAgreementStatusNextTransitionAndNotification(t *testing.T) {
 	a := statusAgreement()
 	next := statusNow.Add(90 * time.Minute)
 	a.Status.NetworkPolicyName = "share-school-plan"
-	setAgreementStatus(a, compliance.AgreementVerdict{Reason: "NotYetValid", Message: "later", NextTransition: next, Controls: agreementControls("")}, false)
+	setAgreementStatus(a, compliance.AgreementVerdict{Reason: "NotYetValid", Message: "later", NextTransition: next, Controls: agreementControls("")}, false, false)
 	if a.Status.NextTransition == nil || !a.Status.NextTransition.Time.Equal(next) {
 		t.Errorf("nextTransition = %v; want %s", a.Status.NextTransition, next)
 	}
 	if a.Status.ClientNotificationRequired || a.Status.NetworkPolicyName != "" {
 		t.Errorf("clientNotificationRequired %v, networkPolicyName %q; want false and cleared", a.Status.ClientNotificationRequired, a.Status.NetworkPolicyName)
 	}
-	setAgreementStatus(a, compliance.AgreementVerdict{Reason: "Expired", Message: "gone", Controls: agreementControls("")}, false)
+	setAgreementStatus(a, compliance.AgreementVerdict{Reason: "Expired", Message: "gone", Controls: agreementControls("")}, false, false)
 	if a.Status.NextTransition != nil {
 		t.Errorf("nextTransition = %v; want none once no boundary lies ahead", a.Status.NextTransition)
+	}
+}
+
+// TestSetAgreementStatusConsentModeAndProxy: the consent mode is shown for
+// a consent basis only, with its default, and proxyEnforced as given.
+func TestSetAgreementStatusConsentModeAndProxy(t *testing.T) {
+	inForce := compliance.AgreementVerdict{InForce: true, Reason: "InForce", Message: "sharing", Controls: agreementControls("")}
+	cases := []struct {
+		name     string
+		basis    v1alpha1.LegalBasis
+		consent  *v1alpha1.Consent
+		enforced bool
+		mode     v1alpha1.ConsentMode
+	}{
+		{"per dossier, enforced", v1alpha1.BasisConsent, &v1alpha1.Consent{Mode: v1alpha1.ConsentPerDossier}, true, v1alpha1.ConsentPerDossier},
+		{"mode defaulted", v1alpha1.BasisConsent, &v1alpha1.Consent{Reference: "TOE-1"}, false, v1alpha1.ConsentAgreement},
+		{"no consent basis", v1alpha1.BasisPublicTask, nil, true, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a := statusAgreement()
+			a.Status.ConsentMode, a.Status.ProxyEnforced = "stale", !tc.enforced
+			a.Spec.LegalBasis, a.Spec.Consent = tc.basis, tc.consent
+			setAgreementStatus(a, inForce, true, tc.enforced)
+			if a.Status.ConsentMode != tc.mode || a.Status.ProxyEnforced != tc.enforced {
+				t.Errorf("consentMode %q, proxyEnforced %v; want %q, %v", a.Status.ConsentMode, a.Status.ProxyEnforced, tc.mode, tc.enforced)
+			}
+		})
 	}
 }
 
@@ -148,30 +176,39 @@ func TestSetRoleStatus(t *testing.T) {
 		name                   string
 		verdict                compliance.RoleVerdict
 		policyName, policyHash string
+		readiness              roleReadiness
 		enforced               wantCondition
 		compliant              wantCondition
+		ready                  *wantCondition // nil: Ready says the same as Enforced
 	}{
 		{"enforced in the rendered policy", compliance.RoleVerdict{Enforceable: true, Reason: "Enforced", Message: "read of [plan] for 2 subject(s)", Controls: controls(false)},
-			"jgz-access-policy", "sha256:abc", wantCondition{"True", "Enforced", []string{"read of [plan]"}},
-			wantCondition{"True", "AllControlsPass", []string{"all 2 controls pass"}}},
+			"jgz-access-policy", "sha256:abc", roleReadiness{ok: true}, wantCondition{"True", "Enforced", []string{"read of [plan]"}},
+			wantCondition{"True", "AllControlsPass", []string{"all 2 controls pass"}}, nil},
 		{"waiting for the policy", compliance.RoleVerdict{Enforceable: true, Reason: "Enforced", Message: "read", Controls: controls(false)},
-			"", "", wantCondition{"False", "PolicyPending", []string{"waiting for the store's access policy to be rendered"}},
-			wantCondition{"True", "AllControlsPass", nil}},
+			"", "", roleReadiness{ok: true}, wantCondition{"False", "PolicyPending", []string{"waiting for the store's access policy to be rendered"}},
+			wantCondition{"True", "AllControlsPass", nil}, nil},
 		{"a policy without a hash is not yet rendered", compliance.RoleVerdict{Enforceable: true, Reason: "Enforced", Message: "read", Controls: controls(false)},
-			"jgz-access-policy", "", wantCondition{"False", "PolicyPending", nil}, wantCondition{"True", "AllControlsPass", nil}},
+			"jgz-access-policy", "", roleReadiness{ok: true}, wantCondition{"False", "PolicyPending", nil}, wantCondition{"True", "AllControlsPass", nil}, nil},
 		{"outside the store's categories", compliance.RoleVerdict{Reason: "CategoriesNotInStore", Message: "categories [health] are not held by store jgz", Controls: controls(false)},
-			"", "", wantCondition{"False", "CategoriesNotInStore", []string{"[health]", "store jgz"}}, wantCondition{"True", "AllControlsPass", nil}},
+			"", "", roleReadiness{ok: true}, wantCondition{"False", "CategoriesNotInStore", []string{"[health]", "store jgz"}}, wantCondition{"True", "AllControlsPass", nil}, nil},
 		{"not enforceable although a policy exists", compliance.RoleVerdict{Reason: "StoreNotFound", Message: `DossierStore "jgz" does not exist`, Controls: controls(false)},
-			"jgz-access-policy", "sha256:abc", wantCondition{"False", "StoreNotFound", []string{`"jgz"`}}, wantCondition{"True", "AllControlsPass", nil}},
+			"jgz-access-policy", "sha256:abc", roleReadiness{ok: true}, wantCondition{"False", "StoreNotFound", []string{`"jgz"`}}, wantCondition{"True", "AllControlsPass", nil}, nil},
 		{"break-glass review overdue stays enforced", compliance.RoleVerdict{Enforceable: true, Reason: "Enforced", Message: "read", ReviewDue: &due, Controls: controls(true)},
-			"jgz-access-policy", "sha256:abc", wantCondition{"True", "Enforced", nil},
-			wantCondition{"False", "ControlFailed", []string{"BreakGlassReview (AVG art. 32(1)(d)): the break-glass role was due for review"}}},
+			"jgz-access-policy", "sha256:abc", roleReadiness{ok: true}, wantCondition{"True", "Enforced", nil},
+			wantCondition{"False", "ControlFailed", []string{"BreakGlassReview (AVG art. 32(1)(d)): the break-glass role was due for review"}}, nil},
+		{"enforced without its assignment source is not Ready", compliance.RoleVerdict{Enforceable: true, Reason: "Enforced", Message: "read", Controls: controls(false)},
+			"jgz-access-policy", "sha256:abc", roleReadiness{reason: v1alpha1.ReasonAssignmentSourceMissing, message: "no spec.audit.assignmentURL"},
+			wantCondition{"True", "Enforced", nil}, wantCondition{"True", "AllControlsPass", nil},
+			&wantCondition{"False", "AssignmentSourceMissing", []string{"assignmentURL"}}},
+		{"readiness does not matter while not enforced", compliance.RoleVerdict{Enforceable: true, Reason: "Enforced", Message: "read", Controls: controls(false)},
+			"", "", roleReadiness{reason: v1alpha1.ReasonPartnerSubjectOverlap, message: "overlap"},
+			wantCondition{"False", "PolicyPending", nil}, wantCondition{"True", "AllControlsPass", nil}, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			role := &v1alpha1.AccessRole{ObjectMeta: metav1.ObjectMeta{Name: "read", Generation: 6}}
 			role.Status.ReviewDue = &metav1.Time{Time: statusNow.AddDate(-1, 0, 0)} // stale
-			setRoleStatus(role, tc.verdict, tc.policyName, tc.policyHash)
+			setRoleStatus(role, tc.verdict, tc.policyName, tc.policyHash, tc.readiness)
 			st := &role.Status
 			if st.ObservedGeneration != 6 || st.PolicyConfigMap != tc.policyName || st.PolicyHash != tc.policyHash {
 				t.Errorf("status = generation %d, policy %q %q; want 6, %q %q", st.ObservedGeneration, st.PolicyConfigMap, st.PolicyHash, tc.policyName, tc.policyHash)
@@ -186,8 +223,12 @@ func TestSetRoleStatus(t *testing.T) {
 				t.Errorf("compliance rows = %v", got)
 			}
 			assertCondition(t, st.Conditions, "Enforced", 6, tc.enforced)
-			// Ready says the same as Enforced.
-			assertCondition(t, st.Conditions, "Ready", 6, tc.enforced)
+			// Ready says the same as Enforced, unless the role cannot work.
+			if tc.ready != nil {
+				assertCondition(t, st.Conditions, "Ready", 6, *tc.ready)
+			} else {
+				assertCondition(t, st.Conditions, "Ready", 6, tc.enforced)
+			}
 			assertCondition(t, st.Conditions, "Compliant", 6, tc.compliant)
 			if len(st.Conditions) != 3 {
 				t.Errorf("conditions = %v; want Enforced, Compliant and Ready", conditionTypes(st.Conditions))

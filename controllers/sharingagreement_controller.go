@@ -1,7 +1,9 @@
 package controllers
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
@@ -15,9 +17,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
+	"github.com/dossierguard/dossierguard/internal/accesspolicy"
 	"github.com/dossierguard/dossierguard/internal/compliance"
 	"github.com/dossierguard/dossierguard/internal/metrics"
 	"github.com/dossierguard/dossierguard/internal/resources"
@@ -53,7 +57,8 @@ func (r *SharingAgreementReconciler) Reconcile(ctx context.Context, req ctrl.Req
 	verdict := compliance.EvaluateAgreement(agreement, view, now)
 	policyExists, accessErr := r.reconcileNetworkAccess(ctx, agreement, store, verdict.InForce)
 
-	setAgreementStatus(agreement, verdict, policyExists)
+	proxyEnforced := r.enforcedByProxy(ctx, agreement, store)
+	setAgreementStatus(agreement, verdict, policyExists, proxyEnforced)
 	metrics.RecordAgreement(agreement)
 	written, statusErr := writeStatus(ctx, r.Client, before, agreement, before.Status, agreement.Status)
 	if written {
@@ -85,6 +90,35 @@ func (r *SharingAgreementReconciler) reconcileNetworkAccess(ctx context.Context,
 	return false, nil
 }
 
+// enforcedByProxy reports whether the audit proxy decides the partner's
+// requests from this agreement: it admits the partner to the proxy, it is in
+// the store's rendered access policy and not refused there, and a consent
+// source exists when consent is per dossier.
+func (r *SharingAgreementReconciler) enforcedByProxy(ctx context.Context, a *v1alpha1.SharingAgreement, store *v1alpha1.DossierStore) bool {
+	pa := compliance.ProxyAgreementOf(a)
+	if store == nil || !pa.Admitted || (pa.PerDossier && (store.Spec.Audit == nil || store.Spec.Audit.ConsentURL == "")) {
+		return false
+	}
+	cm := &corev1.ConfigMap{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: store.Namespace, Name: resources.AccessPolicyName(store)}, cm); err != nil {
+		return false
+	}
+	doc, err := accesspolicy.Decode([]byte(cm.Data[accesspolicy.ConfigMapKey]))
+	if err != nil {
+		return false
+	}
+	for _, e := range doc.Agreements {
+		if e.Name == a.Name {
+			// The proxy enforces this agreement as it is now only when the
+			// rendered entry is that of the current spec.
+			rendered, err1 := json.Marshal(e)
+			current, err2 := json.Marshal(accesspolicy.AgreementEntry(a, ""))
+			return err1 == nil && err2 == nil && bytes.Equal(rendered, current)
+		}
+	}
+	return false
+}
+
 // recordTransitions emits an event when sharing starts or stops.
 func (r *SharingAgreementReconciler) recordTransitions(before, after *v1alpha1.SharingAgreement) {
 	old, now := meta.FindStatusCondition(before.Status.Conditions, v1alpha1.ConditionAgreementInForce), meta.FindStatusCondition(after.Status.Conditions, v1alpha1.ConditionAgreementInForce)
@@ -104,14 +138,25 @@ func (r *SharingAgreementReconciler) recordTransitions(before, after *v1alpha1.S
 
 // SetupWithManager registers the reconciler and its watches.
 func (r *SharingAgreementReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
+	toAgreements := referrers(mgr.GetClient(), &v1alpha1.SharingAgreementList{})
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.SharingAgreement{}, builder.WithPredicates(specOrMetadataChanged)).
 		// A NetworkPolicy has no status: every update is an edit to revert.
 		Owns(&networkingv1.NetworkPolicy{}).
+		// A newly rendered access policy changes whether the proxy enforces
+		// the store's agreements.
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(
+			func(ctx context.Context, cm client.Object) []reconcile.Request {
+				store := cm.GetLabels()[v1alpha1.LabelStore]
+				if store == "" || cm.GetLabels()[resources.LabelComponent] != "access-policy" {
+					return nil
+				}
+				return toAgreements(ctx, &v1alpha1.DossierStore{ObjectMeta: metaFor(cm.GetNamespace(), store)})
+			})).
 		// A store becoming (not) Ready puts its agreements in or out of force;
-		// the rest of its status is not read.
-		Watches(&v1alpha1.DossierStore{}, handler.EnqueueRequestsFromMapFunc(
-			referrers(mgr.GetClient(), &v1alpha1.SharingAgreementList{})),
+		// its spec says whether it has a consent source; the rest of its
+		// status is not read.
+		Watches(&v1alpha1.DossierStore{}, handler.EnqueueRequestsFromMapFunc(toAgreements),
 			builder.WithPredicates(predicate.Or(specMetadataOrDeletion, storeReadyChanged))).
 		Named("sharingagreement").
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
