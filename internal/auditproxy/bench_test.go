@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dossierguard/dossierguard/api/v1alpha1"
+	"github.com/dossierguard/dossierguard/internal/accesspolicy"
 	"github.com/dossierguard/dossierguard/internal/auditlog"
 )
 
@@ -90,6 +92,7 @@ func BenchmarkAuditProxy(b *testing.B) {
 		b.Run(mode.name, func(b *testing.B) { benchProxy(b, mode) })
 	}
 	b.Run("scaling", benchScaling)
+	b.Run("sharing", benchSharing)
 }
 
 // benchDisk measures fsync latency and the writer alone, with one appender
@@ -298,6 +301,126 @@ func benchProxy(b *testing.B, mode benchMode) {
 	b.ReportMetric(proxiedRate, "proxied-req/s")
 	b.ReportMetric(100*proxiedRate/directRate, "throughput-%")
 	b.ReportMetric(float64(events)/proxiedT.Seconds(), "durable-events/s")
+}
+
+// benchSharing measures, in one run at concurrency 1 with the requests
+// interleaved, what a partner's request costs next to a staff request on
+// the same proxy (identity by header, asynchronous completion):
+//
+//   - p50-staff-µs: a staff request decided from roles;
+//   - p50-partner-warm-µs, p50-partner-added-µs: a partner request under a
+//     per-dossier consent agreement with the consent answer in the cache,
+//     and what it adds over the staff request;
+//   - p50-partner-cold-µs, p50-cold-added-µs: the same for a dossier never
+//     asked before, which costs one look-up at the consent source;
+//   - p50-consent-roundtrip-µs: one GET to the consent source directly, the
+//     round trip a cold look-up should add.
+func benchSharing(b *testing.B) {
+	body := make([]byte, benchResponseBytes)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+	}))
+	defer app.Close()
+	consent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }))
+	defer consent.Close()
+
+	keys := newTestKeys(b)
+	w, err := auditlog.NewWriter(auditlog.Options{Path: filepath.Join(b.TempDir(), "audit.jsonl"), SigningKey: keys.signing})
+	if err != nil {
+		b.Fatal(err)
+	}
+	doc := integrationDocument()
+	doc.Agreements = []accesspolicy.Agreement{{
+		Name: "school", Partner: "De Regenboog", PartnerType: v1alpha1.PartnerSchool, Direction: v1alpha1.DirectionIngress,
+		Subjects:   []accesspolicy.PartnerSubject{{Kind: v1alpha1.PartnerSubjectGroup, Name: "regenboog"}},
+		Categories: []v1alpha1.DataCategory{"identity", "contact", "request"}, Purpose: "Afstemming met school",
+		LegalBasis: v1alpha1.BasisConsent, ConsentMode: v1alpha1.ConsentPerDossier,
+	}}
+	pol, err := NewPolicy(doc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	src := NewPolicySource("unused", nil)
+	src.Set(pol)
+	auth, err := NewAuthenticator(context.Background(), IdentityConfig{TrustedProxyCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The longest bound keeps the warm dossier's answer cached for the run.
+	consents, err := NewHTTPConsents(consent.URL+"/consent/{dossier}?agreement={agreement}", nil, 4*benchLatencyPairs, v1alpha1.MaxConsentCacheTTL, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	upstream, _ := url.Parse(app.URL)
+	p, err := New(Options{Upstream: upstream, Policies: src, Authenticator: auth, Audit: w, PseudonymKey: keys.pseudonym, Consents: consents})
+	if err != nil {
+		b.Fatal(err)
+	}
+	proxy := httptest.NewServer(p)
+	defer func() {
+		proxy.Close()
+		p.Wait()
+		if err := w.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}()
+
+	client := &http.Client{Transport: &http.Transport{MaxIdleConns: 16, MaxIdleConnsPerHost: 16}}
+	get := func(url, user, groups string) (time.Duration, error) {
+		req, _ := http.NewRequest("GET", url, nil)
+		if user != "" {
+			req.Header.Set(DefaultUserHeader, user)
+			req.Header.Set(DefaultGroupsHeader, groups)
+		}
+		t0 := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		d := time.Since(t0)
+		if resp.StatusCode != http.StatusOK {
+			return 0, fmt.Errorf("%s: status %d", url, resp.StatusCode)
+		}
+		return d, nil
+	}
+	staff := func() (time.Duration, error) { return get(proxy.URL+"/api/dossiers/D-9", "an@example.nl", "coaches") }
+	warm := func() (time.Duration, error) { return get(proxy.URL+"/api/dossiers/D-9", "lvs@regenboog", "regenboog") }
+	var cold atomic.Int64
+	coldGet := func() (time.Duration, error) {
+		return get(fmt.Sprintf("%s/api/dossiers/C-%d", proxy.URL, cold.Add(1)), "lvs@regenboog", "regenboog")
+	}
+	roundTrip := func() (time.Duration, error) { return get(consent.URL+"/consent/warmup?agreement=school", "", "") }
+	for range 50 { // warm up connections, code paths and the warm dossier's cache entry
+		for _, f := range []func() (time.Duration, error){staff, warm, coldGet, roundTrip} {
+			if _, err := f(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+
+	b.ResetTimer()
+	series := [4][]time.Duration{}
+	for range benchLatencyPairs {
+		for i, f := range []func() (time.Duration, error){staff, warm, coldGet, roundTrip} {
+			d, err := f()
+			if err != nil {
+				b.Fatal(err)
+			}
+			series[i] = append(series[i], d)
+		}
+	}
+	b.StopTimer()
+	ps, pw, pc, pr := percentile(series[0], 50), percentile(series[1], 50), percentile(series[2], 50), percentile(series[3], 50)
+	b.ReportMetric(us(ps), "p50-staff-µs")
+	b.ReportMetric(us(pw), "p50-partner-warm-µs")
+	b.ReportMetric(us(pw-ps), "p50-partner-added-µs")
+	b.ReportMetric(us(pc), "p50-partner-cold-µs")
+	b.ReportMetric(us(pc-pw), "p50-cold-added-µs")
+	b.ReportMetric(us(pr), "p50-consent-roundtrip-µs")
+	b.ReportMetric(us(percentile(series[1], 99)-percentile(series[0], 99)), "p99-partner-added-µs")
 }
 
 // benchScaling measures proxied and direct throughput at rising
