@@ -513,7 +513,11 @@ kind: SharingAgreement
 metadata: {name: e2e-short-window, namespace: wijkteam}
 spec:
   storeRef: {name: wijkteam-dossiers}
-  partner: {type: School, name: E2E school, namespace: e2e-school}
+  partner:
+    type: School
+    name: E2E school
+    namespace: e2e-school
+    subjects: [{kind: Group, name: e2e-school}]
   direction: Ingress
   legalBasis: Consent
   consent: {reference: E2E-TOE-1}
