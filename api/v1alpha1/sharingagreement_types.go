@@ -324,7 +324,8 @@ type SharingAgreementStatus struct {
 	// policy, with a consent source when consent is per dossier: the proxy
 	// then decides each of the partner's requests from it.
 	// +optional
-	ProxyEnforced bool `json:"proxyEnforced,omitempty"`
+	// +kubebuilder:default=false
+	ProxyEnforced bool `json:"proxyEnforced"`
 	// NetworkPolicyName is the NetworkPolicy that admits the partner while
 	// the agreement is in force.
 	// +optional
