@@ -17,6 +17,7 @@
 #   E2E_TIMEOUT           seconds for each wait (180)
 #   E2E_POD_READY=0       do not fail when the injected pod is not Ready
 #   E2E_POD_FSGROUP=N     give the workload pod fsGroup N (none by default)
+#   E2E_WINDOW_SECONDS    how long the sharing step's window agreement is open (150)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -58,6 +59,7 @@ step() {
   log "== $1"
 }
 fail() { log "FAIL ($STEP): $*"; exit 1; }
+iso() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ; } # Unix seconds as RFC 3339
 
 # kubectl of the cluster's version when cached (bin/k8s), else from PATH.
 KUBECTL_DIR=$(ls -d "$ROOT"/bin/k8s/*-linux-amd64 2>/dev/null | sort -V | tail -n 1 || true)
@@ -357,6 +359,21 @@ fi
 
 # --- 6. real traffic through the audit proxy, and its audit log -------------
 
+# proxy_port_forward LOG: the break-glass responder's kubectl port-forward
+# to the workload pod's proxy port on 127.0.0.1:$PF_PORT (output in
+# $ART/LOG), stopped with the run, once the proxy answers over TLS.
+proxy_port_forward() {
+  k "${responder[@]}" -n wijkteam port-forward pod/e2e-wijkteam-app "$PF_PORT:8443" >"$ART/$1" 2>&1 &
+  PF_PID=$!
+  # Stop the port-forward too; hand cleanup the exit status (set -e is on,
+  # so nothing in the trap may fail before it).
+  trap 'rc=$?; kill $PF_PID 2>/dev/null || true; cleanup "$rc"' EXIT
+  for _ in $(seq 1 40); do
+    curl -s -o /dev/null --cacert "$ART/proxy-ca.crt" "https://127.0.0.1:$PF_PORT/" && break
+    sleep 0.25
+  done
+}
+
 if [ "$pod_ready" = 1 ]; then
   step "debug and port-forward"
   # kubectl debug into a store's pod reaches the application behind the
@@ -384,19 +401,11 @@ if [ "$pod_ready" = 1 ]; then
   # wijkteam store trusts as its authenticating proxy (oauth2-proxy in the
   # same pod), so the identity headers below are accepted. Everything stays
   # on this machine.
-  k "${responder[@]}" -n wijkteam port-forward pod/e2e-wijkteam-app "$PF_PORT:8443" >"$ART/port-forward.log" 2>&1 &
-  PF_PID=$!
-  # Stop the port-forward too; hand cleanup the exit status (set -e is on,
-  # so nothing in the trap may fail before it).
-  trap 'rc=$?; kill $PF_PID 2>/dev/null || true; cleanup "$rc"' EXIT
   # The proxy serves TLS with the store's certificate; clients trust the
   # store's published bundle.
   k -n wijkteam get configmap wijkteam-dossiers-proxy-ca -o jsonpath='{.data.ca\.crt}' >"$ART/proxy-ca.crt"
   [ -s "$ART/proxy-ca.crt" ] || fail "ConfigMap wijkteam/wijkteam-dossiers-proxy-ca has no ca.crt"
-  for _ in $(seq 1 40); do
-    curl -s -o /dev/null --cacert "$ART/proxy-ca.crt" "https://127.0.0.1:$PF_PORT/" && break
-    sleep 0.25
-  done
+  proxy_port_forward port-forward.log
   base="https://127.0.0.1:$PF_PORT/api/dossiers/D-1001"
   req() { local name=$1; shift; curl -s --cacert "$ART/proxy-ca.crt" -o "$ART/$name.body" -w '%{http_code}' "$@"; }
   # Plain HTTP reaches no application.
@@ -457,6 +466,111 @@ if [ "$pod_ready" = 1 ]; then
   log "after editing seq $seq: $(cat "$ART/verify-edited.txt")"
 fi
 
+# --- 6b. a partner: consent per dossier, withdrawn; a window that closes ----
+
+if [ "$pod_ready" = 1 ] && [ "${DEMO_APP:-0}" = 1 ]; then
+  step "sharing: consent per dossier and a closing window"
+  # The demo app is the store's consent source (spec.audit.consentURL): the
+  # families of D-1001 (A) and D-1002 (B) signed the school's consent form.
+  pg_consent() { "$(pg_bin)/psql" -X -q -v ON_ERROR_STOP=1 -h "$gw" -p "$E2E_PG_PORT" -U postgres -d postgres "$@"; }
+  pg_consent -c "INSERT INTO consents (dossier, agreement) VALUES ('D-1001', 'e2e-school'), ('D-1002', 'e2e-school')" \
+    || fail "could not record the consents at the demo app"
+  # The window agreement must reach the proxy (kubelet refreshes ConfigMap
+  # volumes within about a minute) before it closes.
+  window=${E2E_WINDOW_SECONDS:-150}
+  closes=$(( $(date +%s) + window ))
+  cat <<YAML | k apply -f - >/dev/null
+apiVersion: privacy.dossierguard.io/v1alpha1
+kind: SharingAgreement
+metadata: {name: e2e-school, namespace: wijkteam}
+spec:
+  storeRef: {name: wijkteam-dossiers}
+  partner:
+    type: School
+    name: E2E school
+    namespace: e2e-school
+    subjects: [{kind: Group, name: e2e-school}]
+  direction: Ingress
+  legalBasis: Consent
+  consent: {mode: PerDossier}
+  categories: [identity, contact, request]
+  purpose: End-to-end check of consent per dossier
+---
+apiVersion: privacy.dossierguard.io/v1alpha1
+kind: SharingAgreement
+metadata: {name: e2e-school-window, namespace: wijkteam}
+spec:
+  storeRef: {name: wijkteam-dossiers}
+  partner:
+    type: School
+    name: E2E school, window
+    namespace: e2e-school
+    subjects: [{kind: Group, name: e2e-school-window}]
+  direction: Ingress
+  legalBasis: Consent
+  consent: {reference: E2E-TOE-2}
+  categories: [identity, contact, request]
+  purpose: End-to-end check of a window closing on a kept-alive connection
+  validUntil: "$(iso $closes)"
+YAML
+  for a in e2e-school e2e-school-window; do
+    k -n wijkteam wait --for=jsonpath='{.status.proxyEnforced}'=true "sharingagreement/$a" --timeout="${TIMEOUT}s" >/dev/null \
+      || fail "agreement $a does not report proxyEnforced=true: $(k -n wijkteam get sharingagreement "$a" -o jsonpath='{.status}')"
+  done
+  proxy_port_forward port-forward-sharing.log
+  dossiers="https://127.0.0.1:$PF_PORT/api/dossiers"
+  school=(-H 'X-Forwarded-User: lvs@e2e-school.example' -H 'X-Forwarded-Groups: e2e-school')
+  windowed=(-H 'X-Forwarded-User: lvs@e2e-school.example' -H 'X-Forwarded-Groups: e2e-school-window')
+  # Until the proxy has loaded the new policy the school is no partner yet.
+  t0=$(date +%s); code=""
+  while [ $(( $(date +%s) - t0 )) -lt "$TIMEOUT" ]; do
+    code=$(req partner-a "${school[@]}" "$dossiers/D-1001")
+    [ "$code" = 200 ] && break
+    sleep 2
+  done
+  [ "$code" = 200 ] || fail "the school reading dossier A with consent got HTTP $code, want 200 ($(head -c 300 "$ART/partner-a.body"))"
+  log "the proxy enforced the new agreements $(( $(date +%s) - t0 )) s after they were Ready; the school read dossier A with consent"
+  code=$(req partner-b "${school[@]}" "$dossiers/D-1002")
+  [ "$code" = 200 ] || fail "the school reading dossier B with consent got HTTP $code, want 200"
+  code=$(req partner-decisions "${school[@]}" "$dossiers/D-1001/decisions")
+  [ "$code" = 403 ] || fail "the school reading decisions (bsn, decisions: beyond the agreement) got HTTP $code, want 403"
+  # A's family withdraws consent at the case-management system.
+  pg_consent -c "UPDATE consents SET withdrawn_at = now() WHERE dossier = 'D-1001'" || fail "could not withdraw the consent"
+  withdrawn=$(date +%s.%N)
+  sleep 5.5 # the store's consent cache bound (spec.audit.consentCacheTTL, 5s by default)
+  code=$(req partner-a-withdrawn "${school[@]}" "$dossiers/D-1001")
+  [ "$code" = 403 ] || fail "after A's consent was withdrawn and the cache bound passed, the school got HTTP $code for A, want 403"
+  grep -q 'withdrawn' "$ART/partner-a-withdrawn.body" || fail "the 403 does not say consent was withdrawn: $(head -c 300 "$ART/partner-a-withdrawn.body")"
+  code=$(req partner-b-after "${school[@]}" "$dossiers/D-1002")
+  [ "$code" = 200 ] || fail "after A's withdrawal the school got HTTP $code for B, want 200"
+  log "consent for A withdrawn at the source: $(awk -v w="$withdrawn" -v n="$(date +%s.%N)" 'BEGIN{printf "%.1f", n-w}') s later A is refused (consent-withdrawn) and B still served"
+
+  # The window: one kept-alive connection, a request before the window
+  # closes and one just after.
+  code=$(req window-open "${windowed[@]}" "$dossiers/D-1002")
+  [ "$code" = 200 ] || fail "the windowed partner got HTTP $code before its window closed, want 200"
+  now=$(date +%s)
+  [ "$now" -lt $(( closes - 12 )) ] || fail "the window agreement reached the proxy too late to test it (raise E2E_WINDOW_SECONDS, now $window)"
+  sleep $(( closes - 10 - now ))
+  go build -o "$ROOT/bin/e2e/keepalive" ./test/e2e/keepalive || fail "could not build test/e2e/keepalive"
+  out=$("$ROOT/bin/e2e/keepalive" -url "$dossiers/D-1002" -cacert "$ART/proxy-ca.crt" -second-at $(( closes + 1 )) \
+    -header 'X-Forwarded-User: lvs@e2e-school.example' -header 'X-Forwarded-Groups: e2e-school-window') || fail "keepalive: $out"
+  [ "$out" = "first=200 second=403 reused=true" ] || fail "window closing on a kept-alive connection: $out, want first=200 second=403 reused=true"
+  log "window closed during a kept-alive connection: $out"
+  kill $PF_PID 2>/dev/null || true
+
+  sleep 1
+  k -n wijkteam logs e2e-wijkteam-app -c audit-proxy >"$ART/audit-proxy.log" 2>&1
+  grep '^{"v":1,"type":' "$ART/audit-proxy.log" >"$ART/audit.jsonl" || true
+  grep -q '"outcome":"allowed".*"agreement":"e2e-school","partner":"E2E school","legal_basis":"Consent","consent_mode":"PerDossier","consent":"given","purpose":"End-to-end check of consent per dossier"' "$ART/audit.jsonl" \
+    || fail "no allowed event naming agreement, partner, basis, consent mode and outcome, and purpose"
+  grep -q '"outcome":"denied".*"agreement":"e2e-school",.*"consent":"withdrawn"' "$ART/audit.jsonl" || fail "no denied event with consent withdrawn"
+  grep -q '"outcome":"denied".*"agreement":"e2e-school-window",.*"consent":"not-checked"' "$ART/audit.jsonl" || fail "no denied event for the closed window"
+  if grep -q 'D-100[12]' "$ART/audit.jsonl"; then fail "the audit log holds a raw dossier id"; fi
+  "${verify[@]}" "$ART/audit.jsonl" >"$ART/verify-sharing.txt" 2>&1 || fail "audit verify rejected the log with partner events: $(cat "$ART/verify-sharing.txt")"
+  k -n wijkteam delete sharingagreement e2e-school e2e-school-window >/dev/null 2>&1 || true
+fi
+
 # --- 7. a retention Job from the policy's CronJob, against PostgreSQL -------
 
 step "retention job"
@@ -506,7 +620,6 @@ fi
 
 step "short-window agreement"
 opens=$(( $(date +%s) + 8 )); closes=$(( opens + 10 ))
-iso() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ; }
 cat <<YAML | k apply -f - >/dev/null
 apiVersion: privacy.dossierguard.io/v1alpha1
 kind: SharingAgreement

@@ -1,6 +1,8 @@
 // Command demoapp is a small case-management application for the end-to-end
-// suite: dossiers in PostgreSQL, served on :8080 behind the audit proxy. It
-// holds made-up data only. It connects with the libpq environment variables
+// suite: dossiers in PostgreSQL, served on :8080 behind the audit proxy, and
+// the consent records the audit proxy asks before a partner's request
+// (GET /internal/consent/{dossier}?agreement=...: 200 given, 410 withdrawn,
+// 404 none). It holds made-up data only. It connects with the libpq environment variables
 // (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD, PGSSLMODE) and reports
 // ready once its table exists.
 package main
@@ -24,7 +26,9 @@ CREATE TABLE IF NOT EXISTS casefiles (
 INSERT INTO casefiles VALUES
   ('D-1001', 'Gezin Voorbeeld (fictief)', '06-00000000', 'Hulp bij schulden', '000000000', 'Wmo-beschikking huishoudelijke hulp 2026'),
   ('D-1002', 'Gezin Proef (fictief)', '06-11111111', 'Opvoedondersteuning', '000000001', 'Jeugdwet-beschikking 2026')
-ON CONFLICT (id) DO NOTHING`
+ON CONFLICT (id) DO NOTHING;
+CREATE TABLE IF NOT EXISTS consents (
+  dossier text NOT NULL, agreement text NOT NULL, withdrawn_at timestamptz, PRIMARY KEY (dossier, agreement))`
 
 func main() {
 	ctx := context.Background()
@@ -61,6 +65,23 @@ func main() {
 		var name, bsn, decisions string
 		respond(w, pool.QueryRow(r.Context(), "SELECT name, bsn, decisions FROM casefiles WHERE id = $1", r.PathValue("id")).
 			Scan(&name, &bsn, &decisions), map[string]string{"name": name, "bsn": bsn, "decisions": decisions})
+	})
+	// The consent source of the store (spec.audit.consentURL): the signed
+	// consent forms, one row per dossier and agreement.
+	mux.HandleFunc("GET /internal/consent/{dossier}", func(w http.ResponseWriter, r *http.Request) {
+		var withdrawn *time.Time
+		err := pool.QueryRow(r.Context(), "SELECT withdrawn_at FROM consents WHERE dossier = $1 AND agreement = $2",
+			r.PathValue("dossier"), r.URL.Query().Get("agreement")).Scan(&withdrawn)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			w.WriteHeader(http.StatusNotFound)
+		case err != nil:
+			w.WriteHeader(http.StatusBadGateway)
+		case withdrawn != nil:
+			w.WriteHeader(http.StatusGone)
+		default:
+			w.WriteHeader(http.StatusOK)
+		}
 	})
 	srv := &http.Server{Addr: ":8080", Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	log.Fatal(srv.ListenAndServe())
