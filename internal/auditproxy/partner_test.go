@@ -2,7 +2,9 @@ package auditproxy
 
 import (
 	"context"
+	"crypto"
 	"errors"
+	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -262,5 +264,33 @@ func TestPolicyRefusesAgreementsItCannotEnforce(t *testing.T) {
 	doc.Agreements = append(doc.Agreements, doc.Agreements[0])
 	if _, err := NewPolicy(doc); err == nil {
 		t.Error("duplicate agreement accepted")
+	}
+}
+
+// A machine-to-machine client is named by azp, else client_id; a partner
+// agreement's Client subject matches it.
+func TestTokenClientID(t *testing.T) {
+	iss := newTestIssuer(t)
+	a, err := NewAuthenticator(context.Background(), IdentityConfig{OIDC: &OIDCConfig{
+		IssuerURL: iss.srv.URL, Audience: testAudience, StaticKeys: []crypto.PublicKey{&iss.key.PublicKey}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		extra map[string]any
+		want  string
+	}{
+		{map[string]any{"azp": "regenboog-lvs"}, "regenboog-lvs"},
+		{map[string]any{"client_id": "regenboog-lvs"}, "regenboog-lvs"},
+		{map[string]any{"azp": "first", "client_id": "second"}, "first"},
+		{nil, ""},
+	} {
+		r, _ := http.NewRequest("GET", "/", nil)
+		r.RemoteAddr = "192.0.2.1:1234"
+		r.Header.Set("Authorization", "Bearer "+iss.token(t, "service-account-lvs", nil, tc.extra))
+		id, aerr := a.Authenticate(r)
+		if aerr != nil || id.ClientID != tc.want {
+			t.Errorf("%v: client id %q (%v), want %q", tc.extra, id.ClientID, aerr, tc.want)
+		}
 	}
 }
