@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strings"
@@ -91,6 +92,38 @@ func parsePeriodBound(flag, v string) (time.Time, error) {
 	return time.Time{}, auditUsageError("--%s %q must be an RFC 3339 time such as 2026-12-01T09:00:00Z or a date such as 2026-12-01", flag, v)
 }
 
+// noticeFilter is the period and dossier a listing is limited to.
+type noticeFilter struct {
+	since, until time.Time
+	subject      string
+}
+
+// parseNoticeFilter checks the filter flags.
+func parseNoticeFilter(opts auditNotificationsOptions) (noticeFilter, error) {
+	var f noticeFilter
+	var err error
+	if f.since, err = parsePeriodBound("since", opts.since); err != nil {
+		return f, err
+	}
+	if f.until, err = parsePeriodBound("until", opts.until); err != nil {
+		return f, err
+	}
+	if !f.since.IsZero() && !f.until.IsZero() && !f.until.After(f.since) {
+		return f, auditUsageError("--until must be after --since")
+	}
+	if opts.subject != "" && (len(opts.subject) != 64 || strings.Trim(opts.subject, "0123456789abcdef") != "") {
+		return f, auditUsageError("--subject must be a dossier pseudonym: 64 lowercase hex digits")
+	}
+	f.subject = opts.subject
+	return f, nil
+}
+
+// admits reports whether an event falls within the filter.
+func (f noticeFilter) admits(ev auditlog.Event) bool {
+	return (f.since.IsZero() || !ev.Time.Before(f.since)) && (f.until.IsZero() || ev.Time.Before(f.until)) &&
+		(f.subject == "" || ev.DataSubject == f.subject)
+}
+
 func runAuditNotifications(cmd *cobra.Command, path string, opts auditNotificationsOptions) error {
 	if len(opts.publicKeys) == 0 {
 		return auditUsageError("--public-key is required: the log is verified before anything is listed")
@@ -98,52 +131,52 @@ func runAuditNotifications(cmd *cobra.Command, path string, opts auditNotificati
 	if opts.output != "text" && opts.output != "json" {
 		return auditUsageError("--output must be text or json")
 	}
-	since, err := parsePeriodBound("since", opts.since)
+	filter, err := parseNoticeFilter(opts)
 	if err != nil {
 		return err
-	}
-	until, err := parsePeriodBound("until", opts.until)
-	if err != nil {
-		return err
-	}
-	if !since.IsZero() && !until.IsZero() && !until.After(since) {
-		return auditUsageError("--until must be after --since")
-	}
-	if opts.subject != "" && (len(opts.subject) != 64 || strings.Trim(opts.subject, "0123456789abcdef") != "") {
-		return auditUsageError("--subject must be a dossier pseudonym: 64 lowercase hex digits")
 	}
 	keys, err := readPublicKeys(opts.publicKeys)
 	if err != nil {
 		return err
 	}
-
 	f, err := os.Open(path)
 	if err != nil {
 		return auditUsageError("open audit log: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only: nothing to lose on close
 	res, err := auditlog.VerifyWithOptions(f, auditlog.VerifyOptions{PublicKeys: keys, AllowUnsignedTail: opts.allowUnsignedTail})
 	if err != nil {
 		return auditUsageError("%s: %w", path, err)
 	}
 	if !res.OK {
-		fmt.Fprintln(cmd.ErrOrStderr(), res.String())
+		_, _ = fmt.Fprintln(cmd.ErrOrStderr(), res.String())
 		return &auditExitError{code: exitAuditBroken, err: fmt.Errorf("audit log %s is broken at seq %d (%s); nothing is listed", path, res.BrokenSeq, res.Reason)}
 	}
 	if _, err := f.Seek(0, 0); err != nil {
 		return auditUsageError("read audit log again: %w", err)
 	}
+	notices, err := collectNotices(f, filter)
+	if err != nil {
+		return auditUsageError("%s: %w", path, err)
+	}
+	if opts.output == "json" {
+		enc := json.NewEncoder(cmd.OutOrStdout())
+		enc.SetIndent("", "  ")
+		return enc.Encode(notices)
+	}
+	return printNotices(cmd.OutOrStdout(), notices)
+}
 
-	var notices []notice
-	seen := map[string]bool{} // by operation id: a decision and its completion are one disclosure
-	err = auditlog.ReadEvents(f, func(r *auditlog.Record) error {
-		ev := *r.Event
+// collectNotices reads the disclosures awaiting notice within filter, once
+// per request (a decision and its completion share the operation id),
+// sorted per pseudonym and then by time.
+func collectNotices(r io.Reader, filter noticeFilter) ([]notice, error) {
+	notices := []notice{}
+	seen := map[string]bool{}
+	err := auditlog.ReadEvents(r, func(rec *auditlog.Record) error {
+		ev := *rec.Event
 		s := ev.Sharing
-		if s == nil || !s.NoticeRequired || ev.Outcome != auditlog.OutcomeAllowed || seen[ev.OperationID] {
-			return nil
-		}
-		if (!since.IsZero() && ev.Time.Before(since)) || (!until.IsZero() && !ev.Time.Before(until)) ||
-			(opts.subject != "" && ev.DataSubject != opts.subject) {
+		if s == nil || !s.NoticeRequired || ev.Outcome != auditlog.OutcomeAllowed || seen[ev.OperationID] || !filter.admits(ev) {
 			return nil
 		}
 		seen[ev.OperationID] = true
@@ -154,46 +187,36 @@ func runAuditNotifications(cmd *cobra.Command, path string, opts auditNotificati
 		})
 		return nil
 	})
-	if err != nil {
-		return auditUsageError("%s: %w", path, err)
-	}
 	sort.SliceStable(notices, func(i, j int) bool {
 		if notices[i].DataSubject != notices[j].DataSubject {
 			return notices[i].DataSubject < notices[j].DataSubject
 		}
 		return notices[i].Time.Before(notices[j].Time)
 	})
+	return notices, err
+}
 
-	out := cmd.OutOrStdout()
-	if opts.output == "json" {
-		if notices == nil {
-			notices = []notice{}
-		}
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(notices)
-	}
+// printNotices writes the notices as a table and a summary line.
+func printNotices(out io.Writer, notices []notice) error {
 	if len(notices) == 0 {
-		fmt.Fprintln(out, "No disclosures await notice.")
-		return nil
+		_, err := fmt.Fprintln(out, "No disclosures await notice.")
+		return err
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "DATA SUBJECT\tTIME\tPARTNER\tAGREEMENT\tBASIS\tREFERENCE\tROUTE\tCATEGORIES\tPURPOSE")
+	_, _ = fmt.Fprintln(tw, "DATA SUBJECT\tTIME\tPARTNER\tAGREEMENT\tBASIS\tREFERENCE\tROUTE\tCATEGORIES\tPURPOSE")
+	subjects := map[string]bool{}
 	for _, n := range notices {
+		subjects[n.DataSubject] = true
 		subject := n.DataSubject
 		if subject == "" {
 			subject = "(no single dossier)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", subject, n.Time.UTC().Format(time.RFC3339), n.Partner, n.Agreement,
+		_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", subject, n.Time.UTC().Format(time.RFC3339), n.Partner, n.Agreement,
 			n.LegalBasis, n.LegalReference, n.Route, strings.Join(n.Categories, ","), n.Purpose)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	subjects := map[string]bool{}
-	for _, n := range notices {
-		subjects[n.DataSubject] = true
-	}
-	fmt.Fprintf(out, "%d disclosure(s) for %d dossier(s) await notice.\n", len(notices), len(subjects))
-	return nil
+	_, err := fmt.Fprintf(out, "%d disclosure(s) for %d dossier(s) await notice.\n", len(notices), len(subjects))
+	return err
 }

@@ -394,14 +394,9 @@ func (b *eventBody) validateWhat() error {
 	return b.validateSharing()
 }
 
-// validateSharing checks the members of a partner's request.
-func (b *eventBody) validateSharing() error {
-	if b.Consent == "" {
-		if b.Agreement != "" || b.Partner != "" || b.LegalBasis != "" || b.LegalReference != "" || b.ConsentMode != "" || b.Purpose != "" || b.NoticeRequired {
-			return errors.New("the members of a partner's request (agreement, partner, legal_basis, ...) need consent")
-		}
-		return nil
-	}
+// validateSharingEnums checks the members of a partner's request that take
+// one of a fixed set of values.
+func (b *eventBody) validateSharingEnums() error {
 	switch ConsentOutcome(b.Consent) {
 	case ConsentNotRequired, ConsentAgreementCovers, ConsentGiven, ConsentNone, ConsentWithdrawn, ConsentUnavailable, ConsentNotChecked:
 	default:
@@ -416,6 +411,20 @@ func (b *eventBody) validateSharing() error {
 	case "", "Agreement", "PerDossier":
 	default:
 		return errors.New("consent_mode must be empty, Agreement or PerDossier")
+	}
+	return nil
+}
+
+// validateSharing checks the members of a partner's request.
+func (b *eventBody) validateSharing() error {
+	if b.Consent == "" {
+		if b.Agreement != "" || b.Partner != "" || b.LegalBasis != "" || b.LegalReference != "" || b.ConsentMode != "" || b.Purpose != "" || b.NoticeRequired {
+			return errors.New("the members of a partner's request (agreement, partner, legal_basis, ...) need consent")
+		}
+		return nil
+	}
+	if err := b.validateSharingEnums(); err != nil {
+		return err
 	}
 	for _, m := range []struct{ name, value string }{
 		{"agreement", b.Agreement}, {"partner", b.Partner}, {"legal_reference", b.LegalReference}, {"purpose", b.Purpose},

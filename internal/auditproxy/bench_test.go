@@ -379,7 +379,7 @@ func benchSharing(b *testing.B) {
 			return 0, err
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		d := time.Since(t0)
 		if resp.StatusCode != http.StatusOK {
 			return 0, fmt.Errorf("%s: status %d", url, resp.StatusCode)

@@ -164,7 +164,7 @@ func (c *HTTPConsents) ask(ctx context.Context, q ConsentQuery) (ConsentAnswer, 
 		// response error can quote the response.
 		return ConsentAnswer{}, fmt.Errorf("consent source unreachable: %s", errorClass(err))
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxConsentBody+1))
 	if err != nil {
 		return ConsentAnswer{}, errors.New("consent source: the answer could not be read")

@@ -270,7 +270,7 @@ func (sp *sharingProxy) get(t *testing.T, group, path string) (int, bool) {
 		t.Fatal(err)
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	return resp.StatusCode, reused
 }
 

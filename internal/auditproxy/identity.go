@@ -376,13 +376,7 @@ func (a *Authenticator) verify(ctx context.Context, v *oidc.IDTokenVerifier, tok
 			}
 		}
 	}
-	// A machine-to-machine client is named by azp (OIDC) or client_id
-	// (RFC 9068); partner agreements may name it (kind Client).
-	for _, c := range []string{"azp", "client_id"} {
-		if raw, ok := claims[c]; ok && id.ClientID == "" {
-			_ = json.Unmarshal(raw, &id.ClientID)
-		}
-	}
+	id.ClientID = clientID(claims)
 	if raw, ok := claims[o.GroupsClaim]; ok {
 		var one string
 		if err := json.Unmarshal(raw, &id.Groups); err != nil {
@@ -397,6 +391,19 @@ func (a *Authenticator) verify(ctx context.Context, v *oidc.IDTokenVerifier, tok
 		return verifiedToken{}, aerr
 	}
 	return verifiedToken{Identity: id, expiry: tok.Expiry}, nil
+}
+
+// clientID names the OAuth client of a token: its azp (OIDC) or else its
+// client_id (RFC 9068) claim, when a string; partner agreements may name it
+// (kind Client).
+func clientID(claims map[string]json.RawMessage) string {
+	for _, c := range []string{"azp", "client_id"} {
+		var id string
+		if raw, ok := claims[c]; ok && json.Unmarshal(raw, &id) == nil && id != "" {
+			return id
+		}
+	}
+	return ""
 }
 
 // checkIdentity refuses identities that cannot be recorded faithfully.

@@ -96,15 +96,7 @@ func (p *Policy) PartnerAgreements(id Identity) []*accesspolicy.Agreement {
 func (p *Policy) AuthorisePartner(ctx context.Context, agreements []*accesspolicy.Agreement, m RouteMatch, now time.Time, consents ConsentChecker) Decision {
 	route := m.Route
 	d := Decision{Sharing: &SharingDecision{Consent: auditlog.ConsentNotChecked}}
-	var inForce []*accesspolicy.Agreement
-	var outOfForce []string
-	for _, a := range agreements {
-		if ok, why := a.InForceAt(now); ok {
-			inForce = append(inForce, a)
-		} else {
-			outOfForce = append(outOfForce, fmt.Sprintf("%s (%s)", a.Name, why))
-		}
-	}
+	inForce, outOfForce := agreementsInForce(agreements, now)
 	if len(inForce) == 0 {
 		d.Reason = ReasonNoAgreementInForce
 		d.Detail = "no sharing agreement of yours is in force now: " + strings.Join(outOfForce, ", ")
@@ -118,17 +110,7 @@ func (p *Policy) AuthorisePartner(ctx context.Context, agreements []*accesspolic
 		d.Detail = fmt.Sprintf("route %q is a %s; a sharing agreement lets a partner receive data (read, export), never change it", route.Name, route.Action)
 		return d
 	}
-	var covering []*accesspolicy.Agreement
-	var closest *accesspolicy.Agreement
-	var closestMissing []string
-	for _, a := range inForce {
-		miss := missingCategories(route.Categories, a.Categories)
-		if len(miss) == 0 {
-			covering = append(covering, a)
-		} else if closest == nil || len(miss) < len(closestMissing) {
-			closest, closestMissing = a, miss
-		}
-	}
+	covering, closest, closestMissing := agreementsCovering(inForce, route.Categories)
 	if len(covering) == 0 {
 		d.Reason, d.Sharing.Agreement, d.Missing = ReasonCategoriesNotShared, closest, closestMissing
 		d.Detail = fmt.Sprintf("no sharing agreement in force shares %s of route %q", strings.Join(closestMissing, ", "), route.Name)
@@ -160,6 +142,34 @@ func (p *Policy) AuthorisePartner(ctx context.Context, agreements []*accesspolic
 		}
 	}
 	return *denied
+}
+
+// agreementsInForce splits agreements into those in force at now and the
+// names (with the reason) of the others.
+func agreementsInForce(agreements []*accesspolicy.Agreement, now time.Time) (inForce []*accesspolicy.Agreement, outOfForce []string) {
+	for _, a := range agreements {
+		if ok, why := a.InForceAt(now); ok {
+			inForce = append(inForce, a)
+		} else {
+			outOfForce = append(outOfForce, fmt.Sprintf("%s (%s)", a.Name, why))
+		}
+	}
+	return inForce, outOfForce
+}
+
+// agreementsCovering returns the agreements that share every category of
+// need and, when there is none, the one missing the fewest with what it
+// misses.
+func agreementsCovering(agreements []*accesspolicy.Agreement, need []v1alpha1.DataCategory) (covering []*accesspolicy.Agreement, closest *accesspolicy.Agreement, closestMissing []string) {
+	for _, a := range agreements {
+		miss := missingCategories(need, a.Categories)
+		if len(miss) == 0 {
+			covering = append(covering, a)
+		} else if closest == nil || len(miss) < len(closestMissing) {
+			closest, closestMissing = a, miss
+		}
+	}
+	return covering, closest, closestMissing
 }
 
 // checkDossierConsent asks the consent source for the route's dossier and

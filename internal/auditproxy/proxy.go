@@ -221,20 +221,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.deny(w, r, &ev, prob)
 		return
 	}
-	pol, id, m, reason, tunnel := in.pol, in.id, in.m, in.reason, in.tunnel
-	var dec Decision
-	if partner := pol.PartnerAgreements(id); len(partner) > 0 {
-		// A partner's request is decided from its agreements only, and
-		// break-glass is for staff: no reason counts or is forwarded.
-		reason = ""
-		dec = pol.AuthorisePartner(r.Context(), partner, m, p.now(), p.consents)
-		ev.Sharing = dec.Sharing.Event(partner[0].Partner)
-		if dec.Sharing.ConsentErr != nil {
-			p.log.Warn("consent source gave no answer; refusing the partner's request", "route", m.Route.Name, "agreement", ev.Sharing.Agreement, "operationID", ev.OperationID, "error", dec.Sharing.ConsentErr.Error())
-		}
-	} else {
-		dec = pol.Authorise(r.Context(), id, m, reason, p.assignments)
-	}
+	pol, id, m, tunnel := in.pol, in.id, in.m, in.tunnel
+	dec, reason := p.decide(r.Context(), pol, id, m, in.reason, &ev)
 	if dec.AssignmentErr != nil {
 		p.log.Warn("assignment source gave no answer; denying roles limited to assigned cases", "route", m.Route.Name, "operationID", ev.OperationID, "error", dec.AssignmentErr.Error())
 	}
@@ -375,6 +363,25 @@ func authProblem(w http.ResponseWriter, authErr *AuthError, prob *Problem) {
 	default:
 		prob.Type, prob.Title = ProblemIdentityUnavailable, "Identity provider unavailable"
 	}
+}
+
+// decide authorises a matched request: a partner's (a caller named by an
+// agreement's subjects) from its agreements only, with what the event
+// records of it; anyone else's from roles, with the request's break-glass
+// reason. It returns the reason that counted: "" for a partner, since
+// break-glass is for staff only, so that none is recorded or forwarded.
+func (p *Proxy) decide(ctx context.Context, pol *Policy, id Identity, m RouteMatch, reason string, ev *auditlog.Event) (Decision, string) {
+	partner := pol.PartnerAgreements(id)
+	if len(partner) == 0 {
+		return pol.Authorise(ctx, id, m, reason, p.assignments), reason
+	}
+	dec := pol.AuthorisePartner(ctx, partner, m, p.now(), p.consents)
+	ev.Sharing = dec.Sharing.Event(partner[0].Partner)
+	if dec.Sharing.ConsentErr != nil {
+		p.log.Warn("consent source gave no answer; refusing the partner's request", "route", m.Route.Name,
+			"agreement", ev.Sharing.Agreement, "operationID", ev.OperationID, "error", dec.Sharing.ConsentErr.Error())
+	}
+	return dec, ""
 }
 
 // deny records a denied request and sends its problem, or 503 when the
