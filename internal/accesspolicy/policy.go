@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -182,17 +183,22 @@ func AgreementEntry(a *v1alpha1.SharingAgreement, refused string) Agreement {
 	for _, s := range spec.Partner.Subjects {
 		e.Subjects = append(e.Subjects, PartnerSubject{Kind: s.Kind, Name: s.Name, Namespace: s.Namespace})
 	}
-	sort.Slice(e.Subjects, func(i, j int) bool {
-		a, b := e.Subjects[i], e.Subjects[j]
-		if a.Kind != b.Kind {
-			return a.Kind < b.Kind
-		}
-		if a.Namespace != b.Namespace {
-			return a.Namespace < b.Namespace
-		}
-		return a.Name < b.Name
-	})
+	sortSubjects(e.Subjects, func(s PartnerSubject) [3]string { return [3]string{string(s.Kind), s.Namespace, s.Name} })
 	return e
+}
+
+// sortSubjects orders subjects by kind, namespace and name, as key gives
+// them.
+func sortSubjects[S any](subjects []S, key func(S) [3]string) {
+	slices.SortFunc(subjects, func(a, b S) int {
+		ka, kb := key(a), key(b)
+		for i := range ka {
+			if c := strings.Compare(ka[i], kb[i]); c != 0 {
+				return c
+			}
+		}
+		return 0
+	})
 }
 
 func utc(t *metav1.Time) *time.Time {
@@ -238,16 +244,7 @@ func Build(store *v1alpha1.DossierStore, roles []v1alpha1.AccessRole, agreements
 		for _, s := range r.Spec.Subjects {
 			role.Subjects = append(role.Subjects, Subject{Kind: s.Kind, Name: s.Name, Namespace: s.Namespace})
 		}
-		sort.Slice(role.Subjects, func(i, j int) bool {
-			a, b := role.Subjects[i], role.Subjects[j]
-			if a.Kind != b.Kind {
-				return a.Kind < b.Kind
-			}
-			if a.Namespace != b.Namespace {
-				return a.Namespace < b.Namespace
-			}
-			return a.Name < b.Name
-		})
+		sortSubjects(role.Subjects, func(s Subject) [3]string { return [3]string{string(s.Kind), s.Namespace, s.Name} })
 		doc.Roles = append(doc.Roles, role)
 	}
 	sort.Slice(doc.Roles, func(i, j int) bool { return doc.Roles[i].Name < doc.Roles[j].Name })

@@ -299,22 +299,26 @@ func (p *Policy) Authorise(ctx context.Context, id Identity, m RouteMatch, reaso
 
 // subjectMatches reports whether one of subjects names the caller.
 func subjectMatches(subjects []accesspolicy.Subject, id Identity) bool {
-	saNS, saName, isSA := serviceAccount(id.User)
-	for _, s := range subjects {
-		switch s.Kind {
-		case v1alpha1.SubjectUser:
-			if id.User != "" && s.Name == id.User {
-				return true
-			}
-		case v1alpha1.SubjectGroup:
-			if slices.Contains(id.Groups, s.Name) {
-				return true
-			}
-		case v1alpha1.SubjectServiceAccount:
-			if isSA && s.Namespace == saNS && s.Name == saName {
-				return true
-			}
-		}
+	return slices.ContainsFunc(subjects, func(s accesspolicy.Subject) bool {
+		return subjectNames(string(s.Kind), s.Name, s.Namespace, id)
+	})
+}
+
+// subjectNames reports whether one subject, of a role or an agreement, names
+// the caller: User the user, Group one of the groups, ServiceAccount the
+// user system:serviceaccount:<namespace>:<name>, Client (agreements only)
+// the OAuth client of the caller's token.
+func subjectNames(kind, name, namespace string, id Identity) bool {
+	switch kind {
+	case string(v1alpha1.SubjectUser):
+		return id.User != "" && name == id.User
+	case string(v1alpha1.SubjectGroup):
+		return slices.Contains(id.Groups, name)
+	case string(v1alpha1.SubjectServiceAccount):
+		ns, n, ok := serviceAccount(id.User)
+		return ok && ns == namespace && n == name
+	case string(v1alpha1.PartnerSubjectClient):
+		return id.ClientID != "" && name == id.ClientID
 	}
 	return false
 }

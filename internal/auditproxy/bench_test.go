@@ -337,16 +337,7 @@ func benchSharing(b *testing.B) {
 		Categories: []v1alpha1.DataCategory{"identity", "contact", "request"}, Purpose: "Afstemming met school",
 		LegalBasis: v1alpha1.BasisConsent, ConsentMode: v1alpha1.ConsentPerDossier,
 	}}
-	pol, err := NewPolicy(doc)
-	if err != nil {
-		b.Fatal(err)
-	}
-	src := NewPolicySource("unused", nil)
-	src.Set(pol)
-	auth, err := NewAuthenticator(context.Background(), IdentityConfig{TrustedProxyCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	src, auth := loopbackPolicy(b, doc)
 	// The longest bound keeps the warm dossier's answer cached for the run.
 	consents, err := NewHTTPConsents(consent.URL+"/consent/{dossier}?agreement={agreement}", nil, 4*benchLatencyPairs, v1alpha1.MaxConsentCacheTTL, nil)
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
+	"github.com/dossierguard/dossierguard/internal/accesspolicy"
 	"github.com/dossierguard/dossierguard/internal/auditlog"
 )
 
@@ -208,6 +209,23 @@ func TestNewHTTPConsentsChecks(t *testing.T) {
 	}
 }
 
+// loopbackPolicy returns a policy source holding doc and an authenticator
+// that trusts identity headers from loopback.
+func loopbackPolicy(t testing.TB, doc accesspolicy.Document) (*PolicySource, *Authenticator) {
+	t.Helper()
+	pol, err := NewPolicy(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := NewPolicySource("unused", nil)
+	src.Set(pol)
+	auth, err := NewAuthenticator(context.Background(), IdentityConfig{TrustedProxyCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src, auth
+}
+
 // sharingProxy is a proxy in front of app with the sharing policy, a real
 // HTTP consent source and a clock the test moves; identity comes from the
 // headers of a trusted proxy on loopback.
@@ -224,16 +242,7 @@ type sharingProxy struct {
 func newSharingProxy(t *testing.T) *sharingProxy {
 	t.Helper()
 	sp := &sharingProxy{clock: newTestClock(sharingT0), consent: newConsentServer(t), keys: newTestKeys(t)}
-	pol, err := NewPolicy(sharingDocument())
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := NewPolicySource("unused", nil)
-	src.Set(pol)
-	auth, err := NewAuthenticator(context.Background(), IdentityConfig{TrustedProxyCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	src, auth := loopbackPolicy(t, sharingDocument())
 	consents, err := NewHTTPConsents(sp.consent.template(), nil, 100, 5*time.Second, sp.clock.Now)
 	if err != nil {
 		t.Fatal(err)

@@ -230,28 +230,9 @@ func missingCategories(need, have []v1alpha1.DataCategory) []string {
 
 // partnerSubjectMatches reports whether one of subjects names the caller.
 func partnerSubjectMatches(subjects []accesspolicy.PartnerSubject, id Identity) bool {
-	saNS, saName, isSA := serviceAccount(id.User)
-	for _, s := range subjects {
-		switch s.Kind {
-		case v1alpha1.PartnerSubjectUser:
-			if id.User != "" && s.Name == id.User {
-				return true
-			}
-		case v1alpha1.PartnerSubjectGroup:
-			if slices.Contains(id.Groups, s.Name) {
-				return true
-			}
-		case v1alpha1.PartnerSubjectServiceAccount:
-			if isSA && s.Namespace == saNS && s.Name == saName {
-				return true
-			}
-		case v1alpha1.PartnerSubjectClient:
-			if id.ClientID != "" && s.Name == id.ClientID {
-				return true
-			}
-		}
-	}
-	return false
+	return slices.ContainsFunc(subjects, func(s accesspolicy.PartnerSubject) bool {
+		return subjectNames(string(s.Kind), s.Name, s.Namespace, id)
+	})
 }
 
 // checkAgreements refuses agreements the proxy could not enforce exactly.
