@@ -416,3 +416,59 @@ func TestProxySharingWithRealConsentSource(t *testing.T) {
 }
 
 func mustJSON(v any) string { b, _ := json.Marshal(v); return string(b) }
+
+// TestPartnerBreakGlassReasonIsNeitherCountedNorForwarded: break-glass is
+// for staff; a partner's reason header is not recorded and does not reach
+// the application.
+func TestPartnerBreakGlassReasonIsNeitherCountedNorForwarded(t *testing.T) {
+	var seen atomic.Value
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen.Store(r.Header.Get(BreakGlassHeader))
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer app.Close()
+	src, auth := loopbackPolicy(t, sharingDocument())
+	keys := newTestKeys(t)
+	logPath := filepath.Join(t.TempDir(), "audit.jsonl")
+	w, err := auditlog.NewWriter(auditlog.Options{Path: logPath, SigningKey: keys.signing})
+	if err != nil {
+		t.Fatal(err)
+	}
+	upstream, _ := url.Parse(app.URL)
+	clock := newTestClock(sharingT0)
+	p, err := New(Options{Upstream: upstream, Policies: src, Authenticator: auth, Audit: w, PseudonymKey: keys.pseudonym,
+		Now: clock.Now, SyncCompletion: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/api/dossiers/D-1/safety", nil)
+	req.Header.Set(DefaultUserHeader, "melder@veiligthuis.example")
+	req.Header.Set(DefaultGroupsHeader, "veilig-thuis")
+	req.Header.Set(BreakGlassHeader, "Acute onveiligheid van een kind")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d, want 200 under the vital-interest agreement", resp.StatusCode)
+	}
+	if got, _ := seen.Load().(string); got != "" {
+		t.Errorf("the application received the partner's break-glass reason %q", got)
+	}
+	p.Wait()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(logPath)
+	if err := auditlog.ReadEvents(bytes.NewReader(data), func(r *auditlog.Record) error {
+		if r.Event.BreakGlass || r.Event.BreakGlassReason != "" {
+			t.Errorf("a partner's event records break-glass: %+v", r.Event)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -222,7 +222,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pol, id, m, tunnel := in.pol, in.id, in.m, in.tunnel
-	dec, reason := p.decide(r.Context(), pol, id, m, in.reason, &ev)
+	dec, reason := p.decide(r, pol, id, m, in.reason, &ev)
 	if dec.AssignmentErr != nil {
 		p.log.Warn("assignment source gave no answer; denying roles limited to assigned cases", "route", m.Route.Name, "operationID", ev.OperationID, "error", dec.AssignmentErr.Error())
 	}
@@ -369,13 +369,15 @@ func authProblem(w http.ResponseWriter, authErr *AuthError, prob *Problem) {
 // agreement's subjects) from its agreements only, with what the event
 // records of it; anyone else's from roles, with the request's break-glass
 // reason. It returns the reason that counted: "" for a partner, since
-// break-glass is for staff only, so that none is recorded or forwarded.
-func (p *Proxy) decide(ctx context.Context, pol *Policy, id Identity, m RouteMatch, reason string, ev *auditlog.Event) (Decision, string) {
+// break-glass is for staff only; a partner's reason header is removed, so
+// that none is recorded or reaches the application.
+func (p *Proxy) decide(r *http.Request, pol *Policy, id Identity, m RouteMatch, reason string, ev *auditlog.Event) (Decision, string) {
 	partner := pol.PartnerAgreements(id)
 	if len(partner) == 0 {
-		return pol.Authorise(ctx, id, m, reason, p.assignments), reason
+		return pol.Authorise(r.Context(), id, m, reason, p.assignments), reason
 	}
-	dec := pol.AuthorisePartner(ctx, partner, m, p.now(), p.consents)
+	r.Header.Del(BreakGlassHeader)
+	dec := pol.AuthorisePartner(r.Context(), partner, m, p.now(), p.consents)
 	ev.Sharing = dec.Sharing.Event(partner[0].Partner)
 	if dec.Sharing.ConsentErr != nil {
 		p.log.Warn("consent source gave no answer; refusing the partner's request", "route", m.Route.Name,
