@@ -170,131 +170,158 @@ type Decision struct {
 //   - a break-glass role counts only when a reason is given, and only when
 //     the other roles are not enough; the decision is then flagged.
 func (p *Policy) Authorise(ctx context.Context, id Identity, m RouteMatch, reason string, assignments AssignmentChecker) Decision {
-	route := m.Route
-	need := make([]string, len(route.Categories))
-	for i, c := range route.Categories {
-		need[i] = string(c)
+	g := newGrants(m.Route)
+	roles := p.callerRoles(id, m.Route.Action)
+	// The assignment source is asked at most once, and only when a role
+	// limited to assigned cases would make a difference.
+	check := &assignmentCheck{ctx: ctx, source: assignments, user: id.User, m: m}
+
+	g.countAll(roles.plain)
+	if !g.covers() && slices.ContainsFunc(roles.assigned, g.adds) && check.assigned() {
+		g.countAll(roles.assigned)
 	}
-	granted := map[string]bool{}
-	used := map[string]bool{}
-	covers := func() bool {
-		for _, c := range need {
-			if !granted[c] {
-				return false
-			}
-		}
-		return true
-	}
-	// adds reports whether role would grant a category still missing.
-	adds := func(r *accesspolicy.Role) bool {
-		for _, c := range r.Categories {
-			if !granted[string(c)] && slices.Contains(need, string(c)) {
-				return true
-			}
-		}
-		return false
-	}
-	count := func(r *accesspolicy.Role) {
-		for _, c := range r.Categories {
-			if slices.Contains(need, string(c)) {
-				granted[string(c)] = true
-				used[r.Name] = true
-			}
+	breakGlass := false
+	if !g.covers() && reason != "" {
+		breakGlass = slices.ContainsFunc(roles.bgPlain, g.adds)
+		g.countAll(roles.bgPlain)
+		if !g.covers() && slices.ContainsFunc(roles.bgAssigned, g.adds) && check.assigned() {
+			breakGlass = true
+			g.countAll(roles.bgAssigned)
 		}
 	}
 
-	var plain, assigned, bgPlain, bgAssigned []*accesspolicy.Role
+	d := Decision{Roles: sortedKeys(g.used), AssignmentErr: check.err}
+	if g.covers() {
+		d.Allowed, d.BreakGlass = true, breakGlass
+		return d
+	}
+	d.Missing = g.missing()
+	d.Reason = ReasonCategoriesNotGranted
+	d.Detail = fmt.Sprintf("your roles do not grant %s of route %q for action %s", strings.Join(d.Missing, ", "), m.Route.Name, m.Route.Action)
+	if check.err != nil {
+		d.Reason = ReasonAssignmentUnavailable
+		d.Detail += "; a role limited to assigned cases applies, but the assignment source could not confirm the assignment, so access is refused (fail closed)"
+	}
+	if reason == "" && len(roles.bgPlain)+len(roles.bgAssigned) > 0 {
+		d.Detail += "; a break-glass role applies: in an emergency, state the reason in the " + BreakGlassHeader + " header"
+	}
+	return d
+}
+
+// grants is what the counting roles grant of a route's categories.
+type grants struct {
+	need    []string
+	granted map[string]bool
+	used    map[string]bool // roles that granted at least one category
+}
+
+func newGrants(route *accesspolicy.Route) *grants {
+	g := &grants{need: make([]string, len(route.Categories)), granted: map[string]bool{}, used: map[string]bool{}}
+	for i, c := range route.Categories {
+		g.need[i] = string(c)
+	}
+	return g
+}
+
+// covers reports whether every category of the route is granted.
+func (g *grants) covers() bool {
+	for _, c := range g.need {
+		if !g.granted[c] {
+			return false
+		}
+	}
+	return true
+}
+
+// adds reports whether role would grant a category still missing.
+func (g *grants) adds(r *accesspolicy.Role) bool {
+	for _, c := range r.Categories {
+		if !g.granted[string(c)] && slices.Contains(g.need, string(c)) {
+			return true
+		}
+	}
+	return false
+}
+
+// countAll counts what roles grant of the route's categories.
+func (g *grants) countAll(roles []*accesspolicy.Role) {
+	for _, r := range roles {
+		for _, c := range r.Categories {
+			if slices.Contains(g.need, string(c)) {
+				g.granted[string(c)] = true
+				g.used[r.Name] = true
+			}
+		}
+	}
+}
+
+// missing lists the route's categories not granted, in route order.
+func (g *grants) missing() []string {
+	var out []string
+	for _, c := range g.need {
+		if !g.granted[c] {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// callerRoles are the roles naming the caller that grant an action, by how
+// they count.
+type callerRoles struct {
+	plain, assigned, bgPlain, bgAssigned []*accesspolicy.Role
+}
+
+func (p *Policy) callerRoles(id Identity, action v1alpha1.Action) callerRoles {
+	var cr callerRoles
 	for i := range p.Doc.Roles {
 		r := &p.Doc.Roles[i]
-		if !slices.Contains(r.Actions, route.Action) || !subjectMatches(r.Subjects, id) {
+		if !slices.Contains(r.Actions, action) || !subjectMatches(r.Subjects, id) {
 			continue
 		}
 		switch {
 		case r.BreakGlass && r.AssignedCasesOnly:
-			bgAssigned = append(bgAssigned, r)
+			cr.bgAssigned = append(cr.bgAssigned, r)
 		case r.BreakGlass:
-			bgPlain = append(bgPlain, r)
+			cr.bgPlain = append(cr.bgPlain, r)
 		case r.AssignedCasesOnly:
-			assigned = append(assigned, r)
+			cr.assigned = append(cr.assigned, r)
 		default:
-			plain = append(plain, r)
+			cr.plain = append(cr.plain, r)
 		}
 	}
+	return cr
+}
 
-	// The assignment source is asked at most once, and only when a role
-	// limited to assigned cases would make a difference.
-	var (
-		asked, isAssigned bool
-		assignErr         error
-	)
-	assignedToCaller := func() bool {
-		if !asked {
-			asked = true
-			switch {
-			case !m.HasDossier:
-				isAssigned = false // a route without a dossier is no assigned case
-			case assignments == nil:
-				assignErr = ErrNoAssignmentSource
-			default:
-				isAssigned, assignErr = assignments.Assigned(ctx, id.User, m.Dossier)
-			}
-			if assignErr != nil {
-				isAssigned = false
-			}
-		}
-		return isAssigned
-	}
-	countAssigned := func(roles []*accesspolicy.Role) {
-		if !slices.ContainsFunc(roles, adds) || !assignedToCaller() {
-			return
-		}
-		for _, r := range roles {
-			count(r)
-		}
-	}
+// assignmentCheck asks the assignment source once whether the route's
+// dossier is assigned to the user; an unknown answer is not assigned.
+type assignmentCheck struct {
+	ctx    context.Context
+	source AssignmentChecker
+	user   string
+	m      RouteMatch
 
-	for _, r := range plain {
-		count(r)
-	}
-	if !covers() {
-		countAssigned(assigned)
-	}
-	breakGlass := false
-	if !covers() && reason != "" {
-		for _, r := range bgPlain {
-			if adds(r) {
-				breakGlass = true
-			}
-			count(r)
-		}
-		if !covers() && slices.ContainsFunc(bgAssigned, adds) && assignedToCaller() {
-			breakGlass = true
-			for _, r := range bgAssigned {
-				count(r)
-			}
-		}
-	}
+	asked, isAssigned bool
+	err               error
+}
 
-	d := Decision{Roles: sortedKeys(used), AssignmentErr: assignErr}
-	if covers() {
-		d.Allowed, d.BreakGlass = true, breakGlass
-		return d
+func (a *assignmentCheck) assigned() bool {
+	if a.asked {
+		return a.isAssigned
 	}
-	for _, c := range need {
-		if !granted[c] {
-			d.Missing = append(d.Missing, c)
-		}
+	a.asked = true
+	switch {
+	case !a.m.HasDossier:
+		a.isAssigned = false // a route without a dossier is no assigned case
+	case a.source == nil:
+		a.err = ErrNoAssignmentSource
+	default:
+		a.isAssigned, a.err = a.source.Assigned(a.ctx, a.user, a.m.Dossier)
 	}
-	d.Reason = ReasonCategoriesNotGranted
-	d.Detail = fmt.Sprintf("your roles do not grant %s of route %q for action %s", strings.Join(d.Missing, ", "), route.Name, route.Action)
-	if assignErr != nil {
-		d.Reason = ReasonAssignmentUnavailable
-		d.Detail += "; a role limited to assigned cases applies, but the assignment source could not confirm the assignment, so access is refused (fail closed)"
+	if a.err != nil {
+		a.isAssigned = false
 	}
-	if reason == "" && len(bgPlain)+len(bgAssigned) > 0 {
-		d.Detail += "; a break-glass role applies: in an emergency, state the reason in the " + BreakGlassHeader + " header"
-	}
-	return d
+	return a.isAssigned
 }
 
 // subjectMatches reports whether one of subjects names the caller.
