@@ -30,7 +30,14 @@ func setAgreementStatus(a *v1alpha1.SharingAgreement, v compliance.AgreementVerd
 	st.Compliance = append(append([]v1alpha1.ComplianceControl{}, v.Controls...),
 		compliance.TransferControl(v.InForce, policyExists, resources.AgreementPolicyName(a)))
 
-	setCondition(a, &st.Conditions, v1alpha1.ConditionAgreementInForce, st.InForce, v.Reason, v.Message)
+	reason, message := v.Reason, v.Message
+	if v.InForce && !policyExists {
+		// In force by its terms, but the partner cannot reach the proxy:
+		// say why it is not in force instead of "InForce".
+		reason, message = v1alpha1.ReasonDependencyUnavailable,
+			"the agreement is in force by its terms, but the partner's NetworkPolicy could not be applied; see the operator's events"
+	}
+	setCondition(a, &st.Conditions, v1alpha1.ConditionAgreementInForce, st.InForce, reason, message)
 	setCompliantCondition(a, &st.Conditions, st.Compliance)
 	switch v.Reason {
 	case v1alpha1.ReasonMinimisationViolated, v1alpha1.ReasonStoreNotFound, v1alpha1.ReasonStoreNotReady, v1alpha1.ReasonReviewOverdue:
