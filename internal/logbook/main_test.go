@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -22,45 +21,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/dossierguard/dossierguard/internal/auditlog"
+	"github.com/dossierguard/dossierguard/internal/testenv"
 )
-
-// DSNEnv names the environment variable with the DSN of the test
-// PostgreSQL; `make test` starts one with hack/postgres.sh and sets it.
-const DSNEnv = "DOSSIERGUARD_TEST_PG_DSN"
-
-func testDSN(t testing.TB) string {
-	t.Helper()
-	dsn := os.Getenv(DSNEnv)
-	if dsn == "" {
-		t.Fatalf("%s is not set: these tests need a real PostgreSQL. Run `make test`, which starts one "+
-			"(hack/postgres.sh start) and sets %s, or by hand: hack/postgres.sh start && "+
-			"%s=$(hack/postgres.sh dsn) go test ./internal/logbook/...", DSNEnv, DSNEnv, DSNEnv)
-	}
-	return dsn
-}
-
-func randomName(prefix string) string {
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	return prefix + hex.EncodeToString(b)
-}
-
-// schemaPool connects with the search_path set to schema.
-func schemaPool(t testing.TB, dsn, schema string) *pgxpool.Pool {
-	t.Helper()
-	pc, err := pgxpool.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc.ConnConfig.RuntimeParams["search_path"] = schema
-	pc.ConnConfig.RuntimeParams["application_name"] = "test-" + schema
-	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
-	if err != nil {
-		t.Fatalf("connect to the test PostgreSQL: %v", err)
-	}
-	t.Cleanup(pool.Close)
-	return pool
-}
 
 // newSchema creates and migrates a schema of its own for one test and drops
 // it afterwards; it returns a pool whose search_path is that schema.
@@ -77,20 +39,8 @@ func newSchema(t testing.TB) (*pgxpool.Pool, string) {
 // afterwards; it returns a pool whose search_path is that schema.
 func emptySchema(t testing.TB) (*pgxpool.Pool, string) {
 	t.Helper()
-	dsn := testDSN(t)
-	admin := schemaPool(t, dsn, "public")
-	schema := randomName("lb_")
-	if _, err := admin.Exec(context.Background(), "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := admin.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	return schemaPool(t, dsn, schema), schema
+	schema := testenv.NewSchema(t, testenv.PostgresSchemaPool(t, "public"), "lb_")
+	return testenv.PostgresSchemaPool(t, schema), schema
 }
 
 // newLogbook returns a logbook on a fresh schema that trusts signingKey for

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/dossierguard/dossierguard/internal/auditlog"
+	"github.com/dossierguard/dossierguard/internal/testenv"
 )
 
 // otlpJSON is the OTLP JSON encoding of req: the protobuf JSON mapping with
@@ -138,12 +139,12 @@ func TestHandlerDatabaseDown(t *testing.T) {
 func TestIngestRole(t *testing.T) {
 	admin, schema := newSchema(t)
 	ctx := context.Background()
-	login := randomName("lb_ingest_")
+	login := testenv.RandomName("lb_ingest_")
 	if _, err := admin.Exec(ctx, "CREATE ROLE "+login+" LOGIN IN ROLE dossierguard_logbook_ingest"); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _, _ = admin.Exec(context.Background(), "DROP ROLE "+login) })
-	pc, err := pgxpool.ParseConfig(testDSN(t))
+	pc, err := pgxpool.ParseConfig(testenv.PostgresDSN(t))
 	if err != nil {
 		t.Fatal(err)
 	}

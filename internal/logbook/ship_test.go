@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/dossierguard/dossierguard/internal/auditlog"
+	"github.com/dossierguard/dossierguard/internal/testenv"
 )
 
 // shipHelperEnv makes the test binary run a shipping writer as a
@@ -361,7 +362,7 @@ func TestDatabaseConnectionsKilledLosesNothingAcknowledged(t *testing.T) {
 	l, pool := newLogbook(t)
 	srv := httptest.NewServer(l.Handler(nil, 0))
 	defer srv.Close()
-	admin := schemaPool(t, testDSN(t), "public")
+	admin := testenv.PostgresSchemaPool(t, "public")
 	w, err := auditlog.NewWriter(shipOptions(filepath.Join(t.TempDir(), "audit.log"), srv.URL))
 	if err != nil {
 		t.Fatal(err)

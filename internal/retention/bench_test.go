@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
+	"github.com/dossierguard/dossierguard/internal/testenv"
 )
 
 // The benchmark's knobs (environment variables).
@@ -48,7 +49,7 @@ func BenchmarkSweepVsPlainDelete(b *testing.B) {
 	ctx := context.Background()
 	// One connection, so that one server process does all the work and its
 	// CPU time can be read (when the server runs on this machine).
-	pc, err := pgxpool.ParseConfig(testDSN(b))
+	pc, err := pgxpool.ParseConfig(testenv.PostgresDSN(b))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -78,7 +79,7 @@ func BenchmarkSweepVsPlainDelete(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		b.StopTimer()
-		schema := newSchema(b, pool)
+		schema := testenv.NewSchema(b, pool, "rt_")
 		swept, plain := schema+".swept", schema+".plain"
 		loadBenchTable(b, pool, swept, rows)
 		execSQL(b, pool, "CREATE TABLE "+plain+" (LIKE "+swept+" INCLUDING ALL)")

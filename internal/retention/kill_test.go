@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
+	"github.com/dossierguard/dossierguard/internal/testenv"
 )
 
 // TestKilledSweeperLeavesWholeBatches runs the sweeper in a subprocess (this
@@ -21,8 +22,8 @@ import (
 // batches was destroyed: the first k*batchSize due ids in id order, the open
 // batch rolled back. A second run destroys the rest.
 func TestKilledSweeperLeavesWholeBatches(t *testing.T) {
-	pool := testPool(t)
-	schema := newSchema(t, pool)
+	pool := testenv.PostgresPool(t)
+	schema := testenv.NewSchema(t, pool, "rt_")
 	const batch = 20
 	var rows []dossier
 	var due []int64
@@ -41,7 +42,7 @@ func TestKilledSweeperLeavesWholeBatches(t *testing.T) {
 	table := createDossiers(t, pool, schema, rows) // 300 due: 15 batches
 	app := "dossierguard-kill-" + schema
 	hc, err := json.Marshal(helperConfig{
-		DSN: testDSN(t), ApplicationName: app, Rule: dossierRule(table),
+		DSN: testenv.PostgresDSN(t), ApplicationName: app, Rule: dossierRule(table),
 		BatchSize: batch, BatchDelay: 150 * time.Millisecond, Now: testNow,
 	})
 	if err != nil {

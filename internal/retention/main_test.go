@@ -2,8 +2,6 @@ package retention
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -16,10 +14,6 @@ import (
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 )
-
-// DSNEnv names the environment variable with the DSN of the test
-// PostgreSQL; `make test` starts one with hack/postgres.sh and sets it.
-const DSNEnv = "DOSSIERGUARD_TEST_PG_DSN"
 
 // helperEnv makes the test binary run a sweep as a subprocess instead of the
 // tests (see TestKilledSweeperLeavesWholeBatches); its value is a JSON
@@ -75,57 +69,6 @@ func helperMain(v string) int {
 		return 1
 	}
 	return 0
-}
-
-// testDSN is the DSN of the test PostgreSQL; the test fails without one.
-func testDSN(t testing.TB) string {
-	t.Helper()
-	dsn := os.Getenv(DSNEnv)
-	if dsn == "" {
-		t.Fatalf("%s is not set: these tests need a real PostgreSQL. Run `make test`, which starts one "+
-			"(hack/postgres.sh start) and sets %s, or by hand: hack/postgres.sh start && "+
-			"%s=$(hack/postgres.sh dsn) go test ./internal/retention/...", DSNEnv, DSNEnv, DSNEnv)
-	}
-	return dsn
-}
-
-// testPool connects to the test PostgreSQL.
-func testPool(t testing.TB) *pgxpool.Pool {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	pool, err := pgxpool.New(ctx, testDSN(t))
-	if err != nil {
-		t.Fatalf("connect to the test PostgreSQL: %v", err)
-	}
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
-		t.Fatalf("connect to the test PostgreSQL (is it running? hack/postgres.sh start): %v", err)
-	}
-	t.Cleanup(pool.Close)
-	return pool
-}
-
-// randomName is a fresh lower-case identifier with the prefix.
-func randomName(prefix string) string {
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	return prefix + hex.EncodeToString(b)
-}
-
-// newSchema creates a schema of its own for one test and drops it afterwards.
-func newSchema(t testing.TB, pool *pgxpool.Pool) string {
-	t.Helper()
-	name := randomName("rt_")
-	execSQL(t, pool, "CREATE SCHEMA "+name)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := pool.Exec(ctx, "DROP SCHEMA "+name+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", name, err)
-		}
-	})
-	return name
 }
 
 func execSQL(t testing.TB, pool *pgxpool.Pool, sql string, args ...any) {

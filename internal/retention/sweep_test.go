@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
+	"github.com/dossierguard/dossierguard/internal/testenv"
 )
 
 // at is testNow shifted by years, months and days.
@@ -24,8 +25,8 @@ func at(y, m, d int) *time.Time { return ptr(testNow.AddDate(y, m, d)) }
 // destroyed ones, and a second run (on a single pgx.Conn) destroys nothing.
 func TestSweepDestroysDueKeepsNotDue(t *testing.T) {
 	t.Parallel()
-	pool := testPool(t)
-	schema := newSchema(t, pool)
+	pool := testenv.PostgresPool(t)
+	schema := testenv.NewSchema(t, pool, "rt_")
 	cutoff := Cutoff(testNow, "P5Y")
 	rows := []dossier{
 		{id: 1, lastContact: at(-10, 0, 0)},                            // due
@@ -88,7 +89,7 @@ func TestSweepDestroysDueKeepsNotDue(t *testing.T) {
 
 	// Idempotent, and a single connection works as well as a pool.
 	before := checksum(t, pool, table)
-	conn, err := pgx.Connect(t.Context(), testDSN(t))
+	conn, err := pgx.Connect(t.Context(), testenv.PostgresDSN(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +109,7 @@ func TestSweepDestroysDueKeepsNotDue(t *testing.T) {
 // due rows are destroyed, and the report's counts and hashes agree.
 func TestLegalHoldNeverDestroyedProperty(t *testing.T) {
 	t.Parallel()
-	pool := testPool(t)
+	pool := testenv.PostgresPool(t)
 	ams, err := time.LoadLocation("Europe/Amsterdam")
 	if err != nil {
 		t.Fatal(err)
@@ -153,7 +154,7 @@ func TestLegalHoldNeverDestroyedProperty(t *testing.T) {
 			}
 			rows[i] = r
 		}
-		schema := newSchema(t, pool)
+		schema := testenv.NewSchema(t, pool, "rt_")
 		table := createDossiers(t, pool, schema, rows)
 		rule := dossierRule(table)
 		rule.Period = period
@@ -200,8 +201,8 @@ func TestLegalHoldNeverDestroyedProperty(t *testing.T) {
 // columns.
 func TestExtensionRespected(t *testing.T) {
 	t.Parallel()
-	pool := testPool(t)
-	schema := newSchema(t, pool)
+	pool := testenv.PostgresPool(t)
+	schema := testenv.NewSchema(t, pool, "rt_")
 	// Late evening UTC: in Amsterdam it is already the next day, so "today"
 	// is 16 June there.
 	now := time.Date(2026, 6, 15, 23, 30, 0, 0, time.UTC)
@@ -263,8 +264,8 @@ func sameIDs(got map[int64]bool, want []int64) bool {
 // run changes nothing.
 func TestAnonymise(t *testing.T) {
 	t.Parallel()
-	pool := testPool(t)
-	schema := newSchema(t, pool)
+	pool := testenv.PostgresPool(t)
+	schema := testenv.NewSchema(t, pool, "rt_")
 	var rows []dossier
 	for i := int64(1); i <= 230; i++ {
 		r := dossier{id: i, lastContact: at(-6, 0, int(-i)), team: fmt.Sprintf("team-%d", i%7),
@@ -345,8 +346,8 @@ func checksumOf(t testing.TB, pool interface {
 // dry run, which reports what it would destroy or anonymise and what is held.
 func TestDryRunChangesNothing(t *testing.T) {
 	t.Parallel()
-	pool := testPool(t)
-	schema := newSchema(t, pool)
+	pool := testenv.PostgresPool(t)
+	schema := testenv.NewSchema(t, pool, "rt_")
 	rnd := rand.New(rand.NewPCG(1, 2))
 	var rows []dossier
 	for i := int64(1); i <= 500; i++ {
@@ -411,8 +412,8 @@ func TestDryRunChangesNothing(t *testing.T) {
 // batch lets that batch commit, starts no other, and gives Interrupted.
 func TestCancelFinishesCurrentBatch(t *testing.T) {
 	t.Parallel()
-	pool := testPool(t)
-	schema := newSchema(t, pool)
+	pool := testenv.PostgresPool(t)
+	schema := testenv.NewSchema(t, pool, "rt_")
 	var rows []dossier
 	for i := int64(1); i <= 100; i++ {
 		rows = append(rows, dossier{id: i, lastContact: at(-6, 0, 0), team: "t"})
@@ -461,8 +462,8 @@ func TestCancelFinishesCurrentBatch(t *testing.T) {
 // count) starts; the batches done are whole.
 func TestMaxRunTimeInterrupts(t *testing.T) {
 	t.Parallel()
-	pool := testPool(t)
-	schema := newSchema(t, pool)
+	pool := testenv.PostgresPool(t)
+	schema := testenv.NewSchema(t, pool, "rt_")
 	var rows []dossier
 	for i := int64(1); i <= 100; i++ {
 		rows = append(rows, dossier{id: i, lastContact: at(-6, 0, 0), team: "t"})
@@ -492,8 +493,8 @@ func TestMaxRunTimeInterrupts(t *testing.T) {
 // name no policy could hold still reaches only its own table.
 func TestQuotedIdentifiers(t *testing.T) {
 	t.Parallel()
-	pool := testPool(t)
-	schema := newSchema(t, pool)
+	pool := testenv.PostgresPool(t)
+	schema := testenv.NewSchema(t, pool, "rt_")
 	execSQL(t, pool, `CREATE TABLE `+schema+`."select" ("limit" bigint PRIMARY KEY, "end" timestamptz, "all" boolean, "check" date, "user" text, "order" text)`)
 	execSQL(t, pool, `INSERT INTO `+schema+`."select" VALUES
 		(1, '2001-01-01', NULL, NULL, 'Jansen', 'x'),
@@ -528,7 +529,7 @@ func TestQuotedIdentifiers(t *testing.T) {
 	// A name that no policy could hold (ConfigFromSpec rejects it), with a
 	// text key full of quotes: only quoting and parameters keep the victim
 	// table alive.
-	victim := randomName("victim_") // in public, where an injected DROP would find it
+	victim := testenv.RandomName("victim_") // in public, where an injected DROP would find it
 	hostile := `Dossiers"; DROP TABLE ` + victim + `; --`
 	clock := `Last "Contact"`
 	key := `Id'`
@@ -566,8 +567,8 @@ func TestQuotedIdentifiers(t *testing.T) {
 // driver's message (which quotes the failing row's data).
 func TestFailureReportsNoDriverMessage(t *testing.T) {
 	t.Parallel()
-	pool := testPool(t)
-	schema := newSchema(t, pool)
+	pool := testenv.PostgresPool(t)
+	schema := testenv.NewSchema(t, pool, "rt_")
 	table := createDossiers(t, pool, schema, []dossier{
 		{id: 1, lastContact: at(-6, 0, 0), team: "Jansen-team", name: ptr("Jansen")},
 		{id: 2, lastContact: at(-6, 0, 0), team: "Jansen-team", name: ptr("Jansen")},
@@ -617,8 +618,8 @@ func TestFailureReportsNoDriverMessage(t *testing.T) {
 // partition and child, and the same ctid elsewhere is kept.
 func TestPartitionedAndInheritedTables(t *testing.T) {
 	t.Parallel()
-	pool := testPool(t)
-	schema := newSchema(t, pool)
+	pool := testenv.PostgresPool(t)
+	schema := testenv.NewSchema(t, pool, "rt_")
 	execSQL(t, pool, `CREATE TABLE `+schema+`.parted (id bigint, last_contact_at timestamptz NOT NULL, legal_hold boolean,
 		PRIMARY KEY (id, last_contact_at)) PARTITION BY RANGE (last_contact_at)`)
 	execSQL(t, pool, `CREATE TABLE `+schema+`.parted_old PARTITION OF `+schema+`.parted FOR VALUES FROM (MINVALUE) TO ('2022-01-01')`)
@@ -684,10 +685,10 @@ func TestPartitionedAndInheritedTables(t *testing.T) {
 // the locked row or waits for it; for ordinary and partitioned tables.
 func TestHoldSetConcurrentlyIsHonoured(t *testing.T) {
 	t.Parallel()
-	pool := testPool(t)
+	pool := testenv.PostgresPool(t)
 	ctx := context.Background()
 	for _, partitioned := range []bool{false, true} {
-		schema := newSchema(t, pool)
+		schema := testenv.NewSchema(t, pool, "rt_")
 		table := schema + ".cases"
 		if partitioned {
 			execSQL(t, pool, `CREATE TABLE `+table+` (id int, closed_on date NOT NULL, legal_hold boolean, PRIMARY KEY (id, closed_on)) PARTITION BY RANGE (closed_on)`)
