@@ -15,6 +15,7 @@ import (
 
 	"github.com/dossierguard/dossierguard/internal/auditlog"
 	"github.com/dossierguard/dossierguard/internal/logbook"
+	"github.com/dossierguard/dossierguard/internal/testenv"
 )
 
 func TestLogbookOptions(t *testing.T) {
@@ -77,10 +78,7 @@ func TestLogbookOptions(t *testing.T) {
 // `audit query` against it, with the connection only in PG* variables.
 func TestAuditLogbookCommands(t *testing.T) {
 	ctx := context.Background()
-	dsn := os.Getenv("DOSSIERGUARD_TEST_PG_DSN")
-	if dsn == "" {
-		t.Fatal("DOSSIERGUARD_TEST_PG_DSN is not set: run the tests with 'make test', which starts PostgreSQL (hack/postgres.sh)")
-	}
+	dsn := testenv.PostgresDSN(t)
 	pc, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		t.Fatal(err)

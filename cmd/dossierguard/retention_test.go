@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -24,10 +23,7 @@ import (
 // credentials only in PG* variables.
 func TestRetentionSweepCommandDestroysAndReports(t *testing.T) {
 	ctx := context.Background()
-	dsn := os.Getenv("DOSSIERGUARD_TEST_PG_DSN")
-	if dsn == "" {
-		t.Fatal("DOSSIERGUARD_TEST_PG_DSN is not set: run the tests with 'make test', which starts PostgreSQL (hack/postgres.sh)")
-	}
+	dsn := testenv.PostgresDSN(t)
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
