@@ -42,14 +42,8 @@ func QueryDossier(ctx context.Context, db querier, f QueryFilter) ([]Access, err
 	q := `SELECT r.chain_id, r.seq, c.pod, r.line FROM logbook_records r JOIN logbook_chains c USING (chain_id)
 		WHERE r.store = $1 AND r.data_subject_id = $2`
 	args := []any{f.Store, f.DataSubject}
-	if !f.Since.IsZero() {
-		args = append(args, f.Since)
-		q += fmt.Sprintf(" AND r.time >= $%d", len(args))
-	}
-	if !f.Until.IsZero() {
-		args = append(args, f.Until)
-		q += fmt.Sprintf(" AND r.time < $%d", len(args))
-	}
+	q, args = andTime(q, args, "r.time >=", f.Since)
+	q, args = andTime(q, args, "r.time <", f.Until)
 	rows, err := db.Query(ctx, q+" ORDER BY r.time, r.chain_id, r.seq", args...)
 	if err != nil {
 		return nil, fmt.Errorf("query: %w", err)
@@ -69,4 +63,14 @@ func QueryDossier(ctx context.Context, db querier, f QueryFilter) ([]Access, err
 		a.Event = *rec.Event
 		return a, nil
 	})
+}
+
+// andTime adds the condition "AND <cond> $n" to the query q, with t as its
+// argument n, when t is set; cond is a column and a comparison, never input.
+func andTime(q string, args []any, cond string, t time.Time) (string, []any) {
+	if t.IsZero() {
+		return q, args
+	}
+	args = append(args, t)
+	return q + fmt.Sprintf(" AND %s $%d", cond, len(args)), args
 }

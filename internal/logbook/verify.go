@@ -67,14 +67,8 @@ func VerifyChains(ctx context.Context, db querier, f VerifyFilter) ([]ChainVerdi
 	}
 	q := `SELECT chain_id, pod, incarnation, started_at, head_seq FROM logbook_chains WHERE store = $1`
 	args := []any{f.Store}
-	if !f.Until.IsZero() {
-		args = append(args, f.Until)
-		q += fmt.Sprintf(" AND started_at < $%d", len(args))
-	}
-	if !f.Since.IsZero() {
-		args = append(args, f.Since)
-		q += fmt.Sprintf(" AND updated_at >= $%d", len(args))
-	}
+	q, args = andTime(q, args, "started_at <", f.Until)
+	q, args = andTime(q, args, "updated_at >=", f.Since)
 	rows, err := db.Query(ctx, q+" ORDER BY started_at, chain_id", args...)
 	if err != nil {
 		return nil, fmt.Errorf("verify: read chains: %w", err)
