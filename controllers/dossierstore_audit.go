@@ -2,13 +2,16 @@ package controllers
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
+	"github.com/dossierguard/dossierguard/internal/auditlog"
 	"github.com/dossierguard/dossierguard/internal/compliance"
 	"github.com/dossierguard/dossierguard/internal/resources"
 	"github.com/dossierguard/dossierguard/internal/webhook"
@@ -28,10 +31,11 @@ func (r *DossierStoreReconciler) reconcileAuditKeys(ctx context.Context, store *
 		if err != nil {
 			return false, err
 		}
-		if err := r.Create(ctx, resources.NewAuditKeysSecret(store, keys)); err != nil {
+		secret = resources.NewAuditKeysSecret(store, keys)
+		if err := r.Create(ctx, secret); err != nil {
 			return false, fmt.Errorf("create audit keys: %w", err)
 		}
-		return true, nil
+		return r.publishTrustKey(ctx, store, secret)
 	}
 	if err := resources.CheckAuditKeys(secret.Data); err != nil {
 		return false, fmt.Errorf("audit keys Secret %s is not usable (%w); it is not replaced, because older audit logs depend on it", secret.Name, err)
@@ -40,6 +44,45 @@ func (r *DossierStoreReconciler) reconcileAuditKeys(ctx context.Context, store *
 		if err := r.Update(ctx, adopted); err != nil {
 			return false, fmt.Errorf("restore the audit keys Secret's labels: %w", err)
 		}
+	}
+	return r.publishTrustKey(ctx, store, secret)
+}
+
+// publishTrustKey adds the public half of the store's checkpoint signing key
+// to the trust ConfigMap in the operator's namespace, which no store owns,
+// so that the store's audit logs can still be verified after the store and
+// its Secret are deleted. Keys are only ever added: the ConfigMap is
+// created after a live read finds none, and updated as read (optimistic
+// locking), never applied. The audit keys count as ready only once their
+// public key is kept.
+func (r *DossierStoreReconciler) publishTrustKey(ctx context.Context, store *v1alpha1.DossierStore, secret *corev1.Secret) (bool, error) {
+	priv, err := auditlog.DecodePrivateKeyPEM(secret.Data[resources.AuditSigningKey])
+	if err != nil {
+		return false, fmt.Errorf("audit keys Secret %s: %s: %w", secret.Name, resources.AuditSigningKey, err)
+	}
+	pub, _ := priv.Public().(ed25519.PublicKey)
+	cm := &corev1.ConfigMap{}
+	err = r.Reader.Get(ctx, client.ObjectKey{Namespace: r.TrustNamespace, Name: resources.AuditTrustName}, cm)
+	switch {
+	case apierrors.IsNotFound(err):
+		cm = resources.NewAuditTrustConfigMap(r.TrustNamespace)
+	case err != nil:
+		return false, fmt.Errorf("read the audit trust ConfigMap: %w", err)
+	}
+	next, added, err := resources.WithTrustKey(cm, store, pub)
+	if err != nil {
+		return false, err
+	}
+	switch {
+	case !added:
+		return true, nil
+	case cm.ResourceVersion == "":
+		err = r.Create(ctx, next)
+	default:
+		err = r.Update(ctx, next)
+	}
+	if err != nil {
+		return false, fmt.Errorf("keep the public checkpoint key in ConfigMap %s/%s: %w", r.TrustNamespace, resources.AuditTrustName, err)
 	}
 	return true, nil
 }

@@ -57,6 +57,9 @@ type DossierStoreReconciler struct {
 	// operator's CA; ProxyIssuer, when set, has cert-manager issue them.
 	Certs       ServingCertIssuer
 	ProxyIssuer *ProxyIssuerRef
+	// TrustNamespace holds the ConfigMap that keeps every public
+	// checkpoint key of every store (publishTrustKey).
+	TrustNamespace string
 }
 
 // +kubebuilder:rbac:groups=privacy.dossierguard.io,resources=dossierstores,verbs=get;list;watch;update;patch
@@ -64,6 +67,7 @@ type DossierStoreReconciler struct {
 // +kubebuilder:rbac:groups=privacy.dossierguard.io,resources=dossierstores/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=storage.k8s.io,resources=storageclasses,verbs=get;list;watch

@@ -119,7 +119,7 @@ func TestRotationOnAStaleReadDestroysNoVersion(t *testing.T) {
 	fakeClock.Step(2 * time.Hour)
 	t.Cleanup(func() { fakeClock.Step(-2 * time.Hour) })
 	r := &controllers.DossierStoreReconciler{Client: staleSecrets{Client: mgrClient, stale: stale}, Reader: k8s, Recorder: noEvents{}, Clock: fakeClock,
-		AuditProxy: webhook.Config{Image: controllers.DefaultSweeperImage, NativeSidecar: true}, Certs: testCerts}
+		AuditProxy: webhook.Config{Image: controllers.DefaultSweeperImage, NativeSidecar: true}, Certs: testCerts, TrustNamespace: operatorNamespace}
 	_, _ = r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(store)})
 	after := &corev1.Secret{}
 	if err := k8s.Get(ctx, key(ns, "dossiers-datakey"), after); err != nil {

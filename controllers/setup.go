@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"errors"
+
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -33,6 +35,10 @@ type Options struct {
 	// instead. With neither, AuditActive reports the certificate missing.
 	Certs       ServingCertIssuer
 	ProxyIssuer *ProxyIssuerRef
+	// TrustNamespace is the operator's namespace, where the store
+	// reconciler keeps every public checkpoint key of every store in the
+	// ConfigMap resources.AuditTrustName. Required.
+	TrustNamespace string
 }
 
 // DefaultSweeperImage is the image `make image` builds.
@@ -57,6 +63,9 @@ func CacheOptions() cache.Options {
 
 // SetupAll registers every reconciler with the manager.
 func SetupAll(mgr ctrl.Manager, opts Options) error {
+	if opts.TrustNamespace == "" {
+		return errors.New("no namespace for the audit trust ConfigMap: the public checkpoint keys must be kept outside the stores")
+	}
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
 	}
@@ -77,7 +86,7 @@ func SetupAll(mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	events := mgr.GetEventRecorder("dossierguard")
-	if err := (&DossierStoreReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Recorder: events, Clock: opts.Clock, AuditProxy: proxy, Certs: opts.Certs, ProxyIssuer: opts.ProxyIssuer}).SetupWithManager(mgr, opts.Workers); err != nil {
+	if err := (&DossierStoreReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Recorder: events, Clock: opts.Clock, AuditProxy: proxy, Certs: opts.Certs, ProxyIssuer: opts.ProxyIssuer, TrustNamespace: opts.TrustNamespace}).SetupWithManager(mgr, opts.Workers); err != nil {
 		return err
 	}
 	if err := (&SharingAgreementReconciler{Client: mgr.GetClient(), Recorder: events, Clock: opts.Clock}).SetupWithManager(mgr, opts.Workers); err != nil {

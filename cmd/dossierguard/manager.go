@@ -16,6 +16,7 @@ import (
 	"github.com/dossierguard/dossierguard/internal/compliance"
 
 	"github.com/dossierguard/dossierguard/controllers"
+	"github.com/dossierguard/dossierguard/internal/resources"
 	"github.com/dossierguard/dossierguard/internal/scheme"
 )
 
@@ -28,6 +29,7 @@ type managerOptions struct {
 	sweeperImage            string
 	retentionStatutes       string
 	workers                 int
+	trustNamespace          string
 	webhook                 webhookOptions
 	zap                     zap.Options
 }
@@ -50,6 +52,7 @@ func newManagerCommand() *cobra.Command {
 	f.StringVar(&opts.sweeperImage, "sweeper-image", envOr("DOSSIERGUARD_IMAGE", controllers.DefaultSweeperImage), "Image of the retention sweeper's CronJobs (env DOSSIERGUARD_IMAGE).")
 	f.IntVar(&opts.workers, "max-concurrent-reconciles", 4, "Concurrent reconciles per kind.")
 	f.StringVar(&opts.retentionStatutes, "retention-statutes", "", "YAML file with the statutory retention per service, replacing the built-in table (see docs/retention.md).")
+	f.StringVar(&opts.trustNamespace, "audit-trust-namespace", envOr("POD_NAMESPACE", "dossierguard-system"), "Namespace of the ConfigMap "+resources.AuditTrustName+" that keeps every public checkpoint key of every store, for the logbook (env POD_NAMESPACE).")
 	opts.webhook.bindFlags(f)
 	zapFlags := flag.NewFlagSet("zap", flag.ContinueOnError)
 	opts.zap.BindFlags(zapFlags)
@@ -87,7 +90,7 @@ func runManager(cmd *cobra.Command, opts managerOptions) error {
 	}
 	proxy := opts.webhook.proxyConfig(opts.sweeperImage)
 	copts := controllers.Options{SweeperImage: opts.sweeperImage, Statutes: statutes, Workers: opts.workers, AuditProxy: &proxy,
-		ProxyIssuer: opts.webhook.proxyIssuerRef()}
+		ProxyIssuer: opts.webhook.proxyIssuerRef(), TrustNamespace: opts.trustNamespace}
 	if ca != nil {
 		copts.Certs = ca
 	}

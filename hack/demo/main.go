@@ -259,7 +259,7 @@ func newManager(ctx context.Context, env *testenv.Env, stateDir string) (ctrl.Ma
 	if err := certs.Ensure(ctx); err != nil {
 		return nil, err
 	}
-	if err := controllers.SetupAll(mgr, controllers.Options{Certs: certs}); err != nil {
+	if err := controllers.SetupAll(mgr, controllers.Options{Certs: certs, TrustNamespace: "dossierguard-system"}); err != nil {
 		return nil, fmt.Errorf("set up reconcilers: %w", err)
 	}
 	return mgr, nil
