@@ -29,6 +29,7 @@ type logbookOptions struct {
 	migrate         bool
 	trustKeys       []string
 	trustKeyDir     string
+	trustKeyReload  time.Duration
 	tlsCertFile     string
 	tlsKeyFile      string
 	maxRequestBytes int64
@@ -72,7 +73,8 @@ is never printed. See docs/audit-log.md.`,
 	f.StringVar(&opts.schema, "schema", logbook.DefaultSchema, "PostgreSQL schema of the logbook's tables.")
 	f.BoolVar(&opts.migrate, "migrate", false, "Apply the schema migrations at startup (needs the schema owner's rights and CREATEROLE; otherwise run `dossierguard logbook migrate` once as the owner).")
 	f.StringArrayVar(&opts.trustKeys, "trust-key", nil, "NAMESPACE/STORE=PATH: a PEM Ed25519 public key that signs the checkpoints of a store; kept by the logbook for good. Repeat it for more stores and rotated keys.")
-	f.StringVar(&opts.trustKeyDir, "trust-key-dir", "", "Directory of PEM public keys of stores, one per file named NAMESPACE_STORE[_SUFFIX].pem (a mounted Secret); each is added as with --trust-key.")
+	f.StringVar(&opts.trustKeyDir, "trust-key-dir", "", "Directory of PEM public keys of stores, one per file named NAMESPACE_STORE[_SUFFIX].pem (a mounted ConfigMap or Secret); each is added as with --trust-key, and keys that appear later are added every --trust-key-reload.")
+	f.DurationVar(&opts.trustKeyReload, "trust-key-reload", time.Minute, "How often --trust-key-dir is read again for new keys.")
 	f.StringVar(&opts.tlsCertFile, "tls-cert-file", "", "PEM certificate to serve TLS with (with --tls-key-file). Without it the logbook serves plain HTTP.")
 	f.StringVar(&opts.tlsKeyFile, "tls-key-file", "", "PEM private key of --tls-cert-file.")
 	f.Int64Var(&opts.maxRequestBytes, "max-request-bytes", logbook.DefaultMaxRequestBytes, "Largest export request accepted, in bytes after decompression.")
@@ -129,6 +131,16 @@ func (o *logbookOptions) config() (logbook.ServeConfig, error) {
 	}
 	errs = append(errs, o.addTrustKeys(cfg.TrustKeys)...)
 	errs = append(errs, o.addTrustKeyDir(cfg.TrustKeys)...)
+	if o.trustKeyDir != "" {
+		if o.trustKeyReload <= 0 {
+			errs = append(errs, errors.New("--trust-key-reload: must be positive"))
+		}
+		cfg.ReloadInterval = o.trustKeyReload
+		cfg.ReloadTrustKeys = func() (map[string][]ed25519.PublicKey, error) {
+			keys := map[string][]ed25519.PublicKey{}
+			return keys, errors.Join(o.addTrustKeyDir(keys)...)
+		}
+	}
 	return cfg, errors.Join(errs...)
 }
 

@@ -47,18 +47,32 @@ func TestLogbookOptions(t *testing.T) {
 			name string
 			opts logbookOptions
 			want string
-		}{"key dir", logbookOptions{schema: "s", maxRequestBytes: 1 << 20, trustKeyDir: dir}, ""},
+		}{"key dir", logbookOptions{schema: "s", maxRequestBytes: 1 << 20, trustKeyDir: dir, trustKeyReload: time.Minute}, ""},
 		struct {
 			name string
 			opts logbookOptions
 			want string
-		}{"key dir with a bad name", logbookOptions{schema: "s", maxRequestBytes: 1 << 20, trustKeyDir: badDir}, "NAMESPACE_STORE"},
+		}{"key dir without reload", logbookOptions{schema: "s", maxRequestBytes: 1 << 20, trustKeyDir: dir}, "--trust-key-reload"},
+		struct {
+			name string
+			opts logbookOptions
+			want string
+		}{"key dir with a bad name", logbookOptions{schema: "s", maxRequestBytes: 1 << 20, trustKeyDir: badDir, trustKeyReload: time.Minute}, "NAMESPACE_STORE"},
 	)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg, err := tt.opts.config()
 			if tt.name == "key dir" && (len(cfg.TrustKeys["wijkteam/dossiers"]) != 2 || len(cfg.TrustKeys["jeugd/dossiers"]) != 1) {
 				t.Errorf("keys from the directory: %v", cfg.TrustKeys)
+			}
+			if tt.name == "key dir" {
+				if cfg.ReloadTrustKeys == nil || cfg.ReloadInterval != time.Minute {
+					t.Fatalf("the key dir is not read again: reload %v every %s", cfg.ReloadTrustKeys != nil, cfg.ReloadInterval)
+				}
+				again, err := cfg.ReloadTrustKeys()
+				if err != nil || len(again["wijkteam/dossiers"]) != 2 || len(again["jeugd/dossiers"]) != 1 {
+					t.Errorf("keys read again: %v, %v", again, err)
+				}
 			}
 			switch {
 			case tt.want == "" && err != nil:

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/dossierguard/dossierguard/internal/auditlog"
 )
 
 // DefaultListen is the OTLP/HTTP port (4318, as the OTLP specification
@@ -34,6 +36,12 @@ type ServeConfig struct {
 	Migrate bool
 	// TrustKeys are checkpoint public keys to add, by store.
 	TrustKeys map[string][]ed25519.PublicKey
+	// ReloadTrustKeys, when set, is asked every ReloadInterval (a minute
+	// when zero) for the trusted keys again, such as a mounted ConfigMap to
+	// which the operator adds the keys of new stores; keys not held yet are
+	// added. A key is never removed.
+	ReloadTrustKeys func() (map[string][]ed25519.PublicKey, error)
+	ReloadInterval  time.Duration
 	// MaxRequestBytes bounds a request; 0 means DefaultMaxRequestBytes.
 	MaxRequestBytes int64
 	// ShutdownTimeout is how long requests in flight may take after ctx ends.
@@ -61,12 +69,18 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 	if err != nil {
 		return fmt.Errorf("logbook: %w", err)
 	}
-	for st, keys := range cfg.TrustKeys {
-		for _, k := range keys {
-			if err := l.TrustKey(ctx, st, k); err != nil {
-				return fmt.Errorf("logbook: trust a key of store %s (SQLSTATE %s)", st, sqlState(err))
-			}
-		}
+	held, err := l.trustKeys(ctx, cfg.TrustKeys)
+	if err != nil {
+		return err
+	}
+	if cfg.ReloadTrustKeys != nil {
+		rctx, stop := context.WithCancel(ctx)
+		reloaded := make(chan struct{})
+		go func() {
+			defer close(reloaded)
+			l.reloadTrustKeys(rctx, cfg, held, log)
+		}()
+		defer func() { stop(); <-reloaded }()
 	}
 	ln := cfg.Listener
 	if ln == nil {
@@ -106,4 +120,56 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 	}
 	log.Info("Logbook stopped")
 	return nil
+}
+
+// trustKeys adds the keys given at startup and returns the set of them, by
+// store/key_id.
+func (l *Logbook) trustKeys(ctx context.Context, keys map[string][]ed25519.PublicKey) (map[string]bool, error) {
+	held := map[string]bool{}
+	for st, ks := range keys {
+		for _, k := range ks {
+			if err := l.TrustKey(ctx, st, k); err != nil {
+				return nil, fmt.Errorf("logbook: trust a key of store %s (SQLSTATE %s)", st, sqlState(err))
+			}
+			held[st+"/"+auditlog.KeyID(k)] = true
+		}
+	}
+	return held, nil
+}
+
+// reloadTrustKeys adds, every cfg.ReloadInterval until ctx ends, the keys of
+// cfg.ReloadTrustKeys that are not in held. A failure is logged (by
+// SQLSTATE for the database) and tried again at the next tick.
+func (l *Logbook) reloadTrustKeys(ctx context.Context, cfg ServeConfig, held map[string]bool, log *slog.Logger) {
+	every := cfg.ReloadInterval
+	if every <= 0 {
+		every = time.Minute
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		keys, err := cfg.ReloadTrustKeys()
+		if err != nil {
+			log.Warn("Trusted keys not all read; the readable ones are added", "error", err.Error())
+		}
+		for st, ks := range keys {
+			for _, k := range ks {
+				id := st + "/" + auditlog.KeyID(k)
+				if held[id] {
+					continue
+				}
+				if err := l.TrustKey(ctx, st, k); err != nil {
+					log.Warn("Trusted key not added; tried again later", "store", st, "sqlstate", sqlState(err))
+					continue
+				}
+				held[id] = true
+				log.Info("Trusted a checkpoint key", "store", st, "keyID", auditlog.KeyID(k))
+			}
+		}
+	}
 }
