@@ -149,8 +149,10 @@ func sidecarContainer(store *v1alpha1.DossierStore, cfg Config) corev1.Container
 	var env []corev1.EnvVar
 	if cfg.LogbookURL != "" {
 		args = append(args, "--store="+store.Namespace+"/"+store.Name, "--logbook-url="+cfg.LogbookURL)
+		// APIVersion as the API server defaults it, so the pod it stores
+		// still equals what was injected (VerifyProxy compares the two).
 		env = append(env, corev1.EnvVar{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{
-			FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}})
+			FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.name"}}})
 	}
 	return corev1.Container{
 		Env:             env,

@@ -75,8 +75,12 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	// With a logbook, as the chart installs it: the injected proxy then
+	// carries env (POD_NAME), which the API server defaults before the
+	// validating webhook compares it with what was injected.
 	webhook.Register(mgr, webhook.Config{Image: "dossierguard:test", NativeSidecar: true,
-		BreakGlassGroups: []string{breakGlassGroup}}, operatorNamespace)
+		BreakGlassGroups: []string{breakGlassGroup},
+		LogbookURL:       "http://dossierguard-logbook.dossierguard-system.svc:4318"}, operatorNamespace)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { _ = mgr.Start(ctx) }()
