@@ -18,6 +18,9 @@
 #   E2E_POD_READY=0       do not fail when the injected pod is not Ready
 #   E2E_POD_FSGROUP=N     give the workload pod fsGroup N (none by default)
 #   E2E_WINDOW_SECONDS    how long the sharing step's window agreement is open (150)
+#   E2E_LOGBOOK=auto|0    install the logbook on the throwaway PostgreSQL and
+#                         check the chains survive a pod deletion (auto: when
+#                         the local pod bridge is there for the database)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -37,6 +40,9 @@ BREAK_GLASS_GROUP=dossierguard:e2e-break-glass
 # A responder in the break-glass group (the admin impersonating them).
 responder=(--as=e2e-responder --as-group="$BREAK_GLASS_GROUP" --as-group=system:masters)
 DEMO_APP=0
+LOGBOOK=0
+HOSTALIASES=""
+PG_STARTED=0
 TIMEOUT=${E2E_TIMEOUT:-180}
 E2E_IMPORT=${E2E_IMPORT:-auto}
 LC=$ROOT/hack/local-cluster.sh
@@ -113,6 +119,7 @@ start_cluster_postgres() { # $1: the address to listen on; $2: the pod CIDR allo
   printf 'host all all %s trust\n' "$2" >"$E2E_PG_DIR/data/pg_hba.conf"
   as_postgres "$bin/pg_ctl" -D "$E2E_PG_DIR/data" -l "$E2E_PG_DIR/postgres.log" -w start >/dev/null \
     || fail "PostgreSQL did not start: $(tail -n 5 "$E2E_PG_DIR/postgres.log")"
+  PG_STARTED=1
 }
 
 cleanup() {
@@ -128,6 +135,7 @@ cleanup() {
     # Samples first, while the operator runs: DossierStores carry a finalizer
     # that only the operator removes.
     k -n wijkteam delete pod e2e-wijkteam-app --ignore-not-found --wait=true --timeout=60s >/dev/null 2>&1
+    k -n wijkteam delete deploy e2e-wijkteam-deploy --ignore-not-found --wait=true --timeout=60s >/dev/null 2>&1
     k -n wijkteam delete serviceaccount wijkteam-dossier --ignore-not-found >/dev/null 2>&1
     if [ "$SAMPLES" = 1 ]; then
       k delete -k config/samples --ignore-not-found --wait=true --timeout=120s >&2 || { log "WARN: samples not deleted in time"; FAILED=1; }
@@ -211,11 +219,30 @@ k create namespace "$NS" --dry-run=client -o yaml | k apply -f - >/dev/null
 k label namespace "$NS" --overwrite \
   pod-security.kubernetes.io/enforce=restricted pod-security.kubernetes.io/warn=restricted >/dev/null
 INSTALLED=1
+# The logbook on the throwaway PostgreSQL (a database of its own, the schema
+# migrated by its owner, the logbook logging in as a role that holds only
+# dossierguard_logbook_ingest), when the pods can reach that server.
+gw=$(ip -4 -o addr show "${LC_BRIDGE:-lc-cni0}" 2>/dev/null | awk '{print $4}' | cut -d/ -f1 | head -n 1)
+logbook_args=()
+if [ -n "$gw" ] && [ "${E2E_LOGBOOK:-auto}" != 0 ]; then
+  start_cluster_postgres "$gw" "${LC_POD_CIDR:-10.244.0.0/16}"
+  "$(pg_bin)/psql" -X -q -v ON_ERROR_STOP=1 -h "$gw" -p "$E2E_PG_PORT" -U postgres -d postgres -c "CREATE DATABASE logbook" \
+    || fail "could not create the logbook's database"
+  lb_env() { env PGHOST="$gw" PGPORT="$E2E_PG_PORT" PGDATABASE=logbook PGUSER=postgres PGSSLMODE=disable "$@"; }
+  lb_env bin/image/dossierguard logbook migrate >"$ART/logbook-migrate.log" 2>&1 \
+    || fail "dossierguard logbook migrate failed: $(tail -n 5 "$ART/logbook-migrate.log")"
+  lb_env "$(pg_bin)/psql" -X -q -v ON_ERROR_STOP=1 -c "CREATE ROLE logbook LOGIN IN ROLE dossierguard_logbook_ingest" \
+    || fail "could not create the logbook's login role"
+  k -n "$NS" create secret generic dossierguard-logbook-db --from-literal=PGHOST="$gw" --from-literal=PGPORT="$E2E_PG_PORT" \
+    --from-literal=PGDATABASE=logbook --from-literal=PGUSER=logbook --from-literal=PGPASSWORD=unused --from-literal=PGSSLMODE=disable >/dev/null
+  logbook_args=(--set logbook.enabled=true --set logbook.replicas=1 --set logbook.database.secretName=dossierguard-logbook-db)
+  LOGBOOK=1
+fi
 # Break-glass (exec, attach, port-forward, debug into a store's pods) for
 # one group, which the traffic checks below use.
 "$HELM" install "$RELEASE" charts/dossierguard -n "$NS" \
   --set image.tag="$IMG_TAG" --set image.pullPolicy=IfNotPresent \
-  --set "webhook.breakGlass.groups={$BREAK_GLASS_GROUP}" >"$ART/helm-install.txt" 2>&1 \
+  --set "webhook.breakGlass.groups={$BREAK_GLASS_GROUP}" "${logbook_args[@]}" >"$ART/helm-install.txt" 2>&1 \
   || { cat "$ART/helm-install.txt" >&2; fail "helm install failed"; }
 log "waiting for deploy/$DEPLOY to be Available with 2 ready replicas"
 k -n "$NS" rollout status "deploy/$DEPLOY" --timeout="${TIMEOUT}s" >&2 || fail "deploy/$DEPLOY did not roll out"
@@ -270,6 +297,30 @@ k get dossierstores,accessroles,sharingagreements,retentionpolicies -A \
   -o custom-columns='KIND:.kind,NAMESPACE:.metadata.namespace,NAME:.metadata.name,READY:.status.conditions[?(@.type=="Ready")].status,REASON:.status.conditions[?(@.type=="Ready")].reason' \
   >"$ART/ready-reasons.txt"
 cat "$ART/ready-reasons.txt" >&2
+if [ "$LOGBOOK" = 1 ]; then
+  # The operator keeps every store's public checkpoint key in ConfigMap
+  # dossierguard-audit-trust, the logbook's --trust-key-dir. The logbook
+  # is restarted once they are all there, so that it holds them before any
+  # proxy signs a checkpoint (rather than after the kubelet's refresh of the
+  # volume and the logbook's next reload).
+  want=$(k get dossierstores -A -o jsonpath='{range .items[*]}{.metadata.namespace}_{.metadata.name}_{"\n"}{end}' | sort)
+  kept=""
+  for _ in $(seq 1 "$TIMEOUT"); do
+    kept=$(k -n "$NS" get configmap dossierguard-audit-trust -o go-template='{{range $k, $v := .data}}{{$k}}{{"\n"}}{{end}}' 2>/dev/null \
+      | sed 's/[^_]*\.pem$//' | sort -u || true)
+    [ "$kept" = "$want" ] && break
+    sleep 1
+  done
+  [ "$kept" = "$want" ] || fail "ConfigMap $NS/dossierguard-audit-trust keeps keys of '$(echo $kept)', want one of each store: $(echo $want)"
+  k -n "$NS" rollout restart deploy/dossierguard-logbook >/dev/null
+  k -n "$NS" rollout status deploy/dossierguard-logbook --timeout="${TIMEOUT}s" >&2 || fail "deploy/dossierguard-logbook did not roll out"
+  log "logbook Ready on PostgreSQL, with the checkpoint keys of the $(wc -l <<<"$want") stores from ConfigMap dossierguard-audit-trust"
+  # The local cluster runs no DNS server: the workload pods resolve the
+  # logbook's Service name (the injected --logbook-url) from /etc/hosts.
+  lb_ip=$(k -n "$NS" get svc dossierguard-logbook -o jsonpath='{.spec.clusterIP}')
+  [ -n "$lb_ip" ] || fail "Service $NS/dossierguard-logbook has no cluster IP"
+  HOSTALIASES="hostAliases: [{ip: \"$lb_ip\", hostnames: [dossierguard-logbook.$NS.svc]}]"
+fi
 
 # --- 5. the webhook on a real pod --------------------------------------------
 
@@ -288,7 +339,7 @@ log "pod for a missing store refused: ${out#*: }"
 # cluster; on another cluster the echo server stands in.
 gw=$(ip -4 -o addr show "${LC_BRIDGE:-lc-cni0}" 2>/dev/null | awk '{print $4}' | cut -d/ -f1 | head -n 1)
 if [ -n "$gw" ] && [ -z "${E2E_APP_IMAGE:-}" ]; then
-  start_cluster_postgres "$gw" "${LC_POD_CIDR:-10.244.0.0/16}"
+  [ "$PG_STARTED" = 1 ] || start_cluster_postgres "$gw" "${LC_POD_CIDR:-10.244.0.0/16}"
   k -n wijkteam create secret generic wijkteam-db-credentials --from-literal=host="$gw" --from-literal=port="$E2E_PG_PORT" \
     --from-literal=dbname=postgres --from-literal=user=postgres --from-literal=password=unused --from-literal=sslmode=disable >/dev/null
   CGO_ENABLED=0 go build -trimpath -o "$ROOT/bin/e2e/demoapp" ./test/e2e/demoapp || fail "could not build the demo app"
@@ -301,7 +352,8 @@ fi
 
 fsgroup_line=""
 [ -z "${E2E_POD_FSGROUP:-}" ] || fsgroup_line="    fsGroup: $E2E_POD_FSGROUP"
-sed -e "s|APP_IMAGE|$APP_IMAGE|" -e "s|^    # FSGROUP.*|$fsgroup_line|" test/e2e/wijkteam-app.yaml | k apply -f - >&2
+sed -e "s|APP_IMAGE|$APP_IMAGE|" -e "s|^    # FSGROUP.*|$fsgroup_line|" -e "s|^  # HOSTALIASES.*|  $HOSTALIASES|" test/e2e/wijkteam-app.yaml \
+  | k apply -f - >&2
 names=$(k -n wijkteam get pod e2e-wijkteam-app \
   -o jsonpath='{range .spec.initContainers[*]}{.name}{"\n"}{end}{range .spec.containers[*]}{.name}{"\n"}{end}')
 n=$(printf '%s\n' "$names" | grep -cx audit-proxy || true)
@@ -359,11 +411,13 @@ fi
 
 # --- 6. real traffic through the audit proxy, and its audit log -------------
 
-# proxy_port_forward LOG: the break-glass responder's kubectl port-forward
-# to the workload pod's proxy port on 127.0.0.1:$PF_PORT (output in
+# proxy_port_forward LOG [POD]: the break-glass responder's kubectl
+# port-forward to the proxy port of POD (e2e-wijkteam-app) on 127.0.0.1:$PF_PORT (output in
 # $ART/LOG), stopped with the run, once the proxy answers over TLS.
 proxy_port_forward() {
-  k "${responder[@]}" -n wijkteam port-forward pod/e2e-wijkteam-app "$PF_PORT:8443" >"$ART/$1" 2>&1 &
+  # kubectl itself in the background (not the k function, a subshell), so
+  # that PF_PID is the port-forward and killing it frees the port.
+  "$KUBECTL" "${responder[@]}" -n wijkteam port-forward "pod/${2:-e2e-wijkteam-app}" "$PF_PORT:8443" >"$ART/$1" 2>&1 &
   PF_PID=$!
   # Stop the port-forward too; hand cleanup the exit status (set -e is on,
   # so nothing in the trap may fail before it).
@@ -432,7 +486,7 @@ if [ "$pod_ready" = 1 ]; then
   # they come through the trusted path, so a forged group is the test:
   code=$(req forged -H 'X-Forwarded-User: stranger' -H 'X-Forwarded-Groups: not-a-group' "$base/decisions")
   [ "$code" = 403 ] || fail "a user without a role got HTTP $code, want 403"
-  kill $PF_PID 2>/dev/null || true
+  kill $PF_PID 2>/dev/null || true; wait $PF_PID 2>/dev/null || true
   log "200 for a granted category, 403 (problem body names \"request\") for a missing one, 401 without identity, 403 without a role"
   # The break-glass port-forward is recorded on the pod, without the person.
   bg=$(k -n wijkteam get events --field-selector involvedObject.name=e2e-wijkteam-app,reason=BreakGlassAccess -o jsonpath='{range .items[*]}{.message}{"\n"}{end}')
@@ -557,7 +611,7 @@ YAML
     -header 'X-Forwarded-User: lvs@e2e-school.example' -header 'X-Forwarded-Groups: e2e-school-window') || fail "keepalive: $out"
   [ "$out" = "first=200 second=403 reused=true" ] || fail "window closing on a kept-alive connection: $out, want first=200 second=403 reused=true"
   log "window closed during a kept-alive connection: $out"
-  kill $PF_PID 2>/dev/null || true
+  kill $PF_PID 2>/dev/null || true; wait $PF_PID 2>/dev/null || true
 
   sleep 1
   k -n wijkteam logs e2e-wijkteam-app -c audit-proxy >"$ART/audit-proxy.log" 2>&1
@@ -571,6 +625,74 @@ YAML
   k -n wijkteam delete sharingagreement e2e-school e2e-school-window >/dev/null 2>&1 || true
 fi
 
+# --- 6c. the logbook: a deleted pod's chain outlives it --------------------
+
+if [ "$pod_ready" = 1 ] && [ "$LOGBOOK" = 1 ]; then
+  step "logbook: pod deletion"
+  # A Deployment's pod serves traffic, is deleted, and the Deployment starts
+  # a new one that serves traffic too. Every request has an actor of its own,
+  # so the requests served can be counted against the events the logbook
+  # recorded; the store's chains must all be contiguous and verified.
+  sed -e "s|APP_IMAGE|$APP_IMAGE|" -e "s|^      # HOSTALIASES.*|      $HOSTALIASES|" test/e2e/wijkteam-deployment.yaml | k apply -f - >&2
+  LB_SERVED=0
+  lb_round() { # $1: the round. Ten requests through the Deployment's pod ($LB_POD).
+    local i code
+    k -n wijkteam rollout status deploy/e2e-wijkteam-deploy --timeout="${TIMEOUT}s" >&2 || fail "deploy/e2e-wijkteam-deploy did not roll out"
+    LB_POD=$(k -n wijkteam get pods -l app.kubernetes.io/instance=e2e-wijkteam-deploy -o jsonpath='{.items[0].metadata.name}')
+    [ -n "$LB_POD" ] || fail "deploy/e2e-wijkteam-deploy has no pod"
+    k "${responder[@]}" -n wijkteam annotate pod "$LB_POD" --overwrite \
+      "privacy.dossierguard.io/break-glass-justification=E2E logbook checks through the audit proxy" \
+      "privacy.dossierguard.io/break-glass-until=$(date -u -d '+10 min' +%Y-%m-%dT%H:%M:%SZ)" >/dev/null \
+      || fail "the break-glass responder could not open a window on pod $LB_POD"
+    proxy_port_forward "port-forward-logbook-$1.log" "$LB_POD"
+    grep -q "Forwarding from 127.0.0.1:$PF_PORT" "$ART/port-forward-logbook-$1.log" \
+      || fail "no port-forward to pod $LB_POD: $(head -c 300 "$ART/port-forward-logbook-$1.log")"
+    for i in $(seq 1 10); do
+      code=$(req "logbook-$1-$i" -H "X-Forwarded-User: e2e-lb-$1-$i@voorbeeldstad.nl" -H 'X-Forwarded-Groups: wijkteam-consulenten' \
+        "https://127.0.0.1:$PF_PORT/api/dossiers/D-1001/decisions")
+      [ "$code" = 200 ] || fail "request $i of round $1 through pod $LB_POD got HTTP $code, want 200 ($(head -c 300 "$ART/logbook-$1-$i.body"))"
+      LB_SERVED=$((LB_SERVED + 1))
+    done
+    kill $PF_PID 2>/dev/null || true
+    wait $PF_PID 2>/dev/null || true
+  }
+  lb_round 1; first=$LB_POD
+  k -n wijkteam delete pod "$first" --wait=true --timeout=60s >/dev/null || fail "pod $first was not deleted in time"
+  lb_round 2; second=$LB_POD
+  [ "$first" != "$second" ] || fail "the Deployment did not start a new pod after $first was deleted"
+  log "served $LB_SERVED requests through pod $first (deleted) and pod $second (its successor)"
+  sleep 1 # completion events are written just after the response
+  lb_sql() { lb_env "$(pg_bin)/psql" -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
+  recorded=$(lb_sql "SELECT count(DISTINCT line::jsonb->>'actor') FROM dossierguard_logbook.logbook_records
+    WHERE store = 'wijkteam/wijkteam-dossiers' AND type = 'event' AND line::jsonb->>'actor' LIKE 'e2e-lb-%'")
+  [ "$recorded" = "$LB_SERVED" ] || fail "$LB_SERVED requests served, but the logbook recorded events of $recorded of them"
+  per_pod=$(lb_sql "SELECT c.pod || '=' || count(DISTINCT r.line::jsonb->>'actor') FROM dossierguard_logbook.logbook_records r
+    JOIN dossierguard_logbook.logbook_chains c USING (chain_id)
+    WHERE r.type = 'event' AND r.line::jsonb->>'actor' LIKE 'e2e-lb-%' GROUP BY c.pod ORDER BY c.pod" | tr '\n' ' ')
+  grep -q "$first=10 " <<<"$per_pod" && grep -q "$second=10 " <<<"$per_pod" \
+    || fail "requests recorded per pod: $per_pod, want 10 in the chain of $first and 10 in that of $second"
+  set +e
+  lb_env bin/image/dossierguard audit verify --logbook --store wijkteam/wijkteam-dossiers >"$ART/verify-logbook.txt" 2>&1
+  rc=$?
+  set -e
+  [ "$rc" = 0 ] || fail "audit verify --logbook exited $rc: $(cat "$ART/verify-logbook.txt")"
+  chains=$(grep -c '^chain ' "$ART/verify-logbook.txt" || true)
+  ok=$(grep -c '^chain .*): OK: ' "$ART/verify-logbook.txt" || true)
+  [ "$chains" -ge 3 ] && [ "$ok" = "$chains" ] || fail "the logbook holds $chains chains of the store, $ok verified, want at least 3, all OK: $(cat "$ART/verify-logbook.txt")"
+  tail -n 1 "$ART/verify-logbook.txt" | grep -qx "$chains chains of store wijkteam/wijkteam-dossiers, 0 broken" \
+    || fail "audit verify --logbook: $(tail -n 1 "$ART/verify-logbook.txt")"
+  for p in "$first" "$second"; do
+    grep -q "(pod $p, started " "$ART/verify-logbook.txt" || fail "the logbook holds no chain of pod $p: $(cat "$ART/verify-logbook.txt")"
+  done
+  # The deleted pod's proxy signed its chain's end on SIGTERM.
+  if grep "(pod $first, started " "$ART/verify-logbook.txt" | grep -q 'not yet signed'; then
+    fail "the deleted pod's chain ends unsigned: $(grep "(pod $first, " "$ART/verify-logbook.txt")"
+  fi
+  log "$LB_SERVED requests served, $recorded recorded in the logbook (per pod: $per_pod); $(tail -n 1 "$ART/verify-logbook.txt")"
+  sed 's/^/  /' "$ART/verify-logbook.txt" >&2
+  k -n wijkteam delete deploy e2e-wijkteam-deploy --wait=true --timeout=60s >/dev/null 2>&1 || true
+fi
+
 # --- 7. a retention Job from the policy's CronJob, against PostgreSQL -------
 
 step "retention job"
@@ -578,7 +700,7 @@ gw=$(ip -4 -o addr show "${LC_BRIDGE:-lc-cni0}" 2>/dev/null | awk '{print $4}' |
 if [ -z "$gw" ]; then
   log "SKIP: no local pod bridge (an existing cluster); the retention Job needs a database the pods can reach"
 else
-  [ "${DEMO_APP:-0}" = 1 ] || start_cluster_postgres "$gw" "${LC_POD_CIDR:-10.244.0.0/16}"
+  [ "$PG_STARTED" = 1 ] || start_cluster_postgres "$gw" "${LC_POD_CIDR:-10.244.0.0/16}"
   psql_e2e() { "$(pg_bin)/psql" -X -q -v ON_ERROR_STOP=1 -h "$gw" -p "$E2E_PG_PORT" -U postgres -d postgres "$@"; }
   # 30 due, 5 due but on legal hold, 5 due but with a future extension, 10 recent.
   psql_e2e -c "CREATE TABLE dossiers (id bigint PRIMARY KEY, last_contact_at timestamptz NOT NULL, legal_hold boolean NOT NULL DEFAULT false, retain_until date);
