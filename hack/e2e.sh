@@ -147,6 +147,9 @@ cleanup() {
       k delete namespace "$NS" --ignore-not-found --wait=true --timeout=120s >/dev/null 2>&1
       # Helm keeps the CRDs on purpose (docs/install.md); they stay.
     fi
+    # What this run put beside the release: the logbook's database Secret,
+    # and the stores' public keys the operator kept (checked above).
+    k -n "$NS" delete secret/dossierguard-logbook-db configmap/dossierguard-audit-trust --ignore-not-found >/dev/null 2>&1
     if [ "$STARTED_CLUSTER" = 1 ]; then
       log "stopping the local cluster (it was started by this run)"
       "$LC" down >"$ART/local-cluster-down.log" 2>&1 || { log "WARN: local-cluster down failed (see $ART/local-cluster-down.log)"; FAILED=1; }
@@ -234,7 +237,8 @@ if [ -n "$gw" ] && [ "${E2E_LOGBOOK:-auto}" != 0 ]; then
   lb_env "$(pg_bin)/psql" -X -q -v ON_ERROR_STOP=1 -c "CREATE ROLE logbook LOGIN IN ROLE dossierguard_logbook_ingest" \
     || fail "could not create the logbook's login role"
   k -n "$NS" create secret generic dossierguard-logbook-db --from-literal=PGHOST="$gw" --from-literal=PGPORT="$E2E_PG_PORT" \
-    --from-literal=PGDATABASE=logbook --from-literal=PGUSER=logbook --from-literal=PGPASSWORD=unused --from-literal=PGSSLMODE=disable >/dev/null
+    --from-literal=PGDATABASE=logbook --from-literal=PGUSER=logbook --from-literal=PGPASSWORD=unused --from-literal=PGSSLMODE=disable \
+    --dry-run=client -o yaml | k apply -f - >/dev/null
   logbook_args=(--set logbook.enabled=true --set logbook.replicas=1 --set logbook.database.secretName=dossierguard-logbook-db)
   LOGBOOK=1
 fi
@@ -818,9 +822,13 @@ done
 INSTALLED=0
 left=$(k get clusterroles,clusterrolebindings,mutatingwebhookconfigurations,validatingwebhookconfigurations -o name | grep -c dossierguard || true)
 [ "$left" = 0 ] || fail "$left cluster-scoped dossierguard objects left after helm uninstall"
-left=$(k -n "$NS" get deploy,svc,secrets,configmaps,roles,rolebindings,serviceaccounts,pdb,networkpolicies -l app.kubernetes.io/part-of=dossierguard -o name 2>/dev/null | wc -l)
+# But ConfigMap dossierguard-audit-trust: the stores' public checkpoint
+# keys, which outlive the stores and the release (docs/audit-log.md).
+left=$(k -n "$NS" get deploy,svc,secrets,configmaps,roles,rolebindings,serviceaccounts,pdb,networkpolicies -l app.kubernetes.io/part-of=dossierguard -o name 2>/dev/null \
+  | { grep -vx 'configmap/dossierguard-audit-trust' || true; } | wc -l)
 [ "$left" = 0 ] || fail "$left dossierguard objects left in $NS after helm uninstall"
-log "after deleting the samples and uninstalling: no dossierguard object left but the CRDs and the $retained retained dossier volumes"
+k -n "$NS" get configmap dossierguard-audit-trust >/dev/null 2>&1 || fail "ConfigMap $NS/dossierguard-audit-trust (the stores' public checkpoint keys) did not outlive the stores and the release"
+log "after deleting the samples and uninstalling: no dossierguard object left but the CRDs, the $retained retained dossier volumes and the public checkpoint keys (ConfigMap dossierguard-audit-trust)"
 for ns in $sample_ns; do k -n "$ns" delete pvc --all --wait=false >/dev/null 2>&1 || true; done
 
 step "checks done"
