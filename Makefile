@@ -97,8 +97,9 @@ build: ## Build bin/dossierguard.
 	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o $(LOCALBIN)/dossierguard ./cmd/dossierguard
 
 .PHONY: run
-run: manifests ## Run the manager against the cluster in KUBECONFIG.
-	go run ./cmd/dossierguard manager --leader-elect=false --enable-webhook=false
+run: manifests ## Run the manager against the cluster in KUBECONFIG (keeps public audit keys in namespace dossierguard-system).
+	kubectl create namespace dossierguard-system --dry-run=client -o yaml | kubectl apply -f -
+	go run ./cmd/dossierguard manager --leader-elect=false --enable-webhook=false --audit-trust-namespace dossierguard-system
 
 .PHONY: install
 install: manifests ## Install the CRDs into the cluster in KUBECONFIG.
