@@ -12,9 +12,11 @@
 // English, printable to PDF from any browser.
 //
 // The model holds only what the API holds and an auditor needs: names of
-// objects, settings, results, references and evidence. It leaves out what
-// may identify a person or a dossier: users named as subjects are counted,
-// never listed, and a consent record's reference is never shown.
+// objects, settings, results, references and the evidence of each control
+// as the operator reports it in status. It leaves out what may identify a
+// person: users named as subjects of a role are counted, never listed. It
+// never reads labels, annotations or the database credentials of a
+// retention policy.
 //
 // Adding a kind of resource (such as DataSubjectRequest) to the report is a
 // small change: a field in Input and a List call, a row type built in
@@ -172,7 +174,8 @@ type Agreement struct {
 	Basis          string
 	LegalReference string
 	// Consent is the consent mode (Agreement or PerDossier), empty for a
-	// basis without consent; the record's reference is never shown.
+	// basis without consent. The record's reference is evidence of the
+	// LawfulBasis control, shown there as status reports it.
 	Consent                    string
 	ConsentWithdrawn           bool
 	ConsentWithdrawnAt         *time.Time

@@ -111,8 +111,9 @@ func TestBuild(t *testing.T) {
 	}
 }
 
-// What may identify a person or a dossier never enters the model: users
-// are counted, not named; a consent record's reference is left out.
+// What may identify a person never enters the model: users are counted,
+// not named. Nor do the database credentials, the columns of the rules or
+// a consent record's reference outside the evidence of status.
 func TestBuildLeavesOutPersonsAndRecords(t *testing.T) {
 	r := Build(fixtureInput(), fixtureMeta(LangNL))
 	role := r.Stores[2].Roles[1]

@@ -76,7 +76,8 @@ func TestRenderContents(t *testing.T) {
 					t.Errorf("report contains %q", bad)
 				}
 			}
-			// Nothing that may identify a person or a dossier record.
+			// No user named in a role, no consent record outside the
+			// evidence, no database credentials.
 			for _, secret := range []string{"j.devries@gemeente.example", "TOE-2026-000123", "wijkteam-db"} {
 				if strings.Contains(html, secret) {
 					t.Errorf("report contains %q", secret)
