@@ -1,7 +1,7 @@
 // Command dossierguard is the single binary of the dossierguard operator. Its
 // subcommands are the roles the operator plays: the controller manager, the
-// audit proxy sidecar, the logbook, the retention sweeper and the audit-log
-// verifier.
+// audit proxy sidecar, the logbook, the retention sweeper, the audit-log
+// verifier and the auditor's compliance report.
 package main
 
 import (
@@ -28,7 +28,7 @@ consent- and time-bound sharing agreements and statutory retention.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newManagerCommand(), newAuditProxyCommand(), newRetentionSweepCommand(), newAuditCommand(), newLogbookCommand(), newVersionCommand())
+	root.AddCommand(newManagerCommand(), newAuditProxyCommand(), newRetentionSweepCommand(), newAuditCommand(), newLogbookCommand(), newReportCommand(), newVersionCommand())
 	return root
 }
 
