@@ -71,6 +71,12 @@ test-go: ## Unit, envtest and PostgreSQL suites of the main module (starts and s
 	trap 'hack/postgres.sh stop' EXIT; \
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" DOSSIERGUARD_TEST_PG_DSN="$$(hack/postgres.sh dsn)" go test $(GO_TEST_FLAGS) ./...
 
+.PHONY: test-report
+test-report: ## The compliance report: model, golden files, `dossierguard report` on envtest, and in headless Chromium (screenshot and PDF in bin/test-artefacts/report/).
+	@[ -n "$$DOSSIERGUARD_CHROMIUM" ] || command -v chromium >/dev/null || { echo "Chromium is needed: apt-get install -y chromium (or set DOSSIERGUARD_CHROMIUM)"; exit 1; }
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test $(GO_TEST_FLAGS) ./internal/report/ && \
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test $(GO_TEST_FLAGS) -run 'TestReport' -v ./cmd/dossierguard/
+
 .PHONY: test-netpol
 test-netpol: ## NetworkPolicy semantics of the generated policies, checked with cyclonus's matcher (own module).
 	cd test/netpol && go test $(GO_TEST_FLAGS) ./...

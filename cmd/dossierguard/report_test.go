@@ -95,7 +95,8 @@ var reportReaderRole = &rbacv1.ClusterRole{
 // `dossierguard report` against a real API server with the real
 // reconcilers: the samples, reconciled, appear with every control of every
 // store; the author is the user the API server authenticated; a user
-// allowed one namespace gets that namespace and is refused all of them.
+// allowed one namespace gets that namespace and is refused all of them;
+// the report renders in a real Chromium.
 func TestReport(t *testing.T) {
 	ctx := t.Context()
 	env, err := testenv.Start()
@@ -179,6 +180,13 @@ func TestReport(t *testing.T) {
 		}
 	})
 
+	t.Run("Chromium", func(t *testing.T) {
+		html, err := runCommand(t, "report", "--kubeconfig", adminKubeconfig, "--all-namespaces")
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkInChromium(t, []byte(html), reportSecrets)
+	})
 }
 
 // settled waits until the reconcilers stop changing any status (a store's
