@@ -25,6 +25,8 @@ import (
 type AccessRoleReconciler struct {
 	client.Client
 	Clock clock.PassiveClock
+	// Reports are the compliance reports kept for each role.
+	Reports ReportKinds
 }
 
 // +kubebuilder:rbac:groups=privacy.dossierguard.io,resources=accessroles,verbs=get;list;watch
@@ -60,11 +62,15 @@ func (r *AccessRoleReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	setRoleStatus(role, verdict, policyName, policyHash, roleReadiness{ok: ready, reason: reason, message: message})
 	metrics.RecordAccessRole(role)
 	_, statusErr := writeStatus(ctx, r.Client, before, role, before.Status, role.Status)
+	var reportErr error
+	if statusErr == nil {
+		_, reportErr = syncReports(ctx, r.Client, r.Reports, reportSubject(metrics.KindAccessRole, role, role.Spec.StoreRef.Name, &role.Status.CommonStatus))
+	}
 	var next time.Time
 	if verdict.ReviewDue != nil {
 		next = *verdict.ReviewDue
 	}
-	return finish(requeueFor(next, now), statusErr)
+	return finish(requeueFor(next, now), statusErr, reportErr)
 }
 
 // renderedPolicy reads the name and hash of the store's access policy.
@@ -79,7 +85,7 @@ func (r *AccessRoleReconciler) renderedPolicy(ctx context.Context, store *v1alph
 // SetupWithManager registers the reconciler and its watches.
 func (r *AccessRoleReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 	toRoles := referrers(mgr.GetClient(), &v1alpha1.AccessRoleList{})
-	return ctrl.NewControllerManagedBy(mgr).
+	return ownReports(ctrl.NewControllerManagedBy(mgr), r.Reports).
 		For(&v1alpha1.AccessRole{}, builder.WithPredicates(specOrMetadataChanged)).
 		// Of its store a role reads the spec (the categories) and whether it
 		// is being deleted, not the status.

@@ -60,6 +60,8 @@ type DossierStoreReconciler struct {
 	// TrustNamespace holds the ConfigMap that keeps every public
 	// checkpoint key of every store (publishTrustKey).
 	TrustNamespace string
+	// Reports are the compliance reports kept for each store.
+	Reports ReportKinds
 }
 
 // +kubebuilder:rbac:groups=privacy.dossierguard.io,resources=dossierstores,verbs=get;list;watch;update;patch
@@ -105,6 +107,10 @@ func (r *DossierStoreReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	written, statusErr := writeStatus(ctx, r.Client, before, store, before.Status, store.Status)
 	if written {
 		r.recordTransitions(before, store)
+	}
+	if statusErr == nil {
+		_, err := syncReports(ctx, r.Client, r.Reports, reportSubject(metrics.KindDossierStore, store, store.Name, &store.Status.CommonStatus))
+		errs = append(errs, err)
 	}
 	// Look again at least every auditRecheck for workload pods that escaped
 	// the webhook (pods are not watched, to keep the cache small).
@@ -360,7 +366,7 @@ func (r *DossierStoreReconciler) SetupWithManager(mgr ctrl.Manager, workers int)
 		}); err != nil {
 		return err
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	return ownReports(ctrl.NewControllerManagedBy(mgr), r.Reports).
 		// The store's own status writes do not trigger it again.
 		For(&v1alpha1.DossierStore{}, builder.WithPredicates(specMetadataOrDeletion)).
 		// A claim's status (binding, resizing) is not read.

@@ -33,6 +33,8 @@ type RetentionPolicyReconciler struct {
 	Image string
 	// Statutes is the statutory retention per service.
 	Statutes map[v1alpha1.Service]compliance.Statute
+	// Reports are the compliance reports kept for each policy.
+	Reports ReportKinds
 }
 
 // +kubebuilder:rbac:groups=privacy.dossierguard.io,resources=retentionpolicies,verbs=get;list;watch
@@ -67,13 +69,17 @@ func (r *RetentionPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	setRetentionStatus(policy, facts)
 	metrics.RecordRetentionPolicy(policy)
 	_, statusErr := writeStatus(ctx, r.Client, before, policy, before.Status, policy.Status)
+	var reportErr error
+	if statusErr == nil {
+		_, reportErr = syncReports(ctx, r.Client, r.Reports, reportSubject(metrics.KindRetentionPolicy, policy, policy.Spec.StoreRef.Name, &policy.Status.CommonStatus))
+	}
 
 	var next time.Time
 	if schedule != nil {
 		// Look again shortly after the next run should have reported.
 		next = schedule.Next(now).Add(5 * time.Minute)
 	}
-	return finish(requeueFor(next, now), statusErr, sweeperErr)
+	return finish(requeueFor(next, now), statusErr, sweeperErr, reportErr)
 }
 
 // reconcileSweeper applies the sweeper's ServiceAccount, RBAC and CronJob.
@@ -115,7 +121,7 @@ var lastRunChanged = predicate.Funcs{
 
 // SetupWithManager registers the reconciler and its watches.
 func (r *RetentionPolicyReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
-	return ctrl.NewControllerManagedBy(mgr).
+	return ownReports(ctrl.NewControllerManagedBy(mgr), r.Reports).
 		For(&v1alpha1.RetentionPolicy{}, builder.WithPredicates(predicate.Or(specOrMetadataChanged, lastRunChanged))).
 		// The CronJob's status (last schedule, active Jobs) is not read; the
 		// sweeper reports its runs in the policy's status instead.

@@ -39,6 +39,10 @@ type Options struct {
 	// reconciler keeps every public checkpoint key of every store in the
 	// ConfigMap resources.AuditTrustName. Required.
 	TrustNamespace string
+	// Reports are the compliance reports kept for every resource, as
+	// DetectReportKinds found them; CacheOptions must have been given the
+	// same.
+	Reports ReportKinds
 }
 
 // DefaultSweeperImage is the image `make image` builds.
@@ -49,16 +53,22 @@ const DefaultSweeperImage = "dossierguard:dev"
 // dossierguard, which every builder in internal/resources sets), never every
 // one of the cluster. A Get of a Secret or ConfigMap without that label
 // reports NotFound from the cache, and the Owns watches of both kinds see
-// only labelled objects. Pods are not cached at all: the store reconciler
-// lists them through the uncached reader. Every other kind is cached whole.
-func CacheOptions() cache.Options {
+// only labelled objects. The compliance reports of the kept kinds are
+// cached the same way, never the reports of other tools (which can be
+// many). Pods are not cached at all: the store reconciler lists them
+// through the uncached reader. Every other kind is cached whole.
+func CacheOptions(reports ReportKinds) cache.Options {
 	managed := labels.SelectorFromSet(labels.Set{resources.LabelManagedBy: resources.ManagedByValue})
-	return cache.Options{
+	opts := cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}:    {Label: managed},
 			&corev1.ConfigMap{}: {Label: managed},
 		},
 	}
+	for _, o := range reports.reportObjects() {
+		opts.ByObject[o] = cache.ByObject{Label: managed}
+	}
+	return opts
 }
 
 // SetupAll registers every reconciler with the manager.
@@ -86,14 +96,14 @@ func SetupAll(mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	events := mgr.GetEventRecorder("dossierguard")
-	if err := (&DossierStoreReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Recorder: events, Clock: opts.Clock, AuditProxy: proxy, Certs: opts.Certs, ProxyIssuer: opts.ProxyIssuer, TrustNamespace: opts.TrustNamespace}).SetupWithManager(mgr, opts.Workers); err != nil {
+	if err := (&DossierStoreReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Recorder: events, Clock: opts.Clock, AuditProxy: proxy, Certs: opts.Certs, ProxyIssuer: opts.ProxyIssuer, TrustNamespace: opts.TrustNamespace, Reports: opts.Reports}).SetupWithManager(mgr, opts.Workers); err != nil {
 		return err
 	}
-	if err := (&SharingAgreementReconciler{Client: mgr.GetClient(), Recorder: events, Clock: opts.Clock}).SetupWithManager(mgr, opts.Workers); err != nil {
+	if err := (&SharingAgreementReconciler{Client: mgr.GetClient(), Recorder: events, Clock: opts.Clock, Reports: opts.Reports}).SetupWithManager(mgr, opts.Workers); err != nil {
 		return err
 	}
-	if err := (&AccessRoleReconciler{Client: mgr.GetClient(), Clock: opts.Clock}).SetupWithManager(mgr, opts.Workers); err != nil {
+	if err := (&AccessRoleReconciler{Client: mgr.GetClient(), Clock: opts.Clock, Reports: opts.Reports}).SetupWithManager(mgr, opts.Workers); err != nil {
 		return err
 	}
-	return (&RetentionPolicyReconciler{Client: mgr.GetClient(), Clock: opts.Clock, Image: opts.SweeperImage, Statutes: opts.Statutes}).SetupWithManager(mgr, opts.Workers)
+	return (&RetentionPolicyReconciler{Client: mgr.GetClient(), Clock: opts.Clock, Image: opts.SweeperImage, Statutes: opts.Statutes, Reports: opts.Reports}).SetupWithManager(mgr, opts.Workers)
 }

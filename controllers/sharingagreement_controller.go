@@ -33,6 +33,8 @@ type SharingAgreementReconciler struct {
 	client.Client
 	Recorder recorder.EventRecorder
 	Clock    clock.PassiveClock
+	// Reports are the compliance reports kept for each agreement.
+	Reports ReportKinds
 }
 
 // +kubebuilder:rbac:groups=privacy.dossierguard.io,resources=sharingagreements,verbs=get;list;watch
@@ -64,7 +66,11 @@ func (r *SharingAgreementReconciler) Reconcile(ctx context.Context, req ctrl.Req
 	if written {
 		r.recordTransitions(before, agreement)
 	}
-	return finish(requeueFor(verdict.NextTransition, now), statusErr, accessErr)
+	var reportErr error
+	if statusErr == nil {
+		_, reportErr = syncReports(ctx, r.Client, r.Reports, reportSubject(metrics.KindSharingAgreement, agreement, agreement.Spec.StoreRef.Name, &agreement.Status.CommonStatus))
+	}
+	return finish(requeueFor(verdict.NextTransition, now), statusErr, accessErr, reportErr)
 }
 
 // reconcileNetworkAccess applies the partner's NetworkPolicy while in force
@@ -139,7 +145,7 @@ func (r *SharingAgreementReconciler) recordTransitions(before, after *v1alpha1.S
 // SetupWithManager registers the reconciler and its watches.
 func (r *SharingAgreementReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 	toAgreements := referrers(mgr.GetClient(), &v1alpha1.SharingAgreementList{})
-	return ctrl.NewControllerManagedBy(mgr).
+	return ownReports(ctrl.NewControllerManagedBy(mgr), r.Reports).
 		For(&v1alpha1.SharingAgreement{}, builder.WithPredicates(specOrMetadataChanged)).
 		// A NetworkPolicy has no status: every update is an edit to revert.
 		Owns(&networkingv1.NetworkPolicy{}).

@@ -35,6 +35,8 @@ var (
 	fakeClock = &offsetClock{}
 	// testCerts is the operator's CA in the test cluster.
 	testCerts *webhook.CertManager
+	// reports are the compliance reports the manager keeps.
+	reports controllers.ReportKinds
 )
 
 const operatorNamespace = "dossierguard-system"
@@ -56,18 +58,24 @@ func run(m *testing.M) int {
 	// Errors only, so that a failing reconcile explains itself.
 	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.ErrorLevel)))
 	var err error
-	env, err = testenv.Start()
+	env, err = testenv.StartWithReportCRDs()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer func() { _ = env.Stop() }()
 	k8s = env.Client
+	// Both report CRDs are installed, so both kinds of report are kept.
+	reports, err = detectReports()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:  env.Scheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache:   controllers.CacheOptions(),
+		Cache:   controllers.CacheOptions(reports),
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "create manager:", err)
@@ -90,7 +98,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "the operator's CA:", err)
 		return 1
 	}
-	if err := controllers.SetupAll(mgr, controllers.Options{Clock: fakeClock, Certs: testCerts, TrustNamespace: operatorNamespace}); err != nil {
+	if err := controllers.SetupAll(mgr, controllers.Options{Clock: fakeClock, Certs: testCerts, TrustNamespace: operatorNamespace, Reports: reports}); err != nil {
 		fmt.Fprintln(os.Stderr, "set up reconcilers:", err)
 		return 1
 	}

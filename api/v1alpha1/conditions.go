@@ -292,3 +292,8 @@ const (
 // StoreFinalizer keeps a DossierStore until its dossier volume has been
 // released (or, with deletionPolicy Delete, handed to garbage collection).
 const StoreFinalizer = "privacy.dossierguard.io/dossier-volume"
+
+// ReportSource is the source of the OpenReports Reports (and PolicyReports)
+// that dossierguard writes, one per resource, at the report and at each
+// result: what Policy Reporter and `kubectl get reports` show as the source.
+const ReportSource = "dossierguard"

@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -30,6 +33,8 @@ type managerOptions struct {
 	retentionStatutes       string
 	workers                 int
 	trustNamespace          string
+	openReports             bool
+	policyReports           bool
 	webhook                 webhookOptions
 	zap                     zap.Options
 }
@@ -53,6 +58,8 @@ func newManagerCommand() *cobra.Command {
 	f.IntVar(&opts.workers, "max-concurrent-reconciles", 4, "Concurrent reconciles per kind.")
 	f.StringVar(&opts.retentionStatutes, "retention-statutes", "", "YAML file with the statutory retention per service, replacing the built-in table (see docs/retention.md).")
 	f.StringVar(&opts.trustNamespace, "audit-trust-namespace", envOr("POD_NAMESPACE", "dossierguard-system"), "Namespace of the ConfigMap "+resources.AuditTrustName+" that keeps every public checkpoint key of every store, for the logbook (env POD_NAMESPACE).")
+	f.BoolVar(&opts.openReports, "open-reports", true, "Keep an OpenReports Report (openreports.io/v1alpha1) of every resource's compliance, when its CRD is installed (docs/reports.md).")
+	f.BoolVar(&opts.policyReports, "policy-reports", false, "Also keep a wg-policy PolicyReport (wgpolicyk8s.io/v1alpha2) of every resource's compliance, when its CRD is installed, for tools that read only that format.")
 	opts.webhook.bindFlags(f)
 	zapFlags := flag.NewFlagSet("zap", flag.ContinueOnError)
 	opts.zap.BindFlags(zapFlags)
@@ -67,7 +74,12 @@ func runManager(cmd *cobra.Command, opts managerOptions) error {
 	if err := opts.webhook.validate(); err != nil {
 		return err
 	}
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	cfg := ctrl.GetConfigOrDie()
+	reports, err := detectReports(cfg, controllers.ReportKinds{OpenReports: opts.openReports, PolicyReports: opts.policyReports}, log)
+	if err != nil {
+		return err
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		WebhookServer:           opts.webhook.server(),
 		Scheme:                  scheme.New(),
 		Metrics:                 metricsserver.Options{BindAddress: opts.metricsAddr},
@@ -75,7 +87,7 @@ func runManager(cmd *cobra.Command, opts managerOptions) error {
 		LeaderElection:          opts.leaderElect,
 		LeaderElectionID:        "dossierguard.privacy.dossierguard.io",
 		LeaderElectionNamespace: opts.leaderElectionNamespace,
-		Cache:                   controllers.CacheOptions(),
+		Cache:                   controllers.CacheOptions(reports),
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
@@ -90,7 +102,7 @@ func runManager(cmd *cobra.Command, opts managerOptions) error {
 	}
 	proxy := opts.webhook.proxyConfig(opts.sweeperImage)
 	copts := controllers.Options{SweeperImage: opts.sweeperImage, Statutes: statutes, Workers: opts.workers, AuditProxy: &proxy,
-		ProxyIssuer: opts.webhook.proxyIssuerRef(), TrustNamespace: opts.trustNamespace}
+		ProxyIssuer: opts.webhook.proxyIssuerRef(), TrustNamespace: opts.trustNamespace, Reports: reports}
 	if ca != nil {
 		copts.Certs = ca
 	}
@@ -106,6 +118,23 @@ func runManager(cmd *cobra.Command, opts managerOptions) error {
 
 	log.Info("Starting manager", "version", version, "leaderElect", opts.leaderElect)
 	return mgr.Start(cmd.Context())
+}
+
+// detectReports asks the API server which of the wanted compliance
+// reports it has the CRD of.
+func detectReports(cfg *rest.Config, want controllers.ReportKinds, log logr.Logger) (controllers.ReportKinds, error) {
+	if !want.Any() {
+		return want, nil
+	}
+	httpClient, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return controllers.ReportKinds{}, fmt.Errorf("compliance reports: %w", err)
+	}
+	mapper, err := apiutil.NewDynamicRESTMapper(cfg, httpClient)
+	if err != nil {
+		return controllers.ReportKinds{}, fmt.Errorf("compliance reports: %w", err)
+	}
+	return controllers.DetectReportKinds(mapper, want, log)
 }
 
 func envOr(name, fallback string) string {

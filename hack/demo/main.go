@@ -246,7 +246,7 @@ func newManager(ctx context.Context, env *testenv.Env, stateDir string) (ctrl.Ma
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:  env.Scheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache:   controllers.CacheOptions(),
+		Cache:   controllers.CacheOptions(controllers.ReportKinds{}),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create manager: %w", err)

@@ -7,8 +7,10 @@ package testenv
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	"k8s.io/client-go/rest"
@@ -35,6 +37,38 @@ func RepoRoot() string {
 // a clear message when the binaries are not available.
 func Start() (*Env, error) { return StartWithWebhooks() }
 
+// StartWithReportCRDs also installs the CRDs of the compliance reports: the
+// OpenReports Report CRD from the github.com/openreports/reports-api module
+// that dossierguard's go.mod pins, and the wg-policy PolicyReport CRD
+// (crds/ beside this file).
+func StartWithReportCRDs() (*Env, error) {
+	paths, err := ReportCRDPaths()
+	if err != nil {
+		return nil, err
+	}
+	return startWith(envtest.WebhookInstallOptions{}, paths...)
+}
+
+// OpenReportsModule is the module whose CRDs the report tests install.
+const OpenReportsModule = "github.com/openreports/reports-api"
+
+// ReportCRDPaths are the CRD files of the compliance reports: the Report CRD
+// of the OpenReports module in the module cache, at the version go.mod
+// pins, and the PolicyReport CRD kept here.
+func ReportCRDPaths() ([]string, error) {
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", OpenReportsModule)
+	cmd.Dir = RepoRoot()
+	out, err := cmd.Output()
+	dir := strings.TrimSpace(string(out))
+	if err != nil || dir == "" {
+		return nil, fmt.Errorf("find the module %s (go mod download): %v", OpenReportsModule, err)
+	}
+	return []string{
+		filepath.Join(dir, "config", "crd", "openreports.io_reports.yaml"),
+		filepath.Join(RepoRoot(), "internal", "testenv", "crds", "wgpolicyk8s.io_policyreports.yaml"),
+	}, nil
+}
+
 // StartWithWebhooks also installs mutating webhook configurations, pointed
 // by envtest at a local webhook server (see WebhookInstallOptions).
 func StartWithWebhooks(hooks ...*admissionregistrationv1.MutatingWebhookConfiguration) (*Env, error) {
@@ -53,12 +87,14 @@ func StartWithWebhookManifests(paths ...string) (*Env, error) {
 	return start(envtest.WebhookInstallOptions{Paths: abs})
 }
 
-func start(hooks envtest.WebhookInstallOptions) (*Env, error) {
+func start(hooks envtest.WebhookInstallOptions) (*Env, error) { return startWith(hooks) }
+
+func startWith(hooks envtest.WebhookInstallOptions, crdPaths ...string) (*Env, error) {
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		return nil, fmt.Errorf("KUBEBUILDER_ASSETS is not set: run the tests with 'make test', which builds kube-apiserver and etcd with hack/envtest-assets.sh")
 	}
 	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "config", "crd", "bases")},
+		CRDDirectoryPaths:     append([]string{filepath.Join(RepoRoot(), "config", "crd", "bases")}, crdPaths...),
 		ErrorIfCRDPathMissing: true,
 		Scheme:                scheme.New(),
 		WebhookInstallOptions: hooks,
