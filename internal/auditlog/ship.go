@@ -104,6 +104,13 @@ func (s *shipper) full() bool {
 	return len(s.queue) >= s.maxPending
 }
 
+// pending is the number of lines queued and not yet acknowledged.
+func (s *shipper) pending() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue)
+}
+
 // enqueue adds lines in chain order.
 func (s *shipper) enqueue(entries []*shipEntry) {
 	s.mu.Lock()

@@ -521,6 +521,15 @@ func syncDir(dir string) error {
 // or "" for a log without one.
 func (w *Writer) ChainID() string { return w.chainID }
 
+// Unshipped is the number of events written locally and not yet
+// acknowledged by the logbook; 0 without a logbook.
+func (w *Writer) Unshipped() int {
+	if w.ship == nil {
+		return 0
+	}
+	return w.ship.pending()
+}
+
 // openChain writes the genesis line of a new log, or reads the genesis line
 // of the log being continued.
 func (w *Writer) openChain(f *os.File, c *Chain) error {

@@ -3,6 +3,7 @@ package auditproxy
 import (
 	"context"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,24 +14,71 @@ import (
 )
 
 // proxyMetrics are the proxy's Prometheus metrics, on its own registry and
-// served at /metrics on the health port. Their labels are route names (the
-// store's configuration) and the outcome, never an actor, a dossier or a
-// path.
+// served at /metrics on the health port. Their labels are the store, route
+// names (the store's configuration), the outcome and a reason of the fixed
+// vocabulary MetricReasons, never an actor, a dossier, a path or free text.
 type proxyMetrics struct {
 	registry  *prometheus.Registry
 	decisions *prometheus.CounterVec
+	consents  *prometheus.CounterVec
 	latency   prometheus.Histogram
 	failures  prometheus.Counter
 	lastOK    prometheus.Gauge
 }
 
+// The reasons of the decisions metric: why a recorded request was allowed
+// or denied. A denial of the roles or agreements carries its
+// DecisionReason; one refused before the roles are looked at carries its
+// problem type; anything else counts as ReasonOther, so that the label's
+// values stay these.
+const (
+	// ReasonRole: allowed by the caller's roles.
+	ReasonRole DecisionReason = "role"
+	// ReasonBreakGlass: allowed only through a break-glass role.
+	ReasonBreakGlass DecisionReason = "break-glass"
+	// ReasonAgreement: a partner's request allowed under an agreement in force.
+	ReasonAgreement DecisionReason = "agreement"
+	// ReasonOther: a reason outside this vocabulary (none is expected).
+	ReasonOther DecisionReason = "other"
+)
+
+// MetricReasons is every value of the reason label of
+// dossierguard_auditproxy_decisions_total.
+var MetricReasons = []DecisionReason{
+	ReasonRole, ReasonBreakGlass, ReasonAgreement,
+	ReasonCategoriesNotGranted, ReasonAssignmentUnavailable,
+	ReasonNoAgreementInForce, ReasonActionNotShared, ReasonCategoriesNotShared,
+	ReasonConsentNotGiven, ReasonConsentWithdrawn, ReasonConsentUnavailable,
+	"unauthenticated", "ambiguous-identity", "identity-unavailable", "policy-unavailable",
+	"request-override", "non-canonical-path", "no-route", "upgrade-not-allowed", "invalid-break-glass-reason",
+	ReasonOther,
+}
+
+// The outcomes of the consent look-ups metric.
+const (
+	ConsentLookupGiven       = "given"
+	ConsentLookupNotGiven    = "not-given"
+	ConsentLookupWithdrawn   = "withdrawn"
+	ConsentLookupUnavailable = "unavailable"
+)
+
 func newProxyMetrics() *proxyMetrics {
+	return newProxyMetricsWith(nil)
+}
+
+// newProxyMetricsWith also exports backlog, when not nil, as the number of
+// audit events recorded locally and not yet acknowledged by the logbook.
+func newProxyMetricsWith(backlog func() int) *proxyMetrics {
 	m := &proxyMetrics{
 		registry: prometheus.NewRegistry(),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dossierguard_auditproxy_decisions_total",
-			Help: "Access decisions recorded in the audit log, by route (empty when none matched) and outcome (allowed, denied).",
-		}, []string{"route", "outcome"}),
+			Help: "Access decisions recorded in the audit log, by store, route (empty when none matched), outcome (allowed, denied) and reason (docs/audit-proxy.md, Metrics).",
+		}, []string{"store", "route", "outcome", "reason"}),
+		consents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dossierguard_auditproxy_consent_lookups_total",
+			Help: "Consent look-ups for partners' requests, by store and outcome (given, not-given, withdrawn, unavailable: no answer, and the request is refused).",
+		}, []string{"store", "outcome"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "dossierguard_auditproxy_audit_append_duration_seconds",
 			Help:    "Time to make one audit event durable (decision or completion), successful or not.",
@@ -45,8 +93,14 @@ func newProxyMetrics() *proxyMetrics {
 			Help: "When an audit event was last recorded, as a Unix timestamp.",
 		}),
 	}
-	m.registry.MustRegister(m.decisions, m.latency, m.failures, m.lastOK,
+	m.registry.MustRegister(m.decisions, m.consents, m.latency, m.failures, m.lastOK,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if backlog != nil {
+		m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "dossierguard_auditproxy_audit_backlog_events",
+			Help: "Audit events recorded locally and not yet acknowledged by the logbook; past the spool's bound, requests are refused.",
+		}, func() float64 { return float64(backlog()) }))
+	}
 	return m
 }
 
@@ -54,14 +108,71 @@ func (m *proxyMetrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
 }
 
-// isDecision tells a request's decision event from its completion: a denial
-// is always a decision; an allowed decision is appended before any status
-// exists, its completion with the application's status.
-func isDecision(ev auditlog.Event) bool {
-	return ev.Outcome == auditlog.OutcomeDenied || ev.Status == 0
+// metricReason bounds a reason to MetricReasons.
+func metricReason(r DecisionReason) DecisionReason {
+	for _, known := range MetricReasons {
+		if r == known {
+			return r
+		}
+	}
+	return ReasonOther
 }
 
-// meteredSink measures every append to the audit log and counts decisions.
+// allowedReason is why an allowed decision was allowed.
+func allowedReason(dec Decision) DecisionReason {
+	switch {
+	case dec.Sharing != nil:
+		return ReasonAgreement
+	case dec.BreakGlass:
+		return ReasonBreakGlass
+	default:
+		return ReasonRole
+	}
+}
+
+// deniedReason is why a refused request was refused: the decision's reason
+// for an access denial, else the problem type.
+func deniedReason(prob *Problem) DecisionReason {
+	if prob.Type == ProblemAccessDenied && prob.reason != ReasonNone {
+		return metricReason(prob.reason)
+	}
+	return metricReason(DecisionReason(strings.TrimPrefix(prob.Type, ProblemTypeBase)))
+}
+
+// decided counts one recorded decision.
+func (m *proxyMetrics) decided(store, route string, outcome auditlog.Outcome, reason DecisionReason) {
+	m.decisions.WithLabelValues(store, route, string(outcome), string(metricReason(reason))).Inc()
+}
+
+// consentLookup is the outcome label of one consent look-up.
+func consentLookup(a ConsentAnswer, err error) string {
+	switch {
+	case err != nil:
+		return ConsentLookupUnavailable
+	case a.Given:
+		return ConsentLookupGiven
+	case a.Withdrawn:
+		return ConsentLookupWithdrawn
+	default:
+		return ConsentLookupNotGiven
+	}
+}
+
+// meteredConsents counts every consent look-up by its outcome.
+type meteredConsents struct {
+	next  ConsentChecker
+	m     *proxyMetrics
+	store func() string
+}
+
+func (c meteredConsents) Consent(ctx context.Context, q ConsentQuery) (ConsentAnswer, error) {
+	a, err := c.next.Consent(ctx, q)
+	c.m.consents.WithLabelValues(c.store(), consentLookup(a, err)).Inc()
+	return a, err
+}
+
+// meteredSink measures every append to the audit log; decisions are
+// counted by the proxy once their event is recorded.
 type meteredSink struct {
 	next EventSink
 	m    *proxyMetrics
@@ -76,9 +187,6 @@ func (s meteredSink) Append(ctx context.Context, ev auditlog.Event) error {
 		return err
 	}
 	s.m.lastOK.Set(float64(time.Now().UnixNano()) / 1e9)
-	if isDecision(ev) {
-		s.m.decisions.WithLabelValues(ev.Route, string(ev.Outcome)).Inc()
-	}
 	return nil
 }
 

@@ -22,9 +22,9 @@ func (brokenSink) Append(context.Context, auditlog.Event) error {
 }
 func (brokenSink) Err() error { return nil }
 
-// TestMeteredSink: decisions are counted by route and outcome (completions
-// are not decisions), every append is timed, failures are counted and do
-// not move the last-recorded timestamp.
+// TestMeteredSink: every append is timed, failures are counted and do not
+// move the last-recorded timestamp; the sink counts no decisions (the proxy
+// does, with their reason).
 func TestMeteredSink(t *testing.T) {
 	m := newProxyMetrics()
 	ok := meteredSink{next: &memorySink{}, m: m}
@@ -32,20 +32,13 @@ func TestMeteredSink(t *testing.T) {
 	for _, ev := range []auditlog.Event{
 		{Route: "dossier", Outcome: auditlog.OutcomeAllowed},              // decision
 		{Route: "dossier", Outcome: auditlog.OutcomeAllowed, Status: 200}, // its completion
-		{Route: "dossier", Outcome: auditlog.OutcomeDenied, Status: 403},
-		{Outcome: auditlog.OutcomeDenied, Status: 404}, // no route matched
 	} {
 		if err := ok.Append(ctx, ev); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, c := range []struct {
-		route, outcome string
-		want           float64
-	}{{"dossier", "allowed", 1}, {"dossier", "denied", 1}, {"", "denied", 1}} {
-		if got := testutil.ToFloat64(m.decisions.WithLabelValues(c.route, c.outcome)); got != c.want {
-			t.Errorf("decisions{route=%q,outcome=%q} = %v, want %v", c.route, c.outcome, got, c.want)
-		}
+	if n := testutil.CollectAndCount(m.decisions); n != 0 {
+		t.Errorf("the sink counted %d decision series", n)
 	}
 	last := testutil.ToFloat64(m.lastOK)
 	if last == 0 {
@@ -59,14 +52,185 @@ func TestMeteredSink(t *testing.T) {
 	if got := testutil.ToFloat64(m.failures); got != 1 {
 		t.Errorf("failures %v, want 1", got)
 	}
-	if got := testutil.ToFloat64(m.decisions.WithLabelValues("dossier", "allowed")); got != 1 {
-		t.Errorf("an unrecorded decision was counted: %v", got)
-	}
 	if got := testutil.ToFloat64(m.lastOK); got != last {
 		t.Errorf("a failed append moved the last-recorded timestamp")
 	}
 	if n := testutil.CollectAndCount(m.latency); n != 1 {
 		t.Errorf("latency histogram series %d, want 1", n)
+	}
+}
+
+func TestDeniedReason(t *testing.T) {
+	cases := []struct {
+		prob Problem
+		want DecisionReason
+	}{
+		{Problem{Type: ProblemAccessDenied, reason: ReasonCategoriesNotGranted}, ReasonCategoriesNotGranted},
+		{Problem{Type: ProblemAccessDenied, reason: ReasonConsentWithdrawn}, ReasonConsentWithdrawn},
+		{Problem{Type: ProblemAccessDenied, reason: ReasonConsentUnavailable}, ReasonConsentUnavailable},
+		{Problem{Type: ProblemAccessDenied}, ReasonOther}, // access denied with no reason: not expected
+		{Problem{Type: ProblemAccessDenied, reason: "someone's free text"}, ReasonOther},
+		{Problem{Type: ProblemUnauthenticated}, "unauthenticated"},
+		{Problem{Type: ProblemAmbiguousIdentity}, "ambiguous-identity"},
+		{Problem{Type: ProblemIdentityUnavailable}, "identity-unavailable"},
+		{Problem{Type: ProblemPolicyUnavailable}, "policy-unavailable"},
+		{Problem{Type: ProblemRequestOverride}, "request-override"},
+		{Problem{Type: ProblemNonCanonicalPath}, "non-canonical-path"},
+		{Problem{Type: ProblemNoRoute}, "no-route"},
+		{Problem{Type: ProblemUpgradeNotAllowed}, "upgrade-not-allowed"},
+		{Problem{Type: ProblemInvalidBreakGlassReason}, "invalid-break-glass-reason"},
+		{Problem{Type: "https://elsewhere.example/x"}, ReasonOther},
+	}
+	for _, c := range cases {
+		if got := deniedReason(&c.prob); got != c.want {
+			t.Errorf("deniedReason(%s, %q) = %q; want %q", c.prob.Type, c.prob.reason, got, c.want)
+		}
+	}
+}
+
+func TestAllowedReason(t *testing.T) {
+	cases := []struct {
+		name string
+		dec  Decision
+		want DecisionReason
+	}{
+		{"roles", Decision{Allowed: true, Roles: []string{"basis"}}, ReasonRole},
+		{"break-glass", Decision{Allowed: true, BreakGlass: true}, ReasonBreakGlass},
+		{"a partner under an agreement", Decision{Allowed: true, Sharing: &SharingDecision{}}, ReasonAgreement},
+	}
+	for _, c := range cases {
+		if got := allowedReason(c.dec); got != c.want {
+			t.Errorf("%s: %q; want %q", c.name, got, c.want)
+		}
+	}
+}
+
+func TestConsentLookupOutcome(t *testing.T) {
+	cases := []struct {
+		a    ConsentAnswer
+		err  error
+		want string
+	}{
+		{ConsentAnswer{Given: true}, nil, ConsentLookupGiven},
+		{ConsentAnswer{Withdrawn: true}, nil, ConsentLookupWithdrawn},
+		{ConsentAnswer{}, nil, ConsentLookupNotGiven},
+		{ConsentAnswer{Given: true}, errors.New("timeout"), ConsentLookupUnavailable},
+		{ConsentAnswer{}, ErrNoConsentSource, ConsentLookupUnavailable},
+	}
+	for _, c := range cases {
+		if got := consentLookup(c.a, c.err); got != c.want {
+			t.Errorf("consentLookup(%+v, %v) = %q; want %q", c.a, c.err, got, c.want)
+		}
+	}
+	m := newProxyMetrics()
+	mc := meteredConsents{next: consentsFunc(func(q ConsentQuery) (ConsentAnswer, error) {
+		if q.Dossier == "DOWN" {
+			return ConsentAnswer{}, errors.New("connection refused")
+		}
+		return ConsentAnswer{Given: q.Dossier == "D-1"}, nil
+	}), m: m, store: func() string { return "cjg-dossiers" }}
+	for _, d := range []string{"D-1", "D-1", "D-2", "DOWN"} {
+		_, _ = mc.Consent(context.Background(), ConsentQuery{Agreement: "a", Partner: "p", Dossier: d})
+	}
+	for outcome, want := range map[string]float64{ConsentLookupGiven: 2, ConsentLookupNotGiven: 1, ConsentLookupUnavailable: 1, ConsentLookupWithdrawn: 0} {
+		if got := testutil.ToFloat64(m.consents.WithLabelValues("cjg-dossiers", outcome)); got != want {
+			t.Errorf("consent look-ups %s = %v; want %v", outcome, got, want)
+		}
+	}
+}
+
+type consentsFunc func(ConsentQuery) (ConsentAnswer, error)
+
+func (f consentsFunc) Consent(_ context.Context, q ConsentQuery) (ConsentAnswer, error) { return f(q) }
+
+// TestProxyCountsDecisions: requests through the proxy are counted once
+// recorded, by store, route, outcome and reason; a request whose decision
+// cannot be recorded is not counted.
+func TestProxyCountsDecisions(t *testing.T) {
+	app := newUpstreamApp(t)
+	p, _ := newTestProxy(t, app, &memorySink{}, newTestKeys(t), true)
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+	send := func(method, path string, headers map[string]string) {
+		req, _ := http.NewRequest(method, srv.URL+path, nil)
+		for k, v := range headers {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+	}
+	an := map[string]string{DefaultUserHeader: "an@example.nl"}
+	send("PUT", "/api/dossiers/D-9/plan", an)                                                                                                                                        // intake: allowed by role
+	send("GET", "/api/dossiers/D-9/safety", an)                                                                                                                                      // categories not granted
+	send("GET", "/api/nothing-here", an)                                                                                                                                             // no route
+	send("GET", "/api/dossiers/D-9/safety", map[string]string{DefaultUserHeader: "bo@example.nl", DefaultGroupsHeader: "crisis", BreakGlassHeader: "Melding Veilig Thuis 2026-118"}) // break-glass
+	send("GET", "/api/dossiers", nil)                                                                                                                                                // no identity
+	p.Wait()
+	for _, c := range []struct {
+		route, outcome string
+		reason         DecisionReason
+		want           float64
+	}{
+		{"write-plan", "allowed", ReasonRole, 1},
+		{"read-safety", "denied", ReasonCategoriesNotGranted, 1},
+		{"", "denied", "no-route", 1},
+		{"read-safety", "allowed", ReasonBreakGlass, 1},
+		{"list", "denied", "unauthenticated", 1},
+	} {
+		if got := testutil.ToFloat64(p.metrics.decisions.WithLabelValues("wijkteam-dossiers", c.route, c.outcome, string(c.reason))); got != c.want {
+			t.Errorf("decisions{route=%q,outcome=%q,reason=%q} = %v; want %v", c.route, c.outcome, c.reason, got, c.want)
+		}
+	}
+	if n := testutil.CollectAndCount(p.metrics.decisions); n != 5 {
+		t.Errorf("%d decision series; want 5", n)
+	}
+	// Every reason label is of the vocabulary.
+	metrics, _ := p.metrics.registry.Gather()
+	for _, mf := range metrics {
+		if mf.GetName() != "dossierguard_auditproxy_decisions_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "reason" && metricReason(DecisionReason(l.GetValue())) != DecisionReason(l.GetValue()) {
+					t.Errorf("reason %q is not of MetricReasons", l.GetValue())
+				}
+			}
+		}
+	}
+
+	broken, _ := newTestProxy(t, app, brokenSink{}, newTestKeys(t), true)
+	bsrv := httptest.NewServer(broken)
+	defer bsrv.Close()
+	req, _ := http.NewRequest("PUT", bsrv.URL+"/api/dossiers/D-9/plan", nil)
+	req.Header.Set(DefaultUserHeader, "an@example.nl")
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		_ = resp.Body.Close()
+	}
+	if n := testutil.CollectAndCount(broken.metrics.decisions); n != 0 {
+		t.Errorf("an unrecorded decision was counted (%d series)", n)
+	}
+}
+
+func TestBacklogMetric(t *testing.T) {
+	backlog := 7
+	m := newProxyMetricsWith(func() int { return backlog })
+	srv := httptest.NewServer(m.handler())
+	defer srv.Close()
+	for _, want := range []string{"dossierguard_auditproxy_audit_backlog_events 7", "dossierguard_auditproxy_audit_backlog_events 0"} {
+		resp, err := http.Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+		backlog = 0
 	}
 }
 
@@ -79,6 +243,7 @@ func TestHealthPortServesMetrics(t *testing.T) {
 		Actor: "pseudonym-of-someone", DataSubject: "pseudonym-of-a-client"}); err != nil {
 		t.Fatal(err)
 	}
+	p.metrics.decided("cjg-dossiers", "dossier", auditlog.OutcomeDenied, ReasonCategoriesNotGranted)
 	srv := httptest.NewServer(p.HealthHandler())
 	defer srv.Close()
 	resp, err := http.Get(srv.URL + "/metrics")
@@ -89,7 +254,7 @@ func TestHealthPortServesMetrics(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	text := string(body)
 	for _, want := range []string{
-		`dossierguard_auditproxy_decisions_total{outcome="denied",route="dossier"} 1`,
+		`dossierguard_auditproxy_decisions_total{outcome="denied",reason="categories-not-granted",route="dossier",store="cjg-dossiers"} 1`,
 		"dossierguard_auditproxy_audit_append_duration_seconds_count 1",
 		"dossierguard_auditproxy_audit_append_failures_total 0",
 		"dossierguard_auditproxy_audit_last_append_timestamp_seconds",

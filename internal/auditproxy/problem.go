@@ -47,6 +47,10 @@ type Problem struct {
 	// OperationID and TraceID find the request's event in the audit log.
 	OperationID string `json:"operationId,omitempty"`
 	TraceID     string `json:"traceId,omitempty"`
+
+	// reason is the decision's reason of an access denial, for the
+	// metrics only; it is not sent.
+	reason DecisionReason
 }
 
 // set fills the members every problem has.

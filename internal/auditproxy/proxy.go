@@ -68,6 +68,10 @@ type Options struct {
 	// Logger receives the proxy's own log; never dossier ids, names or
 	// tokens.
 	Logger *slog.Logger
+	// Backlog, when set, is the number of audit events recorded locally and
+	// not yet acknowledged by the logbook (auditlog.Writer.Unshipped), which
+	// the proxy exports as a metric.
+	Backlog func() int
 }
 
 // Proxy is the audit proxy's HTTP handler.
@@ -123,8 +127,11 @@ func New(opts Options) (*Proxy, error) {
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
-	p.metrics = newProxyMetrics()
+	p.metrics = newProxyMetricsWith(opts.Backlog)
 	p.audit = meteredSink{next: opts.Audit, m: p.metrics}
+	if opts.Consents != nil {
+		p.consents = meteredConsents{next: opts.Consents, m: p.metrics, store: p.storeName}
+	}
 	p.tunnels, p.closeTunnels = context.WithCancel(context.Background())
 	if p.now == nil {
 		p.now = time.Now
@@ -234,6 +241,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if strings.Contains(dec.Detail, BreakGlassHeader) {
 			prob.BreakGlassHeader = BreakGlassHeader
 		}
+		prob.reason = dec.Reason
 		p.deny(w, r, &ev, prob)
 		return
 	}
@@ -247,6 +255,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.auditFailed(w, r, prob, err)
 		return
 	}
+	p.metrics.decided(pol.Doc.Store, ev.Route, ev.Outcome, allowedReason(dec))
 
 	st := &requestState{ev: ev, start: start, forward: http.Header{}}
 	st.forward.Set(TraceparentHeader, tc.traceparent(ev.OperationID))
@@ -396,7 +405,20 @@ func (p *Proxy) deny(w http.ResponseWriter, r *http.Request, ev *auditlog.Event,
 		p.auditFailed(w, r, &Problem{OperationID: prob.OperationID, TraceID: prob.TraceID}, err)
 		return
 	}
+	p.metrics.decided(p.storeName(), ev.Route, ev.Outcome, deniedReason(prob))
 	writeProblem(w, prob)
+}
+
+// storeName is the store of the access policy in force, "" before one is
+// loaded.
+func (p *Proxy) storeName() string {
+	if p.policies == nil {
+		return ""
+	}
+	if pol := p.policies.Current(); pol != nil {
+		return pol.Doc.Store
+	}
+	return ""
 }
 
 // sourceOf is the address a request came from, which floods of denials are

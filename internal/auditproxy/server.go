@@ -144,6 +144,7 @@ func Run(ctx context.Context, cfg Config) error {
 	proxy, err := New(Options{
 		Upstream: cfg.Upstream, Policies: policies, Authenticator: auth, Assignments: assignments, Consents: consents,
 		Audit: sink, PseudonymKey: cfg.PseudonymKey, SyncCompletion: cfg.SyncCompletion, Logger: log,
+		Backlog: writer.Unshipped,
 	})
 	if err != nil {
 		return errors.Join(err, sink.Close())
