@@ -204,15 +204,17 @@ promtool: ## Build promtool (PROMETHEUS_VERSION) into bin/ from the Go module pr
 	fi
 
 .PHONY: test-alerts
-test-alerts: promtool ## Check the chart's alerting rules and run their promtool unit tests (test/alerts) on synthetic series.
+test-alerts: promtool ## Check the chart's alerting rules and run their promtool unit tests (test/alerts) on synthetic series; parse the dashboard's PromQL.
 	$(PROMTOOL) check rules charts/dossierguard/alerts/dossierguard.rules.yaml
 	$(PROMTOOL) test rules test/alerts/dossierguard.test.yaml
+	DOSSIERGUARD_PROMTOOL="$(abspath $(PROMTOOL))" go test ./test/chart -run 'TestDashboardNamesExportedMetrics' -count=1
 
 .PHONY: helm-lint
-helm-lint: helm ## Lint the chart (default values, cert-manager, the ServiceMonitor and PrometheusRule).
+helm-lint: helm ## Lint the chart (default values, cert-manager, the ServiceMonitor and PrometheusRule, the dashboard and PolicyReports).
 	$(HELM) lint --strict charts/dossierguard
 	$(HELM) lint --strict charts/dossierguard --set certManager.enabled=true
 	$(HELM) lint --strict charts/dossierguard --set prometheusRule.enabled=true --set metrics.serviceMonitor.enabled=true
+	$(HELM) lint --strict charts/dossierguard --set grafanaDashboard.enabled=true --set reports.policyReports=true
 
 .PHONY: sync-chart
 sync-chart: manifests ## Copy the generated CRDs and RBAC rules into the chart and config/manager.

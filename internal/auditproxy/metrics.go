@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/dossierguard/dossierguard/internal/auditlog"
+	"github.com/dossierguard/dossierguard/internal/metrics"
 )
 
 // proxyMetrics are the proxy's Prometheus metrics, on its own registry and
@@ -24,6 +25,8 @@ type proxyMetrics struct {
 	latency   prometheus.Histogram
 	failures  prometheus.Counter
 	lastOK    prometheus.Gauge
+	// all are the registered collectors.
+	all []prometheus.Collector
 }
 
 // The reasons of the decisions metric: why a recorded request was allowed
@@ -93,15 +96,22 @@ func newProxyMetricsWith(backlog func() int) *proxyMetrics {
 			Help: "When an audit event was last recorded, as a Unix timestamp.",
 		}),
 	}
-	m.registry.MustRegister(m.decisions, m.consents, m.latency, m.failures, m.lastOK,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.all = []prometheus.Collector{m.decisions, m.consents, m.latency, m.failures, m.lastOK,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})}
 	if backlog != nil {
-		m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		m.all = append(m.all, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "dossierguard_auditproxy_audit_backlog_events",
 			Help: "Audit events recorded locally and not yet acknowledged by the logbook; past the spool's bound, requests are refused.",
 		}, func() float64 { return float64(backlog()) }))
 	}
+	m.registry.MustRegister(m.all...)
 	return m
+}
+
+// MetricNames are the metrics an audit proxy exports on /metrics, as its
+// registry describes them.
+func MetricNames() []string {
+	return metrics.DescribedNames(newProxyMetricsWith(func() int { return 0 }).all...)
 }
 
 func (m *proxyMetrics) handler() http.Handler {

@@ -12,6 +12,7 @@
 package metrics
 
 import (
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -268,3 +269,53 @@ func RecordRetentionPolicy(p *v1alpha1.RetentionPolicy) {
 
 // Forget deletes every series of a resource of the kind that is gone.
 func Forget(kind, namespace, name string) { Default.Forget(Object{kind, namespace, name}) }
+
+// Names are the metrics the manager exports from this package, as its
+// registry describes them.
+func Names() []string {
+	reg := &describingRegisterer{}
+	NewRecorder(reg)
+	return DescribedNames(reg.collectors...)
+}
+
+// DescribedNames are the names of the metrics the collectors describe,
+// sorted and without duplicates.
+func DescribedNames(collectors ...prometheus.Collector) []string {
+	ch := make(chan *prometheus.Desc)
+	go func() {
+		for _, c := range collectors {
+			c.Describe(ch)
+		}
+		close(ch)
+	}()
+	seen := map[string]bool{}
+	for d := range ch {
+		// A Desc shows its name only in its string: Desc{fqName: "name", ...}.
+		s := d.String()
+		if m := fqName.FindStringSubmatch(s); m != nil {
+			seen[m[1]] = true
+		}
+	}
+	names := make([]string, 0, len(seen))
+	for n := range seen {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+var fqName = regexp.MustCompile(`fqName: "([^"]+)"`)
+
+// describingRegisterer keeps what is registered with it.
+type describingRegisterer struct{ collectors []prometheus.Collector }
+
+func (r *describingRegisterer) Register(c prometheus.Collector) error {
+	r.collectors = append(r.collectors, c)
+	return nil
+}
+
+func (r *describingRegisterer) MustRegister(cs ...prometheus.Collector) {
+	r.collectors = append(r.collectors, cs...)
+}
+
+func (r *describingRegisterer) Unregister(prometheus.Collector) bool { return false }
