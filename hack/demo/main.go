@@ -53,7 +53,7 @@ func run() error {
 	}
 
 	step("Starting a local control plane (kube-apiserver and etcd from the envtest binaries)")
-	env, err := testenv.Start()
+	env, err := testenv.StartWithReportCRDs()
 	if err != nil {
 		return err
 	}
@@ -118,6 +118,8 @@ func run() error {
 	kubectl("get", "dossierstore", "cjg-dossiers", "-n", "cjg", "-o", auditorConditions)
 	kubectl("get", "dossierstore", "cjg-dossiers", "-n", "cjg", "-o", auditorCompliance)
 	kubectl("get", "dossierstore", "unverified-demo", "-n", "demo", "-o", auditorConditions)
+	kubectl("get", "reports", "-A")
+	kubectl("get", "report", "dossierstore-unverified-demo", "-n", "demo", "-o", auditorReport)
 
 	fmt.Printf("\nThe control plane is running. Use it with:\n\n  export KUBECONFIG=%s\n  %s/kubectl get privacy -A\n\n", kubeconfig, os.Getenv("KUBEBUILDER_ASSETS"))
 	if os.Getenv("DEMO_EXIT") == "1" {
@@ -132,7 +134,13 @@ func run() error {
 const (
 	auditorConditions = `jsonpath={range .status.conditions[*]}{.type}{"\t"}{.status}{"\t"}{.reason}{"\t"}{.message}{"\n"}{end}`
 	auditorCompliance = `jsonpath={range .status.compliance[*]}{.control}{"\t"}{.result}{"\t"}{.reference}{"\t"}{.evidence}{"\n"}{end}`
+	// auditorReport is a store's OpenReports Report, one line per result.
+	auditorReport = `jsonpath={range .results[*]}{.policy}{"\t"}{.result}{"\t"}{.category}{"\t"}{.message}{"\n"}{end}`
 )
+
+// demoReports are the compliance reports the demo keeps: both CRDs are
+// installed on its control plane.
+var demoReports = controllers.ReportKinds{OpenReports: true, PolicyReports: true}
 
 func step(msg string) { fmt.Printf("==> %s\n", msg) }
 
@@ -246,7 +254,7 @@ func newManager(ctx context.Context, env *testenv.Env, stateDir string) (ctrl.Ma
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:  env.Scheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache:   controllers.CacheOptions(controllers.ReportKinds{}),
+		Cache:   controllers.CacheOptions(demoReports),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create manager: %w", err)
@@ -259,7 +267,7 @@ func newManager(ctx context.Context, env *testenv.Env, stateDir string) (ctrl.Ma
 	if err := certs.Ensure(ctx); err != nil {
 		return nil, err
 	}
-	if err := controllers.SetupAll(mgr, controllers.Options{Certs: certs, TrustNamespace: "dossierguard-system"}); err != nil {
+	if err := controllers.SetupAll(mgr, controllers.Options{Certs: certs, TrustNamespace: "dossierguard-system", Reports: demoReports}); err != nil {
 		return nil, fmt.Errorf("set up reconcilers: %w", err)
 	}
 	return mgr, nil
