@@ -10,8 +10,9 @@ CONTROLLER_TOOLS_VERSION ?= v0.23.0
 CONTROLLER_GEN := $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 GOLANGCI_LINT_VERSION ?= v2.15.0
 GOLANGCI_LINT := $(LOCALBIN)/golangci-lint
-# Envtest binaries: kube-apiserver, etcd and a matching kubectl.
-ENVTEST_ASSETS = $(shell hack/envtest-assets.sh kubectl)
+# Envtest binaries: kube-apiserver, etcd, a matching kubectl, and
+# kube-controller-manager, whose garbage collector the tests of owned reports run.
+ENVTEST_ASSETS = $(shell hack/envtest-assets.sh kubectl kube-controller-manager)
 GO_TEST_FLAGS ?= -count=1
 BENCH_STORES ?= 100
 
