@@ -19,6 +19,6 @@ func New() *runtime.Scheme {
 	s := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
 	utilruntime.Must(privacyv1alpha1.AddToScheme(s))
-	utilruntime.Must(openreportsv1alpha1.AddToScheme(s))
+	utilruntime.Must(openreportsv1alpha1.Install(s))
 	return s
 }
