@@ -141,35 +141,30 @@ func TestStoreReportFollowsStatus(t *testing.T) {
 	ns := newNamespace(t)
 	sc := plainClass(t)
 	store := newStore(t, ns, sc.Name)
+	// storeReportSays checks that the store's EncryptionAtRest control has
+	// the result, and that its Report says what its status says.
+	storeReportSays := func(result v1alpha1.ComplianceResult) func() error {
+		return func() error {
+			s := getStore(t, store)
+			r, err := getReport(ns, "dossierstore-dossiers")
+			if err != nil {
+				return err
+			}
+			if c := findControl(s.Status.Compliance, v1alpha1.ControlEncryptionAtRest); c == nil || c.Result != result {
+				return fmt.Errorf("EncryptionAtRest is %+v; want %s", c, result)
+			}
+			if r.Labels[v1alpha1.LabelStore] != store.Name {
+				return fmt.Errorf("labels %v; want the store", r.Labels)
+			}
+			return reportMatches(r, s, "DossierStore", s.Status.Compliance)
+		}
+	}
 	// On an unverified class, EncryptionAtRest fails; the report says so.
-	eventually(t, timeout, func() error {
-		s := getStore(t, store)
-		r, err := getReport(ns, "dossierstore-dossiers")
-		if err != nil {
-			return err
-		}
-		if c := findControl(s.Status.Compliance, v1alpha1.ControlEncryptionAtRest); c == nil || c.Result != v1alpha1.ResultFail {
-			return fmt.Errorf("EncryptionAtRest is %+v", c)
-		}
-		if r.Labels[v1alpha1.LabelStore] != store.Name {
-			return fmt.Errorf("labels %v; want the store", r.Labels)
-		}
-		return reportMatches(r, s, "DossierStore", s.Status.Compliance)
-	})
+	eventually(t, timeout, storeReportSays(v1alpha1.ResultFail))
 	// The platform team attests encryption: the store's status, and with it
 	// the report, follows.
 	setAnnotation(t, sc, "true")
-	eventually(t, timeout, func() error {
-		s := getStore(t, store)
-		r, err := getReport(ns, "dossierstore-dossiers")
-		if err != nil {
-			return err
-		}
-		if c := findControl(s.Status.Compliance, v1alpha1.ControlEncryptionAtRest); c == nil || c.Result != v1alpha1.ResultPass {
-			return fmt.Errorf("EncryptionAtRest is %+v", c)
-		}
-		return reportMatches(r, s, "DossierStore", s.Status.Compliance)
-	})
+	eventually(t, timeout, storeReportSays(v1alpha1.ResultPass))
 	// The PolicyReport says the same.
 	eventually(t, timeout, func() error {
 		s := getStore(t, store)
