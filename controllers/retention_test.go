@@ -217,14 +217,19 @@ func TestUnchangedRetentionPolicyAgreementAndRoleMakeNoWrites(t *testing.T) {
 	eventually(t, timeout, func() error {
 		return conditionIs(role, func() []metav1.Condition { return role.Status.Conditions }, v1alpha1.ConditionReady, metav1.ConditionTrue, "")
 	})
+	// Their compliance reports are kept too, and need no write either.
+	for _, name := range []string{"retentionpolicy-bewaartermijn", "sharingagreement-consent", "accessrole-coach"} {
+		eventually(t, timeout, func() error { _, err := getReport(ns, name); return err })
+		eventually(t, timeout, func() error { _, err := getPolicyReport(ns, name); return err })
+	}
 	time.Sleep(time.Second)
 
 	writes := &atomic.Int64{}
 	c := countingClient{Client: mgrClient, n: writes}
 	reconcilers := map[string]reconcile.Reconciler{
-		"retention": &controllers.RetentionPolicyReconciler{Client: c, Clock: fakeClock, Image: controllers.DefaultSweeperImage, Statutes: compliance.DefaultStatutes},
-		"sharing":   &controllers.SharingAgreementReconciler{Client: c, Recorder: noEvents{}, Clock: fakeClock},
-		"role":      &controllers.AccessRoleReconciler{Client: c, Clock: fakeClock},
+		"retention": &controllers.RetentionPolicyReconciler{Client: c, Clock: fakeClock, Image: controllers.DefaultSweeperImage, Statutes: compliance.DefaultStatutes, Reports: reports},
+		"sharing":   &controllers.SharingAgreementReconciler{Client: c, Recorder: noEvents{}, Clock: fakeClock, Reports: reports},
+		"role":      &controllers.AccessRoleReconciler{Client: c, Clock: fakeClock, Reports: reports},
 	}
 	objects := map[string]client.Object{"retention": p, "sharing": a, "role": role}
 	for name, r := range reconcilers {
