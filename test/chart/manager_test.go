@@ -3,6 +3,7 @@ package chart
 import (
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -24,7 +25,8 @@ func TestManagerAcceptsTheFlags(t *testing.T) {
 		"chart":              decode(t, mustHelm(t, templateArgs()...)),
 		"chart cert-manager": decode(t, mustHelm(t, templateArgs("--set", "certManager.enabled=true")...)),
 		"chart options": decode(t, mustHelm(t, templateArgs("--set", "auditProxy.image=example.nl/proxy:1",
-			"--set", "manager.logLevel=debug", "--set", "manager.extraArgs={--zap-encoder=console}")...)),
+			"--set", "manager.logLevel=debug", "--set", "manager.extraArgs={--zap-encoder=console}",
+			"--set", "reports.openReports=false", "--set", "reports.policyReports=true")...)),
 		"chart logbook": decode(t, mustHelm(t, templateArgs("--set", "logbook.enabled=true", "--set", "logbook.database.secretName=pg",
 			"--set", "logbook.database.migrate=true", "--set", "logbook.trustedKeysSecret=keys",
 			"--set", "logbook.retention.enabled=true", "--set", "logbook.retention.signingKeySecret=sign")...)),
@@ -66,6 +68,27 @@ func checkRoleArgs(t *testing.T, bin, name, role string, dep *appsv1.Deployment)
 		args := append(append([]string{}, c.Args...), "--help")
 		if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
 			t.Errorf("%s: dossierguard %s: %v\n%s", name, strings.Join(c.Args, " "), err, firstLine(string(out)))
+		}
+	}
+}
+
+// TestReportFlags: the chart's reports values reach the manager's flags.
+func TestReportFlags(t *testing.T) {
+	cases := []struct {
+		set  []string
+		want []string
+	}{
+		{nil, []string{"--open-reports=true", "--policy-reports=false"}},
+		{[]string{"--set", "reports.policyReports=true"}, []string{"--open-reports=true", "--policy-reports=true"}},
+		{[]string{"--set", "reports.openReports=false"}, []string{"--open-reports=false", "--policy-reports=false"}},
+	}
+	for _, c := range cases {
+		dep := convert[appsv1.Deployment](t, find(t, decode(t, mustHelm(t, templateArgs(c.set...)...)), "Deployment", "dossierguard-manager"))
+		args := dep.Spec.Template.Spec.Containers[0].Args
+		for _, w := range c.want {
+			if !slices.Contains(args, w) {
+				t.Errorf("%v: args %v lack %s", c.set, args, w)
+			}
 		}
 	}
 }
