@@ -221,6 +221,11 @@ func TestShipFailsClosed(t *testing.T) {
 	if full == nil {
 		t.Fatal("the spool bound was never reached")
 	}
+	// The backlog the proxy exports is what waits for the logbook: at
+	// least the bound's worth of lines (a checkpoint line may wait too).
+	if n := w.Unshipped(); n < 5 {
+		t.Errorf("Unshipped() = %d at the spool bound; want at least 5", n)
+	}
 	sw.down.Store(false)
 	deadline := time.Now().Add(10 * time.Second)
 	for w.Append(ctx, testEvent(100, 0)) != nil {
@@ -231,6 +236,9 @@ func TestShipFailsClosed(t *testing.T) {
 	}
 	if !storedOps(t, l)[100] || !storedOps(t, l)[0] {
 		t.Fatal("acknowledged events are missing")
+	}
+	if n := w.Unshipped(); n != 0 {
+		t.Errorf("Unshipped() = %d once the logbook acknowledged every line; want 0", n)
 	}
 	verifyOK(t, l, 1)
 }
