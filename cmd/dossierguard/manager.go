@@ -58,7 +58,7 @@ func newManagerCommand() *cobra.Command {
 	f.IntVar(&opts.workers, "max-concurrent-reconciles", 4, "Concurrent reconciles per kind.")
 	f.StringVar(&opts.retentionStatutes, "retention-statutes", "", "YAML file with the statutory retention per service, replacing the built-in table (see docs/retention.md).")
 	f.StringVar(&opts.trustNamespace, "audit-trust-namespace", envOr("POD_NAMESPACE", "dossierguard-system"), "Namespace of the ConfigMap "+resources.AuditTrustName+" that keeps every public checkpoint key of every store, for the logbook (env POD_NAMESPACE).")
-	f.BoolVar(&opts.openReports, "open-reports", true, "Keep an OpenReports Report (openreports.io/v1alpha1) of every resource's compliance, when its CRD is installed (docs/reports.md).")
+	f.BoolVar(&opts.openReports, "open-reports", true, "Keep an OpenReports Report (openreports.io/v1alpha1) of every resource's compliance, when its CRD is installed (docs/openreports.md).")
 	f.BoolVar(&opts.policyReports, "policy-reports", false, "Also keep a wg-policy PolicyReport (wgpolicyk8s.io/v1alpha2) of every resource's compliance, when its CRD is installed, for tools that read only that format.")
 	opts.webhook.bindFlags(f)
 	zapFlags := flag.NewFlagSet("zap", flag.ContinueOnError)
