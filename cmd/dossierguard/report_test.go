@@ -295,7 +295,7 @@ func startReconcilers(t *testing.T, env *testenv.Env) {
 	t.Helper()
 	// Errors only, so that a failing reconcile explains itself.
 	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.ErrorLevel)))
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, Cache: controllers.CacheOptions()})
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, Cache: controllers.CacheOptions(controllers.ReportKinds{})})
 	if err != nil {
 		t.Fatal(err)
 	}
