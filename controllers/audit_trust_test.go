@@ -68,7 +68,7 @@ func trustedKeys(ctx context.Context, ns, store string) ([]ed25519.PublicKey, er
 	return keys, nil
 }
 
-// Deleting a store deletes its audit-keys Secret (it is owned by the
+// Deleting a store deletes its signing Secret (it is owned by the
 // store), and with it the public key that verifies the store's past audit
 // logs. The store publishes its public signing key into the trust ConfigMap
 // in the operator's namespace, which the store does not own: after the
@@ -81,14 +81,14 @@ func TestAuditPublicKeysOutliveTheStore(t *testing.T) {
 	store := newStore(t, ns, encryptedClass(t).Name)
 	eventually(t, timeout, storeCondition(store, v1alpha1.ConditionReady, metav1.ConditionTrue, ""))
 	secret := &corev1.Secret{}
-	if err := k8s.Get(ctx, key(ns, resources.AuditKeysName(store)), secret); err != nil {
+	if err := k8s.Get(ctx, key(ns, resources.AuditSigningName(store)), secret); err != nil {
 		t.Fatal(err)
 	}
-	priv, err := auditlog.DecodePrivateKeyPEM(secret.Data[resources.AuditSigningKey])
+	ring, err := resources.ReadSigningRing(secret)
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := writeSignedLog(t, priv)
+	log := writeSignedLog(t, ring.Newest().Key)
 
 	eventually(t, timeout, func() error {
 		keys, err := trustedKeys(ctx, ns, store.Name)

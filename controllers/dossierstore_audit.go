@@ -1,90 +1,238 @@
 package controllers
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
-	"github.com/dossierguard/dossierguard/internal/auditlog"
 	"github.com/dossierguard/dossierguard/internal/compliance"
 	"github.com/dossierguard/dossierguard/internal/resources"
 	"github.com/dossierguard/dossierguard/internal/webhook"
 )
 
-// reconcileAuditKeys creates the audit proxy's signing and pseudonymisation
-// keys once, when a live read confirms there are none. Existing keys are
-// never replaced or applied; a Secret that lost its labels or owner gets
-// them back with an update of the Secret as read (optimistic locking).
-func (r *DossierStoreReconciler) reconcileAuditKeys(ctx context.Context, store *v1alpha1.DossierStore) (bool, error) {
-	secret, err := r.getKeySecret(ctx, store.Namespace, resources.AuditKeysName(store))
+// reconcileAuditKeys keeps the audit proxy's two key Secrets: the
+// versioned checkpoint signing keys (<store>-audit-signing) and the
+// pseudonymisation key (<store>-pseudonym). Each is created once, when a
+// live read confirms there is none, and never replaced or applied: a
+// rotation adds a signing-key version with an update of the Secret as read
+// (optimistic locking), after its public key is kept in the trust
+// ConfigMap. A store made before the split has one Secret with both keys
+// (<store>-audit-keys): its keys are copied unchanged into the two Secrets,
+// and it is removed once they hold them and no pod mounts it any more.
+func (r *DossierStoreReconciler) reconcileAuditKeys(ctx context.Context, store *v1alpha1.DossierStore, now time.Time) (compliance.AuditKeyFacts, error) {
+	facts := compliance.AuditKeyFacts{SigningSecret: resources.AuditSigningName(store), PseudonymSecret: resources.PseudonymName(store)}
+	fail := func(problem string, err error) (compliance.AuditKeyFacts, error) {
+		facts.Failed, facts.Problem = true, problem
+		return facts, err
+	}
+	legacyName := resources.LegacyAuditKeysName(store)
+	legacy, err := r.getKeySecret(ctx, store.Namespace, legacyName)
 	if err != nil {
-		return false, fmt.Errorf("read audit keys: %w", err)
+		return fail("Secret "+legacyName+" could not be read", fmt.Errorf("read audit keys: %w", err))
 	}
-	if secret == nil {
-		keys, err := resources.NewAuditKeys(nil)
-		if err != nil {
-			return false, err
-		}
-		secret = resources.NewAuditKeysSecret(store, keys)
-		if err := r.Create(ctx, secret); err != nil {
-			return false, fmt.Errorf("create audit keys: %w", err)
-		}
-		return r.publishTrustKey(ctx, store, secret)
-	}
-	if err := resources.CheckAuditKeys(secret.Data); err != nil {
-		return false, fmt.Errorf("audit keys Secret %s is not usable (%w); it is not replaced, because older audit logs depend on it", secret.Name, err)
-	}
-	if adopted, changed := resources.AdoptKeySecret(secret, store, "audit-keys"); changed {
-		if err := r.Update(ctx, adopted); err != nil {
-			return false, fmt.Errorf("restore the audit keys Secret's labels: %w", err)
+	var fromLegacy resources.SigningRing
+	var legacyPseudonym []byte
+	if legacy != nil {
+		if fromLegacy, legacyPseudonym, err = resources.SplitLegacyAuditKeys(legacy); err != nil {
+			return fail("Secret "+legacyName+" holds no usable keys",
+				fmt.Errorf("audit keys Secret %s is not usable (%w); it is not replaced, because older audit logs depend on it", legacyName, err))
 		}
 	}
-	return r.publishTrustKey(ctx, store, secret)
+	pseudonym, err := r.reconcilePseudonymKey(ctx, store, legacyPseudonym)
+	if err != nil {
+		return fail("the pseudonym key in Secret "+facts.PseudonymSecret+" could not be kept", err)
+	}
+	ring, err := r.reconcileSigningKeys(ctx, store, fromLegacy, now)
+	if err != nil {
+		return fail("the signing keys in Secret "+facts.SigningSecret+" could not be kept, rotated or trusted", err)
+	}
+	active := ring.Active(now) // not nil: the ring has a version
+	facts.KeyID, facts.Version, facts.Created, facts.Versions = active.ID(), active.Version, active.Created, len(ring.Versions)
+	facts.NextRotation = ring.NextRotation(store.Spec.Audit.SigningKeyRotationPeriod())
+	if n := ring.Newest(); n.Version != active.Version {
+		facts.PendingKeyID, facts.PendingActiveFrom = n.ID(), n.ActiveFrom
+	}
+	if legacy != nil {
+		if err := r.removeLegacyAuditKeys(ctx, legacy, ring, pseudonym); err != nil {
+			return fail("Secret "+legacyName+" could not be removed", err)
+		}
+	}
+	if _, err := applyChild(ctx, r.Client, resources.PseudonymReaderRole(store), &rbacv1.Role{}); err != nil {
+		return fail("Role "+resources.PseudonymReaderName(store)+" could not be applied", fmt.Errorf("apply pseudonym reader Role: %w", err))
+	}
+	return facts, nil
 }
 
-// publishTrustKey adds the public half of the store's checkpoint signing key
-// to the trust ConfigMap in the operator's namespace, which no store owns,
-// so that the store's audit logs can still be verified after the store and
-// its Secret are deleted. Keys are only ever added: the ConfigMap is
-// created after a live read finds none, and updated as read (optimistic
-// locking), never applied. The audit keys count as ready only once their
-// public key is kept.
-func (r *DossierStoreReconciler) publishTrustKey(ctx context.Context, store *v1alpha1.DossierStore, secret *corev1.Secret) (bool, error) {
-	priv, err := auditlog.DecodePrivateKeyPEM(secret.Data[resources.AuditSigningKey])
+// reconcilePseudonymKey creates the pseudonym Secret once, with the legacy
+// Secret's key when there is one (fromLegacy), or a new key; it returns the
+// key kept. The key is never rotated.
+func (r *DossierStoreReconciler) reconcilePseudonymKey(ctx context.Context, store *v1alpha1.DossierStore, fromLegacy []byte) ([]byte, error) {
+	name := resources.PseudonymName(store)
+	secret, err := r.getKeySecret(ctx, store.Namespace, name)
 	if err != nil {
-		return false, fmt.Errorf("audit keys Secret %s: %s: %w", secret.Name, resources.AuditSigningKey, err)
+		return nil, fmt.Errorf("read pseudonym key: %w", err)
 	}
-	pub, _ := priv.Public().(ed25519.PublicKey)
+	if secret == nil {
+		key := fromLegacy
+		if key == nil {
+			if key, err = resources.NewPseudonymKey(nil); err != nil {
+				return nil, err
+			}
+		}
+		if err := r.Create(ctx, resources.NewPseudonymSecret(store, key)); err != nil {
+			return nil, fmt.Errorf("create pseudonym key: %w", err)
+		}
+		return key, nil
+	}
+	if err := resources.CheckPseudonymSecret(secret.Data); err != nil {
+		return nil, fmt.Errorf("pseudonym Secret %s is not usable (%w); it is not replaced, because the audit log's pseudonyms depend on it", name, err)
+	}
+	key := secret.Data[resources.PseudonymKey]
+	if fromLegacy != nil && !bytes.Equal(fromLegacy, key) {
+		return nil, fmt.Errorf("Secret %s and Secret %s hold different pseudonym keys; neither is changed: decide which one the audit log used", name, resources.LegacyAuditKeysName(store))
+	}
+	if adopted, changed := resources.AdoptKeySecret(secret, store, "pseudonym"); changed {
+		if err := r.Update(ctx, adopted); err != nil {
+			return nil, fmt.Errorf("restore the pseudonym Secret's labels: %w", err)
+		}
+	}
+	return key, nil
+}
+
+// reconcileSigningKeys creates the signing Secret once (with the legacy
+// Secret's key as version 1 when there is one), adds a version when one is
+// due or asked for (v1alpha1.AnnotationRotateSigningKey), and returns the
+// versions kept. Every version's public key is kept in the trust ConfigMap
+// before the version is written, so the proxy never signs with a key the
+// verifiers cannot know; a key kept whose Secret write then failed was
+// never used, and harms no verification.
+func (r *DossierStoreReconciler) reconcileSigningKeys(ctx context.Context, store *v1alpha1.DossierStore, fromLegacy resources.SigningRing, now time.Time) (resources.SigningRing, error) {
+	name := resources.AuditSigningName(store)
+	secret, err := r.getKeySecret(ctx, store.Namespace, name)
+	if err != nil {
+		return resources.SigningRing{}, fmt.Errorf("read signing keys: %w", err)
+	}
+	if secret == nil {
+		ring := fromLegacy
+		if len(ring.Versions) == 0 {
+			if ring, _, err = ring.Rotate(now, nil); err != nil {
+				return resources.SigningRing{}, err
+			}
+		}
+		if err := r.publishTrustKeys(ctx, store, ring.PublicKeys()); err != nil {
+			return resources.SigningRing{}, err
+		}
+		created, err := resources.NewSigningSecret(store, ring)
+		if err != nil {
+			return resources.SigningRing{}, err
+		}
+		if err := r.Create(ctx, resources.WithRotationHonoured(created, store)); err != nil {
+			return resources.SigningRing{}, fmt.Errorf("create signing keys: %w", err)
+		}
+		return ring, nil
+	}
+	ring, err := resources.ReadSigningRing(secret)
+	if err != nil {
+		return resources.SigningRing{}, fmt.Errorf("signing Secret %s is not usable (%w); it is not replaced, because older audit logs depend on it", name, err)
+	}
+	if len(fromLegacy.Versions) > 0 && !ring.Has(fromLegacy.Versions[0].Key) {
+		return resources.SigningRing{}, fmt.Errorf("Secret %s lacks the signing key of Secret %s; neither is changed", name, resources.LegacyAuditKeysName(store))
+	}
+	if err := r.publishTrustKeys(ctx, store, ring.PublicKeys()); err != nil {
+		return resources.SigningRing{}, err
+	}
+	updated, changed := resources.AdoptKeySecret(secret, store, "audit-signing")
+	next := ring
+	if !now.Before(ring.NextRotation(store.Spec.Audit.SigningKeyRotationPeriod())) || resources.RotationRequested(store, secret) {
+		var v resources.SigningVersion
+		if next, v, err = ring.Rotate(now, nil); err != nil {
+			return resources.SigningRing{}, err
+		}
+		if err := r.publishTrustKeys(ctx, store, []ed25519.PublicKey{v.Public()}); err != nil {
+			return resources.SigningRing{}, err
+		}
+		if updated, err = resources.WithSigningVersion(updated, v); err != nil {
+			return resources.SigningRing{}, err
+		}
+		updated, changed = resources.WithRotationHonoured(updated, store), true
+	}
+	if changed {
+		if err := r.Update(ctx, updated); err != nil {
+			return resources.SigningRing{}, fmt.Errorf("update signing Secret %s: %w", name, err)
+		}
+	}
+	return next, nil
+}
+
+// removeLegacyAuditKeys deletes the legacy audit-keys Secret once the split
+// Secrets hold its keys unchanged and no pod of the namespace mounts it
+// (pods injected before the split keep it until they are replaced). The
+// delete is conditional on the Secret as read.
+func (r *DossierStoreReconciler) removeLegacyAuditKeys(ctx context.Context, legacy *corev1.Secret, ring resources.SigningRing, pseudonym []byte) error {
+	if !resources.LegacyKeysKept(legacy, ring, pseudonym) {
+		return fmt.Errorf("Secret %s is kept: the split Secrets do not hold its keys", legacy.Name)
+	}
+	pods := &corev1.PodList{}
+	if err := r.Reader.List(ctx, pods, client.InNamespace(legacy.Namespace)); err != nil {
+		return fmt.Errorf("list pods that may mount Secret %s: %w", legacy.Name, err)
+	}
+	for i := range pods.Items {
+		if webhook.MountsSecret(&pods.Items[i], legacy.Name) {
+			return nil
+		}
+	}
+	uid, rv := legacy.UID, legacy.ResourceVersion
+	err := r.Delete(ctx, legacy, &client.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid, ResourceVersion: &rv}})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("remove Secret %s: %w", legacy.Name, err)
+	}
+	return nil
+}
+
+// publishTrustKeys adds public checkpoint keys of the store to the trust
+// ConfigMap in the operator's namespace, which no store owns, so that the
+// store's audit logs can still be verified after the store and its Secrets
+// are deleted. Keys are only ever added: the ConfigMap is created after a
+// live read finds none, and updated as read (optimistic locking), never
+// applied.
+func (r *DossierStoreReconciler) publishTrustKeys(ctx context.Context, store *v1alpha1.DossierStore, pubs []ed25519.PublicKey) error {
 	cm := &corev1.ConfigMap{}
-	err = r.Reader.Get(ctx, client.ObjectKey{Namespace: r.TrustNamespace, Name: resources.AuditTrustName}, cm)
+	err := r.Reader.Get(ctx, client.ObjectKey{Namespace: r.TrustNamespace, Name: resources.AuditTrustName}, cm)
 	switch {
 	case apierrors.IsNotFound(err):
 		cm = resources.NewAuditTrustConfigMap(r.TrustNamespace)
 	case err != nil:
-		return false, fmt.Errorf("read the audit trust ConfigMap: %w", err)
+		return fmt.Errorf("read the audit trust ConfigMap: %w", err)
 	}
-	next, added, err := resources.WithTrustKey(cm, store, pub)
-	if err != nil {
-		return false, err
+	next, changed := cm, false
+	for _, pub := range pubs {
+		var added bool
+		if next, added, err = resources.WithTrustKey(next, store, pub); err != nil {
+			return err
+		}
+		changed = changed || added
 	}
 	switch {
-	case !added:
-		return true, nil
+	case !changed:
+		return nil
 	case cm.ResourceVersion == "":
 		err = r.Create(ctx, next)
 	default:
 		err = r.Update(ctx, next)
 	}
 	if err != nil {
-		return false, fmt.Errorf("keep the public checkpoint key in ConfigMap %s/%s: %w", r.TrustNamespace, resources.AuditTrustName, err)
+		return fmt.Errorf("keep the public checkpoint keys in ConfigMap %s/%s: %w", r.TrustNamespace, resources.AuditTrustName, err)
 	}
-	return true, nil
+	return nil
 }
 
 // checkAuditActive lists the workload's pods, uncached: those the store's

@@ -68,7 +68,7 @@ type DossierStoreReconciler struct {
 // +kubebuilder:rbac:groups=privacy.dossierguard.io,resources=dossierstores/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=privacy.dossierguard.io,resources=dossierstores/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch;create;update;patch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch
@@ -114,9 +114,13 @@ func (r *DossierStoreReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	}
 	// Look again at least every auditRecheck for workload pods that escaped
 	// the webhook (pods are not watched, to keep the cache small).
-	next := facts.key.NextRotation
-	if next.IsZero() || next.After(now.Add(auditRecheck)) {
-		next = now.Add(auditRecheck)
+	next := now.Add(auditRecheck)
+	// The next key rotation, and the moment a new signing key takes over
+	// (the status shows it), come sooner.
+	for _, t := range []time.Time{facts.key.NextRotation, facts.auditKeys.NextRotation, facts.auditKeys.PendingActiveFrom} {
+		if !t.IsZero() && t.Before(next) {
+			next = t
+		}
 	}
 	// A serving certificate cert-manager has yet to issue: look again soon.
 	if facts.transport.TLS && !facts.transport.Issued && r.ProxyIssuer != nil {
@@ -167,7 +171,7 @@ func (r *DossierStoreReconciler) storeSteps() []storeStep {
 			return err
 		},
 		func(ctx context.Context, s *v1alpha1.DossierStore, f *storeFacts) (err error) {
-			f.auditKeys, err = r.reconcileAuditKeys(ctx, s)
+			f.auditKeys, err = r.reconcileAuditKeys(ctx, s, f.now)
 			return err
 		},
 		func(ctx context.Context, s *v1alpha1.DossierStore, f *storeFacts) (err error) {

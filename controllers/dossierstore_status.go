@@ -31,9 +31,9 @@ type storeFacts struct {
 	proxied []compliance.ProxyAgreement
 	// retention is the store's RetentionEnforced control.
 	retention v1alpha1.ComplianceControl
-	// auditKeys is set when the audit keys Secret exists; audit is the
+	// auditKeys describes the signing and pseudonym Secrets; audit is the
 	// AuditActive control.
-	auditKeys bool
+	auditKeys compliance.AuditKeyFacts
 	audit     v1alpha1.ComplianceControl
 	// transport is how the audit proxy serves (TLS or plain HTTP).
 	transport compliance.ProxyTransport
@@ -67,11 +67,9 @@ func setStoreStatus(store *v1alpha1.DossierStore, f storeFacts) {
 			store.Spec.Audit != nil && store.Spec.Audit.ConsentURL != "", resources.AccessPolicyName(store)),
 		f.retention,
 		f.audit,
+		compliance.AuditSigningKeyControl(f.auditKeys, f.now),
 	}
-	st.AuditKeysSecretName = ""
-	if f.auditKeys {
-		st.AuditKeysSecretName = resources.AuditKeysName(store)
-	}
+	setAuditKeyStatus(st, f.auditKeys)
 	st.Agreements = f.agreements
 
 	setEncryptionCondition(store, f.encryption)
@@ -79,6 +77,7 @@ func setStoreStatus(store *v1alpha1.DossierStore, f storeFacts) {
 	setKeyCondition(store, f.key, f.now)
 	setIsolationCondition(store, f.isolation, f.transport)
 	setCondition(store, &st.Conditions, v1alpha1.ConditionAuditActive, f.audit.Result == v1alpha1.ResultPass, f.audit.Reason, f.audit.Message)
+	setAuditKeyCondition(store, f.auditKeys, f.now)
 	setCompliantCondition(store, &st.Conditions, st.Compliance)
 	setStoreReadyCondition(store, f)
 }
@@ -106,6 +105,26 @@ func setKeyCondition(store *v1alpha1.DossierStore, k compliance.KeyFacts, now ti
 	setCondition(store, &store.Status.Conditions, v1alpha1.ConditionKeyRotated, c.Result == v1alpha1.ResultPass, c.Reason, c.Message)
 }
 
+// setAuditKeyStatus shows the audit key Secrets and the signing key in use,
+// once there is one.
+func setAuditKeyStatus(st *v1alpha1.DossierStoreStatus, k compliance.AuditKeyFacts) {
+	st.AuditSigningSecretName, st.PseudonymSecretName, st.AuditSigningKey = "", "", nil
+	if k.KeyID == "" {
+		return
+	}
+	st.AuditSigningSecretName, st.PseudonymSecretName = k.SigningSecret, k.PseudonymSecret
+	st.AuditSigningKey = &v1alpha1.SigningKeyStatus{KeyID: k.KeyID, Version: int32(k.Version), Created: metav1.NewTime(k.Created),
+		Versions: int32(k.Versions), PendingKeyID: k.PendingKeyID, NextRotation: metav1.NewTime(k.NextRotation)}
+	if k.PendingKeyID != "" {
+		st.AuditSigningKey.PendingActiveFrom = &metav1.Time{Time: k.PendingActiveFrom}
+	}
+}
+
+func setAuditKeyCondition(store *v1alpha1.DossierStore, k compliance.AuditKeyFacts, now time.Time) {
+	c := compliance.AuditSigningKeyControl(k, now)
+	setCondition(store, &store.Status.Conditions, v1alpha1.ConditionAuditKeyRotated, c.Result == v1alpha1.ResultPass, c.Reason, c.Message)
+}
+
 func setIsolationCondition(store *v1alpha1.DossierStore, applied bool, transport compliance.ProxyTransport) {
 	c := compliance.NetworkControl(applied, resources.IsolationPolicyName(store), resources.ProxyPort(store), transport)
 	setCondition(store, &store.Status.Conditions, v1alpha1.ConditionNetworkIsolated, applied, c.Reason, c.Message)
@@ -117,7 +136,7 @@ func setStoreReadyCondition(store *v1alpha1.DossierStore, f storeFacts) {
 	switch {
 	case !f.encryption.Encrypted():
 		setCondition(store, conds, v1alpha1.ConditionReady, false, v1alpha1.ReasonEncryptionUnverified, f.encryption.Message)
-	case f.key.Failed || !f.keyAccess || !f.claim || !f.isolation || !f.policyApplied || !f.auditKeys:
+	case f.key.Failed || !f.keyAccess || !f.claim || !f.isolation || !f.policyApplied || f.auditKeys.Failed || f.auditKeys.KeyID == "":
 		setCondition(store, conds, v1alpha1.ConditionReady, false, v1alpha1.ReasonDependencyUnavailable,
 			"not every child object could be applied; see the conditions and the operator's events")
 	default:
@@ -139,6 +158,10 @@ func (r *DossierStoreReconciler) recordTransitions(before, after *v1alpha1.Dossi
 			eventType = corev1.EventTypeWarning
 		}
 		r.Recorder.Eventf(after, nil, eventType, now.Reason, "Reconcile", "%s=%s: %s", t, now.Status, now.Message)
+	}
+	if b, a := before.Status.AuditSigningKey, after.Status.AuditSigningKey; b != nil && a != nil && a.Versions > b.Versions {
+		r.Recorder.Eventf(after, nil, corev1.EventTypeNormal, "AuditKeyRotated", "RotateSigningKey",
+			"checkpoint signing key version %d added (%d kept); its public key is kept in ConfigMap %s", a.Versions, a.Versions, resources.AuditTrustName)
 	}
 	if before.Status.KeyVersion != 0 && after.Status.KeyVersion > before.Status.KeyVersion {
 		r.Recorder.Eventf(after, nil, corev1.EventTypeNormal, "KeyRotated", "RotateKey",

@@ -50,9 +50,10 @@ func convergedFacts() storeFacts {
 		policyApplied: true,
 		agreements:    &v1alpha1.AgreementSummary{InForce: 1, NotInForce: 1, Reasons: map[string]int32{"Expired": 1}},
 		retention:     compliance.StoreRetentionControl([]compliance.RetentionOutcome{{Name: "contacts", Result: "Pass", Reason: "RunSucceeded"}}),
-		auditKeys:     true,
-		audit:         compliance.AuditControl(nil, 2, true, statusTransport),
-		transport:     statusTransport,
+		auditKeys: compliance.AuditKeyFacts{SigningSecret: "jgz-audit-signing", PseudonymSecret: "jgz-pseudonym", KeyID: "0123456789abcdef",
+			Version: 2, Created: statusNow.AddDate(0, -1, 0), Versions: 2, NextRotation: statusNow.AddDate(0, 11, 0)},
+		audit:     compliance.AuditControl(nil, 2, true, statusTransport),
+		transport: statusTransport,
 	}
 }
 
@@ -66,9 +67,13 @@ func TestSetStoreStatusConverged(t *testing.T) {
 	st := &store.Status
 
 	if st.ObservedGeneration != 4 || st.Encryption != "Verified" || st.KeySecretName != "jgz-datakey" || st.KeyVersion != 2 ||
-		st.ClaimName != "jgz-dossiers" || st.AuditKeysSecretName != "jgz-audit-keys" {
-		t.Errorf("status fields = generation %d, encryption %q, key %q v%d, claim %q, audit keys %q",
-			st.ObservedGeneration, st.Encryption, st.KeySecretName, st.KeyVersion, st.ClaimName, st.AuditKeysSecretName)
+		st.ClaimName != "jgz-dossiers" || st.AuditSigningSecretName != "jgz-audit-signing" || st.PseudonymSecretName != "jgz-pseudonym" {
+		t.Errorf("status fields = generation %d, encryption %q, key %q v%d, claim %q, audit keys %q and %q",
+			st.ObservedGeneration, st.Encryption, st.KeySecretName, st.KeyVersion, st.ClaimName, st.AuditSigningSecretName, st.PseudonymSecretName)
+	}
+	if k := st.AuditSigningKey; k == nil || k.KeyID != "0123456789abcdef" || k.Version != 2 || k.Versions != 2 ||
+		!k.Created.Time.Equal(f.auditKeys.Created) || !k.NextRotation.Time.Equal(f.auditKeys.NextRotation) || k.PendingKeyID != "" || k.PendingActiveFrom != nil {
+		t.Errorf("auditSigningKey = %+v; want key 0123456789abcdef, version 2 of 2, its creation and next rotation, nothing pending", k)
 	}
 	if st.NextKeyRotation == nil || !st.NextKeyRotation.Time.Equal(f.key.NextRotation) {
 		t.Errorf("nextKeyRotation = %v; want %s", st.NextKeyRotation, f.key.NextRotation)
@@ -77,7 +82,7 @@ func TestSetStoreStatusConverged(t *testing.T) {
 		t.Errorf("agreements = %+v; want the summary %+v", st.Agreements, f.agreements)
 	}
 	wantControls := []string{"EncryptionAtRest", "KeyManagement", "KeyAccessRestricted", "NetworkSegregation",
-		"AccessControlDefined", "Minimisation", "SharingEnforced", "RetentionEnforced", "AuditActive"}
+		"AccessControlDefined", "Minimisation", "SharingEnforced", "RetentionEnforced", "AuditActive", "AuditSigningKey"}
 	if got := controlNames(st.Compliance); !slices.Equal(got, wantControls) {
 		t.Fatalf("compliance rows = %v; want %v", got, wantControls)
 	}
@@ -118,13 +123,14 @@ func TestSetStoreStatusConverged(t *testing.T) {
 		"KeyRotated":         {"True", "KeyCurrent", []string{"version 2"}},
 		"NetworkIsolated":    {"True", "DefaultDenyApplied", []string{"port 8443"}},
 		"AuditActive":        {"True", "AllPodsAudited", []string{"all 2 workload pod(s)"}},
-		"Compliant":          {"True", "AllControlsPass", []string{"all 9 controls pass"}},
+		"AuditKeyRotated":    {"True", "AuditKeyCurrent", []string{"key 0123456789abcdef (version 2 of 2"}},
+		"Compliant":          {"True", "AllControlsPass", []string{"all 10 controls pass"}},
 		"Ready":              {"True", "StoreReady", []string{"Verified storage", "data key version 2", "default-deny"}},
 	} {
 		assertCondition(t, st.Conditions, conditionType, 4, want)
 	}
-	if len(st.Conditions) != 7 {
-		t.Errorf("conditions = %v; want seven", conditionTypes(st.Conditions))
+	if len(st.Conditions) != 8 {
+		t.Errorf("conditions = %v; want eight", conditionTypes(st.Conditions))
 	}
 
 	// The same facts again change nothing: no write after convergence.
@@ -200,12 +206,34 @@ func TestSetStoreStatus(t *testing.T) {
 			"Ready":           dependency,
 		}, "NetworkSegregation", nil},
 		{"access policy not applied", func(f *storeFacts) { f.policyApplied = false }, map[string]wantCondition{"Ready": dependency}, "", nil},
-		{"audit keys missing", func(f *storeFacts) { f.auditKeys = false }, map[string]wantCondition{"Ready": dependency}, "",
-			func(t *testing.T, st *v1alpha1.DossierStoreStatus) {
-				if st.AuditKeysSecretName != "" {
-					t.Errorf("auditKeysSecretName = %q; want none", st.AuditKeysSecretName)
-				}
-			}},
+		{"audit keys missing", func(f *storeFacts) {
+			f.auditKeys = compliance.AuditKeyFacts{SigningSecret: "jgz-audit-signing", PseudonymSecret: "jgz-pseudonym", Failed: true,
+				Problem: "the signing keys in Secret jgz-audit-signing could not be kept, rotated or trusted"}
+		}, map[string]wantCondition{
+			"AuditKeyRotated": {"False", "AuditKeysUnavailable", []string{"Secret jgz-audit-signing could not be kept"}},
+			"Ready":           dependency,
+		}, "AuditSigningKey", func(t *testing.T, st *v1alpha1.DossierStoreStatus) {
+			if st.AuditSigningSecretName != "" || st.PseudonymSecretName != "" || st.AuditSigningKey != nil {
+				t.Errorf("audit key fields = %q %q %+v; want none", st.AuditSigningSecretName, st.PseudonymSecretName, st.AuditSigningKey)
+			}
+		}},
+		{"signing key overdue", func(f *storeFacts) { f.auditKeys.NextRotation = statusNow.Add(-2 * time.Hour) }, map[string]wantCondition{
+			"AuditKeyRotated": {"False", "AuditKeyOverdue", []string{"0123456789abcdef", "was due for rotation"}},
+			"Ready":           {"True", "StoreReady", nil},
+		}, "AuditSigningKey", nil},
+		{"signing key due within the grace", func(f *storeFacts) { f.auditKeys.NextRotation = statusNow.Add(-time.Minute) }, map[string]wantCondition{
+			"AuditKeyRotated": {"True", "AuditKeyCurrent", nil},
+		}, "", nil},
+		{"a new signing key pending", func(f *storeFacts) {
+			f.auditKeys.PendingKeyID, f.auditKeys.PendingActiveFrom, f.auditKeys.Versions = "fedcba9876543210", statusNow.Add(3*time.Minute), 3
+		}, map[string]wantCondition{
+			"AuditKeyRotated": {"True", "AuditKeyCurrent", []string{"key fedcba9876543210 takes over at"}},
+		}, "", func(t *testing.T, st *v1alpha1.DossierStoreStatus) {
+			k := st.AuditSigningKey
+			if k == nil || k.KeyID != "0123456789abcdef" || k.PendingKeyID != "fedcba9876543210" || k.PendingActiveFrom == nil || k.Versions != 3 {
+				t.Errorf("auditSigningKey = %+v; want the key in use and the pending one", k)
+			}
+		}},
 		{"a pod without the audit proxy", func(f *storeFacts) { f.audit = compliance.AuditControl([]string{"app-7d9"}, 2, true, statusTransport) }, map[string]wantCondition{
 			"AuditActive": {"False", "PodsWithoutAuditProxy", []string{"1 of 2", "app-7d9"}},
 			"Ready":       {"True", "StoreReady", nil},
@@ -259,12 +287,12 @@ func TestSetStoreStatus(t *testing.T) {
 				assertCondition(t, store.Status.Conditions, conditionType, 4, want)
 			}
 			if tc.compliantNames == "" {
-				assertCondition(t, store.Status.Conditions, "Compliant", 4, wantCondition{"True", "AllControlsPass", []string{"all 9 controls pass"}})
+				assertCondition(t, store.Status.Conditions, "Compliant", 4, wantCondition{"True", "AllControlsPass", []string{"all 10 controls pass"}})
 			} else {
 				assertCondition(t, store.Status.Conditions, "Compliant", 4, wantCondition{"False", "ControlFailed", []string{tc.compliantNames + " (AVG art."}})
 			}
-			if len(store.Status.Conditions) != 7 || len(store.Status.Compliance) != 9 {
-				t.Errorf("conditions %v and %d compliance rows; want seven and nine", conditionTypes(store.Status.Conditions), len(store.Status.Compliance))
+			if len(store.Status.Conditions) != 8 || len(store.Status.Compliance) != 10 {
+				t.Errorf("conditions %v and %d compliance rows; want eight and ten", conditionTypes(store.Status.Conditions), len(store.Status.Compliance))
 			}
 			if tc.status != nil {
 				tc.status(t, &store.Status)
@@ -292,12 +320,12 @@ func TestSetStoreStatusClearsStaleFields(t *testing.T) {
 	setStoreStatus(store, convergedFacts())
 	store.Generation = 5
 	f := convergedFacts()
-	f.encryption, f.claim, f.key.Failed, f.auditKeys = plainClass, false, true, false
+	f.encryption, f.claim, f.key.Failed, f.auditKeys = plainClass, false, true, compliance.AuditKeyFacts{Failed: true}
 	setStoreStatus(store, f)
 	st := store.Status
-	if st.ClaimName != "" || st.KeySecretName != "" || st.KeyVersion != 0 || st.NextKeyRotation != nil || st.AuditKeysSecretName != "" {
-		t.Errorf("stale fields kept: claim %q, key %q v%d next %v, audit keys %q",
-			st.ClaimName, st.KeySecretName, st.KeyVersion, st.NextKeyRotation, st.AuditKeysSecretName)
+	if st.ClaimName != "" || st.KeySecretName != "" || st.KeyVersion != 0 || st.NextKeyRotation != nil || st.AuditSigningSecretName != "" || st.AuditSigningKey != nil {
+		t.Errorf("stale fields kept: claim %q, key %q v%d next %v, audit keys %q %+v",
+			st.ClaimName, st.KeySecretName, st.KeyVersion, st.NextKeyRotation, st.AuditSigningSecretName, st.AuditSigningKey)
 	}
 	if st.ObservedGeneration != 5 {
 		t.Errorf("observedGeneration = %d; want 5", st.ObservedGeneration)
@@ -410,7 +438,8 @@ func TestSetStoreReadyCondition(t *testing.T) {
 		{"claim", func(f *storeFacts) { f.claim = false }, dependency},
 		{"isolation", func(f *storeFacts) { f.isolation = false }, dependency},
 		{"access policy", func(f *storeFacts) { f.policyApplied = false }, dependency},
-		{"audit keys", func(f *storeFacts) { f.auditKeys = false }, dependency},
+		{"audit keys", func(f *storeFacts) { f.auditKeys.Failed = true }, dependency},
+		{"no signing key yet", func(f *storeFacts) { f.auditKeys.KeyID = "" }, dependency},
 		{"failing controls do not make a store unready", func(f *storeFacts) {
 			f.roles, f.violating, f.retention = nil, []string{"x"}, compliance.StoreRetentionControl(nil)
 		}, wantCondition{"True", "StoreReady", nil}},

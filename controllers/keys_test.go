@@ -58,7 +58,7 @@ func TestUnlabelledKeySecretsKeepEveryVersion(t *testing.T) {
 	eventually(t, timeout, storeCondition(store, v1alpha1.ConditionReady, metav1.ConditionTrue, ""))
 	rotateToVersion2(t, store)
 	original := map[string]map[string][]byte{}
-	for _, name := range []string{"dossiers-datakey", "dossiers-audit-keys"} {
+	for _, name := range []string{"dossiers-datakey", "dossiers-audit-signing", "dossiers-pseudonym"} {
 		s := &corev1.Secret{}
 		if err := k8s.Get(ctx, key(ns, name), s); err != nil {
 			t.Fatal(err)

@@ -61,6 +61,23 @@ const (
 	ReasonKeyRotationFailed = "KeyRotationFailed"
 )
 
+// DossierStore AuditKeyRotated condition and the AuditSigningKey control:
+// the audit log's checkpoint signing key exists, every version's public key
+// is kept in the trust ConfigMap, and the key the proxy signs with is
+// within spec.audit.signingKeyRotation.
+const (
+	ConditionAuditKeyRotated = "AuditKeyRotated"
+	ControlAuditSigningKey   = "AuditSigningKey"
+
+	ReasonAuditKeyCurrent = "AuditKeyCurrent"
+	// ReasonAuditKeyOverdue: the signing key in use is older than the
+	// rotation period allows (and the grace of a rotation in progress).
+	ReasonAuditKeyOverdue = "AuditKeyOverdue"
+	// ReasonAuditKeysUnavailable: the signing or pseudonym Secret could not
+	// be read, created or checked, or a public key could not be kept.
+	ReasonAuditKeysUnavailable = "AuditKeysUnavailable"
+)
+
 // DossierStore KeyAccessRestricted control.
 const (
 	ControlKeyAccess = "KeyAccessRestricted"
@@ -263,6 +280,11 @@ const (
 	// AnnotationAuditProxy is "injected" on a pod the webhook has given the
 	// audit proxy.
 	AnnotationAuditProxy = "privacy.dossierguard.io/audit-proxy"
+	// AnnotationRotateSigningKey on a DossierStore asks for a new version of
+	// its checkpoint signing key now: each new value (such as the date, or
+	// an incident number) adds one version, as a rotation that falls due
+	// does. The value is recorded on the signing Secret when honoured.
+	AnnotationRotateSigningKey = "privacy.dossierguard.io/rotate-signing-key"
 
 	// Break-glass access to a store's workload pods (kubectl exec, attach,
 	// port-forward and debug), which the admission webhook otherwise

@@ -282,6 +282,35 @@ type AuditSpec struct {
 	// +kubebuilder:validation:MaxLength=8
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]+(ms|s)$') && duration(self) > duration('0s') && duration(self) <= duration('60s')",message="spec.audit.consentCacheTTL must be a duration such as 5s, above 0s and at most 60s"
 	ConsentCacheTTL string `json:"consentCacheTTL,omitempty"`
+
+	// SigningKeyRotation is how long a version of the audit log's
+	// checkpoint signing key (Secret <store>-audit-signing) is used before
+	// the operator adds a new one, an ISO 8601 period from P7D to P5Y; P1Y
+	// when unset (DefaultSigningKeyRotation). A new version's public key is
+	// kept in ConfigMap dossierguard-audit-trust before the version is
+	// written, and the proxy signs with it 5 minutes later; every older
+	// checkpoint still verifies with the key it names. The annotation
+	// privacy.dossierguard.io/rotate-signing-key rotates at once.
+	//
+	// The pseudonymisation key (Secret <store>-pseudonym) is never rotated:
+	// a new key would give every dossier a new pseudonym, so that one
+	// dossier's history could no longer be found as one.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^P[1-9][0-9]{0,3}[YMWD]$') || (self.endsWith('D') && int(self.substring(1, size(self) - 1)) >= 7 && int(self.substring(1, size(self) - 1)) <= 1826) || (self.endsWith('W') && int(self.substring(1, size(self) - 1)) <= 260) || (self.endsWith('M') && int(self.substring(1, size(self) - 1)) <= 60) || (self.endsWith('Y') && int(self.substring(1, size(self) - 1)) <= 5)",message="spec.audit.signingKeyRotation must be a period from P7D to P5Y, such as P1Y, P6M or P90D"
+	SigningKeyRotation Period `json:"signingKeyRotation,omitempty"`
+}
+
+// DefaultSigningKeyRotation is the rotation period of a store's checkpoint
+// signing key when spec.audit.signingKeyRotation is unset.
+const DefaultSigningKeyRotation Period = "P1Y"
+
+// SigningKeyRotationPeriod is the store's signing-key rotation period,
+// defaulted.
+func (a *AuditSpec) SigningKeyRotationPeriod() Period {
+	if a == nil || a.SigningKeyRotation == "" {
+		return DefaultSigningKeyRotation
+	}
+	return a.SigningKeyRotation
 }
 
 // Defaults and bounds of the consent cache (spec.audit.consentCacheTTL).
@@ -413,13 +442,45 @@ type DossierStoreStatus struct {
 	// NextKeyRotation is when the next key version will be added.
 	// +optional
 	NextKeyRotation *metav1.Time `json:"nextKeyRotation,omitempty"`
-	// AuditKeysSecretName is the Secret with the audit log's checkpoint
-	// signing key and the pseudonymisation key.
+	// AuditSigningSecretName is the Secret with the versioned keys that sign
+	// the audit log's checkpoints; only the audit proxy reads it.
 	// +optional
-	AuditKeysSecretName string `json:"auditKeysSecretName,omitempty"`
+	AuditSigningSecretName string `json:"auditSigningSecretName,omitempty"`
+	// PseudonymSecretName is the Secret with the key that pseudonymises
+	// data subjects in the audit log, read by the audit proxy and by those
+	// bound to Role <store>-pseudonym-reader. It is never rotated.
+	// +optional
+	PseudonymSecretName string `json:"pseudonymSecretName,omitempty"`
+	// AuditSigningKey is the checkpoint signing key the audit proxy signs
+	// with, and when the next version is due.
+	// +optional
+	AuditSigningKey *SigningKeyStatus `json:"auditSigningKey,omitempty"`
 	// Agreements summarises the store's sharing agreements.
 	// +optional
 	Agreements *AgreementSummary `json:"agreements,omitempty"`
+}
+
+// SigningKeyStatus describes a store's checkpoint signing key.
+type SigningKeyStatus struct {
+	// KeyID is the id of the version the proxy signs with, as checkpoints
+	// name it (key_id): the first 16 hex digits of the SHA-256 of the
+	// public key's PKIX encoding.
+	KeyID string `json:"keyID"`
+	// Version is that version's number.
+	Version int32 `json:"version"`
+	// Created is when that version was made; its age is the time since.
+	Created metav1.Time `json:"created"`
+	// Versions is the number of versions kept, the newest possibly not
+	// active yet.
+	Versions int32 `json:"versions"`
+	// PendingKeyID is the id of a newer version the proxy will sign with
+	// from PendingActiveFrom, once its public key has reached the logbook.
+	// +optional
+	PendingKeyID string `json:"pendingKeyID,omitempty"`
+	// +optional
+	PendingActiveFrom *metav1.Time `json:"pendingActiveFrom,omitempty"`
+	// NextRotation is when the next version is due.
+	NextRotation metav1.Time `json:"nextRotation"`
 }
 
 // AgreementSummary counts a store's sharing agreements.
@@ -447,6 +508,8 @@ type AgreementSummary struct {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Compliant",type=string,JSONPath=`.status.conditions[?(@.type=="Compliant")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Signing-Key",type=string,JSONPath=`.status.auditSigningKey.keyID`,priority=1,description="Id of the checkpoint signing key in use"
+// +kubebuilder:printcolumn:name="Signing-Key-Age",type=date,JSONPath=`.status.auditSigningKey.created`,priority=1,description="Age of the checkpoint signing key in use"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type DossierStore struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -35,6 +35,7 @@ type auditProxyOptions struct {
 	policy          string
 	auditLog        string
 	signingKey      string
+	signingKeyDir   string
 	pseudonymKey    string
 	syncCompletion  bool
 	shutdownTimeout time.Duration
@@ -105,7 +106,8 @@ See docs/audit-proxy.md.`,
 	f.BoolVar(&opts.plainHTTP, "plain-http", false, "Serve plain HTTP instead of TLS: bearer tokens and dossiers then cross the network in clear. Only where something else protects the traffic (the store's spec.workload.proxyTLS.mode Disabled).")
 	f.StringVar(&opts.policy, "policy", auditproxy.DefaultPolicyPath, "Access-policy document (the store's ConfigMap, mounted as a volume); polled every 2s and swapped when its content changes.")
 	f.StringVar(&opts.auditLog, "audit-log", auditproxy.DefaultAuditLogPath, "Audit log file (JSON lines, hash-chained); every line is also written to stdout.")
-	f.StringVar(&opts.signingKey, "signing-key", "", "PEM Ed25519 private key (PKCS #8) that signs the audit log's checkpoints. Required.")
+	f.StringVar(&opts.signingKey, "signing-key", "", "PEM Ed25519 private key (PKCS #8) that signs the audit log's checkpoints. This or --signing-key-dir is required.")
+	f.StringVar(&opts.signingKeyDir, "signing-key-dir", "", "Directory of versioned signing keys (the store's <store>-audit-signing Secret, mounted): checkpoints are signed with the newest version whose signing-N.active-from has come; read again every 10s, so a rotated version is taken into use without a restart.")
 	f.StringVar(&opts.pseudonymKey, "pseudonym-key", "", "File whose bytes (at least 32) are the key that pseudonymises dossier ids in the audit log. Required.")
 	f.BoolVar(&opts.syncCompletion, "sync-completion", false, "Append the completion event before the response is passed on, instead of in the background.")
 	f.DurationVar(&opts.shutdownTimeout, "shutdown-timeout", auditproxy.DefaultShutdownTimeout, "How long requests in flight may take to finish after SIGTERM.")
@@ -167,6 +169,7 @@ func (o *auditProxyOptions) config() (auditproxy.Config, error) {
 	o.checkAssignments(&errs)
 	o.checkConsents(&errs)
 	cfg.SigningKey, cfg.PseudonymKey = o.keys(&errs)
+	cfg.SigningKeyDir = o.signingKeyDir
 	cfg.AuditChain, cfg.AuditLogbook = o.logbook(&errs)
 	if o.floodThresh < 1 {
 		errs.bad("flood-threshold", "must be at least 1")
@@ -361,15 +364,28 @@ func (o *auditProxyOptions) checkAssignments(errs *flagErrors) {
 	}
 }
 
-// keys reads the checkpoint signing key and the pseudonym key.
+// keys reads the checkpoint signing key (a file, or the active version of
+// a directory; with a directory the proxy loads it again when it starts)
+// and the pseudonym key.
 func (o *auditProxyOptions) keys(errs *flagErrors) (ed25519.PrivateKey, []byte) {
 	var priv ed25519.PrivateKey
-	if o.signingKey == "" {
-		errs.bad("signing-key", "is required: the PEM Ed25519 private key that signs the audit log's checkpoints")
-	} else if k, err := auditlog.ReadPrivateKeyFile(o.signingKey); err != nil {
-		errs.bad("signing-key", "%v", err)
-	} else {
-		priv = k
+	switch {
+	case o.signingKey != "" && o.signingKeyDir != "":
+		errs.bad("signing-key-dir", "contradicts --signing-key: give one signing key file or one directory of versions")
+	case o.signingKeyDir != "":
+		if k, err := auditproxy.NewSigningKeySource(o.signingKeyDir, nil, nil).Load(); err != nil {
+			errs.bad("signing-key-dir", "%v", err)
+		} else {
+			priv = k.Key
+		}
+	case o.signingKey == "":
+		errs.bad("signing-key", "is required (or --signing-key-dir): the PEM Ed25519 private key that signs the audit log's checkpoints")
+	default:
+		if k, err := auditlog.ReadPrivateKeyFile(o.signingKey); err != nil {
+			errs.bad("signing-key", "%v", err)
+		} else {
+			priv = k
+		}
 	}
 	var pseudonymKey []byte
 	if o.pseudonymKey == "" {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -72,11 +73,11 @@ type request struct {
 // while a commit is in progress are written and fsynced together in the
 // next one (group commit).
 type Writer struct {
-	path     string
-	file     logFile
-	mirror   io.Writer
-	priv     ed25519.PrivateKey
-	keyID    string
+	path   string
+	file   logFile
+	mirror io.Writer
+	// key signs the checkpoints; SetSigningKey swaps it.
+	key      atomic.Pointer[signer]
 	every    int
 	interval time.Duration
 	now      func() time.Time
@@ -121,8 +122,6 @@ func NewWriter(opts Options) (*Writer, error) {
 	w := &Writer{
 		path:     opts.Path,
 		mirror:   opts.Mirror,
-		priv:     opts.SigningKey,
-		keyID:    KeyID(opts.SigningKey.Public().(ed25519.PublicKey)),
 		every:    opts.CheckpointEvery,
 		interval: opts.CheckpointInterval,
 		now:      opts.Now,
@@ -130,6 +129,7 @@ func NewWriter(opts Options) (*Writer, error) {
 		reqs:     make(chan *request, defaultMaxBatch),
 		exited:   make(chan struct{}),
 	}
+	w.key.Store(newSigner(opts.SigningKey))
 	if w.every == 0 {
 		w.every = DefaultCheckpointEvery
 	}
@@ -351,9 +351,37 @@ func (w *Writer) commit(batch []*request, checkpoint bool) {
 	}
 }
 
+// signer is a checkpoint signing key with its id.
+type signer struct {
+	priv  ed25519.PrivateKey
+	keyID string
+}
+
+func newSigner(priv ed25519.PrivateKey) *signer {
+	pub, _ := priv.Public().(ed25519.PublicKey)
+	return &signer{priv: priv, keyID: KeyID(pub)}
+}
+
+// SetSigningKey makes priv the key of every checkpoint written from now
+// on, such as a rotated version of the store's signing key. Checkpoints
+// name their key (key_id), so a verifier that holds every public key
+// verifies the chain across the change. Events are not held up: the
+// committer picks the key up at its next checkpoint.
+func (w *Writer) SetSigningKey(priv ed25519.PrivateKey) error {
+	if len(priv) != ed25519.PrivateKeySize {
+		return fmt.Errorf("audit log: the signing key must be an Ed25519 private key of %d bytes", ed25519.PrivateKeySize)
+	}
+	w.key.Store(newSigner(priv))
+	return nil
+}
+
+// SigningKeyID is the id of the key the next checkpoint is signed with.
+func (w *Writer) SigningKeyID() string { return w.key.Load().keyID }
+
 func (w *Writer) appendCheckpoint() {
 	w.seq++
-	body := checkpointBodyJSON(w.priv, w.keyID, w.seq, &w.prev, w.now())
+	k := w.key.Load()
+	body := checkpointBodyJSON(k.priv, k.keyID, w.seq, &w.prev, w.now())
 	w.buf, w.prev = appendLine(w.buf, TypeCheckpoint, w.seq, &w.prev, body)
 	w.lastType = TypeCheckpoint
 	w.unsigned = 0
@@ -427,8 +455,8 @@ func (w *Writer) resume(f *os.File) error {
 	if err != nil {
 		return err
 	}
-	if cp != nil && cp.KeyID == w.keyID {
-		if err := verifyCheckpoint(cp, map[string]ed25519.PublicKey{w.keyID: w.priv.Public().(ed25519.PublicKey)}); err != nil {
+	if k := w.key.Load(); cp != nil && cp.KeyID == k.keyID {
+		if err := verifyCheckpoint(cp, map[string]ed25519.PublicKey{k.keyID: k.priv.Public().(ed25519.PublicKey)}); err != nil {
 			return fmt.Errorf("the last checkpoint (seq %d): %v; refusing to append to a broken log", li.seq, err)
 		}
 	}

@@ -70,10 +70,15 @@ type Config struct {
 	// PseudonymKey makes the data-subject pseudonyms.
 	PseudonymKey []byte
 	// AuditLogPath is the audit log file; AuditMirror receives a copy of
-	// every line (os.Stdout in the command). SigningKey signs checkpoints.
-	AuditLogPath string
-	AuditMirror  io.Writer
-	SigningKey   ed25519.PrivateKey
+	// every line (os.Stdout in the command). SigningKey signs checkpoints,
+	// unless SigningKeyDir is set: then the newest active version of that
+	// directory does, re-read every SigningKeyPollInterval
+	// (DefaultSigningKeyPollInterval when 0; see SigningKeySource).
+	AuditLogPath           string
+	AuditMirror            io.Writer
+	SigningKey             ed25519.PrivateKey
+	SigningKeyDir          string
+	SigningKeyPollInterval time.Duration
 	// AuditChain names the log's origin (a genesis line); AuditLogbook
 	// ships every line to the logbook, which must acknowledge each event
 	// before its request goes on. Both optional; see auditlog.Options.
@@ -135,10 +140,20 @@ func Run(ctx context.Context, cfg Config) error {
 	defer func() { _ = ln.Close() }()
 	defer func() { _ = hln.Close() }()
 
+	var signingKeys *SigningKeySource
+	if cfg.SigningKeyDir != "" {
+		signingKeys = NewSigningKeySource(cfg.SigningKeyDir, nil, log)
+		if cfg.SigningKey, err = signingKeys.Start(); err != nil {
+			return err
+		}
+	}
 	writer, err := auditlog.NewWriter(auditlog.Options{Path: cfg.AuditLogPath, Mirror: cfg.AuditMirror, SigningKey: cfg.SigningKey,
 		Chain: cfg.AuditChain, Logbook: cfg.AuditLogbook})
 	if err != nil {
 		return err
+	}
+	if signingKeys != nil {
+		go signingKeys.Run(runCtx, cfg.SigningKeyPollInterval, writer.SetSigningKey)
 	}
 	sink := auditlog.NewFloodGuard(writer, cfg.AuditFlood)
 	proxy, err := New(Options{

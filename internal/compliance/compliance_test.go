@@ -74,6 +74,7 @@ func TestReferences(t *testing.T) {
 		"KeyAccessRestricted":  "AVG art. 32(1)(b); BIO 8.3",
 		"NetworkSegregation":   "AVG art. 32(1)(b); BIO 8.22",
 		"AuditActive":          "AVG art. 5(2), art. 30; BIO 8.15; NEN 7513",
+		"AuditSigningKey":      "AVG art. 5(2), art. 32(1)(b); BIO 8.15, 8.24; NEN 7513",
 		"NeedToKnow":           "AVG art. 5(1)(c), art. 25; BIO 8.3",
 		"BreakGlassReview":     "AVG art. 32(1)(d); BIO 5.18, 8.2",
 		"AccessControlDefined": "AVG art. 25, art. 32(1)(b); BIO 5.15, 8.3",

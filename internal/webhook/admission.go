@@ -91,12 +91,29 @@ var (
 // reservedVolumes are the volumes the webhook adds; no other container may
 // mount them.
 func reservedVolumes() map[string]bool {
-	return map[string]bool{PolicyVolume: true, KeysVolume: true, LogVolume: true, TLSVolume: true}
+	return map[string]bool{PolicyVolume: true, SigningVolume: true, PseudonymVolume: true, LegacyKeysVolume: true, LogVolume: true, TLSVolume: true}
 }
 
 // reservedSecrets are the store's Secrets only the proxy may read.
 func reservedSecrets(store *v1alpha1.DossierStore) map[string]bool {
-	return map[string]bool{resources.AuditKeysName(store): true, resources.ProxyTLSName(store): true}
+	return map[string]bool{resources.AuditSigningName(store): true, resources.PseudonymName(store): true,
+		resources.LegacyAuditKeysName(store): true, resources.ProxyTLSName(store): true}
+}
+
+// MountsSecret says whether any volume of the pod holds the Secret name, as
+// a Secret volume or a projected source.
+func MountsSecret(pod *corev1.Pod, name string) bool {
+	for _, v := range pod.Spec.Volumes {
+		if v.Secret != nil && v.Secret.SecretName == name {
+			return true
+		}
+		for _, src := range projectedSources(v) {
+			if src.Secret != nil && src.Secret.Name == name {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // VerifyProxy reports how the pod's audit proxy differs from the one the

@@ -144,8 +144,11 @@ func TestLabelAndSelectorMustAgree(t *testing.T) {
 		t.Errorf("store label %q; want store-a", got)
 	}
 	for _, v := range unlabelled.Spec.Volumes {
-		if v.Name == webhook.KeysVolume && v.Secret.SecretName != "store-a-audit-keys" {
-			t.Errorf("keys volume from Secret %q; want store-a's", v.Secret.SecretName)
+		if v.Name == webhook.SigningVolume && v.Secret.SecretName != "store-a-audit-signing" {
+			t.Errorf("signing-key volume from Secret %q; want store-a's", v.Secret.SecretName)
+		}
+		if v.Name == webhook.PseudonymVolume && v.Secret.SecretName != "store-a-pseudonym" {
+			t.Errorf("pseudonym-key volume from Secret %q; want store-a's", v.Secret.SecretName)
 		}
 	}
 
@@ -202,17 +205,32 @@ func TestPodsThatBypassTheProxyAreRefused(t *testing.T) {
 		"proxy port in an init container": {func(p *corev1.Pod) {
 			p.Spec.InitContainers = []corev1.Container{{Name: "setup", Image: "busybox:1", Ports: []corev1.ContainerPort{{ContainerPort: 8443}}}}
 		}, "spec.initContainers[0].ports[0]"},
-		"keys volume by name": {func(p *corev1.Pod) {
-			p.Spec.Volumes = []corev1.Volume{{Name: webhook.KeysVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
-			app(p).VolumeMounts = []corev1.VolumeMount{{Name: webhook.KeysVolume, MountPath: "/keys"}}
-		}, webhook.KeysVolume},
+		"signing-key volume by name": {func(p *corev1.Pod) {
+			p.Spec.Volumes = []corev1.Volume{{Name: webhook.SigningVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+			app(p).VolumeMounts = []corev1.VolumeMount{{Name: webhook.SigningVolume, MountPath: "/keys"}}
+		}, webhook.SigningVolume},
+		"pseudonym volume by name": {func(p *corev1.Pod) {
+			p.Spec.Volumes = []corev1.Volume{{Name: webhook.PseudonymVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+		}, webhook.PseudonymVolume},
+		"legacy keys volume by name": {func(p *corev1.Pod) {
+			p.Spec.Volumes = []corev1.Volume{{Name: webhook.LegacyKeysVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+		}, webhook.LegacyKeysVolume},
 		"log volume by name": {func(p *corev1.Pod) {
 			p.Spec.Volumes = []corev1.Volume{{Name: webhook.LogVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
 		}, webhook.LogVolume},
 		"policy volume by name": {func(p *corev1.Pod) {
 			p.Spec.Volumes = []corev1.Volume{{Name: webhook.PolicyVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
 		}, webhook.PolicyVolume},
-		"audit keys Secret under another name": {func(p *corev1.Pod) {
+		"signing Secret under another name": {func(p *corev1.Pod) {
+			p.Spec.Volumes = []corev1.Volume{{Name: "mine", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "dossiers-audit-signing"}}}}
+		}, "dossiers-audit-signing"},
+		"pseudonym Secret under another name": {func(p *corev1.Pod) {
+			p.Spec.Volumes = []corev1.Volume{{Name: "mine", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "dossiers-pseudonym"}}}}
+		}, "dossiers-pseudonym"},
+		"pseudonym Secret in the environment": {func(p *corev1.Pod) {
+			app(p).EnvFrom = []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "dossiers-pseudonym"}}}}
+		}, "spec.containers[0].envFrom[0]"},
+		"legacy audit keys Secret under another name": {func(p *corev1.Pod) {
 			p.Spec.Volumes = []corev1.Volume{{Name: "mine", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "dossiers-audit-keys"}}}}
 		}, "dossiers-audit-keys"},
 		"audit keys Secret in a projected volume": {func(p *corev1.Pod) {

@@ -21,16 +21,21 @@ import (
 
 // Names of what the injector adds to a pod.
 const (
-	SidecarName  = "audit-proxy"
-	PolicyVolume = "dossierguard-policy"
-	KeysVolume   = "dossierguard-audit-keys"
-	LogVolume    = "dossierguard-audit-log"
-	TLSVolume    = "dossierguard-proxy-tls"
-	PolicyDir    = "/etc/dossierguard/policy"
-	KeysDir      = "/etc/dossierguard/keys"
-	LogDir       = "/var/log/dossierguard"
-	TLSDir       = "/etc/dossierguard/tls"
-	HealthPort   = 9901
+	SidecarName     = "audit-proxy"
+	PolicyVolume    = "dossierguard-policy"
+	SigningVolume   = "dossierguard-audit-signing"
+	PseudonymVolume = "dossierguard-pseudonym"
+	LogVolume       = "dossierguard-audit-log"
+	TLSVolume       = "dossierguard-proxy-tls"
+	PolicyDir       = "/etc/dossierguard/policy"
+	SigningDir      = "/etc/dossierguard/signing"
+	PseudonymDir    = "/etc/dossierguard/pseudonym"
+	LogDir          = "/var/log/dossierguard"
+	TLSDir          = "/etc/dossierguard/tls"
+	HealthPort      = 9901
+	// LegacyKeysVolume is the name of the one key volume of proxies
+	// injected before the keys were split; it stays reserved.
+	LegacyKeysVolume = "dossierguard-audit-keys"
 )
 
 // Config is how the operator is installed.
@@ -103,9 +108,13 @@ func ExpectedProxy(store *v1alpha1.DossierStore, cfg Config) (corev1.Container, 
 		// World-readable files in a volume mounted into the proxy alone: the
 		// proxy runs as UID 65532 and the workload's pod need not set an
 		// fsGroup (which would change the ownership of all its volumes).
-		// CheckPod refuses any other container or volume that would read it.
-		{Name: KeysVolume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-			SecretName: resources.AuditKeysName(store), DefaultMode: ptr.To[int32](0o444)}}},
+		// CheckPod refuses any other container or volume that would read
+		// them. The signing keys are re-read by the proxy when the kubelet
+		// updates the volume (a rotation); the pseudonym key never changes.
+		{Name: SigningVolume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: resources.AuditSigningName(store), DefaultMode: ptr.To[int32](0o444)}}},
+		{Name: PseudonymVolume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: resources.PseudonymName(store), DefaultMode: ptr.To[int32](0o444)}}},
 		{Name: LogVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 	}
 	if ProxyTLS(store) {
@@ -131,12 +140,13 @@ func sidecarContainer(store *v1alpha1.DossierStore, cfg Config) corev1.Container
 		"--health-listen=:" + strconv.Itoa(HealthPort),
 		"--policy=" + PolicyDir + "/" + accesspolicy.ConfigMapKey,
 		"--audit-log=" + LogDir + "/audit.jsonl",
-		"--signing-key=" + KeysDir + "/" + resources.AuditSigningKey,
-		"--pseudonym-key=" + KeysDir + "/" + resources.AuditPseudonymKey,
+		"--signing-key-dir=" + SigningDir,
+		"--pseudonym-key=" + PseudonymDir + "/" + resources.PseudonymKey,
 	}
 	mounts := []corev1.VolumeMount{
 		{Name: PolicyVolume, MountPath: PolicyDir, ReadOnly: true},
-		{Name: KeysVolume, MountPath: KeysDir, ReadOnly: true},
+		{Name: SigningVolume, MountPath: SigningDir, ReadOnly: true},
+		{Name: PseudonymVolume, MountPath: PseudonymDir, ReadOnly: true},
 		{Name: LogVolume, MountPath: LogDir},
 	}
 	if ProxyTLS(store) {

@@ -24,14 +24,14 @@ func TestInjectIsIdempotentAndPlainSidecarWorks(t *testing.T) {
 	if Inject(pod, store, Config{Image: "img"}) {
 		t.Error("second injection changed the pod")
 	}
-	if len(pod.Spec.Containers) != 2 || pod.Spec.Containers[1].Name != SidecarName || pod.Spec.Containers[1].RestartPolicy != nil || len(pod.Spec.Volumes) != 4 {
+	if len(pod.Spec.Containers) != 2 || pod.Spec.Containers[1].Name != SidecarName || pod.Spec.Containers[1].RestartPolicy != nil || len(pod.Spec.Volumes) != 5 {
 		t.Fatalf("pod %+v", pod.Spec)
 	}
 	// The proxy (UID 65532, no fsGroup required of the pod) must be able to
 	// read its keys, and only the proxy mounts them.
 	for _, v := range pod.Spec.Volumes {
-		if v.Name == KeysVolume && (v.Secret.DefaultMode == nil || *v.Secret.DefaultMode&0o004 == 0) {
-			t.Errorf("keys volume mode %o is not readable by a non-root UID without fsGroup", *v.Secret.DefaultMode)
+		if (v.Name == SigningVolume || v.Name == PseudonymVolume) && (v.Secret.DefaultMode == nil || *v.Secret.DefaultMode&0o004 == 0) {
+			t.Errorf("keys volume %s mode %o is not readable by a non-root UID without fsGroup", v.Name, *v.Secret.DefaultMode)
 		}
 	}
 	if mounts := len(pod.Spec.Containers[0].VolumeMounts); mounts != 0 {
@@ -39,7 +39,8 @@ func TestInjectIsIdempotentAndPlainSidecarWorks(t *testing.T) {
 	}
 	want := map[string]bool{"--listen=:9000": true, "--tls-cert-file=/etc/dossierguard/tls/tls.crt": true, "--tls-key-file=/etc/dossierguard/tls/tls.key": true, "--trusted-proxy-cidrs=10.0.0.0/24,10.0.1.0/24": true,
 		"--assignment-url=https://cases.local/assigned/{user}/{dossier}":  true,
-		"--consent-url=https://cases.local/consent/{dossier}/{agreement}": true, "--consent-cache-ttl=10s": true}
+		"--consent-url=https://cases.local/consent/{dossier}/{agreement}": true, "--consent-cache-ttl=10s": true,
+		"--signing-key-dir=/etc/dossierguard/signing": true, "--pseudonym-key=/etc/dossierguard/pseudonym/pseudonym.key": true}
 	for _, a := range pod.Spec.Containers[1].Args {
 		delete(want, a)
 	}
@@ -65,7 +66,7 @@ func TestInjectServesTLSUnlessTheStoreOptsOut(t *testing.T) {
 	}
 	store.Spec.Workload.ProxyTLS = &v1alpha1.ProxyTLSSpec{Mode: v1alpha1.ProxyTLSDisabled, DisabledReason: "Istio mutual TLS"}
 	plain, volumes := ExpectedProxy(store, Config{Image: "img"})
-	if !slices.Contains(plain.Args, "--plain-http") || slices.ContainsFunc(plain.Args, func(a string) bool { return strings.HasPrefix(a, "--tls-") }) || len(volumes) != 3 {
+	if !slices.Contains(plain.Args, "--plain-http") || slices.ContainsFunc(plain.Args, func(a string) bool { return strings.HasPrefix(a, "--tls-") }) || len(volumes) != 4 {
 		t.Errorf("opted out: want --plain-http and no certificate; got args %v, %d volumes", plain.Args, len(volumes))
 	}
 }

@@ -153,8 +153,8 @@ func TestLabelledPodGetsExactlyOneSidecar(t *testing.T) {
 	for _, v := range first.Spec.Volumes {
 		volumes[v.Name] = true
 	}
-	if !volumes[webhook.PolicyVolume] || !volumes[webhook.KeysVolume] || !volumes[webhook.LogVolume] {
-		t.Errorf("volumes %v lack the policy, keys or log", volumes)
+	if !volumes[webhook.PolicyVolume] || !volumes[webhook.SigningVolume] || !volumes[webhook.PseudonymVolume] || !volumes[webhook.LogVolume] {
+		t.Errorf("volumes %v lack the policy, signing keys, pseudonym key or log", volumes)
 	}
 
 	// Submitting the mutated pod again (as kubectl apply of a dumped pod
