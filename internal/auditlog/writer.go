@@ -86,6 +86,8 @@ type Writer struct {
 	mu     sync.RWMutex // guards closed and sending on reqs
 	closed bool
 	reqs   chan *request
+	// keys carries SetSigningKey's new keys to the committer.
+	keys   chan keyChange
 	exited chan struct{} // closed when the committer has stopped
 	// closeErr is the outcome of Close, set by the committer before exited.
 	closeErr error
@@ -127,6 +129,7 @@ func NewWriter(opts Options) (*Writer, error) {
 		now:      opts.Now,
 		maxBatch: defaultMaxBatch,
 		reqs:     make(chan *request, defaultMaxBatch),
+		keys:     make(chan keyChange),
 		exited:   make(chan struct{}),
 	}
 	w.key.Store(newSigner(opts.SigningKey))
@@ -310,6 +313,10 @@ func (w *Writer) run() {
 		case <-timerC:
 			timerC = nil
 			w.commit(nil, true)
+		case change := <-w.keys:
+			w.commit(nil, true) // the old key signs what it has not signed yet
+			w.key.Store(change.key)
+			close(change.done)
 		}
 		switch {
 		case w.unsigned > 0 && timerC == nil && w.interval > 0:
@@ -362,17 +369,43 @@ func newSigner(priv ed25519.PrivateKey) *signer {
 	return &signer{priv: priv, keyID: KeyID(pub)}
 }
 
+// keyChange is a new signing key for the committer; done is closed once
+// it is in use.
+type keyChange struct {
+	key  *signer
+	done chan struct{}
+}
+
 // SetSigningKey makes priv the key of every checkpoint written from now
-// on, such as a rotated version of the store's signing key. Checkpoints
-// name their key (key_id), so a verifier that holds every public key
-// verifies the chain across the change. Events are not held up: the
-// committer picks the key up at its next checkpoint.
+// on, such as a rotated version of the store's signing key. The committer
+// first signs what the old key has not signed yet with a checkpoint of the
+// old key, so every event is covered by the key it was written under, then
+// switches. Checkpoints name their key (key_id): a verifier that holds every
+// public key verifies the chain across the change. Events are not lost or
+// refused: the switch is one more commit between two batches.
 func (w *Writer) SetSigningKey(priv ed25519.PrivateKey) error {
 	if len(priv) != ed25519.PrivateKeySize {
 		return fmt.Errorf("audit log: the signing key must be an Ed25519 private key of %d bytes", ed25519.PrivateKeySize)
 	}
-	w.key.Store(newSigner(priv))
-	return nil
+	change := keyChange{key: newSigner(priv), done: make(chan struct{})}
+	w.mu.RLock()
+	if w.closed {
+		w.mu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case w.keys <- change:
+	case <-w.exited:
+		w.mu.RUnlock()
+		return ErrClosed
+	}
+	w.mu.RUnlock()
+	select {
+	case <-change.done:
+		return nil
+	case <-w.exited:
+		return ErrClosed
+	}
 }
 
 // SigningKeyID is the id of the key the next checkpoint is signed with.
