@@ -507,7 +507,7 @@ if [ "$pod_ready" = 1 ]; then
   grep -q '"actor":"consulent@voorbeeldstad.nl".*"outcome":"allowed"' "$ART/audit.jsonl" || fail "no allowed event for the consulent"
   grep -q '"outcome":"denied"' "$ART/audit.jsonl" || fail "no denied event"
   if grep -q 'D-1001' "$ART/audit.jsonl"; then fail "the audit log holds the raw dossier id; it must be pseudonymised"; fi
-  k -n wijkteam get secret wijkteam-dossiers-audit-keys -o jsonpath='{.data.signing\.pub}' | base64 -d >"$ART/signing.pub"
+  k -n wijkteam get secret wijkteam-dossiers-audit-signing -o jsonpath='{.data.signing-1\.pub}' | base64 -d >"$ART/signing.pub"
   verify=(bin/image/dossierguard audit verify --public-key "$ART/signing.pub" --allow-unsigned-tail)
   "${verify[@]}" "$ART/audit.jsonl" >"$ART/verify.txt" 2>&1 || fail "audit verify rejected the proxy's log: $(cat "$ART/verify.txt")"
   log "$(cat "$ART/verify.txt")"

@@ -126,6 +126,8 @@ var extraRules = []extraRule{
 	// The webhook's certificate Secret: create cannot take resourceNames.
 	{"Role", "dossierguard-webhook-tls", "", "secrets", []string{"create"}, nil},
 	{"Role", "dossierguard-webhook-tls", "", "secrets", []string{"get", "update", "patch"}, []string{"dossierguard-webhook-tls"}},
+	// The public checkpoint keys, for people who verify audit logs (bound to no one).
+	{"Role", "dossierguard-audit-trust-reader", "", "configmaps", []string{"get"}, []string{"dossierguard-audit-trust"}},
 	// The caBundle of the operator's own webhook configurations.
 	{"ClusterRole", "dossierguard-webhook-config", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", []string{"get", "update", "patch"}, []string{"dossierguard-sidecar-injector"}},
 	{"ClusterRole", "dossierguard-webhook-config", "admissionregistration.k8s.io", "validatingwebhookconfigurations", []string{"get", "update", "patch"}, []string{"dossierguard-pod-guard"}},
