@@ -35,7 +35,7 @@ func (r *DossierStoreReconciler) reconcileAuditKeys(ctx context.Context, store *
 		return facts, err
 	}
 	legacyName := resources.LegacyAuditKeysName(store)
-	legacy, err := r.getKeySecret(ctx, store.Namespace, legacyName)
+	legacy, err := r.findLegacyAuditKeys(ctx, store)
 	if err != nil {
 		return fail("Secret "+legacyName+" could not be read", fmt.Errorf("read audit keys: %w", err))
 	}
@@ -72,6 +72,33 @@ func (r *DossierStoreReconciler) reconcileAuditKeys(ctx context.Context, store *
 	return facts, nil
 }
 
+// findLegacyAuditKeys reads a store's legacy audit-keys Secret, nil when
+// there is none. Until both split Secrets exist it asks the API server when
+// the cache has none (getKeySecret): an unlabelled legacy Secret must never
+// be missed, or new keys would be made in place of its keys. Once both
+// exist, the legacy Secret can change no key any more, and the cache alone
+// is asked (it holds the legacy Secret the operator made, which carries its
+// labels), so that a converged store costs no extra request.
+func (r *DossierStoreReconciler) findLegacyAuditKeys(ctx context.Context, store *v1alpha1.DossierStore) (*corev1.Secret, error) {
+	name := resources.LegacyAuditKeysName(store)
+	split := true
+	for _, n := range []string{resources.AuditSigningName(store), resources.PseudonymName(store)} {
+		err := r.Get(ctx, client.ObjectKey{Namespace: store.Namespace, Name: n}, &corev1.Secret{})
+		split = split && err == nil
+	}
+	if !split {
+		return r.getKeySecret(ctx, store.Namespace, name)
+	}
+	secret := &corev1.Secret{}
+	switch err := r.Get(ctx, client.ObjectKey{Namespace: store.Namespace, Name: name}, secret); {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	return secret, nil
+}
+
 // reconcilePseudonymKey creates the pseudonym Secret once, with the legacy
 // Secret's key when there is one (fromLegacy), or a new key; it returns the
 // key kept. The key is never rotated.
@@ -98,7 +125,7 @@ func (r *DossierStoreReconciler) reconcilePseudonymKey(ctx context.Context, stor
 	}
 	key := secret.Data[resources.PseudonymKey]
 	if fromLegacy != nil && !bytes.Equal(fromLegacy, key) {
-		return nil, fmt.Errorf("Secret %s and Secret %s hold different pseudonym keys; neither is changed: decide which one the audit log used", name, resources.LegacyAuditKeysName(store))
+		return nil, fmt.Errorf("the Secrets %s and %s hold different pseudonym keys; neither is changed: decide which one the audit log used", name, resources.LegacyAuditKeysName(store))
 	}
 	if adopted, changed := resources.AdoptKeySecret(secret, store, "pseudonym"); changed {
 		if err := r.Update(ctx, adopted); err != nil {
@@ -122,53 +149,71 @@ func (r *DossierStoreReconciler) reconcileSigningKeys(ctx context.Context, store
 		return resources.SigningRing{}, fmt.Errorf("read signing keys: %w", err)
 	}
 	if secret == nil {
-		ring := fromLegacy
-		if len(ring.Versions) == 0 {
-			if ring, _, err = ring.Rotate(now, nil); err != nil {
-				return resources.SigningRing{}, err
-			}
-		}
-		if err := r.publishTrustKeys(ctx, store, ring.PublicKeys()); err != nil {
-			return resources.SigningRing{}, err
-		}
-		created, err := resources.NewSigningSecret(store, ring)
-		if err != nil {
-			return resources.SigningRing{}, err
-		}
-		if err := r.Create(ctx, resources.WithRotationHonoured(created, store)); err != nil {
-			return resources.SigningRing{}, fmt.Errorf("create signing keys: %w", err)
-		}
-		return ring, nil
+		return r.createSigningKeys(ctx, store, fromLegacy, now)
 	}
 	ring, err := resources.ReadSigningRing(secret)
 	if err != nil {
 		return resources.SigningRing{}, fmt.Errorf("signing Secret %s is not usable (%w); it is not replaced, because older audit logs depend on it", name, err)
 	}
 	if len(fromLegacy.Versions) > 0 && !ring.Has(fromLegacy.Versions[0].Key) {
-		return resources.SigningRing{}, fmt.Errorf("Secret %s lacks the signing key of Secret %s; neither is changed", name, resources.LegacyAuditKeysName(store))
+		return resources.SigningRing{}, fmt.Errorf("signing Secret %s lacks the signing key of Secret %s; neither is changed", name, resources.LegacyAuditKeysName(store))
 	}
 	if err := r.publishTrustKeys(ctx, store, ring.PublicKeys()); err != nil {
 		return resources.SigningRing{}, err
 	}
 	updated, changed := resources.AdoptKeySecret(secret, store, "audit-signing")
-	next := ring
 	if !now.Before(ring.NextRotation(store.Spec.Audit.SigningKeyRotationPeriod())) || resources.RotationRequested(store, secret) {
-		var v resources.SigningVersion
-		if next, v, err = ring.Rotate(now, nil); err != nil {
-			return resources.SigningRing{}, err
-		}
-		if err := r.publishTrustKeys(ctx, store, []ed25519.PublicKey{v.Public()}); err != nil {
-			return resources.SigningRing{}, err
-		}
-		if updated, err = resources.WithSigningVersion(updated, v); err != nil {
-			return resources.SigningRing{}, err
-		}
-		updated, changed = resources.WithRotationHonoured(updated, store), true
+		return r.rotateSigningKeys(ctx, store, updated, ring, now)
 	}
 	if changed {
 		if err := r.Update(ctx, updated); err != nil {
 			return resources.SigningRing{}, fmt.Errorf("update signing Secret %s: %w", name, err)
 		}
+	}
+	return ring, nil
+}
+
+// createSigningKeys creates the signing Secret with the legacy Secret's key
+// as version 1, or a new key, after its public key is kept.
+func (r *DossierStoreReconciler) createSigningKeys(ctx context.Context, store *v1alpha1.DossierStore, fromLegacy resources.SigningRing, now time.Time) (resources.SigningRing, error) {
+	ring := fromLegacy
+	if len(ring.Versions) == 0 {
+		var err error
+		if ring, _, err = ring.Rotate(now, nil); err != nil {
+			return resources.SigningRing{}, err
+		}
+	}
+	if err := r.publishTrustKeys(ctx, store, ring.PublicKeys()); err != nil {
+		return resources.SigningRing{}, err
+	}
+	created, err := resources.NewSigningSecret(store, ring)
+	if err != nil {
+		return resources.SigningRing{}, err
+	}
+	if err := r.Create(ctx, resources.WithRotationHonoured(created, store)); err != nil {
+		return resources.SigningRing{}, fmt.Errorf("create signing keys: %w", err)
+	}
+	return ring, nil
+}
+
+// rotateSigningKeys adds a version to the signing Secret as read (secret,
+// with its resourceVersion, so that a write made since conflicts), after
+// the version's public key is kept, and records the store's rotation
+// request as honoured.
+func (r *DossierStoreReconciler) rotateSigningKeys(ctx context.Context, store *v1alpha1.DossierStore, secret *corev1.Secret, ring resources.SigningRing, now time.Time) (resources.SigningRing, error) {
+	next, v, err := ring.Rotate(now, nil)
+	if err != nil {
+		return resources.SigningRing{}, err
+	}
+	if err := r.publishTrustKeys(ctx, store, []ed25519.PublicKey{v.Public()}); err != nil {
+		return resources.SigningRing{}, err
+	}
+	updated, err := resources.WithSigningVersion(secret, v)
+	if err != nil {
+		return resources.SigningRing{}, err
+	}
+	if err := r.Update(ctx, resources.WithRotationHonoured(updated, store)); err != nil {
+		return resources.SigningRing{}, fmt.Errorf("add signing-key version %d to Secret %s: %w", v.Version, secret.Name, err)
 	}
 	return next, nil
 }
@@ -179,7 +224,7 @@ func (r *DossierStoreReconciler) reconcileSigningKeys(ctx context.Context, store
 // delete is conditional on the Secret as read.
 func (r *DossierStoreReconciler) removeLegacyAuditKeys(ctx context.Context, legacy *corev1.Secret, ring resources.SigningRing, pseudonym []byte) error {
 	if !resources.LegacyKeysKept(legacy, ring, pseudonym) {
-		return fmt.Errorf("Secret %s is kept: the split Secrets do not hold its keys", legacy.Name)
+		return fmt.Errorf("the split Secrets do not hold the keys of Secret %s; it is kept", legacy.Name)
 	}
 	pods := &corev1.PodList{}
 	if err := r.Reader.List(ctx, pods, client.InNamespace(legacy.Namespace)); err != nil {

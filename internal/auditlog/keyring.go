@@ -23,10 +23,13 @@ import (
 // key a verifier cannot know yet.
 var signingFile = regexp.MustCompile(`^signing-([1-9][0-9]{0,8})\.(key|pub|active-from)$`)
 
-// SigningKeyFile, SigningPublicFile and SigningActiveFromFile are the file
-// names of version v of a signing-key directory.
-func SigningKeyFile(v int) string        { return "signing-" + strconv.Itoa(v) + ".key" }
-func SigningPublicFile(v int) string     { return "signing-" + strconv.Itoa(v) + ".pub" }
+// SigningKeyFile is the file of version v's private key.
+func SigningKeyFile(v int) string { return "signing-" + strconv.Itoa(v) + ".key" }
+
+// SigningPublicFile is the file of version v's public key.
+func SigningPublicFile(v int) string { return "signing-" + strconv.Itoa(v) + ".pub" }
+
+// SigningActiveFromFile is the file of version v's activation time.
 func SigningActiveFromFile(v int) string { return "signing-" + strconv.Itoa(v) + ".active-from" }
 
 // SigningKey is one version of a signing-key directory.

@@ -140,20 +140,9 @@ func Run(ctx context.Context, cfg Config) error {
 	defer func() { _ = ln.Close() }()
 	defer func() { _ = hln.Close() }()
 
-	var signingKeys *SigningKeySource
-	if cfg.SigningKeyDir != "" {
-		signingKeys = NewSigningKeySource(cfg.SigningKeyDir, nil, log)
-		if cfg.SigningKey, err = signingKeys.Start(); err != nil {
-			return err
-		}
-	}
-	writer, err := auditlog.NewWriter(auditlog.Options{Path: cfg.AuditLogPath, Mirror: cfg.AuditMirror, SigningKey: cfg.SigningKey,
-		Chain: cfg.AuditChain, Logbook: cfg.AuditLogbook})
+	writer, err := openAuditLog(runCtx, cfg, log)
 	if err != nil {
 		return err
-	}
-	if signingKeys != nil {
-		go signingKeys.Run(runCtx, cfg.SigningKeyPollInterval, writer.SetSigningKey)
 	}
 	sink := auditlog.NewFloodGuard(writer, cfg.AuditFlood)
 	proxy, err := New(Options{
@@ -195,6 +184,29 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	return errors.Join(runErr, shutdown(proxy, srv, health, sink, stopBackground, cfg.ShutdownTimeout, log))
+}
+
+// openAuditLog opens the audit log with the signing key of cfg: SigningKey,
+// or the active version of SigningKeyDir, which is then followed until ctx
+// ends so that a rotated version is taken into use.
+func openAuditLog(ctx context.Context, cfg Config, log *slog.Logger) (*auditlog.Writer, error) {
+	var keys *SigningKeySource
+	if cfg.SigningKeyDir != "" {
+		keys = NewSigningKeySource(cfg.SigningKeyDir, nil, log)
+		var err error
+		if cfg.SigningKey, err = keys.Start(); err != nil {
+			return nil, err
+		}
+	}
+	writer, err := auditlog.NewWriter(auditlog.Options{Path: cfg.AuditLogPath, Mirror: cfg.AuditMirror, SigningKey: cfg.SigningKey,
+		Chain: cfg.AuditChain, Logbook: cfg.AuditLogbook})
+	if err != nil {
+		return nil, err
+	}
+	if keys != nil {
+		go keys.Run(ctx, cfg.SigningKeyPollInterval, writer.SetSigningKey)
+	}
+	return writer, nil
 }
 
 // shutdown stops accepting, lets requests in flight finish (up to timeout,

@@ -222,7 +222,7 @@ func WithSigningVersion(secret *corev1.Secret, v SigningVersion) (*corev1.Secret
 		s.Annotations = map[string]string{}
 	}
 	if _, ok := s.Data[auditlog.SigningKeyFile(v.Version)]; ok {
-		return nil, fmt.Errorf("Secret %s: signing-key version %d exists; it is not replaced", s.Name, v.Version)
+		return nil, fmt.Errorf("signing Secret %s: version %d exists; it is not replaced", s.Name, v.Version)
 	}
 	priv, err := auditlog.EncodePrivateKeyPEM(v.Key)
 	if err != nil {
