@@ -101,3 +101,16 @@ func TestPeriodAddToAndSubtractFrom(t *testing.T) {
 		})
 	}
 }
+
+func TestSigningKeyRotationPeriod(t *testing.T) {
+	var none *AuditSpec
+	if got := none.SigningKeyRotationPeriod(); got != "P1Y" {
+		t.Errorf("no audit spec: %q; want P1Y", got)
+	}
+	if got := (&AuditSpec{}).SigningKeyRotationPeriod(); got != "P1Y" {
+		t.Errorf("unset: %q; want P1Y", got)
+	}
+	if got := (&AuditSpec{SigningKeyRotation: "P90D"}).SigningKeyRotationPeriod(); got != "P90D" {
+		t.Errorf("set: %q; want P90D", got)
+	}
+}

@@ -191,6 +191,10 @@ func TestSharingVariantsAccepted(t *testing.T) {
 				return nil
 			}},
 		{"consent cache at its maximum", "DossierStore", set("audit.consentCacheTTL", "60s"), nil},
+		{"signing key rotated weekly", "DossierStore", set("audit.signingKeyRotation", "P7D"), nil},
+		{"signing key rotated every 90 days", "DossierStore", set("audit.signingKeyRotation", "P90D"), nil},
+		{"signing key rotated every five years", "DossierStore", set("audit.signingKeyRotation", "P5Y"), nil},
+		{"signing key rotated every 60 months", "DossierStore", set("audit.signingKeyRotation", "P60M"), nil},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -245,6 +249,14 @@ func TestInvalidManifestsRejected(t *testing.T) {
 			[]string{"spec.encryption.keyRotationPeriod", "between 1h and 8760h"}},
 		{"key rotation too short", "DossierStore", set("encryption.keyRotationPeriod", "10m"), false,
 			[]string{"spec.encryption.keyRotationPeriod", "between 1h and 8760h"}},
+		{"signing key rotation under a week", "DossierStore", set("audit.signingKeyRotation", "P6D"), false,
+			[]string{"spec.audit.signingKeyRotation", "must be a period from P7D to P5Y"}},
+		{"signing key rotation over five years", "DossierStore", set("audit.signingKeyRotation", "P6Y"), false,
+			[]string{"spec.audit.signingKeyRotation", "must be a period from P7D to P5Y"}},
+		{"signing key rotation over 260 weeks", "DossierStore", set("audit.signingKeyRotation", "P261W"), false,
+			[]string{"spec.audit.signingKeyRotation", "must be a period from P7D to P5Y"}},
+		{"signing key rotation as a duration", "DossierStore", set("audit.signingKeyRotation", "8760h"), false,
+			[]string{"spec.audit.signingKeyRotation", "must be an ISO 8601 period"}},
 		{"route category outside the store", "DossierStore",
 			set("audit.routes", []any{map[string]any{"name": "r", "method": "GET", "path": "/x", "categories": []any{"health"}, "action": "read"}}), false,
 			[]string{"spec.audit.routes: every route category must be one of spec.dataCategories"}},
