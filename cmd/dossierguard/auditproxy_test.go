@@ -193,8 +193,15 @@ func TestAuditProxyFlagValidation(t *testing.T) {
 }
 
 // TestAuditProxyCommandServes runs the command with valid flags, sends a
-// request through it and stops it as SIGTERM would.
+// request through it and stops it as SIGTERM would: with one signing key
+// file, and with a directory of versions as the webhook mounts the store's
+// signing Secret.
 func TestAuditProxyCommandServes(t *testing.T) {
+	t.Run("signing key file", func(t *testing.T) { testAuditProxyCommandServes(t, false) })
+	t.Run("signing-key directory", func(t *testing.T) { testAuditProxyCommandServes(t, true) })
+}
+
+func testAuditProxyCommandServes(t *testing.T, keyDir bool) {
 	f := newAuditProxyFiles(t)
 	app := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("dossier")) })}
 	appLn, err := net.Listen("tcp", "127.0.0.1:0")
@@ -208,6 +215,21 @@ func TestAuditProxyCommandServes(t *testing.T) {
 	args := append(without(without(f.validArgs(), "--oidc-issuer"), "--oidc-audience"),
 		"--trusted-proxy-cidrs", "127.0.0.1/32", "--listen", listen, "--health-listen", health,
 		"--upstream", "http://"+appLn.Addr().String())
+	if keyDir {
+		dir := t.TempDir()
+		key, err := os.ReadFile(f.signingKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files := map[string][]byte{auditlog.SigningKeyFile(1): key,
+			auditlog.SigningActiveFromFile(1): []byte(time.Now().Add(-time.Hour).UTC().Format(time.RFC3339))}
+		for name, data := range files {
+			if err := os.WriteFile(filepath.Join(dir, name), data, 0o444); err != nil {
+				t.Fatal(err)
+			}
+		}
+		args = append(without(args, "--signing-key"), "--signing-key-dir", dir)
+	}
 	stdout, stderr := &syncWriter{}, &syncWriter{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -264,6 +286,9 @@ func TestAuditProxyCommandServes(t *testing.T) {
 	}
 	if stdout.String() != string(data) {
 		t.Error("stdout does not mirror the audit log")
+	}
+	if keyDir && !strings.Contains(stderr.String(), `"msg":"Signing audit checkpoints","keyID":"`+auditlog.KeyID(f.pub)+`","version":1`) {
+		t.Errorf("the proxy does not follow its signing-key directory:\n%s", stderr.String())
 	}
 	if strings.Contains(stderr.String(), "D-7") || strings.Contains(stderr.String(), "coach-1") {
 		t.Errorf("the proxy's log names the dossier or the caller:\n%s", stderr.String())
