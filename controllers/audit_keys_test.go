@@ -280,6 +280,29 @@ func TestSigningKeyRotationVerifiesAcrossTheRotation(t *testing.T) {
 		return nil
 	})
 
+	// An hour after version 2 took over, version 1's private key goes; its
+	// public key stays, in the Secret and in the trust ConfigMap.
+	fakeClock.Step(resources.SigningKeyRetireDelay)
+	t.Cleanup(func() { fakeClock.Step(-resources.SigningKeyRetireDelay) })
+	nudge(t, store)
+	eventually(t, timeout, func() error {
+		s := readSecret(t, ns, "dossiers-audit-signing")
+		if _, ok := s.Data[auditlog.SigningKeyFile(1)]; ok {
+			return fmt.Errorf("signing-1.key is still in the Secret")
+		}
+		if s.Data[auditlog.SigningPublicFile(1)] == nil || s.Data[auditlog.SigningKeyFile(2)] == nil {
+			return fmt.Errorf("the Secret lost more than version 1's private key: %d entries", len(s.Data))
+		}
+		return nil
+	})
+	mountSecret(t, dir, readSecret(t, ns, "dossiers-audit-signing"))
+	if k, err := source.Load(); err != nil || k.ID() != pending {
+		t.Fatalf("the proxy reads %+v (%v) from the Secret with version 1 retired; want version 2", k, err)
+	}
+	if k := getStore(t, store).Status.AuditSigningKey; k == nil || k.KeyID != pending || k.Versions != 2 {
+		t.Fatalf("auditSigningKey %+v after retirement", k)
+	}
+
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)

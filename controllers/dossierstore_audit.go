@@ -138,7 +138,9 @@ func (r *DossierStoreReconciler) reconcilePseudonymKey(ctx context.Context, stor
 // reconcileSigningKeys creates the signing Secret once (with the legacy
 // Secret's key as version 1 when there is one), adds a version when one is
 // due or asked for (v1alpha1.AnnotationRotateSigningKey), and returns the
-// versions kept. Every version's public key is kept in the trust ConfigMap
+// versions kept; the private keys of versions before the active one are
+// removed SigningKeyRetireDelay after it became active. Every version's
+// public key is kept in the trust ConfigMap
 // before the version is written, so the proxy never signs with a key the
 // verifiers cannot know; a key kept whose Secret write then failed was
 // never used, and harms no verification.
@@ -162,6 +164,11 @@ func (r *DossierStoreReconciler) reconcileSigningKeys(ctx context.Context, store
 		return resources.SigningRing{}, err
 	}
 	updated, changed := resources.AdoptKeySecret(secret, store, "audit-signing")
+	// The private keys of versions no proxy signs with any more go; their
+	// public keys stay.
+	if retire := ring.Retirable(now); len(retire) > 0 {
+		updated, ring, changed = resources.WithRetiredKeys(updated, retire), ring.WithRetired(retire), true
+	}
 	if !now.Before(ring.NextRotation(store.Spec.Audit.SigningKeyRotationPeriod())) || resources.RotationRequested(store, secret) {
 		return r.rotateSigningKeys(ctx, store, updated, ring, now)
 	}

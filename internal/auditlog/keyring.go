@@ -20,7 +20,8 @@ import (
 // time from which the proxy may sign with it. A new version becomes active
 // only after its public key has had time to reach every verifier (the trust
 // ConfigMap and the logbook), so that no checkpoint is ever signed with a
-// key a verifier cannot know yet.
+// key a verifier cannot know yet. A retired version keeps its public key and
+// activation time but not its private key: nothing signs with it again.
 var signingFile = regexp.MustCompile(`^signing-([1-9][0-9]{0,8})\.(key|pub|active-from)$`)
 
 // SigningKeyFile is the file of version v's private key.
@@ -32,18 +33,26 @@ func SigningPublicFile(v int) string { return "signing-" + strconv.Itoa(v) + ".p
 // SigningActiveFromFile is the file of version v's activation time.
 func SigningActiveFromFile(v int) string { return "signing-" + strconv.Itoa(v) + ".active-from" }
 
-// SigningKey is one version of a signing-key directory.
+// SigningKey is one version of a signing-key directory. Key is nil for a
+// retired version.
 type SigningKey struct {
 	Version    int
 	Key        ed25519.PrivateKey
+	PublicKey  ed25519.PublicKey
 	ActiveFrom time.Time
 }
 
 // Public is the version's public key.
 func (k SigningKey) Public() ed25519.PublicKey {
-	pub, _ := k.Key.Public().(ed25519.PublicKey)
-	return pub
+	if k.Key != nil {
+		pub, _ := k.Key.Public().(ed25519.PublicKey)
+		return pub
+	}
+	return k.PublicKey
 }
+
+// Retired says whether the version has no private key any more.
+func (k SigningKey) Retired() bool { return k.Key == nil }
 
 // ID is the version's key id (KeyID), as its checkpoints name it.
 func (k SigningKey) ID() string { return KeyID(k.Public()) }
@@ -54,9 +63,9 @@ func IsSigningKeyFile(name string) bool { return signingFile.MatchString(name) }
 
 // ParseSigningKeys decodes the versions of a signing-key directory from its
 // files (name to content; other names are ignored), ascending by version.
-// Every version needs its key and its activation time, and a public key,
-// when given, must be the key's. Errors name the file and the rule, never
-// key material.
+// Every version needs its activation time and its private key or, once
+// retired, its public key; a public key given with the private key must be
+// the private key's. Errors name the file and the rule, never key material.
 func ParseSigningKeys(files map[string][]byte) ([]SigningKey, error) {
 	byVersion := map[int]*SigningKey{}
 	pubs := map[int][]byte{}
@@ -72,45 +81,17 @@ func ParseSigningKeys(files map[string][]byte) ([]SigningKey, error) {
 			k = &SigningKey{Version: v}
 			byVersion[v] = k
 		}
-		switch m[2] {
-		case "key":
-			priv, err := DecodePrivateKeyPEM(data)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", name, err))
-				continue
-			}
-			k.Key = priv
-		case "pub":
+		if m[2] == "pub" {
 			pubs[v] = data
-		default:
-			t, err := time.Parse(time.RFC3339, strings.TrimSpace(string(data)))
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: must be an RFC 3339 time such as 2026-12-01T12:00:00Z", name))
-				continue
-			}
-			k.ActiveFrom = t
+		} else if err := k.readFile(m[2], data); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
 		}
 	}
 	keys := make([]SigningKey, 0, len(byVersion))
 	for v, k := range byVersion {
-		switch {
-		case k.Key == nil:
-			errs = append(errs, fmt.Errorf("%s: missing: version %d has no private key", SigningKeyFile(v), v))
+		if err := k.complete(pubs[v]); err != nil {
+			errs = append(errs, err)
 			continue
-		case k.ActiveFrom.IsZero():
-			errs = append(errs, fmt.Errorf("%s: missing: version %d has no activation time", SigningActiveFromFile(v), v))
-			continue
-		}
-		if p, ok := pubs[v]; ok {
-			pub, err := DecodePublicKeyPEM(p)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", SigningPublicFile(v), err))
-				continue
-			}
-			if !pub.Equal(k.Public()) {
-				errs = append(errs, fmt.Errorf("%s: is not the public key of %s", SigningPublicFile(v), SigningKeyFile(v)))
-				continue
-			}
 		}
 		keys = append(keys, *k)
 	}
@@ -122,21 +103,71 @@ func ParseSigningKeys(files map[string][]byte) ([]SigningKey, error) {
 	return keys, nil
 }
 
-// ActiveSigningKey is the newest version of keys (ascending by version)
-// that is active at now: the one to sign with. When none is (a clock set
-// back), it is the oldest: there is no older key to sign with, and its
-// public key was published before it was written. It is an error when
-// there are no keys.
-func ActiveSigningKey(keys []SigningKey, now time.Time) (SigningKey, error) {
-	if len(keys) == 0 {
-		return SigningKey{}, fmt.Errorf("no signing key: no %s", SigningKeyFile(1))
+// readFile decodes the version's private key ("key") or activation time
+// ("active-from").
+func (k *SigningKey) readFile(kind string, data []byte) error {
+	if kind == "key" {
+		priv, err := DecodePrivateKeyPEM(data)
+		if err != nil {
+			return err
+		}
+		k.Key = priv
+		return nil
 	}
-	for i := len(keys) - 1; i > 0; i-- {
-		if !now.Before(keys[i].ActiveFrom) {
-			return keys[i], nil
+	t, err := time.Parse(time.RFC3339, strings.TrimSpace(string(data)))
+	if err != nil {
+		return errors.New("must be an RFC 3339 time such as 2026-12-01T12:00:00Z")
+	}
+	k.ActiveFrom = t
+	return nil
+}
+
+// complete checks that the version has its activation time and its
+// private key or public key (pubPEM, nil when there is none), which must
+// agree, and sets PublicKey.
+func (k *SigningKey) complete(pubPEM []byte) error {
+	v := k.Version
+	switch {
+	case k.Key == nil && pubPEM == nil:
+		return fmt.Errorf("%s: missing: version %d has no private key and no public key", SigningKeyFile(v), v)
+	case k.ActiveFrom.IsZero():
+		return fmt.Errorf("%s: missing: version %d has no activation time", SigningActiveFromFile(v), v)
+	}
+	if pubPEM != nil {
+		pub, err := DecodePublicKeyPEM(pubPEM)
+		if err != nil {
+			return fmt.Errorf("%s: %w", SigningPublicFile(v), err)
+		}
+		if k.Key != nil && !pub.Equal(k.Public()) {
+			return fmt.Errorf("%s: is not the public key of %s", SigningPublicFile(v), SigningKeyFile(v))
+		}
+		k.PublicKey = pub
+	}
+	k.PublicKey = k.Public()
+	return nil
+}
+
+// ActiveSigningKey is the newest version of keys (ascending by version)
+// with a private key that is active at now: the one to sign with. When none
+// is (a clock set back), it is the oldest with a private key: there is no
+// older key to sign with, and its public key was published before it was
+// written. It is an error when no version has a private key.
+func ActiveSigningKey(keys []SigningKey, now time.Time) (SigningKey, error) {
+	var usable []SigningKey
+	for _, k := range keys {
+		if !k.Retired() {
+			usable = append(usable, k)
 		}
 	}
-	return keys[0], nil
+	if len(usable) == 0 {
+		return SigningKey{}, errors.New("no signing key: no version has its private key (signing-N.key)")
+	}
+	for i := len(usable) - 1; i > 0; i-- {
+		if !now.Before(usable[i].ActiveFrom) {
+			return usable[i], nil
+		}
+	}
+	return usable[0], nil
 }
 
 // ReadSigningKeyDir reads the versions of a signing-key directory, such as

@@ -57,7 +57,11 @@ func TestParseSigningKeys(t *testing.T) {
 		{"two versions", good, 2, ""},
 		{"other files are ignored", with("..data", []byte("x")), 2, ""},
 		{"no public key is fine", with(SigningPublicFile(2), nil), 2, ""},
-		{"no private key", with(SigningKeyFile(2), nil), 0, "signing-2.key: missing"},
+		{"no private key and no public key", func() map[string][]byte {
+			m := with(SigningKeyFile(2), nil)
+			delete(m, SigningPublicFile(2))
+			return m
+		}(), 0, "signing-2.key: missing"},
 		{"no activation time", with(SigningActiveFromFile(1), nil), 0, "signing-1.active-from: missing"},
 		{"activation time not RFC 3339", with(SigningActiveFromFile(1), []byte("tomorrow")), 0, "signing-1.active-from: must be an RFC 3339 time"},
 		{"private key not PEM", with(SigningKeyFile(1), []byte("key")), 0, "signing-1.key: no PEM"},
@@ -78,11 +82,37 @@ func TestParseSigningKeys(t *testing.T) {
 				t.Fatalf("%d versions, %v; want %d", len(keys), err, tt.versions)
 			}
 			for i, k := range keys {
-				if k.Version != i+1 || !k.Key.Equal(testKey(byte(i+1))) || k.ID() != KeyID(testKey(byte(i+1)).Public().(ed25519.PublicKey)) {
+				if k.Version != i+1 || !k.Key.Equal(testKey(byte(i+1))) || k.Retired() || k.ID() != KeyID(testKey(byte(i+1)).Public().(ed25519.PublicKey)) {
 					t.Errorf("version %d: %+v", i+1, k)
 				}
 			}
 		})
+	}
+}
+
+// A retired version has its public key and activation time, no private
+// key: it is read, and never signed with.
+func TestRetiredSigningKey(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	files := keyFiles(t, t0, t0.Add(time.Hour), t0.Add(2*time.Hour))
+	delete(files, SigningKeyFile(1))
+	keys, err := ParseSigningKeys(files)
+	if err != nil || len(keys) != 3 {
+		t.Fatalf("%d versions, %v", len(keys), err)
+	}
+	if !keys[0].Retired() || keys[1].Retired() || !keys[0].Public().Equal(testKey(1).Public().(ed25519.PublicKey)) || keys[0].ID() != KeyID(publicKey) {
+		t.Fatalf("retired version 1 read as %+v", keys[0])
+	}
+	for _, tt := range []struct {
+		at   time.Time
+		want int
+	}{{t0, 2}, {t0.Add(-time.Minute), 2}, {t0.Add(90 * time.Minute), 2}, {t0.Add(2 * time.Hour), 3}} {
+		if k, err := ActiveSigningKey(keys, tt.at); err != nil || k.Version != tt.want {
+			t.Errorf("at %s: version %d (%v); want %d, never the retired one", tt.at, k.Version, err, tt.want)
+		}
+	}
+	if _, err := ActiveSigningKey(keys[:1], t0); err == nil || !strings.Contains(err.Error(), "no version has its private key") {
+		t.Errorf("only a retired version: %v", err)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"time"
 
@@ -50,6 +51,14 @@ const (
 	// logbook's --trust-key-reload, a minute by default), so that no
 	// checkpoint is refused for a key the logbook does not know yet.
 	SigningKeyActivationDelay = 5 * time.Minute
+
+	// SigningKeyRetireDelay is how long after a version became active the
+	// private keys of the versions before it are removed from the Secret
+	// (their public keys and activation times stay): by then every proxy has
+	// read the new version (it reads its mounted Secret every 10 seconds,
+	// and the kubelet updates the mount within about a minute), and a
+	// Secret read later cannot sign as an older key.
+	SigningKeyRetireDelay = time.Hour
 
 	// annotationRotationRequest on the signing Secret is the last value of
 	// the store's v1alpha1.AnnotationRotateSigningKey that was honoured.
@@ -97,18 +106,39 @@ func (r SigningRing) Newest() *SigningVersion {
 }
 
 // Active is the version the audit proxy signs with at now: the newest one
-// whose activation time has come, or the oldest when none has
-// (auditlog.ActiveSigningKey); nil for an empty ring.
+// with its private key whose activation time has come, or the oldest with
+// its private key when none has (auditlog.ActiveSigningKey); nil when no
+// version has its private key.
 func (r SigningRing) Active(now time.Time) *SigningVersion {
-	if len(r.Versions) == 0 {
+	var oldest *SigningVersion
+	for i := len(r.Versions) - 1; i >= 0; i-- {
+		v := &r.Versions[i]
+		if v.Retired() {
+			continue
+		}
+		if !now.Before(v.ActiveFrom) {
+			return v
+		}
+		oldest = v
+	}
+	return oldest
+}
+
+// Retirable are the versions whose private key may be removed at now: those
+// before the active version, once it has been active for
+// SigningKeyRetireDelay.
+func (r SigningRing) Retirable(now time.Time) []int {
+	active := r.Active(now)
+	if active == nil || now.Before(active.ActiveFrom.Add(SigningKeyRetireDelay)) {
 		return nil
 	}
-	for i := len(r.Versions) - 1; i > 0; i-- {
-		if !now.Before(r.Versions[i].ActiveFrom) {
-			return &r.Versions[i]
+	var versions []int
+	for _, v := range r.Versions {
+		if v.Version < active.Version && !v.Retired() {
+			versions = append(versions, v.Version)
 		}
 	}
-	return &r.Versions[0]
+	return versions
 }
 
 // NextRotation is when a new version is due: the newest version's creation
@@ -134,10 +164,11 @@ func (r SigningRing) PublicKeys() []ed25519.PublicKey {
 	return keys
 }
 
-// Has says whether a version of the ring is priv.
+// Has says whether a version of the ring, retired or not, is priv's.
 func (r SigningRing) Has(priv ed25519.PrivateKey) bool {
+	pub, _ := priv.Public().(ed25519.PublicKey)
 	for _, v := range r.Versions {
-		if v.Key.Equal(priv) {
+		if v.Public().Equal(pub) {
 			return true
 		}
 	}
@@ -221,7 +252,8 @@ func WithSigningVersion(secret *corev1.Secret, v SigningVersion) (*corev1.Secret
 	if s.Annotations == nil {
 		s.Annotations = map[string]string{}
 	}
-	if _, ok := s.Data[auditlog.SigningKeyFile(v.Version)]; ok {
+	_, hasKey := s.Data[auditlog.SigningKeyFile(v.Version)]
+	if _, hasTime := s.Data[auditlog.SigningActiveFromFile(v.Version)]; hasKey || hasTime {
 		return nil, fmt.Errorf("signing Secret %s: version %d exists; it is not replaced", s.Name, v.Version)
 	}
 	priv, err := auditlog.EncodePrivateKeyPEM(v.Key)
@@ -237,6 +269,28 @@ func WithSigningVersion(secret *corev1.Secret, v SigningVersion) (*corev1.Secret
 	s.Data[auditlog.SigningActiveFromFile(v.Version)] = []byte(v.ActiveFrom.UTC().Format(time.RFC3339))
 	s.Annotations[annotationSigningCreatedPrefix+strconv.Itoa(v.Version)] = v.Created.UTC().Format(time.RFC3339)
 	return s, nil
+}
+
+// WithRetired is the ring with the private keys of versions removed.
+func (r SigningRing) WithRetired(versions []int) SigningRing {
+	out := SigningRing{Versions: append([]SigningVersion(nil), r.Versions...)}
+	for i := range out.Versions {
+		if slices.Contains(versions, out.Versions[i].Version) {
+			out.Versions[i].PublicKey = out.Versions[i].Public()
+			out.Versions[i].Key = nil
+		}
+	}
+	return out
+}
+
+// WithRetiredKeys is a copy of secret without the private keys of versions;
+// their public keys and activation times are kept.
+func WithRetiredKeys(secret *corev1.Secret, versions []int) *corev1.Secret {
+	s := secret.DeepCopy()
+	for _, v := range versions {
+		delete(s.Data, auditlog.SigningKeyFile(v))
+	}
+	return s
 }
 
 // RotationRequested says whether the store asks for a new signing-key

@@ -3,6 +3,7 @@ package resources
 import (
 	"bytes"
 	"crypto/ed25519"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -186,4 +187,67 @@ func TestPseudonymSecret(t *testing.T) {
 	if len(r.ResourceNames) != 1 || r.ResourceNames[0] != "dossiers-pseudonym" || len(r.Verbs) != 1 || r.Verbs[0] != "get" || r.Resources[0] != "secrets" {
 		t.Errorf("rule %+v; want get on exactly the pseudonym Secret", r)
 	}
+}
+
+// An hour after a version became active, the private keys before it go;
+// their public keys stay, and the ring still knows them.
+func TestSigningKeysRetire(t *testing.T) {
+	ring, v1, _ := SigningRing{}.Rotate(keyNow, nil)
+	ring, v2, _ := ring.Rotate(keyNow.Add(time.Hour), nil)
+	for _, tt := range []struct {
+		at   time.Time
+		want []int
+	}{
+		{keyNow.Add(2 * time.Hour), nil},
+		{v2.ActiveFrom, nil},
+		{v2.ActiveFrom.Add(SigningKeyRetireDelay - time.Second), nil},
+		{v2.ActiveFrom.Add(SigningKeyRetireDelay), []int{1}},
+	} {
+		if got := ring.Retirable(tt.at); !slices.Equal(got, tt.want) {
+			t.Errorf("Retirable(%s) = %v; want %v", tt.at, got, tt.want)
+		}
+	}
+	secret, err := NewSigningSecret(keyStore(), ring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	retired := WithRetiredKeys(secret, []int{1})
+	if _, ok := retired.Data[auditlog.SigningKeyFile(1)]; ok || retired.Data[auditlog.SigningPublicFile(1)] == nil || retired.Data[auditlog.SigningActiveFromFile(1)] == nil {
+		t.Fatalf("retired Secret entries %v; want signing-1.pub and .active-from without signing-1.key", keysOf(retired.Data))
+	}
+	if _, ok := secret.Data[auditlog.SigningKeyFile(1)]; !ok {
+		t.Fatal("WithRetiredKeys changed the Secret it was given")
+	}
+	back, err := ReadSigningRing(retired)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := v2.ActiveFrom.Add(SigningKeyRetireDelay)
+	if !back.Versions[0].Retired() || back.Versions[0].ID() != v1.ID() || !back.Has(v1.Key) || back.Active(at).Version != 2 || back.Retirable(at) != nil {
+		t.Errorf("ring read back: %+v", back.Versions)
+	}
+	if len(back.PublicKeys()) != 2 || !back.PublicKeys()[0].Equal(v1.Public()) {
+		t.Error("the retired version's public key is not kept")
+	}
+	if mem := ring.WithRetired([]int{1}); !mem.Versions[0].Retired() || ring.Versions[0].Retired() || mem.Versions[0].ID() != v1.ID() {
+		t.Error("WithRetired: wrong version retired, or the ring it was given changed")
+	}
+	// A new version after retirement gets the next number, and an existing
+	// number, retired or not, is never written again.
+	next, v3, _ := back.Rotate(at, nil)
+	if v3.Version != 3 || len(next.Versions) != 3 {
+		t.Errorf("version after retirement: %d", v3.Version)
+	}
+	if _, err := WithSigningVersion(retired, SigningVersion{SigningKey: auditlog.SigningKey{Version: 1, Key: v3.Key, ActiveFrom: at}, Created: at}); err == nil {
+		t.Error("a retired version's number was written again")
+	}
+}
+
+func keysOf(m map[string][]byte) []string {
+	var names []string
+	for k := range m {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	return names
 }
