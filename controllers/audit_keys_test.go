@@ -394,3 +394,24 @@ func TestSigningKeyRotationVerifiesAcrossTheRotation(t *testing.T) {
 	}
 	verifyLogbook()
 }
+
+// A signing Secret whose every private key was removed by hand is not
+// replaced (older logs depend on its public keys) and fails the control.
+func TestSigningSecretWithoutPrivateKeysIsKept(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	store := newStore(t, ns, encryptedClass(t).Name)
+	eventually(t, timeout, storeCondition(store, v1alpha1.ConditionReady, metav1.ConditionTrue, ""))
+	s := readSecret(t, ns, "dossiers-audit-signing")
+	pub := s.Data[auditlog.SigningPublicFile(1)]
+	delete(s.Data, auditlog.SigningKeyFile(1))
+	if err := k8s.Update(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, timeout, storeCondition(store, v1alpha1.ConditionAuditKeyRotated, metav1.ConditionFalse, v1alpha1.ReasonAuditKeysUnavailable))
+	eventually(t, timeout, storeCondition(store, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonDependencyUnavailable))
+	s = readSecret(t, ns, "dossiers-audit-signing")
+	if _, ok := s.Data[auditlog.SigningKeyFile(1)]; ok || !bytes.Equal(s.Data[auditlog.SigningPublicFile(1)], pub) || len(s.Data) != 2 {
+		t.Fatalf("the signing Secret was changed: %d entries", len(s.Data))
+	}
+}

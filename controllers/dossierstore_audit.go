@@ -55,19 +55,23 @@ func (r *DossierStoreReconciler) reconcileAuditKeys(ctx context.Context, store *
 	if err != nil {
 		return fail("the signing keys in Secret "+facts.SigningSecret+" could not be kept, rotated or trusted", err)
 	}
-	active := ring.Active(now) // not nil: the ring has a version
+	active := ring.Active(now)
+	if active == nil { // every version retired: a Secret edited by hand
+		return fail("no version in Secret "+facts.SigningSecret+" has its private key",
+			fmt.Errorf("signing Secret %s: no version has its private key (signing-N.key); it is not replaced, because older audit logs depend on it", facts.SigningSecret))
+	}
 	facts.KeyID, facts.Version, facts.Created, facts.Versions = active.ID(), active.Version, active.Created, len(ring.Versions)
 	facts.NextRotation = ring.NextRotation(store.Spec.Audit.SigningKeyRotationPeriod())
 	if n := ring.Newest(); n.Version != active.Version {
 		facts.PendingKeyID, facts.PendingActiveFrom = n.ID(), n.ActiveFrom
 	}
-	if legacy != nil {
-		if err := r.removeLegacyAuditKeys(ctx, legacy, ring, pseudonym); err != nil {
-			return fail("Secret "+legacyName+" could not be removed", err)
-		}
-	}
 	if _, err := applyChild(ctx, r.Client, resources.PseudonymReaderRole(store), &rbacv1.Role{}); err != nil {
 		return fail("Role "+resources.PseudonymReaderName(store)+" could not be applied", fmt.Errorf("apply pseudonym reader Role: %w", err))
+	}
+	// The keys in use are in place; an old Secret that cannot be removed
+	// yet is reported, and tried again, without failing them.
+	if legacy != nil {
+		return facts, r.removeLegacyAuditKeys(ctx, legacy, ring, pseudonym)
 	}
 	return facts, nil
 }
