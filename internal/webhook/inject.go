@@ -30,7 +30,7 @@ const (
 	KeysDir      = "/etc/dossierguard/keys"
 	LogDir       = "/var/log/dossierguard"
 	TLSDir       = "/etc/dossierguard/tls"
-	HealthPort   = 9901
+	HealthPort   = resources.ProxyHealthPort
 )
 
 // Config is how the operator is installed.

@@ -461,6 +461,28 @@ func TestOptions(t *testing.T) {
 		if !slices.Contains(mgr.Args, "--logbook-url=http://dossierguard-logbook."+namespace+".svc:4318") {
 			t.Errorf("manager args %v do not point the injected proxies at the logbook", mgr.Args)
 		}
+		// Every store's isolation policy must admit egress to exactly the
+		// logbook's pods: the labels the manager is given are the pods'.
+		labels := map[string]string{}
+		for _, a := range mgr.Args {
+			if v, ok := strings.CutPrefix(a, "--logbook-pod-labels="); ok {
+				for _, kv := range strings.Split(v, ",") {
+					k, v, _ := strings.Cut(kv, "=")
+					labels[k] = v
+				}
+			}
+		}
+		if !reflect.DeepEqual(labels, dep.Spec.Template.Labels) || !reflect.DeepEqual(labels, dep.Spec.Selector.MatchLabels) {
+			t.Errorf("--logbook-pod-labels %v, want the logbook's pod labels %v", labels, dep.Spec.Template.Labels)
+		}
+		for _, a := range []string{"--logbook-namespace=" + namespace, "--logbook-port=4318"} {
+			if !slices.Contains(mgr.Args, a) {
+				t.Errorf("manager args %v lack %s", mgr.Args, a)
+			}
+		}
+		if port := dep.Spec.Template.Spec.Containers[0].Ports[0]; port.ContainerPort != 4318 {
+			t.Errorf("logbook container port %d, want the --logbook-port 4318", port.ContainerPort)
+		}
 		svc := convert[corev1.Service](t, find(t, objs, "Service", "dossierguard-logbook"))
 		if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != 4318 || svc.Spec.Selector["app.kubernetes.io/component"] != "logbook" {
 			t.Errorf("logbook Service %+v", svc.Spec)
@@ -489,6 +511,23 @@ func TestOptions(t *testing.T) {
 			t.Errorf("retention CronJob: envFrom %+v, concurrency %s", c.EnvFrom, cj.Spec.ConcurrencyPolicy)
 		}
 		checkRestricted(t, objs)
+	})
+	t.Run("proxy metrics namespaces", func(t *testing.T) {
+		hasFlag := func(args []string) bool {
+			return slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--proxy-metrics-namespace-labels") })
+		}
+		if mgr := convert[appsv1.Deployment](t, find(t, decode(t, mustHelm(t, templateArgs()...)), "Deployment", "dossierguard-manager")); hasFlag(mgr.Spec.Template.Spec.Containers[0].Args) {
+			t.Error("by default no namespace may reach the proxies' metrics port")
+		}
+		values := writeValues(t, "metrics:\n  auditProxy:\n    scrapeNamespaceLabels: {kubernetes.io/metadata.name: monitoring, team: observability}\n")
+		mgr := convert[appsv1.Deployment](t, find(t, decode(t, mustHelm(t, templateArgs("-f", values)...)), "Deployment", "dossierguard-manager"))
+		if want := "--proxy-metrics-namespace-labels=kubernetes.io/metadata.name=monitoring,team=observability"; !slices.Contains(mgr.Spec.Template.Spec.Containers[0].Args, want) {
+			t.Errorf("manager args %v lack %s", mgr.Spec.Template.Spec.Containers[0].Args, want)
+		}
+		bad := writeValues(t, "metrics:\n  auditProxy:\n    scrapeNamespaceLabels: {\"bad key\": monitoring}\n")
+		if _, stderr, err := helm(t, templateArgs("-f", bad)...); err == nil || !strings.Contains(stderr, "invalid propertyName 'bad key'") {
+			t.Errorf("a label key with a space: err %v, stderr %s", err, stderr)
+		}
 	})
 	t.Run("no NetworkPolicy", func(t *testing.T) {
 		if has(decode(t, mustHelm(t, templateArgs("--set", "networkPolicy.enabled=false")...)), "NetworkPolicy", "dossierguard-manager") {
