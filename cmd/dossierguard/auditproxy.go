@@ -34,6 +34,7 @@ type auditProxyOptions struct {
 	plainHTTP       bool
 	policy          string
 	auditLog        string
+	auditLogMax     int64
 	signingKey      string
 	pseudonymKey    string
 	syncCompletion  bool
@@ -105,6 +106,7 @@ See docs/audit-proxy.md.`,
 	f.BoolVar(&opts.plainHTTP, "plain-http", false, "Serve plain HTTP instead of TLS: bearer tokens and dossiers then cross the network in clear. Only where something else protects the traffic (the store's spec.workload.proxyTLS.mode Disabled).")
 	f.StringVar(&opts.policy, "policy", auditproxy.DefaultPolicyPath, "Access-policy document (the store's ConfigMap, mounted as a volume); polled every 2s and swapped when its content changes.")
 	f.StringVar(&opts.auditLog, "audit-log", auditproxy.DefaultAuditLogPath, "Audit log file (JSON lines, hash-chained); every line is also written to stdout.")
+	f.Int64Var(&opts.auditLogMax, "audit-log-max-bytes", 0, "Largest size of the audit log file, below its volume's size limit: at it the log ends with a signed checkpoint and every request is refused with 503 until the pod is replaced. 0 means no bound.")
 	f.StringVar(&opts.signingKey, "signing-key", "", "PEM Ed25519 private key (PKCS #8) that signs the audit log's checkpoints. Required.")
 	f.StringVar(&opts.pseudonymKey, "pseudonym-key", "", "File whose bytes (at least 32) are the key that pseudonymises dossier ids in the audit log. Required.")
 	f.BoolVar(&opts.syncCompletion, "sync-completion", false, "Append the completion event before the response is passed on, instead of in the background.")
@@ -155,7 +157,7 @@ func (o *auditProxyOptions) config() (auditproxy.Config, error) {
 	cfg := auditproxy.Config{
 		Listen: o.listen, HealthListen: o.healthListen,
 		TLSCertFile: o.tlsCertFile, TLSKeyFile: o.tlsKeyFile,
-		PolicyPath: o.policy, AuditLogPath: o.auditLog,
+		PolicyPath: o.policy, AuditLogPath: o.auditLog, AuditLogMaxBytes: o.auditLogMax,
 		SyncCompletion: o.syncCompletion, ShutdownTimeout: o.shutdownTimeout,
 		AssignmentURL: o.assignmentURL, AssignmentCacheSize: o.assignmentCacheSize,
 		AssignmentCacheTTL: o.assignmentCacheTTL, AssignmentTimeout: o.assignmentTimeout,
@@ -168,6 +170,9 @@ func (o *auditProxyOptions) config() (auditproxy.Config, error) {
 	o.checkConsents(&errs)
 	cfg.SigningKey, cfg.PseudonymKey = o.keys(&errs)
 	cfg.AuditChain, cfg.AuditLogbook = o.logbook(&errs)
+	if o.auditLogMax < 0 || (o.auditLogMax > 0 && o.auditLogMax < 1<<20) {
+		errs.bad("audit-log-max-bytes", "%d must be 0 (no bound) or at least 1048576 (1 MiB)", o.auditLogMax)
+	}
 	if o.floodThresh < 1 {
 		errs.bad("flood-threshold", "must be at least 1")
 	}

@@ -151,6 +151,8 @@ func TestAuditProxyFlagValidation(t *testing.T) {
 		{"assignment timeout", with("--assignment-timeout", "-1s"), []string{"--assignment-timeout:"}},
 		{"audit log directory missing", with("--audit-log", filepath.Join(f.dir, "missing", "audit.jsonl")), []string{"--audit-log:"}},
 		{"policy empty", with("--policy", ""), []string{"--policy: is required"}},
+		{"audit log bound too small", with("--audit-log-max-bytes", "4096"), []string{"--audit-log-max-bytes:", "1 MiB"}},
+		{"audit log bound negative", with("--audit-log-max-bytes", "-1"), []string{"--audit-log-max-bytes:"}},
 		{"flood threshold", with("--flood-threshold", "0"), []string{"--flood-threshold:"}},
 		{"flood interval", with("--flood-interval", "10ms"), []string{"--flood-interval:"}},
 		{"logbook without store", with("--logbook-url", "http://logbook:4318"), []string{"--logbook-url: needs --store"}},

@@ -72,8 +72,11 @@ type Config struct {
 	// AuditLogPath is the audit log file; AuditMirror receives a copy of
 	// every line (os.Stdout in the command). SigningKey signs checkpoints.
 	AuditLogPath string
-	AuditMirror  io.Writer
-	SigningKey   ed25519.PrivateKey
+	// AuditLogMaxBytes bounds the audit log file (auditlog.Options.MaxBytes);
+	// at the bound every request is refused with 503. 0 means none.
+	AuditLogMaxBytes int64
+	AuditMirror      io.Writer
+	SigningKey       ed25519.PrivateKey
 	// AuditChain names the log's origin (a genesis line); AuditLogbook
 	// ships every line to the logbook, which must acknowledge each event
 	// before its request goes on. Both optional; see auditlog.Options.
@@ -136,7 +139,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer func() { _ = hln.Close() }()
 
 	writer, err := auditlog.NewWriter(auditlog.Options{Path: cfg.AuditLogPath, Mirror: cfg.AuditMirror, SigningKey: cfg.SigningKey,
-		Chain: cfg.AuditChain, Logbook: cfg.AuditLogbook})
+		Chain: cfg.AuditChain, Logbook: cfg.AuditLogbook, MaxBytes: cfg.AuditLogMaxBytes})
 	if err != nil {
 		return err
 	}

@@ -52,6 +52,23 @@ type Config struct {
 	// a chain naming the store and the pod, and every event must be
 	// acknowledged by the logbook before the request goes on.
 	LogbookURL string
+	// LogSizeLimit is the sizeLimit of the proxy's log emptyDir; zero
+	// means none. The proxy is told to stop at LogMaxBytes of it, so that
+	// it refuses with 503 before the kubelet would evict the pod.
+	LogSizeLimit resource.Quantity
+}
+
+// DefaultLogSizeLimit is the size limit of the proxy's log volume: about a
+// million events of an ordinary pod's lifetime, with the logbook holding
+// them for good.
+var DefaultLogSizeLimit = resource.MustParse("1Gi")
+
+// LogMaxBytes is the proxy's --audit-log-max-bytes for a log volume of
+// limit: one sixteenth below it, room for the final checkpoint and for the
+// kubelet, which measures the volume only now and then.
+func LogMaxBytes(limit resource.Quantity) int64 {
+	n := limit.Value()
+	return n - n/16
 }
 
 // DefaultBreakGlassMaxWindow is the longest break-glass window.
@@ -106,13 +123,22 @@ func ExpectedProxy(store *v1alpha1.DossierStore, cfg Config) (corev1.Container, 
 		// CheckPod refuses any other container or volume that would read it.
 		{Name: KeysVolume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
 			SecretName: resources.AuditKeysName(store), DefaultMode: ptr.To[int32](0o444)}}},
-		{Name: LogVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		{Name: LogVolume, VolumeSource: corev1.VolumeSource{EmptyDir: logVolume(cfg)}},
 	}
 	if ProxyTLS(store) {
 		volumes = append(volumes, corev1.Volume{Name: TLSVolume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
 			SecretName: resources.ProxyTLSName(store), DefaultMode: ptr.To[int32](0o444)}}})
 	}
 	return sidecar, volumes
+}
+
+// logVolume is the proxy's log emptyDir, with its size limit if any.
+func logVolume(cfg Config) *corev1.EmptyDirVolumeSource {
+	if cfg.LogSizeLimit.IsZero() {
+		return &corev1.EmptyDirVolumeSource{}
+	}
+	limit := cfg.LogSizeLimit.DeepCopy()
+	return &corev1.EmptyDirVolumeSource{SizeLimit: &limit}
 }
 
 // HasSidecar says whether the pod runs exactly the audit proxy the webhook
@@ -133,6 +159,9 @@ func sidecarContainer(store *v1alpha1.DossierStore, cfg Config) corev1.Container
 		"--audit-log=" + LogDir + "/audit.jsonl",
 		"--signing-key=" + KeysDir + "/" + resources.AuditSigningKey,
 		"--pseudonym-key=" + KeysDir + "/" + resources.AuditPseudonymKey,
+	}
+	if !cfg.LogSizeLimit.IsZero() {
+		args = append(args, "--audit-log-max-bytes="+strconv.FormatInt(LogMaxBytes(cfg.LogSizeLimit), 10))
 	}
 	mounts := []corev1.VolumeMount{
 		{Name: PolicyVolume, MountPath: PolicyDir, ReadOnly: true},

@@ -512,6 +512,21 @@ func TestOptions(t *testing.T) {
 		}
 		checkRestricted(t, objs)
 	})
+	t.Run("audit log size limit", func(t *testing.T) {
+		for _, tc := range []struct{ value, want string }{{"", "--audit-log-size-limit=1Gi"}, {"256Mi", "--audit-log-size-limit=256Mi"}, {"0", "--audit-log-size-limit=0"}} {
+			args := templateArgs()
+			if tc.value != "" {
+				args = templateArgs("--set-string", "auditProxy.logSizeLimit="+tc.value)
+			}
+			mgr := convert[appsv1.Deployment](t, find(t, decode(t, mustHelm(t, args...)), "Deployment", "dossierguard-manager"))
+			if !slices.Contains(mgr.Spec.Template.Spec.Containers[0].Args, tc.want) {
+				t.Errorf("logSizeLimit %q: manager args %v lack %s", tc.value, mgr.Spec.Template.Spec.Containers[0].Args, tc.want)
+			}
+		}
+		if _, stderr, err := helm(t, templateArgs("--set", "auditProxy.logSizeLimit=lots")...); err == nil || !strings.Contains(stderr, "/auditProxy/logSizeLimit") {
+			t.Errorf("logSizeLimit=lots: err %v, stderr %s", err, stderr)
+		}
+	})
 	t.Run("proxy metrics namespaces", func(t *testing.T) {
 		hasFlag := func(args []string) bool {
 			return slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--proxy-metrics-namespace-labels") })
