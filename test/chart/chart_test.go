@@ -512,6 +512,47 @@ func TestOptions(t *testing.T) {
 		}
 		checkRestricted(t, objs)
 	})
+	t.Run("logbook URL", func(t *testing.T) {
+		db := []string{"--set", "logbook.enabled=true", "--set", "logbook.database.secretName=logbook-pg"}
+		for _, tc := range []struct {
+			name   string
+			args   []string
+			want   string // the --logbook-url, "" for none
+			labels bool   // --logbook-pod-labels passed
+		}{
+			{"no logbook", nil, "", false},
+			{"this chart's logbook", db, "http://dossierguard-logbook." + namespace + ".svc:4318", true},
+			{"another name of this chart's logbook", append(db, "--set", "logbook.url=http://dossierguard-logbook."+namespace+".svc.cluster.local:4318"),
+				"http://dossierguard-logbook." + namespace + ".svc.cluster.local:4318", true},
+			{"a logbook elsewhere", []string{"--set", "logbook.url=https://logbook.audit.example.nl"}, "https://logbook.audit.example.nl", false},
+		} {
+			objs := decode(t, mustHelm(t, templateArgs(tc.args...)...))
+			args := convert[appsv1.Deployment](t, find(t, objs, "Deployment", "dossierguard-manager")).Spec.Template.Spec.Containers[0].Args
+			var urls []string
+			labels := false
+			for _, a := range args {
+				if v, ok := strings.CutPrefix(a, "--logbook-url="); ok {
+					urls = append(urls, v)
+				}
+				labels = labels || strings.HasPrefix(a, "--logbook-pod-labels=")
+			}
+			switch {
+			case tc.want == "" && len(urls) > 0, tc.want != "" && (len(urls) != 1 || urls[0] != tc.want):
+				t.Errorf("%s: --logbook-url %v, want %q", tc.name, urls, tc.want)
+			}
+			if labels != tc.labels {
+				t.Errorf("%s: --logbook-pod-labels passed: %v, want %v", tc.name, labels, tc.labels)
+			}
+			if deployed := has(objs, "Deployment", "dossierguard-logbook"); deployed != tc.labels {
+				t.Errorf("%s: logbook Deployment rendered: %v", tc.name, deployed)
+			}
+		}
+		for _, bad := range []string{"ftp://logbook:4318", "logbook:4318", "https://user@logbook", "http://logbook:4318/v1/traces"} {
+			if _, stderr, err := helm(t, templateArgs("--set", "logbook.url="+bad)...); err == nil || !strings.Contains(stderr, "/logbook/url") {
+				t.Errorf("logbook.url=%s: err %v, stderr %s", bad, err, stderr)
+			}
+		}
+	})
 	t.Run("audit log size limit", func(t *testing.T) {
 		for _, tc := range []struct{ value, want string }{{"", "--audit-log-size-limit=1Gi"}, {"256Mi", "--audit-log-size-limit=256Mi"}, {"0", "--audit-log-size-limit=0"}} {
 			args := templateArgs()

@@ -31,6 +31,7 @@ func TestManagerAcceptsTheFlags(t *testing.T) {
 			"--set", "logbook.database.migrate=true", "--set", "logbook.trustedKeysSecret=keys",
 			"--set", "logbook.retention.enabled=true", "--set", "logbook.retention.signingKeySecret=sign",
 			"--set", "metrics.auditProxy.scrapeNamespaceLabels.team=observability")...)),
+		"chart logbook URL":  decode(t, mustHelm(t, templateArgs("--set", "logbook.url=https://logbook.audit.example.nl")...)),
 		"config/default":     decode(t, run(t, nil, kubectl(t), "kustomize", "config/default")),
 		"config/logbook":     decode(t, run(t, nil, kubectl(t), "kustomize", "config/logbook")),
 		"config/certmanager": decode(t, run(t, nil, kubectl(t), "kustomize", "config/certmanager")),

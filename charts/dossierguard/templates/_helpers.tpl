@@ -117,3 +117,13 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "dossierguard.logbookPodLabelsFlag" -}}
 {{- include "dossierguard.labelsFlag" (include "dossierguard.logbookSelectorLabels" . | fromYaml) }}
 {{- end }}
+
+{{/* The logbook URL the injected proxies ship to: logbook.url, else the
+Service of the logbook when the chart deploys it, else none. */}}
+{{- define "dossierguard.logbookURL" -}}
+{{- if .Values.logbook.url }}
+{{- .Values.logbook.url }}
+{{- else if .Values.logbook.enabled }}
+{{- printf "http://dossierguard-logbook.%s.svc:4318" .Release.Namespace }}
+{{- end }}
+{{- end }}
