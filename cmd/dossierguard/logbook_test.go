@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -133,11 +134,19 @@ func TestAuditLogbookCommands(t *testing.T) {
 		if i == 2 {
 			subject = "999999990"
 		}
-		if err := w.Append(ctx, auditlog.Event{
+		ev := auditlog.Event{
 			Time: time.Date(2026, 9, 1, 8, 30, i, 0, time.UTC), TraceID: fmt.Sprintf("%032x", i+1), OperationID: fmt.Sprintf("%016x", i+1),
 			DataSubject: auditlog.Pseudonymise(pseudoKey, subject), Actor: "coach-0042", Roles: []string{"wijkcoach"},
 			Action: auditlog.ActionRead, Categories: []string{"identity"}, Outcome: auditlog.OutcomeAllowed, Method: "GET", Route: "read-dossier", Status: 200,
-		}); err != nil {
+		}
+		if i == 3 {
+			// A disclosure to Veilig Thuis without consent, by law.
+			ev.Actor, ev.Roles, ev.Categories = "vt-medewerker-7", nil, []string{"identity", "safety"}
+			ev.Sharing = &auditlog.Sharing{Agreement: "veilig-thuis-meldcode", Partner: "Veilig Thuis Voorbeeldregio",
+				LegalBasis: "LegalObligation", LegalReference: "Wmo 2015 art. 5.2.6", Consent: auditlog.ConsentNotRequired,
+				Purpose: "Meldcode huiselijk geweld", NoticeRequired: true}
+		}
+		if err := w.Append(ctx, ev); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -192,6 +201,37 @@ func TestAuditLogbookCommands(t *testing.T) {
 	out, stderr, code = runAudit(t, nil, "audit", "query", "--schema", schema, "--store", "wijkteam/dossiers", "--dossier", "123456782", "--pseudonym-key", keyFile, "-o", "json")
 	if code != 0 || strings.Count(out, "\n") != 2 || strings.Contains(out, "123456782") || !strings.Contains(out, `"actor":"coach-0042"`) {
 		t.Fatalf("audit query: %d %q %q", code, out, stderr)
+	}
+	// The staff access has no sharing members; the disclosure names the
+	// agreement, the partner organisation and the basis.
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if strings.Contains(lines[0], `"sharing"`) {
+		t.Errorf("audit query: a staff access with sharing members: %s", lines[0])
+	}
+	var disclosure struct {
+		Actor   string `json:"actor"`
+		Sharing *struct {
+			Agreement, Partner, Consent string
+			LegalBasis                  string `json:"legal_basis"`
+			NoticeRequired              bool   `json:"notice_required"`
+		} `json:"sharing"`
+	}
+	if err := json.Unmarshal([]byte(lines[1]), &disclosure); err != nil {
+		t.Fatal(err)
+	}
+	if sh := disclosure.Sharing; sh == nil || sh.Agreement != "veilig-thuis-meldcode" || sh.Partner != "Veilig Thuis Voorbeeldregio" ||
+		sh.LegalBasis != "LegalObligation" || sh.Consent != "not-required" || !sh.NoticeRequired {
+		t.Errorf("audit query: the disclosure's sharing members %+v, from %s", sh, lines[1])
+	}
+	out, _, code = runAudit(t, nil, "audit", "query", "--schema", schema, "--store", "wijkteam/dossiers", "--dossier", "123456782", "--pseudonym-key", keyFile)
+	if code != 0 || !strings.Contains(out, "  AGREEMENT ") || !strings.Contains(out, "  PARTNER ") || !strings.Contains(out, "  BASIS ") || !strings.HasSuffix(out, "2 accesses\n") {
+		t.Fatalf("audit query (table): %d %q", code, out)
+	}
+	for _, want := range []string{"veilig-thuis-meldcode  Veilig Thuis Voorbeeldregio  LegalObligation (Wmo 2015 art. 5.2.6); consent not-required; notice required",
+		"wijkcoach  read    identity"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("audit query (table) lacks %q:\n%s", want, out)
+		}
 	}
 	out, _, code = runAudit(t, nil, "audit", "query", "--schema", schema, "--store", "wijkteam/dossiers", "--dossier", "999999990", "--pseudonym-key", keyFile)
 	if code != 0 || !strings.HasSuffix(out, "1 accesses\n") {
