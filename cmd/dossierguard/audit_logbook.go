@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/dossierguard/dossierguard/internal/auditlog"
+	"github.com/dossierguard/dossierguard/internal/auditproxy"
 	"github.com/dossierguard/dossierguard/internal/logbook"
 )
 
@@ -140,7 +141,7 @@ environment variables (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD).`,
 	}
 	f := cmd.Flags()
 	opts.src.rangeFlags(f)
-	f.StringVar(&opts.dossier, "dossier", "", "the dossier (data subject) id, in the canonical form the proxy pseudonymises (required)")
+	f.StringVar(&opts.dossier, "dossier", "", "the dossier (data subject) id as it appears in the application's URLs; pseudonymised as the proxy does it, letters in lower case (required)")
 	f.StringVar(&opts.pseudonymKey, "pseudonym-key", "", "file with the store's pseudonym key (required)")
 	f.StringVarP(&opts.output, "output", "o", "table", "table or json (one JSON object per line)")
 	return cmd
@@ -176,7 +177,7 @@ func runAuditQuery(cmd *cobra.Command, opts auditQueryOptions) error {
 	}
 	defer pool.Close()
 	accesses, err := logbook.QueryDossier(cmd.Context(), pool, logbook.QueryFilter{
-		Store: opts.src.store, DataSubject: auditlog.Pseudonymise(key, opts.dossier), Since: since, Until: until,
+		Store: opts.src.store, DataSubject: auditproxy.DossierPseudonym(key, opts.dossier), Since: since, Until: until,
 	})
 	if err != nil {
 		return auditUsageError("%v", err)

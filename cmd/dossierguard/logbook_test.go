@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dossierguard/dossierguard/internal/auditlog"
+	"github.com/dossierguard/dossierguard/internal/auditproxy"
 	"github.com/dossierguard/dossierguard/internal/logbook"
 	"github.com/dossierguard/dossierguard/internal/testenv"
 )
@@ -132,11 +133,12 @@ func TestAuditLogbookCommands(t *testing.T) {
 	for i := range 4 {
 		subject := "123456782"
 		if i == 2 {
-			subject = "999999990"
+			// The proxy records the pseudonym of the id in lower case.
+			subject = "WT-0999"
 		}
 		ev := auditlog.Event{
 			Time: time.Date(2026, 9, 1, 8, 30, i, 0, time.UTC), TraceID: fmt.Sprintf("%032x", i+1), OperationID: fmt.Sprintf("%016x", i+1),
-			DataSubject: auditlog.Pseudonymise(pseudoKey, subject), Actor: "coach-0042", Roles: []string{"wijkcoach"},
+			DataSubject: auditproxy.DossierPseudonym(pseudoKey, subject), Actor: "coach-0042", Roles: []string{"wijkcoach"},
 			Action: auditlog.ActionRead, Categories: []string{"identity"}, Outcome: auditlog.OutcomeAllowed, Method: "GET", Route: "read-dossier", Status: 200,
 		}
 		if i == 3 {
@@ -233,7 +235,7 @@ func TestAuditLogbookCommands(t *testing.T) {
 			t.Errorf("audit query (table) lacks %q:\n%s", want, out)
 		}
 	}
-	out, _, code = runAudit(t, nil, "audit", "query", "--schema", schema, "--store", "wijkteam/dossiers", "--dossier", "999999990", "--pseudonym-key", keyFile)
+	out, _, code = runAudit(t, nil, "audit", "query", "--schema", schema, "--store", "wijkteam/dossiers", "--dossier", "WT-0999", "--pseudonym-key", keyFile)
 	if code != 0 || !strings.HasSuffix(out, "1 accesses\n") {
 		t.Fatalf("audit query (table): %d %q", code, out)
 	}
