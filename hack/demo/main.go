@@ -2,8 +2,12 @@
 // envtest binaries (kube-apiserver and etcd; no root, no cluster): it
 // installs the CRDs, starts the manager, creates a StorageClass that is
 // verified to encrypt at rest and one that is not, applies config/samples,
-// waits for the stores, and prints what an auditor would read. It keeps the
-// control plane running until Ctrl-C or `make demo-down`, unless DEMO_EXIT=1.
+// waits for the stores, and prints what an auditor would read. Then it starts
+// the logbook on the PostgreSQL `make demo` started, sends requests through
+// an audit proxy of the wijkteam store that ships to it, and runs `audit
+// verify --logbook` and `audit query` against it. It keeps the control plane
+// and the logbook running until Ctrl-C or `make demo-down`, unless
+// DEMO_EXIT=1.
 package main
 
 import (
@@ -89,18 +93,8 @@ func run() error {
 	}
 
 	step("Applying config/samples: a youth and family centre, a neighbourhood team and Veilig Thuis")
-	samples, err := testenv.Samples()
-	if err != nil {
+	if err := applySamples(ctx, env.Client); err != nil {
 		return err
-	}
-	objs := make([]client.Object, 0, len(samples)+2)
-	for _, s := range samples {
-		objs = append(objs, s)
-	}
-	for _, obj := range append(objs, unverifiedStore()...) {
-		if err := env.Client.Create(ctx, obj); err != nil {
-			return fmt.Errorf("create %s %s: %w", obj.GetObjectKind().GroupVersionKind().Kind, obj.GetName(), err)
-		}
 	}
 
 	step("Waiting for the stores to report their status")
@@ -120,6 +114,15 @@ func run() error {
 	kubectl("get", "dossierstore", "unverified-demo", "-n", "demo", "-o", auditorConditions)
 	kubectl("get", "reports", "-A")
 	kubectl("get", "report", "dossierstore-unverified-demo", "-n", "demo", "-o", auditorReport)
+
+	lb, err := newLogbookDemo(env.Client, stateDir)
+	if err != nil {
+		return err
+	}
+	defer lb.stopAll()
+	if err := lb.show(ctx); err != nil {
+		return err
+	}
 
 	fmt.Printf("\nThe control plane is running. Use it with:\n\n  export KUBECONFIG=%s\n  %s/kubectl get privacy -A\n\n", kubeconfig, os.Getenv("KUBEBUILDER_ASSETS"))
 	if os.Getenv("DEMO_EXIT") == "1" {
@@ -186,6 +189,24 @@ func createStorageClasses(ctx context.Context, c client.Client) error {
 	for _, sc := range classes {
 		if err := c.Create(ctx, sc); err != nil {
 			return fmt.Errorf("create StorageClass %s: %w", sc.Name, err)
+		}
+	}
+	return nil
+}
+
+// applySamples creates config/samples and the store on the unverified class.
+func applySamples(ctx context.Context, c client.Client) error {
+	samples, err := testenv.Samples()
+	if err != nil {
+		return err
+	}
+	objs := make([]client.Object, 0, len(samples)+2)
+	for _, s := range samples {
+		objs = append(objs, s)
+	}
+	for _, obj := range append(objs, unverifiedStore()...) {
+		if err := c.Create(ctx, obj); err != nil {
+			return fmt.Errorf("create %s %s: %w", obj.GetObjectKind().GroupVersionKind().Kind, obj.GetName(), err)
 		}
 	}
 	return nil

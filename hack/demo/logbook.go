@@ -1,0 +1,371 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/dossierguard/dossierguard/api/v1alpha1"
+	"github.com/dossierguard/dossierguard/internal/accesspolicy"
+	"github.com/dossierguard/dossierguard/internal/resources"
+	"github.com/dossierguard/dossierguard/internal/testenv"
+)
+
+// The logbook part of the demo: the store, the pod and the dossier it shows.
+const (
+	demoDatabase  = "dossierguard_demo"
+	demoLoginRole = "demo_logbook"
+	demoStoreNS   = "wijkteam"
+	demoStoreName = "wijkteam-dossiers"
+	demoPod       = "wijkteam-dossier-demo-0"
+	demoDossier   = "D-1001"
+)
+
+// logbookDemo runs the logbook on the demo's PostgreSQL, one audit proxy of
+// the wijkteam store shipping to it, and the audit commands against it.
+type logbookDemo struct {
+	bin    string // the dossierguard binary
+	dir    string // bin/demo/logbook
+	pg     *url.URL
+	client client.Client
+	procs  []*exec.Cmd
+}
+
+// newLogbookDemo reads DEMO_PG_DSN (the server hack/postgres.sh started) and
+// DEMO_BIN (the dossierguard binary `make build` wrote).
+func newLogbookDemo(c client.Client, stateDir string) (*logbookDemo, error) {
+	dsn, bin := os.Getenv("DEMO_PG_DSN"), os.Getenv("DEMO_BIN")
+	if dsn == "" || bin == "" {
+		return nil, errors.New("DEMO_PG_DSN and DEMO_BIN are not set: run the demo with `make demo`, which starts PostgreSQL and builds bin/dossierguard")
+	}
+	pg, err := url.Parse(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("DEMO_PG_DSN: %w", err)
+	}
+	dir := filepath.Join(stateDir, "logbook")
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "trusted-keys"), 0o700); err != nil {
+		return nil, err
+	}
+	return &logbookDemo{bin: bin, dir: dir, pg: pg, client: c}, nil
+}
+
+// show is the logbook part of the demo, printed as the rest.
+func (d *logbookDemo) show(ctx context.Context) error {
+	step("Starting the logbook on the demo's PostgreSQL: database " + demoDatabase + ", migrated by its owner; the logbook logs in as " +
+		demoLoginRole + ", which holds only dossierguard_logbook_ingest")
+	if err := d.prepareDatabase(ctx); err != nil {
+		return err
+	}
+	if err := d.writeTrustedKeys(ctx); err != nil {
+		return err
+	}
+	logbookURL, err := d.startLogbook(ctx)
+	if err != nil {
+		return err
+	}
+	step("Requests through the audit proxy of store " + demoStoreNS + "/" + demoStoreName + " (pod " + demoPod +
+		"), each going on only once the logbook acknowledged its event")
+	proxyURL, stopProxy, err := d.startProxy(ctx, logbookURL)
+	if err != nil {
+		return err
+	}
+	request(ctx, proxyURL, "/api/dossiers/"+demoDossier+"/decisions", "j.jansen@voorbeeldstad.nl", "wijkteam-consulenten")
+	request(ctx, proxyURL, "/api/dossiers/"+demoDossier+"/finance", "j.jansen@voorbeeldstad.nl", "wijkteam-consulenten")
+	request(ctx, proxyURL, "/api/dossiers/D-2002/decisions", "a.bakker@voorbeeldstad.nl", "wijkteam-consulenten")
+	step("Stopping the proxy: it writes its final signed checkpoint and ships it")
+	if err := stopProxy(); err != nil {
+		return fmt.Errorf("the audit proxy: %w (see %s)", err, filepath.Join(d.dir, "audit-proxy.log"))
+	}
+	d.command(ctx, "audit", "verify", "--logbook", "--store", demoStoreNS+"/"+demoStoreName)
+	d.command(ctx, "audit", "query", "--store", demoStoreNS+"/"+demoStoreName, "--dossier", demoDossier,
+		"--pseudonym-key", d.rel(filepath.Join(d.dir, "pseudonym.key")))
+	return nil
+}
+
+// rel is path relative to the repository, where the commands run.
+func (d *logbookDemo) rel(path string) string {
+	if r, err := filepath.Rel(testenv.RepoRoot(), path); err == nil {
+		return r
+	}
+	return path
+}
+
+// pgEnv is the libpq environment of the demo database for user.
+func (d *logbookDemo) pgEnv(user string) []string {
+	return append(os.Environ(), "PGHOST="+d.pg.Hostname(), "PGPORT="+d.pg.Port(), "PGDATABASE="+demoDatabase,
+		"PGUSER="+user, "PGSSLMODE=disable")
+}
+
+// prepareDatabase makes a fresh database, migrates it as its owner and
+// gives the logbook a login role that holds only the ingest role, as the
+// e2e does.
+func (d *logbookDemo) prepareDatabase(ctx context.Context) error {
+	conn, err := pgx.Connect(ctx, d.pg.String())
+	if err != nil {
+		return fmt.Errorf("connect to the demo's PostgreSQL: %w", err)
+	}
+	defer func() { _ = conn.Close(ctx) }()
+	for _, stmt := range []string{
+		"DROP DATABASE IF EXISTS " + demoDatabase + " WITH (FORCE)",
+		"CREATE DATABASE " + demoDatabase,
+	} {
+		if _, err := conn.Exec(ctx, stmt); err != nil {
+			return fmt.Errorf("%s: %w", stmt, err)
+		}
+	}
+	if err := d.run(ctx, d.pgEnv("postgres"), "logbook", "migrate"); err != nil {
+		return err
+	}
+	db, err := pgx.Connect(ctx, (&url.URL{Scheme: "postgres", User: url.User("postgres"), Host: d.pg.Host, Path: demoDatabase, RawQuery: "sslmode=disable"}).String())
+	if err != nil {
+		return err
+	}
+	defer func() { _ = db.Close(ctx) }()
+	_, err = db.Exec(ctx, `DO $$ BEGIN
+		IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '`+demoLoginRole+`') THEN CREATE ROLE `+demoLoginRole+` LOGIN; END IF;
+	END $$; GRANT dossierguard_logbook_ingest TO `+demoLoginRole)
+	return err
+}
+
+// writeTrustedKeys copies the public checkpoint keys the operator keeps in
+// ConfigMap dossierguard-audit-trust into the logbook's --trust-key-dir, as
+// the chart mounts them.
+func (d *logbookDemo) writeTrustedKeys(ctx context.Context) error {
+	cm := &corev1.ConfigMap{}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := d.client.Get(ctx, client.ObjectKey{Namespace: "dossierguard-system", Name: resources.AuditTrustName}, cm)
+		if err == nil && hasKeyOf(cm, demoStoreNS+"_"+demoStoreName) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("ConfigMap %s holds no key of store %s/%s: %v", resources.AuditTrustName, demoStoreNS, demoStoreName, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for name, pem := range cm.Data {
+		if err := os.WriteFile(filepath.Join(d.dir, "trusted-keys", name), []byte(pem), 0o444); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func hasKeyOf(cm *corev1.ConfigMap, prefix string) bool {
+	for name := range cm.Data {
+		if name == prefix+".pem" || strings.HasPrefix(name, prefix+"_") {
+			return true
+		}
+	}
+	return false
+}
+
+// startLogbook starts `dossierguard logbook` as the ingest-only role and
+// waits until it is ready; it returns its URL.
+func (d *logbookDemo) startLogbook(ctx context.Context) (string, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return "", err
+	}
+	err = d.start(ctx, "logbook.log", d.pgEnv(demoLoginRole), "logbook", "--listen="+addr, "--trust-key-dir="+filepath.Join(d.dir, "trusted-keys"))
+	if err != nil {
+		return "", err
+	}
+	base := "http://" + addr
+	return base, waitReady(ctx, base+"/readyz")
+}
+
+// startProxy starts the wijkteam store's audit proxy as the webhook would
+// inject it (its policy document and keys from the store's ConfigMap and
+// Secret, --store, --pod-name and --logbook-url), in front of a stand-in
+// application, and returns its URL.
+func (d *logbookDemo) startProxy(ctx context.Context, logbookURL string) (proxyURL string, stop func() error, err error) {
+	store := &v1alpha1.DossierStore{}
+	if err := d.client.Get(ctx, client.ObjectKey{Namespace: demoStoreNS, Name: demoStoreName}, store); err != nil {
+		return "", nil, err
+	}
+	policy := &corev1.ConfigMap{}
+	if err := d.client.Get(ctx, client.ObjectKey{Namespace: demoStoreNS, Name: resources.AccessPolicyName(store)}, policy); err != nil {
+		return "", nil, fmt.Errorf("the store's access policy: %w", err)
+	}
+	keys := &corev1.Secret{}
+	if err := d.client.Get(ctx, client.ObjectKey{Namespace: demoStoreNS, Name: resources.AuditKeysName(store)}, keys); err != nil {
+		return "", nil, fmt.Errorf("the store's audit keys: %w", err)
+	}
+	files := map[string][]byte{
+		"policy.json":   []byte(policy.Data[accesspolicy.ConfigMapKey]),
+		"signing.key":   keys.Data[resources.AuditSigningKey],
+		"pseudonym.key": keys.Data[resources.AuditPseudonymKey],
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(d.dir, name), data, 0o600); err != nil {
+			return "", nil, err
+		}
+	}
+	app, err := startStandInApp()
+	if err != nil {
+		return "", nil, err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return "", nil, err
+	}
+	health, err := freeAddr()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := d.start(ctx, "audit-proxy.log", os.Environ(), "audit-proxy", "--listen="+addr, "--health-listen="+health, "--plain-http",
+		"--upstream="+app, "--policy="+filepath.Join(d.dir, "policy.json"), "--audit-log="+filepath.Join(d.dir, "audit.jsonl"),
+		"--signing-key="+filepath.Join(d.dir, "signing.key"), "--pseudonym-key="+filepath.Join(d.dir, "pseudonym.key"),
+		"--trusted-proxy-cidrs=127.0.0.1/32", "--store="+demoStoreNS+"/"+demoStoreName, "--pod-name="+demoPod,
+		"--logbook-url="+logbookURL); err != nil {
+		return "", nil, err
+	}
+	proxy := d.procs[len(d.procs)-1]
+	stop = func() error {
+		// SIGTERM: the proxy writes its final checkpoint and waits for the
+		// logbook to acknowledge it.
+		if err := proxy.Process.Signal(syscall.SIGTERM); err != nil {
+			return err
+		}
+		return proxy.Wait()
+	}
+	return "http://" + addr, stop, waitReady(ctx, "http://"+health+"/readyz")
+}
+
+// request sends one request through the proxy as a member of groups and
+// prints what it got.
+func request(ctx context.Context, proxyURL, path, user, groups string) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, proxyURL+path, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	req.Header.Set("X-Forwarded-User", user)
+	req.Header.Set("X-Forwarded-Groups", groups)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Printf("  GET %s as %s (%s): %v\n", path, user, groups, err)
+		return
+	}
+	_ = resp.Body.Close()
+	fmt.Printf("  GET %s as %s (%s): %s\n", path, user, groups, resp.Status)
+}
+
+// command prints and runs one dossierguard command as a person would, with
+// the libpq variables of the demo database.
+func (d *logbookDemo) command(ctx context.Context, args ...string) {
+	fmt.Printf("\n$ dossierguard %s\n", joinArgs(args))
+	cmd := exec.CommandContext(ctx, d.bin, args...)
+	cmd.Env, cmd.Dir = d.pgEnv("postgres"), testenv.RepoRoot()
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stdout
+	_ = cmd.Run()
+}
+
+// run runs a dossierguard command to its end, its output in the demo's log
+// folder.
+func (d *logbookDemo) run(ctx context.Context, env []string, args ...string) error {
+	out, err := os.Create(filepath.Join(d.dir, args[0]+"-"+args[len(args)-1]+".log"))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = out.Close() }()
+	cmd := exec.CommandContext(ctx, d.bin, args...)
+	cmd.Env, cmd.Stdout, cmd.Stderr = env, out, out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("dossierguard %s: %w (see %s)", joinArgs(args), err, out.Name())
+	}
+	return nil
+}
+
+// start starts a long-running dossierguard command; stopAll ends it.
+func (d *logbookDemo) start(ctx context.Context, logName string, env []string, args ...string) error {
+	out, err := os.Create(filepath.Join(d.dir, logName))
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, d.bin, args...)
+	cmd.Env, cmd.Stdout, cmd.Stderr = env, out, out
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 15 * time.Second
+	if err := cmd.Start(); err != nil {
+		_ = out.Close()
+		return err
+	}
+	d.procs = append(d.procs, cmd)
+	return nil
+}
+
+// stopAll stops what start started that is still running.
+func (d *logbookDemo) stopAll() {
+	for i := len(d.procs) - 1; i >= 0; i-- {
+		p := d.procs[i]
+		if p.ProcessState != nil {
+			continue
+		}
+		_ = p.Process.Signal(syscall.SIGTERM)
+		_ = p.Wait()
+	}
+}
+
+// startStandInApp serves every request with 200, as the case-management
+// application behind the proxy would; it returns its URL.
+func startStandInApp() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"demo":true}`))
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), nil
+}
+
+// freeAddr is a loopback address with a port free at this moment.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = ln.Close() }()
+	return "127.0.0.1:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port), nil
+}
+
+// waitReady polls url until it answers 200.
+func waitReady(ctx context.Context, url string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url) //nolint:gosec,noctx // a loopback address the demo chose
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("%s did not answer 200 within 30s", url)
+}
