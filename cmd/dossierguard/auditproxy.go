@@ -22,6 +22,7 @@ import (
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 	"github.com/dossierguard/dossierguard/internal/auditlog"
 	"github.com/dossierguard/dossierguard/internal/auditproxy"
+	"github.com/dossierguard/dossierguard/internal/logbook"
 )
 
 // auditProxyOptions are the flags of `dossierguard audit-proxy`.
@@ -46,6 +47,7 @@ type auditProxyOptions struct {
 	logbookURL    string
 	logbookSpool  int
 	logbookAckTTL time.Duration
+	logbookToken  string
 	floodThresh   int
 	floodInterval time.Duration
 
@@ -116,6 +118,7 @@ See docs/audit-proxy.md.`,
 	f.StringVar(&opts.logbookURL, "logbook-url", "", "Base URL of the logbook (OTLP/HTTP): every line is shipped to it and every event must be acknowledged by it before the request goes on. Needs --store.")
 	f.IntVar(&opts.logbookSpool, "logbook-max-pending", auditlog.DefaultMaxPending, "Most audit lines waiting for the logbook's acknowledgement; past it requests are refused with 503.")
 	f.DurationVar(&opts.logbookAckTTL, "logbook-ack-timeout", auditlog.DefaultAckTimeout, "Longest a request waits for the logbook's acknowledgement of its event before it is refused with 503.")
+	f.StringVar(&opts.logbookToken, "logbook-token-file", "", "File with the bearer token presented to the logbook: the pod's projected ServiceAccount token of audience "+logbook.DefaultSenderAudience+", which the webhook mounts; read for every request.")
 	f.IntVar(&opts.floodThresh, "flood-threshold", auditlog.DefaultFloodThreshold, "Denied requests of one caller from one address recorded one by one per --flood-interval; the rest become one event with their count.")
 	f.DurationVar(&opts.floodInterval, "flood-interval", auditlog.DefaultFloodInterval, "The window of --flood-threshold.")
 	f.StringVar(&opts.logLevel, "log-level", "info", "Level of the proxy's own log on stderr: debug, info, warn or error.")
@@ -411,8 +414,30 @@ func checkIssuer(issuer string) error {
 // isHeaderName reports whether s is an HTTP field name (an RFC 9110 token).
 func isHeaderName(s string) bool { return httpguts.ValidHeaderFieldName(s) }
 
+// checkLogbookShipping checks the flags of shipping to the logbook.
+func (o *auditProxyOptions) checkLogbookShipping(errs *flagErrors) {
+	u, err := url.Parse(o.logbookURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs.bad("logbook-url", "must be an http(s) URL such as http://dossierguard-logbook.dossierguard-system:4318")
+	}
+	if o.logbookSpool < 1 {
+		errs.bad("logbook-max-pending", "must be at least 1")
+	}
+	if o.logbookAckTTL <= 0 {
+		errs.bad("logbook-ack-timeout", "must be positive")
+	}
+	if o.logbookToken != "" {
+		if _, err := os.Stat(o.logbookToken); err != nil {
+			errs.bad("logbook-token-file", "%s cannot be read: the webhook mounts the pod's projected token there", o.logbookToken)
+		}
+	}
+}
+
 // logbook checks the flags of the chain's origin and the logbook.
 func (o *auditProxyOptions) logbook(errs *flagErrors) (*auditlog.Chain, *auditlog.LogbookOptions) {
+	if o.logbookToken != "" && o.logbookURL == "" {
+		errs.bad("logbook-token-file", "needs --logbook-url")
+	}
 	if o.store == "" {
 		if o.logbookURL != "" {
 			errs.bad("logbook-url", "needs --store: the logbook accepts only chains that name their store")
@@ -430,15 +455,6 @@ func (o *auditProxyOptions) logbook(errs *flagErrors) (*auditlog.Chain, *auditlo
 	if o.logbookURL == "" {
 		return chain, nil
 	}
-	u, err := url.Parse(o.logbookURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs.bad("logbook-url", "must be an http(s) URL such as http://dossierguard-logbook.dossierguard-system:4318")
-	}
-	if o.logbookSpool < 1 {
-		errs.bad("logbook-max-pending", "must be at least 1")
-	}
-	if o.logbookAckTTL <= 0 {
-		errs.bad("logbook-ack-timeout", "must be positive")
-	}
-	return chain, &auditlog.LogbookOptions{URL: o.logbookURL, MaxPending: o.logbookSpool, AckTimeout: o.logbookAckTTL}
+	o.checkLogbookShipping(errs)
+	return chain, &auditlog.LogbookOptions{URL: o.logbookURL, MaxPending: o.logbookSpool, AckTimeout: o.logbookAckTTL, TokenFile: o.logbookToken}
 }

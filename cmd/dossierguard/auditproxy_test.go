@@ -161,6 +161,8 @@ func TestAuditProxyFlagValidation(t *testing.T) {
 		{"logbook URL not http", with("--store", "a/b", "--pod-name", "p", "--logbook-url", "logbook:4318"), []string{"--logbook-url:", "http(s)"}},
 		{"logbook spool", with("--store", "a/b", "--pod-name", "p", "--logbook-url", "http://l:4318", "--logbook-max-pending", "0"), []string{"--logbook-max-pending:"}},
 		{"logbook ack timeout", with("--store", "a/b", "--pod-name", "p", "--logbook-url", "http://l:4318", "--logbook-ack-timeout", "0s"), []string{"--logbook-ack-timeout:"}},
+		{"logbook token without logbook", with("--logbook-token-file", f.policy), []string{"--logbook-token-file: needs --logbook-url"}},
+		{"logbook token missing", with("--store", "a/b", "--pod-name", "p", "--logbook-url", "http://l:4318", "--logbook-token-file", filepath.Join(f.dir, "no-token")), []string{"--logbook-token-file:", "no-token"}},
 		{"TLS cert without key", with("--tls-cert-file", f.policy), []string{"--tls-key-file:"}},
 		{"plain HTTP by default", without(f.validArgs(), "--plain-http"), []string{"--tls-cert-file: is required", "--plain-http"}},
 		{"TLS and plain HTTP", with("--tls-cert-file", f.policy, "--tls-key-file", f.policy), []string{"--plain-http: contradicts"}},

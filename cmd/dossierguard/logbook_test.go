@@ -61,8 +61,28 @@ func TestLogbookOptions(t *testing.T) {
 			want string
 		}{"key dir with a bad name", logbookOptions{schema: "s", maxRequestBytes: 1 << 20, trustKeyDir: badDir, trustKeyReload: time.Minute}, "NAMESPACE_STORE"},
 	)
+	tests = append(tests,
+		struct {
+			name string
+			opts logbookOptions
+			want string
+		}{"no sender authentication", logbookOptions{schema: "s", maxRequestBytes: 1 << 20, senderAuth: "none"}, ""},
+		struct {
+			name string
+			opts logbookOptions
+			want string
+		}{"unknown sender authentication", logbookOptions{schema: "s", maxRequestBytes: 1 << 20, senderAuth: "mtls"}, "--sender-auth"},
+		struct {
+			name string
+			opts logbookOptions
+			want string
+		}{"no audience", logbookOptions{schema: "s", maxRequestBytes: 1 << 20, senderAuth: "kubernetes", senderAudience: " "}, "--sender-audience"},
+	)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.opts.senderAuth == "" { // the flags' defaults
+				tt.opts.senderAuth, tt.opts.senderAudience = senderAuthKubernetes, logbook.DefaultSenderAudience
+			}
 			cfg, err := tt.opts.config()
 			if tt.name == "key dir" && (len(cfg.TrustKeys["wijkteam/dossiers"]) != 2 || len(cfg.TrustKeys["jeugd/dossiers"]) != 1) {
 				t.Errorf("keys from the directory: %v", cfg.TrustKeys)

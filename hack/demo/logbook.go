@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -16,13 +18,22 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/protobuf/proto"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
+	"github.com/dossierguard/dossierguard/controllers"
 	"github.com/dossierguard/dossierguard/internal/accesspolicy"
+	"github.com/dossierguard/dossierguard/internal/auditlog"
 	"github.com/dossierguard/dossierguard/internal/resources"
 	"github.com/dossierguard/dossierguard/internal/testenv"
+	"github.com/dossierguard/dossierguard/internal/webhook"
 )
 
 // The logbook part of the demo: the store, the pod and the dossier it shows.
@@ -38,16 +49,18 @@ const (
 // logbookDemo runs the logbook on the demo's PostgreSQL, one audit proxy of
 // the wijkteam store shipping to it, and the audit commands against it.
 type logbookDemo struct {
-	bin    string // the dossierguard binary
-	dir    string // bin/demo/logbook
-	pg     *url.URL
-	client client.Client
-	procs  []*exec.Cmd
+	bin        string // the dossierguard binary
+	dir        string // bin/demo/logbook
+	kubeconfig string // of the control plane, for the logbook's TokenReviews
+	addr       string // where the logbook listens
+	pg         *url.URL
+	client     client.Client
+	procs      []*exec.Cmd
 }
 
 // newLogbookDemo reads DEMO_PG_DSN (the server hack/postgres.sh started) and
 // DEMO_BIN (the dossierguard binary `make build` wrote).
-func newLogbookDemo(c client.Client, stateDir string) (*logbookDemo, error) {
+func newLogbookDemo(c client.Client, stateDir, kubeconfig string) (*logbookDemo, error) {
 	dsn, bin := os.Getenv("DEMO_PG_DSN"), os.Getenv("DEMO_BIN")
 	if dsn == "" || bin == "" {
 		return nil, errors.New("DEMO_PG_DSN and DEMO_BIN are not set: run the demo with `make demo`, which starts PostgreSQL and builds bin/dossierguard")
@@ -63,13 +76,24 @@ func newLogbookDemo(c client.Client, stateDir string) (*logbookDemo, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "trusted-keys"), 0o700); err != nil {
 		return nil, err
 	}
-	return &logbookDemo{bin: bin, dir: dir, pg: pg, client: c}, nil
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	return &logbookDemo{bin: bin, dir: dir, kubeconfig: kubeconfig, addr: addr, pg: pg, client: c}, nil
+}
+
+// proxyConfig is the audit proxy the webhook injects in this installation:
+// it ships to the demo's logbook.
+func (d *logbookDemo) proxyConfig() webhook.Config {
+	return webhook.Config{Image: controllers.DefaultSweeperImage, NativeSidecar: true, LogbookURL: "http://" + d.addr,
+		LogSizeLimit: webhook.DefaultLogSizeLimit}
 }
 
 // show is the logbook part of the demo, printed as the rest.
 func (d *logbookDemo) show(ctx context.Context) error {
 	step("Starting the logbook on the demo's PostgreSQL: database " + demoDatabase + ", migrated by its owner; the logbook logs in as " +
-		demoLoginRole + ", which holds only dossierguard_logbook_ingest")
+		demoLoginRole + ", which holds only dossierguard_logbook_ingest, and authenticates every sender with a TokenReview")
 	if err := d.prepareDatabase(ctx); err != nil {
 		return err
 	}
@@ -81,7 +105,7 @@ func (d *logbookDemo) show(ctx context.Context) error {
 		return err
 	}
 	step("Requests through the audit proxy of store " + demoStoreNS + "/" + demoStoreName + " (pod " + demoPod +
-		"), each going on only once the logbook acknowledged its event")
+		"), which presents the pod's projected token; each goes on only once the logbook acknowledged its event")
 	proxyURL, stopProxy, err := d.startProxy(ctx, logbookURL)
 	if err != nil {
 		return err
@@ -93,6 +117,8 @@ func (d *logbookDemo) show(ctx context.Context) error {
 	if err := stopProxy(); err != nil {
 		return fmt.Errorf("the audit proxy: %w (see %s)", err, filepath.Join(d.dir, "audit-proxy.log"))
 	}
+	step("A sender without the pod's token is refused, and nothing of it is stored")
+	forgedSender(ctx, logbookURL)
 	d.command(ctx, "audit", "verify", "--logbook", "--store", demoStoreNS+"/"+demoStoreName)
 	d.command(ctx, "audit", "query", "--store", demoStoreNS+"/"+demoStoreName, "--dossier", demoDossier,
 		"--pseudonym-key", d.rel(filepath.Join(d.dir, "pseudonym.key")))
@@ -180,16 +206,41 @@ func hasKeyOf(cm *corev1.ConfigMap, prefix string) bool {
 // startLogbook starts `dossierguard logbook` as the ingest-only role and
 // waits until it is ready; it returns its URL.
 func (d *logbookDemo) startLogbook(ctx context.Context) (string, error) {
-	addr, err := freeAddr()
+	// The logbook authenticates every sender with a TokenReview, here with
+	// the demo's kubeconfig (in a cluster: its own ServiceAccount).
+	env := append(d.pgEnv(demoLoginRole), "KUBECONFIG="+d.kubeconfig)
+	err := d.start(ctx, "logbook.log", env, "logbook", "--listen="+d.addr, "--sender-auth=kubernetes",
+		"--trust-key-dir="+filepath.Join(d.dir, "trusted-keys"))
 	if err != nil {
 		return "", err
 	}
-	err = d.start(ctx, "logbook.log", d.pgEnv(demoLoginRole), "logbook", "--listen="+addr, "--trust-key-dir="+filepath.Join(d.dir, "trusted-keys"))
-	if err != nil {
-		return "", err
-	}
-	base := "http://" + addr
+	base := "http://" + d.addr
 	return base, waitReady(ctx, base+"/readyz")
+}
+
+// createWorkloadPod creates the store's workload pod as the webhook admits
+// it (its ServiceAccount, the injected proxy with its projected logbook
+// token), which no kubelet runs here, and writes the token the kubelet
+// would project for it: a TokenRequest bound to the pod, of the logbook's
+// audience.
+func (d *logbookDemo) createWorkloadPod(ctx context.Context, store *v1alpha1.DossierStore) error {
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: demoStoreNS, Name: store.Spec.Workload.ServiceAccountName}}
+	if err := d.client.Create(ctx, sa); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: demoStoreNS, Name: demoPod, Labels: store.Spec.Workload.Selector.MatchLabels},
+		Spec: corev1.PodSpec{ServiceAccountName: sa.Name, Containers: []corev1.Container{{Name: "app", Image: "case-management:demo"}}}}
+	webhook.Inject(pod, store, d.proxyConfig())
+	if err := d.client.Create(ctx, pod); err != nil {
+		return fmt.Errorf("create the workload pod: %w", err)
+	}
+	tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
+		Audiences: []string{v1alpha1.LogbookTokenAudience}, ExpirationSeconds: ptr.To[int64](3600),
+		BoundObjectRef: &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID}}}
+	if err := d.client.SubResource("token").Create(ctx, sa, tr); err != nil {
+		return fmt.Errorf("the pod's logbook token: %w", err)
+	}
+	return os.WriteFile(filepath.Join(d.dir, "token"), []byte(tr.Status.Token), 0o600)
 }
 
 // startProxy starts the wijkteam store's audit proxy as the webhook would
@@ -219,6 +270,9 @@ func (d *logbookDemo) startProxy(ctx context.Context, logbookURL string) (proxyU
 			return "", nil, err
 		}
 	}
+	if err := d.createWorkloadPod(ctx, store); err != nil {
+		return "", nil, err
+	}
 	app, err := startStandInApp()
 	if err != nil {
 		return "", nil, err
@@ -235,7 +289,7 @@ func (d *logbookDemo) startProxy(ctx context.Context, logbookURL string) (proxyU
 		"--upstream="+app, "--policy="+filepath.Join(d.dir, "policy.json"), "--audit-log="+filepath.Join(d.dir, "audit.jsonl"),
 		"--signing-key="+filepath.Join(d.dir, "signing.key"), "--pseudonym-key="+filepath.Join(d.dir, "pseudonym.key"),
 		"--trusted-proxy-cidrs=127.0.0.1/32", "--store="+demoStoreNS+"/"+demoStoreName, "--pod-name="+demoPod,
-		"--logbook-url="+logbookURL); err != nil {
+		"--logbook-url="+logbookURL, "--logbook-token-file="+filepath.Join(d.dir, "token")); err != nil {
 		return "", nil, err
 	}
 	proxy := d.procs[len(d.procs)-1]
@@ -248,6 +302,33 @@ func (d *logbookDemo) startProxy(ctx context.Context, logbookURL string) (proxyU
 		return proxy.Wait()
 	}
 	return "http://" + addr, stop, waitReady(ctx, "http://"+health+"/readyz")
+}
+
+// forgedSender ships a chain of the store with a made-up token, as anyone
+// who reaches the logbook's port could try, and prints the answer.
+func forgedSender(ctx context.Context, logbookURL string) {
+	body, err := proto.Marshal(auditlog.ExportRequest(demoStoreNS+"/"+demoStoreName, demoPod, strings.Repeat("0", 64), nil))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, logbookURL+"/v1/traces", bytes.NewReader(body))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	req.Header.Set("Authorization", "Bearer made-up-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer func() { _ = resp.Body.Close() }()
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	var st spb.Status
+	_ = proto.Unmarshal(data, &st)
+	fmt.Printf("  POST /v1/traces for %s/%s with a made-up token: %s: %s\n", demoStoreNS, demoStoreName, resp.Status, st.GetMessage())
 }
 
 // request sends one request through the proxy as a member of groups and

@@ -74,8 +74,16 @@ func run() error {
 		return err
 	}
 
+	// The logbook's address is chosen now: the manager checks the workload
+	// pods against the audit proxy the webhook injects, which names it.
+	lb, err := newLogbookDemo(env.Client, stateDir, kubeconfig)
+	if err != nil {
+		return err
+	}
+	defer lb.stopAll()
+
 	step("Starting the dossierguard manager")
-	mgr, err := newManager(ctx, env, stateDir)
+	mgr, err := newManager(ctx, env, stateDir, lb.proxyConfig())
 	if err != nil {
 		return err
 	}
@@ -115,11 +123,6 @@ func run() error {
 	kubectl("get", "reports", "-A")
 	kubectl("get", "report", "dossierstore-unverified-demo", "-n", "demo", "-o", auditorReport)
 
-	lb, err := newLogbookDemo(env.Client, stateDir)
-	if err != nil {
-		return err
-	}
-	defer lb.stopAll()
 	if err := lb.show(ctx); err != nil {
 		return err
 	}
@@ -271,7 +274,7 @@ func waitForStores(ctx context.Context, c client.Client, want int, timeout time.
 // newManager is the manager with every reconciler, and the operator's CA
 // (which the manager's webhook setup makes in a cluster) to sign the audit
 // proxies' serving certificates.
-func newManager(ctx context.Context, env *testenv.Env, stateDir string) (ctrl.Manager, error) {
+func newManager(ctx context.Context, env *testenv.Env, stateDir string, proxy webhook.Config) (ctrl.Manager, error) {
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:  env.Scheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
@@ -288,7 +291,7 @@ func newManager(ctx context.Context, env *testenv.Env, stateDir string) (ctrl.Ma
 	if err := certs.Ensure(ctx); err != nil {
 		return nil, err
 	}
-	if err := controllers.SetupAll(mgr, controllers.Options{Certs: certs, TrustNamespace: "dossierguard-system", Reports: demoReports}); err != nil {
+	if err := controllers.SetupAll(mgr, controllers.Options{Certs: certs, TrustNamespace: "dossierguard-system", Reports: demoReports, AuditProxy: &proxy}); err != nil {
 		return nil, fmt.Errorf("set up reconcilers: %w", err)
 	}
 	return mgr, nil

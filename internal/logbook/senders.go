@@ -9,6 +9,7 @@ import (
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 
+	"github.com/dossierguard/dossierguard/api/v1alpha1"
 	"github.com/dossierguard/dossierguard/internal/auditlog"
 )
 
@@ -104,4 +105,4 @@ func (l *Logbook) authenticate(w http.ResponseWriter, r *http.Request, ct string
 
 // DefaultSenderAudience is the audience of the projected ServiceAccount
 // token an audit proxy presents to the logbook.
-const DefaultSenderAudience = "dossierguard-logbook"
+const DefaultSenderAudience = v1alpha1.LogbookTokenAudience

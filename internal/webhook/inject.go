@@ -30,7 +30,13 @@ const (
 	KeysDir      = "/etc/dossierguard/keys"
 	LogDir       = "/var/log/dossierguard"
 	TLSDir       = "/etc/dossierguard/tls"
-	HealthPort   = resources.ProxyHealthPort
+	// LogbookTokenVolume holds the proxy's projected ServiceAccount token
+	// for the logbook (audience v1alpha1.LogbookTokenAudience), in
+	// LogbookTokenDir/LogbookTokenFile.
+	LogbookTokenVolume = "dossierguard-logbook-token"
+	LogbookTokenDir    = "/var/run/secrets/dossierguard/logbook"
+	LogbookTokenFile   = "token"
+	HealthPort         = resources.ProxyHealthPort
 )
 
 // Config is how the operator is installed.
@@ -89,6 +95,11 @@ func Inject(pod *corev1.Pod, store *v1alpha1.DossierStore, cfg Config) bool {
 		pod.Spec.Containers = append(pod.Spec.Containers, sidecar)
 	}
 	pod.Spec.Volumes = append(pod.Spec.Volumes, volumes...)
+	if cfg.LogbookURL != "" && pod.Spec.ServiceAccountName == "" {
+		// What the API server's ServiceAccount admission sets before this
+		// webhook runs; without it the proxy's projected token is invalid.
+		pod.Spec.ServiceAccountName = "default"
+	}
 	if pod.Annotations == nil {
 		pod.Annotations = map[string]string{}
 	}
@@ -125,11 +136,30 @@ func ExpectedProxy(store *v1alpha1.DossierStore, cfg Config) (corev1.Container, 
 			SecretName: resources.AuditKeysName(store), DefaultMode: ptr.To[int32](0o444)}}},
 		{Name: LogVolume, VolumeSource: corev1.VolumeSource{EmptyDir: logVolume(cfg)}},
 	}
+	if cfg.LogbookURL != "" {
+		volumes = append(volumes, logbookTokenVolume())
+	}
 	if ProxyTLS(store) {
 		volumes = append(volumes, corev1.Volume{Name: TLSVolume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
 			SecretName: resources.ProxyTLSName(store), DefaultMode: ptr.To[int32](0o444)}}})
 	}
 	return sidecar, volumes
+}
+
+// logbookTokenExpiry is how long the proxy's logbook token is valid; the
+// kubelet renews it before (at 80%), in place.
+const logbookTokenExpiry = 3600
+
+// logbookTokenVolume is the projected ServiceAccount token the proxy
+// presents to the logbook: of the logbook's audience only (useless against
+// the Kubernetes API), bound to the pod, world-readable in a volume mounted
+// into the proxy alone (as the keys; CheckPod refuses any other mount).
+func logbookTokenVolume() corev1.Volume {
+	return corev1.Volume{Name: LogbookTokenVolume, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+		DefaultMode: ptr.To[int32](0o444),
+		Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
+			Audience: v1alpha1.LogbookTokenAudience, ExpirationSeconds: ptr.To[int64](logbookTokenExpiry), Path: LogbookTokenFile}}},
+	}}}
 }
 
 // logVolume is the proxy's log emptyDir, with its size limit if any.
@@ -177,7 +207,9 @@ func sidecarContainer(store *v1alpha1.DossierStore, cfg Config) corev1.Container
 	args = append(args, identityArgs(store.Spec.Audit)...)
 	var env []corev1.EnvVar
 	if cfg.LogbookURL != "" {
-		args = append(args, "--store="+store.Namespace+"/"+store.Name, "--logbook-url="+cfg.LogbookURL)
+		args = append(args, "--store="+store.Namespace+"/"+store.Name, "--logbook-url="+cfg.LogbookURL,
+			"--logbook-token-file="+LogbookTokenDir+"/"+LogbookTokenFile)
+		mounts = append(mounts, corev1.VolumeMount{Name: LogbookTokenVolume, MountPath: LogbookTokenDir, ReadOnly: true})
 		// APIVersion as the API server defaults it, so the pod it stores
 		// still equals what was injected (VerifyProxy compares the two).
 		env = append(env, corev1.EnvVar{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{

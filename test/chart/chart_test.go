@@ -483,6 +483,7 @@ func TestOptions(t *testing.T) {
 		if port := dep.Spec.Template.Spec.Containers[0].Ports[0]; port.ContainerPort != 4318 {
 			t.Errorf("logbook container port %d, want the --logbook-port 4318", port.ContainerPort)
 		}
+		checkLogbookSenderAuth(t, objs)
 		svc := convert[corev1.Service](t, find(t, objs, "Service", "dossierguard-logbook"))
 		if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != 4318 || svc.Spec.Selector["app.kubernetes.io/component"] != "logbook" {
 			t.Errorf("logbook Service %+v", svc.Spec)
@@ -703,19 +704,54 @@ func TestKustomize(t *testing.T) {
 	}
 }
 
+// checkLogbookSenderAuth: the logbook authenticates senders with the
+// Kubernetes API, as ServiceAccount dossierguard-logbook, which may create
+// TokenReviews and get Pods and DossierStores, nothing else.
+func checkLogbookSenderAuth(t *testing.T, objs []*unstructured.Unstructured) {
+	t.Helper()
+	dep := convert[appsv1.Deployment](t, find(t, objs, "Deployment", "dossierguard-logbook"))
+	spec := dep.Spec.Template.Spec
+	if spec.ServiceAccountName != "dossierguard-logbook" || spec.AutomountServiceAccountToken == nil || !*spec.AutomountServiceAccountToken {
+		t.Errorf("logbook pod: ServiceAccount %q, automount %v; want dossierguard-logbook with its token", spec.ServiceAccountName, spec.AutomountServiceAccountToken)
+	}
+	if !slices.Contains(spec.Containers[0].Args, "--sender-auth=kubernetes") {
+		t.Errorf("logbook args %v lack --sender-auth=kubernetes", spec.Containers[0].Args)
+	}
+	find(t, objs, "ServiceAccount", "dossierguard-logbook")
+	role := convert[rbacv1.ClusterRole](t, find(t, objs, "ClusterRole", "dossierguard-logbook"))
+	want := []rbacv1.PolicyRule{
+		{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"tokenreviews"}, Verbs: []string{"create"}},
+		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get"}},
+		{APIGroups: []string{"privacy.dossierguard.io"}, Resources: []string{"dossierstores"}, Verbs: []string{"get"}},
+	}
+	if !reflect.DeepEqual(role.Rules, want) {
+		t.Errorf("logbook ClusterRole rules %+v, want %+v", role.Rules, want)
+	}
+	b := convert[rbacv1.ClusterRoleBinding](t, find(t, objs, "ClusterRoleBinding", "dossierguard-logbook"))
+	if b.RoleRef.Name != "dossierguard-logbook" || len(b.Subjects) != 1 || b.Subjects[0].Kind != "ServiceAccount" ||
+		b.Subjects[0].Name != "dossierguard-logbook" || b.Subjects[0].Namespace != namespace {
+		t.Errorf("logbook ClusterRoleBinding %+v %+v", b.RoleRef, b.Subjects)
+	}
+}
+
 // TestKustomizeLogbook: config/logbook builds into the logbook's Deployment
 // and Service in the operator's namespace, restricted, with its database
 // named by a Secret.
 func TestKustomizeLogbook(t *testing.T) {
 	objs := decode(t, run(t, nil, kubectl(t), "kustomize", "config/logbook"))
-	if len(objs) != 2 {
-		t.Fatalf("%d objects, want the Deployment and the Service", len(objs))
+	if len(objs) != 5 {
+		t.Fatalf("%d objects, want the Deployment, the Service, and the ServiceAccount with its ClusterRole and binding", len(objs))
 	}
 	for _, o := range objs {
-		if o.GetNamespace() != namespace || o.GetLabels()["app.kubernetes.io/part-of"] != "dossierguard" {
+		ns := namespace
+		if o.GetKind() == "ClusterRole" || o.GetKind() == "ClusterRoleBinding" {
+			ns = ""
+		}
+		if o.GetNamespace() != ns || o.GetLabels()["app.kubernetes.io/part-of"] != "dossierguard" {
 			t.Errorf("%s %s: namespace %q, labels %v", o.GetKind(), o.GetName(), o.GetNamespace(), o.GetLabels())
 		}
 	}
+	checkLogbookSenderAuth(t, objs)
 	checkRestricted(t, objs)
 	c := convert[appsv1.Deployment](t, find(t, objs, "Deployment", "dossierguard-logbook")).Spec.Template.Spec.Containers[0]
 	if len(c.EnvFrom) != 1 || c.EnvFrom[0].SecretRef == nil || c.EnvFrom[0].SecretRef.Name != "dossierguard-logbook-db" || c.Args[0] != "logbook" {
