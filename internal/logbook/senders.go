@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 	"github.com/dossierguard/dossierguard/internal/auditlog"
@@ -51,6 +52,10 @@ func requestSender(req *coltracepb.ExportTraceServiceRequest) (store, pod string
 		p, _ := auditlog.Attr(rs.GetResource().GetAttributes(), auditlog.AttrPod)
 		if s == "" || p == "" {
 			return "", "", errors.New("every resource must carry the attributes " + auditlog.AttrStore + " and " + auditlog.AttrPod)
+		}
+		ns, name, _ := strings.Cut(s, "/")
+		if len(validation.IsDNS1123Label(ns)) > 0 || len(validation.IsDNS1123Subdomain(name)) > 0 || len(validation.IsDNS1123Subdomain(p)) > 0 {
+			return "", "", errors.New("the store must be NAMESPACE/NAME and the pod a pod's name, as Kubernetes names them")
 		}
 		if i > 0 && (s != store || p != pod) {
 			return "", "", errors.New("one request may ship the chains of one store and one pod only")

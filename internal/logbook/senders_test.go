@@ -3,10 +3,12 @@ package logbook
 import (
 	"bytes"
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
@@ -81,6 +83,8 @@ func TestForgedSendersAreRefused(t *testing.T) {
 		{"another store", "pod-token", auditlog.ExportRequest("veilig-thuis/vt-dossiers", "wijkteam-dossiers-0", other.id, other.recs), http.StatusForbidden, "may not ship"},
 		{"another pod", "pod-token", auditlog.ExportRequest(store, "wijkteam-dossiers-1", c.id, c.recs), http.StatusForbidden, "may not ship"},
 		{"no pod named", "pod-token", auditlog.ExportRequest(store, "", c.id, c.recs), http.StatusBadRequest, auditlog.AttrPod},
+		{"not a pod's name", "pod-token", auditlog.ExportRequest(store, strings.Repeat("x", 300), c.id, c.recs), http.StatusBadRequest, "as Kubernetes names them"},
+		{"not a store's name", "pod-token", auditlog.ExportRequest("wijkteam/Dossiers\n", "wijkteam-dossiers-0", c.id, c.recs), http.StatusBadRequest, "NAMESPACE/NAME"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, msg := postAs(t, h, tc.token, tc.req)
@@ -147,4 +151,41 @@ func withToken(h http.Handler, token string) http.Handler {
 		r.Header.Set("Authorization", "Bearer "+token)
 		h.ServeHTTP(w, r)
 	})
+}
+
+// TestServeAuthenticatesSenders: ServeConfig.Senders reaches the handler,
+// so the served logbook refuses a request without the pod's token.
+func TestServeAuthenticatesSenders(t *testing.T) {
+	pool, _ := emptySchema(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Serve(ctx, ServeConfig{Listener: ln, DB: pool, Migrate: true,
+			Senders: &fakeSenders{token: "pod-token", store: store, pod: "wijkteam-dossiers-0"}})
+	}()
+	c := writeChain(t, signingKey, store, 3)
+	body, _ := proto.Marshal(c.request(c.recs))
+	client := &http.Client{Timeout: 10 * time.Second}
+	for i := 0; ; i++ {
+		resp, err := client.Post("http://"+ln.Addr().String()+TracesPath, "application/x-protobuf", bytes.NewReader(body))
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("no token: HTTP %d, want 401", resp.StatusCode)
+			}
+			break
+		}
+		if i > 100 {
+			t.Fatalf("POST: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
 }
