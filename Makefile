@@ -124,11 +124,13 @@ $(CONTROLLER_GEN):
 ##@ Demo
 
 .PHONY: demo
-demo: ## Run dossierguard on a local control plane with the samples (no root, no cluster). DEMO_EXIT=1 exits after printing.
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go run ./hack/demo
+demo: build ## Run dossierguard on a local control plane with the samples, and the logbook on a throwaway PostgreSQL (no root, no cluster). DEMO_EXIT=1 exits after printing.
+	hack/postgres.sh start
+	trap 'hack/postgres.sh stop' EXIT; \
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" DEMO_PG_DSN="$$(hack/postgres.sh dsn)" DEMO_BIN="$(LOCALBIN)/dossierguard" go run ./hack/demo
 
 .PHONY: demo-down
-demo-down: ## Stop the control plane that `make demo` left running.
+demo-down: ## Stop the control plane, the logbook and the PostgreSQL that `make demo` left running.
 	@if [ -f bin/demo/pid ]; then kill "$$(cat bin/demo/pid)" && echo "Stopped the demo control plane."; else echo "No demo is running."; fi
 
 ##@ Benchmarks

@@ -62,6 +62,9 @@ type DossierStoreReconciler struct {
 	TrustNamespace string
 	// Reports are the compliance reports kept for each store.
 	Reports ReportKinds
+	// Isolation adds the installation's rules (the logbook, the proxies'
+	// metrics) to every store's isolation policy.
+	Isolation resources.IsolationExtras
 }
 
 // +kubebuilder:rbac:groups=privacy.dossierguard.io,resources=dossierstores,verbs=get;list;watch;update;patch
@@ -306,7 +309,7 @@ func (r *DossierStoreReconciler) reconcileClaim(ctx context.Context, store *v1al
 
 // reconcileIsolation applies the default-deny NetworkPolicy.
 func (r *DossierStoreReconciler) reconcileIsolation(ctx context.Context, store *v1alpha1.DossierStore) (bool, error) {
-	if _, err := applyChild(ctx, r.Client, resources.IsolationPolicy(store), &networkingv1.NetworkPolicy{}); err != nil {
+	if _, err := applyChild(ctx, r.Client, resources.IsolationPolicy(store, r.Isolation), &networkingv1.NetworkPolicy{}); err != nil {
 		return false, fmt.Errorf("apply isolation NetworkPolicy: %w", err)
 	}
 	return true, nil

@@ -261,7 +261,8 @@ func TestUnchangedStoreMakesNoWrites(t *testing.T) {
 
 	writes := &atomic.Int64{}
 	r := &controllers.DossierStoreReconciler{Client: countingClient{Client: mgrClient, n: writes}, Reader: k8s, Recorder: noEvents{}, Clock: fakeClock,
-		AuditProxy: webhook.Config{Image: controllers.DefaultSweeperImage, NativeSidecar: true}, Certs: testCerts, TrustNamespace: operatorNamespace}
+		AuditProxy: webhook.Config{Image: controllers.DefaultSweeperImage, NativeSidecar: true}, Certs: testCerts, TrustNamespace: operatorNamespace,
+		Isolation: testIsolation}
 	for i := 0; i < 3; i++ {
 		if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(store)}); err != nil {
 			t.Fatalf("reconcile %d: %v", i, err)

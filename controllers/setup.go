@@ -43,6 +43,9 @@ type Options struct {
 	// DetectReportKinds found them; CacheOptions must have been given the
 	// same.
 	Reports ReportKinds
+	// Isolation adds the installation's rules (the logbook, the proxies'
+	// metrics) to every store's isolation policy.
+	Isolation resources.IsolationExtras
 }
 
 // DefaultSweeperImage is the image `make image` builds.
@@ -96,7 +99,7 @@ func SetupAll(mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	events := mgr.GetEventRecorder("dossierguard")
-	if err := (&DossierStoreReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Recorder: events, Clock: opts.Clock, AuditProxy: proxy, Certs: opts.Certs, ProxyIssuer: opts.ProxyIssuer, TrustNamespace: opts.TrustNamespace, Reports: opts.Reports}).SetupWithManager(mgr, opts.Workers); err != nil {
+	if err := (&DossierStoreReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Recorder: events, Clock: opts.Clock, AuditProxy: proxy, Certs: opts.Certs, ProxyIssuer: opts.ProxyIssuer, TrustNamespace: opts.TrustNamespace, Reports: opts.Reports, Isolation: opts.Isolation}).SetupWithManager(mgr, opts.Workers); err != nil {
 		return err
 	}
 	if err := (&SharingAgreementReconciler{Client: mgr.GetClient(), Recorder: events, Clock: opts.Clock, Reports: opts.Reports}).SetupWithManager(mgr, opts.Workers); err != nil {

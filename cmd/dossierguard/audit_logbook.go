@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/dossierguard/dossierguard/internal/auditlog"
+	"github.com/dossierguard/dossierguard/internal/auditproxy"
 	"github.com/dossierguard/dossierguard/internal/logbook"
 )
 
@@ -123,8 +124,11 @@ func newAuditQueryCommand() *cobra.Command {
 		Short: "List every access to and disclosure of one dossier, from the logbook",
 		Long: `List, oldest first, every processing of one dossier that the logbook holds:
 when, who (actor and roles), what (action and data categories), on which
-processing activity, with what outcome, and whether break-glass was used. This
-is the input of the data subject's access report (AVG art. 15).
+processing activity, with what outcome, and whether break-glass was used; for
+a disclosure to a partner also the sharing agreement, the partner organisation,
+the legal basis (with its article of law), the consent found and whether the
+family must be told afterwards. This is the input of the data subject's access
+report (AVG art. 15).
 
 The dossier id is pseudonymised with the store's pseudonym key in this command;
 only the pseudonym is sent to the database. Connection from the libpq
@@ -137,7 +141,7 @@ environment variables (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD).`,
 	}
 	f := cmd.Flags()
 	opts.src.rangeFlags(f)
-	f.StringVar(&opts.dossier, "dossier", "", "the dossier (data subject) id, in the canonical form the proxy pseudonymises (required)")
+	f.StringVar(&opts.dossier, "dossier", "", "the dossier (data subject) id as it appears in the application's URLs; pseudonymised as the proxy does it, letters in lower case (required)")
 	f.StringVar(&opts.pseudonymKey, "pseudonym-key", "", "file with the store's pseudonym key (required)")
 	f.StringVarP(&opts.output, "output", "o", "table", "table or json (one JSON object per line)")
 	return cmd
@@ -173,7 +177,7 @@ func runAuditQuery(cmd *cobra.Command, opts auditQueryOptions) error {
 	}
 	defer pool.Close()
 	accesses, err := logbook.QueryDossier(cmd.Context(), pool, logbook.QueryFilter{
-		Store: opts.src.store, DataSubject: auditlog.Pseudonymise(key, opts.dossier), Since: since, Until: until,
+		Store: opts.src.store, DataSubject: auditproxy.DossierPseudonym(key, opts.dossier), Since: since, Until: until,
 	})
 	if err != nil {
 		return auditUsageError("%v", err)
@@ -194,9 +198,60 @@ type accessJSON struct {
 	ProcessingActivityID string   `json:"processing_activity_id"`
 	BreakGlass           bool     `json:"break_glass"`
 	BreakGlassReason     string   `json:"break_glass_reason,omitempty"`
-	Pod                  string   `json:"pod"`
-	ChainID              string   `json:"chain_id"`
-	Seq                  uint64   `json:"seq"`
+	// Sharing is present for a partner's request (a disclosure, or its
+	// denial) and absent for staff.
+	Sharing *sharingJSON `json:"sharing,omitempty"`
+	Pod     string       `json:"pod"`
+	ChainID string       `json:"chain_id"`
+	Seq     uint64       `json:"seq"`
+}
+
+// sharingJSON is what an access records of the agreement a partner's
+// request was decided under.
+type sharingJSON struct {
+	Agreement      string `json:"agreement"`
+	Partner        string `json:"partner"`
+	LegalBasis     string `json:"legal_basis"`
+	LegalReference string `json:"legal_reference,omitempty"`
+	ConsentMode    string `json:"consent_mode,omitempty"`
+	Consent        string `json:"consent"`
+	Purpose        string `json:"purpose,omitempty"`
+	NoticeRequired bool   `json:"notice_required"`
+}
+
+func sharingOf(ev *auditlog.Event) *sharingJSON {
+	sh := ev.Sharing
+	if sh == nil {
+		return nil
+	}
+	return &sharingJSON{Agreement: sh.Agreement, Partner: sh.Partner, LegalBasis: sh.LegalBasis, LegalReference: sh.LegalReference,
+		ConsentMode: sh.ConsentMode, Consent: string(sh.Consent), Purpose: sh.Purpose, NoticeRequired: sh.NoticeRequired}
+}
+
+// sharingColumns are the table's AGREEMENT, PARTNER and BASIS of an access,
+// "-" for staff; the basis carries its article of law and, where the family
+// must be told afterwards, says so.
+func sharingColumns(ev *auditlog.Event) (agreement, partner, basis string) {
+	sh := ev.Sharing
+	if sh == nil {
+		return "-", "-", "-"
+	}
+	agreement, partner, basis = orDash(sh.Agreement), orDash(sh.Partner), orDash(sh.LegalBasis)
+	if sh.LegalReference != "" {
+		basis += " (" + sh.LegalReference + ")"
+	}
+	basis += "; consent " + string(sh.Consent)
+	if sh.NoticeRequired {
+		basis += "; notice required"
+	}
+	return agreement, partner, basis
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func writeAccesses(w io.Writer, format string, accesses []logbook.Access) error {
@@ -207,7 +262,7 @@ func writeAccesses(w io.Writer, format string, accesses []logbook.Access) error 
 				Time: a.Time.UTC().Format(auditlog.TimeLayout), Actor: a.Actor, Roles: a.Roles, Action: string(a.Action),
 				Categories: a.Categories, Outcome: string(a.Outcome), HTTPStatus: a.Status, Route: a.Route,
 				ProcessingActivityID: a.ProcessingActivityID, BreakGlass: a.BreakGlass, BreakGlassReason: a.BreakGlassReason,
-				Pod: a.Pod, ChainID: a.ChainID, Seq: a.Seq,
+				Sharing: sharingOf(&a.Event), Pod: a.Pod, ChainID: a.ChainID, Seq: a.Seq,
 			}); err != nil {
 				return err
 			}
@@ -215,14 +270,16 @@ func writeAccesses(w io.Writer, format string, accesses []logbook.Access) error 
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	_, _ = fmt.Fprintln(tw, "TIME\tACTOR\tROLES\tACTION\tCATEGORIES\tOUTCOME\tROUTE\tPROCESSING ACTIVITY\tBREAK-GLASS")
+	_, _ = fmt.Fprintln(tw, "TIME\tACTOR\tROLES\tACTION\tCATEGORIES\tOUTCOME\tROUTE\tPROCESSING ACTIVITY\tAGREEMENT\tPARTNER\tBASIS\tBREAK-GLASS")
 	for _, a := range accesses {
 		bg := "-"
 		if a.BreakGlass {
 			bg = "yes: " + a.BreakGlassReason
 		}
-		_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Time.UTC().Format(time.RFC3339), a.Actor,
-			strings.Join(a.Roles, ","), a.Action, strings.Join(a.Categories, ","), a.Outcome, a.Route, a.ProcessingActivityID, bg)
+		agreement, partner, basis := sharingColumns(&a.Event)
+		_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Time.UTC().Format(time.RFC3339), a.Actor,
+			strings.Join(a.Roles, ","), a.Action, strings.Join(a.Categories, ","), a.Outcome, a.Route, a.ProcessingActivityID,
+			agreement, partner, basis, bg)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -22,6 +22,7 @@ import (
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 	"github.com/dossierguard/dossierguard/internal/auditlog"
 	"github.com/dossierguard/dossierguard/internal/auditproxy"
+	"github.com/dossierguard/dossierguard/internal/logbook"
 )
 
 // auditProxyOptions are the flags of `dossierguard audit-proxy`.
@@ -34,6 +35,7 @@ type auditProxyOptions struct {
 	plainHTTP       bool
 	policy          string
 	auditLog        string
+	auditLogMax     int64
 	signingKey      string
 	signingKeyDir   string
 	pseudonymKey    string
@@ -46,6 +48,7 @@ type auditProxyOptions struct {
 	logbookURL    string
 	logbookSpool  int
 	logbookAckTTL time.Duration
+	logbookToken  string
 	floodThresh   int
 	floodInterval time.Duration
 
@@ -108,6 +111,7 @@ See docs/audit-proxy.md.`,
 	f.StringVar(&opts.auditLog, "audit-log", auditproxy.DefaultAuditLogPath, "Audit log file (JSON lines, hash-chained); every line is also written to stdout.")
 	f.StringVar(&opts.signingKey, "signing-key", "", "PEM Ed25519 private key (PKCS #8) that signs the audit log's checkpoints. This or --signing-key-dir is required.")
 	f.StringVar(&opts.signingKeyDir, "signing-key-dir", "", "Directory of versioned signing keys (the store's <store>-audit-signing Secret, mounted): checkpoints are signed with the newest version whose signing-N.active-from has come; read again every 10s, so a rotated version is taken into use without a restart.")
+	f.Int64Var(&opts.auditLogMax, "audit-log-max-bytes", 0, "Largest size of the audit log file, below its volume's size limit: at it the log ends with a signed checkpoint and every request is refused with 503 until the pod is replaced. 0 means no bound.")
 	f.StringVar(&opts.pseudonymKey, "pseudonym-key", "", "File whose bytes (at least 32) are the key that pseudonymises dossier ids in the audit log. Required.")
 	f.BoolVar(&opts.syncCompletion, "sync-completion", false, "Append the completion event before the response is passed on, instead of in the background.")
 	f.DurationVar(&opts.shutdownTimeout, "shutdown-timeout", auditproxy.DefaultShutdownTimeout, "How long requests in flight may take to finish after SIGTERM.")
@@ -116,6 +120,7 @@ See docs/audit-proxy.md.`,
 	f.StringVar(&opts.logbookURL, "logbook-url", "", "Base URL of the logbook (OTLP/HTTP): every line is shipped to it and every event must be acknowledged by it before the request goes on. Needs --store.")
 	f.IntVar(&opts.logbookSpool, "logbook-max-pending", auditlog.DefaultMaxPending, "Most audit lines waiting for the logbook's acknowledgement; past it requests are refused with 503.")
 	f.DurationVar(&opts.logbookAckTTL, "logbook-ack-timeout", auditlog.DefaultAckTimeout, "Longest a request waits for the logbook's acknowledgement of its event before it is refused with 503.")
+	f.StringVar(&opts.logbookToken, "logbook-token-file", "", "File with the bearer token presented to the logbook: the pod's projected ServiceAccount token of audience "+logbook.DefaultSenderAudience+", which the webhook mounts; read for every request.")
 	f.IntVar(&opts.floodThresh, "flood-threshold", auditlog.DefaultFloodThreshold, "Denied requests of one caller from one address recorded one by one per --flood-interval; the rest become one event with their count.")
 	f.DurationVar(&opts.floodInterval, "flood-interval", auditlog.DefaultFloodInterval, "The window of --flood-threshold.")
 	f.StringVar(&opts.logLevel, "log-level", "info", "Level of the proxy's own log on stderr: debug, info, warn or error.")
@@ -157,7 +162,7 @@ func (o *auditProxyOptions) config() (auditproxy.Config, error) {
 	cfg := auditproxy.Config{
 		Listen: o.listen, HealthListen: o.healthListen,
 		TLSCertFile: o.tlsCertFile, TLSKeyFile: o.tlsKeyFile,
-		PolicyPath: o.policy, AuditLogPath: o.auditLog,
+		PolicyPath: o.policy, AuditLogPath: o.auditLog, AuditLogMaxBytes: o.auditLogMax,
 		SyncCompletion: o.syncCompletion, ShutdownTimeout: o.shutdownTimeout,
 		AssignmentURL: o.assignmentURL, AssignmentCacheSize: o.assignmentCacheSize,
 		AssignmentCacheTTL: o.assignmentCacheTTL, AssignmentTimeout: o.assignmentTimeout,
@@ -171,6 +176,9 @@ func (o *auditProxyOptions) config() (auditproxy.Config, error) {
 	cfg.SigningKey, cfg.PseudonymKey = o.keys(&errs)
 	cfg.SigningKeyDir = o.signingKeyDir
 	cfg.AuditChain, cfg.AuditLogbook = o.logbook(&errs)
+	if o.auditLogMax < 0 || (o.auditLogMax > 0 && o.auditLogMax < 1<<20) {
+		errs.bad("audit-log-max-bytes", "%d must be 0 (no bound) or at least 1048576 (1 MiB)", o.auditLogMax)
+	}
 	if o.floodThresh < 1 {
 		errs.bad("flood-threshold", "must be at least 1")
 	}
@@ -422,8 +430,30 @@ func checkIssuer(issuer string) error {
 // isHeaderName reports whether s is an HTTP field name (an RFC 9110 token).
 func isHeaderName(s string) bool { return httpguts.ValidHeaderFieldName(s) }
 
+// checkLogbookShipping checks the flags of shipping to the logbook.
+func (o *auditProxyOptions) checkLogbookShipping(errs *flagErrors) {
+	u, err := url.Parse(o.logbookURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs.bad("logbook-url", "must be an http(s) URL such as http://dossierguard-logbook.dossierguard-system:4318")
+	}
+	if o.logbookSpool < 1 {
+		errs.bad("logbook-max-pending", "must be at least 1")
+	}
+	if o.logbookAckTTL <= 0 {
+		errs.bad("logbook-ack-timeout", "must be positive")
+	}
+	if o.logbookToken != "" {
+		if _, err := os.Stat(o.logbookToken); err != nil {
+			errs.bad("logbook-token-file", "%s cannot be read: the webhook mounts the pod's projected token there", o.logbookToken)
+		}
+	}
+}
+
 // logbook checks the flags of the chain's origin and the logbook.
 func (o *auditProxyOptions) logbook(errs *flagErrors) (*auditlog.Chain, *auditlog.LogbookOptions) {
+	if o.logbookToken != "" && o.logbookURL == "" {
+		errs.bad("logbook-token-file", "needs --logbook-url")
+	}
 	if o.store == "" {
 		if o.logbookURL != "" {
 			errs.bad("logbook-url", "needs --store: the logbook accepts only chains that name their store")
@@ -441,15 +471,6 @@ func (o *auditProxyOptions) logbook(errs *flagErrors) (*auditlog.Chain, *auditlo
 	if o.logbookURL == "" {
 		return chain, nil
 	}
-	u, err := url.Parse(o.logbookURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs.bad("logbook-url", "must be an http(s) URL such as http://dossierguard-logbook.dossierguard-system:4318")
-	}
-	if o.logbookSpool < 1 {
-		errs.bad("logbook-max-pending", "must be at least 1")
-	}
-	if o.logbookAckTTL <= 0 {
-		errs.bad("logbook-ack-timeout", "must be positive")
-	}
-	return chain, &auditlog.LogbookOptions{URL: o.logbookURL, MaxPending: o.logbookSpool, AckTimeout: o.logbookAckTTL}
+	o.checkLogbookShipping(errs)
+	return chain, &auditlog.LogbookOptions{URL: o.logbookURL, MaxPending: o.logbookSpool, AckTimeout: o.logbookAckTTL, TokenFile: o.logbookToken}
 }

@@ -16,10 +16,13 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 	"github.com/dossierguard/dossierguard/internal/auditlog"
 	"github.com/dossierguard/dossierguard/internal/logbook"
+	"github.com/dossierguard/dossierguard/internal/scheme"
 )
 
 // logbookOptions are the flags of `dossierguard logbook`.
@@ -34,6 +37,8 @@ type logbookOptions struct {
 	tlsKeyFile      string
 	maxRequestBytes int64
 	shutdownTimeout time.Duration
+	senderAuth      string
+	senderAudience  string
 }
 
 func newLogbookCommand() *cobra.Command {
@@ -65,6 +70,9 @@ is never printed. See docs/audit-log.md.`,
 			defer pool.Close()
 			cfg.DB = pool
 			cfg.Logger = slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), nil))
+			if cfg.Senders, err = opts.senders(); err != nil {
+				return err
+			}
 			return logbook.Serve(ctx, cfg)
 		},
 	}
@@ -79,6 +87,8 @@ is never printed. See docs/audit-log.md.`,
 	f.StringVar(&opts.tlsKeyFile, "tls-key-file", "", "PEM private key of --tls-cert-file.")
 	f.Int64Var(&opts.maxRequestBytes, "max-request-bytes", logbook.DefaultMaxRequestBytes, "Largest export request accepted, in bytes after decompression.")
 	f.DurationVar(&opts.shutdownTimeout, "shutdown-timeout", 30*time.Second, "How long requests in flight may take to finish after SIGTERM.")
+	f.StringVar(&opts.senderAuth, "sender-auth", senderAuthKubernetes, "How senders are authenticated: kubernetes (each proxy's projected ServiceAccount token, checked with a TokenReview, and the DossierStore whose workload its pod belongs to; needs the Kubernetes API, see docs/threat-model.md) or none (anyone who reaches the port may ship chains; only for a logbook nobody else can reach).")
+	f.StringVar(&opts.senderAudience, "sender-audience", logbook.DefaultSenderAudience, "Audience of the senders' tokens (the webhook mounts tokens of "+logbook.DefaultSenderAudience+").")
 	cmd.AddCommand(newLogbookMigrateCommand(), newLogbookRetainCommand())
 	return cmd
 }
@@ -126,6 +136,14 @@ func (o *logbookOptions) config() (logbook.ServeConfig, error) {
 	if (o.tlsCertFile == "") != (o.tlsKeyFile == "") {
 		errs = append(errs, errors.New("--tls-cert-file and --tls-key-file go together"))
 	}
+	switch o.senderAuth {
+	case senderAuthKubernetes, senderAuthNone:
+	default:
+		errs = append(errs, fmt.Errorf("--sender-auth: %q must be kubernetes or none", o.senderAuth))
+	}
+	if o.senderAuth == senderAuthKubernetes && strings.TrimSpace(o.senderAudience) == "" {
+		errs = append(errs, errors.New("--sender-audience: must not be empty with --sender-auth=kubernetes"))
+	}
 	if o.maxRequestBytes < 1024 {
 		errs = append(errs, errors.New("--max-request-bytes: must be at least 1024"))
 	}
@@ -142,6 +160,29 @@ func (o *logbookOptions) config() (logbook.ServeConfig, error) {
 		}
 	}
 	return cfg, errors.Join(errs...)
+}
+
+// The values of --sender-auth.
+const (
+	senderAuthKubernetes = "kubernetes"
+	senderAuthNone       = "none"
+)
+
+// senders is the authenticator --sender-auth asks for: with kubernetes, a
+// client of the API server the logbook runs in (or of KUBECONFIG).
+func (o *logbookOptions) senders() (logbook.SenderAuthenticator, error) {
+	if o.senderAuth == senderAuthNone {
+		return nil, nil
+	}
+	restCfg, err := ctrlconfig.GetConfig()
+	if err != nil {
+		return nil, fmt.Errorf("--sender-auth=kubernetes needs the Kubernetes API (in the cluster, or KUBECONFIG): %w", err)
+	}
+	c, err := client.New(restCfg, client.Options{Scheme: scheme.New()})
+	if err != nil {
+		return nil, fmt.Errorf("--sender-auth=kubernetes: %w", err)
+	}
+	return &logbook.KubernetesSenders{Client: c, Audience: o.senderAudience}, nil
 }
 
 // addTrustKeys reads the --trust-key files into keys.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dossierguard/dossierguard/internal/auditlog"
+	"github.com/dossierguard/dossierguard/internal/auditproxy"
 	"github.com/dossierguard/dossierguard/internal/logbook"
 	"github.com/dossierguard/dossierguard/internal/testenv"
 )
@@ -59,8 +61,28 @@ func TestLogbookOptions(t *testing.T) {
 			want string
 		}{"key dir with a bad name", logbookOptions{schema: "s", maxRequestBytes: 1 << 20, trustKeyDir: badDir, trustKeyReload: time.Minute}, "NAMESPACE_STORE"},
 	)
+	tests = append(tests,
+		struct {
+			name string
+			opts logbookOptions
+			want string
+		}{"no sender authentication", logbookOptions{schema: "s", maxRequestBytes: 1 << 20, senderAuth: "none"}, ""},
+		struct {
+			name string
+			opts logbookOptions
+			want string
+		}{"unknown sender authentication", logbookOptions{schema: "s", maxRequestBytes: 1 << 20, senderAuth: "mtls"}, "--sender-auth"},
+		struct {
+			name string
+			opts logbookOptions
+			want string
+		}{"no audience", logbookOptions{schema: "s", maxRequestBytes: 1 << 20, senderAuth: "kubernetes", senderAudience: " "}, "--sender-audience"},
+	)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.opts.senderAuth == "" { // the flags' defaults
+				tt.opts.senderAuth, tt.opts.senderAudience = senderAuthKubernetes, logbook.DefaultSenderAudience
+			}
 			cfg, err := tt.opts.config()
 			if tt.name == "key dir" && (len(cfg.TrustKeys["wijkteam/dossiers"]) != 2 || len(cfg.TrustKeys["jeugd/dossiers"]) != 1) {
 				t.Errorf("keys from the directory: %v", cfg.TrustKeys)
@@ -131,13 +153,22 @@ func TestAuditLogbookCommands(t *testing.T) {
 	for i := range 4 {
 		subject := "123456782"
 		if i == 2 {
-			subject = "999999990"
+			// The proxy records the pseudonym of the id in lower case.
+			subject = "WT-0999"
 		}
-		if err := w.Append(ctx, auditlog.Event{
+		ev := auditlog.Event{
 			Time: time.Date(2026, 9, 1, 8, 30, i, 0, time.UTC), TraceID: fmt.Sprintf("%032x", i+1), OperationID: fmt.Sprintf("%016x", i+1),
-			DataSubject: auditlog.Pseudonymise(pseudoKey, subject), Actor: "coach-0042", Roles: []string{"wijkcoach"},
+			DataSubject: auditproxy.DossierPseudonym(pseudoKey, subject), Actor: "coach-0042", Roles: []string{"wijkcoach"},
 			Action: auditlog.ActionRead, Categories: []string{"identity"}, Outcome: auditlog.OutcomeAllowed, Method: "GET", Route: "read-dossier", Status: 200,
-		}); err != nil {
+		}
+		if i == 3 {
+			// A disclosure to Veilig Thuis without consent, by law.
+			ev.Actor, ev.Roles, ev.Categories = "vt-medewerker-7", nil, []string{"identity", "safety"}
+			ev.Sharing = &auditlog.Sharing{Agreement: "veilig-thuis-meldcode", Partner: "Veilig Thuis Voorbeeldregio",
+				LegalBasis: "LegalObligation", LegalReference: "Wmo 2015 art. 5.2.6", Consent: auditlog.ConsentNotRequired,
+				Purpose: "Meldcode huiselijk geweld", NoticeRequired: true}
+		}
+		if err := w.Append(ctx, ev); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -193,7 +224,38 @@ func TestAuditLogbookCommands(t *testing.T) {
 	if code != 0 || strings.Count(out, "\n") != 2 || strings.Contains(out, "123456782") || !strings.Contains(out, `"actor":"coach-0042"`) {
 		t.Fatalf("audit query: %d %q %q", code, out, stderr)
 	}
-	out, _, code = runAudit(t, nil, "audit", "query", "--schema", schema, "--store", "wijkteam/dossiers", "--dossier", "999999990", "--pseudonym-key", keyFile)
+	// The staff access has no sharing members; the disclosure names the
+	// agreement, the partner organisation and the basis.
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if strings.Contains(lines[0], `"sharing"`) {
+		t.Errorf("audit query: a staff access with sharing members: %s", lines[0])
+	}
+	var disclosure struct {
+		Actor   string `json:"actor"`
+		Sharing *struct {
+			Agreement, Partner, Consent string
+			LegalBasis                  string `json:"legal_basis"`
+			NoticeRequired              bool   `json:"notice_required"`
+		} `json:"sharing"`
+	}
+	if err := json.Unmarshal([]byte(lines[1]), &disclosure); err != nil {
+		t.Fatal(err)
+	}
+	if sh := disclosure.Sharing; sh == nil || sh.Agreement != "veilig-thuis-meldcode" || sh.Partner != "Veilig Thuis Voorbeeldregio" ||
+		sh.LegalBasis != "LegalObligation" || sh.Consent != "not-required" || !sh.NoticeRequired {
+		t.Errorf("audit query: the disclosure's sharing members %+v, from %s", sh, lines[1])
+	}
+	out, _, code = runAudit(t, nil, "audit", "query", "--schema", schema, "--store", "wijkteam/dossiers", "--dossier", "123456782", "--pseudonym-key", keyFile)
+	if code != 0 || !strings.Contains(out, "  AGREEMENT ") || !strings.Contains(out, "  PARTNER ") || !strings.Contains(out, "  BASIS ") || !strings.HasSuffix(out, "2 accesses\n") {
+		t.Fatalf("audit query (table): %d %q", code, out)
+	}
+	for _, want := range []string{"veilig-thuis-meldcode  Veilig Thuis Voorbeeldregio  LegalObligation (Wmo 2015 art. 5.2.6); consent not-required; notice required",
+		"wijkcoach  read    identity"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("audit query (table) lacks %q:\n%s", want, out)
+		}
+	}
+	out, _, code = runAudit(t, nil, "audit", "query", "--schema", schema, "--store", "wijkteam/dossiers", "--dossier", "WT-0999", "--pseudonym-key", keyFile)
 	if code != 0 || !strings.HasSuffix(out, "1 accesses\n") {
 		t.Fatalf("audit query (table): %d %q", code, out)
 	}

@@ -36,6 +36,7 @@ type managerOptions struct {
 	openReports             bool
 	policyReports           bool
 	webhook                 webhookOptions
+	network                 networkOptions
 	zap                     zap.Options
 }
 
@@ -61,6 +62,7 @@ func newManagerCommand() *cobra.Command {
 	f.BoolVar(&opts.openReports, "open-reports", true, "Keep an OpenReports Report (openreports.io/v1alpha1) of every resource's compliance, when its CRD is installed (docs/openreports.md).")
 	f.BoolVar(&opts.policyReports, "policy-reports", false, "Also keep a wg-policy PolicyReport (wgpolicyk8s.io/v1alpha2) of every resource's compliance, when its CRD is installed, for tools that read only that format.")
 	opts.webhook.bindFlags(f)
+	opts.network.bindFlags(f)
 	zapFlags := flag.NewFlagSet("zap", flag.ContinueOnError)
 	opts.zap.BindFlags(zapFlags)
 	f.AddGoFlagSet(zapFlags)
@@ -72,6 +74,9 @@ func runManager(cmd *cobra.Command, opts managerOptions) error {
 	log := ctrl.Log.WithName("setup")
 
 	if err := opts.webhook.validate(); err != nil {
+		return err
+	}
+	if err := opts.network.validate(opts.webhook.logbookURL, opts.webhook.namespace); err != nil {
 		return err
 	}
 	cfg := ctrl.GetConfigOrDie()
@@ -102,7 +107,8 @@ func runManager(cmd *cobra.Command, opts managerOptions) error {
 	}
 	proxy := opts.webhook.proxyConfig(opts.sweeperImage)
 	copts := controllers.Options{SweeperImage: opts.sweeperImage, Statutes: statutes, Workers: opts.workers, AuditProxy: &proxy,
-		ProxyIssuer: opts.webhook.proxyIssuerRef(), TrustNamespace: opts.trustNamespace, Reports: reports}
+		ProxyIssuer: opts.webhook.proxyIssuerRef(), TrustNamespace: opts.trustNamespace, Reports: reports,
+		Isolation: opts.network.extras(opts.webhook.namespace)}
 	if ca != nil {
 		copts.Certs = ca
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/api/resource"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -34,6 +35,7 @@ type webhookOptions struct {
 	breakGlassMax  time.Duration
 	proxyIssuer    controllers.ProxyIssuerRef
 	logbookURL     string
+	logSizeLimit   string
 }
 
 func (o *webhookOptions) bindFlags(f *pflag.FlagSet) {
@@ -53,6 +55,7 @@ func (o *webhookOptions) bindFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.proxyIssuer.Group, "proxy-cert-issuer-group", "cert-manager.io", "API group of --proxy-cert-issuer-name.")
 	f.StringVar(&o.proxyImage, "audit-proxy-image", "", "Image of the injected audit proxy (default: the sweeper image, which is the operator's).")
 	f.StringVar(&o.logbookURL, "logbook-url", "", "Base URL of the logbook the injected proxies ship their audit chains to, such as http://dossierguard-logbook.dossierguard-system:4318; empty means none.")
+	f.StringVar(&o.logSizeLimit, "audit-log-size-limit", webhook.DefaultLogSizeLimit.String(), "sizeLimit of the injected proxy's audit log emptyDir, at least 16Mi, or 0 for none; the proxy refuses every request with 503 once its log reaches 15/16 of it (docs/audit-proxy.md).")
 	f.BoolVar(&o.nativeSidecar, "native-sidecar", true, "Inject the audit proxy as a native sidecar (an init container with restartPolicy Always).")
 }
 
@@ -71,6 +74,9 @@ func (o *webhookOptions) validate() error {
 	if err := checkLogbookURL(o.logbookURL); err != nil {
 		return err
 	}
+	if _, err := o.logLimit(); err != nil {
+		return err
+	}
 	if o.port < 1 || o.port > 65535 {
 		return fmt.Errorf("--webhook-port %d must be between 1 and 65535", o.port)
 	}
@@ -80,6 +86,11 @@ func (o *webhookOptions) validate() error {
 	if o.proxyIssuer.Kind != "ClusterIssuer" && o.proxyIssuer.Kind != "Issuer" {
 		return fmt.Errorf("--proxy-cert-issuer-kind %q must be ClusterIssuer or Issuer", o.proxyIssuer.Kind)
 	}
+	return o.validateBreakGlass()
+}
+
+// validateBreakGlass checks the break-glass flags.
+func (o *webhookOptions) validateBreakGlass() error {
 	if o.breakGlassMax < time.Minute || o.breakGlassMax > 8*time.Hour {
 		return fmt.Errorf("--break-glass-max-window %s must be between 1m and 8h", o.breakGlassMax)
 	}
@@ -141,8 +152,21 @@ func (o *webhookOptions) proxyConfig(defaultImage string) webhook.Config {
 	if image == "" {
 		image = defaultImage
 	}
+	limit, _ := o.logLimit() // checked in validate
 	return webhook.Config{Image: image, NativeSidecar: o.nativeSidecar, LogbookURL: o.logbookURL,
-		BreakGlassGroups: o.breakGlass, BreakGlassMaxWindow: o.breakGlassMax}
+		BreakGlassGroups: o.breakGlass, BreakGlassMaxWindow: o.breakGlassMax, LogSizeLimit: limit}
+}
+
+// minLogSizeLimit is the smallest --audit-log-size-limit.
+var minLogSizeLimit = resource.MustParse("16Mi")
+
+// logLimit parses --audit-log-size-limit; zero means none.
+func (o *webhookOptions) logLimit() (resource.Quantity, error) {
+	q, err := resource.ParseQuantity(o.logSizeLimit)
+	if err != nil || (!q.IsZero() && q.Cmp(minLogSizeLimit) < 0) {
+		return resource.Quantity{}, fmt.Errorf("--audit-log-size-limit %q must be a quantity of at least 16Mi, such as 1Gi, or 0 for no limit", o.logSizeLimit)
+	}
+	return q, nil
 }
 
 // checkLogbookURL checks --logbook-url: empty, or an http(s) URL.

@@ -31,6 +31,10 @@ func TestWebhookOptionsValidate(t *testing.T) {
 		{[]string{"--webhook-cert-management=cert-manager"}, "--proxy-cert-issuer-name is required"},
 		{[]string{"--webhook-cert-management=cert-manager", "--proxy-cert-issuer-name=municipal-ca"}, ""},
 		{[]string{"--proxy-cert-issuer-kind=Certificate"}, "--proxy-cert-issuer-kind"},
+		{[]string{"--audit-log-size-limit=256Mi"}, ""},
+		{[]string{"--audit-log-size-limit=0"}, ""},
+		{[]string{"--audit-log-size-limit=1Mi"}, "--audit-log-size-limit"},
+		{[]string{"--audit-log-size-limit=lots"}, "--audit-log-size-limit"},
 	} {
 		o := parse(tc.args...)
 		err := o.validate()
@@ -40,6 +44,13 @@ func TestWebhookOptionsValidate(t *testing.T) {
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 			t.Errorf("%v: error %v, want one naming %s", tc.args, err, tc.want)
 		}
+	}
+	def, none := parse(), parse("--audit-log-size-limit=0")
+	if limit := def.proxyConfig("img").LogSizeLimit; limit.String() != "1Gi" {
+		t.Errorf("default log size limit %s, want 1Gi", limit.String())
+	}
+	if limit := none.proxyConfig("img").LogSizeLimit; !limit.IsZero() {
+		t.Errorf("--audit-log-size-limit=0: %s, want none", limit.String())
 	}
 	cm, op := parse("--webhook-cert-management=cert-manager", "--proxy-cert-issuer-name=municipal-ca"), parse()
 	if ref := cm.proxyIssuerRef(); ref == nil || ref.Name != "municipal-ca" || ref.Kind != "ClusterIssuer" {

@@ -2,8 +2,12 @@
 // envtest binaries (kube-apiserver and etcd; no root, no cluster): it
 // installs the CRDs, starts the manager, creates a StorageClass that is
 // verified to encrypt at rest and one that is not, applies config/samples,
-// waits for the stores, and prints what an auditor would read. It keeps the
-// control plane running until Ctrl-C or `make demo-down`, unless DEMO_EXIT=1.
+// waits for the stores, and prints what an auditor would read. Then it starts
+// the logbook on the PostgreSQL `make demo` started, sends requests through
+// an audit proxy of the wijkteam store that ships to it, and runs `audit
+// verify --logbook` and `audit query` against it. It keeps the control plane
+// and the logbook running until Ctrl-C or `make demo-down`, unless
+// DEMO_EXIT=1.
 package main
 
 import (
@@ -70,8 +74,16 @@ func run() error {
 		return err
 	}
 
+	// The logbook's address is chosen now: the manager checks the workload
+	// pods against the audit proxy the webhook injects, which names it.
+	lb, err := newLogbookDemo(env.Client, stateDir, kubeconfig)
+	if err != nil {
+		return err
+	}
+	defer lb.stopAll()
+
 	step("Starting the dossierguard manager")
-	mgr, err := newManager(ctx, env, stateDir)
+	mgr, err := newManager(ctx, env, stateDir, lb.proxyConfig())
 	if err != nil {
 		return err
 	}
@@ -89,18 +101,8 @@ func run() error {
 	}
 
 	step("Applying config/samples: a youth and family centre, a neighbourhood team and Veilig Thuis")
-	samples, err := testenv.Samples()
-	if err != nil {
+	if err := applySamples(ctx, env.Client); err != nil {
 		return err
-	}
-	objs := make([]client.Object, 0, len(samples)+2)
-	for _, s := range samples {
-		objs = append(objs, s)
-	}
-	for _, obj := range append(objs, unverifiedStore()...) {
-		if err := env.Client.Create(ctx, obj); err != nil {
-			return fmt.Errorf("create %s %s: %w", obj.GetObjectKind().GroupVersionKind().Kind, obj.GetName(), err)
-		}
 	}
 
 	step("Waiting for the stores to report their status")
@@ -120,6 +122,10 @@ func run() error {
 	kubectl("get", "dossierstore", "unverified-demo", "-n", "demo", "-o", auditorConditions)
 	kubectl("get", "reports", "-A")
 	kubectl("get", "report", "dossierstore-unverified-demo", "-n", "demo", "-o", auditorReport)
+
+	if err := lb.show(ctx); err != nil {
+		return err
+	}
 
 	fmt.Printf("\nThe control plane is running. Use it with:\n\n  export KUBECONFIG=%s\n  %s/kubectl get privacy -A\n\n", kubeconfig, os.Getenv("KUBEBUILDER_ASSETS"))
 	if os.Getenv("DEMO_EXIT") == "1" {
@@ -191,6 +197,24 @@ func createStorageClasses(ctx context.Context, c client.Client) error {
 	return nil
 }
 
+// applySamples creates config/samples and the store on the unverified class.
+func applySamples(ctx context.Context, c client.Client) error {
+	samples, err := testenv.Samples()
+	if err != nil {
+		return err
+	}
+	objs := make([]client.Object, 0, len(samples)+2)
+	for _, s := range samples {
+		objs = append(objs, s)
+	}
+	for _, obj := range append(objs, unverifiedStore()...) {
+		if err := c.Create(ctx, obj); err != nil {
+			return fmt.Errorf("create %s %s: %w", obj.GetObjectKind().GroupVersionKind().Kind, obj.GetName(), err)
+		}
+	}
+	return nil
+}
+
 // unverifiedStore is a store on the class without encryption evidence, to
 // show that dossierguard fails closed.
 func unverifiedStore() []client.Object {
@@ -250,7 +274,7 @@ func waitForStores(ctx context.Context, c client.Client, want int, timeout time.
 // newManager is the manager with every reconciler, and the operator's CA
 // (which the manager's webhook setup makes in a cluster) to sign the audit
 // proxies' serving certificates.
-func newManager(ctx context.Context, env *testenv.Env, stateDir string) (ctrl.Manager, error) {
+func newManager(ctx context.Context, env *testenv.Env, stateDir string, proxy webhook.Config) (ctrl.Manager, error) {
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:  env.Scheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
@@ -267,7 +291,7 @@ func newManager(ctx context.Context, env *testenv.Env, stateDir string) (ctrl.Ma
 	if err := certs.Ensure(ctx); err != nil {
 		return nil, err
 	}
-	if err := controllers.SetupAll(mgr, controllers.Options{Certs: certs, TrustNamespace: "dossierguard-system", Reports: demoReports}); err != nil {
+	if err := controllers.SetupAll(mgr, controllers.Options{Certs: certs, TrustNamespace: "dossierguard-system", Reports: demoReports, AuditProxy: &proxy}); err != nil {
 		return nil, fmt.Errorf("set up reconcilers: %w", err)
 	}
 	return mgr, nil

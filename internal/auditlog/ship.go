@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -43,6 +44,11 @@ type LogbookOptions struct {
 	// it fails (the line stays queued and is delivered later). 0 means
 	// DefaultAckTimeout.
 	AckTimeout time.Duration
+	// TokenFile, when set, holds the bearer token every request presents
+	// (the pod's projected ServiceAccount token, which the kubelet renews
+	// in place); it is read for every request. A file that cannot be read
+	// fails the request, which is retried.
+	TokenFile string
 }
 
 // shipEntry is one line waiting for the logbook.
@@ -60,6 +66,7 @@ type shipper struct {
 	chainID    string
 	maxPending int
 	ackTimeout time.Duration
+	tokenFile  string
 	fail       func(error) error
 
 	mu      sync.Mutex
@@ -81,7 +88,7 @@ func newShipper(o *LogbookOptions, c *Chain, chainID string, fail func(error) er
 	}
 	s := &shipper{
 		url: strings.TrimSuffix(o.URL, "/") + "/v1/traces", client: o.Client, store: c.Store, pod: c.Pod, chainID: chainID,
-		maxPending: o.MaxPending, ackTimeout: o.AckTimeout, fail: fail,
+		maxPending: o.MaxPending, ackTimeout: o.AckTimeout, tokenFile: o.TokenFile, fail: fail,
 		wake: make(chan struct{}, 1), stopped: make(chan struct{}),
 	}
 	s.runCtx, s.cancel = context.WithCancel(context.Background())
@@ -215,6 +222,13 @@ func (s *shipper) send(ctx context.Context, batch []*shipEntry) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/x-protobuf")
+	if s.tokenFile != "" {
+		token, err := os.ReadFile(s.tokenFile)
+		if err != nil || len(bytes.TrimSpace(token)) == 0 {
+			return errors.New("the logbook token file cannot be read or is empty")
+		}
+		req.Header.Set("Authorization", "Bearer "+string(bytes.TrimSpace(token)))
+	}
 	resp, err := s.client.Do(req)
 	if err != nil {
 		return err

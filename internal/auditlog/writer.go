@@ -24,6 +24,13 @@ const (
 // ErrClosed is returned by Append after Close.
 var ErrClosed = errors.New("audit log writer is closed")
 
+// ErrLogFull stops a Writer whose file reached Options.MaxBytes.
+var ErrLogFull = errors.New("the audit log file reached its size limit; no more events are accepted until the pod is replaced")
+
+// checkpointRoom is the part of Options.MaxBytes kept for the final
+// checkpoint, which is about 300 bytes.
+const checkpointRoom = 1024
+
 // Options configure a Writer.
 type Options struct {
 	// Path of the log file. It is created (mode 0600) if it does not exist,
@@ -52,6 +59,13 @@ type Options struct {
 	// DrainTimeout is how long Close waits for the logbook to acknowledge
 	// what is left; 0 means 10 seconds.
 	DrainTimeout time.Duration
+	// MaxBytes bounds the file (the proxy's log volume has a size limit,
+	// past which the kubelet would evict the pod). A commit that would grow
+	// the file past MaxBytes less the room for a final checkpoint is not
+	// written: its Appends fail with ErrLogFull, the writer writes that
+	// final checkpoint (so the chain ends signed) and stops, and every
+	// later Append fails with ErrLogFull. 0 means no bound.
+	MaxBytes int64
 }
 
 // logFile is the file the Writer appends to; an *os.File.
@@ -100,6 +114,10 @@ type Writer struct {
 	// ship sends the lines to the logbook; nil when not configured.
 	ship  *shipper
 	drain time.Duration
+	// maxBytes bounds the file, 0 for none; size is its size, owned by
+	// the committer once it runs.
+	maxBytes int64
+	size     int64
 
 	// State of the chain, owned by the committer goroutine.
 	seq      uint64
@@ -115,11 +133,8 @@ type Writer struct {
 // NewWriter refuses it, because appending to a broken chain would hide the
 // break. Only one Writer may have a file open at a time.
 func NewWriter(opts Options) (*Writer, error) {
-	if opts.Path == "" {
-		return nil, errors.New("audit log: no file path given")
-	}
-	if len(opts.SigningKey) != ed25519.PrivateKeySize {
-		return nil, fmt.Errorf("audit log: the signing key must be an Ed25519 private key of %d bytes", ed25519.PrivateKeySize)
+	if err := checkOptions(opts); err != nil {
+		return nil, err
 	}
 	w := &Writer{
 		path:     opts.Path,
@@ -131,6 +146,7 @@ func NewWriter(opts Options) (*Writer, error) {
 		reqs:     make(chan *request, defaultMaxBatch),
 		keys:     make(chan keyChange),
 		exited:   make(chan struct{}),
+		maxBytes: opts.MaxBytes,
 	}
 	w.key.Store(newSigner(opts.SigningKey))
 	if w.every == 0 {
@@ -172,6 +188,12 @@ func NewWriter(opts Options) (*Writer, error) {
 		_ = f.Close()
 		return nil, fmt.Errorf("audit log %s: %w", opts.Path, err)
 	}
+	fi, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("audit log %s: stat: %w", opts.Path, err)
+	}
+	w.size = fi.Size()
 	if opts.Logbook != nil {
 		if err := w.startShipper(f, opts); err != nil {
 			_ = f.Close()
@@ -180,6 +202,20 @@ func NewWriter(opts Options) (*Writer, error) {
 	}
 	go w.run()
 	return w, nil
+}
+
+// checkOptions refuses what NewWriter cannot work with.
+func checkOptions(opts Options) error {
+	if opts.Path == "" {
+		return errors.New("audit log: no file path given")
+	}
+	if len(opts.SigningKey) != ed25519.PrivateKeySize {
+		return fmt.Errorf("audit log: the signing key must be an Ed25519 private key of %d bytes", ed25519.PrivateKeySize)
+	}
+	if opts.MaxBytes < 0 || (opts.MaxBytes > 0 && opts.MaxBytes < 4*checkpointRoom) {
+		return fmt.Errorf("audit log: the size limit %d bytes must be 0 (none) or at least %d", opts.MaxBytes, 4*checkpointRoom)
+	}
+	return nil
 }
 
 // Append records ev and returns once it is durable in the file (written and
@@ -334,6 +370,7 @@ func (w *Writer) run() {
 func (w *Writer) commit(batch []*request, checkpoint bool) {
 	err := w.Err()
 	if err == nil {
+		before := w.chainState()
 		w.buf = w.buf[:0]
 		for _, r := range batch {
 			w.seq++
@@ -347,7 +384,12 @@ func (w *Writer) commit(batch []*request, checkpoint bool) {
 		if checkpoint && w.unsigned > 0 {
 			w.appendCheckpoint()
 		}
-		err = w.writeOut()
+		if w.maxBytes > 0 && w.size+int64(len(w.buf)) > w.maxBytes-checkpointRoom {
+			w.restoreChainState(before)
+			err = w.full()
+		} else {
+			err = w.writeOut()
+		}
 	}
 	if err == nil && w.ship != nil {
 		w.ship.enqueue(w.shipEntries(batch))
@@ -411,6 +453,38 @@ func (w *Writer) SetSigningKey(priv ed25519.PrivateKey) error {
 // SigningKeyID is the id of the key the next checkpoint is signed with.
 func (w *Writer) SigningKeyID() string { return w.key.Load().keyID }
 
+// chainState is what commit changes before the batch is written.
+type chainState struct {
+	seq      uint64
+	prev     [64]byte
+	lastType string
+	unsigned int
+}
+
+func (w *Writer) chainState() chainState {
+	return chainState{seq: w.seq, prev: w.prev, lastType: w.lastType, unsigned: w.unsigned}
+}
+
+func (w *Writer) restoreChainState(c chainState) {
+	w.seq, w.prev, w.lastType, w.unsigned = c.seq, c.prev, c.lastType, c.unsigned
+}
+
+// full ends a log at its size limit: a final checkpoint in the room kept
+// for it, shipped like any line, then the writer stops with ErrLogFull.
+func (w *Writer) full() error {
+	w.buf = w.buf[:0]
+	if w.lastType != TypeCheckpoint {
+		w.appendCheckpoint()
+		if err := w.writeOut(); err != nil {
+			return err
+		}
+		if w.ship != nil {
+			w.ship.enqueue(w.shipEntries(nil))
+		}
+	}
+	return w.fail(ErrLogFull)
+}
+
 func (w *Writer) appendCheckpoint() {
 	w.seq++
 	k := w.key.Load()
@@ -427,7 +501,9 @@ func (w *Writer) writeOut() error {
 	if len(w.buf) == 0 {
 		return nil
 	}
-	if _, err := w.file.Write(w.buf); err != nil {
+	n, err := w.file.Write(w.buf)
+	w.size += int64(n)
+	if err != nil {
 		return w.fail(fmt.Errorf("write: %w", err))
 	}
 	if err := w.file.Sync(); err != nil {

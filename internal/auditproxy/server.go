@@ -74,7 +74,10 @@ type Config struct {
 	// unless SigningKeyDir is set: then the newest active version of that
 	// directory does, re-read every SigningKeyPollInterval
 	// (DefaultSigningKeyPollInterval when 0; see SigningKeySource).
-	AuditLogPath           string
+	AuditLogPath string
+	// AuditLogMaxBytes bounds the audit log file (auditlog.Options.MaxBytes);
+	// at the bound every request is refused with 503. 0 means none.
+	AuditLogMaxBytes       int64
 	AuditMirror            io.Writer
 	SigningKey             ed25519.PrivateKey
 	SigningKeyDir          string
@@ -199,7 +202,7 @@ func openAuditLog(ctx context.Context, cfg Config, log *slog.Logger) (*auditlog.
 		}
 	}
 	writer, err := auditlog.NewWriter(auditlog.Options{Path: cfg.AuditLogPath, Mirror: cfg.AuditMirror, SigningKey: cfg.SigningKey,
-		Chain: cfg.AuditChain, Logbook: cfg.AuditLogbook})
+		Chain: cfg.AuditChain, Logbook: cfg.AuditLogbook, MaxBytes: cfg.AuditLogMaxBytes})
 	if err != nil {
 		return nil, err
 	}

@@ -28,7 +28,8 @@ const (
 	ReasonFork Reason = "fork"
 	// ReasonSubstitution: the line has the next seq but does not follow
 	// the chain's head (its prev is another hash), or it claims a chain of
-	// another store.
+	// another store or was sent by another (authenticated) pod than the
+	// chain's.
 	ReasonSubstitution Reason = "substitution"
 	// ReasonBadSignature: a checkpoint whose signature does not verify with
 	// the store's keys.
@@ -75,6 +76,8 @@ type Config struct {
 type Logbook struct {
 	db  *pgxpool.Pool
 	now func() time.Time
+	// senders, when set, authenticates the sender of every export request.
+	senders SenderAuthenticator
 
 	keysMu sync.Mutex
 	keys   map[string]map[string]ed25519.PublicKey // store -> key id -> key
@@ -160,7 +163,8 @@ func loadKeys(ctx context.Context, q querier, store string) (map[string]ed25519.
 type incoming struct {
 	rec   *auditlog.Record
 	store string
-	err   error // a *auditlog.RecordError
+	pod   string // the authenticated pod the request was sent as; "" unchecked
+	err   error  // a *auditlog.RecordError
 }
 
 // Ingest checks and stores the lines an export request carries. Lines are
@@ -170,18 +174,28 @@ type incoming struct {
 // nothing of the chains not yet committed is acknowledged and the sender
 // must retry. Refused lines are in the result, not an error.
 func (l *Logbook) Ingest(ctx context.Context, req *coltracepb.ExportTraceServiceRequest) (IngestResult, error) {
+	return l.ingest(ctx, req, false)
+}
+
+// ingest is Ingest; with bySender, the request's pod was authenticated
+// and every chain must be that pod's (its genesis line names it).
+func (l *Logbook) ingest(ctx context.Context, req *coltracepb.ExportTraceServiceRequest, bySender bool) (IngestResult, error) {
 	var res IngestResult
 	var order []string
 	chains := map[string][]incoming{}
 	for _, rs := range req.GetResourceSpans() {
 		store, _ := auditlog.Attr(rs.GetResource().GetAttributes(), auditlog.AttrStore)
+		pod := ""
+		if bySender {
+			pod, _ = auditlog.Attr(rs.GetResource().GetAttributes(), auditlog.AttrPod)
+		}
 		for _, ss := range rs.GetScopeSpans() {
 			for _, sp := range ss.GetSpans() {
 				rec, chainID, err := auditlog.RecordOfSpan(sp)
 				if _, seen := chains[chainID]; !seen {
 					order = append(order, chainID)
 				}
-				chains[chainID] = append(chains[chainID], incoming{rec: rec, store: store, err: err})
+				chains[chainID] = append(chains[chainID], incoming{rec: rec, store: store, pod: pod, err: err})
 			}
 		}
 	}
@@ -200,6 +214,7 @@ func (l *Logbook) Ingest(ctx context.Context, req *coltracepb.ExportTraceService
 // head is the last stored line of a chain.
 type head struct {
 	store   string
+	pod     string
 	seq     uint64
 	hash    string
 	typ     string
@@ -249,7 +264,7 @@ func (l *Logbook) ingestChain(ctx context.Context, chainID string, in []incoming
 			// x continues the chain.
 			if x.rec.Type == auditlog.TypeGenesis {
 				store = x.rec.Chain.Store
-				h.store = store
+				h.store, h.pod = store, x.rec.Chain.Pod
 			}
 			batch = append(batch, x.rec)
 			storedHash[x.rec.Seq] = x.rec.Hash
@@ -279,8 +294,8 @@ func readHead(ctx context.Context, tx pgx.Tx, chainID string) (head, error) {
 		return h, nil
 	}
 	var hs, cs int64
-	err := tx.QueryRow(ctx, `SELECT store, head_seq, head_hash, head_type, checkpoint_seq, checkpoint_at
-		FROM logbook_chains WHERE chain_id = $1 FOR UPDATE`, chainID).Scan(&h.store, &hs, &h.hash, &h.typ, &cs, &h.cpTime)
+	err := tx.QueryRow(ctx, `SELECT store, pod, head_seq, head_hash, head_type, checkpoint_seq, checkpoint_at
+		FROM logbook_chains WHERE chain_id = $1 FOR UPDATE`, chainID).Scan(&h.store, &h.pod, &hs, &h.hash, &h.typ, &cs, &h.cpTime)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		h.hash = auditlog.Genesis
@@ -331,6 +346,23 @@ func seqOf(x incoming) uint64 {
 	return 0
 }
 
+// originMismatch says how x was sent for another store, or by another
+// authenticated pod, than its chain's; "" when it was not.
+func originMismatch(h *head, x incoming) string {
+	r := x.rec
+	switch {
+	case h.store != "" && x.store != h.store:
+		return fmt.Sprintf("the chain belongs to store %s, but the line was sent for store %s", h.store, x.store)
+	case r.Type == auditlog.TypeGenesis && x.store != r.Chain.Store:
+		return fmt.Sprintf("the genesis line names store %s, but it was sent for store %s", r.Chain.Store, x.store)
+	case x.pod != "" && h.pod != "" && x.pod != h.pod:
+		return fmt.Sprintf("the chain belongs to pod %s, but the line was sent as pod %s", h.pod, x.pod)
+	case x.pod != "" && r.Type == auditlog.TypeGenesis && x.pod != r.Chain.Pod:
+		return fmt.Sprintf("the genesis line names pod %s, but it was sent as pod %s", r.Chain.Pod, x.pod)
+	}
+	return ""
+}
+
 // check decides whether x continues the chain at h, is a harmless
 // redelivery of a stored line, or is refused.
 func (l *Logbook) check(ctx context.Context, tx pgx.Tx, chainID string, h *head, storedHash map[uint64]string, x incoming) (*Refusal, error) {
@@ -341,11 +373,10 @@ func (l *Logbook) check(ctx context.Context, tx pgx.Tx, chainID string, h *head,
 		return undecodable(chainID, x.err), nil
 	}
 	r := x.rec
+	if detail := originMismatch(h, x); detail != "" {
+		return ref(r.Seq, ReasonSubstitution, "%s", detail)
+	}
 	switch {
-	case h.store != "" && x.store != h.store:
-		return ref(r.Seq, ReasonSubstitution, "the chain belongs to store %s, but the line was sent for store %s", h.store, x.store)
-	case r.Type == auditlog.TypeGenesis && x.store != r.Chain.Store:
-		return ref(r.Seq, ReasonSubstitution, "the genesis line names store %s, but it was sent for store %s", r.Chain.Store, x.store)
 	case r.Seq <= h.seq:
 		// A line at or below the head was stored before (or earlier in this
 		// request). The same line again is a redelivery; another is a fork.

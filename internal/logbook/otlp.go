@@ -80,7 +80,10 @@ func (l *Logbook) serveTraces(w http.ResponseWriter, r *http.Request, log *slog.
 	if !ok {
 		return
 	}
-	res, err := l.Ingest(r.Context(), req)
+	if !l.authenticate(w, r, ct, req, log) {
+		return
+	}
+	res, err := l.ingest(r.Context(), req, l.senders != nil)
 	if err != nil {
 		log.Error("Ingest failed; the sender will retry", "sqlstate", sqlState(err))
 		w.Header().Set("Retry-After", "1")

@@ -47,6 +47,9 @@ type ServeConfig struct {
 	// ShutdownTimeout is how long requests in flight may take after ctx ends.
 	ShutdownTimeout time.Duration
 	Logger          *slog.Logger
+	// Senders authenticates the sender of every export request
+	// (KubernetesSenders); nil accepts anyone who reaches the listener.
+	Senders SenderAuthenticator
 }
 
 // Serve runs the logbook until ctx ends: it migrates when asked, adds the
@@ -69,6 +72,7 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 	if err != nil {
 		return fmt.Errorf("logbook: %w", err)
 	}
+	l.senders = cfg.Senders
 	held, err := l.trustKeys(ctx, cfg.TrustKeys)
 	if err != nil {
 		return err
@@ -103,7 +107,7 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 			errc <- srv.Serve(ln)
 		}
 	}()
-	log.Info("Logbook listening", "address", ln.Addr().String(), "tls", cfg.TLSCertFile != "")
+	log.Info("Logbook listening", "address", ln.Addr().String(), "tls", cfg.TLSCertFile != "", "senderAuthentication", cfg.Senders != nil)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("logbook: serve: %w", err)

@@ -18,20 +18,65 @@ const NamespaceNameLabel = "kubernetes.io/metadata.name"
 // DNSPort is the port the workload may always reach, for name resolution.
 const DNSPort = 53
 
+// ProxyHealthPort is the audit proxy's plain-HTTP port for its health
+// probes and Prometheus metrics in every workload pod.
+const ProxyHealthPort = 9901
+
+// DefaultLogbookPort is the port the logbook's pods receive OTLP/HTTP on.
+const DefaultLogbookPort = 4318
+
+// IsolationExtras are the rules of every store's isolation policy that come
+// from how the operator is installed rather than from the store.
+type IsolationExtras struct {
+	// Logbook, when set, is where the injected audit proxies ship their
+	// chains: the workload may send to those pods on that port. Without it
+	// a proxy that is given a logbook URL cannot reach it under an
+	// enforcing network plugin and refuses every request (fail closed).
+	Logbook *PodPeer
+	// ProxyMetricsNamespaces, when set, selects by label the namespaces
+	// (such as the Prometheus one) that may reach the proxy's health and
+	// metrics port ProxyHealthPort; empty admits nobody there.
+	ProxyMetricsNamespaces map[string]string
+}
+
+// PodPeer is a set of pods in one namespace, reached on one TCP port.
+type PodPeer struct {
+	Namespace string
+	PodLabels map[string]string
+	Port      int32
+}
+
 // IsolationPolicy is the default-deny NetworkPolicy around a store's
 // workload: ingress only to the audit proxy's port, from the store's own
-// namespace and the listed ingress namespaces; egress only to DNS and to the
-// declared dependencies. Partners are admitted by their agreements' own
-// policies, which add to this one.
-func IsolationPolicy(store *v1alpha1.DossierStore) *networkingv1ac.NetworkPolicyApplyConfiguration {
+// namespace and the listed ingress namespaces, and to the proxy's metrics
+// port from the namespaces extras names; egress only to DNS, to the
+// declared dependencies and to the logbook extras names. Partners are
+// admitted by their agreements' own policies, which add to this one.
+func IsolationPolicy(store *v1alpha1.DossierStore, extras IsolationExtras) *networkingv1ac.NetworkPolicyApplyConfiguration {
 	w := store.Spec.Workload
 	ingressFrom := []*networkingv1ac.NetworkPolicyPeerApplyConfiguration{namespacePeer(store.Namespace)}
 	for _, ns := range w.IngressNamespaces {
 		ingressFrom = append(ingressFrom, namespacePeer(ns))
 	}
+	ingress := []*networkingv1ac.NetworkPolicyIngressRuleApplyConfiguration{
+		networkingv1ac.NetworkPolicyIngressRule().
+			WithFrom(ingressFrom...).
+			WithPorts(port(corev1.ProtocolTCP, ProxyPort(store))),
+	}
+	if len(extras.ProxyMetricsNamespaces) > 0 {
+		ingress = append(ingress, networkingv1ac.NetworkPolicyIngressRule().
+			WithFrom(networkingv1ac.NetworkPolicyPeer().WithNamespaceSelector(
+				metav1ac.LabelSelector().WithMatchLabels(extras.ProxyMetricsNamespaces))).
+			WithPorts(port(corev1.ProtocolTCP, ProxyHealthPort)))
+	}
 	egress := []*networkingv1ac.NetworkPolicyEgressRuleApplyConfiguration{
 		networkingv1ac.NetworkPolicyEgressRule().WithPorts(
 			port(corev1.ProtocolUDP, DNSPort), port(corev1.ProtocolTCP, DNSPort)),
+	}
+	if lb := extras.Logbook; lb != nil {
+		egress = append(egress, networkingv1ac.NetworkPolicyEgressRule().
+			WithTo(namespacePeer(lb.Namespace).WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(lb.PodLabels))).
+			WithPorts(port(corev1.ProtocolTCP, lb.Port)))
 	}
 	for _, dep := range w.Dependencies {
 		ns := dep.Namespace
@@ -48,9 +93,7 @@ func IsolationPolicy(store *v1alpha1.DossierStore) *networkingv1ac.NetworkPolicy
 		WithSpec(networkingv1ac.NetworkPolicySpec().
 			WithPodSelector(LabelSelector(&w.Selector)).
 			WithPolicyTypes(networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress).
-			WithIngress(networkingv1ac.NetworkPolicyIngressRule().
-				WithFrom(ingressFrom...).
-				WithPorts(port(corev1.ProtocolTCP, ProxyPort(store)))).
+			WithIngress(ingress...).
 			WithEgress(egress...))
 }
 

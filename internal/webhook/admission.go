@@ -91,7 +91,7 @@ var (
 // reservedVolumes are the volumes the webhook adds; no other container may
 // mount them.
 func reservedVolumes() map[string]bool {
-	return map[string]bool{PolicyVolume: true, SigningVolume: true, PseudonymVolume: true, LegacyKeysVolume: true, LogVolume: true, TLSVolume: true}
+	return map[string]bool{PolicyVolume: true, SigningVolume: true, PseudonymVolume: true, LegacyKeysVolume: true, LogVolume: true, TLSVolume: true, LogbookTokenVolume: true}
 }
 
 // reservedSecrets are the store's Secrets only the proxy may read.
@@ -365,7 +365,8 @@ func privilegeProblems(c containerView) []string {
 }
 
 // volumeProblems: the proxy's volume names used for other volumes, host
-// paths, and the proxy's Secrets mounted under another name.
+// paths, the proxy's Secrets mounted under another name, and tokens of the
+// logbook's audience.
 func (r reserved) volumeProblems(volumes, injected []corev1.Volume) []string {
 	own := map[string]corev1.VolumeSource{}
 	for _, v := range injected {
@@ -387,10 +388,21 @@ func (r reserved) volumeProblems(volumes, injected []corev1.Volume) []string {
 		if v.Secret != nil && r.secrets[v.Secret.SecretName] {
 			bad("%s.secret: Secret %s holds the audit proxy's keys; only the proxy may mount it", path, v.Secret.SecretName)
 		}
-		for j, src := range projectedSources(v) {
-			if src.Secret != nil && r.secrets[src.Secret.Name] {
-				bad("%s.projected.sources[%d].secret: Secret %s holds the audit proxy's keys; only the proxy may mount it", path, j, src.Secret.Name)
-			}
+		problems = append(problems, r.projectedProblems(path, v)...)
+	}
+	return problems
+}
+
+// projectedProblems: the proxy's Secrets and tokens of the logbook's
+// audience in a projected volume other than the proxy's.
+func (r reserved) projectedProblems(path string, v corev1.Volume) []string {
+	var problems []string
+	for j, src := range projectedSources(v) {
+		if src.Secret != nil && r.secrets[src.Secret.Name] {
+			problems = append(problems, fmt.Sprintf("%s.projected.sources[%d].secret: Secret %s holds the audit proxy's keys; only the proxy may mount it", path, j, src.Secret.Name))
+		}
+		if t := src.ServiceAccountToken; t != nil && t.Audience == v1alpha1.LogbookTokenAudience {
+			problems = append(problems, fmt.Sprintf("%s.projected.sources[%d].serviceAccountToken: the audience %s is the audit proxy's, whose token the logbook accepts chains with; only the proxy may have one", path, j, t.Audience))
 		}
 	}
 	return problems

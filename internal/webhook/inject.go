@@ -32,10 +32,16 @@ const (
 	PseudonymDir    = "/etc/dossierguard/pseudonym"
 	LogDir          = "/var/log/dossierguard"
 	TLSDir          = "/etc/dossierguard/tls"
-	HealthPort      = 9901
+	HealthPort      = resources.ProxyHealthPort
 	// LegacyKeysVolume is the name of the one key volume of proxies
 	// injected before the keys were split; it stays reserved.
 	LegacyKeysVolume = "dossierguard-audit-keys"
+	// LogbookTokenVolume holds the proxy's projected ServiceAccount token
+	// for the logbook (audience v1alpha1.LogbookTokenAudience), in
+	// LogbookTokenDir/LogbookTokenFile.
+	LogbookTokenVolume = "dossierguard-logbook-token"
+	LogbookTokenDir    = "/var/run/secrets/dossierguard/logbook"
+	LogbookTokenFile   = "token"
 )
 
 // Config is how the operator is installed.
@@ -57,6 +63,23 @@ type Config struct {
 	// a chain naming the store and the pod, and every event must be
 	// acknowledged by the logbook before the request goes on.
 	LogbookURL string
+	// LogSizeLimit is the sizeLimit of the proxy's log emptyDir; zero
+	// means none. The proxy is told to stop at LogMaxBytes of it, so that
+	// it refuses with 503 before the kubelet would evict the pod.
+	LogSizeLimit resource.Quantity
+}
+
+// DefaultLogSizeLimit is the size limit of the proxy's log volume: about a
+// million events of an ordinary pod's lifetime, with the logbook holding
+// them for good.
+var DefaultLogSizeLimit = resource.MustParse("1Gi")
+
+// LogMaxBytes is the proxy's --audit-log-max-bytes for a log volume of
+// limit: one sixteenth below it, room for the final checkpoint and for the
+// kubelet, which measures the volume only now and then.
+func LogMaxBytes(limit resource.Quantity) int64 {
+	n := limit.Value()
+	return n - n/16
 }
 
 // DefaultBreakGlassMaxWindow is the longest break-glass window.
@@ -77,6 +100,11 @@ func Inject(pod *corev1.Pod, store *v1alpha1.DossierStore, cfg Config) bool {
 		pod.Spec.Containers = append(pod.Spec.Containers, sidecar)
 	}
 	pod.Spec.Volumes = append(pod.Spec.Volumes, volumes...)
+	if cfg.LogbookURL != "" && pod.Spec.ServiceAccountName == "" {
+		// What the API server's ServiceAccount admission sets before this
+		// webhook runs; without it the proxy's projected token is invalid.
+		pod.Spec.ServiceAccountName = "default"
+	}
 	if pod.Annotations == nil {
 		pod.Annotations = map[string]string{}
 	}
@@ -115,13 +143,41 @@ func ExpectedProxy(store *v1alpha1.DossierStore, cfg Config) (corev1.Container, 
 			SecretName: resources.AuditSigningName(store), DefaultMode: ptr.To[int32](0o444)}}},
 		{Name: PseudonymVolume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
 			SecretName: resources.PseudonymName(store), DefaultMode: ptr.To[int32](0o444)}}},
-		{Name: LogVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		{Name: LogVolume, VolumeSource: corev1.VolumeSource{EmptyDir: logVolume(cfg)}},
+	}
+	if cfg.LogbookURL != "" {
+		volumes = append(volumes, logbookTokenVolume())
 	}
 	if ProxyTLS(store) {
 		volumes = append(volumes, corev1.Volume{Name: TLSVolume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
 			SecretName: resources.ProxyTLSName(store), DefaultMode: ptr.To[int32](0o444)}}})
 	}
 	return sidecar, volumes
+}
+
+// logbookTokenExpiry is how long the proxy's logbook token is valid; the
+// kubelet renews it before (at 80%), in place.
+const logbookTokenExpiry = 3600
+
+// logbookTokenVolume is the projected ServiceAccount token the proxy
+// presents to the logbook: of the logbook's audience only (useless against
+// the Kubernetes API), bound to the pod, world-readable in a volume mounted
+// into the proxy alone (as the keys; CheckPod refuses any other mount).
+func logbookTokenVolume() corev1.Volume {
+	return corev1.Volume{Name: LogbookTokenVolume, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+		DefaultMode: ptr.To[int32](0o444),
+		Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
+			Audience: v1alpha1.LogbookTokenAudience, ExpirationSeconds: ptr.To[int64](logbookTokenExpiry), Path: LogbookTokenFile}}},
+	}}}
+}
+
+// logVolume is the proxy's log emptyDir, with its size limit if any.
+func logVolume(cfg Config) *corev1.EmptyDirVolumeSource {
+	if cfg.LogSizeLimit.IsZero() {
+		return &corev1.EmptyDirVolumeSource{}
+	}
+	limit := cfg.LogSizeLimit.DeepCopy()
+	return &corev1.EmptyDirVolumeSource{SizeLimit: &limit}
 }
 
 // HasSidecar says whether the pod runs exactly the audit proxy the webhook
@@ -143,6 +199,9 @@ func sidecarContainer(store *v1alpha1.DossierStore, cfg Config) corev1.Container
 		"--signing-key-dir=" + SigningDir,
 		"--pseudonym-key=" + PseudonymDir + "/" + resources.PseudonymKey,
 	}
+	if !cfg.LogSizeLimit.IsZero() {
+		args = append(args, "--audit-log-max-bytes="+strconv.FormatInt(LogMaxBytes(cfg.LogSizeLimit), 10))
+	}
 	mounts := []corev1.VolumeMount{
 		{Name: PolicyVolume, MountPath: PolicyDir, ReadOnly: true},
 		{Name: SigningVolume, MountPath: SigningDir, ReadOnly: true},
@@ -158,7 +217,9 @@ func sidecarContainer(store *v1alpha1.DossierStore, cfg Config) corev1.Container
 	args = append(args, identityArgs(store.Spec.Audit)...)
 	var env []corev1.EnvVar
 	if cfg.LogbookURL != "" {
-		args = append(args, "--store="+store.Namespace+"/"+store.Name, "--logbook-url="+cfg.LogbookURL)
+		args = append(args, "--store="+store.Namespace+"/"+store.Name, "--logbook-url="+cfg.LogbookURL,
+			"--logbook-token-file="+LogbookTokenDir+"/"+LogbookTokenFile)
+		mounts = append(mounts, corev1.VolumeMount{Name: LogbookTokenVolume, MountPath: LogbookTokenDir, ReadOnly: true})
 		// APIVersion as the API server defaults it, so the pod it stores
 		// still equals what was injected (VerifyProxy compares the two).
 		env = append(env, corev1.EnvVar{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{

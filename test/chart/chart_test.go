@@ -461,6 +461,29 @@ func TestOptions(t *testing.T) {
 		if !slices.Contains(mgr.Args, "--logbook-url=http://dossierguard-logbook."+namespace+".svc:4318") {
 			t.Errorf("manager args %v do not point the injected proxies at the logbook", mgr.Args)
 		}
+		// Every store's isolation policy must admit egress to exactly the
+		// logbook's pods: the labels the manager is given are the pods'.
+		labels := map[string]string{}
+		for _, a := range mgr.Args {
+			if v, ok := strings.CutPrefix(a, "--logbook-pod-labels="); ok {
+				for _, kv := range strings.Split(v, ",") {
+					k, v, _ := strings.Cut(kv, "=")
+					labels[k] = v
+				}
+			}
+		}
+		if !reflect.DeepEqual(labels, dep.Spec.Template.Labels) || !reflect.DeepEqual(labels, dep.Spec.Selector.MatchLabels) {
+			t.Errorf("--logbook-pod-labels %v, want the logbook's pod labels %v", labels, dep.Spec.Template.Labels)
+		}
+		for _, a := range []string{"--logbook-namespace=" + namespace, "--logbook-port=4318"} {
+			if !slices.Contains(mgr.Args, a) {
+				t.Errorf("manager args %v lack %s", mgr.Args, a)
+			}
+		}
+		if port := dep.Spec.Template.Spec.Containers[0].Ports[0]; port.ContainerPort != 4318 {
+			t.Errorf("logbook container port %d, want the --logbook-port 4318", port.ContainerPort)
+		}
+		checkLogbookSenderAuth(t, objs)
 		svc := convert[corev1.Service](t, find(t, objs, "Service", "dossierguard-logbook"))
 		if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != 4318 || svc.Spec.Selector["app.kubernetes.io/component"] != "logbook" {
 			t.Errorf("logbook Service %+v", svc.Spec)
@@ -489,6 +512,79 @@ func TestOptions(t *testing.T) {
 			t.Errorf("retention CronJob: envFrom %+v, concurrency %s", c.EnvFrom, cj.Spec.ConcurrencyPolicy)
 		}
 		checkRestricted(t, objs)
+	})
+	t.Run("logbook URL", func(t *testing.T) {
+		db := []string{"--set", "logbook.enabled=true", "--set", "logbook.database.secretName=logbook-pg"}
+		for _, tc := range []struct {
+			name   string
+			args   []string
+			want   string // the --logbook-url, "" for none
+			labels bool   // --logbook-pod-labels passed
+		}{
+			{"no logbook", nil, "", false},
+			{"this chart's logbook", db, "http://dossierguard-logbook." + namespace + ".svc:4318", true},
+			{"another name of this chart's logbook", append(db, "--set", "logbook.url=http://dossierguard-logbook."+namespace+".svc.cluster.local:4318"),
+				"http://dossierguard-logbook." + namespace + ".svc.cluster.local:4318", true},
+			{"a logbook elsewhere", []string{"--set", "logbook.url=https://logbook.audit.example.nl"}, "https://logbook.audit.example.nl", false},
+		} {
+			objs := decode(t, mustHelm(t, templateArgs(tc.args...)...))
+			args := convert[appsv1.Deployment](t, find(t, objs, "Deployment", "dossierguard-manager")).Spec.Template.Spec.Containers[0].Args
+			var urls []string
+			labels := false
+			for _, a := range args {
+				if v, ok := strings.CutPrefix(a, "--logbook-url="); ok {
+					urls = append(urls, v)
+				}
+				labels = labels || strings.HasPrefix(a, "--logbook-pod-labels=")
+			}
+			switch {
+			case tc.want == "" && len(urls) > 0, tc.want != "" && (len(urls) != 1 || urls[0] != tc.want):
+				t.Errorf("%s: --logbook-url %v, want %q", tc.name, urls, tc.want)
+			}
+			if labels != tc.labels {
+				t.Errorf("%s: --logbook-pod-labels passed: %v, want %v", tc.name, labels, tc.labels)
+			}
+			if deployed := has(objs, "Deployment", "dossierguard-logbook"); deployed != tc.labels {
+				t.Errorf("%s: logbook Deployment rendered: %v", tc.name, deployed)
+			}
+		}
+		for _, bad := range []string{"ftp://logbook:4318", "logbook:4318", "https://user@logbook", "http://logbook:4318/v1/traces"} {
+			if _, stderr, err := helm(t, templateArgs("--set", "logbook.url="+bad)...); err == nil || !strings.Contains(stderr, "/logbook/url") {
+				t.Errorf("logbook.url=%s: err %v, stderr %s", bad, err, stderr)
+			}
+		}
+	})
+	t.Run("audit log size limit", func(t *testing.T) {
+		for _, tc := range []struct{ value, want string }{{"", "--audit-log-size-limit=1Gi"}, {"256Mi", "--audit-log-size-limit=256Mi"}, {"0", "--audit-log-size-limit=0"}} {
+			args := templateArgs()
+			if tc.value != "" {
+				args = templateArgs("--set-string", "auditProxy.logSizeLimit="+tc.value)
+			}
+			mgr := convert[appsv1.Deployment](t, find(t, decode(t, mustHelm(t, args...)), "Deployment", "dossierguard-manager"))
+			if !slices.Contains(mgr.Spec.Template.Spec.Containers[0].Args, tc.want) {
+				t.Errorf("logSizeLimit %q: manager args %v lack %s", tc.value, mgr.Spec.Template.Spec.Containers[0].Args, tc.want)
+			}
+		}
+		if _, stderr, err := helm(t, templateArgs("--set", "auditProxy.logSizeLimit=lots")...); err == nil || !strings.Contains(stderr, "/auditProxy/logSizeLimit") {
+			t.Errorf("logSizeLimit=lots: err %v, stderr %s", err, stderr)
+		}
+	})
+	t.Run("proxy metrics namespaces", func(t *testing.T) {
+		hasFlag := func(args []string) bool {
+			return slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--proxy-metrics-namespace-labels") })
+		}
+		if mgr := convert[appsv1.Deployment](t, find(t, decode(t, mustHelm(t, templateArgs()...)), "Deployment", "dossierguard-manager")); hasFlag(mgr.Spec.Template.Spec.Containers[0].Args) {
+			t.Error("by default no namespace may reach the proxies' metrics port")
+		}
+		values := writeValues(t, "metrics:\n  auditProxy:\n    scrapeNamespaceLabels: {kubernetes.io/metadata.name: monitoring, team: observability}\n")
+		mgr := convert[appsv1.Deployment](t, find(t, decode(t, mustHelm(t, templateArgs("-f", values)...)), "Deployment", "dossierguard-manager"))
+		if want := "--proxy-metrics-namespace-labels=kubernetes.io/metadata.name=monitoring,team=observability"; !slices.Contains(mgr.Spec.Template.Spec.Containers[0].Args, want) {
+			t.Errorf("manager args %v lack %s", mgr.Spec.Template.Spec.Containers[0].Args, want)
+		}
+		bad := writeValues(t, "metrics:\n  auditProxy:\n    scrapeNamespaceLabels: {\"bad key\": monitoring}\n")
+		if _, stderr, err := helm(t, templateArgs("-f", bad)...); err == nil || !strings.Contains(stderr, "invalid propertyName 'bad key'") {
+			t.Errorf("a label key with a space: err %v, stderr %s", err, stderr)
+		}
 	})
 	t.Run("no NetworkPolicy", func(t *testing.T) {
 		if has(decode(t, mustHelm(t, templateArgs("--set", "networkPolicy.enabled=false")...)), "NetworkPolicy", "dossierguard-manager") {
@@ -608,19 +704,54 @@ func TestKustomize(t *testing.T) {
 	}
 }
 
+// checkLogbookSenderAuth: the logbook authenticates senders with the
+// Kubernetes API, as ServiceAccount dossierguard-logbook, which may create
+// TokenReviews and get Pods and DossierStores, nothing else.
+func checkLogbookSenderAuth(t *testing.T, objs []*unstructured.Unstructured) {
+	t.Helper()
+	dep := convert[appsv1.Deployment](t, find(t, objs, "Deployment", "dossierguard-logbook"))
+	spec := dep.Spec.Template.Spec
+	if spec.ServiceAccountName != "dossierguard-logbook" || spec.AutomountServiceAccountToken == nil || !*spec.AutomountServiceAccountToken {
+		t.Errorf("logbook pod: ServiceAccount %q, automount %v; want dossierguard-logbook with its token", spec.ServiceAccountName, spec.AutomountServiceAccountToken)
+	}
+	if !slices.Contains(spec.Containers[0].Args, "--sender-auth=kubernetes") {
+		t.Errorf("logbook args %v lack --sender-auth=kubernetes", spec.Containers[0].Args)
+	}
+	find(t, objs, "ServiceAccount", "dossierguard-logbook")
+	role := convert[rbacv1.ClusterRole](t, find(t, objs, "ClusterRole", "dossierguard-logbook"))
+	want := []rbacv1.PolicyRule{
+		{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"tokenreviews"}, Verbs: []string{"create"}},
+		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get"}},
+		{APIGroups: []string{"privacy.dossierguard.io"}, Resources: []string{"dossierstores"}, Verbs: []string{"get"}},
+	}
+	if !reflect.DeepEqual(role.Rules, want) {
+		t.Errorf("logbook ClusterRole rules %+v, want %+v", role.Rules, want)
+	}
+	b := convert[rbacv1.ClusterRoleBinding](t, find(t, objs, "ClusterRoleBinding", "dossierguard-logbook"))
+	if b.RoleRef.Name != "dossierguard-logbook" || len(b.Subjects) != 1 || b.Subjects[0].Kind != "ServiceAccount" ||
+		b.Subjects[0].Name != "dossierguard-logbook" || b.Subjects[0].Namespace != namespace {
+		t.Errorf("logbook ClusterRoleBinding %+v %+v", b.RoleRef, b.Subjects)
+	}
+}
+
 // TestKustomizeLogbook: config/logbook builds into the logbook's Deployment
 // and Service in the operator's namespace, restricted, with its database
 // named by a Secret.
 func TestKustomizeLogbook(t *testing.T) {
 	objs := decode(t, run(t, nil, kubectl(t), "kustomize", "config/logbook"))
-	if len(objs) != 2 {
-		t.Fatalf("%d objects, want the Deployment and the Service", len(objs))
+	if len(objs) != 5 {
+		t.Fatalf("%d objects, want the Deployment, the Service, and the ServiceAccount with its ClusterRole and binding", len(objs))
 	}
 	for _, o := range objs {
-		if o.GetNamespace() != namespace || o.GetLabels()["app.kubernetes.io/part-of"] != "dossierguard" {
+		ns := namespace
+		if o.GetKind() == "ClusterRole" || o.GetKind() == "ClusterRoleBinding" {
+			ns = ""
+		}
+		if o.GetNamespace() != ns || o.GetLabels()["app.kubernetes.io/part-of"] != "dossierguard" {
 			t.Errorf("%s %s: namespace %q, labels %v", o.GetKind(), o.GetName(), o.GetNamespace(), o.GetLabels())
 		}
 	}
+	checkLogbookSenderAuth(t, objs)
 	checkRestricted(t, objs)
 	c := convert[appsv1.Deployment](t, find(t, objs, "Deployment", "dossierguard-logbook")).Spec.Template.Spec.Containers[0]
 	if len(c.EnvFrom) != 1 || c.EnvFrom[0].SecretRef == nil || c.EnvFrom[0].SecretRef.Name != "dossierguard-logbook-db" || c.Args[0] != "logbook" {

@@ -172,6 +172,32 @@ func TestMutatedPoliciesAreCaught(t *testing.T) {
 			np.Spec.Ingress[0].From[1].NamespaceSelector.MatchLabels = nil
 		},
 	}, {
+		name: "logbook peer's namespace dropped admits the logbook's labels anywhere",
+		file: "testdata/store-isolation-logbook.yaml",
+		mutate: func(s *netpolcheck.Scenario) {
+			np := policy(s, "cjg-dossiers-isolation")
+			np.Spec.Egress[1].To[0].NamespaceSelector.MatchLabels = nil
+		},
+	}, {
+		name: "logbook peer's pod selector dropped admits the whole operator namespace",
+		file: "testdata/store-isolation-logbook.yaml",
+		mutate: func(s *netpolcheck.Scenario) {
+			np := policy(s, "cjg-dossiers-isolation")
+			np.Spec.Egress[1].To[0].PodSelector = nil
+		},
+	}, {
+		name: "metrics rule without ports opens every port to monitoring",
+		file: "testdata/store-isolation-logbook.yaml",
+		mutate: func(s *netpolcheck.Scenario) {
+			policy(s, "cjg-dossiers-isolation").Spec.Ingress[1].Ports = nil
+		},
+	}, {
+		name: "metrics rule from every namespace",
+		file: "testdata/store-isolation-logbook.yaml",
+		mutate: func(s *netpolcheck.Scenario) {
+			policy(s, "cjg-dossiers-isolation").Spec.Ingress[1].From[0].NamespaceSelector.MatchLabels = nil
+		},
+	}, {
 		name: "partner namespace and pod selector in two peers (OR) instead of one (AND)",
 		file: "testdata/sharing-ingress-school-podselector.yaml",
 		mutate: func(s *netpolcheck.Scenario) {

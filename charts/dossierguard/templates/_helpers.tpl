@@ -103,3 +103,27 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/part-of: dossierguard
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
+
+{{/* A map of labels as one key=value,... flag value, sorted by key. */}}
+{{- define "dossierguard.labelsFlag" -}}
+{{- $pairs := list }}
+{{- range $k, $v := . }}
+{{- $pairs = append $pairs (printf "%s=%s" $k $v) }}
+{{- end }}
+{{- join "," $pairs }}
+{{- end }}
+
+{{/* The logbook's pod labels (its selector labels) as a flag value. */}}
+{{- define "dossierguard.logbookPodLabelsFlag" -}}
+{{- include "dossierguard.labelsFlag" (include "dossierguard.logbookSelectorLabels" . | fromYaml) }}
+{{- end }}
+
+{{/* The logbook URL the injected proxies ship to: logbook.url, else the
+Service of the logbook when the chart deploys it, else none. */}}
+{{- define "dossierguard.logbookURL" -}}
+{{- if .Values.logbook.url }}
+{{- .Values.logbook.url }}
+{{- else if .Values.logbook.enabled }}
+{{- printf "http://dossierguard-logbook.%s.svc:4318" .Release.Namespace }}
+{{- end }}
+{{- end }}
