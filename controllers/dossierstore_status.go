@@ -37,6 +37,10 @@ type storeFacts struct {
 	audit     v1alpha1.ComplianceControl
 	// transport is how the audit proxy serves (TLS or plain HTTP).
 	transport compliance.ProxyTransport
+	// requests is the DataSubjectRights control; requestsNext the next
+	// moment one of the store's requests changes by time alone.
+	requests     v1alpha1.ComplianceControl
+	requestsNext time.Time
 }
 
 // setStoreStatus computes the whole status from the facts, in memory.
@@ -67,6 +71,7 @@ func setStoreStatus(store *v1alpha1.DossierStore, f storeFacts) {
 			store.Spec.Audit != nil && store.Spec.Audit.ConsentURL != "", resources.AccessPolicyName(store)),
 		f.retention,
 		f.audit,
+		f.requests,
 	}
 	st.AuditKeysSecretName = ""
 	if f.auditKeys {

@@ -53,6 +53,7 @@ func convergedFacts() storeFacts {
 		auditKeys:     true,
 		audit:         compliance.AuditControl(nil, 2, true, statusTransport),
 		transport:     statusTransport,
+		requests:      compliance.DataSubjectRightsControl(nil),
 	}
 }
 
@@ -77,7 +78,7 @@ func TestSetStoreStatusConverged(t *testing.T) {
 		t.Errorf("agreements = %+v; want the summary %+v", st.Agreements, f.agreements)
 	}
 	wantControls := []string{"EncryptionAtRest", "KeyManagement", "KeyAccessRestricted", "NetworkSegregation",
-		"AccessControlDefined", "Minimisation", "SharingEnforced", "RetentionEnforced", "AuditActive"}
+		"AccessControlDefined", "Minimisation", "SharingEnforced", "RetentionEnforced", "AuditActive", "DataSubjectRights"}
 	if got := controlNames(st.Compliance); !slices.Equal(got, wantControls) {
 		t.Fatalf("compliance rows = %v; want %v", got, wantControls)
 	}
@@ -118,7 +119,7 @@ func TestSetStoreStatusConverged(t *testing.T) {
 		"KeyRotated":         {"True", "KeyCurrent", []string{"version 2"}},
 		"NetworkIsolated":    {"True", "DefaultDenyApplied", []string{"port 8443"}},
 		"AuditActive":        {"True", "AllPodsAudited", []string{"all 2 workload pod(s)"}},
-		"Compliant":          {"True", "AllControlsPass", []string{"all 9 controls pass"}},
+		"Compliant":          {"True", "AllControlsPass", []string{"all 10 controls pass"}},
 		"Ready":              {"True", "StoreReady", []string{"Verified storage", "data key version 2", "default-deny"}},
 	} {
 		assertCondition(t, st.Conditions, conditionType, 4, want)
@@ -259,12 +260,12 @@ func TestSetStoreStatus(t *testing.T) {
 				assertCondition(t, store.Status.Conditions, conditionType, 4, want)
 			}
 			if tc.compliantNames == "" {
-				assertCondition(t, store.Status.Conditions, "Compliant", 4, wantCondition{"True", "AllControlsPass", []string{"all 9 controls pass"}})
+				assertCondition(t, store.Status.Conditions, "Compliant", 4, wantCondition{"True", "AllControlsPass", []string{"all 10 controls pass"}})
 			} else {
 				assertCondition(t, store.Status.Conditions, "Compliant", 4, wantCondition{"False", "ControlFailed", []string{tc.compliantNames + " (AVG art."}})
 			}
-			if len(store.Status.Conditions) != 7 || len(store.Status.Compliance) != 9 {
-				t.Errorf("conditions %v and %d compliance rows; want seven and nine", conditionTypes(store.Status.Conditions), len(store.Status.Compliance))
+			if len(store.Status.Conditions) != 7 || len(store.Status.Compliance) != 10 {
+				t.Errorf("conditions %v and %d compliance rows; want seven and ten", conditionTypes(store.Status.Conditions), len(store.Status.Compliance))
 			}
 			if tc.status != nil {
 				tc.status(t, &store.Status)
