@@ -77,17 +77,33 @@ func Effective(req *v1alpha1.DataSubjectRequest, now time.Time) (active bool, ne
 	return effectAt(req, now)
 }
 
-func effectAt(req *v1alpha1.DataSubjectRequest, now time.Time) (bool, time.Time) {
+// EffectWindow is when the audit proxy enforces req: from its decision
+// until spec.endedAt (until is zero when it has no end). ok is false when
+// req has no such effect: another type, no decision yet, a refusal, or a
+// request being deleted.
+func EffectWindow(req *v1alpha1.DataSubjectRequest) (from, until time.Time, ok bool) {
 	s := &req.Spec
 	if !Enforced(s.Type) || s.Decision == nil || s.Decision.Outcome == v1alpha1.DecisionRefused || !req.DeletionTimestamp.IsZero() {
-		return false, time.Time{}
+		return time.Time{}, time.Time{}, false
 	}
-	from := s.Decision.DecidedAt.Time
-	var until time.Time
+	from = s.Decision.DecidedAt.Time
 	if s.EndedAt != nil {
 		until = s.EndedAt.Time
 	}
+	return from, until, true
+}
+
+// InWindow reports whether now is within [from, until); a zero until has
+// no end.
+func InWindow(from, until, now time.Time) bool {
+	return !now.Before(from) && (until.IsZero() || now.Before(until))
+}
+
+func effectAt(req *v1alpha1.DataSubjectRequest, now time.Time) (bool, time.Time) {
+	from, until, ok := EffectWindow(req)
 	switch {
+	case !ok:
+		return false, time.Time{}
 	case now.Before(from):
 		return false, from
 	case until.IsZero():
