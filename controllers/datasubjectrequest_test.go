@@ -3,18 +3,24 @@ package controllers_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	eventsv1 "k8s.io/api/events/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 	"github.com/dossierguard/dossierguard/controllers"
+	"github.com/dossierguard/dossierguard/internal/accesspolicy"
+	"github.com/dossierguard/dossierguard/internal/auditproxy"
 	"github.com/dossierguard/dossierguard/internal/dsr"
 )
 
@@ -95,8 +101,13 @@ func TestDataSubjectRequestDeadlineAndControl(t *testing.T) {
 	})
 
 	// Decided, late: the store passes again, the request records it was late.
-	late.Spec.Decision = &v1alpha1.RequestDecision{Outcome: v1alpha1.DecisionGranted, DecidedAt: metav1.NewTime(now.Truncate(time.Second))}
-	if err := k8s.Update(context.Background(), late); err != nil {
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(late), late); err != nil {
+			return err
+		}
+		late.Spec.Decision = &v1alpha1.RequestDecision{Outcome: v1alpha1.DecisionGranted, DecidedAt: metav1.NewTime(now.Truncate(time.Second))}
+		return k8s.Update(context.Background(), late)
+	}); err != nil {
 		t.Fatalf("record the decision: %v", err)
 	}
 	eventually(t, 20*time.Second, requestCondition(late, v1alpha1.ConditionDeadlineMet, metav1.ConditionFalse, v1alpha1.ReasonDecidedLate))
@@ -138,4 +149,84 @@ func TestDataSubjectRequestRequeuesAtDeadline(t *testing.T) {
 	if got.Status.State != v1alpha1.StateOverdue || res.RequeueAfter != 0 {
 		t.Errorf("at the deadline: state %q requeue %s, want Overdue and no requeue", got.Status.State, res.RequeueAfter)
 	}
+}
+
+// TestProxyWatchesRequestsWithItsOwnAccount: with the workload's
+// ServiceAccount and only the Role the store provisions, the audit proxy's
+// watch sees a granted restriction within 10 s of the decision and its end
+// as quickly; it reports not synced until the first list. The store also
+// admits the workload to the API server's endpoints, and nowhere else.
+func TestProxyWatchesRequestsWithItsOwnAccount(t *testing.T) {
+	ns := newNamespace(t)
+	class := encryptedClass(t)
+	store := newStore(t, ns, class.Name)
+	eventually(t, 20*time.Second, storeControl(store, v1alpha1.ControlDataSubjectRights, v1alpha1.ResultPass, v1alpha1.ReasonNoOpenRequests))
+	for _, c := range store.Status.Compliance {
+		if c.Control == v1alpha1.ControlDataSubjectRights && !slices.Contains(c.Evidence, "Role/dossiers-subject-requests") {
+			t.Errorf("DataSubjectRights evidence %q lacks the proxy's Role", c.Evidence)
+		}
+	}
+	pol := &networkingv1.NetworkPolicy{}
+	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "dossiers-api-server"}, pol); err != nil {
+		t.Fatalf("the API server NetworkPolicy: %v", err)
+	}
+	if len(pol.Spec.Egress) == 0 || len(pol.Spec.Ingress) != 0 || !slices.Equal(pol.Spec.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeEgress}) {
+		t.Fatalf("API server policy %+v: want egress rules only", pol.Spec)
+	}
+	for _, rule := range pol.Spec.Egress {
+		if len(rule.To) != 1 || rule.To[0].IPBlock == nil || !strings.HasSuffix(rule.To[0].IPBlock.CIDR, "/32") && !strings.HasSuffix(rule.To[0].IPBlock.CIDR, "/128") || len(rule.Ports) != 1 {
+			t.Errorf("egress rule %+v: want one API server address and port", rule)
+		}
+	}
+
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + ns + ":dossier-app",
+		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"}}
+	watch, err := auditproxy.NewKubeRequests(cfg, ns, store.Name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := watch.Effects(); err == nil {
+		t.Error("Effects before the watch started: no error, want not synced")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go watch.Run(ctx)
+	eventually(t, 10*time.Second, func() error { _, err := watch.Effects(); return err })
+
+	route := &accesspolicy.Route{Name: "read", Categories: []v1alpha1.DataCategory{"identity"}}
+	decided := time.Now()
+	req := newRequest(t, ns, "afscherming-1", decided.Add(-time.Hour), func(r *v1alpha1.DataSubjectRequest) {
+		r.Spec.Type = v1alpha1.RequestRestriction
+		r.Spec.Decision = &v1alpha1.RequestDecision{Outcome: v1alpha1.DecisionGranted, DecidedAt: metav1.NewTime(decided.Add(-time.Second).Truncate(time.Second))}
+	})
+	refused := func(want auditproxy.Refusal) func() error {
+		return func() error {
+			set, err := watch.Effects()
+			if err != nil {
+				return err
+			}
+			if got := set.Check(pseudonymA, route, []string{"basis"}, time.Now()); got != want {
+				return fmt.Errorf("Check = %d, want %d", got, want)
+			}
+			return nil
+		}
+	}
+	eventually(t, 10*time.Second, refused(auditproxy.RefusedRestricted))
+	t.Logf("restriction seen by the proxy's watch %s after the decision was recorded", time.Since(decided).Round(time.Millisecond))
+	if set, _ := watch.Effects(); set.Check(pseudonymB, route, nil, time.Now()) != auditproxy.NotRefused {
+		t.Error("another dossier is refused")
+	}
+
+	ended := &metav1.Time{Time: time.Now().Truncate(time.Second)}
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(req), req); err != nil {
+			return err
+		}
+		req.Spec.EndedAt = ended
+		return k8s.Update(context.Background(), req)
+	}); err != nil {
+		t.Fatalf("end the restriction: %v", err)
+	}
+	eventually(t, 10*time.Second, refused(auditproxy.NotRefused))
 }

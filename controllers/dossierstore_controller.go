@@ -186,6 +186,10 @@ func (r *DossierStoreReconciler) storeSteps() []storeStep {
 			f.requests, f.requestsNext, err = r.summariseRequests(ctx, s, f.now)
 			return err
 		},
+		func(ctx context.Context, s *v1alpha1.DossierStore, f *storeFacts) (err error) {
+			f.requestAccess, err = r.reconcileSubjectRequestAccess(ctx, s)
+			return err
+		},
 	}
 }
 

@@ -41,6 +41,9 @@ type storeFacts struct {
 	// moment one of the store's requests changes by time alone.
 	requests     v1alpha1.ComplianceControl
 	requestsNext time.Time
+	// requestAccess is set when the audit proxy may watch the requests
+	// (its Role, RoleBinding and the NetworkPolicy to the API server).
+	requestAccess bool
 }
 
 // setStoreStatus computes the whole status from the facts, in memory.
@@ -71,7 +74,7 @@ func setStoreStatus(store *v1alpha1.DossierStore, f storeFacts) {
 			store.Spec.Audit != nil && store.Spec.Audit.ConsentURL != "", resources.AccessPolicyName(store)),
 		f.retention,
 		f.audit,
-		f.requests,
+		compliance.WithRequestAccess(f.requests, f.requestAccess, resources.SubjectRequestReaderName(store), resources.APIServerPolicyName(store)),
 	}
 	st.AuditKeysSecretName = ""
 	if f.auditKeys {

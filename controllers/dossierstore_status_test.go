@@ -54,6 +54,7 @@ func convergedFacts() storeFacts {
 		audit:         compliance.AuditControl(nil, 2, true, statusTransport),
 		transport:     statusTransport,
 		requests:      compliance.DataSubjectRightsControl(nil),
+		requestAccess: true,
 	}
 }
 

@@ -252,6 +252,10 @@ const (
 	// ReasonRequestsNotListed: the store's requests could not be read, so
 	// the control is Unknown (never assumed to pass).
 	ReasonRequestsNotListed = "RequestsNotListed"
+	// ReasonProxyCannotWatchRequests: the audit proxy has no Role or no
+	// route to the API server to watch the requests, so it refuses every
+	// request for a dossier; the control is Unknown.
+	ReasonProxyCannotWatchRequests = "ProxyCannotWatchRequests"
 )
 
 // DataSubjectRequest Ready reasons (besides ReasonStoreNotFound), its

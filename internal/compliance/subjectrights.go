@@ -109,3 +109,21 @@ func ResponseDeadlineControl(a dsr.Assessment) v1alpha1.ComplianceControl {
 			"decided within the deadline of "+due)
 	}
 }
+
+// WithRequestAccess is the DataSubjectRights control with what the audit
+// proxy needs to enforce restrictions and objections: while it cannot watch
+// the requests (no Role or no route to the API server), the proxy refuses
+// every request for a dossier, and the control is Unknown with
+// ReasonProxyCannotWatchRequests, unless it fails anyway.
+func WithRequestAccess(c v1alpha1.ComplianceControl, access bool, role, policy string) v1alpha1.ComplianceControl {
+	if !access {
+		if c.Result == v1alpha1.ResultPass {
+			c.Result, c.Reason = v1alpha1.ResultUnknown, v1alpha1.ReasonProxyCannotWatchRequests
+			c.Message = "the audit proxy cannot watch the store's requests (Role " + role + ", NetworkPolicy " + policy +
+				" to the API server), so it refuses every request for a dossier; " + c.Message
+		}
+		return c
+	}
+	c.Evidence = append(c.Evidence, "Role/"+role, "NetworkPolicy/"+policy)
+	return c
+}

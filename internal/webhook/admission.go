@@ -91,7 +91,7 @@ var (
 // reservedVolumes are the volumes the webhook adds; no other container may
 // mount them.
 func reservedVolumes() map[string]bool {
-	return map[string]bool{PolicyVolume: true, KeysVolume: true, LogVolume: true, TLSVolume: true}
+	return map[string]bool{PolicyVolume: true, KeysVolume: true, LogVolume: true, TLSVolume: true, KubeVolume: true}
 }
 
 // reservedSecrets are the store's Secrets only the proxy may read.

@@ -26,11 +26,19 @@ const (
 	KeysVolume   = "dossierguard-audit-keys"
 	LogVolume    = "dossierguard-audit-log"
 	TLSVolume    = "dossierguard-proxy-tls"
-	PolicyDir    = "/etc/dossierguard/policy"
-	KeysDir      = "/etc/dossierguard/keys"
-	LogDir       = "/var/log/dossierguard"
-	TLSDir       = "/etc/dossierguard/tls"
-	HealthPort   = 9901
+	// KubeVolume holds the proxy's service account token and the cluster's
+	// CA, for its watch of the store's DataSubjectRequests; it is mounted
+	// into the proxy alone, whether or not the pod automounts a token.
+	KubeVolume = "dossierguard-proxy-kube"
+	PolicyDir  = "/etc/dossierguard/policy"
+	KeysDir    = "/etc/dossierguard/keys"
+	LogDir     = "/var/log/dossierguard"
+	TLSDir     = "/etc/dossierguard/tls"
+	KubeDir    = "/var/run/dossierguard/kube"
+	// KubeTokenSeconds is the lifetime of the projected token; the kubelet
+	// renews it before it expires and the proxy reads it again.
+	KubeTokenSeconds = 3607
+	HealthPort       = 9901
 )
 
 // Config is how the operator is installed.
@@ -72,6 +80,11 @@ func Inject(pod *corev1.Pod, store *v1alpha1.DossierStore, cfg Config) bool {
 		pod.Spec.Containers = append(pod.Spec.Containers, sidecar)
 	}
 	pod.Spec.Volumes = append(pod.Spec.Volumes, volumes...)
+	// The proxy's projected token needs a ServiceAccount; name the one the
+	// API server would default to, as its ServiceAccount admission does.
+	if pod.Spec.ServiceAccountName == "" {
+		pod.Spec.ServiceAccountName = "default"
+	}
 	if pod.Annotations == nil {
 		pod.Annotations = map[string]string{}
 	}
@@ -107,6 +120,13 @@ func ExpectedProxy(store *v1alpha1.DossierStore, cfg Config) (corev1.Container, 
 		{Name: KeysVolume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
 			SecretName: resources.AuditKeysName(store), DefaultMode: ptr.To[int32](0o444)}}},
 		{Name: LogVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		{Name: KubeVolume, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+			Sources: []corev1.VolumeProjection{
+				{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "token", ExpirationSeconds: ptr.To[int64](KubeTokenSeconds)}},
+				{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "kube-root-ca.crt"},
+					Items: []corev1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}}}},
+			},
+			DefaultMode: ptr.To[int32](0o444)}}},
 	}
 	if ProxyTLS(store) {
 		volumes = append(volumes, corev1.Volume{Name: TLSVolume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
@@ -133,11 +153,14 @@ func sidecarContainer(store *v1alpha1.DossierStore, cfg Config) corev1.Container
 		"--audit-log=" + LogDir + "/audit.jsonl",
 		"--signing-key=" + KeysDir + "/" + resources.AuditSigningKey,
 		"--pseudonym-key=" + KeysDir + "/" + resources.AuditPseudonymKey,
+		"--subject-requests=" + store.Namespace + "/" + store.Name,
+		"--kube-token-dir=" + KubeDir,
 	}
 	mounts := []corev1.VolumeMount{
 		{Name: PolicyVolume, MountPath: PolicyDir, ReadOnly: true},
 		{Name: KeysVolume, MountPath: KeysDir, ReadOnly: true},
 		{Name: LogVolume, MountPath: LogDir},
+		{Name: KubeVolume, MountPath: KubeDir, ReadOnly: true},
 	}
 	if ProxyTLS(store) {
 		args = append(args, "--tls-cert-file="+TLSDir+"/"+corev1.TLSCertKey, "--tls-key-file="+TLSDir+"/"+corev1.TLSPrivateKeyKey)

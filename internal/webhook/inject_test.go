@@ -24,7 +24,7 @@ func TestInjectIsIdempotentAndPlainSidecarWorks(t *testing.T) {
 	if Inject(pod, store, Config{Image: "img"}) {
 		t.Error("second injection changed the pod")
 	}
-	if len(pod.Spec.Containers) != 2 || pod.Spec.Containers[1].Name != SidecarName || pod.Spec.Containers[1].RestartPolicy != nil || len(pod.Spec.Volumes) != 4 {
+	if len(pod.Spec.Containers) != 2 || pod.Spec.Containers[1].Name != SidecarName || pod.Spec.Containers[1].RestartPolicy != nil || len(pod.Spec.Volumes) != 5 {
 		t.Fatalf("pod %+v", pod.Spec)
 	}
 	// The proxy (UID 65532, no fsGroup required of the pod) must be able to
@@ -37,9 +37,20 @@ func TestInjectIsIdempotentAndPlainSidecarWorks(t *testing.T) {
 	if mounts := len(pod.Spec.Containers[0].VolumeMounts); mounts != 0 {
 		t.Errorf("the app container got %d dossierguard mounts; want none", mounts)
 	}
+	// The proxy's token reaches the proxy alone, and the pod runs as a
+	// ServiceAccount (the API server's default when it names none).
+	if pod.Spec.ServiceAccountName != "default" {
+		t.Errorf("serviceAccountName %q, want default", pod.Spec.ServiceAccountName)
+	}
+	if !slices.ContainsFunc(pod.Spec.Containers[1].VolumeMounts, func(m corev1.VolumeMount) bool {
+		return m.Name == KubeVolume && m.MountPath == KubeDir && m.ReadOnly
+	}) {
+		t.Errorf("the proxy does not mount %s read-only at %s", KubeVolume, KubeDir)
+	}
 	want := map[string]bool{"--listen=:9000": true, "--tls-cert-file=/etc/dossierguard/tls/tls.crt": true, "--tls-key-file=/etc/dossierguard/tls/tls.key": true, "--trusted-proxy-cidrs=10.0.0.0/24,10.0.1.0/24": true,
 		"--assignment-url=https://cases.local/assigned/{user}/{dossier}":  true,
-		"--consent-url=https://cases.local/consent/{dossier}/{agreement}": true, "--consent-cache-ttl=10s": true}
+		"--consent-url=https://cases.local/consent/{dossier}/{agreement}": true, "--consent-cache-ttl=10s": true,
+		"--subject-requests=/s": true, "--kube-token-dir=/var/run/dossierguard/kube": true}
 	for _, a := range pod.Spec.Containers[1].Args {
 		delete(want, a)
 	}
@@ -65,7 +76,7 @@ func TestInjectServesTLSUnlessTheStoreOptsOut(t *testing.T) {
 	}
 	store.Spec.Workload.ProxyTLS = &v1alpha1.ProxyTLSSpec{Mode: v1alpha1.ProxyTLSDisabled, DisabledReason: "Istio mutual TLS"}
 	plain, volumes := ExpectedProxy(store, Config{Image: "img"})
-	if !slices.Contains(plain.Args, "--plain-http") || slices.ContainsFunc(plain.Args, func(a string) bool { return strings.HasPrefix(a, "--tls-") }) || len(volumes) != 3 {
+	if !slices.Contains(plain.Args, "--plain-http") || slices.ContainsFunc(plain.Args, func(a string) bool { return strings.HasPrefix(a, "--tls-") }) || len(volumes) != 4 {
 		t.Errorf("opted out: want --plain-http and no certificate; got args %v, %d volumes", plain.Args, len(volumes))
 	}
 }
