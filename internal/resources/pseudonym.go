@@ -27,7 +27,7 @@ func PseudonymKey(store *v1alpha1.DossierStore, secret *corev1.Secret) ([]byte, 
 	}
 	data := secret.Data[key]
 	if err := auditlog.CheckPseudonymKey(data); err != nil {
-		return nil, fmt.Errorf("Secret %s, key %s: %w", name, key, err)
+		return nil, fmt.Errorf("the pseudonym key in Secret %s, key %s: %w", name, key, err)
 	}
 	return data, nil
 }
