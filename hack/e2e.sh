@@ -865,7 +865,7 @@ k -n wijkteam delete pod e2e-wijkteam-app --ignore-not-found --wait=true --timeo
 # take their volumes too, as Kubernetes does with everything in a namespace.
 sample_ns="cjg wijkteam veilig-thuis"
 for ns in $sample_ns; do
-  k -n "$ns" delete dossierstores,accessroles,sharingagreements,retentionpolicies --all --wait=true --timeout=120s >/dev/null \
+  k -n "$ns" delete dossierstores,accessroles,sharingagreements,retentionpolicies,datasubjectrequests --all --wait=true --timeout=120s >/dev/null \
     || fail "the dossierguard resources in $ns were not deleted in time"
 done
 leftover=""

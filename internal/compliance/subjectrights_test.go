@@ -108,3 +108,22 @@ func TestResponseDeadlineControl(t *testing.T) {
 		}
 	}
 }
+
+// TestWithRequestAccess: a passing control is Unknown while the proxy
+// cannot watch the requests; a failing one stays failed; with access the
+// Role and the NetworkPolicy are evidence.
+func TestWithRequestAccess(t *testing.T) {
+	pass := DataSubjectRightsControl(nil)
+	if c := WithRequestAccess(pass, true, "s-subject-requests", "s-api-server"); c.Result != v1alpha1.ResultPass ||
+		!slices.Equal(c.Evidence, []string{"Role/s-subject-requests", "NetworkPolicy/s-api-server"}) {
+		t.Errorf("with access: %s %q", c.Result, c.Evidence)
+	}
+	if c := WithRequestAccess(pass, false, "s-subject-requests", "s-api-server"); c.Result != v1alpha1.ResultUnknown ||
+		c.Reason != v1alpha1.ReasonProxyCannotWatchRequests || !strings.Contains(c.Message, "refuses every request for a dossier") {
+		t.Errorf("without access: %s %s %q", c.Result, c.Reason, c.Message)
+	}
+	fail := DataSubjectRightsControl([]RequestOutcome{requestOutcome("late", v1alpha1.StateOverdue, "2026-11-28", true, time.Time{})})
+	if c := WithRequestAccess(fail, false, "r", "p"); c.Result != v1alpha1.ResultFail || c.Reason != v1alpha1.ReasonRequestsOverdue {
+		t.Errorf("overdue without access: %s %s, want it to stay failed", c.Result, c.Reason)
+	}
+}
