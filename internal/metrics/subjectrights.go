@@ -35,10 +35,13 @@ func withSubjectRights(defs map[string]definition) map[string]definition {
 	return defs
 }
 
-// DataSubjectRequest is a request's samples: its controls, and while it is
-// undecided its deadline and whether it has passed.
+// DataSubjectRequest is a request's samples: while it is undecided its
+// deadline, and whether it has passed. Its ResponseDeadline control is not
+// exported: a request decided late keeps that record in its status, and an
+// alert on it would never resolve; the store's DataSubjectRights control
+// and these series say what needs doing now.
 func DataSubjectRequest(r *v1alpha1.DataSubjectRequest) []Sample {
-	out := Controls(r.Status.Compliance)
+	var out []Sample
 	typ := []string{string(r.Spec.Type)}
 	switch r.Status.State {
 	case v1alpha1.StateOpen, v1alpha1.StateOverdue:

@@ -18,12 +18,15 @@ func dsrWith(state v1alpha1.RequestState) *v1alpha1.DataSubjectRequest {
 	return &v1alpha1.DataSubjectRequest{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "cjg", Name: "inzage-1"},
 		Spec:       v1alpha1.DataSubjectRequestSpec{Type: v1alpha1.RequestAccess, Dossier: pseudonym},
-		Status:     v1alpha1.DataSubjectRequestStatus{State: state, DueAt: at(t0)},
+		Status: v1alpha1.DataSubjectRequestStatus{State: state, DueAt: at(t0), CommonStatus: v1alpha1.CommonStatus{
+			// A late decision stays on record in status, not in the metrics.
+			Compliance: []v1alpha1.ComplianceControl{{Control: v1alpha1.ControlResponseDeadline, Result: v1alpha1.ResultFail, Reason: v1alpha1.ReasonDecidedLate}}}},
 	}
 }
 
 // TestDataSubjectRequestSamples: the deadline while undecided, overdue as
-// 0 or 1, nothing before the first status.
+// 0 or 1, nothing before the first status, never the request's own
+// control.
 func TestDataSubjectRequestSamples(t *testing.T) {
 	for _, c := range []struct {
 		state v1alpha1.RequestState
