@@ -511,6 +511,19 @@ var dsrInvalidCases = []struct {
 		[]string{"spec.type is immutable"}},
 }
 
+// TestDecisionCannotBeRemoved: once recorded, a decision stays.
+func TestDecisionCannotBeRemoved(t *testing.T) {
+	ctx := context.Background()
+	ensureNamespace(t, validationNamespace)
+	u := newObject(t, "DataSubjectRequest", "decided-once")
+	set("decision", map[string]any{"outcome": "Granted", "decidedAt": "2026-10-10T10:00:00Z"})(spec(u))
+	if err := env.Client.Create(ctx, u); err != nil {
+		t.Fatalf("create a decided request: %v", err)
+	}
+	del("decision")(spec(u))
+	assertRejected(t, env.Client.Update(ctx, u), []string{"spec.decision cannot be removed once recorded"})
+}
+
 func assertRejected(t *testing.T, err error, want []string) {
 	t.Helper()
 	if err == nil {
