@@ -125,6 +125,10 @@ func (r *DossierStoreReconciler) Reconcile(ctx context.Context, req ctrl.Request
 			next = t
 		}
 	}
+	// A request's deadline passing fails DataSubjectRights at that moment.
+	if n := facts.requestsNext; !n.IsZero() && n.Before(next) {
+		next = n
+	}
 	// A serving certificate cert-manager has yet to issue: look again soon.
 	if facts.transport.TLS && !facts.transport.Issued && r.ProxyIssuer != nil {
 		next = now.Add(certRecheck)
@@ -183,6 +187,14 @@ func (r *DossierStoreReconciler) storeSteps() []storeStep {
 		},
 		func(ctx context.Context, s *v1alpha1.DossierStore, f *storeFacts) (err error) {
 			f.audit, err = r.checkAuditActive(ctx, s, f.transport)
+			return err
+		},
+		func(ctx context.Context, s *v1alpha1.DossierStore, f *storeFacts) (err error) {
+			f.requests, f.requestsNext, err = r.summariseRequests(ctx, s, f.now)
+			return err
+		},
+		func(ctx context.Context, s *v1alpha1.DossierStore, f *storeFacts) (err error) {
+			f.requestAccess, err = r.reconcileSubjectRequestAccess(ctx, s)
 			return err
 		},
 	}
@@ -398,6 +410,9 @@ func (r *DossierStoreReconciler) SetupWithManager(mgr ctrl.Manager, workers int)
 		// Of a policy's status the store reads its RetentionEnforced outcome.
 		Watches(&v1alpha1.RetentionPolicy{}, handler.EnqueueRequestsFromMapFunc(toStore),
 			builder.WithPredicates(predicate.Or(specMetadataOrDeletion, retentionOutcomeChanged))).
+		// The store assesses its requests from their specs.
+		Watches(&v1alpha1.DataSubjectRequest{}, handler.EnqueueRequestsFromMapFunc(toStore),
+			builder.WithPredicates(specMetadataOrDeletion)).
 		Named("dossierstore").
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(r)

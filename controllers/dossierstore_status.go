@@ -37,6 +37,13 @@ type storeFacts struct {
 	audit     v1alpha1.ComplianceControl
 	// transport is how the audit proxy serves (TLS or plain HTTP).
 	transport compliance.ProxyTransport
+	// requests is the DataSubjectRights control; requestsNext the next
+	// moment one of the store's requests changes by time alone.
+	requests     v1alpha1.ComplianceControl
+	requestsNext time.Time
+	// requestAccess is set when the audit proxy may watch the requests
+	// (its Role, RoleBinding and the NetworkPolicy to the API server).
+	requestAccess bool
 }
 
 // setStoreStatus computes the whole status from the facts, in memory.
@@ -68,6 +75,7 @@ func setStoreStatus(store *v1alpha1.DossierStore, f storeFacts) {
 		f.retention,
 		f.audit,
 		compliance.AuditSigningKeyControl(f.auditKeys, f.now),
+		compliance.WithRequestAccess(f.requests, f.requestAccess, resources.SubjectRequestReaderName(store), resources.APIServerPolicyName(store)),
 	}
 	setAuditKeyStatus(st, f.auditKeys)
 	st.Agreements = f.agreements

@@ -15,7 +15,7 @@ import (
 	"github.com/dossierguard/dossierguard/internal/compliance"
 )
 
-// storeRefIndex indexes AccessRoles and SharingAgreements by their store.
+// storeRefIndex indexes the kinds that refer to a store by their store.
 const storeRefIndex = "spec.storeRef.name"
 
 // indexStoreRefs registers the storeRef index of the kinds that refer to a store.
@@ -29,8 +29,12 @@ func indexStoreRefs(mgr ctrl.Manager) error {
 		func(o client.Object) []string { return []string{o.(*v1alpha1.SharingAgreement).Spec.StoreRef.Name} }); err != nil {
 		return err
 	}
-	return indexer.IndexField(context.Background(), &v1alpha1.RetentionPolicy{}, storeRefIndex,
-		func(o client.Object) []string { return []string{o.(*v1alpha1.RetentionPolicy).Spec.StoreRef.Name} })
+	if err := indexer.IndexField(context.Background(), &v1alpha1.RetentionPolicy{}, storeRefIndex,
+		func(o client.Object) []string { return []string{o.(*v1alpha1.RetentionPolicy).Spec.StoreRef.Name} }); err != nil {
+		return err
+	}
+	return indexer.IndexField(context.Background(), &v1alpha1.DataSubjectRequest{}, storeRefIndex,
+		func(o client.Object) []string { return []string{o.(*v1alpha1.DataSubjectRequest).Spec.StoreRef.Name} })
 }
 
 // readStore reads a store and what its referrers need to know of it. A
@@ -77,6 +81,8 @@ func toStore(ctx context.Context, o client.Object) []reconcile.Request {
 	case *v1alpha1.SharingAgreement:
 		name = r.Spec.StoreRef.Name
 	case *v1alpha1.RetentionPolicy:
+		name = r.Spec.StoreRef.Name
+	case *v1alpha1.DataSubjectRequest:
 		name = r.Spec.StoreRef.Name
 	}
 	if name == "" {

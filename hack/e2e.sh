@@ -284,7 +284,7 @@ step "samples"
 k apply -f test/e2e/storageclass.yaml >&2
 SAMPLES=1
 k apply -k config/samples >&2
-kinds="dossierstores.privacy.dossierguard.io accessroles.privacy.dossierguard.io sharingagreements.privacy.dossierguard.io"
+kinds="dossierstores.privacy.dossierguard.io accessroles.privacy.dossierguard.io sharingagreements.privacy.dossierguard.io datasubjectrequests.privacy.dossierguard.io"
 for kind in $kinds; do
   log "waiting for every $kind to be Ready"
   if ! k wait --for=condition=Ready "$kind" --all -A --timeout="${TIMEOUT}s" >&2; then
@@ -629,6 +629,80 @@ YAML
   k -n wijkteam delete sharingagreement e2e-school e2e-school-window >/dev/null 2>&1 || true
 fi
 
+# --- 6b'. data-subject rights: a restriction on one dossier ----------------
+
+if [ "$pod_ready" = 1 ]; then
+  step "data-subject rights: a restriction on dossier A"
+  # The proxy watches the store's DataSubjectRequests with the workload's
+  # ServiceAccount; a granted restriction on A refuses A within 10 s and
+  # B is still served; when the restriction ends A is served again.
+  proxy_port_forward port-forward-dsr.log
+  dossiers="https://127.0.0.1:$PF_PORT/api/dossiers"
+  consulent=(-H 'X-Forwarded-User: consulent@voorbeeldstad.nl' -H 'X-Forwarded-Groups: wijkteam-consulenten')
+  # Until the proxy has read the store's requests every request for a
+  # dossier is 503; wait for it to serve A.
+  t0=$(date +%s); code=""
+  while [ $(( $(date +%s) - t0 )) -lt "$TIMEOUT" ]; do
+    code=$(req dsr-before "${consulent[@]}" "$dossiers/D-1001/decisions")
+    [ "$code" = 200 ] && break
+    sleep 1
+  done
+  [ "$code" = 200 ] || fail "before any restriction the consulent got HTTP $code for dossier A, want 200 ($(head -c 300 "$ART/dsr-before.body"))"
+  pseudonym=$(printf '%s' D-1001 | bin/image/dossierguard pseudonym --store wijkteam/wijkteam-dossiers) || fail "dossierguard pseudonym failed: $pseudonym"
+  [[ "$pseudonym" =~ ^[0-9a-f]{64}$ ]] || fail "dossierguard pseudonym printed '$pseudonym', want 64 hex digits"
+  now=$(date +%s)
+  cat <<YAML | k apply -f - >/dev/null
+apiVersion: privacy.dossierguard.io/v1alpha1
+kind: DataSubjectRequest
+metadata: {name: e2e-afscherming, namespace: wijkteam}
+spec:
+  storeRef: {name: wijkteam-dossiers}
+  type: Restriction
+  dossier: $pseudonym
+  receivedAt: "$(iso $(( now - 60 )))"
+  requester: {relation: Self}
+  subject: {ageBand: Adult}
+  handler: privacy-officer
+  decision: {outcome: Granted, decidedAt: "$(iso "$now")"}
+YAML
+  decided=$(date +%s.%N)
+  code=""
+  for _ in $(seq 1 40); do
+    code=$(req dsr-restricted "${consulent[@]}" "$dossiers/D-1001/decisions")
+    [ "$code" = 403 ] && break
+    sleep 0.25
+  done
+  took=$(awk -v d="$decided" -v n="$(date +%s.%N)" 'BEGIN{printf "%.1f", n-d}')
+  [ "$code" = 403 ] || fail "10 s after the restriction of A was recorded the consulent still got HTTP $code for A, want 403"
+  grep -q '"type":"https://dossierguard.io/problems/restricted"' "$ART/dsr-restricted.body" \
+    || fail "the 403 for the restricted dossier is not of type restricted: $(head -c 300 "$ART/dsr-restricted.body")"
+  code=$(req dsr-b "${consulent[@]}" "$dossiers/D-1002/decisions")
+  [ "$code" = 200 ] || fail "while A is restricted the consulent got HTTP $code for B, want 200"
+  state=$(k -n wijkteam get dsr e2e-afscherming -o jsonpath='{.status.state}')
+  log "restriction of A recorded: A refused (restricted) $took s later, B still served; the request is $state"
+  k -n wijkteam patch dsr e2e-afscherming --type=merge -p "{\"spec\":{\"endedAt\":\"$(iso "$(date +%s)")\"}}" >/dev/null \
+    || fail "could not end the restriction"
+  ended=$(date +%s.%N)
+  code=""
+  for _ in $(seq 1 40); do
+    code=$(req dsr-ended "${consulent[@]}" "$dossiers/D-1001/decisions")
+    [ "$code" = 200 ] && break
+    sleep 0.25
+  done
+  took=$(awk -v d="$ended" -v n="$(date +%s.%N)" 'BEGIN{printf "%.1f", n-d}')
+  [ "$code" = 200 ] || fail "10 s after the restriction of A ended the consulent got HTTP $code for A, want 200"
+  log "restriction of A ended: A served again $took s later"
+  kill $PF_PID 2>/dev/null || true; wait $PF_PID 2>/dev/null || true
+  sleep 1
+  k -n wijkteam logs e2e-wijkteam-app -c audit-proxy >"$ART/audit-proxy.log" 2>&1
+  grep '^{"v":1,"type":' "$ART/audit-proxy.log" >"$ART/audit.jsonl" || true
+  grep "\"data_subject_id\":\"$pseudonym\"" "$ART/audit.jsonl" | grep '"outcome":"denied"' | grep -q '"http_status":403' \
+    || fail "no denied event (403) for the restricted dossier's pseudonym in the audit log"
+  if grep -q 'D-1001' "$ART/audit.jsonl"; then fail "the audit log holds the raw dossier id"; fi
+  if k -n wijkteam get dsr e2e-afscherming -o yaml | grep -q 'D-1001'; then fail "the DataSubjectRequest holds the raw dossier id"; fi
+  k -n wijkteam delete dsr e2e-afscherming >/dev/null 2>&1 || true
+fi
+
 # --- 6c. the logbook: a deleted pod's chain outlives it --------------------
 
 if [ "$pod_ready" = 1 ] && [ "$LOGBOOK" = 1 ]; then
@@ -791,7 +865,7 @@ k -n wijkteam delete pod e2e-wijkteam-app --ignore-not-found --wait=true --timeo
 # take their volumes too, as Kubernetes does with everything in a namespace.
 sample_ns="cjg wijkteam veilig-thuis"
 for ns in $sample_ns; do
-  k -n "$ns" delete dossierstores,accessroles,sharingagreements,retentionpolicies --all --wait=true --timeout=120s >/dev/null \
+  k -n "$ns" delete dossierstores,accessroles,sharingagreements,retentionpolicies,datasubjectrequests --all --wait=true --timeout=120s >/dev/null \
     || fail "the dossierguard resources in $ns were not deleted in time"
 done
 leftover=""

@@ -253,6 +253,61 @@ const (
 	ReasonRetentionPoliciesNotListed = "RetentionPoliciesNotListed"
 )
 
+// DataSubjectRights: the DossierStore control over its data-subject
+// requests, which fails while a request is past its deadline undecided.
+const (
+	ControlDataSubjectRights = "DataSubjectRights"
+
+	// ReasonNoOpenRequests: the store has no undecided request.
+	ReasonNoOpenRequests = "NoOpenRequests"
+	// ReasonRequestsWithinDeadline: every undecided request is within its
+	// deadline.
+	ReasonRequestsWithinDeadline = "RequestsWithinDeadline"
+	// ReasonRequestsOverdue: at least one request is past its deadline and
+	// not decided.
+	ReasonRequestsOverdue = "RequestsOverdue"
+	// ReasonRequestsNotListed: the store's requests could not be read, so
+	// the control is Unknown (never assumed to pass).
+	ReasonRequestsNotListed = "RequestsNotListed"
+	// ReasonProxyCannotWatchRequests: the audit proxy has no Role or no
+	// route to the API server to watch the requests, so it refuses every
+	// request for a dossier; the control is Unknown.
+	ReasonProxyCannotWatchRequests = "ProxyCannotWatchRequests"
+)
+
+// DataSubjectRequest Ready reasons (besides ReasonStoreNotFound), its
+// DeadlineMet condition and its ResponseDeadline control.
+const (
+	// ReasonRequestTracked: the request's store exists and its deadline is
+	// computed; Ready is True.
+	ReasonRequestTracked = "RequestTracked"
+	// ReasonInvalidResponsePeriod: the store's response period cannot be
+	// used (only an API server without the CEL rules lets it through).
+	ReasonInvalidResponsePeriod = "InvalidResponsePeriod"
+
+	ConditionDeadlineMet    = "DeadlineMet"
+	ControlResponseDeadline = "ResponseDeadline"
+
+	// ReasonWithinDeadline: undecided, and the deadline has not passed.
+	ReasonWithinDeadline = "WithinDeadline"
+	// ReasonDecidedInTime: decided before the deadline passed.
+	ReasonDecidedInTime = "DecidedInTime"
+	// ReasonDeadlinePassed: undecided, and the deadline has passed.
+	ReasonDeadlinePassed = "DeadlinePassed"
+	// ReasonDecidedLate: decided after the deadline passed.
+	ReasonDecidedLate = "DecidedLate"
+)
+
+// Event reasons of a DataSubjectRequest.
+const (
+	// ReasonRequestOverdue: the request passed its deadline undecided.
+	ReasonRequestOverdue = "RequestOverdue"
+	// ReasonEffectStarted and ReasonEffectEnded: a restriction or
+	// objection the audit proxy enforces started or ended.
+	ReasonEffectStarted = "EffectStarted"
+	ReasonEffectEnded   = "EffectEnded"
+)
+
 // Labels dossierguard sets on the objects it manages, and reads.
 const (
 	// LabelStore names the DossierStore an object belongs to. On a pod it

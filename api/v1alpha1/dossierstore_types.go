@@ -80,6 +80,27 @@ type DossierStoreSpec struct {
 	// Audit says how requests to the application map to data categories.
 	// +optional
 	Audit *AuditSpec `json:"audit,omitempty"`
+
+	// DataSubjectRights configures how the store handles the families'
+	// requests (DataSubjectRequest).
+	// +optional
+	DataSubjectRights *DataSubjectRightsSpec `json:"dataSubjectRights,omitempty"`
+}
+
+// DefaultResponsePeriod is the response period of a store that sets none:
+// the four weeks the privacy statements promise.
+const DefaultResponsePeriod Period = "P4W"
+
+// DataSubjectRightsSpec configures the handling of data-subject requests.
+type DataSubjectRightsSpec struct {
+	// ResponsePeriod is the time to decide a request, from its receipt:
+	// P4W by default; at most one month (AVG art. 12(3)): P1M, up to P4W,
+	// or up to P28D. A request may extend it by one or two months with a
+	// recorded reason.
+	// +optional
+	// +kubebuilder:validation:MaxLength=8
+	// +kubebuilder:validation:XValidation:rule="self.matches('^P([1-4]W|[1-9]D|1[0-9]D|2[0-8]D|1M)$')",message="spec.dataSubjectRights.responsePeriod must be at most one month (AVG art. 12(3)): P1M, P1W to P4W, or P1D to P28D"
+	ResponsePeriod Period `json:"responsePeriod,omitempty"`
 }
 
 // WorkloadSpec identifies the case-management pods of a store.

@@ -1,5 +1,5 @@
 // Package v1alpha1 holds the dossierguard API: DossierStore, AccessRole,
-// SharingAgreement and RetentionPolicy in the group privacy.dossierguard.io.
+// SharingAgreement, RetentionPolicy and DataSubjectRequest in the group privacy.dossierguard.io.
 //
 // Validation that concerns one object lives here as OpenAPI and CEL markers so
 // that the API server rejects bad input at admission with a message that names

@@ -52,7 +52,7 @@ func TestSamplesAcceptedAndListed(t *testing.T) {
 		}
 	}
 	for _, column := range []string{"SERVICE", "ENCRYPTION", "KEY", "READY", "COMPLIANT", "STORE", "CATEGORIES", "ACTIONS",
-		"REVIEW DUE", "PARTNER", "BASIS", "IN FORCE", "UNTIL", "PERIOD", "LAST RUN", "DESTROYED", "OVERDUE"} {
+		"REVIEW DUE", "PARTNER", "BASIS", "IN FORCE", "UNTIL", "PERIOD", "LAST RUN", "DESTROYED", "OVERDUE", "TYPE", "DUE", "STATE", "DECISION"} {
 		if !strings.Contains(out, column) {
 			t.Errorf("kubectl get privacy -A has no %s column", column)
 		}
@@ -64,7 +64,7 @@ func TestSamplesAcceptedAndListed(t *testing.T) {
 	}
 
 	// Short names resolve to the right kinds and do not clash with built-ins.
-	for short, kind := range map[string]string{"dstore": "dossierstore", "arole": "accessrole", "share": "sharingagreement", "rpol": "retentionpolicy"} {
+	for short, kind := range map[string]string{"dstore": "dossierstore", "arole": "accessrole", "share": "sharingagreement", "rpol": "retentionpolicy", "dsr": "datasubjectrequest"} {
 		out, errOut, err := kubectl(t, "get", short, "-A", "-o", "name")
 		if err != nil {
 			t.Errorf("kubectl get %s: %v\n%s", short, err, errOut)

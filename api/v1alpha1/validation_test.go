@@ -85,6 +85,18 @@ spec:
       clock: {event: LastContact, column: last_contact_at}
       period: P5Y
 `,
+	"DataSubjectRequest": `
+apiVersion: privacy.dossierguard.io/v1alpha1
+kind: DataSubjectRequest
+spec:
+  storeRef: {name: store}
+  type: Access
+  dossier: 3f771686cc88a4b4235dec14b0b3689bb64ee8ceb4ce1c32f243b62b2a3dbb7f
+  receivedAt: "2026-10-05T09:30:00Z"
+  requester: {relation: Self}
+  subject: {ageBand: Adult}
+  handler: privacy-officer
+`,
 }
 
 // change edits a base object's spec.
@@ -195,6 +207,23 @@ func TestSharingVariantsAccepted(t *testing.T) {
 		{"signing key rotated every 90 days", "DossierStore", set("audit.signingKeyRotation", "P90D"), nil},
 		{"signing key rotated every five years", "DossierStore", set("audit.signingKeyRotation", "P5Y"), nil},
 		{"signing key rotated every 60 months", "DossierStore", set("audit.signingKeyRotation", "P60M"), nil},
+		{"response period of one month", "DossierStore", set("dataSubjectRights.responsePeriod", "P1M"), nil},
+		{"response period of 28 days", "DossierStore", set("dataSubjectRights.responsePeriod", "P28D"), nil},
+		{"parent of a 13-year-old with co-decision", "DataSubjectRequest",
+			all(set("requester.relation", "Parent"), set("subject.ageBand", "From12To15"), set("coDecisionReference", "GESPREK-1")), nil},
+		{"parent of a 16-year-old with consent", "DataSubjectRequest",
+			all(set("requester.relation", "Parent"), set("subject.ageBand", "From16To17"), set("consentReference", "TOE-1")), nil},
+		{"parent of a child under 12", "DataSubjectRequest",
+			all(set("requester.relation", "Parent"), set("subject.ageBand", "Under12")), nil},
+		{"refusal with a ground and an explanation", "DataSubjectRequest",
+			set("decision", map[string]any{"outcome": "Refused", "decidedAt": "2026-10-10T10:00:00Z",
+				"refusalGrounds": []any{"InterestOfTheChild"}, "explanation": "Inzage zou de veiligheid van het kind schaden."}), nil},
+		{"restriction of categories, exempting a role, ended", "DataSubjectRequest",
+			all(set("type", "Restriction"), set("restriction", map[string]any{"categories": []any{"finance"}, "exemptRoles": []any{"privacy-officer"}}),
+				set("decision", map[string]any{"outcome": "Granted", "decidedAt": "2026-10-06T10:00:00Z"}), set("endedAt", "2026-10-20T10:00:00Z")), nil},
+		{"objection to a route, extended", "DataSubjectRequest",
+			all(set("type", "Objection"), set("objection", map[string]any{"purpose": "tevredenheidsonderzoek", "routes": []any{"survey-export"}}),
+				set("extension", map[string]any{"months": int64(2), "reason": "Veel verzoeken tegelijk ontvangen."})), nil},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -395,7 +424,14 @@ func TestInvalidManifestsRejected(t *testing.T) {
 			[]string{"spec.rules", "at least 1 items"}},
 		{"policy store changed", "RetentionPolicy", set("storeRef.name", "other"), true,
 			[]string{"spec.storeRef", "immutable"}},
+		{"response period over a month", "DossierStore", set("dataSubjectRights.responsePeriod", "P5W"), false,
+			[]string{"spec.dataSubjectRights.responsePeriod", "at most one month (AVG art. 12(3))"}},
+		{"response period in days over four weeks", "DossierStore", set("dataSubjectRights.responsePeriod", "P30D"), false,
+			[]string{"spec.dataSubjectRights.responsePeriod", "at most one month"}},
+		{"response period of two months", "DossierStore", set("dataSubjectRights.responsePeriod", "P2M"), false,
+			[]string{"spec.dataSubjectRights.responsePeriod", "at most one month"}},
 	}
+	cases = append(cases, dsrInvalidCases...)
 	if len(cases) < 25 {
 		t.Fatalf("the issue asks for at least 25 invalid manifests, have %d", len(cases))
 	}
@@ -419,6 +455,85 @@ func TestInvalidManifestsRejected(t *testing.T) {
 			assertRejected(t, err, tc.want)
 		})
 	}
+}
+
+// dsrInvalidCases break the rules of a DataSubjectRequest, each one.
+var dsrInvalidCases = []struct {
+	name   string
+	kind   string
+	change change
+	update bool
+	want   []string
+}{
+	{"dossier as a BSN", "DataSubjectRequest", set("dossier", "123456782"), false,
+		[]string{"spec.dossier", "must be the dossier's pseudonym (64 lowercase hex digits"}},
+	{"dossier as a raw id", "DataSubjectRequest", set("dossier", "D-1001"), false,
+		[]string{"spec.dossier", "never a BSN, name or raw dossier id"}},
+	{"dossier in upper-case hex", "DataSubjectRequest", set("dossier", strings.ToUpper("3f771686cc88a4b4235dec14b0b3689bb64ee8ceb4ce1c32f243b62b2a3dbb7f")), false,
+		[]string{"spec.dossier", "64 lowercase hex digits"}},
+	{"unknown request type", "DataSubjectRequest", set("type", "Portability"), false,
+		[]string{"spec.type", `Unsupported value: "Portability"`}},
+	{"unknown relation", "DataSubjectRequest", set("requester.relation", "Neighbour"), false,
+		[]string{"spec.requester.relation", `Unsupported value: "Neighbour"`}},
+	{"parent of a 16-year-old without consent", "DataSubjectRequest",
+		all(set("requester.relation", "Parent"), set("subject.ageBand", "From16To17")), false,
+		[]string{"spec.consentReference is required: from 16 a parent's or guardian's request needs the young person's consent"}},
+	{"guardian of an adult without consent", "DataSubjectRequest",
+		all(set("requester.relation", "Guardian"), set("subject.ageBand", "Adult")), false,
+		[]string{"spec.consentReference is required"}},
+	{"parent of a 13-year-old without co-decision", "DataSubjectRequest",
+		all(set("requester.relation", "Parent"), set("subject.ageBand", "From12To15")), false,
+		[]string{"spec.coDecisionReference is required: from 12 to 15 the child's co-decision is recorded"}},
+	{"refusal without grounds", "DataSubjectRequest",
+		set("decision", map[string]any{"outcome": "Refused", "decidedAt": "2026-10-10T10:00:00Z", "explanation": "Het verzoek raakt de privacy van anderen."}), false,
+		[]string{"spec.decision.refusalGrounds: a Refused or PartiallyGranted decision needs at least one documented ground"}},
+	{"refusal without explanation", "DataSubjectRequest",
+		set("decision", map[string]any{"outcome": "Refused", "decidedAt": "2026-10-10T10:00:00Z", "refusalGrounds": []any{"PrivacyOfOthers"}}), false,
+		[]string{"spec.decision.explanation: a Refused or PartiallyGranted decision needs an explanation"}},
+	{"refusal on an unknown ground", "DataSubjectRequest",
+		set("decision", map[string]any{"outcome": "Refused", "decidedAt": "2026-10-10T10:00:00Z", "refusalGrounds": []any{"TooBusy"}, "explanation": "Geen tijd om dit te doen."}), false,
+		[]string{"spec.decision.refusalGrounds[0]", `Unsupported value: "TooBusy"`}},
+	{"grant with refusal grounds", "DataSubjectRequest",
+		set("decision", map[string]any{"outcome": "Granted", "decidedAt": "2026-10-10T10:00:00Z", "refusalGrounds": []any{"PrivacyOfOthers"}}), false,
+		[]string{"spec.decision.refusalGrounds is only allowed when the outcome is Refused or PartiallyGranted"}},
+	{"explanation with a BSN", "DataSubjectRequest",
+		set("decision", map[string]any{"outcome": "Refused", "decidedAt": "2026-10-10T10:00:00Z", "refusalGrounds": []any{"PrivacyOfOthers"}, "explanation": "Betreft de broer, BSN 123456782."}), false,
+		[]string{"spec.decision.explanation must hold no personal data"}},
+	{"decided before receipt", "DataSubjectRequest",
+		set("decision", map[string]any{"outcome": "Granted", "decidedAt": "2026-10-01T10:00:00Z"}), false,
+		[]string{"spec.decision.decidedAt must not be before spec.receivedAt"}},
+	{"restriction on an access request", "DataSubjectRequest", set("restriction", map[string]any{"categories": []any{"finance"}}), false,
+		[]string{"spec.restriction is only allowed when spec.type is Restriction"}},
+	{"objection without what is objected to", "DataSubjectRequest", set("type", "Objection"), false,
+		[]string{"spec.objection is required when spec.type is Objection"}},
+	{"objection naming no route", "DataSubjectRequest",
+		all(set("type", "Objection"), set("objection", map[string]any{"purpose": "tevredenheidsonderzoek", "routes": []any{}})), false,
+		[]string{"spec.objection.routes", "at least 1 items"}},
+	{"extension by three months", "DataSubjectRequest", set("extension", map[string]any{"months": int64(3), "reason": "Veel verzoeken tegelijk."}), false,
+		[]string{"spec.extension.months", "less than or equal to 2"}},
+	{"extension without a reason", "DataSubjectRequest", set("extension", map[string]any{"months": int64(1)}), false,
+		[]string{"spec.extension.reason", "Required value"}},
+	{"ended before decided", "DataSubjectRequest", set("endedAt", "2026-10-06T10:00:00Z"), false,
+		[]string{"spec.endedAt needs spec.decision"}},
+	{"dossier changed", "DataSubjectRequest", set("dossier", "b9d88858ee62d645d9e45651cc19a782f9314866fc6b8c190a1ec31ec2284149"), true,
+		[]string{"spec.dossier is immutable"}},
+	{"receipt moved", "DataSubjectRequest", set("receivedAt", "2026-11-05T09:30:00Z"), true,
+		[]string{"spec.receivedAt is immutable"}},
+	{"type changed", "DataSubjectRequest", set("type", "Erasure"), true,
+		[]string{"spec.type is immutable"}},
+}
+
+// TestDecisionCannotBeRemoved: once recorded, a decision stays.
+func TestDecisionCannotBeRemoved(t *testing.T) {
+	ctx := context.Background()
+	ensureNamespace(t, validationNamespace)
+	u := newObject(t, "DataSubjectRequest", "decided-once")
+	set("decision", map[string]any{"outcome": "Granted", "decidedAt": "2026-10-10T10:00:00Z"})(spec(u))
+	if err := env.Client.Create(ctx, u); err != nil {
+		t.Fatalf("create a decided request: %v", err)
+	}
+	del("decision")(spec(u))
+	assertRejected(t, env.Client.Update(ctx, u), []string{"spec.decision cannot be removed once recorded"})
 }
 
 func assertRejected(t *testing.T, err error, want []string) {

@@ -71,6 +71,9 @@ type auditProxyOptions struct {
 	consentCacheSize int
 	consentCacheTTL  time.Duration
 	consentTimeout   time.Duration
+
+	subjectRequests string
+	kubeTokenDir    string
 }
 
 func newAuditProxyCommand() *cobra.Command {
@@ -144,6 +147,9 @@ See docs/audit-proxy.md.`,
 	f.IntVar(&opts.consentCacheSize, "consent-cache-size", auditproxy.DefaultConsentCacheSize, "Most positive consent answers kept in the cache.")
 	f.DurationVar(&opts.consentCacheTTL, "consent-cache-ttl", v1alpha1.DefaultConsentCacheTTL, "How long a positive consent answer is cached, at most 60s: a withdrawal takes effect within it.")
 	f.DurationVar(&opts.consentTimeout, "consent-timeout", auditproxy.DefaultConsentTimeout, "How long to wait for the consent source before denying.")
+
+	f.StringVar(&opts.subjectRequests, "subject-requests", "", "NAMESPACE/STORE: enforce the granted restrictions and objections of the store's DataSubjectRequests, watched with the service account token in --kube-token-dir; until they are loaded every request for a dossier is refused with 503.")
+	f.StringVar(&opts.kubeTokenDir, "kube-token-dir", auditproxy.DefaultKubeTokenDir, "Directory with the service account token (token) and the cluster's CA (ca.crt) for --subject-requests.")
 	return cmd
 }
 
@@ -186,10 +192,28 @@ func (o *auditProxyOptions) config() (auditproxy.Config, error) {
 		errs.bad("flood-interval", "must be at least 1s")
 	}
 	cfg.AuditFlood = auditlog.FloodOptions{Threshold: o.floodThresh, Interval: o.floodInterval}
+	cfg.SubjectRequestsNamespace, cfg.SubjectRequestsStore = o.checkSubjectRequests(&errs)
+	cfg.KubeTokenDir = o.kubeTokenDir
 	if len(errs) > 0 {
 		return auditproxy.Config{}, errors.Join(errs...)
 	}
 	return cfg, nil
+}
+
+// checkSubjectRequests checks --subject-requests: empty, or NAMESPACE/STORE.
+func (o *auditProxyOptions) checkSubjectRequests(errs *flagErrors) (namespace, store string) {
+	if o.subjectRequests == "" {
+		return "", ""
+	}
+	ns, name, ok := strings.Cut(o.subjectRequests, "/")
+	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+		errs.bad("subject-requests", "%q must be NAMESPACE/STORE", o.subjectRequests)
+		return "", ""
+	}
+	if o.kubeTokenDir == "" {
+		errs.bad("kube-token-dir", "is required with --subject-requests")
+	}
+	return ns, name
 }
 
 // checkServing checks the listen addresses, the upstream, TLS, the policy and

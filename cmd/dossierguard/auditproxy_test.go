@@ -170,6 +170,8 @@ func TestAuditProxyFlagValidation(t *testing.T) {
 		{"plain HTTP by default", without(f.validArgs(), "--plain-http"), []string{"--tls-cert-file: is required", "--plain-http"}},
 		{"TLS and plain HTTP", with("--tls-cert-file", f.policy, "--tls-key-file", f.policy), []string{"--plain-http: contradicts"}},
 		{"log level", with("--log-level", "loud"), []string{"--log-level:"}},
+		{"subject requests without a namespace", with("--subject-requests", "wijkteam-dossiers"), []string{"--subject-requests:", "NAMESPACE/STORE"}},
+		{"subject requests without a token directory", with("--subject-requests", "wijkteam/wijkteam-dossiers", "--kube-token-dir", ""), []string{"--kube-token-dir: is required with --subject-requests"}},
 		{"shutdown timeout", with("--shutdown-timeout", "0s"), []string{"--shutdown-timeout:"}},
 		{"every error at once", []string{"audit-proxy", "--upstream", "nope", "--assignment-cache-size", "-1"},
 			[]string{"--upstream:", "--assignment-cache-size:", "--signing-key:", "--pseudonym-key:", "--oidc-issuer or --trusted-proxy-cidrs"}},

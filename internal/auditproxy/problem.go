@@ -24,6 +24,9 @@ const (
 	ProblemPolicyUnavailable       = ProblemTypeBase + "policy-unavailable"
 	ProblemIdentityUnavailable     = ProblemTypeBase + "identity-unavailable"
 	ProblemUpstreamUnavailable     = ProblemTypeBase + "upstream-unavailable"
+	ProblemRestricted              = ProblemTypeBase + "restricted"
+	ProblemObjected                = ProblemTypeBase + "objection"
+	ProblemRequestsUnavailable     = ProblemTypeBase + "subject-requests-unavailable"
 )
 
 // Problem is an RFC 9457 problem details object with the proxy's extension

@@ -52,6 +52,10 @@ type Options struct {
 	// Consents answers for agreements with per-dossier consent; nil means
 	// none is configured, and such agreements allow nothing.
 	Consents ConsentChecker
+	// SubjectRequests supplies the restrictions and objections of the
+	// store's data-subject requests; nil means none are enforced. While it
+	// is not synced every request for a dossier is refused (503).
+	SubjectRequests SubjectRequestSource
 	// Now is the clock partner decisions are made by; nil means time.Now.
 	Now func() time.Time
 	// Audit records the events. Required.
@@ -80,6 +84,7 @@ type Proxy struct {
 	auth        *Authenticator
 	assignments AssignmentChecker
 	consents    ConsentChecker
+	requests    SubjectRequestSource
 	now         func() time.Time
 	audit       EventSink
 	key         []byte
@@ -119,6 +124,7 @@ func New(opts Options) (*Proxy, error) {
 		auth:        opts.Authenticator,
 		assignments: opts.Assignments,
 		consents:    opts.Consents,
+		requests:    opts.SubjectRequests,
 		now:         opts.Now,
 		key:         opts.PseudonymKey,
 		sync:        opts.SyncCompletion,
@@ -234,6 +240,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.log.Warn("assignment source gave no answer; denying roles limited to assigned cases", "route", m.Route.Name, "operationID", ev.OperationID, "error", dec.AssignmentErr.Error())
 	}
 	ev.Roles = dec.Roles
+	if dec.Allowed && p.refusedBySubjectRequest(m, dec.Roles, &ev, prob) {
+		p.deny(w, r, &ev, prob)
+		return
+	}
 	if !dec.Allowed {
 		prob.Type, prob.Title, prob.Status = ProblemAccessDenied, "Access denied", http.StatusForbidden
 		prob.Detail = dec.Detail
@@ -393,6 +403,31 @@ func (p *Proxy) decide(r *http.Request, pol *Policy, id Identity, m RouteMatch, 
 			"agreement", ev.Sharing.Agreement, "operationID", ev.OperationID, "error", dec.Sharing.ConsentErr.Error())
 	}
 	return dec, ""
+}
+
+// refusedBySubjectRequest refuses an allowed request for a dossier that a
+// granted restriction or objection covers, and every request for a dossier
+// while the restrictions and objections are not known (503). The problem
+// says restricted, never why.
+func (p *Proxy) refusedBySubjectRequest(m RouteMatch, roles []string, ev *auditlog.Event, prob *Problem) bool {
+	if p.requests == nil || !m.HasDossier {
+		return false
+	}
+	set, err := p.requests.Effects()
+	if err != nil {
+		prob.set(ProblemRequestsUnavailable, "Restrictions not loaded", http.StatusServiceUnavailable,
+			"the proxy has not yet loaded the restrictions and objections of this store's dossiers; no request for a dossier is served until it has")
+		return true
+	}
+	switch set.Check(ev.DataSubject, m.Route, roles, p.now()) {
+	case RefusedRestricted:
+		prob.set(ProblemRestricted, "Restricted", http.StatusForbidden, "this dossier is restricted")
+	case RefusedObjected:
+		prob.set(ProblemObjected, "Objection", http.StatusForbidden, "the data subject has objected to this processing of the dossier")
+	default:
+		return false
+	}
+	return true
 }
 
 // deny records a denied request and sends its problem, or 503 when the

@@ -67,6 +67,16 @@ type Config struct {
 	ConsentCacheTTL  time.Duration
 	ConsentTimeout   time.Duration
 
+	// SubjectRequestsStore, when set, has the proxy enforce the granted
+	// restrictions and objections of that store's DataSubjectRequests in
+	// SubjectRequestsNamespace, watched with the service account token in
+	// KubeTokenDir (DefaultKubeTokenDir when empty). Until the first list
+	// is read, and whenever it cannot be, every request for a dossier is
+	// refused with 503.
+	SubjectRequestsNamespace string
+	SubjectRequestsStore     string
+	KubeTokenDir             string
+
 	// PseudonymKey makes the data-subject pseudonyms.
 	PseudonymKey []byte
 	// AuditLogPath is the audit log file; AuditMirror receives a copy of
@@ -150,7 +160,8 @@ func Run(ctx context.Context, cfg Config) error {
 	sink := auditlog.NewFloodGuard(writer, cfg.AuditFlood)
 	proxy, err := New(Options{
 		Upstream: cfg.Upstream, Policies: policies, Authenticator: auth, Assignments: assignments, Consents: consents,
-		Audit: sink, PseudonymKey: cfg.PseudonymKey, SyncCompletion: cfg.SyncCompletion, Logger: log,
+		SubjectRequests: subjectRequestSource(runCtx, cfg, log),
+		Audit:           sink, PseudonymKey: cfg.PseudonymKey, SyncCompletion: cfg.SyncCompletion, Logger: log,
 		Backlog: writer.Unshipped,
 	})
 	if err != nil {
@@ -238,6 +249,30 @@ func shutdown(proxy *Proxy, srv, health *http.Server, writer auditlog.Sink, stop
 	_ = health.Shutdown(hctx)
 	hcancel()
 	return err
+}
+
+// subjectRequestSource starts the watch of the store's data-subject
+// requests, nil when none is configured. When the API server cannot be
+// reached with the proxy's token the source never syncs: every request for
+// a dossier is refused, and the log says why.
+func subjectRequestSource(ctx context.Context, cfg Config, log *slog.Logger) SubjectRequestSource {
+	if cfg.SubjectRequestsStore == "" {
+		return nil
+	}
+	dir := cfg.KubeTokenDir
+	if dir == "" {
+		dir = DefaultKubeTokenDir
+	}
+	kc, err := KubeConfig(dir)
+	if err == nil {
+		var k *KubeRequests
+		if k, err = NewKubeRequests(kc, cfg.SubjectRequestsNamespace, cfg.SubjectRequestsStore, log); err == nil {
+			go k.Run(ctx)
+			return k
+		}
+	}
+	log.Error("cannot watch the store's data-subject requests; every request for a dossier is refused", "store", cfg.SubjectRequestsStore, "error", err.Error())
+	return StaticRequests{}
 }
 
 // assignmentSource is the assignment source of cfg, nil without one.

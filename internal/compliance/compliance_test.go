@@ -85,6 +85,8 @@ func TestReferences(t *testing.T) {
 		"StatutoryRetention":   "AVG art. 5(1)(e); Jeugdwet art. 7.3.8; Archiefwet",
 		"RetentionEnforced":    "AVG art. 5(1)(e), art. 17; BIO 8.10",
 		"SharingEnforced":      "AVG art. 5(1)(b), art. 6(1), art. 7(3); BIO 5.14",
+		"DataSubjectRights":    "AVG art. 12(3), art. 15-21",
+		"ResponseDeadline":     "AVG art. 12(3)",
 	}
 	for control, ref := range want {
 		if got := References[control]; got != ref {

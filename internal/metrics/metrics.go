@@ -66,7 +66,7 @@ type definition struct {
 	labels []string
 }
 
-var definitions = map[string]definition{
+var definitions = withSubjectRights(map[string]definition{
 	ControlResult: {"Result of a privacy control of a dossierguard resource: 1 for the current result (Pass, Fail or Unknown), 0 for the others.",
 		[]string{labelControl, labelResult}},
 	ControlInfo: {"The current result and reason of a privacy control of a dossierguard resource; always 1.",
@@ -83,7 +83,7 @@ var definitions = map[string]definition{
 	RetentionLastRunTimestamp:     {"When a RetentionPolicy's last sweep started, as a Unix timestamp.", nil},
 	RetentionLastSuccessTimestamp: {"When a RetentionPolicy's last sweep ended, if it succeeded, as a Unix timestamp; absent when the last sweep did not succeed.", nil},
 	RetentionNextRunTimestamp:     {"When a RetentionPolicy's next sweep is scheduled, as a Unix timestamp.", nil},
-}
+})
 
 // Object names one resource's series.
 type Object struct{ Kind, Namespace, Name string }

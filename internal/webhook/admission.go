@@ -91,7 +91,7 @@ var (
 // reservedVolumes are the volumes the webhook adds; no other container may
 // mount them.
 func reservedVolumes() map[string]bool {
-	return map[string]bool{PolicyVolume: true, SigningVolume: true, PseudonymVolume: true, LegacyKeysVolume: true, LogVolume: true, TLSVolume: true, LogbookTokenVolume: true}
+	return map[string]bool{PolicyVolume: true, SigningVolume: true, PseudonymVolume: true, LegacyKeysVolume: true, LogVolume: true, TLSVolume: true, LogbookTokenVolume: true, KubeVolume: true}
 }
 
 // reservedSecrets are the store's Secrets only the proxy may read.

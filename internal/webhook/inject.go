@@ -42,6 +42,14 @@ const (
 	LogbookTokenVolume = "dossierguard-logbook-token"
 	LogbookTokenDir    = "/var/run/secrets/dossierguard/logbook"
 	LogbookTokenFile   = "token"
+	// KubeVolume holds the proxy's service account token and the cluster's
+	// CA, for its watch of the store's DataSubjectRequests; it is mounted
+	// into the proxy alone, whether or not the pod automounts a token.
+	KubeVolume = "dossierguard-proxy-kube"
+	KubeDir    = "/var/run/dossierguard/kube"
+	// KubeTokenSeconds is the lifetime of the projected token; the kubelet
+	// renews it before it expires and the proxy reads it again.
+	KubeTokenSeconds = 3607
 )
 
 // Config is how the operator is installed.
@@ -100,9 +108,9 @@ func Inject(pod *corev1.Pod, store *v1alpha1.DossierStore, cfg Config) bool {
 		pod.Spec.Containers = append(pod.Spec.Containers, sidecar)
 	}
 	pod.Spec.Volumes = append(pod.Spec.Volumes, volumes...)
-	if cfg.LogbookURL != "" && pod.Spec.ServiceAccountName == "" {
-		// What the API server's ServiceAccount admission sets before this
-		// webhook runs; without it the proxy's projected token is invalid.
+	// The proxy's projected token needs a ServiceAccount; name the one the
+	// API server would default to, as its ServiceAccount admission does.
+	if pod.Spec.ServiceAccountName == "" {
 		pod.Spec.ServiceAccountName = "default"
 	}
 	if pod.Annotations == nil {
@@ -144,6 +152,13 @@ func ExpectedProxy(store *v1alpha1.DossierStore, cfg Config) (corev1.Container, 
 		{Name: PseudonymVolume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
 			SecretName: resources.PseudonymName(store), DefaultMode: ptr.To[int32](0o444)}}},
 		{Name: LogVolume, VolumeSource: corev1.VolumeSource{EmptyDir: logVolume(cfg)}},
+		{Name: KubeVolume, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+			Sources: []corev1.VolumeProjection{
+				{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "token", ExpirationSeconds: ptr.To[int64](KubeTokenSeconds)}},
+				{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "kube-root-ca.crt"},
+					Items: []corev1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}}}},
+			},
+			DefaultMode: ptr.To[int32](0o444)}}},
 	}
 	if cfg.LogbookURL != "" {
 		volumes = append(volumes, logbookTokenVolume())
@@ -198,6 +213,8 @@ func sidecarContainer(store *v1alpha1.DossierStore, cfg Config) corev1.Container
 		"--audit-log=" + LogDir + "/audit.jsonl",
 		"--signing-key-dir=" + SigningDir,
 		"--pseudonym-key=" + PseudonymDir + "/" + resources.PseudonymKey,
+		"--subject-requests=" + store.Namespace + "/" + store.Name,
+		"--kube-token-dir=" + KubeDir,
 	}
 	if !cfg.LogSizeLimit.IsZero() {
 		args = append(args, "--audit-log-max-bytes="+strconv.FormatInt(LogMaxBytes(cfg.LogSizeLimit), 10))
@@ -207,6 +224,7 @@ func sidecarContainer(store *v1alpha1.DossierStore, cfg Config) corev1.Container
 		{Name: SigningVolume, MountPath: SigningDir, ReadOnly: true},
 		{Name: PseudonymVolume, MountPath: PseudonymDir, ReadOnly: true},
 		{Name: LogVolume, MountPath: LogDir},
+		{Name: KubeVolume, MountPath: KubeDir, ReadOnly: true},
 	}
 	if ProxyTLS(store) {
 		args = append(args, "--tls-cert-file="+TLSDir+"/"+corev1.TLSCertKey, "--tls-key-file="+TLSDir+"/"+corev1.TLSPrivateKeyKey)

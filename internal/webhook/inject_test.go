@@ -37,10 +37,21 @@ func TestInjectIsIdempotentAndPlainSidecarWorks(t *testing.T) {
 	if mounts := len(pod.Spec.Containers[0].VolumeMounts); mounts != 0 {
 		t.Errorf("the app container got %d dossierguard mounts; want none", mounts)
 	}
+	// The proxy's token reaches the proxy alone, and the pod runs as a
+	// ServiceAccount (the API server's default when it names none).
+	if pod.Spec.ServiceAccountName != "default" {
+		t.Errorf("serviceAccountName %q, want default", pod.Spec.ServiceAccountName)
+	}
+	if !slices.ContainsFunc(pod.Spec.Containers[1].VolumeMounts, func(m corev1.VolumeMount) bool {
+		return m.Name == KubeVolume && m.MountPath == KubeDir && m.ReadOnly
+	}) {
+		t.Errorf("the proxy does not mount %s read-only at %s", KubeVolume, KubeDir)
+	}
 	want := map[string]bool{"--listen=:9000": true, "--tls-cert-file=/etc/dossierguard/tls/tls.crt": true, "--tls-key-file=/etc/dossierguard/tls/tls.key": true, "--trusted-proxy-cidrs=10.0.0.0/24,10.0.1.0/24": true,
 		"--assignment-url=https://cases.local/assigned/{user}/{dossier}":  true,
 		"--consent-url=https://cases.local/consent/{dossier}/{agreement}": true, "--consent-cache-ttl=10s": true,
-		"--signing-key-dir=/etc/dossierguard/signing": true, "--pseudonym-key=/etc/dossierguard/pseudonym/pseudonym.key": true}
+		"--signing-key-dir=/etc/dossierguard/signing": true, "--pseudonym-key=/etc/dossierguard/pseudonym/pseudonym.key": true,
+		"--subject-requests=/s": true, "--kube-token-dir=/var/run/dossierguard/kube": true}
 	for _, a := range pod.Spec.Containers[1].Args {
 		delete(want, a)
 	}

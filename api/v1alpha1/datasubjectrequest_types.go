@@ -1,0 +1,307 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// RequestType is the right a family exercises (AVG art. 15 to 21).
+// +kubebuilder:validation:Enum=Access;Rectification;Completion;Erasure;Restriction;Objection
+type RequestType string
+
+// The request types.
+const (
+	// RequestAccess: inzage and a copy of the dossier (AVG art. 15).
+	RequestAccess RequestType = "Access"
+	// RequestRectification: correction (AVG art. 16).
+	RequestRectification RequestType = "Rectification"
+	// RequestCompletion: a statement added to the dossier (AVG art. 16).
+	RequestCompletion RequestType = "Completion"
+	// RequestErasure: destruction of the dossier (AVG art. 17).
+	RequestErasure RequestType = "Erasure"
+	// RequestRestriction: afscherming (AVG art. 18).
+	RequestRestriction RequestType = "Restriction"
+	// RequestObjection: verzet against a processing (AVG art. 21).
+	RequestObjection RequestType = "Objection"
+)
+
+// RequesterRelation is who makes the request, relative to the data subject.
+// +kubebuilder:validation:Enum=Self;Parent;Guardian;LegalRepresentative
+type RequesterRelation string
+
+// The requester relations.
+const (
+	RelationSelf                RequesterRelation = "Self"
+	RelationParent              RequesterRelation = "Parent"
+	RelationGuardian            RequesterRelation = "Guardian"
+	RelationLegalRepresentative RequesterRelation = "LegalRepresentative"
+)
+
+// AgeBand is the data subject's age at receipt, in the bands the law
+// distinguishes: under 12 the parents act; from 12 to 15 the child
+// co-decides; from 16 the young person's own consent is needed.
+// +kubebuilder:validation:Enum=Under12;From12To15;From16To17;Adult
+type AgeBand string
+
+// The age bands.
+const (
+	AgeUnder12    AgeBand = "Under12"
+	AgeFrom12To15 AgeBand = "From12To15"
+	AgeFrom16To17 AgeBand = "From16To17"
+	AgeAdult      AgeBand = "Adult"
+)
+
+// DecisionOutcome is the decision on a request.
+// +kubebuilder:validation:Enum=Granted;PartiallyGranted;Refused
+type DecisionOutcome string
+
+// The decision outcomes.
+const (
+	DecisionGranted          DecisionOutcome = "Granted"
+	DecisionPartiallyGranted DecisionOutcome = "PartiallyGranted"
+	DecisionRefused          DecisionOutcome = "Refused"
+)
+
+// RefusalGround is a documented ground for refusing (part of) a request
+// (AVG art. 12(5), art. 23; UAVG art. 41; Jeugdwet art. 7.3.11(4)).
+// +kubebuilder:validation:Enum=PrivacyOfOthers;CriminalInvestigation;InterestOfTheChild;ManifestlyUnfoundedOrExcessive
+type RefusalGround string
+
+// The refusal grounds.
+const (
+	// GroundPrivacyOfOthers: the privacy of others (other family members,
+	// a reporter) would be harmed.
+	GroundPrivacyOfOthers RefusalGround = "PrivacyOfOthers"
+	// GroundCriminalInvestigation: the prevention, investigation or
+	// prosecution of criminal offences.
+	GroundCriminalInvestigation RefusalGround = "CriminalInvestigation"
+	// GroundInterestOfTheChild: the interest of the child.
+	GroundInterestOfTheChild RefusalGround = "InterestOfTheChild"
+	// GroundManifestlyUnfounded: the request is manifestly unfounded or
+	// excessive (AVG art. 12(5)).
+	GroundManifestlyUnfounded RefusalGround = "ManifestlyUnfoundedOrExcessive"
+)
+
+// DossierPseudonym is the keyed pseudonym of a dossier id: the lowercase hex
+// HMAC-SHA-256 the audit proxy records, made with the store's pseudonym key
+// (`dossierguard pseudonym` prints it). A BSN, a name or a raw dossier id
+// does not have this shape and is refused.
+// +kubebuilder:validation:MaxLength=64
+// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9a-f]{64}$')",message="must be the dossier's pseudonym (64 lowercase hex digits, printed by dossierguard pseudonym), never a BSN, name or raw dossier id"
+type DossierPseudonym string
+
+// Requester is who made the request, without naming them.
+type Requester struct {
+	// Relation of the requester to the data subject.
+	Relation RequesterRelation `json:"relation"`
+}
+
+// DataSubject describes the person the dossier is about, without naming
+// them.
+type DataSubject struct {
+	// AgeBand at receipt of the request.
+	AgeBand AgeBand `json:"ageBand"`
+}
+
+// DeadlineExtension extends the response period by one or two months (AVG
+// art. 12(3)), with the reason recorded; the family must be told within the
+// first period.
+type DeadlineExtension struct {
+	// Months added to the deadline: 1 or 2.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=2
+	Months int32 `json:"months"`
+	// Reason for the extension, such as the complexity or number of
+	// requests; no personal data.
+	// +kubebuilder:validation:MinLength=10
+	// +kubebuilder:validation:MaxLength=1024
+	Reason string `json:"reason"`
+}
+
+// RestrictionSpec is what a restriction covers.
+type RestrictionSpec struct {
+	// Categories restricted; empty means the whole dossier.
+	// +optional
+	// +kubebuilder:validation:MaxItems=11
+	// +listType=set
+	Categories []DataCategory `json:"categories,omitempty"`
+	// ExemptRoles are AccessRoles of the store whose holders still reach
+	// the dossier, such as the privacy officer handling the request.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=set
+	// +kubebuilder:validation:items:MaxLength=63
+	ExemptRoles []string `json:"exemptRoles,omitempty"`
+}
+
+// ObjectionSpec is the processing objected to.
+type ObjectionSpec struct {
+	// Purpose objected to, in plain words, such as "tevredenheidsonderzoek".
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	Purpose string `json:"purpose"`
+	// Routes are the store's audited routes that serve that purpose; the
+	// audit proxy refuses them for this dossier.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=set
+	// +kubebuilder:validation:items:MaxLength=63
+	Routes []string `json:"routes"`
+}
+
+// RequestDecision is the decision on a request.
+// +kubebuilder:validation:XValidation:rule="self.outcome == 'Granted' || (has(self.refusalGrounds) && size(self.refusalGrounds) > 0)",message="spec.decision.refusalGrounds: a Refused or PartiallyGranted decision needs at least one documented ground"
+// +kubebuilder:validation:XValidation:rule="self.outcome == 'Granted' || (has(self.explanation) && size(self.explanation) >= 10)",message="spec.decision.explanation: a Refused or PartiallyGranted decision needs an explanation (at least 10 characters, without personal data)"
+// +kubebuilder:validation:XValidation:rule="self.outcome != 'Granted' || !has(self.refusalGrounds)",message="spec.decision.refusalGrounds is only allowed when the outcome is Refused or PartiallyGranted"
+type RequestDecision struct {
+	// Outcome of the request.
+	Outcome DecisionOutcome `json:"outcome"`
+	// DecidedAt is when the decision was taken; effects start then.
+	DecidedAt metav1.Time `json:"decidedAt"`
+	// RefusalGrounds for a refusal or a partial grant.
+	// +optional
+	// +kubebuilder:validation:MaxItems=4
+	// +listType=set
+	RefusalGrounds []RefusalGround `json:"refusalGrounds,omitempty"`
+	// Explanation of the decision, as the family reads it; no personal
+	// data (no names, no BSN).
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="!self.matches('[0-9]{9}')",message="spec.decision.explanation must hold no personal data: no nine-digit number such as a BSN"
+	Explanation string `json:"explanation,omitempty"`
+}
+
+// DataSubjectRequestSpec is a family's request about one dossier.
+// +kubebuilder:validation:XValidation:rule="!(self.subject.ageBand in ['From16To17', 'Adult']) || !(self.requester.relation in ['Parent', 'Guardian']) || (has(self.consentReference) && size(self.consentReference) > 0)",message="spec.consentReference is required: from 16 a parent's or guardian's request needs the young person's consent"
+// +kubebuilder:validation:XValidation:rule="self.subject.ageBand != 'From12To15' || self.requester.relation == 'Self' || (has(self.coDecisionReference) && size(self.coDecisionReference) > 0)",message="spec.coDecisionReference is required: from 12 to 15 the child's co-decision is recorded"
+// +kubebuilder:validation:XValidation:rule="self.type == 'Restriction' || !has(self.restriction)",message="spec.restriction is only allowed when spec.type is Restriction"
+// +kubebuilder:validation:XValidation:rule="self.type == 'Objection' ? has(self.objection) : !has(self.objection)",message="spec.objection is required when spec.type is Objection, and only allowed then"
+// +kubebuilder:validation:XValidation:rule="!has(self.endedAt) || has(self.decision)",message="spec.endedAt needs spec.decision: a request ends after it was decided"
+// +kubebuilder:validation:XValidation:rule="!has(self.endedAt) || !has(self.decision) || self.endedAt >= self.decision.decidedAt",message="spec.endedAt must not be before spec.decision.decidedAt"
+// +kubebuilder:validation:XValidation:rule="!has(self.decision) || self.decision.decidedAt >= self.receivedAt",message="spec.decision.decidedAt must not be before spec.receivedAt"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.decision) || has(self.decision)",message="spec.decision cannot be removed once recorded"
+type DataSubjectRequestSpec struct {
+	// StoreRef names the DossierStore that holds the dossier.
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.storeRef is immutable"
+	StoreRef StoreReference `json:"storeRef"`
+	// Type of the request.
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.type is immutable: file a new request for another right"
+	Type RequestType `json:"type"`
+	// Dossier is the dossier's pseudonym under the store's pseudonym key.
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.dossier is immutable"
+	Dossier DossierPseudonym `json:"dossier"`
+	// ReceivedAt is when the request was received; the deadline runs from
+	// it.
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.receivedAt is immutable: the deadline runs from the receipt"
+	ReceivedAt metav1.Time `json:"receivedAt"`
+	// Requester is who made the request.
+	Requester Requester `json:"requester"`
+	// Subject is the person the dossier is about.
+	Subject DataSubject `json:"subject"`
+	// ConsentReference records the young person's consent (from 16) to a
+	// parent's or guardian's request, such as the number of the signed form.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	ConsentReference string `json:"consentReference,omitempty"`
+	// CoDecisionReference records the child's co-decision (12 to 15), such
+	// as the number of the conversation report.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	CoDecisionReference string `json:"coDecisionReference,omitempty"`
+	// Handler is who handles the request: a team or staff account, such as
+	// "privacy-officer".
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Handler string `json:"handler"`
+	// Restriction limits a Restriction request to categories and exempts
+	// roles; without it the whole dossier is restricted for everyone.
+	// +optional
+	Restriction *RestrictionSpec `json:"restriction,omitempty"`
+	// Objection names the processing objected to; required for Objection.
+	// +optional
+	Objection *ObjectionSpec `json:"objection,omitempty"`
+	// Extension of the deadline by one or two months, with a reason.
+	// +optional
+	Extension *DeadlineExtension `json:"extension,omitempty"`
+	// Decision on the request, once taken.
+	// +optional
+	Decision *RequestDecision `json:"decision,omitempty"`
+	// EndedAt is when the request's effects end: a restriction is lifted,
+	// an objection withdrawn. Deleting the request ends them too.
+	// +optional
+	EndedAt *metav1.Time `json:"endedAt,omitempty"`
+}
+
+// RequestState is where a request stands.
+// +kubebuilder:validation:Enum=Open;Overdue;Decided;InEffect;Ended
+type RequestState string
+
+// The request states.
+const (
+	// StateOpen: not decided yet, within the deadline.
+	StateOpen RequestState = "Open"
+	// StateOverdue: not decided, and the deadline has passed.
+	StateOverdue RequestState = "Overdue"
+	// StateDecided: decided; nothing is enforced (any refusal, or a type
+	// without an effect at the proxy).
+	StateDecided RequestState = "Decided"
+	// StateInEffect: a granted restriction or objection the audit proxy
+	// enforces.
+	StateInEffect RequestState = "InEffect"
+	// StateEnded: the effects have ended (spec.endedAt passed).
+	StateEnded RequestState = "Ended"
+)
+
+// DataSubjectRequestStatus is the observed state of a DataSubjectRequest.
+type DataSubjectRequestStatus struct {
+	CommonStatus `json:",inline"`
+
+	// DueDate is the last day to decide, in Europe/Amsterdam (YYYY-MM-DD).
+	// +optional
+	DueDate string `json:"dueDate,omitempty"`
+	// DueAt is the moment the deadline passes: the start of the day after
+	// DueDate in Europe/Amsterdam.
+	// +optional
+	DueAt *metav1.Time `json:"dueAt,omitempty"`
+	// State of the request.
+	// +optional
+	State RequestState `json:"state,omitempty"`
+	// ResponsePeriod is the store's period the deadline was computed from.
+	// +optional
+	ResponsePeriod string `json:"responsePeriod,omitempty"`
+}
+
+// DataSubjectRequest is a family's request to exercise a right on one
+// dossier (inzage, correctie, aanvulling, verwijdering, afscherming,
+// verzet), referred to by pseudonym only, with its deadline and decision.
+// The audit proxy enforces a granted restriction or objection.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=dsr,categories=privacy
+// +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.type`
+// +kubebuilder:printcolumn:name="Store",type=string,JSONPath=`.spec.storeRef.name`
+// +kubebuilder:printcolumn:name="Due",type=string,JSONPath=`.status.dueDate`
+// +kubebuilder:printcolumn:name="State",type=string,JSONPath=`.status.state`
+// +kubebuilder:printcolumn:name="Decision",type=string,JSONPath=`.spec.decision.outcome`
+// +kubebuilder:printcolumn:name="Handler",type=string,JSONPath=`.spec.handler`,priority=1
+// +kubebuilder:printcolumn:name="Received",type=date,JSONPath=`.spec.receivedAt`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type DataSubjectRequest struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   DataSubjectRequestSpec   `json:"spec"`
+	Status DataSubjectRequestStatus `json:"status,omitempty"`
+}
+
+// DataSubjectRequestList is a list of DataSubjectRequests.
+// +kubebuilder:object:root=true
+type DataSubjectRequestList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []DataSubjectRequest `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&DataSubjectRequest{}, &DataSubjectRequestList{})
+}

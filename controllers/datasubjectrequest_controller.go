@@ -1,0 +1,138 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	"github.com/dossierguard/dossierguard/api/v1alpha1"
+	"github.com/dossierguard/dossierguard/internal/compliance"
+	"github.com/dossierguard/dossierguard/internal/dsr"
+	"github.com/dossierguard/dossierguard/internal/metrics"
+	"github.com/dossierguard/dossierguard/internal/resources"
+)
+
+// DataSubjectRequestReconciler keeps a request's deadline, state and
+// conditions, and emits an Event when it becomes overdue or its effect
+// starts or ends. It looks again exactly when time alone changes the
+// request (the deadline, the start or end of an effect); it never polls.
+type DataSubjectRequestReconciler struct {
+	client.Client
+	Recorder recorder.EventRecorder
+	Clock    clock.PassiveClock
+}
+
+// +kubebuilder:rbac:groups=privacy.dossierguard.io,resources=datasubjectrequests,verbs=get;list;watch
+// +kubebuilder:rbac:groups=privacy.dossierguard.io,resources=datasubjectrequests/status,verbs=get;update;patch
+
+// Reconcile computes one request's status from its spec, its store's
+// response period and the clock.
+func (r *DataSubjectRequestReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	request := &v1alpha1.DataSubjectRequest{}
+	if err := r.Get(ctx, req.NamespacedName, request); err != nil {
+		return ctrl.Result{}, forgetIfGone(metrics.KindDataSubjectRequest, req, err)
+	}
+	before := request.DeepCopy()
+	now := r.Clock.Now()
+
+	store, view, err := readStore(ctx, r.Client, request.Namespace, request.Spec.StoreRef.Name)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	facts := requestFacts{storeFound: view.Found, period: dsr.ResponsePeriod(store)}
+	var dl dsr.Deadline
+	if dl, facts.periodErr = dsr.RequestDeadline(request, facts.period); facts.periodErr == nil {
+		facts.assessment = dsr.Assess(request, dl, now)
+	}
+
+	setRequestStatus(request, facts)
+	metrics.RecordDataSubjectRequest(request)
+	written, statusErr := writeStatus(ctx, r.Client, before, request, before.Status, request.Status)
+	if written {
+		r.recordRequestTransitions(before, request)
+	}
+	return finish(requeueFor(facts.assessment.Next, now), statusErr)
+}
+
+// SetupWithManager registers the reconciler; the storeRef index is
+// registered by SetupAll.
+func (r *DataSubjectRequestReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.DataSubjectRequest{}, builder.WithPredicates(specMetadataOrDeletion)).
+		// A store's response period sets the deadline; its existence Ready.
+		Watches(&v1alpha1.DossierStore{}, handler.EnqueueRequestsFromMapFunc(referrers(r.Client, &v1alpha1.DataSubjectRequestList{})),
+			builder.WithPredicates(specMetadataOrDeletion)).
+		Named("datasubjectrequest").
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
+		Complete(r)
+}
+
+// summariseRequests assesses the store's requests for its DataSubjectRights
+// control, from their specs and the store's period (not from their status,
+// so that the store does not wait for the requests' reconciles), and the
+// next moment one of them changes.
+func (r *DossierStoreReconciler) summariseRequests(ctx context.Context, store *v1alpha1.DossierStore, now time.Time) (v1alpha1.ComplianceControl, time.Time, error) {
+	list := &v1alpha1.DataSubjectRequestList{}
+	if err := r.List(ctx, list, client.InNamespace(store.Namespace), client.MatchingFields{storeRefIndex: store.Name}); err != nil {
+		return compliance.RequestsNotListedControl(), time.Time{}, err
+	}
+	period := dsr.ResponsePeriod(store)
+	outcomes := make([]compliance.RequestOutcome, 0, len(list.Items))
+	for i := range list.Items {
+		dl, err := dsr.RequestDeadline(&list.Items[i], period)
+		if err != nil {
+			// Only a period the API's rules would refuse gets here.
+			return compliance.RequestsNotListedControl(), time.Time{}, nil
+		}
+		outcomes = append(outcomes, compliance.RequestOutcome{Name: list.Items[i].Name, Assessment: dsr.Assess(&list.Items[i], dl, now)})
+	}
+	return compliance.DataSubjectRightsControl(outcomes), compliance.NextRequestChange(outcomes), nil
+}
+
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=list
+
+// reconcileSubjectRequestAccess lets the store's audit proxy watch the
+// namespace's DataSubjectRequests: a Role and RoleBinding for the
+// workload's ServiceAccount, and a NetworkPolicy to the API server's
+// endpoints (read live from the EndpointSlices of default/kubernetes, not
+// cached). Without endpoints the policy is removed rather than applied
+// open; the proxy then cannot sync and refuses every request for a dossier.
+func (r *DossierStoreReconciler) reconcileSubjectRequestAccess(ctx context.Context, store *v1alpha1.DossierStore) (bool, error) {
+	if _, err := applyChild(ctx, r.Client, resources.SubjectRequestReaderRole(store), &rbacv1.Role{}); err != nil {
+		return false, fmt.Errorf("apply subject-requests reader Role: %w", err)
+	}
+	if _, err := applyChild(ctx, r.Client, resources.SubjectRequestReaderBinding(store), &rbacv1.RoleBinding{}); err != nil {
+		return false, fmt.Errorf("apply subject-requests reader RoleBinding: %w", err)
+	}
+	slices := &discoveryv1.EndpointSliceList{}
+	if err := r.Reader.List(ctx, slices, client.InNamespace("default"),
+		client.MatchingLabels{discoveryv1.LabelServiceName: resources.APIServerServiceLabel}); err != nil {
+		return false, fmt.Errorf("list the API server's EndpointSlices: %w", err)
+	}
+	endpoints := resources.APIServerEndpoints(slices.Items)
+	if len(endpoints) == 0 {
+		stale := &networkingv1.NetworkPolicy{}
+		stale.Namespace, stale.Name = store.Namespace, resources.APIServerPolicyName(store)
+		if err := r.Delete(ctx, stale); err != nil && !apierrors.IsNotFound(err) {
+			return false, fmt.Errorf("delete the API server NetworkPolicy: %w", err)
+		}
+		return false, nil
+	}
+	if _, err := applyChild(ctx, r.Client, resources.APIServerPolicy(store, endpoints), &networkingv1.NetworkPolicy{}); err != nil {
+		return false, fmt.Errorf("apply the API server NetworkPolicy: %w", err)
+	}
+	return true, nil
+}

@@ -1,0 +1,237 @@
+package auditproxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/dossierguard/dossierguard/api/v1alpha1"
+	"github.com/dossierguard/dossierguard/internal/accesspolicy"
+	"github.com/dossierguard/dossierguard/internal/auditlog"
+)
+
+var (
+	effectsNow       = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	testPseudonymKey = bytes.Repeat([]byte{3}, 32)
+)
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+// subjectRequest is a granted request of the test store on the dossier
+// with this pseudonym, decided an hour before effectsNow.
+func subjectRequest(typ v1alpha1.RequestType, pseudonym string, mutate ...func(*v1alpha1.DataSubjectRequest)) v1alpha1.DataSubjectRequest {
+	r := v1alpha1.DataSubjectRequest{Spec: v1alpha1.DataSubjectRequestSpec{
+		StoreRef: v1alpha1.StoreReference{Name: "wijkteam-dossiers"}, Type: typ, Dossier: v1alpha1.DossierPseudonym(pseudonym),
+		Decision: &v1alpha1.RequestDecision{Outcome: v1alpha1.DecisionGranted, DecidedAt: metav1.NewTime(effectsNow.Add(-time.Hour))},
+	}}
+	if typ == v1alpha1.RequestObjection {
+		r.Spec.Objection = &v1alpha1.ObjectionSpec{Purpose: "tevredenheidsonderzoek", Routes: []string{"export"}}
+	}
+	for _, m := range mutate {
+		m(&r)
+	}
+	return r
+}
+
+func routeNamed(t *testing.T, name string) *accesspolicy.Route {
+	t.Helper()
+	doc := testDocument()
+	for i := range doc.Routes {
+		if doc.Routes[i].Name == name {
+			return &doc.Routes[i]
+		}
+	}
+	t.Fatalf("no route %s", name)
+	return nil
+}
+
+// TestRequestEffectsCheck: which request a restriction or objection
+// refuses, for whom, and when.
+func TestRequestEffectsCheck(t *testing.T) {
+	a, b := DossierPseudonym(testPseudonymKey, "D-1"), DossierPseudonym(testPseudonymKey, "D-2")
+	cases := []struct {
+		name  string
+		reqs  []v1alpha1.DataSubjectRequest
+		route string
+		roles []string
+		dos   string
+		at    time.Time
+		want  Refusal
+	}{
+		{"no requests", nil, "read-dossier", []string{"basis"}, a, effectsNow, NotRefused},
+		{"restriction of the whole dossier", []v1alpha1.DataSubjectRequest{subjectRequest(v1alpha1.RequestRestriction, a)}, "read-dossier", []string{"basis"}, a, effectsNow, RefusedRestricted},
+		{"another dossier is served", []v1alpha1.DataSubjectRequest{subjectRequest(v1alpha1.RequestRestriction, a)}, "read-dossier", []string{"basis"}, b, effectsNow, NotRefused},
+		{"an exempt role is served", []v1alpha1.DataSubjectRequest{subjectRequest(v1alpha1.RequestRestriction, a, func(r *v1alpha1.DataSubjectRequest) {
+			r.Spec.Restriction = &v1alpha1.RestrictionSpec{ExemptRoles: []string{"intake"}}
+		})}, "read-dossier", []string{"basis", "intake"}, a, effectsNow, NotRefused},
+		{"a restricted category on the route", []v1alpha1.DataSubjectRequest{subjectRequest(v1alpha1.RequestRestriction, a, func(r *v1alpha1.DataSubjectRequest) {
+			r.Spec.Restriction = &v1alpha1.RestrictionSpec{Categories: []v1alpha1.DataCategory{"contact"}}
+		})}, "read-dossier", []string{"basis"}, a, effectsNow, RefusedRestricted},
+		{"a restricted category not on the route", []v1alpha1.DataSubjectRequest{subjectRequest(v1alpha1.RequestRestriction, a, func(r *v1alpha1.DataSubjectRequest) {
+			r.Spec.Restriction = &v1alpha1.RestrictionSpec{Categories: []v1alpha1.DataCategory{"safety"}}
+		})}, "read-dossier", []string{"basis"}, a, effectsNow, NotRefused},
+		{"refused restriction", []v1alpha1.DataSubjectRequest{subjectRequest(v1alpha1.RequestRestriction, a, func(r *v1alpha1.DataSubjectRequest) {
+			r.Spec.Decision.Outcome = v1alpha1.DecisionRefused
+		})}, "read-dossier", []string{"basis"}, a, effectsNow, NotRefused},
+		{"undecided restriction", []v1alpha1.DataSubjectRequest{subjectRequest(v1alpha1.RequestRestriction, a, func(r *v1alpha1.DataSubjectRequest) {
+			r.Spec.Decision = nil
+		})}, "read-dossier", []string{"basis"}, a, effectsNow, NotRefused},
+		{"restriction ended", []v1alpha1.DataSubjectRequest{subjectRequest(v1alpha1.RequestRestriction, a, func(r *v1alpha1.DataSubjectRequest) {
+			r.Spec.EndedAt = &metav1.Time{Time: effectsNow.Add(-time.Minute)}
+		})}, "read-dossier", []string{"basis"}, a, effectsNow, NotRefused},
+		{"restriction until later", []v1alpha1.DataSubjectRequest{subjectRequest(v1alpha1.RequestRestriction, a, func(r *v1alpha1.DataSubjectRequest) {
+			r.Spec.EndedAt = &metav1.Time{Time: effectsNow.Add(time.Minute)}
+		})}, "read-dossier", []string{"basis"}, a, effectsNow, RefusedRestricted},
+		{"decided for a later moment", []v1alpha1.DataSubjectRequest{subjectRequest(v1alpha1.RequestRestriction, a)}, "read-dossier", []string{"basis"}, a, effectsNow.Add(-2 * time.Hour), NotRefused},
+		{"another store's request", []v1alpha1.DataSubjectRequest{subjectRequest(v1alpha1.RequestRestriction, a, func(r *v1alpha1.DataSubjectRequest) {
+			r.Spec.StoreRef.Name = "cjg-dossiers"
+		})}, "read-dossier", []string{"basis"}, a, effectsNow, NotRefused},
+		{"an access request has no effect", []v1alpha1.DataSubjectRequest{subjectRequest(v1alpha1.RequestAccess, a)}, "read-dossier", []string{"basis"}, a, effectsNow, NotRefused},
+		{"objection to the route", []v1alpha1.DataSubjectRequest{subjectRequest(v1alpha1.RequestObjection, a)}, "export", []string{"batch"}, a, effectsNow, RefusedObjected},
+		{"objection: other routes go on", []v1alpha1.DataSubjectRequest{subjectRequest(v1alpha1.RequestObjection, a)}, "read-dossier", []string{"basis"}, a, effectsNow, NotRefused},
+		{"restriction wins over objection", []v1alpha1.DataSubjectRequest{subjectRequest(v1alpha1.RequestObjection, a), subjectRequest(v1alpha1.RequestRestriction, a)}, "export", []string{"batch"}, a, effectsNow, RefusedRestricted},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			set := NewRequestEffects("wijkteam-dossiers", tc.reqs)
+			if got := set.Check(tc.dos, routeNamed(t, tc.route), tc.roles, tc.at); got != tc.want {
+				t.Errorf("Check = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+// swapRequests is a SubjectRequestSource a test changes while the proxy
+// serves; nil is a source that is not synced.
+type swapRequests struct {
+	set atomic.Pointer[RequestEffects]
+}
+
+func (s *swapRequests) Effects() (*RequestEffects, error) {
+	if e := s.set.Load(); e != nil {
+		return e, nil
+	}
+	return nil, ErrRequestsNotSynced
+}
+
+// TestProxyRestrictionAndObjection: through the proxy, a restriction on A
+// refuses A (403, "restricted", never why) and serves B, the exempt role,
+// and the routes without a dossier; an objection refuses only its route;
+// while the requests are not loaded every request for a dossier is 503;
+// when the restriction ends A is served again. Every refusal is recorded.
+func TestProxyRestrictionAndObjection(t *testing.T) {
+	keys := newTestKeys(t)
+	app := newUpstreamApp(t)
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	w, err := auditlog.NewWriter(auditlog.Options{Path: path, SigningKey: keys.signing})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = w.Close() }()
+	p, policies := newTestProxy(t, app, w, keys, true)
+	doc := integrationDocument()
+	doc.Roles = append(doc.Roles, accesspolicy.Role{Name: "privacy-officer", Purpose: "p",
+		Subjects:   []accesspolicy.Subject{{Kind: v1alpha1.SubjectUser, Name: "po@example.nl"}},
+		Categories: []v1alpha1.DataCategory{"identity", "contact", "request"}, Actions: []v1alpha1.Action{"read"}})
+	pol, err := NewPolicy(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	policies.Set(pol)
+	src := &swapRequests{}
+	p.requests = src
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+
+	do := func(method, path, user, groups string) (int, Problem) {
+		t.Helper()
+		req, _ := http.NewRequest(method, srv.URL+path, nil)
+		req.Header.Set(DefaultUserHeader, user)
+		if groups != "" {
+			req.Header.Set(DefaultGroupsHeader, groups)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = resp.Body.Close() }()
+		var prob Problem
+		if resp.StatusCode >= 400 {
+			_ = json.NewDecoder(resp.Body).Decode(&prob)
+		}
+		return resp.StatusCode, prob
+	}
+	a := DossierPseudonym(keys.pseudonym, "D-1")
+
+	// Not synced: requests for a dossier are refused, the list is served.
+	if code, prob := do("GET", "/api/dossiers/D-2", "an@example.nl", "coaches"); code != 503 || prob.Type != ProblemRequestsUnavailable {
+		t.Errorf("before sync: %d %s, want 503 %s", code, prob.Type, ProblemRequestsUnavailable)
+	}
+	if code, _ := do("GET", "/api/dossiers", "an@example.nl", "coaches"); code != 200 {
+		t.Errorf("before sync, a route without a dossier: %d, want 200", code)
+	}
+
+	restriction := subjectRequest(v1alpha1.RequestRestriction, a, func(r *v1alpha1.DataSubjectRequest) {
+		r.Spec.Restriction = &v1alpha1.RestrictionSpec{ExemptRoles: []string{"privacy-officer"}}
+		r.Spec.Decision.DecidedAt = metav1.NewTime(time.Now().Add(-time.Minute))
+	})
+	objection := subjectRequest(v1alpha1.RequestObjection, DossierPseudonym(keys.pseudonym, "D-3"), func(r *v1alpha1.DataSubjectRequest) {
+		r.Spec.Objection.Routes = []string{"read-dossier"}
+		r.Spec.Decision.DecidedAt = metav1.NewTime(time.Now().Add(-time.Minute))
+	})
+	src.set.Store(NewRequestEffects("wijkteam-dossiers", []v1alpha1.DataSubjectRequest{restriction, objection}))
+
+	code, prob := do("GET", "/api/dossiers/D-1", "an@example.nl", "coaches")
+	if code != 403 || prob.Type != ProblemRestricted || prob.Detail != "this dossier is restricted" {
+		t.Errorf("restricted A: %d %s %q, want 403 restricted", code, prob.Type, prob.Detail)
+	}
+	if code, _ := do("GET", "/api/dossiers/d-1", "an@example.nl", "coaches"); code != 403 {
+		t.Errorf("restricted A in lower case: %d, want 403 (the pseudonym is of the lower-cased id)", code)
+	}
+	if code, _ := do("GET", "/api/dossiers/D-2", "an@example.nl", "coaches"); code != 200 {
+		t.Errorf("B while A is restricted: %d, want 200", code)
+	}
+	if code, _ := do("GET", "/api/dossiers/D-1", "po@example.nl", ""); code != 200 {
+		t.Errorf("A by the exempt role: %d, want 200", code)
+	}
+	if code, prob := do("GET", "/api/dossiers/D-3", "an@example.nl", "coaches"); code != 403 || prob.Type != ProblemObjected {
+		t.Errorf("objected route on D-3: %d %s, want 403 %s", code, prob.Type, ProblemObjected)
+	}
+	if code, _ := do("PUT", "/api/dossiers/D-3/plan", "an@example.nl", ""); code != 201 {
+		t.Errorf("another route on D-3: %d, want 201", code)
+	}
+
+	// The restriction ends: A is served again.
+	restriction.Spec.EndedAt = &metav1.Time{Time: time.Now()}
+	src.set.Store(NewRequestEffects("wijkteam-dossiers", []v1alpha1.DataSubjectRequest{restriction, objection}))
+	if code, _ := do("GET", "/api/dossiers/D-1", "an@example.nl", "coaches"); code != 200 {
+		t.Errorf("A after the restriction ended: %d, want 200", code)
+	}
+	p.Wait()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data := readFile(t, path)
+	if strings.Contains(data, "D-1") || strings.Contains(data, "d-1") {
+		t.Error("the audit log holds a raw dossier id")
+	}
+	if n := strings.Count(data, `"outcome":"denied"`); n != 4 {
+		t.Errorf("%d denied events, want 4: before the sync, A twice, the objected route", n)
+	}
+}
