@@ -115,6 +115,13 @@ func (r *DossierStoreReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		_, err := syncReports(ctx, r.Client, r.Reports, reportSubject(metrics.KindDossierStore, store, store.Name, &store.Status.CommonStatus))
 		errs = append(errs, err)
 	}
+	return finish(requeueFor(r.nextStoreLook(facts, now), now), statusErr, errs...)
+}
+
+// nextStoreLook is when the store must be looked at again, whatever
+// happens in between: the soonest of the pod recheck, a key rotation, a
+// signing key taking over, a request's deadline and a pending certificate.
+func (r *DossierStoreReconciler) nextStoreLook(facts storeFacts, now time.Time) time.Time {
 	// Look again at least every auditRecheck for workload pods that escaped
 	// the webhook (pods are not watched, to keep the cache small).
 	next := now.Add(auditRecheck)
@@ -133,7 +140,7 @@ func (r *DossierStoreReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if facts.transport.TLS && !facts.transport.Issued && r.ProxyIssuer != nil {
 		next = now.Add(certRecheck)
 	}
-	return finish(requeueFor(next, now), statusErr, errs...)
+	return next
 }
 
 // storeStep is one step of a store's reconcile: it records what it found
