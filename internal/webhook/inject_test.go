@@ -24,7 +24,7 @@ func TestInjectIsIdempotentAndPlainSidecarWorks(t *testing.T) {
 	if Inject(pod, store, Config{Image: "img"}) {
 		t.Error("second injection changed the pod")
 	}
-	if len(pod.Spec.Containers) != 2 || pod.Spec.Containers[1].Name != SidecarName || pod.Spec.Containers[1].RestartPolicy != nil || len(pod.Spec.Volumes) != 5 {
+	if len(pod.Spec.Containers) != 2 || pod.Spec.Containers[1].Name != SidecarName || pod.Spec.Containers[1].RestartPolicy != nil || len(pod.Spec.Volumes) != 6 {
 		t.Fatalf("pod %+v", pod.Spec)
 	}
 	// The proxy (UID 65532, no fsGroup required of the pod) must be able to
@@ -77,7 +77,7 @@ func TestInjectServesTLSUnlessTheStoreOptsOut(t *testing.T) {
 	}
 	store.Spec.Workload.ProxyTLS = &v1alpha1.ProxyTLSSpec{Mode: v1alpha1.ProxyTLSDisabled, DisabledReason: "Istio mutual TLS"}
 	plain, volumes := ExpectedProxy(store, Config{Image: "img"})
-	if !slices.Contains(plain.Args, "--plain-http") || slices.ContainsFunc(plain.Args, func(a string) bool { return strings.HasPrefix(a, "--tls-") }) || len(volumes) != 4 {
+	if !slices.Contains(plain.Args, "--plain-http") || slices.ContainsFunc(plain.Args, func(a string) bool { return strings.HasPrefix(a, "--tls-") }) || len(volumes) != 5 {
 		t.Errorf("opted out: want --plain-http and no certificate; got args %v, %d volumes", plain.Args, len(volumes))
 	}
 }
