@@ -73,10 +73,10 @@ test-go: ## Unit, envtest and PostgreSQL suites of the main module (starts and s
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" DOSSIERGUARD_TEST_PG_DSN="$$(hack/postgres.sh dsn)" go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-report
-test-report: ## The compliance report: model, golden files, `dossierguard report` on envtest, and in headless Chromium (screenshot and PDF in bin/test-artefacts/report/).
+test-report: ## The compliance report: model, golden files, `dossierguard report` on envtest, and in headless Chromium (screenshot and PDF in bin/test-artefacts/report/), and the family's access report (`dossierguard dsr report`).
 	@[ -n "$$DOSSIERGUARD_CHROMIUM" ] || command -v chromium >/dev/null || { echo "Chromium is needed: apt-get install -y chromium (or set DOSSIERGUARD_CHROMIUM)"; exit 1; }
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test $(GO_TEST_FLAGS) ./internal/report/ && \
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test $(GO_TEST_FLAGS) -run 'TestReport' -v ./cmd/dossierguard/
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test $(GO_TEST_FLAGS) -run 'TestReport|TestDSRReport' -v ./cmd/dossierguard/
 
 .PHONY: test-netpol
 test-netpol: ## NetworkPolicy semantics of the generated policies, checked with cyclonus's matcher (own module).

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -160,29 +161,49 @@ func runAuditQuery(cmd *cobra.Command, opts auditQueryOptions) error {
 	if opts.pseudonymKey == "" {
 		return auditUsageError("--pseudonym-key is required: the file with the store's pseudonym key")
 	}
-	key, err := os.ReadFile(opts.pseudonymKey)
+	key, err := readPseudonymKeyFile(opts.pseudonymKey)
 	if err != nil {
-		return auditUsageError("read pseudonym key: %v", err)
-	}
-	if err := auditlog.CheckPseudonymKey(key); err != nil {
-		return auditUsageError("--pseudonym-key: %v", err)
+		return err
 	}
 	since, until, err := opts.src.times()
 	if err != nil {
 		return err
 	}
-	pool, err := logbookPool(cmd.Context(), opts.src.schema)
-	if err != nil {
-		return auditUsageError("%v", err)
-	}
-	defer pool.Close()
-	accesses, err := logbook.QueryDossier(cmd.Context(), pool, logbook.QueryFilter{
+	accesses, err := queryLogbook(cmd.Context(), opts.src.schema, logbook.QueryFilter{
 		Store: opts.src.store, DataSubject: auditproxy.DossierPseudonym(key, opts.dossier), Since: since, Until: until,
 	})
 	if err != nil {
-		return auditUsageError("%v", err)
+		return err
 	}
 	return writeAccesses(cmd.OutOrStdout(), opts.output, accesses)
+}
+
+// readPseudonymKeyFile reads and checks a store's pseudonym key from a file.
+func readPseudonymKeyFile(path string) ([]byte, error) {
+	key, err := os.ReadFile(path)
+	if err != nil {
+		return nil, auditUsageError("read pseudonym key: %v", err)
+	}
+	if err := auditlog.CheckPseudonymKey(key); err != nil {
+		return nil, auditUsageError("--pseudonym-key: %v", err)
+	}
+	return key, nil
+}
+
+// queryLogbook lists the accesses of one dossier (by pseudonym) from the
+// logbook's database (PG* environment variables), as `audit query` and
+// `dsr report` read them.
+func queryLogbook(ctx context.Context, schema string, f logbook.QueryFilter) ([]logbook.Access, error) {
+	pool, err := logbookPool(ctx, schema)
+	if err != nil {
+		return nil, auditUsageError("%v", err)
+	}
+	defer pool.Close()
+	accesses, err := logbook.QueryDossier(ctx, pool, f)
+	if err != nil {
+		return nil, auditUsageError("%v", err)
+	}
+	return accesses, nil
 }
 
 // accessJSON is one access as `audit query -o json` prints it.

@@ -28,7 +28,7 @@ consent- and time-bound sharing agreements and statutory retention.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newManagerCommand(), newAuditProxyCommand(), newRetentionSweepCommand(), newAuditCommand(), newLogbookCommand(), newReportCommand(), newPseudonymCommand(), newVersionCommand())
+	root.AddCommand(newManagerCommand(), newAuditProxyCommand(), newRetentionSweepCommand(), newAuditCommand(), newLogbookCommand(), newReportCommand(), newPseudonymCommand(), newDSRCommand(), newVersionCommand())
 	return root
 }
 

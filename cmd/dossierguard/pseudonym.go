@@ -2,10 +2,10 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -14,7 +14,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
-	"github.com/dossierguard/dossierguard/internal/auditlog"
 	"github.com/dossierguard/dossierguard/internal/auditproxy"
 	"github.com/dossierguard/dossierguard/internal/resources"
 	"github.com/dossierguard/dossierguard/internal/scheme"
@@ -62,11 +61,8 @@ func runPseudonym(cmd *cobra.Command, opts pseudonymOptions) error {
 	}
 	var key []byte
 	if opts.pseudonymKey != "" {
-		if key, err = os.ReadFile(opts.pseudonymKey); err != nil {
-			return auditUsageError("read pseudonym key: %v", err)
-		}
-		if err := auditlog.CheckPseudonymKey(key); err != nil {
-			return auditUsageError("--pseudonym-key: %v", err)
+		if key, err = readPseudonymKeyFile(opts.pseudonymKey); err != nil {
+			return err
 		}
 	} else if key, err = storePseudonymKey(cmd, namespace, name); err != nil {
 		return err
@@ -102,10 +98,15 @@ func storePseudonymKey(cmd *cobra.Command, namespace, name string) ([]byte, erro
 	if err := c.Get(cmd.Context(), client.ObjectKey{Namespace: namespace, Name: name}, store); err != nil {
 		return nil, fmt.Errorf("read DossierStore %s/%s: %w", namespace, name, err)
 	}
+	return readStorePseudonymKey(cmd.Context(), c, store)
+}
+
+// readStorePseudonymKey reads a store's pseudonym key from its Secret.
+func readStorePseudonymKey(ctx context.Context, c client.Reader, store *v1alpha1.DossierStore) ([]byte, error) {
 	secretName, _ := resources.PseudonymKeyRef(store)
 	secret := &corev1.Secret{}
-	if err := c.Get(cmd.Context(), client.ObjectKey{Namespace: namespace, Name: secretName}, secret); err != nil {
-		return nil, fmt.Errorf("read Secret %s/%s: %w", namespace, secretName, err)
+	if err := c.Get(ctx, client.ObjectKey{Namespace: store.Namespace, Name: secretName}, secret); err != nil {
+		return nil, fmt.Errorf("read Secret %s/%s: %w", store.Namespace, secretName, err)
 	}
 	return resources.ReadPseudonymKey(store, secret)
 }

@@ -105,14 +105,9 @@ func runReport(ctx context.Context, opts reportOptions, stdout io.Writer) error 
 	if err != nil {
 		return err
 	}
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	if opts.kubeconfig != "" {
-		rules.ExplicitPath = opts.kubeconfig
-	}
-	kc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: opts.context})
-	cfg, err := kc.ClientConfig()
+	cfg, kc, err := kubeConnect(opts.kubeconfig, opts.context)
 	if err != nil {
-		return fmt.Errorf("kubernetes configuration: %w", err)
+		return err
 	}
 	namespace := opts.namespace
 	if !opts.allNamespaces && namespace == "" {
@@ -150,6 +145,22 @@ func runReport(ctx context.Context, opts reportOptions, stdout io.Writer) error 
 		return err
 	}
 	return writeFileAtomic(opts.output, buf.Bytes())
+}
+
+// kubeConnect finds the kubeconfig as kubectl does (--kubeconfig,
+// KUBECONFIG, ~/.kube/config, the pod's service account) with the
+// context chosen.
+func kubeConnect(kubeconfig, context string) (*rest.Config, clientcmd.ClientConfig, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if kubeconfig != "" {
+		rules.ExplicitPath = kubeconfig
+	}
+	kc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: context})
+	cfg, err := kc.ClientConfig()
+	if err != nil {
+		return nil, nil, fmt.Errorf("kubernetes configuration: %w", err)
+	}
+	return cfg, kc, nil
 }
 
 // whoAmI is the user name the API server authenticates the caller as.
