@@ -80,14 +80,19 @@ var reportSecrets = []string{
 	"j.devries@cjg.example", "u900000017",
 	"DOS-2026-004712", "999990019",
 	"wijkteam-db-credentials", "vt-db-credentials", "cjg-db-credentials",
+	openRequestPseudonym,
 }
+
+// openRequestPseudonym is the dossier of the open request seeded for the
+// report; it must not be in the report.
+const openRequestPseudonym = "4e7a1c9b2d5f8e0a3c6b9d2f5a8e1c4b7d0a3f6c9e2b5d8a1f4c7e0b3d6a9c2f"
 
 // The auditor's read-only permissions, as docs/reports.md gives them.
 var reportReaderRole = &rbacv1.ClusterRole{
 	ObjectMeta: metav1.ObjectMeta{Name: "dossierguard-report-reader"},
 	Rules: []rbacv1.PolicyRule{{
 		APIGroups: []string{v1alpha1.GroupVersion.Group},
-		Resources: []string{"dossierstores", "accessroles", "sharingagreements", "retentionpolicies"},
+		Resources: []string{"dossierstores", "accessroles", "sharingagreements", "retentionpolicies", "datasubjectrequests"},
 		Verbs:     []string{"get", "list"},
 	}},
 }
@@ -157,7 +162,8 @@ func TestReport(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, w := range []string{`<html lang="en">`, "Privacy controls compliance report", "auditor@gemeente.example", "<dd>wijkteam</dd>",
-			`data-store="wijkteam/wijkteam-dossiers"`, "Woonstichting Voorbeeldstad"} {
+			`data-store="wijkteam/wijkteam-dossiers"`, "Woonstichting Voorbeeldstad",
+			"Data-subject requests", `data-request="correctie-2026-0099"`, "rectification"} {
 			if !strings.Contains(out, w) {
 				t.Errorf("report lacks %q", w)
 			}
@@ -345,6 +351,18 @@ func seedReportObjects(t *testing.T, c client.Client) {
 		if err := c.Create(ctx, obj); err != nil {
 			t.Fatalf("create %s %s: %v", obj.GetKind(), obj.GetName(), err)
 		}
+	}
+	open := &v1alpha1.DataSubjectRequest{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "wijkteam", Name: "correctie-2026-0099"},
+		Spec: v1alpha1.DataSubjectRequestSpec{
+			StoreRef: v1alpha1.StoreReference{Name: "wijkteam-dossiers"}, Type: v1alpha1.RequestRectification,
+			Dossier: openRequestPseudonym, ReceivedAt: metav1.NewTime(time.Now().Add(-24 * time.Hour).Truncate(time.Second)),
+			Requester: v1alpha1.Requester{Relation: v1alpha1.RelationSelf}, Subject: v1alpha1.DataSubject{AgeBand: v1alpha1.AgeAdult},
+			Handler: "privacy-officer",
+		},
+	}
+	if err := c.Create(ctx, open); err != nil {
+		t.Fatal(err)
 	}
 	role := &v1alpha1.AccessRole{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "cjg", Name: "team-2026-0417"},

@@ -185,5 +185,31 @@ func fixtureInput() Input {
 				},
 			},
 		},
+		Requests: []v1alpha1.DataSubjectRequest{
+			fixtureRequest("wijkteam", "inzage-2026-0051", "wijkteam-dossiers", v1alpha1.RequestAccess, "2026-12-22", v1alpha1.StateOpen, false),
+			fixtureRequest("wijkteam", "correctie-2026-0012", "wijkteam-dossiers", v1alpha1.RequestRectification, "2026-11-27", v1alpha1.StateOverdue, false),
+			fixtureRequest("wijkteam", "afscherming-2026-0007", "wijkteam-dossiers", v1alpha1.RequestRestriction, "2026-11-30", v1alpha1.StateInEffect, true),
+			fixtureRequest("cjg", "verzet-2026-0003", "opgeheven", v1alpha1.RequestObjection, "2026-12-20", v1alpha1.StateOpen, false),
+		},
 	}
+}
+
+// fixtureRequest is a DataSubjectRequest; decided ones are not open.
+func fixtureRequest(ns, name, store string, typ v1alpha1.RequestType, due string, state v1alpha1.RequestState, decided bool) v1alpha1.DataSubjectRequest {
+	q := v1alpha1.DataSubjectRequest{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Generation: 1},
+		Spec: v1alpha1.DataSubjectRequestSpec{
+			StoreRef: v1alpha1.StoreReference{Name: store}, Type: typ,
+			Dossier:    "b9d88858ee62d645d9e45651cc19a782f9314866fc6b8c190a1ec31ec2284149",
+			ReceivedAt: metav1.NewTime(fixtureNow.Add(-14 * 24 * time.Hour)), Handler: "privacy-officer",
+		},
+		Status: v1alpha1.DataSubjectRequestStatus{DueDate: due, State: state},
+	}
+	if decided {
+		q.Spec.Decision = &v1alpha1.RequestDecision{Outcome: v1alpha1.DecisionGranted, DecidedAt: metav1.NewTime(fixtureNow.Add(-time.Hour))}
+	}
+	if state == v1alpha1.StateOverdue {
+		q.Spec.Extension = &v1alpha1.DeadlineExtension{Months: 1, Reason: "complex request across three dossiers"}
+	}
+	return q
 }

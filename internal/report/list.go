@@ -20,6 +20,7 @@ func List(ctx context.Context, c client.Reader, namespace string) (Input, error)
 		roles      v1alpha1.AccessRoleList
 		agreements v1alpha1.SharingAgreementList
 		policies   v1alpha1.RetentionPolicyList
+		requests   v1alpha1.DataSubjectRequestList
 	)
 	opts := []client.ListOption{}
 	if namespace != "" {
@@ -33,11 +34,13 @@ func List(ctx context.Context, c client.Reader, namespace string) (Input, error)
 		{"AccessRoles", &roles},
 		{"SharingAgreements", &agreements},
 		{"RetentionPolicies", &policies},
+		{"DataSubjectRequests", &requests},
 	} {
 		if err := c.List(ctx, l.list, opts...); err != nil {
 			return Input{}, fmt.Errorf("list %s: %w", l.kind, err)
 		}
 	}
 	in.Stores, in.Roles, in.Agreements, in.Policies = stores.Items, roles.Items, agreements.Items, policies.Items
+	in.Requests = requests.Items
 	return in, nil
 }

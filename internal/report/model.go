@@ -18,7 +18,7 @@
 // never reads labels, annotations or the database credentials of a
 // retention policy.
 //
-// Adding a kind of resource (such as DataSubjectRequest) to the report is a
+// Adding a kind of resource (as DataSubjectRequest was) to the report is a
 // small change: a field in Input and a List call, a row type built in
 // Build, a section template in templates/compliance.html and its strings in
 // lang/*.json.
@@ -43,6 +43,9 @@ type Input struct {
 	Roles      []v1alpha1.AccessRole
 	Agreements []v1alpha1.SharingAgreement
 	Policies   []v1alpha1.RetentionPolicy
+	// Requests are the DataSubjectRequests; the report shows the open ones
+	// (not decided yet) with their deadlines.
+	Requests []v1alpha1.DataSubjectRequest
 }
 
 // Meta says when, by whom, from which cluster and over which namespaces a
@@ -146,7 +149,30 @@ type Store struct {
 	Roles      []Role
 	Agreements []Agreement
 	Retention  []Retention
+	// Requests are the store's open data-subject requests, the earliest
+	// deadline first.
+	Requests []Request
 }
+
+// Request is an open DataSubjectRequest: a family's request that has not
+// been decided yet. It shows no dossier, not even its pseudonym.
+type Request struct {
+	Name       string
+	Type       string
+	ReceivedAt time.Time
+	// DueDate is the last day to decide (Europe/Amsterdam), empty before the
+	// operator computed it.
+	DueDate string
+	// State is Open or Overdue as status says; empty before the operator
+	// looked at the request.
+	State string
+	// Extended is true when the deadline was extended (AVG art. 12(3)).
+	Extended bool
+	Handler  string
+}
+
+// Overdue is true when the deadline has passed.
+func (r Request) Overdue() bool { return r.State == string(v1alpha1.StateOverdue) }
 
 // Role is an AccessRole.
 type Role struct {
@@ -286,6 +312,17 @@ func Build(in Input, meta Meta) Compliance {
 			orphan("RetentionPolicy", p.Namespace, p.Name, p.Spec.StoreRef.Name)
 		}
 	}
+	for i := range in.Requests {
+		q := &in.Requests[i]
+		if q.Spec.Decision != nil {
+			continue // decided: no longer open
+		}
+		if s, ok := index[storeKey{q.Namespace, q.Spec.StoreRef.Name}]; ok {
+			report.Stores[s].Requests = append(report.Stores[s].Requests, newRequest(q))
+		} else {
+			orphan("DataSubjectRequest", q.Namespace, q.Name, q.Spec.StoreRef.Name)
+		}
+	}
 	slices.SortFunc(report.Orphans, func(a, b Orphan) int {
 		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Name, b.Name))
 	})
@@ -294,6 +331,9 @@ func Build(in Input, meta Meta) Compliance {
 		slices.SortFunc(s.Roles, func(a, b Role) int { return cmp.Compare(a.Name, b.Name) })
 		slices.SortFunc(s.Agreements, func(a, b Agreement) int { return cmp.Compare(a.Name, b.Name) })
 		slices.SortFunc(s.Retention, func(a, b Retention) int { return cmp.Compare(a.Name, b.Name) })
+		slices.SortFunc(s.Requests, func(a, b Request) int {
+			return cmp.Or(cmp.Compare(dueOrder(a.DueDate), dueOrder(b.DueDate)), cmp.Compare(a.Name, b.Name))
+		})
 		s.Verdict = s.combinedVerdict()
 		report.Totals.add(s)
 	}
@@ -514,6 +554,22 @@ func newRetention(p *v1alpha1.RetentionPolicy) Retention {
 		}
 	}
 	return r
+}
+
+func newRequest(q *v1alpha1.DataSubjectRequest) Request {
+	return Request{
+		Name: q.Name, Type: string(q.Spec.Type), ReceivedAt: q.Spec.ReceivedAt.UTC(),
+		DueDate: q.Status.DueDate, State: string(q.Status.State), Extended: q.Spec.Extension != nil, Handler: q.Spec.Handler,
+	}
+}
+
+// dueOrder sorts a request without a computed deadline first: it is the
+// one nobody can tell is in time.
+func dueOrder(due string) string {
+	if due == "" {
+		return "0"
+	}
+	return due
 }
 
 // references lists compliance.References sorted by control.

@@ -103,8 +103,9 @@ func TestBuild(t *testing.T) {
 	if r.Totals != want {
 		t.Errorf("totals %+v; want %+v", r.Totals, want)
 	}
-	if len(r.Orphans) != 1 || r.Orphans[0] != (Orphan{Kind: "RetentionPolicy", Namespace: "cjg", Name: "oud-beleid", Store: "opgeheven"}) {
-		t.Errorf("orphans %+v; want the policy of the store that does not exist", r.Orphans)
+	if len(r.Orphans) != 2 || r.Orphans[0] != (Orphan{Kind: "DataSubjectRequest", Namespace: "cjg", Name: "verzet-2026-0003", Store: "opgeheven"}) ||
+		r.Orphans[1] != (Orphan{Kind: "RetentionPolicy", Namespace: "cjg", Name: "oud-beleid", Store: "opgeheven"}) {
+		t.Errorf("orphans %+v; want the open request and the policy of the store that does not exist", r.Orphans)
 	}
 	if len(r.References) != len(compliance.References) || !slices.IsSortedFunc(r.References, func(a, b Reference) int { return strings.Compare(a.Control, b.Control) }) {
 		t.Errorf("references %v; want every control of compliance.References, sorted", r.References)
@@ -153,5 +154,36 @@ func TestBuildDefaults(t *testing.T) {
 	}
 	if r.Totals.Stores != 1 || r.Totals.StoresUnknown != 1 {
 		t.Errorf("totals %+v", r.Totals)
+	}
+}
+
+func TestBuildRequests(t *testing.T) {
+	in := fixtureInput()
+	in.Requests = append(in.Requests,
+		fixtureRequest("wijkteam", "aanvulling-2026-0002", "wijkteam-dossiers", v1alpha1.RequestCompletion, "", "", false))
+	r := Build(in, fixtureMeta(LangNL))
+	var wijkteam *Store
+	for i := range r.Stores {
+		if r.Stores[i].Name == "wijkteam-dossiers" {
+			wijkteam = &r.Stores[i]
+		}
+	}
+	if wijkteam == nil {
+		t.Fatal("no wijkteam store")
+	}
+	var names []string
+	for _, q := range wijkteam.Requests {
+		names = append(names, q.Name)
+	}
+	// Open ones only (the decided restriction is not), the request without
+	// a computed deadline first, then by due date.
+	if got, want := strings.Join(names, ","), "aanvulling-2026-0002,correctie-2026-0012,inzage-2026-0051"; got != want {
+		t.Errorf("open requests %s; want %s", got, want)
+	}
+	if !wijkteam.Requests[1].Overdue() || wijkteam.Requests[2].Overdue() || !wijkteam.Requests[1].Extended {
+		t.Errorf("overdue/extended wrong: %+v", wijkteam.Requests)
+	}
+	if !slices.ContainsFunc(r.Orphans, func(o Orphan) bool { return o.Kind == "DataSubjectRequest" && o.Name == "verzet-2026-0003" }) {
+		t.Errorf("the open request of a missing store is not an orphan: %+v", r.Orphans)
 	}
 }
