@@ -33,6 +33,9 @@ type DataSubjectRequestReconciler struct {
 	client.Client
 	Recorder recorder.EventRecorder
 	Clock    clock.PassiveClock
+	// Reports are the compliance reports kept for each request (its
+	// ResponseDeadline row), as for the other kinds.
+	Reports ReportKinds
 }
 
 // +kubebuilder:rbac:groups=privacy.dossierguard.io,resources=datasubjectrequests,verbs=get;list;watch
@@ -64,13 +67,18 @@ func (r *DataSubjectRequestReconciler) Reconcile(ctx context.Context, req ctrl.R
 	if written {
 		r.recordRequestTransitions(before, request)
 	}
-	return finish(requeueFor(facts.assessment.Next, now), statusErr)
+	var reportErr error
+	if statusErr == nil {
+		_, reportErr = syncReports(ctx, r.Client, r.Reports,
+			reportSubject(metrics.KindDataSubjectRequest, request, request.Spec.StoreRef.Name, &request.Status.CommonStatus))
+	}
+	return finish(requeueFor(facts.assessment.Next, now), statusErr, reportErr)
 }
 
 // SetupWithManager registers the reconciler; the storeRef index is
 // registered by SetupAll.
 func (r *DataSubjectRequestReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
-	return ctrl.NewControllerManagedBy(mgr).
+	return ownReports(ctrl.NewControllerManagedBy(mgr), r.Reports).
 		For(&v1alpha1.DataSubjectRequest{}, builder.WithPredicates(specMetadataOrDeletion)).
 		// A store's response period sets the deadline; its existence Ready.
 		Watches(&v1alpha1.DossierStore{}, handler.EnqueueRequestsFromMapFunc(referrers(r.Client, &v1alpha1.DataSubjectRequestList{})),

@@ -234,6 +234,7 @@ func TestEveryKindHasItsReport(t *testing.T) {
 	role := newRole(t, ns, "jeugdverpleegkundige")
 	agreement := newAgreement(t, ns, "regenboog", nil)
 	policy := newPolicy(t, ns, "bewaartermijn", nil)
+	request := newRequest(t, ns, "inzage-2026-0001", fakeClock.Now().Add(-24*time.Hour))
 	cases := []struct {
 		kind, report string
 		obj          client.Object
@@ -243,6 +244,7 @@ func TestEveryKindHasItsReport(t *testing.T) {
 		{"AccessRole", "accessrole-jeugdverpleegkundige", role, func() []v1alpha1.ComplianceControl { return role.Status.Compliance }},
 		{"SharingAgreement", "sharingagreement-regenboog", agreement, func() []v1alpha1.ComplianceControl { return agreement.Status.Compliance }},
 		{"RetentionPolicy", "retentionpolicy-bewaartermijn", policy, func() []v1alpha1.ComplianceControl { return policy.Status.Compliance }},
+		{"DataSubjectRequest", "datasubjectrequest-inzage-2026-0001", request, func() []v1alpha1.ComplianceControl { return request.Status.Compliance }},
 	}
 	for _, c := range cases {
 		t.Run(c.kind, func(t *testing.T) {
@@ -266,8 +268,8 @@ func TestEveryKindHasItsReport(t *testing.T) {
 	if err := k8s.List(context.Background(), list, client.InNamespace(ns), client.MatchingLabels{v1alpha1.LabelStore: store.Name}); err != nil {
 		t.Fatal(err)
 	}
-	if len(list.Items) != 4 {
-		t.Errorf("%d reports labelled with the store; want 4", len(list.Items))
+	if len(list.Items) != 5 {
+		t.Errorf("%d reports labelled with the store; want 5", len(list.Items))
 	}
 }
 
@@ -303,5 +305,43 @@ func TestUnchangedReportsMakeNoWrites(t *testing.T) {
 	if after.ResourceVersion != before.ResourceVersion || afterPolicy.GetResourceVersion() != beforePolicy.GetResourceVersion() {
 		t.Errorf("report resource versions moved: Report %s -> %s, PolicyReport %s -> %s",
 			before.ResourceVersion, after.ResourceVersion, beforePolicy.GetResourceVersion(), afterPolicy.GetResourceVersion())
+	}
+}
+
+// A request's Report follows its status, and an unchanged request makes no
+// write, of its status or of its Report.
+func TestRequestReportMakesNoWritesWhenUnchanged(t *testing.T) {
+	ctx := context.Background()
+	ns, _ := readyStore(t)
+	request := newRequest(t, ns, "correctie-2026-0002", fakeClock.Now().Add(-time.Hour), func(r *v1alpha1.DataSubjectRequest) {
+		r.Spec.Type = v1alpha1.RequestRectification
+	})
+	eventually(t, timeout, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(request), request); err != nil {
+			return err
+		}
+		r, err := getReport(ns, "datasubjectrequest-correctie-2026-0002")
+		if err != nil {
+			return err
+		}
+		return reportMatches(r, request, "DataSubjectRequest", request.Status.Compliance)
+	})
+	time.Sleep(time.Second) // let the manager settle
+	before, _ := getReport(ns, "datasubjectrequest-correctie-2026-0002")
+	writes := &atomic.Int64{}
+	r := &controllers.DataSubjectRequestReconciler{Client: countingClient{Client: mgrClient, n: writes}, Recorder: noEvents{}, Clock: fakeClock, Reports: reports}
+	for i := 0; i < 3; i++ {
+		if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(request)}); err != nil {
+			t.Fatalf("reconcile %d: %v", i, err)
+		}
+	}
+	if n := writes.Load(); n != 0 {
+		t.Errorf("%d writes reconciling an unchanged request with its reports; want 0", n)
+	}
+	if after, _ := getReport(ns, "datasubjectrequest-correctie-2026-0002"); after.ResourceVersion != before.ResourceVersion {
+		t.Errorf("the request's Report moved: %s -> %s", before.ResourceVersion, after.ResourceVersion)
+	}
+	if strings.Contains(fmt.Sprint(before.Results), pseudonymA) {
+		t.Error("the request's Report holds the dossier's pseudonym")
 	}
 }

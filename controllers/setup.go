@@ -108,7 +108,7 @@ func SetupAll(mgr ctrl.Manager, opts Options) error {
 	if err := (&AccessRoleReconciler{Client: mgr.GetClient(), Clock: opts.Clock, Reports: opts.Reports}).SetupWithManager(mgr, opts.Workers); err != nil {
 		return err
 	}
-	if err := (&DataSubjectRequestReconciler{Client: mgr.GetClient(), Recorder: events, Clock: opts.Clock}).SetupWithManager(mgr, opts.Workers); err != nil {
+	if err := (&DataSubjectRequestReconciler{Client: mgr.GetClient(), Recorder: events, Clock: opts.Clock, Reports: opts.Reports}).SetupWithManager(mgr, opts.Workers); err != nil {
 		return err
 	}
 	return (&RetentionPolicyReconciler{Client: mgr.GetClient(), Clock: opts.Clock, Image: opts.SweeperImage, Statutes: opts.Statutes, Reports: opts.Reports}).SetupWithManager(mgr, opts.Workers)
