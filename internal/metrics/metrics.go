@@ -41,6 +41,9 @@ const (
 	DataKeyVersion                = "dossierguard_datakey_version"
 	DataKeyCreated                = "dossierguard_datakey_created_timestamp_seconds"
 	DataKeyNextRotation           = "dossierguard_datakey_next_rotation_timestamp_seconds"
+	AuditSigningKeyVersion        = "dossierguard_audit_signing_key_version"
+	AuditSigningKeyCreated        = "dossierguard_audit_signing_key_created_timestamp_seconds"
+	AuditSigningKeyNextRotation   = "dossierguard_audit_signing_key_next_rotation_timestamp_seconds"
 	RetentionLastRunRecords       = "dossierguard_retention_last_run_records"
 	RetentionLastRunResult        = "dossierguard_retention_last_run_result"
 	RetentionLastRunTimestamp     = "dossierguard_retention_last_run_timestamp_seconds"
@@ -71,11 +74,14 @@ var definitions = withSubjectRights(map[string]definition{
 		[]string{labelControl, labelResult}},
 	ControlInfo: {"The current result and reason of a privacy control of a dossierguard resource; always 1.",
 		[]string{labelControl, labelResult, labelReason}},
-	AgreementInForce:        {"1 while a SharingAgreement is in force (the partner has network access), else 0.", nil},
-	AgreementNextTransition: {"When a SharingAgreement next enters or leaves force, as a Unix timestamp; absent when it never will.", nil},
-	DataKeyVersion:          {"The current version of a DossierStore's data key.", nil},
-	DataKeyCreated:          {"When the current version of a DossierStore's data key was added (its next rotation minus the rotation period), as a Unix timestamp.", nil},
-	DataKeyNextRotation:     {"When a DossierStore's data key is next rotated, as a Unix timestamp; in the past when a rotation is overdue.", nil},
+	AgreementInForce:            {"1 while a SharingAgreement is in force (the partner has network access), else 0.", nil},
+	AgreementNextTransition:     {"When a SharingAgreement next enters or leaves force, as a Unix timestamp; absent when it never will.", nil},
+	DataKeyVersion:              {"The current version of a DossierStore's data key.", nil},
+	DataKeyCreated:              {"When the current version of a DossierStore's data key was added (its next rotation minus the rotation period), as a Unix timestamp.", nil},
+	DataKeyNextRotation:         {"When a DossierStore's data key is next rotated, as a Unix timestamp; in the past when a rotation is overdue.", nil},
+	AuditSigningKeyVersion:      {"The version of a DossierStore's audit checkpoint signing key the audit proxy signs with.", nil},
+	AuditSigningKeyCreated:      {"When the version of a DossierStore's audit signing key the proxy signs with was made, as a Unix timestamp.", nil},
+	AuditSigningKeyNextRotation: {"When a DossierStore's audit signing key is next rotated, as a Unix timestamp; in the past when a rotation is overdue.", nil},
 	RetentionLastRunRecords: {"Records of a RetentionPolicy's last sweep by outcome: destroyed, anonymised, held (legal hold) and overdue (still due after the run; -1 when it could not count).",
 		[]string{labelOutcome}},
 	RetentionLastRunResult: {"Result of a RetentionPolicy's last sweep: 1 for the current result (Succeeded, Failed, Interrupted or DryRun), 0 for the others.",
@@ -124,7 +130,9 @@ func Controls(controls []v1alpha1.ComplianceControl) []Sample {
 	return out
 }
 
-// Store is a DossierStore's samples: its controls and its data key.
+// Store is a DossierStore's samples: its controls, its data key and its
+// audit signing key (status.auditSigningKey; never the key id, which is
+// not a label here, nor key material).
 func Store(s *v1alpha1.DossierStore) []Sample {
 	out := Controls(s.Status.Compliance)
 	if s.Status.KeyVersion > 0 {
@@ -137,6 +145,13 @@ func Store(s *v1alpha1.DossierStore) []Sample {
 			period = d
 		}
 		out = append(out, Sample{DataKeyCreated, nil, unix(next.Add(-period))})
+	}
+	if k := s.Status.AuditSigningKey; k != nil {
+		out = append(out,
+			Sample{AuditSigningKeyVersion, nil, float64(k.Version)},
+			Sample{AuditSigningKeyCreated, nil, unix(k.Created.Time)},
+			Sample{AuditSigningKeyNextRotation, nil, unix(k.NextRotation.Time)},
+		)
 	}
 	return out
 }

@@ -42,6 +42,11 @@ func TestSamples(t *testing.T) {
 			Spec:   v1alpha1.DossierStoreSpec{Encryption: v1alpha1.EncryptionSpec{KeyRotationPeriod: "24h"}},
 			Status: v1alpha1.DossierStoreStatus{KeyVersion: 1, NextKeyRotation: at(t0)}}),
 			[]Sample{{DataKeyVersion, nil, 1}, {DataKeyNextRotation, nil, float64(t0.Unix())}, {DataKeyCreated, nil, float64(t0.Add(-24 * time.Hour).Unix())}}},
+		{"store with an audit signing key", Store(&v1alpha1.DossierStore{Status: v1alpha1.DossierStoreStatus{
+			AuditSigningKey: &v1alpha1.SigningKeyStatus{KeyID: "0123456789abcdef", Version: 4, Created: metav1.Time{Time: t0.Add(-24 * time.Hour)},
+				Versions: 2, NextRotation: metav1.Time{Time: t0}}}}),
+			[]Sample{{AuditSigningKeyVersion, nil, 4}, {AuditSigningKeyCreated, nil, float64(t0.Add(-24 * time.Hour).Unix())},
+				{AuditSigningKeyNextRotation, nil, float64(t0.Unix())}}},
 		{"access role", AccessRole(&v1alpha1.AccessRole{Status: v1alpha1.AccessRoleStatus{CommonStatus: v1alpha1.CommonStatus{Compliance: fail}}}), failSamples},
 		{"agreement out of force, never again", Agreement(&v1alpha1.SharingAgreement{}), []Sample{{AgreementInForce, nil, 0}}},
 		{"agreement in force until", Agreement(&v1alpha1.SharingAgreement{Status: v1alpha1.SharingAgreementStatus{InForce: true, NextTransition: at(t0)}}),
