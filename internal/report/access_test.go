@@ -2,8 +2,6 @@ package report
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -110,19 +108,7 @@ func TestRenderAccessGolden(t *testing.T) {
 					t.Errorf("the access report shows %q", s)
 				}
 			}
-			golden := filepath.Join("testdata", "access."+string(lang)+".golden.html")
-			if *update {
-				if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update to write it)", err)
-			}
-			if !bytes.Equal(buf.Bytes(), want) {
-				t.Errorf("the rendered access report differs from %s; run 'go test ./internal/report -update' and review the diff", golden)
-			}
+			checkGolden(t, "access."+string(lang)+".golden.html", buf.Bytes())
 		})
 	}
 }

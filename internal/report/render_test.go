@@ -23,20 +23,27 @@ func TestRenderGolden(t *testing.T) {
 			if err := Render(&buf, Build(fixtureInput(), fixtureMeta(lang))); err != nil {
 				t.Fatal(err)
 			}
-			golden := filepath.Join("testdata", "compliance."+string(lang)+".golden.html")
-			if *update {
-				if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update to write it)", err)
-			}
-			if !bytes.Equal(buf.Bytes(), want) {
-				t.Errorf("the rendered report differs from %s; run 'go test ./internal/report -update' and review the diff", golden)
-			}
+			checkGolden(t, "compliance."+string(lang)+".golden.html", buf.Bytes())
 		})
+	}
+}
+
+// checkGolden compares a rendered report with its golden file in testdata/,
+// and rewrites the file first under -update.
+func checkGolden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	golden := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run with -update to write it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("the rendered report differs from %s; run 'go test ./internal/report -update' and review the diff", golden)
 	}
 }
 
