@@ -148,6 +148,34 @@ type ObjectionSpec struct {
 	Routes []string `json:"routes"`
 }
 
+// ChildInterestWeighing records the decision to erase a dossier while a
+// statutory retention minimum still applies to it: the weighing of the
+// request against the interest of the child (Jeugdwet art. 7.3.9), taken
+// and documented outside the cluster.
+type ChildInterestWeighing struct {
+	// Reference of the documented weighing, such as the number of the
+	// decision memo; no personal data.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:XValidation:rule="!self.matches('[0-9]{9}')",message="spec.erasure.childInterestWeighing.reference must hold no personal data: no nine-digit number such as a BSN"
+	Reference string `json:"reference"`
+	// DecidedBy is who took the decision: a role or staff account, such
+	// as "gedragswetenschapper".
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	DecidedBy string `json:"decidedBy"`
+}
+
+// ErasureSpec is what an Erasure request needs beyond its decision.
+type ErasureSpec struct {
+	// ChildInterestWeighing lets the erasure go ahead for records whose
+	// statutory retention minimum has not passed yet. Without it such
+	// records, and so the dossier, are kept and the status says
+	// WeighingRequired.
+	// +optional
+	ChildInterestWeighing *ChildInterestWeighing `json:"childInterestWeighing,omitempty"`
+}
+
 // RequestDecision is the decision on a request.
 // +kubebuilder:validation:XValidation:rule="self.outcome == 'Granted' || (has(self.refusalGrounds) && size(self.refusalGrounds) > 0)",message="spec.decision.refusalGrounds: a Refused or PartiallyGranted decision needs at least one documented ground"
 // +kubebuilder:validation:XValidation:rule="self.outcome == 'Granted' || (has(self.explanation) && size(self.explanation) >= 10)",message="spec.decision.explanation: a Refused or PartiallyGranted decision needs an explanation (at least 10 characters, without personal data)"
@@ -175,6 +203,8 @@ type RequestDecision struct {
 // +kubebuilder:validation:XValidation:rule="self.subject.ageBand != 'From12To15' || self.requester.relation == 'Self' || (has(self.coDecisionReference) && size(self.coDecisionReference) > 0)",message="spec.coDecisionReference is required: from 12 to 15 the child's co-decision is recorded"
 // +kubebuilder:validation:XValidation:rule="self.type == 'Restriction' || !has(self.restriction)",message="spec.restriction is only allowed when spec.type is Restriction"
 // +kubebuilder:validation:XValidation:rule="self.type == 'Objection' ? has(self.objection) : !has(self.objection)",message="spec.objection is required when spec.type is Objection, and only allowed then"
+// +kubebuilder:validation:XValidation:rule="self.type == 'Erasure' || !has(self.erasure)",message="spec.erasure is only allowed when spec.type is Erasure"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.erasure) || !has(oldSelf.erasure.childInterestWeighing) || (has(self.erasure) && has(self.erasure.childInterestWeighing))",message="spec.erasure.childInterestWeighing cannot be removed once recorded"
 // +kubebuilder:validation:XValidation:rule="!has(self.endedAt) || has(self.decision)",message="spec.endedAt needs spec.decision: a request ends after it was decided"
 // +kubebuilder:validation:XValidation:rule="!has(self.endedAt) || !has(self.decision) || self.endedAt >= self.decision.decidedAt",message="spec.endedAt must not be before spec.decision.decidedAt"
 // +kubebuilder:validation:XValidation:rule="!has(self.decision) || self.decision.decidedAt >= self.receivedAt",message="spec.decision.decidedAt must not be before spec.receivedAt"
@@ -219,6 +249,9 @@ type DataSubjectRequestSpec struct {
 	// Objection names the processing objected to; required for Objection.
 	// +optional
 	Objection *ObjectionSpec `json:"objection,omitempty"`
+	// Erasure holds the child's-interest weighing of an Erasure request.
+	// +optional
+	Erasure *ErasureSpec `json:"erasure,omitempty"`
 	// Extension of the deadline by one or two months, with a reason.
 	// +optional
 	Extension *DeadlineExtension `json:"extension,omitempty"`
@@ -251,6 +284,68 @@ const (
 	StateEnded RequestState = "Ended"
 )
 
+// ErasureResult is what the sweeper of one RetentionPolicy did with a
+// granted Erasure request.
+// +kubebuilder:validation:Enum=Erased;Held;WeighingRequired;Failed
+type ErasureResult string
+
+// The erasure results.
+const (
+	// ErasureErased: every record of the dossier in the policy's tables
+	// was destroyed (or anonymised), possibly none.
+	ErasureErased ErasureResult = "Erased"
+	// ErasureHeld: a record of the dossier is under legal hold; nothing
+	// of the dossier was destroyed.
+	ErasureHeld ErasureResult = "Held"
+	// ErasureWeighingRequired: a statutory minimum still applies to a
+	// record of the dossier and spec.erasure.childInterestWeighing is not
+	// recorded; nothing was destroyed.
+	ErasureWeighingRequired ErasureResult = "WeighingRequired"
+	// ErasureFailed: the database failed; nothing was destroyed. The next
+	// sweep tries again.
+	ErasureFailed ErasureResult = "Failed"
+)
+
+// ErasureTable counts what an erasure did in one rule's table.
+type ErasureTable struct {
+	// Rule of the policy.
+	Rule string `json:"rule"`
+	// Table of the rule.
+	Table string `json:"table"`
+	// Destroyed records of the dossier.
+	Destroyed int64 `json:"destroyed"`
+	// Anonymised records of the dossier.
+	Anonymised int64 `json:"anonymised"`
+	// Held records of the dossier (under legal hold, or within the
+	// statutory minimum without a weighing).
+	Held int64 `json:"held"`
+}
+
+// ErasureRun is the proof of destruction of one dossier by the sweeper of
+// one RetentionPolicy: counts and a digest, no identifiers.
+type ErasureRun struct {
+	// Policy whose sweeper ran the erasure.
+	Policy string `json:"policy"`
+	// Time of the erasure.
+	Time metav1.Time `json:"time"`
+	// Result of the erasure.
+	Result ErasureResult `json:"result"`
+	// Tables, per rule; rules without a dossierColumn are not listed.
+	// +optional
+	// +listType=map
+	// +listMapKey=rule
+	Tables []ErasureTable `json:"tables,omitempty"`
+	// SkippedRules are the policy's rules without a dossierColumn, which
+	// take no part in erasure.
+	// +optional
+	// +listType=set
+	SkippedRules []string `json:"skippedRules,omitempty"`
+	// ProofDigest is the SHA-256 of the erasure's proof-of-destruction
+	// record, which the sweeper prints as one JSON line.
+	// +optional
+	ProofDigest string `json:"proofDigest,omitempty"`
+}
+
 // DataSubjectRequestStatus is the observed state of a DataSubjectRequest.
 type DataSubjectRequestStatus struct {
 	CommonStatus `json:",inline"`
@@ -268,6 +363,12 @@ type DataSubjectRequestStatus struct {
 	// ResponsePeriod is the store's period the deadline was computed from.
 	// +optional
 	ResponsePeriod string `json:"responsePeriod,omitempty"`
+	// Erasure is the proof of destruction of a granted Erasure request,
+	// one entry per RetentionPolicy of the store, written by its sweeper.
+	// +optional
+	// +listType=map
+	// +listMapKey=policy
+	Erasure []ErasureRun `json:"erasure,omitempty"`
 }
 
 // DataSubjectRequest is a family's request to exercise a right on one

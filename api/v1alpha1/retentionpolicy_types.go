@@ -79,6 +79,14 @@ type RetentionRule struct {
 	// +optional
 	// +kubebuilder:default=id
 	IDColumn SQLIdentifier `json:"idColumn,omitempty"`
+	// DossierColumn holds the dossier id each record belongs to, as the
+	// application stores it (raw). An Erasure DataSubjectRequest, which
+	// names its dossier by pseudonym only, destroys the records whose
+	// pseudonym of this column (lower-cased, keyed with the store's
+	// pseudonym key, as the audit proxy makes it) matches. A rule without
+	// it takes no part in erasure; the request's status says so.
+	// +optional
+	DossierColumn SQLIdentifier `json:"dossierColumn,omitempty"`
 	// Clock is where the period runs from.
 	Clock RetentionClock `json:"clock"`
 	// Period after the clock event, such as P20Y.

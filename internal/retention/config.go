@@ -176,6 +176,7 @@ func validateRule(p string, r v1alpha1.RetentionRule, strict bool, add addFunc) 
 		add(p+".table", "%s", msg)
 	}
 	ident("idColumn", r.IDColumn, false)
+	ident("dossierColumn", r.DossierColumn, false)
 	switch r.Clock.Event {
 	case v1alpha1.ClockLastContact, v1alpha1.ClockEndOfHelp, v1alpha1.ClockClosure, v1alpha1.ClockCreation:
 	default:
