@@ -87,6 +87,10 @@ func runSweep(ctx context.Context, cfg *rest.Config, opts sweepOptions, out io.W
 	}
 	defer pool.Close()
 
+	// Granted erasures first: they are few and small, and a long sweep
+	// that runs out of time must not hold them up.
+	eraseErr := runErasures(ctx, c, policy, sweepCfg, pool, out)
+
 	report, runErr := retention.Run(ctx, pool, sweepCfg)
 	if err := report.WriteJSON(out); err != nil {
 		return fmt.Errorf("write the proof of destruction: %w", err)
@@ -97,9 +101,9 @@ func runSweep(ctx context.Context, cfg *rest.Config, opts sweepOptions, out io.W
 		return err
 	}
 	if runErr != nil {
-		return fmt.Errorf("retention sweep failed: %s", report.Message)
+		return errors.Join(fmt.Errorf("retention sweep failed: %s", report.Message), eraseErr)
 	}
-	return nil
+	return eraseErr
 }
 
 // reportRun writes the run into the policy's status.lastRun.

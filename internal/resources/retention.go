@@ -114,9 +114,13 @@ func SweeperServiceAccount(p *v1alpha1.RetentionPolicy) *corev1ac.ServiceAccount
 }
 
 // SweeperRole lets the sweeper read its own policy and report its run in
-// that policy's status, and nothing else.
+// that policy's status; and, for erasure, read its store and the store's
+// pseudonym key, list the namespace's DataSubjectRequests and report an
+// erasure in their status. Nothing else.
 func SweeperRole(p *v1alpha1.RetentionPolicy) *rbacv1ac.RoleApplyConfiguration {
 	group := v1alpha1.GroupVersion.Group
+	store := &v1alpha1.DossierStore{}
+	store.Name = p.Spec.StoreRef.Name
 	return rbacv1ac.Role(SweeperName(p), p.Namespace).
 		WithLabels(policyLabels(p)).
 		WithOwnerReferences(policyOwner(p)).
@@ -125,6 +129,14 @@ func SweeperRole(p *v1alpha1.RetentionPolicy) *rbacv1ac.RoleApplyConfiguration {
 				WithResourceNames(p.Name).WithVerbs("get"),
 			rbacv1ac.PolicyRule().WithAPIGroups(group).WithResources("retentionpolicies/status").
 				WithResourceNames(p.Name).WithVerbs("get", "patch"),
+			rbacv1ac.PolicyRule().WithAPIGroups(group).WithResources("dossierstores").
+				WithResourceNames(store.Name).WithVerbs("get"),
+			rbacv1ac.PolicyRule().WithAPIGroups("").WithResources("secrets").
+				WithResourceNames(PseudonymName(store)).WithVerbs("get"),
+			rbacv1ac.PolicyRule().WithAPIGroups(group).WithResources("datasubjectrequests").
+				WithVerbs("list"),
+			rbacv1ac.PolicyRule().WithAPIGroups(group).WithResources("datasubjectrequests/status").
+				WithVerbs("patch"),
 		)
 }
 

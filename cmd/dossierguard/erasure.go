@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/dossierguard/dossierguard/api/v1alpha1"
+	"github.com/dossierguard/dossierguard/internal/resources"
+	"github.com/dossierguard/dossierguard/internal/retention"
+)
+
+// pendingErasures are the policy's store's granted Erasure requests that
+// this policy has not erased yet: no status.erasure entry of the policy
+// with the result Erased. A request being deleted is left alone; a
+// PartiallyGranted erasure is not carried out by the sweeper (which part
+// is a decision it cannot take) and is never listed.
+func pendingErasures(list []v1alpha1.DataSubjectRequest, policy *v1alpha1.RetentionPolicy) []*v1alpha1.DataSubjectRequest {
+	var out []*v1alpha1.DataSubjectRequest
+	for i := range list {
+		r := &list[i]
+		s := &r.Spec
+		if s.Type != v1alpha1.RequestErasure || s.StoreRef.Name != policy.Spec.StoreRef.Name ||
+			s.Decision == nil || s.Decision.Outcome != v1alpha1.DecisionGranted || !r.DeletionTimestamp.IsZero() {
+			continue
+		}
+		done := false
+		for _, run := range r.Status.Erasure {
+			done = done || (run.Policy == policy.Name && run.Result == v1alpha1.ErasureErased)
+		}
+		if !done {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// weighed reports whether the request records the child's-interest
+// weighing that lets an erasure go ahead within a statutory minimum.
+func weighed(r *v1alpha1.DataSubjectRequest) bool {
+	return r.Spec.Erasure != nil && r.Spec.Erasure.ChildInterestWeighing != nil
+}
+
+// runErasures carries out the pending erasures of the policy's store in
+// the policy's tables, prints each proof as one JSON line and reports it in
+// the request's status.erasure. A dry run (the policy's or --dry-run)
+// erases nothing. Errors name the request, never the dossier.
+func runErasures(ctx context.Context, c client.Client, policy *v1alpha1.RetentionPolicy, cfg retention.Config, db retention.DB, out io.Writer) error {
+	if cfg.DryRun {
+		return nil
+	}
+	list := &v1alpha1.DataSubjectRequestList{}
+	if err := c.List(ctx, list, client.InNamespace(policy.Namespace)); err != nil {
+		return fmt.Errorf("list the DataSubjectRequests of namespace %s: %w", policy.Namespace, err)
+	}
+	pending := pendingErasures(list.Items, policy)
+	if len(pending) == 0 {
+		return nil
+	}
+	key, err := policyStoreKey(ctx, c, policy)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, req := range pending {
+		rep, err := retention.Erase(ctx, db, retention.Erasure{
+			Rules: cfg.Rules, Key: key, Dossier: string(req.Spec.Dossier), Weighed: weighed(req), Now: cfg.Now, Timeout: cfg.BatchTimeout,
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("erasure of DataSubjectRequest %s: %s", req.Name, rep.Message))
+		}
+		if werr := rep.WriteJSON(out); werr != nil {
+			errs = append(errs, fmt.Errorf("write the proof of erasure of DataSubjectRequest %s: %w", req.Name, werr))
+		}
+		if perr := reportErasure(context.WithoutCancel(ctx), c, req, rep.Summary(policy.Name)); perr != nil {
+			errs = append(errs, perr)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// policyStoreKey reads the pseudonym key of the policy's store.
+func policyStoreKey(ctx context.Context, c client.Client, policy *v1alpha1.RetentionPolicy) ([]byte, error) {
+	store := &v1alpha1.DossierStore{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: policy.Namespace, Name: policy.Spec.StoreRef.Name}, store); err != nil {
+		return nil, fmt.Errorf("read DossierStore %s for erasure: %w", policy.Spec.StoreRef.Name, err)
+	}
+	name, _ := resources.PseudonymKeyRef(store)
+	secret := &corev1.Secret{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: policy.Namespace, Name: name}, secret); err != nil {
+		return nil, fmt.Errorf("read the pseudonym key Secret %s for erasure: %w", name, err)
+	}
+	return resources.ReadPseudonymKey(store, secret)
+}
+
+// reportErasure puts the run into the request's status.erasure, replacing
+// the policy's earlier entry, with an optimistic lock so that another
+// policy's sweeper reporting at the same time is not overwritten.
+func reportErasure(ctx context.Context, c client.Client, req *v1alpha1.DataSubjectRequest, run v1alpha1.ErasureRun) error {
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		before := req.DeepCopy()
+		req.Status.Erasure = withErasureRun(req.Status.Erasure, run)
+		err := c.Status().Patch(ctx, req, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+		if apierrors.IsConflict(err) {
+			if gerr := c.Get(ctx, client.ObjectKeyFromObject(req), req); gerr != nil {
+				return gerr
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("report the erasure in DataSubjectRequest %s status: %w", req.Name, err)
+	}
+	return nil
+}
+
+// withErasureRun is runs with the entry of run's policy replaced by run (or
+// run added), in policy order.
+func withErasureRun(runs []v1alpha1.ErasureRun, run v1alpha1.ErasureRun) []v1alpha1.ErasureRun {
+	out := make([]v1alpha1.ErasureRun, 0, len(runs)+1)
+	added := false
+	for _, r := range runs {
+		switch {
+		case r.Policy == run.Policy:
+			continue
+		case !added && r.Policy > run.Policy:
+			out = append(out, run)
+			added = true
+		}
+		out = append(out, r)
+	}
+	if !added {
+		out = append(out, run)
+	}
+	return out
+}
