@@ -418,6 +418,8 @@ func TestInvalidManifestsRejected(t *testing.T) {
 			[]string{"spec.rules[0].table", "must be a plain SQL table name"}},
 		{"column name with quotes", "RetentionPolicy", rule(0, "legalHoldColumn", `hold" OR 1=1 --`), false,
 			[]string{"spec.rules[0].legalHoldColumn", "must be a plain SQL identifier"}},
+		{"dossier column with SQL", "RetentionPolicy", rule(0, "dossierColumn", "dossier_id; --"), false,
+			[]string{"spec.rules[0].dossierColumn", "must be a plain SQL identifier"}},
 		{"batch size zero", "RetentionPolicy", set("batchSize", int64(0)), false,
 			[]string{"spec.batchSize", "greater than or equal to 1"}},
 		{"no rules", "RetentionPolicy", set("rules", []any{}), false,
@@ -521,6 +523,18 @@ var dsrInvalidCases = []struct {
 		[]string{"spec.receivedAt is immutable"}},
 	{"type changed", "DataSubjectRequest", set("type", "Erasure"), true,
 		[]string{"spec.type is immutable"}},
+	{"erasure details on an access request", "DataSubjectRequest",
+		set("erasure", map[string]any{"childInterestWeighing": map[string]any{"reference": "BW-2026-117", "decidedBy": "gedragswetenschapper"}}), false,
+		[]string{"spec.erasure is only allowed when spec.type is Erasure"}},
+	{"weighing without a reference", "DataSubjectRequest",
+		all(set("type", "Erasure"), set("erasure", map[string]any{"childInterestWeighing": map[string]any{"decidedBy": "gedragswetenschapper"}})), false,
+		[]string{"spec.erasure.childInterestWeighing.reference", "Required value"}},
+	{"weighing without who decided", "DataSubjectRequest",
+		all(set("type", "Erasure"), set("erasure", map[string]any{"childInterestWeighing": map[string]any{"reference": "BW-2026-117"}})), false,
+		[]string{"spec.erasure.childInterestWeighing.decidedBy", "Required value"}},
+	{"weighing referenced by a BSN", "DataSubjectRequest",
+		all(set("type", "Erasure"), set("erasure", map[string]any{"childInterestWeighing": map[string]any{"reference": "123456782", "decidedBy": "gedragswetenschapper"}})), false,
+		[]string{"spec.erasure.childInterestWeighing.reference must hold no personal data"}},
 }
 
 // TestDecisionCannotBeRemoved: once recorded, a decision stays.
@@ -534,6 +548,21 @@ func TestDecisionCannotBeRemoved(t *testing.T) {
 	}
 	del("decision")(spec(u))
 	assertRejected(t, env.Client.Update(ctx, u), []string{"spec.decision cannot be removed once recorded"})
+}
+
+// TestWeighingCannotBeRemoved: once recorded, the child's-interest
+// weighing of an erasure stays, and an Erasure request with it is
+// accepted.
+func TestWeighingCannotBeRemoved(t *testing.T) {
+	ctx := context.Background()
+	ensureNamespace(t, validationNamespace)
+	u := newObject(t, "DataSubjectRequest", "weighed-once")
+	all(set("type", "Erasure"), set("erasure", map[string]any{"childInterestWeighing": map[string]any{"reference": "BW-2026-117", "decidedBy": "gedragswetenschapper"}}))(spec(u))
+	if err := env.Client.Create(ctx, u); err != nil {
+		t.Fatalf("create an erasure request with a weighing: %v", err)
+	}
+	del("erasure")(spec(u))
+	assertRejected(t, env.Client.Update(ctx, u), []string{"spec.erasure.childInterestWeighing cannot be removed once recorded"})
 }
 
 func assertRejected(t *testing.T, err error, want []string) {
