@@ -191,6 +191,10 @@ type RuleRun struct {
 	Held int64 `json:"held"`
 	// Overdue records still due after the run.
 	Overdue int64 `json:"overdue"`
+	// NoClock records have an empty clock column: no period makes them
+	// due. -1 when not counted.
+	// +optional
+	NoClock int64 `json:"noClock,omitempty"`
 }
 
 // RetentionRun summarises one sweep: the proof of destruction (verklaring
@@ -211,6 +215,10 @@ type RetentionRun struct {
 	Held int64 `json:"held"`
 	// Overdue records in all rules after the run.
 	Overdue int64 `json:"overdue"`
+	// NoClock records in all rules: their clock column is empty, so no
+	// period makes them due; -1 when a rule was not counted.
+	// +optional
+	NoClock int64 `json:"noClock,omitempty"`
 	// Rules, per rule.
 	// +optional
 	// +listType=map
@@ -252,6 +260,7 @@ type RetentionPolicyStatus struct {
 // +kubebuilder:printcolumn:name="Last Run",type=date,JSONPath=`.status.lastRun.startTime`
 // +kubebuilder:printcolumn:name="Destroyed",type=integer,JSONPath=`.status.lastRun.destroyed`
 // +kubebuilder:printcolumn:name="Overdue",type=integer,JSONPath=`.status.lastRun.overdue`
+// +kubebuilder:printcolumn:name="No Clock",type=integer,JSONPath=`.status.lastRun.noClock`,priority=1
 // +kubebuilder:printcolumn:name="Compliant",type=string,JSONPath=`.status.conditions[?(@.type=="Compliant")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type RetentionPolicy struct {

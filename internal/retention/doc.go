@@ -8,7 +8,8 @@
 // For each rule a record is due when all of these hold:
 //
 //   - its clock column is before the cutoff, now minus the rule's period
-//     (see [Cutoff]); a NULL clock is never due;
+//     (see [Cutoff]); a NULL clock is never due, and such records are
+//     counted in the report (NoClock);
 //   - it is not under legal hold: the legal-hold column is not true (NULL
 //     counts as not held);
 //   - its extension column (a client-requested extension) is NULL or before
@@ -43,10 +44,22 @@
 // # The report
 //
 // [Run] returns a [Report]: counts per rule (destroyed, anonymised, held,
-// still overdue after the run; the last two are [Unknown] when the sweep was
-// interrupted before it counted) and the hex SHA-256 of "<table>:<id>" of each
+// still overdue after the run, without a clock; the last three are
+// [Unknown] when the sweep was interrupted before it counted) and the hex SHA-256 of "<table>:<id>" of each
 // destroyed or anonymised record, never the ids themselves and never
 // personal data, DSNs or driver messages. [Report.WriteJSON] writes it as
 // one JSON line, [Report.Digest] is its SHA-256 and [Report.Summary] maps it
 // to the RetentionRun status of the API.
+//
+// # Erasure of one dossier
+//
+// [Erase] destroys every record of one dossier, named by its pseudonym, in
+// the tables of the rules that name a dossier column, in one transaction:
+// the whole dossier or nothing. It finds the dossier's raw ids by reading
+// the distinct values of each dossier column and keying them in the
+// process with the store's pseudonym key, as the audit proxy does; the key
+// never reaches the database. A record under legal hold, or within its
+// statutory minimum without the child's-interest weighing, stops it. Its
+// [ErasureReport] counts per table and hashes the destroyed records, as
+// the sweep's report does.
 package retention

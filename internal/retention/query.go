@@ -137,6 +137,13 @@ func (q ruleSQL) tableKind() statement {
 	}
 }
 
+// noClock is the statement that counts the records whose clock column is
+// empty: never due by the period, so shown rather than silently kept. A
+// B-tree index on the clock column serves it (IS NULL is indexable).
+func (q ruleSQL) noClock() statement {
+	return statement{sql: "SELECT count(*) FROM " + q.table + " WHERE " + quote(q.rule.Clock.Column) + " IS NULL"}
+}
+
 // count is the statement that counts the records due by their clock (and
 // not yet anonymised) and, of those, the ones that are due, that is not held.
 func (q ruleSQL) count(cutoff, now time.Time) statement {

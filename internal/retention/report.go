@@ -62,6 +62,10 @@ type RuleReport struct {
 	// Overdue is the number of records still due after the sweep; Unknown
 	// when not counted.
 	Overdue int64 `json:"overdue"`
+	// NoClock is the number of records whose clock column is empty, which
+	// no period makes due (the involvement has not ended, or the date was
+	// never filled in); Unknown when not counted.
+	NoClock int64 `json:"noClock"`
 	// WouldDestroy and WouldAnonymise are what a dry run found due.
 	WouldDestroy   int64 `json:"wouldDestroy,omitempty"`
 	WouldAnonymise int64 `json:"wouldAnonymise,omitempty"`
@@ -137,11 +141,13 @@ func (r Report) Summary() v1alpha1.RetentionRun {
 			Anonymised: rr.Anonymised,
 			Held:       rr.Held,
 			Overdue:    rr.Overdue,
+			NoClock:    rr.NoClock,
 		})
 		run.Destroyed += rr.Destroyed
 		run.Anonymised += rr.Anonymised
 		sum(&run.Held, rr.Held)
 		sum(&run.Overdue, rr.Overdue)
+		sum(&run.NoClock, rr.NoClock)
 	}
 	return run
 }

@@ -97,8 +97,11 @@ func TestSummary(t *testing.T) {
 		t.Errorf("proofDigest %s; want %s", run.ProofDigest, rep.Digest())
 	}
 
-	rep.Rules[1].Held, rep.Rules[1].Overdue = Unknown, Unknown
+	rep.Rules[1].Held, rep.Rules[1].Overdue, rep.Rules[1].NoClock = Unknown, Unknown, Unknown
 	run = rep.Summary()
+	if run.NoClock != Unknown {
+		t.Errorf("an unknown no-clock count must make the total unknown: %d", run.NoClock)
+	}
 	if run.Held != Unknown || run.Overdue != Unknown {
 		t.Errorf("an unknown count must make the total unknown: held %d, overdue %d", run.Held, run.Overdue)
 	}

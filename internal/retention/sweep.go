@@ -52,6 +52,7 @@ func Run(ctx context.Context, db DB, cfg Config) (Report, error) {
 			Cutoff:       Cutoff(now, rule.Period).UTC(),
 			Held:         Unknown,
 			Overdue:      Unknown,
+			NoClock:      Unknown,
 			RecordHashes: []string{},
 		}
 		if err := s.rule(ctx, i, rule, &rr); err != nil {
@@ -275,8 +276,8 @@ func (s *sweep) batch(ctx context.Context, index, n int, st statement) (keys []a
 	return keys, texts, time.Since(began), nil
 }
 
-// count takes the held and overdue counts of a rule in one read-only
-// transaction.
+// count takes the held, overdue and no-clock counts of a rule in one
+// read-only transaction.
 func (s *sweep) count(ctx context.Context, q ruleSQL, cutoff time.Time, rr *RuleReport) error {
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.BatchTimeout)
 	defer cancel()
@@ -290,8 +291,14 @@ func (s *sweep) count(ctx context.Context, q ruleSQL, cutoff time.Time, rr *Rule
 	if err := tx.QueryRow(cctx, st.sql, st.args...).Scan(&byClock, &due); err != nil {
 		return err
 	}
+	nc := q.noClock()
+	var noClock int64
+	if err := tx.QueryRow(cctx, nc.sql, nc.args...).Scan(&noClock); err != nil {
+		return err
+	}
 	rr.Overdue = due
 	rr.Held = byClock - due
+	rr.NoClock = noClock
 	return tx.Commit(cctx)
 }
 

@@ -74,6 +74,12 @@ func TestSweepDestroysDueKeepsNotDue(t *testing.T) {
 		t.Errorf("report: result %s, destroyed %d (want %d), held %d (want 2), overdue %d, anonymised %d",
 			rep.Result, rr.Destroyed, len(due), rr.Held, rr.Overdue, rr.Anonymised)
 	}
+	if rr.NoClock != 1 { // row 7: never due, but counted
+		t.Errorf("no-clock count %d; want 1 (row 7)", rr.NoClock)
+	}
+	if sum := rep.Summary(); sum.NoClock != 1 || sum.Rules[0].NoClock != 1 {
+		t.Errorf("summary no-clock %d (rule %d); want 1", sum.NoClock, sum.Rules[0].NoClock)
+	}
 	if want := (len(due) + cfg.BatchSize - 1) / cfg.BatchSize; rr.Batches != want {
 		t.Errorf("batches %d; want %d", rr.Batches, want)
 	}
