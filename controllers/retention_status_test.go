@@ -12,7 +12,7 @@ import (
 )
 
 func statusPolicy() *v1alpha1.RetentionPolicy {
-	rule := func(name string, period v1alpha1.Period) v1alpha1.RetentionRule {
+	rule := func(name string, period v1alpha1.RetentionPeriod) v1alpha1.RetentionRule {
 		return v1alpha1.RetentionRule{Name: name, Table: "contacts", Period: period,
 			Clock: v1alpha1.RetentionClock{Event: v1alpha1.ClockLastContact, Column: "last_contact"}}
 	}

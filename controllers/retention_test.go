@@ -191,7 +191,7 @@ func TestRetentionPeriodsAgainstTheStatute(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newPolicy(t, ns, tc.name, func(p *v1alpha1.RetentionPolicy) {
-				p.Spec.Rules[0].Period = v1alpha1.Period(tc.period)
+				p.Spec.Rules[0].Period = v1alpha1.RetentionPeriod(tc.period)
 				p.Spec.Rules[0].Justification = tc.justification
 			})
 			eventually(t, timeout, func() error {

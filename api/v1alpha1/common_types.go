@@ -62,6 +62,19 @@ const (
 // +kubebuilder:validation:XValidation:rule="self.matches('^P[1-9][0-9]{0,3}[YMWD]$')",message="must be an ISO 8601 period with one positive unit, such as P20Y, P6M, P4W or P30D"
 type Period string
 
+// RetentionPeriod is a rule's retention period: a Period, or P0D, which
+// destroys a record as soon as its clock event has passed: at the end of
+// the involvement ("na onze betrokkenheid verwijderen we deze gegevens
+// weer"). P0D is only allowed with the clock events EndOfHelp and Closure
+// (a rule's validation says so).
+// +kubebuilder:validation:MaxLength=8
+// +kubebuilder:validation:XValidation:rule="self == 'P0D' || self.matches('^P[1-9][0-9]{0,3}[YMWD]$')",message="must be P0D (at the end of the involvement) or an ISO 8601 period with one positive unit, such as P20Y, P6M, P4W or P30D"
+type RetentionPeriod string
+
+// EndOfInvolvement is the retention period P0D: destroy as soon as the
+// involvement has ended.
+const EndOfInvolvement RetentionPeriod = "P0D"
+
 // StoreReference names a DossierStore in the same namespace.
 type StoreReference struct {
 	// Name of the DossierStore, in the same namespace.

@@ -35,6 +35,37 @@ func (p Period) Parse() (years, months, days int, err error) {
 	}
 }
 
+// Parse splits the retention period into years, months and days: all zero
+// for P0D, otherwise as Period.Parse, with an error naming both forms.
+func (p RetentionPeriod) Parse() (years, months, days int, err error) {
+	if p == EndOfInvolvement {
+		return 0, 0, 0, nil
+	}
+	y, m, d, err := Period(p).Parse()
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("must be P0D (at the end of the involvement) or an ISO 8601 period with one positive unit, such as P20Y, P6M, P4W or P30D, got %q", string(p))
+	}
+	return y, m, d, nil
+}
+
+// AddTo is t plus the retention period (t itself for P0D).
+func (p RetentionPeriod) AddTo(t time.Time) (time.Time, error) {
+	y, m, d, err := p.Parse()
+	if err != nil {
+		return time.Time{}, err
+	}
+	return t.AddDate(y, m, d), nil
+}
+
+// SubtractFrom is t minus the retention period (t itself for P0D).
+func (p RetentionPeriod) SubtractFrom(t time.Time) (time.Time, error) {
+	y, m, d, err := p.Parse()
+	if err != nil {
+		return time.Time{}, err
+	}
+	return t.AddDate(-y, -m, -d), nil
+}
+
 // AddTo is t plus the period in calendar arithmetic (time.AddDate, which
 // keeps the wall clock and normalises: 31 January plus P1M is 3 March, or
 // 2 March in a leap year).

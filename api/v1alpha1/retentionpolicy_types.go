@@ -63,6 +63,7 @@ type RetentionClock struct {
 // +kubebuilder:validation:XValidation:rule="self.action != 'Anonymise' || (has(self.anonymiseColumns) && size(self.anonymiseColumns) > 0)",message="anonymiseColumns must list at least one column when action is Anonymise"
 // +kubebuilder:validation:XValidation:rule="self.action == 'Anonymise' || !has(self.anonymiseColumns)",message="anonymiseColumns is only allowed when action is Anonymise"
 // +kubebuilder:validation:XValidation:rule="!has(self.anonymiseColumns) || !(self.idColumn in self.anonymiseColumns) && !(self.clock.column in self.anonymiseColumns)",message="anonymiseColumns must not include idColumn or the clock column"
+// +kubebuilder:validation:XValidation:rule="self.period != 'P0D' || self.clock.event in ['EndOfHelp', 'Closure']",message="period P0D (destroy at the end of the involvement) needs clock.event EndOfHelp or Closure: with LastContact or Creation it would destroy records still in use"
 type RetentionRule struct {
 	// Name of the rule, unique within the policy.
 	// +kubebuilder:validation:MinLength=1
@@ -89,8 +90,9 @@ type RetentionRule struct {
 	DossierColumn SQLIdentifier `json:"dossierColumn,omitempty"`
 	// Clock is where the period runs from.
 	Clock RetentionClock `json:"clock"`
-	// Period after the clock event, such as P20Y.
-	Period Period `json:"period"`
+	// Period after the clock event, such as P20Y; P0D destroys as soon as
+	// the involvement has ended (clock events EndOfHelp and Closure only).
+	Period RetentionPeriod `json:"period"`
 	// LegalHoldColumn is a boolean column; records where it is true are
 	// never destroyed.
 	// +optional

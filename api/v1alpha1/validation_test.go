@@ -420,6 +420,10 @@ func TestInvalidManifestsRejected(t *testing.T) {
 			[]string{"spec.rules[0].legalHoldColumn", "must be a plain SQL identifier"}},
 		{"dossier column with SQL", "RetentionPolicy", rule(0, "dossierColumn", "dossier_id; --"), false,
 			[]string{"spec.rules[0].dossierColumn", "must be a plain SQL identifier"}},
+		{"P0D after the last contact", "RetentionPolicy", rule(0, "period", "P0D"), false,
+			[]string{"spec.rules[0]", "period P0D (destroy at the end of the involvement) needs clock.event EndOfHelp or Closure"}},
+		{"zero years", "RetentionPolicy", all(rule(0, "period", "P0Y"), rule(0, "clock", map[string]any{"event": "EndOfHelp", "column": "ended_at"})), false,
+			[]string{"spec.rules[0].period", "must be P0D (at the end of the involvement) or an ISO 8601 period"}},
 		{"batch size zero", "RetentionPolicy", set("batchSize", int64(0)), false,
 			[]string{"spec.batchSize", "greater than or equal to 1"}},
 		{"no rules", "RetentionPolicy", set("rules", []any{}), false,
@@ -548,6 +552,19 @@ func TestDecisionCannotBeRemoved(t *testing.T) {
 	}
 	del("decision")(spec(u))
 	assertRejected(t, env.Client.Update(ctx, u), []string{"spec.decision cannot be removed once recorded"})
+}
+
+// TestEndOfInvolvementAccepted: P0D with the end of help or the closure as
+// its clock is a valid rule.
+func TestEndOfInvolvementAccepted(t *testing.T) {
+	ensureNamespace(t, validationNamespace)
+	for _, event := range []string{"EndOfHelp", "Closure"} {
+		u := newObject(t, "RetentionPolicy", "p0d-"+strings.ToLower(event))
+		all(rule(0, "period", "P0D"), rule(0, "clock", map[string]any{"event": event, "column": "ended_at"}))(spec(u))
+		if err := env.Client.Create(context.Background(), u); err != nil {
+			t.Errorf("P0D after %s rejected: %v", event, err)
+		}
+	}
 }
 
 // TestWeighingCannotBeRemoved: once recorded, the child's-interest

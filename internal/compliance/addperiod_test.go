@@ -29,7 +29,15 @@ func TestAddPeriodAgreesWithTheSweeper(t *testing.T) {
 			if !got.Equal(tt.want) {
 				t.Errorf("AddPeriod(%q) = %s; want %s", tt.period, got, tt.want)
 			}
-			if valid := !got.Equal(now); valid != !retention.Cutoff(now, tt.period).IsZero() {
+			// P0D is a retention period (the end of the involvement), never
+			// a review period.
+			if tt.period == "P0D" {
+				if retention.Cutoff(now, v1alpha1.RetentionPeriod(tt.period)) != now {
+					t.Errorf("retention.Cutoff(P0D) is not now")
+				}
+				return
+			}
+			if valid := !got.Equal(now); valid != !retention.Cutoff(now, v1alpha1.RetentionPeriod(tt.period)).IsZero() {
 				t.Errorf("AddPeriod and retention.Cutoff disagree on whether %q is valid", tt.period)
 			}
 		})

@@ -56,7 +56,10 @@ func CheckRules(rules []v1alpha1.RetentionRule, service v1alpha1.Service, statut
 	ref := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 	for _, r := range rules {
 		c := RuleCheck{Rule: r.Name, Pass: true}
-		period := AddPeriod(ref, r.Period)
+		period, err := r.Period.AddTo(ref)
+		if err != nil { // refused at admission; counts as no retention at all
+			period = ref
+		}
 		switch {
 		case !ok:
 			c.Reason, c.Message = v1alpha1.ReasonNoStatute, fmt.Sprintf("rule %s: no statutory retention is configured for service %s", r.Name, service)

@@ -11,7 +11,7 @@ import (
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 )
 
-func testRule(name string, period v1alpha1.Period, justification string) v1alpha1.RetentionRule {
+func testRule(name string, period v1alpha1.RetentionPeriod, justification string) v1alpha1.RetentionRule {
 	return v1alpha1.RetentionRule{
 		Name: name, Table: "contacts", Period: period, Justification: justification,
 		Clock: v1alpha1.RetentionClock{Event: v1alpha1.ClockLastContact, Column: "last_contact"},
@@ -46,6 +46,10 @@ func TestCheckRules(t *testing.T) {
 			[]row{{"contacts", false, "BelowStatutoryMinimum", []string{"keeps P1825D"}}}},
 		{"one month too long", []v1alpha1.RetentionRule{testRule("contacts", "P85M", "")}, "NeighbourhoodTeam", DefaultStatutes,
 			[]row{{"contacts", false, "BeyondStorageLimit", []string{"rule contacts keeps P85M, longer than needed (more than P7Y; " + source + ")"}}}},
+		{"P0D is below every minimum", []v1alpha1.RetentionRule{testRule("contacts", "P0D", "")}, "NeighbourhoodTeam", DefaultStatutes,
+			[]row{{"contacts", false, "BelowStatutoryMinimum", []string{"rule contacts keeps P0D, shorter than the statutory P5Y"}}}},
+		{"P0D justified", []v1alpha1.RetentionRule{testRule("contacts", "P0D", "register: removed when the involvement ends")}, "NeighbourhoodTeam", DefaultStatutes,
+			[]row{{"contacts", true, "JustifiedException", []string{"keeps P0D", "; justified: register"}}}},
 		{"an unparsable period is below the minimum", []v1alpha1.RetentionRule{testRule("contacts", "", "")}, "NeighbourhoodTeam", DefaultStatutes,
 			[]row{{"contacts", false, "BelowStatutoryMinimum", []string{"rule contacts keeps , shorter"}}}},
 		{"justified beyond the maximum", []v1alpha1.RetentionRule{testRule("contacts", "P10Y", "legal hold ordered by the court")}, "NeighbourhoodTeam", DefaultStatutes,

@@ -185,6 +185,8 @@ func validateRule(p string, r v1alpha1.RetentionRule, strict bool, add addFunc) 
 	ident("clock.column", r.Clock.Column, true)
 	if _, _, _, err := r.Period.Parse(); err != nil {
 		add(p+".period", "%v", err)
+	} else if r.Period == v1alpha1.EndOfInvolvement && r.Clock.Event != v1alpha1.ClockEndOfHelp && r.Clock.Event != v1alpha1.ClockClosure {
+		add(p+".period", "P0D (destroy at the end of the involvement) needs clock.event EndOfHelp or Closure, got %q", string(r.Clock.Event))
 	}
 	ident("legalHoldColumn", r.LegalHoldColumn, false)
 	ident("extensionColumn", r.ExtensionColumn, false)

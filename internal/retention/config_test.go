@@ -69,7 +69,14 @@ func TestConfigFromSpecErrors(t *testing.T) {
 	}{
 		{"no rules", func(s *v1alpha1.RetentionPolicySpec) { s.Rules = nil }, []string{"spec.rules: at least one rule is required"}},
 		{"bad period", func(s *v1alpha1.RetentionPolicySpec) { s.Rules[0].Period = "P5" },
-			[]string{`spec.rules[0].period: must be an ISO 8601 period with one positive unit, such as P20Y, P6M, P4W or P30D, got "P5"`}},
+			[]string{`spec.rules[0].period: must be P0D (at the end of the involvement) or an ISO 8601 period with one positive unit, such as P20Y, P6M, P4W or P30D, got "P5"`}},
+		{"P0D after the last contact", func(s *v1alpha1.RetentionPolicySpec) {
+			s.Rules[0].Period, s.Rules[0].Clock.Event = "P0D", v1alpha1.ClockLastContact
+		}, []string{`spec.rules[0].period: P0D (destroy at the end of the involvement) needs clock.event EndOfHelp or Closure, got "LastContact"`}},
+		{"P0D after creation", func(s *v1alpha1.RetentionPolicySpec) {
+			s.Rules[0].Period, s.Rules[0].Clock.Event = "P0D", v1alpha1.ClockCreation
+		}, []string{`spec.rules[0].period: P0D`, `got "Creation"`}},
+		{"zero years", func(s *v1alpha1.RetentionPolicySpec) { s.Rules[0].Period = "P0Y" }, []string{`spec.rules[0].period: must be P0D`, `got "P0Y"`}},
 		{"two-unit period", func(s *v1alpha1.RetentionPolicySpec) { s.Rules[1].Period = "P1Y6M" }, []string{"spec.rules[1].period:"}},
 		{"injected table", func(s *v1alpha1.RetentionPolicySpec) { s.Rules[0].Table = "dossiers; DROP TABLE clients" },
 			[]string{`spec.rules[0].table: must be a plain SQL table name, optionally schema-qualified`, `"dossiers; DROP TABLE clients"`}},
@@ -140,7 +147,7 @@ func TestRunRejectsInvalidConfig(t *testing.T) {
 	if err == nil {
 		t.Fatal("Run: no error")
 	}
-	for _, w := range []string{"rules[0].period: must be an ISO 8601 period", "batchSize: must be between 1 and 10000, got 20000"} {
+	for _, w := range []string{"rules[0].period: must be P0D (at the end of the involvement) or an ISO 8601 period", "batchSize: must be between 1 and 10000, got 20000"} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error %q does not contain %q", err, w)
 		}

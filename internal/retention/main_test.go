@@ -182,7 +182,7 @@ func fixedNow(t time.Time) func() time.Time { return func() time.Time { return t
 // oracle says, independently of the SQL, whether a dossier is due under
 // dossierRule and whether it is held (due by its clock but under legal hold
 // or extension).
-func oracle(d dossier, now time.Time, period v1alpha1.Period) (due, held bool) {
+func oracle(d dossier, now time.Time, period v1alpha1.RetentionPeriod) (due, held bool) {
 	if d.lastContact == nil || !d.lastContact.Before(Cutoff(now, period)) {
 		return false, false
 	}

@@ -6,14 +6,17 @@ import (
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 )
 
-// Cutoff is now minus the period (v1alpha1.Period.SubtractFrom). A record
+// Cutoff is now minus the period (v1alpha1.RetentionPeriod.SubtractFrom). A record
 // whose clock is before the cutoff has passed its retention. AddDate
 // normalises like Go does: 31 March minus P1M is 3 March (or 2 March in a
 // leap year), not the end of February.
 //
 // An invalid period gives the zero time, before every clock, so that
 // nothing is due; ConfigFromSpec and Run reject invalid periods first.
-func Cutoff(now time.Time, p v1alpha1.Period) time.Time {
+//
+// P0D gives now itself: a record is due as soon as its clock event (the end
+// of the involvement) has passed.
+func Cutoff(now time.Time, p v1alpha1.RetentionPeriod) time.Time {
 	cutoff, err := p.SubtractFrom(now)
 	if err != nil {
 		return time.Time{}

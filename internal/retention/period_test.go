@@ -15,7 +15,7 @@ func TestCutoff(t *testing.T) {
 	now := time.Date(2026, 6, 15, 10, 30, 0, 0, time.UTC)
 	tests := []struct {
 		now    time.Time
-		period v1alpha1.Period
+		period v1alpha1.RetentionPeriod
 		want   time.Time
 	}{
 		{now, "P20Y", time.Date(2006, 6, 15, 10, 30, 0, 0, time.UTC)},
@@ -29,7 +29,10 @@ func TestCutoff(t *testing.T) {
 		{time.Date(2026, 3, 31, 12, 0, 0, 0, time.UTC), "P1M", time.Date(2026, 3, 3, 12, 0, 0, 0, time.UTC)},
 		// Calendar arithmetic keeps the wall clock across a DST change.
 		{time.Date(2026, 4, 1, 3, 0, 0, 0, ams), "P30D", time.Date(2026, 3, 2, 3, 0, 0, 0, ams)},
+		// P0D: due as soon as the involvement has ended.
+		{now, "P0D", now},
 		// An invalid period: nothing is due.
+		{now, "P0Y", time.Time{}},
 		{now, "P5X", time.Time{}},
 		{now, "", time.Time{}},
 	}

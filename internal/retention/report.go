@@ -48,7 +48,7 @@ type RuleReport struct {
 	Rule   string                   `json:"rule"`
 	Table  string                   `json:"table"`
 	Action v1alpha1.RetentionAction `json:"action"`
-	Period v1alpha1.Period          `json:"period"`
+	Period v1alpha1.RetentionPeriod `json:"period"`
 	// Cutoff is AsOf minus Period: records whose clock is before it are due.
 	Cutoff time.Time `json:"cutoff"`
 	// Batches committed.

@@ -123,7 +123,7 @@ func TestLegalHoldNeverDestroyedProperty(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rnd := rand.New(rand.NewPCG(seed, 0x5eed))
-	periods := []v1alpha1.Period{"P5Y", "P20Y", "P6M", "P4W", "P30D"}
+	periods := []v1alpha1.RetentionPeriod{"P5Y", "P20Y", "P6M", "P4W", "P30D"}
 	for round := range 6 {
 		// A now late in the evening in UTC is already the next day in
 		// Amsterdam: date comparisons follow now's location.
@@ -727,5 +727,38 @@ func TestHoldSetConcurrentlyIsHonoured(t *testing.T) {
 		if got := ids(t, pool, table); !sameIDs(got, []int64{5}) {
 			t.Errorf("partitioned=%v: left %v; want only the record put on hold, 5", partitioned, keys(got))
 		}
+	}
+}
+
+// TestEndOfInvolvementRule: a P0D rule destroys the records whose
+// involvement ended before now, keeps those still open (empty clock, counted
+// as NoClock) and a held one, and a record whose end lies ahead.
+func TestEndOfInvolvementRule(t *testing.T) {
+	t.Parallel()
+	pool := testenv.PostgresPool(t)
+	schema := testenv.NewSchema(t, pool, "rt_")
+	rows := []dossier{
+		{id: 1, lastContact: at(0, 0, -1)},                   // ended yesterday: due
+		{id: 2, lastContact: ptr(testNow.Add(-time.Second))}, // ended a second ago: due
+		{id: 3, lastContact: ptr(testNow)},                   // ends now: not yet
+		{id: 4, lastContact: at(0, 0, 1)},                    // ends tomorrow: kept
+		{id: 5},                                              // still open: kept, counted
+		{id: 6},                                              // still open: kept, counted
+		{id: 7, lastContact: at(-1, 0, 0), legalHold: ptr(true)},     // held
+		{id: 8, lastContact: at(-1, 0, 0), retainUntil: at(0, 1, 0)}, // extended
+	}
+	for i := range rows {
+		rows[i].team = "veilig-thuis"
+	}
+	table := createDossiers(t, pool, schema, rows)
+	rule := dossierRule(table)
+	rule.Period, rule.Clock.Event = v1alpha1.EndOfInvolvement, v1alpha1.ClockEndOfHelp
+	rep := mustRun(t, pool, Config{Rules: []v1alpha1.RetentionRule{rule}, Now: fixedNow(testNow)})
+	if got := ids(t, pool, table); !sameIDs(got, []int64{3, 4, 5, 6, 7, 8}) {
+		t.Errorf("left %v; want 3 4 5 6 7 8", keys(got))
+	}
+	rr := rep.Rules[0]
+	if rr.Destroyed != 2 || rr.Held != 2 || rr.Overdue != 0 || rr.NoClock != 2 || !rr.Cutoff.Equal(testNow) {
+		t.Errorf("report %+v; want 2 destroyed, 2 held, 0 overdue, 2 without a clock, cutoff now", rr)
 	}
 }
