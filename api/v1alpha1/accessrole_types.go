@@ -77,6 +77,16 @@ type AccessRoleSpec struct {
 	// +kubebuilder:validation:MaxLength=256
 	Purpose string `json:"purpose"`
 
+	// ProcessingActivities the role serves: ProcessingActivities in the same
+	// namespace. The audit proxy lets the role use a route only under an
+	// activity both name. A role without activities keeps working as before
+	// (its routes are not limited by purpose) and is marked with the
+	// ActivityAssigned condition False; see docs/processing-register.md.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=set
+	ProcessingActivities []ActivityName `json:"processingActivities,omitempty"`
+
 	// AssignedCasesOnly limits the role to dossiers the caller is assigned
 	// to, as the store's assignment source says.
 	// +optional

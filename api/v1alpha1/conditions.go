@@ -308,6 +308,56 @@ const (
 	ReasonEffectEnded   = "EffectEnded"
 )
 
+// ProcessingActivity Ready reasons, and its PurposeLimitation and
+// ActivityRetention controls.
+const (
+	// ReasonActivityInForce: Ready is True; everything the activity
+	// promises is in force.
+	ReasonActivityInForce = "ActivityInForce"
+
+	// ControlPurposeLimitation: the roles, agreements and routes that serve
+	// the activity use only the data categories it declares (AVG art.
+	// 5(1)(b) and (c)).
+	ControlPurposeLimitation = "PurposeLimitation"
+	// ReasonCategoriesCovered: every category used under the activity is
+	// one it declares.
+	ReasonCategoriesCovered = "CategoriesCovered"
+	// ReasonCategoriesNotDeclared: a role, agreement or route uses a
+	// category under the activity that it does not declare.
+	ReasonCategoriesNotDeclared = "CategoriesNotDeclared"
+	// ReasonReferencesNotListed: the objects that refer to the activity
+	// could not be read, so coverage is unknown.
+	ReasonReferencesNotListed = "ReferencesNotListed"
+
+	// ControlActivityRetention: the activity's RetentionPolicy exists and
+	// its RetentionEnforced control passes (AVG art. 5(1)(e)).
+	ControlActivityRetention = "ActivityRetention"
+	// ReasonRetentionPasses: the RetentionPolicy exists and passes.
+	ReasonRetentionPasses = "RetentionPolicyPasses"
+	// ReasonRetentionPolicyNotFound: the named RetentionPolicy does not exist.
+	ReasonRetentionPolicyNotFound = "RetentionPolicyNotFound"
+	// ReasonRetentionPolicyFailing: the RetentionPolicy exists but its
+	// RetentionEnforced control does not pass (or has no result yet).
+	ReasonRetentionPolicyFailing = "RetentionPolicyFailing"
+)
+
+// ActivityAssigned: a condition of AccessRoles and SharingAgreements (and
+// a summary condition of DossierStores for their routes) saying whether
+// they name the processing activities they serve, and whether those exist.
+// False is a warning: the object keeps working as before, but the audit
+// proxy cannot limit its requests by purpose.
+const (
+	ConditionActivityAssigned = "ActivityAssigned"
+
+	// ReasonActivitiesFound: every named activity exists.
+	ReasonActivitiesFound = "ActivitiesFound"
+	// ReasonNoActivity: the object names no processing activity.
+	ReasonNoActivity = "NoActivity"
+	// ReasonActivityNotFound: a named activity does not exist; requests
+	// under it are still decided by the names alone.
+	ReasonActivityNotFound = "ActivityNotFound"
+)
+
 // Labels dossierguard sets on the objects it manages, and reads.
 const (
 	// LabelStore names the DossierStore an object belongs to. On a pod it

@@ -255,8 +255,11 @@ type EncryptionSpec struct {
 // AuditSpec maps requests to the application onto data categories, so that
 // the audit proxy knows what each request touches.
 type AuditSpec struct {
-	// ProcessingActivity is the register entry (verwerkingsactiviteit) every
-	// audit event refers to, as in the Logboek Dataverwerkingen standard.
+	// ProcessingActivity is the register entry (verwerkingsactiviteit) that
+	// audit events refer to (as in the Logboek Dataverwerkingen standard)
+	// when the request's route or role names no ProcessingActivity; routes
+	// that name activities record the activity the request was allowed
+	// under instead. Deprecated in favour of routes[].processingActivities.
 	// +optional
 	// +kubebuilder:validation:MaxLength=128
 	ProcessingActivity string `json:"processingActivity,omitempty"`
@@ -433,6 +436,15 @@ type AuditRoute struct {
 	Categories []DataCategory `json:"categories"`
 	// Action the route performs.
 	Action Action `json:"action"`
+	// ProcessingActivities the route serves: ProcessingActivities in the
+	// store's namespace. A request on the route is allowed only under one
+	// of them that the caller's role (or the partner's agreement) also
+	// serves. A route without activities is decided as before, by
+	// categories and action only.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=set
+	ProcessingActivities []ActivityName `json:"processingActivities,omitempty"`
 	// AllowWebSocket lets a request of this route upgrade its connection to
 	// a WebSocket. The proxy audits the opening request only; everything
 	// sent over the WebSocket afterwards is not seen, so allow it only for

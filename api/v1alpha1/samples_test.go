@@ -52,19 +52,19 @@ func TestSamplesAcceptedAndListed(t *testing.T) {
 		}
 	}
 	for _, column := range []string{"SERVICE", "ENCRYPTION", "KEY", "READY", "COMPLIANT", "STORE", "CATEGORIES", "ACTIONS",
-		"REVIEW DUE", "PARTNER", "BASIS", "IN FORCE", "UNTIL", "PERIOD", "LAST RUN", "DESTROYED", "OVERDUE", "TYPE", "DUE", "STATE", "DECISION"} {
+		"REVIEW DUE", "PARTNER", "BASIS", "IN FORCE", "UNTIL", "PERIOD", "LAST RUN", "DESTROYED", "OVERDUE", "TYPE", "DUE", "STATE", "DECISION", "ACTIVITY", "RETENTION"} {
 		if !strings.Contains(out, column) {
 			t.Errorf("kubectl get privacy -A has no %s column", column)
 		}
 	}
-	for _, row := range []string{"YouthAndFamilyCentre", "Verwijsindex Risicojongeren", "LegalObligation", "VitalInterest", `["identity","contact"]`, "2027-07-17T00:00:00Z"} {
+	for _, row := range []string{"YouthAndFamilyCentre", "Verwijsindex Risicojongeren", "LegalObligation", "VitalInterest", `["identity","contact"]`, "2027-07-17T00:00:00Z", "Cliëntervaringsonderzoek"} {
 		if !strings.Contains(out, row) {
 			t.Errorf("kubectl get privacy -A does not show %q", row)
 		}
 	}
 
 	// Short names resolve to the right kinds and do not clash with built-ins.
-	for short, kind := range map[string]string{"dstore": "dossierstore", "arole": "accessrole", "share": "sharingagreement", "rpol": "retentionpolicy", "dsr": "datasubjectrequest"} {
+	for short, kind := range map[string]string{"dstore": "dossierstore", "arole": "accessrole", "share": "sharingagreement", "rpol": "retentionpolicy", "dsr": "datasubjectrequest", "pact": "processingactivity"} {
 		out, errOut, err := kubectl(t, "get", short, "-A", "-o", "name")
 		if err != nil {
 			t.Errorf("kubectl get %s: %v\n%s", short, err, errOut)

@@ -293,6 +293,16 @@ type SharingAgreementSpec struct {
 	// +kubebuilder:validation:MaxLength=256
 	Purpose string `json:"purpose"`
 
+	// ProcessingActivities the sharing serves: ProcessingActivities in the
+	// same namespace; the partner becomes a recipient of each. The audit
+	// proxy lets the partner use a route only under an activity both name.
+	// An agreement without activities keeps working as before and is marked
+	// with the ActivityAssigned condition False.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=set
+	ProcessingActivities []ActivityName `json:"processingActivities,omitempty"`
+
 	// ValidFrom opens the window; now when empty.
 	// +optional
 	ValidFrom *metav1.Time `json:"validFrom,omitempty"`

@@ -97,6 +97,23 @@ spec:
   subject: {ageBand: Adult}
   handler: privacy-officer
 `,
+	"ProcessingActivity": `
+apiVersion: privacy.dossierguard.io/v1alpha1
+kind: ProcessingActivity
+spec:
+  displayName: Ondersteuning
+  purpose: Ondersteuning van inwoners bij wonen, werk en opvoeding
+  legalBasis: PublicTask
+  legalReference: Wmo 2015 art. 2.3.2
+  service: NeighbourhoodTeam
+  dataSubjectCategories: [inwoners, ouders]
+  dataCategories: [identity, contact, request]
+  retention:
+    policyRef: {name: bewaartermijn}
+    description: 5 jaar na het laatste contact
+  controller: Gemeente Voorbeeldstad
+  dataProtectionOfficer: {name: Functionaris gegevensbescherming, email: fg@voorbeeldstad.nl}
+`,
 }
 
 // change edits a base object's spec.
@@ -436,6 +453,35 @@ func TestInvalidManifestsRejected(t *testing.T) {
 			[]string{"spec.dataSubjectRights.responsePeriod", "at most one month"}},
 		{"response period of two months", "DossierStore", set("dataSubjectRights.responsePeriod", "P2M"), false,
 			[]string{"spec.dataSubjectRights.responsePeriod", "at most one month"}},
+
+		// ProcessingActivity and the references to it
+		{"activity public task without a legal reference", "ProcessingActivity", del("legalReference"), false,
+			[]string{"spec.legalReference", "spec.legalReference is required when spec.legalBasis is LegalObligation or PublicTask"}},
+		{"activity vital interest without a legal reference", "ProcessingActivity", all(set("legalBasis", "VitalInterest"), del("legalReference")), false,
+			[]string{"spec.legalReference", "spec.legalReference is required when spec.legalBasis is VitalInterest"}},
+		{"activity unknown legal basis", "ProcessingActivity", set("legalBasis", "LegitimateInterest"), false,
+			[]string{"spec.legalBasis", `Unsupported value: "LegitimateInterest"`}},
+		{"activity without data subjects", "ProcessingActivity", set("dataSubjectCategories", []any{}), false,
+			[]string{"spec.dataSubjectCategories", "at least 1 items"}},
+		{"activity unknown data category", "ProcessingActivity", set("dataCategories", []any{"identity", "medical"}), false,
+			[]string{"spec.dataCategories[1]", `Unsupported value: "medical"`}},
+		{"activity without retention policy", "ProcessingActivity", del("retention.policyRef"), false,
+			[]string{"spec.retention.policyRef", "Required value"}},
+		{"activity officer without an e-mail address", "ProcessingActivity", set("dataProtectionOfficer.email", "functionaris gegevensbescherming"), false,
+			[]string{"spec.dataProtectionOfficer.email", "must be an e-mail address"}},
+		{"activity register id with spaces", "ProcessingActivity", set("registerID", "register entry 12"), false,
+			[]string{"spec.registerID", "must be a URI or code without spaces"}},
+		{"activity purpose too short", "ProcessingActivity", set("purpose", "zorg"), false,
+			[]string{"spec.purpose", "at least 10 chars"}},
+		{"role naming an activity that is no name", "AccessRole", set("processingActivities", []any{"Cliënt Ervaring"}), false,
+			[]string{"spec.processingActivities[0]", "must name a ProcessingActivity"}},
+		{"role naming an activity twice", "AccessRole", set("processingActivities", []any{"ondersteuning", "ondersteuning"}), false,
+			[]string{"spec.processingActivities[1]", "Duplicate value"}},
+		{"agreement naming an activity that is no name", "SharingAgreement", set("processingActivities", []any{"_survey"}), false,
+			[]string{"spec.processingActivities[0]", "must name a ProcessingActivity"}},
+		{"route naming an activity that is no name", "DossierStore", func(s map[string]any) {
+			s["audit"].(map[string]any)["routes"].([]any)[0].(map[string]any)["processingActivities"] = []any{"A B"}
+		}, false, []string{"spec.audit.routes[0].processingActivities[0]", "must name a ProcessingActivity"}},
 	}
 	cases = append(cases, dsrInvalidCases...)
 	if len(cases) < 25 {

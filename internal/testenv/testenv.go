@@ -112,4 +112,4 @@ func startWith(hooks envtest.WebhookInstallOptions, crdPaths ...string) (*Env, e
 }
 
 // Kinds lists the dossierguard kinds, for tests that walk all of them.
-var Kinds = []string{"DossierStore", "AccessRole", "SharingAgreement", "RetentionPolicy", "DataSubjectRequest"}
+var Kinds = []string{"DossierStore", "AccessRole", "SharingAgreement", "RetentionPolicy", "DataSubjectRequest", "ProcessingActivity"}
