@@ -111,5 +111,8 @@ func SetupAll(mgr ctrl.Manager, opts Options) error {
 	if err := (&DataSubjectRequestReconciler{Client: mgr.GetClient(), Recorder: events, Clock: opts.Clock, Reports: opts.Reports}).SetupWithManager(mgr, opts.Workers); err != nil {
 		return err
 	}
+	if err := (&ProcessingActivityReconciler{Client: mgr.GetClient(), Reports: opts.Reports}).SetupWithManager(mgr, opts.Workers); err != nil {
+		return err
+	}
 	return (&RetentionPolicyReconciler{Client: mgr.GetClient(), Clock: opts.Clock, Image: opts.SweeperImage, Statutes: opts.Statutes, Reports: opts.Reports}).SetupWithManager(mgr, opts.Workers)
 }

@@ -87,6 +87,8 @@ func TestReferences(t *testing.T) {
 		"SharingEnforced":      "AVG art. 5(1)(b), art. 6(1), art. 7(3); BIO 5.14",
 		"DataSubjectRights":    "AVG art. 12(3), art. 15-21",
 		"ResponseDeadline":     "AVG art. 12(3)",
+		"PurposeLimitation":    "AVG art. 5(1)(b), art. 5(1)(c), art. 30(1)(c)",
+		"ActivityRetention":    "AVG art. 5(1)(e), art. 30(1)(f)",
 	}
 	for control, ref := range want {
 		if got := References[control]; got != ref {
