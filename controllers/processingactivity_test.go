@@ -88,7 +88,9 @@ func TestProcessingActivityStatus(t *testing.T) {
 		if !slices.Equal(a.Status.Recipients, []string{"De Regenboog (School)"}) {
 			return fmt.Errorf("recipients %v", a.Status.Recipients)
 		}
-		if !slices.ContainsFunc(a.Status.Measures, func(m string) bool { return m == "EncryptionAtRest (AVG art. 32(1)(a); BIO 8.24): DossierStore/dossiers" }) {
+		if !slices.ContainsFunc(a.Status.Measures, func(m string) bool {
+			return m == "EncryptionAtRest (AVG art. 32(1)(a); BIO 8.24): DossierStore/dossiers"
+		}) {
 			return fmt.Errorf("measures %v; want the store's EncryptionAtRest", a.Status.Measures)
 		}
 		return nil
