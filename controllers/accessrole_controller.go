@@ -60,6 +60,9 @@ func (r *AccessRoleReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 	ready, reason, message := compliance.RoleReadiness(role, store, agreements.Items)
 	setRoleStatus(role, verdict, policyName, policyHash, roleReadiness{ok: ready, reason: reason, message: message})
+	if err := setActivityAssigned(ctx, r.Client, role, &role.Status.Conditions, role.Spec.ProcessingActivities); err != nil {
+		return ctrl.Result{}, err
+	}
 	metrics.RecordAccessRole(role)
 	_, statusErr := writeStatus(ctx, r.Client, before, role, before.Status, role.Status)
 	var reportErr error
@@ -110,6 +113,9 @@ func (r *AccessRoleReconciler) SetupWithManager(mgr ctrl.Manager, workers int) e
 				}
 				return toRoles(ctx, &v1alpha1.DossierStore{ObjectMeta: metaFor(cm.GetNamespace(), store)})
 			})).
+		// A role names the processing activities it serves.
+		Watches(&v1alpha1.ProcessingActivity{}, handler.EnqueueRequestsFromMapFunc(inNamespace(mgr.GetClient(), &v1alpha1.AccessRoleList{})),
+			builder.WithPredicates(specMetadataOrDeletion)).
 		Named("accessrole").
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(r)

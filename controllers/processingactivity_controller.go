@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -134,4 +136,41 @@ func (r *ProcessingActivityReconciler) SetupWithManager(mgr ctrl.Manager, worker
 		Named("processingactivity").
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(r)
+}
+
+// setActivityAssigned sets the ActivityAssigned condition of a role or an
+// agreement from the activities of its namespace. A role or agreement that
+// names none is marked (False, a warning) but keeps working as before.
+func setActivityAssigned(ctx context.Context, c client.Reader, obj client.Object, conditions *[]metav1.Condition, names []v1alpha1.ActivityName) error {
+	known := map[string]bool{}
+	if len(names) > 0 {
+		var list v1alpha1.ProcessingActivityList
+		if err := c.List(ctx, &list, client.InNamespace(obj.GetNamespace())); err != nil {
+			return fmt.Errorf("list processing activities: %w", err)
+		}
+		for _, a := range list.Items {
+			known[a.Name] = true
+		}
+	}
+	ok, reason, message := compliance.ActivitiesAssigned(names, known)
+	setCondition(obj, conditions, v1alpha1.ConditionActivityAssigned, ok, reason, message)
+	return nil
+}
+
+// inNamespace enqueues every object of list in the namespace of the object
+// that changed: roles and agreements when an activity comes or goes.
+func inNamespace(c client.Client, list client.ObjectList) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		l := list.DeepCopyObject().(client.ObjectList)
+		if err := c.List(ctx, l, client.InNamespace(o.GetNamespace())); err != nil {
+			log.FromContext(ctx).Error(err, "Listing the objects of a namespace failed", "namespace", o.GetNamespace())
+			return nil
+		}
+		items, _ := meta.ExtractList(l)
+		out := make([]reconcile.Request, 0, len(items))
+		for _, item := range items {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(item.(client.Object))})
+		}
+		return out
+	}
 }

@@ -71,12 +71,26 @@ func TestProcessingActivityStatus(t *testing.T) {
 		t.Errorf("activityID %q; want the object's name without spec.registerID", a.Status.ActivityID)
 	}
 
-	newRole(t, ns, "coach", func(r *v1alpha1.AccessRole) { r.Spec.ProcessingActivities = []v1alpha1.ActivityName{"ondersteuning"} })
+	coach := newRole(t, ns, "coach", func(r *v1alpha1.AccessRole) { r.Spec.ProcessingActivities = []v1alpha1.ActivityName{"ondersteuning"} })
 	newAgreement(t, ns, "school", func(s *v1alpha1.SharingAgreement) {
 		s.Spec.ProcessingActivities = []v1alpha1.ActivityName{"ondersteuning"}
 		s.Spec.Categories = []v1alpha1.DataCategory{v1alpha1.CategoryIdentity}
 	})
-	newRole(t, ns, "other") // serves nothing: not a reference
+	other := newRole(t, ns, "other") // serves nothing: not a reference
+	lost := newRole(t, ns, "lost", func(r *v1alpha1.AccessRole) { r.Spec.ProcessingActivities = []v1alpha1.ActivityName{"gone"} })
+	for role, reason := range map[*v1alpha1.AccessRole]string{coach: v1alpha1.ReasonActivitiesFound, other: v1alpha1.ReasonNoActivity, lost: v1alpha1.ReasonActivityNotFound} {
+		status := metav1.ConditionFalse
+		if reason == v1alpha1.ReasonActivitiesFound {
+			status = metav1.ConditionTrue
+		}
+		eventually(t, timeout, func() error {
+			return conditionIs(role, func() []metav1.Condition { return role.Status.Conditions }, v1alpha1.ConditionActivityAssigned, status, reason)
+		})
+	}
+	// The migration path: a role without activities keeps working.
+	eventually(t, timeout, func() error {
+		return conditionIs(other, func() []metav1.Condition { return other.Status.Conditions }, v1alpha1.ConditionReady, metav1.ConditionTrue, "")
+	})
 	eventually(t, timeout, activityControl(a, v1alpha1.ControlPurposeLimitation, v1alpha1.ResultPass, v1alpha1.ReasonCategoriesCovered))
 	eventually(t, timeout, func() error {
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(a), a); err != nil {

@@ -61,6 +61,9 @@ func (r *SharingAgreementReconciler) Reconcile(ctx context.Context, req ctrl.Req
 
 	proxyEnforced := r.enforcedByProxy(ctx, agreement, store)
 	setAgreementStatus(agreement, verdict, policyExists, proxyEnforced)
+	if err := setActivityAssigned(ctx, r.Client, agreement, &agreement.Status.Conditions, agreement.Spec.ProcessingActivities); err != nil {
+		return ctrl.Result{}, err
+	}
 	metrics.RecordAgreement(agreement)
 	written, statusErr := writeStatus(ctx, r.Client, before, agreement, before.Status, agreement.Status)
 	if written {
@@ -164,6 +167,9 @@ func (r *SharingAgreementReconciler) SetupWithManager(mgr ctrl.Manager, workers 
 		// status is not read.
 		Watches(&v1alpha1.DossierStore{}, handler.EnqueueRequestsFromMapFunc(toAgreements),
 			builder.WithPredicates(predicate.Or(specMetadataOrDeletion, storeReadyChanged))).
+		// An agreement names the processing activities it serves.
+		Watches(&v1alpha1.ProcessingActivity{}, handler.EnqueueRequestsFromMapFunc(inNamespace(mgr.GetClient(), &v1alpha1.SharingAgreementList{})),
+			builder.WithPredicates(specMetadataOrDeletion)).
 		Named("sharingagreement").
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(r)
