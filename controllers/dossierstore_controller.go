@@ -420,6 +420,9 @@ func (r *DossierStoreReconciler) SetupWithManager(mgr ctrl.Manager, workers int)
 		// The store assesses its requests from their specs.
 		Watches(&v1alpha1.DataSubjectRequest{}, handler.EnqueueRequestsFromMapFunc(toStore),
 			builder.WithPredicates(specMetadataOrDeletion)).
+		// The access policy carries each named activity's register ID.
+		Watches(&v1alpha1.ProcessingActivity{}, handler.EnqueueRequestsFromMapFunc(inNamespace(mgr.GetClient(), &v1alpha1.DossierStoreList{})),
+			builder.WithPredicates(specMetadataOrDeletion)).
 		Named("dossierstore").
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(r)

@@ -40,7 +40,13 @@ func (r *DossierStoreReconciler) reconcileAccessPolicy(ctx context.Context, stor
 	if err != nil {
 		return summaries, false, err
 	}
-	document, hash, err := accesspolicy.Encode(accesspolicy.Build(store, enforced, entries))
+	activities := &v1alpha1.ProcessingActivityList{}
+	if err := r.List(ctx, activities, client.InNamespace(store.Namespace)); err != nil {
+		return summaries, false, fmt.Errorf("list processing activities: %w", err)
+	}
+	doc := accesspolicy.Build(store, enforced, entries)
+	accesspolicy.SetActivityIDs(&doc, activities.Items)
+	document, hash, err := accesspolicy.Encode(doc)
 	if err != nil {
 		return summaries, false, err
 	}

@@ -43,6 +43,24 @@ type Document struct {
 	// Agreements are every SharingAgreement of the store, in force or not:
 	// the proxy decides per request whether one is in force at that instant.
 	Agreements []Agreement `json:"agreements"`
+	// ActivityIDs maps the name of each ProcessingActivity a route, role
+	// or agreement names to what audit events record for it
+	// (dpl.core.processing_activity_id); a name missing here is recorded as
+	// itself.
+	ActivityIDs map[string]string `json:"activityIDs,omitempty"`
+}
+
+// ActivityID is what an event records for a request allowed under the
+// named activity; for "" (a route or role that names none) the store's
+// ProcessingActivity, as before activities existed.
+func (d *Document) ActivityID(name string) string {
+	if name == "" {
+		return d.ProcessingActivity
+	}
+	if id, ok := d.ActivityIDs[name]; ok && id != "" {
+		return id
+	}
+	return name
 }
 
 // Route maps a request to the categories it touches and the action it is.
@@ -54,6 +72,10 @@ type Route struct {
 	Action     v1alpha1.Action         `json:"action"`
 	// AllowWebSocket lets the route's requests upgrade to a WebSocket.
 	AllowWebSocket bool `json:"allowWebSocket,omitempty"`
+	// Activities are the processing activities the route serves, sorted;
+	// a request is allowed only under one the caller's role (or agreement)
+	// serves too. Empty: the route is decided by categories only.
+	Activities []string `json:"activities,omitempty"`
 }
 
 // Role grants categories and actions to subjects.
@@ -65,6 +87,9 @@ type Role struct {
 	Actions           []v1alpha1.Action       `json:"actions"`
 	AssignedCasesOnly bool                    `json:"assignedCasesOnly"`
 	BreakGlass        bool                    `json:"breakGlass"`
+	// Activities the role serves, sorted; empty: every activity of a route
+	// (the role predates processing activities).
+	Activities []string `json:"activities,omitempty"`
 }
 
 // Subject is a user, group or service account.
@@ -103,6 +128,9 @@ type Agreement struct {
 	// Refused is why the operator refuses the agreement whatever the time
 	// (such as MinimisationViolated); the proxy then admits nothing under it.
 	Refused string `json:"refused,omitempty"`
+	// Activities the sharing serves, sorted; empty: every activity of a
+	// route (the agreement predates processing activities).
+	Activities []string `json:"activities,omitempty"`
 }
 
 // PartnerSubject is an identity a partner's requests carry.
@@ -169,6 +197,7 @@ func AgreementEntry(a *v1alpha1.SharingAgreement, refused string) Agreement {
 		ValidUntil:     utc(spec.ValidUntil),
 		Suspended:      spec.Suspended,
 		Refused:        refused,
+		Activities:     activityNames(spec.ProcessingActivities),
 	}
 	if spec.LegalBasis == v1alpha1.BasisVitalInterest {
 		e.ReviewBy = utc(spec.ReviewDate)
@@ -227,7 +256,7 @@ func Build(store *v1alpha1.DossierStore, roles []v1alpha1.AccessRole, agreements
 		for _, r := range a.Routes {
 			doc.Routes = append(doc.Routes, Route{
 				Name: r.Name, Method: r.Method, Path: r.Path, Categories: canonicalCategories(r.Categories), Action: r.Action,
-				AllowWebSocket: r.AllowWebSocket,
+				AllowWebSocket: r.AllowWebSocket, Activities: activityNames(r.ProcessingActivities),
 			})
 		}
 	}
@@ -240,6 +269,7 @@ func Build(store *v1alpha1.DossierStore, roles []v1alpha1.AccessRole, agreements
 			Actions:           slices.Sorted(slices.Values(r.Spec.Actions)),
 			AssignedCasesOnly: r.Spec.AssignedCasesOnly,
 			BreakGlass:        r.Spec.BreakGlass != nil,
+			Activities:        activityNames(r.Spec.ProcessingActivities),
 		}
 		for _, s := range r.Spec.Subjects {
 			role.Subjects = append(role.Subjects, Subject{Kind: s.Kind, Name: s.Name, Namespace: s.Namespace})
@@ -249,6 +279,49 @@ func Build(store *v1alpha1.DossierStore, roles []v1alpha1.AccessRole, agreements
 	}
 	sort.Slice(doc.Roles, func(i, j int) bool { return doc.Roles[i].Name < doc.Roles[j].Name })
 	return doc
+}
+
+// activityNames returns the names sorted, nil when there are none.
+func activityNames(in []v1alpha1.ActivityName) []string {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]string, len(in))
+	for i, n := range in {
+		out[i] = string(n)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// SetActivityIDs records, for every activity the document's routes, roles
+// and agreements name, the ID its events carry (ProcessingActivity.ID). A
+// named activity that does not exist is left out, and so recorded by name.
+func SetActivityIDs(doc *Document, activities []v1alpha1.ProcessingActivity) {
+	named := map[string]bool{}
+	for _, r := range doc.Routes {
+		for _, a := range r.Activities {
+			named[a] = true
+		}
+	}
+	for _, r := range doc.Roles {
+		for _, a := range r.Activities {
+			named[a] = true
+		}
+	}
+	for _, g := range doc.Agreements {
+		for _, a := range g.Activities {
+			named[a] = true
+		}
+	}
+	for i := range activities {
+		if a := &activities[i]; named[a.Name] {
+			if doc.ActivityIDs == nil {
+				doc.ActivityIDs = map[string]string{}
+			}
+			doc.ActivityIDs[a.Name] = a.ID()
+		}
+	}
 }
 
 // canonicalCategories orders categories as the vocabulary does.

@@ -141,3 +141,35 @@ func TestAgreementInForceAt(t *testing.T) {
 		t.Errorf("entry %+v", e)
 	}
 }
+
+func TestBuildCarriesActivities(t *testing.T) {
+	store := &v1alpha1.DossierStore{
+		ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "ns"},
+		Spec: v1alpha1.DossierStoreSpec{Audit: &v1alpha1.AuditSpec{ProcessingActivity: "store-wide", Routes: []v1alpha1.AuditRoute{
+			{Name: "r", Method: "GET", Path: "/a", Categories: []v1alpha1.DataCategory{"identity"}, Action: "read",
+				ProcessingActivities: []v1alpha1.ActivityName{"survey", "care"}},
+		}}},
+	}
+	role := v1alpha1.AccessRole{ObjectMeta: metav1.ObjectMeta{Name: "x"}, Spec: v1alpha1.AccessRoleSpec{ProcessingActivities: []v1alpha1.ActivityName{"survey"}}}
+	agreement := AgreementEntry(&v1alpha1.SharingAgreement{ObjectMeta: metav1.ObjectMeta{Name: "a"}, Spec: v1alpha1.SharingAgreementSpec{ProcessingActivities: []v1alpha1.ActivityName{"care"}}}, "")
+	doc := Build(store, []v1alpha1.AccessRole{role}, []Agreement{agreement})
+	SetActivityIDs(&doc, []v1alpha1.ProcessingActivity{
+		{ObjectMeta: metav1.ObjectMeta{Name: "survey"}, Spec: v1alpha1.ProcessingActivitySpec{RegisterID: "https://register.example/ceo"}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "unused"}, Spec: v1alpha1.ProcessingActivitySpec{RegisterID: "u"}},
+	})
+	if got := doc.Routes[0].Activities; len(got) != 2 || got[0] != "care" || got[1] != "survey" {
+		t.Errorf("route activities %v; want sorted [care survey]", got)
+	}
+	if got := doc.Roles[0].Activities; len(got) != 1 || got[0] != "survey" {
+		t.Errorf("role activities %v", got)
+	}
+	if got := doc.Agreements[0].Activities; len(got) != 1 || got[0] != "care" {
+		t.Errorf("agreement activities %v", got)
+	}
+	if len(doc.ActivityIDs) != 1 || doc.ActivityID("survey") != "https://register.example/ceo" {
+		t.Errorf("activity IDs %v; want only the named, existing survey", doc.ActivityIDs)
+	}
+	if doc.ActivityID("care") != "care" || doc.ActivityID("") != "store-wide" {
+		t.Errorf("ActivityID(care)=%q ActivityID(\"\")=%q; want the name, and the store's activity", doc.ActivityID("care"), doc.ActivityID(""))
+	}
+}

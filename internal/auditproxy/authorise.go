@@ -129,6 +129,10 @@ const (
 	// ReasonAssignmentUnavailable: a role limited to assigned cases would
 	// have applied, but the assignment source gave no answer.
 	ReasonAssignmentUnavailable DecisionReason = "assignment-unavailable"
+	// ReasonActivityNotServed: the caller's roles (or agreements) would
+	// grant the route's categories, but none serves a processing activity
+	// of the route (purpose limitation).
+	ReasonActivityNotServed DecisionReason = "activity-not-served"
 )
 
 // Decision is the outcome of authorising one request.
@@ -154,6 +158,21 @@ type Decision struct {
 	// Sharing is set for a partner's request, decided from agreements
 	// (AuthorisePartner).
 	Sharing *SharingDecision
+	// Activity is the processing activity the request was allowed under,
+	// "" when the route names none (or, for a partner, the agreement names
+	// none); Document.ActivityID gives what the event records.
+	Activity string
+	// MissingActivities are the route's activities, when the caller serves
+	// none of them (ReasonActivityNotServed).
+	MissingActivities []string
+}
+
+// servesActivity reports whether a role or agreement with activities own
+// may act under activity: one that names none predates activities and
+// serves every one (the migration path; it is marked ActivityAssigned
+// False).
+func servesActivity(own []string, activity string) bool {
+	return len(own) == 0 || slices.Contains(own, activity)
 }
 
 // Authorise decides whether id may perform route m.Route (on dossier
@@ -169,12 +188,57 @@ type Decision struct {
 //     assigned to the user (an unknown answer counts as not assigned);
 //   - a break-glass role counts only when a reason is given, and only when
 //     the other roles are not enough; the decision is then flagged.
+//
+// When the route names processing activities, the roles must together
+// grant the route under one of them: only roles serving that activity (or
+// naming none) count, the activities are tried in order, and the first
+// that allows is the one the request is allowed under. When roles would
+// grant the route but serve none of its activities, the denial names the
+// activities (ReasonActivityNotServed).
 func (p *Policy) Authorise(ctx context.Context, id Identity, m RouteMatch, reason string, assignments AssignmentChecker) Decision {
-	g := newGrants(m.Route)
 	roles := p.callerRoles(id, m.Route.Action)
 	// The assignment source is asked at most once, and only when a role
 	// limited to assigned cases would make a difference.
 	check := &assignmentCheck{ctx: ctx, source: assignments, user: id.User, m: m}
+	if len(m.Route.Activities) == 0 {
+		return authoriseRoles(m, roles, reason, check)
+	}
+	var last Decision
+	for _, activity := range m.Route.Activities {
+		last = authoriseRoles(m, roles.serving(activity), reason, check)
+		if last.Allowed {
+			last.Activity = activity
+			return last
+		}
+	}
+	if all := authoriseRoles(m, roles, reason, check); all.Allowed {
+		return Decision{
+			Roles: all.Roles, AssignmentErr: check.err, Reason: ReasonActivityNotServed,
+			MissingActivities: slices.Clone(m.Route.Activities),
+			Detail: fmt.Sprintf("none of your roles serves processing activity %s of route %q: the data may be used only for the purposes it was collected for",
+				strings.Join(m.Route.Activities, " or "), m.Route.Name),
+		}
+	}
+	return last
+}
+
+// serving keeps the roles that may act under activity.
+func (cr callerRoles) serving(activity string) callerRoles {
+	keep := func(in []*accesspolicy.Role) []*accesspolicy.Role {
+		var out []*accesspolicy.Role
+		for _, r := range in {
+			if servesActivity(r.Activities, activity) {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	return callerRoles{plain: keep(cr.plain), assigned: keep(cr.assigned), bgPlain: keep(cr.bgPlain), bgAssigned: keep(cr.bgAssigned)}
+}
+
+// authoriseRoles decides a route from the caller's roles that count.
+func authoriseRoles(m RouteMatch, roles callerRoles, reason string, check *assignmentCheck) Decision {
+	g := newGrants(m.Route)
 
 	g.countAll(roles.plain)
 	if !g.covers() && slices.ContainsFunc(roles.assigned, g.adds) && check.assigned() {

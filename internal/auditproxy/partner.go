@@ -116,6 +116,16 @@ func (p *Policy) AuthorisePartner(ctx context.Context, agreements []*accesspolic
 		d.Detail = fmt.Sprintf("no sharing agreement in force shares %s of route %q", strings.Join(closestMissing, ", "), route.Name)
 		return d
 	}
+	if len(route.Activities) > 0 {
+		serving := slices.DeleteFunc(slices.Clone(covering), func(a *accesspolicy.Agreement) bool { return agreementActivity(a, route) == "" })
+		if len(serving) == 0 {
+			d.Reason, d.Sharing.Agreement, d.MissingActivities = ReasonActivityNotServed, covering[0], slices.Clone(route.Activities)
+			d.Detail = fmt.Sprintf("no sharing agreement in force serves processing activity %s of route %q: the data may be shared only for the purposes it was collected for",
+				strings.Join(route.Activities, " or "), route.Name)
+			return d
+		}
+		covering = serving
+	}
 	slices.SortStableFunc(covering, func(a, b *accesspolicy.Agreement) int {
 		if ra, rb := agreementRank(a), agreementRank(b); ra != rb {
 			return ra - rb
@@ -125,7 +135,7 @@ func (p *Policy) AuthorisePartner(ctx context.Context, agreements []*accesspolic
 
 	var denied *Decision
 	for _, a := range covering {
-		try := Decision{Sharing: &SharingDecision{Agreement: a}}
+		try := Decision{Sharing: &SharingDecision{Agreement: a}, Activity: agreementActivity(a, route)}
 		switch {
 		case a.LegalBasis != v1alpha1.BasisConsent:
 			try.Allowed, try.Sharing.Consent, try.Sharing.NoticeRequired = true, auditlog.ConsentNotRequired, true
@@ -266,4 +276,17 @@ func checkAgreements(agreements []accesspolicy.Agreement) error {
 		names[a.Name] = true
 	}
 	return nil
+}
+
+// agreementActivity is the first of the route's activities the agreement
+// may share under: "" when the route names none, or when it names some and
+// the agreement serves none of them. An agreement naming no activity
+// serves every one (it predates processing activities).
+func agreementActivity(a *accesspolicy.Agreement, route *accesspolicy.Route) string {
+	for _, activity := range route.Activities {
+		if servesActivity(a.Activities, activity) {
+			return activity
+		}
+	}
+	return ""
 }

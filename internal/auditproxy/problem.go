@@ -44,6 +44,9 @@ type Problem struct {
 	// MissingCategories are the route's categories the caller's roles do
 	// not grant.
 	MissingCategories []string `json:"missingCategories,omitempty"`
+	// MissingActivities are the route's processing activities, none of
+	// which the caller's roles (or the partner's agreements) serve.
+	MissingActivities []string `json:"missingActivities,omitempty"`
 	// BreakGlassHeader names the header that states a break-glass reason,
 	// when a break-glass role would apply.
 	BreakGlassHeader string `json:"breakGlassHeader,omitempty"`

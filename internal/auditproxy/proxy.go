@@ -248,6 +248,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		prob.Type, prob.Title, prob.Status = ProblemAccessDenied, "Access denied", http.StatusForbidden
 		prob.Detail = dec.Detail
 		prob.MissingCategories = dec.Missing
+		prob.MissingActivities = dec.MissingActivities
 		if strings.Contains(dec.Detail, BreakGlassHeader) {
 			prob.BreakGlassHeader = BreakGlassHeader
 		}
@@ -257,6 +258,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	ev.Outcome = auditlog.OutcomeAllowed
+	// The activity the request was allowed under (purpose limitation); the
+	// store's ProcessingActivity when the route names none.
+	ev.ProcessingActivityID = pol.Doc.ActivityID(dec.Activity)
 	if dec.BreakGlass {
 		ev.BreakGlass, ev.BreakGlassReason = true, reason
 	}
@@ -472,7 +476,7 @@ func (p *Proxy) auditFailed(w http.ResponseWriter, r *http.Request, prob *Proble
 	}
 	prob.Type, prob.Title, prob.Status = ProblemAuditUnavailable, "Audit log unavailable", http.StatusServiceUnavailable
 	prob.Detail = "the request could not be recorded in the audit log, so it was not forwarded"
-	prob.MissingCategories, prob.BreakGlassHeader = nil, ""
+	prob.MissingCategories, prob.MissingActivities, prob.BreakGlassHeader = nil, nil, ""
 	writeProblem(w, prob)
 }
 

@@ -60,6 +60,9 @@ type expectation struct {
 	actor      string
 	dossier    string
 	breakGlass string // the reason, when allowed through break-glass
+	// activity is the processing activity the event must record; the
+	// document's ProcessingActivity when empty.
+	activity string
 }
 
 // harness runs Run with an issuer, an application, an assignment source and
@@ -85,10 +88,13 @@ type harness struct {
 	expect map[string]expectation // by operation id
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T) *harness { return newHarnessWith(t, integrationDocument()) }
+
+// newHarnessWith is newHarness serving doc.
+func newHarnessWith(t *testing.T, doc accesspolicy.Document) *harness {
 	h := &harness{t: t, iss: newTestIssuer(t), app: newUpstreamApp(t), policy: newConfigMapDir(t), keys: newTestKeys(t),
 		mirror: &syncBuffer{}, logs: &syncBuffer{}, expect: map[string]expectation{}, done: make(chan error, 1)}
-	h.policy.writeDoc(t, integrationDocument())
+	h.policy.writeDoc(t, doc)
 	h.logPath = filepath.Join(t.TempDir(), "audit.jsonl")
 
 	assign := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -272,7 +278,11 @@ func (h *harness) checkLog() {
 		if ev.DataSubject != wantSubject {
 			t.Errorf("request %s: data subject %q, want the pseudonym of %q", op, ev.DataSubject, exp.dossier)
 		}
-		if exp.route != "" && ev.Activity != testDocument().ProcessingActivity {
+		wantActivity := exp.activity
+		if wantActivity == "" {
+			wantActivity = testDocument().ProcessingActivity
+		}
+		if exp.route != "" && ev.Activity != wantActivity {
 			t.Errorf("request %s: processing activity %q", op, ev.Activity)
 		}
 	}

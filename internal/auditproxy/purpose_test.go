@@ -1,0 +1,110 @@
+package auditproxy
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"github.com/dossierguard/dossierguard/api/v1alpha1"
+	"github.com/dossierguard/dossierguard/internal/accesspolicy"
+)
+
+const (
+	activitySupport = "ondersteuning"
+	activitySurvey  = "clientervaringsonderzoek"
+	supportID       = "https://register.example.nl/verwerkingen/ondersteuning"
+)
+
+// purposeDocument is testDocument with processing activities: the role
+// basis (identity and contact, read) serves ondersteuning only; the route
+// list serves ondersteuning, survey-addresses (identity, read: within what
+// basis grants) serves the cliëntervaringsonderzoek only, and survey-export
+// is the survey's export route, used by the role survey that serves the
+// survey and nothing else.
+func purposeDocument() accesspolicy.Document {
+	doc := testDocument()
+	for i := range doc.Routes {
+		if doc.Routes[i].Name == "list" {
+			doc.Routes[i].Activities = []string{activitySupport}
+		}
+	}
+	doc.Routes = append(doc.Routes,
+		accesspolicy.Route{Name: "survey-addresses", Method: "GET", Path: "/api/survey/addresses",
+			Categories: []v1alpha1.DataCategory{"identity"}, Action: "read", Activities: []string{activitySurvey}},
+		accesspolicy.Route{Name: "survey-export", Method: "GET", Path: "/api/survey/export",
+			Categories: []v1alpha1.DataCategory{"identity"}, Action: "export", Activities: []string{activitySurvey}})
+	for i := range doc.Roles {
+		if doc.Roles[i].Name == "basis" {
+			doc.Roles[i].Activities = []string{activitySupport}
+		}
+	}
+	doc.Roles = append(doc.Roles, accesspolicy.Role{Name: "survey", Purpose: "p",
+		Subjects:   []accesspolicy.Subject{{Kind: v1alpha1.SubjectServiceAccount, Namespace: "wijkteam", Name: "survey"}},
+		Categories: []v1alpha1.DataCategory{"identity"}, Actions: []v1alpha1.Action{"read", "export"}, Activities: []string{activitySurvey}})
+	doc.ActivityIDs = map[string]string{activitySupport: supportID}
+	return doc
+}
+
+func TestAuthorisePurposeLimitation(t *testing.T) {
+	pol, err := NewPolicy(purposeDocument())
+	if err != nil {
+		t.Fatal(err)
+	}
+	match := func(method, path string) RouteMatch {
+		m, ok, err := pol.Match(method, path)
+		if err != nil || !ok {
+			t.Fatalf("%s %s matches no route: %v", method, path, err)
+		}
+		return m
+	}
+	coach := Identity{User: "bo@example.nl", Groups: []string{"coaches"}}
+	survey := Identity{User: "system:serviceaccount:wijkteam:survey"}
+	cases := []struct {
+		name     string
+		id       Identity
+		method   string
+		path     string
+		allowed  bool
+		activity string
+		reason   DecisionReason
+	}{
+		{"role under A on a route of A", coach, "GET", "/api/dossiers", true, activitySupport, ReasonNone},
+		{"role under A on a route of B with matching categories", coach, "GET", "/api/survey/addresses", false, "", ReasonActivityNotServed},
+		{"role under A on a route without activities", coach, "GET", "/api/dossiers/D-9", false, "", ReasonCategoriesNotGranted},
+		{"survey role on its export route", survey, "GET", "/api/survey/export", true, activitySurvey, ReasonNone},
+		{"survey role on a route of another activity", survey, "GET", "/api/dossiers", false, "", ReasonActivityNotServed},
+		{"survey role reads nothing else", survey, "GET", "/api/dossiers/D-9", false, "", ReasonCategoriesNotGranted},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := pol.Authorise(context.Background(), tc.id, match(tc.method, tc.path), "", nil)
+			if d.Allowed != tc.allowed || d.Activity != tc.activity || d.Reason != tc.reason {
+				t.Fatalf("decision %+v; want allowed=%v activity=%q reason=%q", d, tc.allowed, tc.activity, tc.reason)
+			}
+			if tc.reason == ReasonActivityNotServed && (len(d.MissingActivities) == 0 || !slices.Contains(d.MissingActivities, d.MissingActivities[0])) {
+				t.Errorf("denial names no activity: %+v", d)
+			}
+		})
+	}
+}
+
+// TestProxyPurposeLimitation: through the running proxy, a role allowed
+// under activity A gets 403 naming activity B on a route of B, although it
+// grants the route's categories; the event of the allowed request records
+// A's register ID, and a route without activities keeps recording the
+// store's ProcessingActivity.
+func TestProxyPurposeLimitation(t *testing.T) {
+	h := newHarnessWith(t, purposeDocument())
+	coach := h.iss.token(t, "bo@example.nl", []string{"coaches"}, nil)
+
+	h.do(h.direct, "GET", "/api/dossiers", expectation{allowed: true, status: 200, route: "list", actor: "bo@example.nl", activity: supportID}, bearer(coach))
+	r := h.do(h.direct, "GET", "/api/survey/addresses", expectation{status: 403, route: "survey-addresses", actor: "bo@example.nl"}, bearer(coach))
+	if r.problem.Type != ProblemAccessDenied || !slices.Equal(r.problem.MissingActivities, []string{activitySurvey}) || len(r.problem.MissingCategories) != 0 {
+		t.Errorf("problem %+v; want access-denied naming activity %s and no missing category", r.problem, activitySurvey)
+	}
+	if want := `none of your roles serves processing activity clientervaringsonderzoek of route "survey-addresses"`; len(r.problem.Detail) < len(want) || r.problem.Detail[:len(want)] != want {
+		t.Errorf("detail %q", r.problem.Detail)
+	}
+	h.stop()
+	h.checkLog()
+}
