@@ -667,8 +667,8 @@ func TestKustomize(t *testing.T) {
 					t.Errorf("%s %s in namespace %q, want %s", o.GetKind(), o.GetName(), ns, namespace)
 				}
 			}
-			if crds != 5 {
-				t.Errorf("%d CRDs, want 5", crds)
+			if crds != 6 {
+				t.Errorf("%d CRDs, want 6", crds)
 			}
 			cr := convert[rbacv1.ClusterRole](t, find(t, objs, "ClusterRole", "dossierguard-manager"))
 			if !reflect.DeepEqual(cr.Rules, generatedRules(t)) {
@@ -771,8 +771,8 @@ func TestChartInSync(t *testing.T) {
 	}
 
 	src, err := filepath.Glob(filepath.Join(root, "config", "crd", "bases", "*.yaml"))
-	if err != nil || len(src) != 5 {
-		t.Fatalf("config/crd/bases: %d CRDs (%v), want 5", len(src), err)
+	if err != nil || len(src) != 6 {
+		t.Fatalf("config/crd/bases: %d CRDs (%v), want 6", len(src), err)
 	}
 	dst, _ := filepath.Glob(filepath.Join(chartDir, "crds", "*.yaml"))
 	if len(dst) != len(src) {

@@ -31,7 +31,7 @@ import (
 // them from crds/. There are no controllers, so no pod ever runs: the checks
 // are on the objects the API server accepted.
 //
-//  1. helm install: the five CRDs are Established; the installed RBAC grants
+//  1. helm install: the six CRDs are Established; the installed RBAC grants
 //     nothing beyond config/rbac/role.yaml and the documented extras; the
 //     installed Deployment (and every pod spec of `helm get manifest`) passes
 //     the restricted Pod Security Standard; the webhook is fail-closed.
@@ -75,8 +75,8 @@ func TestInstall(t *testing.T) {
 	}
 
 	crds := waitEstablished(ctx, t, c)
-	if len(crds) != 5 {
-		t.Errorf("Established CRDs %v, want the five of config/crd/bases", crds)
+	if len(crds) != 6 {
+		t.Errorf("Established CRDs %v, want the six of config/crd/bases", crds)
 	}
 
 	installed := installedRBAC(ctx, t, c)
@@ -156,8 +156,8 @@ func TestInstall(t *testing.T) {
 	if err := c.Get(ctx, types.NamespacedName{Namespace: namespace, Name: "dossierguard-manager"}, &appsv1.Deployment{}); !apierrors.IsNotFound(err) {
 		t.Errorf("the Deployment survived helm uninstall: %v", err)
 	}
-	if got := waitEstablished(ctx, t, c); len(got) != 5 {
-		t.Errorf("after helm uninstall the CRDs are %v, want all five kept", got)
+	if got := waitEstablished(ctx, t, c); len(got) != 6 {
+		t.Errorf("after helm uninstall the CRDs are %v, want all six kept", got)
 	}
 	if err := c.Get(ctx, client.ObjectKeyFromObject(store), store.DeepCopy()); err != nil {
 		t.Errorf("the DossierStore did not survive helm uninstall: %v", err)
@@ -187,8 +187,8 @@ func TestInstall(t *testing.T) {
 			t.Errorf("make undeploy left %T %s: %v", gone.obj, gone.key, err)
 		}
 	}
-	if got := waitEstablished(ctx, t, c); len(got) != 5 {
-		t.Errorf("after make undeploy the CRDs are %v, want all five kept", got)
+	if got := waitEstablished(ctx, t, c); len(got) != 6 {
+		t.Errorf("after make undeploy the CRDs are %v, want all six kept", got)
 	}
 	if err := c.Get(ctx, client.ObjectKeyFromObject(store), store.DeepCopy()); err != nil {
 		t.Errorf("the DossierStore did not survive make undeploy: %v", err)
