@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 	"github.com/dossierguard/dossierguard/internal/accesspolicy"
@@ -81,8 +82,8 @@ func TestAuthorisePurposeLimitation(t *testing.T) {
 			if d.Allowed != tc.allowed || d.Activity != tc.activity || d.Reason != tc.reason {
 				t.Fatalf("decision %+v; want allowed=%v activity=%q reason=%q", d, tc.allowed, tc.activity, tc.reason)
 			}
-			if tc.reason == ReasonActivityNotServed && (len(d.MissingActivities) == 0 || !slices.Contains(d.MissingActivities, d.MissingActivities[0])) {
-				t.Errorf("denial names no activity: %+v", d)
+			if route := match(tc.method, tc.path).Route; tc.reason == ReasonActivityNotServed && !slices.Equal(d.MissingActivities, route.Activities) {
+				t.Errorf("denial names activities %v; want the route's %v", d.MissingActivities, route.Activities)
 			}
 		})
 	}
@@ -107,4 +108,43 @@ func TestProxyPurposeLimitation(t *testing.T) {
 	}
 	h.stop()
 	h.checkLog()
+}
+
+// TestAuthorisePartnerPurposeLimitation: a partner whose agreement serves
+// activity A receives a route of A, and is refused a route of B that asks
+// only for categories the agreement shares; an agreement naming no activity
+// keeps working under the route's first activity.
+func TestAuthorisePartnerPurposeLimitation(t *testing.T) {
+	agreement := func(name, client string, activities ...string) accesspolicy.Agreement {
+		return accesspolicy.Agreement{Name: name, Partner: "Onderzoeksbureau", PartnerType: v1alpha1.PartnerOther, Direction: v1alpha1.DirectionIngress,
+			Subjects:   []accesspolicy.PartnerSubject{{Kind: v1alpha1.PartnerSubjectClient, Name: client}},
+			Categories: []v1alpha1.DataCategory{"identity"}, Purpose: "p", LegalBasis: v1alpha1.BasisPublicTask, LegalReference: "Wmo 2015 art. 2.5.1",
+			Activities: activities}
+	}
+	doc := purposeDocument()
+	doc.Agreements = []accesspolicy.Agreement{agreement("bureau", "bureau", activitySurvey), agreement("legacy", "legacy")}
+	pol, err := NewPolicy(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	match := func(path string) RouteMatch {
+		m, ok, err := pol.Match("GET", path)
+		if err != nil || !ok {
+			t.Fatalf("GET %s matches no route: %v", path, err)
+		}
+		return m
+	}
+	decide := func(client, path string) Decision {
+		id := Identity{User: client, ClientID: client}
+		return pol.AuthorisePartner(context.Background(), pol.PartnerAgreements(id), match(path), time.Now(), nil)
+	}
+	if d := decide("bureau", "/api/survey/addresses"); !d.Allowed || d.Activity != activitySurvey {
+		t.Errorf("survey route for the survey agreement: %+v; want allowed under %s", d, activitySurvey)
+	}
+	if d := decide("bureau", "/api/dossiers"); d.Allowed || d.Reason != ReasonActivityNotServed || !slices.Equal(d.MissingActivities, []string{activitySupport}) {
+		t.Errorf("support route for the survey agreement: %+v; want activity-not-served naming %s", d, activitySupport)
+	}
+	if d := decide("legacy", "/api/dossiers"); !d.Allowed || d.Activity != activitySupport {
+		t.Errorf("an agreement without activities: %+v; want allowed as before, recorded under %s", d, activitySupport)
+	}
 }
