@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"context"
 	"fmt"
+	"k8s.io/client-go/util/retry"
 	"strings"
 	"testing"
 
@@ -67,9 +68,13 @@ func TestSharingEnforcedNeedsAConsentSource(t *testing.T) {
 	eventually(t, timeout, agreementStatus(egress, "", false))
 	eventually(t, timeout, storeCondition(store, v1alpha1.ConditionCompliant, metav1.ConditionFalse, ""))
 
-	store = getStore(t, store)
-	store.Spec.Audit = &v1alpha1.AuditSpec{ConsentURL: "https://cases.example/api/consent/{dossier}?agreement={agreement}"}
-	if err := k8s.Update(ctx, store); err != nil {
+	// The store's status may be written between the read and the update:
+	// retry on a conflict.
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		store = getStore(t, store)
+		store.Spec.Audit = &v1alpha1.AuditSpec{ConsentURL: "https://cases.example/api/consent/{dossier}?agreement={agreement}"}
+		return k8s.Update(ctx, store)
+	}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, timeout, storeControl(store, v1alpha1.ControlSharingEnforced, v1alpha1.ResultPass, v1alpha1.ReasonAgreementsEnforced))

@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
@@ -475,11 +476,15 @@ func TestAgreementsRenderedIntoThePolicyAndRemoved(t *testing.T) {
 	}
 
 	// A withdrawal is rendered; a deleted agreement leaves the document.
-	if err := k8s.Get(ctx, client.ObjectKeyFromObject(vt), vt); err != nil {
-		t.Fatal(err)
-	}
-	vt.Spec.Suspended = false
-	if err := k8s.Update(ctx, vt); err != nil {
+	// The agreement's status may be written between the read and the
+	// update: retry on a conflict.
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(vt), vt); err != nil {
+			return err
+		}
+		vt.Spec.Suspended = false
+		return k8s.Update(ctx, vt)
+	}); err != nil {
 		t.Fatal(err)
 	}
 	if err := k8s.Delete(ctx, school); err != nil {
