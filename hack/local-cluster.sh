@@ -12,6 +12,9 @@
 #   hack/local-cluster.sh import IMAGE_TAR    import an image tarball into containerd (k8s.io namespace)
 #   hack/local-cluster.sh selftest            pod, Service and pod-to-pod traffic checks (local/echo:dev)
 #
+# NetworkPolicy is enforced by kube-network-policies (hack/local-cluster/network-policies.sh;
+# LC_NETWORK_POLICIES=0 leaves policies unenforced).
+#
 # Needs root, Linux, Go and apt (Debian packages are installed when missing).
 # All state lives under bin/local-cluster/ (LOCAL_CLUSTER_DIR to change it);
 # logs in bin/local-cluster/logs/<component>.log. docs/local-cluster.md has the
@@ -49,6 +52,9 @@ GUARD_CHAIN=LOCAL-CLUSTER-EGRESS
 CGROUP_ROOT=local-cluster
 
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy)
+
+# shellcheck source=hack/local-cluster/network-policies.sh
+. "$HERE/network-policies.sh"
 
 T0=$(date +%s)
 log() { printf '[local-cluster %4ss] %s\n' "$(($(date +%s) - T0))" "$*" >&2; }
@@ -268,6 +274,7 @@ ensure_tools() {
   "$TOOLS/runc" --version | grep -q libseccomp || die "$TOOLS/runc was built without seccomp; delete it and run up again"
   build_module_tools "$HERE/images" pause echo mkimage
   build_module_tools "$HERE/cri" cri
+  netpol_build
   local img
   for img in pause echo; do
     if [ ! -f "$TOOLS/images/$img.tar" ] || [ "$TOOLS/$img" -nt "$TOOLS/images/$img.tar" ]; then
@@ -579,6 +586,7 @@ cmd_up() {
   ensure_pki
   network_up
   start_control_plane
+  netpol_up
   start_containerd
   start_node
   log "waiting for node $NODE_NAME to be Ready"
@@ -647,6 +655,7 @@ cmd_down() {
   stop kubelet
   stop kube-scheduler
   stop kube-controller-manager
+  netpol_down
   if pid_of containerd >/dev/null && [ -x "$TOOLS/cri" ]; then
     log "stopping and removing every pod through the CRI (runs each pod's CNI DEL)"
     "$TOOLS/cri" -endpoint "unix://$SOCK" -timeout 90s stop-all >&2 || log "some pods could not be removed cleanly; killing what is left"
@@ -737,6 +746,7 @@ cmd_status() {
       rc=1
     fi
   done
+  netpol_status || rc=1
   printf '%-24s %s\n' "containerd shims" "$(shim_pids | wc -l)"
   if [ -n "${ASSETS:-}" ] && pid_of kube-apiserver >/dev/null && [ -f "$ADMIN_KUBECONFIG" ]; then
     echo
