@@ -33,11 +33,15 @@
 # own, where a tmpfs over /run holds the token of ServiceAccount
 # kube-system/kube-network-policies; the host's /run is untouched.
 #
-# LC_NETWORK_POLICIES=0 skips all of it: policies are then stored, not
-# enforced (docs/e2e.md shows the network cases failing that way).
+# Off unless LC_NETWORK_POLICIES=1: policies are then stored, not enforced.
+# It stays opt-in until the operator allows a store's workload egress to the
+# chart's logbook (the isolation policy allows only DNS and the declared
+# dependencies, so an enforcing cluster cuts the injected proxies off from
+# the logbook that must acknowledge every event) and the e2e asserts the
+# network cases (docs/local-cluster.md).
 
 NETPOL_VERSION=${LC_NETPOL_VERSION:-v0.8.0}
-NETPOL=${LC_NETWORK_POLICIES:-1}
+NETPOL=${LC_NETWORK_POLICIES:-0}
 NETPOL_QUEUE=${LC_NETPOL_QUEUE:-100}
 NETPOL_CHAIN=LOCAL-CLUSTER-NETPOL
 NETPOL_METRICS=${LC_NETPOL_METRICS:-127.0.0.1:10281}
@@ -125,7 +129,7 @@ netpol_hook_down() {
 
 netpol_up() {
   if [ "$NETPOL" != 1 ]; then
-    log "NetworkPolicy enforcement is off (LC_NETWORK_POLICIES=0): policies are stored, not enforced"
+    log "NetworkPolicy enforcement is off (LC_NETWORK_POLICIES=1 turns it on): policies are stored, not enforced"
     netpol_hook_down
     return 0
   fi
@@ -158,10 +162,10 @@ netpol_status() {
   local pid
   if pid=$(pid_of kube-network-policies); then
     printf '%-24s running (pid %s)%s\n' kube-network-policies "$pid" "$(iptables -w -t mangle -C POSTROUTING -j "$NETPOL_CHAIN" 2>/dev/null && echo ', hook installed' || echo ', NO HOOK')"
-  elif [ "${NETPOL:-1}" = 1 ]; then
+  elif [ "$NETPOL" = 1 ]; then
     printf '%-24s stopped\n' kube-network-policies
     return 1
   else
-    printf '%-24s off (LC_NETWORK_POLICIES=0)\n' kube-network-policies
+    printf '%-24s off (LC_NETWORK_POLICIES=1 turns it on)\n' kube-network-policies
   fi
 }
