@@ -34,8 +34,8 @@
 # kube-system/kube-network-policies; the host's /run is untouched.
 #
 # Off unless LC_NETWORK_POLICIES=1: policies are then stored, not enforced.
-# It stays opt-in until a whole `make e2e` has passed on an enforcing cluster
-# and the e2e asserts the network cases (docs/local-cluster.md).
+# It stays opt-in until the e2e asserts the network cases (a whole `make e2e`
+# has passed on an enforcing cluster; docs/local-cluster.md).
 
 NETPOL_VERSION=${LC_NETPOL_VERSION:-v0.8.0}
 NETPOL=${LC_NETWORK_POLICIES:-0}
