@@ -26,7 +26,8 @@ import (
 // dossier is destroyed within the statutory minimum, the proof is in its
 // status), one on a dossier under legal hold (kept, the status says
 // Held) and an undecided one (untouched); a second run does not erase the
-// first again.
+// first again. The first run is an --erasures-only run, which leaves
+// status.lastRun alone; the second a scheduled one.
 func TestSweepCarriesOutGrantedErasures(t *testing.T) {
 	ctx := context.Background()
 	dsn := testenv.PostgresDSN(t)
@@ -136,9 +137,22 @@ func TestSweepCarriesOutGrantedErasures(t *testing.T) {
 	t.Setenv("PGPASSWORD", pg.Password)
 	t.Setenv("PGSSLMODE", "disable")
 
+	// The first run is the one the operator starts when an erasure is
+	// granted: erasures only, no sweep, no run statistics.
 	var out bytes.Buffer
-	if err := runSweep(ctx, env.Config, sweepOptions{policy: policy.Name, namespace: ns}, &out); err != nil {
-		t.Fatalf("sweep: %v", err)
+	if err := runSweep(ctx, env.Config, sweepOptions{policy: policy.Name, namespace: ns, erasuresOnly: true}, &out); err != nil {
+		t.Fatalf("erasures-only run: %v", err)
+	}
+	lastRun := func() *v1alpha1.RetentionRun {
+		t.Helper()
+		p := &v1alpha1.RetentionPolicy{}
+		if err := c.Get(ctx, client.ObjectKeyFromObject(policy), p); err != nil {
+			t.Fatal(err)
+		}
+		return p.Status.LastRun
+	}
+	if run := lastRun(); run != nil {
+		t.Errorf("an erasures-only run wrote status.lastRun %+v; want it left unset", run)
 	}
 	left := func() string {
 		var ids []int64
@@ -156,8 +170,8 @@ func TestSweepCarriesOutGrantedErasures(t *testing.T) {
 		t.Errorf("rows left %s; want [3 4]: the held dossier and the one not decided", got)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 3 { // two erasures and the sweep
-		t.Fatalf("stdout has %d lines, want 3 (two proofs of erasure and the sweep's):\n%s", len(lines), out.String())
+	if len(lines) != 2 { // two erasures, no sweep
+		t.Fatalf("stdout has %d lines, want 2 (two proofs of erasure, no sweep):\n%s", len(lines), out.String())
 	}
 	for _, secret := range []string{"D-1001", "D-2002", string(erased.Spec.Dossier), string(held.Spec.Dossier), string(key)} {
 		if strings.Contains(out.String(), secret) {
@@ -189,7 +203,7 @@ func TestSweepCarriesOutGrantedErasures(t *testing.T) {
 		t.Errorf("undecided erase-c has status.erasure %+v", runC)
 	}
 
-	// The next run: erase-a is done and not erased again; erase-b is tried
+	// The next (scheduled) run: erase-a is done and not erased again; erase-b is tried
 	// again (the hold may have been lifted) and is still held.
 	out.Reset()
 	if err := runSweep(ctx, env.Config, sweepOptions{policy: policy.Name, namespace: ns}, &out); err != nil {
@@ -200,5 +214,8 @@ func TestSweepCarriesOutGrantedErasures(t *testing.T) {
 	}
 	if again := get(erased); len(again) != 1 || !again[0].Time.Equal(&runA[0].Time) {
 		t.Errorf("erase-a was reported again: %+v", again)
+	}
+	if run := lastRun(); run == nil {
+		t.Error("the scheduled run did not write status.lastRun")
 	}
 }

@@ -25,6 +25,9 @@ type sweepOptions struct {
 	policy    string
 	namespace string
 	dryRun    bool
+	// erasuresOnly carries out the granted erasures and nothing else: no
+	// sweep, and the policy's status.lastRun is left as it is.
+	erasuresOnly bool
 }
 
 func newRetentionSweepCommand() *cobra.Command {
@@ -36,7 +39,8 @@ func newRetentionSweepCommand() *cobra.Command {
 database with the libpq environment variables (PGHOST, PGPORT, PGDATABASE,
 PGUSER, PGPASSWORD, PGSSLMODE), destroys or anonymises the records whose
 retention has passed in batches, prints the proof of destruction as one JSON
-line on stdout, and writes the run into the policy's status.lastRun.
+line on stdout, and writes the run into the policy's status.lastRun. Granted erasures of one
+dossier are carried out first; --erasures-only carries out only those.
 SIGTERM finishes the current batch and stops.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -53,6 +57,7 @@ SIGTERM finishes the current batch and stops.`,
 	f.StringVar(&opts.policy, "policy", "", "Name of the RetentionPolicy (required).")
 	f.StringVar(&opts.namespace, "namespace", os.Getenv("POD_NAMESPACE"), "Namespace of the policy (env POD_NAMESPACE).")
 	f.BoolVar(&opts.dryRun, "dry-run", false, "Count what is due without changing anything, whatever the policy says.")
+	f.BoolVar(&opts.erasuresOnly, "erasures-only", false, "Carry out the granted erasures only: no sweep, the policy's run statistics are left unchanged (the operator starts such a run when an erasure is granted).")
 	return cmd
 }
 
@@ -90,6 +95,9 @@ func runSweep(ctx context.Context, cfg *rest.Config, opts sweepOptions, out io.W
 	// Granted erasures first: they are few and small, and a long sweep
 	// that runs out of time must not hold them up.
 	eraseErr := runErasures(ctx, c, policy, sweepCfg, pool, out)
+	if opts.erasuresOnly {
+		return eraseErr
+	}
 
 	report, runErr := retention.Run(ctx, pool, sweepCfg)
 	if err := report.WriteJSON(out); err != nil {
