@@ -2,9 +2,11 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -15,7 +17,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
@@ -72,6 +76,9 @@ func (r *DataSubjectRequestReconciler) Reconcile(ctx context.Context, req ctrl.R
 		_, reportErr = syncReports(ctx, r.Client, r.Reports,
 			reportSubject(metrics.KindDataSubjectRequest, request, request.Spec.StoreRef.Name, &request.Status.CommonStatus))
 	}
+	if err := r.startErasures(ctx, request); err != nil {
+		reportErr = errors.Join(reportErr, err)
+	}
 	return finish(requeueFor(facts.assessment.Next, now), statusErr, reportErr)
 }
 
@@ -83,6 +90,14 @@ func (r *DataSubjectRequestReconciler) SetupWithManager(mgr ctrl.Manager, worker
 		// A store's response period sets the deadline; its existence Ready.
 		Watches(&v1alpha1.DossierStore{}, handler.EnqueueRequestsFromMapFunc(referrers(r.Client, &v1alpha1.DataSubjectRequestList{})),
 			builder.WithPredicates(specMetadataOrDeletion)).
+		// A granted erasure starts its Job once the policy's sweeper
+		// CronJob exists.
+		Watches(&batchv1.CronJob{}, handler.EnqueueRequestsFromMapFunc(cronJobToRequests(r.Client)),
+			builder.WithPredicates(predicate.Funcs{
+				CreateFunc: func(event.CreateEvent) bool { return true },
+				UpdateFunc: func(event.UpdateEvent) bool { return false },
+				DeleteFunc: func(event.DeleteEvent) bool { return false },
+			})).
 		Named("datasubjectrequest").
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(r)
