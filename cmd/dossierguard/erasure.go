@@ -121,8 +121,16 @@ func reportErasure(ctx context.Context, c client.Client, req *v1alpha1.DataSubje
 }
 
 // withErasureRun is runs with the entry of run's policy replaced by run (or
-// run added), in policy order.
+// run added), in policy order. An Erased entry is never replaced: a
+// scheduled run and the operator's --erasures-only Job may both carry out
+// the same erasure, and the second, finding nothing left, must not wipe the
+// first one's proof.
 func withErasureRun(runs []v1alpha1.ErasureRun, run v1alpha1.ErasureRun) []v1alpha1.ErasureRun {
+	for _, r := range runs {
+		if r.Policy == run.Policy && r.Result == v1alpha1.ErasureErased {
+			return runs
+		}
+	}
 	out := make([]v1alpha1.ErasureRun, 0, len(runs)+1)
 	added := false
 	for _, r := range runs {
