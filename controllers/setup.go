@@ -9,6 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
@@ -66,6 +67,9 @@ func CacheOptions(reports ReportKinds) cache.Options {
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}:    {Label: managed},
 			&corev1.ConfigMap{}: {Label: managed},
+			// Only the erasure Jobs the operator starts (they carry the
+			// label), not every Job of the cluster.
+			&batchv1.Job{}: {Label: managed},
 		},
 	}
 	for _, o := range reports.reportObjects() {
