@@ -356,14 +356,12 @@ func setAnnotation(t *testing.T, sc *storagev1.StorageClass, value string) {
 // touch changes an annotation so that the store is reconciled again.
 func touch(t *testing.T, s *v1alpha1.DossierStore) {
 	t.Helper()
-	s = getStore(t, s)
-	if s.Annotations == nil {
-		s.Annotations = map[string]string{}
-	}
-	s.Annotations["test/touched"] = time.Now().String()
-	if err := k8s.Update(context.Background(), s); err != nil {
-		t.Fatal(err)
-	}
+	updateRetrying(t, s, func(s *v1alpha1.DossierStore) {
+		if s.Annotations == nil {
+			s.Annotations = map[string]string{}
+		}
+		s.Annotations["test/touched"] = time.Now().String()
+	})
 }
 
 func ownedBy(obj client.Object, owner client.Object) bool {

@@ -111,17 +111,13 @@ func TestProcessingActivityStatus(t *testing.T) {
 	})
 
 	// A route that serves the activity with a category it does not declare.
-	if err := k8s.Get(ctx, client.ObjectKeyFromObject(store), store); err != nil {
-		t.Fatal(err)
-	}
-	store.Spec.Audit = &v1alpha1.AuditSpec{Routes: []v1alpha1.AuditRoute{{
-		Name: "read-plan", Method: "GET", Path: "/api/dossiers/{dossier}/plan",
-		Categories: []v1alpha1.DataCategory{v1alpha1.CategoryPlan}, Action: v1alpha1.ActionRead,
-		ProcessingActivities: []v1alpha1.ActivityName{"ondersteuning"},
-	}}}
-	if err := k8s.Update(ctx, store); err != nil {
-		t.Fatal(err)
-	}
+	updateRetrying(t, store, func(store *v1alpha1.DossierStore) {
+		store.Spec.Audit = &v1alpha1.AuditSpec{Routes: []v1alpha1.AuditRoute{{
+			Name: "read-plan", Method: "GET", Path: "/api/dossiers/{dossier}/plan",
+			Categories: []v1alpha1.DataCategory{v1alpha1.CategoryPlan}, Action: v1alpha1.ActionRead,
+			ProcessingActivities: []v1alpha1.ActivityName{"ondersteuning"},
+		}}}
+	})
 	eventually(t, timeout, activityControl(a, v1alpha1.ControlPurposeLimitation, v1alpha1.ResultFail, v1alpha1.ReasonCategoriesNotDeclared))
 	c := a.Status.Compliance[0]
 	if want := "DossierStore/dossiers route read-plan uses plan, which spec.dataCategories does not declare"; len(c.Message) < len(want) || c.Message[:len(want)] != want {

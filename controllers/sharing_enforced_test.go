@@ -85,7 +85,6 @@ func TestSharingEnforcedNeedsAConsentSource(t *testing.T) {
 // assignment source, or naming a partner's subject, a role is enforced but
 // not Ready, with the reason.
 func TestRoleThatCannotWorkIsNotReady(t *testing.T) {
-	ctx := context.Background()
 	ns, store := readyStore(t)
 	assigned := newRole(t, ns, "casework", func(r *v1alpha1.AccessRole) { r.Spec.AssignedCasesOnly = true })
 	conds := func() []metav1.Condition { return assigned.Status.Conditions }
@@ -95,11 +94,9 @@ func TestRoleThatCannotWorkIsNotReady(t *testing.T) {
 	eventually(t, timeout, func() error {
 		return conditionIs(assigned, conds, "Enforced", metav1.ConditionTrue, "")
 	})
-	store = getStore(t, store)
-	store.Spec.Audit = &v1alpha1.AuditSpec{AssignmentURL: "https://cases.example/api/assignments/{dossier}/{user}"}
-	if err := k8s.Update(ctx, store); err != nil {
-		t.Fatal(err)
-	}
+	updateRetrying(t, store, func(store *v1alpha1.DossierStore) {
+		store.Spec.Audit = &v1alpha1.AuditSpec{AssignmentURL: "https://cases.example/api/assignments/{dossier}/{user}"}
+	})
 	eventually(t, timeout, func() error {
 		return conditionIs(assigned, conds, v1alpha1.ConditionReady, metav1.ConditionTrue, "")
 	})

@@ -230,14 +230,12 @@ func TestShortWindowOpensAndClosesOnTime(t *testing.T) {
 }
 
 func TestWithdrawingConsentRemovesAccess(t *testing.T) {
-	ctx := context.Background()
 	ns, _ := readyStore(t)
 	a := newAgreement(t, ns, "consent", nil)
 	eventually(t, timeout, agreementCondition(a, v1alpha1.ConditionAgreementInForce, metav1.ConditionTrue, "InForce"))
-	a.Spec.Consent.Withdrawn, a.Spec.Consent.WithdrawnAt = true, at(0)
-	if err := k8s.Update(ctx, a); err != nil {
-		t.Fatal(err)
-	}
+	updateRetrying(t, a, func(a *v1alpha1.SharingAgreement) {
+		a.Spec.Consent.Withdrawn, a.Spec.Consent.WithdrawnAt = true, at(0)
+	})
 	withdrawn := time.Now()
 	eventually(t, timeout, func() error {
 		if exists, err := policyExists(ns, resources.AgreementPolicyName(a)); err != nil || exists {

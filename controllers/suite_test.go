@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -295,4 +296,21 @@ func newRole(t *testing.T, ns, name string, mutate ...func(*v1alpha1.AccessRole)
 		t.Fatalf("create role: %v", err)
 	}
 	return r
+}
+
+// updateRetrying reads obj afresh, changes it with mutate and updates it,
+// again while the update conflicts: the reconcilers write the status (and
+// so the resourceVersion) of the objects the tests change at any moment.
+func updateRetrying[T client.Object](t *testing.T, obj T, mutate func(T)) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
+			return err
+		}
+		mutate(obj)
+		return k8s.Update(context.Background(), obj)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
