@@ -5,13 +5,16 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 	"github.com/dossierguard/dossierguard/internal/register"
+	"github.com/dossierguard/dossierguard/internal/report"
 	"github.com/dossierguard/dossierguard/internal/scheme"
 )
 
@@ -22,7 +25,9 @@ type registerOptions struct {
 	namespace     string
 	allNamespaces bool
 	format        string
+	lang          string
 	output        string
+	now           func() time.Time
 }
 
 // newRegisterCommand returns `dossierguard register` and its subcommand.
@@ -32,17 +37,20 @@ func newRegisterCommand() *cobra.Command {
 		Short: "The register of processing activities (AVG art. 30)",
 		Args:  cobra.NoArgs,
 	}
-	opts := registerOptions{}
+	opts := registerOptions{now: time.Now}
 	export := &cobra.Command{
-		Use:   "export [--namespace N | --all-namespaces] [--format csv] [--output FILE]",
-		Short: "Write the register of processing activities from the cluster as CSV",
+		Use:   "export [--namespace N | --all-namespaces] [--format csv|html] [--lang nl|en] [--output FILE]",
+		Short: "Write the register of processing activities from the cluster as CSV or HTML",
 		Long: `register export reads the ProcessingActivities of a namespace (or of all
 namespaces) and writes the register in the columns of the VNG model register:
 activity, purpose, basis, categories, recipients, retention, measures. The
 recipients and measures are those the operator derived into each activity's
-status. docs/processing-register.md describes the register.`,
-		Example: `  dossierguard register export --all-namespaces --output register.csv`,
-		Args:    cobra.NoArgs,
+status. --format html writes the same rows as one printable page in the
+layout of the reports, in the language of --lang. docs/processing-register.md
+describes the register.`,
+		Example: `  dossierguard register export --all-namespaces --output register.csv
+  dossierguard register export --all-namespaces --format html --lang en --output register.html`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runRegisterExport(cmd.Context(), opts, cmd.OutOrStdout())
 		},
@@ -52,7 +60,8 @@ status. docs/processing-register.md describes the register.`,
 	f.StringVar(&opts.context, "context", "", "The kubeconfig context to use (default: the current context).")
 	f.StringVarP(&opts.namespace, "namespace", "n", "", "Namespace to export (default: the context's namespace).")
 	f.BoolVarP(&opts.allNamespaces, "all-namespaces", "A", false, "Export every namespace.")
-	f.StringVar(&opts.format, "format", "csv", "Output format: csv.")
+	f.StringVar(&opts.format, "format", "csv", "Output format: csv or html.")
+	f.StringVar(&opts.lang, "lang", string(report.LangNL), "Language of the HTML page: nl or en.")
 	f.StringVarP(&opts.output, "output", "o", "", "Write the register to FILE instead of stdout.")
 	export.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%v; run '%s --help' for usage", err, c.CommandPath())}
@@ -62,8 +71,12 @@ status. docs/processing-register.md describes the register.`,
 }
 
 func runRegisterExport(ctx context.Context, opts registerOptions, stdout io.Writer) error {
-	if opts.format != "csv" {
-		return usageError{fmt.Errorf("--format %q is not supported: use csv", opts.format)}
+	if opts.format != "csv" && opts.format != "html" {
+		return usageError{fmt.Errorf("--format %q is not supported: use csv or html", opts.format)}
+	}
+	lang, err := report.ParseLang(opts.lang)
+	if err != nil {
+		return usageError{fmt.Errorf("--lang: %v", err)}
 	}
 	cfg, kc, err := kubeConnect(opts.kubeconfig, opts.context)
 	if err != nil {
@@ -78,9 +91,40 @@ func runRegisterExport(ctx context.Context, opts registerOptions, stdout io.Writ
 	if opts.allNamespaces {
 		namespace = ""
 	}
+	activities, err := listActivities(ctx, cfg, namespace)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	rows := register.Rows(activities)
+	if opts.format == "html" {
+		meta := report.Meta{
+			Lang: lang, GeneratedAt: opts.now().UTC(), Cluster: clusterName(kc, opts.context),
+			Server: cfg.Host, Namespace: namespace, Version: version,
+		}
+		if meta.GeneratedBy, err = whoAmI(ctx, cfg); err != nil {
+			return err
+		}
+		err = register.WriteHTML(&buf, rows, meta)
+	} else {
+		err = register.WriteCSV(&buf, rows)
+	}
+	if err != nil {
+		return err
+	}
+	if opts.output == "" {
+		_, err := buf.WriteTo(stdout)
+		return err
+	}
+	return writeFileAtomic(opts.output, buf.Bytes())
+}
+
+// listActivities reads the ProcessingActivities of namespace, or of every
+// namespace when it is empty.
+func listActivities(ctx context.Context, cfg *rest.Config, namespace string) ([]v1alpha1.ProcessingActivity, error) {
 	c, err := client.New(cfg, client.Options{Scheme: scheme.New()})
 	if err != nil {
-		return fmt.Errorf("kubernetes client: %w", err)
+		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
 	var list v1alpha1.ProcessingActivityList
 	var listOpts []client.ListOption
@@ -89,17 +133,9 @@ func runRegisterExport(ctx context.Context, opts registerOptions, stdout io.Writ
 	}
 	if err := c.List(ctx, &list, listOpts...); err != nil {
 		if apierrors.IsForbidden(err) {
-			return fmt.Errorf("%w (the export needs list on processingactivities.privacy.dossierguard.io)", err)
+			return nil, fmt.Errorf("%w (the export needs list on processingactivities.privacy.dossierguard.io)", err)
 		}
-		return fmt.Errorf("list processing activities: %w", err)
+		return nil, fmt.Errorf("list processing activities: %w", err)
 	}
-	var buf bytes.Buffer
-	if err := register.WriteCSV(&buf, register.Rows(list.Items)); err != nil {
-		return err
-	}
-	if opts.output == "" {
-		_, err := buf.WriteTo(stdout)
-		return err
-	}
-	return writeFileAtomic(opts.output, buf.Bytes())
+	return list.Items, nil
 }

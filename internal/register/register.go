@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
+	"github.com/dossierguard/dossierguard/internal/report"
 )
 
 // Columns are the register's columns, in order.
@@ -71,4 +72,27 @@ func WriteCSV(w io.Writer, rows []Row) error {
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// HTMLBody is what the register's HTML page renders: the rows, in the
+// order of Rows.
+type HTMLBody struct {
+	Rows []Row
+}
+
+var htmlTemplate = mustParse("register.html")
+
+func mustParse(file string) *report.Template {
+	t, err := report.ParseTemplate(file)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+// WriteHTML writes the rows as one printable HTML page in the layout the
+// reports share, in the language of meta. It holds the same rows and
+// columns as WriteCSV. Nothing is written when rendering fails.
+func WriteHTML(w io.Writer, rows []Row, meta report.Meta) error {
+	return htmlTemplate.Execute(w, report.Page{Title: "register.title", Meta: meta, Body: HTMLBody{Rows: rows}})
 }

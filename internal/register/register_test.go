@@ -3,17 +3,21 @@ package register
 import (
 	"bytes"
 	"flag"
+	"html/template"
 	"os"
+	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 	"github.com/dossierguard/dossierguard/internal/compliance"
+	"github.com/dossierguard/dossierguard/internal/report"
 	"github.com/dossierguard/dossierguard/internal/testenv"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden file")
+var update = flag.Bool("update", false, "rewrite the golden files")
 
 // TestRegisterFromSamples: the register of config/samples, with each
 // activity's status derived as the reconciler derives it, matches
@@ -64,7 +68,8 @@ func TestRegisterFromSamples(t *testing.T) {
 		a.Status.Recipients, a.Status.Measures = v.Recipients, v.Measures
 	}
 	var buf bytes.Buffer
-	if err := WriteCSV(&buf, Rows(activities)); err != nil {
+	rows := Rows(activities)
+	if err := WriteCSV(&buf, rows); err != nil {
 		t.Fatal(err)
 	}
 	const golden = "testdata/register.golden.csv"
@@ -82,5 +87,64 @@ func TestRegisterFromSamples(t *testing.T) {
 	}
 	if !bytes.Contains(want, []byte("Cliëntervaringsonderzoek")) || !bytes.Contains(want, []byte("Verwijsindex Risicojongeren regio Voorbeeldstad (ReferralIndex)")) {
 		t.Error("the register lacks the survey or the referral index as a recipient")
+	}
+	for _, lang := range report.Langs {
+		var html bytes.Buffer
+		meta := report.Meta{Lang: lang, GeneratedAt: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC), GeneratedBy: "privacy-officer@gemeente.example",
+			Cluster: "gemeente-prod", Server: "https://api.gemeente-prod.example:6443", Version: "v1.2.3"}
+		if err := WriteHTML(&html, rows, meta); err != nil {
+			t.Fatalf("%s: %v", lang, err)
+		}
+		checkGolden(t, "testdata/register."+string(lang)+".golden.html", html.Bytes())
+		for _, r := range rows {
+			// The same rows as the CSV, each cell escaped as HTML text.
+			for _, cell := range []string{r.Activity, r.Purpose, r.Basis, r.Categories, r.Recipients, r.Retention, r.Measures} {
+				if !strings.Contains(html.String(), template.HTMLEscapeString(cell)) {
+					t.Errorf("%s: the HTML register lacks %q of %s/%s", lang, cell, r.Namespace, r.Name)
+				}
+			}
+		}
+		if got := strings.Count(html.String(), `<tr class="activity"`); got != len(rows) {
+			t.Errorf("%s: %d activity rows in the HTML; want %d, as in the CSV", lang, got, len(rows))
+		}
+	}
+}
+
+// checkGolden compares got with the golden file, rewriting it first under
+// -update.
+func checkGolden(t *testing.T, golden string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run with -update to write it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("the register differs from %s; run go test ./internal/register -update and review the diff", golden)
+	}
+}
+
+func TestWriteHTMLEscapesAndEmpty(t *testing.T) {
+	meta := report.Meta{Lang: report.LangEN, GeneratedAt: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC), Cluster: "c", Version: "test"}
+	var buf bytes.Buffer
+	if err := WriteHTML(&buf, []Row{{Namespace: "ns", Name: "a", Activity: "<script>alert(1)</script>", Purpose: "p"}}, meta); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(buf.String(), "<script>alert") {
+		t.Error("an activity's text reached the page unescaped")
+	}
+	buf.Reset()
+	if err := WriteHTML(&buf, nil, meta); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "No processing activities are recorded.") {
+		t.Error("an empty register does not say so")
+	}
+	if err := WriteHTML(&buf, nil, report.Meta{Lang: "de"}); err == nil {
+		t.Error("an unsupported language rendered")
 	}
 }
