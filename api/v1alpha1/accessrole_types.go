@@ -72,7 +72,12 @@ type AccessRoleSpec struct {
 	// +listType=set
 	Actions []Action `json:"actions"`
 
-	// Purpose of the access (doelbinding), recorded with every audit event.
+	// Purpose of the access (doelbinding), in words: documentation for
+	// people, shown in the role's compliance message, the compliance report
+	// and a family's access report. Audit events do not record it and the
+	// proxy does not check it: an event records the ProcessingActivity the
+	// request was allowed under (see processingActivities), which is where
+	// purpose limitation is enforced.
 	// +kubebuilder:validation:MinLength=3
 	// +kubebuilder:validation:MaxLength=256
 	Purpose string `json:"purpose"`
