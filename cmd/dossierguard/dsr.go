@@ -120,11 +120,9 @@ func runDSRReport(ctx context.Context, opts dsrReportOptions, name string, stdin
 	if err != nil {
 		return err
 	}
-	namespace := opts.namespace
-	if namespace == "" {
-		if namespace, _, err = kc.Namespace(); err != nil {
-			return fmt.Errorf("the context's namespace: %w", err)
-		}
+	namespace, err := targetNamespace(kc, opts.namespace, false)
+	if err != nil {
+		return err
 	}
 	c, err := client.New(cfg, client.Options{Scheme: scheme.New()})
 	if err != nil {

@@ -82,14 +82,9 @@ func runRegisterExport(ctx context.Context, opts registerOptions, stdout io.Writ
 	if err != nil {
 		return err
 	}
-	namespace := opts.namespace
-	if !opts.allNamespaces && namespace == "" {
-		if namespace, _, err = kc.Namespace(); err != nil {
-			return fmt.Errorf("the context's namespace: %w", err)
-		}
-	}
-	if opts.allNamespaces {
-		namespace = ""
+	namespace, err := targetNamespace(kc, opts.namespace, opts.allNamespaces)
+	if err != nil {
+		return err
 	}
 	activities, err := listActivities(ctx, cfg, namespace)
 	if err != nil {

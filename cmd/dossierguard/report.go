@@ -109,14 +109,9 @@ func runReport(ctx context.Context, opts reportOptions, stdout io.Writer) error 
 	if err != nil {
 		return err
 	}
-	namespace := opts.namespace
-	if !opts.allNamespaces && namespace == "" {
-		if namespace, _, err = kc.Namespace(); err != nil {
-			return fmt.Errorf("the context's namespace: %w", err)
-		}
-	}
-	if opts.allNamespaces {
-		namespace = ""
+	namespace, err := targetNamespace(kc, opts.namespace, opts.allNamespaces)
+	if err != nil {
+		return err
 	}
 	meta := report.Meta{
 		Lang: lang, GeneratedAt: opts.now().UTC(), Cluster: clusterName(kc, opts.context),
@@ -149,6 +144,22 @@ func runReport(ctx context.Context, opts reportOptions, stdout io.Writer) error 
 
 // kubeConnect finds the kubeconfig as kubectl does (--kubeconfig,
 // KUBECONFIG, ~/.kube/config, the pod's service account) with the
+// targetNamespace is the namespace a command reads: the one given, the
+// kubeconfig context's when none is, or "" (every namespace) with all.
+func targetNamespace(kc clientcmd.ClientConfig, namespace string, all bool) (string, error) {
+	if all {
+		return "", nil
+	}
+	if namespace != "" {
+		return namespace, nil
+	}
+	namespace, _, err := kc.Namespace()
+	if err != nil {
+		return "", fmt.Errorf("the context's namespace: %w", err)
+	}
+	return namespace, nil
+}
+
 // context chosen.
 func kubeConnect(kubeconfig, context string) (*rest.Config, clientcmd.ClientConfig, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
