@@ -59,10 +59,10 @@ func (r *DataSubjectRequestReconciler) Reconcile(ctx context.Context, req ctrl.R
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	facts := requestFacts{storeFound: view.Found, period: dsr.ResponsePeriod(store)}
+	facts := requestFacts{storeFound: view.Found, period: dsr.ResponsePeriod(store), maxExtension: dsr.MaxRetentionExtension(store)}
 	var dl dsr.Deadline
 	if dl, facts.periodErr = dsr.RequestDeadline(request, facts.period); facts.periodErr == nil {
-		facts.assessment = dsr.Assess(request, dl, now)
+		facts.assessment = dsr.Assess(request, dl, now, dsr.MaxRetentionExtension(store))
 	}
 
 	setRequestStatus(request, facts)
@@ -76,7 +76,7 @@ func (r *DataSubjectRequestReconciler) Reconcile(ctx context.Context, req ctrl.R
 		_, reportErr = syncReports(ctx, r.Client, r.Reports,
 			reportSubject(metrics.KindDataSubjectRequest, request, request.Spec.StoreRef.Name, &request.Status.CommonStatus))
 	}
-	if err := r.startErasures(ctx, request); err != nil {
+	if err := r.startErasures(ctx, request, now); err != nil {
 		reportErr = errors.Join(reportErr, err)
 	}
 	return finish(requeueFor(facts.assessment.Next, now), statusErr, reportErr)
@@ -120,7 +120,7 @@ func (r *DossierStoreReconciler) summariseRequests(ctx context.Context, store *v
 			// Only a period the API's rules would refuse gets here.
 			return compliance.RequestsNotListedControl(), time.Time{}, nil
 		}
-		outcomes = append(outcomes, compliance.RequestOutcome{Name: list.Items[i].Name, Assessment: dsr.Assess(&list.Items[i], dl, now)})
+		outcomes = append(outcomes, compliance.RequestOutcome{Name: list.Items[i].Name, Assessment: dsr.Assess(&list.Items[i], dl, now, dsr.MaxRetentionExtension(store))})
 	}
 	return compliance.DataSubjectRightsControl(outcomes), compliance.NextRequestChange(outcomes), nil
 }

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -10,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
+	"github.com/dossierguard/dossierguard/internal/dsr"
 	"github.com/dossierguard/dossierguard/internal/resources"
 )
 
@@ -20,10 +22,12 @@ import (
 // Erasure request still needs a run: the request is Granted, not being
 // deleted, and the policy has not reported on it yet. A policy that has
 // reported (Erased, or Held, WeighingRequired or Failed, which the
-// scheduled runs retry) needs no Job of its own.
-func erasurePolicies(r *v1alpha1.DataSubjectRequest, policies []v1alpha1.RetentionPolicy) []*v1alpha1.RetentionPolicy {
+// scheduled runs retry) needs no Job of its own. An erasure whose
+// spec.erasure.notBefore day has not begun at now needs none yet.
+func erasurePolicies(r *v1alpha1.DataSubjectRequest, policies []v1alpha1.RetentionPolicy, now time.Time) []*v1alpha1.RetentionPolicy {
 	s := &r.Spec
-	if s.Type != v1alpha1.RequestErasure || s.Decision == nil || s.Decision.Outcome != v1alpha1.DecisionGranted || !r.DeletionTimestamp.IsZero() {
+	if s.Type != v1alpha1.RequestErasure || s.Decision == nil || s.Decision.Outcome != v1alpha1.DecisionGranted || !r.DeletionTimestamp.IsZero() ||
+		!dsr.ErasureDue(r, now) {
 		return nil
 	}
 	var out []*v1alpha1.RetentionPolicy
@@ -46,11 +50,12 @@ func erasurePolicies(r *v1alpha1.DataSubjectRequest, policies []v1alpha1.Retenti
 // startErasures creates, for every policy of the store that has not yet
 // reported on a granted erasure, a Job from the policy's sweeper CronJob
 // that carries out only the erasures, so that the erasure does not wait
-// for the next scheduled run. The Job is applied once: while it exists
+// for the next scheduled run; a dated erasure (spec.erasure.notBefore) from
+// the start of its day, when the reconcile is requeued. The Job is applied once: while it exists
 // (running, finished or failed) it is left alone, and after the policy
 // has reported none is made again. A policy whose sweeper CronJob is not
 // there yet is picked up when the CronJob appears (it is watched).
-func (r *DataSubjectRequestReconciler) startErasures(ctx context.Context, request *v1alpha1.DataSubjectRequest) error {
+func (r *DataSubjectRequestReconciler) startErasures(ctx context.Context, request *v1alpha1.DataSubjectRequest, now time.Time) error {
 	if request.Spec.Type != v1alpha1.RequestErasure {
 		return nil
 	}
@@ -58,7 +63,7 @@ func (r *DataSubjectRequestReconciler) startErasures(ctx context.Context, reques
 	if err := r.List(ctx, list, client.InNamespace(request.Namespace)); err != nil {
 		return fmt.Errorf("list the RetentionPolicies of store %s: %w", request.Spec.StoreRef.Name, err)
 	}
-	for _, policy := range erasurePolicies(request, list.Items) {
+	for _, policy := range erasurePolicies(request, list.Items, now) {
 		existing := &batchv1.Job{}
 		err := r.Get(ctx, client.ObjectKey{Namespace: request.Namespace, Name: resources.ErasureJobName(request, policy)}, existing)
 		if err == nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
@@ -19,6 +20,8 @@ type requestFacts struct {
 	// assessment is then empty.
 	periodErr  error
 	assessment dsr.Assessment
+	// maxExtension is the store's cap on retention extensions.
+	maxExtension v1alpha1.Period
 }
 
 // setRequestStatus computes a request's whole status from the facts, in
@@ -53,8 +56,73 @@ func setRequestStatus(req *v1alpha1.DataSubjectRequest, f requestFacts) {
 			fmt.Sprintf("DossierStore %q does not exist in this namespace; the deadline is reckoned with the default period %s", req.Spec.StoreRef.Name, f.period))
 		return
 	}
+	if !setRetentionDecisions(req, f.maxExtension) {
+		return
+	}
 	setCondition(req, conds, v1alpha1.ConditionReady, true, v1alpha1.ReasonRequestTracked,
-		fmt.Sprintf("%s request, due %s (%s, %s from receipt); %s", req.Spec.Type, st.DueDate, dsr.TimeZone, responsePeriodText(req, f.period), a.State))
+		fmt.Sprintf("%s request, due %s (%s, %s from receipt); %s%s", req.Spec.Type, st.DueDate, dsr.TimeZone, responsePeriodText(req, f.period), a.State, effectText(req)))
+}
+
+// setRetentionDecisions sets what the sweeper does with the request: the
+// extension in effect and the ExtensionWithinCap condition of a
+// RetentionExtension request, the start of a dated erasure. It returns
+// false when it has set Ready (False) itself: the end date lies beyond the
+// cap, or the extension cannot be computed.
+func setRetentionDecisions(req *v1alpha1.DataSubjectRequest, maxExtension v1alpha1.Period) bool {
+	st := &req.Status
+	conds := &st.Conditions
+	st.RetentionExtension, st.ErasureNotBefore = nil, nil
+	if from, err := dsr.ErasureNotBefore(req); err == nil && !from.IsZero() {
+		st.ErasureNotBefore = &metav1.Time{Time: from}
+	}
+	if req.Spec.Type != v1alpha1.RequestRetentionExtension {
+		return true
+	}
+	e, err := dsr.RetentionExtension(req, maxExtension)
+	if err != nil {
+		setCondition(req, conds, v1alpha1.ConditionExtensionWithinCap, false, v1alpha1.ReasonInvalidExtensionCap, err.Error())
+		setCondition(req, conds, v1alpha1.ConditionReady, false, v1alpha1.ReasonInvalidExtensionCap,
+			"the extension cannot be checked against the store's cap; the sweeper does not sweep the store until it can: "+err.Error())
+		return false
+	}
+	if e.Granted {
+		st.RetentionExtension = &v1alpha1.RetentionExtensionStatus{
+			KeptUntil: e.KeptUntil.String(), EndsAt: metav1.Time{Time: e.Ends}, MaxRetentionExtension: string(maxExtension),
+		}
+	}
+	if e.BeyondCap {
+		msg := fmt.Sprintf("spec.retentionExtension.until %s lies beyond the store's spec.dataSubjectRights.maxRetentionExtension %s from the %s (at most %s); the extension beyond that day is refused",
+			e.Requested, maxExtension, capBase(req), e.CapDate)
+		setCondition(req, conds, v1alpha1.ConditionExtensionWithinCap, false, v1alpha1.ReasonEndDateBeyondCap, msg)
+		setCondition(req, conds, v1alpha1.ConditionReady, false, v1alpha1.ReasonEndDateBeyondCap,
+			msg+fmt.Sprintf(": the sweeper keeps the dossier until %s at most; correct the decision or file a new request", e.KeptUntil))
+		return false
+	}
+	setCondition(req, conds, v1alpha1.ConditionExtensionWithinCap, true, v1alpha1.ReasonEndDateWithinCap,
+		fmt.Sprintf("spec.retentionExtension.until %s is within the store's spec.dataSubjectRights.maxRetentionExtension %s from the %s (at most %s)",
+			e.Requested, maxExtension, capBase(req), e.CapDate))
+	return true
+}
+
+// capBase is what the cap runs from, for messages.
+func capBase(req *v1alpha1.DataSubjectRequest) string {
+	if req.Spec.Decision != nil {
+		return "decision"
+	}
+	return "receipt (until decided)"
+}
+
+// effectText says, for the Ready message, what the sweeper does with a
+// retention decision.
+func effectText(req *v1alpha1.DataSubjectRequest) string {
+	st := &req.Status
+	switch {
+	case st.RetentionExtension != nil:
+		return fmt.Sprintf("; the sweeper keeps the dossier until %s (%s)", st.RetentionExtension.KeptUntil, dsr.TimeZone)
+	case st.ErasureNotBefore != nil && req.Spec.Decision != nil && req.Spec.Decision.Outcome == v1alpha1.DecisionGranted:
+		return fmt.Sprintf("; the sweeper erases the dossier from %s (%s)", req.Spec.Erasure.NotBefore, dsr.TimeZone)
+	}
+	return ""
 }
 
 // responsePeriodText is the period with its extension, for messages.
@@ -67,27 +135,45 @@ func responsePeriodText(req *v1alpha1.DataSubjectRequest, period v1alpha1.Period
 
 // requestTransition is the Event a change of state calls for: whether
 // there is one, its type, reason and message.
-func requestTransition(before, after v1alpha1.RequestState, dueDate string) (ok bool, eventType, reason, message string) {
+func requestTransition(t v1alpha1.RequestType, before, after v1alpha1.RequestState, dueDate string) (ok bool, eventType, reason, message string) {
 	if before == after || after == "" {
 		return false, "", "", ""
+	}
+	enforcer := "the audit proxy enforces it for the dossier"
+	ended := "the audit proxy no longer enforces it"
+	if t == v1alpha1.RequestRetentionExtension {
+		enforcer = "the retention sweeper keeps the dossier's records until its end date"
+		ended = "the retention sweeper no longer keeps the dossier's records beyond their retention period"
 	}
 	switch {
 	case after == v1alpha1.StateOverdue:
 		return true, corev1.EventTypeWarning, v1alpha1.ReasonRequestOverdue,
 			fmt.Sprintf("the request is past its deadline of %s (%s) and not decided", dueDate, dsr.TimeZone)
 	case after == v1alpha1.StateInEffect:
-		return true, corev1.EventTypeNormal, v1alpha1.ReasonEffectStarted,
-			"the decision is in effect: the audit proxy enforces it for the dossier"
+		return true, corev1.EventTypeNormal, v1alpha1.ReasonEffectStarted, "the decision is in effect: " + enforcer
 	case before == v1alpha1.StateInEffect:
-		return true, corev1.EventTypeNormal, v1alpha1.ReasonEffectEnded,
-			"the request's effect has ended: the audit proxy no longer enforces it"
+		return true, corev1.EventTypeNormal, v1alpha1.ReasonEffectEnded, "the request's effect has ended: " + ended
 	}
 	return false, "", "", ""
 }
 
-// recordRequestTransitions emits the Event of a change of state.
+// recordRequestTransitions emits the Events of a change of state and of an
+// end date that lies beyond the store's cap.
 func (r *DataSubjectRequestReconciler) recordRequestTransitions(before, after *v1alpha1.DataSubjectRequest) {
-	if ok, typ, reason, msg := requestTransition(before.Status.State, after.Status.State, after.Status.DueDate); ok {
+	if ok, typ, reason, msg := requestTransition(after.Spec.Type, before.Status.State, after.Status.State, after.Status.DueDate); ok {
 		r.Recorder.Eventf(after, nil, typ, reason, "Reconcile", "%s", msg)
 	}
+	if c := beyondCap(after); c != nil && beyondCap(before) == nil {
+		r.Recorder.Eventf(after, nil, corev1.EventTypeWarning, v1alpha1.ReasonExtensionBeyondCap, "Reconcile", "%s", c.Message)
+	}
+}
+
+// beyondCap is the ExtensionWithinCap condition when it says the end date
+// lies beyond the cap, else nil.
+func beyondCap(req *v1alpha1.DataSubjectRequest) *metav1.Condition {
+	c := meta.FindStatusCondition(req.Status.Conditions, v1alpha1.ConditionExtensionWithinCap)
+	if c == nil || c.Reason != v1alpha1.ReasonEndDateBeyondCap {
+		return nil
+	}
+	return c
 }

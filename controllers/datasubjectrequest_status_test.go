@@ -91,25 +91,134 @@ func TestSetRequestStatus(t *testing.T) {
 // its effect starts or ends; none otherwise.
 func TestRequestTransition(t *testing.T) {
 	for _, tc := range []struct {
+		typ           v1alpha1.RequestType
 		before, after v1alpha1.RequestState
 		want          string
 	}{
-		{"", v1alpha1.StateOpen, ""},
-		{v1alpha1.StateOpen, v1alpha1.StateOpen, ""},
-		{v1alpha1.StateOpen, v1alpha1.StateOverdue, "Warning RequestOverdue: the request is past its deadline of 2026-11-30 (Europe/Amsterdam) and not decided"},
-		{"", v1alpha1.StateOverdue, "Warning RequestOverdue: the request is past its deadline of 2026-11-30 (Europe/Amsterdam) and not decided"},
-		{v1alpha1.StateOverdue, v1alpha1.StateDecided, ""},
-		{v1alpha1.StateOpen, v1alpha1.StateInEffect, "Normal EffectStarted: the decision is in effect: the audit proxy enforces it for the dossier"},
-		{v1alpha1.StateInEffect, v1alpha1.StateEnded, "Normal EffectEnded: the request's effect has ended: the audit proxy no longer enforces it"},
-		{v1alpha1.StateInEffect, v1alpha1.StateDecided, "Normal EffectEnded: the request's effect has ended: the audit proxy no longer enforces it"},
-		{v1alpha1.StateDecided, v1alpha1.StateEnded, ""},
+		{"", "", v1alpha1.StateOpen, ""},
+		{"", v1alpha1.StateOpen, v1alpha1.StateOpen, ""},
+		{"", v1alpha1.StateOpen, v1alpha1.StateOverdue, "Warning RequestOverdue: the request is past its deadline of 2026-11-30 (Europe/Amsterdam) and not decided"},
+		{"", "", v1alpha1.StateOverdue, "Warning RequestOverdue: the request is past its deadline of 2026-11-30 (Europe/Amsterdam) and not decided"},
+		{"", v1alpha1.StateOverdue, v1alpha1.StateDecided, ""},
+		{"", v1alpha1.StateOpen, v1alpha1.StateInEffect, "Normal EffectStarted: the decision is in effect: the audit proxy enforces it for the dossier"},
+		{"", v1alpha1.StateInEffect, v1alpha1.StateEnded, "Normal EffectEnded: the request's effect has ended: the audit proxy no longer enforces it"},
+		{"", v1alpha1.StateInEffect, v1alpha1.StateDecided, "Normal EffectEnded: the request's effect has ended: the audit proxy no longer enforces it"},
+		{"", v1alpha1.StateDecided, v1alpha1.StateEnded, ""},
+		{v1alpha1.RequestRetentionExtension, v1alpha1.StateDecided, v1alpha1.StateInEffect, "Normal EffectStarted: the decision is in effect: the retention sweeper keeps the dossier's records until its end date"},
+		{v1alpha1.RequestRetentionExtension, v1alpha1.StateInEffect, v1alpha1.StateEnded, "Normal EffectEnded: the request's effect has ended: the retention sweeper no longer keeps the dossier's records beyond their retention period"},
 	} {
+		if tc.typ == "" {
+			tc.typ = v1alpha1.RequestRestriction
+		}
 		got := ""
-		if ok, typ, reason, msg := requestTransition(tc.before, tc.after, "2026-11-30"); ok {
+		if ok, typ, reason, msg := requestTransition(tc.typ, tc.before, tc.after, "2026-11-30"); ok {
 			got = typ + " " + reason + ": " + msg
 		}
 		if got != tc.want {
 			t.Errorf("%q -> %q: %q, want %q", tc.before, tc.after, got, tc.want)
 		}
+	}
+}
+
+// extensionRequest is a RetentionExtension request received on 2 November
+// 2026, decided (when outcome is set) on 10 November, until the day.
+func extensionRequest(until string, outcome v1alpha1.DecisionOutcome) *v1alpha1.DataSubjectRequest {
+	req := statusRequest()
+	req.Spec.Type = v1alpha1.RequestRetentionExtension
+	req.Spec.RetentionExtension = &v1alpha1.RetentionExtensionSpec{Until: until, Reference: "brief 2026-118"}
+	if outcome != "" {
+		req.Spec.Decision = &v1alpha1.RequestDecision{Outcome: outcome, DecidedAt: metav1.NewTime(time.Date(2026, 11, 10, 9, 0, 0, 0, time.UTC))}
+	}
+	return req
+}
+
+// TestSetRetentionDecisions: a RetentionExtension request's extension in
+// effect, its ExtensionWithinCap condition and Ready; a dated erasure's
+// start.
+func TestSetRetentionDecisions(t *testing.T) {
+	cases := []struct {
+		name      string
+		req       *v1alpha1.DataSubjectRequest
+		cap       v1alpha1.Period
+		wantOK    bool
+		wantCond  string // ExtensionWithinCap status/reason, or "missing"
+		wantKept  string // status.retentionExtension.keptUntil, or ""
+		wantEnds  string
+		wantText  string // in the condition's message
+		wantErase string
+	}{
+		{"granted within the cap", extensionRequest("2030-12-31", v1alpha1.DecisionGranted), "P5Y", true,
+			"True/EndDateWithinCap", "2030-12-31", "2030-12-31T23:00:00Z", "spec.retentionExtension.until 2030-12-31 is within the store's spec.dataSubjectRights.maxRetentionExtension P5Y from the decision (at most 2031-11-10)", ""},
+		{"on the last day the cap allows", extensionRequest("2031-11-10", v1alpha1.DecisionGranted), "P5Y", true,
+			"True/EndDateWithinCap", "2031-11-10", "2031-11-10T23:00:00Z", "at most 2031-11-10", ""},
+		{"one day beyond the cap", extensionRequest("2031-11-11", v1alpha1.DecisionGranted), "P5Y", false,
+			"False/EndDateBeyondCap", "2031-11-10", "2031-11-10T23:00:00Z", "spec.retentionExtension.until 2031-11-11 lies beyond the store's spec.dataSubjectRights.maxRetentionExtension P5Y from the decision (at most 2031-11-10)", ""},
+		{"undecided: the cap runs from the receipt, nothing kept yet", extensionRequest("2027-03-01", ""), "P3M", true,
+			"True/EndDateWithinCap", "", "", "from the receipt (until decided) (at most 2027-02-02)", ""},
+		{"refused: nothing kept", extensionRequest("2030-01-01", v1alpha1.DecisionRefused), "P5Y", true,
+			"True/EndDateWithinCap", "", "", "within", ""},
+		{"unusable cap", extensionRequest("2030-01-01", v1alpha1.DecisionGranted), "P5X", false,
+			"False/InvalidExtensionCap", "", "", "spec.dataSubjectRights.maxRetentionExtension of the store", ""},
+		{"access: no extension", statusRequest(), "P5Y", true, "missing", "", "", "", ""},
+	}
+	dated := statusRequest()
+	dated.Spec.Type = v1alpha1.RequestErasure
+	dated.Spec.Erasure = &v1alpha1.ErasureSpec{NotBefore: "2027-01-15"}
+	cases = append(cases, struct {
+		name      string
+		req       *v1alpha1.DataSubjectRequest
+		cap       v1alpha1.Period
+		wantOK    bool
+		wantCond  string
+		wantKept  string
+		wantEnds  string
+		wantText  string
+		wantErase string
+	}{"dated erasure", dated, "P5Y", true, "missing", "", "", "", "2027-01-14T23:00:00Z"})
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req := tc.req
+			ok := setRetentionDecisions(req, tc.cap)
+			if ok != tc.wantOK {
+				t.Errorf("ok %v, want %v", ok, tc.wantOK)
+			}
+			got, msg := "missing", ""
+			for _, c := range req.Status.Conditions {
+				if c.Type == v1alpha1.ConditionExtensionWithinCap {
+					got, msg = string(c.Status)+"/"+c.Reason, c.Message
+				}
+				if strings.Contains(c.Message, statusPseudonym) {
+					t.Errorf("condition %s holds the pseudonym", c.Type)
+				}
+			}
+			if got != tc.wantCond || !strings.Contains(msg, tc.wantText) {
+				t.Errorf("ExtensionWithinCap %s %q, want %s containing %q", got, msg, tc.wantCond, tc.wantText)
+			}
+			if !tc.wantOK {
+				ready := ""
+				for _, c := range req.Status.Conditions {
+					if c.Type == v1alpha1.ConditionReady {
+						ready = string(c.Status) + "/" + c.Reason
+					}
+				}
+				if ready != "False/"+strings.TrimPrefix(tc.wantCond, "False/") {
+					t.Errorf("Ready %s, want False with the condition's reason", ready)
+				}
+			}
+			ext := req.Status.RetentionExtension
+			switch {
+			case tc.wantKept == "" && ext != nil:
+				t.Errorf("retentionExtension %+v, want none", ext)
+			case tc.wantKept != "" && (ext == nil || ext.KeptUntil != tc.wantKept || ext.EndsAt.UTC().Format(time.RFC3339) != tc.wantEnds || ext.MaxRetentionExtension != string(tc.cap)):
+				t.Errorf("retentionExtension %+v, want kept until %s, ends %s, cap %s", ext, tc.wantKept, tc.wantEnds, tc.cap)
+			}
+			erase := ""
+			if req.Status.ErasureNotBefore != nil {
+				erase = req.Status.ErasureNotBefore.UTC().Format(time.RFC3339)
+			}
+			if erase != tc.wantErase {
+				t.Errorf("erasureNotBefore %q, want %q", erase, tc.wantErase)
+			}
+		})
 	}
 }

@@ -306,6 +306,27 @@ const (
 	// objection the audit proxy enforces started or ended.
 	ReasonEffectStarted = "EffectStarted"
 	ReasonEffectEnded   = "EffectEnded"
+	// ReasonExtensionBeyondCap: a RetentionExtension request's end date
+	// lies beyond the store's cap (Warning).
+	ReasonExtensionBeyondCap = "ExtensionBeyondCap"
+)
+
+// The ExtensionWithinCap condition of a RetentionExtension request: whether
+// its end date lies within the store's spec.dataSubjectRights.
+// maxRetentionExtension from its decision (or, undecided, its receipt).
+const (
+	ConditionExtensionWithinCap = "ExtensionWithinCap"
+
+	// ReasonEndDateWithinCap: the end date is within the cap.
+	ReasonEndDateWithinCap = "EndDateWithinCap"
+	// ReasonEndDateBeyondCap: the end date lies beyond the cap; the request
+	// is refused as far as it goes beyond it (Ready is False), and the
+	// sweeper keeps the dossier no longer than the cap allows.
+	ReasonEndDateBeyondCap = "EndDateBeyondCap"
+	// ReasonInvalidExtensionCap: the store's cap cannot be used (only an
+	// API server without the CEL rules lets it through); the sweeper does
+	// not sweep the store's policies.
+	ReasonInvalidExtensionCap = "InvalidExtensionCap"
 )
 
 // ProcessingActivity Ready reasons, and its PurposeLimitation and

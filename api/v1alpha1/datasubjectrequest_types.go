@@ -5,7 +5,7 @@ import (
 )
 
 // RequestType is the right a family exercises (AVG art. 15 to 21).
-// +kubebuilder:validation:Enum=Access;Rectification;Completion;Erasure;Restriction;Objection
+// +kubebuilder:validation:Enum=Access;Rectification;Completion;Erasure;Restriction;Objection;RetentionExtension
 type RequestType string
 
 // The request types.
@@ -22,6 +22,11 @@ const (
 	RequestRestriction RequestType = "Restriction"
 	// RequestObjection: verzet against a processing (AVG art. 21).
 	RequestObjection RequestType = "Objection"
+	// RequestRetentionExtension: keep the dossier longer on the family's
+	// request (langer bewaren op verzoek; AVG art. 17(3), Jeugdwet art.
+	// 7.3.8), until an end date. The retention sweeper keeps the dossier's
+	// records that would be due until then.
+	RequestRetentionExtension RequestType = "RetentionExtension"
 )
 
 // RequesterRelation is who makes the request, relative to the data subject.
@@ -174,6 +179,34 @@ type ErasureSpec struct {
 	// WeighingRequired.
 	// +optional
 	ChildInterestWeighing *ChildInterestWeighing `json:"childInterestWeighing,omitempty"`
+	// NotBefore is the day (YYYY-MM-DD, Europe/Amsterdam) from which the
+	// granted erasure is carried out (eerder vernietigen op verzoek, on a
+	// recorded date): the sweeper erases the dossier on its first run from
+	// the start of that day, not before. Without it the erasure is carried
+	// out at once.
+	// +optional
+	// +kubebuilder:validation:Format=date
+	// +kubebuilder:validation:MaxLength=10
+	NotBefore string `json:"notBefore,omitempty"`
+}
+
+// RetentionExtensionSpec is what a RetentionExtension request asks for: the
+// dossier is kept until an end date.
+type RetentionExtensionSpec struct {
+	// Until is the last day (YYYY-MM-DD, Europe/Amsterdam) the dossier's
+	// records are kept beyond their retention period; from the start of the
+	// next day they are due again as normal. It may lie at most the store's
+	// spec.dataSubjectRights.maxRetentionExtension beyond the decision.
+	// +kubebuilder:validation:Format=date
+	// +kubebuilder:validation:MaxLength=10
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.retentionExtension.until is immutable: file a new request for another end date, or end this one with spec.endedAt"
+	Until string `json:"until"`
+	// Reference of the documented request or decision, such as the number
+	// of the letter; no personal data.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:XValidation:rule="!self.matches('[0-9]{9}')",message="spec.retentionExtension.reference must hold no personal data: no nine-digit number such as a BSN"
+	Reference string `json:"reference"`
 }
 
 // RequestDecision is the decision on a request.
@@ -205,6 +238,10 @@ type RequestDecision struct {
 // +kubebuilder:validation:XValidation:rule="self.type == 'Objection' ? has(self.objection) : !has(self.objection)",message="spec.objection is required when spec.type is Objection, and only allowed then"
 // +kubebuilder:validation:XValidation:rule="self.type == 'Erasure' || !has(self.erasure)",message="spec.erasure is only allowed when spec.type is Erasure"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.erasure) || !has(oldSelf.erasure.childInterestWeighing) || (has(self.erasure) && has(self.erasure.childInterestWeighing))",message="spec.erasure.childInterestWeighing cannot be removed once recorded"
+// +kubebuilder:validation:XValidation:rule="!has(self.erasure) || !has(self.erasure.notBefore) || timestamp(self.erasure.notBefore + 'T23:59:59Z') >= self.receivedAt",message="spec.erasure.notBefore must not be before the day of spec.receivedAt"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.decision) || ((has(oldSelf.erasure) && has(oldSelf.erasure.notBefore)) ? (has(self.erasure) && has(self.erasure.notBefore) && self.erasure.notBefore == oldSelf.erasure.notBefore) : !(has(self.erasure) && has(self.erasure.notBefore)))",message="spec.erasure.notBefore is part of the decision: it cannot be set, changed or removed once spec.decision is recorded"
+// +kubebuilder:validation:XValidation:rule="self.type == 'RetentionExtension' ? has(self.retentionExtension) : !has(self.retentionExtension)",message="spec.retentionExtension is required when spec.type is RetentionExtension, and only allowed then"
+// +kubebuilder:validation:XValidation:rule="!has(self.retentionExtension) || timestamp(self.retentionExtension.until + 'T00:00:00Z') > self.receivedAt",message="spec.retentionExtension.until must be after spec.receivedAt"
 // +kubebuilder:validation:XValidation:rule="!has(self.endedAt) || has(self.decision)",message="spec.endedAt needs spec.decision: a request ends after it was decided"
 // +kubebuilder:validation:XValidation:rule="!has(self.endedAt) || !has(self.decision) || self.endedAt >= self.decision.decidedAt",message="spec.endedAt must not be before spec.decision.decidedAt"
 // +kubebuilder:validation:XValidation:rule="!has(self.decision) || self.decision.decidedAt >= self.receivedAt",message="spec.decision.decidedAt must not be before spec.receivedAt"
@@ -249,9 +286,14 @@ type DataSubjectRequestSpec struct {
 	// Objection names the processing objected to; required for Objection.
 	// +optional
 	Objection *ObjectionSpec `json:"objection,omitempty"`
-	// Erasure holds the child's-interest weighing of an Erasure request.
+	// Erasure holds the child's-interest weighing of an Erasure request,
+	// and the day it is carried out from.
 	// +optional
 	Erasure *ErasureSpec `json:"erasure,omitempty"`
+	// RetentionExtension is the end date and reference of a
+	// RetentionExtension request; required for that type.
+	// +optional
+	RetentionExtension *RetentionExtensionSpec `json:"retentionExtension,omitempty"`
 	// Extension of the deadline by one or two months, with a reason.
 	// +optional
 	Extension *DeadlineExtension `json:"extension,omitempty"`
@@ -259,7 +301,8 @@ type DataSubjectRequestSpec struct {
 	// +optional
 	Decision *RequestDecision `json:"decision,omitempty"`
 	// EndedAt is when the request's effects end: a restriction is lifted,
-	// an objection withdrawn. Deleting the request ends them too.
+	// an objection withdrawn, a retention extension ended before its end
+	// date. Deleting the request ends them too.
 	// +optional
 	EndedAt *metav1.Time `json:"endedAt,omitempty"`
 }
@@ -278,9 +321,10 @@ const (
 	// without an effect at the proxy).
 	StateDecided RequestState = "Decided"
 	// StateInEffect: a granted restriction or objection the audit proxy
-	// enforces.
+	// enforces, or a granted retention extension the sweeper honours.
 	StateInEffect RequestState = "InEffect"
-	// StateEnded: the effects have ended (spec.endedAt passed).
+	// StateEnded: the effects have ended (spec.endedAt passed, or a
+	// retention extension's end date).
 	StateEnded RequestState = "Ended"
 )
 
@@ -346,6 +390,20 @@ type ErasureRun struct {
 	ProofDigest string `json:"proofDigest,omitempty"`
 }
 
+// RetentionExtensionStatus is the retention extension the sweeper honours.
+type RetentionExtensionStatus struct {
+	// KeptUntil is the last day (Europe/Amsterdam) the dossier is kept by
+	// the extension: spec.retentionExtension.until, or the last day the
+	// store's cap allows when the end date lies beyond it.
+	KeptUntil string `json:"keptUntil"`
+	// EndsAt is the moment the extension ends: the start of the day after
+	// KeptUntil, or spec.endedAt when that is earlier.
+	EndsAt metav1.Time `json:"endsAt"`
+	// MaxRetentionExtension is the store's cap the end date was checked
+	// against.
+	MaxRetentionExtension string `json:"maxRetentionExtension"`
+}
+
 // DataSubjectRequestStatus is the observed state of a DataSubjectRequest.
 type DataSubjectRequestStatus struct {
 	CommonStatus `json:",inline"`
@@ -363,6 +421,16 @@ type DataSubjectRequestStatus struct {
 	// ResponsePeriod is the store's period the deadline was computed from.
 	// +optional
 	ResponsePeriod string `json:"responsePeriod,omitempty"`
+	// RetentionExtension is the decision in effect of a granted
+	// RetentionExtension request: until when the sweeper keeps the
+	// dossier.
+	// +optional
+	RetentionExtension *RetentionExtensionStatus `json:"retentionExtension,omitempty"`
+	// ErasureNotBefore is the moment from which the sweeper carries out a
+	// granted Erasure request with spec.erasure.notBefore: the start of
+	// that day in Europe/Amsterdam.
+	// +optional
+	ErasureNotBefore *metav1.Time `json:"erasureNotBefore,omitempty"`
 	// Erasure is the proof of destruction of a granted Erasure request,
 	// one entry per RetentionPolicy of the store, written by its sweeper.
 	// +optional

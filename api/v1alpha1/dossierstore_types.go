@@ -101,7 +101,19 @@ type DataSubjectRightsSpec struct {
 	// +kubebuilder:validation:MaxLength=8
 	// +kubebuilder:validation:XValidation:rule="self.matches('^P([1-4]W|[1-9]D|1[0-9]D|2[0-8]D|1M)$')",message="spec.dataSubjectRights.responsePeriod must be at most one month (AVG art. 12(3)): P1M, P1W to P4W, or P1D to P28D"
 	ResponsePeriod Period `json:"responsePeriod,omitempty"`
+	// MaxRetentionExtension caps a RetentionExtension request: its end date
+	// (spec.retentionExtension.until) may lie at most this period after its
+	// decision (P5Y by default). An end date beyond the cap is refused: the
+	// request's ExtensionWithinCap condition is False, and the sweeper keeps
+	// the dossier no longer than the cap allows.
+	// +optional
+	MaxRetentionExtension Period `json:"maxRetentionExtension,omitempty"`
 }
+
+// DefaultMaxRetentionExtension is the cap of a store that sets none: an
+// extension on request is decided again at least every five years.
+const DefaultMaxRetentionExtension Period = "P5Y"
+
 
 // WorkloadSpec identifies the case-management pods of a store.
 // +kubebuilder:validation:XValidation:rule="self.proxyPort != self.appPort",fieldPath=".proxyPort",message="spec.workload.proxyPort must differ from spec.workload.appPort: the audit proxy sits in front of the application"

@@ -197,6 +197,11 @@ type RuleRun struct {
 	// due. -1 when not counted.
 	// +optional
 	NoClock int64 `json:"noClock,omitempty"`
+	// KeptByExtension records were due by their clock but kept because
+	// their dossier has a granted RetentionExtension request in effect
+	// (they are in Held too). -1 when not counted.
+	// +optional
+	KeptByExtension int64 `json:"keptByExtension,omitempty"`
 }
 
 // RetentionRun summarises one sweep: the proof of destruction (verklaring
@@ -221,6 +226,15 @@ type RetentionRun struct {
 	// period makes them due; -1 when a rule was not counted.
 	// +optional
 	NoClock int64 `json:"noClock,omitempty"`
+	// KeptByExtension records in all rules: due by their clock, kept by a
+	// granted RetentionExtension request in effect (they are in Held
+	// too); -1 when a rule was not counted.
+	// +optional
+	KeptByExtension int64 `json:"keptByExtension,omitempty"`
+	// ExtensionsInEffect is the number of granted RetentionExtension
+	// requests of the store the run honoured.
+	// +optional
+	ExtensionsInEffect int32 `json:"extensionsInEffect,omitempty"`
 	// Rules, per rule.
 	// +optional
 	// +listType=map

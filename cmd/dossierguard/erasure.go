@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -12,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
+	"github.com/dossierguard/dossierguard/internal/dsr"
 	"github.com/dossierguard/dossierguard/internal/resources"
 	"github.com/dossierguard/dossierguard/internal/retention"
 )
@@ -20,14 +22,16 @@ import (
 // this policy has not erased yet: no status.erasure entry of the policy
 // with the result Erased. A request being deleted is left alone; a
 // PartiallyGranted erasure is not carried out by the sweeper (which part
-// is a decision it cannot take) and is never listed.
-func pendingErasures(list []v1alpha1.DataSubjectRequest, policy *v1alpha1.RetentionPolicy) []*v1alpha1.DataSubjectRequest {
+// is a decision it cannot take) and is never listed; nor is one whose
+// spec.erasure.notBefore day has not begun at now.
+func pendingErasures(list []v1alpha1.DataSubjectRequest, policy *v1alpha1.RetentionPolicy, now time.Time) []*v1alpha1.DataSubjectRequest {
 	var out []*v1alpha1.DataSubjectRequest
 	for i := range list {
 		r := &list[i]
 		s := &r.Spec
 		if s.Type != v1alpha1.RequestErasure || s.StoreRef.Name != policy.Spec.StoreRef.Name ||
-			s.Decision == nil || s.Decision.Outcome != v1alpha1.DecisionGranted || !r.DeletionTimestamp.IsZero() {
+			s.Decision == nil || s.Decision.Outcome != v1alpha1.DecisionGranted || !r.DeletionTimestamp.IsZero() ||
+			!dsr.ErasureDue(r, now) {
 			continue
 		}
 		done := false
@@ -59,7 +63,11 @@ func runErasures(ctx context.Context, c client.Client, policy *v1alpha1.Retentio
 	if err := c.List(ctx, list, client.InNamespace(policy.Namespace)); err != nil {
 		return fmt.Errorf("list the DataSubjectRequests of namespace %s: %w", policy.Namespace, err)
 	}
-	pending := pendingErasures(list.Items, policy)
+	now := time.Now
+	if cfg.Now != nil {
+		now = cfg.Now
+	}
+	pending := pendingErasures(list.Items, policy, now())
 	if len(pending) == 0 {
 		return nil
 	}
@@ -83,6 +91,36 @@ func runErasures(ctx context.Context, c client.Client, policy *v1alpha1.Retentio
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// retentionDecisions reads, for a sweep of the policy, the dossiers that
+// granted RetentionExtension requests of its store keep at the sweep's now.
+// Any failure (the requests, the store's cap, the pseudonym key) is an
+// error, and the sweep then destroys nothing. The store and its key are
+// read only when the store has a decided extension request.
+func retentionDecisions(c client.Client, policy *v1alpha1.RetentionPolicy) func(context.Context, time.Time) (retention.Kept, error) {
+	return func(ctx context.Context, now time.Time) (retention.Kept, error) {
+		list := &v1alpha1.DataSubjectRequestList{}
+		if err := c.List(ctx, list, client.InNamespace(policy.Namespace)); err != nil {
+			return retention.Kept{}, fmt.Errorf("list the DataSubjectRequests of namespace %s: %w", policy.Namespace, err)
+		}
+		if !dsr.HasExtensions(list.Items, policy.Spec.StoreRef.Name) {
+			return retention.Kept{}, nil
+		}
+		store := &v1alpha1.DossierStore{}
+		if err := c.Get(ctx, client.ObjectKey{Namespace: policy.Namespace, Name: policy.Spec.StoreRef.Name}, store); err != nil {
+			return retention.Kept{}, fmt.Errorf("read DossierStore %s for its retention extension cap: %w", policy.Spec.StoreRef.Name, err)
+		}
+		dossiers, n, err := dsr.KeptDossiers(list.Items, store.Name, dsr.MaxRetentionExtension(store), now)
+		if err != nil || n == 0 {
+			return retention.Kept{}, err
+		}
+		key, err := policyStoreKey(ctx, c, policy)
+		if err != nil {
+			return retention.Kept{}, err
+		}
+		return retention.Kept{Key: key, Dossiers: dossiers, Decisions: n}, nil
+	}
 }
 
 // policyStoreKey reads the pseudonym key of the policy's store.

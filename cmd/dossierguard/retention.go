@@ -85,6 +85,7 @@ func runSweep(ctx context.Context, cfg *rest.Config, opts sweepOptions, out io.W
 	if opts.dryRun {
 		sweepCfg.DryRun = true
 	}
+	sweepCfg.Decisions = retentionDecisions(c, policy)
 	// An empty connection string makes pgx read the PG* variables.
 	pool, err := pgxpool.New(ctx, "")
 	if err != nil {

@@ -127,7 +127,7 @@ func TestAssess(t *testing.T) {
 			if !dl.At.Equal(dueAt) {
 				t.Fatalf("deadline %s, want %s", dl.At, dueAt)
 			}
-			a := Assess(tc.req, dl, mustParse(t, tc.now))
+			a := Assess(tc.req, dl, mustParse(t, tc.now), v1alpha1.DefaultMaxRetentionExtension)
 			if a.State != tc.want || a.Late != tc.wantLate {
 				t.Errorf("state %s late %v, want %s late %v", a.State, a.Late, tc.want, tc.wantLate)
 			}

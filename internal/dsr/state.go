@@ -44,8 +44,9 @@ type Assessment struct {
 	Next time.Time
 }
 
-// Assess says where req stands at now, with its deadline.
-func Assess(req *v1alpha1.DataSubjectRequest, dl Deadline, now time.Time) Assessment {
+// Assess says where req stands at now, with its deadline and the store's
+// cap on retention extensions (maxExtension).
+func Assess(req *v1alpha1.DataSubjectRequest, dl Deadline, now time.Time, maxExtension v1alpha1.Period) Assessment {
 	a := Assessment{Deadline: dl}
 	s := &req.Spec
 	if s.Decision == nil {
@@ -58,9 +59,18 @@ func Assess(req *v1alpha1.DataSubjectRequest, dl Deadline, now time.Time) Assess
 	}
 	a.Late = !s.Decision.DecidedAt.Time.Before(dl.At)
 	active, next := effectAt(req, now)
+	ended := false
+	switch s.Type {
+	case v1alpha1.RequestRetentionExtension:
+		active, next, ended = extensionAt(req, maxExtension, now)
+	case v1alpha1.RequestErasure:
+		if from, err := ErasureNotBefore(req); err == nil && s.Decision.Outcome == v1alpha1.DecisionGranted && now.Before(from) {
+			next = from
+		}
+	}
 	a.Next = next
 	switch {
-	case s.EndedAt != nil && !now.Before(s.EndedAt.Time):
+	case ended || (s.EndedAt != nil && !now.Before(s.EndedAt.Time)):
 		a.State = v1alpha1.StateEnded
 	case active:
 		a.State = v1alpha1.StateInEffect
@@ -112,5 +122,23 @@ func effectAt(req *v1alpha1.DataSubjectRequest, now time.Time) (bool, time.Time)
 		return true, until
 	default:
 		return false, time.Time{}
+	}
+}
+
+// extensionAt is whether the retention extension req decides is in effect
+// at now, the next moment that changes, and whether it has ended. An
+// extension that cannot be computed (only an API server without the
+// schema lets one through) is in effect nowhere.
+func extensionAt(req *v1alpha1.DataSubjectRequest, maxExtension v1alpha1.Period, now time.Time) (active bool, next time.Time, ended bool) {
+	e, err := RetentionExtension(req, maxExtension)
+	switch {
+	case err != nil || !e.Granted:
+		return false, time.Time{}, false
+	case now.Before(e.From):
+		return false, e.From, false
+	case now.Before(e.Ends):
+		return true, e.Ends, false
+	default:
+		return false, time.Time{}, true
 	}
 }

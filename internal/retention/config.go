@@ -1,6 +1,7 @@
 package retention
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"regexp"
@@ -41,6 +42,14 @@ type Config struct {
 	// DefaultBatchTimeout. A batch that takes longer is rolled back and the
 	// sweep fails.
 	BatchTimeout time.Duration
+	// Decisions reads the granted retention extensions (RetentionExtension
+	// requests) in effect at the sweep's now, once per sweep; nil means
+	// there are none. A sweep whose Decisions fails destroys nothing: it
+	// reports Failed, as destroying a record the family asked to keep
+	// would be in their disfavour. Rules with a dossier column keep the
+	// records of the extended dossiers; rules without one cannot tell
+	// dossiers apart and are swept as usual.
+	Decisions func(ctx context.Context, now time.Time) (Kept, error)
 
 	// Test hooks. batchDelay sleeps inside every batch transaction, after
 	// its statement and before its commit; afterBatch runs at the same

@@ -235,23 +235,7 @@ func (e Erasure) destroy(ctx context.Context, tx pgx.Tx, p *erasurePart, tr *Era
 // match returns the distinct dossier ids of the rule's table whose
 // pseudonym is the erasure's dossier.
 func (e Erasure) match(ctx context.Context, tx pgx.Tx, q ruleSQL) ([]string, error) {
-	st := q.dossierIDs()
-	rows, err := tx.Query(ctx, st.sql, st.args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		if DossierPseudonym(e.Key, id) == e.Dossier {
-			ids = append(ids, id)
-		}
-	}
-	return ids, rows.Err()
+	return matchDossiers(ctx, tx, q, e.Key, func(p string) bool { return p == e.Dossier })
 }
 
 // DossierPseudonym is the pseudonym of a raw dossier id under key: the

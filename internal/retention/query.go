@@ -40,6 +40,9 @@ type ruleSQL struct {
 	rule  v1alpha1.RetentionRule
 	table string // quoted
 	id    string // quoted
+	// kept are the raw dossier ids, as text, whose records are kept by a
+	// retention extension; only for a rule with a dossier column.
+	kept []string
 }
 
 func newRuleSQL(r v1alpha1.RetentionRule) ruleSQL {
@@ -61,9 +64,15 @@ func (q ruleSQL) byClock(p *params, cutoff time.Time) string {
 }
 
 // notHeld is the part of the predicate that excludes records under legal
-// hold or extension: NULL hold counts as not held, NULL extension as none.
+// hold or extension (the extension column, or a dossier kept by a retention
+// extension decision): NULL hold counts as not held, NULL extension as
+// none, a NULL dossier as not kept.
 func (q ruleSQL) notHeld(p *params, now time.Time) string {
 	var conds []string
+	if len(q.kept) > 0 {
+		d := quote(q.rule.DossierColumn)
+		conds = append(conds, "("+d+" IS NULL OR "+d+"::text <> ALL("+p.add(q.kept)+"))")
+	}
 	if q.rule.LegalHoldColumn != "" {
 		conds = append(conds, quote(q.rule.LegalHoldColumn)+" IS NOT TRUE")
 	}
@@ -145,11 +154,16 @@ func (q ruleSQL) noClock() statement {
 }
 
 // count is the statement that counts the records due by their clock (and
-// not yet anonymised) and, of those, the ones that are due, that is not held.
+// not yet anonymised), of those the ones that are due, that is not held, and
+// the ones whose dossier a retention extension keeps.
 func (q ruleSQL) count(cutoff, now time.Time) statement {
 	var p params
 	byClock := q.byClock(&p, cutoff)
 	notHeld := q.notHeld(&p, now)
-	sql := "SELECT count(*), count(*) FILTER (WHERE " + notHeld + ") FROM " + q.table + " WHERE " + byClock
+	kept := "FALSE"
+	if len(q.kept) > 0 {
+		kept = quote(q.rule.DossierColumn) + "::text = ANY(" + p.add(q.kept) + ")"
+	}
+	sql := "SELECT count(*), count(*) FILTER (WHERE " + notHeld + "), count(*) FILTER (WHERE " + kept + ") FROM " + q.table + " WHERE " + byClock
 	return statement{sql: sql, args: p.args}
 }

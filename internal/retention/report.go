@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"math"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -39,6 +40,9 @@ type Report struct {
 	LongestBatch time.Duration `json:"longestBatchNanos"`
 	// BatchTime is the time all batch transactions were open together.
 	BatchTime time.Duration `json:"batchTimeNanos"`
+	// ExtensionsInEffect is the number of retention extension decisions
+	// the sweep honoured (Config.Decisions).
+	ExtensionsInEffect int `json:"extensionsInEffect"`
 	// Rules, in the order of the config.
 	Rules []RuleReport `json:"rules"`
 }
@@ -66,6 +70,10 @@ type RuleReport struct {
 	// no period makes due (the involvement has not ended, or the date was
 	// never filled in); Unknown when not counted.
 	NoClock int64 `json:"noClock"`
+	// KeptByExtension is the number of records due by their clock whose
+	// dossier a retention extension decision keeps (they are in Held too);
+	// Unknown when not counted.
+	KeptByExtension int64 `json:"keptByExtension"`
 	// WouldDestroy and WouldAnonymise are what a dry run found due.
 	WouldDestroy   int64 `json:"wouldDestroy,omitempty"`
 	WouldAnonymise int64 `json:"wouldAnonymise,omitempty"`
@@ -136,18 +144,21 @@ func (r Report) Summary() v1alpha1.RetentionRun {
 	}
 	for _, rr := range r.Rules {
 		run.Rules = append(run.Rules, v1alpha1.RuleRun{
-			Rule:       rr.Rule,
-			Destroyed:  rr.Destroyed,
-			Anonymised: rr.Anonymised,
-			Held:       rr.Held,
-			Overdue:    rr.Overdue,
-			NoClock:    rr.NoClock,
+			Rule:            rr.Rule,
+			Destroyed:       rr.Destroyed,
+			Anonymised:      rr.Anonymised,
+			Held:            rr.Held,
+			Overdue:         rr.Overdue,
+			NoClock:         rr.NoClock,
+			KeptByExtension: rr.KeptByExtension,
 		})
 		run.Destroyed += rr.Destroyed
 		run.Anonymised += rr.Anonymised
 		sum(&run.Held, rr.Held)
 		sum(&run.Overdue, rr.Overdue)
 		sum(&run.NoClock, rr.NoClock)
+		sum(&run.KeptByExtension, rr.KeptByExtension)
 	}
+	run.ExtensionsInEffect = int32(min(r.ExtensionsInEffect, math.MaxInt32))
 	return run
 }

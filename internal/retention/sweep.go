@@ -42,6 +42,19 @@ func Run(ctx context.Context, db DB, cfg Config) (Report, error) {
 	rep.BatchSize = cfg.BatchSize
 
 	s := sweep{db: db, cfg: cfg, start: start, now: now, report: &rep}
+	kept, err := readKept(ctx, cfg, &s)
+	if err != nil {
+		// Fail closed: without the decisions to keep, nothing is destroyed.
+		for _, rule := range cfg.Rules {
+			rep.Rules = append(rep.Rules, RuleReport{Rule: rule.Name, Table: string(rule.Table), Action: action(rule), Period: rule.Period,
+				Cutoff: Cutoff(now, rule.Period).UTC(), Held: Unknown, Overdue: Unknown, NoClock: Unknown, KeptByExtension: Unknown, RecordHashes: []string{}})
+		}
+		rep.End = time.Now().UTC()
+		rep.Result = v1alpha1.RunFailed
+		rep.Message = "the granted retention extensions could not be read; nothing was destroyed"
+		return rep, fmt.Errorf("read the retention extension decisions: %w", err)
+	}
+	rep.ExtensionsInEffect = kept.Decisions
 	var errs []error
 	for i, rule := range cfg.Rules {
 		rr := RuleReport{
@@ -55,7 +68,8 @@ func Run(ctx context.Context, db DB, cfg Config) (Report, error) {
 			NoClock:      Unknown,
 			RecordHashes: []string{},
 		}
-		if err := s.rule(ctx, i, rule, &rr); err != nil {
+		rr.KeptByExtension = Unknown
+		if err := s.rule(ctx, i, rule, kept, &rr); err != nil {
 			errs = append(errs, fmt.Errorf("rule %q (rules[%d]): %w", rule.Name, i, err))
 		}
 		rep.Rules = append(rep.Rules, rr)
@@ -93,9 +107,23 @@ type sweep struct {
 
 // rule applies one rule: batches until nothing is due (unless a dry run),
 // then the counts.
-func (s *sweep) rule(ctx context.Context, index int, rule v1alpha1.RetentionRule, rr *RuleReport) error {
+func (s *sweep) rule(ctx context.Context, index int, rule v1alpha1.RetentionRule, kept Kept, rr *RuleReport) error {
 	q := newRuleSQL(rule)
 	cutoff := Cutoff(s.now, rule.Period)
+	if s.stop(ctx) {
+		return nil
+	}
+	// The kept dossiers' ids first: a rule whose ids cannot be read
+	// destroys nothing.
+	var err error
+	if q.kept, err = s.keptIDs(ctx, q, kept); err != nil {
+		if ctx.Err() != nil {
+			s.cancel()
+			return nil
+		}
+		rr.Error = "kept dossiers lookup: " + describe(err)
+		return fmt.Errorf("kept dossiers lookup: %w", err)
+	}
 	if !s.cfg.DryRun {
 		if n, err := s.batches(ctx, index, q, cutoff, rr); n == 0 && err != nil {
 			rr.Error = "table lookup: " + describe(err)
@@ -287,8 +315,8 @@ func (s *sweep) count(ctx context.Context, q ruleSQL, cutoff time.Time, rr *Rule
 	}
 	defer func() { _ = tx.Rollback(cctx) }()
 	st := q.count(cutoff, s.now)
-	var byClock, due int64
-	if err := tx.QueryRow(cctx, st.sql, st.args...).Scan(&byClock, &due); err != nil {
+	var byClock, due, keptByExtension int64
+	if err := tx.QueryRow(cctx, st.sql, st.args...).Scan(&byClock, &due, &keptByExtension); err != nil {
 		return err
 	}
 	nc := q.noClock()
@@ -299,6 +327,7 @@ func (s *sweep) count(ctx context.Context, q ruleSQL, cutoff time.Time, rr *Rule
 	rr.Overdue = due
 	rr.Held = byClock - due
 	rr.NoClock = noClock
+	rr.KeptByExtension = keptByExtension
 	return tx.Commit(cctx)
 }
 
