@@ -241,6 +241,16 @@ func TestSharingVariantsAccepted(t *testing.T) {
 		{"objection to a route, extended", "DataSubjectRequest",
 			all(set("type", "Objection"), set("objection", map[string]any{"purpose": "tevredenheidsonderzoek", "routes": []any{"survey-export"}}),
 				set("extension", map[string]any{"months": int64(2), "reason": "Veel verzoeken tegelijk ontvangen."})), nil},
+		{"retention extension with an end date, granted", "DataSubjectRequest",
+			all(set("type", "RetentionExtension"), set("retentionExtension", map[string]any{"until": "2031-12-31", "reference": "BRIEF-2026-118"}),
+				set("decision", map[string]any{"outcome": "Granted", "decidedAt": "2026-10-06T10:00:00Z"})), nil},
+		{"retention extension ended early", "DataSubjectRequest",
+			all(set("type", "RetentionExtension"), set("retentionExtension", map[string]any{"until": "2031-12-31", "reference": "BRIEF-2026-118"}),
+				set("decision", map[string]any{"outcome": "Granted", "decidedAt": "2026-10-06T10:00:00Z"}), set("endedAt", "2027-01-01T10:00:00Z")), nil},
+		{"erasure on a recorded date, on the day of receipt", "DataSubjectRequest",
+			all(set("type", "Erasure"), set("erasure", map[string]any{"notBefore": "2026-10-05"}),
+				set("decision", map[string]any{"outcome": "Granted", "decidedAt": "2026-10-06T10:00:00Z"})), nil},
+		{"cap on retention extensions of ten years", "DossierStore", set("dataSubjectRights.maxRetentionExtension", "P10Y"), nil},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -585,6 +595,75 @@ var dsrInvalidCases = []struct {
 	{"weighing referenced by a BSN", "DataSubjectRequest",
 		all(set("type", "Erasure"), set("erasure", map[string]any{"childInterestWeighing": map[string]any{"reference": "123456782", "decidedBy": "gedragswetenschapper"}})), false,
 		[]string{"spec.erasure.childInterestWeighing.reference must hold no personal data"}},
+	{"retention extension without its end date", "DataSubjectRequest", set("type", "RetentionExtension"), false,
+		[]string{"spec.retentionExtension is required when spec.type is RetentionExtension"}},
+	{"end date on an access request", "DataSubjectRequest", set("retentionExtension", map[string]any{"until": "2031-12-31", "reference": "BRIEF-2026-118"}), false,
+		[]string{"spec.retentionExtension is required when spec.type is RetentionExtension, and only allowed then"}},
+	{"end date not a date", "DataSubjectRequest",
+		all(set("type", "RetentionExtension"), set("retentionExtension", map[string]any{"until": "31-12-2031", "reference": "BRIEF-2026-118"})), false,
+		[]string{"spec.retentionExtension.until", "date"}},
+	{"end date before the receipt", "DataSubjectRequest",
+		all(set("type", "RetentionExtension"), set("retentionExtension", map[string]any{"until": "2026-10-01", "reference": "BRIEF-2026-118"})), false,
+		[]string{"spec.retentionExtension.until must be after spec.receivedAt"}},
+	{"extension without a reference", "DataSubjectRequest",
+		all(set("type", "RetentionExtension"), set("retentionExtension", map[string]any{"until": "2031-12-31"})), false,
+		[]string{"spec.retentionExtension.reference", "Required value"}},
+	{"extension referenced by a BSN", "DataSubjectRequest",
+		all(set("type", "RetentionExtension"), set("retentionExtension", map[string]any{"until": "2031-12-31", "reference": "123456782"})), false,
+		[]string{"spec.retentionExtension.reference must hold no personal data"}},
+	{"dated erasure before the receipt", "DataSubjectRequest",
+		all(set("type", "Erasure"), set("erasure", map[string]any{"notBefore": "2026-10-04"})), false,
+		[]string{"spec.erasure.notBefore must not be before the day of spec.receivedAt"}},
+	{"dated erasure not a date", "DataSubjectRequest",
+		all(set("type", "Erasure"), set("erasure", map[string]any{"notBefore": "volgende week"})), false,
+		[]string{"spec.erasure.notBefore", "date"}},
+	{"cap on retention extensions as a duration", "DossierStore", set("dataSubjectRights.maxRetentionExtension", "8760h"), false,
+		[]string{"spec.dataSubjectRights.maxRetentionExtension", "must be an ISO 8601 period"}},
+}
+
+// TestRetentionDecisionsImmutable: a retention extension's end date, and
+// a dated erasure's date once decided, stay as recorded.
+func TestRetentionDecisionsImmutable(t *testing.T) {
+	ctx := context.Background()
+	ensureNamespace(t, validationNamespace)
+	decided := map[string]any{"outcome": "Granted", "decidedAt": "2026-10-10T10:00:00Z"}
+	ext := newObject(t, "DataSubjectRequest", "extension-once")
+	all(set("type", "RetentionExtension"), set("retentionExtension", map[string]any{"until": "2031-12-31", "reference": "BRIEF-2026-118"}))(spec(ext))
+	if err := env.Client.Create(ctx, ext); err != nil {
+		t.Fatalf("create an extension: %v", err)
+	}
+	set("retentionExtension.until", "2032-12-31")(spec(ext))
+	assertRejected(t, env.Client.Update(ctx, ext), []string{"spec.retentionExtension.until is immutable"})
+
+	for _, tc := range []struct {
+		name   string
+		before map[string]any // spec.erasure when decided
+		after  change
+	}{
+		{"date changed", map[string]any{"notBefore": "2026-11-01"}, set("erasure.notBefore", "2026-12-01")},
+		{"date removed", map[string]any{"notBefore": "2026-11-01"}, del("erasure.notBefore")},
+		{"date set after the decision", map[string]any{}, set("erasure", map[string]any{"notBefore": "2026-12-01"})},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u := newObject(t, "DataSubjectRequest", "dated-"+strings.ReplaceAll(tc.name, " ", "-"))
+			all(set("type", "Erasure"), set("erasure", tc.before), set("decision", decided))(spec(u))
+			if err := env.Client.Create(ctx, u); err != nil {
+				t.Fatalf("create a decided erasure: %v", err)
+			}
+			tc.after(spec(u))
+			assertRejected(t, env.Client.Update(ctx, u), []string{"spec.erasure.notBefore is part of the decision"})
+		})
+	}
+	// Before the decision the date may still change.
+	u := newObject(t, "DataSubjectRequest", "dated-undecided")
+	all(set("type", "Erasure"), set("erasure", map[string]any{"notBefore": "2026-11-01"}))(spec(u))
+	if err := env.Client.Create(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	set("erasure.notBefore", "2026-12-01")(spec(u))
+	if err := env.Client.Update(ctx, u); err != nil {
+		t.Errorf("changing the date before the decision: %v", err)
+	}
 }
 
 // TestDecisionCannotBeRemoved: once recorded, a decision stays.
