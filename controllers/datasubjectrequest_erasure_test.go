@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
+	"github.com/dossierguard/dossierguard/internal/dsr"
 	"github.com/dossierguard/dossierguard/internal/resources"
 )
 
@@ -34,6 +35,11 @@ func TestGrantedErasureStartsAJob(t *testing.T) {
 	refused := newRequest(t, ns, "geweigerd", now, erasure, func(r *v1alpha1.DataSubjectRequest) {
 		r.Spec.Decision = &v1alpha1.RequestDecision{Outcome: v1alpha1.DecisionRefused, DecidedAt: metav1.NewTime(now.Truncate(time.Second)),
 			RefusalGrounds: []v1alpha1.RefusalGround{v1alpha1.GroundPrivacyOfOthers}, Explanation: "the dossier holds a third party's data"}
+	})
+	// Granted, but to be carried out from a later day: no Job yet.
+	dated := newRequest(t, ns, "later-wissen", now, erasure, func(r *v1alpha1.DataSubjectRequest) {
+		r.Spec.Erasure = &v1alpha1.ErasureSpec{NotBefore: dsr.DateOf(now.AddDate(0, 1, 0)).String()}
+		r.Spec.Decision = &v1alpha1.RequestDecision{Outcome: v1alpha1.DecisionGranted, DecidedAt: metav1.NewTime(now.Truncate(time.Second))}
 	})
 	if err := k8s.Get(ctx, client.ObjectKeyFromObject(policy), policy); err != nil {
 		t.Fatal(err)
@@ -78,13 +84,14 @@ func TestGrantedErasureStartsAJob(t *testing.T) {
 	touch(granted)
 	touch(open)
 	touch(refused)
+	touch(dated)
 	time.Sleep(2 * time.Second)
 	if err := k8s.Get(ctx, jobKey, job); err != nil || job.UID != uid {
 		t.Errorf("job after another reconcile: %v, uid %s; want the same Job %s", err, job.UID, uid)
 	}
-	for _, r := range []*v1alpha1.DataSubjectRequest{open, refused} {
+	for _, r := range []*v1alpha1.DataSubjectRequest{open, refused, dated} {
 		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: resources.ErasureJobName(r, policy)}, &batchv1.Job{}); !apierrors.IsNotFound(err) {
-			t.Errorf("request %s: erasure Job lookup gave %v; want none (not granted)", r.Name, err)
+			t.Errorf("request %s: erasure Job lookup gave %v; want none (not granted, or not yet due)", r.Name, err)
 		}
 	}
 
