@@ -127,12 +127,12 @@ func retentionDecisions(c client.Client, policy *v1alpha1.RetentionPolicy) func(
 func policyStoreKey(ctx context.Context, c client.Client, policy *v1alpha1.RetentionPolicy) ([]byte, error) {
 	store := &v1alpha1.DossierStore{}
 	if err := c.Get(ctx, client.ObjectKey{Namespace: policy.Namespace, Name: policy.Spec.StoreRef.Name}, store); err != nil {
-		return nil, fmt.Errorf("read DossierStore %s for erasure: %w", policy.Spec.StoreRef.Name, err)
+		return nil, fmt.Errorf("read DossierStore %s for its pseudonym key: %w", policy.Spec.StoreRef.Name, err)
 	}
 	name, _ := resources.PseudonymKeyRef(store)
 	secret := &corev1.Secret{}
 	if err := c.Get(ctx, client.ObjectKey{Namespace: policy.Namespace, Name: name}, secret); err != nil {
-		return nil, fmt.Errorf("read the pseudonym key Secret %s for erasure: %w", name, err)
+		return nil, fmt.Errorf("read the pseudonym key Secret %s: %w", name, err)
 	}
 	return resources.ReadPseudonymKey(store, secret)
 }
