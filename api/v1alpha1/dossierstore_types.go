@@ -114,7 +114,6 @@ type DataSubjectRightsSpec struct {
 // extension on request is decided again at least every five years.
 const DefaultMaxRetentionExtension Period = "P5Y"
 
-
 // WorkloadSpec identifies the case-management pods of a store.
 // +kubebuilder:validation:XValidation:rule="self.proxyPort != self.appPort",fieldPath=".proxyPort",message="spec.workload.proxyPort must differ from spec.workload.appPort: the audit proxy sits in front of the application"
 type WorkloadSpec struct {
