@@ -72,7 +72,7 @@ func TestRetentionExtensionStatus(t *testing.T) {
 	beyond := extension("te-lang-bewaren", day(now.AddDate(3, 0, 0)), now.Add(-2*time.Hour))
 	eventually(t, 20*time.Second, requestCondition(beyond, v1alpha1.ConditionExtensionWithinCap, metav1.ConditionFalse, v1alpha1.ReasonEndDateBeyondCap))
 	eventually(t, 20*time.Second, requestCondition(beyond, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonEndDateBeyondCap))
-	capDay := day(beyond.Spec.Decision.DecidedAt.Time.AddDate(1, 0, 0))
+	capDay := day(beyond.Spec.Decision.DecidedAt.AddDate(1, 0, 0))
 	for _, c := range beyond.Status.Conditions {
 		if c.Type == v1alpha1.ConditionExtensionWithinCap && !strings.Contains(c.Message, "spec.retentionExtension.until "+beyond.Spec.RetentionExtension.Until+" lies beyond the store's spec.dataSubjectRights.maxRetentionExtension P1Y") {
 			t.Errorf("beyond the cap: message %q does not name the fields", c.Message)
