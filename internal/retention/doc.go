@@ -20,6 +20,17 @@
 // Records that are due by their clock but held by a legal hold or a future
 // extension are counted as held and never touched.
 //
+// # Retention decisions per dossier
+//
+// Config.Decisions names the dossiers (by pseudonym) that granted
+// retention extension decisions keep at the sweep's now. For each rule with
+// a dossier column the sweep reads the table's distinct dossier ids, keys
+// them with the store's pseudonym key in the process (as [Erase] does) and
+// excludes the records of the matching ids from its batches; they are
+// counted as held and, separately, as KeptByExtension. When Decisions fails
+// the sweep destroys nothing and reports Failed; when a rule's dossier ids
+// cannot be read, that rule destroys nothing.
+//
 // # How it destroys
 //
 // A sweep works in batches of Config.BatchSize records, each batch one
