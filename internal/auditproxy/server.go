@@ -204,23 +204,8 @@ func Run(ctx context.Context, cfg Config) error {
 // or the active version of SigningKeyDir, which is then followed until ctx
 // ends so that a rotated version is taken into use.
 func openAuditLog(ctx context.Context, cfg Config, log *slog.Logger) (*auditlog.Writer, error) {
-	var keys *SigningKeySource
-	if cfg.SigningKeyDir != "" {
-		keys = NewSigningKeySource(cfg.SigningKeyDir, nil, log)
-		var err error
-		if cfg.SigningKey, err = keys.Start(); err != nil {
-			return nil, err
-		}
-	}
-	writer, err := auditlog.NewWriter(auditlog.Options{Path: cfg.AuditLogPath, Mirror: cfg.AuditMirror, SigningKey: cfg.SigningKey,
-		Chain: cfg.AuditChain, Logbook: cfg.AuditLogbook, MaxBytes: cfg.AuditLogMaxBytes})
-	if err != nil {
-		return nil, err
-	}
-	if keys != nil {
-		go keys.Run(ctx, cfg.SigningKeyPollInterval, writer.SetSigningKey)
-	}
-	return writer, nil
+	return OpenAuditLog(ctx, auditlog.Options{Path: cfg.AuditLogPath, Mirror: cfg.AuditMirror, SigningKey: cfg.SigningKey,
+		Chain: cfg.AuditChain, Logbook: cfg.AuditLogbook, MaxBytes: cfg.AuditLogMaxBytes}, cfg.SigningKeyDir, cfg.SigningKeyPollInterval, log)
 }
 
 // shutdown stops accepting, lets requests in flight finish (up to timeout,

@@ -112,11 +112,11 @@ func TestKubernetesSenders(t *testing.T) {
 		{"made-up token", "eyJhbGciOiJSUzI1NiJ9.e30.c2ln", st, pod, http.StatusUnauthorized, "not valid for audience"},
 		{"another audience", w.token(t, "wijkteam/wijkteam-dossier-0", "https://kubernetes.default.svc"), st, pod, http.StatusUnauthorized, "not valid for audience"},
 		{"claims another pod", good, st, "wijkteam-dossier-1", http.StatusForbidden, "the token belongs to pod wijkteam-dossier-0"},
-		{"claims a store of another namespace", good, "veilig-thuis/vt-dossiers", pod, http.StatusForbidden, "namespace wijkteam may not ship"},
+		{"claims a store of another namespace", good, "veilig-thuis/vt-dossiers", pod, http.StatusForbidden, "namespace wijkteam may not act for store"},
 		{"no such store", good, "wijkteam/other-dossiers", pod, http.StatusForbidden, "no DossierStore"},
 		{"another ServiceAccount", w.token(t, "wijkteam/toolbox", DefaultSenderAudience), st, "toolbox", http.StatusForbidden, "ServiceAccount toolbox is not the workload's"},
 		{"not selected by the store", w.token(t, "wijkteam/lookalike", DefaultSenderAudience), st, "lookalike", http.StatusForbidden, "not selected"},
-		{"the same names in another namespace", w.token(t, "other/wijkteam-dossier-0", DefaultSenderAudience), st, pod, http.StatusForbidden, "namespace other may not ship"},
+		{"the same names in another namespace", w.token(t, "other/wijkteam-dossier-0", DefaultSenderAudience), st, pod, http.StatusForbidden, "namespace other may not act for store"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := ks.AuthenticateSender(ctx, tc.token, tc.store, tc.pod)
