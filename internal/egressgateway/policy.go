@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 
@@ -172,4 +173,13 @@ func (p *Policy) Match(method, agreementName, escapedPartnerPath string) (o Outb
 		return Outbound{Agreement: a.entry, Endpoint: a.endpoint}, false, auditproxy.ErrNonCanonicalPath
 	}
 	return o, true, nil
+}
+
+// NewPolicySource returns the source of the egress document at path (the
+// store's egress ConfigMap, mounted), polled and swapped as the audit
+// proxy's access policy is; nothing is read yet.
+func NewPolicySource(path string, log *slog.Logger) *auditproxy.FileSource[Policy] {
+	return auditproxy.NewFileSource(path, "egress policy", log, ParsePolicy, func(p *Policy) []any {
+		return []any{"store", p.Doc.Store, "agreements", len(p.Doc.Agreements)}
+	})
 }
