@@ -281,16 +281,22 @@ func assignmentSource(cfg Config) (AssignmentChecker, error) {
 // consentSource is the consent source of cfg, or nil when none is
 // configured.
 func consentSource(cfg Config) (ConsentChecker, error) {
-	if cfg.ConsentURL == "" {
+	return NewConsentSource(cfg.ConsentURL, cfg.ConsentCacheSize, cfg.ConsentCacheTTL, cfg.ConsentTimeout)
+}
+
+// NewConsentSource is the consent source at the URL template (nil for
+// ""): positive answers cached (size, ttl), each question bounded by
+// timeout (DefaultConsentTimeout when 0), redirects not followed.
+func NewConsentSource(template string, size int, ttl, timeout time.Duration) (ConsentChecker, error) {
+	if template == "" {
 		return nil, nil
 	}
-	timeout := cfg.ConsentTimeout
 	if timeout <= 0 {
 		timeout = DefaultConsentTimeout
 	}
 	client := &http.Client{Timeout: timeout, Transport: NewUpstreamTransport(),
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	c, err := NewHTTPConsents(cfg.ConsentURL, client, cfg.ConsentCacheSize, cfg.ConsentCacheTTL, nil)
+	c, err := NewHTTPConsents(template, client, size, ttl, nil)
 	if err != nil {
 		return nil, fmt.Errorf("consent source: %w", err)
 	}
