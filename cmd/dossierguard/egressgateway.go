@@ -1,13 +1,13 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/cobra"
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
@@ -50,19 +50,7 @@ hash-chained audit log and only then sends it to the partner's endpoint over
 TLS with the agreement's CA bundle and client certificate. See
 docs/egress-gateway.md.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := opts.config()
-			if err != nil {
-				return err
-			}
-			level := slog.LevelInfo
-			_ = level.UnmarshalText([]byte(opts.logLevel))
-			cfg.Logger = slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
-			cfg.AuditMirror = cmd.OutOrStdout()
-			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, os.Interrupt)
-			defer stop()
-			return egressgateway.Run(ctx, cfg)
-		},
+		RunE: opts.run,
 	}
 	f := cmd.Flags()
 	f.StringVar(&opts.listen, "listen", egressgateway.DefaultListen, "Address the gateway listens on for the application's requests (plain HTTP inside the namespace).")
@@ -94,36 +82,23 @@ docs/egress-gateway.md.`,
 	return cmd
 }
 
+// run checks the flags and serves until SIGTERM.
+func (o *egressGatewayOptions) run(cmd *cobra.Command, _ []string) error {
+	cfg, err := o.config()
+	if err != nil {
+		return err
+	}
+	return serveRole(cmd, o.logLevel, func(ctx context.Context, log *slog.Logger, mirror io.Writer) error {
+		cfg.Logger, cfg.AuditMirror = log, mirror
+		return egressgateway.Run(ctx, cfg)
+	})
+}
+
 // config checks the flags and reads the key files; every error names its
 // flag, all at once.
 func (o *egressGatewayOptions) config() (egressgateway.Config, error) {
 	var errs flagErrors
-	checkListenAddr(&errs, "listen", o.listen)
-	checkListenAddr(&errs, "health-listen", o.healthListen)
-	if o.listen == o.healthListen {
-		errs.bad("health-listen", "must differ from --listen")
-	}
-	if o.policy == "" {
-		errs.bad("policy", "is required: the egress document to enforce")
-	}
-	if fi, err := os.Stat(o.tlsDir); err != nil || !fi.IsDir() {
-		errs.bad("tls-dir", "%s is not a directory: it holds a directory of TLS files per agreement", o.tlsDir)
-	}
-	if o.auditLog == "" {
-		errs.bad("audit-log", "is required: the audit log file")
-	} else if fi, err := os.Stat(filepath.Dir(o.auditLog)); err != nil || !fi.IsDir() {
-		errs.bad("audit-log", "the directory of %s does not exist", o.auditLog)
-	}
-	if o.auditLogMax < 0 || (o.auditLogMax > 0 && o.auditLogMax < 1<<20) {
-		errs.bad("audit-log-max-bytes", "%d must be 0 (no bound) or at least 1048576 (1 MiB)", o.auditLogMax)
-	}
-	if o.shutdownTimeout <= 0 {
-		errs.bad("shutdown-timeout", "must be positive")
-	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
-		errs.bad("log-level", "must be debug, info, warn or error")
-	}
+	o.checkServing(&errs)
 	if o.store == "" {
 		errs.bad("store", "is required: NAMESPACE/NAME of the store whose workload may send")
 	} else if ns, name, ok := strings.Cut(o.store, "/"); !ok || ns == "" || name == "" || strings.Contains(name, "/") {
@@ -157,4 +132,35 @@ func (o *egressGatewayOptions) config() (egressgateway.Config, error) {
 		cfg.Kube = kube
 	}
 	return cfg, nil
+}
+
+// checkServing checks the listen addresses, the policy, the TLS directory,
+// the audit log's path and bound, the shutdown timeout and the log level.
+func (o *egressGatewayOptions) checkServing(errs *flagErrors) {
+	checkListenAddr(errs, "listen", o.listen)
+	checkListenAddr(errs, "health-listen", o.healthListen)
+	if o.listen == o.healthListen {
+		errs.bad("health-listen", "must differ from --listen")
+	}
+	if o.policy == "" {
+		errs.bad("policy", "is required: the egress document to enforce")
+	}
+	if fi, err := os.Stat(o.tlsDir); err != nil || !fi.IsDir() {
+		errs.bad("tls-dir", "%s is not a directory: it holds a directory of TLS files per agreement", o.tlsDir)
+	}
+	if o.auditLog == "" {
+		errs.bad("audit-log", "is required: the audit log file")
+	} else if fi, err := os.Stat(filepath.Dir(o.auditLog)); err != nil || !fi.IsDir() {
+		errs.bad("audit-log", "the directory of %s does not exist", o.auditLog)
+	}
+	if o.auditLogMax < 0 || (o.auditLogMax > 0 && o.auditLogMax < 1<<20) {
+		errs.bad("audit-log-max-bytes", "%d must be 0 (no bound) or at least 1048576 (1 MiB)", o.auditLogMax)
+	}
+	if o.shutdownTimeout <= 0 {
+		errs.bad("shutdown-timeout", "must be positive")
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		errs.bad("log-level", "must be debug, info, warn or error")
+	}
 }

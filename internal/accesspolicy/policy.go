@@ -180,13 +180,13 @@ func (a *Agreement) InForceAt(t time.Time) (bool, string) { return a.InForceFor(
 // Inbound, Egress or Both for Outbound); everything else is what InForceAt
 // checks, the same for both flows.
 func (a *Agreement) InForceFor(flow Flow, t time.Time) (bool, string) {
-	switch {
-	case a.Refused != "":
+	if a.Refused != "" {
 		return false, NotInForceRefused
-	case flow == Inbound && a.Direction != v1alpha1.DirectionIngress && a.Direction != v1alpha1.DirectionBoth:
-		return false, NotInForceEgressOnly
-	case flow == Outbound && a.Direction != v1alpha1.DirectionEgress && a.Direction != v1alpha1.DirectionBoth:
-		return false, NotInForceIngressOnly
+	}
+	if why := a.directionRefuses(flow); why != "" {
+		return false, why
+	}
+	switch {
 	case a.Withdrawn || (a.WithdrawnAt != nil && !t.Before(*a.WithdrawnAt)):
 		return false, NotInForceConsentWithdrawn
 	case a.ReviewBy != nil && !t.Before(*a.ReviewBy):
@@ -199,6 +199,20 @@ func (a *Agreement) InForceFor(flow Flow, t time.Time) (bool, string) {
 		return false, NotInForceExpired
 	}
 	return true, ""
+}
+
+// directionRefuses is why the agreement's direction does not allow flow,
+// "" when it does.
+func (a *Agreement) directionRefuses(flow Flow) string {
+	switch {
+	case a.Direction == v1alpha1.DirectionBoth:
+		return ""
+	case flow == Inbound && a.Direction != v1alpha1.DirectionIngress:
+		return NotInForceEgressOnly
+	case flow == Outbound && a.Direction != v1alpha1.DirectionEgress:
+		return NotInForceIngressOnly
+	}
+	return ""
 }
 
 // AgreementEntry turns a SharingAgreement into its document entry. refused

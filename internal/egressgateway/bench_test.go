@@ -31,7 +31,7 @@ const (
 	benchPhase         = 1500 * time.Millisecond // length of one throughput phase
 	benchPhases        = 2                       // phases of each kind, interleaved
 	benchFsyncSamples  = 300
-	benchBody          = `{"signaal":{"bsn":"000000000","naam":"...","adres":"..."}}`
+	benchBody          = `{"signaal":{"bsn":"000000000","naam":"...","straat":"..."}}`
 )
 
 // BenchmarkEgressGateway measures, in one run, what the egress gateway adds

@@ -63,37 +63,46 @@ func (p *PartnerTransports) For(name string, clientCert bool) (http.RoundTripper
 		poll = DefaultTLSPollInterval
 	}
 	cur := p.byAgreement[name]
-	if cur != nil && cur.clientCert == clientCert && time.Since(cur.checked) < poll {
+	if cur != nil && cur.clientCert != clientCert {
+		cur = nil // the agreement changed whether it presents a certificate
+	}
+	if cur != nil && time.Since(cur.checked) < poll {
 		return cur.rt, nil
 	}
-	files, sum, err := p.read(name, clientCert)
-	if err != nil {
-		if cur != nil && cur.clientCert == clientCert {
-			cur.checked = time.Now()
-			return cur.rt, nil
-		}
+	rt, sum, err := p.load(name, clientCert, cur)
+	switch {
+	case err != nil && cur != nil:
+		// Keep the last good transport while new files do not load.
+		cur.checked = time.Now()
+		return cur.rt, nil
+	case err != nil:
 		return nil, err
-	}
-	if cur != nil && cur.clientCert == clientCert && cur.sum == sum {
+	case rt == nil: // unchanged
 		cur.checked = time.Now()
 		return cur.rt, nil
 	}
-	rt, err := p.transport(name, files, clientCert)
-	if err != nil {
-		if cur != nil && cur.clientCert == clientCert {
-			cur.checked = time.Now()
-			return cur.rt, nil
-		}
-		return nil, err
-	}
-	if cur != nil {
-		cur.rt.CloseIdleConnections()
+	if old := p.byAgreement[name]; old != nil {
+		old.rt.CloseIdleConnections()
 	}
 	if p.byAgreement == nil {
 		p.byAgreement = map[string]*partnerTransport{}
 	}
 	p.byAgreement[name] = &partnerTransport{sum: sum, clientCert: clientCert, checked: time.Now(), rt: rt}
 	return rt, nil
+}
+
+// load reads the agreement's files and builds a transport from them; nil
+// (and no error) when their content is that of cur.
+func (p *PartnerTransports) load(name string, clientCert bool, cur *partnerTransport) (*http.Transport, [sha256.Size]byte, error) {
+	files, sum, err := p.read(name, clientCert)
+	if err != nil {
+		return nil, sum, err
+	}
+	if cur != nil && cur.sum == sum {
+		return nil, sum, nil
+	}
+	rt, err := p.transport(name, files, clientCert)
+	return rt, sum, err
 }
 
 // tlsFiles are the contents of an agreement's TLS files.

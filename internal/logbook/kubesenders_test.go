@@ -212,3 +212,32 @@ func TestShippingAuthenticatedByKubernetes(t *testing.T) {
 		t.Errorf("%d chains stored, want only the workload pod's", n)
 	}
 }
+
+// TestKubernetesWorkloads: AuthenticateWorkload, as the egress gateway uses
+// it with its own audience, names the workload's pod and ServiceAccount;
+// a token of the logbook's audience, and the pods the store does not
+// select, are refused.
+func TestKubernetesWorkloads(t *testing.T) {
+	w := newSenderWorld(t)
+	ctx := context.Background()
+	ks := &KubernetesSenders{Client: w.c, Audience: v1alpha1.EgressGatewayTokenAudience}
+	const st = "wijkteam/wijkteam-dossiers"
+	got, err := ks.AuthenticateWorkload(ctx, w.token(t, "wijkteam/wijkteam-dossier-0", v1alpha1.EgressGatewayTokenAudience), st)
+	if err != nil || got != (Workload{Namespace: "wijkteam", ServiceAccount: "wijkteam-dossier", Pod: "wijkteam-dossier-0"}) ||
+		got.User() != "system:serviceaccount:wijkteam:wijkteam-dossier" {
+		t.Fatalf("the workload's pod: %+v %v", got, err)
+	}
+	for _, tc := range []struct {
+		name, token string
+		status      int
+	}{
+		{"the logbook's audience", w.token(t, "wijkteam/wijkteam-dossier-0", DefaultSenderAudience), http.StatusUnauthorized},
+		{"not selected by the store", w.token(t, "wijkteam/lookalike", v1alpha1.EgressGatewayTokenAudience), http.StatusForbidden},
+		{"another namespace", w.token(t, "other/wijkteam-dossier-0", v1alpha1.EgressGatewayTokenAudience), http.StatusForbidden},
+	} {
+		var se *SenderError
+		if _, err := ks.AuthenticateWorkload(ctx, tc.token, st); !errors.As(err, &se) || se.Status != tc.status {
+			t.Errorf("%s: %v, want %d", tc.name, err, tc.status)
+		}
+	}
+}
