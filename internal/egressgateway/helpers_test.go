@@ -101,6 +101,8 @@ type testPartner struct {
 	srv *httptest.Server
 	mu  sync.Mutex
 	got []received
+	// redirect, when set, is where the partner redirects every request to.
+	redirect string
 }
 
 func newTestPartner(t testing.TB, serverCA, clientCA *testCA) *testPartner {
@@ -114,7 +116,12 @@ func newTestPartner(t testing.TB, serverCA, clientCA *testCA) *testPartner {
 		}
 		p.mu.Lock()
 		p.got = append(p.got, rec)
+		redirect := p.redirect
 		p.mu.Unlock()
+		if redirect != "" {
+			http.Redirect(w, r, redirect, http.StatusFound)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusCreated)
 		_, _ = io.WriteString(w, `{"ok":true}`)

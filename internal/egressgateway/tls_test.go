@@ -86,3 +86,22 @@ func TestAuditFailureSendsNothing(t *testing.T) {
 		t.Errorf("%d requests left without a record", n)
 	}
 }
+
+// TestRedirectNotFollowed: a partner's redirect goes back to the
+// application as it is; the gateway sends nothing to where it points.
+func TestRedirectNotFollowed(t *testing.T) {
+	w := newUnitWorld(t, nil, nil, nil)
+	w.partner.mu.Lock()
+	w.partner.redirect = w.partner.srv.URL + "/elsewhere/D-1"
+	w.partner.mu.Unlock()
+	rec, _ := w.send(t, "POST", "/verwijsindex/signalen/D-1", "app-token")
+	if rec.Code != http.StatusFound || rec.Header().Get("Location") == "" {
+		t.Fatalf("status %d, Location %q", rec.Code, rec.Header().Get("Location"))
+	}
+	if got := w.partner.received(); len(got) != 1 || got[0].path != "/api/signalen/D-1" {
+		t.Errorf("arrived %+v, want the one request", got)
+	}
+	if evs := w.sink.all(); len(evs) != 2 || evs[1].Status != http.StatusFound {
+		t.Errorf("events %+v", evs)
+	}
+}
