@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -65,6 +66,10 @@ type KubernetesSenders struct {
 
 	mu       sync.Mutex
 	verdicts map[[sha256.Size]byte]senderVerdict
+	// flight coalesces the checks of one token and store that arrive
+	// together, so that a burst of requests with a new token makes one
+	// TokenReview.
+	flight singleflight.Group
 }
 
 type senderVerdict struct {
@@ -99,6 +104,27 @@ func (w Workload) User() string {
 	return "system:serviceaccount:" + w.Namespace + ":" + w.ServiceAccount
 }
 
+// senderCheckTimeout bounds one check of a token with the API server.
+const senderCheckTimeout = 10 * time.Second
+
+// keep remembers a verdict for TTL, unless it is "could not decide" (503).
+func (k *KubernetesSenders) keep(key [sha256.Size]byte, pod Workload, err error, now time.Time) {
+	var se *SenderError
+	if err != nil && (!errors.As(err, &se) || se.Status == http.StatusServiceUnavailable) {
+		return
+	}
+	ttl := k.TTL
+	if ttl <= 0 {
+		ttl = DefaultSenderVerdictTTL
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.verdicts == nil || len(k.verdicts) >= maxSenderVerdicts {
+		k.verdicts = map[[sha256.Size]byte]senderVerdict{}
+	}
+	k.verdicts[key] = senderVerdict{pod: pod, err: err, until: now.Add(ttl)}
+}
+
 // AuthenticateWorkload returns the pod of the store's (NAMESPACE/NAME)
 // workload that the token belongs to, by the checks of KubernetesSenders
 // other than the pod the request names; the egress gateway authenticates
@@ -117,20 +143,16 @@ func (k *KubernetesSenders) AuthenticateWorkload(ctx context.Context, token, sto
 	if ok && now().Before(v.until) {
 		return v.pod, v.err
 	}
-	pod, err := k.decide(ctx, token, store)
-	var se *SenderError
-	if err == nil || errors.As(err, &se) && se.Status != http.StatusServiceUnavailable {
-		ttl := k.TTL
-		if ttl <= 0 {
-			ttl = DefaultSenderVerdictTTL
-		}
-		k.mu.Lock()
-		if k.verdicts == nil || len(k.verdicts) >= maxSenderVerdicts {
-			k.verdicts = map[[sha256.Size]byte]senderVerdict{}
-		}
-		k.verdicts[key] = senderVerdict{pod: pod, err: err, until: now().Add(ttl)}
-		k.mu.Unlock()
-	}
+	v2, err, _ := k.flight.Do(string(key[:]), func() (any, error) {
+		// The check runs for everyone waiting: bound by its own timeout,
+		// not by one caller's context, which may end before the others'.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), senderCheckTimeout)
+		defer cancel()
+		pod, err := k.decide(ctx, token, store)
+		k.keep(key, pod, err, now())
+		return pod, err
+	})
+	pod, _ := v2.(Workload)
 	return pod, err
 }
 

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -240,4 +242,46 @@ func TestKubernetesWorkloads(t *testing.T) {
 			t.Errorf("%s: %v, want %d", tc.name, err, tc.status)
 		}
 	}
+}
+
+// TestKubernetesWorkloadsCoalesced: a burst of requests with a new token
+// makes one TokenReview, not one each; the verdict then serves the rest.
+func TestKubernetesWorkloadsCoalesced(t *testing.T) {
+	w := newSenderWorld(t)
+	counted := &countingReviews{Client: w.c}
+	reviews := &counted.n
+	ks := &KubernetesSenders{Client: counted, Audience: v1alpha1.EgressGatewayTokenAudience}
+	token := w.token(t, "wijkteam/wijkteam-dossier-0", v1alpha1.EgressGatewayTokenAudience)
+	var wg sync.WaitGroup
+	errs := make(chan error, 32)
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := ks.AuthenticateWorkload(context.Background(), token, "wijkteam/wijkteam-dossiers"); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := reviews.Load(); n < 1 || n > 2 {
+		t.Errorf("%d TokenReviews for 32 requests with one token, want 1 (2 at most, when one arrives as the first finishes)", n)
+	}
+}
+
+// countingReviews is the real client, counting the TokenReviews it creates.
+type countingReviews struct {
+	client.Client
+	n atomic.Int32
+}
+
+func (c *countingReviews) Create(ctx context.Context, obj client.Object, opts ...client.CreateOption) error {
+	if _, ok := obj.(*authenticationv1.TokenReview); ok {
+		c.n.Add(1)
+	}
+	return c.Client.Create(ctx, obj, opts...)
 }
