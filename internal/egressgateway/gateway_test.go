@@ -101,6 +101,7 @@ func TestNewPolicyRefuses(t *testing.T) {
 
 // unitWorld is a gateway with the memory sink and a TLS partner.
 type unitWorld struct {
+	upgrade bool // requests ask to upgrade the connection
 	gw      *Gateway
 	sink    *memorySink
 	partner *testPartner
@@ -119,7 +120,7 @@ func newUnitWorld(t *testing.T, mutate func(*accesspolicy.EgressAgreement), cons
 		mutate(&a)
 	}
 	w := &unitWorld{sink: &memorySink{}, partner: partner, now: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
-	gw, err := New(Options{Policies: policySource(t, testDocument(a)), Callers: workloadTokens{"app-token": appPod},
+	gw, err := New(Options{Policies: policySource(t, testDocument(a)), Callers: workloadTokens{"app-token": appPod, "other-store": {Namespace: "wijkteam", ServiceAccount: "wijkteam-dossier", Pod: "w-0"}},
 		Consents: consents, SubjectRequests: requests, Transports: &PartnerTransports{Dir: dir}, Audit: w.sink,
 		PseudonymKey: testPseudonymKey, SyncCompletion: true, Now: func() time.Time { return w.now }})
 	if err != nil {
@@ -134,6 +135,10 @@ func (w *unitWorld) send(t *testing.T, method, path, token string) (*httptest.Re
 	r := httptest.NewRequest(method, "http://cjg-dossiers-egress.cjg.svc"+path, strings.NewReader(`{"naam":"..."}`))
 	if token != "" {
 		r.Header.Set("Authorization", "Bearer "+token)
+	}
+	if w.upgrade {
+		r.Header.Set("Connection", "Upgrade")
+		r.Header.Set("Upgrade", "websocket")
 	}
 	rec := httptest.NewRecorder()
 	w.gw.ServeHTTP(rec, r)
@@ -166,6 +171,15 @@ func TestDecisions(t *testing.T) {
 		}
 		return auditproxy.ConsentAnswer{Given: true}, nil
 	})
+	consentWithdrawn := consentFunc(func(auditproxy.ConsentQuery) (auditproxy.ConsentAnswer, error) {
+		return auditproxy.ConsentAnswer{Withdrawn: true}, nil
+	})
+	consentNarrowed := consentFunc(func(auditproxy.ConsentQuery) (auditproxy.ConsentAnswer, error) {
+		return auditproxy.ConsentAnswer{Given: true, Categories: []v1alpha1.DataCategory{"identity"}}, nil
+	})
+	wholeAgreement := func(a *accesspolicy.EgressAgreement) {
+		a.LegalBasis, a.LegalReference, a.ConsentMode, a.ConsentReference = v1alpha1.BasisConsent, "", v1alpha1.ConsentAgreement, "TOE-1"
+	}
 	consentDown := consentFunc(func(auditproxy.ConsentQuery) (auditproxy.ConsentAnswer, error) {
 		return auditproxy.ConsentAnswer{}, errors.New("dial tcp: connection refused")
 	})
@@ -189,6 +203,22 @@ func TestDecisions(t *testing.T) {
 	}{
 		{name: "allowed under a legal obligation", method: "POST", path: "/verwijsindex/signalen/D-1", token: "app-token", status: http.StatusCreated},
 		{name: "allowed with consent for the dossier", mutate: perDossier, consents: consentGiven, method: "POST", path: "/verwijsindex/signalen/D-1", token: "app-token", status: http.StatusCreated},
+		{name: "allowed under whole-agreement consent, without a look-up", mutate: wholeAgreement, consents: consentDown, method: "POST", path: "/verwijsindex/signalen/D-1", token: "app-token", status: http.StatusCreated},
+		{name: "consent withdrawn at the source", mutate: perDossier, consents: consentWithdrawn, method: "POST", path: "/verwijsindex/signalen/D-1", token: "app-token", status: 403,
+			typ: auditproxy.ProblemAccessDenied, reason: string(auditproxy.ReasonConsentWithdrawn), detail: "withdrawn"},
+		{name: "consent that does not cover a category", mutate: perDossier, consents: consentNarrowed, method: "POST", path: "/verwijsindex/signalen/D-1", token: "app-token", status: 403,
+			typ: auditproxy.ProblemAccessDenied, reason: string(auditproxy.ReasonConsentNotGiven), missing: []string{"contact"}},
+		{name: "agreement not yet valid", mutate: func(a *accesspolicy.EgressAgreement) {
+			from := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
+			a.ValidFrom = &from
+		}, method: "POST", path: "/verwijsindex/signalen/D-1", token: "app-token", status: 403,
+			typ: auditproxy.ProblemAccessDenied, reason: string(auditproxy.ReasonNoAgreementInForce), detail: "(not-yet-valid)"},
+		{name: "agreement refused by the operator", mutate: func(a *accesspolicy.EgressAgreement) { a.Refused = "MinimisationViolated" },
+			method: "POST", path: "/verwijsindex/signalen/D-1", token: "app-token", status: 403,
+			typ: auditproxy.ProblemAccessDenied, reason: string(auditproxy.ReasonNoAgreementInForce), detail: "(refused)"},
+		{name: "a pod of another store's workload", method: "POST", path: "/verwijsindex/signalen/D-1", token: "other-store", status: 403, typ: ProblemCallerNotWorkload},
+		{name: "connection upgrade", method: "POST", path: "/verwijsindex/signalen/D-1", token: "app-token", status: 403, typ: auditproxy.ProblemUpgradeNotAllowed},
+		{name: "method override", method: "POST", path: "/verwijsindex/signalen/D-1?_method=DELETE", token: "app-token", status: 400, typ: auditproxy.ProblemRequestOverride},
 		{name: "no token", method: "POST", path: "/verwijsindex/signalen/D-1", status: 401, typ: auditproxy.ProblemUnauthenticated},
 		{name: "a token that is not a workload pod's", method: "POST", path: "/verwijsindex/signalen/D-1", token: "forged", status: 401, typ: auditproxy.ProblemUnauthenticated, detail: "not valid for audience"},
 		{name: "the API cannot verify the token", method: "POST", path: "/verwijsindex/signalen/D-1", token: "unavailable", status: 503, typ: auditproxy.ProblemIdentityUnavailable},
@@ -219,6 +249,7 @@ func TestDecisions(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newUnitWorld(t, tc.mutate, tc.consents, tc.requests)
+			w.upgrade = tc.typ == auditproxy.ProblemUpgradeNotAllowed
 			rec, prob := w.send(t, tc.method, tc.path, tc.token)
 			if rec.Code != tc.status {
 				t.Fatalf("status %d, want %d: %s", rec.Code, tc.status, rec.Body)
