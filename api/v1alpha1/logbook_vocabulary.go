@@ -6,3 +6,9 @@ package v1alpha1
 // audience is good for nothing else (not for the Kubernetes API), and a
 // token for anything else is refused by the logbook.
 const LogbookTokenAudience = "dossierguard-logbook"
+
+// EgressGatewayTokenAudience is the audience of the projected
+// ServiceAccount token with which a store's application authenticates to
+// the store's egress gateway; a token for the logbook (or the API server)
+// is refused there, and this one is refused everywhere else.
+const EgressGatewayTokenAudience = "dossierguard-egress-gateway"

@@ -155,6 +155,88 @@ type Partner struct {
 	// +listType=atomic
 	// +kubebuilder:validation:XValidation:rule="self.all(s, self.exists_one(t, t.kind == s.kind && t.name == s.name))",message="spec.partner.subjects must not list the same subject twice"
 	Subjects []PartnerSubject `json:"subjects,omitempty"`
+	// Endpoint is the partner's https base URL for outbound sharing: the
+	// store's egress gateway forwards a request the application sends as
+	// /<agreement>/<path> to this URL with <path> appended, after deciding
+	// it under spec.outboundRoutes. No user name or password (the gateway
+	// authenticates with spec.partner.tls.clientCertificateSecretName), no
+	// query or fragment.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() == 'https' && url(self).getHostname() != ''",message="spec.partner.endpoint must be an https URL with a host, such as https://verwijsindex.example.nl/api"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[A-Za-z][A-Za-z0-9+.-]*://[^/]*@')",message="spec.partner.endpoint must not hold a user name or password: the gateway authenticates with the client certificate of spec.partner.tls"
+	// +kubebuilder:validation:XValidation:rule="!self.contains('?') && !self.contains('#')",message="spec.partner.endpoint must not hold a query or fragment: the path and query of each request come from the application"
+	Endpoint string `json:"endpoint,omitempty"`
+	// TLS is how the egress gateway verifies the partner's server
+	// certificate and which client certificate it presents (mutual TLS, as
+	// FSC and Digikoppeling require). Required with Endpoint.
+	// +optional
+	TLS *PartnerTLS `json:"tls,omitempty"`
+}
+
+// PartnerTLS names the Secrets, in the agreement's namespace, the egress
+// gateway originates TLS to the partner with.
+type PartnerTLS struct {
+	// CABundle is the key of a Secret holding the PEM certificates of the
+	// certificate authorities the partner's server certificate must chain
+	// to; no other roots are trusted.
+	CABundle SecretKeyReference `json:"caBundle"`
+	// ClientCertificateSecretName is a Secret of type kubernetes.io/tls
+	// whose tls.crt and tls.key the gateway presents to the partner; none
+	// is presented when empty.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	ClientCertificateSecretName string `json:"clientCertificateSecretName,omitempty"`
+}
+
+// SecretKeyReference names one key of a Secret in the same namespace.
+type SecretKeyReference struct {
+	// Name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	Name string `json:"name"`
+	// Key within the Secret; ca.crt by default.
+	// +optional
+	// +kubebuilder:default=ca.crt
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	Key string `json:"key,omitempty"`
+}
+
+// OutboundRoute maps a request the application sends to the partner
+// through the egress gateway to the data categories it discloses, as the
+// store's spec.audit.routes do for requests coming in. The path is the
+// partner's, relative to spec.partner.endpoint.
+type OutboundRoute struct {
+	// Name of the route, unique within the agreement.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Name string `json:"name"`
+	// Method is the HTTP method.
+	// +kubebuilder:validation:Enum=GET;HEAD;POST;PUT;PATCH;DELETE
+	Method string `json:"method"`
+	// Path pattern below the endpoint; {dossier} stands for the dossier
+	// identifier and * for one path segment. Example:
+	// /signalen/{dossier}.
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:XValidation:rule="self.matches('^/[A-Za-z0-9._~/*{}-]*$')",message="spec.outboundRoutes[].path must start with / and hold only letters, digits, . _ ~ / * - and the {dossier} placeholder"
+	Path string `json:"path"`
+	// Categories the request discloses: within spec.categories.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=11
+	// +listType=set
+	Categories []DataCategory `json:"categories"`
+	// ProcessingActivities the route serves; a request is sent only under
+	// one the agreement serves too. A route without activities is decided
+	// by categories only.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=set
+	ProcessingActivities []ActivityName `json:"processingActivities,omitempty"`
 }
 
 // NetworkPort is a port and protocol.
@@ -242,6 +324,10 @@ func (c *Consent) EffectiveMode() ConsentMode {
 // +kubebuilder:validation:XValidation:rule="!(self.legalBasis in ['LegalObligation', 'PublicTask']) || has(self.legalReference)",fieldPath=".legalReference",reason=FieldValueRequired,message="spec.legalReference is required when spec.legalBasis is LegalObligation or PublicTask, such as \"Wmo 2015 art. 4.1.1\""
 // +kubebuilder:validation:XValidation:rule="!has(self.validFrom) || !has(self.validUntil) || self.validUntil > self.validFrom",fieldPath=".validUntil",message="spec.validUntil must be after spec.validFrom"
 // +kubebuilder:validation:XValidation:rule="(has(self.direction) && self.direction == 'Egress') || (has(self.partner.subjects) && size(self.partner.subjects) > 0)",fieldPath=".partner.subjects",reason=FieldValueRequired,message="spec.partner.subjects must name at least one subject when spec.direction is Ingress or Both: the audit proxy recognises the partner's requests by them"
+// +kubebuilder:validation:XValidation:rule="!has(self.partner.endpoint) || has(self.partner.tls)",fieldPath=".partner.tls",reason=FieldValueRequired,message="spec.partner.tls is required with spec.partner.endpoint: the egress gateway verifies the partner's certificate against its caBundle"
+// +kubebuilder:validation:XValidation:rule="!has(self.outboundRoutes) || size(self.outboundRoutes) == 0 || has(self.partner.endpoint)",fieldPath=".partner.endpoint",reason=FieldValueRequired,message="spec.partner.endpoint is required with spec.outboundRoutes: the egress gateway sends them there"
+// +kubebuilder:validation:XValidation:rule="!has(self.outboundRoutes) || size(self.outboundRoutes) == 0 || !has(self.direction) || self.direction != 'Ingress'",fieldPath=".outboundRoutes",message="spec.outboundRoutes need spec.direction Egress or Both: an Ingress agreement sends nothing out"
+// +kubebuilder:validation:XValidation:rule="!has(self.outboundRoutes) || self.outboundRoutes.all(r, r.categories.all(c, c in self.categories))",fieldPath=".outboundRoutes",message="spec.outboundRoutes: every route category must be one of spec.categories"
 // +kubebuilder:validation:XValidation:rule="!(self.partner.type in ['ComplaintsCommittee', 'DisciplinaryBoard', 'Inspectorate', 'Ombudsman']) || has(self.legalReference)",fieldPath=".legalReference",reason=FieldValueRequired,message="spec.legalReference is required for a quality-oversight partner (ComplaintsCommittee, DisciplinaryBoard, Inspectorate, Ombudsman), such as \"Jeugdwet art. 4.1.8\""
 type SharingAgreementSpec struct {
 	// StoreRef names the DossierStore whose data is shared.
@@ -302,6 +388,16 @@ type SharingAgreementSpec struct {
 	// +kubebuilder:validation:MaxItems=16
 	// +listType=set
 	ProcessingActivities []ActivityName `json:"processingActivities,omitempty"`
+
+	// OutboundRoutes are the requests the application may send to the
+	// partner through the store's egress gateway, each with the categories
+	// it discloses; any other request is refused. Needs spec.partner.endpoint
+	// and direction Egress or Both.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=50
+	OutboundRoutes []OutboundRoute `json:"outboundRoutes,omitempty"`
 
 	// ValidFrom opens the window; now when empty.
 	// +optional

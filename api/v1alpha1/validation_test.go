@@ -119,6 +119,18 @@ spec:
 // change edits a base object's spec.
 type change func(spec map[string]any)
 
+// tlsRefs are the partner TLS Secrets of an outbound agreement.
+var tlsRefs = map[string]any{"caBundle": map[string]any{"name": "vi-ca"}, "clientCertificateSecretName": "vi-client"}
+
+func outboundRoute(name, path string, categories ...any) map[string]any {
+	return map[string]any{"name": name, "method": "POST", "path": path, "categories": categories}
+}
+
+// outbound makes the base agreement send to its partner through the
+// egress gateway.
+var outbound = all(set("partner.endpoint", "https://vi.example.nl/api"), set("partner.tls", tlsRefs),
+	set("outboundRoutes", []any{outboundRoute("signal", "/signalen/{dossier}", "request")}))
+
 func set(path string, value any) change {
 	return func(spec map[string]any) {
 		parts := strings.Split(path, ".")
@@ -206,6 +218,16 @@ func TestSharingVariantsAccepted(t *testing.T) {
 		{"per-dossier consent without reference", "SharingAgreement",
 			all(set("direction", "Both"), set("partner.subjects", []any{map[string]any{"kind": "ServiceAccount", "name": "lvs", "namespace": "school"}}),
 				set("consent", map[string]any{"mode": "PerDossier"})), nil},
+		{"outbound with endpoint, TLS and routes", "SharingAgreement", outbound,
+			func(spec map[string]any) error {
+				if k := spec["partner"].(map[string]any)["tls"].(map[string]any)["caBundle"].(map[string]any)["key"]; k != "ca.crt" {
+					return fmt.Errorf("partner.tls.caBundle.key defaulted to %v, want ca.crt", k)
+				}
+				return nil
+			}},
+		{"outbound on a Both agreement, endpoint with a port", "SharingAgreement",
+			all(outbound, set("partner.endpoint", "https://10.1.2.3:8443"), set("direction", "Both"),
+				set("partner.subjects", []any{map[string]any{"kind": "Client", "name": "vi"}})), nil},
 		{"withdrawal recorded in the past", "SharingAgreement",
 			all(set("consent.givenAt", "2026-09-01T00:00:00Z"), set("consent.withdrawnAt", "2026-10-01T00:00:00Z")), nil},
 		{"inspectorate with a legal reference", "SharingAgreement",
@@ -383,6 +405,40 @@ func TestInvalidManifestsRejected(t *testing.T) {
 			[]string{"spec.consent.reference", "never a name or BSN"}},
 		{"unknown partner type", "SharingAgreement", set("partner.type", "Insurer"), false,
 			[]string{"spec.partner.type", `Unsupported value: "Insurer"`}},
+		{"endpoint over http", "SharingAgreement", all(set("partner.endpoint", "http://vi.example.nl/api"), set("partner.tls", tlsRefs)), false,
+			[]string{"spec.partner.endpoint", "must be an https URL with a host"}},
+		{"endpoint without a host", "SharingAgreement", all(set("partner.endpoint", "https:///api"), set("partner.tls", tlsRefs)), false,
+			[]string{"spec.partner.endpoint", "must be an https URL with a host"}},
+		{"endpoint not a URL", "SharingAgreement", all(set("partner.endpoint", "verwijsindex"), set("partner.tls", tlsRefs)), false,
+			[]string{"spec.partner.endpoint", "must be an https URL with a host"}},
+		{"endpoint with a password", "SharingAgreement", all(set("partner.endpoint", "https://cjg:geheim@vi.example.nl/api"), set("partner.tls", tlsRefs)), false,
+			[]string{"spec.partner.endpoint", "must not hold a user name or password"}},
+		{"endpoint with a query", "SharingAgreement", all(set("partner.endpoint", "https://vi.example.nl/api?key=1"), set("partner.tls", tlsRefs)), false,
+			[]string{"spec.partner.endpoint", "must not hold a query or fragment"}},
+		{"endpoint with a fragment", "SharingAgreement", all(set("partner.endpoint", "https://vi.example.nl/api#x"), set("partner.tls", tlsRefs)), false,
+			[]string{"spec.partner.endpoint", "must not hold a query or fragment"}},
+		{"endpoint without TLS", "SharingAgreement", set("partner.endpoint", "https://vi.example.nl/api"), false,
+			[]string{"spec.partner.tls: Required value", "spec.partner.tls is required with spec.partner.endpoint"}},
+		{"CA bundle Secret not a name", "SharingAgreement", all(set("partner.endpoint", "https://vi.example.nl/api"),
+			set("partner.tls", map[string]any{"caBundle": map[string]any{"name": "VI CA"}})), false,
+			[]string{"spec.partner.tls.caBundle.name", "should match"}},
+		{"outbound routes without endpoint", "SharingAgreement", set("outboundRoutes", []any{outboundRoute("signal", "/signalen/{dossier}", "request")}), false,
+			[]string{"spec.partner.endpoint: Required value", "spec.partner.endpoint is required with spec.outboundRoutes"}},
+		{"outbound routes on an ingress agreement", "SharingAgreement",
+			all(outbound, set("direction", "Ingress"), set("partner.subjects", []any{map[string]any{"kind": "Client", "name": "vi"}})), false,
+			[]string{"spec.outboundRoutes", "need spec.direction Egress or Both"}},
+		{"outbound route category outside the agreement", "SharingAgreement",
+			all(outbound, set("outboundRoutes", []any{outboundRoute("signal", "/signalen/{dossier}", "health")})), false,
+			[]string{"spec.outboundRoutes", "every route category must be one of spec.categories"}},
+		{"outbound route path without slash", "SharingAgreement",
+			all(outbound, set("outboundRoutes", []any{outboundRoute("signal", "signalen", "request")})), false,
+			[]string{"spec.outboundRoutes[0].path", "must start with /"}},
+		{"outbound route method unknown", "SharingAgreement",
+			all(outbound, set("outboundRoutes", []any{map[string]any{"name": "s", "method": "TRACE", "path": "/s", "categories": []any{"request"}}})), false,
+			[]string{"spec.outboundRoutes[0].method", `Unsupported value: "TRACE"`}},
+		{"outbound route twice", "SharingAgreement",
+			all(outbound, set("outboundRoutes", []any{outboundRoute("signal", "/a", "request"), outboundRoute("signal", "/b", "request")})), false,
+			[]string{"spec.outboundRoutes[1]", "Duplicate value"}},
 		{"agreement store changed", "SharingAgreement", set("storeRef.name", "other"), true,
 			[]string{"spec.storeRef", "immutable"}},
 		{"ingress without partner subjects", "SharingAgreement", set("direction", "Ingress"), false,

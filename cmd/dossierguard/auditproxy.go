@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -94,13 +96,10 @@ See docs/audit-proxy.md.`,
 			if err != nil {
 				return err
 			}
-			level := slog.LevelInfo
-			_ = level.UnmarshalText([]byte(opts.logLevel)) // checked in config
-			cfg.Logger = slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
-			cfg.AuditMirror = cmd.OutOrStdout()
-			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, os.Interrupt)
-			defer stop()
-			return auditproxy.Run(ctx, cfg)
+			return serveRole(cmd, opts.logLevel, func(ctx context.Context, log *slog.Logger, mirror io.Writer) error {
+				cfg.Logger, cfg.AuditMirror = log, mirror
+				return auditproxy.Run(ctx, cfg)
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -151,6 +150,18 @@ See docs/audit-proxy.md.`,
 	f.StringVar(&opts.subjectRequests, "subject-requests", "", "NAMESPACE/STORE: enforce the granted restrictions and objections of the store's DataSubjectRequests, watched with the service account token in --kube-token-dir; until they are loaded every request for a dossier is refused with 503.")
 	f.StringVar(&opts.kubeTokenDir, "kube-token-dir", auditproxy.DefaultKubeTokenDir, "Directory with the service account token (token) and the cluster's CA (ca.crt) for --subject-requests.")
 	return cmd
+}
+
+// serveRole runs a serving role (audit proxy, egress gateway) until SIGTERM
+// or an interrupt: its own log as JSON on stderr at logLevel (checked by
+// the role's config), the audit lines mirrored to stdout.
+func serveRole(cmd *cobra.Command, logLevel string, run func(ctx context.Context, log *slog.Logger, mirror io.Writer) error) error {
+	level := slog.LevelInfo
+	_ = level.UnmarshalText([]byte(logLevel))
+	log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	return run(ctx, log, cmd.OutOrStdout())
 }
 
 // flagErrors collects the flag errors of a command, each naming its flag,

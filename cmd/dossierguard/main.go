@@ -28,7 +28,7 @@ consent- and time-bound sharing agreements and statutory retention.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newManagerCommand(), newAuditProxyCommand(), newRetentionSweepCommand(), newAuditCommand(), newLogbookCommand(), newReportCommand(), newPseudonymCommand(), newDSRCommand(), newRegisterCommand(), newVersionCommand())
+	root.AddCommand(newManagerCommand(), newAuditProxyCommand(), newEgressGatewayCommand(), newRetentionSweepCommand(), newAuditCommand(), newLogbookCommand(), newReportCommand(), newPseudonymCommand(), newDSRCommand(), newRegisterCommand(), newVersionCommand())
 	return root
 }
 

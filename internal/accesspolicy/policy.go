@@ -54,10 +54,16 @@ type Document struct {
 // named activity; for "" (a route or role that names none) the store's
 // ProcessingActivity, as before activities existed.
 func (d *Document) ActivityID(name string) string {
+	return activityID(d.ActivityIDs, d.ProcessingActivity, name)
+}
+
+// activityID is the ID ids give the named activity: def for "", the name
+// itself when ids has none.
+func activityID(ids map[string]string, def, name string) string {
 	if name == "" {
-		return d.ProcessingActivity
+		return def
 	}
-	if id, ok := d.ActivityIDs[name]; ok && id != "" {
+	if id, ok := ids[name]; ok && id != "" {
 		return id
 	}
 	return name
@@ -140,10 +146,11 @@ type PartnerSubject struct {
 	Namespace string                      `json:"namespace,omitempty"`
 }
 
-// Why an agreement is not in force at an instant (InForceAt).
+// Why an agreement is not in force at an instant (InForceAt, InForceFor).
 const (
 	NotInForceRefused          = "refused"
 	NotInForceEgressOnly       = "egress-only"
+	NotInForceIngressOnly      = "ingress-only"
 	NotInForceSuspended        = "suspended"
 	NotInForceConsentWithdrawn = "consent-withdrawn"
 	NotInForceNotYetValid      = "not-yet-valid"
@@ -151,16 +158,35 @@ const (
 	NotInForceReviewOverdue    = "review-overdue"
 )
 
+// Flow is which way a request under an agreement goes: Inbound, the
+// partner calls the store's audit proxy; Outbound, the store's application
+// sends to the partner through the egress gateway.
+type Flow uint8
+
+// The flows.
+const (
+	Inbound Flow = iota
+	Outbound
+)
+
 // InForceAt reports whether the agreement admits the partner to the proxy
 // at t, and if not, why (one of the NotInForce reasons). It is what the
 // proxy checks for every request, so that an expiry or a withdrawal takes
 // effect at that instant.
-func (a *Agreement) InForceAt(t time.Time) (bool, string) {
-	switch {
-	case a.Refused != "":
+func (a *Agreement) InForceAt(t time.Time) (bool, string) { return a.InForceFor(Inbound, t) }
+
+// InForceFor reports whether the agreement allows requests of flow at t,
+// and if not, why: the direction must allow the flow (Ingress or Both for
+// Inbound, Egress or Both for Outbound); everything else is what InForceAt
+// checks, the same for both flows.
+func (a *Agreement) InForceFor(flow Flow, t time.Time) (bool, string) {
+	if a.Refused != "" {
 		return false, NotInForceRefused
-	case a.Direction != v1alpha1.DirectionIngress && a.Direction != v1alpha1.DirectionBoth:
-		return false, NotInForceEgressOnly
+	}
+	if why := a.directionRefuses(flow); why != "" {
+		return false, why
+	}
+	switch {
 	case a.Withdrawn || (a.WithdrawnAt != nil && !t.Before(*a.WithdrawnAt)):
 		return false, NotInForceConsentWithdrawn
 	case a.ReviewBy != nil && !t.Before(*a.ReviewBy):
@@ -173,6 +199,20 @@ func (a *Agreement) InForceAt(t time.Time) (bool, string) {
 		return false, NotInForceExpired
 	}
 	return true, ""
+}
+
+// directionRefuses is why the agreement's direction does not allow flow,
+// "" when it does.
+func (a *Agreement) directionRefuses(flow Flow) string {
+	switch {
+	case a.Direction == v1alpha1.DirectionBoth:
+		return ""
+	case flow == Inbound && a.Direction != v1alpha1.DirectionIngress:
+		return NotInForceEgressOnly
+	case flow == Outbound && a.Direction != v1alpha1.DirectionEgress:
+		return NotInForceIngressOnly
+	}
+	return ""
 }
 
 // AgreementEntry turns a SharingAgreement into its document entry. refused
@@ -314,14 +354,29 @@ func SetActivityIDs(doc *Document, activities []v1alpha1.ProcessingActivity) {
 			named[a] = true
 		}
 	}
-	for i := range activities {
-		if a := &activities[i]; named[a.Name] {
-			if doc.ActivityIDs == nil {
-				doc.ActivityIDs = map[string]string{}
-			}
-			doc.ActivityIDs[a.Name] = a.ID()
+	if ids := activityIDs(named, activities); ids != nil {
+		if doc.ActivityIDs == nil {
+			doc.ActivityIDs = map[string]string{}
+		}
+		for k, v := range ids {
+			doc.ActivityIDs[k] = v
 		}
 	}
+}
+
+// activityIDs maps each of activities that is named to its ID; nil when
+// none is.
+func activityIDs(named map[string]bool, activities []v1alpha1.ProcessingActivity) map[string]string {
+	var ids map[string]string
+	for i := range activities {
+		if a := &activities[i]; named[a.Name] {
+			if ids == nil {
+				ids = map[string]string{}
+			}
+			ids[a.Name] = a.ID()
+		}
+	}
+	return ids
 }
 
 // canonicalCategories orders categories as the vocabulary does.

@@ -94,12 +94,26 @@ func (p *Policy) PartnerAgreements(id Identity) []*accesspolicy.Agreement {
 // each by name; the first that allows decides. A denial reports the
 // agreement that came closest.
 func (p *Policy) AuthorisePartner(ctx context.Context, agreements []*accesspolicy.Agreement, m RouteMatch, now time.Time, consents ConsentChecker) Decision {
+	return AuthoriseSharing(ctx, accesspolicy.Inbound, agreements, m, now, consents)
+}
+
+// AuthoriseSharing decides a request of flow under agreements at now, as
+// AuthorisePartner describes: for Inbound a partner's request to the audit
+// proxy, for Outbound a request the store's application sends to a
+// partner through the egress gateway (agreements then holds the one
+// agreement the application named). The agreements count only when in
+// force for the flow (accesspolicy.Agreement.InForceFor); the rest of the
+// decision is the same for both.
+func AuthoriseSharing(ctx context.Context, flow accesspolicy.Flow, agreements []*accesspolicy.Agreement, m RouteMatch, now time.Time, consents ConsentChecker) Decision {
 	route := m.Route
 	d := Decision{Sharing: &SharingDecision{Consent: auditlog.ConsentNotChecked}}
-	inForce, outOfForce := agreementsInForce(agreements, now)
+	inForce, outOfForce := agreementsInForce(flow, agreements, now)
 	if len(inForce) == 0 {
 		d.Reason = ReasonNoAgreementInForce
 		d.Detail = "no sharing agreement of yours is in force now: " + strings.Join(outOfForce, ", ")
+		if flow == accesspolicy.Outbound {
+			d.Detail = "the sharing agreement is not in force now: " + strings.Join(outOfForce, ", ")
+		}
 		if len(agreements) > 0 {
 			d.Sharing.Agreement = agreements[0]
 		}
@@ -154,11 +168,11 @@ func (p *Policy) AuthorisePartner(ctx context.Context, agreements []*accesspolic
 	return *denied
 }
 
-// agreementsInForce splits agreements into those in force at now and the
+// agreementsInForce splits agreements into those in force for flow at now and the
 // names (with the reason) of the others.
-func agreementsInForce(agreements []*accesspolicy.Agreement, now time.Time) (inForce []*accesspolicy.Agreement, outOfForce []string) {
+func agreementsInForce(flow accesspolicy.Flow, agreements []*accesspolicy.Agreement, now time.Time) (inForce []*accesspolicy.Agreement, outOfForce []string) {
 	for _, a := range agreements {
-		if ok, why := a.InForceAt(now); ok {
+		if ok, why := a.InForceFor(flow, now); ok {
 			inForce = append(inForce, a)
 		} else {
 			outOfForce = append(outOfForce, fmt.Sprintf("%s (%s)", a.Name, why))

@@ -50,6 +50,10 @@ type Problem struct {
 	// BreakGlassHeader names the header that states a break-glass reason,
 	// when a break-glass role would apply.
 	BreakGlassHeader string `json:"breakGlassHeader,omitempty"`
+	// Reason is the decision's reason of a refusal under a sharing
+	// agreement (such as categories-not-shared or consent-unavailable),
+	// set by the egress gateway.
+	Reason string `json:"reason,omitempty"`
 	// OperationID and TraceID find the request's event in the audit log.
 	OperationID string `json:"operationId,omitempty"`
 	TraceID     string `json:"traceId,omitempty"`

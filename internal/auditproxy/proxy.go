@@ -414,24 +414,7 @@ func (p *Proxy) decide(r *http.Request, pol *Policy, id Identity, m RouteMatch, 
 // while the restrictions and objections are not known (503). The problem
 // says restricted, never why.
 func (p *Proxy) refusedBySubjectRequest(m RouteMatch, roles []string, ev *auditlog.Event, prob *Problem) bool {
-	if p.requests == nil || !m.HasDossier {
-		return false
-	}
-	set, err := p.requests.Effects()
-	if err != nil {
-		prob.set(ProblemRequestsUnavailable, "Restrictions not loaded", http.StatusServiceUnavailable,
-			"the proxy has not yet loaded the restrictions and objections of this store's dossiers; no request for a dossier is served until it has")
-		return true
-	}
-	switch set.Check(ev.DataSubject, m.Route, roles, p.now()) {
-	case RefusedRestricted:
-		prob.set(ProblemRestricted, "Restricted", http.StatusForbidden, "this dossier is restricted")
-	case RefusedObjected:
-		prob.set(ProblemObjected, "Objection", http.StatusForbidden, "the data subject has objected to this processing of the dossier")
-	default:
-		return false
-	}
-	return true
+	return RefusedBySubjectRequest(p.requests, m, ev.DataSubject, roles, p.now(), prob)
 }
 
 // deny records a denied request and sends its problem, or 503 when the

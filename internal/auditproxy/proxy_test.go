@@ -443,7 +443,7 @@ func TestProxyIntegration(t *testing.T) {
 		h.policy.write(t, []byte(`{"version":1,"routes":[{"name":"x"`))
 		time.Sleep(300 * time.Millisecond)
 		h.do(h.direct, "GET", "/api/dossiers/D-9", expectation{allowed: true, status: 200, route: "read-dossier", actor: "bo@example.nl", dossier: "D-9"}, bearer(bo("coaches")))
-		if !strings.Contains(h.logs.String(), "keeping the last good policy") {
+		if !strings.Contains(h.logs.String(), "keeping the last good access policy") {
 			t.Error("the refused policy was not logged")
 		}
 		resp, err := http.Get(h.healthURL + "/readyz")

@@ -204,23 +204,8 @@ func Run(ctx context.Context, cfg Config) error {
 // or the active version of SigningKeyDir, which is then followed until ctx
 // ends so that a rotated version is taken into use.
 func openAuditLog(ctx context.Context, cfg Config, log *slog.Logger) (*auditlog.Writer, error) {
-	var keys *SigningKeySource
-	if cfg.SigningKeyDir != "" {
-		keys = NewSigningKeySource(cfg.SigningKeyDir, nil, log)
-		var err error
-		if cfg.SigningKey, err = keys.Start(); err != nil {
-			return nil, err
-		}
-	}
-	writer, err := auditlog.NewWriter(auditlog.Options{Path: cfg.AuditLogPath, Mirror: cfg.AuditMirror, SigningKey: cfg.SigningKey,
-		Chain: cfg.AuditChain, Logbook: cfg.AuditLogbook, MaxBytes: cfg.AuditLogMaxBytes})
-	if err != nil {
-		return nil, err
-	}
-	if keys != nil {
-		go keys.Run(ctx, cfg.SigningKeyPollInterval, writer.SetSigningKey)
-	}
-	return writer, nil
+	return OpenAuditLog(ctx, auditlog.Options{Path: cfg.AuditLogPath, Mirror: cfg.AuditMirror, SigningKey: cfg.SigningKey,
+		Chain: cfg.AuditChain, Logbook: cfg.AuditLogbook, MaxBytes: cfg.AuditLogMaxBytes}, cfg.SigningKeyDir, cfg.SigningKeyPollInterval, log)
 }
 
 // shutdown stops accepting, lets requests in flight finish (up to timeout,
@@ -296,16 +281,22 @@ func assignmentSource(cfg Config) (AssignmentChecker, error) {
 // consentSource is the consent source of cfg, or nil when none is
 // configured.
 func consentSource(cfg Config) (ConsentChecker, error) {
-	if cfg.ConsentURL == "" {
+	return NewConsentSource(cfg.ConsentURL, cfg.ConsentCacheSize, cfg.ConsentCacheTTL, cfg.ConsentTimeout)
+}
+
+// NewConsentSource is the consent source at the URL template (nil for
+// ""): positive answers cached (size, ttl), each question bounded by
+// timeout (DefaultConsentTimeout when 0), redirects not followed.
+func NewConsentSource(template string, size int, ttl, timeout time.Duration) (ConsentChecker, error) {
+	if template == "" {
 		return nil, nil
 	}
-	timeout := cfg.ConsentTimeout
 	if timeout <= 0 {
 		timeout = DefaultConsentTimeout
 	}
 	client := &http.Client{Timeout: timeout, Transport: NewUpstreamTransport(),
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	c, err := NewHTTPConsents(cfg.ConsentURL, client, cfg.ConsentCacheSize, cfg.ConsentCacheTTL, nil)
+	c, err := NewHTTPConsents(template, client, size, ttl, nil)
 	if err != nil {
 		return nil, fmt.Errorf("consent source: %w", err)
 	}

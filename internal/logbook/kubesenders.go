@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -37,7 +38,9 @@ const maxSenderVerdicts = 4096
 // KubernetesSenders authenticates audit proxies by the projected
 // ServiceAccount token the webhook mounts into each proxy (audience
 // Audience, bound to its pod), and lets a pod ship the chains of a store
-// only when it belongs to that store's workload:
+// only when it belongs to that store's workload (the egress gateway
+// authenticates the workload's requests the same way, AuthenticateWorkload,
+// with its own audience):
 //
 //  1. a TokenReview with the audience says the token is valid, of a
 //     ServiceAccount, and bound to a pod (name and UID);
@@ -63,41 +66,94 @@ type KubernetesSenders struct {
 
 	mu       sync.Mutex
 	verdicts map[[sha256.Size]byte]senderVerdict
+	// flight coalesces the checks of one token and store that arrive
+	// together, so that a burst of requests with a new token makes one
+	// TokenReview.
+	flight singleflight.Group
 }
 
 type senderVerdict struct {
+	pod   Workload
 	err   error
 	until time.Time
 }
 
-// AuthenticateSender implements SenderAuthenticator.
+// AuthenticateSender implements SenderAuthenticator: the token is a pod's
+// of the store's workload (AuthenticateWorkload), and the request names
+// that pod.
 func (k *KubernetesSenders) AuthenticateSender(ctx context.Context, token, store, pod string) error {
+	got, err := k.AuthenticateWorkload(ctx, token, store)
+	if err != nil {
+		return err
+	}
+	if got.Pod != pod {
+		return refuse(http.StatusForbidden, "the token belongs to pod %s, but the request ships as pod %s", got.Pod, pod)
+	}
+	return nil
+}
+
+// Workload is a pod of a store's workload, as a verified token names it.
+type Workload struct {
+	// Namespace, ServiceAccount and Pod are the token's.
+	Namespace, ServiceAccount, Pod string
+}
+
+// User is the Kubernetes user name of the workload's ServiceAccount,
+// system:serviceaccount:<namespace>:<name>.
+func (w Workload) User() string {
+	return "system:serviceaccount:" + w.Namespace + ":" + w.ServiceAccount
+}
+
+// senderCheckTimeout bounds one check of a token with the API server.
+const senderCheckTimeout = 10 * time.Second
+
+// keep remembers a verdict for TTL, unless it is "could not decide" (503).
+func (k *KubernetesSenders) keep(key [sha256.Size]byte, pod Workload, err error, now time.Time) {
+	var se *SenderError
+	if err != nil && (!errors.As(err, &se) || se.Status == http.StatusServiceUnavailable) {
+		return
+	}
+	ttl := k.TTL
+	if ttl <= 0 {
+		ttl = DefaultSenderVerdictTTL
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.verdicts == nil || len(k.verdicts) >= maxSenderVerdicts {
+		k.verdicts = map[[sha256.Size]byte]senderVerdict{}
+	}
+	k.verdicts[key] = senderVerdict{pod: pod, err: err, until: now.Add(ttl)}
+}
+
+// AuthenticateWorkload returns the pod of the store's (NAMESPACE/NAME)
+// workload that the token belongs to, by the checks of KubernetesSenders
+// other than the pod the request names; the egress gateway authenticates
+// the application's requests with it. A refusal is a *SenderError (401,
+// 403, or 503 when the API server cannot answer); verdicts other than 503
+// are kept for TTL by a hash of the token and the store.
+func (k *KubernetesSenders) AuthenticateWorkload(ctx context.Context, token, store string) (Workload, error) {
 	now := time.Now
 	if k.Now != nil {
 		now = k.Now
 	}
-	key := sha256.Sum256([]byte(token + "\x00" + store + "\x00" + pod))
+	key := sha256.Sum256([]byte(token + "\x00" + store))
 	k.mu.Lock()
 	v, ok := k.verdicts[key]
 	k.mu.Unlock()
 	if ok && now().Before(v.until) {
-		return v.err
+		return v.pod, v.err
 	}
-	err := k.decide(ctx, token, store, pod)
-	var se *SenderError
-	if err == nil || errors.As(err, &se) && se.Status != http.StatusServiceUnavailable {
-		ttl := k.TTL
-		if ttl <= 0 {
-			ttl = DefaultSenderVerdictTTL
-		}
-		k.mu.Lock()
-		if k.verdicts == nil || len(k.verdicts) >= maxSenderVerdicts {
-			k.verdicts = map[[sha256.Size]byte]senderVerdict{}
-		}
-		k.verdicts[key] = senderVerdict{err: err, until: now().Add(ttl)}
-		k.mu.Unlock()
-	}
-	return err
+	v2, err, _ := k.flight.Do(string(key[:]), func() (any, error) {
+		// The check runs for everyone waiting: bound by its own timeout,
+		// not by one caller's context, which may end before the others'.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), senderCheckTimeout)
+		defer cancel()
+		pod, err := k.decide(ctx, token, store)
+		k.keep(key, pod, err, now())
+		return pod, err
+	})
+	pod, _ := v2.(Workload)
+	return pod, err
 }
 
 func (k *KubernetesSenders) audience() string {
@@ -115,33 +171,34 @@ func refuse(status int, format string, args ...any) error {
 // error stays out of the answer and the logs.
 var unavailable = &SenderError{Status: http.StatusServiceUnavailable, Message: "the logbook could not check the sender with the Kubernetes API; retry"}
 
-// decide runs the checks of KubernetesSenders.
-func (k *KubernetesSenders) decide(ctx context.Context, token, store, pod string) error {
+// decide runs the checks of KubernetesSenders but the pod the request
+// names, and returns the token's pod.
+func (k *KubernetesSenders) decide(ctx context.Context, token, store string) (Workload, error) {
 	id, err := k.review(ctx, token)
 	if err != nil {
-		return err
+		return Workload{}, err
 	}
 	storeNS, storeName, ok := strings.Cut(store, "/")
 	if !ok || storeNS == "" || storeName == "" {
-		return refuse(http.StatusBadRequest, "the store %q must be NAMESPACE/NAME", store)
+		return Workload{}, refuse(http.StatusBadRequest, "the store %q must be NAMESPACE/NAME", store)
 	}
 	if storeNS != id.namespace {
-		return refuse(http.StatusForbidden, "a pod of namespace %s may not ship the chains of store %s: a store's chains come from its own namespace", id.namespace, store)
-	}
-	if pod != id.pod {
-		return refuse(http.StatusForbidden, "the token belongs to pod %s, but the request ships as pod %s", id.pod, pod)
+		return Workload{}, refuse(http.StatusForbidden, "a pod of namespace %s may not act for store %s: a store's workload is in its own namespace", id.namespace, store)
 	}
 	ds := &v1alpha1.DossierStore{}
 	switch err := k.Client.Get(ctx, client.ObjectKey{Namespace: storeNS, Name: storeName}, ds); {
 	case apierrors.IsNotFound(err):
-		return refuse(http.StatusForbidden, "there is no DossierStore %s", store)
+		return Workload{}, refuse(http.StatusForbidden, "there is no DossierStore %s", store)
 	case err != nil:
-		return unavailable
+		return Workload{}, unavailable
 	}
 	if sa := ds.Spec.Workload.ServiceAccountName; sa != id.serviceAccount {
-		return refuse(http.StatusForbidden, "ServiceAccount %s is not the workload's of store %s (spec.workload.serviceAccountName %s)", id.serviceAccount, store, sa)
+		return Workload{}, refuse(http.StatusForbidden, "ServiceAccount %s is not the workload's of store %s (spec.workload.serviceAccountName %s)", id.serviceAccount, store, sa)
 	}
-	return k.checkPod(ctx, ds, id)
+	if err := k.checkPod(ctx, ds, id); err != nil {
+		return Workload{}, err
+	}
+	return Workload{Namespace: id.namespace, ServiceAccount: id.serviceAccount, Pod: id.pod}, nil
 }
 
 // checkPod checks that the token's pod is the one it was issued to and

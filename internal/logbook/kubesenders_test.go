@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -112,11 +114,11 @@ func TestKubernetesSenders(t *testing.T) {
 		{"made-up token", "eyJhbGciOiJSUzI1NiJ9.e30.c2ln", st, pod, http.StatusUnauthorized, "not valid for audience"},
 		{"another audience", w.token(t, "wijkteam/wijkteam-dossier-0", "https://kubernetes.default.svc"), st, pod, http.StatusUnauthorized, "not valid for audience"},
 		{"claims another pod", good, st, "wijkteam-dossier-1", http.StatusForbidden, "the token belongs to pod wijkteam-dossier-0"},
-		{"claims a store of another namespace", good, "veilig-thuis/vt-dossiers", pod, http.StatusForbidden, "namespace wijkteam may not ship"},
+		{"claims a store of another namespace", good, "veilig-thuis/vt-dossiers", pod, http.StatusForbidden, "namespace wijkteam may not act for store"},
 		{"no such store", good, "wijkteam/other-dossiers", pod, http.StatusForbidden, "no DossierStore"},
 		{"another ServiceAccount", w.token(t, "wijkteam/toolbox", DefaultSenderAudience), st, "toolbox", http.StatusForbidden, "ServiceAccount toolbox is not the workload's"},
 		{"not selected by the store", w.token(t, "wijkteam/lookalike", DefaultSenderAudience), st, "lookalike", http.StatusForbidden, "not selected"},
-		{"the same names in another namespace", w.token(t, "other/wijkteam-dossier-0", DefaultSenderAudience), st, pod, http.StatusForbidden, "namespace other may not ship"},
+		{"the same names in another namespace", w.token(t, "other/wijkteam-dossier-0", DefaultSenderAudience), st, pod, http.StatusForbidden, "namespace other may not act for store"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := ks.AuthenticateSender(ctx, tc.token, tc.store, tc.pod)
@@ -211,4 +213,75 @@ func TestShippingAuthenticatedByKubernetes(t *testing.T) {
 	if n := count(t, pool, "SELECT count(*) FROM logbook_chains"); n != 1 {
 		t.Errorf("%d chains stored, want only the workload pod's", n)
 	}
+}
+
+// TestKubernetesWorkloads: AuthenticateWorkload, as the egress gateway uses
+// it with its own audience, names the workload's pod and ServiceAccount;
+// a token of the logbook's audience, and the pods the store does not
+// select, are refused.
+func TestKubernetesWorkloads(t *testing.T) {
+	w := newSenderWorld(t)
+	ctx := context.Background()
+	ks := &KubernetesSenders{Client: w.c, Audience: v1alpha1.EgressGatewayTokenAudience}
+	const st = "wijkteam/wijkteam-dossiers"
+	got, err := ks.AuthenticateWorkload(ctx, w.token(t, "wijkteam/wijkteam-dossier-0", v1alpha1.EgressGatewayTokenAudience), st)
+	if err != nil || got != (Workload{Namespace: "wijkteam", ServiceAccount: "wijkteam-dossier", Pod: "wijkteam-dossier-0"}) ||
+		got.User() != "system:serviceaccount:wijkteam:wijkteam-dossier" {
+		t.Fatalf("the workload's pod: %+v %v", got, err)
+	}
+	for _, tc := range []struct {
+		name, token string
+		status      int
+	}{
+		{"the logbook's audience", w.token(t, "wijkteam/wijkteam-dossier-0", DefaultSenderAudience), http.StatusUnauthorized},
+		{"not selected by the store", w.token(t, "wijkteam/lookalike", v1alpha1.EgressGatewayTokenAudience), http.StatusForbidden},
+		{"another namespace", w.token(t, "other/wijkteam-dossier-0", v1alpha1.EgressGatewayTokenAudience), http.StatusForbidden},
+	} {
+		var se *SenderError
+		if _, err := ks.AuthenticateWorkload(ctx, tc.token, st); !errors.As(err, &se) || se.Status != tc.status {
+			t.Errorf("%s: %v, want %d", tc.name, err, tc.status)
+		}
+	}
+}
+
+// TestKubernetesWorkloadsCoalesced: a burst of requests with a new token
+// makes one TokenReview, not one each; the verdict then serves the rest.
+func TestKubernetesWorkloadsCoalesced(t *testing.T) {
+	w := newSenderWorld(t)
+	counted := &countingReviews{Client: w.c}
+	reviews := &counted.n
+	ks := &KubernetesSenders{Client: counted, Audience: v1alpha1.EgressGatewayTokenAudience}
+	token := w.token(t, "wijkteam/wijkteam-dossier-0", v1alpha1.EgressGatewayTokenAudience)
+	var wg sync.WaitGroup
+	errs := make(chan error, 32)
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := ks.AuthenticateWorkload(context.Background(), token, "wijkteam/wijkteam-dossiers"); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := reviews.Load(); n < 1 || n > 2 {
+		t.Errorf("%d TokenReviews for 32 requests with one token, want 1 (2 at most, when one arrives as the first finishes)", n)
+	}
+}
+
+// countingReviews is the real client, counting the TokenReviews it creates.
+type countingReviews struct {
+	client.Client
+	n atomic.Int32
+}
+
+func (c *countingReviews) Create(ctx context.Context, obj client.Object, opts ...client.CreateOption) error {
+	if _, ok := obj.(*authenticationv1.TokenReview); ok {
+		c.n.Add(1)
+	}
+	return c.Client.Create(ctx, obj, opts...)
 }

@@ -1,0 +1,83 @@
+package egressgateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dossierguard/dossierguard/internal/accesspolicy"
+	"github.com/dossierguard/dossierguard/internal/auditlog"
+)
+
+// TestRun: the gateway as the command runs it reads its policy file,
+// becomes ready, sends an allowed request to the partner, and on shutdown
+// closes the audit log with a final checkpoint, so that the whole log
+// verifies.
+func TestRun(t *testing.T) {
+	serverCA, clientCA := newTestCA(t, "partner CA"), newTestCA(t, "client CA")
+	partner := newTestPartner(t, serverCA, clientCA)
+	dir := t.TempDir()
+	cert, key := clientCA.issue(t, "cjg-egress", false)
+	writeTLSDir(t, filepath.Join(dir, "tls"), "verwijsindex", serverCA.certPEM, cert, key)
+	data, _, err := accesspolicy.EncodeEgress(testDocument(testAgreement(partner.srv.URL + "/api")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := filepath.Join(dir, "egress.json")
+	if err := os.WriteFile(policy, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	hln, _ := net.Listen("tcp", "127.0.0.1:0")
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	logPath := filepath.Join(dir, "audit.jsonl")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{Listener: ln, HealthListener: hln, PolicyPath: policy, TLSDir: filepath.Join(dir, "tls"),
+			Store: "cjg/cjg-dossiers", Callers: workloadTokens{"app-token": appPod}, PseudonymKey: testPseudonymKey,
+			AuditLogPath: logPath, SigningKey: priv, AuditChain: &auditlog.Chain{Store: "cjg/cjg-dossiers", Pod: "cjg-dossiers-egress-0"},
+			ShutdownTimeout: 5 * time.Second})
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := http.Get("http://" + hln.Addr().String() + "/readyz")
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("not ready")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	req, _ := http.NewRequest("POST", "http://"+ln.Addr().String()+"/verwijsindex/signalen/D-7", strings.NewReader(`{}`))
+	req.Header.Set("Authorization", "Bearer app-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || len(partner.received()) != 1 {
+		t.Fatalf("status %d, %d arrived", resp.StatusCode, len(partner.received()))
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(logPath)
+	res, err := auditlog.Verify(bytes.NewReader(raw), pub)
+	if err != nil || !res.OK || res.Events != 2 || res.Unsigned != 0 || res.Chain == nil || res.Chain.Store != "cjg/cjg-dossiers" {
+		t.Fatalf("log after shutdown: %+v %v", res, err)
+	}
+}
