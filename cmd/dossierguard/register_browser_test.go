@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,9 +24,10 @@ import (
 // recipients, retention, measures), in that order.
 var registerColumnsNL = []string{"Verwerkingsactiviteit", "Doel", "Grondslag", "Categorieën", "Ontvangers", "Bewaartermijn", "Beveiligingsmaatregelen"}
 
-// a4ContentWidth is the width of an A4 page inside the reports' print
-// margins (210 mm - 2 x 14 mm = 182 mm) in CSS pixels (96 per inch).
-const a4ContentWidth = 182 * 96 * 10 / 254 // 687
+// a4LandscapeContentWidth is the width of an A4 landscape page inside the
+// reports' print margins (297 mm - 2 x 14 mm = 269 mm) in CSS pixels (96
+// per inch).
+const a4LandscapeContentWidth = 269 * 96 * 10 / 254 // 1016
 
 // registerRow is one activity row as Chromium shows it.
 type registerRow struct {
@@ -60,17 +63,19 @@ func checkRegisterInChromium(t *testing.T, html []byte, activities []v1alpha1.Pr
 	outer := run(t, ctx, chromedp.Evaluate[string](`document.documentElement.outerHTML`))
 	screenshot := run(t, ctx, chromedp.FullScreenshot(100))
 
-	// In print, on the width of an A4 page inside its margins, the table
-	// must not be wider than the page: a long register ID must wrap.
+	// In print, on the width of an A4 landscape page inside its margins,
+	// the table must not be wider than the page: a long register ID or
+	// list of measures must wrap, not be cut off.
 	if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Media: "print"}); err != nil {
 		t.Fatalf("Chromium: emulate print: %v", err)
 	}
 	if _, err := chromedp.Call(ctx, emulation.SetDeviceMetricsOverride,
-		emulation.SetDeviceMetricsOverrideParams{Width: int64(a4ContentWidth), Height: 1000, DeviceScaleFactor: 1}); err != nil {
+		emulation.SetDeviceMetricsOverrideParams{Width: a4LandscapeContentWidth, Height: 1000, DeviceScaleFactor: 1}); err != nil {
 		t.Fatalf("Chromium: set the page width: %v", err)
 	}
 	printWidths := run(t, ctx, chromedp.Evaluate[[]float64](`[document.querySelector("table.register").getBoundingClientRect().width, document.documentElement.clientWidth]`))
 	rowBreak := run(t, ctx, chromedp.Evaluate[string](`getComputedStyle(document.querySelector("table.register tr.activity")).breakInside`))
+	namedPage := run(t, ctx, chromedp.Evaluate[string](`getComputedStyle(document.body).page`))
 	if _, err := chromedp.Call(ctx, emulation.ClearDeviceMetricsOverride, cdp.Empty{}); err != nil {
 		t.Fatalf("Chromium: clear the page width: %v", err)
 	}
@@ -156,6 +161,18 @@ func checkRegisterInChromium(t *testing.T, html []byte, activities []v1alpha1.Pr
 	if pages := pdfPages(pdf); pages < 1 {
 		t.Errorf("the PDF has %d pages", pages)
 	}
+	// Its pages are A4 landscape (842 x 595 points).
+	if namedPage != "wide" {
+		t.Errorf("the body's page in print is %q; want the landscape page wide", namedPage)
+	}
+	for _, box := range pdfMediaBoxes(pdf) {
+		if box[0] < 835 || box[0] > 848 || box[1] < 588 || box[1] > 602 {
+			t.Errorf("a PDF page is %.0f x %.0f points; want A4 landscape (842 x 595)", box[0], box[1])
+		}
+	}
+	if len(pdfMediaBoxes(pdf)) == 0 {
+		t.Error("the PDF names no page size (MediaBox)")
+	}
 	for _, s := range secrets {
 		if strings.Contains(text, s) || strings.Contains(outer, s) {
 			t.Errorf("the register shows %q", s)
@@ -187,4 +204,22 @@ func reconciledActivities(t *testing.T, c client.Client) []v1alpha1.ProcessingAc
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// mediaBox is a PDF page's /MediaBox [x0 y0 x1 y1] as Chromium (Skia)
+// writes it.
+var mediaBox = regexp.MustCompile(`/MediaBox \[\s*([0-9.]+)\s+([0-9.]+)\s+([0-9.]+)\s+([0-9.]+)\s*\]`)
+
+// pdfMediaBoxes are the width and height, in points, of every page box of
+// a PDF.
+func pdfMediaBoxes(pdf []byte) [][2]float64 {
+	var out [][2]float64
+	for _, m := range mediaBox.FindAllSubmatch(pdf, -1) {
+		var v [4]float64
+		for i := range v {
+			v[i], _ = strconv.ParseFloat(string(m[i+1]), 64)
+		}
+		out = append(out, [2]float64{v[2] - v[0], v[3] - v[1]})
+	}
+	return out
 }
