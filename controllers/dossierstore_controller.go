@@ -204,7 +204,26 @@ func (r *DossierStoreReconciler) storeSteps() []storeStep {
 			f.requestAccess, err = r.reconcileSubjectRequestAccess(ctx, s)
 			return err
 		},
+		func(ctx context.Context, s *v1alpha1.DossierStore, f *storeFacts) (err error) {
+			f.activities, err = r.listActivityNames(ctx, s)
+			return err
+		},
 	}
+}
+
+// listActivityNames reads the names of the ProcessingActivities of the
+// store's namespace, which its routes may name; nil when they cannot be
+// read.
+func (r *DossierStoreReconciler) listActivityNames(ctx context.Context, store *v1alpha1.DossierStore) (map[string]bool, error) {
+	list := &v1alpha1.ProcessingActivityList{}
+	if err := r.List(ctx, list, client.InNamespace(store.Namespace)); err != nil {
+		return nil, fmt.Errorf("list processing activities: %w", err)
+	}
+	known := make(map[string]bool, len(list.Items))
+	for _, a := range list.Items {
+		known[a.Name] = true
+	}
+	return known, nil
 }
 
 // reconcileEncryption verifies the StorageClass; it never writes.

@@ -44,6 +44,9 @@ type storeFacts struct {
 	// requestAccess is set when the audit proxy may watch the requests
 	// (its Role, RoleBinding and the NetworkPolicy to the API server).
 	requestAccess bool
+	// activities are the names of the namespace's ProcessingActivities,
+	// nil when they could not be listed.
+	activities map[string]bool
 }
 
 // setStoreStatus computes the whole status from the facts, in memory.
@@ -86,6 +89,7 @@ func setStoreStatus(store *v1alpha1.DossierStore, f storeFacts) {
 	setIsolationCondition(store, f.isolation, f.transport)
 	setCondition(store, &st.Conditions, v1alpha1.ConditionAuditActive, f.audit.Result == v1alpha1.ResultPass, f.audit.Reason, f.audit.Message)
 	setAuditKeyCondition(store, f.auditKeys, f.now)
+	setRouteActivityCondition(store, f.activities)
 	setCompliantCondition(store, &st.Conditions, st.Compliance)
 	setStoreReadyCondition(store, f)
 }
@@ -136,6 +140,26 @@ func setAuditKeyCondition(store *v1alpha1.DossierStore, k compliance.AuditKeyFac
 func setIsolationCondition(store *v1alpha1.DossierStore, applied bool, transport compliance.ProxyTransport) {
 	c := compliance.NetworkControl(applied, resources.IsolationPolicyName(store), resources.ProxyPort(store), transport)
 	setCondition(store, &store.Status.Conditions, v1alpha1.ConditionNetworkIsolated, applied, c.Reason, c.Message)
+}
+
+// setRouteActivityCondition: ActivityAssigned summarises whether the
+// store's audit routes name processing activities that exist (known, nil
+// when the activities could not be listed: Unknown). A warning only: it
+// counts towards neither Ready nor Compliant.
+func setRouteActivityCondition(store *v1alpha1.DossierStore, known map[string]bool) {
+	if known == nil {
+		meta.SetStatusCondition(&store.Status.Conditions, metav1.Condition{
+			Type: v1alpha1.ConditionActivityAssigned, Status: metav1.ConditionUnknown, Reason: v1alpha1.ReasonActivitiesNotListed,
+			Message: "the namespace's ProcessingActivities could not be read; see the operator's events", ObservedGeneration: store.Generation,
+		})
+		return
+	}
+	var routes []v1alpha1.AuditRoute
+	if store.Spec.Audit != nil {
+		routes = store.Spec.Audit.Routes
+	}
+	ok, reason, message := compliance.RouteActivitiesAssigned(routes, known)
+	setCondition(store, &store.Status.Conditions, v1alpha1.ConditionActivityAssigned, ok, reason, message)
 }
 
 // setStoreReadyCondition: Ready when the store may hold dossiers.

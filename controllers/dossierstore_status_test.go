@@ -56,6 +56,7 @@ func convergedFacts() storeFacts {
 		transport:     statusTransport,
 		requests:      compliance.DataSubjectRightsControl(nil),
 		requestAccess: true,
+		activities:    map[string]bool{"ondersteuning": true},
 	}
 }
 
@@ -128,11 +129,12 @@ func TestSetStoreStatusConverged(t *testing.T) {
 		"AuditKeyRotated":    {"True", "AuditKeyCurrent", []string{"key 0123456789abcdef (version 2 of 2"}},
 		"Compliant":          {"True", "AllControlsPass", []string{"all 11 controls pass"}},
 		"Ready":              {"True", "StoreReady", []string{"Verified storage", "data key version 2", "default-deny"}},
+		"ActivityAssigned":   {"True", "ActivitiesFound", []string{"no audit routes"}},
 	} {
 		assertCondition(t, st.Conditions, conditionType, 4, want)
 	}
-	if len(st.Conditions) != 8 {
-		t.Errorf("conditions = %v; want eight", conditionTypes(st.Conditions))
+	if len(st.Conditions) != 9 {
+		t.Errorf("conditions = %v; want nine", conditionTypes(st.Conditions))
 	}
 
 	// The same facts again change nothing: no write after convergence.
@@ -293,8 +295,8 @@ func TestSetStoreStatus(t *testing.T) {
 			} else {
 				assertCondition(t, store.Status.Conditions, "Compliant", 4, wantCondition{"False", "ControlFailed", []string{tc.compliantNames + " (AVG art."}})
 			}
-			if len(store.Status.Conditions) != 8 || len(store.Status.Compliance) != 11 {
-				t.Errorf("conditions %v and %d compliance rows; want eight and eleven", conditionTypes(store.Status.Conditions), len(store.Status.Compliance))
+			if len(store.Status.Conditions) != 9 || len(store.Status.Compliance) != 11 {
+				t.Errorf("conditions %v and %d compliance rows; want nine and eleven", conditionTypes(store.Status.Conditions), len(store.Status.Compliance))
 			}
 			if tc.status != nil {
 				tc.status(t, &store.Status)
@@ -470,5 +472,44 @@ func TestAgreementCount(t *testing.T) {
 		if got := agreementCount(tc.summary); got != tc.want {
 			t.Errorf("agreementCount(%+v) = %d; want %d", tc.summary, got, tc.want)
 		}
+	}
+}
+
+// TestSetRouteActivityCondition: ActivityAssigned summarises the store's
+// routes; a route without activities, or naming one that does not exist,
+// is a warning that leaves Ready and Compliant as they are; activities that
+// could not be listed make it Unknown.
+func TestSetRouteActivityCondition(t *testing.T) {
+	route := func(name string, activities ...v1alpha1.ActivityName) v1alpha1.AuditRoute {
+		return v1alpha1.AuditRoute{Name: name, Method: "GET", Path: "/api/" + name, Action: v1alpha1.ActionRead,
+			Categories: []v1alpha1.DataCategory{v1alpha1.CategoryIdentity}, ProcessingActivities: activities}
+	}
+	known := map[string]bool{"ondersteuning": true}
+	for _, tc := range []struct {
+		name   string
+		routes []v1alpha1.AuditRoute
+		known  map[string]bool
+		want   wantCondition
+	}{
+		{"every route serves an activity", []v1alpha1.AuditRoute{route("list", "ondersteuning")}, known,
+			wantCondition{"True", v1alpha1.ReasonActivitiesFound, []string{"1 audit routes"}}},
+		{"a route without activities", []v1alpha1.AuditRoute{route("list", "ondersteuning"), route("legacy")}, known,
+			wantCondition{"False", v1alpha1.ReasonNoActivity, []string{"1 of 2", "legacy", "spec.audit.processingActivity"}}},
+		{"a route naming a missing activity", []v1alpha1.AuditRoute{route("list", "opgeheven")}, known,
+			wantCondition{"False", v1alpha1.ReasonActivityNotFound, []string{"opgeheven (route list)"}}},
+		{"activities not listed", []v1alpha1.AuditRoute{route("list", "ondersteuning")}, nil,
+			wantCondition{"Unknown", v1alpha1.ReasonActivitiesNotListed, []string{"could not be read"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := statusStore()
+			store.Spec.Audit = &v1alpha1.AuditSpec{Routes: tc.routes}
+			f := convergedFacts()
+			f.activities = tc.known
+			setStoreStatus(store, f)
+			assertCondition(t, store.Status.Conditions, v1alpha1.ConditionActivityAssigned, 4, tc.want)
+			// A warning only: the store is Ready and Compliant all the same.
+			assertCondition(t, store.Status.Conditions, v1alpha1.ConditionReady, 4, wantCondition{"True", v1alpha1.ReasonStoreReady, nil})
+			assertCondition(t, store.Status.Conditions, v1alpha1.ConditionCompliant, 4, wantCondition{"True", v1alpha1.ReasonAllControlsPass, nil})
+		})
 	}
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -141,4 +143,49 @@ func TestProcessingActivityStatus(t *testing.T) {
 		}
 		return err
 	})
+}
+
+// TestStoreRouteActivities: a store's ActivityAssigned summarises its audit
+// routes: a route naming an activity that does not exist, then a route
+// naming none, are warnings (False) while the store stays Ready; once every
+// route names an activity that exists it is True, and False again when the
+// activity is deleted.
+func TestStoreRouteActivities(t *testing.T) {
+	ctx := context.Background()
+	ns, store := readyStore(t)
+	eventually(t, timeout, storeCondition(store, v1alpha1.ConditionActivityAssigned, metav1.ConditionTrue, v1alpha1.ReasonActivitiesFound))
+
+	route := func(name string, activities ...v1alpha1.ActivityName) v1alpha1.AuditRoute {
+		return v1alpha1.AuditRoute{Name: name, Method: "GET", Path: "/api/" + name,
+			Categories: []v1alpha1.DataCategory{v1alpha1.CategoryIdentity}, Action: v1alpha1.ActionRead, ProcessingActivities: activities}
+	}
+	updateRetrying(t, store, func(s *v1alpha1.DossierStore) {
+		s.Spec.Audit = &v1alpha1.AuditSpec{Routes: []v1alpha1.AuditRoute{route("list", "ondersteuning"), route("legacy")}}
+	})
+	eventually(t, timeout, storeCondition(store, v1alpha1.ConditionActivityAssigned, metav1.ConditionFalse, v1alpha1.ReasonActivityNotFound))
+
+	// The activity appears: only the route without one is left to warn of.
+	a := newActivity(t, ns, "ondersteuning", nil)
+	eventually(t, timeout, storeCondition(store, v1alpha1.ConditionActivityAssigned, metav1.ConditionFalse, v1alpha1.ReasonNoActivity))
+	c := meta.FindStatusCondition(store.Status.Conditions, v1alpha1.ConditionActivityAssigned)
+	if want := "1 of 2 audit routes name no processing activity (legacy)"; !strings.HasPrefix(c.Message, want) {
+		t.Errorf("ActivityAssigned message %q; want it to start with %q", c.Message, want)
+	}
+	// A warning: the store keeps working, Ready and Compliant as before.
+	if err := storeCondition(store, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonStoreReady)(); err != nil {
+		t.Error(err)
+	}
+	if got := meta.FindStatusCondition(store.Status.Conditions, v1alpha1.ConditionCompliant); got != nil && strings.Contains(got.Message, v1alpha1.ConditionActivityAssigned) {
+		t.Errorf("Compliant %q counts ActivityAssigned", got.Message)
+	}
+
+	updateRetrying(t, store, func(s *v1alpha1.DossierStore) {
+		s.Spec.Audit.Routes = []v1alpha1.AuditRoute{route("list", "ondersteuning"), route("legacy", "ondersteuning")}
+	})
+	eventually(t, timeout, storeCondition(store, v1alpha1.ConditionActivityAssigned, metav1.ConditionTrue, v1alpha1.ReasonActivitiesFound))
+
+	if err := k8s.Delete(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, timeout, storeCondition(store, v1alpha1.ConditionActivityAssigned, metav1.ConditionFalse, v1alpha1.ReasonActivityNotFound))
 }

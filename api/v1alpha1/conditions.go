@@ -363,20 +363,27 @@ const (
 )
 
 // ActivityAssigned: a condition of AccessRoles and SharingAgreements (and
-// a summary condition of DossierStores for their routes) saying whether
-// they name the processing activities they serve, and whether those exist.
-// False is a warning: the object keeps working as before, but the audit
-// proxy cannot limit its requests by purpose.
+// a summary condition of DossierStores for their spec.audit.routes) saying
+// whether they name the processing activities they serve, and whether
+// those exist. False is a warning: the object keeps working as before, but
+// the audit proxy cannot limit its requests by purpose. It counts towards
+// neither Ready nor Compliant.
 const (
 	ConditionActivityAssigned = "ActivityAssigned"
 
-	// ReasonActivitiesFound: every named activity exists.
+	// ReasonActivitiesFound: every named activity exists (for a store:
+	// every route names activities, and they exist; or it has no routes).
 	ReasonActivitiesFound = "ActivitiesFound"
-	// ReasonNoActivity: the object names no processing activity.
+	// ReasonNoActivity: the object names no processing activity (for a
+	// store: at least one route names none).
 	ReasonNoActivity = "NoActivity"
 	// ReasonActivityNotFound: a named activity does not exist; requests
 	// under it are still decided by the names alone.
 	ReasonActivityNotFound = "ActivityNotFound"
+	// ReasonActivitiesNotListed: the namespace's activities could not be
+	// read, so whether the routes' activities exist is unknown (a store's
+	// condition is then Unknown).
+	ReasonActivitiesNotListed = "ActivitiesNotListed"
 )
 
 // Labels dossierguard sets on the objects it manages, and reads.

@@ -268,9 +268,10 @@ type EncryptionSpec struct {
 type AuditSpec struct {
 	// ProcessingActivity is the register entry (verwerkingsactiviteit) that
 	// audit events refer to (as in the Logboek Dataverwerkingen standard)
-	// when the request's route or role names no ProcessingActivity; routes
-	// that name activities record the activity the request was allowed
-	// under instead. Deprecated in favour of routes[].processingActivities.
+	// when the request matches no route or its route names no
+	// ProcessingActivity; a request on a route that names activities
+	// records the activity it was allowed under, or was refused under,
+	// instead. Deprecated in favour of routes[].processingActivities.
 	// +optional
 	// +kubebuilder:validation:MaxLength=128
 	ProcessingActivity string `json:"processingActivity,omitempty"`

@@ -186,6 +186,15 @@ func TestReport(t *testing.T) {
 		}
 	})
 
+	t.Run("the register in Chromium", func(t *testing.T) {
+		activities := reconciledActivities(t, env.Client)
+		html, err := runCommand(t, "register", "export", "--kubeconfig", adminKubeconfig, "--all-namespaces", "--format", "html")
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkRegisterInChromium(t, []byte(html), activities, reportSecrets)
+	})
+
 	t.Run("Chromium", func(t *testing.T) {
 		html, err := runCommand(t, "report", "--kubeconfig", adminKubeconfig, "--all-namespaces")
 		if err != nil {

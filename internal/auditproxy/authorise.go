@@ -158,9 +158,12 @@ type Decision struct {
 	// Sharing is set for a partner's request, decided from agreements
 	// (AuthorisePartner).
 	Sharing *SharingDecision
-	// Activity is the processing activity the request was allowed under,
-	// "" when the route names none (or, for a partner, the agreement names
-	// none); Document.ActivityID gives what the event records.
+	// Activity is the processing activity the request was decided under,
+	// "" when the route names none; Document.ActivityID gives what the
+	// event records. Allowed: the activity it was allowed under. Denied:
+	// the register entry the processing would have fallen under, the
+	// first of the route's activities the caller's roles (or the
+	// partner's agreements) serve, else the route's first.
 	Activity string
 	// MissingActivities are the route's activities, when the caller serves
 	// none of them (ReasonActivityNotServed).
@@ -194,7 +197,10 @@ func servesActivity(own []string, activity string) bool {
 // naming none) count, the activities are tried in order, and the first
 // that allows is the one the request is allowed under. When roles would
 // grant the route but serve none of its activities, the denial names the
-// activities (ReasonActivityNotServed).
+// activities (ReasonActivityNotServed). A denial on such a route carries
+// the activity it is recorded under: the first of the route's activities
+// some of the caller's roles serve, else the route's first; its reason and
+// detail are those of that activity.
 func (p *Policy) Authorise(ctx context.Context, id Identity, m RouteMatch, reason string, assignments AssignmentChecker) Decision {
 	roles := p.callerRoles(id, m.Route.Action)
 	// The assignment source is asked at most once, and only when a role
@@ -203,23 +209,36 @@ func (p *Policy) Authorise(ctx context.Context, id Identity, m RouteMatch, reaso
 	if len(m.Route.Activities) == 0 {
 		return authoriseRoles(m, roles, reason, check)
 	}
-	var last Decision
-	for _, activity := range m.Route.Activities {
-		last = authoriseRoles(m, roles.serving(activity), reason, check)
-		if last.Allowed {
-			last.Activity = activity
-			return last
+	// The denial is that of the first activity some of the caller's roles
+	// serve, else of the route's first.
+	var denial Decision
+	found := false
+	for i, activity := range m.Route.Activities {
+		serving := roles.serving(activity)
+		d := authoriseRoles(m, serving, reason, check)
+		d.Activity = activity
+		if d.Allowed {
+			return d
+		}
+		if i == 0 || (!found && !serving.empty()) {
+			denial, found = d, !serving.empty()
 		}
 	}
 	if all := authoriseRoles(m, roles, reason, check); all.Allowed {
 		return Decision{
-			Roles: all.Roles, AssignmentErr: check.err, Reason: ReasonActivityNotServed,
+			Roles: all.Roles, AssignmentErr: check.err, Reason: ReasonActivityNotServed, Activity: denial.Activity,
 			MissingActivities: slices.Clone(m.Route.Activities),
 			Detail: fmt.Sprintf("none of your roles serves processing activity %s of route %q: the data may be used only for the purposes it was collected for",
 				strings.Join(m.Route.Activities, " or "), m.Route.Name),
 		}
 	}
-	return last
+	denial.AssignmentErr = check.err
+	return denial
+}
+
+// empty reports whether no role is left.
+func (cr callerRoles) empty() bool {
+	return len(cr.plain)+len(cr.assigned)+len(cr.bgPlain)+len(cr.bgAssigned) == 0
 }
 
 // serving keeps the roles that may act under activity.

@@ -21,7 +21,9 @@
 //  4. appends a completion event with the same operation id, the response
 //     status and the duration once the application has answered.
 //
-// Denied requests (401, 403) are recorded too, as one event each. The data
+// Denied requests (401, 403) are recorded too, as one event each, under the
+// processing activity the request would have fallen under (the route's,
+// never the store's default when the route names activities). The data
 // subject in the log is the keyed pseudonym of the dossier id; dossier ids,
 // tokens and names never appear in the proxy's own logs.
 //

@@ -10,21 +10,25 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/dossierguard/dossierguard/internal/accesspolicy"
 	"github.com/dossierguard/dossierguard/internal/auditlog"
 	"github.com/dossierguard/dossierguard/internal/metrics"
 )
 
 // proxyMetrics are the proxy's Prometheus metrics, on its own registry and
 // served at /metrics on the health port. Their labels are the store, route
-// names (the store's configuration), the outcome and a reason of the fixed
-// vocabulary MetricReasons, never an actor, a dossier, a path or free text.
+// names and processing activity names (the store's configuration, bounded
+// by metricActivity), the outcome and a reason of the fixed vocabulary
+// MetricReasons, never an actor, a dossier, a path or free text.
 type proxyMetrics struct {
 	registry  *prometheus.Registry
 	decisions *prometheus.CounterVec
-	consents  *prometheus.CounterVec
-	latency   prometheus.Histogram
-	failures  prometheus.Counter
-	lastOK    prometheus.Gauge
+	// activities counts the same decisions by processing activity.
+	activities *prometheus.CounterVec
+	consents   *prometheus.CounterVec
+	latency    prometheus.Histogram
+	failures   prometheus.Counter
+	lastOK     prometheus.Gauge
 	// all are the registered collectors.
 	all []prometheus.Collector
 }
@@ -49,7 +53,7 @@ const (
 // dossierguard_auditproxy_decisions_total.
 var MetricReasons = []DecisionReason{
 	ReasonRole, ReasonBreakGlass, ReasonAgreement,
-	ReasonCategoriesNotGranted, ReasonAssignmentUnavailable,
+	ReasonCategoriesNotGranted, ReasonAssignmentUnavailable, ReasonActivityNotServed,
 	ReasonNoAgreementInForce, ReasonActionNotShared, ReasonCategoriesNotShared,
 	ReasonConsentNotGiven, ReasonConsentWithdrawn, ReasonConsentUnavailable,
 	"unauthenticated", "ambiguous-identity", "identity-unavailable", "policy-unavailable",
@@ -78,6 +82,10 @@ func newProxyMetricsWith(backlog func() int) *proxyMetrics {
 			Name: "dossierguard_auditproxy_decisions_total",
 			Help: "Access decisions recorded in the audit log, by store, route (empty when none matched), outcome (allowed, denied) and reason (docs/audit-proxy.md, Metrics).",
 		}, []string{"store", "route", "outcome", "reason"}),
+		activities: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dossierguard_auditproxy_activity_decisions_total",
+			Help: "Access decisions recorded in the audit log, by store, processing activity (the ProcessingActivity's name; none when the route names none, unknown when it names one that does not exist) and outcome (docs/audit-proxy.md, Metrics).",
+		}, []string{"store", "activity", "outcome"}),
 		consents: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dossierguard_auditproxy_consent_lookups_total",
 			Help: "Consent look-ups for partners' requests, by store and outcome (given, not-given, withdrawn, unavailable: no answer, and the request is refused).",
@@ -96,7 +104,7 @@ func newProxyMetricsWith(backlog func() int) *proxyMetrics {
 			Help: "When an audit event was last recorded, as a Unix timestamp.",
 		}),
 	}
-	m.all = []prometheus.Collector{m.decisions, m.consents, m.latency, m.failures, m.lastOK,
+	m.all = []prometheus.Collector{m.decisions, m.activities, m.consents, m.latency, m.failures, m.lastOK,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})}
 	if backlog != nil {
 		m.all = append(m.all, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -149,9 +157,35 @@ func deniedReason(prob *Problem) DecisionReason {
 	return metricReason(DecisionReason(strings.TrimPrefix(prob.Type, ProblemTypeBase)))
 }
 
-// decided counts one recorded decision.
-func (m *proxyMetrics) decided(store, route string, outcome auditlog.Outcome, reason DecisionReason) {
+// The activity label of a decision that names no processing activity, and
+// of one that names an activity the store does not have.
+const (
+	ActivityNone    = "none"
+	ActivityUnknown = "unknown"
+)
+
+// metricActivity bounds the activity label to the activities that exist
+// for the store (those of the document's ActivityIDs, register names, not
+// personal data): "" is ActivityNone, any other name ActivityUnknown.
+func metricActivity(doc *accesspolicy.Document, activity string) string {
+	switch {
+	case activity == "":
+		return ActivityNone
+	case doc != nil && doc.ActivityIDs[activity] != "":
+		return activity
+	default:
+		return ActivityUnknown
+	}
+}
+
+// decided counts one recorded decision, by route and reason and by the
+// activity label (metricActivity) it was decided under.
+func (m *proxyMetrics) decided(store, route string, outcome auditlog.Outcome, reason DecisionReason, activity string) {
 	m.decisions.WithLabelValues(store, route, string(outcome), string(metricReason(reason))).Inc()
+	if activity == "" {
+		activity = ActivityNone
+	}
+	m.activities.WithLabelValues(store, activity, string(outcome)).Inc()
 }
 
 // consentLookup is the outcome label of one consent look-up.

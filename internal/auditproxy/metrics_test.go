@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/dossierguard/dossierguard/api/v1alpha1"
+	"github.com/dossierguard/dossierguard/internal/accesspolicy"
 	"github.com/dossierguard/dossierguard/internal/auditlog"
 )
 
@@ -68,6 +70,7 @@ func TestDeniedReason(t *testing.T) {
 		{Problem{Type: ProblemAccessDenied, reason: ReasonCategoriesNotGranted}, ReasonCategoriesNotGranted},
 		{Problem{Type: ProblemAccessDenied, reason: ReasonConsentWithdrawn}, ReasonConsentWithdrawn},
 		{Problem{Type: ProblemAccessDenied, reason: ReasonConsentUnavailable}, ReasonConsentUnavailable},
+		{Problem{Type: ProblemAccessDenied, reason: ReasonActivityNotServed}, ReasonActivityNotServed},
 		{Problem{Type: ProblemAccessDenied}, ReasonOther}, // access denied with no reason: not expected
 		{Problem{Type: ProblemAccessDenied, reason: "someone's free text"}, ReasonOther},
 		{Problem{Type: ProblemUnauthenticated}, "unauthenticated"},
@@ -243,7 +246,7 @@ func TestHealthPortServesMetrics(t *testing.T) {
 		Actor: "pseudonym-of-someone", DataSubject: "pseudonym-of-a-client"}); err != nil {
 		t.Fatal(err)
 	}
-	p.metrics.decided("cjg-dossiers", "dossier", auditlog.OutcomeDenied, ReasonCategoriesNotGranted)
+	p.metrics.decided("cjg-dossiers", "dossier", auditlog.OutcomeDenied, ReasonCategoriesNotGranted, "")
 	srv := httptest.NewServer(p.HealthHandler())
 	defer srv.Close()
 	resp, err := http.Get(srv.URL + "/metrics")
@@ -265,5 +268,111 @@ func TestHealthPortServesMetrics(t *testing.T) {
 	}
 	if strings.Contains(text, "pseudonym-of") {
 		t.Error("/metrics shows an actor or data subject")
+	}
+}
+
+// TestProxyCountsDecisionsByActivity: recorded decisions are counted by the
+// processing activity they were decided under (allowed or refused), by its
+// name; a route without activities counts as none, a request that matches
+// no route too, and an activity the store does not have as unknown, so that
+// the label holds only the store's activities and those two.
+func TestProxyCountsDecisionsByActivity(t *testing.T) {
+	doc := purposeDocument()
+	doc.ActivityIDs[activitySurvey] = "https://register.example.nl/verwerkingen/" + activitySurvey
+	doc.Routes = append(doc.Routes, accesspolicy.Route{Name: "gone", Method: "GET", Path: "/api/gone",
+		Categories: []v1alpha1.DataCategory{"identity"}, Action: "read", Activities: []string{"opgeheven"}})
+	pol, err := NewPolicy(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := newUpstreamApp(t)
+	p, src := newTestProxy(t, app, &memorySink{}, newTestKeys(t), true)
+	src.Set(pol)
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+	send := func(path string, headers map[string]string, want int) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		for k, v := range headers {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s: status %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+	coach := map[string]string{DefaultUserHeader: "bo@example.nl", DefaultGroupsHeader: "coaches"}
+	survey := map[string]string{DefaultUserHeader: "system:serviceaccount:wijkteam:survey"}
+	send("/api/dossiers", coach, 200)            // allowed under ondersteuning
+	send("/api/survey/addresses", coach, 403)    // refused under the survey
+	send("/api/survey/export", survey, 200)      // allowed under the survey
+	send("/api/survey/export", nil, 401)         // no identity: the route's activity
+	send("/api/dossiers/D-9/safety", coach, 403) // a route without activities
+	send("/api/nothing-here", coach, 403)        // no route
+	send("/api/gone", coach, 403)                // an activity the store does not have
+	p.Wait()
+	want := map[[2]string]float64{
+		{activitySupport, "allowed"}: 1,
+		{activitySurvey, "denied"}:   2,
+		{activitySurvey, "allowed"}:  1,
+		{ActivityNone, "denied"}:     2,
+		{ActivityUnknown, "denied"}:  1,
+	}
+	for k, v := range want {
+		if got := testutil.ToFloat64(p.metrics.activities.WithLabelValues("wijkteam-dossiers", k[0], k[1])); got != v {
+			t.Errorf("activity decisions{activity=%q,outcome=%q} = %v; want %v", k[0], k[1], got, v)
+		}
+	}
+	if n := testutil.CollectAndCount(p.metrics.activities); n != len(want) {
+		t.Errorf("%d activity decision series; want %d", n, len(want))
+	}
+	// A refusal by purpose has its own reason, not other.
+	if got := testutil.ToFloat64(p.metrics.decisions.WithLabelValues("wijkteam-dossiers", "survey-addresses", "denied", string(ReasonActivityNotServed))); got != 1 {
+		t.Errorf("decisions{route=survey-addresses,reason=%s} = %v; want 1", ReasonActivityNotServed, got)
+	}
+	// Both counters count the same decisions.
+	if a, d := sumCounter(t, p, "dossierguard_auditproxy_activity_decisions_total"), sumCounter(t, p, "dossierguard_auditproxy_decisions_total"); a != 7 || d != 7 {
+		t.Errorf("%v decisions by activity, %v by route; want 7 of each", a, d)
+	}
+}
+
+// sumCounter adds up every series of one of the proxy's counters.
+func sumCounter(t *testing.T, p *Proxy, name string) float64 {
+	t.Helper()
+	families, err := p.metrics.registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	for _, mf := range families {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				total += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return total
+}
+
+func TestMetricActivity(t *testing.T) {
+	doc := &accesspolicy.Document{ActivityIDs: map[string]string{"ondersteuning": "https://register.example.nl/ondersteuning"}}
+	for _, c := range []struct {
+		doc      *accesspolicy.Document
+		activity string
+		want     string
+	}{
+		{doc, "ondersteuning", "ondersteuning"},
+		{doc, "", ActivityNone},
+		{doc, "opgeheven", ActivityUnknown},
+		{nil, "ondersteuning", ActivityUnknown},
+		{nil, "", ActivityNone},
+	} {
+		if got := metricActivity(c.doc, c.activity); got != c.want {
+			t.Errorf("metricActivity(%v, %q) = %q; want %q", c.doc, c.activity, got, c.want)
+		}
 	}
 }

@@ -106,7 +106,9 @@ func (p *Policy) AuthorisePartner(ctx context.Context, agreements []*accesspolic
 // decision is the same for both.
 func AuthoriseSharing(ctx context.Context, flow accesspolicy.Flow, agreements []*accesspolicy.Agreement, m RouteMatch, now time.Time, consents ConsentChecker) Decision {
 	route := m.Route
-	d := Decision{Sharing: &SharingDecision{Consent: auditlog.ConsentNotChecked}}
+	// A denial is recorded under the first of the route's activities one
+	// of the agreements serves (attemptedActivity).
+	d := Decision{Sharing: &SharingDecision{Consent: auditlog.ConsentNotChecked}, Activity: attemptedActivity(route, agreements)}
 	inForce, outOfForce := agreementsInForce(flow, agreements, now)
 	if len(inForce) == 0 {
 		d.Reason = ReasonNoAgreementInForce
@@ -290,6 +292,23 @@ func checkAgreements(agreements []accesspolicy.Agreement) error {
 		names[a.Name] = true
 	}
 	return nil
+}
+
+// attemptedActivity is the activity a partner's refused request on route is
+// recorded under: the first of the route's activities one of the partner's
+// agreements serves (the purpose it asked under), else the route's first
+// (the register entry the processing would have fallen under); "" when the
+// route names none.
+func attemptedActivity(route *accesspolicy.Route, agreements []*accesspolicy.Agreement) string {
+	if len(route.Activities) == 0 {
+		return ""
+	}
+	for _, activity := range route.Activities {
+		if slices.ContainsFunc(agreements, func(a *accesspolicy.Agreement) bool { return servesActivity(a.Activities, activity) }) {
+			return activity
+		}
+	}
+	return route.Activities[0]
 }
 
 // agreementActivity is the first of the route's activities the agreement

@@ -58,9 +58,11 @@ type Problem struct {
 	OperationID string `json:"operationId,omitempty"`
 	TraceID     string `json:"traceId,omitempty"`
 
-	// reason is the decision's reason of an access denial, for the
-	// metrics only; it is not sent.
-	reason DecisionReason
+	// reason is the decision's reason of an access denial, and activity
+	// the label of the processing activity the request was decided under
+	// (metricActivity), for the metrics only; they are not sent.
+	reason   DecisionReason
+	activity string
 }
 
 // set fills the members every problem has.

@@ -240,6 +240,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.log.Warn("assignment source gave no answer; denying roles limited to assigned cases", "route", m.Route.Name, "operationID", ev.OperationID, "error", dec.AssignmentErr.Error())
 	}
 	ev.Roles = dec.Roles
+	// The activity the request was allowed under (purpose limitation), or
+	// the one it was refused under; the store's ProcessingActivity when the
+	// route names none.
+	recordActivity(&pol.Doc, &ev, prob, dec.Activity)
 	if dec.Allowed && p.refusedBySubjectRequest(m, dec.Roles, &ev, prob) {
 		p.deny(w, r, &ev, prob)
 		return
@@ -258,9 +262,6 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	ev.Outcome = auditlog.OutcomeAllowed
-	// The activity the request was allowed under (purpose limitation); the
-	// store's ProcessingActivity when the route names none.
-	ev.ProcessingActivityID = pol.Doc.ActivityID(dec.Activity)
 	if dec.BreakGlass {
 		ev.BreakGlass, ev.BreakGlassReason = true, reason
 	}
@@ -269,7 +270,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.auditFailed(w, r, prob, err)
 		return
 	}
-	p.metrics.decided(pol.Doc.Store, ev.Route, ev.Outcome, allowedReason(dec))
+	p.metrics.decided(pol.Doc.Store, ev.Route, ev.Outcome, allowedReason(dec), prob.activity)
 
 	st := &requestState{ev: ev, start: start, forward: http.Header{}}
 	st.forward.Set(TraceparentHeader, tc.traceparent(ev.OperationID))
@@ -321,6 +322,12 @@ func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, ev *auditlog.Event
 		ev.ProcessingActivityID = in.pol.Doc.ProcessingActivity
 		if in.m, matched, pathErr = in.pol.Match(r.Method, r.URL.EscapedPath()); matched {
 			p.recordRoute(ev, prob, in.m)
+			// Refused before the decision, the request is recorded under
+			// the route's first activity: the register entry it would have
+			// fallen under.
+			if len(in.m.Route.Activities) > 0 {
+				recordActivity(&in.pol.Doc, ev, prob, in.m.Route.Activities[0])
+			}
 		}
 	}
 	if authErr != nil {
@@ -366,6 +373,15 @@ func (p *Proxy) recordRoute(ev *auditlog.Event, prob *Problem, m RouteMatch) {
 		ev.DataSubject = DossierPseudonym(p.key, m.Dossier)
 	}
 	prob.Route, prob.Action = m.Route.Name, string(m.Route.Action)
+}
+
+// recordActivity puts the processing activity a request is decided under
+// into its event (its register ID, Document.ActivityID: the store's
+// ProcessingActivity for "") and, as its bounded metric label, into the
+// problem.
+func recordActivity(doc *accesspolicy.Document, ev *auditlog.Event, prob *Problem, activity string) {
+	ev.ProcessingActivityID = doc.ActivityID(activity)
+	prob.activity = metricActivity(doc, activity)
 }
 
 // authProblem is the problem of a request without an identity: 401 with a
@@ -427,7 +443,7 @@ func (p *Proxy) deny(w http.ResponseWriter, r *http.Request, ev *auditlog.Event,
 		p.auditFailed(w, r, &Problem{OperationID: prob.OperationID, TraceID: prob.TraceID}, err)
 		return
 	}
-	p.metrics.decided(p.storeName(), ev.Route, ev.Outcome, deniedReason(prob))
+	p.metrics.decided(p.storeName(), ev.Route, ev.Outcome, deniedReason(prob), prob.activity)
 	writeProblem(w, prob)
 }
 

@@ -283,7 +283,7 @@ func (h *harness) checkLog() {
 			wantActivity = testDocument().ProcessingActivity
 		}
 		if exp.route != "" && ev.Activity != wantActivity {
-			t.Errorf("request %s: processing activity %q", op, ev.Activity)
+			t.Errorf("request %s (%s): processing activity %q, want %q", op, exp.route, ev.Activity, wantActivity)
 		}
 	}
 	if events != want {

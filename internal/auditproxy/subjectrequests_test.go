@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
@@ -233,5 +234,53 @@ func TestProxyRestrictionAndObjection(t *testing.T) {
 	}
 	if n := strings.Count(data, `"outcome":"denied"`); n != 4 {
 		t.Errorf("%d denied events, want 4: before the sync, A twice, the objected route", n)
+	}
+}
+
+// TestProxyRestrictionRecordsActivity: a request the roles allow under an
+// activity and a restriction refuses is recorded, and counted, under that
+// activity, not the store's default.
+func TestProxyRestrictionRecordsActivity(t *testing.T) {
+	keys := newTestKeys(t)
+	sink := &memorySink{}
+	p, policies := newTestProxy(t, newUpstreamApp(t), sink, keys, true)
+	doc := integrationDocument()
+	for i := range doc.Routes {
+		if doc.Routes[i].Name == "read-dossier" {
+			doc.Routes[i].Activities = []string{activitySupport}
+		}
+	}
+	doc.ActivityIDs = map[string]string{activitySupport: supportID}
+	pol, err := NewPolicy(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	policies.Set(pol)
+	src := &swapRequests{}
+	restriction := subjectRequest(v1alpha1.RequestRestriction, DossierPseudonym(keys.pseudonym, "D-1"), func(r *v1alpha1.DataSubjectRequest) {
+		r.Spec.Decision.DecidedAt = metav1.NewTime(time.Now().Add(-time.Minute))
+	})
+	src.set.Store(NewRequestEffects("wijkteam-dossiers", []v1alpha1.DataSubjectRequest{restriction}))
+	p.requests = src
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+
+	req, _ := http.NewRequest("GET", srv.URL+"/api/dossiers/D-1", nil)
+	req.Header.Set(DefaultUserHeader, "an@example.nl")
+	req.Header.Set(DefaultGroupsHeader, "coaches")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("restricted dossier: %d, want 403", resp.StatusCode)
+	}
+	events := sink.all()
+	if len(events) != 1 || events[0].Outcome != auditlog.OutcomeDenied || events[0].ProcessingActivityID != supportID {
+		t.Fatalf("events %+v; want one denial recorded under %s", events, supportID)
+	}
+	if got := testutil.ToFloat64(p.metrics.activities.WithLabelValues("wijkteam-dossiers", activitySupport, "denied")); got != 1 {
+		t.Errorf("activity decisions{activity=%s,outcome=denied} = %v; want 1", activitySupport, got)
 	}
 }

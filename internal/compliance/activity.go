@@ -191,3 +191,50 @@ func ActivitiesAssigned(names []v1alpha1.ActivityName, known map[string]bool) (o
 	}
 	return true, v1alpha1.ReasonActivitiesFound, fmt.Sprintf("serves %d processing activities", len(names))
 }
+
+// maxNamedRoutes bounds how many routes a RouteActivitiesAssigned message
+// names.
+const maxNamedRoutes = 10
+
+// RouteActivitiesAssigned says whether every audit route of a store names
+// the processing activities it serves and whether those exist: the
+// ActivityAssigned summary condition of a DossierStore. known holds the
+// names of the namespace's activities. A route naming an activity that does
+// not exist (ActivityNotFound) is reported before routes naming none
+// (NoActivity); both are warnings, as the routes keep working.
+func RouteActivitiesAssigned(routes []v1alpha1.AuditRoute, known map[string]bool) (ok bool, reason, message string) {
+	if len(routes) == 0 {
+		return true, v1alpha1.ReasonActivitiesFound, "the store has no audit routes, so the audit proxy refuses every request"
+	}
+	var without, missing []string
+	for _, r := range routes {
+		if len(r.ProcessingActivities) == 0 {
+			without = append(without, r.Name)
+			continue
+		}
+		for _, n := range r.ProcessingActivities {
+			if !known[string(n)] {
+				missing = append(missing, fmt.Sprintf("%s (route %s)", n, r.Name))
+			}
+		}
+	}
+	switch {
+	case len(missing) > 0:
+		return false, v1alpha1.ReasonActivityNotFound,
+			fmt.Sprintf("spec.audit.routes[].processingActivities names %s, which does not exist in the namespace; the audit proxy still decides by the names and records them as they are",
+				namedList(missing))
+	case len(without) > 0:
+		return false, v1alpha1.ReasonNoActivity,
+			fmt.Sprintf("%d of %d audit routes name no processing activity (%s): they work as before and their events record spec.audit.processingActivity, but the audit proxy cannot limit their requests by purpose; name the ProcessingActivities each serves in spec.audit.routes[].processingActivities (docs/processing-register.md)",
+				len(without), len(routes), namedList(without))
+	}
+	return true, v1alpha1.ReasonActivitiesFound, fmt.Sprintf("every one of the %d audit routes serves processing activities that exist", len(routes))
+}
+
+// namedList joins at most maxNamedRoutes names, and says how many more.
+func namedList(names []string) string {
+	if len(names) <= maxNamedRoutes {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:maxNamedRoutes], ", "), len(names)-maxNamedRoutes)
+}

@@ -1,6 +1,7 @@
 package compliance
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -83,5 +84,47 @@ func TestActivitiesAssigned(t *testing.T) {
 		if ok != tc.ok || reason != tc.reason || msg == "" {
 			t.Errorf("%v: %v %s %q; want %v %s", tc.names, ok, reason, msg, tc.ok, tc.reason)
 		}
+	}
+}
+
+func TestRouteActivitiesAssigned(t *testing.T) {
+	known := map[string]bool{"survey": true, "care": true}
+	route := func(name string, activities ...v1alpha1.ActivityName) v1alpha1.AuditRoute {
+		return v1alpha1.AuditRoute{Name: name, ProcessingActivities: activities}
+	}
+	many := make([]v1alpha1.AuditRoute, 12)
+	for i := range many {
+		many[i] = route(fmt.Sprintf("r%02d", i))
+	}
+	for _, tc := range []struct {
+		name    string
+		routes  []v1alpha1.AuditRoute
+		ok      bool
+		reason  string
+		message []string
+	}{
+		{"no routes", nil, true, v1alpha1.ReasonActivitiesFound, []string{"no audit routes"}},
+		{"every route serves existing activities", []v1alpha1.AuditRoute{route("list", "care"), route("export", "survey", "care")},
+			true, v1alpha1.ReasonActivitiesFound, []string{"2 audit routes"}},
+		{"a route without activities", []v1alpha1.AuditRoute{route("list", "care"), route("legacy")},
+			false, v1alpha1.ReasonNoActivity, []string{"1 of 2 audit routes", "(legacy)", "spec.audit.routes[].processingActivities", "docs/processing-register.md"}},
+		{"a route naming a missing activity", []v1alpha1.AuditRoute{route("list", "care", "gone"), route("legacy")},
+			false, v1alpha1.ReasonActivityNotFound, []string{"gone (route list)", "does not exist"}},
+		{"many routes without activities", many, false, v1alpha1.ReasonNoActivity, []string{"12 of 12", "r09 and 2 more"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ok, reason, msg := RouteActivitiesAssigned(tc.routes, known)
+			if ok != tc.ok || reason != tc.reason {
+				t.Errorf("%v %s %q; want %v %s", ok, reason, msg, tc.ok, tc.reason)
+			}
+			for _, want := range tc.message {
+				if !strings.Contains(msg, want) {
+					t.Errorf("message %q lacks %q", msg, want)
+				}
+			}
+			if strings.Contains(msg, "r10") {
+				t.Errorf("message %q names more than %d routes", msg, maxNamedRoutes)
+			}
+		})
 	}
 }

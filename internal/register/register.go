@@ -91,8 +91,9 @@ func mustParse(file string) *report.Template {
 }
 
 // WriteHTML writes the rows as one printable HTML page in the layout the
-// reports share, in the language of meta. It holds the same rows and
-// columns as WriteCSV. Nothing is written when rendering fails.
+// reports share, in the language of meta, printed on A4 landscape for its
+// seven columns. It holds the same rows and columns as WriteCSV. Nothing
+// is written when rendering fails.
 func WriteHTML(w io.Writer, rows []Row, meta report.Meta) error {
-	return htmlTemplate.Execute(w, report.Page{Title: "register.title", Meta: meta, Body: HTMLBody{Rows: rows}})
+	return htmlTemplate.Execute(w, report.Page{Title: "register.title", Meta: meta, Body: HTMLBody{Rows: rows}, Landscape: true})
 }

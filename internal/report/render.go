@@ -18,11 +18,13 @@ var stylesheet = mustRead("templates/report.css")
 
 // Page is what the shared layout renders: the report's title (a key of
 // the language strings), the facts of its production and the body its
-// content template receives.
+// content template receives. Landscape prints it on A4 landscape pages,
+// for a table too wide for portrait (the register's seven columns).
 type Page struct {
-	Title string
-	Meta  Meta
-	Body  any
+	Title     string
+	Meta      Meta
+	Body      any
+	Landscape bool
 }
 
 // Template is a parsed report: the shared layout with one content
