@@ -76,6 +76,39 @@ type Route struct {
 	// a request is allowed only under one the caller's role (or agreement)
 	// serves too. Empty: the route is decided by categories only.
 	Activities []string `json:"activities,omitempty"`
+	// Records, on a route without {dossier}, says how its response names
+	// the dossier of each item; the proxy leaves out the items of dossiers
+	// a restriction or objection in force reaches.
+	Records *Records `json:"records,omitempty"`
+}
+
+// Records is how a route's JSON response names its items' dossiers.
+type Records struct {
+	Format v1alpha1.RecordsFormat `json:"format"`
+	// Items is the JSON Pointer to the array of items, "" for a top-level
+	// array.
+	Items string `json:"items"`
+	// DossierField is the JSON Pointer within an item to its dossier id.
+	DossierField string `json:"dossierField"`
+	// MaxBodyBytes bounds the response the proxy reads, after
+	// decompression.
+	MaxBodyBytes int64 `json:"maxBodyBytes"`
+}
+
+// recordsEntry is the document's form of a route's records, defaulted.
+func recordsEntry(rs *v1alpha1.RecordsSpec) *Records {
+	if rs == nil {
+		return nil
+	}
+	r := &Records{Format: rs.Format, Items: rs.Items, DossierField: rs.DossierField, MaxBodyBytes: rs.MaxBodyBytes}
+	if r.Format == "" {
+		r.Format = v1alpha1.RecordsJSON
+	}
+	if r.MaxBodyBytes <= 0 {
+		r.MaxBodyBytes = v1alpha1.DefaultRecordsMaxBodyBytes
+	}
+	r.MaxBodyBytes = min(r.MaxBodyBytes, v1alpha1.MaxRecordsMaxBodyBytes)
+	return r
 }
 
 // Role grants categories and actions to subjects.
@@ -256,7 +289,7 @@ func Build(store *v1alpha1.DossierStore, roles []v1alpha1.AccessRole, agreements
 		for _, r := range a.Routes {
 			doc.Routes = append(doc.Routes, Route{
 				Name: r.Name, Method: r.Method, Path: r.Path, Categories: canonicalCategories(r.Categories), Action: r.Action,
-				AllowWebSocket: r.AllowWebSocket, Activities: activityNames(r.ProcessingActivities),
+				AllowWebSocket: r.AllowWebSocket, Activities: activityNames(r.ProcessingActivities), Records: recordsEntry(r.Records),
 			})
 		}
 	}
