@@ -206,7 +206,7 @@ func TestProxyWatchesRequestsWithItsOwnAccount(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if got := set.Check(pseudonymA, route, []string{"basis"}, time.Now()); got != want {
+			if got, _ := set.Check(pseudonymA, auditproxy.TargetOf(&accesspolicy.Document{}, route, []string{"basis"}), time.Now()); got != want {
 				return fmt.Errorf("Check = %d, want %d", got, want)
 			}
 			return nil
@@ -214,7 +214,10 @@ func TestProxyWatchesRequestsWithItsOwnAccount(t *testing.T) {
 	}
 	eventually(t, 10*time.Second, refused(auditproxy.RefusedRestricted))
 	t.Logf("restriction seen by the proxy's watch %s after the decision was recorded", time.Since(decided).Round(time.Millisecond))
-	if set, _ := watch.Effects(); set.Check(pseudonymB, route, nil, time.Now()) != auditproxy.NotRefused {
+	if set, _ := watch.Effects(); func() auditproxy.Refusal {
+		r, _ := set.Check(pseudonymB, auditproxy.TargetOf(&accesspolicy.Document{}, route, nil), time.Now())
+		return r
+	}() != auditproxy.NotRefused {
 		t.Error("another dossier is refused")
 	}
 
