@@ -119,30 +119,28 @@ func (w *recordsWalk) copy(ptr jsontext.Pointer) error {
 		}
 		w.found = true
 		return w.filterItems()
-	case !leadsTo(ptr, w.items) || (kind != '{' && kind != '['):
-		v, err := w.dec.ReadValue()
-		if err != nil {
-			return notJSON
-		}
-		return w.write(v)
+	case leadsTo(ptr, w.items) && (kind == '{' || kind == '['):
+		return w.copyContainer(ptr, kind)
 	}
-	open, err := w.dec.ReadToken()
+	v, err := w.dec.ReadValue()
 	if err != nil {
 		return notJSON
 	}
-	if err := w.enc.WriteToken(open); err != nil {
-		return notJSON
+	return w.write(v)
+}
+
+// copyContainer copies the object or array at ptr that leads to the items,
+// member by member.
+func (w *recordsWalk) copyContainer(ptr jsontext.Pointer, kind jsontext.Kind) error {
+	if err := w.copyToken(); err != nil {
+		return err
 	}
 	for i := 0; ; i++ {
-		switch k := w.dec.PeekKind(); {
-		case k == 0:
+		switch w.dec.PeekKind() {
+		case 0:
 			return notJSON
-		case k == '}' || k == ']':
-			end, err := w.dec.ReadToken()
-			if err != nil || w.enc.WriteToken(end) != nil {
-				return notJSON
-			}
-			return nil
+		case '}', ']':
+			return w.copyToken()
 		}
 		next := ptr.AppendToken(strconv.Itoa(i))
 		if kind == '{' {
@@ -158,6 +156,15 @@ func (w *recordsWalk) copy(ptr jsontext.Pointer) error {
 	}
 }
 
+// copyToken copies one token: a bracket or a brace.
+func (w *recordsWalk) copyToken() error {
+	tok, err := w.dec.ReadToken()
+	if err != nil || w.enc.WriteToken(tok) != nil {
+		return notJSON
+	}
+	return nil
+}
+
 func (w *recordsWalk) write(v jsontext.Value) error {
 	if err := w.enc.WriteValue(v); err != nil {
 		return notJSON
@@ -167,18 +174,14 @@ func (w *recordsWalk) write(v jsontext.Value) error {
 
 // filterItems copies the array of items, leaving out the withheld ones.
 func (w *recordsWalk) filterItems() error {
-	open, err := w.dec.ReadToken()
-	if err != nil || w.enc.WriteToken(open) != nil {
-		return notJSON
+	if err := w.copyToken(); err != nil {
+		return err
 	}
 	for i := 0; ; i++ {
-		if k := w.dec.PeekKind(); k == ']' {
-			end, err := w.dec.ReadToken()
-			if err != nil || w.enc.WriteToken(end) != nil {
-				return notJSON
-			}
-			return nil
-		} else if k == 0 {
+		switch w.dec.PeekKind() {
+		case ']':
+			return w.copyToken()
+		case 0:
 			return notJSON
 		}
 		item, err := w.dec.ReadValue()
@@ -239,36 +242,46 @@ func dossierField(item jsontext.Value, field jsontext.Pointer) (string, error) {
 func descend(dec *jsontext.Decoder, tok string) bool {
 	switch dec.PeekKind() {
 	case '{':
-		if _, err := dec.ReadToken(); err != nil {
-			return false
-		}
-		for dec.PeekKind() == '"' {
-			name, err := dec.ReadToken()
-			if err != nil {
-				return false
-			}
-			if name.String() == tok {
-				return true
-			}
-			if dec.SkipValue() != nil {
-				return false
-			}
-		}
+		return descendObject(dec, tok)
 	case '[':
-		n, err := strconv.Atoi(tok)
-		if err != nil || n < 0 || strconv.Itoa(n) != tok {
+		return descendArray(dec, tok)
+	}
+	return false
+}
+
+func descendObject(dec *jsontext.Decoder, name string) bool {
+	if _, err := dec.ReadToken(); err != nil {
+		return false
+	}
+	for dec.PeekKind() == '"' {
+		n, err := dec.ReadToken()
+		if err != nil {
 			return false
 		}
-		if _, err := dec.ReadToken(); err != nil {
+		if n.String() == name {
+			return true
+		}
+		if dec.SkipValue() != nil {
 			return false
 		}
-		for i := 0; dec.PeekKind() != ']' && dec.PeekKind() != 0; i++ {
-			if i == n {
-				return true
-			}
-			if dec.SkipValue() != nil {
-				return false
-			}
+	}
+	return false
+}
+
+func descendArray(dec *jsontext.Decoder, index string) bool {
+	n, err := strconv.Atoi(index)
+	if err != nil || n < 0 || strconv.Itoa(n) != index {
+		return false
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return false
+	}
+	for i := 0; dec.PeekKind() != ']' && dec.PeekKind() != 0; i++ {
+		if i == n {
+			return true
+		}
+		if dec.SkipValue() != nil {
+			return false
 		}
 	}
 	return false
