@@ -120,19 +120,20 @@ func TestSetStoreStatusConverged(t *testing.T) {
 	}
 
 	for conditionType, want := range map[string]wantCondition{
-		"EncryptionVerified": {"True", "VerifiedByParameters", []string{`StorageClass "encrypted-gp3"`}},
-		"VolumeProvisioned":  {"True", "ClaimApplied", []string{"PersistentVolumeClaim jgz-dossiers on StorageClass encrypted-gp3"}},
-		"KeyRotated":         {"True", "KeyCurrent", []string{"version 2"}},
-		"NetworkIsolated":    {"True", "DefaultDenyApplied", []string{"port 8443"}},
-		"AuditActive":        {"True", "AllPodsAudited", []string{"all 2 workload pod(s)"}},
-		"AuditKeyRotated":    {"True", "AuditKeyCurrent", []string{"key 0123456789abcdef (version 2 of 2"}},
-		"Compliant":          {"True", "AllControlsPass", []string{"all 11 controls pass"}},
-		"Ready":              {"True", "StoreReady", []string{"Verified storage", "data key version 2", "default-deny"}},
+		"EncryptionVerified":   {"True", "VerifiedByParameters", []string{`StorageClass "encrypted-gp3"`}},
+		"VolumeProvisioned":    {"True", "ClaimApplied", []string{"PersistentVolumeClaim jgz-dossiers on StorageClass encrypted-gp3"}},
+		"KeyRotated":           {"True", "KeyCurrent", []string{"version 2"}},
+		"NetworkIsolated":      {"True", "DefaultDenyApplied", []string{"port 8443"}},
+		"AuditActive":          {"True", "AllPodsAudited", []string{"all 2 workload pod(s)"}},
+		"AuditKeyRotated":      {"True", "AuditKeyCurrent", []string{"key 0123456789abcdef (version 2 of 2"}},
+		"Compliant":            {"True", "AllControlsPass", []string{"all 11 controls pass"}},
+		"Ready":                {"True", "StoreReady", []string{"Verified storage", "data key version 2", "default-deny"}},
+		"BulkRoutesFilterable": {"True", "BulkRoutesFiltered", []string{"no restriction or objection in force reaches a route without {dossier}"}},
 	} {
 		assertCondition(t, st.Conditions, conditionType, 4, want)
 	}
-	if len(st.Conditions) != 8 {
-		t.Errorf("conditions = %v; want eight", conditionTypes(st.Conditions))
+	if len(st.Conditions) != 9 {
+		t.Errorf("conditions = %v; want nine", conditionTypes(st.Conditions))
 	}
 
 	// The same facts again change nothing: no write after convergence.
@@ -293,8 +294,8 @@ func TestSetStoreStatus(t *testing.T) {
 			} else {
 				assertCondition(t, store.Status.Conditions, "Compliant", 4, wantCondition{"False", "ControlFailed", []string{tc.compliantNames + " (AVG art."}})
 			}
-			if len(store.Status.Conditions) != 8 || len(store.Status.Compliance) != 11 {
-				t.Errorf("conditions %v and %d compliance rows; want eight and eleven", conditionTypes(store.Status.Conditions), len(store.Status.Compliance))
+			if len(store.Status.Conditions) != 9 || len(store.Status.Compliance) != 11 {
+				t.Errorf("conditions %v and %d compliance rows; want nine and eleven", conditionTypes(store.Status.Conditions), len(store.Status.Compliance))
 			}
 			if tc.status != nil {
 				tc.status(t, &store.Status)
