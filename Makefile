@@ -83,7 +83,7 @@ test-netpol: ## NetworkPolicy semantics of the generated policies, checked with 
 	cd test/netpol && go test $(GO_TEST_FLAGS) ./...
 
 FUZZTIME ?= 30s
-FUZZ_TARGETS := ./internal/auditproxy:FuzzRouterMatch ./internal/auditproxy:FuzzAuthenticate ./internal/auditproxy:FuzzMultipartGuard
+FUZZ_TARGETS := ./internal/auditproxy:FuzzRouterMatch ./internal/auditproxy:FuzzAuthenticate ./internal/auditproxy:FuzzMultipartGuard ./internal/auditproxy:FuzzFilterRecords
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz test (route matcher, identity extraction, multipart guard) for FUZZTIME (default 30s); seeds run in make test too.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -60,6 +61,9 @@ func (r *DataSubjectRequestReconciler) Reconcile(ctx context.Context, req ctrl.R
 		return ctrl.Result{}, err
 	}
 	facts := requestFacts{storeFound: view.Found, period: dsr.ResponsePeriod(store), maxExtension: dsr.MaxRetentionExtension(store)}
+	if facts.objection, err = r.objectionFacts(ctx, request, store); err != nil {
+		return ctrl.Result{}, err
+	}
 	var dl dsr.Deadline
 	if dl, facts.periodErr = dsr.RequestDeadline(request, facts.period); facts.periodErr == nil {
 		facts.assessment = dsr.Assess(request, dl, now, dsr.MaxRetentionExtension(store))
@@ -82,6 +86,35 @@ func (r *DataSubjectRequestReconciler) Reconcile(ctx context.Context, req ctrl.R
 	return finish(requeueFor(facts.assessment.Next, now), statusErr, reportErr)
 }
 
+// objectionFacts reads what an Objection request reaches among its store's
+// routes (none when the store does not exist) and which of its activities
+// do not exist.
+func (r *DataSubjectRequestReconciler) objectionFacts(ctx context.Context, req *v1alpha1.DataSubjectRequest, store *v1alpha1.DossierStore) (objectionFacts, error) {
+	o := req.Spec.Objection
+	if req.Spec.Type != v1alpha1.RequestObjection || o == nil {
+		return objectionFacts{}, nil
+	}
+	var routes []dsr.StoreRoute
+	if store != nil {
+		routes = dsr.StoreRoutes(store)
+	}
+	f := objectionFacts{reach: dsr.ReachOfObjection(o, routes)}
+	if len(o.Activities) == 0 {
+		return f, nil
+	}
+	var list v1alpha1.ProcessingActivityList
+	if err := r.List(ctx, &list, client.InNamespace(req.Namespace)); err != nil {
+		return f, fmt.Errorf("list processing activities: %w", err)
+	}
+	for _, a := range o.Activities {
+		if !slices.ContainsFunc(list.Items, func(p v1alpha1.ProcessingActivity) bool { return p.Name == string(a) }) {
+			f.missingActivities = append(f.missingActivities, string(a))
+		}
+	}
+	slices.Sort(f.missingActivities)
+	return f, nil
+}
+
 // SetupWithManager registers the reconciler; the storeRef index is
 // registered by SetupAll.
 func (r *DataSubjectRequestReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
@@ -90,6 +123,13 @@ func (r *DataSubjectRequestReconciler) SetupWithManager(mgr ctrl.Manager, worker
 		// A store's response period sets the deadline; its existence Ready.
 		Watches(&v1alpha1.DossierStore{}, handler.EnqueueRequestsFromMapFunc(referrers(r.Client, &v1alpha1.DataSubjectRequestList{})),
 			builder.WithPredicates(specMetadataOrDeletion)).
+		// An objection's ObjectionScope says whether its activities exist.
+		Watches(&v1alpha1.ProcessingActivity{}, handler.EnqueueRequestsFromMapFunc(inNamespace(r.Client, &v1alpha1.DataSubjectRequestList{})),
+			builder.WithPredicates(predicate.Funcs{
+				CreateFunc: func(event.CreateEvent) bool { return true },
+				UpdateFunc: func(event.UpdateEvent) bool { return false },
+				DeleteFunc: func(event.DeleteEvent) bool { return true },
+			})).
 		// A granted erasure starts its Job once the policy's sweeper
 		// CronJob exists.
 		Watches(&batchv1.CronJob{}, handler.EnqueueRequestsFromMapFunc(cronJobToRequests(r.Client)),
@@ -107,22 +147,28 @@ func (r *DataSubjectRequestReconciler) SetupWithManager(mgr ctrl.Manager, worker
 // control, from their specs and the store's period (not from their status,
 // so that the store does not wait for the requests' reconciles), and the
 // next moment one of them changes.
-func (r *DossierStoreReconciler) summariseRequests(ctx context.Context, store *v1alpha1.DossierStore, now time.Time) (v1alpha1.ComplianceControl, time.Time, error) {
+// It also returns the store's routes without {dossier} or records that an
+// effect in force reaches (the routes the proxy refuses whole).
+func (r *DossierStoreReconciler) summariseRequests(ctx context.Context, store *v1alpha1.DossierStore, now time.Time) (v1alpha1.ComplianceControl, time.Time, []string, error) {
 	list := &v1alpha1.DataSubjectRequestList{}
 	if err := r.List(ctx, list, client.InNamespace(store.Namespace), client.MatchingFields{storeRefIndex: store.Name}); err != nil {
-		return compliance.RequestsNotListedControl(), time.Time{}, err
+		return compliance.RequestsNotListedControl(), time.Time{}, nil, err
 	}
+	unfilterable := dsr.UnfilterableRoutes(dsr.StoreRoutes(store), list.Items, func(req *v1alpha1.DataSubjectRequest) bool {
+		active, _ := dsr.Effective(req, now)
+		return active
+	})
 	period := dsr.ResponsePeriod(store)
 	outcomes := make([]compliance.RequestOutcome, 0, len(list.Items))
 	for i := range list.Items {
 		dl, err := dsr.RequestDeadline(&list.Items[i], period)
 		if err != nil {
 			// Only a period the API's rules would refuse gets here.
-			return compliance.RequestsNotListedControl(), time.Time{}, nil
+			return compliance.RequestsNotListedControl(), time.Time{}, unfilterable, nil
 		}
 		outcomes = append(outcomes, compliance.RequestOutcome{Name: list.Items[i].Name, Assessment: dsr.Assess(&list.Items[i], dl, now, dsr.MaxRetentionExtension(store))})
 	}
-	return compliance.DataSubjectRightsControl(outcomes), compliance.NextRequestChange(outcomes), nil
+	return compliance.DataSubjectRightsControl(outcomes), compliance.NextRequestChange(outcomes), unfilterable, nil
 }
 
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=list

@@ -2,6 +2,8 @@ package controllers
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -22,6 +24,69 @@ type requestFacts struct {
 	assessment dsr.Assessment
 	// maxExtension is the store's cap on retention extensions.
 	maxExtension v1alpha1.Period
+	// objection is what an Objection request reaches in its store.
+	objection objectionFacts
+}
+
+// objectionFacts is what an Objection request names and reaches.
+type objectionFacts struct {
+	reach dsr.ObjectionReach
+	// missingActivities are the named activities that do not exist in
+	// the namespace.
+	missingActivities []string
+}
+
+// setObjectionStatus shows what an Objection request reaches and the
+// ObjectionScope condition: False (a warning) when a named activity or
+// route does not exist, or a reached route cannot be filtered. Other types
+// have neither.
+func setObjectionStatus(req *v1alpha1.DataSubjectRequest, f requestFacts) {
+	st := &req.Status
+	o := req.Spec.Objection
+	if req.Spec.Type != v1alpha1.RequestObjection || o == nil {
+		st.Objection = nil
+		meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ConditionObjectionScope)
+		return
+	}
+	r := f.objection.reach
+	activities := make([]string, len(o.Activities))
+	for i, a := range o.Activities {
+		activities[i] = string(a)
+	}
+	slices.Sort(activities)
+	st.Objection = &v1alpha1.ObjectionStatus{Routes: r.Routes, Activities: activities, FilteredRoutes: r.Filtered, UnfilterableRoutes: r.Unfilterable}
+	var problems []string
+	reason := ""
+	add := func(why, text string) {
+		if reason == "" {
+			reason = why
+		}
+		problems = append(problems, text)
+	}
+	if !f.storeFound {
+		add(v1alpha1.ReasonStoreNotFound, fmt.Sprintf("DossierStore %q does not exist in this namespace, so the routes the objection reaches are not known", req.Spec.StoreRef.Name))
+	}
+	if m := f.objection.missingActivities; len(m) > 0 {
+		add(v1alpha1.ReasonActivityNotFound, fmt.Sprintf("ProcessingActivity %s does not exist in this namespace; the audit proxy refuses the routes that name it all the same", strings.Join(m, ", ")))
+	}
+	if f.storeFound && len(r.MissingRoutes) > 0 {
+		add(v1alpha1.ReasonRouteNotFound, fmt.Sprintf("route %s is not one of the store's spec.audit.routes; nothing is refused for it", strings.Join(r.MissingRoutes, ", ")))
+	}
+	if len(r.Unfilterable) > 0 {
+		add(v1alpha1.ReasonRouteUnfilterable, fmt.Sprintf("route %s has no {dossier} and no records, so while the objection is in effect the audit proxy refuses it whole, for every dossier; declare spec.audit.routes[].records to leave out only this dossier", strings.Join(r.Unfilterable, ", ")))
+	}
+	if reason != "" {
+		setCondition(req, &st.Conditions, v1alpha1.ConditionObjectionScope, false, reason, strings.Join(problems, "; "))
+		return
+	}
+	msg := "the objection reaches no route of the store"
+	if len(r.Routes) > 0 {
+		msg = "the objection reaches route " + strings.Join(r.Routes, ", ")
+		if len(r.Filtered) > 0 {
+			msg += "; the dossier is left out of the responses of " + strings.Join(r.Filtered, ", ")
+		}
+	}
+	setCondition(req, &st.Conditions, v1alpha1.ConditionObjectionScope, true, v1alpha1.ReasonScopeResolved, msg)
 }
 
 // setRequestStatus computes a request's whole status from the facts, in
@@ -32,6 +97,7 @@ func setRequestStatus(req *v1alpha1.DataSubjectRequest, f requestFacts) {
 	st.ObservedGeneration = req.Generation
 	st.ResponsePeriod = string(f.period)
 	conds := &st.Conditions
+	setObjectionStatus(req, f)
 	if f.periodErr != nil {
 		st.DueDate, st.DueAt, st.State, st.Compliance = "", nil, "", nil
 		setCondition(req, conds, v1alpha1.ConditionDeadlineMet, false, v1alpha1.ReasonInvalidResponsePeriod,

@@ -2,10 +2,12 @@ package controllers
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
@@ -220,5 +222,90 @@ func TestSetRetentionDecisions(t *testing.T) {
 				t.Errorf("erasureNotBefore %q, want %q", erase, tc.wantErase)
 			}
 		})
+	}
+}
+
+// TestSetObjectionStatus: what an objection reaches, and ObjectionScope:
+// True when everything it names exists and every reached route can be
+// filtered; False naming the missing activities and routes and the routes
+// the proxy refuses whole; neither on another type.
+func TestSetObjectionStatus(t *testing.T) {
+	store := &v1alpha1.DossierStore{Spec: v1alpha1.DossierStoreSpec{Audit: &v1alpha1.AuditSpec{ProcessingActivity: "ondersteuning", Routes: []v1alpha1.AuditRoute{
+		{Name: "read", Path: "/api/dossiers/{dossier}"},
+		{Name: "survey-dossier", Path: "/api/survey/{dossier}", ProcessingActivities: []v1alpha1.ActivityName{"onderzoek"}},
+		{Name: "survey-addresses", Path: "/api/survey/addresses", ProcessingActivities: []v1alpha1.ActivityName{"onderzoek"},
+			Records: &v1alpha1.RecordsSpec{Format: v1alpha1.RecordsJSON, DossierField: "/dossier"}},
+		{Name: "survey-count", Path: "/api/survey/count", ProcessingActivities: []v1alpha1.ActivityName{"onderzoek", "statistiek"}},
+	}}}}
+	objection := func(o v1alpha1.ObjectionSpec) *v1alpha1.DataSubjectRequest {
+		req := statusRequest()
+		req.Spec.Type, req.Spec.Objection = v1alpha1.RequestObjection, &o
+		return req
+	}
+	cases := []struct {
+		name          string
+		req           *v1alpha1.DataSubjectRequest
+		storeFound    bool
+		missing       []string
+		wantCondition string
+		wantText      string
+		want          *v1alpha1.ObjectionStatus
+	}{
+		{"by route, resolved", objection(v1alpha1.ObjectionSpec{Routes: []string{"survey-dossier"}}), true, nil,
+			"True/ScopeResolved", "reaches route survey-dossier", &v1alpha1.ObjectionStatus{Routes: []string{"survey-dossier"}, Activities: []string{}}},
+		{"by an activity with a filtered route", objection(v1alpha1.ObjectionSpec{Activities: []v1alpha1.ActivityName{"statistiek"}}), true, nil,
+			"False/RouteUnfilterable", "route survey-count has no {dossier} and no records",
+			&v1alpha1.ObjectionStatus{Routes: []string{"survey-count"}, Activities: []string{"statistiek"}, UnfilterableRoutes: []string{"survey-count"}}},
+		{"the store's activity reaches routes without activities", objection(v1alpha1.ObjectionSpec{Activities: []v1alpha1.ActivityName{"ondersteuning"}}), true, nil,
+			"True/ScopeResolved", "reaches route read", &v1alpha1.ObjectionStatus{Routes: []string{"read"}, Activities: []string{"ondersteuning"}}},
+		{"an activity that does not exist", objection(v1alpha1.ObjectionSpec{Activities: []v1alpha1.ActivityName{"onderzoek"}}), true, []string{"onderzoek"},
+			"False/ActivityNotFound", "ProcessingActivity onderzoek does not exist in this namespace; the audit proxy refuses the routes that name it all the same",
+			&v1alpha1.ObjectionStatus{Routes: []string{"survey-addresses", "survey-count", "survey-dossier"}, Activities: []string{"onderzoek"},
+				FilteredRoutes: []string{"survey-addresses"}, UnfilterableRoutes: []string{"survey-count"}}},
+		{"a route that does not exist", objection(v1alpha1.ObjectionSpec{Routes: []string{"export"}}), true, nil,
+			"False/RouteNotFound", "route export is not one of the store's spec.audit.routes", &v1alpha1.ObjectionStatus{Activities: []string{}}},
+		{"no store", objection(v1alpha1.ObjectionSpec{Routes: []string{"read"}}), false, nil,
+			"False/StoreNotFound", `DossierStore "cjg-dossiers" does not exist`, &v1alpha1.ObjectionStatus{Activities: []string{}}},
+		{"another type", statusRequest(), true, nil, "missing", "", nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var routes []dsr.StoreRoute
+			if tc.storeFound {
+				routes = dsr.StoreRoutes(store)
+			}
+			f := requestFacts{storeFound: tc.storeFound, objection: objectionFacts{missingActivities: tc.missing}}
+			if tc.req.Spec.Objection != nil {
+				f.objection.reach = dsr.ReachOfObjection(tc.req.Spec.Objection, routes)
+			}
+			setObjectionStatus(tc.req, f)
+			got := tc.req.Status.Objection
+			if (got == nil) != (tc.want == nil) || got != nil && (!slices.Equal(got.Routes, tc.want.Routes) || !slices.Equal(got.Activities, tc.want.Activities) ||
+				!slices.Equal(got.FilteredRoutes, tc.want.FilteredRoutes) || !slices.Equal(got.UnfilterableRoutes, tc.want.UnfilterableRoutes)) {
+				t.Errorf("status.objection %+v, want %+v", got, tc.want)
+			}
+			c := meta.FindStatusCondition(tc.req.Status.Conditions, v1alpha1.ConditionObjectionScope)
+			switch {
+			case c == nil && tc.wantCondition != "missing":
+				t.Fatalf("no ObjectionScope condition, want %s", tc.wantCondition)
+			case c != nil && (string(c.Status)+"/"+c.Reason != tc.wantCondition || !strings.Contains(c.Message, tc.wantText)):
+				t.Errorf("ObjectionScope %s/%s %q, want %s containing %q", c.Status, c.Reason, c.Message, tc.wantCondition, tc.wantText)
+			}
+		})
+	}
+}
+
+// TestSetBulkRoutesCondition: False naming the routes the proxy refuses
+// whole, True when there are none.
+func TestSetBulkRoutesCondition(t *testing.T) {
+	store := &v1alpha1.DossierStore{}
+	setBulkRoutesCondition(store, []string{"list", "survey-count"})
+	c := meta.FindStatusCondition(store.Status.Conditions, v1alpha1.ConditionBulkRoutesFilterable)
+	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != v1alpha1.ReasonRouteUnfilterable || !strings.Contains(c.Message, "route list, survey-count, which has no {dossier} and no records") {
+		t.Errorf("with unfilterable routes: %+v", c)
+	}
+	setBulkRoutesCondition(store, nil)
+	if c := meta.FindStatusCondition(store.Status.Conditions, v1alpha1.ConditionBulkRoutesFilterable); c == nil || c.Status != metav1.ConditionTrue || c.Reason != v1alpha1.ReasonBulkRoutesFiltered {
+		t.Errorf("without: %+v", c)
 	}
 }

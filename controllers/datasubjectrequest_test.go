@@ -10,6 +10,7 @@ import (
 
 	eventsv1 "k8s.io/api/events/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
@@ -206,7 +207,7 @@ func TestProxyWatchesRequestsWithItsOwnAccount(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if got := set.Check(pseudonymA, route, []string{"basis"}, time.Now()); got != want {
+			if got, _ := set.Check(pseudonymA, auditproxy.TargetOf(&accesspolicy.Document{}, route, []string{"basis"}), time.Now()); got != want {
 				return fmt.Errorf("Check = %d, want %d", got, want)
 			}
 			return nil
@@ -214,7 +215,10 @@ func TestProxyWatchesRequestsWithItsOwnAccount(t *testing.T) {
 	}
 	eventually(t, 10*time.Second, refused(auditproxy.RefusedRestricted))
 	t.Logf("restriction seen by the proxy's watch %s after the decision was recorded", time.Since(decided).Round(time.Millisecond))
-	if set, _ := watch.Effects(); set.Check(pseudonymB, route, nil, time.Now()) != auditproxy.NotRefused {
+	if set, _ := watch.Effects(); func() auditproxy.Refusal {
+		r, _ := set.Check(pseudonymB, auditproxy.TargetOf(&accesspolicy.Document{}, route, nil), time.Now())
+		return r
+	}() != auditproxy.NotRefused {
 		t.Error("another dossier is refused")
 	}
 
@@ -229,4 +233,60 @@ func TestProxyWatchesRequestsWithItsOwnAccount(t *testing.T) {
 		t.Fatalf("end the restriction: %v", err)
 	}
 	eventually(t, 10*time.Second, refused(auditproxy.NotRefused))
+}
+
+// TestObjectionByActivityStatus: an objection to a processing activity
+// shows the routes it reaches; ObjectionScope is False while the activity
+// does not exist and while a reached route cannot be filtered, and the
+// store's BulkRoutesFilterable names that route; once the activity exists
+// and the route declares records, both are True.
+func TestObjectionByActivityStatus(t *testing.T) {
+	ns := newNamespace(t)
+	class := encryptedClass(t)
+	identity := []v1alpha1.DataCategory{v1alpha1.CategoryIdentity}
+	survey := []v1alpha1.ActivityName{"onderzoek"}
+	store := newStore(t, ns, class.Name, func(s *v1alpha1.DossierStore) {
+		s.Spec.Audit = &v1alpha1.AuditSpec{Routes: []v1alpha1.AuditRoute{
+			{Name: "read", Method: "GET", Path: "/api/dossiers/{dossier}", Categories: identity, Action: v1alpha1.ActionRead},
+			{Name: "survey-addresses", Method: "GET", Path: "/api/survey/addresses", Categories: identity, Action: v1alpha1.ActionExport, ProcessingActivities: survey,
+				Records: &v1alpha1.RecordsSpec{Format: v1alpha1.RecordsJSON, Items: "/addresses", DossierField: "/dossier"}},
+			{Name: "survey-count", Method: "GET", Path: "/api/survey/count", Categories: identity, Action: v1alpha1.ActionRead, ProcessingActivities: survey},
+		}}
+	})
+	decided := time.Now().Add(-time.Hour)
+	req := newRequest(t, ns, "verzet-1", decided.Add(-time.Hour), func(r *v1alpha1.DataSubjectRequest) {
+		r.Spec.Type = v1alpha1.RequestObjection
+		r.Spec.Objection = &v1alpha1.ObjectionSpec{Purpose: "cliëntervaringsonderzoek", Activities: survey}
+		r.Spec.Decision = &v1alpha1.RequestDecision{Outcome: v1alpha1.DecisionGranted, DecidedAt: metav1.NewTime(decided.Truncate(time.Second))}
+	})
+	eventually(t, 20*time.Second, requestCondition(req, v1alpha1.ConditionObjectionScope, metav1.ConditionFalse, v1alpha1.ReasonActivityNotFound))
+	if o := req.Status.Objection; o == nil || !slices.Equal(o.Routes, []string{"survey-addresses", "survey-count"}) || !slices.Equal(o.Activities, []string{"onderzoek"}) ||
+		!slices.Equal(o.FilteredRoutes, []string{"survey-addresses"}) || !slices.Equal(o.UnfilterableRoutes, []string{"survey-count"}) {
+		t.Errorf("status.objection %+v; want routes survey-addresses and survey-count, survey-count unfilterable", req.Status.Objection)
+	}
+	if c := meta.FindStatusCondition(req.Status.Conditions, v1alpha1.ConditionObjectionScope); !strings.Contains(c.Message, "ProcessingActivity onderzoek does not exist") ||
+		!strings.Contains(c.Message, "route survey-count has no {dossier} and no records") || strings.Contains(c.Message, pseudonymA) {
+		t.Errorf("ObjectionScope message %q", c.Message)
+	}
+	storeCond := func(status metav1.ConditionStatus, reason string) func() error {
+		return func() error {
+			return conditionIs(store, func() []metav1.Condition { return store.Status.Conditions }, v1alpha1.ConditionBulkRoutesFilterable, status, reason)
+		}
+	}
+	eventually(t, 20*time.Second, storeCond(metav1.ConditionFalse, v1alpha1.ReasonRouteUnfilterable))
+	if c := meta.FindStatusCondition(store.Status.Conditions, v1alpha1.ConditionBulkRoutesFilterable); !strings.Contains(c.Message, "route survey-count,") {
+		t.Errorf("BulkRoutesFilterable message %q does not name survey-count", c.Message)
+	}
+
+	newActivity(t, ns, "onderzoek", nil)
+	eventually(t, 20*time.Second, requestCondition(req, v1alpha1.ConditionObjectionScope, metav1.ConditionFalse, v1alpha1.ReasonRouteUnfilterable))
+
+	updateRetrying(t, store, func(s *v1alpha1.DossierStore) {
+		s.Spec.Audit.Routes[2].Records = &v1alpha1.RecordsSpec{Format: v1alpha1.RecordsJSON, Items: "/counts", DossierField: "/dossier"}
+	})
+	eventually(t, 20*time.Second, requestCondition(req, v1alpha1.ConditionObjectionScope, metav1.ConditionTrue, v1alpha1.ReasonScopeResolved))
+	eventually(t, 20*time.Second, storeCond(metav1.ConditionTrue, v1alpha1.ReasonBulkRoutesFiltered))
+	if o := req.Status.Objection; o == nil || len(o.UnfilterableRoutes) != 0 || !slices.Equal(o.FilteredRoutes, []string{"survey-addresses", "survey-count"}) {
+		t.Errorf("status.objection %+v; want both survey routes filtered", req.Status.Objection)
+	}
 }

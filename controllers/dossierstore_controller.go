@@ -197,7 +197,7 @@ func (r *DossierStoreReconciler) storeSteps() []storeStep {
 			return err
 		},
 		func(ctx context.Context, s *v1alpha1.DossierStore, f *storeFacts) (err error) {
-			f.requests, f.requestsNext, err = r.summariseRequests(ctx, s, f.now)
+			f.requests, f.requestsNext, f.unfilterable, err = r.summariseRequests(ctx, s, f.now)
 			return err
 		},
 		func(ctx context.Context, s *v1alpha1.DossierStore, f *storeFacts) (err error) {

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -41,6 +42,9 @@ type storeFacts struct {
 	// moment one of the store's requests changes by time alone.
 	requests     v1alpha1.ComplianceControl
 	requestsNext time.Time
+	// unfilterable are the routes without {dossier} or records that a
+	// restriction or objection in force reaches.
+	unfilterable []string
 	// requestAccess is set when the audit proxy may watch the requests
 	// (its Role, RoleBinding and the NetworkPolicy to the API server).
 	requestAccess bool
@@ -90,6 +94,7 @@ func setStoreStatus(store *v1alpha1.DossierStore, f storeFacts) {
 	setCondition(store, &st.Conditions, v1alpha1.ConditionAuditActive, f.audit.Result == v1alpha1.ResultPass, f.audit.Reason, f.audit.Message)
 	setAuditKeyCondition(store, f.auditKeys, f.now)
 	setRouteActivityCondition(store, f.activities)
+	setBulkRoutesCondition(store, f.unfilterable)
 	setCompliantCondition(store, &st.Conditions, st.Compliance)
 	setStoreReadyCondition(store, f)
 }
@@ -206,4 +211,17 @@ func agreementCount(s *v1alpha1.AgreementSummary) int {
 		return 0
 	}
 	return int(s.InForce + s.NotInForce)
+}
+
+// setBulkRoutesCondition sets BulkRoutesFilterable: False, naming the
+// routes, while a restriction or objection in force reaches a route the
+// audit proxy cannot filter and so refuses whole.
+func setBulkRoutesCondition(store *v1alpha1.DossierStore, unfilterable []string) {
+	if len(unfilterable) > 0 {
+		setCondition(store, &store.Status.Conditions, v1alpha1.ConditionBulkRoutesFilterable, false, v1alpha1.ReasonRouteUnfilterable,
+			fmt.Sprintf("a restriction or objection in force reaches route %s, which has no {dossier} and no records, so the audit proxy refuses it whole for every caller; declare spec.audit.routes[].records so that only the dossiers concerned are left out", strings.Join(unfilterable, ", ")))
+		return
+	}
+	setCondition(store, &store.Status.Conditions, v1alpha1.ConditionBulkRoutesFilterable, true, v1alpha1.ReasonBulkRoutesFiltered,
+		"no restriction or objection in force reaches a route without {dossier} that declares no records")
 }

@@ -121,15 +121,16 @@ func TestSetStoreStatusConverged(t *testing.T) {
 	}
 
 	for conditionType, want := range map[string]wantCondition{
-		"EncryptionVerified": {"True", "VerifiedByParameters", []string{`StorageClass "encrypted-gp3"`}},
-		"VolumeProvisioned":  {"True", "ClaimApplied", []string{"PersistentVolumeClaim jgz-dossiers on StorageClass encrypted-gp3"}},
-		"KeyRotated":         {"True", "KeyCurrent", []string{"version 2"}},
-		"NetworkIsolated":    {"True", "DefaultDenyApplied", []string{"port 8443"}},
-		"AuditActive":        {"True", "AllPodsAudited", []string{"all 2 workload pod(s)"}},
-		"AuditKeyRotated":    {"True", "AuditKeyCurrent", []string{"key 0123456789abcdef (version 2 of 2"}},
-		"Compliant":          {"True", "AllControlsPass", []string{"all 11 controls pass"}},
-		"Ready":              {"True", "StoreReady", []string{"Verified storage", "data key version 2", "default-deny"}},
-		"ActivityAssigned":   {"True", "ActivitiesFound", []string{"no audit routes"}},
+		"EncryptionVerified":   {"True", "VerifiedByParameters", []string{`StorageClass "encrypted-gp3"`}},
+		"VolumeProvisioned":    {"True", "ClaimApplied", []string{"PersistentVolumeClaim jgz-dossiers on StorageClass encrypted-gp3"}},
+		"KeyRotated":           {"True", "KeyCurrent", []string{"version 2"}},
+		"NetworkIsolated":      {"True", "DefaultDenyApplied", []string{"port 8443"}},
+		"AuditActive":          {"True", "AllPodsAudited", []string{"all 2 workload pod(s)"}},
+		"AuditKeyRotated":      {"True", "AuditKeyCurrent", []string{"key 0123456789abcdef (version 2 of 2"}},
+		"Compliant":            {"True", "AllControlsPass", []string{"all 11 controls pass"}},
+		"Ready":                {"True", "StoreReady", []string{"Verified storage", "data key version 2", "default-deny"}},
+		"ActivityAssigned":     {"True", "ActivitiesFound", []string{"no audit routes"}},
+		"BulkRoutesFilterable": {"True", "BulkRoutesFiltered", []string{"no restriction or objection in force reaches a route without {dossier}"}},
 	} {
 		assertCondition(t, st.Conditions, conditionType, 4, want)
 	}

@@ -298,6 +298,41 @@ const (
 	ReasonDecidedLate = "DecidedLate"
 )
 
+// ObjectionScope: a condition of an Objection request saying whether what
+// it names exists in the store and whether the audit proxy can enforce it
+// route by route. False is a warning, not a gap: the proxy refuses by name,
+// so an activity that does not exist is refused all the same, and a route
+// it cannot filter is refused whole.
+const (
+	ConditionObjectionScope = "ObjectionScope"
+
+	// ReasonScopeResolved: every named route and activity exists, and
+	// every reached route without {dossier} declares records.
+	ReasonScopeResolved = "ScopeResolved"
+	// ReasonRouteNotFound: a named route is not one of the store's audited
+	// routes; nothing is refused for it.
+	ReasonRouteNotFound = "RouteNotFound"
+	// ReasonRouteUnfilterable: a reached route has no {dossier} and no
+	// records, so the proxy refuses it whole while the objection is in
+	// effect (see BulkRoutesFilterable). ReasonActivityNotFound (a named
+	// activity does not exist) is a reason of this condition too.
+	ReasonRouteUnfilterable = "RouteUnfilterable"
+)
+
+// BulkRoutesFilterable: a DossierStore condition saying whether the audit
+// proxy can leave restricted and objected-to dossiers out of the responses
+// of its routes without {dossier}. False names the routes that a
+// restriction or objection in force reaches and that declare no records:
+// the proxy refuses them whole until spec.audit.routes[].records is added.
+const (
+	ConditionBulkRoutesFilterable = "BulkRoutesFilterable"
+
+	// ReasonBulkRoutesFiltered: every route without {dossier} that an
+	// effect in force reaches declares records (or none is reached).
+	ReasonBulkRoutesFiltered = "BulkRoutesFiltered"
+	// ReasonRouteUnfilterable (above) is its False reason.
+)
+
 // Event reasons of a DataSubjectRequest.
 const (
 	// ReasonRequestOverdue: the request passed its deadline undecided.

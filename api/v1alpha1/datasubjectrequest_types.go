@@ -138,7 +138,10 @@ type RestrictionSpec struct {
 	ExemptRoles []string `json:"exemptRoles,omitempty"`
 }
 
-// ObjectionSpec is the processing objected to.
+// ObjectionSpec is the processing objected to: the routes the store's audit
+// proxy refuses for the dossier, named directly, through the processing
+// activities they serve, or both.
+// +kubebuilder:validation:XValidation:rule="(has(self.routes) && size(self.routes) > 0) || (has(self.activities) && size(self.activities) > 0)",message="spec.objection needs routes, activities or both: name the store's audited routes or the ProcessingActivities objected to"
 type ObjectionSpec struct {
 	// Purpose objected to, in plain words, such as "tevredenheidsonderzoek".
 	// +kubebuilder:validation:MinLength=1
@@ -146,11 +149,21 @@ type ObjectionSpec struct {
 	Purpose string `json:"purpose"`
 	// Routes are the store's audited routes that serve that purpose; the
 	// audit proxy refuses them for this dossier.
-	// +kubebuilder:validation:MinItems=1
+	// +optional
 	// +kubebuilder:validation:MaxItems=32
 	// +listType=set
 	// +kubebuilder:validation:items:MaxLength=63
-	Routes []string `json:"routes"`
+	Routes []string `json:"routes,omitempty"`
+	// Activities are ProcessingActivities of the namespace objected to: the
+	// audit proxy refuses, for this dossier, every route of the store that
+	// serves one of them (a route without processingActivities serves the
+	// store's spec.audit.processingActivity), and leaves the dossier out of
+	// the responses of such routes that declare records. A name that does
+	// not exist is refused all the same.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=set
+	Activities []ActivityName `json:"activities,omitempty"`
 }
 
 // ChildInterestWeighing records the decision to erase a dossier while a
@@ -437,6 +450,37 @@ type DataSubjectRequestStatus struct {
 	// +listType=map
 	// +listMapKey=policy
 	Erasure []ErasureRun `json:"erasure,omitempty"`
+	// Objection is what a granted Objection refuses, as the operator
+	// reads it from the store's routes.
+	// +optional
+	Objection *ObjectionStatus `json:"objection,omitempty"`
+}
+
+// ObjectionStatus is the reach of an objection over the store's routes.
+type ObjectionStatus struct {
+	// Routes of the store the objection reaches, sorted: those it names
+	// that exist, and those that serve one of its activities.
+	// +optional
+	// +listType=set
+	Routes []string `json:"routes,omitempty"`
+	// Activities the objection names, sorted; the condition ObjectionScope
+	// says whether each exists.
+	// +optional
+	// +listType=set
+	Activities []string `json:"activities,omitempty"`
+	// FilteredRoutes are the reached routes without {dossier} that declare
+	// records: the audit proxy leaves the dossier's items out of their
+	// responses.
+	// +optional
+	// +listType=set
+	FilteredRoutes []string `json:"filteredRoutes,omitempty"`
+	// UnfilterableRoutes are the reached routes without {dossier} and
+	// without records: the audit proxy cannot leave the dossier out of
+	// their responses, so it refuses them whole, for every caller, while
+	// the objection is in effect.
+	// +optional
+	// +listType=set
+	UnfilterableRoutes []string `json:"unfilterableRoutes,omitempty"`
 }
 
 // DataSubjectRequest is a family's request to exercise a right on one

@@ -427,6 +427,9 @@ type TrustedProxySpec struct {
 
 // AuditRoute maps a method and path to data categories and an action.
 // +kubebuilder:validation:XValidation:rule="!has(self.allowWebSocket) || !self.allowWebSocket || self.method == 'GET'",fieldPath=".allowWebSocket",message="spec.audit.routes[].allowWebSocket needs method GET: a WebSocket opens with a GET"
+// +kubebuilder:validation:XValidation:rule="!has(self.records) || !self.path.contains('{dossier}')",fieldPath=".records",message="spec.audit.routes[].records is only for a route without {dossier}: a route with {dossier} is decided for its one dossier"
+// +kubebuilder:validation:XValidation:rule="!has(self.records) || !has(self.allowWebSocket) || !self.allowWebSocket",fieldPath=".records",message="spec.audit.routes[].records cannot be combined with allowWebSocket: the messages of a WebSocket cannot be filtered"
+// +kubebuilder:validation:XValidation:rule="!has(self.records) || self.method != 'HEAD'",fieldPath=".records",message="spec.audit.routes[].records needs a method whose response has a body, not HEAD"
 type AuditRoute struct {
 	// Name of the route, unique within the store.
 	// +kubebuilder:validation:MinLength=1
@@ -464,6 +467,64 @@ type AuditRoute struct {
 	// other upgrade (h2c, or any upgrade on another route) is refused.
 	// +optional
 	AllowWebSocket bool `json:"allowWebSocket,omitempty"`
+	// Records says how the response of a route without {dossier} (a list,
+	// a bulk export) names the dossiers of its items, so that the audit
+	// proxy can leave out the items of dossiers that are restricted or
+	// objected to. Without it, such a route is refused whole while a
+	// restriction or objection in force reaches it.
+	// +optional
+	Records *RecordsSpec `json:"records,omitempty"`
+}
+
+// RecordsFormat is the format of a response that lists records.
+// +kubebuilder:validation:Enum=JSON
+type RecordsFormat string
+
+// The records formats.
+const (
+	// RecordsJSON: a JSON document (application/json or a +json type)
+	// with the items in one array.
+	RecordsJSON RecordsFormat = "JSON"
+)
+
+// Bounds of a records route's response (spec.audit.routes[].records.maxBodyBytes).
+const (
+	DefaultRecordsMaxBodyBytes int64 = 8 << 20
+	MaxRecordsMaxBodyBytes     int64 = 64 << 20
+)
+
+// RecordsSpec is how a response names the dossiers of its items. The audit
+// proxy reads the whole response (at most maxBodyBytes, after
+// decompression), leaves out the items of dossiers a restriction or an
+// objection in force reaches, and refuses the response (502) when it is not
+// the declared JSON, an item has no usable dossier field, or it is larger
+// than the bound: nothing of it is sent then.
+type RecordsSpec struct {
+	// Format of the response; JSON.
+	// +kubebuilder:default=JSON
+	Format RecordsFormat `json:"format"`
+	// Items is the JSON Pointer (RFC 6901) to the array of items, such as
+	// /addresses; "" when the response is the array itself.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:XValidation:rule="self == '' || self.matches('^(/([^~/]|~[01])*)+$')",message="spec.audit.routes[].records.items must be a JSON Pointer such as /addresses (each token after a /, ~ written ~0 and / written ~1), or empty for a top-level array"
+	Items string `json:"items,omitempty"`
+	// DossierField is the JSON Pointer, within an item, to the dossier id
+	// the item belongs to, such as /dossier: a string (or an integer) in
+	// the form of {dossier} path segments, pseudonymised as the proxy
+	// pseudonymises those.
+	// +kubebuilder:validation:MinLength=2
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(/([^~/]|~[01])*)+$')",message="spec.audit.routes[].records.dossierField must be a JSON Pointer within an item, such as /dossier (each token after a /, ~ written ~0 and / written ~1)"
+	DossierField string `json:"dossierField"`
+	// MaxBodyBytes bounds the response the proxy reads, after
+	// decompression: 8 MiB by default, at most 64 MiB. A larger response is
+	// refused with 502.
+	// +optional
+	// +kubebuilder:default=8388608
+	// +kubebuilder:validation:Minimum=1024
+	// +kubebuilder:validation:Maximum=67108864
+	MaxBodyBytes int64 `json:"maxBodyBytes,omitempty"`
 }
 
 // DossierStoreStatus is the observed state of a DossierStore.

@@ -24,6 +24,9 @@ const (
 	EgressClientKeyFile  = "tls.key"
 )
 
+// EgressVersion of the egress document format.
+const EgressVersion = 1
+
 // EgressDocument is what a store's egress gateway enforces: every agreement
 // of the store with a partner endpoint, in force or not (the gateway decides
 // per request whether one is in force at that instant, for the Outbound
@@ -102,7 +105,7 @@ func EgressEntry(a *v1alpha1.SharingAgreement, refused string) (entry EgressAgre
 // the IDs of the activities they name.
 func BuildEgress(store *v1alpha1.DossierStore, agreements []EgressAgreement, activities []v1alpha1.ProcessingActivity) EgressDocument {
 	doc := EgressDocument{
-		Version:    Version,
+		Version:    EgressVersion,
 		Store:      store.Name,
 		Namespace:  store.Namespace,
 		Agreements: append(make([]EgressAgreement, 0, len(agreements)), agreements...),
@@ -144,8 +147,8 @@ func DecodeEgress(data []byte) (EgressDocument, error) {
 	if err := json.Unmarshal(data, &doc); err != nil {
 		return EgressDocument{}, fmt.Errorf("decode egress policy: %w", err)
 	}
-	if doc.Version != Version {
-		return EgressDocument{}, fmt.Errorf("egress policy version %d is not supported (want %d)", doc.Version, Version)
+	if doc.Version != EgressVersion {
+		return EgressDocument{}, fmt.Errorf("egress policy version %d is not supported (want %d)", doc.Version, EgressVersion)
 	}
 	return doc, nil
 }

@@ -26,8 +26,20 @@ import (
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 )
 
-// Version of the document format.
-const Version = 1
+// Version is the newest document format this build reads and writes.
+// Build writes the oldest version that holds everything the document says,
+// so that a proxy of an older release keeps reading the documents it can
+// enforce and refuses (fail closed) those it cannot: version 1, or
+// VersionRecords when a route declares records (an older proxy would pass
+// such a route's responses through unfiltered).
+const Version = VersionRecords
+
+const (
+	// VersionInitial is the first document format.
+	VersionInitial = 1
+	// VersionRecords adds routes' records (Route.Records).
+	VersionRecords = 2
+)
 
 // ConfigMapKey is the key of the document in its ConfigMap.
 const ConfigMapKey = "policy.json"
@@ -82,6 +94,39 @@ type Route struct {
 	// a request is allowed only under one the caller's role (or agreement)
 	// serves too. Empty: the route is decided by categories only.
 	Activities []string `json:"activities,omitempty"`
+	// Records, on a route without {dossier}, says how its response names
+	// the dossier of each item; the proxy leaves out the items of dossiers
+	// a restriction or objection in force reaches.
+	Records *Records `json:"records,omitempty"`
+}
+
+// Records is how a route's JSON response names its items' dossiers.
+type Records struct {
+	Format v1alpha1.RecordsFormat `json:"format"`
+	// Items is the JSON Pointer to the array of items, "" for a top-level
+	// array.
+	Items string `json:"items"`
+	// DossierField is the JSON Pointer within an item to its dossier id.
+	DossierField string `json:"dossierField"`
+	// MaxBodyBytes bounds the response the proxy reads, after
+	// decompression.
+	MaxBodyBytes int64 `json:"maxBodyBytes"`
+}
+
+// recordsEntry is the document's form of a route's records, defaulted.
+func recordsEntry(rs *v1alpha1.RecordsSpec) *Records {
+	if rs == nil {
+		return nil
+	}
+	r := &Records{Format: rs.Format, Items: rs.Items, DossierField: rs.DossierField, MaxBodyBytes: rs.MaxBodyBytes}
+	if r.Format == "" {
+		r.Format = v1alpha1.RecordsJSON
+	}
+	if r.MaxBodyBytes <= 0 {
+		r.MaxBodyBytes = v1alpha1.DefaultRecordsMaxBodyBytes
+	}
+	r.MaxBodyBytes = min(r.MaxBodyBytes, v1alpha1.MaxRecordsMaxBodyBytes)
+	return r
 }
 
 // Role grants categories and actions to subjects.
@@ -283,7 +328,7 @@ func utc(t *metav1.Time) *time.Time {
 // the entries of every agreement of the store (see AgreementEntry).
 func Build(store *v1alpha1.DossierStore, roles []v1alpha1.AccessRole, agreements []Agreement) Document {
 	doc := Document{
-		Version:    Version,
+		Version:    VersionInitial,
 		Store:      store.Name,
 		Namespace:  store.Namespace,
 		Routes:     []Route{},
@@ -296,11 +341,14 @@ func Build(store *v1alpha1.DossierStore, roles []v1alpha1.AccessRole, agreements
 		for _, r := range a.Routes {
 			doc.Routes = append(doc.Routes, Route{
 				Name: r.Name, Method: r.Method, Path: r.Path, Categories: canonicalCategories(r.Categories), Action: r.Action,
-				AllowWebSocket: r.AllowWebSocket, Activities: activityNames(r.ProcessingActivities),
+				AllowWebSocket: r.AllowWebSocket, Activities: activityNames(r.ProcessingActivities), Records: recordsEntry(r.Records),
 			})
 		}
 	}
 	sort.Slice(doc.Routes, func(i, j int) bool { return doc.Routes[i].Name < doc.Routes[j].Name })
+	if slices.ContainsFunc(doc.Routes, func(r Route) bool { return r.Records != nil }) {
+		doc.Version = VersionRecords
+	}
 	for _, r := range roles {
 		role := Role{
 			Name:              r.Name,
@@ -407,8 +455,8 @@ func Decode(data []byte) (Document, error) {
 	if err := json.Unmarshal(data, &doc); err != nil {
 		return Document{}, fmt.Errorf("decode access policy: %w", err)
 	}
-	if doc.Version != Version {
-		return Document{}, fmt.Errorf("access policy version %d is not supported (want %d)", doc.Version, Version)
+	if doc.Version < VersionInitial || doc.Version > Version {
+		return Document{}, fmt.Errorf("access policy version %d is not supported (want %d to %d)", doc.Version, VersionInitial, Version)
 	}
 	return doc, nil
 }

@@ -56,8 +56,31 @@ func TestEncodingIsIndependentOfOrder(t *testing.T) {
 }
 
 func TestDecodeRefusesUnknownVersion(t *testing.T) {
-	if _, err := Decode([]byte(`{"version":2}`)); err == nil {
-		t.Error("accepted an unknown version")
+	for _, v := range []string{`{"version":0}`, `{"version":3}`, `{}`} {
+		if _, err := Decode([]byte(v)); err == nil {
+			t.Errorf("accepted %s", v)
+		}
+	}
+	for _, v := range []string{`{"version":1}`, `{"version":2}`} {
+		if _, err := Decode([]byte(v)); err != nil {
+			t.Errorf("refused %s: %v", v, err)
+		}
+	}
+}
+
+// TestBuildWritesTheOldestVersionThatHoldsTheDocument: version 1 unless a
+// route declares records, so that a proxy of a release before records
+// refuses such a document instead of serving the route unfiltered.
+func TestBuildWritesTheOldestVersionThatHoldsTheDocument(t *testing.T) {
+	route := v1alpha1.AuditRoute{Name: "export", Method: "GET", Path: "/export", Categories: []v1alpha1.DataCategory{"identification"}, Action: "export"}
+	store := &v1alpha1.DossierStore{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "ns"},
+		Spec: v1alpha1.DossierStoreSpec{Audit: &v1alpha1.AuditSpec{Routes: []v1alpha1.AuditRoute{route}}}}
+	if v := Build(store, nil, nil).Version; v != VersionInitial {
+		t.Errorf("without records: version %d, want %d", v, VersionInitial)
+	}
+	store.Spec.Audit.Routes[0].Records = &v1alpha1.RecordsSpec{DossierField: "/dossier"}
+	if v := Build(store, nil, nil).Version; v != VersionRecords {
+		t.Errorf("with records: version %d, want %d", v, VersionRecords)
 	}
 }
 

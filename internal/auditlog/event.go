@@ -126,6 +126,12 @@ type Event struct {
 	// request.
 	Count int
 
+	// ItemsWithheld is, on the completion of an allowed request on a route
+	// whose response lists records of many dossiers, how many items the
+	// proxy left out because a restriction or objection reaches their
+	// dossier: a count, never which.
+	ItemsWithheld int
+
 	// Sharing describes a partner's request, decided from SharingAgreements;
 	// nil for the requests of staff.
 	Sharing *Sharing
@@ -206,6 +212,7 @@ type eventBody struct {
 	BreakGlass           bool     `json:"break_glass"`
 	BreakGlassReason     string   `json:"break_glass_reason,omitempty"`
 	Count                int      `json:"count,omitempty"`
+	ItemsWithheld        int      `json:"items_withheld,omitempty"`
 	// The members of a partner's request; absent for staff.
 	Agreement      string `json:"agreement,omitempty"`
 	Partner        string `json:"partner,omitempty"`
@@ -297,6 +304,7 @@ func encodeEventBody(ev *Event, now func() time.Time) ([]byte, error) {
 		BreakGlass:           ev.BreakGlass,
 		BreakGlassReason:     ev.BreakGlassReason,
 		Count:                ev.Count,
+		ItemsWithheld:        ev.ItemsWithheld,
 	}
 	if sh := ev.Sharing; sh != nil {
 		b.Agreement, b.Partner, b.LegalBasis, b.LegalReference = sh.Agreement, sh.Partner, sh.LegalBasis, sh.LegalReference
@@ -439,10 +447,13 @@ func (b *eventBody) validateSharing() error {
 	return nil
 }
 
-// validateCount checks the count of an aggregate.
+// validateCount checks the count of an aggregate and the items withheld.
 func (b *eventBody) validateCount() error {
 	if b.Count != 0 && (b.Count < 2 || b.Count > maxCount || Outcome(b.Outcome) != OutcomeDenied) {
 		return fmt.Errorf("count must be absent, or between 2 and %d on a denied event (an aggregate)", maxCount)
+	}
+	if b.ItemsWithheld != 0 && (b.ItemsWithheld < 0 || b.ItemsWithheld > maxCount || Outcome(b.Outcome) != OutcomeAllowed) {
+		return fmt.Errorf("items_withheld must be absent, or between 1 and %d on an allowed event", maxCount)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package auditlog
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -99,5 +100,29 @@ func TestCountOnlyOnDenials(t *testing.T) {
 		if _, err := encodeEventBody(&ev, time.Now); err == nil || !strings.Contains(err.Error(), "count must be") {
 			t.Errorf("count %d on a %s event: %v", ev.Count, ev.Outcome, err)
 		}
+	}
+}
+
+// TestItemsWithheldOnlyOnAllowed: items_withheld is a positive count on an
+// allowed event; on a denial, or negative, the event is refused. An
+// allowed event keeps it through encoding and reading.
+func TestItemsWithheldOnlyOnAllowed(t *testing.T) {
+	for _, ev := range []Event{
+		func() Event { e := testEvent(4); e.ItemsWithheld = 2; return e }(),
+		func() Event { e := testEvent(1); e.ItemsWithheld = -1; return e }(),
+	} {
+		if _, err := encodeEventBody(&ev, time.Now); err == nil || !strings.Contains(err.Error(), "items_withheld must be") {
+			t.Errorf("items_withheld %d on a %s event: %v", ev.ItemsWithheld, ev.Outcome, err)
+		}
+	}
+	ev := testEvent(1)
+	ev.ItemsWithheld = 3
+	body, err := encodeEventBody(&ev, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b eventBody
+	if err := json.Unmarshal(body, &b); err != nil || b.event().ItemsWithheld != 3 {
+		t.Errorf("items_withheld read back as %d (%v) from %s", b.event().ItemsWithheld, err, body)
 	}
 }

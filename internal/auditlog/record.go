@@ -107,6 +107,7 @@ func (b *eventBody) event() Event {
 		BreakGlass:           b.BreakGlass,
 		BreakGlassReason:     b.BreakGlassReason,
 		Count:                b.Count,
+		ItemsWithheld:        b.ItemsWithheld,
 	}
 	if b.Consent != "" {
 		ev.Sharing = &Sharing{

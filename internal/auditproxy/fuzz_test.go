@@ -2,6 +2,7 @@ package auditproxy
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/dossierguard/dossierguard/internal/accesspolicy"
 )
 
 var canonicalDossierRE = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
@@ -230,4 +233,39 @@ func namesMethodAnywhere(b []byte, boundary string) bool {
 		}
 	}
 	return false
+}
+
+// FuzzFilterRecords: whatever the application answers, the filter either
+// refuses it or returns one JSON value that holds none of the withheld
+// items, and never panics.
+func FuzzFilterRecords(f *testing.F) {
+	for _, seed := range []string{
+		`[{"dossier":"D-1"},{"dossier":"D-2"}]`, `{"addresses":[{"dossier":"D-1"}]}`, `{"addresses":{"dossier":"D-1"}}`,
+		`[{"dossier":1001}]`, `[{"dossier":"D-1","dossier":"D-2"}]`, `[`, `"x"`, `{"addresses":[[]]}`,
+	} {
+		f.Add(seed, "/addresses")
+		f.Add(seed, "")
+	}
+	f.Fuzz(func(t *testing.T, body, items string) {
+		spec := &accesspolicy.Records{Format: "JSON", Items: items, DossierField: "/dossier", MaxBodyBytes: 1 << 16}
+		out, _, err := filterRecords(spec, "application/json", "", strings.NewReader(body), func(id string) bool { return id == "D-1" })
+		if err != nil {
+			return
+		}
+		if !json.Valid(out) {
+			t.Fatalf("filtered %q to invalid JSON %q", body, out)
+		}
+		if items != "" {
+			return
+		}
+		var list []map[string]any
+		if err := json.Unmarshal(out, &list); err != nil {
+			t.Fatalf("a top-level array filtered to %q: %v", out, err)
+		}
+		for _, item := range list {
+			if id, _ := item["dossier"].(string); id == "D-1" {
+				t.Fatalf("a withheld item remains in %q", out)
+			}
+		}
+	})
 }

@@ -205,6 +205,7 @@ type logLine struct {
 	DurationNS       int64    `json:"duration_ns"`
 	BreakGlass       bool     `json:"break_glass"`
 	BreakGlassReason string   `json:"break_glass_reason"`
+	ItemsWithheld    int      `json:"items_withheld"`
 }
 
 // readEvents returns the event lines of a log, by operation id, in order.

@@ -58,6 +58,7 @@ var MetricReasons = []DecisionReason{
 	ReasonConsentNotGiven, ReasonConsentWithdrawn, ReasonConsentUnavailable,
 	"unauthenticated", "ambiguous-identity", "identity-unavailable", "policy-unavailable",
 	"request-override", "non-canonical-path", "no-route", "upgrade-not-allowed", "invalid-break-glass-reason",
+	"restricted", "objection", "subject-requests-unavailable", "route-unfilterable", "records-unfilterable", "response-too-large",
 	ReasonOther,
 }
 

@@ -27,6 +27,16 @@ const (
 	ProblemRestricted              = ProblemTypeBase + "restricted"
 	ProblemObjected                = ProblemTypeBase + "objection"
 	ProblemRequestsUnavailable     = ProblemTypeBase + "subject-requests-unavailable"
+	// ProblemRouteUnfilterable: a route without {dossier} and without
+	// records, which a restriction or objection in force reaches, is
+	// refused whole (403).
+	ProblemRouteUnfilterable = ProblemTypeBase + "route-unfilterable"
+	// ProblemRecordsUnfilterable: the application's response on a records
+	// route is not the declared JSON (502); nothing of it is sent.
+	ProblemRecordsUnfilterable = ProblemTypeBase + "records-unfilterable"
+	// ProblemResponseTooLarge: the application's response on a records
+	// route exceeds records.maxBodyBytes (502); nothing of it is sent.
+	ProblemResponseTooLarge = ProblemTypeBase + "response-too-large"
 )
 
 // Problem is an RFC 9457 problem details object with the proxy's extension

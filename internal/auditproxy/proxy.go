@@ -1,6 +1,7 @@
 package auditproxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -162,6 +164,13 @@ func New(opts Options) (*Proxy, error) {
 				for k, v := range st.forward {
 					pr.Out.Header[k] = v
 				}
+				if st.records != nil {
+					// The whole response, in a coding the proxy reads: the
+					// transport asks for gzip and decompresses it.
+					pr.Out.Header.Del("Accept-Encoding")
+					pr.Out.Header.Del("Range")
+					pr.Out.Header.Del("If-Range")
+				}
 			}
 		},
 		Transport:      transport,
@@ -203,9 +212,19 @@ type requestState struct {
 	ev auditlog.Event
 	// forward are the headers the application receives exactly as the
 	// proxy decided on them, after hop-by-hop processing.
-	forward   http.Header
+	forward http.Header
+	// records filters the response of a route without {dossier} that
+	// declares records; nil for every other route.
+	records   *recordsFilter
 	start     time.Time
 	completed atomic.Bool
+}
+
+// recordsFilter is how the response of a records route is filtered: the
+// route's records and whether the items of a dossier id are left out.
+type recordsFilter struct {
+	spec     *accesspolicy.Records
+	withhold func(dossierID string) bool
 }
 
 type stateKey struct{}
@@ -244,9 +263,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// the one it was refused under; the store's ProcessingActivity when the
 	// route names none.
 	recordActivity(&pol.Doc, &ev, prob, dec.Activity)
-	if dec.Allowed && p.refusedBySubjectRequest(m, dec.Roles, &ev, prob) {
-		p.deny(w, r, &ev, prob)
-		return
+	var records *recordsFilter
+	if dec.Allowed {
+		var refused bool
+		if records, refused = p.refusedBySubjectRequest(pol, m, dec.Roles, &ev, prob); refused {
+			p.deny(w, r, &ev, prob)
+			return
+		}
 	}
 	if !dec.Allowed {
 		prob.Type, prob.Title, prob.Status = ProblemAccessDenied, "Access denied", http.StatusForbidden
@@ -272,7 +295,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	p.metrics.decided(pol.Doc.Store, ev.Route, ev.Outcome, allowedReason(dec), prob.activity)
 
-	st := &requestState{ev: ev, start: start, forward: http.Header{}}
+	st := &requestState{ev: ev, start: start, forward: http.Header{}, records: records}
 	st.forward.Set(TraceparentHeader, tc.traceparent(ev.OperationID))
 	for _, h := range p.auth.decisionHeaders() {
 		if v := r.Header[h]; len(v) > 0 {
@@ -425,12 +448,33 @@ func (p *Proxy) decide(r *http.Request, pol *Policy, id Identity, m RouteMatch, 
 	return dec, ""
 }
 
-// refusedBySubjectRequest refuses an allowed request for a dossier that a
-// granted restriction or objection covers, and every request for a dossier
-// while the restrictions and objections are not known (503). The problem
-// says restricted, never why.
-func (p *Proxy) refusedBySubjectRequest(m RouteMatch, roles []string, ev *auditlog.Event, prob *Problem) bool {
-	return RefusedBySubjectRequest(p.requests, m, ev.DataSubject, roles, p.now(), prob)
+// refusedBySubjectRequest refuses an allowed request that a granted
+// restriction or objection covers, and every request while the
+// restrictions and objections are not known (503), as
+// RefusedBySubjectRequest says. A route without {dossier} that declares
+// records is served with the filter it returns, which leaves out the items
+// of the dossiers covered. An objection through an activity records that
+// activity in the event.
+func (p *Proxy) refusedBySubjectRequest(pol *Policy, m RouteMatch, roles []string, ev *auditlog.Event, prob *Problem) (*recordsFilter, bool) {
+	if p.requests == nil {
+		return nil, false
+	}
+	if !m.HasDossier && m.Route.Records != nil {
+		set, err := p.requests.Effects()
+		if err != nil {
+			requestsUnavailable(prob)
+			return nil, true
+		}
+		t, now := TargetOf(&pol.Doc, m.Route, roles), p.now()
+		return &recordsFilter{spec: m.Route.Records, withhold: func(id string) bool {
+			return set.Withheld(DossierPseudonym(p.key, id), t, now)
+		}}, false
+	}
+	activity, refused := RefusedBySubjectRequest(p.requests, m, pol.Doc.ProcessingActivity, ev.DataSubject, roles, p.now(), prob)
+	if activity != "" {
+		recordActivity(&pol.Doc, ev, prob, activity)
+	}
+	return nil, refused
 }
 
 // deny records a denied request and sends its problem, or 503 when the
@@ -486,7 +530,44 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	if st == nil {
 		return nil
 	}
+	if st.records != nil {
+		if err := filterResponse(resp, st); err != nil {
+			return err
+		}
+	}
 	return p.complete(st, resp.StatusCode)
+}
+
+// filterResponse replaces the body of a records route's response by the
+// body without the withheld items, and records their number in the
+// completion event. A response without a body (HEAD, 204, 304) is left as
+// it is; a partial one (206) cannot be filtered.
+func filterResponse(resp *http.Response, st *requestState) error {
+	if resp.Request.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
+		return nil
+	}
+	if resp.StatusCode == http.StatusPartialContent {
+		_ = resp.Body.Close()
+		return recordsErr("a partial response (206) cannot be filtered")
+	}
+	encoding := strings.Join(resp.Header.Values("Content-Encoding"), ",")
+	out, withheld, err := filterRecords(st.records.spec, resp.Header.Get("Content-Type"), encoding, resp.Body, st.records.withhold)
+	_ = resp.Body.Close()
+	if err != nil {
+		return err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(out))
+	resp.ContentLength = int64(len(out))
+	resp.TransferEncoding, resp.Trailer, resp.Uncompressed = nil, nil, false
+	h := resp.Header
+	h.Set("Content-Length", strconv.Itoa(len(out)))
+	// The body is no longer the application's: no coding, no validators
+	// or digests of the other body.
+	for _, k := range []string{"Content-Encoding", "Etag", "Content-Md5", "Digest", "Content-Digest", "Repr-Digest", "Accept-Ranges", "Trailer"} {
+		h.Del(k)
+	}
+	st.ev.ItemsWithheld = withheld
+	return nil
 }
 
 // errCompletionNotRecorded stops a response whose completion event failed
@@ -534,6 +615,19 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, out *http.Request, err erro
 		prob.Detail = fmt.Sprintf("the body holds a %s field, which would let the application see another method than the one audited; the application received the body incomplete", methodParam)
 		p.log.Warn("a multipart body held a method override after it was forwarded in part; the request was cut off", "route", prob.Route, "operationID", prob.OperationID)
 		if st != nil && p.complete(st, http.StatusBadRequest) != nil {
+			prob.Type, prob.Title, prob.Status = ProblemAuditUnavailable, "Audit log unavailable", http.StatusServiceUnavailable
+		}
+		writeProblem(w, prob)
+		return
+	}
+	if rerr := (*RecordsError)(nil); errors.As(err, &rerr) {
+		prob.Type, prob.Title, prob.Status = ProblemRecordsUnfilterable, "Response cannot be filtered", http.StatusBadGateway
+		if rerr.TooLarge {
+			prob.Type, prob.Title = ProblemResponseTooLarge, "Response too large to filter"
+		}
+		prob.Detail = "the application's response on this route could not be filtered, so none of it was sent: " + rerr.Reason
+		p.log.Warn("a records route's response could not be filtered; refused", "route", prob.Route, "operationID", prob.OperationID, "reason", rerr.Reason)
+		if st != nil && p.complete(st, http.StatusBadGateway) != nil {
 			prob.Type, prob.Title, prob.Status = ProblemAuditUnavailable, "Audit log unavailable", http.StatusServiceUnavailable
 		}
 		writeProblem(w, prob)

@@ -2,6 +2,7 @@ package auditproxy
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -80,31 +81,50 @@ func CheckRequestOverride(r *http.Request) (status int, detail string, ok bool) 
 	return 0, "", true
 }
 
-// RefusedBySubjectRequest fills prob and returns true for a request on
-// route m of the dossier with pseudonym that a granted restriction or
-// objection of src covers (403), or for any request for a dossier while
-// src has not loaded them (503, fail closed); roles are the roles it was
-// decided under (none for a partner or an outbound request). The problem
-// says restricted, never why. A nil src enforces nothing.
-func RefusedBySubjectRequest(src SubjectRequestSource, m RouteMatch, pseudonym string, roles []string, now time.Time, prob *Problem) bool {
-	if src == nil || !m.HasDossier {
-		return false
+// RefusedBySubjectRequest refuses a request that a granted restriction or
+// objection covers, and every request while the restrictions and
+// objections are not known (503). For a route with {dossier} that is the
+// dossier's (pseudonym); a route without {dossier} is refused whole while
+// an effect in force covers it for some dossier, as it cannot be filtered
+// (the audit proxy filters a route that declares records itself, before
+// this is asked). storeActivity is the store's ProcessingActivity, which a
+// route without activities serves. It returns the activity an objection
+// refused the request through, if any. The problem says restricted, never
+// why.
+func RefusedBySubjectRequest(src SubjectRequestSource, m RouteMatch, storeActivity, pseudonym string, roles []string, now time.Time, prob *Problem) (activity string, refused bool) {
+	if src == nil {
+		return "", false
 	}
 	set, err := src.Effects()
 	if err != nil {
-		prob.set(ProblemRequestsUnavailable, "Restrictions not loaded", http.StatusServiceUnavailable,
-			"the restrictions and objections of this store's dossiers are not loaded yet; no request for a dossier is served until they are")
-		return true
+		requestsUnavailable(prob)
+		return "", true
 	}
-	switch set.Check(pseudonym, m.Route, roles, now) {
+	t := TargetFor(m.Route, storeActivity, roles)
+	var refusal Refusal
+	if m.HasDossier {
+		refusal, activity = set.Check(pseudonym, t, now)
+	} else if refusal, activity = set.CheckAny(t, now); refusal != NotRefused {
+		prob.set(ProblemRouteUnfilterable, "Route cannot be filtered", http.StatusForbidden,
+			fmt.Sprintf("a restriction or objection in force covers dossiers that route %q may return, and the route declares no records, so they cannot be left out; it is refused until spec.audit.routes[].records is declared or the effect ends", m.Route.Name))
+		return activity, true
+	}
+	switch refusal {
 	case RefusedRestricted:
 		prob.set(ProblemRestricted, "Restricted", http.StatusForbidden, "this dossier is restricted")
 	case RefusedObjected:
 		prob.set(ProblemObjected, "Objection", http.StatusForbidden, "the data subject has objected to this processing of the dossier")
 	default:
-		return false
+		return "", false
 	}
-	return true
+	return activity, true
+}
+
+// requestsUnavailable is the problem of a request while the restrictions
+// and objections of the store's dossiers are not known.
+func requestsUnavailable(prob *Problem) {
+	prob.set(ProblemRequestsUnavailable, "Restrictions not loaded", http.StatusServiceUnavailable,
+		"the restrictions and objections of this store's dossiers are not loaded yet; no request is served until they are")
 }
 
 // EventMethod fits a request method into an audit event (at most 16

@@ -2,7 +2,6 @@ package auditproxy
 
 import (
 	"errors"
-	"slices"
 	"time"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
@@ -40,13 +39,20 @@ const (
 // requestEffect is one granted restriction or objection, by pseudonym.
 type requestEffect struct {
 	from, until time.Time
-	objection   bool
+	typ         v1alpha1.RequestType
 	// restriction: the categories (none: the whole dossier) and the roles
-	// that are exempt.
-	categories []v1alpha1.DataCategory
-	exempt     []string
-	// objection: the routes refused.
-	routes []string
+	// that are exempt; nil restricts the whole dossier for everyone.
+	restriction *v1alpha1.RestrictionSpec
+	// objection: the routes and activities refused.
+	objection *v1alpha1.ObjectionSpec
+}
+
+// reaches is dsr.Reaches of the effect.
+func (eff *requestEffect) reaches(t Target) (bool, string) {
+	if eff.typ == v1alpha1.RequestObjection {
+		return dsr.ObjectionReaches(eff.objection, t.Route)
+	}
+	return dsr.RestrictionReaches(eff.restriction, t.Route, t.Roles), ""
 }
 
 // RequestEffects is an immutable set of the granted restrictions and
@@ -70,17 +76,15 @@ func NewRequestEffects(store string, reqs []v1alpha1.DataSubjectRequest) *Reques
 		if !ok {
 			continue
 		}
-		eff := requestEffect{from: from, until: until}
+		eff := requestEffect{from: from, until: until, typ: r.Spec.Type}
 		switch r.Spec.Type {
 		case v1alpha1.RequestRestriction:
-			if rs := r.Spec.Restriction; rs != nil {
-				eff.categories, eff.exempt = slices.Clone(rs.Categories), slices.Clone(rs.ExemptRoles)
-			}
+			eff.restriction = r.Spec.Restriction.DeepCopy()
 		case v1alpha1.RequestObjection:
 			if r.Spec.Objection == nil {
 				continue // the API requires it; nothing to refuse without it
 			}
-			eff.objection, eff.routes = true, slices.Clone(r.Spec.Objection.Routes)
+			eff.objection = r.Spec.Objection.DeepCopy()
 		}
 		p := string(r.Spec.Dossier)
 		e.byDossier[p] = append(e.byDossier[p], eff)
@@ -91,49 +95,82 @@ func NewRequestEffects(store string, reqs []v1alpha1.DataSubjectRequest) *Reques
 // Len is the number of dossiers with an effect.
 func (e *RequestEffects) Len() int { return len(e.byDossier) }
 
-// Check says whether a request for the dossier with this pseudonym, on
-// route, decided under roles, is refused at now. A restriction applies
-// when it covers the whole dossier or one of the route's categories, unless
-// one of roles is exempt; an objection when it names the route. A
-// restriction wins over an objection.
-func (e *RequestEffects) Check(pseudonym string, route *accesspolicy.Route, roles []string, now time.Time) Refusal {
-	effects := e.byDossier[pseudonym]
-	if len(effects) == 0 {
-		return NotRefused
+// Target is what a request is checked on: its route, with the activities
+// the route serves (dsr.RouteActivities), and the roles it was decided
+// under.
+type Target struct {
+	Route dsr.Route
+	Roles []string
+}
+
+// TargetOf is the target of a request on route under roles, in doc.
+func TargetOf(doc *accesspolicy.Document, route *accesspolicy.Route, roles []string) Target {
+	return TargetFor(route, doc.ProcessingActivity, roles)
+}
+
+// TargetFor is the target of a request on route under roles, in a store
+// whose own ProcessingActivity is storeActivity (what a route without
+// activities serves).
+func TargetFor(route *accesspolicy.Route, storeActivity string, roles []string) Target {
+	return Target{
+		Route: dsr.Route{Name: route.Name, Activities: dsr.RouteActivities(route.Activities, storeActivity), Categories: route.Categories},
+		Roles: roles,
 	}
-	out := NotRefused
+}
+
+// Check says whether a request for the dossier with this pseudonym, on
+// target, is refused at now, and for an objection through an activity,
+// which. A restriction applies when it covers the whole dossier or one of
+// the route's categories, unless one of the roles is exempt; an objection
+// when it names the route or an activity the route serves. A restriction
+// wins over an objection.
+func (e *RequestEffects) Check(pseudonym string, t Target, now time.Time) (Refusal, string) {
+	return check(e.byDossier[pseudonym], t, now)
+}
+
+func check(effects []requestEffect, t Target, now time.Time) (Refusal, string) {
+	out, activity := NotRefused, ""
 	for i := range effects {
 		eff := &effects[i]
 		if !dsr.InWindow(eff.from, eff.until, now) {
 			continue
 		}
+		reached, a := eff.reaches(t)
 		switch {
-		case eff.objection:
-			if slices.Contains(eff.routes, route.Name) {
-				out = RefusedObjected
+		case !reached:
+		case eff.typ == v1alpha1.RequestObjection:
+			if out == NotRefused || (activity == "" && a != "") {
+				out, activity = RefusedObjected, a
 			}
-		case restricts(eff, route, roles):
-			return RefusedRestricted
+		default:
+			return RefusedRestricted, ""
 		}
 	}
-	return out
+	return out, activity
 }
 
-func restricts(eff *requestEffect, route *accesspolicy.Route, roles []string) bool {
-	for _, r := range roles {
-		if slices.Contains(eff.exempt, r) {
-			return false
+// CheckAny says whether some dossier's request refuses target at now: what
+// a route without {dossier} that cannot be filtered is refused for.
+func (e *RequestEffects) CheckAny(t Target, now time.Time) (Refusal, string) {
+	out, activity := NotRefused, ""
+	for _, effects := range e.byDossier {
+		switch r, a := check(effects, t, now); r {
+		case RefusedRestricted:
+			return r, ""
+		case RefusedObjected:
+			if out == NotRefused || (activity == "" && a != "") {
+				out, activity = r, a
+			}
 		}
 	}
-	if len(eff.categories) == 0 {
-		return true
-	}
-	for _, c := range route.Categories {
-		if slices.Contains(eff.categories, c) {
-			return true
-		}
-	}
-	return false
+	return out, activity
+}
+
+// Withheld reports whether the items of the dossier with this pseudonym
+// are left out of a response on target at now.
+func (e *RequestEffects) Withheld(pseudonym string, t Target, now time.Time) bool {
+	r, _ := e.Check(pseudonym, t, now)
+	return r != NotRefused
 }
 
 // StaticRequests is a SubjectRequestSource with a fixed set (for tests and

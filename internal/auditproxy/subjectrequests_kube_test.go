@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
+	"github.com/dossierguard/dossierguard/internal/accesspolicy"
 )
 
 // fakeAPI serves one list of requests and watches that it can break.
@@ -136,7 +137,7 @@ func TestKubeRequestsFailClosed(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if set.Check(a, route, []string{"basis"}, effectsNow) != RefusedRestricted {
+		if r, _ := set.Check(a, TargetOf(&accesspolicy.Document{}, route, []string{"basis"}), effectsNow); r != RefusedRestricted {
 			return errors.New("the restriction is not enforced")
 		}
 		return nil

@@ -111,8 +111,58 @@ func TestRequestEffectsCheck(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			set := NewRequestEffects("wijkteam-dossiers", tc.reqs)
-			if got := set.Check(tc.dos, routeNamed(t, tc.route), tc.roles, tc.at); got != tc.want {
+			if got, _ := set.Check(tc.dos, TargetOf(&accesspolicy.Document{}, routeNamed(t, tc.route), tc.roles), tc.at); got != tc.want {
 				t.Errorf("Check = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestRequestEffectsCheckActivities: an objection to a processing
+// activity refuses, for its dossier, every route that serves it (a route
+// without activities serves the document's processingActivity), names the
+// activity, and leaves the other routes and dossiers alone; CheckAny finds
+// an effect of any dossier.
+func TestRequestEffectsCheckActivities(t *testing.T) {
+	a, b := DossierPseudonym(testPseudonymKey, "D-1"), DossierPseudonym(testPseudonymKey, "D-2")
+	byActivity := func(activities ...v1alpha1.ActivityName) func(*v1alpha1.DataSubjectRequest) {
+		return func(r *v1alpha1.DataSubjectRequest) {
+			r.Spec.Objection = &v1alpha1.ObjectionSpec{Purpose: "onderzoek", Activities: activities}
+		}
+	}
+	doc := &accesspolicy.Document{ProcessingActivity: "ondersteuning"}
+	survey := &accesspolicy.Route{Name: "survey", Categories: []v1alpha1.DataCategory{"identity"}, Activities: []string{"research", "survey"}}
+	support := &accesspolicy.Route{Name: "read", Categories: []v1alpha1.DataCategory{"identity"}, Activities: []string{"ondersteuning"}}
+	legacy := &accesspolicy.Route{Name: "legacy", Categories: []v1alpha1.DataCategory{"identity"}}
+	cases := []struct {
+		name         string
+		req          v1alpha1.DataSubjectRequest
+		route        *accesspolicy.Route
+		dossier      string
+		want         Refusal
+		wantActivity string
+	}{
+		{"the route serves the activity", subjectRequest(v1alpha1.RequestObjection, a, byActivity("survey")), survey, a, RefusedObjected, "survey"},
+		{"another dossier", subjectRequest(v1alpha1.RequestObjection, a, byActivity("survey")), survey, b, NotRefused, ""},
+		{"a route of another activity", subjectRequest(v1alpha1.RequestObjection, a, byActivity("survey")), support, a, NotRefused, ""},
+		{"a route without activities serves the store's", subjectRequest(v1alpha1.RequestObjection, a, byActivity("ondersteuning")), legacy, a, RefusedObjected, "ondersteuning"},
+		{"an activity no route serves", subjectRequest(v1alpha1.RequestObjection, a, byActivity("bestaat-niet")), survey, a, NotRefused, ""},
+		{"routes and activities together", subjectRequest(v1alpha1.RequestObjection, a, func(r *v1alpha1.DataSubjectRequest) {
+			r.Spec.Objection = &v1alpha1.ObjectionSpec{Purpose: "p", Routes: []string{"read"}, Activities: []v1alpha1.ActivityName{"survey"}}
+		}), support, a, RefusedObjected, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			set := NewRequestEffects("wijkteam-dossiers", []v1alpha1.DataSubjectRequest{tc.req})
+			target := TargetOf(doc, tc.route, []string{"basis"})
+			got, activity := set.Check(tc.dossier, target, effectsNow)
+			if got != tc.want || activity != tc.wantActivity {
+				t.Errorf("Check = %d %q, want %d %q", got, activity, tc.want, tc.wantActivity)
+			}
+			// The one effect is on A: some dossier is refused exactly when A is.
+			wantAny, _ := set.Check(a, target, effectsNow)
+			if anyDossier, _ := set.CheckAny(target, effectsNow); anyDossier != wantAny {
+				t.Errorf("CheckAny = %d, want %d", anyDossier, wantAny)
 			}
 		})
 	}
@@ -180,12 +230,13 @@ func TestProxyRestrictionAndObjection(t *testing.T) {
 	}
 	a := DossierPseudonym(keys.pseudonym, "D-1")
 
-	// Not synced: requests for a dossier are refused, the list is served.
+	// Not synced: every request is refused, also on a route without a
+	// dossier, whose response may hold any dossier.
 	if code, prob := do("GET", "/api/dossiers/D-2", "an@example.nl", "coaches"); code != 503 || prob.Type != ProblemRequestsUnavailable {
 		t.Errorf("before sync: %d %s, want 503 %s", code, prob.Type, ProblemRequestsUnavailable)
 	}
-	if code, _ := do("GET", "/api/dossiers", "an@example.nl", "coaches"); code != 200 {
-		t.Errorf("before sync, a route without a dossier: %d, want 200", code)
+	if code, prob := do("GET", "/api/dossiers", "an@example.nl", "coaches"); code != 503 || prob.Type != ProblemRequestsUnavailable {
+		t.Errorf("before sync, a route without a dossier: %d %s, want 503 %s", code, prob.Type, ProblemRequestsUnavailable)
 	}
 
 	restriction := subjectRequest(v1alpha1.RequestRestriction, a, func(r *v1alpha1.DataSubjectRequest) {
@@ -232,8 +283,8 @@ func TestProxyRestrictionAndObjection(t *testing.T) {
 	if strings.Contains(data, "D-1") || strings.Contains(data, "d-1") {
 		t.Error("the audit log holds a raw dossier id")
 	}
-	if n := strings.Count(data, `"outcome":"denied"`); n != 4 {
-		t.Errorf("%d denied events, want 4: before the sync, A twice, the objected route", n)
+	if n := strings.Count(data, `"outcome":"denied"`); n != 5 {
+		t.Errorf("%d denied events, want 5: two before the sync, A twice, the objected route", n)
 	}
 }
 

@@ -196,7 +196,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.deny(w, r, &ev, prob)
 		return
 	}
-	if auditproxy.RefusedBySubjectRequest(g.requests, out.Match, ev.DataSubject, nil, g.now(), prob) {
+	if activity, refused := auditproxy.RefusedBySubjectRequest(g.requests, out.Match, pol.Doc.ProcessingActivity, ev.DataSubject, nil, g.now(), prob); refused {
+		if activity != "" {
+			ev.ProcessingActivityID = pol.Doc.ActivityID(activity)
+		}
 		g.deny(w, r, &ev, prob)
 		return
 	}

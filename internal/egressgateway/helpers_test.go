@@ -183,7 +183,7 @@ func testAgreement(endpoint string) accesspolicy.EgressAgreement {
 }
 
 func testDocument(agreements ...accesspolicy.EgressAgreement) accesspolicy.EgressDocument {
-	return accesspolicy.EgressDocument{Version: accesspolicy.Version, Store: "cjg-dossiers", Namespace: "cjg",
+	return accesspolicy.EgressDocument{Version: accesspolicy.EgressVersion, Store: "cjg-dossiers", Namespace: "cjg",
 		ProcessingActivity: "https://register.example/cjg", Agreements: agreements}
 }
 

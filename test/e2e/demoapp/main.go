@@ -1,5 +1,7 @@
 // Command demoapp is a small case-management application for the end-to-end
-// suite: dossiers in PostgreSQL, served on :8080 behind the audit proxy, and
+// suite: dossiers in PostgreSQL, served on :8080 behind the audit proxy (one
+// at a time, and as the survey's address export GET /api/survey/addresses, a
+// JSON array of {"dossier", "name"}), and
 // the consent records the audit proxy asks before a partner's request
 // (GET /internal/consent/{dossier}?agreement=...: 200 given, 410 withdrawn,
 // 404 none). It holds made-up data only. It connects with the libpq environment variables
@@ -65,6 +67,33 @@ func main() {
 		var name, bsn, decisions string
 		respond(w, pool.QueryRow(r.Context(), "SELECT name, bsn, decisions FROM casefiles WHERE id = $1", r.PathValue("id")).
 			Scan(&name, &bsn, &decisions), map[string]string{"name": name, "bsn": bsn, "decisions": decisions})
+	})
+	// The survey's address export (route export-survey-addresses): one
+	// item per dossier, each naming its dossier, so that the audit proxy
+	// can leave out the dossiers objected to or restricted.
+	mux.HandleFunc("GET /api/survey/addresses", func(w http.ResponseWriter, r *http.Request) {
+		rows, err := pool.Query(r.Context(), "SELECT id, name FROM casefiles ORDER BY id")
+		if err != nil {
+			http.Error(w, "database error", http.StatusBadGateway)
+			return
+		}
+		type address struct {
+			Dossier string `json:"dossier"`
+			Name    string `json:"name"`
+		}
+		list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (address, error) {
+			var a address
+			return a, row.Scan(&a.Dossier, &a.Name)
+		})
+		if err != nil {
+			http.Error(w, "database error", http.StatusBadGateway)
+			return
+		}
+		if list == nil {
+			list = []address{} // an array, never null
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(list)
 	})
 	// The consent source of the store (spec.audit.consentURL): the signed
 	// consent forms, one row per dossier and agreement.
