@@ -207,7 +207,7 @@ func TestAuthorise(t *testing.T) {
 func TestParsePolicyRefusesWhatCannotBeEnforced(t *testing.T) {
 	for name, doc := range map[string]string{
 		"not JSON":             `{`,
-		"unknown version":      `{"version":2,"routes":[],"roles":[]}`,
+		"unknown version":      `{"version":3,"routes":[],"roles":[]}`,
 		"route without cats":   `{"version":1,"routes":[{"name":"r","method":"GET","path":"/x","categories":[],"action":"read"}],"roles":[]}`,
 		"bad action":           `{"version":1,"routes":[{"name":"r","method":"GET","path":"/x","categories":["identity"],"action":"delete"}],"roles":[]}`,
 		"duplicate route":      `{"version":1,"routes":[{"name":"r","method":"GET","path":"/x","categories":["identity"],"action":"read"},{"name":"r","method":"GET","path":"/y","categories":["identity"],"action":"read"}],"roles":[]}`,

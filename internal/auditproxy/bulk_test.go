@@ -256,7 +256,7 @@ func TestProxyBulkRoutes(t *testing.T) {
 				}
 			case e.Status == 403 && (e.Route == "survey-count" || e.Route == "list"):
 				unfilterable++
-				if want := map[string]string{"survey-count": surveyID, "list": "legacy-register-entry"}[e.Route]; e.Activity != want {
+				if want := map[string]string{"survey-count": surveyID, "list": supportID}[e.Route]; e.Activity != want {
 					t.Errorf("unfilterable refusal of %s records activity %q, want %q", e.Route, e.Activity, want)
 				}
 			}
