@@ -134,8 +134,8 @@ func TestSetStoreStatusConverged(t *testing.T) {
 	} {
 		assertCondition(t, st.Conditions, conditionType, 4, want)
 	}
-	if len(st.Conditions) != 9 {
-		t.Errorf("conditions = %v; want nine", conditionTypes(st.Conditions))
+	if len(st.Conditions) != 10 {
+		t.Errorf("conditions = %v; want ten", conditionTypes(st.Conditions))
 	}
 
 	// The same facts again change nothing: no write after convergence.
@@ -296,8 +296,8 @@ func TestSetStoreStatus(t *testing.T) {
 			} else {
 				assertCondition(t, store.Status.Conditions, "Compliant", 4, wantCondition{"False", "ControlFailed", []string{tc.compliantNames + " (AVG art."}})
 			}
-			if len(store.Status.Conditions) != 9 || len(store.Status.Compliance) != 11 {
-				t.Errorf("conditions %v and %d compliance rows; want nine and eleven", conditionTypes(store.Status.Conditions), len(store.Status.Compliance))
+			if len(store.Status.Conditions) != 10 || len(store.Status.Compliance) != 11 {
+				t.Errorf("conditions %v and %d compliance rows; want ten and eleven", conditionTypes(store.Status.Conditions), len(store.Status.Compliance))
 			}
 			if tc.status != nil {
 				tc.status(t, &store.Status)
