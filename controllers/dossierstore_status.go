@@ -44,6 +44,8 @@ type storeFacts struct {
 	// requestAccess is set when the audit proxy may watch the requests
 	// (its Role, RoleBinding and the NetworkPolicy to the API server).
 	requestAccess bool
+	// egress is what the store's egress gateway looks like.
+	egress compliance.EgressFacts
 }
 
 // setStoreStatus computes the whole status from the facts, in memory.
@@ -72,6 +74,7 @@ func setStoreStatus(store *v1alpha1.DossierStore, f storeFacts) {
 		compliance.MinimisationControl(f.violating, agreementCount(f.agreements)),
 		compliance.SharingEnforcedControl(f.proxied, f.policyApplied,
 			store.Spec.Audit != nil && store.Spec.Audit.ConsentURL != "", resources.AccessPolicyName(store)),
+		compliance.EgressGatedControl(f.egress),
 		f.retention,
 		f.audit,
 		compliance.AuditSigningKeyControl(f.auditKeys, f.now),

@@ -20,7 +20,7 @@ func setAgreementStatus(a *v1alpha1.SharingAgreement, v compliance.AgreementVerd
 	st.ProxyEnforced = proxyEnforced
 	st.ClientNotificationRequired = v.NotifyClient
 	st.NetworkPolicyName = ""
-	if policyExists {
+	if policyExists && resources.AgreementPolicyNeeded(a) {
 		st.NetworkPolicyName = resources.AgreementPolicyName(a)
 	}
 	st.NextTransition = nil
