@@ -172,9 +172,7 @@ func (r *DossierStoreReconciler) removeEgressGateway(ctx context.Context, store 
 		in(&rbacv1.RoleBinding{}, name), in(&rbacv1.Role{}, name), in(&corev1.ServiceAccount{}, name),
 		in(&corev1.ConfigMap{}, resources.EgressPolicyName(store)),
 	} {
-		if err := r.Delete(ctx, o); err != nil && !apierrors.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("remove the egress gateway %T %s: %w", o, o.GetName(), err))
-		}
+		errs = append(errs, r.deleteIfCached(ctx, o))
 	}
 	return errors.Join(append(errs, r.removeEgressTokenReviewBinding(ctx, store))...)
 }
@@ -184,8 +182,21 @@ func (r *DossierStoreReconciler) removeEgressGateway(ctx context.Context, store 
 func (r *DossierStoreReconciler) removeEgressTokenReviewBinding(ctx context.Context, store *v1alpha1.DossierStore) error {
 	binding := &rbacv1.ClusterRoleBinding{}
 	binding.Name = resources.EgressTokenReviewName(store)
-	if err := r.Delete(ctx, binding); err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("remove the egress gateway's TokenReview binding: %w", err)
+	return r.deleteIfCached(ctx, binding)
+}
+
+// deleteIfCached deletes o when the cache holds it, so that a store
+// without a gateway makes no writes; every kind of the gateway is cached
+// with dossierguard's label, which all of its objects carry.
+func (r *DossierStoreReconciler) deleteIfCached(ctx context.Context, o client.Object) error {
+	switch err := r.Get(ctx, client.ObjectKeyFromObject(o), o); {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return fmt.Errorf("read the egress gateway %T %s: %w", o, o.GetName(), err)
+	}
+	if err := r.Delete(ctx, o); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("remove the egress gateway %T %s: %w", o, o.GetName(), err)
 	}
 	return nil
 }
