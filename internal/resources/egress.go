@@ -44,7 +44,10 @@ const (
 
 // EgressGatewayName is the gateway's Deployment, Service, ServiceAccount,
 // Role, RoleBinding and NetworkPolicy of a store.
-func EgressGatewayName(store *v1alpha1.DossierStore) string { return store.Name + "-egress" }
+func EgressGatewayName(store *v1alpha1.DossierStore) string { return EgressGatewayNameOf(store.Name) }
+
+// EgressGatewayNameOf is EgressGatewayName by the store's name.
+func EgressGatewayNameOf(storeName string) string { return storeName + "-egress" }
 
 // EgressPolicyName is the ConfigMap with the store's egress document.
 func EgressPolicyName(store *v1alpha1.DossierStore) string { return store.Name + "-egress-policy" }
