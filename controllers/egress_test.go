@@ -5,17 +5,22 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
+	"github.com/dossierguard/dossierguard/controllers"
 	"github.com/dossierguard/dossierguard/internal/accesspolicy"
+	"github.com/dossierguard/dossierguard/internal/webhook"
 )
 
 const testEgressTokenReviewRole = "dossierguard-egress-gateway"
@@ -254,4 +259,32 @@ func projectedPaths(pod corev1.PodSpec) []string {
 		}
 	}
 	return paths
+}
+
+// TestStoreWithGatewayMakesNoWrites: once the gateway is applied, an
+// unchanged store with an outbound agreement is reconciled without a
+// single write (the Deployment, Service, ClusterRoleBinding and the rest
+// compare equal to what was applied).
+func TestStoreWithGatewayMakesNoWrites(t *testing.T) {
+	ctx := context.Background()
+	ns, store := readyStore(t)
+	newAgreement(t, ns, "verwijsindex", outbound)
+	eventually(t, timeout, func() error {
+		return getInto("", "dossierguard-egress-"+ns+"-dossiers", &rbacv1.ClusterRoleBinding{})
+	})
+	eventually(t, timeout, func() error { return gatewayAdmits(ns, "192.0.2.32/28") })
+	time.Sleep(time.Second) // let the manager settle
+
+	writes := &atomic.Int64{}
+	r := &controllers.DossierStoreReconciler{Client: countingClient{Client: mgrClient, n: writes}, Reader: k8s, Recorder: noEvents{}, Clock: fakeClock,
+		AuditProxy: webhook.Config{Image: controllers.DefaultSweeperImage, NativeSidecar: true}, Certs: testCerts, TrustNamespace: operatorNamespace,
+		Isolation: testIsolation, EgressTokenReviewRole: testEgressTokenReviewRole}
+	for i := 0; i < 3; i++ {
+		if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(store)}); err != nil {
+			t.Fatalf("reconcile %d: %v", i, err)
+		}
+	}
+	if n := writes.Load(); n != 0 {
+		t.Errorf("%d writes reconciling an unchanged store with its gateway; want 0", n)
+	}
 }
