@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 
+	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -13,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	batchv1ac "k8s.io/client-go/applyconfigurations/batch/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
@@ -108,6 +110,12 @@ func extractOwned(live client.Object) (runtime.ApplyConfiguration, error) {
 		return rbacv1ac.ExtractRole(l, owner)
 	case *rbacv1.RoleBinding:
 		return rbacv1ac.ExtractRoleBinding(l, owner)
+	case *corev1.Service:
+		return corev1ac.ExtractService(l, owner)
+	case *appsv1.Deployment:
+		return appsv1ac.ExtractDeployment(l, owner)
+	case *rbacv1.ClusterRoleBinding:
+		return rbacv1ac.ExtractClusterRoleBinding(l, owner)
 	case *batchv1.CronJob:
 		return batchv1ac.ExtractCronJob(l, owner)
 	default:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -65,6 +66,11 @@ type DossierStoreReconciler struct {
 	// Isolation adds the installation's rules (the logbook, the proxies'
 	// metrics) to every store's isolation policy.
 	Isolation resources.IsolationExtras
+	// EgressTokenReviewRole is the installation's ClusterRole that may
+	// create TokenReviews; each store's egress gateway is bound to it.
+	// Empty binds nothing, and the gateways cannot verify their callers
+	// (they refuse every request with 503).
+	EgressTokenReviewRole string
 }
 
 // +kubebuilder:rbac:groups=privacy.dossierguard.io,resources=dossierstores,verbs=get;list;watch;update;patch
@@ -206,6 +212,10 @@ func (r *DossierStoreReconciler) storeSteps() []storeStep {
 		},
 		func(ctx context.Context, s *v1alpha1.DossierStore, f *storeFacts) (err error) {
 			f.activities, err = r.listActivityNames(ctx, s)
+			return err
+		},
+		func(ctx context.Context, s *v1alpha1.DossierStore, f *storeFacts) (err error) {
+			f.egress, err = r.reconcileEgressGateway(ctx, s, f.now)
 			return err
 		},
 	}
@@ -369,6 +379,11 @@ func (r *DossierStoreReconciler) reconcileDelete(ctx context.Context, store *v1a
 				"PersistentVolumeClaim %s is retained after the store was deleted; see the README on releasing it", resources.ClaimName(store))
 		}
 	}
+	// The gateway's TokenReview binding is cluster-scoped, so no owner
+	// reference takes it away with the store.
+	if err := r.removeEgressTokenReviewBinding(ctx, store); err != nil {
+		return err
+	}
 	controllerutil.RemoveFinalizer(store, v1alpha1.StoreFinalizer)
 	return client.IgnoreNotFound(r.Update(ctx, store))
 }
@@ -425,6 +440,11 @@ func (r *DossierStoreReconciler) SetupWithManager(mgr ctrl.Manager, workers int)
 		Owns(&rbacv1.Role{}).
 		Owns(&rbacv1.RoleBinding{}).
 		Owns(&corev1.ConfigMap{}).
+		// The egress gateway: its Deployment's availability is read for
+		// EgressGated; the rest have no status the store reads.
+		Owns(&appsv1.Deployment{}).
+		Owns(&corev1.Service{}, builder.WithPredicates(notStatusOnly)).
+		Owns(&corev1.ServiceAccount{}).
 		// A StorageClass has no status; its annotations attest encryption.
 		Watches(&storagev1.StorageClass{}, handler.EnqueueRequestsFromMapFunc(r.storesUsingClass)).
 		// The store reads a role's spec only, never its status.

@@ -51,6 +51,8 @@ type storeFacts struct {
 	// activities are the names of the namespace's ProcessingActivities,
 	// nil when they could not be listed.
 	activities map[string]bool
+	// egress is what the store's egress gateway looks like.
+	egress compliance.EgressFacts
 }
 
 // setStoreStatus computes the whole status from the facts, in memory.
@@ -79,6 +81,7 @@ func setStoreStatus(store *v1alpha1.DossierStore, f storeFacts) {
 		compliance.MinimisationControl(f.violating, agreementCount(f.agreements)),
 		compliance.SharingEnforcedControl(f.proxied, f.policyApplied,
 			store.Spec.Audit != nil && store.Spec.Audit.ConsentURL != "", resources.AccessPolicyName(store)),
+		compliance.EgressGatedControl(f.egress),
 		f.retention,
 		f.audit,
 		compliance.AuditSigningKeyControl(f.auditKeys, f.now),

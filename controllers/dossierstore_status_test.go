@@ -85,7 +85,7 @@ func TestSetStoreStatusConverged(t *testing.T) {
 		t.Errorf("agreements = %+v; want the summary %+v", st.Agreements, f.agreements)
 	}
 	wantControls := []string{"EncryptionAtRest", "KeyManagement", "KeyAccessRestricted", "NetworkSegregation",
-		"AccessControlDefined", "Minimisation", "SharingEnforced", "RetentionEnforced", "AuditActive", "AuditSigningKey", "DataSubjectRights"}
+		"AccessControlDefined", "Minimisation", "SharingEnforced", "EgressGated", "RetentionEnforced", "AuditActive", "AuditSigningKey", "DataSubjectRights"}
 	if got := controlNames(st.Compliance); !slices.Equal(got, wantControls) {
 		t.Fatalf("compliance rows = %v; want %v", got, wantControls)
 	}
@@ -127,7 +127,7 @@ func TestSetStoreStatusConverged(t *testing.T) {
 		"NetworkIsolated":      {"True", "DefaultDenyApplied", []string{"port 8443"}},
 		"AuditActive":          {"True", "AllPodsAudited", []string{"all 2 workload pod(s)"}},
 		"AuditKeyRotated":      {"True", "AuditKeyCurrent", []string{"key 0123456789abcdef (version 2 of 2"}},
-		"Compliant":            {"True", "AllControlsPass", []string{"all 11 controls pass"}},
+		"Compliant":            {"True", "AllControlsPass", []string{"all 12 controls pass"}},
 		"Ready":                {"True", "StoreReady", []string{"Verified storage", "data key version 2", "default-deny"}},
 		"ActivityAssigned":     {"True", "ActivitiesFound", []string{"no audit routes"}},
 		"BulkRoutesFilterable": {"True", "BulkRoutesFiltered", []string{"no restriction or objection in force reaches a route without {dossier}"}},
@@ -292,12 +292,12 @@ func TestSetStoreStatus(t *testing.T) {
 				assertCondition(t, store.Status.Conditions, conditionType, 4, want)
 			}
 			if tc.compliantNames == "" {
-				assertCondition(t, store.Status.Conditions, "Compliant", 4, wantCondition{"True", "AllControlsPass", []string{"all 11 controls pass"}})
+				assertCondition(t, store.Status.Conditions, "Compliant", 4, wantCondition{"True", "AllControlsPass", []string{"all 12 controls pass"}})
 			} else {
 				assertCondition(t, store.Status.Conditions, "Compliant", 4, wantCondition{"False", "ControlFailed", []string{tc.compliantNames + " (AVG art."}})
 			}
-			if len(store.Status.Conditions) != 10 || len(store.Status.Compliance) != 11 {
-				t.Errorf("conditions %v and %d compliance rows; want ten and eleven", conditionTypes(store.Status.Conditions), len(store.Status.Compliance))
+			if len(store.Status.Conditions) != 10 || len(store.Status.Compliance) != 12 {
+				t.Errorf("conditions %v and %d compliance rows; want ten and twelve", conditionTypes(store.Status.Conditions), len(store.Status.Compliance))
 			}
 			if tc.status != nil {
 				tc.status(t, &store.Status)

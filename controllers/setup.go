@@ -9,8 +9,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 	"github.com/dossierguard/dossierguard/internal/compliance"
@@ -47,6 +49,9 @@ type Options struct {
 	// Isolation adds the installation's rules (the logbook, the proxies'
 	// metrics) to every store's isolation policy.
 	Isolation resources.IsolationExtras
+	// EgressTokenReviewRole is the ClusterRole, installed with the
+	// operator, that lets the stores' egress gateways create TokenReviews.
+	EgressTokenReviewRole string
 }
 
 // DefaultSweeperImage is the image `make image` builds.
@@ -70,6 +75,11 @@ func CacheOptions(reports ReportKinds) cache.Options {
 			// Only the erasure Jobs the operator starts (they carry the
 			// label), not every Job of the cluster.
 			&batchv1.Job{}: {Label: managed},
+			// Only the egress gateways' objects, not the cluster's.
+			&appsv1.Deployment{}:         {Label: managed},
+			&corev1.Service{}:            {Label: managed},
+			&corev1.ServiceAccount{}:     {Label: managed},
+			&rbacv1.ClusterRoleBinding{}: {Label: managed},
 		},
 	}
 	for _, o := range reports.reportObjects() {
@@ -103,7 +113,7 @@ func SetupAll(mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	events := mgr.GetEventRecorder("dossierguard")
-	if err := (&DossierStoreReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Recorder: events, Clock: opts.Clock, AuditProxy: proxy, Certs: opts.Certs, ProxyIssuer: opts.ProxyIssuer, TrustNamespace: opts.TrustNamespace, Reports: opts.Reports, Isolation: opts.Isolation}).SetupWithManager(mgr, opts.Workers); err != nil {
+	if err := (&DossierStoreReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Recorder: events, Clock: opts.Clock, AuditProxy: proxy, Certs: opts.Certs, ProxyIssuer: opts.ProxyIssuer, TrustNamespace: opts.TrustNamespace, Reports: opts.Reports, Isolation: opts.Isolation, EgressTokenReviewRole: opts.EgressTokenReviewRole}).SetupWithManager(mgr, opts.Workers); err != nil {
 		return err
 	}
 	if err := (&SharingAgreementReconciler{Client: mgr.GetClient(), Recorder: events, Clock: opts.Clock, Reports: opts.Reports}).SetupWithManager(mgr, opts.Workers); err != nil {

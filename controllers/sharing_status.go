@@ -20,15 +20,20 @@ func setAgreementStatus(a *v1alpha1.SharingAgreement, v compliance.AgreementVerd
 	st.ProxyEnforced = proxyEnforced
 	st.ClientNotificationRequired = v.NotifyClient
 	st.NetworkPolicyName = ""
-	if policyExists {
+	if policyExists && resources.AgreementPolicyNeeded(a) {
 		st.NetworkPolicyName = resources.AgreementPolicyName(a)
 	}
 	st.NextTransition = nil
 	if !v.NextTransition.IsZero() {
 		st.NextTransition = &metav1.Time{Time: v.NextTransition}
 	}
+	// An outbound agreement's partner is reached by the gateway's policy.
+	transferPolicy := resources.AgreementPolicyName(a)
+	if !resources.AgreementPolicyNeeded(a) {
+		transferPolicy = resources.EgressGatewayNameOf(a.Spec.StoreRef.Name)
+	}
 	st.Compliance = append(append([]v1alpha1.ComplianceControl{}, v.Controls...),
-		compliance.TransferControl(v.InForce, policyExists, resources.AgreementPolicyName(a)))
+		compliance.TransferControl(v.InForce, policyExists, transferPolicy))
 
 	reason, message := v.Reason, v.Message
 	if v.InForce && !policyExists {

@@ -61,6 +61,10 @@ func (r *SharingAgreementReconciler) Reconcile(ctx context.Context, req ctrl.Req
 
 	proxyEnforced := r.enforcedByProxy(ctx, agreement, store)
 	setAgreementStatus(agreement, verdict, policyExists, proxyEnforced)
+	agreement.Status.EgressGatewayURL = ""
+	if store != nil && resources.Outbound(agreement) {
+		agreement.Status.EgressGatewayURL = resources.EgressRouteURL(store, agreement)
+	}
 	if err := setActivityAssigned(ctx, r.Client, agreement, &agreement.Status.Conditions, agreement.Spec.ProcessingActivities); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -78,13 +82,28 @@ func (r *SharingAgreementReconciler) Reconcile(ctx context.Context, req ctrl.Req
 
 // reconcileNetworkAccess applies the partner's NetworkPolicy while in force
 // and deletes it otherwise. It reports whether the policy exists afterwards.
+//
+// An Egress agreement with outbound routes needs no policy of its own: the
+// store's egress gateway alone reaches its partner (the store reconciler
+// admits it while the agreement is in force), so network access exists
+// while it is in force and any stale policy of its own is removed.
 func (r *SharingAgreementReconciler) reconcileNetworkAccess(ctx context.Context, a *v1alpha1.SharingAgreement, store *v1alpha1.DossierStore, inForce bool) (bool, error) {
+	if !resources.AgreementPolicyNeeded(a) {
+		_, err := r.removePartnerPolicy(ctx, a)
+		return inForce && err == nil, err
+	}
 	if inForce {
 		if _, err := applyChild(ctx, r.Client, resources.AgreementPolicy(a, store), &networkingv1.NetworkPolicy{}); err != nil {
 			return false, fmt.Errorf("apply partner NetworkPolicy: %w", err)
 		}
 		return true, nil
 	}
+	return r.removePartnerPolicy(ctx, a)
+}
+
+// removePartnerPolicy deletes the agreement's NetworkPolicy if it exists;
+// it reports whether the policy still exists afterwards.
+func (r *SharingAgreementReconciler) removePartnerPolicy(ctx context.Context, a *v1alpha1.SharingAgreement) (bool, error) {
 	policy := &networkingv1.NetworkPolicy{}
 	err := r.Get(ctx, client.ObjectKey{Namespace: a.Namespace, Name: resources.AgreementPolicyName(a)}, policy)
 	if apierrors.IsNotFound(err) {

@@ -99,7 +99,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "the operator's CA:", err)
 		return 1
 	}
-	if err := controllers.SetupAll(mgr, controllers.Options{Clock: fakeClock, Certs: testCerts, TrustNamespace: operatorNamespace, Reports: reports, Isolation: testIsolation}); err != nil {
+	if err := controllers.SetupAll(mgr, controllers.Options{Clock: fakeClock, Certs: testCerts, TrustNamespace: operatorNamespace, Reports: reports, Isolation: testIsolation, EgressTokenReviewRole: testEgressTokenReviewRole}); err != nil {
 		fmt.Fprintln(os.Stderr, "set up reconcilers:", err)
 		return 1
 	}

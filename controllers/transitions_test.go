@@ -43,7 +43,7 @@ func TestStoreTransitionEvents(t *testing.T) {
 		{"first status", statusStore(), statusFor(nil), []string{
 			"Normal StoreReady Reconcile: Ready=True: dossiers are stored on Verified storage with data key version 2 behind a default-deny network policy",
 			`Normal VerifiedByParameters Reconcile: EncryptionVerified=True: StorageClass "encrypted-gp3" encrypts at rest: provisioner ebs.csi.aws.com with encrypted set`,
-			"Normal AllControlsPass Reconcile: Compliant=True: all 11 controls pass",
+			"Normal AllControlsPass Reconcile: Compliant=True: all 12 controls pass",
 		}},
 		{"nothing changed", statusFor(nil), statusFor(nil), nil},
 		{"only a message changed", statusFor(nil), statusFor(func(f *storeFacts) { f.audit = compliance.AuditControl(nil, 5, true, statusTransport) }), nil},
@@ -64,7 +64,7 @@ func TestStoreTransitionEvents(t *testing.T) {
 		}},
 		{"the first key is not a rotation", statusFor(func(f *storeFacts) { f.key.Failed = true }), statusFor(nil), []string{
 			"Normal StoreReady Reconcile: Ready=True: dossiers are stored on Verified storage with data key version 2 behind a default-deny network policy",
-			"Normal AllControlsPass Reconcile: Compliant=True: all 11 controls pass",
+			"Normal AllControlsPass Reconcile: Compliant=True: all 12 controls pass",
 		}},
 	}
 	for _, tc := range cases {

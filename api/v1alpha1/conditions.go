@@ -211,6 +211,27 @@ const (
 	ReasonConsentSourceMissing = "ConsentSourceMissing"
 )
 
+// DossierStore EgressGated control: whether everything the application
+// sends to a partner goes through the store's egress gateway.
+const (
+	ControlEgressGated = "EgressGated"
+
+	// ReasonNoOutboundAgreements: no agreement of the store has outbound
+	// routes; there is no gateway.
+	ReasonNoOutboundAgreements = "NoOutboundAgreements"
+	// ReasonGatewayReady: the gateway is deployed and available, and no
+	// outbound agreement gives the workload direct egress to its partner.
+	ReasonGatewayReady = "GatewayReady"
+	// ReasonGatewayNotReady: the gateway is not (yet) available; the
+	// application's requests to partners fail.
+	ReasonGatewayNotReady = "GatewayNotReady"
+	// ReasonGatewayNotApplied: the gateway's objects could not be written.
+	ReasonGatewayNotApplied = "GatewayNotApplied"
+	// ReasonDirectPartnerEgress: an outbound agreement's NetworkPolicy
+	// still lets the workload reach its partner around the gateway.
+	ReasonDirectPartnerEgress = "DirectPartnerEgress"
+)
+
 // RetentionPolicy SweeperScheduled condition; Ready is True with reason
 // ReasonSweeperScheduled once the sweeper is scheduled.
 const (
@@ -429,6 +450,11 @@ const (
 	LabelStore = "privacy.dossierguard.io/store"
 	// LabelAgreement marks the NetworkPolicy of a SharingAgreement.
 	LabelAgreement = "privacy.dossierguard.io/sharing-agreement"
+	// LabelStoreNamespace is the namespace of the store a cluster-scoped
+	// object (the egress gateway's TokenReview binding) belongs to.
+	LabelStoreNamespace = "privacy.dossierguard.io/store-namespace"
+	// LabelEgressGateway names the store whose egress gateway a pod runs.
+	LabelEgressGateway = "privacy.dossierguard.io/egress-gateway"
 	// LabelRetentionPolicy marks the sweeper objects of a RetentionPolicy.
 	LabelRetentionPolicy = "privacy.dossierguard.io/retention-policy"
 )

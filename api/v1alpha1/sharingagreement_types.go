@@ -425,6 +425,11 @@ type SharingAgreementStatus struct {
 	// empty for a basis without consent.
 	// +optional
 	ConsentMode ConsentMode `json:"consentMode,omitempty"`
+	// EgressGatewayURL is the base URL through which the application sends
+	// to the partner, http://<store>-egress.<namespace>.svc/<agreement>/,
+	// while the agreement has outbound routes; empty otherwise.
+	// +optional
+	EgressGatewayURL string `json:"egressGatewayURL,omitempty"`
 	// ProxyEnforced is true when the agreement admits the partner to the
 	// audit proxy (Ingress or Both) and is in the store's rendered access
 	// policy, with a consent source when consent is per dossier: the proxy

@@ -182,7 +182,7 @@ func (o *logbookOptions) senders() (logbook.SenderAuthenticator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--sender-auth=kubernetes: %w", err)
 	}
-	return &logbook.KubernetesSenders{Client: c, Audience: o.senderAudience}, nil
+	return &logbook.KubernetesSenders{Client: c, Audience: o.senderAudience, EgressGateways: true}, nil
 }
 
 // addTrustKeys reads the --trust-key files into keys.

@@ -85,6 +85,7 @@ func TestReferences(t *testing.T) {
 		"StatutoryRetention":   "AVG art. 5(1)(e); Jeugdwet art. 7.3.8; Archiefwet",
 		"RetentionEnforced":    "AVG art. 5(1)(e), art. 17; BIO 8.10",
 		"SharingEnforced":      "AVG art. 5(1)(b), art. 6(1), art. 7(3); BIO 5.14",
+		"EgressGated":          "AVG art. 5(1)(b), art. 5(2), art. 30(1)(d); BIO 8.20, 8.22",
 		"DataSubjectRights":    "AVG art. 12(3), art. 15-21",
 		"ResponseDeadline":     "AVG art. 12(3)",
 		"PurposeLimitation":    "AVG art. 5(1)(b), art. 5(1)(c), art. 30(1)(c)",

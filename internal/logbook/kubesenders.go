@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
+	"github.com/dossierguard/dossierguard/internal/resources"
 )
 
 // The extra fields of a TokenReview of a pod-bound ServiceAccount token.
@@ -63,6 +64,13 @@ type KubernetesSenders struct {
 	TTL time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// EgressGateways lets AuthenticateSender also accept the pods of the
+	// store's egress gateway, which write their own chains: a pod of
+	// ServiceAccount <store>-egress labelled
+	// privacy.dossierguard.io/egress-gateway=<store> (the operator's
+	// Deployment). AuthenticateWorkload never accepts them: a gateway is
+	// no caller of a gateway.
+	EgressGateways bool
 
 	mu       sync.Mutex
 	verdicts map[[sha256.Size]byte]senderVerdict
@@ -82,7 +90,7 @@ type senderVerdict struct {
 // of the store's workload (AuthenticateWorkload), and the request names
 // that pod.
 func (k *KubernetesSenders) AuthenticateSender(ctx context.Context, token, store, pod string) error {
-	got, err := k.AuthenticateWorkload(ctx, token, store)
+	got, err := k.authenticate(ctx, token, store, k.EgressGateways)
 	if err != nil {
 		return err
 	}
@@ -132,11 +140,21 @@ func (k *KubernetesSenders) keep(key [sha256.Size]byte, pod Workload, err error,
 // 403, or 503 when the API server cannot answer); verdicts other than 503
 // are kept for TTL by a hash of the token and the store.
 func (k *KubernetesSenders) AuthenticateWorkload(ctx context.Context, token, store string) (Workload, error) {
+	return k.authenticate(ctx, token, store, false)
+}
+
+// authenticate is AuthenticateWorkload, also accepting the store's egress
+// gateway pods when gateways is set.
+func (k *KubernetesSenders) authenticate(ctx context.Context, token, store string, gateways bool) (Workload, error) {
 	now := time.Now
 	if k.Now != nil {
 		now = k.Now
 	}
-	key := sha256.Sum256([]byte(token + "\x00" + store))
+	mode := "workload"
+	if gateways {
+		mode = "workload+gateway"
+	}
+	key := sha256.Sum256([]byte(token + "\x00" + store + "\x00" + mode))
 	k.mu.Lock()
 	v, ok := k.verdicts[key]
 	k.mu.Unlock()
@@ -148,7 +166,7 @@ func (k *KubernetesSenders) AuthenticateWorkload(ctx context.Context, token, sto
 		// not by one caller's context, which may end before the others'.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), senderCheckTimeout)
 		defer cancel()
-		pod, err := k.decide(ctx, token, store)
+		pod, err := k.decide(ctx, token, store, gateways)
 		k.keep(key, pod, err, now())
 		return pod, err
 	})
@@ -173,7 +191,7 @@ var unavailable = &SenderError{Status: http.StatusServiceUnavailable, Message: "
 
 // decide runs the checks of KubernetesSenders but the pod the request
 // names, and returns the token's pod.
-func (k *KubernetesSenders) decide(ctx context.Context, token, store string) (Workload, error) {
+func (k *KubernetesSenders) decide(ctx context.Context, token, store string, gateways bool) (Workload, error) {
 	id, err := k.review(ctx, token)
 	if err != nil {
 		return Workload{}, err
@@ -191,6 +209,12 @@ func (k *KubernetesSenders) decide(ctx context.Context, token, store string) (Wo
 		return Workload{}, refuse(http.StatusForbidden, "there is no DossierStore %s", store)
 	case err != nil:
 		return Workload{}, unavailable
+	}
+	if gateways && id.serviceAccount == resources.EgressGatewayName(ds) {
+		if err := k.checkGatewayPod(ctx, ds, id); err != nil {
+			return Workload{}, err
+		}
+		return Workload{Namespace: id.namespace, ServiceAccount: id.serviceAccount, Pod: id.pod}, nil
 	}
 	if sa := ds.Spec.Workload.ServiceAccountName; sa != id.serviceAccount {
 		return Workload{}, refuse(http.StatusForbidden, "ServiceAccount %s is not the workload's of store %s (spec.workload.serviceAccountName %s)", id.serviceAccount, store, sa)
@@ -218,6 +242,25 @@ func (k *KubernetesSenders) checkPod(ctx context.Context, ds *v1alpha1.DossierSt
 	sel, err := metav1.LabelSelectorAsSelector(&ds.Spec.Workload.Selector)
 	if err != nil || sel.Empty() || !sel.Matches(labels.Set(p.Labels)) {
 		return refuse(http.StatusForbidden, "pod %s/%s is not selected by the spec.workload.selector of store %s", storeNS, id.pod, store)
+	}
+	return nil
+}
+
+// checkGatewayPod checks that the token's pod is the one it was issued to
+// and carries the label of the store's egress gateway pods.
+func (k *KubernetesSenders) checkGatewayPod(ctx context.Context, ds *v1alpha1.DossierStore, id tokenIdentity) error {
+	p := &corev1.Pod{}
+	switch err := k.Client.Get(ctx, client.ObjectKey{Namespace: ds.Namespace, Name: id.pod}, p); {
+	case apierrors.IsNotFound(err):
+		return refuse(http.StatusForbidden, "pod %s/%s does not exist", ds.Namespace, id.pod)
+	case err != nil:
+		return unavailable
+	}
+	if string(p.UID) != id.podUID {
+		return refuse(http.StatusForbidden, "pod %s/%s is not the pod the token was issued to", ds.Namespace, id.pod)
+	}
+	if p.Labels[v1alpha1.LabelEgressGateway] != ds.Name {
+		return refuse(http.StatusForbidden, "pod %s/%s is not labelled %s=%s as the store's egress gateway pods are", ds.Namespace, id.pod, v1alpha1.LabelEgressGateway, ds.Name)
 	}
 	return nil
 }

@@ -48,6 +48,7 @@ func newSenderWorld(t *testing.T) *senderWorld {
 		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "wijkteam", Name: "wijkteam-dossier"}},
 		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "wijkteam", Name: "toolbox"}},
 		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "other", Name: "wijkteam-dossier"}},
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "wijkteam", Name: "wijkteam-dossiers-egress"}},
 		&v1alpha1.DossierStore{ObjectMeta: metav1.ObjectMeta{Namespace: "wijkteam", Name: "wijkteam-dossiers"},
 			Spec: v1alpha1.DossierStoreSpec{Service: v1alpha1.Service("NeighbourhoodTeam"), Organisation: "Gemeente Voorbeeldstad",
 				DataCategories: []v1alpha1.DataCategory{"identity"},
@@ -61,14 +62,21 @@ func newSenderWorld(t *testing.T) *senderWorld {
 		}
 	}
 	for _, p := range []struct{ ns, name, sa string }{
-		{"wijkteam", "wijkteam-dossier-0", "wijkteam-dossier"}, // the workload's pod
-		{"wijkteam", "toolbox", "toolbox"},                     // the workload's labels, another ServiceAccount
-		{"wijkteam", "lookalike", "wijkteam-dossier"},          // the workload's ServiceAccount, not selected
-		{"other", "wijkteam-dossier-0", "wijkteam-dossier"},    // the same names in another namespace
+		{"wijkteam", "wijkteam-dossier-0", "wijkteam-dossier"},        // the workload's pod
+		{"wijkteam", "toolbox", "toolbox"},                            // the workload's labels, another ServiceAccount
+		{"wijkteam", "lookalike", "wijkteam-dossier"},                 // the workload's ServiceAccount, not selected
+		{"other", "wijkteam-dossier-0", "wijkteam-dossier"},           // the same names in another namespace
+		{"wijkteam", "egress-0", "wijkteam-dossiers-egress"},          // the store's egress gateway
+		{"wijkteam", "egress-unlabelled", "wijkteam-dossiers-egress"}, // the gateway's ServiceAccount, not its label
 	} {
 		labels := selected
-		if p.name == "lookalike" {
+		switch p.name {
+		case "lookalike":
 			labels = map[string]string{"app": "lookalike"}
+		case "egress-0":
+			labels = map[string]string{v1alpha1.LabelEgressGateway: "wijkteam-dossiers"}
+		case "egress-unlabelled":
+			labels = map[string]string{v1alpha1.LabelEgressGateway: "another-store"}
 		}
 		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: p.ns, Name: p.name, Labels: labels},
 			Spec: corev1.PodSpec{ServiceAccountName: p.sa, Containers: []corev1.Container{{Name: "app", Image: "app"}}}}
@@ -158,6 +166,44 @@ func TestKubernetesSenders(t *testing.T) {
 	var se *SenderError
 	if err := fresh.AuthenticateSender(ctx, good, st, pod); !errors.As(err, &se) || se.Status == 0 {
 		t.Errorf("the deleted pod's token: %v, want a refusal", err)
+	}
+}
+
+// TestKubernetesSendersEgressGateways: with EgressGateways (the logbook)
+// the store's gateway pod ships the store's chains as itself; without it,
+// or as a caller of a gateway (AuthenticateWorkload), it is refused, and
+// the gateway's ServiceAccount without the gateway's label is refused too.
+func TestKubernetesSendersEgressGateways(t *testing.T) {
+	w := newSenderWorld(t)
+	ctx := context.Background()
+	const st = "wijkteam/wijkteam-dossiers"
+	gw := w.token(t, "wijkteam/egress-0", DefaultSenderAudience)
+	unlabelled := w.token(t, "wijkteam/egress-unlabelled", DefaultSenderAudience)
+	logbook := &KubernetesSenders{Client: w.c, EgressGateways: true}
+	if err := logbook.AuthenticateSender(ctx, gw, st, "egress-0"); err != nil {
+		t.Errorf("the gateway's pod shipping its chain: %v", err)
+	}
+	for _, tc := range []struct {
+		name   string
+		check  func() error
+		reason string
+	}{
+		{"another pod than the gateway's", func() error { return logbook.AuthenticateSender(ctx, gw, st, "wijkteam-dossier-0") }, "the token belongs to pod egress-0"},
+		{"the gateway's ServiceAccount, another store's label", func() error { return logbook.AuthenticateSender(ctx, unlabelled, st, "egress-unlabelled") }, "is not labelled"},
+		{"without EgressGateways", func() error {
+			return (&KubernetesSenders{Client: w.c}).AuthenticateSender(ctx, gw, st, "egress-0")
+		}, "is not the workload's"},
+		{"a gateway as a caller of the gateway", func() error {
+			_, err := logbook.AuthenticateWorkload(ctx, gw, st)
+			return err
+		}, "is not the workload's"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var se *SenderError
+			if err := tc.check(); !errors.As(err, &se) || se.Status != http.StatusForbidden || !strings.Contains(se.Message, tc.reason) {
+				t.Fatalf("got %v, want 403 with %q", err, tc.reason)
+			}
+		})
 	}
 }
 

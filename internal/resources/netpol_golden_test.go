@@ -3,6 +3,7 @@ package resources
 import (
 	"encoding/json"
 	"flag"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
@@ -64,6 +65,11 @@ func TestGeneratedNetworkPolicies(t *testing.T) {
 			a.Spec.Partner = v1alpha1.Partner{Type: v1alpha1.PartnerReferralIndex, Name: "Verwijsindex",
 				CIDRs: []string{"192.0.2.0/28"}, Ports: []v1alpha1.NetworkPort{{Port: 443}}}
 		}), store),
+		// The store's egress gateway with the Verwijsindex in force (and
+		// with nothing in force), and the workload's way to it.
+		"egress-gateway.yaml":               EgressGatewayPolicy(store, []v1alpha1.SharingAgreement{scenarioOutbound()}, scenarioExtras(), scenarioAPIServer()),
+		"egress-gateway-none-in-force.yaml": EgressGatewayPolicy(store, nil, scenarioExtras(), scenarioAPIServer()),
+		"egress-access.yaml":                EgressAccessPolicy(store),
 	}
 	dir := filepath.Join("..", "..", "test", "netpol", "testdata", "generated")
 	for name, policy := range golden {
@@ -91,4 +97,28 @@ func TestGeneratedNetworkPolicies(t *testing.T) {
 			t.Errorf("%s is stale or missing; run: go test ./internal/resources -run TestGeneratedNetworkPolicies -update", path)
 		}
 	}
+}
+
+// scenarioOutbound is the Verwijsindex agreement with outbound routes: its
+// partner is reached through the gateway only.
+func scenarioOutbound() v1alpha1.SharingAgreement {
+	return *scenarioAgreement("verwijsindex", func(a *v1alpha1.SharingAgreement) {
+		a.Spec.Direction = v1alpha1.DirectionEgress
+		a.Spec.Partner = v1alpha1.Partner{Type: v1alpha1.PartnerReferralIndex, Name: "Verwijsindex",
+			CIDRs: []string{"192.0.2.32/28"}, Ports: []v1alpha1.NetworkPort{{Port: 443}},
+			Endpoint: "https://verwijsindex.voorbeeldregio.nl/api/v2",
+			TLS:      &v1alpha1.PartnerTLS{CABundle: v1alpha1.SecretKeyReference{Name: "verwijsindex-ca"}}}
+		a.Spec.OutboundRoutes = []v1alpha1.OutboundRoute{{Name: "signal", Method: "POST", Path: "/signalen/{dossier}"}}
+	})
+}
+
+// scenarioExtras is the installation with the logbook, as the chart sets it.
+func scenarioExtras() IsolationExtras {
+	return IsolationExtras{Logbook: &PodPeer{Namespace: "dossierguard-system", Port: DefaultLogbookPort, PodLabels: map[string]string{
+		"app.kubernetes.io/name": "dossierguard", "app.kubernetes.io/instance": "dossierguard", "app.kubernetes.io/component": "logbook"}}}
+}
+
+// scenarioAPIServer is the API server's one endpoint, outside the pod network.
+func scenarioAPIServer() []APIEndpoint {
+	return []APIEndpoint{{Address: netip.MustParseAddr("172.18.0.2"), Port: 6443}}
 }

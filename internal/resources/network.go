@@ -79,13 +79,7 @@ func IsolationPolicy(store *v1alpha1.DossierStore, extras IsolationExtras) *netw
 			WithPorts(port(corev1.ProtocolTCP, lb.Port)))
 	}
 	for _, dep := range w.Dependencies {
-		ns := dep.Namespace
-		if ns == "" {
-			ns = store.Namespace
-		}
-		egress = append(egress, networkingv1ac.NetworkPolicyEgressRule().
-			WithTo(namespacePeer(ns).WithPodSelector(LabelSelector(&dep.PodSelector))).
-			WithPorts(Ports(dep.Ports)...))
+		egress = append(egress, dependencyRule(store, dep))
 	}
 	return networkingv1ac.NetworkPolicy(IsolationPolicyName(store), store.Namespace).
 		WithLabels(StoreLabels(store, "network-isolation")).
@@ -95,6 +89,18 @@ func IsolationPolicy(store *v1alpha1.DossierStore, extras IsolationExtras) *netw
 			WithPolicyTypes(networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress).
 			WithIngress(ingress...).
 			WithEgress(egress...))
+}
+
+// dependencyRule admits a declared dependency: its pods, in its namespace
+// (the store's when empty), on its ports.
+func dependencyRule(store *v1alpha1.DossierStore, dep v1alpha1.Dependency) *networkingv1ac.NetworkPolicyEgressRuleApplyConfiguration {
+	ns := dep.Namespace
+	if ns == "" {
+		ns = store.Namespace
+	}
+	return networkingv1ac.NetworkPolicyEgressRule().
+		WithTo(namespacePeer(ns).WithPodSelector(LabelSelector(&dep.PodSelector))).
+		WithPorts(Ports(dep.Ports)...)
 }
 
 // ProxyPort is the audit proxy's port of a store, defaulted.

@@ -23,7 +23,9 @@ func AgreementPolicy(a *v1alpha1.SharingAgreement, store *v1alpha1.DossierStore)
 	if direction == "" {
 		direction = v1alpha1.DirectionEgress
 	}
-	if direction == v1alpha1.DirectionEgress || direction == v1alpha1.DirectionBoth {
+	// An agreement with outbound routes sends through the store's egress
+	// gateway only: the workload gets no direct egress to its partner.
+	if (direction == v1alpha1.DirectionEgress || direction == v1alpha1.DirectionBoth) && !Outbound(a) {
 		rule := networkingv1ac.NetworkPolicyEgressRule().WithTo(peers...)
 		if len(a.Spec.Partner.Ports) > 0 {
 			rule.WithPorts(Ports(a.Spec.Partner.Ports)...)
@@ -48,6 +50,13 @@ func AgreementPolicy(a *v1alpha1.SharingAgreement, store *v1alpha1.DossierStore)
 			WithController(true).
 			WithBlockOwnerDeletion(true)).
 		WithSpec(spec)
+}
+
+// AgreementPolicyNeeded says whether the agreement's own NetworkPolicy
+// admits anything: not for an Egress agreement with outbound routes,
+// whose partner only the egress gateway reaches (EgressGatewayPolicy).
+func AgreementPolicyNeeded(a *v1alpha1.SharingAgreement) bool {
+	return a.Spec.Direction == v1alpha1.DirectionIngress || a.Spec.Direction == v1alpha1.DirectionBoth || !Outbound(a)
 }
 
 // partnerPeers: a namespace (by its immutable name label) with an optional

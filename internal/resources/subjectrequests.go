@@ -103,9 +103,7 @@ func APIServerEndpoints(slices []discoveryv1.EndpointSlice) []APIEndpoint {
 func APIServerPolicy(store *v1alpha1.DossierStore, endpoints []APIEndpoint) *networkingv1ac.NetworkPolicyApplyConfiguration {
 	rules := make([]*networkingv1ac.NetworkPolicyEgressRuleApplyConfiguration, 0, len(endpoints))
 	for _, ep := range endpoints {
-		rules = append(rules, networkingv1ac.NetworkPolicyEgressRule().
-			WithTo(networkingv1ac.NetworkPolicyPeer().WithIPBlock(networkingv1ac.IPBlock().WithCIDR(netip.PrefixFrom(ep.Address, ep.Address.BitLen()).String()))).
-			WithPorts(port(corev1.ProtocolTCP, ep.Port)))
+		rules = append(rules, apiServerRule(ep))
 	}
 	w := store.Spec.Workload
 	return networkingv1ac.NetworkPolicy(APIServerPolicyName(store), store.Namespace).
@@ -115,4 +113,12 @@ func APIServerPolicy(store *v1alpha1.DossierStore, endpoints []APIEndpoint) *net
 			WithPodSelector(LabelSelector(&w.Selector)).
 			WithPolicyTypes(networkingv1.PolicyTypeEgress).
 			WithEgress(rules...))
+}
+
+// apiServerRule admits one endpoint of the API server: its address alone,
+// on its TCP port.
+func apiServerRule(ep APIEndpoint) *networkingv1ac.NetworkPolicyEgressRuleApplyConfiguration {
+	return networkingv1ac.NetworkPolicyEgressRule().
+		WithTo(networkingv1ac.NetworkPolicyPeer().WithIPBlock(networkingv1ac.IPBlock().WithCIDR(netip.PrefixFrom(ep.Address, ep.Address.BitLen()).String()))).
+		WithPorts(port(corev1.ProtocolTCP, ep.Port))
 }

@@ -128,6 +128,9 @@ var extraRules = []extraRule{
 	{"Role", "dossierguard-webhook-tls", "", "secrets", []string{"get", "update", "patch"}, []string{"dossierguard-webhook-tls"}},
 	// The public checkpoint keys, for people who verify audit logs (bound to no one).
 	{"Role", "dossierguard-audit-trust-reader", "", "configmaps", []string{"get"}, []string{"dossierguard-audit-trust"}},
+	// The stores' egress gateways review their callers' tokens; bound by the
+	// manager to each gateway's ServiceAccount only, never by the chart.
+	{"ClusterRole", "dossierguard-egress-gateway", "authentication.k8s.io", "tokenreviews", []string{"create"}, nil},
 	// The caBundle of the operator's own webhook configurations.
 	{"ClusterRole", "dossierguard-webhook-config", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", []string{"get", "update", "patch"}, []string{"dossierguard-sidecar-injector"}},
 	{"ClusterRole", "dossierguard-webhook-config", "admissionregistration.k8s.io", "validatingwebhookconfigurations", []string{"get", "update", "patch"}, []string{"dossierguard-pod-guard"}},

@@ -227,6 +227,38 @@ func TestMutatedPoliciesAreCaught(t *testing.T) {
 		mutate: func(s *netpolcheck.Scenario) {
 			policy(s, "share-verwijsindex").Spec.Egress[0].Ports = nil
 		},
+	}, {
+		name: "gateway ingress from every pod of the namespace",
+		file: "testdata/egress-gateway.yaml",
+		mutate: func(s *netpolcheck.Scenario) {
+			policy(s, "cjg-dossiers-egress").Spec.Ingress[0].From[0].PodSelector.MatchLabels = nil
+		},
+	}, {
+		name: "gateway ingress policy type dropped admits everyone",
+		file: "testdata/egress-gateway.yaml",
+		mutate: func(s *netpolcheck.Scenario) {
+			policy(s, "cjg-dossiers-egress").Spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeEgress}
+		},
+	}, {
+		name: "gateway partner rule without peers admits every destination",
+		file: "testdata/egress-gateway.yaml",
+		mutate: func(s *netpolcheck.Scenario) {
+			policy(s, "cjg-dossiers-egress").Spec.Egress[3].To = nil
+		},
+	}, {
+		name: "workload's access to the gateway selects every pod of the namespace",
+		file: "testdata/egress-gateway.yaml",
+		mutate: func(s *netpolcheck.Scenario) {
+			policy(s, "cjg-dossiers-to-egress").Spec.Egress[0].To[0].PodSelector.MatchLabels = nil
+		},
+	}, {
+		name: "gateway keeps the partner after the agreement left force",
+		file: "testdata/egress-gateway-none-in-force.yaml",
+		mutate: func(s *netpolcheck.Scenario) {
+			np := policy(s, "cjg-dossiers-egress")
+			np.Spec.Egress = append(np.Spec.Egress, networkingv1.NetworkPolicyEgressRule{
+				To: []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "192.0.2.32/28"}}}})
+		},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := load(t, tc.file)
