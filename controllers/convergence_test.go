@@ -1,0 +1,73 @@
+package controllers_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/dossierguard/dossierguard/api/v1alpha1"
+)
+
+// An agreement created together with its store waits for the store's first
+// assessment before its own first status: it never reports (and announces
+// in an event) that the store is not Ready when the store simply had not
+// been looked at yet, which cost a status write, a report and an event for
+// a state that never was.
+func TestAgreementCreatedWithItsStoreWaitsForTheStoresFirstStatus(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	ns := newNamespace(t)
+	class := encryptedClass(t).Name
+	watcher, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := watcher.Watch(ctx, &v1alpha1.SharingAgreementList{}, client.InNamespace(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+
+	newStore(t, ns, class)
+	a := newAgreement(t, ns, "school", nil)
+
+	// Every status the agreement is given, in order, until it is in force.
+	var reasons []string
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the agreement did not come into force; its statuses were %v", reasons)
+		case e := <-w.ResultChan():
+			got, ok := e.Object.(*v1alpha1.SharingAgreement)
+			if !ok || e.Type != watch.Modified {
+				continue
+			}
+			c := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionAgreementInForce)
+			if c == nil || (len(reasons) > 0 && reasons[len(reasons)-1] == c.Reason) {
+				continue
+			}
+			reasons = append(reasons, c.Reason)
+			done = c.Status == metav1.ConditionTrue
+		}
+	}
+	if len(reasons) != 1 {
+		t.Errorf("the agreement's AgreementInForce went through %v; want it in force at its first status", reasons)
+	}
+	// Nor an event saying so.
+	time.Sleep(time.Second)
+	events := &eventsv1.EventList{}
+	if err := k8s.List(context.Background(), events, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events.Items {
+		if e.Regarding.Name == a.Name && e.Reason == v1alpha1.ReasonStoreNotReady {
+			t.Errorf("event %s %q for an agreement whose store had not been assessed yet", e.Reason, e.Note)
+		}
+	}
+}
