@@ -116,7 +116,8 @@ func TestFirstLookWait(t *testing.T) {
 		{"new referrer, store not assessed yet: wait for it", created(10 * time.Second), nil, unassessed, storeAssessGrace - 10*time.Second},
 		{"new referrer, store assessed (even not Ready): go on", created(10 * time.Second), nil, assessed, 0},
 		{"referrer that has reported: go on, whatever the store", created(10 * time.Second), reported, unassessed, 0},
-		{"no store: go on and report it missing", created(10 * time.Second), nil, nil, 0},
+		{"new referrer, store not in the cache yet: wait a little", created(3 * time.Second), nil, nil, storeMissingGrace - 3*time.Second},
+		{"store missing beyond its grace: go on and report it missing", created(storeMissingGrace), nil, nil, 0},
 		{"store being deleted: go on", created(10 * time.Second), nil, deleting, 0},
 		{"store not assessed within the grace: go on", created(storeAssessGrace + time.Second), nil, unassessed, 0},
 	}
