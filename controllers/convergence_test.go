@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -9,9 +10,13 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
+	"github.com/dossierguard/dossierguard/controllers"
+	"github.com/dossierguard/dossierguard/internal/resources"
+	"github.com/dossierguard/dossierguard/internal/webhook"
 )
 
 // An agreement created together with its store waits for the store's first
@@ -69,5 +74,44 @@ func TestAgreementCreatedWithItsStoreWaitsForTheStoresFirstStatus(t *testing.T) 
 		if e.Regarding.Name == a.Name && e.Reason == v1alpha1.ReasonStoreNotReady {
 			t.Errorf("event %s %q for an agreement whose store had not been assessed yet", e.Reason, e.Note)
 		}
+	}
+}
+
+// liveReads counts the reads of the audit trust ConfigMap from the API
+// server.
+type liveReads struct {
+	client.Reader
+	n *atomic.Int64
+}
+
+func (r liveReads) Get(ctx context.Context, key client.ObjectKey, o client.Object, opts ...client.GetOption) error {
+	if key.Name == resources.AuditTrustName {
+		r.n.Add(1)
+	}
+	return r.Reader.Get(ctx, key, o, opts...)
+}
+
+// The trust ConfigMap holds the public keys of every store, so reading it
+// from the API server on every reconcile of every store grows with the
+// square of the stores. A settled store finds its keys in the cached copy
+// and reads nothing live.
+func TestSettledStoreReadsNoTrustConfigMapLive(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	store := newStore(t, ns, encryptedClass(t).Name)
+	eventually(t, timeout, storeCondition(store, v1alpha1.ConditionReady, metav1.ConditionTrue, ""))
+	time.Sleep(time.Second) // let the cache see the trust ConfigMap with the store's key
+
+	reads := &atomic.Int64{}
+	r := &controllers.DossierStoreReconciler{Client: mgrClient, Reader: liveReads{Reader: k8s, n: reads}, Recorder: noEvents{}, Clock: fakeClock,
+		AuditProxy: webhook.Config{Image: controllers.DefaultSweeperImage, NativeSidecar: true}, Certs: testCerts, TrustNamespace: operatorNamespace,
+		Isolation: testIsolation}
+	for i := 0; i < 3; i++ {
+		if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(store)}); err != nil {
+			t.Fatalf("reconcile %d: %v", i, err)
+		}
+	}
+	if n := reads.Load(); n != 0 {
+		t.Errorf("%d live reads of ConfigMap %s in 3 reconciles of a settled store; want 0", n, resources.AuditTrustName)
 	}
 }

@@ -262,13 +262,35 @@ func (r *DossierStoreReconciler) removeLegacyAuditKeys(ctx context.Context, lega
 // live read finds none, and updated as read (optimistic locking), never
 // applied. Every store writes this one ConfigMap, so a write that lost the
 // race to another store's (a conflict, or a create after another's) is
-// read and tried again at once rather than failing the reconcile.
+// read and tried again at once rather than failing the reconcile. The
+// ConfigMap holds every store's keys, so it is read from the API server
+// only when the cached copy lacks one of this store's keys: keys are only
+// ever added, and a reconcile that finds its keys kept (every reconcile
+// after the first) reads nothing live.
 func (r *DossierStoreReconciler) publishTrustKeys(ctx context.Context, store *v1alpha1.DossierStore, pubs []ed25519.PublicKey) error {
+	if r.trustKeysCached(ctx, store, pubs) {
+		return nil
+	}
 	lostRace := func(err error) bool { return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) }
 	if err := retry.OnError(retry.DefaultRetry, lostRace, func() error { return r.addTrustKeys(ctx, store, pubs) }); err != nil {
 		return fmt.Errorf("keep the public checkpoint keys in ConfigMap %s/%s: %w", r.TrustNamespace, resources.AuditTrustName, err)
 	}
 	return nil
+}
+
+// trustKeysCached says whether the cached trust ConfigMap holds every key
+// of pubs for the store.
+func (r *DossierStoreReconciler) trustKeysCached(ctx context.Context, store *v1alpha1.DossierStore, pubs []ed25519.PublicKey) bool {
+	cm := &corev1.ConfigMap{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: r.TrustNamespace, Name: resources.AuditTrustName}, cm); err != nil {
+		return false
+	}
+	for _, pub := range pubs {
+		if !resources.HoldsTrustKey(cm, store, pub) {
+			return false
+		}
+	}
+	return true
 }
 
 // addTrustKeys is one read and, when a key is missing, one write of the
