@@ -2,10 +2,13 @@ package controllers_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -113,5 +116,82 @@ func TestSettledStoreReadsNoTrustConfigMapLive(t *testing.T) {
 	}
 	if n := reads.Load(); n != 0 {
 		t.Errorf("%d live reads of ConfigMap %s in 3 reconciles of a settled store; want 0", n, resources.AuditTrustName)
+	}
+}
+
+// racingTrustWrites makes every store's write of the trust ConfigMap lose
+// a real race once: just before the reconciler's first update goes out,
+// another writer updates the ConfigMap on the API server, so the update
+// is refused with a real conflict.
+type racingTrustWrites struct {
+	client.Client
+	updates *atomic.Int64
+	raced   *atomic.Bool
+}
+
+func (c racingTrustWrites) Update(ctx context.Context, o client.Object, opts ...client.UpdateOption) error {
+	if o.GetName() == resources.AuditTrustName {
+		c.updates.Add(1)
+		if c.raced.CompareAndSwap(false, true) {
+			other := &corev1.ConfigMap{}
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(o), other); err != nil {
+				return err
+			}
+			if other.Annotations == nil {
+				other.Annotations = map[string]string{}
+			}
+			other.Annotations["test.dossierguard.io/raced"] = time.Now().String()
+			if err := k8s.Update(ctx, other); err != nil {
+				return err
+			}
+		}
+	}
+	return c.Client.Update(ctx, o, opts...)
+}
+
+// Every store adds its key to the one trust ConfigMap; a write that lost
+// the race to another store's is read and tried again at once, instead of
+// failing the reconcile (which left the store DependencyUnavailable, with
+// an event and a second status write, until the retry).
+func TestTrustKeyWriteThatLostARaceIsRetriedAtOnce(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	store := newStore(t, ns, encryptedClass(t).Name)
+	eventually(t, timeout, storeCondition(store, v1alpha1.ConditionReady, metav1.ConditionTrue, ""))
+	// Take the store's key out of the trust ConfigMap, as if it had not
+	// been published yet, and let the cache see that.
+	updateRetrying(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: operatorNamespace, Name: resources.AuditTrustName}}, func(cm *corev1.ConfigMap) {
+		for name := range cm.Data {
+			if strings.HasPrefix(name, ns+"_"+store.Name+"_") {
+				delete(cm.Data, name)
+			}
+		}
+	})
+	eventually(t, timeout, func() error {
+		cm := &corev1.ConfigMap{}
+		if err := mgrClient.Get(ctx, key(operatorNamespace, resources.AuditTrustName), cm); err != nil {
+			return err
+		}
+		for name := range cm.Data {
+			if strings.HasPrefix(name, ns+"_"+store.Name+"_") {
+				return fmt.Errorf("the cache still has %s", name)
+			}
+		}
+		return nil
+	})
+
+	updates, raced := &atomic.Int64{}, &atomic.Bool{}
+	r := &controllers.DossierStoreReconciler{Client: racingTrustWrites{Client: mgrClient, updates: updates, raced: raced}, Reader: k8s, Recorder: noEvents{}, Clock: fakeClock,
+		AuditProxy: webhook.Config{Image: controllers.DefaultSweeperImage, NativeSidecar: true}, Certs: testCerts, TrustNamespace: operatorNamespace,
+		Isolation: testIsolation}
+	if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(store)}); err != nil {
+		t.Fatalf("a reconcile whose trust write lost a race failed: %v", err)
+	}
+	if n := updates.Load(); n < 2 {
+		t.Errorf("%d updates of the trust ConfigMap; want the lost one and its retry", n)
+	}
+	keys, err := trustedKeys(ctx, ns, store.Name)
+	if err != nil || len(keys) == 0 {
+		t.Errorf("the store's key is not back in the trust ConfigMap (%d keys, err %v)", len(keys), err)
 	}
 }
