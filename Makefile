@@ -136,7 +136,7 @@ demo-down: ## Stop the control plane, the logbook and the PostgreSQL that `make 
 ##@ Benchmarks
 
 .PHONY: bench
-bench: ## Convergence benchmark: BENCH_STORES stores with their roles, agreements and policies (figures in docs/benchmarks.md).
+bench: ## Convergence benchmark: BENCH_STORES stores with their roles, agreements and policies, writes by verb and resource against a plain-client floor (figures in docs/benchmarks.md).
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" BENCH_STORES=$(BENCH_STORES) go test -run '^$$' -bench Convergence -benchtime 1x -timeout 30m ./test/bench/
 
 BENCH_RETENTION_ROWS ?= 1000000

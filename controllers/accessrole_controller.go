@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
@@ -45,6 +46,9 @@ func (r *AccessRoleReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	store, view, err := readStore(ctx, r.Client, role.Namespace, role.Spec.StoreRef.Name)
 	if err != nil {
 		return ctrl.Result{}, err
+	}
+	if wait := firstLookWait(role, role.Status.Conditions, store, now); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil
 	}
 	verdict := compliance.EvaluateRole(role, view, now)
 	policyName, policyHash := "", ""
@@ -91,9 +95,10 @@ func (r *AccessRoleReconciler) SetupWithManager(mgr ctrl.Manager, workers int) e
 	return ownReports(ctrl.NewControllerManagedBy(mgr), r.Reports).
 		For(&v1alpha1.AccessRole{}, builder.WithPredicates(specOrMetadataChanged)).
 		// Of its store a role reads the spec (the categories) and whether it
-		// is being deleted, not the status.
+		// is being deleted, not the status; its first status waits for the
+		// store's first.
 		Watches(&v1alpha1.DossierStore{}, handler.EnqueueRequestsFromMapFunc(toRoles),
-			builder.WithPredicates(specMetadataOrDeletion)).
+			builder.WithPredicates(predicate.Or(specMetadataOrDeletion, storeAssessed))).
 		// An agreement's partner subjects can overlap a role's subjects.
 		Watches(&v1alpha1.SharingAgreement{}, handler.EnqueueRequestsFromMapFunc(
 			func(ctx context.Context, o client.Object) []reconcile.Request {

@@ -11,6 +11,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
@@ -259,8 +260,42 @@ func (r *DossierStoreReconciler) removeLegacyAuditKeys(ctx context.Context, lega
 // store's audit logs can still be verified after the store and its Secrets
 // are deleted. Keys are only ever added: the ConfigMap is created after a
 // live read finds none, and updated as read (optimistic locking), never
-// applied.
+// applied. Every store writes this one ConfigMap, so a write that lost the
+// race to another store's (a conflict, or a create after another's) is
+// read and tried again at once rather than failing the reconcile. The
+// ConfigMap holds every store's keys, so it is read from the API server
+// only when the cached copy lacks one of this store's keys: keys are only
+// ever added, and a reconcile that finds its keys kept (every reconcile
+// after the first) reads nothing live.
 func (r *DossierStoreReconciler) publishTrustKeys(ctx context.Context, store *v1alpha1.DossierStore, pubs []ed25519.PublicKey) error {
+	if r.trustKeysCached(ctx, store, pubs) {
+		return nil
+	}
+	lostRace := func(err error) bool { return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) }
+	if err := retry.OnError(retry.DefaultRetry, lostRace, func() error { return r.addTrustKeys(ctx, store, pubs) }); err != nil {
+		return fmt.Errorf("keep the public checkpoint keys in ConfigMap %s/%s: %w", r.TrustNamespace, resources.AuditTrustName, err)
+	}
+	return nil
+}
+
+// trustKeysCached says whether the cached trust ConfigMap holds every key
+// of pubs for the store.
+func (r *DossierStoreReconciler) trustKeysCached(ctx context.Context, store *v1alpha1.DossierStore, pubs []ed25519.PublicKey) bool {
+	cm := &corev1.ConfigMap{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: r.TrustNamespace, Name: resources.AuditTrustName}, cm); err != nil {
+		return false
+	}
+	for _, pub := range pubs {
+		if !resources.HoldsTrustKey(cm, store, pub) {
+			return false
+		}
+	}
+	return true
+}
+
+// addTrustKeys is one read and, when a key is missing, one write of the
+// trust ConfigMap.
+func (r *DossierStoreReconciler) addTrustKeys(ctx context.Context, store *v1alpha1.DossierStore, pubs []ed25519.PublicKey) error {
 	cm := &corev1.ConfigMap{}
 	err := r.Reader.Get(ctx, client.ObjectKey{Namespace: r.TrustNamespace, Name: resources.AuditTrustName}, cm)
 	switch {
@@ -281,14 +316,10 @@ func (r *DossierStoreReconciler) publishTrustKeys(ctx context.Context, store *v1
 	case !changed:
 		return nil
 	case cm.ResourceVersion == "":
-		err = r.Create(ctx, next)
+		return r.Create(ctx, next)
 	default:
-		err = r.Update(ctx, next)
+		return r.Update(ctx, next)
 	}
-	if err != nil {
-		return fmt.Errorf("keep the public checkpoint keys in ConfigMap %s/%s: %w", r.TrustNamespace, resources.AuditTrustName, err)
-	}
-	return nil
 }
 
 // checkAuditActive lists the workload's pods, uncached: those the store's

@@ -30,16 +30,36 @@ var deletionStarted = predicate.Funcs{
 var specMetadataOrDeletion = predicate.Or(specOrMetadataChanged, deletionStarted)
 
 // storeReadyChanged lets through a store update that changes its Ready
-// condition, which SharingAgreements read: nothing is shared from a store
-// that is not Ready.
+// condition's status, or gives the store its first Ready condition, which
+// SharingAgreements read: nothing is shared from a store that is not Ready,
+// and an agreement's first status waits for the store's first assessment
+// (firstLookWait).
 var storeReadyChanged = predicate.Funcs{
 	UpdateFunc: func(e event.UpdateEvent) bool {
 		o, ok1 := e.ObjectOld.(*v1alpha1.DossierStore)
 		n, ok2 := e.ObjectNew.(*v1alpha1.DossierStore)
-		return !ok1 || !ok2 ||
-			meta.IsStatusConditionTrue(o.Status.Conditions, v1alpha1.ConditionReady) !=
-				meta.IsStatusConditionTrue(n.Status.Conditions, v1alpha1.ConditionReady)
+		return !ok1 || !ok2 || readyStatus(o) != readyStatus(n)
 	},
+}
+
+// storeAssessed lets through the store update that gives the store its
+// first Ready condition, for which a role's first status waits
+// (firstLookWait).
+var storeAssessed = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		o, ok1 := e.ObjectOld.(*v1alpha1.DossierStore)
+		n, ok2 := e.ObjectNew.(*v1alpha1.DossierStore)
+		return !ok1 || !ok2 || (readyStatus(o) == "") != (readyStatus(n) == "")
+	},
+}
+
+// readyStatus is the status of a store's Ready condition, empty when it
+// has none.
+func readyStatus(s *v1alpha1.DossierStore) metav1.ConditionStatus {
+	if c := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionReady); c != nil {
+		return c.Status
+	}
+	return ""
 }
 
 // agreementOutcomeChanged lets through a SharingAgreement status update

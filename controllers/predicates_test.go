@@ -40,6 +40,8 @@ func TestWatchPredicates(t *testing.T) {
 	store := &v1alpha1.DossierStore{ObjectMeta: metav1.ObjectMeta{Name: "s", Generation: 1}}
 	storeReady := store.DeepCopy()
 	storeReady.Status.Conditions = []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonStoreReady}}
+	storeNotReady := store.DeepCopy()
+	storeNotReady.Status.Conditions = []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonEncryptionUnverified}}
 	storeCompliance := store.DeepCopy()
 	storeCompliance.Status.KeyVersion = 2
 
@@ -66,7 +68,11 @@ func TestWatchPredicates(t *testing.T) {
 		{"policy outcome to store", predicate.Or(specMetadataOrDeletion, retentionOutcomeChanged), policy, policyOutcome, true},
 		{"store Ready to agreements", predicate.Or(specMetadataOrDeletion, storeReadyChanged), store, storeReady, true},
 		{"store other status to agreements", predicate.Or(specMetadataOrDeletion, storeReadyChanged), store, storeCompliance, false},
-		{"store status to roles", specMetadataOrDeletion, store, storeReady, false},
+		{"store's first Ready False to agreements", predicate.Or(specMetadataOrDeletion, storeReadyChanged), store, storeNotReady, true},
+		{"store Ready False to True to agreements", predicate.Or(specMetadataOrDeletion, storeReadyChanged), storeNotReady, storeReady, true},
+		{"store's first Ready to roles", predicate.Or(specMetadataOrDeletion, storeAssessed), store, storeNotReady, true},
+		{"store Ready flip to roles", predicate.Or(specMetadataOrDeletion, storeAssessed), storeNotReady, storeReady, false},
+		{"store other status to roles", predicate.Or(specMetadataOrDeletion, storeAssessed), storeReady, withKeyVersion(storeReady, 2), false},
 		{"claim bound", notStatusOnly, claim, claimBound, false},
 		{"claim edited", notStatusOnly, claim, claimEdited, true},
 	}
@@ -77,6 +83,48 @@ func TestWatchPredicates(t *testing.T) {
 			}
 			if !c.p.Create(event.CreateEvent{Object: c.new}) || !c.p.Delete(event.DeleteEvent{Object: c.new}) {
 				t.Error("create and delete must always pass")
+			}
+		})
+	}
+}
+
+func withKeyVersion(s *v1alpha1.DossierStore, v int32) *v1alpha1.DossierStore {
+	c := s.DeepCopy()
+	c.Status.KeyVersion = v
+	return c
+}
+
+func TestFirstLookWait(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	created := func(ago time.Duration) metav1.Object {
+		return &v1alpha1.SharingAgreement{ObjectMeta: metav1.ObjectMeta{Name: "a", CreationTimestamp: metav1.NewTime(now.Add(-ago))}}
+	}
+	unassessed := &v1alpha1.DossierStore{ObjectMeta: metav1.ObjectMeta{Name: "s"}}
+	assessed := unassessed.DeepCopy()
+	assessed.Status.Conditions = []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonEncryptionUnverified}}
+	deleting := unassessed.DeepCopy()
+	deleting.DeletionTimestamp = &metav1.Time{Time: now}
+	reported := []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonStoreNotReady}}
+
+	cases := []struct {
+		name       string
+		referrer   metav1.Object
+		conditions []metav1.Condition
+		store      *v1alpha1.DossierStore
+		want       time.Duration
+	}{
+		{"new referrer, store not assessed yet: wait for it", created(10 * time.Second), nil, unassessed, storeAssessGrace - 10*time.Second},
+		{"new referrer, store assessed (even not Ready): go on", created(10 * time.Second), nil, assessed, 0},
+		{"referrer that has reported: go on, whatever the store", created(10 * time.Second), reported, unassessed, 0},
+		{"new referrer, store not in the cache yet: wait a little", created(3 * time.Second), nil, nil, storeMissingGrace - 3*time.Second},
+		{"store missing beyond its grace: go on and report it missing", created(storeMissingGrace), nil, nil, 0},
+		{"store being deleted: go on", created(10 * time.Second), nil, deleting, 0},
+		{"store not assessed within the grace: go on", created(storeAssessGrace + time.Second), nil, unassessed, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := firstLookWait(c.referrer, c.conditions, c.store, now); got != c.want {
+				t.Errorf("firstLookWait = %v; want %v", got, c.want)
 			}
 		})
 	}

@@ -3,6 +3,8 @@ package controllers
 import (
 	"errors"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -12,6 +14,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
@@ -65,27 +68,66 @@ const DefaultSweeperImage = "dossierguard:dev"
 // only labelled objects. The compliance reports of the kept kinds are
 // cached the same way, never the reports of other tools (which can be
 // many). Pods are not cached at all: the store reconciler lists them
-// through the uncached reader. Every other kind is cached whole.
+// through the uncached reader. The kinds that are only ever applied or
+// patched, never updated as read from the cache, keep only the managed
+// fields of dossierguard's own field owner (ownManagedFieldsOnly), which is
+// all the reconcilers read of them. DossierStores and Secrets are updated as
+// read (a finalizer, a key version), and an update that carries managed
+// fields replaces them on the server, so they are cached whole.
 func CacheOptions(reports ReportKinds) cache.Options {
 	managed := labels.SelectorFromSet(labels.Set{resources.LabelManagedBy: resources.ManagedByValue})
+	trim := ownManagedFieldsOnly
 	opts := cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}:    {Label: managed},
-			&corev1.ConfigMap{}: {Label: managed},
+			&corev1.ConfigMap{}: {Label: managed, Transform: trim},
 			// Only the erasure Jobs the operator starts (they carry the
 			// label), not every Job of the cluster.
-			&batchv1.Job{}: {Label: managed},
+			&batchv1.Job{}:                  {Label: managed, Transform: trim},
+			&corev1.PersistentVolumeClaim{}: {Transform: trim},
+			&networkingv1.NetworkPolicy{}:   {Transform: trim},
+			&rbacv1.Role{}:                  {Transform: trim},
+			&rbacv1.RoleBinding{}:           {Transform: trim},
+			&batchv1.CronJob{}:              {Transform: trim},
+			&v1alpha1.AccessRole{}:          {Transform: trim},
+			&v1alpha1.SharingAgreement{}:    {Transform: trim},
+			&v1alpha1.RetentionPolicy{}:     {Transform: trim},
+			&v1alpha1.DataSubjectRequest{}:  {Transform: trim},
+			&v1alpha1.ProcessingActivity{}:  {Transform: trim},
 			// Only the egress gateways' objects, not the cluster's.
-			&appsv1.Deployment{}:         {Label: managed},
-			&corev1.Service{}:            {Label: managed},
-			&corev1.ServiceAccount{}:     {Label: managed},
-			&rbacv1.ClusterRoleBinding{}: {Label: managed},
+			&appsv1.Deployment{}:         {Label: managed, Transform: trim},
+			&corev1.Service{}:            {Label: managed, Transform: trim},
+			&corev1.ServiceAccount{}:     {Label: managed, Transform: trim},
+			&rbacv1.ClusterRoleBinding{}: {Label: managed, Transform: trim},
 		},
 	}
 	for _, o := range reports.reportObjects() {
-		opts.ByObject[o] = cache.ByObject{Label: managed}
+		opts.ByObject[o] = cache.ByObject{Label: managed, Transform: trim}
 	}
 	return opts
+}
+
+// ownManagedFieldsOnly trims an object on its way into the cache to the
+// managed fields of dossierguard's field owner: applyChild reads those to
+// know what it applied last, and nothing reads the entries of other
+// managers (kubectl, the API server's controllers, the status writes),
+// which would otherwise be kept for every cached object. Anything that is
+// not an object passes unchanged.
+func ownManagedFieldsOnly(in any) (any, error) {
+	obj, err := meta.Accessor(in)
+	if err != nil || len(obj.GetManagedFields()) == 0 {
+		return in, nil
+	}
+	var own []metav1.ManagedFieldsEntry
+	for _, e := range obj.GetManagedFields() {
+		if e.Manager == resources.FieldOwner {
+			own = append(own, e)
+		}
+	}
+	if len(own) < len(obj.GetManagedFields()) {
+		obj.SetManagedFields(own)
+	}
+	return in, nil
 }
 
 // SetupAll registers every reconciler with the manager.

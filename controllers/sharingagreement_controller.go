@@ -56,6 +56,9 @@ func (r *SharingAgreementReconciler) Reconcile(ctx context.Context, req ctrl.Req
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	if wait := firstLookWait(agreement, agreement.Status.Conditions, store, now); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
 	verdict := compliance.EvaluateAgreement(agreement, view, now)
 	policyExists, accessErr := r.reconcileNetworkAccess(ctx, agreement, store, verdict.InForce)
 
@@ -181,9 +184,10 @@ func (r *SharingAgreementReconciler) SetupWithManager(mgr ctrl.Manager, workers 
 				}
 				return toAgreements(ctx, &v1alpha1.DossierStore{ObjectMeta: metaFor(cm.GetNamespace(), store)})
 			})).
-		// A store becoming (not) Ready puts its agreements in or out of force;
-		// its spec says whether it has a consent source; the rest of its
-		// status is not read.
+		// A store becoming (not) Ready puts its agreements in or out of force
+		// (and its first Ready condition ends an agreement's wait for its
+		// first status); its spec says whether it has a consent source; the
+		// rest of its status is not read.
 		Watches(&v1alpha1.DossierStore{}, handler.EnqueueRequestsFromMapFunc(toAgreements),
 			builder.WithPredicates(predicate.Or(specMetadataOrDeletion, storeReadyChanged))).
 		// An agreement names the processing activities it serves.

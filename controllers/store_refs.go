@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -35,6 +36,45 @@ func indexStoreRefs(mgr ctrl.Manager) error {
 	}
 	return indexer.IndexField(context.Background(), &v1alpha1.DataSubjectRequest{}, storeRefIndex,
 		func(o client.Object) []string { return []string{o.(*v1alpha1.DataSubjectRequest).Spec.StoreRef.Name} })
+}
+
+// How long a referrer's first status waits (firstLookWait): for its
+// store's first assessment, which under a burst of new stores comes when
+// the store's turn in the queue does; and for a store it names that the
+// cache does not have, which is usually a store created moments before
+// (its creation enqueues the referrer again).
+const (
+	storeAssessGrace  = 5 * time.Minute
+	storeMissingGrace = 5 * time.Second
+)
+
+// firstLookWait says how long a referrer (a role, an agreement) should wait
+// before its first status, zero when it should go on now. A referrer's
+// first status waits while its store has not been assessed yet (no Ready
+// condition) or is not in the cache yet: a verdict on a store nobody has
+// looked at ("not Ready", "not found") would be overturned moments later,
+// at the cost of a status write, a report and an event for a state that
+// never was. Waiting is fail closed: a referrer without status has applied
+// nothing, so nothing is shared. It waits only before its own first status
+// (a referrer that has reported goes on and judges the store as it is) and
+// at most storeAssessGrace (storeMissingGrace for a missing store) after it
+// was created, so that a store reconciler that does not answer, or a store
+// that does not exist, is reported.
+func firstLookWait(referrer metav1.Object, conditions []metav1.Condition, store *v1alpha1.DossierStore, now time.Time) time.Duration {
+	if len(conditions) > 0 {
+		return 0
+	}
+	grace := storeAssessGrace
+	switch {
+	case store == nil:
+		grace = storeMissingGrace
+	case !store.DeletionTimestamp.IsZero() || meta.FindStatusCondition(store.Status.Conditions, v1alpha1.ConditionReady) != nil:
+		return 0
+	}
+	if left := referrer.GetCreationTimestamp().Add(grace).Sub(now); left > 0 {
+		return left
+	}
+	return 0
 }
 
 // readStore reads a store and what its referrers need to know of it. A

@@ -37,6 +37,19 @@ func NewAuditTrustConfigMap(namespace string) *corev1.ConfigMap {
 	}
 }
 
+// HoldsTrustKey says whether the trust ConfigMap already holds the store's
+// public signing key pub under its entry name: the same key, not merely an
+// entry of that name. It copies nothing, so that a reconcile that finds its
+// keys kept costs no copy of a ConfigMap holding every store's keys.
+func HoldsTrustKey(cm *corev1.ConfigMap, store *v1alpha1.DossierStore, pub ed25519.PublicKey) bool {
+	old, ok := cm.Data[TrustKeyName(store, pub)]
+	if !ok {
+		return false
+	}
+	kept, err := auditlog.DecodePublicKeyPEM([]byte(old))
+	return err == nil && kept.Equal(pub)
+}
+
 // WithTrustKey is a copy of the trust ConfigMap with the store's public
 // signing key pub added (PEM), and whether it was missing. Every other entry
 // is kept as it is: an entry of the same name with other content is an

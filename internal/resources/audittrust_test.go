@@ -98,3 +98,31 @@ func TestAuditTrustConfigMapHasNoOwner(t *testing.T) {
 		t.Errorf("TrustKeyName %q, want %q", got, want)
 	}
 }
+
+func TestHoldsTrustKey(t *testing.T) {
+	store := &v1alpha1.DossierStore{ObjectMeta: metav1.ObjectMeta{Name: "dossiers", Namespace: "wijkteam"}}
+	other := &v1alpha1.DossierStore{ObjectMeta: metav1.ObjectMeta{Name: "dossiers", Namespace: "jeugd"}}
+	k1, k2 := trustTestKey(t, 1), trustTestKey(t, 2)
+	k1PEM, _ := auditlog.EncodePublicKeyPEM(k1)
+	k2PEM, _ := auditlog.EncodePublicKeyPEM(k2)
+	tests := []struct {
+		name string
+		data map[string]string
+		want bool
+	}{
+		{"kept", map[string]string{TrustKeyName(store, k1): string(k1PEM)}, true},
+		{"no ConfigMap data", nil, false},
+		{"only another store's entry for the key", map[string]string{TrustKeyName(other, k1): string(k1PEM)}, false},
+		{"the entry's name with another key", map[string]string{TrustKeyName(store, k1): string(k2PEM)}, false},
+		{"the entry's name with no key", map[string]string{TrustKeyName(store, k1): "not a key"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cm := NewAuditTrustConfigMap("dossierguard-system")
+			cm.Data = tt.data
+			if got := HoldsTrustKey(cm, store, k1); got != tt.want {
+				t.Errorf("HoldsTrustKey = %v; want %v", got, tt.want)
+			}
+		})
+	}
+}

@@ -11,11 +11,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -23,8 +25,11 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	openreportsv1alpha1 "github.com/openreports/reports-api/apis/openreports.io/v1alpha1"
 	"k8s.io/apimachinery/pkg/types"
@@ -35,13 +40,16 @@ import (
 
 // BenchmarkConvergence creates BENCH_STORES stores at once (100 by default),
 // each with an access role, a sharing agreement and a retention policy, and
-// reports the time until all of them are Ready, the manager's peak RSS, and
-// the writes the API server receives in BENCH_QUIET seconds (30 by default)
-// after convergence, which should be zero. The OpenReports Report CRD is
-// installed, so the manager keeps a Report of every resource, and converged
-// includes every Report saying what its resource's status says. The
-// baseline is the time the API server takes to accept the objects. Run
-// with -benchtime=1x.
+// reports the time until all of them are Ready and settled, the manager's
+// peak RSS, the writes the API server received to converge (by verb and
+// resource, and per store), and the writes it receives in BENCH_QUIET
+// seconds (30 by default) after convergence, which must be zero. The
+// OpenReports Report CRD is installed, so the manager keeps a Report of every
+// resource, and converged includes every Report saying what its resource's
+// status says. Convergence is watched through informers, so the benchmark
+// itself puts no load on the API server while it waits. The floor, in the
+// same run, is a plain concurrent client writing the same final objects,
+// children, statuses, Reports and Events once each. Run with -benchtime=1x.
 func BenchmarkConvergence(b *testing.B) {
 	stores := envInt("BENCH_STORES", 100)
 	quiet := time.Duration(envInt("BENCH_QUIET", 30)) * time.Second
@@ -51,7 +59,8 @@ func BenchmarkConvergence(b *testing.B) {
 }
 
 func runConvergence(b *testing.B, n int, quiet time.Duration) {
-	ctx := context.Background()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	env, err := testenv.StartWithReportCRDs()
 	if err != nil {
 		b.Fatal(err)
@@ -70,12 +79,15 @@ func runConvergence(b *testing.B, n int, quiet time.Duration) {
 		b.Fatal(err)
 	}
 	// "bench" holds the stores; "dossierguard-system" is the operator's
-	// namespace, where the stores keep their public checkpoint keys.
-	for _, ns := range []string{"bench", "dossierguard-system"} {
+	// namespace, where the stores keep their public checkpoint keys;
+	// "floor" receives the plain client's copies.
+	for _, ns := range []string{"bench", "dossierguard-system", floorNamespace} {
 		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 			b.Fatal(err)
 		}
 	}
+	ctrllog.SetLogger(logr.Discard()) // the benchmark's informers log nothing worth reading
+	watch, changed := startWatch(ctx, b, env)
 
 	initial := apiserverWrites(b, env)
 	b.ResetTimer()
@@ -88,46 +100,110 @@ func runConvergence(b *testing.B, n int, quiet time.Duration) {
 		}
 	}
 	created := time.Since(start)
-	for {
-		if ready := countReady(b, env); ready == 4*n && storesSettled(b, env) == n && reportsInStep(b, env) == 4*n {
-			break
+	deadline := time.After(15 * time.Minute)
+	for !converged(b, watch, n) {
+		// Look again on the next change the informers see; at least once
+		// a second in case a change came while the last look ran.
+		select {
+		case <-changed:
+		case <-time.After(time.Second):
+		case <-deadline:
+			b.Fatalf("not all %d stores Ready and settled after 15 minutes: %d of %d objects Ready, %d stores settled, %d Reports in step",
+				n, countReady(b, watch), 4*n, storesSettled(b, watch), reportsInStep(b, watch))
 		}
-		if time.Since(start) > 10*time.Minute {
-			b.Fatalf("not all %d stores Ready after 10 minutes", n)
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
-	converged := time.Since(start)
+	toConverge := time.Since(start)
 	b.StopTimer()
 
 	before := apiserverWrites(b, env)
 	// The writes made to converge, less the benchmark's own creates.
-	toConverge := sumWrites(initial, before) - float64(4*n)
+	byKind := writesBetween(initial, before)
+	for _, k := range []string{"POST dossierstores", "POST accessroles", "POST sharingagreements", "POST retentionpolicies"} {
+		byKind[k] -= float64(n)
+	}
 	time.Sleep(quiet)
 	after := apiserverWrites(b, env)
 	writes := 0.0
-	for k, v := range after {
-		if d := v - before[k]; d > 0 {
-			b.Logf("write after convergence: %s x%.0f", k, d)
-			// kube-apiserver renews its own identity lease every 10 s; the
-			// manager runs without leader election here.
-			if !strings.HasSuffix(k, " leases") {
-				writes += d
-			}
-		}
+	for k, d := range writesBetween(before, after) {
+		b.Logf("write after convergence: %s x%.0f", k, d)
+		writes += d
 	}
+	rss := float64(peakRSS(b, manager.Process.Pid)) / (1 << 20)
+	// The manager is done; stop it so that it does not reconcile the
+	// floor's copies.
+	_ = manager.Process.Kill()
+	_ = manager.Wait()
+
+	floorTime, floorKinds := runFloor(ctx, b, env, n)
+
+	operatorWrites, floorWrites := total(byKind), total(floorKinds)
+	// Printed, not logged: a benchmark's log is cut after a few lines.
+	fmt.Printf("writes to converge per store, by verb and resource (%d stores; the floor without the 4 creates of each store's resources):\n", n)
+	fmt.Printf("  %-40s %9s %9s\n", "verb resource", "operator", "floor")
+	for _, k := range sortedKeys(byKind, floorKinds) {
+		fmt.Printf("  %-40s %9.2f %9.2f\n", k, byKind[k]/float64(n), floorKinds[k]/float64(n))
+	}
+	fmt.Printf("  %-40s %9.2f %9.2f\n", "all", operatorWrites/float64(n), floorWrites/float64(n))
+	fmt.Printf("time: operator %.1f s to all Ready and settled (creating took %.1f s); floor %.1f s; operator/floor %.2f\n",
+		toConverge.Seconds(), created.Seconds(), floorTime.Seconds(), toConverge.Seconds()/floorTime.Seconds())
 
 	b.ReportMetric(float64(n), "stores")
 	b.ReportMetric(float64(4*n), "objects")
 	b.ReportMetric(created.Seconds(), "s-to-create")
-	b.ReportMetric(converged.Seconds(), "s-to-all-ready")
-	b.ReportMetric(converged.Seconds()/created.Seconds(), "ready/create-ratio")
-	b.ReportMetric(float64(peakRSS(b, manager.Process.Pid))/(1<<20), "MiB-peak-rss")
-	b.ReportMetric(toConverge/float64(n), "writes-per-store-to-converge")
+	b.ReportMetric(toConverge.Seconds(), "s-to-all-ready")
+	b.ReportMetric(floorTime.Seconds(), "s-floor")
+	b.ReportMetric(toConverge.Seconds()/floorTime.Seconds(), "operator/floor-time")
+	b.ReportMetric(operatorWrites/floorWrites, "operator/floor-writes")
+	b.ReportMetric(rss, "MiB-peak-rss")
+	b.ReportMetric(operatorWrites/float64(n), "writes-per-store-to-converge")
+	b.ReportMetric(floorWrites/float64(n), "floor-writes-per-store")
 	b.ReportMetric(writes, "writes-after-convergence")
 	if writes > 0 {
 		b.Errorf("the manager made %.0f writes after convergence; want none when nothing changes", writes)
 	}
+}
+
+// converged says whether every object is Ready, every store's status
+// reflects its referrers, and every Report is in step with its resource.
+func converged(b *testing.B, r client.Reader, n int) bool {
+	return countReady(b, r) == 4*n && storesSettled(b, r) == n && reportsInStep(b, r) == 4*n
+}
+
+// startWatch starts informers on the kinds whose state says convergence,
+// in the benchmark's namespace, and returns their cache and a channel that
+// receives a value (coalesced) whenever any of them changes.
+func startWatch(ctx context.Context, b *testing.B, env *testenv.Env) (cache.Cache, <-chan struct{}) {
+	watch, err := cache.New(env.Config, cache.Options{Scheme: env.Scheme, DefaultNamespaces: map[string]cache.Config{"bench": {}},
+		DefaultTransform: cache.TransformStripManagedFields()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	changed := make(chan struct{}, 1)
+	notify := func() {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	}
+	handler := toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { notify() },
+		UpdateFunc: func(any, any) { notify() },
+		DeleteFunc: func(any) { notify() },
+	}
+	for _, o := range []client.Object{&v1alpha1.DossierStore{}, &v1alpha1.AccessRole{}, &v1alpha1.SharingAgreement{}, &v1alpha1.RetentionPolicy{}, &openreportsv1alpha1.Report{}} {
+		inf, err := watch.GetInformer(ctx, o)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := inf.AddEventHandler(handler); err != nil {
+			b.Fatal(err)
+		}
+	}
+	go func() { _ = watch.Start(ctx) }()
+	if !watch.WaitForCacheSync(ctx) {
+		b.Fatal("the benchmark's informers did not sync")
+	}
+	return watch, changed
 }
 
 func benchStore(i int) *v1alpha1.DossierStore {
@@ -170,11 +246,11 @@ func benchSet(i int) []client.Object {
 }
 
 // countReady counts the objects of every kind whose Ready condition is True.
-func countReady(b *testing.B, env *testenv.Env) int {
+func countReady(b *testing.B, r client.Reader) int {
 	ctx := context.Background()
 	ready := 0
 	for _, list := range []client.ObjectList{&v1alpha1.DossierStoreList{}, &v1alpha1.AccessRoleList{}, &v1alpha1.SharingAgreementList{}, &v1alpha1.RetentionPolicyList{}} {
-		if err := env.Client.List(ctx, list); err != nil {
+		if err := r.List(ctx, list, client.InNamespace("bench")); err != nil {
 			b.Fatal(err)
 		}
 		items, _ := meta.ExtractList(list)
@@ -197,9 +273,9 @@ func countReady(b *testing.B, env *testenv.Env) int {
 
 // storesSettled counts the stores whose status reflects their referrers:
 // the agreement in force, the role rendered, the retention policy seen.
-func storesSettled(b *testing.B, env *testenv.Env) int {
+func storesSettled(b *testing.B, r client.Reader) int {
 	list := &v1alpha1.DossierStoreList{}
-	if err := env.Client.List(context.Background(), list); err != nil {
+	if err := r.List(context.Background(), list, client.InNamespace("bench")); err != nil {
 		b.Fatal(err)
 	}
 	settled := 0
@@ -223,10 +299,10 @@ func storesSettled(b *testing.B, env *testenv.Env) int {
 
 // reportsInStep counts the resources whose OpenReports Report has the
 // results of their status.compliance.
-func reportsInStep(b *testing.B, env *testenv.Env) int {
+func reportsInStep(b *testing.B, r client.Reader) int {
 	ctx := context.Background()
 	reports := &openreportsv1alpha1.ReportList{}
-	if err := env.Client.List(ctx, reports); err != nil {
+	if err := r.List(ctx, reports, client.InNamespace("bench")); err != nil {
 		b.Fatal(err)
 	}
 	byScope := map[types.UID]openreportsv1alpha1.Report{}
@@ -237,7 +313,7 @@ func reportsInStep(b *testing.B, env *testenv.Env) int {
 	}
 	inStep := 0
 	for _, list := range []client.ObjectList{&v1alpha1.DossierStoreList{}, &v1alpha1.AccessRoleList{}, &v1alpha1.SharingAgreementList{}, &v1alpha1.RetentionPolicyList{}} {
-		if err := env.Client.List(ctx, list); err != nil {
+		if err := r.List(ctx, list, client.InNamespace("bench")); err != nil {
 			b.Fatal(err)
 		}
 		items, _ := meta.ExtractList(list)
@@ -302,16 +378,46 @@ func apiserverWrites(b *testing.B, env *testenv.Env) map[string]float64 {
 	return out
 }
 
-// sumWrites adds up the writes made between two readings, but for the
-// leases that kube-apiserver renews on its own.
-func sumWrites(from, to map[string]float64) float64 {
-	sum := 0.0
+// writesBetween is the writes made between two readings, by verb and
+// resource, but for the leases that kube-apiserver renews on its own (the
+// manager runs without leader election here).
+func writesBetween(from, to map[string]float64) map[string]float64 {
+	out := map[string]float64{}
 	for k, v := range to {
 		if d := v - from[k]; d > 0 && !strings.HasSuffix(k, " leases") {
-			sum += d
+			out[k] = d
 		}
 	}
+	return out
+}
+
+func total(m map[string]float64) float64 {
+	sum := 0.0
+	for _, v := range m {
+		sum += v
+	}
 	return sum
+}
+
+// sortedKeys are the keys of both maps, the most written first.
+func sortedKeys(a, b map[string]float64) []string {
+	seen := map[string]bool{}
+	var keys []string
+	for _, m := range []map[string]float64{a, b} {
+		for k := range m {
+			if !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
+			}
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if a[keys[i]] != a[keys[j]] {
+			return a[keys[i]] > a[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	return keys
 }
 
 func label(labels, name string) string {

@@ -1,0 +1,46 @@
+package controllers
+
+import (
+	"testing"
+
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/dossierguard/dossierguard/internal/resources"
+)
+
+func TestOwnManagedFieldsOnly(t *testing.T) {
+	entry := func(manager string) metav1.ManagedFieldsEntry {
+		return metav1.ManagedFieldsEntry{Manager: manager, Operation: metav1.ManagedFieldsOperationApply}
+	}
+	cases := []struct {
+		name string
+		in   []metav1.ManagedFieldsEntry
+		want []string
+	}{
+		{"others' entries dropped, dossierguard's kept", []metav1.ManagedFieldsEntry{entry("kubectl"), entry(resources.FieldOwner), entry("kube-controller-manager")}, []string{resources.FieldOwner}},
+		{"only others'", []metav1.ManagedFieldsEntry{entry("kubectl")}, nil},
+		{"only dossierguard's", []metav1.ManagedFieldsEntry{entry(resources.FieldOwner)}, []string{resources.FieldOwner}},
+		{"none", nil, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			in := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "p", ManagedFields: c.in}}
+			out, err := ownManagedFieldsOnly(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, e := range out.(*networkingv1.NetworkPolicy).ManagedFields {
+				got = append(got, e.Manager)
+			}
+			if len(got) != len(c.want) || (len(got) > 0 && got[0] != c.want[0]) {
+				t.Errorf("managers kept %v; want %v", got, c.want)
+			}
+		})
+	}
+	// Not an object (a tombstone, say): passed on unchanged.
+	if out, err := ownManagedFieldsOnly("tombstone"); err != nil || out != "tombstone" {
+		t.Errorf("non-object: got %v, %v", out, err)
+	}
+}
