@@ -887,7 +887,7 @@ go_focus=()
 set +e
 E2E_OPERATOR_NAMESPACE="$NS" E2E_PROBE_IMAGE="$PROBE_IMAGE" E2E_BREAK_GLASS_GROUP="$BREAK_GLASS_GROUP" \
   E2E_ARTEFACTS="$GO_ART" E2E_NETPOL_LOG="$netpol_log" E2E_TIMEOUT="$TIMEOUT" \
-  go test -tags e2e ./test/e2e -count=1 -timeout 30m -ginkgo.v -ginkgo.junit-report="$GO_ART/junit.xml" "${go_focus[@]}" \
+  go test -tags e2e ./test/e2e -count=1 -timeout 30m -ginkgo.v -ginkgo.no-color -ginkgo.junit-report="$GO_ART/junit.xml" "${go_focus[@]}" \
   2>&1 | tee "$ART/go-suite.log" >&2
 rc=${PIPESTATUS[0]}
 set -e

@@ -93,6 +93,7 @@ func workloadPod(name string, logbook *corev1.Service) *corev1.Pod {
 		v1alpha1.LabelStore:      storeName,
 	}, fmt.Sprintf(":%d", appPort), false)
 	pod.Spec.ServiceAccountName = "wijkteam-dossier"
+	pod.Spec.TerminationGracePeriodSeconds = ptr.To[int64](5) // the proxy signs its chain's end on SIGTERM
 	pod.Spec.Containers[0].Name = "app"
 	if logbook != nil {
 		// The proxy ships its chain to the logbook's Service by name; the

@@ -201,10 +201,11 @@ var _ = Describe("Network", Ordered, ContinueOnFailure, Label("network"), func()
 		case err == nil:
 			api := &corev1.Service{}
 			Expect(k8s.Get(ctx, client.ObjectKey{Namespace: "default", Name: "kubernetes"}, api)).To(Succeed())
-			Eventually(func() result {
-				return inside.lookup(hostPort(dns.Spec.ClusterIP, dnsPort), "kubernetes.default.svc.cluster.local")
-			}).WithTimeout(cfg.timeout).WithPolling(time.Second).Should(HaveField("Answers", ContainElement(api.Spec.ClusterIP)),
-				"the workload resolves names at the cluster DNS")
+			Eventually(func(g Gomega) {
+				r, err := inside.lookup(hostPort(dns.Spec.ClusterIP, dnsPort), "kubernetes.default.svc.cluster.local")
+				g.Expect(err).NotTo(HaveOccurred())
+				g.Expect(r.Answers).To(ContainElement(api.Spec.ClusterIP), "%s", r)
+			}).WithTimeout(cfg.timeout).WithPolling(time.Second).Should(Succeed(), "the workload resolves names at the cluster DNS")
 		case apierrors.IsNotFound(err):
 			AddReportEntry("cluster DNS", "no Service kube-system/kube-dns: the DNS rule was exercised on "+dnsTarget+" only")
 		default:
@@ -223,7 +224,7 @@ func measureRefusal(ctx context.Context, p *prober, addr string, duration time.D
 	wctx, cancel := context.WithTimeout(ctx, duration+time.Minute)
 	defer cancel()
 	const stopAfter = 20
-	results, errc := p.watch(wctx, addr, watchOptions{interval: 100 * time.Millisecond, timeout: 500 * time.Millisecond,
+	results, errc := p.watch(wctx, addr, watchOptions{interval: 100 * time.Millisecond, timeout: time.Second,
 		duration: duration, stopAfterClosed: stopAfter})
 	var seen []result
 	// The watch admits the partner before the agreement ends.
@@ -255,15 +256,13 @@ func measureRefusal(ctx context.Context, p *prober, addr string, duration time.D
 	Expect(len(refused)).To(BeNumerically(">=", stopAfter),
 		"%s -> %s: new connections were still admitted %s after the agreement ended (%d attempts, the last open one: %s)",
 		p, addr, seen[last].started().Sub(ended).Round(time.Millisecond), len(seen), seen[last])
-	for _, r := range seen {
-		if r.started().Before(ended.Add(-500 * time.Millisecond)) {
-			Expect(r.Open).To(BeTrue(), "%s -> %s was refused at %s, before the agreement ended at %s: %s",
-				p, addr, r.started().Format(time.RFC3339Nano), ended.Format(time.RFC3339Nano), r)
-		}
-	}
 	latency := refused[0].started().Sub(ended)
-	fmt.Fprintf(GinkgoWriter, "%s -> %s: %d attempts; last admitted %s after the end, refused from %s after it (%s)\n",
+	fmt.Fprintf(GinkgoWriter, "%s -> %s: %d attempts; the last admitted one started %s after the end, the refusals %s after it (%s)\n",
 		p, addr, len(seen), seen[last].started().Sub(ended), latency, refused[0])
+	// Refusals from before the end would mean something else closed the
+	// door (0.5 s allowed for validUntil's whole seconds).
+	Expect(latency).To(BeNumerically(">=", -500*time.Millisecond), "%s -> %s was refused from %s, before the agreement ended at %s",
+		p, addr, refused[0].started().Format(time.RFC3339Nano), ended.Format(time.RFC3339Nano))
 	return latency
 }
 

@@ -88,50 +88,63 @@ func (p *prober) exec(ctx context.Context, stdout io.Writer, args ...string) err
 	return nil
 }
 
-// dial makes one TCP connection attempt from the pod to addr.
-func (p *prober) dial(addr string) result {
-	GinkgoHelper()
+// run execs netprobe with args and reads the one result it prints.
+func (p *prober) run(args ...string) (result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var out bytes.Buffer
+	if err := p.exec(ctx, &out, args...); err != nil {
+		return result{}, err
+	}
+	var r result
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		return result{}, fmt.Errorf("netprobe %s printed %q: %w", args[0], out.String(), err)
+	}
+	return r, nil
+}
+
+// dial makes one TCP connection attempt from the pod to addr.
+func (p *prober) dial(addr string) (result, error) {
 	timeout := p.dialTimeout
 	if timeout == 0 {
 		timeout = time.Second
 	}
-	Expect(p.exec(ctx, &out, "dial", "-addr", addr, "-timeout", timeout.String())).To(Succeed())
-	var r result
-	Expect(json.Unmarshal(out.Bytes(), &r)).To(Succeed(), "netprobe dial printed %q", out.String())
-	fmt.Fprintf(GinkgoWriter, "%s -> %s\n", p, r)
-	return r
+	r, err := p.run("dial", "-addr", addr, "-timeout", timeout.String())
+	if err == nil {
+		fmt.Fprintf(GinkgoWriter, "%s %s -> %s\n", time.Now().UTC().Format("15:04:05.000"), p, r)
+	}
+	return r, err
 }
 
 // lookup resolves name at a DNS server from the pod.
-func (p *prober) lookup(server, name string) result {
-	GinkgoHelper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var out bytes.Buffer
-	Expect(p.exec(ctx, &out, "dns", "-server", server, "-name", name)).To(Succeed())
-	var r result
-	Expect(json.Unmarshal(out.Bytes(), &r)).To(Succeed(), "netprobe dns printed %q", out.String())
-	fmt.Fprintf(GinkgoWriter, "%s -> dns %s: %v %s\n", p, r.Addr, r.Answers, r.Error)
-	return r
+func (p *prober) lookup(server, name string) (result, error) {
+	r, err := p.run("dns", "-server", server, "-name", name)
+	if err == nil {
+		fmt.Fprintf(GinkgoWriter, "%s -> dns %s: %v %s\n", p, r.Addr, r.Answers, r.Error)
+	}
+	return r, err
 }
 
 // expectOpen: the pod connects to addr (soon: a policy may take a moment to
 // reach the network plugin).
 func (p *prober) expectOpen(addr, why string) {
 	GinkgoHelper()
-	Eventually(func() result { return p.dial(addr) }).WithTimeout(cfg.timeout).WithPolling(time.Second).
-		Should(HaveField("Open", BeTrue()), "%s -> %s: %s", p, addr, why)
+	Eventually(func(g Gomega) {
+		r, err := p.dial(addr)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(r.Open).To(BeTrue(), "%s -> %s", p, r)
+	}).WithTimeout(cfg.timeout).WithPolling(time.Second).Should(Succeed(), "%s -> %s must connect: %s", p, addr, why)
 }
 
 // expectRefused: the pod's connection attempt to addr fails, now and
 // during a few more attempts.
 func (p *prober) expectRefused(addr, why string) {
 	GinkgoHelper()
-	Consistently(func() result { return p.dial(addr) }).WithTimeout(3*time.Second).WithPolling(time.Second).
-		Should(HaveField("Open", BeFalse()), "%s -> %s must be refused: %s", p, addr, why)
+	Consistently(func(g Gomega) {
+		r, err := p.dial(addr)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(r.Open).To(BeFalse(), "%s -> %s", p, r)
+	}).WithTimeout(3*time.Second).WithPolling(time.Second).Should(Succeed(), "%s -> %s must be refused: %s", p, addr, why)
 }
 
 // watchOptions bound a netprobe watch.
