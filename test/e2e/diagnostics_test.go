@@ -38,12 +38,12 @@ func diagnosticNamespaces() []string {
 func collectDiagnostics(ctx context.Context, story string) {
 	dir := filepath.Join(cfg.artefacts, slug(story))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		fmt.Fprintf(GinkgoWriter, "diagnostics: %v\n", err)
+		GinkgoWriter.Printf("diagnostics: %v\n", err)
 		return
 	}
 	write := func(name string, b []byte) {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
-			fmt.Fprintf(GinkgoWriter, "diagnostics: %v\n", err)
+			GinkgoWriter.Printf("diagnostics: %v\n", err)
 		}
 	}
 	var pods, events, policies bytes.Buffer
@@ -84,7 +84,7 @@ func collectDiagnostics(ctx context.Context, story string) {
 			write("network-plugin.log", tail(b, 400))
 		}
 	}
-	fmt.Fprintf(GinkgoWriter, "diagnostics of %q in %s\n", story, dir)
+	GinkgoWriter.Printf("diagnostics of %q in %s\n", story, dir)
 }
 
 func describePod(w *bytes.Buffer, p *corev1.Pod) {

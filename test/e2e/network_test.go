@@ -257,7 +257,7 @@ func measureRefusal(ctx context.Context, p *prober, addr string, duration time.D
 		"%s -> %s: new connections were still admitted %s after the agreement ended (%d attempts, the last open one: %s)",
 		p, addr, seen[last].started().Sub(ended).Round(time.Millisecond), len(seen), seen[last])
 	latency := refused[0].started().Sub(ended)
-	fmt.Fprintf(GinkgoWriter, "%s -> %s: %d attempts; the last admitted one started %s after the end, the refusals %s after it (%s)\n",
+	GinkgoWriter.Printf("%s -> %s: %d attempts; the last admitted one started %s after the end, the refusals %s after it (%s)\n",
 		p, addr, len(seen), seen[last].started().Sub(ended), latency, refused[0])
 	// Refusals from before the end would mean something else closed the
 	// door (0.5 s allowed for validUntil's whole seconds).
@@ -309,7 +309,7 @@ func containerPort(pod *corev1.Pod, name string) int32 {
 func recordFigure(what string, d time.Duration) {
 	line := fmt.Sprintf("%s %s: %s\n", time.Now().UTC().Format(time.RFC3339), what, d.Round(time.Millisecond))
 	AddReportEntry(what, d.Round(time.Millisecond).String())
-	fmt.Fprint(GinkgoWriter, line)
+	GinkgoWriter.Print(line)
 	f, err := os.OpenFile(filepath.Join(cfg.artefacts, "figures.txt"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 	Expect(err).NotTo(HaveOccurred())
 	defer func() { _ = f.Close() }()

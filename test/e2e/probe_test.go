@@ -17,10 +17,10 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/httpstream"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
+	"k8s.io/streaming/pkg/httpstream"
 )
 
 // result is one line of netprobe's output (test/e2e/netprobe).
@@ -111,7 +111,7 @@ func (p *prober) dial(addr string) (result, error) {
 	}
 	r, err := p.run("dial", "-addr", addr, "-timeout", timeout.String())
 	if err == nil {
-		fmt.Fprintf(GinkgoWriter, "%s %s -> %s\n", time.Now().UTC().Format("15:04:05.000"), p, r)
+		GinkgoWriter.Printf("%s %s -> %s\n", time.Now().UTC().Format("15:04:05.000"), p, r)
 	}
 	return r, err
 }
@@ -120,7 +120,7 @@ func (p *prober) dial(addr string) (result, error) {
 func (p *prober) lookup(server, name string) (result, error) {
 	r, err := p.run("dns", "-server", server, "-name", name)
 	if err == nil {
-		fmt.Fprintf(GinkgoWriter, "%s -> dns %s: %v %s\n", p, r.Addr, r.Answers, r.Error)
+		GinkgoWriter.Printf("%s -> dns %s: %v %s\n", p, r.Addr, r.Answers, r.Error)
 	}
 	return r, err
 }
