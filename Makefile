@@ -55,6 +55,7 @@ golangci-lint: ## Build golangci-lint (GOLANGCI_LINT_VERSION) into bin/ from the
 verify: generate manifests lint ## Fail when generated files are stale or code is not gofmt/vet clean.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "Not gofmt-clean:"; echo "$$out"; exit 1; fi
 	go vet ./...
+	go vet -tags e2e ./test/e2e/...
 	go mod tidy -diff
 	cd test/netpol && go vet ./... && go mod tidy -diff
 	go test ./internal/resources -run TestGeneratedNetworkPolicies
@@ -164,6 +165,11 @@ bench-auditlog: ## Durable audit events per second with group commit.
 .PHONY: e2e
 e2e: ## End to end on a real cluster: KUBECONFIG, or the local cluster (root, containerd); see docs/e2e.md.
 	hack/e2e.sh
+
+E2E_FOCUS ?=
+.PHONY: e2e-suite
+e2e-suite: ## Only the Go stories (test/e2e) against KUBECONFIG, where `E2E_KEEP=1 make e2e` left the install; E2E_FOCUS=REGEX picks stories.
+	go test -tags e2e ./test/e2e -count=1 -timeout 30m -ginkgo.v $(if $(E2E_FOCUS),-ginkgo.focus '$(E2E_FOCUS)')
 
 ##@ Image, Helm and deployment
 

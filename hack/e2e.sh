@@ -6,7 +6,8 @@
 #
 # Steps: cluster, image (make image + import), Helm install (2 replicas,
 # leader election), StorageClass + config/samples until Ready, the webhook
-# injecting the audit proxy into a real pod, clean-up. Exits non-zero on the
+# injecting the audit proxy into a real pod, the bash stories, the Go suite
+# (test/e2e: the network cases), deletion and clean-up. Exits non-zero on the
 # first failure, after printing the operator's logs and the relevant objects.
 #
 # Settings (environment):
@@ -21,6 +22,10 @@
 #   E2E_LOGBOOK=auto|0    install the logbook on the throwaway PostgreSQL and
 #                         check the chains survive a pod deletion (auto: when
 #                         the local pod bridge is there for the database)
+#   E2E_FOCUS             run only the Go suite's stories matching this
+#                         regular expression (-ginkgo.focus)
+#   E2E_PROBE_IMAGE       the Go suite's probe image (local/netprobe:dev, built
+#                         and imported here on the local cluster)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -136,6 +141,10 @@ cleanup() {
     # that only the operator removes.
     k -n wijkteam delete pod e2e-wijkteam-app --ignore-not-found --wait=true --timeout=60s >/dev/null 2>&1
     k -n wijkteam delete deploy e2e-wijkteam-deploy --ignore-not-found --wait=true --timeout=60s >/dev/null 2>&1
+    # What the Go suite made, should it have stopped before its own clean-up.
+    k -n wijkteam delete pod e2e-net-workload e2e-net-neighbour --ignore-not-found --wait=true --timeout=60s >/dev/null 2>&1
+    k -n wijkteam delete sharingagreements -l app.kubernetes.io/part-of=dossierguard-e2e --ignore-not-found >/dev/null 2>&1
+    k delete namespace e2e-net-partner e2e-net-expiring e2e-net-other --ignore-not-found --wait=true --timeout=60s >/dev/null 2>&1
     k -n wijkteam delete serviceaccount wijkteam-dossier --ignore-not-found >/dev/null 2>&1
     if [ "$SAMPLES" = 1 ]; then
       k delete -k config/samples --ignore-not-found --wait=true --timeout=120s >&2 || { log "WARN: samples not deleted in time"; FAILED=1; }
@@ -856,6 +865,42 @@ k -n wijkteam wait --for=jsonpath='{.status.conditions[?(@.type=="AgreementInFor
   || fail "the agreement does not report Expired"
 log "NetworkPolicy appeared $(awk -v a="$appeared" -v o="$opens" 'BEGIN{printf "%.1f", a-o}') s after the window opened and disappeared $(awk -v v="$vanished" -v c="$closes" 'BEGIN{printf "%.1f", v-c}') s after it closed; status Expired"
 k -n wijkteam delete sharingagreement e2e-short-window >/dev/null 2>&1 || true
+
+# --- 8b. the Go suite (test/e2e): the network cases ------------------------
+
+step "go suite (test/e2e)"
+# Real packets between pods, from netprobe pods (test/e2e/netprobe) the suite
+# starts itself; its diagnostics and figures go to bin/test-artefacts/e2e.
+GO_ART=$ROOT/bin/test-artefacts/e2e
+rm -rf "$GO_ART"; mkdir -p "$GO_ART"
+PROBE_IMAGE=${E2E_PROBE_IMAGE:-local/netprobe:dev}
+if [ "$E2E_IMPORT" = 1 ]; then
+  CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$ROOT/bin/e2e/netprobe" ./test/e2e/netprobe || fail "could not build test/e2e/netprobe"
+  "${LOCAL_CLUSTER_DIR:-$ROOT/bin/local-cluster}/tools/mkimage" -binary "$ROOT/bin/e2e/netprobe" -tag "$PROBE_IMAGE" \
+    -user 65532:65532 -expose 8080 -out "$ROOT/bin/e2e/netprobe.tar" >/dev/null || fail "could not build the netprobe image"
+  "$LC" import "$ROOT/bin/e2e/netprobe.tar" >/dev/null 2>&1 || fail "could not import the netprobe image"
+fi
+netpol_log=${LOCAL_CLUSTER_DIR:-$ROOT/bin/local-cluster}/logs/kube-network-policies.log
+[ "$KUBECONFIG" = "$LOCAL_KUBECONFIG" ] && [ -f "$netpol_log" ] || netpol_log=""
+go_focus=()
+[ -z "${E2E_FOCUS:-}" ] || go_focus=(-ginkgo.focus "$E2E_FOCUS")
+set +e
+E2E_OPERATOR_NAMESPACE="$NS" E2E_PROBE_IMAGE="$PROBE_IMAGE" E2E_BREAK_GLASS_GROUP="$BREAK_GLASS_GROUP" \
+  E2E_ARTEFACTS="$GO_ART" E2E_NETPOL_LOG="$netpol_log" E2E_TIMEOUT="$TIMEOUT" \
+  go test -tags e2e ./test/e2e -count=1 -timeout 30m -ginkgo.v -ginkgo.no-color -ginkgo.junit-report="$GO_ART/junit.xml" "${go_focus[@]}" \
+  2>&1 | tee "$ART/go-suite.log" >&2
+rc=${PIPESTATUS[0]}
+set -e
+[ "$rc" = 0 ] || fail "the Go suite failed (exit $rc); its log is $ART/go-suite.log, diagnostics under $GO_ART"
+[ ! -f "$GO_ART/figures.txt" ] || { log "figures:"; sed 's/^/  /' "$GO_ART/figures.txt" >&2; }
+
+if [ "${E2E_KEEP:-0}" = 1 ]; then
+  # The deletion story below would remove what E2E_KEEP=1 keeps.
+  log "E2E_KEEP=1: not running the deletion story, so that the install stays for inspection (and make e2e-suite)"
+  step "checks done"
+  log "all checks run passed; artefacts in $ART"
+  exit 0
+fi
 
 # --- 9. deletion and uninstall leave only the retained dossier volumes ------
 

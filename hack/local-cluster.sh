@@ -12,8 +12,8 @@
 #   hack/local-cluster.sh import IMAGE_TAR    import an image tarball into containerd (k8s.io namespace)
 #   hack/local-cluster.sh selftest            pod, Service and pod-to-pod traffic checks (local/echo:dev)
 #
-# With LC_NETWORK_POLICIES=1, NetworkPolicy is enforced by kube-network-policies
-# (hack/local-cluster/network-policies.sh); by default policies are stored only.
+# NetworkPolicy is enforced by kube-network-policies (hack/local-cluster/network-policies.sh);
+# with LC_NETWORK_POLICIES=0 policies are stored only.
 #
 # Needs root, Linux, Go and apt (Debian packages are installed when missing).
 # All state lives under bin/local-cluster/ (LOCAL_CLUSTER_DIR to change it);

@@ -33,12 +33,11 @@
 # own, where a tmpfs over /run holds the token of ServiceAccount
 # kube-system/kube-network-policies; the host's /run is untouched.
 #
-# Off unless LC_NETWORK_POLICIES=1: policies are then stored, not enforced.
-# It stays opt-in until the e2e asserts the network cases (a whole `make e2e`
-# has passed on an enforcing cluster; docs/local-cluster.md).
+# On by default; LC_NETWORK_POLICIES=0 switches it off, and policies are then
+# stored, not enforced (the e2e's network cases fail then; docs/e2e.md).
 
 NETPOL_VERSION=${LC_NETPOL_VERSION:-v0.8.0}
-NETPOL=${LC_NETWORK_POLICIES:-0}
+NETPOL=${LC_NETWORK_POLICIES:-1}
 NETPOL_QUEUE=${LC_NETPOL_QUEUE:-100}
 NETPOL_CHAIN=LOCAL-CLUSTER-NETPOL
 NETPOL_METRICS=${LC_NETPOL_METRICS:-127.0.0.1:10281}
@@ -126,7 +125,7 @@ netpol_hook_down() {
 
 netpol_up() {
   if [ "$NETPOL" != 1 ]; then
-    log "NetworkPolicy enforcement is off (LC_NETWORK_POLICIES=1 turns it on): policies are stored, not enforced"
+    log "NetworkPolicy enforcement is off (LC_NETWORK_POLICIES=$NETPOL): policies are stored, not enforced"
     netpol_hook_down
     return 0
   fi
@@ -163,6 +162,6 @@ netpol_status() {
     printf '%-24s stopped\n' kube-network-policies
     return 1
   else
-    printf '%-24s off (LC_NETWORK_POLICIES=1 turns it on)\n' kube-network-policies
+    printf '%-24s off (LC_NETWORK_POLICIES=%s: policies are stored, not enforced)\n' kube-network-policies "$NETPOL"
   fi
 }

@@ -1,0 +1,128 @@
+//go:build e2e
+
+// Package e2e is dossierguard's end-to-end suite in Go: Ginkgo stories that
+// run against the cluster in KUBECONFIG, on which hack/e2e.sh has installed
+// the chart and the samples (docs/e2e.md). Each story is one focusable spec
+// (-ginkgo.focus); waits are Eventually, never sleeps; when a story fails,
+// its diagnostics (pods, events, NetworkPolicies, the dossierguard kinds,
+// operator and audit-proxy logs) are written under bin/test-artefacts/e2e/.
+//
+// The suite builds nothing and installs nothing but its own probe pods
+// (test/e2e/netprobe, image E2E_PROBE_IMAGE) and agreements, and removes
+// them afterwards. It is compiled only with the build tag e2e, so `make test`
+// does not run it:
+//
+//	KUBECONFIG=... go test -tags e2e ./test/e2e -ginkgo.v [-ginkgo.focus withdrawn]
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/dossierguard/dossierguard/api/v1alpha1"
+)
+
+// settings of one run, from the environment (docs/e2e.md).
+type settings struct {
+	operatorNamespace string        // E2E_OPERATOR_NAMESPACE: the release's namespace
+	probeImage        string        // E2E_PROBE_IMAGE: test/e2e/netprobe's image on the nodes
+	breakGlassGroup   string        // E2E_BREAK_GLASS_GROUP: the install's webhook.breakGlass.groups
+	artefacts         string        // E2E_ARTEFACTS: where diagnostics and figures go
+	netpolLog         string        // E2E_NETPOL_LOG: the network plugin's log, copied into diagnostics
+	timeout           time.Duration // E2E_TIMEOUT (seconds): each wait
+}
+
+// The sample store the network stories put their probe workload under
+// (config/samples/neighbourhood-team.yaml).
+const (
+	storeNamespace = "wijkteam"
+	storeName      = "wijkteam-dossiers"
+)
+
+var (
+	cfg settings
+	// restConfig is the admin's; responderConfig impersonates a member of
+	// the break-glass group, as hack/e2e.sh does.
+	restConfig, responderConfig *rest.Config
+	k8s                         client.Client
+	clientset                   kubernetes.Interface
+	responder                   client.Client
+)
+
+func TestE2E(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "dossierguard end to end")
+}
+
+func loadSettings() settings {
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	s := settings{
+		operatorNamespace: envOr("E2E_OPERATOR_NAMESPACE", "dossierguard-system"),
+		probeImage:        envOr("E2E_PROBE_IMAGE", "local/netprobe:dev"),
+		breakGlassGroup:   envOr("E2E_BREAK_GLASS_GROUP", "dossierguard:e2e-break-glass"),
+		artefacts:         envOr("E2E_ARTEFACTS", filepath.Join(root, "bin", "test-artefacts", "e2e")),
+		netpolLog:         os.Getenv("E2E_NETPOL_LOG"),
+		timeout:           180 * time.Second,
+	}
+	if v := os.Getenv("E2E_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(strings.TrimSpace(v) + "s")
+		Expect(err).NotTo(HaveOccurred(), "E2E_TIMEOUT: want whole seconds, got %q", v)
+		s.timeout = d
+	}
+	return s
+}
+
+func envOr(key, fallback string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return fallback
+}
+
+var _ = BeforeSuite(func() {
+	cfg = loadSettings()
+	Expect(os.Getenv("KUBECONFIG")).NotTo(BeEmpty(), "KUBECONFIG must name the cluster hack/e2e.sh set up")
+	var err error
+	restConfig, err = clientcmd.BuildConfigFromFlags("", os.Getenv("KUBECONFIG"))
+	Expect(err).NotTo(HaveOccurred())
+	restConfig.QPS, restConfig.Burst = 50, 100
+	Expect(v1alpha1.AddToScheme(clientgoscheme.Scheme)).To(Succeed())
+	k8s, err = client.New(restConfig, client.Options{Scheme: clientgoscheme.Scheme})
+	Expect(err).NotTo(HaveOccurred())
+	clientset, err = kubernetes.NewForConfig(restConfig)
+	Expect(err).NotTo(HaveOccurred())
+	responderConfig = rest.CopyConfig(restConfig)
+	responderConfig.Impersonate = rest.ImpersonationConfig{
+		UserName: "e2e-responder",
+		Groups:   []string{cfg.breakGlassGroup, "system:masters"},
+	}
+	responder, err = client.New(responderConfig, client.Options{Scheme: clientgoscheme.Scheme})
+	Expect(err).NotTo(HaveOccurred())
+	Expect(os.MkdirAll(cfg.artefacts, 0o755)).To(Succeed())
+
+	// The samples must be there and Ready: the suite runs after
+	// hack/e2e.sh's bash stories, on their installation.
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout)
+	defer cancel()
+	store := &v1alpha1.DossierStore{}
+	Expect(k8s.Get(ctx, client.ObjectKey{Namespace: storeNamespace, Name: storeName}, store)).To(Succeed(),
+		"DossierStore %s/%s (config/samples) must exist", storeNamespace, storeName)
+	Expect(store.Status.Conditions).To(ContainElement(And(
+		HaveField("Type", v1alpha1.ConditionReady), HaveField("Status", metav1.ConditionTrue))),
+		"DossierStore %s/%s must be Ready", storeNamespace, storeName)
+})
