@@ -54,7 +54,7 @@ dns_import() {
   fi
 }
 
-# dns_manifest prints the objects: upstream's RBAC for CoreDNS
+# dns_manifest [DIGEST] prints the objects: upstream's RBAC for CoreDNS
 # (system:coredns), the Corefile, one replica and the kube-dns Service.
 dns_manifest() {
   cat <<EOF
@@ -112,6 +112,8 @@ spec:
   template:
     metadata:
       labels: {k8s-app: kube-dns}
+      # The Corefile's and the image's digest: a change rolls the pod.
+      annotations: {local-cluster/config: "${1:-}"}
     spec:
       serviceAccountName: coredns
       priorityClassName: system-cluster-critical
@@ -180,12 +182,9 @@ dns_up() {
     return 0
   fi
   dns_import
-  dns_manifest | kubectl_ apply -f - >/dev/null || die "could not apply CoreDNS (kube-system/coredns, Service kube-dns)"
-  # A new Corefile or image: the pod must pick it up.
   local sum
   sum=$({ dns_manifest; cat "$TOOLS/images/coredns.tar"; } | sha256sum | cut -c1-16)
-  kubectl_ -n kube-system patch deployment coredns --type=merge \
-    -p "{\"spec\":{\"template\":{\"metadata\":{\"annotations\":{\"local-cluster/config\":\"$sum\"}}}}}" >/dev/null
+  dns_manifest "$sum" | kubectl_ apply -f - >/dev/null || die "could not apply CoreDNS (kube-system/coredns, Service kube-dns)"
   log "waiting for CoreDNS to answer at $CLUSTER_DNS"
   kubectl_ -n kube-system rollout status deployment coredns --timeout=120s >/dev/null ||
     { kubectl_ -n kube-system describe pods -l k8s-app=kube-dns | tail -n 20 >&2; die "CoreDNS did not become Ready"; }

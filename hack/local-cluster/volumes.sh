@@ -69,7 +69,7 @@ volumes_import() {
   done
 }
 
-# volumes_manifest prints upstream's deploy/local-path-storage.yaml of the
+# volumes_manifest [DIGEST] prints upstream's deploy/local-path-storage.yaml of the
 # pinned version, less its StorageClass (the cluster's users bring their
 # own), with this cluster's images, path and helper.
 volumes_manifest() {
@@ -160,6 +160,8 @@ spec:
   template:
     metadata:
       labels: {app: local-path-provisioner}
+      # The config's and the images' digest: a change rolls the pod.
+      annotations: {local-cluster/config: "${1:-}"}
     spec:
       serviceAccountName: local-path-provisioner-service-account
       terminationGracePeriodSeconds: 5
@@ -195,11 +197,9 @@ volumes_up() {
   mkdir -p "$VOLUMES_DIR"
   chmod 700 "$VOLUMES_DIR"
   volumes_import
-  volumes_manifest | kubectl_ apply -f - >/dev/null || die "could not apply local-path-provisioner (namespace local-path-storage)"
   local sum
   sum=$({ volumes_manifest; cat "$TOOLS/images/local-path-provisioner.tar" "$TOOLS/images/volume-helper.tar"; } | sha256sum | cut -c1-16)
-  kubectl_ -n local-path-storage patch deployment local-path-provisioner --type=merge \
-    -p "{\"spec\":{\"template\":{\"metadata\":{\"annotations\":{\"local-cluster/config\":\"$sum\"}}}}}" >/dev/null
+  volumes_manifest "$sum" | kubectl_ apply -f - >/dev/null || die "could not apply local-path-provisioner (namespace local-path-storage)"
   kubectl_ -n local-path-storage rollout status deployment local-path-provisioner --timeout=120s >/dev/null ||
     { kubectl_ -n local-path-storage describe pods | tail -n 20 >&2; die "local-path-provisioner did not start"; }
   log "volumes: local-path-provisioner $VOLUMES_PROVISIONER_VERSION (provisioner $VOLUMES_PROVISIONER_NAME) in ${VOLUMES_DIR#"$ROOT"/}"
