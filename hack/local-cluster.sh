@@ -783,7 +783,7 @@ cmd_selftest() {
   load_settings
   if [ -z "${ASSETS:-}" ] || ! pid_of kube-apiserver >/dev/null; then die "the cluster is not up; run '$0 up' first"; fi
   KUBECTL="$ASSETS/kubectl" KUBECONFIG="$ADMIN_KUBECONFIG" NODE_IP="$NODE_IP" POD_CIDR="$POD_CIDR" \
-    SERVICE_CIDR="$SERVICE_CIDR" bash "$HERE/selftest.sh"
+    SERVICE_CIDR="$SERVICE_CIDR" CLUSTER_DNS="$CLUSTER_DNS" bash "$HERE/selftest.sh"
 }
 
 case "${1:-}" in
