@@ -341,11 +341,12 @@ fi
 
 # --- 4b. the demo application's database on the store's volume, by DNS ----
 
-# dns_in_pod NAME [want-failure]: look NAME up in a pod of namespace wijkteam
-# (local/echo:dev -resolve, the pod's resolv.conf and search domains); its
-# addresses on stdout, or with want-failure its error.
+# dns_in_pod POD NAME [want-failure]: look NAME up in pod POD of namespace
+# wijkteam (local/echo:dev -resolve, the pod's resolv.conf and search
+# domains); its addresses on stdout, or with want-failure its error.
 dns_in_pod() {
-  local pod="e2e-dns-$((RANDOM % 10000))" phase=""
+  local pod=$1 phase=""
+  shift
   cat <<YAML | k apply -f - >/dev/null
 apiVersion: v1
 kind: Pod
@@ -414,11 +415,11 @@ if [ -n "$gw" ] && [ -z "${E2E_APP_IMAGE:-}" ]; then
   # Names resolve in a pod through the cluster DNS; names outside the
   # cluster do not (no forwarding).
   DB_HOST=$(k -n wijkteam get svc wijkteam-db -o jsonpath='{.spec.clusterIP}')
-  got=$(dns_in_pod "$DB_NAME")
+  got=$(dns_in_pod e2e-dns-full "$DB_NAME")
   [ "$got" = "$DB_HOST" ] || fail "in a pod $DB_NAME resolved to '$got', want the Service's $DB_HOST"
-  got=$(dns_in_pod wijkteam-db)
+  got=$(dns_in_pod e2e-dns-short wijkteam-db)
   [ "$got" = "$DB_HOST" ] || fail "in a pod of wijkteam the short name wijkteam-db resolved to '$got', want $DB_HOST (search domains)"
-  got=$(dns_in_pod dossierguard.example. want-failure)
+  got=$(dns_in_pod e2e-dns-outside dossierguard.example. want-failure)
   log "in a pod: $DB_NAME and wijkteam-db -> $DB_HOST; dossierguard.example. does not resolve ($(tr -d '\n' <<<"$got" | head -c 120))"
   demo_psql() { PGPASSWORD="$DB_PASSWORD" "$(pg_bin)/psql" -X -q -v ON_ERROR_STOP=1 -h "$DB_HOST" -p 5432 -U postgres -d postgres "$@"; }
   demo_psql -At -c 'SELECT 1' >/dev/null || fail "the node cannot reach the database at $DB_HOST:5432 with its password"
