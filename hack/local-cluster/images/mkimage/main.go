@@ -112,6 +112,18 @@ func archOf(file string) (string, error) {
 	return "", fmt.Errorf("unknown ELF machine %v; pass -arch", f.Machine)
 }
 
+// imageEnv is the config's environment: a default PATH unless -env sets
+// one (a name twice would leave which one a runtime uses to chance), then
+// the -env values in order.
+func imageEnv(env []string) []string {
+	for _, e := range env {
+		if strings.HasPrefix(e, "PATH=") {
+			return env
+		}
+	}
+	return append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, env...)
+}
+
 // addTree writes the tree under root into tw, in lexical order, owned by
 // root, every time set to created; skip (the binary's path) is left out.
 // written records the directories written.
@@ -224,7 +236,7 @@ func write(o options) error {
 	}
 	cc := containerConfig{
 		User:       o.user,
-		Env:        append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, o.env...),
+		Env:        imageEnv(o.env),
 		Entrypoint: []string{"/" + name},
 		Cmd:        o.cmd,
 		WorkingDir: o.workdir,

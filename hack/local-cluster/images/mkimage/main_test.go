@@ -7,9 +7,29 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
+
+func TestImageEnv(t *testing.T) {
+	const def = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	for _, tc := range []struct {
+		name string
+		env  []string
+		want []string
+	}{
+		{"none", nil, []string{def}},
+		{"others", []string{"TZ=UTC"}, []string{def, "TZ=UTC"}},
+		{"own PATH replaces the default", []string{"PATH=/usr/lib/postgresql/15/bin:/bin", "TZ=UTC"}, []string{"PATH=/usr/lib/postgresql/15/bin:/bin", "TZ=UTC"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := imageEnv(tc.env); !slices.Equal(got, tc.want) {
+				t.Fatalf("imageEnv(%q) = %q, want %q", tc.env, got, tc.want)
+			}
+		})
+	}
+}
 
 // TestWriteWithRoot builds an image from a binary and a tree and reads the
 // layer back: every entry of the tree at its path, owned by root, modes and
