@@ -255,12 +255,16 @@ ensure_packages() {
 }
 
 # build_module_tools DIR OUT... builds the packages of a small Go module under
-# hack/local-cluster when a binary is missing or older than the sources.
+# hack/local-cluster when a binary is missing or was built from other
+# sources: the digest of the module's Go files, go.mod and go.sum is kept
+# beside each binary (.NAME.src). A digest rather than file times, so that a
+# tools folder shared by two checkouts never keeps the other one's build.
 build_module_tools() {
-  local dir=$1 stale=0 b
+  local dir=$1 stale=0 b sum
   shift
+  sum=$(cd "$dir" && find . -type f \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
   for b in "$@"; do
-    if [ ! -x "$TOOLS/$b" ] || [ -n "$(find "$dir" -newer "$TOOLS/$b" \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) -print -quit)" ]; then
+    if [ ! -x "$TOOLS/$b" ] || [ "$(cat "$TOOLS/.$b.src" 2>/dev/null)" != "$sum" ]; then
       stale=1
     fi
   done
@@ -268,6 +272,7 @@ build_module_tools() {
   log "building $* from ${dir#"$ROOT"/}"
   (cd "$dir" && GOWORK=off CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags "-s -w -buildid=" -o "$TOOLS/" ./...) ||
     die "building $dir failed"
+  for b in "$@"; do echo "$sum" >"$TOOLS/.$b.src"; done
 }
 
 ensure_tools() {
