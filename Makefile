@@ -58,6 +58,7 @@ verify: generate manifests lint ## Fail when generated files are stale or code i
 	go vet -tags e2e ./test/e2e/...
 	go mod tidy -diff
 	cd test/netpol && go vet ./... && go mod tidy -diff
+	cd hack/local-cluster/images && go vet ./... && go mod tidy -diff
 	go test ./internal/resources -run TestGeneratedNetworkPolicies
 	hack/sync-chart.sh --check
 	@if [ -n "$$(git status --porcelain -- api config)" ]; then \
@@ -65,7 +66,7 @@ verify: generate manifests lint ## Fail when generated files are stale or code i
 		git status --porcelain -- api config; git --no-pager diff --stat -- api config; exit 1; fi
 
 .PHONY: test
-test: test-go test-netpol ## Run all tests (unit, envtest, NetworkPolicy semantics; builds kube-apiserver and etcd on first use).
+test: test-go test-netpol test-local-cluster-tools ## Run all tests (unit, envtest, NetworkPolicy semantics, the local cluster's own tools; builds kube-apiserver and etcd on first use).
 
 .PHONY: test-go
 test-go: ## Unit, envtest and PostgreSQL suites of the main module (starts and stops a throwaway PostgreSQL).
@@ -78,6 +79,10 @@ test-report: ## The compliance report: model, golden files, `dossierguard report
 	@[ -n "$$DOSSIERGUARD_CHROMIUM" ] || command -v chromium >/dev/null || { echo "Chromium is needed: apt-get install -y chromium (or set DOSSIERGUARD_CHROMIUM)"; exit 1; }
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test $(GO_TEST_FLAGS) ./internal/report/ && \
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test $(GO_TEST_FLAGS) -run 'TestReport|TestDSRReport' -v ./cmd/dossierguard/
+
+.PHONY: test-local-cluster-tools
+test-local-cluster-tools: ## The local cluster's own tools (mkimage, volume-helper; own module, standard library only).
+	cd hack/local-cluster/images && go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-netpol
 test-netpol: ## NetworkPolicy semantics of the generated policies, checked with cyclonus's matcher (own module).

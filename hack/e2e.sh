@@ -46,7 +46,7 @@ BREAK_GLASS_GROUP=dossierguard:e2e-break-glass
 responder=(--as=e2e-responder --as-group="$BREAK_GLASS_GROUP" --as-group=system:masters)
 DEMO_APP=0
 LOGBOOK=0
-HOSTALIASES=""
+DEMO_DB=0
 PG_STARTED=0
 TIMEOUT=${E2E_TIMEOUT:-180}
 E2E_IMPORT=${E2E_IMPORT:-auto}
@@ -127,6 +127,18 @@ start_cluster_postgres() { # $1: the address to listen on; $2: the pod CIDR allo
   PG_STARTED=1
 }
 
+# release_volumes deletes the volumes this run's claims got (the class
+# keeps them: reclaimPolicy Retain) once their claims are gone and, on the
+# local cluster, their directories.
+release_volumes() {
+  local pv path vdir="${LOCAL_CLUSTER_DIR:-$ROOT/bin/local-cluster}/volumes/"
+  for pv in $(k get pv -o jsonpath='{range .items[?(@.spec.storageClassName=="encrypted-ssd")]}{.metadata.name}{"\n"}{end}' 2>/dev/null); do
+    path=$(k get pv "$pv" -o jsonpath='{.spec.hostPath.path}' 2>/dev/null || true)
+    k delete pv "$pv" --wait=true --timeout=60s >/dev/null 2>&1 || { log "WARN: PersistentVolume $pv not deleted"; continue; }
+    case "$path" in "$vdir"pvc-*) rm -rf "$path" ;; esac
+  done
+}
+
 cleanup() {
   # The exit status: given by a trap that had to run something first, or $?.
   local rc=${1:-$?}
@@ -146,8 +158,12 @@ cleanup() {
     k -n wijkteam delete sharingagreements -l app.kubernetes.io/part-of=dossierguard-e2e --ignore-not-found >/dev/null 2>&1
     k delete namespace e2e-net-partner e2e-net-expiring e2e-net-other --ignore-not-found --wait=true --timeout=60s >/dev/null 2>&1
     k -n wijkteam delete serviceaccount wijkteam-dossier --ignore-not-found >/dev/null 2>&1
+    if [ "$DEMO_DB" = 1 ]; then
+      k delete -f test/e2e/demodb/demodb.yaml --ignore-not-found --wait=true --timeout=60s >/dev/null 2>&1
+    fi
     if [ "$SAMPLES" = 1 ]; then
       k delete -k config/samples --ignore-not-found --wait=true --timeout=120s >&2 || { log "WARN: samples not deleted in time"; FAILED=1; }
+      release_volumes
     fi
     k delete -f test/e2e/storageclass.yaml --ignore-not-found >/dev/null 2>&1
     stop_cluster_postgres
@@ -328,11 +344,94 @@ if [ "$LOGBOOK" = 1 ]; then
   k -n "$NS" rollout restart deploy/dossierguard-logbook >/dev/null
   k -n "$NS" rollout status deploy/dossierguard-logbook --timeout="${TIMEOUT}s" >&2 || fail "deploy/dossierguard-logbook did not roll out"
   log "logbook Ready on PostgreSQL, with the checkpoint keys of the $(wc -l <<<"$want") stores from ConfigMap dossierguard-audit-trust"
-  # The local cluster runs no DNS server: the workload pods resolve the
-  # logbook's Service name (the injected --logbook-url) from /etc/hosts.
-  lb_ip=$(k -n "$NS" get svc dossierguard-logbook -o jsonpath='{.spec.clusterIP}')
-  [ -n "$lb_ip" ] || fail "Service $NS/dossierguard-logbook has no cluster IP"
-  HOSTALIASES="hostAliases: [{ip: \"$lb_ip\", hostnames: [dossierguard-logbook.$NS.svc]}]"
+  # The injected proxies find the logbook by its Service's name
+  # (--logbook-url), through the cluster's DNS.
+fi
+
+# --- 4b. the demo application's database on the store's volume, by DNS ----
+
+# dns_in_pod POD NAME [want-failure]: look NAME up in pod POD of namespace
+# wijkteam (local/echo:dev -resolve, the pod's resolv.conf and search
+# domains); its addresses on stdout, or with want-failure its error.
+dns_in_pod() {
+  local pod=$1 phase=""
+  shift
+  cat <<YAML | k apply -f - >/dev/null
+apiVersion: v1
+kind: Pod
+metadata: {name: $pod, namespace: wijkteam, labels: {app.kubernetes.io/part-of: dossierguard-e2e}}
+spec:
+  restartPolicy: Never
+  automountServiceAccountToken: false
+  securityContext: {runAsNonRoot: true, runAsUser: 65532, seccompProfile: {type: RuntimeDefault}}
+  containers:
+    - name: resolve
+      image: local/echo:dev
+      imagePullPolicy: Never
+      command: [/echo, -resolve, "$1", -timeout, 5s]
+      securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
+YAML
+  for _ in $(seq 1 60); do
+    phase=$(k -n wijkteam get pod "$pod" -o jsonpath='{.status.phase}' 2>/dev/null || true)
+    case $phase in Succeeded | Failed) break ;; esac
+    sleep 1
+  done
+  k -n wijkteam logs "$pod" >"$ART/dns-$pod.log" 2>&1 || true
+  k -n wijkteam delete pod "$pod" --wait=false >/dev/null 2>&1 || true
+  case "$phase:${2:-}" in
+    Succeeded:) cat "$ART/dns-$pod.log" ;;
+    Failed:want-failure) cat "$ART/dns-$pod.log" ;;
+    *) fail "looking up $1 in pod $pod: phase '$phase', want $([ -n "${2:-}" ] && echo Failed || echo Succeeded): $(head -c 300 "$ART/dns-$pod.log")" ;;
+  esac
+}
+
+# On the local cluster the demo application (test/e2e/demoapp) keeps its
+# case files in PostgreSQL, which runs in the store's namespace on the
+# store's own claim; on another cluster the echo server stands in.
+gw=$(ip -4 -o addr show "${LC_BRIDGE:-lc-cni0}" 2>/dev/null | awk '{print $4}' | cut -d/ -f1 | head -n 1)
+if [ -n "$gw" ] && [ -z "${E2E_APP_IMAGE:-}" ]; then
+  step "demo database on the store's volume"
+  test/e2e/demodb/image.sh "$ROOT/bin/e2e/demo-postgres.tar" >"$ART/demodb-image.log" 2>&1 \
+    || fail "could not build the database's image: $(tail -n 5 "$ART/demodb-image.log")"
+  "$LC" import "$ROOT/bin/e2e/demo-postgres.tar" >/dev/null 2>&1 || fail "could not import the database's image"
+  DB_NAME=wijkteam-db.wijkteam.svc.cluster.local
+  DB_PASSWORD=$(openssl rand -hex 24)
+  k -n wijkteam create secret generic wijkteam-db-credentials --from-literal=host="$DB_NAME" --from-literal=port=5432 \
+    --from-literal=dbname=postgres --from-literal=user=postgres --from-literal=password="$DB_PASSWORD" --from-literal=sslmode=disable >/dev/null
+  # The workload may reach its database: a declared dependency, which the
+  # store's isolation policy admits (on 5432, to these pods only).
+  k -n wijkteam patch dossierstore wijkteam-dossiers --type=merge -p \
+    '{"spec":{"workload":{"dependencies":[{"name":"database","podSelector":{"matchLabels":{"app.kubernetes.io/name":"wijkteam-db"}},"ports":[{"port":5432}]}]}}}' >/dev/null \
+    || fail "could not declare the database as the store's dependency"
+  k apply -f test/e2e/demodb/demodb.yaml >&2
+  DEMO_DB=1
+  k -n wijkteam rollout status deploy/wijkteam-db --timeout="${TIMEOUT}s" >&2 \
+    || fail "the database did not start on the store's volume: $(k -n wijkteam describe pvc wijkteam-dossiers-dossiers | tail -n 5)"
+  # The store's claim bound on the attested class, to a volume the
+  # provisioner made, and the database's files are on it.
+  claim=$(k -n wijkteam get pvc wijkteam-dossiers-dossiers -o jsonpath='{.status.phase} {.spec.storageClassName} {.spec.volumeName}')
+  read -r phase class pv <<<"$claim"
+  [ "$phase" = Bound ] && [ "$class" = encrypted-ssd ] && [ -n "$pv" ] \
+    || fail "PersistentVolumeClaim wijkteam/wijkteam-dossiers-dossiers: phase, class, volume = '$claim', want Bound on encrypted-ssd"
+  pvinfo=$(k get pv "$pv" -o jsonpath='{.spec.storageClassName} {.metadata.annotations.pv\.kubernetes\.io/provisioned-by} {.spec.hostPath.path}')
+  read -r pvclass by path <<<"$pvinfo"
+  [ "$pvclass" = encrypted-ssd ] && [ "$by" = rancher.io/local-path ] && [ -n "$path" ] \
+    || fail "PersistentVolume $pv: class, provisioned-by, path = '$pvinfo', want encrypted-ssd, rancher.io/local-path and a path"
+  [ -s "$path/pgdata/PG_VERSION" ] || fail "the database's files are not on the store's volume ($path/pgdata/PG_VERSION)"
+  enc=$(k -n wijkteam get dossierstore wijkteam-dossiers -o jsonpath='{.status.encryption}')
+  [ "$enc" = Attested ] || fail "DossierStore wijkteam/wijkteam-dossiers: encryption $enc after its claim bound, want Attested"
+  log "claim wijkteam-dossiers-dossiers Bound on encrypted-ssd (Attested) to $pv ($by, $path); PostgreSQL $(cat "$path/pgdata/PG_VERSION") runs on it"
+  # Names resolve in a pod through the cluster DNS; names outside the
+  # cluster do not (no forwarding).
+  DB_HOST=$(k -n wijkteam get svc wijkteam-db -o jsonpath='{.spec.clusterIP}')
+  got=$(dns_in_pod e2e-dns-full "$DB_NAME")
+  [ "$got" = "$DB_HOST" ] || fail "in a pod $DB_NAME resolved to '$got', want the Service's $DB_HOST"
+  got=$(dns_in_pod e2e-dns-short wijkteam-db)
+  [ "$got" = "$DB_HOST" ] || fail "in a pod of wijkteam the short name wijkteam-db resolved to '$got', want $DB_HOST (search domains)"
+  got=$(dns_in_pod e2e-dns-outside dossierguard.example. want-failure)
+  log "in a pod: $DB_NAME and wijkteam-db -> $DB_HOST; dossierguard.example. does not resolve ($(tr -d '\n' <<<"$got" | head -c 120))"
+  demo_psql() { PGPASSWORD="$DB_PASSWORD" "$(pg_bin)/psql" -X -q -v ON_ERROR_STOP=1 -h "$DB_HOST" -p 5432 -U postgres -d postgres "$@"; }
+  demo_psql -At -c 'SELECT 1' >/dev/null || fail "the node cannot reach the database at $DB_HOST:5432 with its password"
 fi
 
 # --- 5. the webhook on a real pod --------------------------------------------
@@ -347,14 +446,8 @@ fi
 echo "$out" | grep -q 'does not exist' || fail "unexpected refusal for a missing store: $out"
 log "pod for a missing store refused: ${out#*: }"
 
-# The case-management demo app (test/e2e/demoapp) over a throwaway
-# PostgreSQL on the pod bridge's gateway address, when this is the local
-# cluster; on another cluster the echo server stands in.
-gw=$(ip -4 -o addr show "${LC_BRIDGE:-lc-cni0}" 2>/dev/null | awk '{print $4}' | cut -d/ -f1 | head -n 1)
-if [ -n "$gw" ] && [ -z "${E2E_APP_IMAGE:-}" ]; then
-  [ "$PG_STARTED" = 1 ] || start_cluster_postgres "$gw" "${LC_POD_CIDR:-10.244.0.0/16}"
-  k -n wijkteam create secret generic wijkteam-db-credentials --from-literal=host="$gw" --from-literal=port="$E2E_PG_PORT" \
-    --from-literal=dbname=postgres --from-literal=user=postgres --from-literal=password=unused --from-literal=sslmode=disable >/dev/null
+# The case-management demo app (test/e2e/demoapp) over the database above.
+if [ "$DEMO_DB" = 1 ]; then
   CGO_ENABLED=0 go build -trimpath -o "$ROOT/bin/e2e/demoapp" ./test/e2e/demoapp || fail "could not build the demo app"
   "${LOCAL_CLUSTER_DIR:-$ROOT/bin/local-cluster}/tools/mkimage" -binary "$ROOT/bin/e2e/demoapp" -tag local/dossier-app:dev \
     -user 65532:65532 -expose 8080 -out "$ROOT/bin/e2e/dossier-app.tar" >/dev/null || fail "could not build the demo app's image"
@@ -365,7 +458,7 @@ fi
 
 fsgroup_line=""
 [ -z "${E2E_POD_FSGROUP:-}" ] || fsgroup_line="    fsGroup: $E2E_POD_FSGROUP"
-sed -e "s|APP_IMAGE|$APP_IMAGE|" -e "s|^    # FSGROUP.*|$fsgroup_line|" -e "s|^  # HOSTALIASES.*|  $HOSTALIASES|" test/e2e/wijkteam-app.yaml \
+sed -e "s|APP_IMAGE|$APP_IMAGE|" -e "s|^    # FSGROUP.*|$fsgroup_line|" test/e2e/wijkteam-app.yaml \
   | k apply -f - >&2
 names=$(k -n wijkteam get pod e2e-wijkteam-app \
   -o jsonpath='{range .spec.initContainers[*]}{.name}{"\n"}{end}{range .spec.containers[*]}{.name}{"\n"}{end}')
@@ -539,7 +632,7 @@ if [ "$pod_ready" = 1 ] && [ "${DEMO_APP:-0}" = 1 ]; then
   step "sharing: consent per dossier and a closing window"
   # The demo app is the store's consent source (spec.audit.consentURL): the
   # families of D-1001 (A) and D-1002 (B) signed the school's consent form.
-  pg_consent() { "$(pg_bin)/psql" -X -q -v ON_ERROR_STOP=1 -h "$gw" -p "$E2E_PG_PORT" -U postgres -d postgres "$@"; }
+  pg_consent() { demo_psql "$@"; }
   pg_consent -c "INSERT INTO consents (dossier, agreement) VALUES ('D-1001', 'e2e-school'), ('D-1002', 'e2e-school')" \
     || fail "could not record the consents at the demo app"
   # The window agreement must reach the proxy (kubelet refreshes ConfigMap
@@ -720,7 +813,7 @@ if [ "$pod_ready" = 1 ] && [ "$LOGBOOK" = 1 ]; then
   # a new one that serves traffic too. Every request has an actor of its own,
   # so the requests served can be counted against the events the logbook
   # recorded; the store's chains must all be contiguous and verified.
-  sed -e "s|APP_IMAGE|$APP_IMAGE|" -e "s|^      # HOSTALIASES.*|      $HOSTALIASES|" test/e2e/wijkteam-deployment.yaml | k apply -f - >&2
+  sed -e "s|APP_IMAGE|$APP_IMAGE|" test/e2e/wijkteam-deployment.yaml | k apply -f - >&2
   LB_SERVED=0
   lb_round() { # $1: the round. Ten requests through the Deployment's pod ($LB_POD).
     local i code
@@ -787,8 +880,15 @@ gw=$(ip -4 -o addr show "${LC_BRIDGE:-lc-cni0}" 2>/dev/null | awk '{print $4}' |
 if [ -z "$gw" ]; then
   log "SKIP: no local pod bridge (an existing cluster); the retention Job needs a database the pods can reach"
 else
-  [ "$PG_STARTED" = 1 ] || start_cluster_postgres "$gw" "${LC_POD_CIDR:-10.244.0.0/16}"
-  psql_e2e() { "$(pg_bin)/psql" -X -q -v ON_ERROR_STOP=1 -h "$gw" -p "$E2E_PG_PORT" -U postgres -d postgres "$@"; }
+  if [ "$DEMO_DB" = 1 ]; then
+    # The demo application's database, on the store's volume.
+    psql_e2e() { demo_psql "$@"; }
+    db_addrs=("$DB_NAME" "$DB_HOST")
+  else
+    [ "$PG_STARTED" = 1 ] || start_cluster_postgres "$gw" "${LC_POD_CIDR:-10.244.0.0/16}"
+    psql_e2e() { "$(pg_bin)/psql" -X -q -v ON_ERROR_STOP=1 -h "$gw" -p "$E2E_PG_PORT" -U postgres -d postgres "$@"; }
+    db_addrs=("$gw")
+  fi
   # 30 due, 5 due but on legal hold, 5 due but with a future extension, 10 recent.
   psql_e2e -c "CREATE TABLE dossiers (id bigint PRIMARY KEY, last_contact_at timestamptz NOT NULL, legal_hold boolean NOT NULL DEFAULT false, retain_until date);
     INSERT INTO dossiers SELECT g, now() - interval '6 years', false, NULL FROM generate_series(1, 30) g;
@@ -806,7 +906,9 @@ else
   left=$(psql_e2e -At -c "SELECT count(*) FILTER (WHERE id <= 30), count(*) FILTER (WHERE id BETWEEN 31 AND 40), count(*) FILTER (WHERE id > 40) FROM dossiers")
   [ "$left" = "0|10|10" ] || fail "after the sweep (due|held|recent) = $left, want 0|10|10"
   grep -q '"destroyed":30' "$ART/sweep.log" || fail "the proof of destruction on the Job's log does not count 30 destroyed: $(head -c 300 "$ART/sweep.log")"
-  if grep -q "$gw" "$ART/sweep.log"; then fail "the Job's log shows the database address"; fi
+  for a in "${db_addrs[@]}"; do
+    if grep -qF "$a" "$ART/sweep.log"; then fail "the Job's log shows the database address"; fi
+  done
   destroyed=$(k -n wijkteam get retentionpolicy wijkteam-bewaartermijn -o jsonpath='{.status.lastRun.destroyed}/{.status.lastRun.held}/{.status.lastRun.result}')
   [ "$destroyed" = "30/10/Succeeded" ] || fail "status.lastRun destroyed/held/result = $destroyed, want 30/10/Succeeded"
   k -n wijkteam wait --for=condition=RetentionEnforced retentionpolicy/wijkteam-bewaartermijn --timeout=60s >&2 \
@@ -906,6 +1008,7 @@ fi
 
 step "deletion leaves only the retained volumes"
 k -n wijkteam delete pod e2e-wijkteam-app --ignore-not-found --wait=true --timeout=60s >/dev/null 2>&1
+[ "$DEMO_DB" = 0 ] || k delete -f test/e2e/demodb/demodb.yaml --wait=true --timeout=60s >/dev/null 2>&1 || fail "the demo database was not deleted in time"
 # The dossierguard resources only: deleting the samples' Namespaces would
 # take their volumes too, as Kubernetes does with everything in a namespace.
 sample_ns="cjg wijkteam veilig-thuis"

@@ -14,6 +14,8 @@
 #
 # NetworkPolicy is enforced by kube-network-policies (hack/local-cluster/network-policies.sh);
 # with LC_NETWORK_POLICIES=0 policies are stored only.
+# CoreDNS is the cluster DNS (hack/local-cluster/dns.sh) and local-path-provisioner
+# provisions volumes (hack/local-cluster/volumes.sh), both as pods.
 #
 # Needs root, Linux, Go and apt (Debian packages are installed when missing).
 # All state lives under bin/local-cluster/ (LOCAL_CLUSTER_DIR to change it);
@@ -55,6 +57,10 @@ COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler container
 
 # shellcheck source=hack/local-cluster/network-policies.sh
 . "$HERE/network-policies.sh"
+# shellcheck source=hack/local-cluster/dns.sh
+. "$HERE/dns.sh"
+# shellcheck source=hack/local-cluster/volumes.sh
+. "$HERE/volumes.sh"
 
 T0=$(date +%s)
 log() { printf '[local-cluster %4ss] %s\n' "$(($(date +%s) - T0))" "$*" >&2; }
@@ -249,12 +255,16 @@ ensure_packages() {
 }
 
 # build_module_tools DIR OUT... builds the packages of a small Go module under
-# hack/local-cluster when a binary is missing or older than the sources.
+# hack/local-cluster when a binary is missing or was built from other
+# sources: the digest of the module's Go files, go.mod and go.sum is kept
+# beside each binary (.NAME.src). A digest rather than file times, so that a
+# tools folder shared by two checkouts never keeps the other one's build.
 build_module_tools() {
-  local dir=$1 stale=0 b
+  local dir=$1 stale=0 b sum
   shift
+  sum=$(cd "$dir" && find . -type f \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
   for b in "$@"; do
-    if [ ! -x "$TOOLS/$b" ] || [ -n "$(find "$dir" -newer "$TOOLS/$b" \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) -print -quit)" ]; then
+    if [ ! -x "$TOOLS/$b" ] || [ "$(cat "$TOOLS/.$b.src" 2>/dev/null)" != "$sum" ]; then
       stale=1
     fi
   done
@@ -262,6 +272,7 @@ build_module_tools() {
   log "building $* from ${dir#"$ROOT"/}"
   (cd "$dir" && GOWORK=off CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags "-s -w -buildid=" -o "$TOOLS/" ./...) ||
     die "building $dir failed"
+  for b in "$@"; do echo "$sum" >"$TOOLS/.$b.src"; done
 }
 
 ensure_tools() {
@@ -272,9 +283,11 @@ ensure_tools() {
       { tail -n 20 "$LOGS/runc-build.log" >&2; die "building runc failed"; }
   fi
   "$TOOLS/runc" --version | grep -q libseccomp || die "$TOOLS/runc was built without seccomp; delete it and run up again"
-  build_module_tools "$HERE/images" pause echo mkimage
+  build_module_tools "$HERE/images" pause echo mkimage volume-helper
   build_module_tools "$HERE/cri" cri
   netpol_build
+  dns_build
+  volumes_build
   local img
   for img in pause echo; do
     if [ ! -f "$TOOLS/images/$img.tar" ] || [ "$TOOLS/$img" -nt "$TOOLS/images/$img.tar" ]; then
@@ -596,6 +609,8 @@ cmd_up() {
   }
   log "node $NODE_NAME is Ready (pod CIDR $(kubectl_ get node "$NODE_NAME" -o jsonpath='{.spec.podCIDR}'))"
   [ "${LC_SMOKE_TEST:-1}" != 1 ] || smoke_test
+  dns_up
+  volumes_up
   log "cluster is up in $(($(date +%s) - T0))s"
   log "kubeconfig: $ADMIN_KUBECONFIG"
   log "  export KUBECONFIG=$ADMIN_KUBECONFIG; export PATH=$ASSETS:\$PATH"
@@ -725,6 +740,7 @@ cmd_down() {
   network_down
   if [ "${1:-}" = --purge ]; then
     log "deleting the cluster's data (certificates, etcd, containerd, kubelet); keeping tools/"
+    volumes_purge
     rm -rf "$STATE/pki" "$STATE/etcd" "$STATE/containerd" "$STATE/kubelet" "$STATE/cni" "$STATE/pod-logs" \
       "$STATE/kubeconfig" "$STATE"/*.yaml "$STATE/cluster.env" "$RUN"
   fi
@@ -747,6 +763,8 @@ cmd_status() {
     fi
   done
   netpol_status || rc=1
+  dns_status || rc=1
+  volumes_status || rc=1
   printf '%-24s %s\n' "containerd shims" "$(shim_pids | wc -l)"
   if [ -n "${ASSETS:-}" ] && pid_of kube-apiserver >/dev/null && [ -f "$ADMIN_KUBECONFIG" ]; then
     echo
@@ -770,7 +788,7 @@ cmd_selftest() {
   load_settings
   if [ -z "${ASSETS:-}" ] || ! pid_of kube-apiserver >/dev/null; then die "the cluster is not up; run '$0 up' first"; fi
   KUBECTL="$ASSETS/kubectl" KUBECONFIG="$ADMIN_KUBECONFIG" NODE_IP="$NODE_IP" POD_CIDR="$POD_CIDR" \
-    SERVICE_CIDR="$SERVICE_CIDR" bash "$HERE/selftest.sh"
+    SERVICE_CIDR="$SERVICE_CIDR" CLUSTER_DNS="$CLUSTER_DNS" bash "$HERE/selftest.sh"
 }
 
 case "${1:-}" in

@@ -10,6 +10,9 @@
 #   4. a second pod reaches the first over the bridge (pod IP) and through the
 #      Service (pod -> ClusterIP -> pod), via `kubectl exec`;
 #   5. a pod reaches the API server through the `kubernetes` Service;
+#   5a. with a cluster DNS (CLUSTER_DNS), a pod resolves the Service's short
+#      name (search domains) and the kubernetes Service's full name, and a
+#      name outside the cluster does not resolve (no forwarding);
 #   6. an image that was never imported fails at once: pulls go to a closed
 #      loopback port, never off the machine.
 #
@@ -147,6 +150,18 @@ out=$(k -n "$NS" exec client -- /echo -get "http://$svc_ip/pod-to-service" 2>&1)
 local_target "$kube_ip"
 out=$(k -n "$NS" exec client -- /echo -k -get "https://$kube_ip/readyz" 2>&1) && grep -q '^ok' <<<"$out" &&
   ok "pod -> kubernetes Service $kube_ip:443 -> kube-apiserver" || bad "pod -> apiserver: $out"
+
+if [ -n "${CLUSTER_DNS:-}" ]; then
+  out=$(k -n "$NS" exec client -- /echo -resolve echo 2>&1) && [ "$out" = "$svc_ip" ] &&
+    ok "pod resolves the Service name echo to $svc_ip (CoreDNS at $CLUSTER_DNS, search domains)" || bad "pod -> DNS echo: $out"
+  out=$(k -n "$NS" exec client -- /echo -resolve kubernetes.default.svc.cluster.local 2>&1) && [ "$out" = "$kube_ip" ] &&
+    ok "pod resolves kubernetes.default.svc.cluster.local to $kube_ip" || bad "pod -> DNS kubernetes: $out"
+  if out=$(k -n "$NS" exec client -- /echo -resolve dossierguard.example. 2>&1); then
+    bad "pod resolved a name outside the cluster: $out"
+  else
+    ok "a name outside the cluster does not resolve ($(tail -n 1 <<<"$out" | head -c 100))"
+  fi
+fi
 
 # An image that is not imported: the pull must fail against the loopback.
 k apply -n "$NS" -f - >/dev/null <<'EOF'

@@ -4,9 +4,13 @@
 //
 //	echo [-listen :8080]          serve
 //	echo -get URL [-k]            fetch URL, print the body (the image has no curl)
+//	echo -resolve NAME [-dns IP:PORT]
+//	                              look NAME up, print its addresses (the image has
+//	                              no nslookup); with the pod's /etc/resolv.conf and
+//	                              its search domains, or only the server -dns names
 //
 // The server exits cleanly on SIGTERM or SIGINT; -get exits 1 unless the
-// answer is 200. Build it static: CGO_ENABLED=0 go build -ldflags "-s -w".
+// answer is 200, -resolve exits 1 unless the name has an address. Build it static: CGO_ENABLED=0 go build -ldflags "-s -w".
 package main
 
 import (
@@ -16,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -28,10 +33,15 @@ func main() {
 	listen := flag.String("listen", envOr("LISTEN", ":8080"), "address to listen on")
 	get := flag.String("get", "", "fetch this URL, print the answer and exit")
 	insecure := flag.Bool("k", false, "with -get: do not verify the server's certificate")
-	timeout := flag.Duration("timeout", 5*time.Second, "with -get: time limit")
+	timeout := flag.Duration("timeout", 5*time.Second, "with -get and -resolve: time limit")
+	resolve := flag.String("resolve", "", "look this name up, print its addresses and exit")
+	dnsServer := flag.String("dns", "", "with -resolve: ask only this DNS server (IP:PORT), not /etc/resolv.conf's")
 	flag.Parse()
 	if *get != "" {
 		os.Exit(fetch(*get, *insecure, *timeout))
+	}
+	if *resolve != "" {
+		os.Exit(lookup(*resolve, *dnsServer, *timeout))
 	}
 	host, _ := os.Hostname()
 
@@ -70,6 +80,29 @@ func main() {
 	if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
 		log.Fatal(err)
 	}
+}
+
+// lookup prints the addresses of name, one a line, with Go's own resolver
+// (the pod's resolv.conf, search domains and ndots), or asking only server.
+func lookup(name, server string, timeout time.Duration) int {
+	r := &net.Resolver{PreferGo: true}
+	if server != "" {
+		r.Dial = func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, server)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	addrs, err := r.LookupHost(ctx, name)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "echo:", err)
+		return 1
+	}
+	for _, a := range addrs {
+		fmt.Println(a)
+	}
+	return 0
 }
 
 func envOr(name, def string) string {

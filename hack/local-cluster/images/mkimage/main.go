@@ -5,7 +5,10 @@
 //	mkimage -binary bin/pause -tag local/pause:dev -out pause.tar [-user 65535:65535] [-- ARGS...]
 //
 // The binary lands at /<name> (-path to change it) and is the entrypoint;
-// arguments after -- become the image's Cmd. The config names os and
+// arguments after -- become the image's Cmd. With -root DIR, the files,
+// directories and symbolic links under DIR go into the layer too, owned by
+// root with their modes, at the same paths below / (a dynamically linked
+// program with its libraries, say); the binary may then be dynamic. The config names os and
 // architecture (containerd drops images whose config lacks them), and every
 // timestamp is SOURCE_DATE_EPOCH (0 when unset), so the same binary always
 // gives the same tarball and the same image ID.
@@ -31,11 +34,11 @@ import (
 )
 
 type options struct {
-	binary, tag, out, path, user, arch, workdir string
-	env                                         []string
-	ports                                       []string
-	cmd                                         []string
-	created                                     time.Time
+	binary, tag, out, path, user, arch, workdir, root string
+	env                                               []string
+	ports                                             []string
+	cmd                                               []string
+	created                                           time.Time
 }
 
 type listFlag []string
@@ -53,6 +56,7 @@ func main() {
 	flag.StringVar(&o.user, "user", "", "user[:group] the image runs as (default: the runtime's, root)")
 	flag.StringVar(&o.arch, "arch", "", "architecture for the config (default: from the binary's ELF header)")
 	flag.StringVar(&o.workdir, "workdir", "/", "working directory")
+	flag.StringVar(&o.root, "root", "", "a directory whose tree goes into the image as well (at /)")
 	flag.Var(&env, "env", "NAME=VALUE for the config (repeatable)")
 	flag.Var(&ports, "expose", "port[/proto] to declare (repeatable)")
 	flag.Parse()
@@ -108,6 +112,70 @@ func archOf(file string) (string, error) {
 	return "", fmt.Errorf("unknown ELF machine %v; pass -arch", f.Machine)
 }
 
+// imageEnv is the config's environment: a default PATH unless -env sets
+// one (a name twice would leave which one a runtime uses to chance), then
+// the -env values in order.
+func imageEnv(env []string) []string {
+	for _, e := range env {
+		if strings.HasPrefix(e, "PATH=") {
+			return env
+		}
+	}
+	return append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, env...)
+}
+
+// addTree writes the tree under root into tw, in lexical order, owned by
+// root, every time set to created; skip (the binary's path) is left out.
+// written records the directories written.
+func addTree(tw *tar.Writer, root, skip string, created time.Time, written map[string]bool) error {
+	return filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil || rel == "." {
+			return err
+		}
+		name := filepath.ToSlash(rel)
+		if name == skip {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		h := &tar.Header{Name: name, Mode: int64(info.Mode().Perm()), ModTime: created, Format: tar.FormatPAX}
+		switch {
+		case d.IsDir():
+			h.Typeflag, h.Name = tar.TypeDir, name+"/"
+			if info.Mode()&os.ModeSticky != 0 {
+				h.Mode |= 0o1000
+			}
+			written[h.Name] = true
+			return tw.WriteHeader(h)
+		case info.Mode()&os.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			h.Typeflag, h.Linkname = tar.TypeSymlink, target
+			return tw.WriteHeader(h)
+		case info.Mode().IsRegular():
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			h.Typeflag, h.Size = tar.TypeReg, int64(len(data))
+			if err := tw.WriteHeader(h); err != nil {
+				return err
+			}
+			_, err = tw.Write(data)
+			return err
+		}
+		return fmt.Errorf("%s: only directories, regular files and symbolic links can go into an image", p)
+	})
+}
+
 func write(o options) error {
 	bin, err := os.ReadFile(o.binary)
 	if err != nil {
@@ -129,9 +197,19 @@ func write(o options) error {
 	if name == "" || name == "." {
 		return errors.New("-path must name a file")
 	}
+	written := map[string]bool{}
+	if o.root != "" {
+		if err := addTree(tw, o.root, name, o.created, written); err != nil {
+			return err
+		}
+	}
 	parts := strings.Split(name, "/")
 	for i := 1; i < len(parts); i++ {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: strings.Join(parts[:i], "/") + "/", Mode: 0o755, ModTime: o.created, Format: tar.FormatPAX}); err != nil {
+		dir := strings.Join(parts[:i], "/") + "/"
+		if written[dir] {
+			continue
+		}
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir, Mode: 0o755, ModTime: o.created, Format: tar.FormatPAX}); err != nil {
 			return err
 		}
 	}
@@ -158,7 +236,7 @@ func write(o options) error {
 	}
 	cc := containerConfig{
 		User:       o.user,
-		Env:        append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, o.env...),
+		Env:        imageEnv(o.env),
 		Entrypoint: []string{"/" + name},
 		Cmd:        o.cmd,
 		WorkingDir: o.workdir,
