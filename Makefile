@@ -145,6 +145,10 @@ demo-down: ## Stop the control plane, the logbook and the PostgreSQL that `make 
 bench: ## Convergence benchmark: BENCH_STORES stores with their roles, agreements and policies, writes by verb and resource against a plain-client floor (figures in docs/benchmarks.md).
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" BENCH_STORES=$(BENCH_STORES) go test -run '^$$' -bench Convergence -benchtime 1x -timeout 30m ./test/bench/
 
+.PHONY: bench-proxy
+bench-proxy: ## Audit proxy against a bare reverse proxy, smoke run of a few seconds; figures printed, not asserted (docs/benchmarks-auditproxy.md).
+	go test -run '^$$' -bench 'BenchmarkProxyFloor|BenchmarkTokenIdentity' -benchtime 1x -short -timeout 5m ./internal/auditproxy/
+
 BENCH_RETENTION_ROWS ?= 1000000
 BENCH_RETENTION_BATCH ?= 5000
 .PHONY: bench-retention

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/netip"
 	"os"
@@ -48,12 +49,18 @@ const (
 )
 
 // Verified tokens are remembered, by their SHA-256, so that a client that
-// sends the same token with every request pays for the signature check once
-// a minute: at most tokenCacheSize tokens, each until the earlier of its
-// expiry and tokenCacheTTL.
+// sends the same token with every request pays for the signature check once:
+// at most tokenCacheSize tokens (least recently used go first), each until
+// the earlier of its exp and tokenCacheMaxAge after it was verified. A token
+// whose nbf is still ahead is accepted within go-oidc's leeway but not
+// remembered, so it is verified again until it is valid. The trade-off: a
+// remembered token stays accepted until its exp (or the maximum age) even
+// when the identity provider has since retired the key that signed it; the
+// maximum age bounds that window for long-lived tokens, and no token is ever
+// accepted past its exp.
 const (
-	tokenCacheSize = 4096
-	tokenCacheTTL  = time.Minute
+	tokenCacheSize   = 4096
+	tokenCacheMaxAge = 10 * time.Minute
 )
 
 // OIDCConfig configures verification of OpenID Connect bearer tokens.
@@ -109,6 +116,10 @@ type Authenticator struct {
 	log      *slog.Logger
 	verifier atomic.Pointer[oidc.IDTokenVerifier]
 	tokens   *ttlCache[Identity]
+	now      func() time.Time
+	// verifications counts the tokens checked against the issuer's keys
+	// (cache misses).
+	verifications atomic.Int64
 
 	mu           sync.Mutex
 	discoveryErr error
@@ -118,6 +129,12 @@ type Authenticator struct {
 // no static keys, discovery runs in the background until it succeeds or ctx
 // ends; until then Ready reports why and bearer tokens get 503.
 func NewAuthenticator(ctx context.Context, cfg IdentityConfig, log *slog.Logger) (*Authenticator, error) {
+	return newAuthenticator(ctx, cfg, log, time.Now)
+}
+
+// newAuthenticator is NewAuthenticator with the clock that token times and
+// the token cache are checked against.
+func newAuthenticator(ctx context.Context, cfg IdentityConfig, log *slog.Logger, now func() time.Time) (*Authenticator, error) {
 	if cfg.UserHeader == "" {
 		cfg.UserHeader = DefaultUserHeader
 	}
@@ -127,7 +144,7 @@ func NewAuthenticator(ctx context.Context, cfg IdentityConfig, log *slog.Logger)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	a := &Authenticator{cfg: cfg, log: log, tokens: newTTLCache[Identity](tokenCacheSize, tokenCacheTTL, time.Now)}
+	a := &Authenticator{cfg: cfg, log: log, now: now, tokens: newTTLCache[Identity](tokenCacheSize, tokenCacheMaxAge, now)}
 	o := cfg.OIDC
 	if o == nil {
 		return a, nil
@@ -146,7 +163,7 @@ func NewAuthenticator(ctx context.Context, cfg IdentityConfig, log *slog.Logger)
 		oc.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
 	a.cfg.OIDC = &oc
-	vcfg := &oidc.Config{ClientID: oc.Audience, SupportedSigningAlgs: oc.SigningAlgs}
+	vcfg := &oidc.Config{ClientID: oc.Audience, SupportedSigningAlgs: oc.SigningAlgs, Now: now}
 	if len(oc.StaticKeys) > 0 {
 		if len(vcfg.SupportedSigningAlgs) == 0 {
 			vcfg.SupportedSigningAlgs = algorithmsFor(oc.StaticKeys)
@@ -306,7 +323,9 @@ func (a *Authenticator) bearerIdentity(r *http.Request) (Identity, *AuthError) {
 	if tokErr != nil {
 		return Identity{}, tokErr
 	}
-	a.tokens.putUntil(cacheKey, id.Identity, id.expiry)
+	if cacheable(id, a.now()) {
+		a.tokens.putUntil(cacheKey, id.Identity, id.expiry)
+	}
 	return id.Identity, nil
 }
 
@@ -343,15 +362,38 @@ func tokenKey(token string) string {
 	return string(sum[:])
 }
 
-// verifiedToken is the identity of a verified token and its expiry.
+// verifiedToken is the identity of a verified token, its expiry and its
+// not-before time (zero when the token has no nbf).
 type verifiedToken struct {
 	Identity
-	expiry time.Time
+	expiry, notBefore time.Time
+}
+
+// cacheable reports whether a verified token may be remembered at now: it
+// has an expiry still ahead and no nbf still ahead.
+func cacheable(t verifiedToken, now time.Time) bool {
+	return !t.expiry.IsZero() && now.Before(t.expiry) && (t.notBefore.IsZero() || !now.Before(t.notBefore))
+}
+
+// notBefore reads a token's nbf claim (NumericDate, RFC 7519); the zero time
+// when there is none. A value that is not a number counts as far in the
+// future, so that the token is not remembered.
+func notBefore(claims map[string]json.RawMessage) time.Time {
+	raw, ok := claims["nbf"]
+	if !ok || string(raw) == "null" {
+		return time.Time{}
+	}
+	var secs float64
+	if json.Unmarshal(raw, &secs) != nil || secs > 1<<40 {
+		return time.Unix(1<<40, 0)
+	}
+	return time.Unix(int64(math.Ceil(secs)), 0) // rounded up: never earlier than the claim
 }
 
 // verify checks a bearer token and reads the identity from its claims.
 func (a *Authenticator) verify(ctx context.Context, v *oidc.IDTokenVerifier, token string) (verifiedToken, *AuthError) {
 	o := a.cfg.OIDC
+	a.verifications.Add(1)
 	tok, err := v.Verify(ctx, token)
 	if err != nil {
 		var expired *oidc.TokenExpiredError
@@ -390,7 +432,7 @@ func (a *Authenticator) verify(ctx context.Context, v *oidc.IDTokenVerifier, tok
 	if aerr != nil {
 		return verifiedToken{}, aerr
 	}
-	return verifiedToken{Identity: id, expiry: tok.Expiry}, nil
+	return verifiedToken{Identity: id, expiry: tok.Expiry, notBefore: notBefore(claims)}, nil
 }
 
 // clientID names the OAuth client of a token: its azp (OIDC) or else its
