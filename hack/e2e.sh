@@ -267,6 +267,11 @@ if [ -n "$gw" ] && [ "${E2E_LOGBOOK:-auto}" != 0 ]; then
   logbook_args=(--set logbook.enabled=true --set logbook.replicas=1 --set logbook.database.secretName=dossierguard-logbook-db)
   LOGBOOK=1
 fi
+# Helm creates the chart's CRDs only when they are missing and never
+# upgrades them (docs/install.md): a cluster that an earlier run left with
+# older CRDs would refuse the samples' newer fields. Apply them first, as an
+# upgrade does.
+k apply --server-side --force-conflicts -f charts/dossierguard/crds/ >/dev/null || fail "applying the chart's CRDs failed"
 # Break-glass (exec, attach, port-forward, debug into a store's pods) for
 # one group, which the traffic checks below use.
 "$HELM" install "$RELEASE" charts/dossierguard -n "$NS" \
