@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -114,5 +115,35 @@ func TestMetricNames(t *testing.T) {
 		if !strings.Contains(names, want) {
 			t.Errorf("MetricNames lacks %s: %s", want, names)
 		}
+	}
+}
+
+// TestNoPolicyRefusesEverything: before an egress document has loaded the
+// gateway is not ready, refuses every request with 503 policy-unavailable,
+// records the refusal and sends nothing: it never decides without a policy.
+func TestNoPolicyRefusesEverything(t *testing.T) {
+	w := newUnitWorld(t, nil, nil, nil)
+	empty := NewPolicySource(filepath.Join(t.TempDir(), "absent.json"), nil)
+	if _, err := empty.Reload(); err == nil {
+		t.Fatal("a missing document loaded")
+	}
+	w.gw.policies = empty
+	rr := httptest.NewRecorder()
+	w.gw.HealthHandler().ServeHTTP(rr, httptest.NewRequest("GET", "/readyz", nil))
+	if rr.Code != http.StatusServiceUnavailable || rr.Body.String() != "not ready: no egress policy is loaded yet\n" {
+		t.Errorf("readyz without a policy: %d %q", rr.Code, rr.Body.String())
+	}
+	rec, prob := w.send(t, "POST", "/verwijsindex/signalen/D-1", "app-token")
+	if rec.Code != http.StatusServiceUnavailable || prob.Type != auditproxy.ProblemPolicyUnavailable {
+		t.Fatalf("without a policy: %d %s", rec.Code, prob.Type)
+	}
+	if events := w.sink.all(); len(events) != 1 || events[0].Outcome != "denied" || events[0].Status != http.StatusServiceUnavailable {
+		t.Errorf("events %+v; want the refusal recorded", events)
+	}
+	if len(w.partner.received()) != 0 {
+		t.Error("a request reached the partner without a policy")
+	}
+	if got := testutil.ToFloat64(w.gw.metrics.decisions.WithLabelValues("", "", "denied", "policy-unavailable")); got != 1 {
+		t.Errorf("decisions{reason=policy-unavailable} = %v, want 1", got)
 	}
 }
