@@ -8,6 +8,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -71,6 +72,10 @@ type DossierStoreReconciler struct {
 	// Empty binds nothing, and the gateways cannot verify their callers
 	// (they refuse every request with 503).
 	EgressTokenReviewRole string
+	// EgressReplicas is how many pods each store's egress gateway runs
+	// (resources.DefaultEgressReplicas when 0); with more than one, a
+	// PodDisruptionBudget lets them go one at a time.
+	EgressReplicas int32
 }
 
 // +kubebuilder:rbac:groups=privacy.dossierguard.io,resources=dossierstores,verbs=get;list;watch;update;patch
@@ -445,6 +450,7 @@ func (r *DossierStoreReconciler) SetupWithManager(mgr ctrl.Manager, workers int)
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}, builder.WithPredicates(notStatusOnly)).
 		Owns(&corev1.ServiceAccount{}).
+		Owns(&policyv1.PodDisruptionBudget{}, builder.WithPredicates(notStatusOnly)).
 		// A StorageClass has no status; its annotations attest encryption.
 		Watches(&storagev1.StorageClass{}, handler.EnqueueRequestsFromMapFunc(r.storesUsingClass)).
 		// The store reads a role's spec only, never its status.

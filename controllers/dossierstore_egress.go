@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -30,6 +31,7 @@ import (
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get
 // +kubebuilder:rbac:groups=privacy.dossierguard.io,resources=datasubjectrequests,verbs=get;list;watch
 // +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
 
 // reconcileEgressGateway deploys the store's egress gateway while at least
 // one of its agreements has outbound routes (resources.Outbound), and
@@ -124,7 +126,7 @@ func (r *DossierStoreReconciler) applyEgressGateway(ctx context.Context, store *
 		client.MatchingLabels{discoveryv1.LabelServiceName: resources.APIServerServiceLabel}); err != nil {
 		return fmt.Errorf("list the API server's EndpointSlices: %w", err)
 	}
-	opts := resources.EgressOptions{Image: r.AuditProxy.Image, LogbookURL: r.AuditProxy.LogbookURL, LogSizeLimit: r.AuditProxy.LogSizeLimit}
+	opts := resources.EgressOptions{Replicas: r.EgressReplicas, Image: r.AuditProxy.Image, LogbookURL: r.AuditProxy.LogbookURL, LogSizeLimit: r.AuditProxy.LogSizeLimit}
 	if !opts.LogSizeLimit.IsZero() {
 		opts.LogMaxBytes = webhook.LogMaxBytes(opts.LogSizeLimit)
 	}
@@ -153,6 +155,21 @@ func (r *DossierStoreReconciler) applyEgressGateway(ctx context.Context, store *
 			return fmt.Errorf("apply the egress gateway %s: %w", c.what, err)
 		}
 	}
+	return r.applyEgressDisruptionBudget(ctx, store, opts)
+}
+
+// applyEgressDisruptionBudget keeps the gateway's PodDisruptionBudget while
+// it runs more than one pod, and removes it when it runs one.
+func (r *DossierStoreReconciler) applyEgressDisruptionBudget(ctx context.Context, store *v1alpha1.DossierStore, opts resources.EgressOptions) error {
+	budget := resources.EgressPodDisruptionBudget(store, opts)
+	if budget == nil {
+		pdb := &policyv1.PodDisruptionBudget{}
+		pdb.Namespace, pdb.Name = store.Namespace, resources.EgressGatewayName(store)
+		return r.deleteIfCached(ctx, pdb)
+	}
+	if _, err := applyChild(ctx, r.Client, budget, &policyv1.PodDisruptionBudget{}); err != nil {
+		return fmt.Errorf("apply the egress gateway PodDisruptionBudget: %w", err)
+	}
 	return nil
 }
 
@@ -167,6 +184,7 @@ func (r *DossierStoreReconciler) removeEgressGateway(ctx context.Context, store 
 	}
 	var errs []error
 	for _, o := range []client.Object{
+		in(&policyv1.PodDisruptionBudget{}, name),
 		in(&appsv1.Deployment{}, name), in(&corev1.Service{}, name), in(&networkingv1.NetworkPolicy{}, name),
 		in(&networkingv1.NetworkPolicy{}, resources.EgressAccessPolicyName(store)),
 		in(&rbacv1.RoleBinding{}, name), in(&rbacv1.Role{}, name), in(&corev1.ServiceAccount{}, name),

@@ -12,6 +12,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -20,6 +21,7 @@ import (
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 	"github.com/dossierguard/dossierguard/controllers"
 	"github.com/dossierguard/dossierguard/internal/accesspolicy"
+	"github.com/dossierguard/dossierguard/internal/resources"
 	"github.com/dossierguard/dossierguard/internal/webhook"
 )
 
@@ -109,6 +111,15 @@ func TestEgressGatewayCreatedUpdatedRemoved(t *testing.T) {
 			t.Errorf("%T %s is not owned by the store", o.obj, o.name)
 		}
 	}
+	if deployment.Spec.Replicas == nil || *deployment.Spec.Replicas != resources.DefaultEgressReplicas {
+		t.Errorf("gateway replicas %v; want %d", deployment.Spec.Replicas, resources.DefaultEgressReplicas)
+	}
+	budget := &policyv1.PodDisruptionBudget{}
+	eventually(t, timeout, func() error { return getInto(ns, "dossiers-egress", budget) })
+	if !ownedBy(budget, store) || budget.Spec.MaxUnavailable == nil || budget.Spec.MaxUnavailable.IntValue() != 1 ||
+		budget.Spec.Selector == nil || budget.Spec.Selector.MatchLabels[v1alpha1.LabelEgressGateway] != "dossiers" {
+		t.Errorf("gateway PodDisruptionBudget owners %v spec %+v; want the store's, one pod at a time", budget.OwnerReferences, budget.Spec)
+	}
 	binding := &rbacv1.ClusterRoleBinding{}
 	eventually(t, timeout, func() error { return getInto("", "dossierguard-egress-"+ns+"-dossiers", binding) })
 	if binding.RoleRef.Name != testEgressTokenReviewRole || len(binding.Subjects) != 1 || binding.Subjects[0].Name != "dossiers-egress" || binding.Subjects[0].Namespace != ns {
@@ -184,7 +195,7 @@ func TestEgressGatewayCreatedUpdatedRemoved(t *testing.T) {
 	for _, o := range []struct {
 		ns, name string
 		obj      client.Object
-	}{{ns, "dossiers-egress", &appsv1.Deployment{}}, {ns, "dossiers-egress", &corev1.Service{}}, {ns, "dossiers-egress", &corev1.ServiceAccount{}},
+	}{{ns, "dossiers-egress", &appsv1.Deployment{}}, {ns, "dossiers-egress", &policyv1.PodDisruptionBudget{}}, {ns, "dossiers-egress", &corev1.Service{}}, {ns, "dossiers-egress", &corev1.ServiceAccount{}},
 		{ns, "dossiers-egress", &rbacv1.Role{}}, {ns, "dossiers-egress", &rbacv1.RoleBinding{}}, {ns, "dossiers-egress", &networkingv1.NetworkPolicy{}},
 		{ns, "dossiers-to-egress", &networkingv1.NetworkPolicy{}}, {ns, "dossiers-egress-policy", &corev1.ConfigMap{}},
 		{"", "dossierguard-egress-" + ns + "-dossiers", &rbacv1.ClusterRoleBinding{}}} {
@@ -287,4 +298,48 @@ func TestStoreWithGatewayMakesNoWrites(t *testing.T) {
 	if n := writes.Load(); n != 0 {
 		t.Errorf("%d writes reconciling an unchanged store with its gateway; want 0", n)
 	}
+}
+
+// deleteRecorder passes every call on and notes the kind and name of each
+// Delete.
+type deleteRecorder struct {
+	client.Client
+	deleted *[]string
+}
+
+func (c deleteRecorder) Delete(ctx context.Context, o client.Object, opts ...client.DeleteOption) error {
+	*c.deleted = append(*c.deleted, fmt.Sprintf("%T %s", o, o.GetName()))
+	return c.Client.Delete(ctx, o, opts...)
+}
+
+// TestEgressDisruptionBudgetFollowsReplicas: an installation that runs one
+// gateway pod per store removes the budget (it would only block drains)
+// and applies a single replica; one that runs more puts it back.
+func TestEgressDisruptionBudgetFollowsReplicas(t *testing.T) {
+	ctx := context.Background()
+	ns, store := readyStore(t)
+	newAgreement(t, ns, "verwijsindex", outbound)
+	eventually(t, timeout, func() error { return getInto(ns, "dossiers-egress", &policyv1.PodDisruptionBudget{}) })
+
+	var deleted []string
+	single := &controllers.DossierStoreReconciler{Client: deleteRecorder{Client: mgrClient, deleted: &deleted}, Reader: k8s, Recorder: noEvents{}, Clock: fakeClock,
+		AuditProxy: webhook.Config{Image: controllers.DefaultSweeperImage, NativeSidecar: true}, Certs: testCerts, TrustNamespace: operatorNamespace,
+		Isolation: testIsolation, EgressTokenReviewRole: testEgressTokenReviewRole, EgressReplicas: 1}
+	if _, err := single.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(store)}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(deleted, "*v1.PodDisruptionBudget dossiers-egress") {
+		t.Errorf("with one replica the budget was not removed; deletes %v", deleted)
+	}
+	// The running manager asks for the default again: the budget returns.
+	eventually(t, timeout, func() error {
+		d := &appsv1.Deployment{}
+		if err := getInto(ns, "dossiers-egress", d); err != nil {
+			return err
+		}
+		if d.Spec.Replicas == nil || *d.Spec.Replicas != resources.DefaultEgressReplicas {
+			return fmt.Errorf("replicas %v", d.Spec.Replicas)
+		}
+		return getInto(ns, "dossiers-egress", &policyv1.PodDisruptionBudget{})
+	})
 }

@@ -15,6 +15,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
@@ -55,6 +56,9 @@ type Options struct {
 	// EgressTokenReviewRole is the ClusterRole, installed with the
 	// operator, that lets the stores' egress gateways create TokenReviews.
 	EgressTokenReviewRole string
+	// EgressReplicas is how many pods each store's egress gateway runs
+	// (resources.DefaultEgressReplicas when 0).
+	EgressReplicas int32
 }
 
 // DefaultSweeperImage is the image `make image` builds.
@@ -95,10 +99,11 @@ func CacheOptions(reports ReportKinds) cache.Options {
 			&v1alpha1.DataSubjectRequest{}:  {Transform: trim},
 			&v1alpha1.ProcessingActivity{}:  {Transform: trim},
 			// Only the egress gateways' objects, not the cluster's.
-			&appsv1.Deployment{}:         {Label: managed, Transform: trim},
-			&corev1.Service{}:            {Label: managed, Transform: trim},
-			&corev1.ServiceAccount{}:     {Label: managed, Transform: trim},
-			&rbacv1.ClusterRoleBinding{}: {Label: managed, Transform: trim},
+			&appsv1.Deployment{}:            {Label: managed, Transform: trim},
+			&corev1.Service{}:               {Label: managed, Transform: trim},
+			&corev1.ServiceAccount{}:        {Label: managed, Transform: trim},
+			&rbacv1.ClusterRoleBinding{}:    {Label: managed, Transform: trim},
+			&policyv1.PodDisruptionBudget{}: {Label: managed, Transform: trim},
 		},
 	}
 	for _, o := range reports.reportObjects() {
@@ -155,7 +160,7 @@ func SetupAll(mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	events := mgr.GetEventRecorder("dossierguard")
-	if err := (&DossierStoreReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Recorder: events, Clock: opts.Clock, AuditProxy: proxy, Certs: opts.Certs, ProxyIssuer: opts.ProxyIssuer, TrustNamespace: opts.TrustNamespace, Reports: opts.Reports, Isolation: opts.Isolation, EgressTokenReviewRole: opts.EgressTokenReviewRole}).SetupWithManager(mgr, opts.Workers); err != nil {
+	if err := (&DossierStoreReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Recorder: events, Clock: opts.Clock, AuditProxy: proxy, Certs: opts.Certs, ProxyIssuer: opts.ProxyIssuer, TrustNamespace: opts.TrustNamespace, Reports: opts.Reports, Isolation: opts.Isolation, EgressTokenReviewRole: opts.EgressTokenReviewRole, EgressReplicas: opts.EgressReplicas}).SetupWithManager(mgr, opts.Workers); err != nil {
 		return err
 	}
 	if err := (&SharingAgreementReconciler{Client: mgr.GetClient(), Recorder: events, Clock: opts.Clock, Reports: opts.Reports}).SetupWithManager(mgr, opts.Workers); err != nil {

@@ -33,6 +33,7 @@ type managerOptions struct {
 	retentionStatutes       string
 	workers                 int
 	egressTokenReviewRole   string
+	egressReplicas          int32
 	trustNamespace          string
 	openReports             bool
 	policyReports           bool
@@ -60,6 +61,7 @@ func newManagerCommand() *cobra.Command {
 	f.IntVar(&opts.workers, "max-concurrent-reconciles", 4, "Concurrent reconciles per kind.")
 	f.StringVar(&opts.retentionStatutes, "retention-statutes", "", "YAML file with the statutory retention per service, replacing the built-in table (see docs/retention.md).")
 	f.StringVar(&opts.egressTokenReviewRole, "egress-tokenreview-clusterrole", "dossierguard-egress-gateway", "ClusterRole (installed with the operator, allowing only the creation of TokenReviews) that each store's egress gateway is bound to, to verify its callers; empty binds none and the gateways refuse every request.")
+	f.Int32Var(&opts.egressReplicas, "egress-gateway-replicas", resources.DefaultEgressReplicas, "Pods of each store's egress gateway; with more than one, a PodDisruptionBudget lets a drain take one at a time. Each pod keeps its own audit chain.")
 	f.StringVar(&opts.trustNamespace, "audit-trust-namespace", envOr("POD_NAMESPACE", "dossierguard-system"), "Namespace of the ConfigMap "+resources.AuditTrustName+" that keeps every public checkpoint key of every store, for the logbook (env POD_NAMESPACE).")
 	f.BoolVar(&opts.openReports, "open-reports", true, "Keep an OpenReports Report (openreports.io/v1alpha1) of every resource's compliance, when its CRD is installed (docs/openreports.md).")
 	f.BoolVar(&opts.policyReports, "policy-reports", false, "Also keep a wg-policy PolicyReport (wgpolicyk8s.io/v1alpha2) of every resource's compliance, when its CRD is installed, for tools that read only that format.")
@@ -77,6 +79,9 @@ func runManager(cmd *cobra.Command, opts managerOptions) error {
 
 	if err := opts.webhook.validate(); err != nil {
 		return err
+	}
+	if opts.egressReplicas < 1 {
+		return fmt.Errorf("--egress-gateway-replicas: %d must be at least 1", opts.egressReplicas)
 	}
 	if err := opts.network.validate(opts.webhook.logbookURL, opts.webhook.namespace); err != nil {
 		return err
@@ -110,7 +115,8 @@ func runManager(cmd *cobra.Command, opts managerOptions) error {
 	proxy := opts.webhook.proxyConfig(opts.sweeperImage)
 	copts := controllers.Options{SweeperImage: opts.sweeperImage, Statutes: statutes, Workers: opts.workers, AuditProxy: &proxy,
 		ProxyIssuer: opts.webhook.proxyIssuerRef(), TrustNamespace: opts.trustNamespace, Reports: reports,
-		Isolation: opts.network.extras(opts.webhook.namespace), EgressTokenReviewRole: opts.egressTokenReviewRole}
+		Isolation: opts.network.extras(opts.webhook.namespace), EgressTokenReviewRole: opts.egressTokenReviewRole,
+		EgressReplicas: opts.egressReplicas}
 	if ca != nil {
 		copts.Certs = ca
 	}

@@ -1,13 +1,10 @@
 package accesspolicy
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
-	"fmt"
 	"sort"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
+	"github.com/dossierguard/dossierguard/internal/policyfile"
 )
 
 // EgressConfigMapKey is the key of the egress document in its ConfigMap.
@@ -129,26 +126,18 @@ func BuildEgress(store *v1alpha1.DossierStore, agreements []EgressAgreement, act
 	return doc
 }
 
+// EgressFormat is the egress document's format: version EgressVersion.
+var EgressFormat = policyfile.Format{Name: "egress policy", MinVersion: EgressVersion, MaxVersion: EgressVersion}
+
 // EncodeEgress returns the egress document's canonical bytes and their
 // SHA-256 in hex.
-func EncodeEgress(doc EgressDocument) ([]byte, string, error) {
-	data, err := json.MarshalIndent(doc, "", "  ")
-	if err != nil {
-		return nil, "", fmt.Errorf("encode egress policy: %w", err)
-	}
-	data = append(data, '\n')
-	sum := sha256.Sum256(data)
-	return data, hex.EncodeToString(sum[:]), nil
-}
+func EncodeEgress(doc EgressDocument) ([]byte, string, error) { return EgressFormat.Encode(doc) }
 
 // DecodeEgress parses an egress document, refusing an unknown version.
 func DecodeEgress(data []byte) (EgressDocument, error) {
 	var doc EgressDocument
-	if err := json.Unmarshal(data, &doc); err != nil {
-		return EgressDocument{}, fmt.Errorf("decode egress policy: %w", err)
-	}
-	if doc.Version != EgressVersion {
-		return EgressDocument{}, fmt.Errorf("egress policy version %d is not supported (want %d)", doc.Version, EgressVersion)
+	if err := EgressFormat.Decode(data, &doc); err != nil {
+		return EgressDocument{}, err
 	}
 	return doc, nil
 }

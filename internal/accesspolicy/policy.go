@@ -12,10 +12,6 @@
 package accesspolicy
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
-	"fmt"
 	"slices"
 	"sort"
 	"strings"
@@ -24,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
+	"github.com/dossierguard/dossierguard/internal/policyfile"
 )
 
 // Version is the newest document format this build reads and writes.
@@ -438,25 +435,18 @@ func canonicalCategories(in []v1alpha1.DataCategory) []v1alpha1.DataCategory {
 	return out
 }
 
+// Format is the access-policy document's format: the versions this build
+// reads, from VersionInitial to Version.
+var Format = policyfile.Format{Name: "access policy", MinVersion: VersionInitial, MaxVersion: Version}
+
 // Encode returns the document's canonical bytes and their SHA-256 in hex.
-func Encode(doc Document) ([]byte, string, error) {
-	data, err := json.MarshalIndent(doc, "", "  ")
-	if err != nil {
-		return nil, "", fmt.Errorf("encode access policy: %w", err)
-	}
-	data = append(data, '\n')
-	sum := sha256.Sum256(data)
-	return data, hex.EncodeToString(sum[:]), nil
-}
+func Encode(doc Document) ([]byte, string, error) { return Format.Encode(doc) }
 
 // Decode parses a document, refusing an unknown version.
 func Decode(data []byte) (Document, error) {
 	var doc Document
-	if err := json.Unmarshal(data, &doc); err != nil {
-		return Document{}, fmt.Errorf("decode access policy: %w", err)
-	}
-	if doc.Version < VersionInitial || doc.Version > Version {
-		return Document{}, fmt.Errorf("access policy version %d is not supported (want %d to %d)", doc.Version, VersionInitial, Version)
+	if err := Format.Decode(data, &doc); err != nil {
+		return Document{}, err
 	}
 	return doc, nil
 }

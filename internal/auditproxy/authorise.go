@@ -2,8 +2,6 @@ package auditproxy
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -11,6 +9,7 @@ import (
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 	"github.com/dossierguard/dossierguard/internal/accesspolicy"
+	"github.com/dossierguard/dossierguard/internal/policyfile"
 )
 
 // serviceAccountPrefix starts the user name of a Kubernetes service account:
@@ -53,37 +52,23 @@ type Policy struct {
 // proxy could not enforce exactly is refused, so that a broken document
 // never replaces a good one.
 func ParsePolicy(data []byte) (*Policy, error) {
-	doc, err := accesspolicy.Decode(data)
+	p, hash, err := policyfile.Load(data, accesspolicy.Decode, NewPolicy)
 	if err != nil {
 		return nil, err
 	}
-	p, err := NewPolicy(doc)
-	if err != nil {
-		return nil, err
-	}
-	sum := sha256.Sum256(data)
-	p.Hash = hex.EncodeToString(sum[:])
+	p.Hash = hash
 	return p, nil
 }
 
 // NewPolicy checks and compiles a document.
 func NewPolicy(doc accesspolicy.Document) (*Policy, error) {
-	names := map[string]bool{}
-	for i, r := range doc.Routes {
-		switch {
-		case r.Name == "":
-			return nil, fmt.Errorf("access policy: routes[%d] has no name", i)
-		case names[r.Name]:
-			return nil, fmt.Errorf("access policy: route %q is listed twice", r.Name)
-		case r.Method == "" || strings.ToUpper(r.Method) != r.Method:
-			return nil, fmt.Errorf("access policy: route %q: method must be an upper-case HTTP method", r.Name)
-		case len(r.Categories) == 0:
-			// A route without categories would be allowed to anyone.
-			return nil, fmt.Errorf("access policy: route %q lists no data categories", r.Name)
-		case !validAction(r.Action):
-			return nil, fmt.Errorf("access policy: route %q: action must be read, write or export", r.Name)
+	if err := CheckRoutes(doc.Routes, func(r accesspolicy.Route) error {
+		if !validAction(r.Action) {
+			return fmt.Errorf("route %q: action must be read, write or export", r.Name)
 		}
-		names[r.Name] = true
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("access policy: %w", err)
 	}
 	for i, r := range doc.Roles {
 		if r.Name == "" {
@@ -105,6 +90,33 @@ func NewPolicy(doc accesspolicy.Document) (*Policy, error) {
 		return nil, fmt.Errorf("access policy: %w", err)
 	}
 	return &Policy{Doc: doc, router: router}, nil
+}
+
+// CheckRoutes refuses routes the decision code could not enforce exactly:
+// one without a name, a name twice, a method that is not an upper-case
+// HTTP method, or no data categories (such a route would be allowed to
+// anyone); check adds the rules of the document kind (the actions it
+// allows). The access policy's routes and the egress policy's outbound
+// routes are checked by it.
+func CheckRoutes(routes []accesspolicy.Route, check func(accesspolicy.Route) error) error {
+	names := make(map[string]bool, len(routes))
+	for i, r := range routes {
+		switch {
+		case r.Name == "":
+			return fmt.Errorf("routes[%d] has no name", i)
+		case names[r.Name]:
+			return fmt.Errorf("route %q is listed twice", r.Name)
+		case r.Method == "" || strings.ToUpper(r.Method) != r.Method:
+			return fmt.Errorf("route %q: method must be an upper-case HTTP method", r.Name)
+		case len(r.Categories) == 0:
+			return fmt.Errorf("route %q lists no data categories", r.Name)
+		}
+		if err := check(r); err != nil {
+			return err
+		}
+		names[r.Name] = true
+	}
+	return nil
 }
 
 func validAction(a v1alpha1.Action) bool {

@@ -3,6 +3,7 @@ package auditproxy
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,9 +27,7 @@ type proxyMetrics struct {
 	// activities counts the same decisions by processing activity.
 	activities *prometheus.CounterVec
 	consents   *prometheus.CounterVec
-	latency    prometheus.Histogram
-	failures   prometheus.Counter
-	lastOK     prometheus.Gauge
+	*AuditMetrics
 	// all are the registered collectors.
 	all []prometheus.Collector
 }
@@ -87,34 +86,84 @@ func newProxyMetricsWith(backlog func() int) *proxyMetrics {
 			Name: "dossierguard_auditproxy_activity_decisions_total",
 			Help: "Access decisions recorded in the audit log, by store, processing activity (the ProcessingActivity's name; none when the route names none, unknown when it names one that does not exist) and outcome (docs/audit-proxy.md, Metrics).",
 		}, []string{"store", "activity", "outcome"}),
-		consents: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "dossierguard_auditproxy_consent_lookups_total",
-			Help: "Consent look-ups for partners' requests, by store and outcome (given, not-given, withdrawn, unavailable: no answer, and the request is refused).",
-		}, []string{"store", "outcome"}),
+		consents:     NewConsentLookups("auditproxy", "partners' requests"),
+		AuditMetrics: NewAuditMetrics("auditproxy", backlog),
+	}
+	m.all = append([]prometheus.Collector{m.decisions, m.activities, m.consents}, m.Collectors()...)
+	m.all = append(m.all, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.registry.MustRegister(m.all...)
+	return m
+}
+
+// AuditMetrics measure a serving role's appends to its audit log, as
+// dossierguard_<subsystem>_audit_*: the time to make an event durable, the
+// events that could not be recorded, when one last was, and, with a
+// logbook, the events not yet acknowledged. The audit proxy and the egress
+// gateway each have one, on their own registries.
+type AuditMetrics struct {
+	latency  prometheus.Histogram
+	failures prometheus.Counter
+	lastOK   prometheus.Gauge
+	backlog  prometheus.Collector
+}
+
+// NewAuditMetrics returns the audit metrics of a role (subsystem:
+// auditproxy, egressgateway); backlog, when not nil, is exported as the
+// number of events recorded locally and not yet acknowledged by the
+// logbook (auditlog.Writer.Unshipped).
+func NewAuditMetrics(subsystem string, backlog func() int) *AuditMetrics {
+	name := func(n string) string { return "dossierguard_" + subsystem + "_audit_" + n }
+	m := &AuditMetrics{
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "dossierguard_auditproxy_audit_append_duration_seconds",
+			Name:    name("append_duration_seconds"),
 			Help:    "Time to make one audit event durable (decision or completion), successful or not.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}),
 		failures: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "dossierguard_auditproxy_audit_append_failures_total",
+			Name: name("append_failures_total"),
 			Help: "Audit events that could not be recorded; a decision that cannot be recorded refuses its request.",
 		}),
 		lastOK: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "dossierguard_auditproxy_audit_last_append_timestamp_seconds",
+			Name: name("last_append_timestamp_seconds"),
 			Help: "When an audit event was last recorded, as a Unix timestamp.",
 		}),
 	}
-	m.all = []prometheus.Collector{m.decisions, m.activities, m.consents, m.latency, m.failures, m.lastOK,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})}
 	if backlog != nil {
-		m.all = append(m.all, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "dossierguard_auditproxy_audit_backlog_events",
+		m.backlog = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: name("backlog_events"),
 			Help: "Audit events recorded locally and not yet acknowledged by the logbook; past the spool's bound, requests are refused.",
-		}, func() float64 { return float64(backlog()) }))
+		}, func() float64 { return float64(backlog()) })
 	}
-	m.registry.MustRegister(m.all...)
 	return m
+}
+
+// Collectors are the metrics to register.
+func (m *AuditMetrics) Collectors() []prometheus.Collector {
+	cs := []prometheus.Collector{m.latency, m.failures, m.lastOK}
+	if m.backlog != nil {
+		cs = append(cs, m.backlog)
+	}
+	return cs
+}
+
+// Metered returns next measured by m; the role counts its decisions itself,
+// once their event is recorded.
+func (m *AuditMetrics) Metered(next EventSink) EventSink { return meteredSink{next: next, m: m} }
+
+// NewConsentLookups is the counter of a role's consent look-ups,
+// dossierguard_<subsystem>_consent_lookups_total by store and outcome
+// (ConsentLookupGiven and the others); what names the requests asked for.
+func NewConsentLookups(subsystem, what string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "dossierguard_" + subsystem + "_consent_lookups_total",
+		Help: "Consent look-ups for " + what + ", by store and outcome (given, not-given, withdrawn, unavailable: no answer, and the request is refused).",
+	}, []string{"store", "outcome"})
+}
+
+// MeteredConsents counts every look-up of next in lookups (see
+// NewConsentLookups) under the store that store names at that moment.
+func MeteredConsents(next ConsentChecker, lookups *prometheus.CounterVec, store func() string) ConsentChecker {
+	return meteredConsents{next: next, lookups: lookups, store: store}
 }
 
 // MetricNames are the metrics an audit proxy exports on /metrics, as its
@@ -128,11 +177,13 @@ func (m *proxyMetrics) handler() http.Handler {
 }
 
 // metricReason bounds a reason to MetricReasons.
-func metricReason(r DecisionReason) DecisionReason {
-	for _, known := range MetricReasons {
-		if r == known {
-			return r
-		}
+func metricReason(r DecisionReason) DecisionReason { return BoundedReason(r, MetricReasons) }
+
+// BoundedReason is r when vocabulary lists it, else ReasonOther: a metric's
+// reason label takes only the values of its vocabulary.
+func BoundedReason(r DecisionReason, vocabulary []DecisionReason) DecisionReason {
+	if slices.Contains(vocabulary, r) {
+		return r
 	}
 	return ReasonOther
 }
@@ -151,11 +202,21 @@ func allowedReason(dec Decision) DecisionReason {
 
 // deniedReason is why a refused request was refused: the decision's reason
 // for an access denial, else the problem type.
-func deniedReason(prob *Problem) DecisionReason {
-	if prob.Type == ProblemAccessDenied && prob.reason != ReasonNone {
-		return metricReason(prob.reason)
+func deniedReason(prob *Problem) DecisionReason { return DeniedReason(prob, MetricReasons) }
+
+// DeniedReason is the reason label of a refused request, bounded by
+// vocabulary (BoundedReason): for an access denial the decision's reason,
+// else the problem type without ProblemTypeBase.
+func DeniedReason(prob *Problem, vocabulary []DecisionReason) DecisionReason {
+	if prob.Type == ProblemAccessDenied {
+		switch {
+		case prob.reason != ReasonNone:
+			return BoundedReason(prob.reason, vocabulary)
+		case prob.Reason != "":
+			return BoundedReason(DecisionReason(prob.Reason), vocabulary)
+		}
 	}
-	return metricReason(DecisionReason(strings.TrimPrefix(prob.Type, ProblemTypeBase)))
+	return BoundedReason(DecisionReason(strings.TrimPrefix(prob.Type, ProblemTypeBase)), vocabulary)
 }
 
 // The activity label of a decision that names no processing activity, and
@@ -205,14 +266,14 @@ func consentLookup(a ConsentAnswer, err error) string {
 
 // meteredConsents counts every consent look-up by its outcome.
 type meteredConsents struct {
-	next  ConsentChecker
-	m     *proxyMetrics
-	store func() string
+	next    ConsentChecker
+	lookups *prometheus.CounterVec
+	store   func() string
 }
 
 func (c meteredConsents) Consent(ctx context.Context, q ConsentQuery) (ConsentAnswer, error) {
 	a, err := c.next.Consent(ctx, q)
-	c.m.consents.WithLabelValues(c.store(), consentLookup(a, err)).Inc()
+	c.lookups.WithLabelValues(c.store(), consentLookup(a, err)).Inc()
 	return a, err
 }
 
@@ -220,7 +281,7 @@ func (c meteredConsents) Consent(ctx context.Context, q ConsentQuery) (ConsentAn
 // counted by the proxy once their event is recorded.
 type meteredSink struct {
 	next EventSink
-	m    *proxyMetrics
+	m    *AuditMetrics
 }
 
 func (s meteredSink) Append(ctx context.Context, ev auditlog.Event) error {

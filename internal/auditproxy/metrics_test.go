@@ -29,7 +29,7 @@ func (brokenSink) Err() error { return nil }
 // does, with their reason).
 func TestMeteredSink(t *testing.T) {
 	m := newProxyMetrics()
-	ok := meteredSink{next: &memorySink{}, m: m}
+	ok := meteredSink{next: &memorySink{}, m: m.AuditMetrics}
 	ctx := context.Background()
 	for _, ev := range []auditlog.Event{
 		{Route: "dossier", Outcome: auditlog.OutcomeAllowed},              // decision
@@ -47,7 +47,7 @@ func TestMeteredSink(t *testing.T) {
 		t.Error("no last-recorded timestamp after successful appends")
 	}
 
-	broken := meteredSink{next: brokenSink{}, m: m}
+	broken := meteredSink{next: brokenSink{}, m: m.AuditMetrics}
 	if err := broken.Append(ctx, auditlog.Event{Route: "dossier", Outcome: auditlog.OutcomeAllowed}); err == nil {
 		t.Fatal("the sink's error was swallowed")
 	}
@@ -131,7 +131,7 @@ func TestConsentLookupOutcome(t *testing.T) {
 			return ConsentAnswer{}, errors.New("connection refused")
 		}
 		return ConsentAnswer{Given: q.Dossier == "D-1"}, nil
-	}), m: m, store: func() string { return "cjg-dossiers" }}
+	}), lookups: m.consents, store: func() string { return "cjg-dossiers" }}
 	for _, d := range []string{"D-1", "D-1", "D-2", "DOWN"} {
 		_, _ = mc.Consent(context.Background(), ConsentQuery{Agreement: "a", Partner: "p", Dossier: d})
 	}
@@ -241,7 +241,7 @@ func TestBacklogMetric(t *testing.T) {
 // proxy's metrics and no event content.
 func TestHealthPortServesMetrics(t *testing.T) {
 	p := &Proxy{metrics: newProxyMetrics()}
-	sink := meteredSink{next: &memorySink{}, m: p.metrics}
+	sink := meteredSink{next: &memorySink{}, m: p.metrics.AuditMetrics}
 	if err := sink.Append(context.Background(), auditlog.Event{Route: "dossier", Outcome: auditlog.OutcomeDenied, Status: 403,
 		Actor: "pseudonym-of-someone", DataSubject: "pseudonym-of-a-client"}); err != nil {
 		t.Fatal(err)

@@ -25,6 +25,7 @@ import (
 
 	"github.com/dossierguard/dossierguard/internal/accesspolicy"
 	"github.com/dossierguard/dossierguard/internal/auditlog"
+	"github.com/dossierguard/dossierguard/internal/httpserve"
 )
 
 // BreakGlassHeader carries the reason for a break-glass access.
@@ -136,9 +137,9 @@ func New(opts Options) (*Proxy, error) {
 		p.log = slog.New(slog.DiscardHandler)
 	}
 	p.metrics = newProxyMetricsWith(opts.Backlog)
-	p.audit = meteredSink{next: opts.Audit, m: p.metrics}
+	p.audit = p.metrics.Metered(opts.Audit)
 	if opts.Consents != nil {
-		p.consents = meteredConsents{next: opts.Consents, m: p.metrics, store: p.storeName}
+		p.consents = MeteredConsents(opts.Consents, p.metrics.consents, p.storeName)
 	}
 	p.tunnels, p.closeTunnels = context.WithCancel(context.Background())
 	if p.now == nil {
@@ -729,21 +730,8 @@ func (p *Proxy) Wait() { p.inflight.Wait() }
 // HealthHandler serves /healthz (the process is alive), /readyz (Ready) and
 // /metrics (the proxy's Prometheus metrics, see metrics.go).
 func (p *Proxy) HealthHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = io.WriteString(w, "ok\n")
-	})
+	mux := httpserve.HealthMux(p.Ready)
 	mux.Handle("/metrics", p.metrics.handler())
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if err := p.Ready(); err != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(w, "not ready: "+err.Error()+"\n")
-			return
-		}
-		_, _ = io.WriteString(w, "ok\n")
-	})
 	return mux
 }
 

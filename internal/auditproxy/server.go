@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/dossierguard/dossierguard/internal/auditlog"
+	"github.com/dossierguard/dossierguard/internal/httpserve"
 )
 
 // Defaults of Config.
@@ -26,7 +27,7 @@ const (
 	DefaultUpstream        = "http://127.0.0.1:8080"
 	DefaultPolicyPath      = "/etc/dossierguard/policy/policy.json"
 	DefaultAuditLogPath    = "/var/log/dossierguard/audit.jsonl"
-	DefaultShutdownTimeout = 25 * time.Second
+	DefaultShutdownTimeout = httpserve.DefaultShutdownTimeout
 )
 
 // Config is everything `dossierguard audit-proxy` runs with. The command
@@ -119,10 +120,6 @@ func Run(ctx context.Context, cfg Config) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if cfg.ShutdownTimeout <= 0 {
-		cfg.ShutdownTimeout = DefaultShutdownTimeout
-	}
-
 	runCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBackground()
 
@@ -146,12 +143,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	ln, hln, err := listeners(cfg)
+	lns, err := httpserve.Listen(cfg.Listen, cfg.HealthListen, cfg.Listener, cfg.HealthListener)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = ln.Close() }()
-	defer func() { _ = hln.Close() }()
+	defer lns.Close()
 
 	writer, err := openAuditLog(runCtx, cfg, log)
 	if err != nil {
@@ -169,35 +165,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	go policies.Run(runCtx, cfg.PolicyPollInterval)
-
-	errLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
-	srv := &http.Server{Handler: proxy, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		MaxHeaderBytes: 64 << 10, ErrorLog: errLog, TLSConfig: tlsConfig}
-	health := &http.Server{Handler: proxy.HealthHandler(), ReadHeaderTimeout: 5 * time.Second, ErrorLog: errLog}
-
-	serveErr := make(chan error, 2)
-	go func() {
-		var err error
-		if tlsConfig != nil {
-			err = srv.ServeTLS(ln, "", "")
-		} else {
-			err = srv.Serve(ln)
-		}
-		serveErr <- err
-	}()
-	go func() { serveErr <- health.Serve(hln) }()
-	log.Info("audit proxy serving", "listen", ln.Addr().String(), "health", hln.Addr().String(), "upstream", cfg.Upstream.Redacted(), "tls", tlsConfig != nil, "syncCompletion", cfg.SyncCompletion)
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down: finishing requests in flight")
-	case err := <-serveErr:
-		runErr = fmt.Errorf("serve: %w", err)
-		log.Error("server stopped; shutting down", "error", err.Error())
-	}
-
-	return errors.Join(runErr, shutdown(proxy, srv, health, sink, stopBackground, cfg.ShutdownTimeout, log))
+	log.Info("audit proxy serving", "listen", lns.Serve.Addr().String(), "health", lns.Health.Addr().String(), "upstream", cfg.Upstream.Redacted(), "tls", tlsConfig != nil, "syncCompletion", cfg.SyncCompletion)
+	return httpserve.Serve(ctx, lns, proxy, httpserve.Options{TLS: tlsConfig, ShutdownTimeout: cfg.ShutdownTimeout,
+		CloseHijacked: proxy.CloseTunnels, Stop: stopBackground, AuditLog: sink, Log: log})
 }
 
 // openAuditLog opens the audit log with the signing key of cfg: SigningKey,
@@ -206,34 +176,6 @@ func Run(ctx context.Context, cfg Config) error {
 func openAuditLog(ctx context.Context, cfg Config, log *slog.Logger) (*auditlog.Writer, error) {
 	return OpenAuditLog(ctx, auditlog.Options{Path: cfg.AuditLogPath, Mirror: cfg.AuditMirror, SigningKey: cfg.SigningKey,
 		Chain: cfg.AuditChain, Logbook: cfg.AuditLogbook, MaxBytes: cfg.AuditLogMaxBytes}, cfg.SigningKeyDir, cfg.SigningKeyPollInterval, log)
-}
-
-// shutdown stops accepting, lets requests in flight finish (up to timeout,
-// then closes their connections), closes hijacked tunnels, waits for pending
-// completion events, stops the background work and closes the audit log with
-// a final checkpoint; the health server goes last.
-func shutdown(proxy *Proxy, srv, health *http.Server, writer auditlog.Sink, stopBackground func(), timeout time.Duration, log *slog.Logger) error {
-	proxy.BeginShutdown()
-	sctx, cancel := context.WithTimeout(context.Background(), timeout)
-	if err := srv.Shutdown(sctx); err != nil {
-		log.Warn("requests still in flight after the shutdown timeout; closing their connections", "timeout", timeout.String())
-		_ = srv.Close()
-	}
-	cancel()
-	proxy.CloseTunnels() // Shutdown leaves hijacked connections (WebSockets) open
-	proxy.Wait()
-	stopBackground()
-	var err error
-	if cerr := writer.Close(); cerr != nil {
-		err = fmt.Errorf("close the audit log: %w", cerr)
-		log.Error("closing the audit log failed", "error", cerr.Error())
-	} else {
-		log.Info("audit log closed with a final checkpoint")
-	}
-	hctx, hcancel := context.WithTimeout(context.Background(), time.Second)
-	_ = health.Shutdown(hctx)
-	hcancel()
-	return err
 }
 
 // subjectRequestSource starts the watch of the store's data-subject
@@ -315,24 +257,6 @@ func serverTLS(cfg Config) (*tls.Config, error) {
 		return nil, err
 	}
 	return &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cr.get() }}, nil
-}
-
-// listeners are the proxy's and the probes' listeners: the given ones, or
-// new ones on the configured addresses.
-func listeners(cfg Config) (ln, hln net.Listener, err error) {
-	ln, hln = cfg.Listener, cfg.HealthListener
-	if ln == nil {
-		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
-			return nil, nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
-		}
-	}
-	if hln == nil {
-		if hln, err = net.Listen("tcp", cfg.HealthListen); err != nil {
-			_ = ln.Close()
-			return nil, nil, fmt.Errorf("listen on %s: %w", cfg.HealthListen, err)
-		}
-	}
-	return ln, hln, nil
 }
 
 // certReloader serves the certificate in two files, re-reading them at most

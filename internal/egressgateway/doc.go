@@ -33,4 +33,9 @@
 // id. A completion event with the partner's status follows an allowed
 // request, 502 when the partner could not be reached or its certificate was
 // not trusted.
+//
+// The gateway starts, reloads its egress document and shuts down with the
+// audit proxy's code (internal/httpserve, internal/policyfile), and serves
+// /healthz, /readyz and its Prometheus metrics (metrics.go) on the health
+// port.
 package egressgateway

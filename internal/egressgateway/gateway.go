@@ -21,7 +21,9 @@ import (
 	"github.com/dossierguard/dossierguard/internal/accesspolicy"
 	"github.com/dossierguard/dossierguard/internal/auditlog"
 	"github.com/dossierguard/dossierguard/internal/auditproxy"
+	"github.com/dossierguard/dossierguard/internal/httpserve"
 	"github.com/dossierguard/dossierguard/internal/logbook"
+	"github.com/dossierguard/dossierguard/internal/policyfile"
 )
 
 // The problem types of the gateway, besides the audit proxy's.
@@ -43,7 +45,7 @@ type WorkloadAuthenticator interface {
 // Options configure a Gateway.
 type Options struct {
 	// Policies supplies the egress document in force. Required.
-	Policies *auditproxy.FileSource[Policy]
+	Policies *policyfile.Source[Policy]
 	// Callers authenticates the application's pods. Required.
 	Callers WorkloadAuthenticator
 	// Consents answers for agreements with per-dossier consent; nil means
@@ -66,11 +68,15 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives the gateway's own log; never dossier ids or tokens.
 	Logger *slog.Logger
+	// Backlog, when set, is the number of audit events recorded locally and
+	// not yet acknowledged by the logbook (auditlog.Writer.Unshipped),
+	// exported as a metric.
+	Backlog func() int
 }
 
 // Gateway is the egress gateway's HTTP handler.
 type Gateway struct {
-	policies   *auditproxy.FileSource[Policy]
+	policies   *policyfile.Source[Policy]
 	callers    WorkloadAuthenticator
 	consents   auditproxy.ConsentChecker
 	requests   auditproxy.SubjectRequestSource
@@ -80,6 +86,7 @@ type Gateway struct {
 	sync       bool
 	now        func() time.Time
 	log        *slog.Logger
+	metrics    *gatewayMetrics
 	rp         *httputil.ReverseProxy
 
 	inflight sync.WaitGroup
@@ -109,9 +116,12 @@ func New(opts Options) (*Gateway, error) {
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
+	g.metrics = newGatewayMetrics(opts.Backlog)
+	g.audit = g.metrics.Metered(opts.Audit)
+	g.consents = consentsOf(opts.Consents, g.metrics, g.policies.Current)
 	g.rp = &httputil.ReverseProxy{
 		Rewrite:        rewrite,
-		Transport:      stateTransport{},
+		Transport:      meteredTransport{m: g.metrics},
 		ModifyResponse: g.modifyResponse,
 		ErrorHandler:   g.partnerError,
 		// Its messages can hold the partner URL, with a dossier id in it.
@@ -123,6 +133,7 @@ func New(opts Options) (*Gateway, error) {
 // requestState travels with an allowed request to the partner.
 type requestState struct {
 	ev        auditlog.Event
+	store     string
 	start     time.Time
 	out       Outbound
 	transport http.RoundTripper
@@ -219,7 +230,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.auditFailed(w, r, prob, err)
 		return
 	}
-	st := &requestState{ev: ev, start: start, out: out, transport: transport, traceparent: tr.Traceparent(ev.OperationID)}
+	g.metrics.decided(pol.Doc.Store, &ev, auditproxy.ReasonAgreement)
+	st := &requestState{ev: ev, store: pol.Doc.Store, start: start, out: out, transport: transport, traceparent: tr.Traceparent(ev.OperationID)}
 	g.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
 }
 
@@ -317,6 +329,7 @@ func (g *Gateway) deny(w http.ResponseWriter, r *http.Request, ev *auditlog.Even
 		g.auditFailed(w, r, &auditproxy.Problem{OperationID: prob.OperationID, TraceID: prob.TraceID}, err)
 		return
 	}
+	g.metrics.decided(storeOf(g.policies.Current()), ev, auditproxy.DeniedReason(prob, MetricReasons))
 	if prob.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="dossierguard-egress"`)
 	}
@@ -420,22 +433,11 @@ func (g *Gateway) BeginShutdown() { g.stopping.Store(true) }
 // Wait waits for requests in flight and pending completion events.
 func (g *Gateway) Wait() { g.inflight.Wait() }
 
-// HealthHandler serves /healthz and /readyz.
+// HealthHandler serves /healthz, /readyz and /metrics (the gateway's
+// Prometheus metrics, see metrics.go).
 func (g *Gateway) HealthHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = io.WriteString(w, "ok\n")
-	})
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if err := g.Ready(); err != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(w, "not ready: "+err.Error()+"\n")
-			return
-		}
-		_, _ = io.WriteString(w, "ok\n")
-	})
+	mux := httpserve.HealthMux(g.Ready)
+	mux.Handle("/metrics", g.metrics.handler())
 	return mux
 }
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
@@ -256,6 +257,7 @@ func TestDecisions(t *testing.T) {
 			}
 			events := w.sink.all()
 			arrived := w.partner.received()
+			checkDecisionMetric(t, w.gw, tc.status == http.StatusCreated, tc.typ, tc.reason)
 			if tc.status == http.StatusCreated {
 				if len(arrived) != 1 || len(events) != 2 || events[0].Outcome != auditlog.OutcomeAllowed || events[1].Status != http.StatusCreated {
 					t.Fatalf("allowed: %d arrived, events %+v", len(arrived), events)
@@ -303,4 +305,27 @@ func subjectRequest(typ v1alpha1.RequestType, dossier string) v1alpha1.DataSubje
 		r.Spec.Objection = &v1alpha1.ObjectionSpec{Purpose: "verwijsindex", Routes: []string{"signal"}}
 	}
 	return r
+}
+
+// checkDecisionMetric: the one decision is counted once, under the store,
+// the agreement the path named (none for an unknown one) and a reason of
+// the vocabulary that says what the problem says, never other.
+func checkDecisionMetric(t *testing.T, gw *Gateway, allowed bool, typ, reason string) {
+	t.Helper()
+	outcome, want, agreement := "allowed", string(auditproxy.ReasonAgreement), "verwijsindex"
+	if !allowed {
+		outcome, want = "denied", cmp.Or(reason, strings.TrimPrefix(typ, auditproxy.ProblemTypeBase))
+	}
+	if typ == ProblemUnknownAgreement {
+		agreement = ""
+	}
+	if !slices.Contains(MetricReasons, auditproxy.DecisionReason(want)) {
+		t.Errorf("reason %q is not in MetricReasons", want)
+	}
+	if n := testutil.CollectAndCount(gw.metrics.decisions); n != 1 {
+		t.Errorf("%d decision series, want 1", n)
+	}
+	if got := testutil.ToFloat64(gw.metrics.decisions.WithLabelValues("cjg-dossiers", agreement, outcome, want)); got != 1 {
+		t.Errorf("decisions{agreement=%q,outcome=%q,reason=%q} = %v, want 1", agreement, outcome, want, got)
+	}
 }

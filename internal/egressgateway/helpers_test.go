@@ -25,6 +25,7 @@ import (
 	"github.com/dossierguard/dossierguard/internal/auditlog"
 	"github.com/dossierguard/dossierguard/internal/auditproxy"
 	"github.com/dossierguard/dossierguard/internal/logbook"
+	"github.com/dossierguard/dossierguard/internal/policyfile"
 )
 
 var testPseudonymKey = []byte("0123456789abcdef0123456789abcdef")
@@ -187,7 +188,7 @@ func testDocument(agreements ...accesspolicy.EgressAgreement) accesspolicy.Egres
 		ProcessingActivity: "https://register.example/cjg", Agreements: agreements}
 }
 
-func policySource(t testing.TB, doc accesspolicy.EgressDocument) *auditproxy.FileSource[Policy] {
+func policySource(t testing.TB, doc accesspolicy.EgressDocument) *policyfile.Source[Policy] {
 	t.Helper()
 	p, err := NewPolicy(doc)
 	if err != nil {

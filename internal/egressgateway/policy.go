@@ -1,8 +1,6 @@
 package egressgateway
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -13,6 +11,7 @@ import (
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 	"github.com/dossierguard/dossierguard/internal/accesspolicy"
 	"github.com/dossierguard/dossierguard/internal/auditproxy"
+	"github.com/dossierguard/dossierguard/internal/policyfile"
 )
 
 // Policy is a loaded egress document, ready to decide requests. It is
@@ -37,16 +36,11 @@ type agreement struct {
 // not enforce exactly is refused, so that a broken document never replaces
 // a good one.
 func ParsePolicy(data []byte) (*Policy, error) {
-	doc, err := accesspolicy.DecodeEgress(data)
+	p, hash, err := policyfile.Load(data, accesspolicy.DecodeEgress, NewPolicy)
 	if err != nil {
 		return nil, err
 	}
-	p, err := NewPolicy(doc)
-	if err != nil {
-		return nil, err
-	}
-	sum := sha256.Sum256(data)
-	p.Hash = hex.EncodeToString(sum[:])
+	p.Hash = hash
 	return p, nil
 }
 
@@ -100,26 +94,18 @@ func CheckEndpoint(endpoint string) (*url.URL, error) {
 	return u, nil
 }
 
+// checkRoutes checks outbound routes as the audit proxy checks its routes
+// (auditproxy.CheckRoutes), and that each exports and does not upgrade.
 func checkRoutes(routes []accesspolicy.Route) error {
-	names := map[string]bool{}
-	for i, r := range routes {
+	return auditproxy.CheckRoutes(routes, func(r accesspolicy.Route) error {
 		switch {
-		case r.Name == "":
-			return fmt.Errorf("routes[%d] has no name", i)
-		case names[r.Name]:
-			return fmt.Errorf("route %q is listed twice", r.Name)
-		case r.Method == "" || strings.ToUpper(r.Method) != r.Method:
-			return fmt.Errorf("route %q: method must be an upper-case HTTP method", r.Name)
-		case len(r.Categories) == 0:
-			return fmt.Errorf("route %q lists no data categories", r.Name)
 		case r.Action != v1alpha1.ActionExport:
 			return fmt.Errorf("route %q: the action of an outbound route is export", r.Name)
 		case r.AllowWebSocket:
 			return fmt.Errorf("route %q: an outbound route cannot upgrade to a WebSocket", r.Name)
 		}
-		names[r.Name] = true
-	}
-	return nil
+		return nil
+	})
 }
 
 // Outbound is an outbound request as the policy reads it.
@@ -178,8 +164,8 @@ func (p *Policy) Match(method, agreementName, escapedPartnerPath string) (o Outb
 // NewPolicySource returns the source of the egress document at path (the
 // store's egress ConfigMap, mounted), polled and swapped as the audit
 // proxy's access policy is; nothing is read yet.
-func NewPolicySource(path string, log *slog.Logger) *auditproxy.FileSource[Policy] {
-	return auditproxy.NewFileSource(path, "egress policy", log, ParsePolicy, func(p *Policy) []any {
+func NewPolicySource(path string, log *slog.Logger) *policyfile.Source[Policy] {
+	return policyfile.NewSource(path, accesspolicy.EgressFormat.Name, log, ParsePolicy, func(p *Policy) []any {
 		return []any{"store", p.Doc.Store, "agreements", len(p.Doc.Agreements)}
 	})
 }

@@ -4,11 +4,9 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"strings"
 	"time"
 
@@ -16,6 +14,7 @@ import (
 
 	"github.com/dossierguard/dossierguard/internal/auditlog"
 	"github.com/dossierguard/dossierguard/internal/auditproxy"
+	"github.com/dossierguard/dossierguard/internal/httpserve"
 )
 
 // Defaults of Config.
@@ -25,7 +24,7 @@ const (
 	DefaultPolicyPath      = "/etc/dossierguard/egress/egress.json"
 	DefaultTLSDir          = "/etc/dossierguard/partners"
 	DefaultAuditLogPath    = "/var/log/dossierguard/egress-audit.jsonl"
-	DefaultShutdownTimeout = 25 * time.Second
+	DefaultShutdownTimeout = httpserve.DefaultShutdownTimeout
 )
 
 // Config is everything `dossierguard egress-gateway` runs with. The command
@@ -79,17 +78,14 @@ type Config struct {
 	Logger          *slog.Logger
 }
 
-// Run serves until ctx ends, then shuts down gracefully: readiness fails,
-// the listener stops accepting, requests in flight finish (up to
-// ShutdownTimeout), pending completion events are appended and the audit
-// log is closed with a final checkpoint.
+// Run serves until ctx ends, then shuts down gracefully as the audit proxy
+// does (httpserve.Serve): readiness fails, the listener stops accepting,
+// requests in flight finish (up to ShutdownTimeout), pending completion
+// events are appended and the audit log is closed with a final checkpoint.
 func Run(ctx context.Context, cfg Config) error {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
-	}
-	if cfg.ShutdownTimeout <= 0 {
-		cfg.ShutdownTimeout = DefaultShutdownTimeout
 	}
 	runCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBackground()
@@ -110,12 +106,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	ln, hln, err := listeners(cfg)
+	lns, err := httpserve.Listen(cfg.Listen, cfg.HealthListen, cfg.Listener, cfg.HealthListener)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = ln.Close() }()
-	defer func() { _ = hln.Close() }()
+	defer lns.Close()
 
 	writer, err := auditproxy.OpenAuditLog(runCtx, auditlog.Options{Path: cfg.AuditLogPath, Mirror: cfg.AuditMirror, SigningKey: cfg.SigningKey,
 		Chain: cfg.AuditChain, Logbook: cfg.AuditLogbook, MaxBytes: cfg.AuditLogMaxBytes}, cfg.SigningKeyDir, cfg.SigningKeyPollInterval, log)
@@ -125,47 +120,13 @@ func Run(ctx context.Context, cfg Config) error {
 	sink := auditlog.NewFloodGuard(writer, cfg.AuditFlood)
 	gw, err := New(Options{Policies: policies, Callers: callers, Consents: consents, SubjectRequests: requests,
 		Transports: &PartnerTransports{Dir: cfg.TLSDir}, Audit: sink, PseudonymKey: cfg.PseudonymKey,
-		SyncCompletion: cfg.SyncCompletion, Logger: log})
+		SyncCompletion: cfg.SyncCompletion, Logger: log, Backlog: writer.Unshipped})
 	if err != nil {
 		return errors.Join(err, sink.Close())
 	}
 	go policies.Run(runCtx, cfg.PolicyPollInterval)
-
-	errLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
-	srv := &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10, ErrorLog: errLog}
-	health := &http.Server{Handler: gw.HealthHandler(), ReadHeaderTimeout: 5 * time.Second, ErrorLog: errLog}
-	serveErr := make(chan error, 2)
-	go func() { serveErr <- srv.Serve(ln) }()
-	go func() { serveErr <- health.Serve(hln) }()
-	log.Info("egress gateway serving", "listen", ln.Addr().String(), "health", hln.Addr().String(), "store", cfg.Store, "syncCompletion", cfg.SyncCompletion)
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down: finishing requests in flight")
-	case err := <-serveErr:
-		runErr = fmt.Errorf("serve: %w", err)
-		log.Error("server stopped; shutting down", "error", err.Error())
-	}
-	gw.BeginShutdown()
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	if err := srv.Shutdown(sctx); err != nil {
-		log.Warn("requests still in flight after the shutdown timeout; closing their connections", "timeout", cfg.ShutdownTimeout.String())
-		_ = srv.Close()
-	}
-	cancel()
-	gw.Wait()
-	stopBackground()
-	if err := sink.Close(); err != nil {
-		runErr = errors.Join(runErr, fmt.Errorf("close the audit log: %w", err))
-		log.Error("closing the audit log failed", "error", err.Error())
-	} else {
-		log.Info("audit log closed with a final checkpoint")
-	}
-	hctx, hcancel := context.WithTimeout(context.Background(), time.Second)
-	_ = health.Shutdown(hctx)
-	hcancel()
-	return runErr
+	log.Info("egress gateway serving", "listen", lns.Serve.Addr().String(), "health", lns.Health.Addr().String(), "store", cfg.Store, "syncCompletion", cfg.SyncCompletion)
+	return httpserve.Serve(ctx, lns, gw, httpserve.Options{ShutdownTimeout: cfg.ShutdownTimeout, Stop: stopBackground, AuditLog: sink, Log: log})
 }
 
 // callersOf is the workload authenticator of cfg.
@@ -195,20 +156,4 @@ func subjectRequests(ctx context.Context, cfg Config, log *slog.Logger) (auditpr
 	}
 	go k.Run(ctx)
 	return k, nil
-}
-
-func listeners(cfg Config) (ln, hln net.Listener, err error) {
-	ln, hln = cfg.Listener, cfg.HealthListener
-	if ln == nil {
-		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
-			return nil, nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
-		}
-	}
-	if hln == nil {
-		if hln, err = net.Listen("tcp", cfg.HealthListen); err != nil {
-			_ = ln.Close()
-			return nil, nil, fmt.Errorf("listen on %s: %w", cfg.HealthListen, err)
-		}
-	}
-	return ln, hln, nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -70,6 +71,21 @@ func TestRun(t *testing.T) {
 	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated || len(partner.received()) != 1 {
 		t.Fatalf("status %d, %d arrived", resp.StatusCode, len(partner.received()))
+	}
+	// The health port serves the metrics, with the decision counted.
+	mresp, err := http.Get("http://" + hln.Addr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(mresp.Body)
+	_ = mresp.Body.Close()
+	for _, want := range []string{
+		`dossierguard_egressgateway_decisions_total{agreement="verwijsindex",outcome="allowed",reason="agreement",store="cjg-dossiers"} 1`,
+		`dossierguard_egressgateway_audit_backlog_events 0`,
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 	cancel()
 	if err := <-done; err != nil {

@@ -8,12 +8,14 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
+	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
 	rbacv1ac "k8s.io/client-go/applyconfigurations/rbac/v1"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
@@ -92,11 +94,27 @@ func EgressPodLabels(store *v1alpha1.DossierStore) map[string]string {
 // is concerned: the same image, logbook and log volume bound as the audit
 // proxies get.
 type EgressOptions struct {
+	// Replicas is how many gateway pods run (DefaultEgressReplicas when 0).
+	// Each has its own audit chain, named after its pod.
+	Replicas     int32
 	Image        string
 	LogbookURL   string
 	LogSizeLimit resource.Quantity
 	// LogMaxBytes is the gateway's --audit-log-max-bytes; 0 for no bound.
 	LogMaxBytes int64
+}
+
+// DefaultEgressReplicas is how many pods a store's gateway runs when the
+// installation does not say (--egress-gateway-replicas): two, so that a
+// drain or a rollout never leaves the application without its way out.
+const DefaultEgressReplicas = 2
+
+// EgressReplicas is the number of gateway pods opts asks for.
+func (o EgressOptions) EgressReplicas() int32 {
+	if o.Replicas < 1 {
+		return DefaultEgressReplicas
+	}
+	return o.Replicas
 }
 
 // EgressConfigMap holds the store's canonical egress document, with its
@@ -251,7 +269,7 @@ func EgressDeployment(store *v1alpha1.DossierStore, agreements []v1alpha1.Sharin
 		WithLabels(StoreLabels(store, EgressComponent)).
 		WithOwnerReferences(StoreOwner(store)).
 		WithSpec(appsv1ac.DeploymentSpec().
-			WithReplicas(1).
+			WithReplicas(opts.EgressReplicas()).
 			WithSelector(metav1ac.LabelSelector().WithMatchLabels(EgressPodLabels(store))).
 			WithStrategy(appsv1ac.DeploymentStrategy().WithType(appsv1.RollingUpdateDeploymentStrategyType)).
 			WithTemplate(corev1ac.PodTemplateSpec().
@@ -263,8 +281,30 @@ func EgressDeployment(store *v1alpha1.DossierStore, agreements []v1alpha1.Sharin
 					WithSecurityContext(corev1ac.PodSecurityContext().
 						WithRunAsNonRoot(true).
 						WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault))).
+					WithTopologySpreadConstraints(corev1ac.TopologySpreadConstraint().
+						WithMaxSkew(1).WithTopologyKey(corev1.LabelHostname).
+						WithWhenUnsatisfiable(corev1.ScheduleAnyway).
+						WithLabelSelector(metav1ac.LabelSelector().WithMatchLabels(EgressPodLabels(store)))).
 					WithContainers(container).
 					WithVolumes(volumes...))))
+}
+
+// EgressPodDisruptionBudget lets a drain or an eviction take at most one of
+// the gateway's pods at a time, so that the others keep serving; nil for a
+// single replica, which a budget would only keep from being drained. A pod
+// that is not ready may always be evicted (it serves nothing), so that a
+// failing gateway never blocks a node's maintenance.
+func EgressPodDisruptionBudget(store *v1alpha1.DossierStore, opts EgressOptions) *policyv1ac.PodDisruptionBudgetApplyConfiguration {
+	if opts.EgressReplicas() < 2 {
+		return nil
+	}
+	return policyv1ac.PodDisruptionBudget(EgressGatewayName(store), store.Namespace).
+		WithLabels(StoreLabels(store, EgressComponent)).
+		WithOwnerReferences(StoreOwner(store)).
+		WithSpec(policyv1ac.PodDisruptionBudgetSpec().
+			WithMaxUnavailable(intstr.FromInt32(1)).
+			WithUnhealthyPodEvictionPolicy(policyv1.AlwaysAllow).
+			WithSelector(metav1ac.LabelSelector().WithMatchLabels(EgressPodLabels(store))))
 }
 
 // partnerTLSProjection puts each outbound agreement's CA bundle (as
@@ -299,12 +339,14 @@ func partnerTLSProjection(agreements []v1alpha1.SharingAgreement) *corev1ac.Proj
 }
 
 // EgressGatewayPolicy is the NetworkPolicy around the gateway's pods:
-// ingress only from the store's workload pods to the gateway's port;
-// egress only to DNS, the logbook extras names, the API server's endpoints
-// (for TokenReviews and the store's requests), the store's declared
-// dependencies when a consent source is configured (it is one of them), and
-// the partners of the outbound agreements in force, by the same peers and
-// ports as their agreement policies. An agreement whose partner names no
+// ingress only from the store's workload pods to the gateway's port, and to
+// the probe and metrics port EgressHealthPort from the namespaces that may
+// scrape the audit proxies' metrics (extras.ProxyMetricsNamespaces; none
+// when empty); egress only to DNS, the logbook extras names, the API
+// server's endpoints (for TokenReviews and the store's requests), the
+// store's declared dependencies when a consent source is configured (it is
+// one of them), and the partners of the outbound agreements in force, by
+// the same peers and ports as their agreement policies. An agreement whose partner names no
 // peer adds nothing: an egress rule without peers would admit everyone.
 func EgressGatewayPolicy(store *v1alpha1.DossierStore, inForce []v1alpha1.SharingAgreement, extras IsolationExtras, apiServer []APIEndpoint) *networkingv1ac.NetworkPolicyApplyConfiguration {
 	egress := []*networkingv1ac.NetworkPolicyEgressRuleApplyConfiguration{
@@ -337,15 +379,24 @@ func EgressGatewayPolicy(store *v1alpha1.DossierStore, inForce []v1alpha1.Sharin
 		}
 		egress = append(egress, rule)
 	}
+	ingress := []*networkingv1ac.NetworkPolicyIngressRuleApplyConfiguration{
+		networkingv1ac.NetworkPolicyIngressRule().
+			WithFrom(networkingv1ac.NetworkPolicyPeer().WithPodSelector(LabelSelector(&store.Spec.Workload.Selector))).
+			WithPorts(port(corev1.ProtocolTCP, EgressGatewayPort)),
+	}
+	if len(extras.ProxyMetricsNamespaces) > 0 {
+		ingress = append(ingress, networkingv1ac.NetworkPolicyIngressRule().
+			WithFrom(networkingv1ac.NetworkPolicyPeer().WithNamespaceSelector(
+				metav1ac.LabelSelector().WithMatchLabels(extras.ProxyMetricsNamespaces))).
+			WithPorts(port(corev1.ProtocolTCP, EgressHealthPort)))
+	}
 	return networkingv1ac.NetworkPolicy(EgressGatewayName(store), store.Namespace).
 		WithLabels(StoreLabels(store, EgressComponent)).
 		WithOwnerReferences(StoreOwner(store)).
 		WithSpec(networkingv1ac.NetworkPolicySpec().
 			WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(EgressPodLabels(store))).
 			WithPolicyTypes(networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress).
-			WithIngress(networkingv1ac.NetworkPolicyIngressRule().
-				WithFrom(networkingv1ac.NetworkPolicyPeer().WithPodSelector(LabelSelector(&store.Spec.Workload.Selector))).
-				WithPorts(port(corev1.ProtocolTCP, EgressGatewayPort))).
+			WithIngress(ingress...).
 			WithEgress(egress...))
 }
 

@@ -10,6 +10,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -183,12 +184,14 @@ func TestEgressGatewayPolicy(t *testing.T) {
 		extras  IsolationExtras
 		api     []APIEndpoint
 		egress  int
+		scraped bool // the metrics namespaces reach the health port
 	}{
-		{"nothing in force: DNS only", testStore(), nil, IsolationExtras{}, nil, 1},
-		{"partner, logbook, API server", testStore(), []v1alpha1.SharingAgreement{outboundAgreement("vi", nil)}, IsolationExtras{Logbook: logbook}, api, 4},
-		{"dependencies without a consent source stay closed", withDeps, nil, IsolationExtras{}, nil, 1},
-		{"dependencies with a consent source", withConsent, nil, IsolationExtras{}, nil, 2},
-		{"a partner without peers adds no rule", testStore(), []v1alpha1.SharingAgreement{noPeers}, IsolationExtras{}, nil, 1},
+		{"nothing in force: DNS only", testStore(), nil, IsolationExtras{}, nil, 1, false},
+		{"partner, logbook, API server", testStore(), []v1alpha1.SharingAgreement{outboundAgreement("vi", nil)}, IsolationExtras{Logbook: logbook}, api, 4, false},
+		{"dependencies without a consent source stay closed", withDeps, nil, IsolationExtras{}, nil, 1, false},
+		{"dependencies with a consent source", withConsent, nil, IsolationExtras{}, nil, 2, false},
+		{"a partner without peers adds no rule", testStore(), []v1alpha1.SharingAgreement{noPeers}, IsolationExtras{}, nil, 1, false},
+		{"metrics scraped from the monitoring namespace", testStore(), nil, IsolationExtras{ProxyMetricsNamespaces: map[string]string{NamespaceNameLabel: "monitoring"}}, nil, 1, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -201,15 +204,81 @@ func TestEgressGatewayPolicy(t *testing.T) {
 					t.Errorf("egress rule %d has no peers: it admits every destination", i+1)
 				}
 			}
-			if len(np.Spec.Ingress) != 1 || len(np.Spec.Ingress[0].From) != 1 || np.Spec.Ingress[0].From[0].NamespaceSelector != nil ||
+			rules := 1
+			if tc.scraped {
+				rules = 2
+			}
+			if len(np.Spec.Ingress) != rules || len(np.Spec.Ingress[0].From) != 1 || np.Spec.Ingress[0].From[0].NamespaceSelector != nil ||
 				np.Spec.Ingress[0].From[0].PodSelector.MatchLabels["app"] != "a" || np.Spec.Ingress[0].Ports[0].Port.IntValue() != EgressGatewayPort {
-				t.Errorf("ingress %+v; want the workload's pods to the gateway port only", np.Spec.Ingress)
+				t.Fatalf("ingress %+v; want the workload's pods to the gateway port (and the metrics rule: %v)", np.Spec.Ingress, tc.scraped)
+			}
+			if tc.scraped {
+				m := np.Spec.Ingress[1]
+				if len(m.From) != 1 || m.From[0].PodSelector != nil || m.From[0].NamespaceSelector == nil ||
+					m.From[0].NamespaceSelector.MatchLabels[NamespaceNameLabel] != "monitoring" || len(m.Ports) != 1 || m.Ports[0].Port.IntValue() != EgressHealthPort {
+					t.Errorf("metrics rule %+v; want the monitoring namespace to the health port only", m)
+				}
 			}
 			if np.Spec.PodSelector.MatchLabels[v1alpha1.LabelEgressGateway] != "s" {
 				t.Errorf("selects %v; want the gateway's pods", np.Spec.PodSelector.MatchLabels)
 			}
 		})
 	}
+}
+
+// TestEgressReplicasAndDisruptionBudget: the Deployment runs the replicas
+// the installation asks for (two when it does not say), spread over nodes
+// where it can; with more than one a budget lets one pod go at a time, and
+// a lone pod gets none (a budget would only block drains).
+func TestEgressReplicasAndDisruptionBudget(t *testing.T) {
+	cases := []struct {
+		asked, want int32
+		budget      bool
+	}{
+		{0, DefaultEgressReplicas, true},
+		{1, 1, false},
+		{2, 2, true},
+		{3, 3, true},
+	}
+	for _, tc := range cases {
+		opts := EgressOptions{Image: "img", Replicas: tc.asked}
+		d := decode[appsv1.Deployment](t, EgressDeployment(testStore(), nil, opts))
+		if d.Spec.Replicas == nil || *d.Spec.Replicas != tc.want {
+			t.Errorf("asked %d: replicas %v; want %d", tc.asked, d.Spec.Replicas, tc.want)
+		}
+		spread := d.Spec.Template.Spec.TopologySpreadConstraints
+		if len(spread) != 1 || spread[0].TopologyKey != corev1.LabelHostname || spread[0].WhenUnsatisfiable != corev1.ScheduleAnyway ||
+			spread[0].LabelSelector.MatchLabels[v1alpha1.LabelEgressGateway] != "s" {
+			t.Errorf("asked %d: spread %+v; want over hostnames, scheduling anyway", tc.asked, spread)
+		}
+		ac := EgressPodDisruptionBudget(testStore(), opts)
+		if (ac != nil) != tc.budget {
+			t.Fatalf("asked %d: budget %v; want %v", tc.asked, ac != nil, tc.budget)
+		}
+		if ac == nil {
+			continue
+		}
+		pdb := decode[policyv1.PodDisruptionBudget](t, ac)
+		switch {
+		case pdb.Name != "s-egress" || pdb.Namespace != "ns" || len(pdb.OwnerReferences) != 1:
+			t.Errorf("budget %s/%s owners %v", pdb.Namespace, pdb.Name, pdb.OwnerReferences)
+		case pdb.Spec.MaxUnavailable == nil || pdb.Spec.MaxUnavailable.IntValue() != 1 || pdb.Spec.MinAvailable != nil:
+			t.Errorf("budget allows %v unavailable (min %v); want one at a time", pdb.Spec.MaxUnavailable, pdb.Spec.MinAvailable)
+		case pdb.Spec.UnhealthyPodEvictionPolicy == nil || *pdb.Spec.UnhealthyPodEvictionPolicy != policyv1.AlwaysAllow:
+			t.Errorf("unhealthy pods %v; want always evictable", pdb.Spec.UnhealthyPodEvictionPolicy)
+		case !slices.Equal(mapKeys(pdb.Spec.Selector.MatchLabels), mapKeys(d.Spec.Selector.MatchLabels)) || pdb.Spec.Selector.MatchLabels[v1alpha1.LabelEgressGateway] != "s":
+			t.Errorf("budget selects %v; want the Deployment's pods %v", pdb.Spec.Selector.MatchLabels, d.Spec.Selector.MatchLabels)
+		}
+	}
+}
+
+func mapKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 func TestEgressRouteURL(t *testing.T) {

@@ -112,10 +112,12 @@ func scenarioOutbound() v1alpha1.SharingAgreement {
 	})
 }
 
-// scenarioExtras is the installation with the logbook, as the chart sets it.
+// scenarioExtras is the installation with the logbook and the metrics
+// scraped from the monitoring namespace, as the chart sets it.
 func scenarioExtras() IsolationExtras {
 	return IsolationExtras{Logbook: &PodPeer{Namespace: "dossierguard-system", Port: DefaultLogbookPort, PodLabels: map[string]string{
-		"app.kubernetes.io/name": "dossierguard", "app.kubernetes.io/instance": "dossierguard", "app.kubernetes.io/component": "logbook"}}}
+		"app.kubernetes.io/name": "dossierguard", "app.kubernetes.io/instance": "dossierguard", "app.kubernetes.io/component": "logbook"}},
+		ProxyMetricsNamespaces: map[string]string{NamespaceNameLabel: "monitoring"}}
 }
 
 // scenarioAPIServer is the API server's one endpoint, outside the pod network.

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/dossierguard/dossierguard/internal/auditproxy"
+	"github.com/dossierguard/dossierguard/internal/egressgateway"
 	"github.com/dossierguard/dossierguard/internal/metrics"
 )
 
@@ -127,12 +128,12 @@ func TestPromqlMetrics(t *testing.T) {
 	}
 }
 
-// exported are the metrics dossierguard's manager and audit proxy export,
-// from their registries; a histogram's series carry the suffixes
-// _bucket, _sum and _count.
+// exported are the metrics dossierguard's manager, audit proxy and egress
+// gateway export, from their registries; a histogram's series carry the
+// suffixes _bucket, _sum and _count.
 func exported() map[string]bool {
 	out := map[string]bool{}
-	for _, n := range append(metrics.Names(), auditproxy.MetricNames()...) {
+	for _, n := range slices.Concat(metrics.Names(), auditproxy.MetricNames(), egressgateway.MetricNames()) {
 		out[n] = true
 		for _, suffix := range []string{"_bucket", "_sum", "_count"} {
 			out[n+suffix] = true
@@ -143,7 +144,8 @@ func exported() map[string]bool {
 
 // TestDashboardNamesExportedMetrics: every expression of the dashboard
 // selects at least one metric, and every metric it names is one the
-// manager or the audit proxy exports; each panel of the brief is there.
+// manager, the audit proxy or the egress gateway exports; each panel of the
+// brief is there.
 func TestDashboardNamesExportedMetrics(t *testing.T) {
 	exprs, variables := dashboardQueries(t)
 	known := exported()
@@ -156,7 +158,7 @@ func TestDashboardNamesExportedMetrics(t *testing.T) {
 		for _, n := range names {
 			used[n] = true
 			if !known[n] {
-				t.Errorf("%s: %q names %s, which neither the manager nor the audit proxy exports", where, e, n)
+				t.Errorf("%s: %q names %s, which neither the manager, the audit proxy nor the egress gateway exports", where, e, n)
 			}
 		}
 	}
@@ -176,6 +178,8 @@ func TestDashboardNamesExportedMetrics(t *testing.T) {
 		"dossierguard_retention_last_run_result", "dossierguard_retention_last_success_timestamp_seconds",
 		"dossierguard_auditproxy_decisions_total", "dossierguard_auditproxy_activity_decisions_total", "dossierguard_auditproxy_consent_lookups_total",
 		"dossierguard_auditproxy_audit_append_duration_seconds_bucket", "dossierguard_auditproxy_audit_backlog_events",
+		"dossierguard_egressgateway_decisions_total", "dossierguard_egressgateway_partner_request_duration_seconds_bucket",
+		"dossierguard_egressgateway_partner_failures_total", "dossierguard_egressgateway_audit_append_failures_total",
 	} {
 		if !used[want] {
 			t.Errorf("the dashboard shows nothing of %s", want)

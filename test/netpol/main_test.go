@@ -246,6 +246,18 @@ func TestMutatedPoliciesAreCaught(t *testing.T) {
 			policy(s, "cjg-dossiers-egress").Spec.Egress[3].To = nil
 		},
 	}, {
+		name: "gateway metrics rule without ports opens the gateway to monitoring",
+		file: "testdata/egress-gateway.yaml",
+		mutate: func(s *netpolcheck.Scenario) {
+			policy(s, "cjg-dossiers-egress").Spec.Ingress[1].Ports = nil
+		},
+	}, {
+		name: "gateway metrics rule from every namespace",
+		file: "testdata/egress-gateway.yaml",
+		mutate: func(s *netpolcheck.Scenario) {
+			policy(s, "cjg-dossiers-egress").Spec.Ingress[1].From[0].NamespaceSelector.MatchLabels = nil
+		},
+	}, {
 		name: "workload's access to the gateway selects every pod of the namespace",
 		file: "testdata/egress-gateway.yaml",
 		mutate: func(s *netpolcheck.Scenario) {
