@@ -40,8 +40,20 @@ type cluster struct {
 var (
 	clusterOnce sync.Once
 	shared      *cluster
+	sharedEnv   *testenv.Env
 	clusterErr  error
 )
+
+// TestMain stops the API server and etcd that the first integration test
+// started: a process left running outlives the test binary and keeps the
+// files it inherited open.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if sharedEnv != nil {
+		_ = sharedEnv.Stop()
+	}
+	os.Exit(code)
+}
 
 func newCluster(t *testing.T) *cluster {
 	t.Helper()
@@ -51,6 +63,7 @@ func newCluster(t *testing.T) *cluster {
 			clusterErr = err
 			return
 		}
+		sharedEnv = env
 		shared, clusterErr = populate(env.Client)
 	})
 	if clusterErr != nil {
