@@ -18,6 +18,7 @@ import (
 const (
 	DefaultCheckpointEvery    = 1000
 	DefaultCheckpointInterval = time.Minute
+	DefaultMaxDeferral        = 10 * time.Millisecond
 	defaultMaxBatch           = 1024
 )
 
@@ -59,6 +60,10 @@ type Options struct {
 	// DrainTimeout is how long Close waits for the logbook to acknowledge
 	// what is left; 0 means 10 seconds.
 	DrainTimeout time.Duration
+	// MaxDeferral is the longest a deferred event (WithDeferredCommit)
+	// waits for a commit that another Append asks for before it is
+	// committed on its own. 0 means DefaultMaxDeferral.
+	MaxDeferral time.Duration
 	// MaxBytes bounds the file (the proxy's log volume has a size limit,
 	// past which the kubelet would evict the pod). A commit that would grow
 	// the file past MaxBytes less the room for a final checkpoint is not
@@ -80,6 +85,30 @@ type request struct {
 	body []byte     // the event's members after the header, a JSON object
 	ev   *Event     // the event, for the logbook (only when shipping)
 	done chan error // receives the outcome of the commit; buffered
+	// deferred asks for no commit of its own (WithDeferredCommit).
+	deferred bool
+}
+
+// deferKey is the context key of WithDeferredCommit.
+type deferKey struct{}
+
+// WithDeferredCommit returns ctx marking an Append as one that need not be
+// committed at once: its event is written with the next commit that an
+// Append without the mark asks for, or after Options.MaxDeferral at the
+// latest, and Append returns once that commit is durable, as always. It is
+// for events nothing waits on, such as the completion of a request whose
+// response is already on its way: at low concurrency the next request's
+// decision then carries it in the same fsync, instead of waiting behind its
+// own. A crash of the node loses the deferred events not yet committed (at
+// most MaxDeferral's worth); Close commits them.
+func WithDeferredCommit(ctx context.Context) context.Context {
+	return context.WithValue(ctx, deferKey{}, true)
+}
+
+// CommitDeferred reports whether ctx carries WithDeferredCommit.
+func CommitDeferred(ctx context.Context) bool {
+	d, _ := ctx.Value(deferKey{}).(bool)
+	return d
 }
 
 // Writer appends events to a log file and its mirror, hash-chained and with
@@ -96,6 +125,7 @@ type Writer struct {
 	interval time.Duration
 	now      func() time.Time
 	maxBatch int
+	maxDefer time.Duration
 
 	mu     sync.RWMutex // guards closed and sending on reqs
 	closed bool
@@ -143,6 +173,7 @@ func NewWriter(opts Options) (*Writer, error) {
 		interval: opts.CheckpointInterval,
 		now:      opts.Now,
 		maxBatch: defaultMaxBatch,
+		maxDefer: opts.MaxDeferral,
 		reqs:     make(chan *request, defaultMaxBatch),
 		keys:     make(chan keyChange),
 		exited:   make(chan struct{}),
@@ -154,6 +185,9 @@ func NewWriter(opts Options) (*Writer, error) {
 	}
 	if w.interval == 0 {
 		w.interval = DefaultCheckpointInterval
+	}
+	if w.maxDefer == 0 {
+		w.maxDefer = DefaultMaxDeferral
 	}
 	if w.now == nil {
 		w.now = time.Now
@@ -212,6 +246,9 @@ func checkOptions(opts Options) error {
 	if len(opts.SigningKey) != ed25519.PrivateKeySize {
 		return fmt.Errorf("audit log: the signing key must be an Ed25519 private key of %d bytes", ed25519.PrivateKeySize)
 	}
+	if opts.MaxDeferral < 0 {
+		return fmt.Errorf("audit log: the longest deferral %s must be 0 (the default) or positive", opts.MaxDeferral)
+	}
 	if opts.MaxBytes < 0 || (opts.MaxBytes > 0 && opts.MaxBytes < 4*checkpointRoom) {
 		return fmt.Errorf("audit log: the size limit %d bytes must be 0 (none) or at least %d", opts.MaxBytes, 4*checkpointRoom)
 	}
@@ -240,7 +277,7 @@ func (w *Writer) Append(ctx context.Context, ev Event) error {
 	if err != nil {
 		return err
 	}
-	req := &request{body: body, done: make(chan error, 1)}
+	req := &request{body: body, done: make(chan error, 1), deferred: CommitDeferred(ctx)}
 	var ackTimeout <-chan time.Time
 	if w.ship != nil {
 		if w.ship.full() {
@@ -311,24 +348,38 @@ func (w *Writer) fail(err error) error {
 }
 
 // run is the committer: it takes every queued request, commits them as one
-// batch, and writes checkpoints when they are due.
+// batch, and writes checkpoints when they are due. A batch of deferred
+// requests only is held until a request that is not deferred arrives, the
+// batch is full, MaxDeferral has passed since the first of them, or the
+// writer closes.
 func (w *Writer) run() {
 	defer close(w.exited)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	var timerC <-chan time.Time
+	deferTimer := time.NewTimer(time.Hour)
+	deferTimer.Stop()
+	var deferC <-chan time.Time
 	batch := make([]*request, 0, w.maxBatch)
+	flush := func(checkpoint bool) {
+		w.commit(batch, checkpoint)
+		clear(batch)
+		batch = batch[:0]
+		if deferC != nil {
+			deferTimer.Stop()
+			deferC = nil
+		}
+	}
 	for {
 		select {
 		case req, ok := <-w.reqs:
-			if !ok {
-				w.closeErr = w.finish()
-				return
+			open, urgent := ok, false
+			if ok {
+				batch = append(batch, req)
+				urgent = !req.deferred
 			}
-			batch = append(batch[:0], req)
-			open := true
 		drain:
-			for len(batch) < w.maxBatch {
+			for open && len(batch) < w.maxBatch {
 				select {
 				case r, ok := <-w.reqs:
 					if !ok {
@@ -336,21 +387,32 @@ func (w *Writer) run() {
 						break drain
 					}
 					batch = append(batch, r)
+					urgent = urgent || !r.deferred
 				default:
 					break drain
 				}
 			}
-			w.commit(batch, false)
-			clear(batch)
-			if !open {
+			switch {
+			case !open:
+				if len(batch) > 0 {
+					flush(false)
+				}
 				w.closeErr = w.finish()
 				return
+			case urgent || len(batch) >= w.maxBatch:
+				flush(false)
+			case deferC == nil:
+				deferTimer.Reset(w.maxDefer)
+				deferC = deferTimer.C
 			}
+		case <-deferC:
+			deferC = nil
+			flush(false)
 		case <-timerC:
 			timerC = nil
-			w.commit(nil, true)
+			flush(true)
 		case change := <-w.keys:
-			w.commit(nil, true) // the old key signs what it has not signed yet
+			flush(true) // the old key signs what it has not signed yet
 			w.key.Store(change.key)
 			close(change.done)
 		}
