@@ -117,3 +117,30 @@ func TestNewWriterRefusesNegativeDeferral(t *testing.T) {
 }
 
 func bytesContains(b []byte, s string) bool { return strings.Contains(string(b), s) }
+
+// TestObserveSync: every fsync of the file is reported with its duration.
+func TestObserveSync(t *testing.T) {
+	opts := testOptions(t)
+	var syncs []time.Duration
+	opts.ObserveSync = func(d time.Duration) { syncs = append(syncs, d) } // the committer alone calls it
+	w, err := NewWriter(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := w.Append(context.Background(), testEvent(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(syncs) != 4 { // three commits and the final checkpoint
+		t.Fatalf("%d fsyncs observed; want 4", len(syncs))
+	}
+	for _, d := range syncs {
+		if d <= 0 {
+			t.Errorf("an fsync observed as taking %v", d)
+		}
+	}
+}

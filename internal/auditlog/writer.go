@@ -64,6 +64,10 @@ type Options struct {
 	// waits for a commit that another Append asks for before it is
 	// committed on its own. 0 means DefaultMaxDeferral.
 	MaxDeferral time.Duration
+	// ObserveSync, when set, is called by the committer with the duration
+	// of every fsync of the file (benchmarks and metrics); it must return
+	// quickly.
+	ObserveSync func(time.Duration)
 	// MaxBytes bounds the file (the proxy's log volume has a size limit,
 	// past which the kubelet would evict the pod). A commit that would grow
 	// the file past MaxBytes less the room for a final checkpoint is not
@@ -126,6 +130,7 @@ type Writer struct {
 	now      func() time.Time
 	maxBatch int
 	maxDefer time.Duration
+	observe  func(time.Duration)
 
 	mu     sync.RWMutex // guards closed and sending on reqs
 	closed bool
@@ -174,6 +179,7 @@ func NewWriter(opts Options) (*Writer, error) {
 		now:      opts.Now,
 		maxBatch: defaultMaxBatch,
 		maxDefer: opts.MaxDeferral,
+		observe:  opts.ObserveSync,
 		reqs:     make(chan *request, defaultMaxBatch),
 		keys:     make(chan keyChange),
 		exited:   make(chan struct{}),
@@ -568,8 +574,12 @@ func (w *Writer) writeOut() error {
 	if err != nil {
 		return w.fail(fmt.Errorf("write: %w", err))
 	}
+	t0 := time.Now()
 	if err := w.file.Sync(); err != nil {
 		return w.fail(fmt.Errorf("fsync: %w", err))
+	}
+	if w.observe != nil {
+		w.observe(time.Since(t0))
 	}
 	if _, err := w.mirror.Write(w.buf); err != nil {
 		return w.fail(fmt.Errorf("write to mirror: %w", err))
