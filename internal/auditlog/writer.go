@@ -186,21 +186,7 @@ func NewWriter(opts Options) (*Writer, error) {
 		maxBytes: opts.MaxBytes,
 	}
 	w.key.Store(newSigner(opts.SigningKey))
-	if w.every == 0 {
-		w.every = DefaultCheckpointEvery
-	}
-	if w.interval == 0 {
-		w.interval = DefaultCheckpointInterval
-	}
-	if w.maxDefer == 0 {
-		w.maxDefer = DefaultMaxDeferral
-	}
-	if w.now == nil {
-		w.now = time.Now
-	}
-	if w.mirror == nil {
-		w.mirror = io.Discard
-	}
+	w.setDefaults()
 
 	_, statErr := os.Stat(opts.Path)
 	created := errors.Is(statErr, os.ErrNotExist)
@@ -242,6 +228,25 @@ func NewWriter(opts Options) (*Writer, error) {
 	}
 	go w.run()
 	return w, nil
+}
+
+// setDefaults fills in the defaults of the options left zero.
+func (w *Writer) setDefaults() {
+	if w.every == 0 {
+		w.every = DefaultCheckpointEvery
+	}
+	if w.interval == 0 {
+		w.interval = DefaultCheckpointInterval
+	}
+	if w.maxDefer == 0 {
+		w.maxDefer = DefaultMaxDeferral
+	}
+	if w.now == nil {
+		w.now = time.Now
+	}
+	if w.mirror == nil {
+		w.mirror = io.Discard
+	}
 }
 
 // checkOptions refuses what NewWriter cannot work with.
@@ -379,25 +384,8 @@ func (w *Writer) run() {
 	for {
 		select {
 		case req, ok := <-w.reqs:
-			open, urgent := ok, false
-			if ok {
-				batch = append(batch, req)
-				urgent = !req.deferred
-			}
-		drain:
-			for open && len(batch) < w.maxBatch {
-				select {
-				case r, ok := <-w.reqs:
-					if !ok {
-						open = false
-						break drain
-					}
-					batch = append(batch, r)
-					urgent = urgent || !r.deferred
-				default:
-					break drain
-				}
-			}
+			var open, urgent bool
+			batch, open, urgent = w.collect(batch, req, ok)
 			switch {
 			case !open:
 				if len(batch) > 0 {
@@ -422,15 +410,48 @@ func (w *Writer) run() {
 			w.key.Store(change.key)
 			close(change.done)
 		}
-		switch {
-		case w.unsigned > 0 && timerC == nil && w.interval > 0:
-			timer.Reset(w.interval)
-			timerC = timer.C
-		case w.unsigned == 0 && timerC != nil:
-			timer.Stop()
-			timerC = nil
+		timerC = w.checkpointTimer(timer, timerC)
+	}
+}
+
+// checkpointTimer runs the timer of the checkpoint interval while there are
+// unsigned events and stops it when there are none; it returns the channel
+// to wait on, nil for none.
+func (w *Writer) checkpointTimer(timer *time.Timer, timerC <-chan time.Time) <-chan time.Time {
+	switch {
+	case w.unsigned > 0 && timerC == nil && w.interval > 0:
+		timer.Reset(w.interval)
+		return timer.C
+	case w.unsigned == 0 && timerC != nil:
+		timer.Stop()
+		return nil
+	}
+	return timerC
+}
+
+// collect adds req (when ok: the channel was not closed) and every request
+// already queued to batch, up to the batch size. open is false once the
+// channel is closed; urgent is true when one of the requests added is not
+// deferred.
+func (w *Writer) collect(batch []*request, req *request, ok bool) (_ []*request, open, urgent bool) {
+	if !ok {
+		return batch, false, false
+	}
+	batch = append(batch, req)
+	urgent = !req.deferred
+	for len(batch) < w.maxBatch {
+		select {
+		case r, ok := <-w.reqs:
+			if !ok {
+				return batch, false, urgent
+			}
+			batch = append(batch, r)
+			urgent = urgent || !r.deferred
+		default:
+			return batch, true, urgent
 		}
 	}
+	return batch, true, urgent
 }
 
 // commit writes the events of batch and any checkpoint due as one write and

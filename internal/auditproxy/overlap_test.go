@@ -85,8 +85,10 @@ func rawExchange(t *testing.T, proxyURL, method, path string) (got <-chan string
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	fmt.Fprintf(conn, "%s %s HTTP/1.1\r\nHost: %s\r\n%s: an@example.nl\r\n%s: coaches\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-		method, path, u.Host, DefaultUserHeader, DefaultGroupsHeader)
+	if _, err := fmt.Fprintf(conn, "%s %s HTTP/1.1\r\nHost: %s\r\n%s: an@example.nl\r\n%s: coaches\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+		method, path, u.Host, DefaultUserHeader, DefaultGroupsHeader); err != nil {
+		t.Fatal(err)
+	}
 	out, first := make(chan string, 1), make(chan struct{})
 	go func() {
 		br := bufio.NewReader(conn)

@@ -176,7 +176,7 @@ func New(opts Options) (*Proxy, error) {
 		Transport:      transport,
 		BufferPool:     copyBuffers{},
 		ModifyResponse: p.modifyResponse,
-		ErrorHandler:   p.upstreamError,
+		ErrorHandler:   p.proxyError,
 		// Its messages can hold the upstream URL, with a dossier id in it;
 		// upstreamError logs what matters.
 		ErrorLog: log.New(io.Discard, "", 0),
@@ -294,24 +294,15 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ev.Duration = time.Since(start)
 	st := &requestState{Completion: Completion{Event: ev, Start: start}, forward: http.Header{}, records: records}
 	recorded := func() { p.metrics.decided(pol.Doc.Store, ev.Route, ev.Outcome, allowedReason(dec), prob.activity) }
-	// A log already known to have failed would refuse the event: such a
-	// request is not forwarded at all.
-	if !tunnel && OverlapsDurability(r.Method, m.Route.Action) && p.audit.Err() == nil {
-		decision := p.record.Begin(r.Context(), ev)
-		st.held = NewHeldResponse(w, decision, func(w http.ResponseWriter, err error) { p.heldRefused(w, r, prob, err) })
-		w = st.held
-		defer func() {
-			if decision.Wait() == nil {
-				recorded()
-			}
-		}()
-	} else {
-		if err := p.audit.Append(r.Context(), ev); err != nil {
-			p.auditFailed(w, r, prob, err)
-			return
-		}
-		recorded()
+	w, wait, ok := p.recordDecision(w, r, st, prob, !tunnel && OverlapsDurability(r.Method, m.Route.Action))
+	if !ok {
+		return
 	}
+	defer func() {
+		if wait() == nil {
+			recorded()
+		}
+	}()
 
 	st.forward.Set(TraceparentHeader, tc.traceparent(ev.OperationID))
 	for _, h := range p.auth.decisionHeaders() {
@@ -545,6 +536,26 @@ func (p *Proxy) refuseUnrecorded(w http.ResponseWriter, r *http.Request, prob *P
 	writeProblem(w, prob)
 }
 
+// recordDecision appends the decision event of an allowed request. With
+// overlap (a safe request, while the log has not failed) it only starts the
+// append and returns the writer that holds the response until the event is
+// durable; otherwise it waits, and answers 503 (ok false) when the event
+// could not be recorded. wait returns the outcome of the append.
+func (p *Proxy) recordDecision(w http.ResponseWriter, r *http.Request, st *requestState, prob *Problem, overlap bool) (_ http.ResponseWriter, wait func() error, ok bool) {
+	// A log already known to have failed would refuse the event: such a
+	// request is not forwarded at all.
+	if overlap && p.audit.Err() == nil {
+		decision := p.record.Begin(r.Context(), st.Event)
+		st.held = NewHeldResponse(w, decision, func(w http.ResponseWriter, err error) { p.heldRefused(w, r, prob, err) })
+		return st.held, decision.Wait, true
+	}
+	if err := p.audit.Append(r.Context(), st.Event); err != nil {
+		p.auditFailed(w, r, prob, err)
+		return w, nil, false
+	}
+	return w, func() error { return nil }, true
+}
+
 // heldRefused answers 503 for a safe request whose decision event could not
 // be recorded while it was being forwarded: nothing of the application's
 // response is sent.
@@ -609,13 +620,20 @@ func (p *Proxy) complete(st *requestState, status int) error {
 	return p.record.Complete(&st.Completion, status)
 }
 
+// proxyError is the reverse proxy's error handler: a held response whose
+// decision was not recorded has had its 503; every other error is
+// upstreamError's.
+func (p *Proxy) proxyError(w http.ResponseWriter, out *http.Request, err error) {
+	if st, _ := out.Context().Value(stateKey{}).(*requestState); st != nil && st.held != nil && !st.held.Release() {
+		return
+	}
+	p.upstreamError(w, out, err)
+}
+
 // upstreamError answers when the application could not be reached, and
 // records the completion.
 func (p *Proxy) upstreamError(w http.ResponseWriter, out *http.Request, err error) {
 	st, _ := out.Context().Value(stateKey{}).(*requestState)
-	if st != nil && st.held != nil && !st.held.Release() {
-		return // answered 503: the decision was not recorded
-	}
 	prob := &Problem{Type: ProblemUpstreamUnavailable, Title: "Application unavailable", Status: http.StatusBadGateway,
 		Detail: "the application behind the audit proxy did not answer"}
 	if st != nil {
