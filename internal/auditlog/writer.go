@@ -18,6 +18,7 @@ import (
 const (
 	DefaultCheckpointEvery    = 1000
 	DefaultCheckpointInterval = time.Minute
+	DefaultMaxDeferral        = 10 * time.Millisecond
 	defaultMaxBatch           = 1024
 )
 
@@ -59,6 +60,14 @@ type Options struct {
 	// DrainTimeout is how long Close waits for the logbook to acknowledge
 	// what is left; 0 means 10 seconds.
 	DrainTimeout time.Duration
+	// MaxDeferral is the longest a deferred event (WithDeferredCommit)
+	// waits for a commit that another Append asks for before it is
+	// committed on its own. 0 means DefaultMaxDeferral.
+	MaxDeferral time.Duration
+	// ObserveSync, when set, is called by the committer with the duration
+	// of every fsync of the file (benchmarks and metrics); it must return
+	// quickly.
+	ObserveSync func(time.Duration)
 	// MaxBytes bounds the file (the proxy's log volume has a size limit,
 	// past which the kubelet would evict the pod). A commit that would grow
 	// the file past MaxBytes less the room for a final checkpoint is not
@@ -80,6 +89,30 @@ type request struct {
 	body []byte     // the event's members after the header, a JSON object
 	ev   *Event     // the event, for the logbook (only when shipping)
 	done chan error // receives the outcome of the commit; buffered
+	// deferred asks for no commit of its own (WithDeferredCommit).
+	deferred bool
+}
+
+// deferKey is the context key of WithDeferredCommit.
+type deferKey struct{}
+
+// WithDeferredCommit returns ctx marking an Append as one that need not be
+// committed at once: its event is written with the next commit that an
+// Append without the mark asks for, or after Options.MaxDeferral at the
+// latest, and Append returns once that commit is durable, as always. It is
+// for events nothing waits on, such as the completion of a request whose
+// response is already on its way: at low concurrency the next request's
+// decision then carries it in the same fsync, instead of waiting behind its
+// own. A crash of the node loses the deferred events not yet committed (at
+// most MaxDeferral's worth); Close commits them.
+func WithDeferredCommit(ctx context.Context) context.Context {
+	return context.WithValue(ctx, deferKey{}, true)
+}
+
+// CommitDeferred reports whether ctx carries WithDeferredCommit.
+func CommitDeferred(ctx context.Context) bool {
+	d, _ := ctx.Value(deferKey{}).(bool)
+	return d
 }
 
 // Writer appends events to a log file and its mirror, hash-chained and with
@@ -96,6 +129,8 @@ type Writer struct {
 	interval time.Duration
 	now      func() time.Time
 	maxBatch int
+	maxDefer time.Duration
+	observe  func(time.Duration)
 
 	mu     sync.RWMutex // guards closed and sending on reqs
 	closed bool
@@ -143,24 +178,15 @@ func NewWriter(opts Options) (*Writer, error) {
 		interval: opts.CheckpointInterval,
 		now:      opts.Now,
 		maxBatch: defaultMaxBatch,
+		maxDefer: opts.MaxDeferral,
+		observe:  opts.ObserveSync,
 		reqs:     make(chan *request, defaultMaxBatch),
 		keys:     make(chan keyChange),
 		exited:   make(chan struct{}),
 		maxBytes: opts.MaxBytes,
 	}
 	w.key.Store(newSigner(opts.SigningKey))
-	if w.every == 0 {
-		w.every = DefaultCheckpointEvery
-	}
-	if w.interval == 0 {
-		w.interval = DefaultCheckpointInterval
-	}
-	if w.now == nil {
-		w.now = time.Now
-	}
-	if w.mirror == nil {
-		w.mirror = io.Discard
-	}
+	w.setDefaults()
 
 	_, statErr := os.Stat(opts.Path)
 	created := errors.Is(statErr, os.ErrNotExist)
@@ -204,6 +230,25 @@ func NewWriter(opts Options) (*Writer, error) {
 	return w, nil
 }
 
+// setDefaults fills in the defaults of the options left zero.
+func (w *Writer) setDefaults() {
+	if w.every == 0 {
+		w.every = DefaultCheckpointEvery
+	}
+	if w.interval == 0 {
+		w.interval = DefaultCheckpointInterval
+	}
+	if w.maxDefer == 0 {
+		w.maxDefer = DefaultMaxDeferral
+	}
+	if w.now == nil {
+		w.now = time.Now
+	}
+	if w.mirror == nil {
+		w.mirror = io.Discard
+	}
+}
+
 // checkOptions refuses what NewWriter cannot work with.
 func checkOptions(opts Options) error {
 	if opts.Path == "" {
@@ -211,6 +256,9 @@ func checkOptions(opts Options) error {
 	}
 	if len(opts.SigningKey) != ed25519.PrivateKeySize {
 		return fmt.Errorf("audit log: the signing key must be an Ed25519 private key of %d bytes", ed25519.PrivateKeySize)
+	}
+	if opts.MaxDeferral < 0 {
+		return fmt.Errorf("audit log: the longest deferral %s must be 0 (the default) or positive", opts.MaxDeferral)
 	}
 	if opts.MaxBytes < 0 || (opts.MaxBytes > 0 && opts.MaxBytes < 4*checkpointRoom) {
 		return fmt.Errorf("audit log: the size limit %d bytes must be 0 (none) or at least %d", opts.MaxBytes, 4*checkpointRoom)
@@ -240,7 +288,7 @@ func (w *Writer) Append(ctx context.Context, ev Event) error {
 	if err != nil {
 		return err
 	}
-	req := &request{body: body, done: make(chan error, 1)}
+	req := &request{body: body, done: make(chan error, 1), deferred: CommitDeferred(ctx)}
 	var ackTimeout <-chan time.Time
 	if w.ship != nil {
 		if w.ship.full() {
@@ -311,58 +359,99 @@ func (w *Writer) fail(err error) error {
 }
 
 // run is the committer: it takes every queued request, commits them as one
-// batch, and writes checkpoints when they are due.
+// batch, and writes checkpoints when they are due. A batch of deferred
+// requests only is held until a request that is not deferred arrives, the
+// batch is full, MaxDeferral has passed since the first of them, or the
+// writer closes.
 func (w *Writer) run() {
 	defer close(w.exited)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	var timerC <-chan time.Time
+	deferTimer := time.NewTimer(time.Hour)
+	deferTimer.Stop()
+	var deferC <-chan time.Time
 	batch := make([]*request, 0, w.maxBatch)
+	flush := func(checkpoint bool) {
+		w.commit(batch, checkpoint)
+		clear(batch)
+		batch = batch[:0]
+		if deferC != nil {
+			deferTimer.Stop()
+			deferC = nil
+		}
+	}
 	for {
 		select {
 		case req, ok := <-w.reqs:
-			if !ok {
-				w.closeErr = w.finish()
-				return
-			}
-			batch = append(batch[:0], req)
-			open := true
-		drain:
-			for len(batch) < w.maxBatch {
-				select {
-				case r, ok := <-w.reqs:
-					if !ok {
-						open = false
-						break drain
-					}
-					batch = append(batch, r)
-				default:
-					break drain
+			var open, urgent bool
+			batch, open, urgent = w.collect(batch, req, ok)
+			switch {
+			case !open:
+				if len(batch) > 0 {
+					flush(false)
 				}
-			}
-			w.commit(batch, false)
-			clear(batch)
-			if !open {
 				w.closeErr = w.finish()
 				return
+			case urgent || len(batch) >= w.maxBatch:
+				flush(false)
+			case deferC == nil:
+				deferTimer.Reset(w.maxDefer)
+				deferC = deferTimer.C
 			}
+		case <-deferC:
+			deferC = nil
+			flush(false)
 		case <-timerC:
 			timerC = nil
-			w.commit(nil, true)
+			flush(true)
 		case change := <-w.keys:
-			w.commit(nil, true) // the old key signs what it has not signed yet
+			flush(true) // the old key signs what it has not signed yet
 			w.key.Store(change.key)
 			close(change.done)
 		}
-		switch {
-		case w.unsigned > 0 && timerC == nil && w.interval > 0:
-			timer.Reset(w.interval)
-			timerC = timer.C
-		case w.unsigned == 0 && timerC != nil:
-			timer.Stop()
-			timerC = nil
+		timerC = w.checkpointTimer(timer, timerC)
+	}
+}
+
+// checkpointTimer runs the timer of the checkpoint interval while there are
+// unsigned events and stops it when there are none; it returns the channel
+// to wait on, nil for none.
+func (w *Writer) checkpointTimer(timer *time.Timer, timerC <-chan time.Time) <-chan time.Time {
+	switch {
+	case w.unsigned > 0 && timerC == nil && w.interval > 0:
+		timer.Reset(w.interval)
+		return timer.C
+	case w.unsigned == 0 && timerC != nil:
+		timer.Stop()
+		return nil
+	}
+	return timerC
+}
+
+// collect adds req (when ok: the channel was not closed) and every request
+// already queued to batch, up to the batch size. open is false once the
+// channel is closed; urgent is true when one of the requests added is not
+// deferred.
+func (w *Writer) collect(batch []*request, req *request, ok bool) (_ []*request, open, urgent bool) {
+	if !ok {
+		return batch, false, false
+	}
+	batch = append(batch, req)
+	urgent = !req.deferred
+	for len(batch) < w.maxBatch {
+		select {
+		case r, ok := <-w.reqs:
+			if !ok {
+				return batch, false, urgent
+			}
+			batch = append(batch, r)
+			urgent = urgent || !r.deferred
+		default:
+			return batch, true, urgent
 		}
 	}
+	return batch, true, urgent
 }
 
 // commit writes the events of batch and any checkpoint due as one write and
@@ -506,8 +595,12 @@ func (w *Writer) writeOut() error {
 	if err != nil {
 		return w.fail(fmt.Errorf("write: %w", err))
 	}
+	t0 := time.Now()
 	if err := w.file.Sync(); err != nil {
 		return w.fail(fmt.Errorf("fsync: %w", err))
+	}
+	if w.observe != nil {
+		w.observe(time.Since(t0))
 	}
 	if _, err := w.mirror.Write(w.buf); err != nil {
 		return w.fail(fmt.Errorf("write to mirror: %w", err))

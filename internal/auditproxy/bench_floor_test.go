@@ -10,15 +10,14 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/dossierguard/dossierguard/internal/auditlog"
+	"github.com/dossierguard/dossierguard/internal/benchutil"
 )
 
 // floorSizes are the sizes of one BenchmarkProxyFloor run; -short gives the
@@ -82,9 +81,10 @@ func benchFloor(b *testing.B, service time.Duration) {
 	bare := httptest.NewServer(bareProxy)
 	defer bare.Close()
 
-	header, closeHeader := floorAuditProxy(b, dir, "header", upstream)
+	logSyncs := &syncSamples{}
+	header, closeHeader := floorAuditProxy(b, dir, "header", upstream, logSyncs)
 	defer closeHeader()
-	jwt, closeJWT := floorAuditProxy(b, dir, "jwt", upstream)
+	jwt, closeJWT := floorAuditProxy(b, dir, "jwt", upstream, logSyncs)
 	defer closeJWT()
 	targets := []floorTarget{{name: "bare", srv: bare, set: func(*http.Request) {}}, header, jwt}
 
@@ -114,8 +114,9 @@ func benchFloor(b *testing.B, service time.Duration) {
 	}
 
 	b.ResetTimer()
-	fsync := fsyncLatencies(b, dir, sz.fsyncSamples)
+	fsync := benchutil.FsyncLatencies(b, dir, sz.fsyncSamples)
 
+	logSyncs.reset()
 	c1 := make([][]time.Duration, len(targets))
 	for round := range sz.rounds {
 		// Each round starts at another target, so that none always follows
@@ -130,44 +131,49 @@ func benchFloor(b *testing.B, service time.Duration) {
 		}
 	}
 
+	c1Syncs := logSyncs.reset()
 	c64 := make([][]time.Duration, len(targets))
 	n := make([]int64, len(targets))
 	elapsed := make([]time.Duration, len(targets))
 	for range sz.phases {
 		for i, t := range targets {
-			lat, d := closedLoop(b, benchConcurrency, sz.phase, func() (time.Duration, error) { return get(t) })
+			lat, d := benchutil.ClosedLoop(b, benchConcurrency, sz.phase, func() (time.Duration, error) { return get(t) })
 			c64[i], n[i], elapsed[i] = append(c64[i], lat...), n[i]+int64(len(lat)), elapsed[i]+d
 		}
 	}
 	b.StopTimer()
 
-	fsyncP50 := percentile(fsync, 50)
-	b.ReportMetric(us(fsyncP50), "fsync-p50-µs")
-	b.ReportMetric(us(percentile(fsync, 99)), "fsync-p99-µs")
+	fsyncP50 := benchutil.Percentile(fsync, 50)
+	b.ReportMetric(benchutil.Micros(fsyncP50), "fsync-p50-µs")
+	b.ReportMetric(benchutil.Micros(benchutil.Percentile(fsync, 99)), "fsync-p99-µs")
+	logSyncP50 := benchutil.Percentile(c1Syncs, 50)
+	b.ReportMetric(benchutil.Micros(logSyncP50), "c1-log-fsync-p50-µs")
+	b.ReportMetric(float64(len(c1Syncs))/float64(2*sz.rounds), "c1-log-fsyncs-per-request")
 	var table strings.Builder
-	fmt.Fprintf(&table, "upstream %v, fsync p50 %.0f µs, p99 %.0f µs\n", service, us(fsyncP50), us(percentile(fsync, 99)))
+	fmt.Fprintf(&table, "upstream %v, fsync p50 %.0f µs, p99 %.0f µs (probe); the logs' own fsyncs at c1: p50 %.0f µs, %.2f per audited request\n", service,
+		benchutil.Micros(fsyncP50), benchutil.Micros(benchutil.Percentile(fsync, 99)), benchutil.Micros(logSyncP50), float64(len(c1Syncs))/float64(2*sz.rounds))
 	fmt.Fprintf(&table, "%-8s %-6s %10s %10s %14s %14s %12s %10s\n", "target", "conc", "p50 µs", "p99 µs", "p50 added µs", "p99 added µs", "req/s", "of bare")
 	rate := func(i int) float64 { return float64(n[i]) / elapsed[i].Seconds() }
 	for _, conc := range []struct {
 		name string
 		lat  [][]time.Duration
 	}{{"c1", c1}, {"c64", c64}} {
-		bp50, bp99 := percentile(conc.lat[0], 50), percentile(conc.lat[0], 99)
-		b.ReportMetric(us(bp50), conc.name+"-bare-p50-µs")
+		bp50, bp99 := benchutil.Percentile(conc.lat[0], 50), benchutil.Percentile(conc.lat[0], 99)
+		b.ReportMetric(benchutil.Micros(bp50), conc.name+"-bare-p50-µs")
 		for i, t := range targets {
-			p50, p99 := percentile(conc.lat[i], 50), percentile(conc.lat[i], 99)
+			p50, p99 := benchutil.Percentile(conc.lat[i], 50), benchutil.Percentile(conc.lat[i], 99)
 			reqs, share := "", ""
 			if conc.name == "c64" {
 				reqs, share = fmt.Sprintf("%.0f", rate(i)), fmt.Sprintf("%.1f %%", 100*rate(i)/rate(0))
 			}
-			fmt.Fprintf(&table, "%-8s %-6s %10.0f %10.0f %14.0f %14.0f %12s %10s\n", t.name, conc.name, us(p50), us(p99), us(p50-bp50), us(p99-bp99), reqs, share)
+			fmt.Fprintf(&table, "%-8s %-6s %10.0f %10.0f %14.0f %14.0f %12s %10s\n", t.name, conc.name, benchutil.Micros(p50), benchutil.Micros(p99), benchutil.Micros(p50-bp50), benchutil.Micros(p99-bp99), reqs, share)
 			if i == 0 {
 				continue
 			}
-			b.ReportMetric(us(p50-bp50), fmt.Sprintf("%s-%s-p50-added-µs", conc.name, t.name))
-			b.ReportMetric(us(p99-bp99), fmt.Sprintf("%s-%s-p99-added-µs", conc.name, t.name))
+			b.ReportMetric(benchutil.Micros(p50-bp50), fmt.Sprintf("%s-%s-p50-added-µs", conc.name, t.name))
+			b.ReportMetric(benchutil.Micros(p99-bp99), fmt.Sprintf("%s-%s-p99-added-µs", conc.name, t.name))
 		}
-		b.ReportMetric(us(percentile(conc.lat[2], 50)-percentile(conc.lat[1], 50)), conc.name+"-jwt-over-header-p50-µs")
+		b.ReportMetric(benchutil.Micros(benchutil.Percentile(conc.lat[2], 50)-benchutil.Percentile(conc.lat[1], 50)), conc.name+"-jwt-over-header-p50-µs")
 	}
 	b.ReportMetric(rate(0), "c64-bare-req/s")
 	b.ReportMetric(100*rate(1)/rate(0), "c64-header-throughput-%")
@@ -175,12 +181,33 @@ func benchFloor(b *testing.B, service time.Duration) {
 	b.Log(strings.TrimRight(table.String(), "\n"))
 }
 
+// syncSamples collects the durations of the audit logs' own fsyncs.
+type syncSamples struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (s *syncSamples) add(d time.Duration) {
+	s.mu.Lock()
+	s.d = append(s.d, d)
+	s.mu.Unlock()
+}
+
+// reset returns the samples so far and starts anew.
+func (s *syncSamples) reset() []time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.d
+	s.d = nil
+	return d
+}
+
 // floorAuditProxy is the audit proxy in front of upstream with its audit log
 // in dir, identity by trusted-proxy header or by a JWT verified against
 // static keys.
-func floorAuditProxy(b *testing.B, dir, identity string, upstream *url.URL) (floorTarget, func()) {
+func floorAuditProxy(b *testing.B, dir, identity string, upstream *url.URL, syncs *syncSamples) (floorTarget, func()) {
 	keys := newTestKeys(b)
-	w, err := auditlog.NewWriter(auditlog.Options{Path: filepath.Join(dir, identity+".jsonl"), SigningKey: keys.signing})
+	w, err := auditlog.NewWriter(auditlog.Options{Path: filepath.Join(dir, identity+".jsonl"), SigningKey: keys.signing, ObserveSync: syncs.add})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -217,59 +244,6 @@ func floorAuditProxy(b *testing.B, dir, identity string, upstream *url.URL) (flo
 			b.Error(err)
 		}
 	}
-}
-
-// fsyncLatencies times an append of 700 bytes and os.File.Sync, n times, on
-// a file in dir.
-func fsyncLatencies(b *testing.B, dir string, n int) []time.Duration {
-	f, err := os.Create(filepath.Join(dir, "fsync"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = f.Close() }()
-	lat := make([]time.Duration, 0, n)
-	line := make([]byte, 700)
-	for range n {
-		_, _ = f.Write(line)
-		t0 := time.Now()
-		if err := f.Sync(); err != nil {
-			b.Fatal(err)
-		}
-		lat = append(lat, time.Since(t0))
-	}
-	return lat
-}
-
-// closedLoop runs c clients calling call for phase and returns the latency
-// of every completed call and the time taken.
-func closedLoop(b *testing.B, c int, phase time.Duration, call func() (time.Duration, error)) ([]time.Duration, time.Duration) {
-	var mu sync.Mutex
-	var all []time.Duration
-	var failed atomic.Bool
-	var wg sync.WaitGroup
-	start := time.Now()
-	deadline := start.Add(phase)
-	for range c {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var mine []time.Duration
-			for time.Now().Before(deadline) && !failed.Load() {
-				d, err := call()
-				if err != nil {
-					failed.Store(true)
-					b.Error(err)
-					break
-				}
-				mine = append(mine, d)
-			}
-			mu.Lock()
-			all = append(all, mine...)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	return all, time.Since(start)
 }
 
 // BenchmarkTokenIdentity is the cost of the identity of one bearer request:

@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,6 +19,7 @@ import (
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 	"github.com/dossierguard/dossierguard/internal/accesspolicy"
 	"github.com/dossierguard/dossierguard/internal/auditlog"
+	"github.com/dossierguard/dossierguard/internal/benchutil"
 )
 
 // The benchmark's sizes: bounded, so that one run takes about half a minute
@@ -99,23 +99,9 @@ func BenchmarkAuditProxy(b *testing.B) {
 // and with 64 (group commit).
 func benchDisk(b *testing.B) {
 	dir := b.TempDir()
-	f, err := os.Create(filepath.Join(dir, "fsync"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = f.Close() }()
-	lat := make([]time.Duration, 0, benchFsyncSamples)
-	line := make([]byte, 700)
-	for range benchFsyncSamples {
-		_, _ = f.Write(line)
-		t0 := time.Now()
-		if err := f.Sync(); err != nil {
-			b.Fatal(err)
-		}
-		lat = append(lat, time.Since(t0))
-	}
-	b.ReportMetric(us(percentile(lat, 50)), "fsync-p50-µs")
-	b.ReportMetric(us(percentile(lat, 99)), "fsync-p99-µs")
+	lat := benchutil.FsyncLatencies(b, dir, benchFsyncSamples)
+	b.ReportMetric(benchutil.Micros(benchutil.Percentile(lat, 50)), "fsync-p50-µs")
+	b.ReportMetric(benchutil.Micros(benchutil.Percentile(lat, 99)), "fsync-p99-µs")
 
 	keys := newTestKeys(b)
 	for _, c := range []int{1, benchConcurrency} {
@@ -279,24 +265,24 @@ func benchProxy(b *testing.B, mode benchMode) {
 	var directT, proxiedT time.Duration
 	eventsBefore := sink.n.Load()
 	for range benchPhases {
-		n, d := throughput(b, benchConcurrency, func() error { return get(app.URL) })
+		n, d := benchutil.Throughput(b, benchConcurrency, benchPhase, func() error { return get(app.URL) })
 		directN, directT = directN+n, directT+d
-		n, d = throughput(b, benchConcurrency, func() error { return get(proxy.URL) })
+		n, d = benchutil.Throughput(b, benchConcurrency, benchPhase, func() error { return get(proxy.URL) })
 		proxiedN, proxiedT = proxiedN+n, proxiedT+d
 	}
 	p.Wait() // completion events still being appended count too
 	events := sink.n.Load() - eventsBefore
 	b.StopTimer()
 
-	p50d, p50p := percentile(direct, 50), percentile(proxied, 50)
-	p99d, p99p := percentile(direct, 99), percentile(proxied, 99)
+	p50d, p50p := benchutil.Percentile(direct, 50), benchutil.Percentile(proxied, 50)
+	p99d, p99p := benchutil.Percentile(direct, 99), benchutil.Percentile(proxied, 99)
 	directRate, proxiedRate := float64(directN)/directT.Seconds(), float64(proxiedN)/proxiedT.Seconds()
-	b.ReportMetric(us(p50d), "p50-direct-µs")
-	b.ReportMetric(us(p50p), "p50-proxied-µs")
-	b.ReportMetric(us(p50p-p50d), "p50-added-µs")
-	b.ReportMetric(us(p99d), "p99-direct-µs")
-	b.ReportMetric(us(p99p), "p99-proxied-µs")
-	b.ReportMetric(us(p99p-p99d), "p99-added-µs")
+	b.ReportMetric(benchutil.Micros(p50d), "p50-direct-µs")
+	b.ReportMetric(benchutil.Micros(p50p), "p50-proxied-µs")
+	b.ReportMetric(benchutil.Micros(p50p-p50d), "p50-added-µs")
+	b.ReportMetric(benchutil.Micros(p99d), "p99-direct-µs")
+	b.ReportMetric(benchutil.Micros(p99p), "p99-proxied-µs")
+	b.ReportMetric(benchutil.Micros(p99p-p99d), "p99-added-µs")
 	b.ReportMetric(directRate, "direct-req/s")
 	b.ReportMetric(proxiedRate, "proxied-req/s")
 	b.ReportMetric(100*proxiedRate/directRate, "throughput-%")
@@ -404,14 +390,14 @@ func benchSharing(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	ps, pw, pc, pr := percentile(series[0], 50), percentile(series[1], 50), percentile(series[2], 50), percentile(series[3], 50)
-	b.ReportMetric(us(ps), "p50-staff-µs")
-	b.ReportMetric(us(pw), "p50-partner-warm-µs")
-	b.ReportMetric(us(pw-ps), "p50-partner-added-µs")
-	b.ReportMetric(us(pc), "p50-partner-cold-µs")
-	b.ReportMetric(us(pc-pw), "p50-cold-added-µs")
-	b.ReportMetric(us(pr), "p50-consent-roundtrip-µs")
-	b.ReportMetric(us(percentile(series[1], 99)-percentile(series[0], 99)), "p99-partner-added-µs")
+	ps, pw, pc, pr := benchutil.Percentile(series[0], 50), benchutil.Percentile(series[1], 50), benchutil.Percentile(series[2], 50), benchutil.Percentile(series[3], 50)
+	b.ReportMetric(benchutil.Micros(ps), "p50-staff-µs")
+	b.ReportMetric(benchutil.Micros(pw), "p50-partner-warm-µs")
+	b.ReportMetric(benchutil.Micros(pw-ps), "p50-partner-added-µs")
+	b.ReportMetric(benchutil.Micros(pc), "p50-partner-cold-µs")
+	b.ReportMetric(benchutil.Micros(pc-pw), "p50-cold-added-µs")
+	b.ReportMetric(benchutil.Micros(pr), "p50-consent-roundtrip-µs")
+	b.ReportMetric(benchutil.Micros(benchutil.Percentile(series[1], 99)-benchutil.Percentile(series[0], 99)), "p99-partner-added-µs")
 }
 
 // benchScaling measures proxied and direct throughput at rising
@@ -422,9 +408,9 @@ func benchScaling(b *testing.B) {
 	defer s.close(b)
 	b.ResetTimer()
 	for _, c := range []int{1, 8, 64, 256} {
-		dn, dt := throughput(b, c, func() error { return s.get(s.app.URL) })
+		dn, dt := benchutil.Throughput(b, c, benchPhase, func() error { return s.get(s.app.URL) })
 		before := s.sink.n.Load()
-		pn, pt := throughput(b, c, func() error { return s.get(s.proxy.URL) })
+		pn, pt := benchutil.Throughput(b, c, benchPhase, func() error { return s.get(s.proxy.URL) })
 		s.p.Wait()
 		events := s.sink.n.Load() - before
 		direct, proxied := float64(dn)/dt.Seconds(), float64(pn)/pt.Seconds()
@@ -433,36 +419,3 @@ func benchScaling(b *testing.B) {
 		b.ReportMetric(float64(events)/pt.Seconds(), fmt.Sprintf("c%d-durable-events/s", c))
 	}
 }
-
-// throughput runs c clients for benchPhase and returns the requests
-// completed and the time taken.
-func throughput(b *testing.B, c int, call func() error) (int64, time.Duration) {
-	var n atomic.Int64
-	var wg sync.WaitGroup
-	start := time.Now()
-	deadline := start.Add(benchPhase)
-	for range c {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for time.Now().Before(deadline) {
-				if err := call(); err != nil {
-					b.Error(err)
-					return
-				}
-				n.Add(1)
-			}
-		}()
-	}
-	wg.Wait()
-	return n.Load(), time.Since(start)
-}
-
-func percentile(d []time.Duration, p int) time.Duration {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	i := (len(s)*p+99)/100 - 1
-	return s[max(0, min(i, len(s)-1))]
-}
-
-func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

@@ -17,9 +17,16 @@
 //     break-glass roles count only with a stated reason;
 //  3. appends the decision to the audit log and waits until it is durable
 //     (written and fsynced) before forwarding; when that fails the request
-//     is refused with 503 and never reaches the application;
+//     is refused with 503 and never reaches the application. A safe request
+//     (GET, HEAD or OPTIONS on a read route) is forwarded while its decision
+//     is being made durable, and nothing of its response (no 1xx, status,
+//     header or byte of body) leaves before it is; when that fails the
+//     client gets 503 and nothing of the application's response
+//     (durability.go);
 //  4. appends a completion event with the same operation id, the response
-//     status and the duration once the application has answered.
+//     status and the duration once the application has answered and the
+//     decision is durable; in the background it rides the audit log's next
+//     commit (auditlog.WithDeferredCommit).
 //
 // Denied requests (401, 403) are recorded too, as one event each, under the
 // processing activity the request would have fallen under (the route's,

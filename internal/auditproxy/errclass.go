@@ -45,8 +45,10 @@ func errorClass(err error) string {
 		return "connection closed before a complete response"
 	case errors.As(err, &opErr) && opErr.Op == "dial":
 		return "dial failed"
-	case errors.Is(err, errCompletionNotRecorded):
-		return errCompletionNotRecorded.Error()
+	case errors.Is(err, ErrCompletionNotRecorded):
+		return ErrCompletionNotRecorded.Error()
+	case errors.Is(err, ErrDecisionNotRecorded):
+		return ErrDecisionNotRecorded.Error()
 	}
 	return "malformed or unexpected response (details withheld: they can quote the response)"
 }

@@ -90,8 +90,8 @@ type Proxy struct {
 	requests    SubjectRequestSource
 	now         func() time.Time
 	audit       EventSink
+	record      *Recorder
 	key         []byte
-	sync        bool
 	log         *slog.Logger
 	metrics     *proxyMetrics
 	rp          *httputil.ReverseProxy
@@ -130,7 +130,6 @@ func New(opts Options) (*Proxy, error) {
 		requests:    opts.SubjectRequests,
 		now:         opts.Now,
 		key:         opts.PseudonymKey,
-		sync:        opts.SyncCompletion,
 		log:         opts.Logger,
 	}
 	if p.log == nil {
@@ -138,6 +137,7 @@ func New(opts Options) (*Proxy, error) {
 	}
 	p.metrics = newProxyMetricsWith(opts.Backlog)
 	p.audit = p.metrics.Metered(opts.Audit)
+	p.record = NewRecorder(p.audit, opts.SyncCompletion, p.log, &p.inflight)
 	if opts.Consents != nil {
 		p.consents = MeteredConsents(opts.Consents, p.metrics.consents, p.storeName)
 	}
@@ -177,7 +177,7 @@ func New(opts Options) (*Proxy, error) {
 		Transport:      transport,
 		BufferPool:     copyBuffers{},
 		ModifyResponse: p.modifyResponse,
-		ErrorHandler:   p.upstreamError,
+		ErrorHandler:   p.proxyError,
 		// Its messages can hold the upstream URL, with a dossier id in it;
 		// upstreamError logs what matters.
 		ErrorLog: log.New(io.Discard, "", 0),
@@ -210,15 +210,16 @@ func (copyBuffers) Put(b []byte) { copyBufferPool.Put(&b) }
 
 // requestState travels with an allowed request to ModifyResponse.
 type requestState struct {
-	ev auditlog.Event
+	Completion
+	// held is the client's response while the decision is being made
+	// durable (a safe request); nil when it was durable before forwarding.
+	held *HeldResponse
 	// forward are the headers the application receives exactly as the
 	// proxy decided on them, after hop-by-hop processing.
 	forward http.Header
 	// records filters the response of a route without {dossier} that
 	// declares records; nil for every other route.
-	records   *recordsFilter
-	start     time.Time
-	completed atomic.Bool
+	records *recordsFilter
 }
 
 // recordsFilter is how the response of a records route is filtered: the
@@ -230,8 +231,10 @@ type recordsFilter struct {
 
 type stateKey struct{}
 
-// ServeHTTP identifies, authorises and records the request, and forwards it
-// only once its decision event is durable.
+// ServeHTTP identifies, authorises and records the request. It forwards an
+// unsafe request only once its decision event is durable; a safe one
+// (OverlapsDurability) while its decision is being made durable, holding
+// every byte of the response until it is.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.inflight.Add(1)
 	defer p.inflight.Done()
@@ -290,13 +293,18 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ev.BreakGlass, ev.BreakGlassReason = true, reason
 	}
 	ev.Duration = time.Since(start)
-	if err := p.audit.Append(r.Context(), ev); err != nil {
-		p.auditFailed(w, r, prob, err)
+	st := &requestState{Completion: Completion{Event: ev, Start: start}, forward: http.Header{}, records: records}
+	recorded := func() { p.metrics.decided(pol.Doc.Store, ev.Route, ev.Outcome, allowedReason(dec), prob.activity) }
+	w, wait, ok := p.recordDecision(w, r, st, prob, !tunnel && OverlapsDurability(r.Method, m.Route.Action))
+	if !ok {
 		return
 	}
-	p.metrics.decided(pol.Doc.Store, ev.Route, ev.Outcome, allowedReason(dec), prob.activity)
+	defer func() {
+		if wait() == nil {
+			recorded()
+		}
+	}()
 
-	st := &requestState{ev: ev, start: start, forward: http.Header{}, records: records}
 	st.forward.Set(TraceparentHeader, tc.traceparent(ev.OperationID))
 	for _, h := range p.auth.decisionHeaders() {
 		if v := r.Header[h]; len(v) > 0 {
@@ -515,21 +523,58 @@ func sourceOf(r *http.Request) string {
 
 // auditFailed answers 503 when an event could not be recorded.
 func (p *Proxy) auditFailed(w http.ResponseWriter, r *http.Request, prob *Problem, err error) {
+	p.refuseUnrecorded(w, r, prob, err, "the request could not be recorded in the audit log, so it was not forwarded")
+}
+
+// refuseUnrecorded answers 503 audit-unavailable with detail.
+func (p *Proxy) refuseUnrecorded(w http.ResponseWriter, r *http.Request, prob *Problem, err error, detail string) {
 	if r.Context().Err() == nil {
 		p.log.Error("audit event not recorded; refusing the request", "operationID", prob.OperationID, "error", err.Error())
 	}
 	prob.Type, prob.Title, prob.Status = ProblemAuditUnavailable, "Audit log unavailable", http.StatusServiceUnavailable
-	prob.Detail = "the request could not be recorded in the audit log, so it was not forwarded"
+	prob.Detail = detail
 	prob.MissingCategories, prob.MissingActivities, prob.BreakGlassHeader = nil, nil, ""
 	writeProblem(w, prob)
 }
 
+// recordDecision appends the decision event of an allowed request. With
+// overlap (a safe request, while the log has not failed) it only starts the
+// append and returns the writer that holds the response until the event is
+// durable; otherwise it waits, and answers 503 (ok false) when the event
+// could not be recorded. wait returns the outcome of the append.
+func (p *Proxy) recordDecision(w http.ResponseWriter, r *http.Request, st *requestState, prob *Problem, overlap bool) (_ http.ResponseWriter, wait func() error, ok bool) {
+	// A log already known to have failed would refuse the event: such a
+	// request is not forwarded at all.
+	if overlap && p.audit.Err() == nil {
+		decision := p.record.Begin(r.Context(), st.Event)
+		st.held = NewHeldResponse(w, decision, func(w http.ResponseWriter, err error) { p.heldRefused(w, r, prob, err) })
+		return st.held, decision.Wait, true
+	}
+	if err := p.audit.Append(r.Context(), st.Event); err != nil {
+		p.auditFailed(w, r, prob, err)
+		return w, nil, false
+	}
+	return w, func() error { return nil }, true
+}
+
+// heldRefused answers 503 for a safe request whose decision event could not
+// be recorded while it was being forwarded: nothing of the application's
+// response is sent.
+func (p *Proxy) heldRefused(w http.ResponseWriter, r *http.Request, prob *Problem, err error) {
+	refusal := &Problem{OperationID: prob.OperationID, TraceID: prob.TraceID}
+	p.refuseUnrecorded(w, r, refusal, err, "the request could not be recorded in the audit log, so nothing of the application's response was sent")
+}
+
 // modifyResponse records the completion of an allowed request once the
-// application's response headers have arrived.
+// application's response headers have arrived, and the decision is durable.
 func (p *Proxy) modifyResponse(resp *http.Response) error {
 	st, _ := resp.Request.Context().Value(stateKey{}).(*requestState)
 	if st == nil {
 		return nil
+	}
+	if st.held != nil && !st.held.Release() {
+		_ = resp.Body.Close()
+		return ErrDecisionNotRecorded
 	}
 	if st.records != nil {
 		if err := filterResponse(resp, st); err != nil {
@@ -567,37 +612,23 @@ func filterResponse(resp *http.Response, st *requestState) error {
 	for _, k := range []string{"Content-Encoding", "Etag", "Content-Md5", "Digest", "Content-Digest", "Repr-Digest", "Accept-Ranges", "Trailer"} {
 		h.Del(k)
 	}
-	st.ev.ItemsWithheld = withheld
+	st.Event.ItemsWithheld = withheld
 	return nil
 }
 
-// errCompletionNotRecorded stops a response whose completion event failed
-// (SyncCompletion only).
-var errCompletionNotRecorded = errors.New("completion event not recorded")
-
 // complete appends the completion event of an allowed request, once.
 func (p *Proxy) complete(st *requestState, status int) error {
-	if !st.completed.CompareAndSwap(false, true) {
-		return nil
+	return p.record.Complete(&st.Completion, status)
+}
+
+// proxyError is the reverse proxy's error handler: a held response whose
+// decision was not recorded has had its 503; every other error is
+// upstreamError's.
+func (p *Proxy) proxyError(w http.ResponseWriter, out *http.Request, err error) {
+	if st, _ := out.Context().Value(stateKey{}).(*requestState); st != nil && st.held != nil && !st.held.Release() {
+		return
 	}
-	ev := st.ev
-	ev.Status = status
-	ev.Duration = time.Since(st.start)
-	if p.sync {
-		if err := p.audit.Append(context.Background(), ev); err != nil {
-			p.log.Error("completion event not recorded", "operationID", ev.OperationID, "error", err.Error())
-			return errCompletionNotRecorded
-		}
-		return nil
-	}
-	p.inflight.Add(1)
-	go func() {
-		defer p.inflight.Done()
-		if err := p.audit.Append(context.Background(), ev); err != nil {
-			p.log.Error("completion event not recorded", "operationID", ev.OperationID, "error", err.Error())
-		}
-	}()
-	return nil
+	p.upstreamError(w, out, err)
 }
 
 // upstreamError answers when the application could not be reached, and
@@ -607,7 +638,7 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, out *http.Request, err erro
 	prob := &Problem{Type: ProblemUpstreamUnavailable, Title: "Application unavailable", Status: http.StatusBadGateway,
 		Detail: "the application behind the audit proxy did not answer"}
 	if st != nil {
-		prob.OperationID, prob.TraceID, prob.Route, prob.Action = st.ev.OperationID, st.ev.TraceID, st.ev.Route, string(st.ev.Action)
+		prob.OperationID, prob.TraceID, prob.Route, prob.Action = st.Event.OperationID, st.Event.TraceID, st.Event.Route, string(st.Event.Action)
 	}
 	if errors.Is(err, errOverrideInBody) {
 		// Found while the body was being forwarded: the application got
@@ -634,7 +665,7 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, out *http.Request, err erro
 		writeProblem(w, prob)
 		return
 	}
-	if errors.Is(err, errCompletionNotRecorded) {
+	if errors.Is(err, ErrCompletionNotRecorded) {
 		prob.Type, prob.Title, prob.Status = ProblemAuditUnavailable, "Audit log unavailable", http.StatusServiceUnavailable
 		prob.Detail = "the application answered, but its completion could not be recorded in the audit log"
 		prob.Route, prob.Action = "", ""

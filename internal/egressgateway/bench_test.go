@@ -13,14 +13,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/dossierguard/dossierguard/internal/auditlog"
+	"github.com/dossierguard/dossierguard/internal/benchutil"
 )
 
 // The benchmark's sizes: bounded, so that one run takes well under a
@@ -135,7 +134,7 @@ func benchGateway(b *testing.B, syncCompletion, tmpfs bool) {
 			}
 		}
 	}
-	fsync := fsyncLatencies(b)
+	fsync := benchutil.FsyncLatencies(b, b.TempDir(), benchFsyncSamples)
 
 	b.ResetTimer()
 	lat := make([][]time.Duration, len(kinds))
@@ -153,7 +152,7 @@ func benchGateway(b *testing.B, syncCompletion, tmpfs bool) {
 	var gatewayTime time.Duration
 	for range benchPhases {
 		for i, k := range kinds {
-			n, d := throughput(b, benchConcurrency, k.do)
+			n, d := benchutil.Throughput(b, benchConcurrency, benchPhase, k.do)
 			rate[i] += float64(n) / d.Seconds() / benchPhases
 			if k.name == "gateway" {
 				gatewayTime += d
@@ -167,18 +166,18 @@ func benchGateway(b *testing.B, syncCompletion, tmpfs bool) {
 	}
 
 	for i, k := range kinds {
-		b.ReportMetric(us(percentile(lat[i], 50)), "p50-"+k.name+"-µs")
-		b.ReportMetric(us(percentile(lat[i], 99)), "p99-"+k.name+"-µs")
+		b.ReportMetric(benchutil.Micros(benchutil.Percentile(lat[i], 50)), "p50-"+k.name+"-µs")
+		b.ReportMetric(benchutil.Micros(benchutil.Percentile(lat[i], 99)), "p99-"+k.name+"-µs")
 		b.ReportMetric(rate[i], k.name+"-req/s")
 	}
-	b.ReportMetric(us(percentile(lat[2], 50)-percentile(lat[0], 50)), "p50-added-µs")
-	b.ReportMetric(us(percentile(lat[2], 99)-percentile(lat[0], 99)), "p99-added-µs")
-	b.ReportMetric(us(percentile(lat[2], 50)-percentile(lat[1], 50)), "p50-added-over-bare-µs")
+	b.ReportMetric(benchutil.Micros(benchutil.Percentile(lat[2], 50)-benchutil.Percentile(lat[0], 50)), "p50-added-µs")
+	b.ReportMetric(benchutil.Micros(benchutil.Percentile(lat[2], 99)-benchutil.Percentile(lat[0], 99)), "p99-added-µs")
+	b.ReportMetric(benchutil.Micros(benchutil.Percentile(lat[2], 50)-benchutil.Percentile(lat[1], 50)), "p50-added-over-bare-µs")
 	b.ReportMetric(100*rate[2]/rate[0], "throughput-%-of-direct")
 	b.ReportMetric(100*rate[2]/rate[1], "throughput-%-of-bare")
 	b.ReportMetric(float64(events.Load()-eventsBefore)/gatewayTime.Seconds(), "durable-events/s")
-	b.ReportMetric(us(percentile(fsync, 50)), "fsync-p50-µs")
-	b.ReportMetric(us(percentile(fsync, 99)), "fsync-p99-µs")
+	b.ReportMetric(benchutil.Micros(benchutil.Percentile(fsync, 50)), "fsync-p50-µs")
+	b.ReportMetric(benchutil.Micros(benchutil.Percentile(fsync, 99)), "fsync-p99-µs")
 }
 
 // newTestPartnerDiscarding is a partner like newTestPartner that keeps
@@ -214,54 +213,3 @@ func (c *countingSink) Append(ctx context.Context, ev auditlog.Event) error {
 }
 
 func (c *countingSink) Err() error { return c.w.Err() }
-
-func fsyncLatencies(b *testing.B) []time.Duration {
-	f, err := os.Create(filepath.Join(b.TempDir(), "fsync"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = f.Close() }()
-	line := make([]byte, 700)
-	lat := make([]time.Duration, 0, benchFsyncSamples)
-	for range benchFsyncSamples {
-		_, _ = f.Write(line)
-		t0 := time.Now()
-		if err := f.Sync(); err != nil {
-			b.Fatal(err)
-		}
-		lat = append(lat, time.Since(t0))
-	}
-	return lat
-}
-
-// throughput runs do from c goroutines for benchPhase and returns how many
-// succeeded and how long it took.
-func throughput(b *testing.B, c int, do func() error) (int64, time.Duration) {
-	var n atomic.Int64
-	deadline := time.Now().Add(benchPhase)
-	start := time.Now()
-	var wg sync.WaitGroup
-	for range c {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for time.Now().Before(deadline) {
-				if err := do(); err != nil {
-					b.Error(err)
-					return
-				}
-				n.Add(1)
-			}
-		}()
-	}
-	wg.Wait()
-	return n.Load(), time.Since(start)
-}
-
-func percentile(d []time.Duration, p int) time.Duration {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	return s[(len(s)-1)*p/100]
-}
-
-func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

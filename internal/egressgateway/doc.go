@@ -19,8 +19,10 @@
 //     AuthoriseSharing, fail closed); the dossier is neither restricted
 //     nor objected to;
 //  4. the decision is appended to the hash-chained audit log (and shipped
-//     to the logbook) and is durable; if it cannot be, nothing leaves
-//     (503);
+//     to the logbook) and is durable, whatever the method: the outbound
+//     request is itself the disclosure, so unlike the audit proxy the
+//     gateway never overlaps it with the append; if it cannot be, nothing
+//     leaves (503);
 //  5. the request goes to the partner over TLS that the gateway originates,
 //     verifying the partner's certificate against the agreement's CA bundle
 //     and presenting its client certificate, both read from mounted files

@@ -82,8 +82,8 @@ type Gateway struct {
 	requests   auditproxy.SubjectRequestSource
 	transports *PartnerTransports
 	audit      auditproxy.EventSink
+	record     *auditproxy.Recorder
 	key        []byte
-	sync       bool
 	now        func() time.Time
 	log        *slog.Logger
 	metrics    *gatewayMetrics
@@ -109,7 +109,7 @@ func New(opts Options) (*Gateway, error) {
 		return nil, fmt.Errorf("egress gateway: %w", err)
 	}
 	g := &Gateway{policies: opts.Policies, callers: opts.Callers, consents: opts.Consents, requests: opts.SubjectRequests,
-		transports: opts.Transports, audit: opts.Audit, key: opts.PseudonymKey, sync: opts.SyncCompletion, now: opts.Now, log: opts.Logger}
+		transports: opts.Transports, audit: opts.Audit, key: opts.PseudonymKey, now: opts.Now, log: opts.Logger}
 	if g.now == nil {
 		g.now = time.Now
 	}
@@ -119,6 +119,7 @@ func New(opts Options) (*Gateway, error) {
 	g.metrics = newGatewayMetrics(opts.Backlog)
 	g.audit = g.metrics.Metered(opts.Audit)
 	g.consents = consentsOf(opts.Consents, g.metrics, g.policies.Current)
+	g.record = auditproxy.NewRecorder(g.audit, opts.SyncCompletion, g.log, &g.inflight)
 	g.rp = &httputil.ReverseProxy{
 		Rewrite:        rewrite,
 		Transport:      meteredTransport{m: g.metrics},
@@ -132,14 +133,12 @@ func New(opts Options) (*Gateway, error) {
 
 // requestState travels with an allowed request to the partner.
 type requestState struct {
-	ev        auditlog.Event
-	store     string
-	start     time.Time
+	auditproxy.Completion
+	store string
 	out       Outbound
 	transport http.RoundTripper
 	// traceparent is the header the partner receives.
 	traceparent string
-	completed   atomic.Bool
 }
 
 type stateKey struct{}
@@ -177,7 +176,11 @@ func (stateTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return st.transport.RoundTrip(r)
 }
 
-// ServeHTTP decides, records and forwards one outbound request.
+// ServeHTTP decides, records and forwards one outbound request. Every
+// outbound request, whatever its method, is sent only once its decision
+// event is durable: the request itself is the disclosure to the partner (its
+// path names the dossier), so it is not overlapped with the append as the
+// audit proxy does for safe requests to the store's own application.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.inflight.Add(1)
 	defer g.inflight.Done()
@@ -231,7 +234,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.metrics.decided(pol.Doc.Store, &ev, auditproxy.ReasonAgreement)
-	st := &requestState{ev: ev, store: pol.Doc.Store, start: start, out: out, transport: transport, traceparent: tr.Traceparent(ev.OperationID)}
+	st := &requestState{Completion: auditproxy.Completion{Event: ev, Start: start}, store: pol.Doc.Store, out: out, transport: transport, traceparent: tr.Traceparent(ev.OperationID)}
 	g.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
 }
 
@@ -357,30 +360,9 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 	return g.complete(st, resp.StatusCode)
 }
 
-var errCompletionNotRecorded = errors.New("completion event not recorded")
-
 // complete appends the completion event of an allowed request, once.
 func (g *Gateway) complete(st *requestState, status int) error {
-	if !st.completed.CompareAndSwap(false, true) {
-		return nil
-	}
-	ev := st.ev
-	ev.Status, ev.Duration = status, time.Since(st.start)
-	if g.sync {
-		if err := g.audit.Append(context.Background(), ev); err != nil {
-			g.log.Error("completion event not recorded", "operationID", ev.OperationID, "error", err.Error())
-			return errCompletionNotRecorded
-		}
-		return nil
-	}
-	g.inflight.Add(1)
-	go func() {
-		defer g.inflight.Done()
-		if err := g.audit.Append(context.Background(), ev); err != nil {
-			g.log.Error("completion event not recorded", "operationID", ev.OperationID, "error", err.Error())
-		}
-	}()
-	return nil
+	return g.record.Complete(&st.Completion, status)
 }
 
 // partnerError answers 502 when the partner could not be reached or its
@@ -390,9 +372,9 @@ func (g *Gateway) partnerError(w http.ResponseWriter, out *http.Request, err err
 	prob := &auditproxy.Problem{Type: ProblemPartnerUnavailable, Title: "Partner unavailable", Status: http.StatusBadGateway,
 		Detail: "the partner did not answer, or its TLS certificate is not trusted by the agreement's CA bundle"}
 	if st != nil {
-		prob.OperationID, prob.TraceID, prob.Route, prob.Action = st.ev.OperationID, st.ev.TraceID, st.ev.Route, string(st.ev.Action)
+		prob.OperationID, prob.TraceID, prob.Route, prob.Action = st.Event.OperationID, st.Event.TraceID, st.Event.Route, string(st.Event.Action)
 	}
-	if errors.Is(err, errCompletionNotRecorded) {
+	if errors.Is(err, auditproxy.ErrCompletionNotRecorded) {
 		prob.Type, prob.Title, prob.Status = auditproxy.ProblemAuditUnavailable, "Audit log unavailable", http.StatusServiceUnavailable
 		prob.Detail = "the partner answered, but the completion could not be recorded in the audit log"
 		auditproxy.WriteProblem(w, prob)

@@ -1,0 +1,311 @@
+package auditproxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dossierguard/dossierguard/api/v1alpha1"
+	"github.com/dossierguard/dossierguard/internal/auditlog"
+)
+
+// heldSink is an audit log whose decision events (allowed, status 0) are
+// durable only when the test says so: each such Append reports itself on
+// started and returns what the test sends on release (nil: durable). Every
+// other event is kept at once.
+type heldSink struct {
+	memorySink
+	started chan auditlog.Event
+	release chan error
+}
+
+func newHeldSink() *heldSink {
+	return &heldSink{started: make(chan auditlog.Event, 4), release: make(chan error, 4)}
+}
+
+func (s *heldSink) Append(ctx context.Context, ev auditlog.Event) error {
+	if ev.Outcome == auditlog.OutcomeAllowed && ev.Status == 0 {
+		s.started <- ev
+		if err := <-s.release; err != nil {
+			return err
+		}
+	}
+	return s.memorySink.Append(ctx, ev)
+}
+
+// secretApp answers with an early hint, a header and a body that must never
+// reach a client whose request was not recorded; arrived reports each
+// request as it comes in.
+type secretApp struct {
+	srv     *httptest.Server
+	arrived chan string
+	calls   atomic.Int32
+}
+
+const appSecret = "APPLICATION-RESPONSE-SECRET"
+
+func newSecretApp(t *testing.T) *secretApp {
+	app := &secretApp{arrived: make(chan string, 4)}
+	app.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		app.calls.Add(1)
+		_, _ = io.Copy(io.Discard, r.Body)
+		app.arrived <- r.Method
+		w.Header().Set("Link", "</hint-"+appSecret+">; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Set("X-App-Secret", appSecret)
+		w.Header().Set("Content-Type", "application/json")
+		if r.Method == http.MethodPut {
+			w.WriteHeader(http.StatusCreated)
+		}
+		_, _ = io.WriteString(w, `{"secret":"`+appSecret+`"}`)
+	}))
+	t.Cleanup(app.srv.Close)
+	return app
+}
+
+// rawExchange sends one request over a plain TCP connection and returns a
+// channel that receives everything the proxy sends on it until it closes
+// (Connection: close), so that a test sees any byte that leaves: a 1xx, a
+// header, a body.
+func rawExchange(t *testing.T, proxyURL, method, path string) (got <-chan string, firstByte <-chan struct{}) {
+	t.Helper()
+	u, _ := url.Parse(proxyURL)
+	conn, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	if _, err := fmt.Fprintf(conn, "%s %s HTTP/1.1\r\nHost: %s\r\n%s: an@example.nl\r\n%s: coaches\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+		method, path, u.Host, DefaultUserHeader, DefaultGroupsHeader); err != nil {
+		t.Fatal(err)
+	}
+	out, first := make(chan string, 1), make(chan struct{})
+	go func() {
+		br := bufio.NewReader(conn)
+		var b strings.Builder
+		if c, err := br.ReadByte(); err == nil {
+			close(first)
+			b.WriteByte(c)
+			_, _ = io.Copy(&b, br)
+		}
+		out <- b.String()
+	}()
+	return out, first
+}
+
+// waitFor receives from c or fails after a while.
+func waitFor[T any](t *testing.T, c <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-c:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+		panic("unreachable")
+	}
+}
+
+// TestSafeRequestHeldUntilDecisionDurable: a GET is forwarded while its
+// decision event is being made durable, and nothing of the response (the
+// 103 early hint, the status line, a header, the body) reaches the client
+// until the decision's Append has returned. When it fails the client gets
+// 503 audit-unavailable and nothing of the application's response.
+func TestSafeRequestHeldUntilDecisionDurable(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		outcome error
+	}{{"decision durable", nil}, {"decision failed", errors.New("fsync: input/output error")}} {
+		t.Run(tc.name, func(t *testing.T) {
+			sink := newHeldSink()
+			app := newSecretApp(t)
+			p := newProxyFor(t, app.srv.URL, sink)
+			srv := httptest.NewServer(p)
+			t.Cleanup(srv.Close)
+			t.Cleanup(func() { close(sink.release) }) // first: a failed test leaves no Append blocked
+
+			got, firstByte := rawExchange(t, srv.URL, "GET", "/api/dossiers/D-9")
+			waitFor(t, sink.started, "the decision append")
+			// The overlap: the application has the request while its
+			// decision is not yet durable.
+			waitFor(t, app.arrived, "the request at the application")
+			select {
+			case <-firstByte:
+				t.Fatal("a byte of the response reached the client before the decision was durable")
+			case <-time.After(300 * time.Millisecond):
+			}
+			sink.release <- tc.outcome
+			resp := waitFor(t, got, "the response")
+			status := strings.SplitN(resp, "\r\n", 2)[0]
+			if tc.outcome == nil {
+				if !strings.HasPrefix(status, "HTTP/1.1 103") || !strings.Contains(resp, "HTTP/1.1 200") || !strings.Contains(resp, `{"secret"`) {
+					t.Errorf("durable decision: got %q; want the hint and the application's response", resp)
+				}
+				return
+			}
+			if status != "HTTP/1.1 503 Service Unavailable" {
+				t.Errorf("status line %q; want 503", status)
+			}
+			if strings.Contains(resp, appSecret) || strings.Contains(resp, "HTTP/1.1 103") {
+				t.Errorf("the application's response leaked to the client of an unrecorded request:\n%s", resp)
+			}
+			if !strings.Contains(resp, ProblemAuditUnavailable) || !strings.Contains(resp, "nothing of the application's response was sent") {
+				t.Errorf("got %q; want the audit-unavailable problem", resp)
+			}
+			p.Wait()
+			for _, ev := range sink.all() {
+				if ev.Status != 0 {
+					t.Errorf("a completion (status %d) was recorded for a request whose decision failed", ev.Status)
+				}
+			}
+		})
+	}
+}
+
+// TestUnsafeRequestNotForwardedBeforeDecisionDurable: a PUT reaches the
+// application only once its decision event is durable, and never when it
+// failed.
+func TestUnsafeRequestNotForwardedBeforeDecisionDurable(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		outcome error
+	}{{"decision durable", nil}, {"decision failed", errors.New("fsync: input/output error")}} {
+		t.Run(tc.name, func(t *testing.T) {
+			sink := newHeldSink()
+			app := newSecretApp(t)
+			p := newProxyFor(t, app.srv.URL, sink)
+			srv := httptest.NewServer(p)
+			t.Cleanup(srv.Close)
+			t.Cleanup(func() { close(sink.release) }) // first: a failed test leaves no Append blocked
+
+			got, _ := rawExchange(t, srv.URL, "PUT", "/api/dossiers/D-9/plan")
+			waitFor(t, sink.started, "the decision append")
+			select {
+			case <-app.arrived:
+				t.Fatal("the PUT reached the application before its decision was durable")
+			case <-time.After(300 * time.Millisecond):
+			}
+			sink.release <- tc.outcome
+			resp := waitFor(t, got, "the response")
+			if tc.outcome == nil {
+				waitFor(t, app.arrived, "the request at the application")
+				if !strings.Contains(resp, "HTTP/1.1 201") {
+					t.Errorf("got %q; want the application's 201", resp)
+				}
+				return
+			}
+			if n := app.calls.Load(); n != 0 || !strings.HasPrefix(resp, "HTTP/1.1 503") || strings.Contains(resp, appSecret) {
+				t.Errorf("decision failed: the application saw %d requests, the client got %q; want none and 503", n, resp)
+			}
+		})
+	}
+}
+
+// TestHeldResponseUnderLoad runs concurrent safe requests whose decisions
+// fail or succeed by their trace id (run it with -race): a client whose
+// decision failed gets 503 and never a byte of the application's response;
+// one whose decision is durable gets the response.
+func TestHeldResponseUnderLoad(t *testing.T) {
+	app := newSecretApp(t)
+	sink := &coinSink{}
+	p := newProxyFor(t, app.srv.URL, sink)
+	go func() {
+		for range app.arrived { // drain
+		}
+	}()
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+	client := srv.Client()
+	var next atomic.Int64
+	done := make(chan error, 8)
+	for range 8 {
+		go func() {
+			for range 25 {
+				k := next.Add(1)
+				req, _ := http.NewRequest("GET", srv.URL+"/api/dossiers/D-9", nil)
+				req.Header.Set(DefaultUserHeader, "an@example.nl")
+				req.Header.Set(DefaultGroupsHeader, "coaches")
+				req.Header.Set(TraceparentHeader, fmt.Sprintf("00-%032x-00f067aa0ba902b7-01", k))
+				resp, err := client.Do(req)
+				if err != nil {
+					done <- err
+					return
+				}
+				body, _ := io.ReadAll(resp.Body)
+				_ = resp.Body.Close()
+				leaked := resp.Header.Get("X-App-Secret") != "" || resp.Header.Get("Link") != "" || strings.Contains(string(body), appSecret)
+				if fails := k%2 == 0; fails && (resp.StatusCode != http.StatusServiceUnavailable || leaked) || !fails && (resp.StatusCode != http.StatusOK || !leaked) {
+					done <- fmt.Errorf("request %d (decision fails: %v): status %d, headers %v, body %q", k, fails, resp.StatusCode, resp.Header, body)
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv.Close()
+	p.Wait()
+	close(app.arrived)
+	if sink.failed.Load() != 100 || sink.ok.Load() != 100 {
+		t.Fatalf("decisions failed %d, succeeded %d; want 100 each", sink.failed.Load(), sink.ok.Load())
+	}
+}
+
+// coinSink fails, after a short wait, the decision of every request whose
+// trace id is even, without stopping.
+type coinSink struct {
+	memorySink
+	ok, failed atomic.Int64
+}
+
+func (s *coinSink) Append(ctx context.Context, ev auditlog.Event) error {
+	if ev.Outcome == auditlog.OutcomeAllowed && ev.Status == 0 {
+		last := ev.TraceID[len(ev.TraceID)-1]
+		time.Sleep(time.Duration(last%3) * time.Millisecond)
+		if strings.IndexByte("02468ace", last) >= 0 {
+			s.failed.Add(1)
+			return errors.New("fsync: input/output error")
+		}
+		s.ok.Add(1)
+	}
+	return s.memorySink.Append(ctx, ev)
+}
+
+// newProxyFor is a proxy in front of the application at appURL with the
+// integration policy and sink as its audit log.
+func newProxyFor(t *testing.T, appURL string, sink EventSink) *Proxy {
+	t.Helper()
+	keys := newTestKeys(t)
+	p, _ := newTestProxy(t, &upstreamApp{srv: &httptest.Server{URL: appURL}}, sink, keys, false)
+	return p
+}
+
+// TestOverlapsDurability: only safe methods on read routes overlap.
+func TestOverlapsDurability(t *testing.T) {
+	for _, tc := range []struct {
+		method, action string
+		want           bool
+	}{
+		{"GET", "read", true}, {"HEAD", "read", true}, {"OPTIONS", "read", true},
+		{"GET", "write", false}, {"GET", "export", false},
+		{"POST", "read", false}, {"PUT", "write", false}, {"DELETE", "write", false}, {"PATCH", "write", false},
+		{"TRACE", "read", false}, {"CONNECT", "read", false}, {"get", "read", false},
+	} {
+		if got := OverlapsDurability(tc.method, v1alpha1.Action(tc.action)); got != tc.want {
+			t.Errorf("OverlapsDurability(%s, %s) = %v, want %v", tc.method, tc.action, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,98 @@
+// Package benchutil holds the measuring helpers that the benchmarks of the
+// audit proxy and the egress gateway share: fsync latency of the disk under
+// the audit log, closed-loop load at a given concurrency, and percentiles.
+// Only tests and benchmarks import it.
+package benchutil
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// FsyncLatencies appends 700 bytes (about one audit line) to a new file in
+// dir and times os.File.Sync after each, n times: the fsync latency of the
+// audit log's disk, measured in the same run as the figures it explains.
+func FsyncLatencies(tb testing.TB, dir string, n int) []time.Duration {
+	tb.Helper()
+	f, err := os.Create(filepath.Join(dir, "fsync-probe"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer func() { _ = f.Close() }()
+	lat := make([]time.Duration, 0, n)
+	line := make([]byte, 700)
+	for range n {
+		if _, err := f.Write(line); err != nil {
+			tb.Fatal(err)
+		}
+		t0 := time.Now()
+		if err := f.Sync(); err != nil {
+			tb.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	return lat
+}
+
+// ClosedLoop runs c clients, each calling call again as soon as it returns,
+// until phase has passed, and returns the latency of every completed call
+// and the time taken. The first error is reported with tb.Error and stops
+// every client.
+func ClosedLoop(tb testing.TB, c int, phase time.Duration, call func() (time.Duration, error)) ([]time.Duration, time.Duration) {
+	var mu sync.Mutex
+	var all []time.Duration
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	start := time.Now()
+	deadline := start.Add(phase)
+	for range c {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			for time.Now().Before(deadline) && !failed.Load() {
+				d, err := call()
+				if err != nil {
+					if failed.CompareAndSwap(false, true) {
+						tb.Error(err)
+					}
+					break
+				}
+				mine = append(mine, d)
+			}
+			mu.Lock()
+			all = append(all, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return all, time.Since(start)
+}
+
+// Throughput is ClosedLoop for calls that time nothing: it returns how many
+// completed and the time taken.
+func Throughput(tb testing.TB, c int, phase time.Duration, call func() error) (int64, time.Duration) {
+	lat, d := ClosedLoop(tb, c, phase, func() (time.Duration, error) { return 0, call() })
+	return int64(len(lat)), d
+}
+
+// Percentile is the p-th percentile of d by the nearest-rank method (the
+// smallest value with at least p % of the values at or below it); 0 for no
+// values.
+func Percentile(d []time.Duration, p int) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	i := (len(s)*p+99)/100 - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+// Micros is d in microseconds, for b.ReportMetric.
+func Micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

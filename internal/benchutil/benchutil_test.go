@@ -1,0 +1,85 @@
+package benchutil
+
+import (
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestPercentile(t *testing.T) {
+	ms := func(v ...int) []time.Duration {
+		out := make([]time.Duration, len(v))
+		for i, x := range v {
+			out[i] = time.Duration(x) * time.Millisecond
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		d    []time.Duration
+		p    int
+		want time.Duration
+	}{
+		{"none", nil, 50, 0},
+		{"one", ms(7), 99, 7 * time.Millisecond},
+		{"median of an odd count, unsorted", ms(5, 1, 3), 50, 3 * time.Millisecond},
+		{"median of an even count is the lower", ms(4, 1, 3, 2), 50, 2 * time.Millisecond},
+		{"p99 of 100 is the 99th", ms(func() []int {
+			v := make([]int, 100)
+			for i := range v {
+				v[i] = 100 - i
+			}
+			return v
+		}()...), 99, 99 * time.Millisecond},
+		{"p100 is the largest", ms(1, 9, 5), 100, 9 * time.Millisecond},
+		{"p0 is the smallest", ms(4, 2, 8), 0, 2 * time.Millisecond},
+	} {
+		if got := Percentile(tc.d, tc.p); got != tc.want {
+			t.Errorf("%s: Percentile(p%d) = %v, want %v", tc.name, tc.p, got, tc.want)
+		}
+	}
+	d := ms(3, 1, 2)
+	Percentile(d, 50)
+	if d[0] != 3*time.Millisecond {
+		t.Error("Percentile sorted its argument")
+	}
+}
+
+func TestMicros(t *testing.T) {
+	if got := Micros(1500 * time.Nanosecond); got != 1.5 {
+		t.Errorf("Micros(1.5 µs) = %v", got)
+	}
+}
+
+func TestClosedLoopCountsAndStopsOnError(t *testing.T) {
+	n, d := Throughput(t, 4, 50*time.Millisecond, func() error { time.Sleep(time.Millisecond); return nil })
+	if n < 4 || d < 50*time.Millisecond {
+		t.Errorf("Throughput: %d calls in %v; want at least one per client over the phase", n, d)
+	}
+	var calls atomic.Int64
+	ft := &fakeTB{TB: t}
+	lat, _ := ClosedLoop(ft, 4, 10*time.Second, func() (time.Duration, error) {
+		if calls.Add(1) > 3 {
+			return 0, errors.New("refused")
+		}
+		return time.Millisecond, nil
+	})
+	if ft.errors.Load() != 1 || len(lat) != 3 {
+		t.Errorf("after a failing call: %d errors reported, %d latencies; want 1 and 3", ft.errors.Load(), len(lat))
+	}
+}
+
+func TestFsyncLatencies(t *testing.T) {
+	if lat := FsyncLatencies(t, t.TempDir(), 5); len(lat) != 5 || lat[0] <= 0 {
+		t.Errorf("FsyncLatencies: %v", lat)
+	}
+}
+
+// fakeTB counts Error calls instead of failing the test.
+type fakeTB struct {
+	testing.TB
+	errors atomic.Int64
+}
+
+func (f *fakeTB) Error(...any) { f.errors.Add(1) }
