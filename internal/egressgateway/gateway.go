@@ -134,7 +134,7 @@ func New(opts Options) (*Gateway, error) {
 // requestState travels with an allowed request to the partner.
 type requestState struct {
 	auditproxy.Completion
-	store string
+	store     string
 	out       Outbound
 	transport http.RoundTripper
 	// traceparent is the header the partner receives.
