@@ -24,6 +24,26 @@ import (
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 )
 
+// Every story that fails leaves its diagnostics.
+var _ = AfterEach(func(ctx SpecContext) {
+	if CurrentSpecReport().Failed() {
+		collectDiagnostics(ctx, CurrentSpecReport().LeafNodeText)
+	}
+})
+
+// Every story's time goes to timings.txt, as hack/e2e.sh's steps do.
+var _ = ReportAfterEach(func(r SpecReport) {
+	if cfg.artefacts == "" { // a dry run
+		return
+	}
+	f, err := os.OpenFile(filepath.Join(cfg.artefacts, "timings.txt"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return
+	}
+	defer func() { _ = f.Close() }()
+	_, _ = fmt.Fprintf(f, "%-8s %5.1fs  %s\n", r.State, r.RunTime.Seconds(), r.FullText())
+})
+
 // diagnosticNamespaces are where a failed story looks: the store's, the
 // operator's and the suite's own.
 func diagnosticNamespaces() []string {
