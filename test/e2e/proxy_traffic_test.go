@@ -31,7 +31,8 @@ var _ = Describe("Audit proxy", Ordered, Label("proxy"), func() {
 	It("refuses kubectl debug and port-forward into a workload pod without break-glass", func(ctx SpecContext) {
 		// kubectl debug adds an ephemeral container, which reaches the
 		// application behind the proxy.
-		debug := pod.DeepCopy()
+		debug := &corev1.Pod{}
+		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(pod), debug)).To(Succeed())
 		debug.Spec.EphemeralContainers = append(debug.Spec.EphemeralContainers, corev1.EphemeralContainer{
 			EphemeralContainerCommon: corev1.EphemeralContainerCommon{
 				Name: "e2e-debug", Image: cfg.appImage, ImagePullPolicy: corev1.PullNever, Command: []string{"true"},
