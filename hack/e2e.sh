@@ -70,7 +70,6 @@ step() {
   log "== $1"
 }
 fail() { log "FAIL ($STEP): $*"; exit 1; }
-iso() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ; } # Unix seconds as RFC 3339
 
 # kubectl of the cluster's version when cached (bin/k8s), else from PATH.
 KUBECTL_DIR=$(ls -d "$ROOT"/bin/k8s/*-linux-amd64 2>/dev/null | sort -V | tail -n 1 || true)
@@ -117,6 +116,7 @@ stop_cluster_postgres() {
 start_cluster_postgres() { # $1: the address to listen on; $2: the pod CIDR allowed in
   local bin; bin=$(pg_bin)
   [ -n "$bin" ] || fail "PostgreSQL is not installed (apt-get install postgresql)"
+  stop_cluster_postgres # one an E2E_KEEP=1 run left running
   rm -rf "$E2E_PG_DIR"; mkdir -p "$E2E_PG_DIR"; chown postgres: "$E2E_PG_DIR"; chmod 0700 "$E2E_PG_DIR"
   as_postgres "$bin/initdb" -D "$E2E_PG_DIR/data" -U postgres --auth-host=trust --auth-local=trust >"$ART/postgres-initdb.log" 2>&1 \
     || fail "initdb failed: $(tail -n 5 "$ART/postgres-initdb.log")"
