@@ -502,7 +502,7 @@ go_suite() {
   shift
   set +e
   (set -a; . "$ROOT/bin/e2e/suite.env"; set +a; E2E_ARTEFACTS="$GO_ART" \
-    go test -tags e2e ./test/e2e -count=1 -timeout 40m -ginkgo.v -ginkgo.no-color -ginkgo.junit-report="$GO_ART/$name.xml" "$@") \
+    go test -tags e2e ./test/e2e -v -count=1 -timeout 40m -ginkgo.v -ginkgo.no-color -ginkgo.junit-report="$GO_ART/$name.xml" "$@") \
     2>&1 | tee "$ART/$name.log" >&2
   rc=${PIPESTATUS[0]}
   set -e
