@@ -324,10 +324,8 @@ for kind in $kinds; do
     fail "not every $kind became Ready"
   fi
 done
-# Every store's encryption must rest on the attestation of encrypted-ssd.
-while read -r ns name enc; do
-  [ "$enc" = Attested ] || fail "DossierStore $ns/$name: encryption $enc, want Attested (StorageClass encrypted-ssd)"
-done < <(k get dossierstores -A -o jsonpath='{range .items[*]}{.metadata.namespace} {.metadata.name} {.status.encryption}{"\n"}{end}')
+# The Go suite's samples story checks them further (every store's
+# encryption Attested on encrypted-ssd).
 k get privacy -A -o wide >"$ART/privacy.txt"
 k get dossierstores,accessroles,sharingagreements,retentionpolicies -A \
   -o custom-columns='KIND:.kind,NAMESPACE:.metadata.namespace,NAME:.metadata.name,READY:.status.conditions[?(@.type=="Ready")].status,REASON:.status.conditions[?(@.type=="Ready")].reason' \
@@ -357,41 +355,6 @@ fi
 
 # --- 4b. the demo application's database on the store's volume, by DNS ----
 
-# dns_in_pod POD NAME [want-failure]: look NAME up in pod POD of namespace
-# wijkteam (local/echo:dev -resolve, the pod's resolv.conf and search
-# domains); its addresses on stdout, or with want-failure its error.
-dns_in_pod() {
-  local pod=$1 phase=""
-  shift
-  cat <<YAML | k apply -f - >/dev/null
-apiVersion: v1
-kind: Pod
-metadata: {name: $pod, namespace: wijkteam, labels: {app.kubernetes.io/part-of: dossierguard-e2e}}
-spec:
-  restartPolicy: Never
-  automountServiceAccountToken: false
-  securityContext: {runAsNonRoot: true, runAsUser: 65532, seccompProfile: {type: RuntimeDefault}}
-  containers:
-    - name: resolve
-      image: local/echo:dev
-      imagePullPolicy: Never
-      command: [/echo, -resolve, "$1", -timeout, 5s]
-      securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
-YAML
-  for _ in $(seq 1 60); do
-    phase=$(k -n wijkteam get pod "$pod" -o jsonpath='{.status.phase}' 2>/dev/null || true)
-    case $phase in Succeeded | Failed) break ;; esac
-    sleep 1
-  done
-  k -n wijkteam logs "$pod" >"$ART/dns-$pod.log" 2>&1 || true
-  k -n wijkteam delete pod "$pod" --wait=false >/dev/null 2>&1 || true
-  case "$phase:${2:-}" in
-    Succeeded:) cat "$ART/dns-$pod.log" ;;
-    Failed:want-failure) cat "$ART/dns-$pod.log" ;;
-    *) fail "looking up $1 in pod $pod: phase '$phase', want $([ -n "${2:-}" ] && echo Failed || echo Succeeded): $(head -c 300 "$ART/dns-$pod.log")" ;;
-  esac
-}
-
 # On the local cluster the demo application (test/e2e/demoapp) keeps its
 # case files in PostgreSQL, which runs in the store's namespace on the
 # store's own claim; on another cluster the echo server stands in.
@@ -414,31 +377,8 @@ if [ -n "$gw" ] && [ -z "${E2E_APP_IMAGE:-}" ]; then
   DEMO_DB=1
   k -n wijkteam rollout status deploy/wijkteam-db --timeout="${TIMEOUT}s" >&2 \
     || fail "the database did not start on the store's volume: $(k -n wijkteam describe pvc wijkteam-dossiers-dossiers | tail -n 5)"
-  # The store's claim bound on the attested class, to a volume the
-  # provisioner made, and the database's files are on it.
-  claim=$(k -n wijkteam get pvc wijkteam-dossiers-dossiers -o jsonpath='{.status.phase} {.spec.storageClassName} {.spec.volumeName}')
-  read -r phase class pv <<<"$claim"
-  [ "$phase" = Bound ] && [ "$class" = encrypted-ssd ] && [ -n "$pv" ] \
-    || fail "PersistentVolumeClaim wijkteam/wijkteam-dossiers-dossiers: phase, class, volume = '$claim', want Bound on encrypted-ssd"
-  pvinfo=$(k get pv "$pv" -o jsonpath='{.spec.storageClassName} {.metadata.annotations.pv\.kubernetes\.io/provisioned-by} {.spec.hostPath.path}')
-  read -r pvclass by path <<<"$pvinfo"
-  [ "$pvclass" = encrypted-ssd ] && [ "$by" = rancher.io/local-path ] && [ -n "$path" ] \
-    || fail "PersistentVolume $pv: class, provisioned-by, path = '$pvinfo', want encrypted-ssd, rancher.io/local-path and a path"
-  [ -s "$path/pgdata/PG_VERSION" ] || fail "the database's files are not on the store's volume ($path/pgdata/PG_VERSION)"
-  enc=$(k -n wijkteam get dossierstore wijkteam-dossiers -o jsonpath='{.status.encryption}')
-  [ "$enc" = Attested ] || fail "DossierStore wijkteam/wijkteam-dossiers: encryption $enc after its claim bound, want Attested"
-  log "claim wijkteam-dossiers-dossiers Bound on encrypted-ssd (Attested) to $pv ($by, $path); PostgreSQL $(cat "$path/pgdata/PG_VERSION") runs on it"
-  # Names resolve in a pod through the cluster DNS; names outside the
-  # cluster do not (no forwarding).
-  DB_HOST=$(k -n wijkteam get svc wijkteam-db -o jsonpath='{.spec.clusterIP}')
-  got=$(dns_in_pod e2e-dns-full "$DB_NAME")
-  [ "$got" = "$DB_HOST" ] || fail "in a pod $DB_NAME resolved to '$got', want the Service's $DB_HOST"
-  got=$(dns_in_pod e2e-dns-short wijkteam-db)
-  [ "$got" = "$DB_HOST" ] || fail "in a pod of wijkteam the short name wijkteam-db resolved to '$got', want $DB_HOST (search domains)"
-  got=$(dns_in_pod e2e-dns-outside dossierguard.example. want-failure)
-  log "in a pod: $DB_NAME and wijkteam-db -> $DB_HOST; dossierguard.example. does not resolve ($(tr -d '\n' <<<"$got" | head -c 120))"
-  demo_psql() { PGPASSWORD="$DB_PASSWORD" "$(pg_bin)/psql" -X -q -v ON_ERROR_STOP=1 -h "$DB_HOST" -p 5432 -U postgres -d postgres "$@"; }
-  demo_psql -At -c 'SELECT 1' >/dev/null || fail "the node cannot reach the database at $DB_HOST:5432 with its password"
+  # The Go suite's storage and DNS stories check the claim, the volume and
+  # the names (test/e2e/samples_test.go).
 fi
 
 # --- 5. the workload's application image ----------------------------------
