@@ -463,7 +463,6 @@ if [ "${E2E_KEEP:-0}" = 1 ]; then
   exit 0
 fi
 
-
 # --- 7. deletion and uninstall leave only the retained dossier volumes ------
 
 step "deletion leaves only the retained volumes"
