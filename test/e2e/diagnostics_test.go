@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	. "github.com/onsi/ginkgo/v2"
+	"github.com/onsi/ginkgo/v2/types"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -23,6 +24,26 @@ import (
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 )
+
+// Every story that fails leaves its diagnostics.
+var _ = AfterEach(func(ctx SpecContext) {
+	if CurrentSpecReport().Failed() {
+		collectDiagnostics(ctx, CurrentSpecReport().LeafNodeText)
+	}
+})
+
+// Every story's time goes to timings.txt, as hack/e2e.sh's steps do.
+var _ = ReportAfterEach(func(r SpecReport) {
+	if cfg.artefacts == "" || (r.State == types.SpecStateSkipped && r.Failure.Message == "") {
+		return // a dry run, or a spec the filters left out
+	}
+	f, err := os.OpenFile(filepath.Join(cfg.artefacts, "timings.txt"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return
+	}
+	defer func() { _ = f.Close() }()
+	_, _ = fmt.Fprintf(f, "%-8s %5.1fs  %s\n", r.State, r.RunTime.Seconds(), r.FullText())
+})
 
 // diagnosticNamespaces are where a failed story looks: the store's, the
 // operator's and the suite's own.

@@ -101,12 +101,6 @@ var _ = Describe("Network", Ordered, ContinueOnFailure, Label("network"), func()
 		Expect(manager).NotTo(BeNil(), "no running operator pod in %s", cfg.operatorNamespace)
 	})
 
-	AfterEach(func(ctx SpecContext) {
-		if CurrentSpecReport().Failed() {
-			collectDiagnostics(ctx, CurrentSpecReport().LeafNodeText)
-		}
-	})
-
 	It("admits a partner to the audit proxy while its agreement is in force, and refuses its new connections within 2 s after the agreement is withdrawn", func(ctx SpecContext) {
 		a := ingressAgreement("e2e-net-withdrawn", nsPartner, nil)
 		createAll(ctx, a)

@@ -3,16 +3,21 @@
 // Package e2e is dossierguard's end-to-end suite in Go: Ginkgo stories that
 // run against the cluster in KUBECONFIG, on which hack/e2e.sh has installed
 // the chart and the samples (docs/e2e.md). Each story is one focusable spec
-// (-ginkgo.focus); waits are Eventually, never sleeps; when a story fails,
-// its diagnostics (pods, events, NetworkPolicies, the dossierguard kinds,
-// operator and audit-proxy logs) are written under bin/test-artefacts/e2e/.
+// (-ginkgo.focus, -ginkgo.label-filter): the webhook, traffic through the
+// audit proxy and its audit log, sharing, data-subject rights, the logbook,
+// retention, the network, and deletion, which removes the installation and
+// so runs alone (-ginkgo.label-filter=deletion). Waits are Eventually, never
+// sleeps; when a story fails, its diagnostics (pods, events,
+// NetworkPolicies, the dossierguard kinds, operator and audit-proxy logs)
+// are written under bin/test-artefacts/e2e/.
 //
-// The suite builds nothing and installs nothing but its own probe pods
-// (test/e2e/netprobe, image E2E_PROBE_IMAGE) and agreements, and removes
-// them afterwards. It is compiled only with the build tag e2e, so `make test`
-// does not run it:
+// The suite builds no image: it creates its pods, agreements and requests
+// from the images hack/e2e.sh imported (the demo app or the echo server,
+// test/e2e/netprobe) and removes them afterwards, but for the workload pod
+// e2e-wijkteam-app, which the stories share. It is compiled only with the
+// build tag e2e, so `make test` does not run it:
 //
-//	KUBECONFIG=... go test -tags e2e ./test/e2e -ginkgo.v [-ginkgo.focus withdrawn]
+//	KUBECONFIG=... go test -tags e2e ./test/e2e -ginkgo.v -ginkgo.label-filter='!deletion' [-ginkgo.focus withdrawn]
 package e2e
 
 import (
@@ -44,6 +49,16 @@ type settings struct {
 	artefacts         string        // E2E_ARTEFACTS: where diagnostics and figures go
 	netpolLog         string        // E2E_NETPOL_LOG: the network plugin's log, copied into diagnostics
 	timeout           time.Duration // E2E_TIMEOUT (seconds): each wait
+	root              string        // the repository
+	appImage          string        // E2E_APP_IMAGE: the workload pod's application (the demo app or the echo server)
+	demoApp           bool          // E2E_DEMO_APP=1: appImage is test/e2e/demoapp, on the demo database (test/e2e/demodb)
+	podFSGroup        string        // E2E_POD_FSGROUP: the workload pod's fsGroup, none when empty
+	cli               string        // E2E_CLI: the dossierguard binary (audit verify, pseudonym)
+	helm              string        // E2E_HELM: Helm, for the deletion story's uninstall
+	release           string        // E2E_RELEASE: the Helm release
+	hostPG            string        // E2E_HOST_PG: host:port of the throwaway PostgreSQL on the pod bridge, empty when none
+	logbook           bool          // E2E_LOGBOOK=1: the release runs the logbook, on database logbook of E2E_HOST_PG
+	window            time.Duration // E2E_WINDOW_SECONDS: how long the sharing story's window agreement is open
 }
 
 // The sample store the network stories put their probe workload under
@@ -78,13 +93,31 @@ func loadSettings() settings {
 		artefacts:         envOr("E2E_ARTEFACTS", filepath.Join(root, "bin", "test-artefacts", "e2e")),
 		netpolLog:         os.Getenv("E2E_NETPOL_LOG"),
 		timeout:           180 * time.Second,
+		root:              root,
+		appImage:          envOr("E2E_APP_IMAGE", "local/echo:dev"),
+		demoApp:           os.Getenv("E2E_DEMO_APP") == "1",
+		podFSGroup:        os.Getenv("E2E_POD_FSGROUP"),
+		cli:               envOr("E2E_CLI", filepath.Join(root, "bin", "image", "dossierguard")),
+		helm:              envOr("E2E_HELM", filepath.Join(root, "bin", "helm")),
+		release:           envOr("E2E_RELEASE", "dossierguard"),
+		hostPG:            os.Getenv("E2E_HOST_PG"),
+		logbook:           os.Getenv("E2E_LOGBOOK") == "1",
+		window:            150 * time.Second,
 	}
-	if v := os.Getenv("E2E_TIMEOUT"); v != "" {
-		d, err := time.ParseDuration(strings.TrimSpace(v) + "s")
-		Expect(err).NotTo(HaveOccurred(), "E2E_TIMEOUT: want whole seconds, got %q", v)
-		s.timeout = d
-	}
+	s.timeout = seconds("E2E_TIMEOUT", s.timeout)
+	s.window = seconds("E2E_WINDOW_SECONDS", s.window)
 	return s
+}
+
+// seconds reads a setting of whole seconds.
+func seconds(key string, fallback time.Duration) time.Duration {
+	v := os.Getenv(key)
+	if v == "" {
+		return fallback
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(v) + "s")
+	Expect(err).NotTo(HaveOccurred(), "%s: want whole seconds, got %q", key, v)
+	return d
 }
 
 func envOr(key, fallback string) string {
