@@ -93,11 +93,12 @@ func (q ruleSQL) due(p *params, cutoff, now time.Time) string {
 
 // batch is the statement of one batch: it selects up to limit due records
 // in id order, after the key after when it is not nil, and deletes or
-// anonymises those that are still due. Each row it returns holds a changed
-// key, as its own type and as text (NULL when nothing changed), the number
-// of records the batch selected and the last selected key; the rows are in
-// id order, and there is always at least one. A full batch (selected ==
-// limit) is followed by the next, after the last selected key.
+// anonymises those that are still due. It returns one row: the number of
+// records the batch selected, the last selected key, and the changed keys
+// as text in id order (an array, NULL when nothing changed; one row
+// instead of one per key spares the protocol and the client a row's
+// overhead per key). A full batch (selected == limit) is followed by the
+// next, after the last selected key.
 //
 // Without locking, the selection takes no row lock: the DELETE (or UPDATE)
 // repeats the whole due predicate in its own WHERE, and in READ COMMITTED
@@ -154,10 +155,9 @@ func (q ruleSQL) batch(cutoff, now time.Time, limit int, after any, byCtid, lock
 		change = "DELETE FROM " + from + " AS dossierguard_t" + where
 	}
 	sql := "WITH dossierguard_batch AS (" + sel + "), dossierguard_done AS (" + change + ")" +
-		" SELECT d." + q.id + ", d." + q.id + "::text, s.selected, s.last" +
-		" FROM (SELECT (SELECT count(*) FROM dossierguard_batch) AS selected," +
-		" (SELECT dossierguard_key FROM dossierguard_batch ORDER BY dossierguard_key DESC LIMIT 1) AS last) s" +
-		" LEFT JOIN dossierguard_done d ON true ORDER BY 1"
+		" SELECT (SELECT count(*) FROM dossierguard_batch)," +
+		" (SELECT dossierguard_key FROM dossierguard_batch ORDER BY dossierguard_key DESC LIMIT 1)," +
+		" (SELECT array_agg(" + q.id + "::text) FROM dossierguard_done)"
 	return statement{sql: sql, args: p.args}
 }
 

@@ -310,21 +310,7 @@ func (s *sweep) batchTx(ctx context.Context, index, n int, st statement, lockWai
 			return res, err
 		}
 	}
-	rows, err := tx.Query(bctx, st.sql, st.args...)
-	if err != nil {
-		return res, err
-	}
-	for rows.Next() {
-		var text *string
-		if err := rows.Scan(nil, &text, &res.selected, &res.last); err != nil {
-			rows.Close()
-			return res, err
-		}
-		if text != nil {
-			res.texts = append(res.texts, *text)
-		}
-	}
-	if err := rows.Err(); err != nil {
+	if err := tx.QueryRow(bctx, st.sql, st.args...).Scan(&res.selected, &res.last, &res.texts); err != nil {
 		return res, err
 	}
 	if s.cfg.batchDelay > 0 {
