@@ -326,7 +326,7 @@ func (s *sweep) batchTx(ctx context.Context, index, n int, st statement, lockWai
 }
 
 // count takes the held, overdue and no-clock counts of a rule in one
-// read-only transaction.
+// read-only statement.
 func (s *sweep) count(ctx context.Context, q ruleSQL, cutoff time.Time, rr *RuleReport) error {
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.BatchTimeout)
 	defer cancel()
@@ -336,13 +336,8 @@ func (s *sweep) count(ctx context.Context, q ruleSQL, cutoff time.Time, rr *Rule
 	}
 	defer func() { _ = tx.Rollback(cctx) }()
 	st := q.count(cutoff, s.now)
-	var byClock, due, keptByExtension int64
-	if err := tx.QueryRow(cctx, st.sql, st.args...).Scan(&byClock, &due, &keptByExtension); err != nil {
-		return err
-	}
-	nc := q.noClock()
-	var noClock int64
-	if err := tx.QueryRow(cctx, nc.sql, nc.args...).Scan(&noClock); err != nil {
+	var byClock, due, keptByExtension, noClock int64
+	if err := tx.QueryRow(cctx, st.sql, st.args...).Scan(&byClock, &due, &keptByExtension, &noClock); err != nil {
 		return err
 	}
 	rr.Overdue = due
