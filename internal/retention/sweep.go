@@ -299,17 +299,17 @@ func (s *sweep) batchTx(ctx context.Context, index, n int, st statement, lockWai
 	defer cancel()
 	began := time.Now()
 	defer func() { res.took = time.Since(began) }()
-	tx, err := s.db.BeginTx(bctx, pgx.TxOptions{})
+	var opts pgx.TxOptions
+	if lockWait > 0 {
+		// In the same round trip as BEGIN; the value is a number of
+		// milliseconds, never outside input.
+		opts.BeginQuery = "BEGIN; SET LOCAL lock_timeout = '" + strconv.FormatInt(max(lockWait.Milliseconds(), 1), 10) + "ms'"
+	}
+	tx, err := s.db.BeginTx(bctx, opts)
 	if err != nil {
 		return res, fmt.Errorf("begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback(bctx) }() // a no-op after Commit
-	if lockWait > 0 {
-		ms := strconv.FormatInt(max(lockWait.Milliseconds(), 1), 10) + "ms"
-		if _, err := tx.Exec(bctx, "SELECT set_config('lock_timeout', $1, true)", ms); err != nil {
-			return res, err
-		}
-	}
 	if err := tx.QueryRow(bctx, st.sql, st.args...).Scan(&res.selected, &res.last, &res.texts); err != nil {
 		return res, err
 	}
