@@ -95,10 +95,10 @@ func (q ruleSQL) due(p *params, cutoff, now time.Time) string {
 // in id order, after the key after when it is not nil, and deletes or
 // anonymises those that are still due. It returns one row: the number of
 // records the batch selected, the last selected key, and the changed keys
-// as text in id order (an array, NULL when nothing changed; one row
-// instead of one per key spares the protocol and the client a row's
-// overhead per key). A full batch (selected == limit) is followed by the
-// next, after the last selected key.
+// as text in the order they were changed (an array, NULL when nothing
+// changed; one row instead of one per key spares the protocol and the
+// client a row's overhead per key). A full batch (selected == limit) is
+// followed by the next, after the last selected key.
 //
 // Without locking, the selection takes no row lock: the DELETE (or UPDATE)
 // repeats the whole due predicate in its own WHERE, and in READ COMMITTED

@@ -264,7 +264,7 @@ func (s *sweep) tableKind(ctx context.Context, q ruleSQL) (bool, error) {
 
 // batchResult is what one committed batch did.
 type batchResult struct {
-	texts    []string // the changed keys, as text, in id order
+	texts    []string // the changed keys, as text, in the order changed
 	selected int64    // the records the batch selected
 	last     any      // the last selected key
 	took     time.Duration
