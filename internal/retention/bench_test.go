@@ -42,7 +42,7 @@ func envInt(b *testing.B, name string, def int) int {
 // be due otherwise) and a fresh copy of it, then measures in one run (a) the
 // sweeper destroying the due rows in batches and (b) one plain DELETE with
 // the same predicate on the copy. It reports both rates in rows/s, their
-// ratio (target >= 0.5) and the longest batch transaction (target <= 200 ms).
+// ratio (target >= 0.5) and the longest batch transaction (target <= 100 ms).
 func BenchmarkSweepVsPlainDelete(b *testing.B) {
 	rows := envInt(b, benchRowsEnv, 1_000_000)
 	batch := envInt(b, benchBatchEnv, benchBatch)

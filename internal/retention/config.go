@@ -21,6 +21,12 @@ const (
 	MaxBatchSize = 10000
 )
 
+// DefaultLockWait is how long a batch waits for a row that another
+// transaction holds locked before it runs again with FOR UPDATE SKIP LOCKED,
+// which skips the locked rows: while it waits, the batch holds the locks of
+// the rows it has already changed.
+const DefaultLockWait = 50 * time.Millisecond
+
 // Config is what one sweep does. Build it with ConfigFromSpec, or directly
 // in tests and tools.
 type Config struct {
@@ -56,6 +62,10 @@ type Config struct {
 	// point with the rule's index and the batch number (from 1).
 	batchDelay time.Duration
 	afterBatch func(rule, batch int)
+	// lockWait bounds how long a batch waits for a row that another
+	// transaction holds locked before it runs again with FOR UPDATE SKIP
+	// LOCKED; 0 means DefaultLockWait.
+	lockWait time.Duration
 }
 
 // ConfigFromSpec builds the Config of a RetentionPolicy's spec, applying the
@@ -118,6 +128,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxRunTime < 0 {
 		errs = append(errs, fmt.Errorf("maxRunTime: must not be negative, got %s", c.MaxRunTime))
+	}
+	if c.lockWait == 0 {
+		c.lockWait = DefaultLockWait
 	}
 	if c.BatchTimeout == 0 {
 		c.BatchTimeout = DefaultBatchTimeout

@@ -34,12 +34,17 @@
 // # How it destroys
 //
 // A sweep works in batches of Config.BatchSize records, each batch one
-// transaction: it selects the due ids in id order with FOR UPDATE SKIP
-// LOCKED, deletes them (or sets the anonymise columns to NULL) and commits.
-// Records that another transaction holds locked are skipped: they stay
-// overdue, in the report's count, until the next sweep. The next batch
-// starts after the last id of the previous one, so a sweep reads each
-// record once.
+// transaction of one statement: it selects the due ids in id order and
+// deletes them (or sets the anonymise columns to NULL) with a WHERE that
+// repeats the whole due predicate, then commits. The selection takes no row
+// lock; in READ COMMITTED PostgreSQL re-checks the DELETE's WHERE against
+// the newest version of a row that another transaction changed meanwhile,
+// so a legal hold or extension set while the batch runs keeps the record.
+// A batch that waits longer than DefaultLockWait for a row another
+// transaction holds locked is rolled back and run again with FOR UPDATE
+// SKIP LOCKED: records held locked are skipped and stay overdue, in the
+// report's count, until the next sweep. The next batch starts after the
+// last id the previous one selected, so a sweep reads each record once.
 // A batch runs on a context that is not cancelled with the caller's, so a
 // cancelled sweep (SIGTERM) finishes the batch it is in, never leaves half a
 // batch, and reports Interrupted. A sweep that exceeds Config.MaxRunTime

@@ -91,21 +91,41 @@ func (q ruleSQL) due(p *params, cutoff, now time.Time) string {
 	return q.byClock(p, cutoff) + " AND " + q.notHeld(p, now)
 }
 
-// batch is the statement of one batch: it locks up to limit due records in
-// id order, after the key after when it is not nil, skipping records that
-// other transactions hold locked, and deletes or anonymises them. It returns
-// each key, as its own type and as text, in id order.
+// batch is the statement of one batch: it selects up to limit due records
+// in id order, after the key after when it is not nil, and deletes or
+// anonymises those that are still due. It returns one row: the number of
+// records the batch selected, the last selected key, and the changed keys
+// as text in the order they were changed (an array, NULL when nothing
+// changed; one row instead of one per key spares the protocol and the
+// client a row's overhead per key). A full batch (selected == limit) is
+// followed by the next, after the last selected key.
 //
-// byCtid finds the locked rows again by their physical address (ctid), which
-// saves a second index lookup per row. It is only correct for a table that
-// is one relation: ONLY keeps child tables out, and the caller uses it only
-// for an ordinary table without children (see tableKind). A row updated by
-// another transaction between the statement's snapshot and the lock is not
-// deleted then (its new version is invisible to the statement) and stays
-// overdue for the next sweep. Otherwise the rows are found by their key.
-func (q ruleSQL) batch(cutoff, now time.Time, limit int, after any, byCtid bool) statement {
+// Without locking, the selection takes no row lock: the DELETE (or UPDATE)
+// repeats the whole due predicate in its own WHERE, and in READ COMMITTED
+// PostgreSQL re-checks that WHERE against the newest version of a row that
+// another transaction changed after the statement's snapshot
+// (EvalPlanQual). So a legal hold or extension set, or a date moved, while
+// the batch runs keeps the row; a selected row that is no longer due is
+// selected but not changed. The statement waits for a row that another
+// transaction holds locked; the caller bounds that wait with lock_timeout
+// and then runs the batch again with locking.
+//
+// With locking, the selection takes FOR UPDATE SKIP LOCKED, as a fallback:
+// rows another transaction holds locked are skipped and stay overdue. It
+// writes a lock into every selected row before the change, which is why it
+// is not the default.
+//
+// byCtid finds the selected rows again by their physical address (ctid),
+// which saves a second index lookup per row. It is only correct for a table
+// that is one relation: ONLY keeps child tables out, and the caller uses it
+// only for an ordinary table without children (see tableKind). A row that
+// another transaction updates between the selection and the change is found
+// by its ctid and then re-checked in its newest version, as above. Otherwise
+// the rows are found by their key.
+func (q ruleSQL) batch(cutoff, now time.Time, limit int, after any, byCtid, locking bool) statement {
 	var p params
-	where := q.due(&p, cutoff, now)
+	due := q.due(&p, cutoff, now)
+	where := due
 	if after != nil {
 		where += " AND " + q.id + " > " + p.add(after)
 	}
@@ -113,13 +133,17 @@ func (q ruleSQL) batch(cutoff, now time.Time, limit int, after any, byCtid bool)
 	if byCtid {
 		from, ref = "ONLY "+q.table, "ctid"
 	}
-	sel := "SELECT " + ref + " FROM " + from + " WHERE " + where +
-		" ORDER BY " + q.id + " LIMIT " + p.add(limit) + " FOR UPDATE SKIP LOCKED"
+	sel := "SELECT " + ref + " AS dossierguard_ref, " + q.id + " AS dossierguard_key FROM " + from + " WHERE " + where +
+		" ORDER BY " + q.id + " LIMIT " + p.add(limit)
+	if locking {
+		sel += " FOR UPDATE SKIP LOCKED"
+	}
 	// "= ANY (ARRAY(...))" finds the batch's rows through the ctid or the
 	// key's index; a join with the batch would make the planner scan the
-	// whole table.
-	where = " WHERE dossierguard_t." + ref + " = ANY (ARRAY(SELECT " + ref + " FROM dossierguard_batch))" +
-		" RETURNING dossierguard_t." + q.id
+	// whole table. The due predicate is repeated (same arguments): it is
+	// what keeps a row that became held after the selection.
+	where = " WHERE dossierguard_t." + ref + " = ANY (ARRAY(SELECT dossierguard_ref FROM dossierguard_batch))" +
+		" AND " + due + " RETURNING dossierguard_t." + q.id
 	var change string
 	if action(q.rule) == v1alpha1.ActionAnonymise {
 		sets := make([]string, len(q.rule.AnonymiseColumns))
@@ -131,7 +155,9 @@ func (q ruleSQL) batch(cutoff, now time.Time, limit int, after any, byCtid bool)
 		change = "DELETE FROM " + from + " AS dossierguard_t" + where
 	}
 	sql := "WITH dossierguard_batch AS (" + sel + "), dossierguard_done AS (" + change + ")" +
-		" SELECT " + q.id + ", " + q.id + "::text FROM dossierguard_done ORDER BY 1"
+		" SELECT (SELECT count(*) FROM dossierguard_batch)," +
+		" (SELECT dossierguard_key FROM dossierguard_batch ORDER BY dossierguard_key DESC LIMIT 1)," +
+		" (SELECT array_agg(" + q.id + "::text) FROM dossierguard_done)"
 	return statement{sql: sql, args: p.args}
 }
 
@@ -146,16 +172,12 @@ func (q ruleSQL) tableKind() statement {
 	}
 }
 
-// noClock is the statement that counts the records whose clock column is
-// empty: never due by the period, so shown rather than silently kept. A
-// B-tree index on the clock column serves it (IS NULL is indexable).
-func (q ruleSQL) noClock() statement {
-	return statement{sql: "SELECT count(*) FROM " + q.table + " WHERE " + quote(q.rule.Clock.Column) + " IS NULL"}
-}
-
-// count is the statement that counts the records due by their clock (and
-// not yet anonymised), of those the ones that are due, that is not held, and
-// the ones whose dossier a retention extension keeps.
+// count is the statement that counts, in one scan of the table, the
+// records due by their clock (and not yet anonymised), of those the ones
+// that are due, that is not held, and the ones whose dossier a retention
+// extension keeps, and the records whose clock column is empty: never due
+// by the period, so shown rather than silently kept. A B-tree index on the
+// clock column serves both halves of its WHERE (IS NULL is indexable).
 func (q ruleSQL) count(cutoff, now time.Time) statement {
 	var p params
 	byClock := q.byClock(&p, cutoff)
@@ -164,6 +186,10 @@ func (q ruleSQL) count(cutoff, now time.Time) statement {
 	if len(q.kept) > 0 {
 		kept = quote(q.rule.DossierColumn) + "::text = ANY(" + p.add(q.kept) + ")"
 	}
-	sql := "SELECT count(*), count(*) FILTER (WHERE " + notHeld + "), count(*) FILTER (WHERE " + kept + ") FROM " + q.table + " WHERE " + byClock
+	clock := quote(q.rule.Clock.Column)
+	byClock = "(" + byClock + ")"
+	sql := "SELECT count(*) FILTER (WHERE " + byClock + "), count(*) FILTER (WHERE " + byClock + " AND " + notHeld + ")," +
+		" count(*) FILTER (WHERE " + byClock + " AND " + kept + "), count(*) FILTER (WHERE " + clock + " IS NULL)" +
+		" FROM " + q.table + " WHERE " + byClock + " OR " + clock + " IS NULL"
 	return statement{sql: sql, args: p.args}
 }

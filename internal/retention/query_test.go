@@ -35,10 +35,14 @@ func TestStatementsHoldNoValues(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			q := newRuleSQL(rule)
 			all := []statement{
-				q.batch(cutoff, now, limit, nil, false),
-				q.batch(cutoff, now, limit, after, false),
-				q.batch(cutoff, now, limit, nil, true),
-				q.batch(cutoff, now, limit, after, true),
+				q.batch(cutoff, now, limit, nil, false, false),
+				q.batch(cutoff, now, limit, after, false, false),
+				q.batch(cutoff, now, limit, nil, true, false),
+				q.batch(cutoff, now, limit, after, true, false),
+				q.batch(cutoff, now, limit, nil, false, true),
+				q.batch(cutoff, now, limit, after, false, true),
+				q.batch(cutoff, now, limit, nil, true, true),
+				q.batch(cutoff, now, limit, after, true, true),
 			}
 			for _, st := range append(all, q.count(cutoff, now)) {
 				for _, v := range []string{"2011", "2033", "4321", "DROP", "clients", "'"} {
@@ -63,13 +67,22 @@ func TestStatementsHoldNoValues(t *testing.T) {
 				if id := "ORDER BY " + `"` + string(idColumn(rule)) + `"`; !strings.Contains(st.sql, id) {
 					t.Errorf("batch statement lacks the quoted key %s:\n%s", id, st.sql)
 				}
+				// Row locks only in the fallback.
+				if locking := i >= 4; locking != strings.Contains(st.sql, "FOR UPDATE SKIP LOCKED") {
+					t.Errorf("locking %v:\n%s", locking, st.sql)
+				}
+				// The change repeats the due predicate: the clock
+				// condition appears in the selection and in the change.
+				if c := `"` + string(rule.Clock.Column) + `" < $`; strings.Count(st.sql, c) != 2 {
+					t.Errorf("the clock condition %s is not in both the selection and the change:\n%s", c, st.sql)
+				}
 				// By ctid only in that one table, never its children.
-				if byCtid := i >= 2; byCtid != strings.Contains(st.sql, "ONLY "+quoteTable(rule.Table)) ||
+				if byCtid := i%4 >= 2; byCtid != strings.Contains(st.sql, "ONLY "+quoteTable(rule.Table)) ||
 					byCtid != strings.Contains(st.sql, "dossierguard_t.ctid = ANY") {
 					t.Errorf("byCtid %v:\n%s", byCtid, st.sql)
 				}
 			}
-			st := q.batch(cutoff, now, limit, after, true)
+			st := q.batch(cutoff, now, limit, after, true, false)
 			var hasCutoff, hasLimit, hasAfter bool
 			for _, a := range st.args {
 				switch v := a.(type) {

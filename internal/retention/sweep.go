@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -201,33 +202,33 @@ func (s *sweep) batches(ctx context.Context, index int, q ruleSQL, cutoff time.T
 		<-hashed
 	}()
 
-	var after any // the last key of the previous batch
+	var after any // the last selected key of the previous batch
 	for n := 1; ; n++ {
 		if n > 1 && s.stop(ctx) {
 			return 0, nil
 		}
-		keys, ids, took, err := s.batch(ctx, index, n, q.batch(cutoff, s.now, s.cfg.BatchSize, after, byCtid))
+		res, err := s.batch(ctx, index, n, q, cutoff, after, byCtid)
 		if err != nil {
 			return n, err
 		}
-		s.report.BatchTime += took
-		if took > s.report.LongestBatch {
-			s.report.LongestBatch = took
+		s.report.BatchTime += res.took
+		if res.took > s.report.LongestBatch {
+			s.report.LongestBatch = res.took
 		}
-		if len(keys) == 0 {
+		if res.selected == 0 {
 			return 0, nil
 		}
 		rr.Batches++
-		texts <- ids
+		texts <- res.texts
 		if rr.Action == v1alpha1.ActionAnonymise {
-			rr.Anonymised += int64(len(keys))
+			rr.Anonymised += int64(len(res.texts))
 		} else {
-			rr.Destroyed += int64(len(keys))
+			rr.Destroyed += int64(len(res.texts))
 		}
-		if len(keys) < s.cfg.BatchSize {
+		if res.selected < int64(s.cfg.BatchSize) {
 			return 0, nil
 		}
-		after = keys[len(keys)-1]
+		after = res.last
 	}
 }
 
@@ -261,36 +262,56 @@ func (s *sweep) tableKind(ctx context.Context, q ruleSQL) (bool, error) {
 	return byCtid, tx.Commit(cctx)
 }
 
-// batch runs one batch in one transaction and returns the keys it changed,
-// as their own type and as text, and how long the transaction was open. It
-// runs on a context that ctx's cancellation does not reach, bounded by
-// BatchTimeout, so that a started batch is always completed or rolled back
-// as a whole.
-func (s *sweep) batch(ctx context.Context, index, n int, st statement) (keys []any, texts []string, took time.Duration, err error) {
+// batchResult is what one committed batch did.
+type batchResult struct {
+	texts    []string // the changed keys, as text, in the order changed
+	selected int64    // the records the batch selected
+	last     any      // the last selected key
+	took     time.Duration
+}
+
+// batch runs one batch: first without row locks, waiting at most
+// lockWait for a row that another transaction holds locked; when that wait
+// runs out, again with FOR UPDATE SKIP LOCKED, which skips such rows (see
+// ruleSQL.batch).
+func (s *sweep) batch(ctx context.Context, index, n int, q ruleSQL, cutoff time.Time, after any, byCtid bool) (batchResult, error) {
+	res, err := s.batchTx(ctx, index, n, q.batch(cutoff, s.now, s.cfg.BatchSize, after, byCtid, false), s.cfg.lockWait)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == sqlstateLockNotAvailable {
+		took := res.took
+		res, err = s.batchTx(ctx, index, n, q.batch(cutoff, s.now, s.cfg.BatchSize, after, byCtid, true), 0)
+		res.took += took
+	}
+	return res, err
+}
+
+// sqlstateLockNotAvailable is PostgreSQL's lock_not_available, the error of
+// an exceeded lock_timeout.
+const sqlstateLockNotAvailable = "55P03"
+
+// batchTx runs one batch statement in one transaction and returns what it
+// changed and how long the transaction was open. A lockWait above zero
+// bounds the statement's wait for row locks (lock_timeout). It runs on a
+// context that ctx's cancellation does not reach, bounded by BatchTimeout,
+// so that a started batch is always completed or rolled back as a whole.
+func (s *sweep) batchTx(ctx context.Context, index, n int, st statement, lockWait time.Duration) (res batchResult, err error) {
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.BatchTimeout)
 	defer cancel()
 	began := time.Now()
-	tx, err := s.db.BeginTx(bctx, pgx.TxOptions{})
+	defer func() { res.took = time.Since(began) }()
+	var opts pgx.TxOptions
+	if lockWait > 0 {
+		// In the same round trip as BEGIN; the value is a number of
+		// milliseconds, never outside input.
+		opts.BeginQuery = "BEGIN; SET LOCAL lock_timeout = '" + strconv.FormatInt(max(lockWait.Milliseconds(), 1), 10) + "ms'"
+	}
+	tx, err := s.db.BeginTx(bctx, opts)
 	if err != nil {
-		return nil, nil, 0, fmt.Errorf("begin: %w", err)
+		return res, fmt.Errorf("begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback(bctx) }() // a no-op after Commit
-	rows, err := tx.Query(bctx, st.sql, st.args...)
-	if err != nil {
-		return nil, nil, 0, err
-	}
-	for rows.Next() {
-		var key any
-		var text string
-		if err := rows.Scan(&key, &text); err != nil {
-			rows.Close()
-			return nil, nil, 0, err
-		}
-		keys = append(keys, key)
-		texts = append(texts, text)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, 0, err
+	if err := tx.QueryRow(bctx, st.sql, st.args...).Scan(&res.selected, &res.last, &res.texts); err != nil {
+		return res, err
 	}
 	if s.cfg.batchDelay > 0 {
 		time.Sleep(s.cfg.batchDelay)
@@ -299,13 +320,13 @@ func (s *sweep) batch(ctx context.Context, index, n int, st statement) (keys []a
 		s.cfg.afterBatch(index, n)
 	}
 	if err := tx.Commit(bctx); err != nil {
-		return nil, nil, 0, fmt.Errorf("commit (outcome unknown): %w", err)
+		return res, fmt.Errorf("commit (outcome unknown): %w", err)
 	}
-	return keys, texts, time.Since(began), nil
+	return res, nil
 }
 
 // count takes the held, overdue and no-clock counts of a rule in one
-// read-only transaction.
+// read-only statement.
 func (s *sweep) count(ctx context.Context, q ruleSQL, cutoff time.Time, rr *RuleReport) error {
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.BatchTimeout)
 	defer cancel()
@@ -315,13 +336,8 @@ func (s *sweep) count(ctx context.Context, q ruleSQL, cutoff time.Time, rr *Rule
 	}
 	defer func() { _ = tx.Rollback(cctx) }()
 	st := q.count(cutoff, s.now)
-	var byClock, due, keptByExtension int64
-	if err := tx.QueryRow(cctx, st.sql, st.args...).Scan(&byClock, &due, &keptByExtension); err != nil {
-		return err
-	}
-	nc := q.noClock()
-	var noClock int64
-	if err := tx.QueryRow(cctx, nc.sql, nc.args...).Scan(&noClock); err != nil {
+	var byClock, due, keptByExtension, noClock int64
+	if err := tx.QueryRow(cctx, st.sql, st.args...).Scan(&byClock, &due, &keptByExtension, &noClock); err != nil {
 		return err
 	}
 	rr.Overdue = due

@@ -1,0 +1,95 @@
+-- retention-floor.sql: the server-side floor of the retention sweeper's
+-- batch statement against one plain DELETE, without a client in between
+-- (docs/benchmarks-retention.md, "Where the time goes now").
+--
+--   hack/postgres.sh start
+--   psql -X -h 127.0.0.1 -p "${PGPORT:-55432}" -U postgres dossierguard_test -f hack/retention-floor.sql
+--
+-- It builds the benchmark's table (1,000,000 rows, 30 % due) in the schema
+-- retention_floor, then times on fresh copies, in the server:
+--   sweep   the sweeper's batch statement (batch 5,000, id order), one
+--           transaction per batch, the changed ids returned as text[];
+--   blocks  a DELETE per range of 350 heap blocks (physical order), ids
+--           returned as text[];
+--   plain   one plain DELETE of the same predicate.
+-- The schema is dropped at the end.
+\set ON_ERROR_STOP on
+\timing off
+DROP SCHEMA IF EXISTS retention_floor CASCADE;
+CREATE SCHEMA retention_floor;
+CREATE TABLE retention_floor.src (id bigint PRIMARY KEY, last_contact_at timestamptz, legal_hold boolean,
+  retain_until date, name text, bsn text, notes text, team text NOT NULL);
+INSERT INTO retention_floor.src
+SELECT i,
+  CASE WHEN i % 100 < 34 THEN '2026-06-15 10:00Z'::timestamptz - interval '6 years' - (i % 3650) * interval '1 day'
+       ELSE '2026-06-15 10:00Z'::timestamptz - (i % 1500) * interval '1 day' END,
+  CASE WHEN i % 100 IN (30, 31) THEN true WHEN i % 2 = 0 THEN false END,
+  CASE WHEN i % 100 IN (32, 33) THEN DATE '2030-01-01' WHEN i % 100 < 30 AND i % 7 = 0 THEN DATE '2020-01-01' END,
+  'Naam ' || i, lpad(i::text, 9, '0'), repeat('verslag ', 12), 'team-' || (i % 10)
+FROM generate_series(1, 1000000) AS i;
+
+CREATE PROCEDURE retention_floor.copy() LANGUAGE sql AS $$
+  DROP TABLE IF EXISTS retention_floor.t;
+  CREATE TABLE retention_floor.t AS SELECT * FROM retention_floor.src;
+  ALTER TABLE retention_floor.t ADD PRIMARY KEY (id);
+$$;
+
+CALL retention_floor.copy();
+VACUUM ANALYZE retention_floor.t;
+CHECKPOINT;
+\echo sweep
+\timing on
+DO $$
+DECLARE after bigint := 0; sel bigint; lst bigint; arr text[]; total bigint := 0;
+BEGIN
+  LOOP
+    WITH b AS (SELECT ctid AS r, id AS k FROM ONLY retention_floor.t
+               WHERE last_contact_at < '2021-06-15 10:00Z' AND legal_hold IS NOT TRUE
+                 AND (retain_until IS NULL OR retain_until < '2026-06-15 10:00Z') AND id > after
+               ORDER BY id LIMIT 5000),
+         d AS (DELETE FROM ONLY retention_floor.t AS x WHERE x.ctid = ANY (ARRAY(SELECT r FROM b))
+                 AND last_contact_at < '2021-06-15 10:00Z' AND legal_hold IS NOT TRUE
+                 AND (retain_until IS NULL OR retain_until < '2026-06-15 10:00Z') RETURNING x.id)
+    SELECT (SELECT count(*) FROM b), (SELECT k FROM b ORDER BY k DESC LIMIT 1), (SELECT array_agg(id::text) FROM d)
+      INTO sel, lst, arr;
+    total := total + coalesce(cardinality(arr), 0);
+    COMMIT;
+    EXIT WHEN sel < 5000;
+    after := lst;
+  END LOOP;
+  RAISE NOTICE 'sweep: % rows', total;
+END $$;
+\timing off
+
+CALL retention_floor.copy();
+VACUUM ANALYZE retention_floor.t;
+CHECKPOINT;
+\echo blocks
+\timing on
+DO $$
+DECLARE lo bigint := 0; arr text[]; total bigint := 0; pages bigint;
+BEGIN
+  SELECT relpages INTO pages FROM pg_class WHERE oid = 'retention_floor.t'::regclass;
+  WHILE lo <= pages LOOP
+    WITH d AS (DELETE FROM ONLY retention_floor.t
+               WHERE ctid >= format('(%s,0)', lo)::tid AND ctid < format('(%s,0)', lo + 350)::tid
+                 AND last_contact_at < '2021-06-15 10:00Z' AND legal_hold IS NOT TRUE
+                 AND (retain_until IS NULL OR retain_until < '2026-06-15 10:00Z') RETURNING id)
+    SELECT array_agg(id::text) FROM d INTO arr;
+    total := total + coalesce(cardinality(arr), 0);
+    COMMIT;
+    lo := lo + 350;
+  END LOOP;
+  RAISE NOTICE 'blocks: % rows', total;
+END $$;
+\timing off
+
+CALL retention_floor.copy();
+VACUUM ANALYZE retention_floor.t;
+CHECKPOINT;
+\echo plain
+\timing on
+DELETE FROM retention_floor.t WHERE last_contact_at < '2021-06-15 10:00Z' AND legal_hold IS NOT TRUE
+  AND (retain_until IS NULL OR retain_until < '2026-06-15 10:00Z');
+\timing off
+DROP SCHEMA retention_floor CASCADE;
