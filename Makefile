@@ -44,6 +44,11 @@ lint: golangci-lint ## Run golangci-lint (.golangci.yml) over the main module an
 	$(GOLANGCI_LINT) run --allow-parallel-runners ./...
 	cd test/netpol && $(GOLANGCI_LINT) run --allow-parallel-runners --config ../../.golangci.yml ./...
 
+.PHONY: shellcheck
+shellcheck: ## shellcheck the local cluster's scripts (hack/local-cluster.sh and hack/local-cluster/*.sh; Debian's shellcheck, which .ci/run installs).
+	@command -v shellcheck >/dev/null || { echo "shellcheck is not installed (Debian: apt-get install shellcheck)"; exit 1; }
+	shellcheck -x hack/local-cluster.sh hack/local-cluster/*.sh
+
 .PHONY: golangci-lint
 golangci-lint: ## Build golangci-lint (GOLANGCI_LINT_VERSION) into bin/ from the Go module proxy when missing or of another version.
 	@if [ "$$($(GOLANGCI_LINT) version --short 2>/dev/null)" != "$(GOLANGCI_LINT_VERSION:v%=%)" ]; then \
@@ -52,7 +57,7 @@ golangci-lint: ## Build golangci-lint (GOLANGCI_LINT_VERSION) into bin/ from the
 	fi
 
 .PHONY: verify
-verify: generate manifests lint ## Fail when generated files are stale or code is not gofmt/vet clean.
+verify: generate manifests lint shellcheck ## Fail when generated files are stale, code is not gofmt/vet clean or the local cluster's scripts not shellcheck-clean.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "Not gofmt-clean:"; echo "$$out"; exit 1; fi
 	go vet ./...
 	go vet -tags e2e ./test/e2e/...

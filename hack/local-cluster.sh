@@ -116,6 +116,8 @@ cmd_down() {
   left="$(shim_pids) $(kubepods_pids)"
   for c in "${COMPONENTS[@]}"; do p=$(pid_of "$c") && left="$left $p"; done
   [ -z "${left// /}" ] || die "processes still running: $left"
+  left=$(state_mounts | wc -l)
+  [ "$left" = 0 ] || die "$left mounts still under $STATE (findmnt | grep ${STATE#"$ROOT"/})"
   log "cluster is down"
 }
 

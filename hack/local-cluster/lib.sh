@@ -206,13 +206,23 @@ wait_for() {
 
 kubectl_() { "$ASSETS/kubectl" --kubeconfig "$ADMIN_KUBECONFIG" "$@"; }
 
+# state_mounts prints the mount points under the state folder, deepest first.
+# The mount table holds resolved paths, and the state folder may be reached
+# through a symlink (bin/local-cluster shared by several checkouts), so both
+# the given and the physical path count.
+state_mounts() {
+  local phys
+  phys=$(cd "$STATE" 2>/dev/null && pwd -P) || phys=$STATE
+  findmnt -rn -o TARGET | awk -v s="$STATE/" -v p="$phys/" 'index($0, s) == 1 || index($0, p) == 1' | sort -r
+}
+
 # unmount_state unmounts everything under the state folder, deepest first:
 # pod volumes, container root filesystems, network namespaces, the shims'
 # sockets (the kubelet and containerd leave them when they stop).
 unmount_state() {
   local m n=0 i mounts
   for ((i = 0; i < 5; i++)); do
-    mapfile -t mounts < <(findmnt -rn -o TARGET | awk -v s="$STATE/" 'index($0, s) == 1' | sort -r)
+    mapfile -t mounts < <(state_mounts)
     [ ${#mounts[@]} -gt 0 ] || break
     for m in "${mounts[@]}"; do
       umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
