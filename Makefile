@@ -86,8 +86,9 @@ test-report: ## The compliance report: model, golden files, `dossierguard report
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test $(GO_TEST_FLAGS) -run 'TestReport|TestDSRReport' -v ./cmd/dossierguard/
 
 .PHONY: test-local-cluster-tools
-test-local-cluster-tools: ## The local cluster's own tools (mkimage, volume-helper; own module, standard library only).
+test-local-cluster-tools: ## The local cluster's own tools (mkimage, volume-helper; own module, standard library only) and lib.sh's unmounting (real mounts in a namespace of its own).
 	cd hack/local-cluster/images && go test $(GO_TEST_FLAGS) ./...
+	hack/local-cluster/lib_test.sh
 
 .PHONY: test-netpol
 test-netpol: ## NetworkPolicy semantics of the generated policies, checked with cyclonus's matcher (own module).
