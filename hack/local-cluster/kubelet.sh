@@ -69,16 +69,20 @@ kubelet_wait_ready() {
   log "node $NODE_NAME is Ready (pod CIDR $(kubectl_ get node "$NODE_NAME" -o jsonpath='{.spec.podCIDR}'))"
 }
 
+# smoke_test runs a pause pod in kube-system, which admission webhooks leave
+# alone (the chart's pod webhook excludes it, as webhooks should): a webhook
+# kept in etcd from an earlier install, whose pods have not started yet,
+# would refuse the pod in any other namespace, with failurePolicy Fail.
 smoke_test() {
-  local pod=local-cluster-smoke ip
-  wait_for "the default ServiceAccount" 120 kubectl_ -n default get serviceaccount default || die "no default ServiceAccount (kube-controller-manager?)"
-  kubectl_ -n default delete pod "$pod" --ignore-not-found --wait=true >/dev/null
-  kubectl_ apply -f - >/dev/null <<EOF
+  local pod=local-cluster-smoke ns=kube-system ip
+  wait_for "the default ServiceAccount" 120 kubectl_ -n "$ns" get serviceaccount default || die "no default ServiceAccount in $ns (kube-controller-manager?)"
+  kubectl_ -n "$ns" delete pod "$pod" --ignore-not-found --wait=true >/dev/null
+  kubectl_ apply -f - >/dev/null <<EOF || die "could not create the test pod $ns/$pod (the apiserver's answer is above)"
 apiVersion: v1
 kind: Pod
 metadata:
   name: $pod
-  namespace: default
+  namespace: $ns
   labels: {app.kubernetes.io/name: local-cluster-smoke}
 spec:
   automountServiceAccountToken: false
@@ -88,15 +92,15 @@ spec:
     image: local/pause:dev
     imagePullPolicy: Never
 EOF
-  log "waiting for the test pod $pod to run"
-  if ! kubectl_ -n default wait pod "$pod" --for=condition=Ready --timeout=180s >/dev/null; then
-    kubectl_ -n default describe pod "$pod" | tail -n 20 >&2
+  log "waiting for the test pod $ns/$pod to run"
+  if ! kubectl_ -n "$ns" wait pod "$pod" --for=condition=Ready --timeout=180s >/dev/null; then
+    kubectl_ -n "$ns" describe pod "$pod" | tail -n 20 >&2
     die "the test pod did not start; see $LOGS/kubelet.log and $LOGS/containerd.log"
   fi
-  ip=$(kubectl_ -n default get pod "$pod" -o jsonpath='{.status.podIP}')
+  ip=$(kubectl_ -n "$ns" get pod "$pod" -o jsonpath='{.status.podIP}')
   [ -n "$ip" ] || die "the test pod has no IP"
-  log "test pod $pod is Running with IP $ip"
-  kubectl_ -n default delete pod "$pod" --wait=false >/dev/null
+  log "test pod $ns/$pod is Running with IP $ip"
+  kubectl_ -n "$ns" delete pod "$pod" --wait=false >/dev/null
 }
 
 kubelet_down() {
