@@ -172,6 +172,8 @@ start() {
 }
 
 # stop NAME [SECONDS] sends SIGTERM, then SIGKILL after SECONDS (default 20).
+# The pid file goes only when no live NAME is named in it any more: one
+# written meanwhile by another `up` stays.
 stop() {
   local name=$1 wait=${2:-20} pid i
   if pid=$(pid_of "$name"); then
@@ -187,7 +189,7 @@ stop() {
       sleep 0.5
     fi
   fi
-  rm -f "$(pidfile "$name")"
+  pid_of "$name" >/dev/null || rm -f "$(pidfile "$name")"
 }
 
 # wait_for WHAT SECONDS COMMAND... retries COMMAND until it succeeds.
