@@ -44,6 +44,11 @@ lint: golangci-lint ## Run golangci-lint (.golangci.yml) over the main module an
 	$(GOLANGCI_LINT) run --allow-parallel-runners ./...
 	cd test/netpol && $(GOLANGCI_LINT) run --allow-parallel-runners --config ../../.golangci.yml ./...
 
+.PHONY: shellcheck
+shellcheck: ## shellcheck the local cluster's scripts (hack/local-cluster.sh and hack/local-cluster/*.sh; Debian's shellcheck, which .ci/run installs).
+	@command -v shellcheck >/dev/null || { echo "shellcheck is not installed (Debian: apt-get install shellcheck)"; exit 1; }
+	shellcheck -x hack/local-cluster.sh hack/local-cluster/*.sh
+
 .PHONY: golangci-lint
 golangci-lint: ## Build golangci-lint (GOLANGCI_LINT_VERSION) into bin/ from the Go module proxy when missing or of another version.
 	@if [ "$$($(GOLANGCI_LINT) version --short 2>/dev/null)" != "$(GOLANGCI_LINT_VERSION:v%=%)" ]; then \
@@ -52,7 +57,7 @@ golangci-lint: ## Build golangci-lint (GOLANGCI_LINT_VERSION) into bin/ from the
 	fi
 
 .PHONY: verify
-verify: generate manifests lint ## Fail when generated files are stale or code is not gofmt/vet clean.
+verify: generate manifests lint shellcheck ## Fail when generated files are stale, code is not gofmt/vet clean or the local cluster's scripts not shellcheck-clean.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "Not gofmt-clean:"; echo "$$out"; exit 1; fi
 	go vet ./...
 	go vet -tags e2e ./test/e2e/...
@@ -81,8 +86,9 @@ test-report: ## The compliance report: model, golden files, `dossierguard report
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test $(GO_TEST_FLAGS) -run 'TestReport|TestDSRReport' -v ./cmd/dossierguard/
 
 .PHONY: test-local-cluster-tools
-test-local-cluster-tools: ## The local cluster's own tools (mkimage, volume-helper; own module, standard library only).
+test-local-cluster-tools: ## The local cluster's own tools (mkimage, volume-helper; own module, standard library only) and lib.sh's unmounting (real mounts in a namespace of its own).
 	cd hack/local-cluster/images && go test $(GO_TEST_FLAGS) ./...
+	hack/local-cluster/lib_test.sh
 
 .PHONY: test-netpol
 test-netpol: ## NetworkPolicy semantics of the generated policies, checked with cyclonus's matcher (own module).

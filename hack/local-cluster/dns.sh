@@ -1,8 +1,9 @@
+# shellcheck shell=bash
 # dns.sh: the local cluster's DNS, CoreDNS as a pod in kube-system behind the
 # Service kube-dns at CLUSTER_DNS (10.96.0.10, the kubelet's clusterDNS).
-# Sourced by hack/local-cluster.sh (it uses that script's log, die, wait_for,
-# kubectl_, ctr_, import_image, build_module_tools and its settings); not run
-# on its own.
+# Sourced by hack/local-cluster.sh (it uses log, die, wait_for, kubectl_ and
+# the settings of lib.sh, ctr_ and import_image of containerd.sh,
+# build_module_tools of build.sh); not run on its own.
 #
 #   dns_build    build CoreDNS (hack/local-cluster/coredns, pinned in its
 #                go.mod, from the Go module proxy) and its image when missing

@@ -1,7 +1,8 @@
+# shellcheck shell=bash
 # network-policies.sh: NetworkPolicy enforcement for the local cluster, with
 # SIG Network's reference implementation, sigs.k8s.io/kube-network-policies.
-# Sourced by hack/local-cluster.sh (it uses that script's log, die, start,
-# stop, pid_of, wait_for, kubectl_ and its settings); not run on its own.
+# Sourced by hack/local-cluster.sh (it uses log, die, start, stop, pid_of,
+# wait_for, kubectl_ and the settings of lib.sh); not run on its own.
 #
 #   netpol_build   build the binary into bin/local-cluster/tools when missing
 #                  (from the Go module proxy; about 2 minutes cold on two cores)
@@ -120,7 +121,7 @@ netpol_hook_down() {
   while iptables -w -t mangle -C POSTROUTING -j "$NETPOL_CHAIN" 2>/dev/null; do
     iptables -w -t mangle -D POSTROUTING -j "$NETPOL_CHAIN" || break
   done
-  iptables -w -t mangle -F "$NETPOL_CHAIN" 2>/dev/null && iptables -w -t mangle -X "$NETPOL_CHAIN" 2>/dev/null || true
+  if iptables -w -t mangle -F "$NETPOL_CHAIN" 2>/dev/null; then iptables -w -t mangle -X "$NETPOL_CHAIN" 2>/dev/null || true; fi
 }
 
 netpol_up() {

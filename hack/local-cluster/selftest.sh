@@ -121,41 +121,49 @@ svc_ip=$(k -n "$NS" get svc echo -o jsonpath='{.spec.clusterIP}')
 node_port=$(k -n "$NS" get svc echo-nodeport -o jsonpath='{.spec.ports[0].nodePort}')
 kube_ip=$(k -n default get svc kubernetes -o jsonpath='{.spec.clusterIP}')
 say "echo pod $echo_ip, client pod $client_ip, Service echo $svc_ip:80, NodePort $NODE_IP:$node_port"
-in_cidr "$echo_ip" "$POD_CIDR" && in_cidr "$client_ip" "$POD_CIDR" && ok "pod IPs are in the pod range $POD_CIDR" || bad "pod IPs outside $POD_CIDR"
+if in_cidr "$echo_ip" "$POD_CIDR" && in_cidr "$client_ip" "$POD_CIDR"; then ok "pod IPs are in the pod range $POD_CIDR"; else bad "pod IPs outside $POD_CIDR"; fi
 
-out=$(fetch "$echo_ip" 8080 /host-to-pod) && grep -q 'hostname: echo' <<<"$out" &&
-  ok "host -> pod IP $echo_ip:8080 over the bridge" || bad "host -> pod IP: $out"
+if out=$(fetch "$echo_ip" 8080 /host-to-pod) && grep -q 'hostname: echo' <<<"$out"; then
+  ok "host -> pod IP $echo_ip:8080 over the bridge"
+else bad "host -> pod IP: $out"; fi
 
 # The Service's endpoints must be programmed by kube-proxy first.
 for _ in $(seq 30); do
   [ -n "$(k -n "$NS" get endpointslices -l kubernetes.io/service-name=echo -o jsonpath='{.items[*].endpoints[*].addresses[*]}')" ] && break
   sleep 1
 done
-out=$(fetch "$svc_ip" 80 /host-to-service) && grep -q 'hostname: echo' <<<"$out" &&
-  ok "host -> ClusterIP $svc_ip:80 through kube-proxy" || bad "host -> ClusterIP: $out"
+if out=$(fetch "$svc_ip" 80 /host-to-service) && grep -q 'hostname: echo' <<<"$out"; then
+  ok "host -> ClusterIP $svc_ip:80 through kube-proxy"
+else bad "host -> ClusterIP: $out"; fi
 
-out=$(fetch "$NODE_IP" "$node_port" /host-to-nodeport) && grep -q 'hostname: echo' <<<"$out" &&
-  ok "host -> NodePort $NODE_IP:$node_port" || bad "host -> NodePort: $out"
+if out=$(fetch "$NODE_IP" "$node_port" /host-to-nodeport) && grep -q 'hostname: echo' <<<"$out"; then
+  ok "host -> NodePort $NODE_IP:$node_port"
+else bad "host -> NodePort: $out"; fi
 
 local_target "$echo_ip"
-out=$(k -n "$NS" exec client -- /echo -get "http://$echo_ip:8080/pod-to-pod" 2>&1) &&
-  grep -q "remote: $client_ip:" <<<"$out" &&
-  ok "pod -> pod IP $echo_ip:8080 over the bridge (seen from $client_ip)" || bad "pod -> pod: $out"
+if out=$(k -n "$NS" exec client -- /echo -get "http://$echo_ip:8080/pod-to-pod" 2>&1) &&
+  grep -q "remote: $client_ip:" <<<"$out"; then
+  ok "pod -> pod IP $echo_ip:8080 over the bridge (seen from $client_ip)"
+else bad "pod -> pod: $out"; fi
 
 local_target "$svc_ip"
-out=$(k -n "$NS" exec client -- /echo -get "http://$svc_ip/pod-to-service" 2>&1) &&
-  grep -q 'hostname: echo' <<<"$out" &&
-  ok "pod -> ClusterIP $svc_ip:80 -> pod" || bad "pod -> ClusterIP: $out"
+if out=$(k -n "$NS" exec client -- /echo -get "http://$svc_ip/pod-to-service" 2>&1) &&
+  grep -q 'hostname: echo' <<<"$out"; then
+  ok "pod -> ClusterIP $svc_ip:80 -> pod"
+else bad "pod -> ClusterIP: $out"; fi
 
 local_target "$kube_ip"
-out=$(k -n "$NS" exec client -- /echo -k -get "https://$kube_ip/readyz" 2>&1) && grep -q '^ok' <<<"$out" &&
-  ok "pod -> kubernetes Service $kube_ip:443 -> kube-apiserver" || bad "pod -> apiserver: $out"
+if out=$(k -n "$NS" exec client -- /echo -k -get "https://$kube_ip/readyz" 2>&1) && grep -q '^ok' <<<"$out"; then
+  ok "pod -> kubernetes Service $kube_ip:443 -> kube-apiserver"
+else bad "pod -> apiserver: $out"; fi
 
 if [ -n "${CLUSTER_DNS:-}" ]; then
-  out=$(k -n "$NS" exec client -- /echo -resolve echo 2>&1) && [ "$out" = "$svc_ip" ] &&
-    ok "pod resolves the Service name echo to $svc_ip (CoreDNS at $CLUSTER_DNS, search domains)" || bad "pod -> DNS echo: $out"
-  out=$(k -n "$NS" exec client -- /echo -resolve kubernetes.default.svc.cluster.local 2>&1) && [ "$out" = "$kube_ip" ] &&
-    ok "pod resolves kubernetes.default.svc.cluster.local to $kube_ip" || bad "pod -> DNS kubernetes: $out"
+  if out=$(k -n "$NS" exec client -- /echo -resolve echo 2>&1) && [ "$out" = "$svc_ip" ]; then
+    ok "pod resolves the Service name echo to $svc_ip (CoreDNS at $CLUSTER_DNS, search domains)"
+  else bad "pod -> DNS echo: $out"; fi
+  if out=$(k -n "$NS" exec client -- /echo -resolve kubernetes.default.svc.cluster.local 2>&1) && [ "$out" = "$kube_ip" ]; then
+    ok "pod resolves kubernetes.default.svc.cluster.local to $kube_ip"
+  else bad "pod -> DNS kubernetes: $out"; fi
   if out=$(k -n "$NS" exec client -- /echo -resolve dossierguard.example. 2>&1); then
     bad "pod resolved a name outside the cluster: $out"
   else
@@ -182,8 +190,9 @@ for _ in $(seq 60); do
   grep -q '127.0.0.1:9' <<<"$msg" && break
   sleep 1
 done
-grep -q '127.0.0.1:9' <<<"$msg" && ok "a missing image is pulled from nowhere but the loopback (127.0.0.1:9)" ||
-  bad "pull of a missing image: ${msg:-no event}"
+if grep -q '127.0.0.1:9' <<<"$msg"; then
+  ok "a missing image is pulled from nowhere but the loopback (127.0.0.1:9)"
+else bad "pull of a missing image: ${msg:-no event}"; fi
 
 say "$pass passed, $fail failed"
 echo "$pass passed, $fail failed"

@@ -1,10 +1,11 @@
+# shellcheck shell=bash
 # volumes.sh: dynamic volume provisioning for the local cluster, with
 # Rancher's local-path-provisioner: a PersistentVolumeClaim on a class whose
 # provisioner is rancher.io/local-path gets a directory of its own under
 # VOLUMES_DIR (bin/local-cluster/volumes) as a hostPath PersistentVolume.
-# Sourced by hack/local-cluster.sh (it uses that script's log, die, kubectl_,
-# ctr_, import_image, build_module_tools and its settings); not run on its
-# own.
+# Sourced by hack/local-cluster.sh (it uses log, die, kubectl_ and the
+# settings of lib.sh, ctr_ and import_image of containerd.sh,
+# build_module_tools of build.sh); not run on its own.
 #
 #   volumes_build    build local-path-provisioner (pinned, from the Go module
 #                    proxy) and the images of it and of volume-helper
