@@ -8,8 +8,9 @@
 // operator and audit-proxy logs) are written under bin/test-artefacts/e2e/.
 //
 // The suite builds nothing and installs nothing but its own probe pods
-// (test/e2e/netprobe, image E2E_PROBE_IMAGE) and agreements, and removes
-// them afterwards. It is compiled only with the build tag e2e, so `make test`
+// (test/e2e/netprobe, image E2E_PROBE_IMAGE), the egress story's stand-in
+// partner (test/e2e/partner) and application (test/e2e/demoapp), and
+// agreements, and removes them afterwards. It is compiled only with the build tag e2e, so `make test`
 // does not run it:
 //
 //	KUBECONFIG=... go test -tags e2e ./test/e2e -ginkgo.v [-ginkgo.focus withdrawn]
@@ -40,6 +41,9 @@ import (
 type settings struct {
 	operatorNamespace string        // E2E_OPERATOR_NAMESPACE: the release's namespace
 	probeImage        string        // E2E_PROBE_IMAGE: test/e2e/netprobe's image on the nodes
+	partnerImage      string        // E2E_PARTNER_IMAGE: test/e2e/partner's image on the nodes
+	demoAppImage      string        // E2E_DEMO_APP_IMAGE: test/e2e/demoapp's image (the egress story's application)
+	egressWindow      time.Duration // E2E_EGRESS_WINDOW (seconds): how long the egress story's expiring agreement is in force
 	breakGlassGroup   string        // E2E_BREAK_GLASS_GROUP: the install's webhook.breakGlass.groups
 	artefacts         string        // E2E_ARTEFACTS: where diagnostics and figures go
 	netpolLog         string        // E2E_NETPOL_LOG: the network plugin's log, copied into diagnostics
@@ -74,17 +78,28 @@ func loadSettings() settings {
 	s := settings{
 		operatorNamespace: envOr("E2E_OPERATOR_NAMESPACE", "dossierguard-system"),
 		probeImage:        envOr("E2E_PROBE_IMAGE", "local/netprobe:dev"),
+		partnerImage:      envOr("E2E_PARTNER_IMAGE", "local/e2e-partner:dev"),
+		demoAppImage:      envOr("E2E_DEMO_APP_IMAGE", "local/dossier-app:dev"),
 		breakGlassGroup:   envOr("E2E_BREAK_GLASS_GROUP", "dossierguard:e2e-break-glass"),
 		artefacts:         envOr("E2E_ARTEFACTS", filepath.Join(root, "bin", "test-artefacts", "e2e")),
 		netpolLog:         os.Getenv("E2E_NETPOL_LOG"),
 		timeout:           180 * time.Second,
+		egressWindow:      150 * time.Second,
 	}
-	if v := os.Getenv("E2E_TIMEOUT"); v != "" {
-		d, err := time.ParseDuration(strings.TrimSpace(v) + "s")
-		Expect(err).NotTo(HaveOccurred(), "E2E_TIMEOUT: want whole seconds, got %q", v)
-		s.timeout = d
-	}
+	s.timeout = secondsEnv("E2E_TIMEOUT", s.timeout)
+	s.egressWindow = secondsEnv("E2E_EGRESS_WINDOW", s.egressWindow)
 	return s
+}
+
+// secondsEnv reads a setting in whole seconds.
+func secondsEnv(key string, fallback time.Duration) time.Duration {
+	v := os.Getenv(key)
+	if v == "" {
+		return fallback
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(v) + "s")
+	Expect(err).NotTo(HaveOccurred(), "%s: want whole seconds, got %q", key, v)
+	return d
 }
 
 func envOr(key, fallback string) string {
