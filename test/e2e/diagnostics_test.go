@@ -27,7 +27,7 @@ import (
 // diagnosticNamespaces are where a failed story looks: the store's, the
 // operator's and the suite's own.
 func diagnosticNamespaces() []string {
-	return []string{storeNamespace, cfg.operatorNamespace, nsPartner, nsExpiring, nsOther}
+	return []string{storeNamespace, cfg.operatorNamespace, nsPartner, nsExpiring, nsOther, nsEgressPartner}
 }
 
 // collectDiagnostics writes what a person needs to see why a story failed
