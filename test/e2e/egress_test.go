@@ -212,7 +212,8 @@ var _ = Describe("Egress gateway", Ordered, ContinueOnFailure, Label("egress"), 
 	It("refuses a request that would disclose a category outside the agreement with 403, and nothing arrives", func(ctx SpecContext) {
 		// The agreement cannot even declare such a route: the API server
 		// refuses it, naming the field and the rule.
-		withRoute := referral.DeepCopy()
+		withRoute := &v1alpha1.SharingAgreement{}
+		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(referral), withRoute)).To(Succeed())
 		withRoute.Spec.OutboundRoutes = append(withRoute.Spec.OutboundRoutes, v1alpha1.OutboundRoute{
 			Name: "help-request", Method: "POST", Path: requestPath, Categories: []v1alpha1.DataCategory{v1alpha1.CategoryRequest}})
 		err := k8s.Update(ctx, withRoute, client.DryRunAll)
@@ -254,8 +255,8 @@ var _ = Describe("Egress gateway", Ordered, ContinueOnFailure, Label("egress"), 
 		before := partnerReceived(ctx)
 
 		// The application sends a referral under the expiring agreement
-		// again and again, while a watch from the gateway's policy dials
-		// the agreement's partner port.
+		// again and again until 8 s after validUntil, while a watch from
+		// the gateway's policy dials the agreement's partner port.
 		type attempt struct {
 			start time.Time
 			ans   answer
@@ -272,7 +273,9 @@ var _ = Describe("Egress gateway", Ordered, ContinueOnFailure, Label("egress"), 
 				if ctx.Err() != nil {
 					return
 				}
-				time.Sleep(300 * time.Millisecond)
+				// Every 0.3 s from 10 s before validUntil; every 5 s
+				// until then.
+				time.Sleep(min(max(300*time.Millisecond, time.Until(until)-10*time.Second), 5*time.Second))
 			}
 		}()
 		latency := measureRefusal(ctx, gatewayProbe, hostPort(partnerPod.Status.PodIP, expiringPort), time.Until(until)+30*time.Second,
