@@ -154,9 +154,9 @@ cleanup() {
     k -n wijkteam delete pod e2e-wijkteam-app --ignore-not-found --wait=true --timeout=60s >/dev/null 2>&1
     k -n wijkteam delete deploy e2e-wijkteam-deploy --ignore-not-found --wait=true --timeout=60s >/dev/null 2>&1
     # What the Go suite made, should it have stopped before its own clean-up.
-    k -n wijkteam delete pod e2e-net-workload e2e-net-neighbour --ignore-not-found --wait=true --timeout=60s >/dev/null 2>&1
+    k -n wijkteam delete pod e2e-net-workload e2e-net-neighbour e2e-egress-app e2e-egress-workload e2e-egress-gateway-probe --ignore-not-found --wait=true --timeout=60s >/dev/null 2>&1
     k -n wijkteam delete sharingagreements -l app.kubernetes.io/part-of=dossierguard-e2e --ignore-not-found >/dev/null 2>&1
-    k delete namespace e2e-net-partner e2e-net-expiring e2e-net-other --ignore-not-found --wait=true --timeout=60s >/dev/null 2>&1
+    k delete namespace e2e-net-partner e2e-net-expiring e2e-net-other e2e-egress-partner --ignore-not-found --wait=true --timeout=60s >/dev/null 2>&1
     k -n wijkteam delete serviceaccount wijkteam-dossier --ignore-not-found >/dev/null 2>&1
     if [ "$DEMO_DB" = 1 ]; then
       k delete -f test/e2e/demodb/demodb.yaml --ignore-not-found --wait=true --timeout=60s >/dev/null 2>&1
@@ -412,6 +412,14 @@ if [ "$E2E_IMPORT" = 1 ]; then
     -user 65532:65532 -expose 8080 -out "$ROOT/bin/e2e/netprobe.tar" >/dev/null || fail "could not build the netprobe image"
   "$LC" import "$ROOT/bin/e2e/netprobe.tar" >/dev/null 2>&1 || fail "could not import the netprobe image"
 fi
+# The egress story's stand-in partner (test/e2e/partner); it sends with the demo app.
+PARTNER_IMAGE=${E2E_PARTNER_IMAGE:-local/e2e-partner:dev}
+if [ "$E2E_IMPORT" = 1 ]; then
+  CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$ROOT/bin/e2e/partner" ./test/e2e/partner || fail "could not build test/e2e/partner"
+  "${LOCAL_CLUSTER_DIR:-$ROOT/bin/local-cluster}/tools/mkimage" -binary "$ROOT/bin/e2e/partner" -tag "$PARTNER_IMAGE" \
+    -user 65532:65532 -expose 8443 -out "$ROOT/bin/e2e/partner.tar" >/dev/null || fail "could not build the partner image"
+  "$LC" import "$ROOT/bin/e2e/partner.tar" >/dev/null 2>&1 || fail "could not import the partner image"
+fi
 netpol_log=${LOCAL_CLUSTER_DIR:-$ROOT/bin/local-cluster}/logs/kube-network-policies.log
 [ "$KUBECONFIG" = "$LOCAL_KUBECONFIG" ] && [ -f "$netpol_log" ] || netpol_log=""
 # What the stories need to know of this run; make e2e-suite reads it too
@@ -423,6 +431,9 @@ KUBECONFIG=$KUBECONFIG
 E2E_OPERATOR_NAMESPACE=$NS
 E2E_RELEASE=$RELEASE
 E2E_PROBE_IMAGE=$PROBE_IMAGE
+E2E_PARTNER_IMAGE=$PARTNER_IMAGE
+E2E_DEMO_APP_IMAGE=${E2E_DEMO_APP_IMAGE:-$([ "${DEMO_APP:-0}" = 1 ] && echo "$APP_IMAGE")}
+E2E_EGRESS_WINDOW=${E2E_EGRESS_WINDOW:-150}
 E2E_BREAK_GLASS_GROUP=$BREAK_GLASS_GROUP
 E2E_NETPOL_LOG=$netpol_log
 E2E_TIMEOUT=$TIMEOUT

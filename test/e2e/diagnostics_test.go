@@ -48,7 +48,7 @@ var _ = ReportAfterEach(func(r SpecReport) {
 // diagnosticNamespaces are where a failed story looks: the store's, the
 // operator's and the suite's own.
 func diagnosticNamespaces() []string {
-	return []string{storeNamespace, cfg.operatorNamespace, nsPartner, nsExpiring, nsOther}
+	return []string{storeNamespace, cfg.operatorNamespace, nsPartner, nsExpiring, nsOther, nsEgressPartner}
 }
 
 // collectDiagnostics writes what a person needs to see why a story failed

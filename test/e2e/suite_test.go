@@ -13,9 +13,10 @@
 //
 // The suite builds no image: it creates its pods, agreements and requests
 // from the images hack/e2e.sh imported (the demo app or the echo server,
-// test/e2e/netprobe) and removes them afterwards, but for the workload pod
-// e2e-wijkteam-app, which the stories share. It is compiled only with the
-// build tag e2e, so `make test` does not run it:
+// test/e2e/netprobe, the egress story's stand-in partner test/e2e/partner)
+// and removes them afterwards, but for the workload pod e2e-wijkteam-app,
+// which the stories share. It is compiled only with the build tag e2e, so
+// `make test` does not run it:
 //
 //	KUBECONFIG=... go test -tags e2e ./test/e2e -ginkgo.v -ginkgo.label-filter='!deletion' [-ginkgo.focus withdrawn]
 package e2e
@@ -45,6 +46,9 @@ import (
 type settings struct {
 	operatorNamespace string        // E2E_OPERATOR_NAMESPACE: the release's namespace
 	probeImage        string        // E2E_PROBE_IMAGE: test/e2e/netprobe's image on the nodes
+	partnerImage      string        // E2E_PARTNER_IMAGE: test/e2e/partner's image on the nodes
+	demoAppImage      string        // E2E_DEMO_APP_IMAGE: test/e2e/demoapp's image (the egress story's application)
+	egressWindow      time.Duration // E2E_EGRESS_WINDOW (seconds): how long the egress story's expiring agreement is in force
 	breakGlassGroup   string        // E2E_BREAK_GLASS_GROUP: the install's webhook.breakGlass.groups
 	artefacts         string        // E2E_ARTEFACTS: where diagnostics and figures go
 	netpolLog         string        // E2E_NETPOL_LOG: the network plugin's log, copied into diagnostics
@@ -89,6 +93,8 @@ func loadSettings() settings {
 	s := settings{
 		operatorNamespace: envOr("E2E_OPERATOR_NAMESPACE", "dossierguard-system"),
 		probeImage:        envOr("E2E_PROBE_IMAGE", "local/netprobe:dev"),
+		partnerImage:      envOr("E2E_PARTNER_IMAGE", "local/e2e-partner:dev"),
+		demoAppImage:      envOr("E2E_DEMO_APP_IMAGE", "local/dossier-app:dev"),
 		breakGlassGroup:   envOr("E2E_BREAK_GLASS_GROUP", "dossierguard:e2e-break-glass"),
 		artefacts:         envOr("E2E_ARTEFACTS", filepath.Join(root, "bin", "test-artefacts", "e2e")),
 		netpolLog:         os.Getenv("E2E_NETPOL_LOG"),
@@ -103,9 +109,11 @@ func loadSettings() settings {
 		hostPG:            os.Getenv("E2E_HOST_PG"),
 		logbook:           os.Getenv("E2E_LOGBOOK") == "1",
 		window:            150 * time.Second,
+		egressWindow:      150 * time.Second,
 	}
 	s.timeout = seconds("E2E_TIMEOUT", s.timeout)
 	s.window = seconds("E2E_WINDOW_SECONDS", s.window)
+	s.egressWindow = seconds("E2E_EGRESS_WINDOW", s.egressWindow)
 	return s
 }
 

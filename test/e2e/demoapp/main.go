@@ -7,6 +7,19 @@
 // 404 none). It holds made-up data only. It connects with the libpq environment variables
 // (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD, PGSSLMODE) and reports
 // ready once its table exists.
+//
+// It also sends a dossier's referral to a partner the way an application
+// does through the store's egress gateway (docs/egress-gateway.md), run in
+// the application's container:
+//
+//	demoapp refer -base http://<store>-egress.<namespace>.svc/<agreement>/ -path /referrals/{dossier} \
+//	    -dossier D-1001 -categories identity,contact [-token /var/run/secrets/dossierguard/egress/token]
+//
+// It reads the dossier, puts one member per category in a JSON body, POSTs
+// it to the base URL with the path (its {dossier} replaced) and the pod's
+// projected ServiceAccount token of the gateway's audience as a bearer
+// token, read for this request, and prints one JSON line: the status, the
+// content type and the body of the answer.
 package main
 
 import (
@@ -15,6 +28,7 @@ import (
 	"errors"
 	"log"
 	"net/http"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -33,6 +47,12 @@ CREATE TABLE IF NOT EXISTS consents (
   dossier text NOT NULL, agreement text NOT NULL, withdrawn_at timestamptz, PRIMARY KEY (dossier, agreement))`
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "refer" {
+		if err := refer(context.Background(), os.Args[2:], os.Stdout); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, "")
 	if err != nil {
