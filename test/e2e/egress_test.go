@@ -64,7 +64,7 @@ var _ = Describe("Egress gateway", Ordered, ContinueOnFailure, Label("egress"), 
 		app                   *application
 		inside, gatewayProbe  *prober // in a workload pod; in a pod the gateway's policy selects
 		partnerPod            *corev1.Pod
-		gatewayPod            *corev1.Pod
+		gatewayPods           []*corev1.Pod
 		gatewayLabels         map[string]string
 		referralBase, expBase string
 	)
@@ -143,9 +143,9 @@ var _ = Describe("Egress gateway", Ordered, ContinueOnFailure, Label("egress"), 
 		gatewayProbe = &prober{name: "gateway's policy", namespace: storeNamespace, pod: gp.Name, container: "probe",
 			config: restConfig, binary: "/netprobe", ip: gp.Status.PodIP}
 
-		gatewayPod = waitGateway(ctx, store, referral, expiring)
+		gatewayPods = waitGateway(ctx, store, referral, expiring)
 		referralBase, expBase = egressURL(ctx, referral), egressURL(ctx, expiring)
-		GinkgoWriter.Printf("gateway pod %s; %s expires at %s (%s from now)\n", gatewayPod.Name, expiringAgreement,
+		GinkgoWriter.Printf("%d gateway pods; %s expires at %s (%s from now)\n", len(gatewayPods), expiringAgreement,
 			until.Format(time.RFC3339), time.Until(until).Round(time.Second))
 	})
 
@@ -193,7 +193,7 @@ var _ = Describe("Egress gateway", Ordered, ContinueOnFailure, Label("egress"), 
 
 		pseudonym := dossierPseudonym(ctx, store, referralDossier)
 		Eventually(func(g Gomega) {
-			events := gatewayAudit(ctx, g, store, gatewayPod)
+			events := gatewayAudit(ctx, g, store, gatewayPods)
 			allowed := eventsOf(events, referralAgreement, "referral", auditlog.OutcomeAllowed)
 			g.Expect(allowed).To(ContainElement(HaveField("Status", 0)), "the decision, recorded before the request left")
 			g.Expect(allowed).To(ContainElement(HaveField("Status", 201)), "the completion with the partner's status")
@@ -234,14 +234,16 @@ var _ = Describe("Egress gateway", Ordered, ContinueOnFailure, Label("egress"), 
 			WithContext(ctx).WithTimeout(3*time.Second).WithPolling(time.Second).Should(BeEmpty(), "nothing may arrive at the partner")
 
 		Eventually(func(g Gomega) {
-			denied := eventsOf(gatewayAudit(ctx, g, store, gatewayPod), referralAgreement, "", auditlog.OutcomeDenied)
+			denied := eventsOf(gatewayAudit(ctx, g, store, gatewayPods), referralAgreement, "", auditlog.OutcomeDenied)
 			g.Expect(denied).To(ContainElement(HaveField("Status", 403)), "the refusal is recorded")
 		}).WithContext(ctx).WithTimeout(30 * time.Second).WithPolling(time.Second).Should(Succeed())
 	})
 
 	It("lets only the gateway reach the partner, on the ports of the agreements in force", func(ctx SpecContext) {
 		pip := partnerPod.Status.PodIP
-		inside.expectOpen(hostPort(gatewayPod.Status.PodIP, resources.EgressGatewayPort), "the workload reaches its gateway")
+		for _, gp := range gatewayPods {
+			inside.expectOpen(hostPort(gp.Status.PodIP, resources.EgressGatewayPort), "the workload reaches its gateway")
+		}
 		inside.expectRefused(hostPort(pip, referralPort), "the workload has no direct egress to the partner")
 		inside.expectRefused(hostPort(pip, expiringPort), "the workload has no direct egress to the partner")
 		gatewayProbe.expectOpen(hostPort(pip, referralPort), "the referral agreement is in force")
@@ -319,7 +321,7 @@ var _ = Describe("Egress gateway", Ordered, ContinueOnFailure, Label("egress"), 
 		gatewayProbe.expectOpen(hostPort(partnerPod.Status.PodIP, referralPort), "the referral agreement is still in force")
 		Eventually(func(g Gomega) {
 			recorded := 0
-			for _, ev := range eventsOf(gatewayAudit(ctx, g, store, gatewayPod), expiringAgreement, "referral", auditlog.OutcomeDenied) {
+			for _, ev := range eventsOf(gatewayAudit(ctx, g, store, gatewayPods), expiringAgreement, "referral", auditlog.OutcomeDenied) {
 				recorded += max(ev.Count, 1) // an aggregate of a flood stands for Count refusals
 			}
 			g.Expect(recorded).To(BeNumerically(">=", len(refused)), "every refusal after the expiry is recorded")
@@ -427,19 +429,23 @@ func waitRunning(ctx context.Context, namespace, name string) *corev1.Pod {
 	return pod
 }
 
-// waitGateway waits until the store's gateway Deployment has rolled out one
-// pod with the TLS files of every agreement, and returns that pod.
-func waitGateway(ctx context.Context, store *v1alpha1.DossierStore, agreements ...*v1alpha1.SharingAgreement) *corev1.Pod {
+// waitGateway waits until the store's gateway Deployment has rolled out
+// its replicas with the TLS files of every agreement, and returns their pods.
+func waitGateway(ctx context.Context, store *v1alpha1.DossierStore, agreements ...*v1alpha1.SharingAgreement) []*corev1.Pod {
 	GinkgoHelper()
 	name := resources.EgressGatewayName(store)
-	var pod *corev1.Pod
+	var gateways []*corev1.Pod
 	Eventually(func(g Gomega) {
 		d := &appsv1.Deployment{}
 		g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: store.Namespace, Name: name}, d)).To(Succeed(), "Deployment %s", name)
 		g.Expect(d.Status.ObservedGeneration).To(Equal(d.Generation))
-		g.Expect(d.Status.Replicas).To(BeEquivalentTo(1), "one gateway pod, no old one left")
-		g.Expect(d.Status.UpdatedReplicas).To(BeEquivalentTo(1))
-		g.Expect(d.Status.AvailableReplicas).To(BeEquivalentTo(1))
+		want := int32(1)
+		if d.Spec.Replicas != nil {
+			want = *d.Spec.Replicas
+		}
+		g.Expect(d.Status.Replicas).To(Equal(want), "%d gateway pods, no old one left", want)
+		g.Expect(d.Status.UpdatedReplicas).To(Equal(want))
+		g.Expect(d.Status.AvailableReplicas).To(Equal(want))
 		var paths []string
 		for _, v := range d.Spec.Template.Spec.Volumes {
 			if v.Projected == nil {
@@ -467,10 +473,10 @@ func waitGateway(ctx context.Context, store *v1alpha1.DossierStore, agreements .
 			g.Expect(p.Status.Conditions).To(ContainElement(And(HaveField("Type", corev1.PodReady), HaveField("Status", corev1.ConditionTrue))))
 			ready = append(ready, p)
 		}
-		g.Expect(ready).To(HaveLen(1), "one gateway pod")
-		pod = ready[0]
+		g.Expect(ready).To(HaveLen(int(want)), "%d gateway pods", want)
+		gateways = ready
 	}).WithContext(ctx).WithTimeout(cfg.timeout).WithPolling(time.Second).Should(Succeed(), "the store's egress gateway did not roll out")
-	return pod
+	return gateways
 }
 
 // egressURL waits for the agreement's status.egressGatewayURL.
@@ -570,11 +576,32 @@ func dossierPseudonym(ctx context.Context, store *v1alpha1.DossierStore, dossier
 	return auditproxy.DossierPseudonym(key, dossier)
 }
 
-// gatewayAudit reads the gateway pod's audit log (its lines on standard
-// output), checks that it never holds the raw dossier id and that its hash
-// chain and checkpoint signatures verify with the store's public keys, and
-// returns its events.
-func gatewayAudit(ctx context.Context, g Gomega, store *v1alpha1.DossierStore, pod *corev1.Pod) []auditlog.Event {
+// gatewayAudit reads the audit log of every gateway pod (its lines on
+// standard output; the Service spreads requests over the replicas, each
+// with a chain of its own), checks that none holds the raw dossier id and
+// that each hash chain and its checkpoint signatures verify with the
+// store's public keys, and returns their events.
+func gatewayAudit(ctx context.Context, g Gomega, store *v1alpha1.DossierStore, pods []*corev1.Pod) []auditlog.Event {
+	keys := &corev1.Secret{}
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: store.Namespace, Name: resources.AuditSigningName(store)}, keys)).To(Succeed())
+	var pubs []ed25519.PublicKey
+	for name, data := range keys.Data {
+		if strings.HasSuffix(name, ".pub") {
+			pub, err := auditlog.DecodePublicKeyPEM(data)
+			g.Expect(err).NotTo(HaveOccurred(), "public key %s", name)
+			pubs = append(pubs, pub)
+		}
+	}
+	var events []auditlog.Event
+	for _, pod := range pods {
+		events = append(events, podAudit(ctx, g, pod, pubs)...)
+	}
+	return events
+}
+
+// podAudit verifies the audit chain one gateway pod wrote to its output
+// and returns its events.
+func podAudit(ctx context.Context, g Gomega, pod *corev1.Pod, pubs []ed25519.PublicKey) []auditlog.Event {
 	stream, err := clientset.CoreV1().Pods(pod.Namespace).GetLogs(pod.Name, &corev1.PodLogOptions{Container: resources.EgressComponent}).Stream(ctx)
 	g.Expect(err).NotTo(HaveOccurred())
 	defer func() { _ = stream.Close() }()
@@ -587,23 +614,12 @@ func gatewayAudit(ctx context.Context, g Gomega, store *v1alpha1.DossierStore, p
 			log.WriteByte('\n')
 		}
 	}
-	g.Expect(strings.ToLower(log.String())).NotTo(ContainSubstring(strings.ToLower(referralDossier)), "the audit log holds the raw dossier id")
-
-	keys := &corev1.Secret{}
-	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: store.Namespace, Name: resources.AuditSigningName(store)}, keys)).To(Succeed())
-	var pubs []ed25519.PublicKey
-	for name, data := range keys.Data {
-		if strings.HasSuffix(name, ".pub") {
-			pub, err := auditlog.DecodePublicKeyPEM(data)
-			g.Expect(err).NotTo(HaveOccurred(), "public key %s", name)
-			pubs = append(pubs, pub)
-		}
-	}
+	g.Expect(strings.ToLower(log.String())).NotTo(ContainSubstring(strings.ToLower(referralDossier)), "the audit log of %s holds the raw dossier id", pod.Name)
 	res, err := auditlog.VerifyWithOptions(bytes.NewReader(log.Bytes()), auditlog.VerifyOptions{PublicKeys: pubs, AllowUnsignedTail: true})
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(res.OK).To(BeTrue(), "the gateway's audit log: %s", res)
-	g.Expect(res.Chain).NotTo(BeNil(), "the gateway's chain names its origin")
-	GinkgoWriter.Printf("gateway audit log: %s\n", res)
+	g.Expect(res.OK).To(BeTrue(), "the audit log of gateway pod %s: %s", pod.Name, res)
+	g.Expect(res.Chain).NotTo(BeNil(), "the chain of %s names its origin", pod.Name)
+	GinkgoWriter.Printf("audit log of gateway pod %s: %s\n", pod.Name, res)
 
 	var events []auditlog.Event
 	g.Expect(auditlog.ReadEvents(bytes.NewReader(log.Bytes()), func(r *auditlog.Record) error {
