@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
-	"net/netip"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -211,27 +210,7 @@ func floorAuditProxy(b *testing.B, dir, identity string, upstream *url.URL, sync
 	if err != nil {
 		b.Fatal(err)
 	}
-	pol, err := NewPolicy(integrationDocument())
-	if err != nil {
-		b.Fatal(err)
-	}
-	src := NewPolicySource("unused", nil)
-	src.Set(pol)
-	idCfg := IdentityConfig{TrustedProxyCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
-	set := func(r *http.Request) {
-		r.Header.Set(DefaultUserHeader, "an@example.nl")
-		r.Header.Set(DefaultGroupsHeader, "coaches")
-	}
-	if identity == "jwt" {
-		iss := newTestIssuer(b) // only its key and signer are used: verification is offline
-		idCfg = IdentityConfig{OIDC: &OIDCConfig{IssuerURL: iss.srv.URL, Audience: testAudience, StaticKeys: []crypto.PublicKey{&iss.key.PublicKey}}}
-		tok := iss.token(b, "an@example.nl", []string{"coaches"}, nil)
-		set = func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }
-	}
-	auth, err := NewAuthenticator(context.Background(), idCfg, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	src, auth, set := benchIdentity(b, identity)
 	p, err := New(Options{Upstream: upstream, Policies: src, Authenticator: auth, Audit: w, PseudonymKey: keys.pseudonym})
 	if err != nil {
 		b.Fatal(err)

@@ -184,27 +184,7 @@ func newBenchSetup(b *testing.B, mode benchMode) *benchSetup {
 	}
 	sink := &countingSink{EventSink: w, dropCompletions: mode.dropCompletions}
 	syncCompletion, identity := mode.sync, mode.identity
-	pol, err := NewPolicy(integrationDocument())
-	if err != nil {
-		b.Fatal(err)
-	}
-	src := NewPolicySource("unused", nil)
-	src.Set(pol)
-	idCfg := IdentityConfig{TrustedProxyCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
-	setIdentity := func(r *http.Request) {
-		r.Header.Set(DefaultUserHeader, "an@example.nl")
-		r.Header.Set(DefaultGroupsHeader, "coaches")
-	}
-	if identity == "jwt" {
-		iss := newTestIssuer(b) // only its key and signer are used: verification is offline
-		idCfg = IdentityConfig{OIDC: &OIDCConfig{IssuerURL: iss.srv.URL, Audience: testAudience, StaticKeys: []crypto.PublicKey{&iss.key.PublicKey}}}
-		tok := iss.token(b, "an@example.nl", []string{"coaches"}, nil)
-		setIdentity = func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }
-	}
-	auth, err := NewAuthenticator(context.Background(), idCfg, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	src, auth, setIdentity := benchIdentity(b, identity)
 	upstream, _ := url.Parse(app.URL)
 	p, err := New(Options{Upstream: upstream, Policies: src, Authenticator: auth, Audit: sink, PseudonymKey: keys.pseudonym, SyncCompletion: syncCompletion})
 	if err != nil {
@@ -418,4 +398,33 @@ func benchScaling(b *testing.B) {
 		b.ReportMetric(100*proxied/direct, fmt.Sprintf("c%d-throughput-%%", c))
 		b.ReportMetric(float64(events)/pt.Seconds(), fmt.Sprintf("c%d-durable-events/s", c))
 	}
+}
+
+// benchIdentity is what both proxy benchmarks give the proxy: the policy
+// of the integration document, an authenticator for header or JWT
+// ("jwt") identity, and how a request carries that identity.
+func benchIdentity(b *testing.B, identity string) (*PolicySource, *Authenticator, func(*http.Request)) {
+	b.Helper()
+	pol, err := NewPolicy(integrationDocument())
+	if err != nil {
+		b.Fatal(err)
+	}
+	src := NewPolicySource("unused", nil)
+	src.Set(pol)
+	idCfg := IdentityConfig{TrustedProxyCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
+	set := func(r *http.Request) {
+		r.Header.Set(DefaultUserHeader, "an@example.nl")
+		r.Header.Set(DefaultGroupsHeader, "coaches")
+	}
+	if identity == "jwt" {
+		iss := newTestIssuer(b) // only its key and signer are used: verification is offline
+		idCfg = IdentityConfig{OIDC: &OIDCConfig{IssuerURL: iss.srv.URL, Audience: testAudience, StaticKeys: []crypto.PublicKey{&iss.key.PublicKey}}}
+		tok := iss.token(b, "an@example.nl", []string{"coaches"}, nil)
+		set = func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }
+	}
+	auth, err := NewAuthenticator(context.Background(), idCfg, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return src, auth, set
 }
