@@ -5,8 +5,8 @@
 # nothing outside it; unmount_state removes them all, stacked ones too; stop
 # leaves a pid file that names a process started meanwhile; and, of cni.sh,
 # that cni_config points the conflist containerd rendered at an earlier `up`
-# (naming another checkout's state folder) at this one, while containerd is
-# stopped, and leaves it alone while it runs. Real tmpfs and bind mounts, in
+# (naming another checkout's state folder) at this one's physical path,
+# while containerd is stopped, and leaves it alone while it runs. Real tmpfs and bind mounts, in
 # a user and mount namespace of its own (unshare), so it needs no root and
 # touches nothing of the host's. Run by `make test-local-cluster-tools`.
 set -euo pipefail
@@ -109,13 +109,15 @@ check "cni_config leaves the conflist alone while containerd runs (pods may hold
   "$(rendered /work/gone-checkout/bin/local-cluster/cni/networks)" "$(cat "$conflist")"
 stop containerd 5 2>/dev/null
 cni_config 2>/dev/null
-check "cni_config points the conflist's dataDir at this state folder, the rest unchanged" \
-  "$(rendered "$T/link/cni/networks")" "$(cat "$conflist")"
-check "cni_config renders the template with this state folder" \
-  "1" "$(grep -c "\"dataDir\": \"$T/link/cni/networks\"" "$T/real/cni/conflist.tmpl")"
+check "cni_config points the conflist's dataDir at this state folder's physical path, the rest unchanged" \
+  "$(rendered "$T/real/cni/networks")" "$(cat "$conflist")"
+check "cni_config renders the template with that dataDir" \
+  "1" "$(grep -c "\"dataDir\": \"$T/real/cni/networks\"" "$T/real/cni/conflist.tmpl")"
 cni_config 2>/dev/null
-check "cni_config again: nothing to change" "$(rendered "$T/link/cni/networks")" "$(cat "$conflist")"
+check "cni_config again: nothing to change" "$(rendered "$T/real/cni/networks")" "$(cat "$conflist")"
 check "cni_config leaves no temporary file" "10-containerd-net.conflist" "$(ls "$T/real/cni/net.d")"
+check "cni_config leaves the rest of the template as rendered" "" \
+  "$(diff <(grep -v dataDir "$T/real/cni/conflist.tmpl") <(grep -v dataDir "$(dirname "$0")/cni.conflist.tmpl.in" | sed "s|@BRIDGE@|$BRIDGE|"))"
 
 [ "$fails" = 0 ] || { echo "lib_test.sh: $fails failed"; exit 1; }
 echo "lib_test.sh: all passed"
