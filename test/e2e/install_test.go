@@ -340,7 +340,7 @@ func readyReasons(ctx context.Context) []byte {
 	GinkgoHelper()
 	var out bytes.Buffer
 	w := tabwriter.NewWriter(&out, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(w, "KIND\tNAMESPACE\tNAME\tREADY\tREASON")
+	_, _ = fmt.Fprintln(w, "KIND\tNAMESPACE\tNAME\tREADY\tREASON") // into a bytes.Buffer
 	for _, k := range []struct {
 		kind string
 		list client.ObjectList
@@ -354,7 +354,7 @@ func readyReasons(ctx context.Context) []byte {
 			if c := meta.FindStatusCondition(conditionsOf(o), v1alpha1.ConditionReady); c != nil {
 				status, reason = string(c.Status), c.Reason
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", k.kind, obj.GetNamespace(), obj.GetName(), status, reason)
+			_, _ = fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", k.kind, obj.GetNamespace(), obj.GetName(), status, reason)
 			return nil
 		})).To(Succeed())
 	}
