@@ -4,13 +4,15 @@
 #   sudo hack/e2e.sh                      # start the local cluster, test, stop it
 #   KUBECONFIG=~/.kube/test hack/e2e.sh   # use that cluster; never up/down
 #
-# Steps: cluster, images (make image, the demo database, the demo app,
-# netprobe; imported), Helm install (2 replicas, leader election, the
-# logbook), StorageClass + config/samples until Ready, the demo database on
-# the store's volume, then the Go suite (test/e2e: every story, each a
-# Ginkgo spec), its deletion story alone, and clean-up. Exits non-zero on
-# the first failure, after printing the operator's logs and the relevant
-# objects.
+# A thin runner: it does what has to happen outside the cluster's API and
+# leaves every check to the Go suite (test/e2e). Steps: the cluster, the
+# images (make image, the demo database, the demo app, netprobe, the
+# partner; imported), the throwaway PostgreSQL and the logbook's database,
+# helm install, then the Go suite: its install story first (the operator's
+# rollout, leader and webhooks, the samples applied and Ready, the
+# logbook's keys, the demo database on the store's volume), every story,
+# the deletion story alone, and clean-up. Exits non-zero when a step or a
+# story failed, after printing the operator's logs and the relevant objects.
 #
 # Settings (environment):
 #   E2E_IMPORT=auto|1|0   import bin/image/dossierguard.tar into the local
@@ -24,10 +26,13 @@
 #                         check the chains survive a pod deletion (auto: when
 #                         the local pod bridge is there for the database)
 #   E2E_FOCUS             run only the Go suite's stories matching this
-#                         regular expression (-ginkgo.focus; the deletion
-#                         story runs regardless, unless E2E_KEEP=1)
+#                         regular expression (-ginkgo.focus; the install and
+#                         the deletion story run regardless, the deletion
+#                         unless E2E_KEEP=1)
 #   E2E_PROBE_IMAGE       the Go suite's probe image (local/netprobe:dev, built
 #                         and imported here on the local cluster)
+#   LC_NETWORK_POLICIES=0 the local cluster without NetworkPolicy enforcement
+#                         (the network stories fail then: docs/e2e.md)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -35,9 +40,6 @@ cd "$ROOT"
 
 NS=dossierguard-system
 RELEASE=dossierguard
-DEPLOY=dossierguard-manager
-WEBHOOK=dossierguard-sidecar-injector
-LEASE=dossierguard.privacy.dossierguard.io
 ART=$ROOT/bin/e2e/artefacts
 HELM=$ROOT/bin/helm
 IMAGE_TAR=$ROOT/bin/image/dossierguard.tar
@@ -204,6 +206,13 @@ else
   lc_status=$("$LC" status 2>/dev/null || true)   # not piped into grep -q: SIGPIPE + pipefail
   if grep -Eq '^kube-apiserver +running' <<<"$lc_status"; then
     log "the local cluster already runs; using it (it will not be stopped)"
+    # It enforces NetworkPolicy as it was started: a run asked for the
+    # other must not pass (or fail) for the wrong reason.
+    enforcing=0
+    if grep -Eq '^kube-network-policies +running' <<<"$lc_status"; then enforcing=1; fi
+    if [ "$enforcing" != "${LC_NETWORK_POLICIES:-1}" ]; then
+      fail "the local cluster runs with NetworkPolicy enforcement $([ "$enforcing" = 1 ] && echo on || echo off), this run asks for LC_NETWORK_POLICIES=${LC_NETWORK_POLICIES:-1}: stop it first (hack/local-cluster.sh down)"
+    fi
   else
     log "starting the local cluster (about 30 minutes the first time, while it compiles Kubernetes)"
     STARTED_CLUSTER=1
@@ -280,146 +289,58 @@ k apply --server-side --force-conflicts -f charts/dossierguard/crds/ >/dev/null 
   --set image.tag="$IMG_TAG" --set image.pullPolicy=IfNotPresent \
   --set "webhook.breakGlass.groups={$BREAK_GLASS_GROUP}" "${logbook_args[@]}" >"$ART/helm-install.txt" 2>&1 \
   || { cat "$ART/helm-install.txt" >&2; fail "helm install failed"; }
-log "waiting for deploy/$DEPLOY to be Available with 2 ready replicas"
-k -n "$NS" rollout status "deploy/$DEPLOY" --timeout="${TIMEOUT}s" >&2 || fail "deploy/$DEPLOY did not roll out"
-k -n "$NS" wait --for=condition=Available "deploy/$DEPLOY" --timeout="${TIMEOUT}s" >/dev/null || fail "deploy/$DEPLOY is not Available"
-ready=$(k -n "$NS" get deploy "$DEPLOY" -o jsonpath='{.status.readyReplicas}')
-[ "$ready" = 2 ] || fail "deploy/$DEPLOY has ${ready:-0} ready replicas, want 2"
-holder=""
-for _ in $(seq 1 "$TIMEOUT"); do
-  holder=$(k -n "$NS" get lease "$LEASE" -o jsonpath='{.spec.holderIdentity}' 2>/dev/null || true)
-  [ -n "$holder" ] && break
-  sleep 1
-done
-[ -n "$holder" ] || fail "no leader: Lease $NS/$LEASE has no holder"
-log "leader: $holder"
-# The operator fills the webhook's caBundle; until then the API server cannot
-# call it and labelled pods are refused (failurePolicy Fail).
-for _ in $(seq 1 "$TIMEOUT"); do
-  ca=$(k get mutatingwebhookconfiguration "$WEBHOOK" -o jsonpath='{.webhooks[0].clientConfig.caBundle}' 2>/dev/null || true)
-  [ -n "$ca" ] && break
-  sleep 1
-done
-[ -n "$ca" ] || fail "mutatingwebhookconfiguration $WEBHOOK has no caBundle"
-for _ in $(seq 1 "$TIMEOUT"); do
-  vca=$(k get validatingwebhookconfiguration dossierguard-pod-guard -o jsonpath='{.webhooks[*].clientConfig.caBundle}' 2>/dev/null || true)
-  [ "$(wc -w <<<"$vca")" = 2 ] && break
-  sleep 1
-done
-[ "$(wc -w <<<"$vca")" = 2 ] || fail "validatingwebhookconfiguration dossierguard-pod-guard has no caBundle"
-k -n "$NS" get secret dossierguard-webhook-tls >/dev/null || fail "Secret $NS/dossierguard-webhook-tls missing"
-k -n "$NS" get deploy,pods,lease -o wide >"$ART/operator.txt" 2>&1
+# The Go suite's install story waits for the rollout, the leader and the
+# webhooks' certificates.
 
-# --- 4. samples ---------------------------------------------------------------
-
-step "samples"
-k apply -f test/e2e/storageclass.yaml >&2
-SAMPLES=1
-k apply -k config/samples >&2
-kinds="dossierstores.privacy.dossierguard.io accessroles.privacy.dossierguard.io sharingagreements.privacy.dossierguard.io datasubjectrequests.privacy.dossierguard.io"
-for kind in $kinds; do
-  log "waiting for every $kind to be Ready"
-  if ! k wait --for=condition=Ready "$kind" --all -A --timeout="${TIMEOUT}s" >&2; then
-    k get "$kind" -A -o wide >&2
-    fail "not every $kind became Ready"
-  fi
-done
-# The Go suite's samples story checks them further (every store's
-# encryption Attested on encrypted-ssd).
-k get privacy -A -o wide >"$ART/privacy.txt"
-k get dossierstores,accessroles,sharingagreements,retentionpolicies -A \
-  -o custom-columns='KIND:.kind,NAMESPACE:.metadata.namespace,NAME:.metadata.name,READY:.status.conditions[?(@.type=="Ready")].status,REASON:.status.conditions[?(@.type=="Ready")].reason' \
-  >"$ART/ready-reasons.txt"
-cat "$ART/ready-reasons.txt" >&2
-if [ "$LOGBOOK" = 1 ]; then
-  # The operator keeps every store's public checkpoint key in ConfigMap
-  # dossierguard-audit-trust, the logbook's --trust-key-dir. The logbook
-  # is restarted once they are all there, so that it holds them before any
-  # proxy signs a checkpoint (rather than after the kubelet's refresh of the
-  # volume and the logbook's next reload).
-  want=$(k get dossierstores -A -o jsonpath='{range .items[*]}{.metadata.namespace}_{.metadata.name}_{"\n"}{end}' | sort)
-  kept=""
-  for _ in $(seq 1 "$TIMEOUT"); do
-    kept=$(k -n "$NS" get configmap dossierguard-audit-trust -o go-template='{{range $k, $v := .data}}{{$k}}{{"\n"}}{{end}}' 2>/dev/null \
-      | sed 's/[^_]*\.pem$//' | sort -u || true)
-    [ "$kept" = "$want" ] && break
-    sleep 1
-  done
-  [ "$kept" = "$want" ] || fail "ConfigMap $NS/dossierguard-audit-trust keeps keys of '$(echo $kept)', want one of each store: $(echo $want)"
-  k -n "$NS" rollout restart deploy/dossierguard-logbook >/dev/null
-  k -n "$NS" rollout status deploy/dossierguard-logbook --timeout="${TIMEOUT}s" >&2 || fail "deploy/dossierguard-logbook did not roll out"
-  log "logbook Ready on PostgreSQL, with the checkpoint keys of the $(wc -l <<<"$want") stores from ConfigMap dossierguard-audit-trust"
-  # The injected proxies find the logbook by its Service's name
-  # (--logbook-url), through the cluster's DNS.
-fi
-
-# --- 4b. the demo application's database on the store's volume, by DNS ----
+# --- 4. the images of the suite's pods ---------------------------------------
 
 # On the local cluster the demo application (test/e2e/demoapp) keeps its
-# case files in PostgreSQL, which runs in the store's namespace on the
-# store's own claim; on another cluster the echo server stands in.
-gw=$(ip -4 -o addr show "${LC_BRIDGE:-lc-cni0}" 2>/dev/null | awk '{print $4}' | cut -d/ -f1 | head -n 1)
+# case files in PostgreSQL (test/e2e/demodb), which the install story runs
+# in the store's namespace on the store's own claim; on another cluster, or
+# with E2E_APP_IMAGE, the echo server stands in.
+step "images for the suite"
+# mkimage BINARY TAG PORT TAR: the binary as an image of its own for the
+# nodes (as user 65532, exposing PORT), imported.
+mkimage() {
+  "${LOCAL_CLUSTER_DIR:-$ROOT/bin/local-cluster}/tools/mkimage" -binary "$1" -tag "$2" \
+    -user 65532:65532 -expose "$3" -out "$4" >/dev/null || fail "could not build the image $2"
+  "$LC" import "$4" >/dev/null 2>&1 || fail "could not import the image $2"
+}
 if [ -n "$gw" ] && [ -z "${E2E_APP_IMAGE:-}" ]; then
-  step "demo database on the store's volume"
   test/e2e/demodb/image.sh "$ROOT/bin/e2e/demo-postgres.tar" >"$ART/demodb-image.log" 2>&1 \
     || fail "could not build the database's image: $(tail -n 5 "$ART/demodb-image.log")"
   "$LC" import "$ROOT/bin/e2e/demo-postgres.tar" >/dev/null 2>&1 || fail "could not import the database's image"
-  DB_NAME=wijkteam-db.wijkteam.svc.cluster.local
-  DB_PASSWORD=$(openssl rand -hex 24)
-  k -n wijkteam create secret generic wijkteam-db-credentials --from-literal=host="$DB_NAME" --from-literal=port=5432 \
-    --from-literal=dbname=postgres --from-literal=user=postgres --from-literal=password="$DB_PASSWORD" --from-literal=sslmode=disable >/dev/null
-  # The workload may reach its database: a declared dependency, which the
-  # store's isolation policy admits (on 5432, to these pods only).
-  k -n wijkteam patch dossierstore wijkteam-dossiers --type=merge -p \
-    '{"spec":{"workload":{"dependencies":[{"name":"database","podSelector":{"matchLabels":{"app.kubernetes.io/name":"wijkteam-db"}},"ports":[{"port":5432}]}]}}}' >/dev/null \
-    || fail "could not declare the database as the store's dependency"
-  k apply -f test/e2e/demodb/demodb.yaml >&2
   DEMO_DB=1
-  k -n wijkteam rollout status deploy/wijkteam-db --timeout="${TIMEOUT}s" >&2 \
-    || fail "the database did not start on the store's volume: $(k -n wijkteam describe pvc wijkteam-dossiers-dossiers | tail -n 5)"
-  # The Go suite's storage and DNS stories check the claim, the volume and
-  # the names (test/e2e/samples_test.go).
-fi
-
-# --- 5. the workload's application image ----------------------------------
-
-# The case-management demo app (test/e2e/demoapp) over the database above;
-# the Go suite's workload pod runs it (or, without it, the echo server).
-if [ "$DEMO_DB" = 1 ]; then
-  step "demo app image"
+  # The case-management demo app over that database; the Go suite's
+  # workload pod runs it (or, without it, the echo server).
   CGO_ENABLED=0 go build -trimpath -o "$ROOT/bin/e2e/demoapp" ./test/e2e/demoapp || fail "could not build the demo app"
-  "${LOCAL_CLUSTER_DIR:-$ROOT/bin/local-cluster}/tools/mkimage" -binary "$ROOT/bin/e2e/demoapp" -tag local/dossier-app:dev \
-    -user 65532:65532 -expose 8080 -out "$ROOT/bin/e2e/dossier-app.tar" >/dev/null || fail "could not build the demo app's image"
-  "$LC" import "$ROOT/bin/e2e/dossier-app.tar" >/dev/null 2>&1 || fail "could not import the demo app's image"
+  mkimage "$ROOT/bin/e2e/demoapp" local/dossier-app:dev 8080 "$ROOT/bin/e2e/dossier-app.tar"
   APP_IMAGE=local/dossier-app:dev
   DEMO_APP=1
 fi
-
-# --- 6. the Go suite (test/e2e): every story ---------------------------------
-
-step "go suite (test/e2e)"
-# The stories of docs/e2e.md, each a Ginkgo spec: the webhook, traffic
-# through the audit proxy and its audit log, sharing, data-subject rights,
-# the logbook, retention, the network (real packets between pods, from
-# netprobe pods the suite starts itself). Their diagnostics and figures go
-# to bin/test-artefacts/e2e.
-GO_ART=$ROOT/bin/test-artefacts/e2e
-rm -rf "$GO_ART"; mkdir -p "$GO_ART"
 PROBE_IMAGE=${E2E_PROBE_IMAGE:-local/netprobe:dev}
-if [ "$E2E_IMPORT" = 1 ]; then
-  CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$ROOT/bin/e2e/netprobe" ./test/e2e/netprobe || fail "could not build test/e2e/netprobe"
-  "${LOCAL_CLUSTER_DIR:-$ROOT/bin/local-cluster}/tools/mkimage" -binary "$ROOT/bin/e2e/netprobe" -tag "$PROBE_IMAGE" \
-    -user 65532:65532 -expose 8080 -out "$ROOT/bin/e2e/netprobe.tar" >/dev/null || fail "could not build the netprobe image"
-  "$LC" import "$ROOT/bin/e2e/netprobe.tar" >/dev/null 2>&1 || fail "could not import the netprobe image"
-fi
 # The egress story's stand-in partner (test/e2e/partner); it sends with the demo app.
 PARTNER_IMAGE=${E2E_PARTNER_IMAGE:-local/e2e-partner:dev}
 if [ "$E2E_IMPORT" = 1 ]; then
+  CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$ROOT/bin/e2e/netprobe" ./test/e2e/netprobe || fail "could not build test/e2e/netprobe"
+  mkimage "$ROOT/bin/e2e/netprobe" "$PROBE_IMAGE" 8080 "$ROOT/bin/e2e/netprobe.tar"
   CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$ROOT/bin/e2e/partner" ./test/e2e/partner || fail "could not build test/e2e/partner"
-  "${LOCAL_CLUSTER_DIR:-$ROOT/bin/local-cluster}/tools/mkimage" -binary "$ROOT/bin/e2e/partner" -tag "$PARTNER_IMAGE" \
-    -user 65532:65532 -expose 8443 -out "$ROOT/bin/e2e/partner.tar" >/dev/null || fail "could not build the partner image"
-  "$LC" import "$ROOT/bin/e2e/partner.tar" >/dev/null 2>&1 || fail "could not import the partner image"
+  mkimage "$ROOT/bin/e2e/partner" "$PARTNER_IMAGE" 8443 "$ROOT/bin/e2e/partner.tar"
 fi
+
+# --- 5. the Go suite (test/e2e): the install, every story -------------------
+
+step "compile the Go suite"
+# The install story first (the operator rolled out with two replicas and a
+# leader, the webhooks' caBundles, the samples applied and Ready, the
+# logbook's keys, the demo database on the store's volume), then the
+# stories of docs/e2e.md, each a Ginkgo spec. Their diagnostics and figures
+# go to bin/test-artefacts/e2e.
+GO_ART=$ROOT/bin/test-artefacts/e2e
+rm -rf "$GO_ART"; mkdir -p "$GO_ART"
+SUITE=$ROOT/bin/e2e/e2e.test
+go test -c -tags e2e -o "$SUITE" ./test/e2e >"$ART/go-suite-build.log" 2>&1 \
+  || { tail -n 30 "$ART/go-suite-build.log" >&2; fail "could not compile the Go suite (test/e2e)"; }
 netpol_log=${LOCAL_CLUSTER_DIR:-$ROOT/bin/local-cluster}/logs/kube-network-policies.log
 [ "$KUBECONFIG" = "$LOCAL_KUBECONFIG" ] && [ -f "$netpol_log" ] || netpol_log=""
 # What the stories need to know of this run; make e2e-suite reads it too
@@ -445,22 +366,30 @@ E2E_WINDOW_SECONDS=${E2E_WINDOW_SECONDS:-150}
 E2E_POD_FSGROUP=${E2E_POD_FSGROUP:-}
 E2E_CLI=$ROOT/bin/image/dossierguard
 E2E_HELM=$HELM
+E2E_KUBECTL=$KUBECTL
 ENV
-# go_suite NAME ARGS...: the Go suite with these Ginkgo flags, its output
-# in $ART/NAME.log and its JUnit report in $GO_ART/NAME.xml.
+# go_suite NAME ARGS...: the Go suite with these Ginkgo flags, run where
+# go test runs it (its package's folder), its output in $ART/NAME.log and
+# its JUnit report in $GO_ART/NAME.xml.
 go_suite() {
   local name=$1 rc
   shift
   set +e
-  (set -a; . "$ROOT/bin/e2e/suite.env"; set +a; E2E_ARTEFACTS="$GO_ART" \
-    go test -tags e2e ./test/e2e -v -count=1 -timeout 40m -ginkgo.v -ginkgo.no-color -ginkgo.junit-report="$GO_ART/$name.xml" "$@") \
+  # shellcheck source=/dev/null # written above
+  (set -a; . "$ROOT/bin/e2e/suite.env"; set +a; export E2E_ARTEFACTS="$GO_ART"; cd "$ROOT/test/e2e" &&
+    "$SUITE" -test.v -test.count=1 -test.timeout 40m -ginkgo.v -ginkgo.no-color -ginkgo.junit-report="$GO_ART/$name.xml" "$@") \
     2>&1 | tee "$ART/$name.log" >&2
   rc=${PIPESTATUS[0]}
   set -e
   return "$rc"
 }
+# The install story runs whatever E2E_FOCUS picks: every story builds on it.
 go_focus=()
-[ -z "${E2E_FOCUS:-}" ] || go_focus=(-ginkgo.focus "$E2E_FOCUS")
+[ -z "${E2E_FOCUS:-}" ] || go_focus=(-ginkgo.focus "$E2E_FOCUS" -ginkgo.focus '^Install ')
+step "go suite (test/e2e)"
+# From here the clean-up removes the samples and the demo database, which
+# the install story applies.
+SAMPLES=1
 # Every story but the deletion, which removes the installation (below).
 go_suite go-suite -ginkgo.label-filter='!deletion' "${go_focus[@]}" \
   || fail "the Go suite failed; its log is $ART/go-suite.log, diagnostics under $GO_ART"
@@ -474,7 +403,7 @@ if [ "${E2E_KEEP:-0}" = 1 ]; then
   exit 0
 fi
 
-# --- 7. deletion and uninstall leave only the retained dossier volumes ------
+# --- 6. deletion and uninstall leave only the retained dossier volumes ------
 
 step "deletion leaves only the retained volumes"
 go_suite go-suite-deletion -ginkgo.label-filter=deletion \

@@ -106,18 +106,19 @@ cmd_down() {
   kube_proxy_cleanup
   kubelet_iptables_down
   cni_down
-  if [ "${1:-}" = --purge ]; then
-    log "deleting the cluster's data (certificates, etcd, containerd, kubelet); keeping tools/"
-    volumes_purge
-    rm -rf "$STATE/pki" "$STATE/etcd" "$STATE/containerd" "$STATE/kubelet" "$STATE/cni" "$STATE/pod-logs" \
-      "$STATE/kubeconfig" "$STATE"/*.yaml "$STATE/cluster.env" "$RUN"
-  fi
+  # Checked before --purge deletes the pid files and the data under them.
   local left c p
   left="$(shim_pids) $(kubepods_pids)"
-  for c in "${COMPONENTS[@]}"; do p=$(pid_of "$c") && left="$left $p"; done
+  for c in "${COMPONENTS[@]}" kube-network-policies; do p=$(pid_of "$c") && left="$left $p"; done
   [ -z "${left// /}" ] || die "processes still running: $left"
   left=$(state_mounts | wc -l)
   [ "$left" = 0 ] || die "$left mounts still under $STATE (findmnt | grep ${STATE#"$ROOT"/})"
+  if [ "${1:-}" = --purge ]; then
+    log "deleting the cluster's data (certificates, etcd, containerd, kubelet, tokens); keeping tools/ and logs/"
+    volumes_purge
+    rm -rf "$STATE/pki" "$STATE/etcd" "$STATE/containerd" "$STATE/kubelet" "$STATE/cni" "$STATE/pod-logs" \
+      "$STATE/network-policies" "$STATE/kubeconfig" "$STATE"/*.yaml "$STATE/cluster.env" "$RUN"
+  fi
   log "cluster is down"
 }
 

@@ -12,7 +12,9 @@
 # the bridges, the plugins' CNI-* NAT chains.
 #
 #   cni_up        the sysctls and the egress guard
-#   cni_config    the CNI configuration containerd reads (called by containerd_up)
+#   cni_config    the CNI configuration containerd reads (called by containerd_up); its
+#                 dataDir, and that of a conflist an earlier `up` left, is the state
+#                 folder's physical path
 #   cni_cleanup   the result cache entries and host-local's data, after the pods are gone
 #   cni_down      the guard, the bridges, leftover CNI-* chains; restores the sysctls
 #
@@ -50,9 +52,34 @@ cni_up() {
   fi
 }
 
+# containerd renders the conflist into cni/net.d once, at the first `up`
+# (it keeps a configuration it finds there), with the state folder's path
+# as it was then: perhaps another checkout's (bin/local-cluster may be a
+# symlink several share), one that may be gone, whose path host-local would
+# then recreate, so that `down` cleans the wrong folder. So host-local's
+# dataDir names the state folder's physical path, in the template and,
+# while containerd is stopped (no pod holds an address), in a conflist an
+# earlier `up` left.
 cni_config() {
   mkdir -p "$STATE/cni/net.d" "$STATE/cni/networks"
   render "$HERE/cni.conflist.tmpl.in" "$STATE/cni/conflist.tmpl"
+  cni_follow_state "$STATE/cni/conflist.tmpl"
+  pid_of containerd >/dev/null && return 0
+  local f
+  for f in "$STATE"/cni/net.d/*.conflist; do
+    [ ! -f "$f" ] || cni_follow_state "$f"
+  done
+}
+
+# cni_follow_state FILE sets host-local's dataDir in FILE to the physical
+# path of $STATE/cni/networks, leaving the rest as it is.
+cni_follow_state() {
+  local want
+  want="$(cd "$STATE" && pwd -P)/cni/networks"
+  grep -Fq "\"dataDir\": \"$want\"" "$1" && return 0
+  case "$1" in *.conflist) log "pointing host-local's dataDir in ${1#"$STATE"/} at $want" ;; esac
+  sed -E "s|(\"dataDir\": *)\"[^\"]*\"|\1\"$want\"|" "$1" >"$1.tmp"
+  mv "$1.tmp" "$1"
 }
 
 cni_cleanup() {

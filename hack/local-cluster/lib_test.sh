@@ -3,9 +3,12 @@
 # mount under the state folder, also when the state folder is reached
 # through a symlink (the mount table holds resolved paths), deepest first and
 # nothing outside it; unmount_state removes them all, stacked ones too; stop
-# leaves a pid file that names a process started meanwhile. Real tmpfs and bind mounts, in a user and mount
-# namespace of its own (unshare), so it needs no root and touches nothing of
-# the host's. Run by `make test-local-cluster-tools`.
+# leaves a pid file that names a process started meanwhile; and, of cni.sh,
+# that cni_config points the conflist containerd rendered at an earlier `up`
+# (naming another checkout's state folder) at this one's physical path,
+# while containerd is stopped, and leaves it alone while it runs. Real tmpfs and bind mounts, in
+# a user and mount namespace of its own (unshare), so it needs no root and
+# touches nothing of the host's. Run by `make test-local-cluster-tools`.
 set -euo pipefail
 
 if [ "${LC_TEST_IN_NS:-}" != 1 ]; then
@@ -87,6 +90,34 @@ kill "$second"
 wait 2>/dev/null || true
 stop sleep 1 2>/dev/null
 check "stop: a stale pid file goes" "no" "$([ -e "$(pidfile sleep)" ] && echo yes || echo no)"
+
+# cni_config and the conflist containerd rendered at an earlier `up`, from
+# another checkout whose state folder was reached by another path.
+# shellcheck source=hack/local-cluster/cni.sh
+. "$(dirname "$0")/cni.sh"
+NODE_IP=192.0.2.1 NODE_NAME=lc-test
+conflist=$T/real/cni/net.d/10-containerd-net.conflist
+mkdir -p "$(dirname "$conflist")"
+rendered() { # rendered DATADIR: a conflist as containerd renders it
+  printf '{\n  "plugins": [\n    {\n      "type": "bridge",\n      "ipam": {\n        "type": "host-local",\n        "dataDir": "%s",\n        "ranges": [[{"subnet": "10.244.0.0/24"}]]\n      }\n    }\n  ]\n}\n' "$1"
+}
+rendered /work/gone-checkout/bin/local-cluster/cni/networks >"$conflist"
+cp /bin/sleep "$T/containerd"
+start containerd "$T/containerd" 30 2>/dev/null
+cni_config 2>/dev/null
+check "cni_config leaves the conflist alone while containerd runs (pods may hold addresses)" \
+  "$(rendered /work/gone-checkout/bin/local-cluster/cni/networks)" "$(cat "$conflist")"
+stop containerd 5 2>/dev/null
+cni_config 2>/dev/null
+check "cni_config points the conflist's dataDir at this state folder's physical path, the rest unchanged" \
+  "$(rendered "$T/real/cni/networks")" "$(cat "$conflist")"
+check "cni_config renders the template with that dataDir" \
+  "1" "$(grep -c "\"dataDir\": \"$T/real/cni/networks\"" "$T/real/cni/conflist.tmpl")"
+cni_config 2>/dev/null
+check "cni_config again: nothing to change" "$(rendered "$T/real/cni/networks")" "$(cat "$conflist")"
+check "cni_config leaves no temporary file" "10-containerd-net.conflist" "$(ls "$T/real/cni/net.d")"
+check "cni_config leaves the rest of the template as rendered" "" \
+  "$(diff <(grep -v dataDir "$T/real/cni/conflist.tmpl") <(grep -v dataDir "$(dirname "$0")/cni.conflist.tmpl.in" | sed "s|@BRIDGE@|$BRIDGE|"))"
 
 [ "$fails" = 0 ] || { echo "lib_test.sh: $fails failed"; exit 1; }
 echo "lib_test.sh: all passed"

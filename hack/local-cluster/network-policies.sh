@@ -127,7 +127,8 @@ netpol_hook_down() {
 netpol_up() {
   if [ "$NETPOL" != 1 ]; then
     log "NetworkPolicy enforcement is off (LC_NETWORK_POLICIES=$NETPOL): policies are stored, not enforced"
-    netpol_hook_down
+    # One an earlier `up` started goes too, so that status tells the truth.
+    netpol_down
     return 0
   fi
   netpol_token

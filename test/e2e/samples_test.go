@@ -13,7 +13,6 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
@@ -22,9 +21,9 @@ import (
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 )
 
-// The samples as hack/e2e.sh applied them (config/samples, unchanged, on
-// StorageClass encrypted-ssd), and the demo application's database on the
-// wijkteam store's own claim, found by its name through the cluster's DNS.
+// The demo application's database on the wijkteam store's own claim, as the
+// install (install_test.go) started it, and found by its name through the
+// cluster's DNS.
 
 const (
 	attestedClass = "encrypted-ssd"
@@ -32,31 +31,6 @@ const (
 	// demoDBHost is the database's name in Secret wijkteam-db-credentials.
 	demoDBHost = demoDBName + "." + storeNamespace + ".svc.cluster.local"
 )
-
-var _ = Describe("Samples", Label("samples"), func() {
-	It("has every DossierStore, AccessRole, SharingAgreement and DataSubjectRequest Ready, and every store's encryption Attested", func(ctx SpecContext) {
-		Eventually(func(g Gomega) {
-			for _, l := range []client.ObjectList{&v1alpha1.DossierStoreList{}, &v1alpha1.AccessRoleList{},
-				&v1alpha1.SharingAgreementList{}, &v1alpha1.DataSubjectRequestList{}} {
-				g.Expect(k8s.List(ctx, l)).To(Succeed())
-				g.Expect(meta.LenList(l)).To(BeNumerically(">", 0), "no %T: are the samples applied?", l)
-				g.Expect(meta.EachListItem(l, func(o runtime.Object) error {
-					obj := o.(client.Object)
-					conds := conditionsOf(o)
-					c := meta.FindStatusCondition(conds, v1alpha1.ConditionReady)
-					g.Expect(c).NotTo(BeNil(), "%T %s/%s has no Ready condition", o, obj.GetNamespace(), obj.GetName())
-					g.Expect(c.Status).To(Equal(metav1.ConditionTrue), "%T %s/%s is not Ready: %s %s", o, obj.GetNamespace(), obj.GetName(), c.Reason, c.Message)
-					return nil
-				})).To(Succeed())
-			}
-		}).WithContext(ctx).WithTimeout(cfg.timeout).WithPolling(time.Second).Should(Succeed())
-		stores := &v1alpha1.DossierStoreList{}
-		Expect(k8s.List(ctx, stores)).To(Succeed())
-		for _, s := range stores.Items {
-			Expect(s.Status.Encryption).To(Equal("Attested"), "DossierStore %s/%s: encryption, want Attested (StorageClass %s)", s.Namespace, s.Name, attestedClass)
-		}
-	})
-})
 
 var _ = Describe("Demo database", Label("storage", "dns"), func() {
 	BeforeEach(func() {
@@ -151,6 +125,8 @@ func conditionsOf(o runtime.Object) []metav1.Condition {
 	case *v1alpha1.SharingAgreement:
 		return v.Status.Conditions
 	case *v1alpha1.DataSubjectRequest:
+		return v.Status.Conditions
+	case *v1alpha1.RetentionPolicy:
 		return v.Status.Conditions
 	}
 	panic(fmt.Sprintf("conditionsOf: %T", o))

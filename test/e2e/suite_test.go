@@ -2,27 +2,30 @@
 
 // Package e2e is dossierguard's end-to-end suite in Go: Ginkgo stories that
 // run against the cluster in KUBECONFIG, on which hack/e2e.sh has installed
-// the chart and the samples (docs/e2e.md). Each story is one focusable spec
+// the chart with Helm (docs/e2e.md). The install story runs first
+// (install_test.go: the operator's rollout, its leader and webhooks, the
+// samples applied and Ready, the logbook's keys, the demo database) and
+// stops the suite when it fails; then every story is one focusable spec
 // (-ginkgo.focus, -ginkgo.label-filter): the webhook, traffic through the
 // audit proxy and its audit log, sharing, data-subject rights, the logbook,
-// retention, the network, and deletion, which removes the installation and
-// so runs alone (-ginkgo.label-filter=deletion). Waits are Eventually, never
-// sleeps; when a story fails, its diagnostics (pods, events,
-// NetworkPolicies, the dossierguard kinds, operator and audit-proxy logs)
-// are written under bin/test-artefacts/e2e/.
+// retention, the network, the egress gateway, and deletion, which removes
+// the installation and so runs alone (-ginkgo.label-filter=deletion). Waits
+// are Eventually, never sleeps; when a story fails, its diagnostics (pods,
+// events, NetworkPolicies, the dossierguard kinds, operator and audit-proxy
+// logs) are written under bin/test-artefacts/e2e/.
 //
 // The suite builds no image: it creates its pods, agreements and requests
 // from the images hack/e2e.sh imported (the demo app or the echo server,
-// test/e2e/netprobe, the egress story's stand-in partner test/e2e/partner)
-// and removes them afterwards, but for the workload pod e2e-wijkteam-app,
-// which the stories share. It is compiled only with the build tag e2e, so
-// `make test` does not run it:
+// the demo database, test/e2e/netprobe, the egress story's stand-in partner
+// test/e2e/partner) and removes them afterwards, but for the samples, the
+// demo database and the workload pod e2e-wijkteam-app, which the stories
+// share and hack/e2e.sh's clean-up removes. It is compiled only with the
+// build tag e2e, so `make test` does not run it:
 //
-//	KUBECONFIG=... go test -tags e2e ./test/e2e -ginkgo.v -ginkgo.label-filter='!deletion' [-ginkgo.focus withdrawn]
+//	KUBECONFIG=... go test -tags e2e ./test/e2e -ginkgo.v -ginkgo.label-filter='!deletion' [-ginkgo.focus withdrawn -ginkgo.focus '^Install ']
 package e2e
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -32,7 +35,6 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -59,6 +61,7 @@ type settings struct {
 	podFSGroup        string        // E2E_POD_FSGROUP: the workload pod's fsGroup, none when empty
 	cli               string        // E2E_CLI: the dossierguard binary (audit verify, pseudonym)
 	helm              string        // E2E_HELM: Helm, for the deletion story's uninstall
+	kubectl           string        // E2E_KUBECTL: kubectl, for the install's apply -k of the samples
 	release           string        // E2E_RELEASE: the Helm release
 	hostPG            string        // E2E_HOST_PG: host:port of the throwaway PostgreSQL on the pod bridge, empty when none
 	logbook           bool          // E2E_LOGBOOK=1: the release runs the logbook, on database logbook of E2E_HOST_PG
@@ -105,6 +108,7 @@ func loadSettings() settings {
 		podFSGroup:        os.Getenv("E2E_POD_FSGROUP"),
 		cli:               envOr("E2E_CLI", filepath.Join(root, "bin", "image", "dossierguard")),
 		helm:              envOr("E2E_HELM", filepath.Join(root, "bin", "helm")),
+		kubectl:           envOr("E2E_KUBECTL", "kubectl"),
 		release:           envOr("E2E_RELEASE", "dossierguard"),
 		hostPG:            os.Getenv("E2E_HOST_PG"),
 		logbook:           os.Getenv("E2E_LOGBOOK") == "1",
@@ -155,15 +159,5 @@ var _ = BeforeSuite(func() {
 	responder, err = client.New(responderConfig, client.Options{Scheme: clientgoscheme.Scheme})
 	Expect(err).NotTo(HaveOccurred())
 	Expect(os.MkdirAll(cfg.artefacts, 0o755)).To(Succeed())
-
-	// The samples must be there and Ready: the suite runs after
-	// hack/e2e.sh's bash stories, on their installation.
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout)
-	defer cancel()
-	store := &v1alpha1.DossierStore{}
-	Expect(k8s.Get(ctx, client.ObjectKey{Namespace: storeNamespace, Name: storeName}, store)).To(Succeed(),
-		"DossierStore %s/%s (config/samples) must exist", storeNamespace, storeName)
-	Expect(store.Status.Conditions).To(ContainElement(And(
-		HaveField("Type", v1alpha1.ConditionReady), HaveField("Status", metav1.ConditionTrue))),
-		"DossierStore %s/%s must be Ready", storeNamespace, storeName)
+	// The install story (install_test.go) checks the rest, first.
 })
