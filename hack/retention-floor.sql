@@ -7,8 +7,14 @@
 --
 -- It builds the benchmark's table (1,000,000 rows, 30 % due) in the schema
 -- retention_floor, then times on fresh copies, in the server:
---   sweep   the sweeper's batch statement (batch 5,000, id order), one
---           transaction per batch, the changed ids returned as text[];
+--   keyset  the sweeper's batch statement before key ranges: the next 5,000
+--           due rows in id order (a walk of the primary key that reads every
+--           row), deleted by ctid, one transaction per batch, the changed ids
+--           returned as text[];
+--   range   the sweeper's batch statement: the next 5,000 keys found by a
+--           walk of the index alone, the due rows among them deleted by one
+--           DELETE of that key range, one transaction per batch, the changed
+--           ids returned as text[] (and the plan of one such batch);
 --   blocks  a DELETE per range of 350 heap blocks (physical order), ids
 --           returned as text[];
 --   plain   one plain DELETE of the same predicate.
@@ -37,7 +43,7 @@ $$;
 CALL retention_floor.copy();
 VACUUM ANALYZE retention_floor.t;
 CHECKPOINT;
-\echo sweep
+\echo keyset
 \timing on
 DO $$
 DECLARE after bigint := 0; sel bigint; lst bigint; arr text[]; total bigint := 0;
@@ -57,9 +63,46 @@ BEGIN
     EXIT WHEN sel < 5000;
     after := lst;
   END LOOP;
-  RAISE NOTICE 'sweep: % rows', total;
+  RAISE NOTICE 'keyset: % rows', total;
 END $$;
 \timing off
+
+CALL retention_floor.copy();
+VACUUM ANALYZE retention_floor.t;
+CHECKPOINT;
+\echo range
+\timing on
+DO $$
+DECLARE after bigint := 0; isfull boolean; upto bigint; arr text[]; total bigint := 0; batches int := 0;
+BEGIN
+  LOOP
+    WITH r AS MATERIALIZED ((SELECT id AS u, true AS f FROM retention_floor.t WHERE id > after ORDER BY id OFFSET 5000 - 1 LIMIT 1)
+                            UNION ALL (SELECT id, false FROM retention_floor.t WHERE id > after ORDER BY id DESC LIMIT 1) LIMIT 1),
+         d AS (DELETE FROM retention_floor.t AS x WHERE x.id > after AND x.id <= (SELECT u FROM r)
+                 AND last_contact_at < '2021-06-15 10:00Z' AND legal_hold IS NOT TRUE
+                 AND (retain_until IS NULL OR retain_until < '2026-06-15 10:00Z') RETURNING x.id)
+    SELECT coalesce((SELECT f FROM r), false), (SELECT u FROM r), (SELECT array_agg(id::text) FROM d) INTO isfull, upto, arr;
+    total := total + coalesce(cardinality(arr), 0);
+    COMMIT;
+    EXIT WHEN upto IS NULL;
+    batches := batches + 1;
+    EXIT WHEN NOT isfull;
+    after := upto;
+  END LOOP;
+  RAISE NOTICE 'range: % rows in % batches', total, batches;
+END $$;
+\timing off
+CALL retention_floor.copy();
+VACUUM ANALYZE retention_floor.t;
+BEGIN;
+EXPLAIN (ANALYZE, BUFFERS, COSTS OFF)
+WITH r AS MATERIALIZED ((SELECT id AS u, true AS f FROM retention_floor.t WHERE id > 500000 ORDER BY id OFFSET 5000 - 1 LIMIT 1)
+                        UNION ALL (SELECT id, false FROM retention_floor.t WHERE id > 500000 ORDER BY id DESC LIMIT 1) LIMIT 1),
+     d AS (DELETE FROM retention_floor.t AS x WHERE x.id > 500000 AND x.id <= (SELECT u FROM r)
+             AND last_contact_at < '2021-06-15 10:00Z' AND legal_hold IS NOT TRUE
+             AND (retain_until IS NULL OR retain_until < '2026-06-15 10:00Z') RETURNING x.id)
+SELECT coalesce((SELECT f FROM r), false), (SELECT u FROM r), (SELECT array_agg(id::text) FROM d);
+ROLLBACK;
 
 CALL retention_floor.copy();
 VACUUM ANALYZE retention_floor.t;

@@ -146,7 +146,9 @@ type RetentionPolicySpec struct {
 	// +listMapKey=name
 	Rules []RetentionRule `json:"rules"`
 
-	// BatchSize is the number of records destroyed per transaction.
+	// BatchSize is the number of records (keys, in key order) one sweep
+	// transaction examines; it destroys or anonymises those of them that
+	// are due, so at most this many.
 	// +optional
 	// +kubebuilder:default=500
 	// +kubebuilder:validation:Minimum=1
