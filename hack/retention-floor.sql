@@ -11,10 +11,14 @@
 --           due rows in id order (a walk of the primary key that reads every
 --           row), deleted by ctid, one transaction per batch, the changed ids
 --           returned as text[];
---   range   the sweeper's batch statement: the next 5,000 keys found by a
---           walk of the index alone, the due rows among them deleted by one
+--   range   the sweeper's batch statement: the next k keys found by a walk
+--           of the index alone, the due rows among them deleted by one
 --           DELETE of that key range, one transaction per batch, the changed
---           ids returned as text[] (and the plan of one such batch);
+--           ids returned as text[]; k is 5,000 for the first batch and then
+--           sized as the sweeper sizes it (rangeKeys in
+--           internal/retention/sweep.go: about 90 % of 5,000 due rows at the
+--           density the last batch found, 5,000 to 40,000 keys); then the
+--           plan of one batch of 15,000 keys;
 --   blocks  a DELETE per range of 350 heap blocks (physical order), ids
 --           returned as text[];
 --   plain   one plain DELETE of the same predicate.
@@ -74,20 +78,24 @@ CHECKPOINT;
 \timing on
 DO $$
 DECLARE after bigint := 0; isfull boolean; upto bigint; arr text[]; total bigint := 0; batches int := 0;
+  keys bigint := 5000; changed bigint;
 BEGIN
   LOOP
-    WITH r AS MATERIALIZED ((SELECT id AS u, true AS f FROM retention_floor.t WHERE id > after ORDER BY id OFFSET 5000 - 1 LIMIT 1)
+    WITH r AS MATERIALIZED ((SELECT id AS u, true AS f FROM retention_floor.t WHERE id > after ORDER BY id OFFSET keys - 1 LIMIT 1)
                             UNION ALL (SELECT id, false FROM retention_floor.t WHERE id > after ORDER BY id DESC LIMIT 1) LIMIT 1),
          d AS (DELETE FROM retention_floor.t AS x WHERE x.id > after AND x.id <= (SELECT u FROM r)
                  AND last_contact_at < '2021-06-15 10:00Z' AND legal_hold IS NOT TRUE
                  AND (retain_until IS NULL OR retain_until < '2026-06-15 10:00Z') RETURNING x.id)
     SELECT coalesce((SELECT f FROM r), false), (SELECT u FROM r), (SELECT array_agg(id::text) FROM d) INTO isfull, upto, arr;
-    total := total + coalesce(cardinality(arr), 0);
+    changed := coalesce(cardinality(arr), 0);
+    total := total + changed;
     COMMIT;
     EXIT WHEN upto IS NULL;
     batches := batches + 1;
     EXIT WHEN NOT isfull;
     after := upto;
+    keys := CASE WHEN changed = 0 THEN least(keys * 4, 40000)
+                 ELSE greatest(5000, least(keys * 5000 * 9 / (changed * 10), 40000)) END;
   END LOOP;
   RAISE NOTICE 'range: % rows in % batches', total, batches;
 END $$;
@@ -96,7 +104,7 @@ CALL retention_floor.copy();
 VACUUM ANALYZE retention_floor.t;
 BEGIN;
 EXPLAIN (ANALYZE, BUFFERS, COSTS OFF)
-WITH r AS MATERIALIZED ((SELECT id AS u, true AS f FROM retention_floor.t WHERE id > 500000 ORDER BY id OFFSET 5000 - 1 LIMIT 1)
+WITH r AS MATERIALIZED ((SELECT id AS u, true AS f FROM retention_floor.t WHERE id > 500000 ORDER BY id OFFSET 15000 - 1 LIMIT 1)
                         UNION ALL (SELECT id, false FROM retention_floor.t WHERE id > 500000 ORDER BY id DESC LIMIT 1) LIMIT 1),
      d AS (DELETE FROM retention_floor.t AS x WHERE x.id > 500000 AND x.id <= (SELECT u FROM r)
              AND last_contact_at < '2021-06-15 10:00Z' AND legal_hold IS NOT TRUE

@@ -33,14 +33,19 @@
 //
 // # How it destroys
 //
-// A sweep works in batches over ranges of Config.BatchSize keys, each batch
-// one transaction of one statement: it finds the range's last key by a walk
-// of the key's index alone (the next BatchSize keys after the previous
-// range), deletes the due records in the range (or sets their anonymise
-// columns to NULL) with one DELETE whose WHERE holds the range and the
-// whole due predicate, then commits. So a batch examines at most BatchSize
-// keys and changes at most the records that carry them, and the table is
-// read in ranges rather than a due record at a time. The DELETE takes no
+// A sweep works in batches over ranges of keys, each batch one transaction
+// of one statement: it finds the range's last key by a walk of the key's
+// index alone (the next k keys after the previous range), deletes the due
+// records in the range (or sets their anonymise columns to NULL) with one
+// DELETE whose WHERE holds the range and the whole due predicate, then
+// commits. The table is so read in ranges rather than a due record at a
+// time. The first range has Config.BatchSize keys; each next one as many as
+// should hold about 90 % of BatchSize due records at the density the
+// previous batch found, between BatchSize and 8 times it. A batch over more
+// than BatchSize keys that would change more than BatchSize records is
+// rolled back and run again over fewer, so no batch changes more than
+// BatchSize records (unless records share a key, which a batch never
+// splits). The DELETE takes no
 // lock before it changes a row; in READ COMMITTED PostgreSQL re-checks its
 // WHERE against the newest version of a row that another transaction
 // changed meanwhile, so a legal hold or extension set while the batch runs

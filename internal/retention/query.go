@@ -94,9 +94,8 @@ func (q ruleSQL) due(p *params, cutoff, now time.Time) string {
 // batch is the statement of one batch. It bounds the batch by a range of
 // keys: the next limit keys after the key after (from the first key when
 // after is nil), found by a walk of the key's index that reads no table row,
-// and deletes or anonymises the due records among them. So a batch examines
-// at most limit records and changes at most limit, and it never runs the
-// due predicate over more than its own range. It returns one row: whether
+// and deletes or anonymises the due records among them. So a batch never
+// runs the due predicate over more than its own range. It returns one row: whether
 // the range is full (limit keys, so that records may follow it), the
 // range's last key (when it is not full, the greatest key after after; NULL
 // when there is none, and then the range is empty) and the changed
