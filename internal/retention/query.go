@@ -95,14 +95,14 @@ func (q ruleSQL) due(p *params, cutoff, now time.Time) string {
 // keys: the next limit keys after the key after (from the first key when
 // after is nil), found by a walk of the key's index that reads no table row,
 // and deletes or anonymises the due records among them. So a batch never
-// runs the due predicate over more than its own range. It returns one row: whether
-// the range is full (limit keys, so that records may follow it), the
-// range's last key (when it is not full, the greatest key after after; NULL
-// when there is none, and then the range is empty) and the changed
-// keys as text, in the order they were changed (an array, NULL when nothing
-// changed; one row instead of one per key spares the protocol and the
-// client a row's overhead per key). A full batch is followed by the next,
-// after its last key.
+// runs the due predicate over more than its own range. It returns one row:
+// whether the range is full (limit keys, so that records may follow it),
+// the range's last key (when it is not full, the greatest key after after;
+// NULL when there is none, and then the range is empty) and the changed
+// keys as text, in the order they were changed (an array, NULL when
+// nothing changed; one row instead of one per key spares the protocol and
+// the client a row's overhead per key). A full batch is followed by the
+// next, after its last key.
 //
 // Without locking, the change itself finds its records: one DELETE (or
 // UPDATE) with the range and the whole due predicate in its WHERE, which
@@ -145,16 +145,16 @@ func (q ruleSQL) batch(cutoff, now time.Time, limit int, after any, byCtid, lock
 		}
 		return key + lower + " AND " + key + " <= (SELECT dossierguard_upper FROM dossierguard_range)"
 	}
-	after1 := ""
+	afterWhere := "" // the WHERE of the walk
 	if lower != "" {
-		after1 = " WHERE " + q.id + lower
+		afterWhere = " WHERE " + q.id + lower
 	}
 	// UNION ALL with LIMIT 1 runs the second part only when the first finds
 	// no key: the greatest key is looked up for the last batch only (by the
 	// index backwards; max() is not defined for every key type, uuid).
-	rng := "(SELECT " + q.id + " AS dossierguard_upper, true AS dossierguard_full FROM " + q.table + after1 +
+	rng := "(SELECT " + q.id + " AS dossierguard_upper, true AS dossierguard_full FROM " + q.table + afterWhere +
 		" ORDER BY " + q.id + " OFFSET " + p.add(limit) + " - 1 LIMIT 1)" +
-		" UNION ALL (SELECT " + q.id + ", false FROM " + q.table + after1 + " ORDER BY " + q.id + " DESC LIMIT 1) LIMIT 1"
+		" UNION ALL (SELECT " + q.id + ", false FROM " + q.table + afterWhere + " ORDER BY " + q.id + " DESC LIMIT 1) LIMIT 1"
 
 	from, key := q.table, "dossierguard_t."+q.id
 	var where, locked string
