@@ -146,7 +146,9 @@ type RetentionPolicySpec struct {
 	// +listMapKey=name
 	Rules []RetentionRule `json:"rules"`
 
-	// BatchSize is the number of records destroyed per transaction.
+	// BatchSize is the most records one sweep transaction destroys or
+	// anonymises. A transaction examines a range of at least this many
+	// keys (at most 8 times as many where few records are due).
 	// +optional
 	// +kubebuilder:default=500
 	// +kubebuilder:validation:Minimum=1

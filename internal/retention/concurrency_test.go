@@ -21,7 +21,7 @@ func waitForBatchLockWait(t *testing.T, pool *pgxpool.Pool, schema string) {
 	for time.Now().Before(deadline) {
 		var waiting bool
 		if err := pool.QueryRow(t.Context(), `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
-			WHERE wait_event_type = 'Lock' AND query LIKE 'WITH dossierguard_batch%' AND strpos(query, $1) > 0)`,
+			WHERE wait_event_type = 'Lock' AND query LIKE 'WITH dossierguard_range%' AND strpos(query, $1) > 0)`,
 			`"`+schema+`"`).Scan(&waiting); err != nil {
 			t.Fatal(err)
 		}

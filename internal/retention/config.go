@@ -32,8 +32,9 @@ const DefaultLockWait = 50 * time.Millisecond
 type Config struct {
 	// Rules to apply, in order.
 	Rules []v1alpha1.RetentionRule
-	// BatchSize is the number of records per transaction; 0 means
-	// DefaultBatchSize.
+	// BatchSize is the most records a batch transaction changes (unless
+	// records share a key), and the fewest keys it examines unless it is
+	// the last; 0 means DefaultBatchSize.
 	BatchSize int
 	// DryRun counts what is due without changing anything.
 	DryRun bool

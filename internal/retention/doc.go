@@ -33,18 +33,30 @@
 //
 // # How it destroys
 //
-// A sweep works in batches of Config.BatchSize records, each batch one
-// transaction of one statement: it selects the due ids in id order and
-// deletes them (or sets the anonymise columns to NULL) with a WHERE that
-// repeats the whole due predicate, then commits. The selection takes no row
-// lock; in READ COMMITTED PostgreSQL re-checks the DELETE's WHERE against
-// the newest version of a row that another transaction changed meanwhile,
-// so a legal hold or extension set while the batch runs keeps the record.
-// A batch that waits longer than DefaultLockWait for a row another
-// transaction holds locked is rolled back and run again with FOR UPDATE
-// SKIP LOCKED: records held locked are skipped and stay overdue, in the
-// report's count, until the next sweep. The next batch starts after the
-// last id the previous one selected, so a sweep reads each record once.
+// A sweep works in batches over ranges of keys, each batch one transaction
+// of one statement: it finds the range's last key by a walk of the key's
+// index alone (the next k keys after the previous range), deletes the due
+// records in the range (or sets their anonymise columns to NULL) with one
+// DELETE whose WHERE holds the range and the whole due predicate, then
+// commits. The table is so read in ranges rather than a due record at a
+// time. The first range has Config.BatchSize keys; each next one as many as
+// should hold about 90 % of BatchSize due records at the density the
+// previous batch found, between BatchSize and 8 times it. A batch over more
+// than BatchSize keys that would change more than BatchSize records is
+// rolled back and run again over fewer, so no batch changes more than
+// BatchSize records (unless records share a key, which a batch never
+// splits). The DELETE takes no
+// lock before it changes a row; in READ COMMITTED PostgreSQL re-checks its
+// WHERE against the newest version of a row that another transaction
+// changed meanwhile, so a legal hold or extension set while the batch runs
+// keeps the record. A batch that waits longer than DefaultLockWait for a
+// row another transaction holds locked is rolled back and run again with
+// FOR UPDATE SKIP LOCKED: records held locked are skipped and stay overdue,
+// in the report's count, until the next sweep. The next batch starts after
+// the previous range's last key, so a sweep examines each key once: a record
+// the application updates during the sweep is still examined under its key,
+// one inserted ahead of the sweep's position is swept by it, one inserted
+// behind is left to the next sweep (and counted overdue).
 // A batch runs on a context that is not cancelled with the caller's, so a
 // cancelled sweep (SIGTERM) finishes the batch it is in, never leaves half a
 // batch, and reports Interrupted. A sweep that exceeds Config.MaxRunTime

@@ -19,8 +19,8 @@ import (
 // TestKilledSweeperLeavesWholeBatches runs the sweeper in a subprocess (this
 // test binary, see TestMain) with slow batches, kills it with SIGKILL while
 // a batch transaction is open, and checks that exactly a number of whole
-// batches was destroyed: the first k*batchSize due ids in id order, the open
-// batch rolled back. A second run destroys the rest.
+// batches was destroyed: the due ids of the first k batches' ranges, the
+// open batch rolled back. A second run destroys the rest.
 func TestKilledSweeperLeavesWholeBatches(t *testing.T) {
 	pool := testenv.PostgresPool(t)
 	schema := testenv.NewSchema(t, pool, "rt_")
@@ -39,7 +39,22 @@ func TestKilledSweeperLeavesWholeBatches(t *testing.T) {
 		}
 		rows = append(rows, r)
 	}
-	table := createDossiers(t, pool, schema, rows) // 300 due: 15 batches
+	table := createDossiers(t, pool, schema, rows) // 300 due
+	// The due records destroyed after each batch: the first over 20 ids
+	// (12 due), the next over as many as should hold 18 (rangeKeys).
+	var ends []int
+	for next, keys, total := int64(1), batch, 0; next <= 500; {
+		hi := min(next+int64(keys)-1, 500)
+		d := 0
+		for _, id := range due {
+			if id >= next && id <= hi {
+				d++
+			}
+		}
+		total += d
+		ends = append(ends, total)
+		next, keys = hi+1, rangeKeys(batch, keys, d)
+	}
 	app := "dossierguard-kill-" + schema
 	hc, err := json.Marshal(helperConfig{
 		DSN: testenv.PostgresDSN(t), ApplicationName: app, Rule: dossierRule(table),
@@ -69,7 +84,7 @@ func TestKilledSweeperLeavesWholeBatches(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if left <= len(due)-2*batch && state == "idle in transaction" {
+		if left <= len(due)-ends[1] && state == "idle in transaction" {
 			break
 		}
 		select {
@@ -102,15 +117,16 @@ func TestKilledSweeperLeavesWholeBatches(t *testing.T) {
 		}
 	}
 	n := len(deleted)
-	if n == 0 || n == len(due) || n%batch != 0 || !slices.Equal(deleted, due[:n]) {
-		t.Fatalf("deleted %d due rows %v: want whole batches of %d, the first due ids in id order, some but not all", n, deleted, batch)
+	k := slices.Index(ends, n) + 1
+	if n == 0 || n == len(due) || k == 0 || !slices.Equal(deleted, due[:n]) {
+		t.Fatalf("deleted %d due rows %v: want whole batches (%v due rows after each), the first due ids in id order, some but not all", n, deleted, ends)
 	}
 	for _, r := range rows {
 		if r.id%5 < 2 && !left[r.id] {
 			t.Errorf("row %d, not due or held, was destroyed", r.id)
 		}
 	}
-	t.Logf("killed after %d whole batches; the open batch was rolled back", n/batch)
+	t.Logf("killed after %d whole batches; the open batch was rolled back", k)
 
 	rep := mustRun(t, pool, Config{Rules: []v1alpha1.RetentionRule{dossierRule(table)}, BatchSize: batch, Now: fixedNow(testNow)})
 	if r := rep.Rules[0]; rep.Result != v1alpha1.RunSucceeded || r.Destroyed != int64(len(due)-n) || r.Overdue != 0 || r.Held != 100 {

@@ -91,59 +91,88 @@ func (q ruleSQL) due(p *params, cutoff, now time.Time) string {
 	return q.byClock(p, cutoff) + " AND " + q.notHeld(p, now)
 }
 
-// batch is the statement of one batch: it selects up to limit due records
-// in id order, after the key after when it is not nil, and deletes or
-// anonymises those that are still due. It returns one row: the number of
-// records the batch selected, the last selected key, and the changed keys
-// as text in the order they were changed (an array, NULL when nothing
-// changed; one row instead of one per key spares the protocol and the
-// client a row's overhead per key). A full batch (selected == limit) is
-// followed by the next, after the last selected key.
+// batch is the statement of one batch. It bounds the batch by a range of
+// keys: the next limit keys after the key after (from the first key when
+// after is nil), found by a walk of the key's index that reads no table row,
+// and deletes or anonymises the due records among them. So a batch never
+// runs the due predicate over more than its own range. It returns one row:
+// whether the range is full (limit keys, so that records may follow it),
+// the range's last key (when it is not full, the greatest key after after;
+// NULL when there is none, and then the range is empty) and the changed
+// keys as text, in the order they were changed (an array, NULL when
+// nothing changed; one row instead of one per key spares the protocol and
+// the client a row's overhead per key). A full batch is followed by the
+// next, after its last key.
 //
-// Without locking, the selection takes no row lock: the DELETE (or UPDATE)
-// repeats the whole due predicate in its own WHERE, and in READ COMMITTED
-// PostgreSQL re-checks that WHERE against the newest version of a row that
-// another transaction changed after the statement's snapshot
-// (EvalPlanQual). So a legal hold or extension set, or a date moved, while
-// the batch runs keeps the row; a selected row that is no longer due is
-// selected but not changed. The statement waits for a row that another
-// transaction holds locked; the caller bounds that wait with lock_timeout
-// and then runs the batch again with locking.
+// Without locking, the change itself finds its records: one DELETE (or
+// UPDATE) with the range and the whole due predicate in its WHERE, which
+// the planner may serve by a bitmap scan of the range (the table's pages in
+// physical order) or an index scan, and which takes no lock before it
+// changes a row. In READ COMMITTED PostgreSQL re-checks that WHERE against
+// the newest version of a row that another transaction changed after the
+// statement's snapshot (EvalPlanQual). So a legal hold or extension set, or
+// a date moved, while the batch runs keeps the row. The statement waits for
+// a row that another transaction holds locked; the caller bounds that wait
+// with lock_timeout and then runs the batch again with locking.
 //
-// With locking, the selection takes FOR UPDATE SKIP LOCKED, as a fallback:
-// rows another transaction holds locked are skipped and stay overdue. It
-// writes a lock into every selected row before the change, which is why it
-// is not the default.
+// With locking, the due records of the range are first selected with FOR
+// UPDATE SKIP LOCKED, as a fallback: rows another transaction holds locked
+// are skipped and stay overdue. It writes a lock into every selected row
+// before the change, which is why it is not the default. byCtid finds the
+// selected rows again by their physical address (ctid), which saves a
+// second index lookup per row. It is only correct for a table that is one
+// relation: ONLY keeps child tables out, and the caller uses it only for an
+// ordinary table without children (see tableKind). Otherwise the rows are
+// found by their key. The change repeats the due predicate, which keeps a
+// row that became held after the selection.
 //
-// byCtid finds the selected rows again by their physical address (ctid),
-// which saves a second index lookup per row. It is only correct for a table
-// that is one relation: ONLY keeps child tables out, and the caller uses it
-// only for an ordinary table without children (see tableKind). A row that
-// another transaction updates between the selection and the change is found
-// by its ctid and then re-checked in its newest version, as above. Otherwise
-// the rows are found by their key.
+// A record is examined by the batch whose range holds its key when the
+// batch runs: one that the application updates during the sweep keeps its
+// key and is still examined (unless its key changes); one inserted with a
+// key behind the sweep's position is left to the next sweep.
 func (q ruleSQL) batch(cutoff, now time.Time, limit int, after any, byCtid, locking bool) statement {
 	var p params
 	due := q.due(&p, cutoff, now)
-	where := due
+	// The range: (after, upper], upper the limit-th key after after or, when
+	// there are fewer, the greatest.
+	var lower string // the range's lower bound, for the key column of any table alias
 	if after != nil {
-		where += " AND " + q.id + " > " + p.add(after)
+		lower = " > " + p.add(after)
 	}
-	from, ref := q.table, q.id
-	if byCtid {
-		from, ref = "ONLY "+q.table, "ctid"
+	inRange := func(key string) string {
+		if lower == "" {
+			return key + " <= (SELECT dossierguard_upper FROM dossierguard_range)"
+		}
+		return key + lower + " AND " + key + " <= (SELECT dossierguard_upper FROM dossierguard_range)"
 	}
-	sel := "SELECT " + ref + " AS dossierguard_ref, " + q.id + " AS dossierguard_key FROM " + from + " WHERE " + where +
-		" ORDER BY " + q.id + " LIMIT " + p.add(limit)
+	afterWhere := "" // the WHERE of the walk
+	if lower != "" {
+		afterWhere = " WHERE " + q.id + lower
+	}
+	// UNION ALL with LIMIT 1 runs the second part only when the first finds
+	// no key: the greatest key is looked up for the last batch only (by the
+	// index backwards; max() is not defined for every key type, uuid).
+	rng := "(SELECT " + q.id + " AS dossierguard_upper, true AS dossierguard_full FROM " + q.table + afterWhere +
+		" ORDER BY " + q.id + " OFFSET " + p.add(limit) + " - 1 LIMIT 1)" +
+		" UNION ALL (SELECT " + q.id + ", false FROM " + q.table + afterWhere + " ORDER BY " + q.id + " DESC LIMIT 1) LIMIT 1"
+
+	from, key := q.table, "dossierguard_t."+q.id
+	var where, locked string
 	if locking {
-		sel += " FOR UPDATE SKIP LOCKED"
+		ref := q.id
+		if byCtid {
+			from, ref = "ONLY "+q.table, "ctid"
+		}
+		// "= ANY (ARRAY(...))" finds the locked rows through the ctid or
+		// the key's index; a join with them would make the planner scan
+		// the whole table.
+		locked = ", dossierguard_locked AS (SELECT " + ref + " AS dossierguard_ref FROM " + from + " WHERE " + inRange(q.id) +
+			" AND " + due + " FOR UPDATE SKIP LOCKED)"
+		where = " WHERE dossierguard_t." + ref + " = ANY (ARRAY(SELECT dossierguard_ref FROM dossierguard_locked))"
+	} else {
+		where = " WHERE " + inRange(key)
 	}
-	// "= ANY (ARRAY(...))" finds the batch's rows through the ctid or the
-	// key's index; a join with the batch would make the planner scan the
-	// whole table. The due predicate is repeated (same arguments): it is
-	// what keeps a row that became held after the selection.
-	where = " WHERE dossierguard_t." + ref + " = ANY (ARRAY(SELECT dossierguard_ref FROM dossierguard_batch))" +
-		" AND " + due + " RETURNING dossierguard_t." + q.id
+	where += " AND " + due + " RETURNING " + key
 	var change string
 	if action(q.rule) == v1alpha1.ActionAnonymise {
 		sets := make([]string, len(q.rule.AnonymiseColumns))
@@ -154,9 +183,8 @@ func (q ruleSQL) batch(cutoff, now time.Time, limit int, after any, byCtid, lock
 	} else {
 		change = "DELETE FROM " + from + " AS dossierguard_t" + where
 	}
-	sql := "WITH dossierguard_batch AS (" + sel + "), dossierguard_done AS (" + change + ")" +
-		" SELECT (SELECT count(*) FROM dossierguard_batch)," +
-		" (SELECT dossierguard_key FROM dossierguard_batch ORDER BY dossierguard_key DESC LIMIT 1)," +
+	sql := "WITH dossierguard_range AS MATERIALIZED (" + rng + ")" + locked + ", dossierguard_done AS (" + change + ")" +
+		" SELECT coalesce((SELECT dossierguard_full FROM dossierguard_range), false), (SELECT dossierguard_upper FROM dossierguard_range)," +
 		" (SELECT array_agg(" + q.id + "::text) FROM dossierguard_done)"
 	return statement{sql: sql, args: p.args}
 }

@@ -68,16 +68,26 @@ func TestStatementsHoldNoValues(t *testing.T) {
 					t.Errorf("batch statement lacks the quoted key %s:\n%s", id, st.sql)
 				}
 				// Row locks only in the fallback.
-				if locking := i >= 4; locking != strings.Contains(st.sql, "FOR UPDATE SKIP LOCKED") {
+				locking := i >= 4
+				if locking != strings.Contains(st.sql, "FOR UPDATE SKIP LOCKED") {
 					t.Errorf("locking %v:\n%s", locking, st.sql)
 				}
-				// The change repeats the due predicate: the clock
-				// condition appears in the selection and in the change.
-				if c := `"` + string(rule.Clock.Column) + `" < $`; strings.Count(st.sql, c) != 2 {
-					t.Errorf("the clock condition %s is not in both the selection and the change:\n%s", c, st.sql)
+				// The change holds the due predicate; with locking the
+				// selection holds it too, and the change repeats it.
+				want := 1
+				if locking {
+					want = 2
 				}
-				// By ctid only in that one table, never its children.
-				if byCtid := i%4 >= 2; byCtid != strings.Contains(st.sql, "ONLY "+quoteTable(rule.Table)) ||
+				if c := `"` + string(rule.Clock.Column) + `" < $`; strings.Count(st.sql, c) != want {
+					t.Errorf("the clock condition %s is not %d times in the statement (locking %v):\n%s", c, want, locking, st.sql)
+				}
+				// The change is bounded by the batch's range of keys.
+				if r := "dossierguard_t." + quote(idColumn(rule)) + " <= (SELECT dossierguard_upper FROM dossierguard_range)"; !locking && !strings.Contains(st.sql, r) {
+					t.Errorf("the change is not bounded by the range (%s):\n%s", r, st.sql)
+				}
+				// By ctid only with locking, in that one table, never its
+				// children.
+				if byCtid := locking && i%4 >= 2; byCtid != strings.Contains(st.sql, "ONLY "+quoteTable(rule.Table)) ||
 					byCtid != strings.Contains(st.sql, "dossierguard_t.ctid = ANY") {
 					t.Errorf("byCtid %v:\n%s", byCtid, st.sql)
 				}

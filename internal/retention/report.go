@@ -33,7 +33,7 @@ type Report struct {
 	Message string `json:"message,omitempty"`
 	// DryRun is true when nothing was changed.
 	DryRun bool `json:"dryRun"`
-	// BatchSize is the number of records per transaction.
+	// BatchSize is the most records a batch transaction changes.
 	BatchSize int `json:"batchSize"`
 	// LongestBatch is the longest time a batch transaction was open, from
 	// BEGIN to the end of COMMIT.
@@ -55,7 +55,7 @@ type RuleReport struct {
 	Period v1alpha1.RetentionPeriod `json:"period"`
 	// Cutoff is AsOf minus Period: records whose clock is before it are due.
 	Cutoff time.Time `json:"cutoff"`
-	// Batches committed.
+	// Batches committed, one per range of keys.
 	Batches int `json:"batches"`
 	// Destroyed and Anonymised records.
 	Destroyed  int64 `json:"destroyed"`

@@ -171,9 +171,10 @@ func (s *sweep) cancel() {
 	}
 }
 
-// batches runs the batches of one rule until fewer than a batch is due,
-// the sweep is cancelled or its time is up. On error it returns the number
-// of the failed batch, 0 when the table lookup before the first failed.
+// batches runs the batches of one rule, each over a range of keys, until
+// the last key is passed, the sweep is cancelled or its time is up. On
+// error it returns the number of the failed batch, 0 when the table lookup
+// before the first failed.
 func (s *sweep) batches(ctx context.Context, index int, q ruleSQL, cutoff time.Time, rr *RuleReport) (int, error) {
 	if s.stop(ctx) {
 		return 0, nil
@@ -202,12 +203,13 @@ func (s *sweep) batches(ctx context.Context, index int, q ruleSQL, cutoff time.T
 		<-hashed
 	}()
 
-	var after any // the last selected key of the previous batch
+	var after any // the last key of the previous batch's range
+	keys := s.cfg.BatchSize
 	for n := 1; ; n++ {
 		if n > 1 && s.stop(ctx) {
 			return 0, nil
 		}
-		res, err := s.batch(ctx, index, n, q, cutoff, after, byCtid)
+		res, err := s.batch(ctx, index, n, q, cutoff, after, keys, byCtid)
 		if err != nil {
 			return n, err
 		}
@@ -215,7 +217,12 @@ func (s *sweep) batches(ctx context.Context, index int, q ruleSQL, cutoff time.T
 		if res.took > s.report.LongestBatch {
 			s.report.LongestBatch = res.took
 		}
-		if res.selected == 0 {
+		if res.rolledBack { // more than BatchSize due: again, over fewer keys
+			keys = rangeKeys(s.cfg.BatchSize, keys, len(res.texts))
+			n--
+			continue
+		}
+		if res.upper == nil { // no key after the previous range
 			return 0, nil
 		}
 		rr.Batches++
@@ -225,11 +232,31 @@ func (s *sweep) batches(ctx context.Context, index int, q ruleSQL, cutoff time.T
 		} else {
 			rr.Destroyed += int64(len(res.texts))
 		}
-		if res.selected < int64(s.cfg.BatchSize) {
+		if !res.full {
 			return 0, nil
 		}
-		after = res.last
+		after = res.upper
+		keys = rangeKeys(s.cfg.BatchSize, keys, len(res.texts))
 	}
+}
+
+// maxRangeFactor bounds the keys one batch examines: at most this many
+// times the batch size.
+const maxRangeFactor = 8
+
+// rangeKeys is the number of keys the next batch examines, after one that
+// examined keys and changed changed records: as many as should hold about
+// 90 % of batchSize due records at the density that batch found, at least
+// batchSize (a range that cannot hold more than batchSize records) and at
+// most maxRangeFactor times it, so that a batch stays short. With a quarter
+// of the records due, a batch examines about 3.6 times batchSize keys and
+// commits about 0.9 times batchSize records, instead of a quarter of it.
+func rangeKeys(batchSize, keys, changed int) int {
+	most := batchSize * maxRangeFactor
+	if changed == 0 {
+		return min(keys*4, most)
+	}
+	return max(batchSize, min(keys*batchSize*9/(changed*10), most))
 }
 
 // stop says whether no more batches may start: the sweep was cancelled or
@@ -245,7 +272,7 @@ func (s *sweep) stop(ctx context.Context) bool {
 	return s.stopped != ""
 }
 
-// tableKind says whether batches may find their rows by ctid.
+// tableKind says whether a locking batch may find its rows by ctid.
 func (s *sweep) tableKind(ctx context.Context, q ruleSQL) (bool, error) {
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.BatchTimeout)
 	defer cancel()
@@ -262,24 +289,33 @@ func (s *sweep) tableKind(ctx context.Context, q ruleSQL) (bool, error) {
 	return byCtid, tx.Commit(cctx)
 }
 
-// batchResult is what one committed batch did.
+// batchResult is what one batch did.
 type batchResult struct {
-	texts    []string // the changed keys, as text, in the order changed
-	selected int64    // the records the batch selected
-	last     any      // the last selected key
-	took     time.Duration
+	texts []string // the changed keys, as text, in the order changed
+	full  bool     // the range held all the keys asked for: more may follow
+	upper any      // the range's last key; nil when the range was empty
+	// rolledBack says that the batch would have changed more than
+	// BatchSize records and was rolled back: it changed nothing.
+	rolledBack bool
+	took       time.Duration
 }
 
-// batch runs one batch: first without row locks, waiting at most
-// lockWait for a row that another transaction holds locked; when that wait
-// runs out, again with FOR UPDATE SKIP LOCKED, which skips such rows (see
-// ruleSQL.batch).
-func (s *sweep) batch(ctx context.Context, index, n int, q ruleSQL, cutoff time.Time, after any, byCtid bool) (batchResult, error) {
-	res, err := s.batchTx(ctx, index, n, q.batch(cutoff, s.now, s.cfg.BatchSize, after, byCtid, false), s.cfg.lockWait)
+// batch runs one batch over the next keys keys after after: first without
+// row locks, waiting at most lockWait for a row that another transaction
+// holds locked; when that wait runs out, again with FOR UPDATE SKIP LOCKED,
+// which skips such rows (see ruleSQL.batch). A batch over more than
+// BatchSize keys that would change more than BatchSize records is rolled
+// back (one over BatchSize keys cannot, unless records share a key).
+func (s *sweep) batch(ctx context.Context, index, n int, q ruleSQL, cutoff time.Time, after any, keys int, byCtid bool) (batchResult, error) {
+	most := 0
+	if keys > s.cfg.BatchSize {
+		most = s.cfg.BatchSize
+	}
+	res, err := s.batchTx(ctx, index, n, q.batch(cutoff, s.now, keys, after, byCtid, false), s.cfg.lockWait, most)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == sqlstateLockNotAvailable {
 		took := res.took
-		res, err = s.batchTx(ctx, index, n, q.batch(cutoff, s.now, s.cfg.BatchSize, after, byCtid, true), 0)
+		res, err = s.batchTx(ctx, index, n, q.batch(cutoff, s.now, keys, after, byCtid, true), 0, most)
 		res.took += took
 	}
 	return res, err
@@ -291,10 +327,12 @@ const sqlstateLockNotAvailable = "55P03"
 
 // batchTx runs one batch statement in one transaction and returns what it
 // changed and how long the transaction was open. A lockWait above zero
-// bounds the statement's wait for row locks (lock_timeout). It runs on a
-// context that ctx's cancellation does not reach, bounded by BatchTimeout,
-// so that a started batch is always completed or rolled back as a whole.
-func (s *sweep) batchTx(ctx context.Context, index, n int, st statement, lockWait time.Duration) (res batchResult, err error) {
+// bounds the statement's wait for row locks (lock_timeout). When most is
+// above zero and the statement changed more records, it rolls back. It runs
+// on a context that ctx's cancellation does not reach, bounded by
+// BatchTimeout, so that a started batch is always completed or rolled back
+// as a whole.
+func (s *sweep) batchTx(ctx context.Context, index, n int, st statement, lockWait time.Duration, most int) (res batchResult, err error) {
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.BatchTimeout)
 	defer cancel()
 	began := time.Now()
@@ -310,7 +348,7 @@ func (s *sweep) batchTx(ctx context.Context, index, n int, st statement, lockWai
 		return res, fmt.Errorf("begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback(bctx) }() // a no-op after Commit
-	if err := tx.QueryRow(bctx, st.sql, st.args...).Scan(&res.selected, &res.last, &res.texts); err != nil {
+	if err := tx.QueryRow(bctx, st.sql, st.args...).Scan(&res.full, &res.upper, &res.texts); err != nil {
 		return res, err
 	}
 	if s.cfg.batchDelay > 0 {
@@ -318,6 +356,13 @@ func (s *sweep) batchTx(ctx context.Context, index, n int, st statement, lockWai
 	}
 	if s.cfg.afterBatch != nil {
 		s.cfg.afterBatch(index, n)
+	}
+	if most > 0 && len(res.texts) > most {
+		res.rolledBack = true
+		if err := tx.Rollback(bctx); err != nil {
+			return res, fmt.Errorf("rollback: %w", err)
+		}
+		return res, nil
 	}
 	if err := tx.Commit(bctx); err != nil {
 		return res, fmt.Errorf("commit (outcome unknown): %w", err)
