@@ -235,6 +235,7 @@ func TestResumeRefusesBrokenTail(t *testing.T) {
 		want string
 	}{
 		{"cut mid-line", append(join(lines[:9]), lines[9][:50]...), "incomplete (no final newline)"},
+		{"cut mid-line, zeros after it", append(append(join(lines[:9]), lines[9][:50]...), make([]byte, 4096)...), "incomplete (no final newline)"},
 		{"last line edited", append(join(lines[:14]), bytes.Replace(lines[14], []byte(`"time":"2026`), []byte(`"time":"2027`), 1)...), "does not match its hash"},
 		{"line before the last deleted", append(join(lines[:13]), lines[14]...), "does not follow the line before it"},
 		{"not a log", []byte("hello\n"), "malformed"},
