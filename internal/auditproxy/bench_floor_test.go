@@ -188,24 +188,28 @@ func benchFloor(b *testing.B, service time.Duration) {
 	}
 	table.WriteString("\n")
 	rate := func(i int) float64 { return float64(n[i]) / elapsed[i].Seconds() }
+	// The commits of the logs with stats, by concurrency and target.
+	logs := map[string][]commitSummary{"c1": make([]commitSummary, len(targets)), "c64": make([]commitSummary, len(targets))}
 	for i, t := range targets {
 		if !t.stats {
 			continue
 		}
 		one := summarise(c1Commits[i], 0)
+		logs["c1"][i] = one
 		b.ReportMetric(one.eventsPerCommit, "c1-"+t.name+"-events-per-commit")
 		b.ReportMetric(float64(one.commits)/float64(sz.rounds), "c1-"+t.name+"-commits-per-request")
 		b.ReportMetric(benchutil.Micros(one.syncP50), "c1-"+t.name+"-log-sync-p50-µs")
 		many := summarise(c64Commits[i], elapsed[i])
+		logs["c64"][i] = many
 		b.ReportMetric(many.eventsPerCommit, "c64-"+t.name+"-events-per-commit")
 		b.ReportMetric(many.perSecond, "c64-"+t.name+"-commits/s")
 		b.ReportMetric(benchutil.Micros(many.syncP50), "c64-"+t.name+"-log-sync-p50-µs")
 		b.ReportMetric(many.busy, "c64-"+t.name+"-log-sync-busy-%")
-		fmt.Fprintf(&table, "%s log: c1 %.2f commits per request, %.2f events per commit, sync p50 %.0f µs; c64 %.0f commits/s, %.2f events per commit, sync p50 %.0f µs, syncing %.0f %% of the phase\n",
-			t.name, float64(one.commits)/float64(sz.rounds), one.eventsPerCommit, benchutil.Micros(one.syncP50),
-			many.perSecond, many.eventsPerCommit, benchutil.Micros(many.syncP50), many.busy)
 	}
-	fmt.Fprintf(&table, "%-8s %-6s %10s %10s %14s %14s %12s %10s\n", "target", "conc", "p50 µs", "p99 µs", "p50 added µs", "p99 added µs", "req/s", "of bare")
+	// One line per target and concurrency, so that the table fits the ten
+	// lines a benchmark's log is cut to.
+	fmt.Fprintf(&table, "%-7s %-4s %7s %7s %9s %9s %7s %7s %9s %9s %9s %6s\n", "target", "conc", "p50 µs", "p99 µs", "p50 added", "p99 added", "req/s", "of bare",
+		"commits/s", "ev/commit", "sync p50", "busy")
 	for _, conc := range []struct {
 		name string
 		lat  [][]time.Duration
@@ -214,11 +218,18 @@ func benchFloor(b *testing.B, service time.Duration) {
 		b.ReportMetric(benchutil.Micros(bp50), conc.name+"-bare-p50-µs")
 		for i, t := range targets {
 			p50, p99 := benchutil.Percentile(conc.lat[i], 50), benchutil.Percentile(conc.lat[i], 99)
-			reqs, share := "", ""
+			reqs, share, commits, perCommit, syncP50, busy := "", "", "", "", "", ""
 			if conc.name == "c64" {
 				reqs, share = fmt.Sprintf("%.0f", rate(i)), fmt.Sprintf("%.1f %%", 100*rate(i)/rate(0))
 			}
-			fmt.Fprintf(&table, "%-8s %-6s %10.0f %10.0f %14.0f %14.0f %12s %10s\n", t.name, conc.name, benchutil.Micros(p50), benchutil.Micros(p99), benchutil.Micros(p50-bp50), benchutil.Micros(p99-bp99), reqs, share)
+			if l := logs[conc.name][i]; t.stats {
+				perCommit, syncP50 = fmt.Sprintf("%.2f", l.eventsPerCommit), fmt.Sprintf("%.0f", benchutil.Micros(l.syncP50))
+				if conc.name == "c64" {
+					commits, busy = fmt.Sprintf("%.0f", l.perSecond), fmt.Sprintf("%.0f %%", l.busy)
+				}
+			}
+			fmt.Fprintf(&table, "%-7s %-4s %7.0f %7.0f %9.0f %9.0f %7s %7s %9s %9s %9s %6s\n", t.name, conc.name, benchutil.Micros(p50), benchutil.Micros(p99),
+				benchutil.Micros(p50-bp50), benchutil.Micros(p99-bp99), reqs, share, commits, perCommit, syncP50, busy)
 			if i == 0 {
 				continue
 			}
