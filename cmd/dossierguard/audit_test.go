@@ -122,6 +122,11 @@ func TestAuditVerifyCommand(t *testing.T) {
 	deleted := fx.write(t, "deleted.log", l[0], l[2], l[3])
 	live := fx.write(t, "live.log", l[0], l[1], l[2])
 	cut := fx.write(t, "cut.log", l[0], l[1][:20])
+	// A preallocated log whose writer crashed: zeros after its last line,
+	// or after a record it was writing.
+	zeros := make([]byte, 64<<10)
+	liveZeroTail := fx.write(t, "live-zero-tail.log", l[0], l[1], l[2], zeros)
+	tornZeroTail := fx.write(t, "torn-zero-tail.log", l[0], l[1], l[2][:40], zeros)
 	notPEM := fx.write(t, "not.pem", []byte("hello\n"))
 
 	tests := []struct {
@@ -148,6 +153,12 @@ func TestAuditVerifyCommand(t *testing.T) {
 			1, "BROKEN at seq 4: truncated: the log ends after seq 3 without a final checkpoint...", ""},
 		{"live log allowed", nil, []string{"audit", "verify", live, "--public-key", fx.pub, "--allow-unsigned-tail", "--checkpoint-interval", "0"},
 			0, "OK: 3 events, no checkpoint yet (3 events not yet signed)\n", ""},
+		{"live preallocated log with its zero tail", nil, []string{"audit", "verify", liveZeroTail, "--public-key", fx.pub, "--allow-unsigned-tail", "--checkpoint-interval", "0"},
+			0, "OK: 3 events, no checkpoint yet (3 events not yet signed)\n", ""},
+		{"closed log with zeros after it", nil, []string{"audit", "verify", fx.write(t, "closed-zero-tail.log", whole, zeros), "--public-key", fx.pub},
+			0, "OK: 3 events, last checkpoint at seq 4\n", ""},
+		{"torn record before the zero tail", nil, []string{"audit", "verify", tornZeroTail, "--public-key", fx.pub, "--allow-unsigned-tail", "--checkpoint-interval", "0"},
+			1, "BROKEN at seq 3: truncated: the log ends in the middle of a line...", ""},
 		{"stale unsigned tail", nil, []string{"audit", "verify", live, "--public-key", fx.pub, "--allow-unsigned-tail"},
 			1, "BROKEN at seq 4: unsigned: the log ends with 3 events after its last checkpoint...", "(unsigned)"},
 		{"more events than the writer leaves unsigned", nil, []string{"audit", "verify", fx.log, "--public-key", fx.pub, "--checkpoint-every", "2"},

@@ -14,51 +14,61 @@ import (
 // BenchmarkAppendDurable measures durable events per second: concurrent
 // Appends on a real file in the test's temporary directory, each returning
 // only after its group commit was fsynced. Checkpoints every 1000 events
-// (the default) are included.
+// (the default) are included. log=append appends and fsyncs; log=segments
+// preallocates (DefaultPreallocate) and fdatasyncs, as the proxy does.
 //
 //	go test -run '^$' -bench BenchmarkAppendDurable -benchtime 5s ./internal/auditlog/
 func BenchmarkAppendDurable(b *testing.B) {
 	for _, conc := range []int{1, 64} {
-		b.Run(fmt.Sprintf("concurrency=%d", conc), func(b *testing.B) {
-			w, err := NewWriter(Options{
-				Path:       filepath.Join(b.TempDir(), "audit.log"),
-				SigningKey: signingKey,
-			})
-			if err != nil {
-				b.Fatal(err)
+		for _, prealloc := range []int64{0, DefaultPreallocate} {
+			mode := "append"
+			if prealloc > 0 {
+				mode = "segments"
 			}
-			cf := &countingFile{logFile: w.file}
-			w.file = cf
-			events := make([]Event, 1024)
-			for i := range events {
-				events[i] = testEvent(i)
-				events[i].Time = time.Time{} // stamped by Append, as in the proxy
-			}
-			var next atomic.Int64
-			var wg sync.WaitGroup
-			b.ResetTimer()
-			for range conc {
-				wg.Go(func() {
-					for {
-						i := next.Add(1) - 1
-						if i >= int64(b.N) {
-							return
-						}
-						if err := w.Append(context.Background(), events[i%int64(len(events))]); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				})
-			}
-			wg.Wait()
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
-			b.ReportMetric(float64(b.N)/float64(max(cf.syncs.Load(), 1)), "events/fsync")
-			if err := w.Close(); err != nil {
-				b.Fatal(err)
+			b.Run(fmt.Sprintf("concurrency=%d/log=%s", conc, mode), func(b *testing.B) { benchAppendDurable(b, conc, prealloc) })
+		}
+	}
+}
+
+func benchAppendDurable(b *testing.B, conc int, prealloc int64) {
+	w, err := NewWriter(Options{
+		Path:        filepath.Join(b.TempDir(), "audit.log"),
+		SigningKey:  signingKey,
+		Preallocate: prealloc,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cf := &countingFile{logFile: w.file}
+	w.file = cf
+	events := make([]Event, 1024)
+	for i := range events {
+		events[i] = testEvent(i)
+		events[i].Time = time.Time{} // stamped by Append, as in the proxy
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for range conc {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(b.N) {
+					return
+				}
+				if err := w.Append(context.Background(), events[i%int64(len(events))]); err != nil {
+					b.Error(err)
+					return
+				}
 			}
 		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(b.N)/float64(max(cf.syncs.Load(), 1)), "events/fsync")
+	if err := w.Close(); err != nil {
+		b.Fatal(err)
 	}
 }
 

@@ -118,11 +118,12 @@ func TestNewWriterRefusesNegativeDeferral(t *testing.T) {
 
 func bytesContains(b []byte, s string) bool { return strings.Contains(string(b), s) }
 
-// TestObserveSync: every fsync of the file is reported with its duration.
-func TestObserveSync(t *testing.T) {
+// TestObserveCommit: every durable write of the file is reported with the
+// events it held, its bytes and the duration of its fsync.
+func TestObserveCommit(t *testing.T) {
 	opts := testOptions(t)
-	var syncs []time.Duration
-	opts.ObserveSync = func(d time.Duration) { syncs = append(syncs, d) } // the committer alone calls it
+	var commits []Commit
+	opts.ObserveCommit = func(c Commit) { commits = append(commits, c) } // the committer alone calls it
 	w, err := NewWriter(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -135,12 +136,25 @@ func TestObserveSync(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if len(syncs) != 4 { // three commits and the final checkpoint
-		t.Fatalf("%d fsyncs observed; want 4", len(syncs))
+	if len(commits) != 4 { // three commits and the final checkpoint
+		t.Fatalf("%d commits observed; want 4", len(commits))
 	}
-	for _, d := range syncs {
-		if d <= 0 {
-			t.Errorf("an fsync observed as taking %v", d)
+	events, written := 0, 0
+	for _, c := range commits {
+		if c.Sync <= 0 || c.Bytes <= 0 {
+			t.Errorf("a commit observed as %+v; want its fsync's duration and its bytes", c)
 		}
+		events += c.Events
+		written += c.Bytes
+	}
+	if events != 3 || commits[3].Events != 0 {
+		t.Errorf("commits %+v; want one event in each of the first three and none in the final checkpoint's", commits)
+	}
+	fi, err := os.Stat(opts.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() != int64(written) {
+		t.Errorf("the file holds %d bytes; the commits reported %d", fi.Size(), written)
 	}
 }

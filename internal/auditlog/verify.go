@@ -421,13 +421,17 @@ func newLineReader(r io.Reader) *lineReader {
 // next returns the next line without its newline; complete is false for a
 // last line that has no newline. A line longer than maxLineLen is returned
 // cut to maxLineLen+1 bytes (which inspectLine rejects). At the end of the
-// input it returns io.EOF.
+// input it returns io.EOF, also when the input ends with zero bytes only
+// after its last newline: the zero tail of a preallocated log whose writer
+// did not close it (see segment.go).
 func (lr *lineReader) next() (line []byte, complete bool, err error) {
 	lr.buf = lr.buf[:0]
 	read := 0
+	zeros := true
 	for {
 		chunk, err := lr.br.ReadSlice('\n')
 		read += len(chunk)
+		zeros = zeros && allZero(chunk)
 		if room := maxLineLen + 1 - len(lr.buf); room > 0 {
 			lr.buf = append(lr.buf, chunk[:min(room, len(chunk))]...)
 		}
@@ -440,7 +444,7 @@ func (lr *lineReader) next() (line []byte, complete bool, err error) {
 		case bufio.ErrBufferFull:
 			continue
 		case io.EOF:
-			if read == 0 {
+			if zeros { // nothing more, or only the zero tail
 				return nil, false, io.EOF
 			}
 			return lr.buf, false, nil

@@ -64,10 +64,20 @@ type Options struct {
 	// waits for a commit that another Append asks for before it is
 	// committed on its own. 0 means DefaultMaxDeferral.
 	MaxDeferral time.Duration
-	// ObserveSync, when set, is called by the committer with the duration
-	// of every fsync of the file (benchmarks and metrics); it must return
-	// quickly.
-	ObserveSync func(time.Duration)
+	// ObserveCommit, when set, is called by the committer after every
+	// durable write of the file (a group commit, or a checkpoint or genesis
+	// line alone) with what it held and how long its fsync took
+	// (benchmarks and metrics); it must return quickly.
+	ObserveCommit func(Commit)
+	// Preallocate, when positive, grows the file in segments of this many
+	// bytes (at least 64 KiB), written as zeros and fsynced once, and makes
+	// each commit durable with fdatasync, which then needs no journal
+	// commit: the write overwrites zeros in place and the file's size does
+	// not change (see segment.go). Until Close the file ends with a run of
+	// zero bytes after the last line, which every reader of this package
+	// treats as the end of the log. A segment is cut short at MaxBytes.
+	// 0 means off: each commit appends and fsyncs.
+	Preallocate int64
 	// MaxBytes bounds the file (the proxy's log volume has a size limit,
 	// past which the kubelet would evict the pod). A commit that would grow
 	// the file past MaxBytes less the room for a final checkpoint is not
@@ -77,7 +87,19 @@ type Options struct {
 	MaxBytes int64
 }
 
-// logFile is the file the Writer appends to; an *os.File.
+// Commit is what Options.ObserveCommit is told of one durable write.
+type Commit struct {
+	// Events is the number of events it made durable; 0 for a checkpoint
+	// or genesis line written alone.
+	Events int
+	// Bytes is the number of bytes written.
+	Bytes int
+	// Sync is how long its fsync (fdatasync with Preallocate) took.
+	Sync time.Duration
+}
+
+// logFile is the file the Writer appends to: an *os.File, or a
+// *segmentFile with Options.Preallocate.
 type logFile interface {
 	io.Writer
 	Sync() error
@@ -130,7 +152,7 @@ type Writer struct {
 	now      func() time.Time
 	maxBatch int
 	maxDefer time.Duration
-	observe  func(time.Duration)
+	observe  func(Commit)
 
 	mu     sync.RWMutex // guards closed and sending on reqs
 	closed bool
@@ -179,7 +201,7 @@ func NewWriter(opts Options) (*Writer, error) {
 		now:      opts.Now,
 		maxBatch: defaultMaxBatch,
 		maxDefer: opts.MaxDeferral,
-		observe:  opts.ObserveSync,
+		observe:  opts.ObserveCommit,
 		reqs:     make(chan *request, defaultMaxBatch),
 		keys:     make(chan keyChange),
 		exited:   make(chan struct{}),
@@ -190,7 +212,11 @@ func NewWriter(opts Options) (*Writer, error) {
 
 	_, statErr := os.Stat(opts.Path)
 	created := errors.Is(statErr, os.ErrNotExist)
-	f, err := os.OpenFile(opts.Path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	flags := os.O_RDWR | os.O_CREATE
+	if opts.Preallocate == 0 {
+		flags |= os.O_APPEND
+	}
+	f, err := os.OpenFile(opts.Path, flags, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("audit log: open: %w", err)
 	}
@@ -205,24 +231,22 @@ func NewWriter(opts Options) (*Writer, error) {
 			return nil, fmt.Errorf("audit log: sync directory: %w", err)
 		}
 	}
-	if err := w.resume(f); err != nil {
+	end, err := w.resume(f)
+	if err != nil {
 		_ = f.Close() // the resume error is the one to report
 		return nil, fmt.Errorf("audit log %s: %w", opts.Path, err)
 	}
-	w.file = f
+	w.file, w.size = f, end
+	if opts.Preallocate > 0 {
+		w.file = newSegmentFile(f, end, opts.Preallocate, opts.MaxBytes)
+	}
 	if err := w.openChain(f, opts.Chain); err != nil {
-		_ = f.Close()
+		_ = w.file.Close()
 		return nil, fmt.Errorf("audit log %s: %w", opts.Path, err)
 	}
-	fi, err := f.Stat()
-	if err != nil {
-		_ = f.Close()
-		return nil, fmt.Errorf("audit log %s: stat: %w", opts.Path, err)
-	}
-	w.size = fi.Size()
 	if opts.Logbook != nil {
 		if err := w.startShipper(f, opts); err != nil {
-			_ = f.Close()
+			_ = w.file.Close()
 			return nil, err
 		}
 	}
@@ -262,6 +286,9 @@ func checkOptions(opts Options) error {
 	}
 	if opts.MaxBytes < 0 || (opts.MaxBytes > 0 && opts.MaxBytes < 4*checkpointRoom) {
 		return fmt.Errorf("audit log: the size limit %d bytes must be 0 (none) or at least %d", opts.MaxBytes, 4*checkpointRoom)
+	}
+	if opts.Preallocate < 0 || (opts.Preallocate > 0 && opts.Preallocate < minPreallocate) {
+		return fmt.Errorf("audit log: the preallocated segment (Preallocate) of %d bytes must be 0 (off) or at least %d", opts.Preallocate, minPreallocate)
 	}
 	return nil
 }
@@ -477,7 +504,7 @@ func (w *Writer) commit(batch []*request, checkpoint bool) {
 			w.restoreChainState(before)
 			err = w.full()
 		} else {
-			err = w.writeOut()
+			err = w.writeOut(len(batch))
 		}
 	}
 	if err == nil && w.ship != nil {
@@ -564,7 +591,7 @@ func (w *Writer) full() error {
 	w.buf = w.buf[:0]
 	if w.lastType != TypeCheckpoint {
 		w.appendCheckpoint()
-		if err := w.writeOut(); err != nil {
+		if err := w.writeOut(0); err != nil {
 			return err
 		}
 		if w.ship != nil {
@@ -583,10 +610,11 @@ func (w *Writer) appendCheckpoint() {
 	w.unsigned = 0
 }
 
-// writeOut writes w.buf to the file, fsyncs it and copies it to the mirror.
-// Any error stops the writer for good: the file may now end with part of a
-// line, and fsync errors cannot be retried safely.
-func (w *Writer) writeOut() error {
+// writeOut writes w.buf, which holds events event lines, to the file,
+// fsyncs it and copies it to the mirror. Any error stops the writer for
+// good: the file may now end with part of a line, and fsync errors cannot
+// be retried safely.
+func (w *Writer) writeOut(events int) error {
 	if len(w.buf) == 0 {
 		return nil
 	}
@@ -600,7 +628,7 @@ func (w *Writer) writeOut() error {
 		return w.fail(fmt.Errorf("fsync: %w", err))
 	}
 	if w.observe != nil {
-		w.observe(time.Since(t0))
+		w.observe(Commit{Events: events, Bytes: len(w.buf), Sync: time.Since(t0)})
 	}
 	if _, err := w.mirror.Write(w.buf); err != nil {
 		return w.fail(fmt.Errorf("write to mirror: %w", err))
@@ -615,7 +643,7 @@ func (w *Writer) finish() error {
 	if err == nil && w.lastType != TypeCheckpoint {
 		w.buf = w.buf[:0]
 		w.appendCheckpoint()
-		err = w.writeOut()
+		err = w.writeOut(0)
 		if err == nil && w.ship != nil {
 			w.ship.enqueue(w.shipEntries(nil))
 		}
@@ -633,39 +661,49 @@ func (w *Writer) finish() error {
 	return err
 }
 
-// resume reads the end of an existing log to continue its chain.
-func (w *Writer) resume(f *os.File) error {
+// resume reads the end of an existing log to continue its chain, and
+// returns the size of its content. A zero tail after the content (left by a
+// crash of a writer with Options.Preallocate) is cut off once the last line
+// is found intact.
+func (w *Writer) resume(f *os.File) (int64, error) {
 	w.lastType = ""
 	copy(w.prev[:], Genesis)
 	fi, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("stat: %w", err)
+		return 0, fmt.Errorf("stat: %w", err)
 	}
 	size := fi.Size()
-	if size == 0 {
-		return nil
-	}
-	tail, atStart, err := readTail(f, size)
+	end, err := contentEnd(f, size)
 	if err != nil {
-		return err
+		return 0, err
+	}
+	if end == 0 {
+		return 0, cutZeroTail(f, 0, size)
+	}
+	tail, atStart, err := readTail(f, end)
+	if err != nil {
+		return 0, err
 	}
 	if tail[len(tail)-1] != '\n' {
-		return errors.New("the last line is incomplete (no final newline): the log was cut off mid-write, for example by a crash. " +
+		return 0, errors.New("the last line is incomplete (no final newline): the log was cut off mid-write, for example by a crash. " +
 			"Appending would hide the break; check it with `dossierguard audit verify`, move it aside and start a new log")
 	}
 	li, cp, err := lastLine(tail, atStart)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if k := w.key.Load(); cp != nil && cp.KeyID == k.keyID {
 		if err := verifyCheckpoint(cp, map[string]ed25519.PublicKey{k.keyID: k.priv.Public().(ed25519.PublicKey)}); err != nil {
-			return fmt.Errorf("the last checkpoint (seq %d): %v; refusing to append to a broken log", li.seq, err)
+			return 0, fmt.Errorf("the last checkpoint (seq %d): %v; refusing to append to a broken log", li.seq, err)
 		}
+	}
+	if err := cutZeroTail(f, end, size); err != nil {
+		return 0, err
 	}
 	w.seq = li.seq
 	copy(w.prev[:], li.claimed)
 	w.lastType = li.typ
-	return nil
+	return end, nil
 }
 
 // lastLine checks the last line of a log's tail (which ends with a newline):
@@ -775,7 +813,7 @@ func (w *Writer) openChain(f *os.File, c *Chain) error {
 		var h [64]byte
 		w.buf, h = appendLine(w.buf[:0], TypeGenesis, 1, &w.prev, body)
 		w.prev, w.lastType, w.chainID = h, TypeGenesis, string(h[:])
-		return w.writeOut()
+		return w.writeOut(0)
 	}
 	first, err := readFirstLine(f)
 	if err != nil {

@@ -235,6 +235,7 @@ func TestResumeRefusesBrokenTail(t *testing.T) {
 		want string
 	}{
 		{"cut mid-line", append(join(lines[:9]), lines[9][:50]...), "incomplete (no final newline)"},
+		{"cut mid-line, zeros after it", append(append(join(lines[:9]), lines[9][:50]...), make([]byte, 4096)...), "incomplete (no final newline)"},
 		{"last line edited", append(join(lines[:14]), bytes.Replace(lines[14], []byte(`"time":"2026`), []byte(`"time":"2027`), 1)...), "does not match its hash"},
 		{"line before the last deleted", append(join(lines[:13]), lines[14]...), "does not follow the line before it"},
 		{"not a log", []byte("hello\n"), "malformed"},
@@ -353,6 +354,76 @@ func TestConcurrentAppends(t *testing.T) {
 	t.Logf("%d events in %d fsyncs (%.1f events per fsync)", total, syncs, float64(total)/float64(syncs))
 	if syncs >= total {
 		t.Errorf("%d fsyncs for %d events: appends were not group-committed", syncs, total)
+	}
+}
+
+// gatedFile holds the first Sync of the writer's file until release is
+// closed, so that a test can queue Appends behind a commit in flight.
+type gatedFile struct {
+	logFile
+	once             sync.Once
+	entered, release chan struct{}
+}
+
+func (g *gatedFile) Sync() error {
+	g.once.Do(func() {
+		close(g.entered)
+		<-g.release
+	})
+	return g.logFile.Sync()
+}
+
+// TestGroupCommitTakesEverythingQueued: Appends that arrive while a commit
+// is being synced wait for it, and then all go into the next commit: one
+// write and one sync, appended or preallocated.
+func TestGroupCommitTakesEverythingQueued(t *testing.T) {
+	for _, prealloc := range []int64{0, minPreallocate} {
+		t.Run(fmt.Sprintf("preallocate=%d", prealloc), func(t *testing.T) {
+			const queued = 10
+			opts := testOptions(t)
+			opts.CheckpointEvery, opts.Preallocate = 100, prealloc
+			var commits []Commit
+			opts.ObserveCommit = func(c Commit) { commits = append(commits, c) } // the committer alone calls it
+			w, err := NewWriter(opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gate := &gatedFile{logFile: w.file, entered: make(chan struct{}), release: make(chan struct{})}
+			w.file = gate
+			ctx := context.Background()
+			first := appendAsync(ctx, w, testEvent(0))
+			<-gate.entered // the first commit is syncing
+			var rest []<-chan error
+			for i := 1; i <= queued; i++ {
+				rest = append(rest, appendAsync(ctx, w, testEvent(i)))
+			}
+			for deadline := time.Now().Add(10 * time.Second); len(w.reqs) < queued; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("only %d Appends queued behind the commit in flight", len(w.reqs))
+				}
+			}
+			select {
+			case err := <-rest[0]:
+				t.Fatalf("an Append queued behind the commit in flight returned (%v) before that commit was durable", err)
+			default:
+			}
+			close(gate.release)
+			for _, done := range append([]<-chan error{first}, rest...) {
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if len(commits) != 3 || commits[0].Events != 1 || commits[1].Events != queued || commits[2].Events != 0 {
+				t.Errorf("commits %+v; want the first event alone, the %d queued behind it together, then the final checkpoint", commits, queued)
+			}
+			data, _ := os.ReadFile(opts.Path)
+			if res := mustVerify(t, data); !res.OK || res.Events != queued+1 {
+				t.Errorf("got %s; want OK with %d events", res, queued+1)
+			}
+		})
 	}
 }
 

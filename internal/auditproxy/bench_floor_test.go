@@ -3,13 +3,16 @@ package auditproxy
 import (
 	"context"
 	"crypto"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -36,12 +39,23 @@ func floorSizesFor() floorSizes {
 }
 
 // floorTarget is one way to reach the application: the bare reverse proxy or
-// the audit proxy with one kind of identity.
+// the audit proxy with one kind of identity and one way of writing its log.
 type floorTarget struct {
 	name string
 	srv  *httptest.Server
 	set  func(*http.Request) // adds the identity
+	// commits are the durable writes of its audit log; nil for the bare
+	// proxy. Reported for the targets with stats.
+	commits *commitSamples
+	stats   bool
 }
+
+// floorCPUProfile, when set, is where BenchmarkProxyFloor writes a CPU
+// profile of the first concurrency-64 phase of the header target, one file
+// per upstream service time (the path with "-0ms" or "-2ms" before its
+// extension): go test -run '^$' -bench BenchmarkProxyFloor -benchtime=1x
+// ./internal/auditproxy/ -floor-cpuprofile=/tmp/floor.pprof
+var floorCPUProfile = flag.String("floor-cpuprofile", "", "write a CPU profile of BenchmarkProxyFloor's first concurrency-64 phase of the header target to this file")
 
 // BenchmarkProxyFloor measures, in one run, the audit proxy against a bare
 // httputil.ReverseProxy in front of the same application: the floor of one
@@ -50,9 +64,16 @@ type floorTarget struct {
 // proxy with header identity and with JWT identity (the same ES256 token on
 // every request), JWT over header at p50, throughput at concurrency 64 as a
 // share of the bare proxy's, and the p50 of fsync on the directory of the
-// audit log, measured in the same run. Requests to the three targets are
-// interleaved (concurrency 1) or alternate in phases (concurrency 64), so
-// they see the same load. Nothing is asserted on time; the figures are
+// audit log, measured in the same run. The header and JWT proxies write
+// their logs as the proxy does (preallocated segments, fdatasync); a
+// fourth target, "append", is header identity with the log appended and
+// fsynced (Preallocate 0), the way of writing it before segments. For the
+// header and append targets it reports their logs' own commits: events per
+// commit, commits per request (concurrency 1) and per second (64), their
+// syncs' p50 and the share of the phase spent in them. The probe also
+// times fdatasync three ways (benchutil.SyncMode). Requests to the targets
+// are interleaved (concurrency 1) or alternate in phases (concurrency 64),
+// so they see the same load. Nothing is asserted on time; the figures are
 // printed as metrics and as a table. Run with -benchtime=1x; -short is the
 // smoke run. See docs/benchmarks-auditproxy.md.
 func BenchmarkProxyFloor(b *testing.B) {
@@ -80,12 +101,14 @@ func benchFloor(b *testing.B, service time.Duration) {
 	bare := httptest.NewServer(bareProxy)
 	defer bare.Close()
 
-	logSyncs := &syncSamples{}
-	header, closeHeader := floorAuditProxy(b, dir, "header", upstream, logSyncs)
+	header, closeHeader := floorAuditProxy(b, dir, "header", "header", upstream, auditlog.DefaultPreallocate)
 	defer closeHeader()
-	jwt, closeJWT := floorAuditProxy(b, dir, "jwt", upstream, logSyncs)
+	jwt, closeJWT := floorAuditProxy(b, dir, "jwt", "jwt", upstream, auditlog.DefaultPreallocate)
 	defer closeJWT()
-	targets := []floorTarget{{name: "bare", srv: bare, set: func(*http.Request) {}}, header, jwt}
+	appending, closeAppending := floorAuditProxy(b, dir, "append", "header", upstream, 0)
+	defer closeAppending()
+	header.stats, appending.stats = true, true
+	targets := []floorTarget{{name: "bare", srv: bare, set: func(*http.Request) {}}, header, jwt, appending}
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 256}}
 	get := func(t floorTarget) (time.Duration, error) {
@@ -113,9 +136,12 @@ func benchFloor(b *testing.B, service time.Duration) {
 	}
 
 	b.ResetTimer()
-	fsync := benchutil.FsyncLatencies(b, dir, sz.fsyncSamples)
+	probe := map[benchutil.SyncMode][]time.Duration{}
+	for _, mode := range []benchutil.SyncMode{benchutil.AppendFsync, benchutil.AppendFdatasync, benchutil.ZeroedFdatasync, benchutil.FallocatedFdatasync} {
+		probe[mode] = benchutil.SyncLatencies(b, dir, sz.fsyncSamples, mode)
+	}
 
-	logSyncs.reset()
+	resetCommits(targets)
 	c1 := make([][]time.Duration, len(targets))
 	for round := range sz.rounds {
 		// Each round starts at another target, so that none always follows
@@ -130,29 +156,60 @@ func benchFloor(b *testing.B, service time.Duration) {
 		}
 	}
 
-	c1Syncs := logSyncs.reset()
+	c1Commits := resetCommits(targets)
 	c64 := make([][]time.Duration, len(targets))
 	n := make([]int64, len(targets))
 	elapsed := make([]time.Duration, len(targets))
-	for range sz.phases {
+	for phase := range sz.phases {
 		for i, t := range targets {
+			stop := func() {}
+			if phase == 0 && t.name == "header" && *floorCPUProfile != "" {
+				stop = startCPUProfile(b, *floorCPUProfile, service)
+			}
 			lat, d := benchutil.ClosedLoop(b, benchConcurrency, sz.phase, func() (time.Duration, error) { return get(t) })
+			stop()
 			c64[i], n[i], elapsed[i] = append(c64[i], lat...), n[i]+int64(len(lat)), elapsed[i]+d
 		}
 	}
 	b.StopTimer()
+	c64Commits := resetCommits(targets)
 
+	fsync := probe[benchutil.AppendFsync]
 	fsyncP50 := benchutil.Percentile(fsync, 50)
 	b.ReportMetric(benchutil.Micros(fsyncP50), "fsync-p50-µs")
 	b.ReportMetric(benchutil.Micros(benchutil.Percentile(fsync, 99)), "fsync-p99-µs")
-	logSyncP50 := benchutil.Percentile(c1Syncs, 50)
-	b.ReportMetric(benchutil.Micros(logSyncP50), "c1-log-fsync-p50-µs")
-	b.ReportMetric(float64(len(c1Syncs))/float64(2*sz.rounds), "c1-log-fsyncs-per-request")
 	var table strings.Builder
-	fmt.Fprintf(&table, "upstream %v, fsync p50 %.0f µs, p99 %.0f µs (probe); the logs' own fsyncs at c1: p50 %.0f µs, %.2f per audited request\n", service,
-		benchutil.Micros(fsyncP50), benchutil.Micros(benchutil.Percentile(fsync, 99)), benchutil.Micros(logSyncP50), float64(len(c1Syncs))/float64(2*sz.rounds))
-	fmt.Fprintf(&table, "%-8s %-6s %10s %10s %14s %14s %12s %10s\n", "target", "conc", "p50 µs", "p99 µs", "p50 added µs", "p99 added µs", "req/s", "of bare")
+	fmt.Fprintf(&table, "upstream %v; probe p50 (p99) µs: append+fsync %.0f (%.0f)", service,
+		benchutil.Micros(fsyncP50), benchutil.Micros(benchutil.Percentile(fsync, 99)))
+	for _, mode := range []benchutil.SyncMode{benchutil.AppendFdatasync, benchutil.ZeroedFdatasync, benchutil.FallocatedFdatasync} {
+		p50 := benchutil.Percentile(probe[mode], 50)
+		b.ReportMetric(benchutil.Micros(p50), "probe-"+mode.String()+"-p50-µs")
+		fmt.Fprintf(&table, ", %s %.0f (%.0f)", mode, benchutil.Micros(p50), benchutil.Micros(benchutil.Percentile(probe[mode], 99)))
+	}
+	table.WriteString("\n")
 	rate := func(i int) float64 { return float64(n[i]) / elapsed[i].Seconds() }
+	// The commits of the logs with stats, by concurrency and target.
+	logs := map[string][]commitSummary{"c1": make([]commitSummary, len(targets)), "c64": make([]commitSummary, len(targets))}
+	for i, t := range targets {
+		if !t.stats {
+			continue
+		}
+		one := summarise(c1Commits[i], 0)
+		logs["c1"][i] = one
+		b.ReportMetric(one.eventsPerCommit, "c1-"+t.name+"-events-per-commit")
+		b.ReportMetric(float64(one.commits)/float64(sz.rounds), "c1-"+t.name+"-commits-per-request")
+		b.ReportMetric(benchutil.Micros(one.syncP50), "c1-"+t.name+"-log-sync-p50-µs")
+		many := summarise(c64Commits[i], elapsed[i])
+		logs["c64"][i] = many
+		b.ReportMetric(many.eventsPerCommit, "c64-"+t.name+"-events-per-commit")
+		b.ReportMetric(many.perSecond, "c64-"+t.name+"-commits/s")
+		b.ReportMetric(benchutil.Micros(many.syncP50), "c64-"+t.name+"-log-sync-p50-µs")
+		b.ReportMetric(many.busy, "c64-"+t.name+"-log-sync-busy-%")
+	}
+	// One line per target and concurrency, so that the table fits the ten
+	// lines a benchmark's log is cut to.
+	fmt.Fprintf(&table, "%-7s %-4s %7s %7s %9s %9s %7s %7s %9s %9s %9s %6s\n", "target", "conc", "p50 µs", "p99 µs", "p50 added", "p99 added", "req/s", "of bare",
+		"commits/s", "ev/commit", "sync p50", "busy")
 	for _, conc := range []struct {
 		name string
 		lat  [][]time.Duration
@@ -161,11 +218,18 @@ func benchFloor(b *testing.B, service time.Duration) {
 		b.ReportMetric(benchutil.Micros(bp50), conc.name+"-bare-p50-µs")
 		for i, t := range targets {
 			p50, p99 := benchutil.Percentile(conc.lat[i], 50), benchutil.Percentile(conc.lat[i], 99)
-			reqs, share := "", ""
+			reqs, share, commits, perCommit, syncP50, busy := "", "", "", "", "", ""
 			if conc.name == "c64" {
 				reqs, share = fmt.Sprintf("%.0f", rate(i)), fmt.Sprintf("%.1f %%", 100*rate(i)/rate(0))
 			}
-			fmt.Fprintf(&table, "%-8s %-6s %10.0f %10.0f %14.0f %14.0f %12s %10s\n", t.name, conc.name, benchutil.Micros(p50), benchutil.Micros(p99), benchutil.Micros(p50-bp50), benchutil.Micros(p99-bp99), reqs, share)
+			if l := logs[conc.name][i]; t.stats {
+				perCommit, syncP50 = fmt.Sprintf("%.2f", l.eventsPerCommit), fmt.Sprintf("%.0f", benchutil.Micros(l.syncP50))
+				if conc.name == "c64" {
+					commits, busy = fmt.Sprintf("%.0f", l.perSecond), fmt.Sprintf("%.0f %%", l.busy)
+				}
+			}
+			fmt.Fprintf(&table, "%-7s %-4s %7.0f %7.0f %9.0f %9.0f %7s %7s %9s %9s %9s %6s\n", t.name, conc.name, benchutil.Micros(p50), benchutil.Micros(p99),
+				benchutil.Micros(p50-bp50), benchutil.Micros(p99-bp99), reqs, share, commits, perCommit, syncP50, busy)
 			if i == 0 {
 				continue
 			}
@@ -175,38 +239,111 @@ func benchFloor(b *testing.B, service time.Duration) {
 		b.ReportMetric(benchutil.Micros(benchutil.Percentile(conc.lat[2], 50)-benchutil.Percentile(conc.lat[1], 50)), conc.name+"-jwt-over-header-p50-µs")
 	}
 	b.ReportMetric(rate(0), "c64-bare-req/s")
-	b.ReportMetric(100*rate(1)/rate(0), "c64-header-throughput-%")
-	b.ReportMetric(100*rate(2)/rate(0), "c64-jwt-throughput-%")
+	for i, t := range targets[1:] {
+		b.ReportMetric(100*rate(i+1)/rate(0), "c64-"+t.name+"-throughput-%")
+	}
 	b.Log(strings.TrimRight(table.String(), "\n"))
 }
 
-// syncSamples collects the durations of the audit logs' own fsyncs.
-type syncSamples struct {
-	mu sync.Mutex
-	d  []time.Duration
+// startCPUProfile starts the CPU profile of one phase; the function it
+// returns stops it.
+func startCPUProfile(b *testing.B, path string, service time.Duration) func() {
+	ext := filepath.Ext(path)
+	f, err := os.Create(fmt.Sprintf("%s-%dms%s", strings.TrimSuffix(path, ext), service.Milliseconds(), ext))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		b.Fatal(err) // -cpuprofile and -floor-cpuprofile cannot be combined
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Error(err)
+		}
+	}
 }
 
-func (s *syncSamples) add(d time.Duration) {
+// commitSamples collects the durable writes of one audit log.
+type commitSamples struct {
+	mu sync.Mutex
+	c  []auditlog.Commit
+}
+
+func (s *commitSamples) add(c auditlog.Commit) {
 	s.mu.Lock()
-	s.d = append(s.d, d)
+	s.c = append(s.c, c)
 	s.mu.Unlock()
 }
 
-// reset returns the samples so far and starts anew.
-func (s *syncSamples) reset() []time.Duration {
+// reset returns the commits so far and starts anew.
+func (s *commitSamples) reset() []auditlog.Commit {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	d := s.d
-	s.d = nil
-	return d
+	c := s.c
+	s.c = nil
+	return c
 }
 
-// floorAuditProxy is the audit proxy in front of upstream with its audit log
-// in dir, identity by trusted-proxy header or by a JWT verified against
-// static keys.
-func floorAuditProxy(b *testing.B, dir, identity string, upstream *url.URL, syncs *syncSamples) (floorTarget, func()) {
+// resetCommits resets the commits of every target, returning them by
+// target (nil for the bare proxy).
+func resetCommits(targets []floorTarget) [][]auditlog.Commit {
+	out := make([][]auditlog.Commit, len(targets))
+	for i, t := range targets {
+		if t.commits != nil {
+			out[i] = t.commits.reset()
+		}
+	}
+	return out
+}
+
+// commitSummary is what a phase's commits of one log come to.
+type commitSummary struct {
+	commits         int
+	eventsPerCommit float64
+	perSecond       float64 // 0 without the phase's duration
+	syncP50         time.Duration
+	busy            float64 // per cent of the phase spent syncing
+}
+
+// summarise sums up commits of a phase that lasted elapsed (0: unknown).
+// Only commits that held events count: the checkpoints and genesis lines
+// written alone are not a request's.
+func summarise(commits []auditlog.Commit, elapsed time.Duration) commitSummary {
+	var s commitSummary
+	var events int
+	var syncs []time.Duration
+	var synced time.Duration
+	for _, c := range commits {
+		if c.Events == 0 {
+			continue
+		}
+		s.commits++
+		events += c.Events
+		syncs = append(syncs, c.Sync)
+		synced += c.Sync
+	}
+	if s.commits > 0 {
+		s.eventsPerCommit = float64(events) / float64(s.commits)
+	}
+	s.syncP50 = benchutil.Percentile(syncs, 50)
+	if elapsed > 0 {
+		s.perSecond = float64(s.commits) / elapsed.Seconds()
+		s.busy = 100 * synced.Seconds() / elapsed.Seconds()
+	}
+	return s
+}
+
+// floorAuditProxy is the audit proxy named name in front of upstream with
+// its audit log in dir, identity by trusted-proxy header or by a JWT
+// verified against static keys, the log preallocated in segments of
+// prealloc bytes (0: appended and fsynced).
+func floorAuditProxy(b *testing.B, dir, name, identity string, upstream *url.URL, prealloc int64) (floorTarget, func()) {
 	keys := newTestKeys(b)
-	w, err := auditlog.NewWriter(auditlog.Options{Path: filepath.Join(dir, identity+".jsonl"), SigningKey: keys.signing, ObserveSync: syncs.add})
+	commits := &commitSamples{}
+	w, err := auditlog.NewWriter(auditlog.Options{Path: filepath.Join(dir, name+".jsonl"), SigningKey: keys.signing,
+		ObserveCommit: commits.add, Preallocate: prealloc})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -216,7 +353,7 @@ func floorAuditProxy(b *testing.B, dir, identity string, upstream *url.URL, sync
 		b.Fatal(err)
 	}
 	srv := httptest.NewServer(p)
-	return floorTarget{name: identity, srv: srv, set: set}, func() {
+	return floorTarget{name: name, srv: srv, set: set, commits: commits}, func() {
 		srv.Close()
 		p.Wait()
 		if err := w.Close(); err != nil {

@@ -175,7 +175,7 @@ func Run(ctx context.Context, cfg Config) error {
 // ends so that a rotated version is taken into use.
 func openAuditLog(ctx context.Context, cfg Config, log *slog.Logger) (*auditlog.Writer, error) {
 	return OpenAuditLog(ctx, auditlog.Options{Path: cfg.AuditLogPath, Mirror: cfg.AuditMirror, SigningKey: cfg.SigningKey,
-		Chain: cfg.AuditChain, Logbook: cfg.AuditLogbook, MaxBytes: cfg.AuditLogMaxBytes}, cfg.SigningKeyDir, cfg.SigningKeyPollInterval, log)
+		Chain: cfg.AuditChain, Logbook: cfg.AuditLogbook, MaxBytes: cfg.AuditLogMaxBytes, Preallocate: auditlog.DefaultPreallocate}, cfg.SigningKeyDir, cfg.SigningKeyPollInterval, log)
 }
 
 // subjectRequestSource starts the watch of the store's data-subject

@@ -18,20 +18,81 @@ import (
 // dir and times os.File.Sync after each, n times: the fsync latency of the
 // audit log's disk, measured in the same run as the figures it explains.
 func FsyncLatencies(tb testing.TB, dir string, n int) []time.Duration {
+	return SyncLatencies(tb, dir, n, AppendFsync)
+}
+
+// SyncMode is how SyncLatencies writes and syncs its 700-byte lines.
+type SyncMode int
+
+// The ways of making a line durable that SyncLatencies compares.
+const (
+	// AppendFsync appends and fsyncs: the file grows with every line, as
+	// the audit log without preallocation does.
+	AppendFsync SyncMode = iota
+	// AppendFdatasync appends and fdatasyncs: the file still grows, and
+	// its new size must be made durable too.
+	AppendFdatasync
+	// ZeroedFdatasync overwrites a file written with zeros and fsynced
+	// beforehand, and fdatasyncs: neither the size nor the allocation
+	// changes (auditlog.Options.Preallocate).
+	ZeroedFdatasync
+	// FallocatedFdatasync overwrites space reserved with fallocate(2) and
+	// fdatasyncs: the size stays, but the first write to a reserved block
+	// changes its allocation.
+	FallocatedFdatasync
+)
+
+// String names the mode for metrics.
+func (m SyncMode) String() string {
+	switch m {
+	case AppendFdatasync:
+		return "append-fdatasync"
+	case ZeroedFdatasync:
+		return "zeroed-fdatasync"
+	case FallocatedFdatasync:
+		return "fallocated-fdatasync"
+	}
+	return "append-fsync"
+}
+
+// SyncLatencies writes 700 bytes (about one audit line) after the last to a
+// new file in dir and times the sync of mode after each, n times.
+func SyncLatencies(tb testing.TB, dir string, n int, mode SyncMode) []time.Duration {
 	tb.Helper()
-	f, err := os.Create(filepath.Join(dir, "fsync-probe"))
+	f, err := os.Create(filepath.Join(dir, "sync-probe-"+mode.String()))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	defer func() { _ = f.Close() }()
-	lat := make([]time.Duration, 0, n)
 	line := make([]byte, 700)
-	for range n {
-		if _, err := f.Write(line); err != nil {
+	switch mode {
+	case ZeroedFdatasync:
+		if _, err := f.Write(make([]byte, n*len(line))); err != nil {
+			tb.Fatal(err)
+		}
+	case FallocatedFdatasync:
+		if err := fallocate(f, int64(n*len(line))); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		tb.Fatal(err)
+	}
+	for i := range line {
+		line[i] = 'x'
+	}
+	lat := make([]time.Duration, 0, n)
+	for i := range n {
+		if _, err := f.WriteAt(line, int64(i*len(line))); err != nil {
 			tb.Fatal(err)
 		}
 		t0 := time.Now()
-		if err := f.Sync(); err != nil {
+		if mode == AppendFsync {
+			err = f.Sync()
+		} else {
+			err = datasync(f)
+		}
+		if err != nil {
 			tb.Fatal(err)
 		}
 		lat = append(lat, time.Since(t0))

@@ -2,6 +2,9 @@ package benchutil
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -73,6 +76,26 @@ func TestClosedLoopCountsAndStopsOnError(t *testing.T) {
 func TestFsyncLatencies(t *testing.T) {
 	if lat := FsyncLatencies(t, t.TempDir(), 5); len(lat) != 5 || lat[0] <= 0 {
 		t.Errorf("FsyncLatencies: %v", lat)
+	}
+}
+
+// TestSyncLatencies: every mode times n syncs, and the probe file ends up
+// with the n lines written (the preallocated modes in place, not after the
+// space reserved).
+func TestSyncLatencies(t *testing.T) {
+	for _, mode := range []SyncMode{AppendFsync, AppendFdatasync, ZeroedFdatasync, FallocatedFdatasync} {
+		dir := t.TempDir()
+		lat := SyncLatencies(t, dir, 5, mode)
+		if len(lat) != 5 || slices.Min(lat) <= 0 {
+			t.Errorf("%s: %v; want five positive durations", mode, lat)
+		}
+		fi, err := os.Stat(filepath.Join(dir, "sync-probe-"+mode.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() != 5*700 {
+			t.Errorf("%s: the probe file is %d bytes; want 3500", mode, fi.Size())
+		}
 	}
 }
 

@@ -113,7 +113,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer lns.Close()
 
 	writer, err := auditproxy.OpenAuditLog(runCtx, auditlog.Options{Path: cfg.AuditLogPath, Mirror: cfg.AuditMirror, SigningKey: cfg.SigningKey,
-		Chain: cfg.AuditChain, Logbook: cfg.AuditLogbook, MaxBytes: cfg.AuditLogMaxBytes}, cfg.SigningKeyDir, cfg.SigningKeyPollInterval, log)
+		Chain: cfg.AuditChain, Logbook: cfg.AuditLogbook, MaxBytes: cfg.AuditLogMaxBytes, Preallocate: auditlog.DefaultPreallocate}, cfg.SigningKeyDir, cfg.SigningKeyPollInterval, log)
 	if err != nil {
 		return err
 	}

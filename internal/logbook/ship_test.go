@@ -2,7 +2,9 @@ package logbook
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,8 +38,9 @@ func TestMain(m *testing.M) {
 }
 
 type shipHelperConfig struct {
-	Path, URL string
-	Senders   int
+	Path, URL   string
+	Senders     int
+	Preallocate int64
 }
 
 // shipHelperMain appends events from several goroutines to a writer that
@@ -48,7 +51,9 @@ func shipHelperMain(v string) int {
 	if err := json.Unmarshal([]byte(v), &hc); err != nil {
 		return 2
 	}
-	w, err := auditlog.NewWriter(shipOptions(hc.Path, hc.URL))
+	opts := shipOptions(hc.Path, hc.URL)
+	opts.Preallocate = hc.Preallocate
+	w, err := auditlog.NewWriter(opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "helper:", err)
 		return 2
@@ -401,15 +406,23 @@ func TestDatabaseConnectionsKilledLosesNothingAcknowledged(t *testing.T) {
 
 // TestKilledProxyLosesNothingAcknowledged runs a shipping writer in a
 // subprocess with 8 senders, kills it with SIGKILL mid-stream, and checks
-// that every event it acknowledged is in the logbook. A new writer on the
-// same file (the restarted container) then delivers the rest, and the chain
-// is contiguous.
+// that every event it acknowledged is in the logbook and in its file, which
+// verifies. A new writer on the same file (the restarted container) then
+// delivers the rest, and the chain is contiguous. It runs with the log
+// appended and with it preallocated in segments (the proxy's way), where
+// the killed writer leaves a zero tail after its last line.
 func TestKilledProxyLosesNothingAcknowledged(t *testing.T) {
+	for _, prealloc := range []int64{0, auditlog.DefaultPreallocate} {
+		t.Run(fmt.Sprintf("preallocate=%d", prealloc), func(t *testing.T) { killProxy(t, prealloc) })
+	}
+}
+
+func killProxy(t *testing.T, prealloc int64) {
 	l, _ := newLogbook(t)
 	srv := httptest.NewServer(l.Handler(nil, 0))
 	defer srv.Close()
 	path := filepath.Join(t.TempDir(), "audit.log")
-	hc, _ := json.Marshal(shipHelperConfig{Path: path, URL: srv.URL, Senders: 8})
+	hc, _ := json.Marshal(shipHelperConfig{Path: path, URL: srv.URL, Senders: 8, Preallocate: prealloc})
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), shipHelperEnv+"="+string(hc))
 	stdout, err := cmd.StdoutPipe()
@@ -453,9 +466,12 @@ func TestKilledProxyLosesNothingAcknowledged(t *testing.T) {
 	if lost > 0 {
 		t.Fatalf("%d of %d acknowledged events are not in the logbook", lost, len(acked))
 	}
+	checkKilledFile(t, path, acked, prealloc > 0)
 	// The restarted proxy continues the file and delivers what was written
 	// but not acknowledged.
-	w, err := auditlog.NewWriter(shipOptions(path, srv.URL))
+	opts := shipOptions(path, srv.URL)
+	opts.Preallocate = prealloc
+	w, err := auditlog.NewWriter(opts)
 	if err != nil {
 		t.Fatalf("restart on the killed proxy's log: %v", err)
 	}
@@ -465,5 +481,37 @@ func TestKilledProxyLosesNothingAcknowledged(t *testing.T) {
 	vs := verifyOK(t, l, 1)
 	if vs[0].Result.Unsigned != 0 || vs[0].Result.Events < len(acked) {
 		t.Errorf("after the restart: %s", vs[0].Result)
+	}
+}
+
+// checkKilledFile checks the file a killed writer left: it verifies (with
+// its unsigned tail) and holds every acknowledged event; preallocated, it
+// ends with zeros after its last line.
+func checkKilledFile(t *testing.T, path string, acked map[int]bool, zeroTail bool) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(data) > 0 && data[len(data)-1] == 0; got != zeroTail {
+		t.Errorf("the killed writer's file ends with a zero byte: %v; want %v", got, zeroTail)
+	}
+	res, err := auditlog.VerifyWithOptions(bytes.NewReader(data), auditlog.VerifyOptions{
+		PublicKeys: []ed25519.PublicKey{signingKey.Public().(ed25519.PublicKey)}, AllowUnsignedTail: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.OK || res.Events < len(acked) {
+		t.Errorf("the killed writer's file: %s; want OK with at least the %d acknowledged events", res, len(acked))
+	}
+	inFile := 0
+	err = auditlog.ReadEvents(bytes.NewReader(data), func(rec *auditlog.Record) error {
+		if n, err := strconv.ParseInt(rec.Event.OperationID, 16, 64); err == nil && acked[int(n)-1] {
+			inFile++
+		}
+		return nil
+	})
+	if err != nil || inFile != len(acked) {
+		t.Errorf("ReadEvents on the killed writer's file: %d of %d acknowledged events (%v)", inFile, len(acked), err)
 	}
 }
