@@ -127,6 +127,7 @@ func runConvergence(b *testing.B, n int, quiet time.Duration) {
 	toConverge := time.Since(start)
 	b.StopTimer()
 	cpuToConverge, loadAfter := cpuTime(b, manager.Process.Pid)-cpuBefore, loadAverage()
+	reconciled := reconciles(b, metricsURL)
 	cpuPath := filepath.Join(profiles, fmt.Sprintf("manager-cpu-%d.pprof", n))
 	if cpuProfile != nil {
 		cpuProfile.finish(b, cpuPath)
@@ -169,6 +170,10 @@ func runConvergence(b *testing.B, n int, quiet time.Duration) {
 		toConverge.Seconds(), created.Seconds(), floorTime.Seconds(), toConverge.Seconds()/floorTime.Seconds())
 	fmt.Printf("manager: %.1f s of CPU to converge (user and system), %.1f ms per store; peak RSS %.0f MiB; load average %s at the start, %s at convergence\n",
 		cpuToConverge.Seconds(), cpuToConverge.Seconds()*1000/float64(n), rss, loadBefore, loadAfter)
+	fmt.Printf("reconciles to converge per store, by controller and result (%d stores):\n", n)
+	for _, k := range sortedKeys(reconciled, nil) {
+		fmt.Printf("  %-40s %9.2f\n", k, reconciled[k]/float64(n))
+	}
 	if profiles != "" {
 		printTop(b, "manager CPU while converging", cpuPath)
 		printTop(b, "manager heap in use after convergence", heapPath, "-sample_index=inuse_space")

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"reflect"
 	"testing"
 	"time"
 )
@@ -34,5 +35,24 @@ func TestParseCPUTime(t *testing.T) {
 				t.Errorf("parseCPUTime = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestParseReconciles(t *testing.T) {
+	exposition := `# HELP controller_runtime_reconcile_total Total number of reconciliations per controller
+# TYPE controller_runtime_reconcile_total counter
+controller_runtime_reconcile_total{controller="dossierstore",result="error"} 3
+controller_runtime_reconcile_total{controller="dossierstore",result="requeue"} 0
+controller_runtime_reconcile_total{controller="dossierstore",result="requeue_after"} 250
+controller_runtime_reconcile_total{controller="dossierstore",result="success"} 7
+controller_runtime_reconcile_total{controller="accessrole",result="requeue_after"} 1e+02
+controller_runtime_reconcile_errors_total{controller="dossierstore"} 3
+workqueue_adds_total{controller="dossierstore",name="dossierstore"} 400
+`
+	want := map[string]float64{
+		"dossierstore error": 3, "dossierstore requeue_after": 250, "dossierstore success": 7, "accessrole requeue_after": 100,
+	}
+	if got := parseReconciles(exposition); !reflect.DeepEqual(got, want) {
+		t.Errorf("parseReconciles = %v, want %v", got, want)
 	}
 }

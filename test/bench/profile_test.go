@@ -186,3 +186,37 @@ func loadAverage() string {
 	}
 	return "unknown"
 }
+
+// reconciles reads the manager's reconcile counters
+// (controller_runtime_reconcile_total) from its metrics endpoint, by
+// controller and result.
+func reconciles(b *testing.B, metricsURL string) map[string]float64 {
+	data, err := fetch(metricsURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return parseReconciles(string(data))
+}
+
+// parseReconciles sums controller_runtime_reconcile_total of a Prometheus
+// text exposition by "controller result".
+func parseReconciles(exposition string) map[string]float64 {
+	const name = "controller_runtime_reconcile_total{"
+	out := map[string]float64{}
+	for _, line := range strings.Split(exposition, "\n") {
+		if !strings.HasPrefix(line, name) {
+			continue
+		}
+		end := strings.LastIndex(line, "}")
+		if end < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(line[end+1:]), 64)
+		if err != nil || v == 0 {
+			continue
+		}
+		labels := line[len(name):end]
+		out[label(labels, "controller")+" "+label(labels, "result")] += v
+	}
+	return out
+}
