@@ -279,10 +279,12 @@ func (r *DossierStoreReconciler) publishTrustKeys(ctx context.Context, store *v1
 }
 
 // trustKeysCached says whether the cached trust ConfigMap holds every key
-// of pubs for the store.
+// of pubs for the store. The ConfigMap holds every store's keys and is only
+// read here, so the cache's own copy is read, not a copy of it for every
+// reconcile.
 func (r *DossierStoreReconciler) trustKeysCached(ctx context.Context, store *v1alpha1.DossierStore, pubs []ed25519.PublicKey) bool {
 	cm := &corev1.ConfigMap{}
-	if err := r.Get(ctx, client.ObjectKey{Namespace: r.TrustNamespace, Name: resources.AuditTrustName}, cm); err != nil {
+	if err := r.Get(ctx, client.ObjectKey{Namespace: r.TrustNamespace, Name: resources.AuditTrustName}, cm, client.UnsafeDisableDeepCopy); err != nil {
 		return false
 	}
 	for _, pub := range pubs {
@@ -340,24 +342,43 @@ func (r *DossierStoreReconciler) checkAuditActive(ctx context.Context, store *v1
 	if err := r.Reader.List(ctx, labelled, client.InNamespace(store.Namespace), client.MatchingLabels{v1alpha1.LabelStore: store.Name}); err != nil {
 		return compliance.AuditControl(nil, 0, false, transport), fmt.Errorf("list workload pods: %w", err)
 	}
+	pods := runningPods(selected.Items, labelled.Items)
+	if len(pods) == 0 {
+		return compliance.AuditControl(nil, 0, true, transport), nil
+	}
+	// Which store a pod belongs to depends on every store of the namespace.
+	// They are only read (webhook.OwningStore), so the cache's own copies
+	// do: a copy of every store for every store's reconcile grows with the
+	// square of the stores of a namespace.
 	stores := &v1alpha1.DossierStoreList{}
-	if err := r.List(ctx, stores, client.InNamespace(store.Namespace)); err != nil {
+	if err := r.List(ctx, stores, client.InNamespace(store.Namespace), client.UnsafeDisableDeepCopy); err != nil {
 		return compliance.AuditControl(nil, 0, false, transport), fmt.Errorf("list the namespace's stores: %w", err)
 	}
-	seen := map[string]bool{}
 	var unaudited []string
-	running := 0
-	for _, p := range append(selected.Items, labelled.Items...) {
-		if seen[p.Name] || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed || !p.DeletionTimestamp.IsZero() {
-			continue
-		}
-		seen[p.Name] = true
-		running++
-		if !audited(&p, store, stores.Items, r.AuditProxy) {
+	for _, p := range pods {
+		if !audited(p, store, stores.Items, r.AuditProxy) {
 			unaudited = append(unaudited, p.Name)
 		}
 	}
-	return compliance.AuditControl(unaudited, running, true, transport), nil
+	return compliance.AuditControl(unaudited, len(pods), true, transport), nil
+}
+
+// runningPods are the pods of the lists, each once, that have neither
+// finished nor begun to terminate.
+func runningPods(lists ...[]corev1.Pod) []*corev1.Pod {
+	seen := map[string]bool{}
+	var out []*corev1.Pod
+	for _, list := range lists {
+		for i := range list {
+			p := &list[i]
+			if seen[p.Name] || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed || !p.DeletionTimestamp.IsZero() {
+				continue
+			}
+			seen[p.Name] = true
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // audited applies the webhook's admission checks to a running pod.
