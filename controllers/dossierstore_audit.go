@@ -260,22 +260,45 @@ func (r *DossierStoreReconciler) removeLegacyAuditKeys(ctx context.Context, lega
 // store's audit logs can still be verified after the store and its Secrets
 // are deleted. Keys are only ever added: the ConfigMap is created after a
 // live read finds none, and updated as read (optimistic locking), never
-// applied. Every store writes this one ConfigMap, so a write that lost the
-// race to another store's (a conflict, or a create after another's) is
-// read and tried again at once rather than failing the reconcile. The
-// ConfigMap holds every store's keys, so it is read from the API server
-// only when the cached copy lacks one of this store's keys: keys are only
-// ever added, and a reconcile that finds its keys kept (every reconcile
-// after the first) reads nothing live.
+// applied. Every store writes this one ConfigMap, so the keys of the stores
+// reconciled at the same time are written together (trustWrites), and a
+// write that lost the race to another writer's (a conflict, or a create
+// after another's) is read and tried again at once rather than failing the
+// reconciles. The ConfigMap holds every store's keys, so it is read from
+// the API server only when the cached copy lacks one of this store's keys:
+// keys are only ever added, and a reconcile that finds its keys kept (every
+// reconcile after the first) reads nothing live.
 func (r *DossierStoreReconciler) publishTrustKeys(ctx context.Context, store *v1alpha1.DossierStore, pubs []ed25519.PublicKey) error {
 	if r.trustKeysCached(ctx, store, pubs) {
 		return nil
 	}
-	lostRace := func(err error) bool { return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) }
-	if err := retry.OnError(retry.DefaultRetry, lostRace, func() error { return r.addTrustKeys(ctx, store, pubs) }); err != nil {
+	if err := r.trustWrites.publish(ctx, trustRequest{store: store, pubs: pubs}, r.writeTrustKeys); err != nil {
 		return fmt.Errorf("keep the public checkpoint keys in ConfigMap %s/%s: %w", r.TrustNamespace, resources.AuditTrustName, err)
 	}
 	return nil
+}
+
+// writeTrustKeys keeps the keys of every request in the trust ConfigMap
+// with one write, tried again at once after a lost race; one outcome per
+// request.
+func (r *DossierStoreReconciler) writeTrustKeys(ctx context.Context, reqs []trustRequest) []error {
+	lostRace := func(err error) bool { return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) }
+	var refused []error
+	err := retry.OnError(retry.DefaultRetry, lostRace, func() error {
+		var err error
+		refused, err = r.addTrustKeys(ctx, reqs)
+		return err
+	})
+	out := make([]error, len(reqs))
+	for i := range reqs {
+		switch {
+		case err != nil:
+			out[i] = err
+		case refused[i] != nil:
+			out[i] = refused[i]
+		}
+	}
+	return out
 }
 
 // trustKeysCached says whether the cached trust ConfigMap holds every key
@@ -296,31 +319,26 @@ func (r *DossierStoreReconciler) trustKeysCached(ctx context.Context, store *v1a
 }
 
 // addTrustKeys is one read and, when a key is missing, one write of the
-// trust ConfigMap.
-func (r *DossierStoreReconciler) addTrustKeys(ctx context.Context, store *v1alpha1.DossierStore, pubs []ed25519.PublicKey) error {
+// trust ConfigMap, with the keys of every request that can be kept; it
+// returns why each request's keys cannot be kept, and the error of the read
+// or the write.
+func (r *DossierStoreReconciler) addTrustKeys(ctx context.Context, reqs []trustRequest) ([]error, error) {
 	cm := &corev1.ConfigMap{}
 	err := r.Reader.Get(ctx, client.ObjectKey{Namespace: r.TrustNamespace, Name: resources.AuditTrustName}, cm)
 	switch {
 	case apierrors.IsNotFound(err):
 		cm = resources.NewAuditTrustConfigMap(r.TrustNamespace)
 	case err != nil:
-		return fmt.Errorf("read the audit trust ConfigMap: %w", err)
+		return nil, fmt.Errorf("read the audit trust ConfigMap: %w", err)
 	}
-	next, changed := cm, false
-	for _, pub := range pubs {
-		var added bool
-		if next, added, err = resources.WithTrustKey(next, store, pub); err != nil {
-			return err
-		}
-		changed = changed || added
-	}
+	next, changed, refused := withTrustKeys(cm, reqs)
 	switch {
 	case !changed:
-		return nil
+		return refused, nil
 	case cm.ResourceVersion == "":
-		return r.Create(ctx, next)
+		return refused, r.Create(ctx, next)
 	default:
-		return r.Update(ctx, next)
+		return refused, r.Update(ctx, next)
 	}
 }
 
