@@ -55,7 +55,8 @@ import (
 // (relative to the repository root, say bin/test-artefacts/bench), the
 // manager runs with its pprof endpoint: a CPU profile over the convergence
 // and a heap profile at the end are written there and the top of each is
-// printed. Run with -benchtime=1x.
+// printed. BENCH_WORKERS sets the manager's --max-concurrent-reconciles
+// (its default otherwise). Run with -benchtime=1x.
 func BenchmarkConvergence(b *testing.B) {
 	stores := envInt("BENCH_STORES", 100)
 	quiet := time.Duration(envInt("BENCH_QUIET", 30)) * time.Second
@@ -173,6 +174,11 @@ func runConvergence(b *testing.B, n int, quiet time.Duration) {
 	fmt.Printf("reconciles to converge per store, by controller and result (%d stores):\n", n)
 	for _, k := range sortedKeys(reconciled, nil) {
 		fmt.Printf("  %-40s %9.2f\n", k, reconciled[k]/float64(n))
+	}
+	if limit := installedMemoryLimit(b); limit > 0 {
+		fmt.Printf("manager: GOMEMLIMIT %.0f MiB, as the chart's defaults give an installation (BENCH_MEMLIMIT=off for none)\n", float64(limit)/(1<<20))
+	} else {
+		fmt.Println("manager: no GOMEMLIMIT (BENCH_MEMLIMIT=off)")
 	}
 	if profiles != "" {
 		printTop(b, "manager CPU while converging", cpuPath)
@@ -487,6 +493,9 @@ func startManager(b *testing.B, env *testenv.Env, profile bool) (*exec.Cmd, stri
 	}
 	metricsAddr, probeAddr := freeAddr(b), freeAddr(b)
 	args := []string{"manager", "--metrics-bind-address", metricsAddr, "--health-probe-bind-address", probeAddr, "--zap-log-level", "error", "--enable-webhook=false"}
+	if w := os.Getenv("BENCH_WORKERS"); w != "" {
+		args = append(args, "--max-concurrent-reconciles", w)
+	}
 	pprofURL := ""
 	if profile {
 		pprofAddr := freeAddr(b)
@@ -495,6 +504,9 @@ func startManager(b *testing.B, env *testenv.Env, profile bool) (*exec.Cmd, stri
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kcPath)
+	if limit := installedMemoryLimit(b); limit > 0 {
+		cmd.Env = append(cmd.Env, fmt.Sprintf("GOMEMLIMIT=%d", limit))
+	}
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)

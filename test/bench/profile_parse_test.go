@@ -56,3 +56,27 @@ workqueue_adds_total{controller="dossierstore",name="dossierstore"} 400
 		t.Errorf("parseReconciles = %v, want %v", got, want)
 	}
 }
+
+func TestMemoryLimitOf(t *testing.T) {
+	for _, tc := range []struct {
+		name, values string
+		want         int64
+		wantErr      bool
+	}{
+		{name: "the ratio of the limit", values: "manager:\n  goMemoryLimitRatio: 0.9\nresources:\n  limits:\n    memory: 256Mi\n", want: 241591910},
+		{name: "off", values: "manager:\n  goMemoryLimitRatio: 0\nresources:\n  limits:\n    memory: 256Mi\n", want: 0},
+		{name: "no limit", values: "manager:\n  goMemoryLimitRatio: 0.9\n", wantErr: true},
+		{name: "no ratio", values: "resources:\n  limits:\n    memory: 1Gi\n", wantErr: true},
+		{name: "not a quantity", values: "manager:\n  goMemoryLimitRatio: 0.9\nresources:\n  limits:\n    memory: lots\n", wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := memoryLimitOf([]byte(tc.values))
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("memoryLimitOf: error %v, want error %v", err, tc.wantErr)
+			}
+			if got != tc.want {
+				t.Errorf("memoryLimitOf = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/google/pprof/profile"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"sigs.k8s.io/yaml"
 
 	"github.com/dossierguard/dossierguard/internal/testenv"
 )
@@ -219,4 +221,51 @@ func parseReconciles(exposition string) map[string]float64 {
 		out[label(labels, "controller")+" "+label(labels, "result")] += v
 	}
 	return out
+}
+
+// installedMemoryLimit is the Go memory limit the manager gets in an
+// installation with the chart's defaults (--go-memory-limit-ratio of
+// resources.limits.memory, charts/dossierguard/values.yaml), so that the
+// benchmark's manager collects garbage as an installed one does; the
+// benchmark passes it as GOMEMLIMIT, since its manager runs in no
+// container. BENCH_MEMLIMIT=off gives the manager none (0).
+func installedMemoryLimit(b *testing.B) int64 {
+	if os.Getenv("BENCH_MEMLIMIT") == "off" {
+		return 0
+	}
+	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "charts", "dossierguard", "values.yaml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	limit, err := memoryLimitOf(data)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return limit
+}
+
+// memoryLimitOf reads the manager's Go memory limit from the chart's
+// values: manager.goMemoryLimitRatio of resources.limits.memory.
+func memoryLimitOf(values []byte) (int64, error) {
+	var v struct {
+		Manager struct {
+			GoMemoryLimitRatio *float64 `json:"goMemoryLimitRatio"`
+		} `json:"manager"`
+		Resources struct {
+			Limits struct {
+				Memory string `json:"memory"`
+			} `json:"limits"`
+		} `json:"resources"`
+	}
+	if err := yaml.Unmarshal(values, &v); err != nil {
+		return 0, fmt.Errorf("the chart's values: %w", err)
+	}
+	if v.Manager.GoMemoryLimitRatio == nil || v.Resources.Limits.Memory == "" {
+		return 0, fmt.Errorf("the chart's values have no manager.goMemoryLimitRatio or resources.limits.memory")
+	}
+	q, err := resource.ParseQuantity(v.Resources.Limits.Memory)
+	if err != nil {
+		return 0, fmt.Errorf("the chart's resources.limits.memory: %w", err)
+	}
+	return int64(float64(q.Value()) * *v.Manager.GoMemoryLimitRatio), nil
 }
