@@ -62,7 +62,7 @@ func newManagerCommand() *cobra.Command {
 	f.StringVar(&opts.leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader-election Lease (default: the pod's namespace).")
 	f.StringVar(&opts.sweeperImage, "sweeper-image", envOr("DOSSIERGUARD_IMAGE", controllers.DefaultSweeperImage), "Image of the retention sweeper's CronJobs (env DOSSIERGUARD_IMAGE).")
 	f.Float64Var(&opts.memoryLimitRatio, "go-memory-limit-ratio", 0.9, "Share of the container's memory limit (its cgroup's) that the Go runtime keeps the manager's memory under (GOMEMLIMIT), by collecting garbage sooner; 0 leaves the runtime's default. A GOMEMLIMIT in the environment wins.")
-	f.IntVar(&opts.workers, "max-concurrent-reconciles", 4, "Concurrent reconciles per kind.")
+	f.IntVar(&opts.workers, "max-concurrent-reconciles", controllers.DefaultWorkers, "Concurrent reconciles per kind.")
 	f.StringVar(&opts.retentionStatutes, "retention-statutes", "", "YAML file with the statutory retention per service, replacing the built-in table (see docs/retention.md).")
 	f.StringVar(&opts.egressTokenReviewRole, "egress-tokenreview-clusterrole", "dossierguard-egress-gateway", "ClusterRole (installed with the operator, allowing only the creation of TokenReviews) that each store's egress gateway is bound to, to verify its callers; empty binds none and the gateways refuse every request.")
 	f.Int32Var(&opts.egressReplicas, "egress-gateway-replicas", resources.DefaultEgressReplicas, "Pods of each store's egress gateway; with more than one, a PodDisruptionBudget lets a drain take one at a time. Each pod keeps its own audit chain.")

@@ -105,12 +105,22 @@ func runConvergence(b *testing.B, n int, quiet time.Duration) {
 	}
 	b.ResetTimer()
 	start := time.Now()
-	for i := 0; i < n; i++ {
-		for _, obj := range benchSet(i) {
-			if err := c.Create(ctx, obj); err != nil {
-				b.Fatal(err)
+	// As many creates in flight as the floor has writes: a store with its
+	// role, agreement and policy, one after the other, per job.
+	creator := unlimitedClient(b, env)
+	creates := make([]func() error, n)
+	for i := range creates {
+		creates[i] = func() error {
+			for _, obj := range benchSet(i) {
+				if err := creator.Create(ctx, obj); err != nil {
+					return err
+				}
 			}
+			return nil
 		}
+	}
+	if err := concurrently(floorWorkers, creates); err != nil {
+		b.Fatal(err)
 	}
 	created := time.Since(start)
 	deadline := time.After(15 * time.Minute)
