@@ -36,9 +36,15 @@ import (
 // field someone else has taken over is no longer in the extract, so it is
 // applied again and ownership forced back. live is an empty object of the
 // child's type; it is filled from the cache. It reports whether a write was
-// made.
+// made. A comparison that found the child as desired is remembered
+// (knownApplied), so that the next reconcile of an unchanged store does not
+// compare again.
 func applyChild(ctx context.Context, c client.Client, desired applyConfiguration, live client.Object) (bool, error) {
-	want, err := typedFrom(desired, live)
+	data, err := json.Marshal(desired)
+	if err != nil {
+		return false, fmt.Errorf("encode desired object: %w", err)
+	}
+	want, err := decodeAs(data, live)
 	if err != nil {
 		return false, err
 	}
@@ -48,11 +54,15 @@ func applyChild(ctx context.Context, c client.Client, desired applyConfiguration
 	case err != nil:
 		return false, err
 	default:
+		if knownApplied.holds(live, data) {
+			return false, nil
+		}
 		same, err := appliedAlready(want, live)
 		if err != nil {
 			return false, err
 		}
 		if same {
+			knownApplied.remember(live, data)
 			return false, nil
 		}
 	}
@@ -71,6 +81,12 @@ func typedFrom(desired runtime.ApplyConfiguration, live client.Object) (client.O
 	if err != nil {
 		return nil, fmt.Errorf("encode desired object: %w", err)
 	}
+	return decodeAs(data, live)
+}
+
+// decodeAs decodes an encoded apply configuration into a new typed object of
+// live's type.
+func decodeAs(data []byte, live client.Object) (client.Object, error) {
 	want := reflect.New(reflect.TypeOf(live).Elem()).Interface().(client.Object)
 	if err := json.Unmarshal(data, want); err != nil {
 		return nil, fmt.Errorf("decode desired object: %w", err)

@@ -260,29 +260,54 @@ func (r *DossierStoreReconciler) removeLegacyAuditKeys(ctx context.Context, lega
 // store's audit logs can still be verified after the store and its Secrets
 // are deleted. Keys are only ever added: the ConfigMap is created after a
 // live read finds none, and updated as read (optimistic locking), never
-// applied. Every store writes this one ConfigMap, so a write that lost the
-// race to another store's (a conflict, or a create after another's) is
-// read and tried again at once rather than failing the reconcile. The
-// ConfigMap holds every store's keys, so it is read from the API server
-// only when the cached copy lacks one of this store's keys: keys are only
-// ever added, and a reconcile that finds its keys kept (every reconcile
-// after the first) reads nothing live.
+// applied. Every store writes this one ConfigMap, so the keys of the stores
+// reconciled at the same time are written together (trustWrites), and a
+// write that lost the race to another writer's (a conflict, or a create
+// after another's) is read and tried again at once rather than failing the
+// reconciles. The ConfigMap holds every store's keys, so it is read from
+// the API server only when the cached copy lacks one of this store's keys:
+// keys are only ever added, and a reconcile that finds its keys kept (every
+// reconcile after the first) reads nothing live.
 func (r *DossierStoreReconciler) publishTrustKeys(ctx context.Context, store *v1alpha1.DossierStore, pubs []ed25519.PublicKey) error {
 	if r.trustKeysCached(ctx, store, pubs) {
 		return nil
 	}
-	lostRace := func(err error) bool { return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) }
-	if err := retry.OnError(retry.DefaultRetry, lostRace, func() error { return r.addTrustKeys(ctx, store, pubs) }); err != nil {
+	if err := r.trustWrites.publish(ctx, trustRequest{store: store, pubs: pubs}, r.writeTrustKeys); err != nil {
 		return fmt.Errorf("keep the public checkpoint keys in ConfigMap %s/%s: %w", r.TrustNamespace, resources.AuditTrustName, err)
 	}
 	return nil
 }
 
+// writeTrustKeys keeps the keys of every request in the trust ConfigMap
+// with one write, tried again at once after a lost race; one outcome per
+// request.
+func (r *DossierStoreReconciler) writeTrustKeys(ctx context.Context, reqs []trustRequest) []error {
+	lostRace := func(err error) bool { return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) }
+	var refused []error
+	err := retry.OnError(retry.DefaultRetry, lostRace, func() error {
+		var err error
+		refused, err = r.addTrustKeys(ctx, reqs)
+		return err
+	})
+	out := make([]error, len(reqs))
+	for i := range reqs {
+		switch {
+		case err != nil:
+			out[i] = err
+		case refused[i] != nil:
+			out[i] = refused[i]
+		}
+	}
+	return out
+}
+
 // trustKeysCached says whether the cached trust ConfigMap holds every key
-// of pubs for the store.
+// of pubs for the store. The ConfigMap holds every store's keys and is only
+// read here, so the cache's own copy is read, not a copy of it for every
+// reconcile.
 func (r *DossierStoreReconciler) trustKeysCached(ctx context.Context, store *v1alpha1.DossierStore, pubs []ed25519.PublicKey) bool {
 	cm := &corev1.ConfigMap{}
-	if err := r.Get(ctx, client.ObjectKey{Namespace: r.TrustNamespace, Name: resources.AuditTrustName}, cm); err != nil {
+	if err := r.Get(ctx, client.ObjectKey{Namespace: r.TrustNamespace, Name: resources.AuditTrustName}, cm, client.UnsafeDisableDeepCopy); err != nil {
 		return false
 	}
 	for _, pub := range pubs {
@@ -294,31 +319,26 @@ func (r *DossierStoreReconciler) trustKeysCached(ctx context.Context, store *v1a
 }
 
 // addTrustKeys is one read and, when a key is missing, one write of the
-// trust ConfigMap.
-func (r *DossierStoreReconciler) addTrustKeys(ctx context.Context, store *v1alpha1.DossierStore, pubs []ed25519.PublicKey) error {
+// trust ConfigMap, with the keys of every request that can be kept; it
+// returns why each request's keys cannot be kept, and the error of the read
+// or the write.
+func (r *DossierStoreReconciler) addTrustKeys(ctx context.Context, reqs []trustRequest) ([]error, error) {
 	cm := &corev1.ConfigMap{}
 	err := r.Reader.Get(ctx, client.ObjectKey{Namespace: r.TrustNamespace, Name: resources.AuditTrustName}, cm)
 	switch {
 	case apierrors.IsNotFound(err):
 		cm = resources.NewAuditTrustConfigMap(r.TrustNamespace)
 	case err != nil:
-		return fmt.Errorf("read the audit trust ConfigMap: %w", err)
+		return nil, fmt.Errorf("read the audit trust ConfigMap: %w", err)
 	}
-	next, changed := cm, false
-	for _, pub := range pubs {
-		var added bool
-		if next, added, err = resources.WithTrustKey(next, store, pub); err != nil {
-			return err
-		}
-		changed = changed || added
-	}
+	next, changed, refused := withTrustKeys(cm, reqs)
 	switch {
 	case !changed:
-		return nil
+		return refused, nil
 	case cm.ResourceVersion == "":
-		return r.Create(ctx, next)
+		return refused, r.Create(ctx, next)
 	default:
-		return r.Update(ctx, next)
+		return refused, r.Update(ctx, next)
 	}
 }
 
@@ -340,24 +360,43 @@ func (r *DossierStoreReconciler) checkAuditActive(ctx context.Context, store *v1
 	if err := r.Reader.List(ctx, labelled, client.InNamespace(store.Namespace), client.MatchingLabels{v1alpha1.LabelStore: store.Name}); err != nil {
 		return compliance.AuditControl(nil, 0, false, transport), fmt.Errorf("list workload pods: %w", err)
 	}
+	pods := runningPods(selected.Items, labelled.Items)
+	if len(pods) == 0 {
+		return compliance.AuditControl(nil, 0, true, transport), nil
+	}
+	// Which store a pod belongs to depends on every store of the namespace.
+	// They are only read (webhook.OwningStore), so the cache's own copies
+	// do: a copy of every store for every store's reconcile grows with the
+	// square of the stores of a namespace.
 	stores := &v1alpha1.DossierStoreList{}
-	if err := r.List(ctx, stores, client.InNamespace(store.Namespace)); err != nil {
+	if err := r.List(ctx, stores, client.InNamespace(store.Namespace), client.UnsafeDisableDeepCopy); err != nil {
 		return compliance.AuditControl(nil, 0, false, transport), fmt.Errorf("list the namespace's stores: %w", err)
 	}
-	seen := map[string]bool{}
 	var unaudited []string
-	running := 0
-	for _, p := range append(selected.Items, labelled.Items...) {
-		if seen[p.Name] || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed || !p.DeletionTimestamp.IsZero() {
-			continue
-		}
-		seen[p.Name] = true
-		running++
-		if !audited(&p, store, stores.Items, r.AuditProxy) {
+	for _, p := range pods {
+		if !audited(p, store, stores.Items, r.AuditProxy) {
 			unaudited = append(unaudited, p.Name)
 		}
 	}
-	return compliance.AuditControl(unaudited, running, true, transport), nil
+	return compliance.AuditControl(unaudited, len(pods), true, transport), nil
+}
+
+// runningPods are the pods of the lists, each once, that have neither
+// finished nor begun to terminate.
+func runningPods(lists ...[]corev1.Pod) []*corev1.Pod {
+	seen := map[string]bool{}
+	var out []*corev1.Pod
+	for _, list := range lists {
+		for i := range list {
+			p := &list[i]
+			if seen[p.Name] || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed || !p.DeletionTimestamp.IsZero() {
+				continue
+			}
+			seen[p.Name] = true
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // audited applies the webhook's admission checks to a running pod.

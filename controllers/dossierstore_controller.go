@@ -76,6 +76,10 @@ type DossierStoreReconciler struct {
 	// (resources.DefaultEgressReplicas when 0); with more than one, a
 	// PodDisruptionBudget lets them go one at a time.
 	EgressReplicas int32
+
+	// trustWrites gathers the public checkpoint keys of the stores
+	// reconciled at the same time into one write of the trust ConfigMap.
+	trustWrites trustWrites
 }
 
 // +kubebuilder:rbac:groups=privacy.dossierguard.io,resources=dossierstores,verbs=get;list;watch;update;patch

@@ -30,7 +30,8 @@ type Options struct {
 	Clock clock.PassiveClock
 	// SweeperImage runs the retention sweeps; DefaultSweeperImage when empty.
 	SweeperImage string
-	// Workers is the number of concurrent reconciles per kind; 4 when zero.
+	// Workers is the number of concurrent reconciles per kind;
+	// DefaultWorkers when zero.
 	Workers int
 	// Statutes is the statutory retention per service; the built-in table when nil.
 	Statutes map[v1alpha1.Service]compliance.Statute
@@ -63,6 +64,13 @@ type Options struct {
 
 // DefaultSweeperImage is the image `make image` builds.
 const DefaultSweeperImage = "dossierguard:dev"
+
+// DefaultWorkers is how many reconciles of each kind run at once by
+// default. A store's first reconcile is some thirty requests to the API
+// server one after the other, so the manager's pace is that of the API
+// server's answers, not of its own CPU: with 4 at once, 300 new stores took
+// 0.2 cores of the manager and most of two minutes (docs/benchmarks.md).
+const DefaultWorkers = 16
 
 // CacheOptions keep the operator cheap: Secrets and ConfigMaps are cached
 // only when dossierguard manages them (label app.kubernetes.io/managed-by=
@@ -144,7 +152,7 @@ func SetupAll(mgr ctrl.Manager, opts Options) error {
 		opts.Clock = clock.RealClock{}
 	}
 	if opts.Workers <= 0 {
-		opts.Workers = 4
+		opts.Workers = DefaultWorkers
 	}
 	if opts.SweeperImage == "" {
 		opts.SweeperImage = DefaultSweeperImage

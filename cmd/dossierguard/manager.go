@@ -27,6 +27,8 @@ import (
 type managerOptions struct {
 	metricsAddr             string
 	probeAddr               string
+	pprofAddr               string
+	memoryLimitRatio        float64
 	leaderElect             bool
 	leaderElectionNamespace string
 	sweeperImage            string
@@ -55,10 +57,12 @@ func newManagerCommand() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&opts.metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; 0 disables it.")
 	f.StringVar(&opts.probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
+	f.StringVar(&opts.pprofAddr, "pprof-bind-address", "0", "Address the Go profiler (/debug/pprof/, no authentication) binds to, for measuring the manager's CPU and memory, such as 127.0.0.1:6060; 0 disables it.")
 	f.BoolVar(&opts.leaderElect, "leader-elect", false, "Elect a leader so that only one replica reconciles at a time.")
 	f.StringVar(&opts.leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader-election Lease (default: the pod's namespace).")
 	f.StringVar(&opts.sweeperImage, "sweeper-image", envOr("DOSSIERGUARD_IMAGE", controllers.DefaultSweeperImage), "Image of the retention sweeper's CronJobs (env DOSSIERGUARD_IMAGE).")
-	f.IntVar(&opts.workers, "max-concurrent-reconciles", 4, "Concurrent reconciles per kind.")
+	f.Float64Var(&opts.memoryLimitRatio, "go-memory-limit-ratio", 0.9, "Share of the container's memory limit (its cgroup's) that the Go runtime keeps the manager's memory under (GOMEMLIMIT), by collecting garbage sooner; 0 leaves the runtime's default. A GOMEMLIMIT in the environment wins.")
+	f.IntVar(&opts.workers, "max-concurrent-reconciles", controllers.DefaultWorkers, "Concurrent reconciles per kind.")
 	f.StringVar(&opts.retentionStatutes, "retention-statutes", "", "YAML file with the statutory retention per service, replacing the built-in table (see docs/retention.md).")
 	f.StringVar(&opts.egressTokenReviewRole, "egress-tokenreview-clusterrole", "dossierguard-egress-gateway", "ClusterRole (installed with the operator, allowing only the creation of TokenReviews) that each store's egress gateway is bound to, to verify its callers; empty binds none and the gateways refuse every request.")
 	f.Int32Var(&opts.egressReplicas, "egress-gateway-replicas", resources.DefaultEgressReplicas, "Pods of each store's egress gateway; with more than one, a PodDisruptionBudget lets a drain take one at a time. Each pod keeps its own audit chain.")
@@ -80,6 +84,9 @@ func runManager(cmd *cobra.Command, opts managerOptions) error {
 	if err := opts.webhook.validate(); err != nil {
 		return err
 	}
+	if err := setGoMemoryLimit(opts.memoryLimitRatio, log); err != nil {
+		return err
+	}
 	if opts.egressReplicas < 1 {
 		return fmt.Errorf("--egress-gateway-replicas: %d must be at least 1", opts.egressReplicas)
 	}
@@ -96,6 +103,7 @@ func runManager(cmd *cobra.Command, opts managerOptions) error {
 		Scheme:                  scheme.New(),
 		Metrics:                 metricsserver.Options{BindAddress: opts.metricsAddr},
 		HealthProbeBindAddress:  opts.probeAddr,
+		PprofBindAddress:        opts.pprofAddr,
 		LeaderElection:          opts.leaderElect,
 		LeaderElectionID:        "dossierguard.privacy.dossierguard.io",
 		LeaderElectionNamespace: opts.leaderElectionNamespace,

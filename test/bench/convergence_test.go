@@ -49,7 +49,14 @@ import (
 // status says. Convergence is watched through informers, so the benchmark
 // itself puts no load on the API server while it waits. The floor, in the
 // same run, is a plain concurrent client writing the same final objects,
-// children, statuses, Reports and Events once each. Run with -benchtime=1x.
+// children, statuses, Reports and Events once each. It also prints the
+// manager's CPU time to converge (user and system, from /proc/<pid>/stat),
+// per store, and the machine's load average. With BENCH_PROFILE_DIR set
+// (relative to the repository root, say bin/test-artefacts/bench), the
+// manager runs with its pprof endpoint: a CPU profile over the convergence
+// and a heap profile at the end are written there and the top of each is
+// printed. BENCH_WORKERS sets the manager's --max-concurrent-reconciles
+// (its default otherwise). Run with -benchtime=1x.
 func BenchmarkConvergence(b *testing.B) {
 	stores := envInt("BENCH_STORES", 100)
 	quiet := time.Duration(envInt("BENCH_QUIET", 30)) * time.Second
@@ -67,7 +74,8 @@ func runConvergence(b *testing.B, n int, quiet time.Duration) {
 	}
 	defer func() { _ = env.Stop() }()
 
-	manager, metricsURL := startManager(b, env)
+	profiles := profileDir(b)
+	manager, metricsURL, pprofURL := startManager(b, env, profiles != "")
 	defer func() { _ = manager.Process.Kill(); _ = manager.Wait() }()
 	waitHTTP(b, metricsURL)
 
@@ -90,14 +98,29 @@ func runConvergence(b *testing.B, n int, quiet time.Duration) {
 	watch, changed := startWatch(ctx, b, env)
 
 	initial := apiserverWrites(b, env)
+	loadBefore, cpuBefore := loadAverage(), cpuTime(b, manager.Process.Pid)
+	var cpuProfile *cpuProfiler
+	if profiles != "" {
+		cpuProfile = startCPUProfile(pprofURL)
+	}
 	b.ResetTimer()
 	start := time.Now()
-	for i := 0; i < n; i++ {
-		for _, obj := range benchSet(i) {
-			if err := c.Create(ctx, obj); err != nil {
-				b.Fatal(err)
+	// As many creates in flight as the floor has writes: a store with its
+	// role, agreement and policy, one after the other, per job.
+	creator := unlimitedClient(b, env)
+	creates := make([]func() error, n)
+	for i := range creates {
+		creates[i] = func() error {
+			for _, obj := range benchSet(i) {
+				if err := creator.Create(ctx, obj); err != nil {
+					return err
+				}
 			}
+			return nil
 		}
+	}
+	if err := concurrently(floorWorkers, creates); err != nil {
+		b.Fatal(err)
 	}
 	created := time.Since(start)
 	deadline := time.After(15 * time.Minute)
@@ -114,6 +137,12 @@ func runConvergence(b *testing.B, n int, quiet time.Duration) {
 	}
 	toConverge := time.Since(start)
 	b.StopTimer()
+	cpuToConverge, loadAfter := cpuTime(b, manager.Process.Pid)-cpuBefore, loadAverage()
+	reconciled := reconciles(b, metricsURL)
+	cpuPath := filepath.Join(profiles, fmt.Sprintf("manager-cpu-%d.pprof", n))
+	if cpuProfile != nil {
+		cpuProfile.finish(b, cpuPath)
+	}
 
 	before := apiserverWrites(b, env)
 	// The writes made to converge, less the benchmark's own creates.
@@ -129,6 +158,10 @@ func runConvergence(b *testing.B, n int, quiet time.Duration) {
 		writes += d
 	}
 	rss := float64(peakRSS(b, manager.Process.Pid)) / (1 << 20)
+	heapPath := filepath.Join(profiles, fmt.Sprintf("manager-heap-%d.pprof", n))
+	if profiles != "" {
+		writeHeapProfile(b, pprofURL, heapPath)
+	}
 	// The manager is done; stop it so that it does not reconcile the
 	// floor's copies.
 	_ = manager.Process.Kill()
@@ -146,6 +179,21 @@ func runConvergence(b *testing.B, n int, quiet time.Duration) {
 	fmt.Printf("  %-40s %9.2f %9.2f\n", "all", operatorWrites/float64(n), floorWrites/float64(n))
 	fmt.Printf("time: operator %.1f s to all Ready and settled (creating took %.1f s); floor %.1f s; operator/floor %.2f\n",
 		toConverge.Seconds(), created.Seconds(), floorTime.Seconds(), toConverge.Seconds()/floorTime.Seconds())
+	fmt.Printf("manager: %.1f s of CPU to converge (user and system), %.1f ms per store; peak RSS %.0f MiB; load average %s at the start, %s at convergence\n",
+		cpuToConverge.Seconds(), cpuToConverge.Seconds()*1000/float64(n), rss, loadBefore, loadAfter)
+	fmt.Printf("reconciles to converge per store, by controller and result (%d stores):\n", n)
+	for _, k := range sortedKeys(reconciled, nil) {
+		fmt.Printf("  %-40s %9.2f\n", k, reconciled[k]/float64(n))
+	}
+	if limit := installedMemoryLimit(b); limit > 0 {
+		fmt.Printf("manager: GOMEMLIMIT %.0f MiB, as the chart's defaults give an installation (BENCH_MEMLIMIT=off for none)\n", float64(limit)/(1<<20))
+	} else {
+		fmt.Println("manager: no GOMEMLIMIT (BENCH_MEMLIMIT=off)")
+	}
+	if profiles != "" {
+		printTop(b, "manager CPU while converging", cpuPath)
+		printTop(b, "manager heap in use after convergence", heapPath, "-sample_index=inuse_space")
+	}
 
 	b.ReportMetric(float64(n), "stores")
 	b.ReportMetric(float64(4*n), "objects")
@@ -155,6 +203,7 @@ func runConvergence(b *testing.B, n int, quiet time.Duration) {
 	b.ReportMetric(toConverge.Seconds()/floorTime.Seconds(), "operator/floor-time")
 	b.ReportMetric(operatorWrites/floorWrites, "operator/floor-writes")
 	b.ReportMetric(rss, "MiB-peak-rss")
+	b.ReportMetric(cpuToConverge.Seconds()*1000/float64(n), "manager-cpu-ms-per-store")
 	b.ReportMetric(operatorWrites/float64(n), "writes-per-store-to-converge")
 	b.ReportMetric(floorWrites/float64(n), "floor-writes-per-store")
 	b.ReportMetric(writes, "writes-after-convergence")
@@ -430,8 +479,9 @@ func label(labels, name string) string {
 }
 
 // startManager builds the dossierguard binary and runs its manager against
-// the control plane.
-func startManager(b *testing.B, env *testenv.Env) (*exec.Cmd, string) {
+// the control plane; with profile, its pprof endpoint is on too. It returns
+// the process, the metrics URL and the pprof base URL ("" without profile).
+func startManager(b *testing.B, env *testenv.Env, profile bool) (*exec.Cmd, string, string) {
 	dir := b.TempDir()
 	bin := filepath.Join(dir, "dossierguard")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/dossierguard")
@@ -452,13 +502,26 @@ func startManager(b *testing.B, env *testenv.Env) (*exec.Cmd, string) {
 		b.Fatal(err)
 	}
 	metricsAddr, probeAddr := freeAddr(b), freeAddr(b)
-	cmd := exec.Command(bin, "manager", "--metrics-bind-address", metricsAddr, "--health-probe-bind-address", probeAddr, "--zap-log-level", "error", "--enable-webhook=false")
+	args := []string{"manager", "--metrics-bind-address", metricsAddr, "--health-probe-bind-address", probeAddr, "--zap-log-level", "error", "--enable-webhook=false"}
+	if w := os.Getenv("BENCH_WORKERS"); w != "" {
+		args = append(args, "--max-concurrent-reconciles", w)
+	}
+	pprofURL := ""
+	if profile {
+		pprofAddr := freeAddr(b)
+		args = append(args, "--pprof-bind-address", pprofAddr)
+		pprofURL = "http://" + pprofAddr
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kcPath)
+	if limit := installedMemoryLimit(b); limit > 0 {
+		cmd.Env = append(cmd.Env, fmt.Sprintf("GOMEMLIMIT=%d", limit))
+	}
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	return cmd, "http://" + metricsAddr + "/metrics"
+	return cmd, "http://" + metricsAddr + "/metrics", pprofURL
 }
 
 func freeAddr(b *testing.B) string {
