@@ -45,9 +45,9 @@ lint: golangci-lint ## Run golangci-lint (.golangci.yml) over the main module an
 	cd test/netpol && $(GOLANGCI_LINT) run --allow-parallel-runners --config ../../.golangci.yml ./...
 
 .PHONY: shellcheck
-shellcheck: ## shellcheck the local cluster's scripts (hack/local-cluster.sh and hack/local-cluster/*.sh; Debian's shellcheck, which .ci/run installs).
+shellcheck: ## shellcheck every script (hack/*.sh and hack/local-cluster/*.sh; Debian's shellcheck, which .ci/run installs).
 	@command -v shellcheck >/dev/null || { echo "shellcheck is not installed (Debian: apt-get install shellcheck)"; exit 1; }
-	shellcheck -x hack/local-cluster.sh hack/local-cluster/*.sh
+	shellcheck -x hack/*.sh hack/local-cluster/*.sh
 
 .PHONY: golangci-lint
 golangci-lint: ## Build golangci-lint (GOLANGCI_LINT_VERSION) into bin/ from the Go module proxy when missing or of another version.
@@ -57,7 +57,7 @@ golangci-lint: ## Build golangci-lint (GOLANGCI_LINT_VERSION) into bin/ from the
 	fi
 
 .PHONY: verify
-verify: generate manifests lint shellcheck ## Fail when generated files are stale, code is not gofmt/vet clean or the local cluster's scripts not shellcheck-clean.
+verify: generate manifests lint shellcheck ## Fail when generated files are stale, code is not gofmt/vet clean or a script under hack/ is not shellcheck-clean.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "Not gofmt-clean:"; echo "$$out"; exit 1; fi
 	go vet ./...
 	go vet -tags e2e ./test/e2e/...

@@ -72,9 +72,15 @@ step() {
   log "== $1"
 }
 fail() { log "FAIL ($STEP): $*"; exit 1; }
+# newest_dir prints the directory among its arguments (a glob) with the
+# highest version, or nothing when none exists.
+newest_dir() {
+  local d
+  for d in "$@"; do if [ -d "$d" ]; then printf '%s\n' "$d"; fi; done | sort -V | tail -n 1
+}
 
 # kubectl of the cluster's version when cached (bin/k8s), else from PATH.
-KUBECTL_DIR=$(ls -d "$ROOT"/bin/k8s/*-linux-amd64 2>/dev/null | sort -V | tail -n 1 || true)
+KUBECTL_DIR=$(newest_dir "$ROOT"/bin/k8s/*-linux-amd64)
 if [ -n "$KUBECTL_DIR" ] && [ -x "$KUBECTL_DIR/kubectl" ]; then KUBECTL=$KUBECTL_DIR/kubectl
 elif command -v kubectl >/dev/null; then KUBECTL=$(command -v kubectl)
 else KUBECTL=""; fi
@@ -108,7 +114,7 @@ diagnose() {
 # address (this machine; pods reach it, nothing else does), with random rows.
 E2E_PG_PORT=${E2E_PG_PORT:-55433}
 E2E_PG_DIR=$ROOT/bin/e2e/postgres
-pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+pg_bin() { newest_dir /usr/lib/postgresql/*/bin; }
 as_postgres() { (cd "$E2E_PG_DIR" && runuser -u postgres -- "$@"); }
 stop_cluster_postgres() {
   if [ -f "$E2E_PG_DIR/data/postmaster.pid" ]; then
@@ -220,7 +226,7 @@ else
   fi
   KUBECONFIG=$("$LC" kubeconfig | tail -n 1)
   export KUBECONFIG
-  KUBECTL_DIR=$(ls -d "$ROOT"/bin/k8s/*-linux-amd64 | sort -V | tail -n 1)
+  KUBECTL_DIR=$(newest_dir "$ROOT"/bin/k8s/*-linux-amd64)
   KUBECTL=$KUBECTL_DIR/kubectl
   k get --raw /readyz >/dev/null || fail "the local cluster's apiserver is not ready"
 fi

@@ -60,7 +60,7 @@ try_download() {
   dir=$(timeout 60 "$tool" use "$K8S_VERSION" --bin-dir "$ROOT/bin/setup-envtest-cache" -p path 2>/dev/null) || return 1
   [ -x "$dir/kube-apiserver" ] && [ -x "$dir/etcd" ] || return 1
   cp "$dir/kube-apiserver" "$dir/etcd" "$ASSETS/"
-  [ -x "$dir/kubectl" ] && cp "$dir/kubectl" "$ASSETS/" || true
+  if [ -x "$dir/kubectl" ]; then cp "$dir/kubectl" "$ASSETS/"; fi
 }
 
 if [ "${ENVTEST_SKIP_DOWNLOAD:-}" != "1" ] && [[ " $(missing) " =~ " kube-apiserver " || " $(missing) " =~ " etcd " ]]; then
@@ -142,7 +142,7 @@ GO
   (cd "$dir" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -ldflags "-s -w" -o "$ASSETS/etcd" go.etcd.io/etcd/server/v3 >&2)
 }
 
-todo=($(missing))
+read -r -a todo <<<"$(missing)"
 k8s=()
 for c in "${todo[@]}"; do
   if [ "$c" = etcd ]; then build_etcd; else k8s+=("$c"); fi

@@ -43,7 +43,7 @@ find_bindir() {
     return
   fi
   local d
-  d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+  d=$(for d in /usr/lib/postgresql/*/bin; do if [ -d "$d" ]; then echo "$d"; fi; done | sort -V | tail -n 1)
   if [ -n "$d" ] && [ -x "$d/pg_ctl" ]; then echo "$d"; fi
 }
 
@@ -93,8 +93,7 @@ psql_() {
 }
 
 wait_ready() {
-  local i
-  for i in $(seq 1 120); do
+  for _ in $(seq 1 120); do
     if "$BINDIR/pg_isready" -q -h 127.0.0.1 -p "$PORT" -U postgres -d postgres; then return 0; fi
     sleep 0.5
   done
@@ -162,7 +161,7 @@ cmd_stop() {
     log "not running"
     return
   fi
-  local pid i state
+  local pid state
   pid=$(head -n 1 "$DATA/postmaster.pid" 2>/dev/null || true)
   log "stopping (fast shutdown: open sessions are rolled back)"
   as_pg "$BINDIR/pg_ctl" stop -D "$DATA" -m fast -w -t 60 >/dev/null
@@ -172,7 +171,7 @@ cmd_stop() {
   # pg_ctl returns once postmaster.pid is gone; wait for the process to exit
   # too (a zombie waiting for init to reap it counts as exited).
   if [ -n "$pid" ]; then
-    for i in $(seq 1 100); do
+    for _ in $(seq 1 100); do
       state=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1 || true)
       case "$state" in "" | Z*) break ;; esac
       sleep 0.1
