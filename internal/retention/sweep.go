@@ -126,23 +126,8 @@ func (s *sweep) rule(ctx context.Context, index int, rule v1alpha1.RetentionRule
 		return fmt.Errorf("kept dossiers lookup: %w", err)
 	}
 	if !s.cfg.DryRun {
-		var notDurable *notDurableError
-		if n, err := s.batches(ctx, index, q, cutoff, rr); errors.As(err, &notDurable) {
-			rr.Error = notDurable.describe(n)
-			if !s.stop(ctx) {
-				_ = s.count(ctx, q, cutoff, rr)
-			}
+		if err := s.destroy(ctx, index, q, cutoff, rr); err != nil {
 			return err
-		} else if n == 0 && err != nil {
-			rr.Error = "table lookup: " + describe(err)
-			return fmt.Errorf("table lookup: %w", err)
-		} else if err != nil {
-			rr.Error = fmt.Sprintf("batch %d: %s", n, describe(err))
-			// Count what is left all the same, unless stopped.
-			if !s.stop(ctx) {
-				_ = s.count(ctx, q, cutoff, rr)
-			}
-			return fmt.Errorf("batch %d: %w", n, err)
 		}
 	}
 	// Once the sweep is cancelled or its time is up, counts are skipped too
@@ -169,6 +154,29 @@ func (s *sweep) rule(ctx context.Context, index int, rule v1alpha1.RetentionRule
 		}
 	}
 	return nil
+}
+
+// destroy runs the batches of one rule. When they fail it says so in the
+// report and counts what is left all the same, unless stopped.
+func (s *sweep) destroy(ctx context.Context, index int, q ruleSQL, cutoff time.Time, rr *RuleReport) error {
+	n, err := s.batches(ctx, index, q, cutoff, rr)
+	var notDurable *notDurableError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &notDurable):
+		rr.Error = notDurable.describe(n)
+	case n == 0:
+		rr.Error = "table lookup: " + describe(err)
+		return fmt.Errorf("table lookup: %w", err)
+	default:
+		rr.Error = fmt.Sprintf("batch %d: %s", n, describe(err))
+		err = fmt.Errorf("batch %d: %w", n, err)
+	}
+	if !s.stop(ctx) {
+		_ = s.count(ctx, q, cutoff, rr)
+	}
+	return err
 }
 
 // cancel records that the sweep was cancelled.
