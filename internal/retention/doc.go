@@ -57,6 +57,13 @@
 // the application updates during the sweep is still examined under its key,
 // one inserted ahead of the sweep's position is swept by it, one inserted
 // behind is left to the next sweep (and counted overdue).
+// A batch commits with synchronous_commit off: its locks are released at
+// COMMIT, which returns without waiting for the write-ahead log's flush, so
+// that the flush overlaps the next batch. After a rule's last batch one
+// transaction with a transaction id commits with the server's own
+// synchronous_commit, which makes every batch before it durable before the
+// report is out; when that commit fails, the rule fails and its report
+// leaves out the batches it could not confirm (their outcome is unknown).
 // A batch runs on a context that is not cancelled with the caller's, so a
 // cancelled sweep (SIGTERM) finishes the batch it is in, never leaves half a
 // batch, and reports Interrupted. A sweep that exceeds Config.MaxRunTime

@@ -126,16 +126,8 @@ func (s *sweep) rule(ctx context.Context, index int, rule v1alpha1.RetentionRule
 		return fmt.Errorf("kept dossiers lookup: %w", err)
 	}
 	if !s.cfg.DryRun {
-		if n, err := s.batches(ctx, index, q, cutoff, rr); n == 0 && err != nil {
-			rr.Error = "table lookup: " + describe(err)
-			return fmt.Errorf("table lookup: %w", err)
-		} else if err != nil {
-			rr.Error = fmt.Sprintf("batch %d: %s", n, describe(err))
-			// Count what is left all the same, unless stopped.
-			if !s.stop(ctx) {
-				_ = s.count(ctx, q, cutoff, rr)
-			}
-			return fmt.Errorf("batch %d: %w", n, err)
+		if err := s.destroy(ctx, index, q, cutoff, rr); err != nil {
+			return err
 		}
 	}
 	// Once the sweep is cancelled or its time is up, counts are skipped too
@@ -164,6 +156,29 @@ func (s *sweep) rule(ctx context.Context, index int, rule v1alpha1.RetentionRule
 	return nil
 }
 
+// destroy runs the batches of one rule. When they fail it says so in the
+// report and counts what is left all the same, unless stopped.
+func (s *sweep) destroy(ctx context.Context, index int, q ruleSQL, cutoff time.Time, rr *RuleReport) error {
+	n, err := s.batches(ctx, index, q, cutoff, rr)
+	var notDurable *notDurableError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &notDurable):
+		rr.Error = notDurable.describe(n)
+	case n == 0:
+		rr.Error = "table lookup: " + describe(err)
+		return fmt.Errorf("table lookup: %w", err)
+	default:
+		rr.Error = fmt.Sprintf("batch %d: %s", n, describe(err))
+		err = fmt.Errorf("batch %d: %w", n, err)
+	}
+	if !s.stop(ctx) {
+		_ = s.count(ctx, q, cutoff, rr)
+	}
+	return err
+}
+
 // cancel records that the sweep was cancelled.
 func (s *sweep) cancel() {
 	if s.stopped == "" {
@@ -172,9 +187,11 @@ func (s *sweep) cancel() {
 }
 
 // batches runs the batches of one rule, each over a range of keys, until
-// the last key is passed, the sweep is cancelled or its time is up. On
-// error it returns the number of the failed batch, 0 when the table lookup
-// before the first failed.
+// the last key is passed, the sweep is cancelled or its time is up, and then
+// makes their commits durable (see flush). On error it returns the number of
+// the failed batch, 0 when the table lookup before the first failed; when
+// the batches' commits could not be made durable, a *notDurableError, and
+// the report keeps only the batches known durable.
 func (s *sweep) batches(ctx context.Context, index int, q ruleSQL, cutoff time.Time, rr *RuleReport) (int, error) {
 	if s.stop(ctx) {
 		return 0, nil
@@ -198,11 +215,74 @@ func (s *sweep) batches(ctx context.Context, index int, q ruleSQL, cutoff time.T
 			}
 		}
 	}()
-	defer func() {
-		close(texts)
-		<-hashed
-	}()
 
+	var w pending
+	n, err := s.walk(ctx, index, q, cutoff, byCtid, rr, texts, &w)
+	var lost error
+	if w.batches > 0 {
+		lost = s.flush(ctx)
+	}
+	close(texts)
+	<-hashed
+	if lost != nil {
+		// Not known durable: a crash of the server may have undone them,
+		// so the proof does not list them.
+		rr.RecordHashes = rr.RecordHashes[:len(rr.RecordHashes)-w.records]
+		rr.Batches -= w.batches
+		if rr.Action == v1alpha1.ActionAnonymise {
+			rr.Anonymised -= int64(w.records)
+		} else {
+			rr.Destroyed -= int64(w.records)
+		}
+		return n, &notDurableError{first: w.first, last: w.first + w.batches - 1, batchErr: err, err: lost}
+	}
+	return n, err
+}
+
+// pending are the batches committed since the last flush: not yet known
+// durable.
+type pending struct {
+	first   int // the number of the first of them
+	batches int
+	records int
+}
+
+// notDurableError says that batches first to last committed but could not
+// be made durable: their outcome is unknown, and the report leaves them out.
+type notDurableError struct {
+	first, last int
+	batchErr    error // the failed batch's error, if a batch failed
+	err         error // why the flush failed
+}
+
+func (e *notDurableError) Error() string {
+	msg := fmt.Sprintf("batches %d to %d committed, but their commits could not be made durable (outcome unknown): %v", e.first, e.last, e.err)
+	if e.batchErr != nil {
+		msg = e.batchErr.Error() + "; " + msg
+	}
+	return msg
+}
+
+func (e *notDurableError) Unwrap() []error {
+	if e.batchErr == nil {
+		return []error{e.err}
+	}
+	return []error{e.batchErr, e.err}
+}
+
+// describe says what went wrong, as describe does for one error.
+func (e *notDurableError) describe(n int) string {
+	msg := fmt.Sprintf("batches %d to %d committed, but their commits could not be made durable (outcome unknown; left out of this report): %s",
+		e.first, e.last, describe(e.err))
+	if e.batchErr != nil {
+		msg = fmt.Sprintf("batch %d: %s; %s", n, describe(e.batchErr), msg)
+	}
+	return msg
+}
+
+// walk runs the batches of one rule: see batches.
+func (s *sweep) walk(ctx context.Context, index int, q ruleSQL, cutoff time.Time, byCtid bool, rr *RuleReport,
+	texts chan<- []string, w *pending) (int, error) {
 	var after any // the last key of the previous batch's range
 	keys := s.cfg.BatchSize
 	for n := 1; ; n++ {
@@ -226,6 +306,11 @@ func (s *sweep) batches(ctx context.Context, index int, q ruleSQL, cutoff time.T
 			return 0, nil
 		}
 		rr.Batches++
+		if w.batches == 0 {
+			w.first = n
+		}
+		w.batches++
+		w.records += len(res.texts)
 		texts <- res.texts
 		if rr.Action == v1alpha1.ActionAnonymise {
 			rr.Anonymised += int64(len(res.texts))
@@ -238,6 +323,35 @@ func (s *sweep) batches(ctx context.Context, index int, q ruleSQL, cutoff time.T
 		after = res.upper
 		keys = rangeKeys(s.cfg.BatchSize, keys, len(res.texts))
 	}
+}
+
+// flush makes the commits of the batches before it durable. A batch commits
+// with synchronous_commit off: its COMMIT returns without waiting for the
+// write-ahead log to reach the disk, so that the flush overlaps the next
+// batch instead of stalling the sweep in every batch; its locks are released
+// at COMMIT as before. flush then commits one transaction that writes a
+// commit record (txid_current() assigns a transaction id), with the
+// server's own synchronous_commit: its COMMIT returns once the log is
+// durable up to its commit record (and replicated, when the server waits
+// for standbys), so up to the commits of every batch before it. It runs on a
+// context that ctx's cancellation does not reach, as a batch does: a
+// cancelled sweep still confirms the batches it completed.
+func (s *sweep) flush(ctx context.Context) error {
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.BatchTimeout)
+	defer cancel()
+	tx, err := s.db.BeginTx(fctx, pgx.TxOptions{})
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback(fctx) }() // a no-op after Commit
+	var xid int64
+	if err := tx.QueryRow(fctx, "SELECT txid_current()").Scan(&xid); err != nil {
+		return err
+	}
+	if err := tx.Commit(fctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
 }
 
 // maxRangeFactor bounds the keys one batch examines: at most this many
@@ -337,11 +451,13 @@ func (s *sweep) batchTx(ctx context.Context, index, n int, st statement, lockWai
 	defer cancel()
 	began := time.Now()
 	defer func() { res.took = time.Since(began) }()
-	var opts pgx.TxOptions
+	// In the same round trip as BEGIN: the commit does not wait for the
+	// log's flush (see flush) and, with a lockWait, the statement waits at
+	// most lockWait for a row lock; the value is a number of milliseconds,
+	// never outside input.
+	opts := pgx.TxOptions{BeginQuery: "BEGIN; SET LOCAL synchronous_commit = off"}
 	if lockWait > 0 {
-		// In the same round trip as BEGIN; the value is a number of
-		// milliseconds, never outside input.
-		opts.BeginQuery = "BEGIN; SET LOCAL lock_timeout = '" + strconv.FormatInt(max(lockWait.Milliseconds(), 1), 10) + "ms'"
+		opts.BeginQuery += "; SET LOCAL lock_timeout = '" + strconv.FormatInt(max(lockWait.Milliseconds(), 1), 10) + "ms'"
 	}
 	tx, err := s.db.BeginTx(bctx, opts)
 	if err != nil {
