@@ -99,6 +99,8 @@ func runConvergence(b *testing.B, n int, quiet time.Duration) {
 
 	initial := apiserverWrites(b, env)
 	loadBefore, cpuBefore := loadAverage(), cpuTime(b, manager.Process.Pid)
+	selfBefore, planeBefore := selfCPU(b), controlPlaneCPU(b)
+	mgrBefore, apiBefore := scrape(b, metricsURL, managerMetrics), apiserverSamples(b, env)
 	var cpuProfile *cpuProfiler
 	if profiles != "" {
 		cpuProfile = startCPUProfile(pprofURL)
@@ -138,6 +140,8 @@ func runConvergence(b *testing.B, n int, quiet time.Duration) {
 	toConverge := time.Since(start)
 	b.StopTimer()
 	cpuToConverge, loadAfter := cpuTime(b, manager.Process.Pid)-cpuBefore, loadAverage()
+	selfToConverge, planeAfter := selfCPU(b)-selfBefore, controlPlaneCPU(b)
+	mgrWaits, apiWaits := scrape(b, metricsURL, managerMetrics).since(mgrBefore), apiserverSamples(b, env).since(apiBefore)
 	reconciled := reconciles(b, metricsURL)
 	cpuPath := filepath.Join(profiles, fmt.Sprintf("manager-cpu-%d.pprof", n))
 	if cpuProfile != nil {
@@ -167,7 +171,9 @@ func runConvergence(b *testing.B, n int, quiet time.Duration) {
 	_ = manager.Process.Kill()
 	_ = manager.Wait()
 
+	selfBeforeFloor, planeBeforeFloor := selfCPU(b), controlPlaneCPU(b)
 	floorTime, floorKinds := runFloor(ctx, b, env, n)
+	selfFloor, planeFloor := selfCPU(b)-selfBeforeFloor, controlPlaneCPU(b)
 
 	operatorWrites, floorWrites := total(byKind), total(floorKinds)
 	// Printed, not logged: a benchmark's log is cut after a few lines.
@@ -181,6 +187,10 @@ func runConvergence(b *testing.B, n int, quiet time.Duration) {
 		toConverge.Seconds(), created.Seconds(), floorTime.Seconds(), toConverge.Seconds()/floorTime.Seconds())
 	fmt.Printf("manager: %.1f s of CPU to converge (user and system), %.1f ms per store; peak RSS %.0f MiB; load average %s at the start, %s at convergence\n",
 		cpuToConverge.Seconds(), cpuToConverge.Seconds()*1000/float64(n), rss, loadBefore, loadAfter)
+	fmt.Printf("benchmark process (creates, informers, convergence check): %.1f s of CPU to converge, %.1f s in the floor's run\n",
+		selfToConverge.Seconds(), selfFloor.Seconds())
+	fmt.Printf("control plane CPU to converge: %s; in the floor's run: %s\n", cpuSince(planeAfter, planeBefore), cpuSince(planeFloor, planeBeforeFloor))
+	printWaits(mgrWaits, apiWaits, n)
 	fmt.Printf("reconciles to converge per store, by controller and result (%d stores):\n", n)
 	for _, k := range sortedKeys(reconciled, nil) {
 		fmt.Printf("  %-40s %9.2f\n", k, reconciled[k]/float64(n))
@@ -204,6 +214,7 @@ func runConvergence(b *testing.B, n int, quiet time.Duration) {
 	b.ReportMetric(operatorWrites/floorWrites, "operator/floor-writes")
 	b.ReportMetric(rss, "MiB-peak-rss")
 	b.ReportMetric(cpuToConverge.Seconds()*1000/float64(n), "manager-cpu-ms-per-store")
+	b.ReportMetric(selfToConverge.Seconds(), "bench-cpu-s-to-converge")
 	b.ReportMetric(operatorWrites/float64(n), "writes-per-store-to-converge")
 	b.ReportMetric(floorWrites/float64(n), "floor-writes-per-store")
 	b.ReportMetric(writes, "writes-after-convergence")
@@ -393,9 +404,8 @@ func reportsInStep(b *testing.B, r client.Reader) int {
 	return inStep
 }
 
-// apiserverWrites reads the API server's own request counters of every
-// verb that changes something, by verb and resource.
-func apiserverWrites(b *testing.B, env *testenv.Env) map[string]float64 {
+// apiserverMetricsText reads the API server's /metrics.
+func apiserverMetricsText(b *testing.B, env *testenv.Env) string {
 	cs, err := kubernetes.NewForConfig(env.Config)
 	if err != nil {
 		b.Fatal(err)
@@ -404,8 +414,29 @@ func apiserverWrites(b *testing.B, env *testenv.Env) map[string]float64 {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return string(data)
+}
+
+// apiserverSamples are the API server's request durations.
+func apiserverSamples(b *testing.B, env *testenv.Env) samples {
+	return parseSamples(apiserverMetricsText(b, env), apiserverMetrics...)
+}
+
+// scrape reads the samples of the named metrics from a metrics endpoint.
+func scrape(b *testing.B, url string, prefixes []string) samples {
+	data, err := fetch(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return parseSamples(string(data), prefixes...)
+}
+
+// apiserverWrites reads the API server's own request counters of every
+// verb that changes something, by verb and resource.
+func apiserverWrites(b *testing.B, env *testenv.Env) map[string]float64 {
+	data := apiserverMetricsText(b, env)
 	out := map[string]float64{}
-	for _, line := range strings.Split(string(data), "\n") {
+	for _, line := range strings.Split(data, "\n") {
 		if !strings.HasPrefix(line, "apiserver_request_total{") {
 			continue
 		}
