@@ -20,19 +20,14 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
-	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	openreportsv1alpha1 "github.com/openreports/reports-api/apis/openreports.io/v1alpha1"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 	"github.com/dossierguard/dossierguard/internal/testenv"
@@ -95,7 +90,8 @@ func runConvergence(b *testing.B, n int, quiet time.Duration) {
 		}
 	}
 	ctrllog.SetLogger(logr.Discard()) // the benchmark's informers log nothing worth reading
-	watch, changed := startWatch(ctx, b, env)
+	tracker := newConvergence(4 * n)
+	startWatch(ctx, b, env, tracker)
 
 	initial := apiserverWrites(b, env)
 	loadBefore, cpuBefore := loadAverage(), cpuTime(b, manager.Process.Pid)
@@ -107,6 +103,7 @@ func runConvergence(b *testing.B, n int, quiet time.Duration) {
 	}
 	b.ResetTimer()
 	start := time.Now()
+	tracker.restart()
 	// As many creates in flight as the floor has writes: a store with its
 	// role, agreement and policy, one after the other, per job.
 	creator := unlimitedClient(b, env)
@@ -125,17 +122,12 @@ func runConvergence(b *testing.B, n int, quiet time.Duration) {
 		b.Fatal(err)
 	}
 	created := time.Since(start)
-	deadline := time.After(15 * time.Minute)
-	for !converged(b, watch, n) {
-		// Look again on the next change the informers see; at least once
-		// a second in case a change came while the last look ran.
-		select {
-		case <-changed:
-		case <-time.After(time.Second):
-		case <-deadline:
-			b.Fatalf("not all %d stores Ready and settled after 15 minutes: %d of %d objects Ready, %d stores settled, %d Reports in step",
-				n, countReady(b, watch), 4*n, storesSettled(b, watch), reportsInStep(b, watch))
-		}
+	select {
+	case <-tracker.allDone():
+	case <-time.After(15 * time.Minute):
+		ready, settled, inStep, _ := tracker.counts()
+		b.Fatalf("not all %d stores Ready and settled after 15 minutes: %d of %d objects Ready, %d stores settled, %d Reports in step",
+			n, ready, 4*n, settled, inStep)
 	}
 	toConverge := time.Since(start)
 	b.StopTimer()
@@ -190,6 +182,7 @@ func runConvergence(b *testing.B, n int, quiet time.Duration) {
 	fmt.Printf("benchmark process (creates, informers, convergence check): %.1f s of CPU to converge, %.1f s in the floor's run\n",
 		selfToConverge.Seconds(), selfFloor.Seconds())
 	fmt.Printf("control plane CPU to converge: %s; in the floor's run: %s\n", cpuSince(planeAfter, planeBefore), cpuSince(planeFloor, planeBeforeFloor))
+	fmt.Printf("objects converged (Ready, settled, Report in step), seconds after the first create, by kind:\n%s", tracker.timeline())
 	printWaits(mgrWaits, apiWaits, n)
 	fmt.Printf("reconciles to converge per store, by controller and result (%d stores):\n", n)
 	for _, k := range sortedKeys(reconciled, nil) {
@@ -223,39 +216,20 @@ func runConvergence(b *testing.B, n int, quiet time.Duration) {
 	}
 }
 
-// converged says whether every object is Ready, every store's status
-// reflects its referrers, and every Report is in step with its resource.
-func converged(b *testing.B, r client.Reader, n int) bool {
-	return countReady(b, r) == 4*n && storesSettled(b, r) == n && reportsInStep(b, r) == 4*n
-}
-
 // startWatch starts informers on the kinds whose state says convergence,
-// in the benchmark's namespace, and returns their cache and a channel that
-// receives a value (coalesced) whenever any of them changes.
-func startWatch(ctx context.Context, b *testing.B, env *testenv.Env) (cache.Cache, <-chan struct{}) {
+// in the benchmark's namespace, and feeds their changes to the tracker.
+func startWatch(ctx context.Context, b *testing.B, env *testenv.Env, tracker *convergence) {
 	watch, err := cache.New(env.Config, cache.Options{Scheme: env.Scheme, DefaultNamespaces: map[string]cache.Config{"bench": {}},
 		DefaultTransform: cache.TransformStripManagedFields()})
 	if err != nil {
 		b.Fatal(err)
-	}
-	changed := make(chan struct{}, 1)
-	notify := func() {
-		select {
-		case changed <- struct{}{}:
-		default:
-		}
-	}
-	handler := toolscache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { notify() },
-		UpdateFunc: func(any, any) { notify() },
-		DeleteFunc: func(any) { notify() },
 	}
 	for _, o := range []client.Object{&v1alpha1.DossierStore{}, &v1alpha1.AccessRole{}, &v1alpha1.SharingAgreement{}, &v1alpha1.RetentionPolicy{}, &openreportsv1alpha1.Report{}} {
 		inf, err := watch.GetInformer(ctx, o)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := inf.AddEventHandler(handler); err != nil {
+		if _, err := inf.AddEventHandler(tracker.handler()); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -263,7 +237,6 @@ func startWatch(ctx context.Context, b *testing.B, env *testenv.Env) (cache.Cach
 	if !watch.WaitForCacheSync(ctx) {
 		b.Fatal("the benchmark's informers did not sync")
 	}
-	return watch, changed
 }
 
 func benchStore(i int) *v1alpha1.DossierStore {
@@ -303,105 +276,6 @@ func benchSet(i int) []client.Object {
 			Rules: []v1alpha1.RetentionRule{{Name: "dossiers", Table: "dossiers", Period: "P5Y",
 				Clock: v1alpha1.RetentionClock{Event: v1alpha1.ClockLastContact, Column: "last_contact_at"}}}}},
 	}
-}
-
-// countReady counts the objects of every kind whose Ready condition is True.
-func countReady(b *testing.B, r client.Reader) int {
-	ctx := context.Background()
-	ready := 0
-	for _, list := range []client.ObjectList{&v1alpha1.DossierStoreList{}, &v1alpha1.AccessRoleList{}, &v1alpha1.SharingAgreementList{}, &v1alpha1.RetentionPolicyList{}} {
-		if err := r.List(ctx, list, client.InNamespace("bench")); err != nil {
-			b.Fatal(err)
-		}
-		items, _ := meta.ExtractList(list)
-		for _, item := range items {
-			u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(item)
-			if err != nil {
-				b.Fatal(err)
-			}
-			conds, _, _ := unstructured.NestedSlice(u, "status", "conditions")
-			for _, c := range conds {
-				m := c.(map[string]any)
-				if m["type"] == v1alpha1.ConditionReady && m["status"] == "True" {
-					ready++
-				}
-			}
-		}
-	}
-	return ready
-}
-
-// storesSettled counts the stores whose status reflects their referrers:
-// the agreement in force, the role rendered, the retention policy seen.
-func storesSettled(b *testing.B, r client.Reader) int {
-	list := &v1alpha1.DossierStoreList{}
-	if err := r.List(context.Background(), list, client.InNamespace("bench")); err != nil {
-		b.Fatal(err)
-	}
-	settled := 0
-	for _, s := range list.Items {
-		if s.Status.Agreements == nil || s.Status.Agreements.InForce != 1 {
-			continue
-		}
-		ok := 0
-		for _, c := range s.Status.Compliance {
-			if (c.Control == "AccessControlDefined" && c.Result == v1alpha1.ResultPass) ||
-				(c.Control == "RetentionEnforced" && c.Reason == "AwaitingFirstRun") {
-				ok++
-			}
-		}
-		if ok == 2 {
-			settled++
-		}
-	}
-	return settled
-}
-
-// reportsInStep counts the resources whose OpenReports Report has the
-// results of their status.compliance.
-func reportsInStep(b *testing.B, r client.Reader) int {
-	ctx := context.Background()
-	reports := &openreportsv1alpha1.ReportList{}
-	if err := r.List(ctx, reports, client.InNamespace("bench")); err != nil {
-		b.Fatal(err)
-	}
-	byScope := map[types.UID]openreportsv1alpha1.Report{}
-	for _, r := range reports.Items {
-		if r.Scope != nil {
-			byScope[r.Scope.UID] = r
-		}
-	}
-	inStep := 0
-	for _, list := range []client.ObjectList{&v1alpha1.DossierStoreList{}, &v1alpha1.AccessRoleList{}, &v1alpha1.SharingAgreementList{}, &v1alpha1.RetentionPolicyList{}} {
-		if err := r.List(ctx, list, client.InNamespace("bench")); err != nil {
-			b.Fatal(err)
-		}
-		items, _ := meta.ExtractList(list)
-		for _, item := range items {
-			o := item.(client.Object)
-			u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(item)
-			if err != nil {
-				b.Fatal(err)
-			}
-			rows, _, _ := unstructured.NestedSlice(u, "status", "compliance")
-			r, ok := byScope[o.GetUID()]
-			if !ok || len(r.Results) != len(rows) || len(rows) == 0 {
-				continue
-			}
-			same := true
-			for i, row := range rows {
-				m := row.(map[string]any)
-				if r.Results[i].Policy != m["control"] || r.Results[i].Description != m["message"] ||
-					string(r.Results[i].Result) != strings.ToLower(fmt.Sprint(m["result"])) && m["result"] != "Unknown" {
-					same = false
-				}
-			}
-			if same {
-				inStep++
-			}
-		}
-	}
-	return inStep
 }
 
 // apiserverMetricsText reads the API server's /metrics.
