@@ -131,8 +131,9 @@ func printHistogram(title string, rows []histogramRow, n int, max int) {
 // retries.
 var managerMetrics = []string{"rest_client_request_duration_seconds", "rest_client_requests_total", "workqueue_", "controller_runtime_reconcile_"}
 
-// apiserverMetrics are the API server's own request durations.
-var apiserverMetrics = []string{"apiserver_request_duration_seconds_sum", "apiserver_request_duration_seconds_count"}
+// apiserverMetrics are the API server's own request durations and counts
+// (the latter by response code).
+var apiserverMetrics = []string{"apiserver_request_duration_seconds_sum", "apiserver_request_duration_seconds_count", "apiserver_request_total"}
 
 // printWaits prints where the manager's time went while it converged, from
 // the differences of its metrics and the API server's over the convergence.
@@ -150,14 +151,21 @@ func printWaits(mgr, apiserver samples, n int) {
 	notWatch := func(k string) bool { return strings.HasPrefix(k, "WATCH") || strings.HasPrefix(k, "CONNECT") }
 	printHistogram("API server: requests by verb and resource, all clients (apiserver_request_duration_seconds)",
 		apiserver.histogram("apiserver_request_duration_seconds", notWatch, "verb", "resource", "subresource"), n, 16)
+	refused := apiserver.by("apiserver_request_total", "verb", "resource", "subresource", "code")
+	fmt.Printf("API server: requests refused, all clients, by verb, resource and code (409 a conflict, 429 too many requests), per store (%d stores):\n", n)
+	for _, k := range sortedKeys(refused, nil) {
+		if code := k[strings.LastIndexByte(k, ' ')+1:]; refused[k] > 0 && code != "" && code[0] != '2' && !strings.HasPrefix(k, "WATCH") {
+			fmt.Printf("  %-44s %10.2f\n", k, refused[k]/float64(n))
+		}
+	}
 	printHistogram("manager: time in the work queue before a worker took the item (workqueue_queue_duration_seconds)",
 		mgr.histogram("workqueue_queue_duration_seconds", nil, "name"), n, 10)
 	printHistogram("manager: time a worker spent on an item (workqueue_work_duration_seconds)",
 		mgr.histogram("workqueue_work_duration_seconds", nil, "name"), n, 10)
 	adds, retries := mgr.by("workqueue_adds_total", "name"), mgr.by("workqueue_retries_total", "name")
 	errs := mgr.by("controller_runtime_reconcile_errors_total", "controller")
-	fmt.Printf("manager: queue adds, rate-limited retries (errors and conflicts, exponential backoff) and errors per store (%d stores):\n", n)
-	fmt.Printf("  %-44s %10s %10s %10s\n", "controller", "adds", "retries", "errors")
+	fmt.Printf("manager: queue adds, delayed adds (workqueue_retries_total: RequeueAfter, and backoff after an error) and errors per store (%d stores):\n", n)
+	fmt.Printf("  %-44s %10s %10s %10s\n", "controller", "adds", "delayed", "errors")
 	for _, k := range sortedKeys(adds, nil) {
 		fmt.Printf("  %-44s %10.2f %10.2f %10.2f\n", k, adds[k]/float64(n), retries[k]/float64(n), errs[k]/float64(n))
 	}
