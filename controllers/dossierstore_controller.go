@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"golang.org/x/sync/errgroup"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -116,7 +115,10 @@ func (r *DossierStoreReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	before := store.DeepCopy()
 	now := r.Clock.Now()
 	facts := storeFacts{now: now}
-	errs := runStoreSteps(ctx, store, &facts, r.storeSteps())
+	var errs []error
+	for _, step := range r.storeSteps() {
+		errs = append(errs, step(ctx, store, &facts))
+	}
 
 	setStoreStatus(store, facts)
 	metrics.RecordStore(store)
@@ -157,45 +159,14 @@ func (r *DossierStoreReconciler) nextStoreLook(facts storeFacts, now time.Time) 
 }
 
 // storeStep is one step of a store's reconcile: it records what it found
-// and did in the facts, in fields of its own. Its error is reported, but
-// the other steps run all the same, so that the status describes every
-// control.
+// and did in the facts. Its error is reported, but the later steps run all
+// the same, so that the status describes every control.
 type storeStep func(ctx context.Context, store *v1alpha1.DossierStore, f *storeFacts) error
 
-// storeStepParallelism is how many steps of one store's reconcile run at
-// once. Most steps are a read of the cache and a call to the API server
-// that no other step needs the answer of, so a reconcile takes about as
-// long as its slowest few calls instead of the sum of some twenty.
-const storeStepParallelism = 4
-
-// runStoreSteps runs the phases one after the other and the steps of a
-// phase at once (at most storeStepParallelism of them), and returns the
-// steps' errors in their order. The store is only read.
-func runStoreSteps(ctx context.Context, store *v1alpha1.DossierStore, f *storeFacts, phases [][]storeStep) []error {
-	var errs []error
-	for _, phase := range phases {
-		phaseErrs := make([]error, len(phase))
-		g := errgroup.Group{}
-		g.SetLimit(storeStepParallelism)
-		for i, step := range phase {
-			g.Go(func() error {
-				phaseErrs[i] = step(ctx, store, f)
-				return nil
-			})
-		}
-		_ = g.Wait()
-		errs = append(errs, phaseErrs...)
-	}
-	return errs
-}
-
-// storeSteps are the steps of a store's reconcile in phases: the steps of
-// a phase are independent of each other and run at once; a step that reads
-// what another found (the volume claim needs the StorageClass verified,
-// the audit check the proxy's transport) is in a later phase. A new step
-// is added here and nowhere else.
-func (r *DossierStoreReconciler) storeSteps() [][]storeStep {
-	return [][]storeStep{{
+// storeSteps are the steps of a store's reconcile, in order; a new step is
+// added here and nowhere else.
+func (r *DossierStoreReconciler) storeSteps() []storeStep {
+	return []storeStep{
 		func(ctx context.Context, s *v1alpha1.DossierStore, f *storeFacts) error {
 			f.encryption = r.reconcileEncryption(ctx, s)
 			return nil
@@ -206,6 +177,10 @@ func (r *DossierStoreReconciler) storeSteps() [][]storeStep {
 		},
 		func(ctx context.Context, s *v1alpha1.DossierStore, f *storeFacts) (err error) {
 			f.keyAccess, err = r.reconcileKeyAccess(ctx, s)
+			return err
+		},
+		func(ctx context.Context, s *v1alpha1.DossierStore, f *storeFacts) (err error) {
+			f.claim, err = r.reconcileClaim(ctx, s, f.encryption)
 			return err
 		},
 		func(ctx context.Context, s *v1alpha1.DossierStore, f *storeFacts) (err error) {
@@ -233,6 +208,10 @@ func (r *DossierStoreReconciler) storeSteps() [][]storeStep {
 			return err
 		},
 		func(ctx context.Context, s *v1alpha1.DossierStore, f *storeFacts) (err error) {
+			f.audit, err = r.checkAuditActive(ctx, s, f.transport)
+			return err
+		},
+		func(ctx context.Context, s *v1alpha1.DossierStore, f *storeFacts) (err error) {
 			f.requests, f.requestsNext, f.unfilterable, err = r.summariseRequests(ctx, s, f.now)
 			return err
 		},
@@ -248,16 +227,7 @@ func (r *DossierStoreReconciler) storeSteps() [][]storeStep {
 			f.egress, err = r.reconcileEgressGateway(ctx, s, f.now)
 			return err
 		},
-	}, {
-		func(ctx context.Context, s *v1alpha1.DossierStore, f *storeFacts) (err error) {
-			f.claim, err = r.reconcileClaim(ctx, s, f.encryption)
-			return err
-		},
-		func(ctx context.Context, s *v1alpha1.DossierStore, f *storeFacts) (err error) {
-			f.audit, err = r.checkAuditActive(ctx, s, f.transport)
-			return err
-		},
-	}}
+	}
 }
 
 // listActivityNames reads the names of the ProcessingActivities of the
