@@ -42,7 +42,10 @@ import (
 // OpenReports Report CRD is installed, so the manager keeps a Report of every
 // resource, and converged includes every Report saying what its resource's
 // status says. Convergence is watched through informers, so the benchmark
-// itself puts no load on the API server while it waits. The floor, in the
+// itself puts no load on the API server while it waits, and checked
+// incrementally (convergence), so that it costs the shared cores little;
+// it prints its own CPU time, the control plane's, and where the manager
+// waited (printWaits). The floor, in the
 // same run, is a plain concurrent client writing the same final objects,
 // children, statuses, Reports and Events once each. It also prints the
 // manager's CPU time to converge (user and system, from /proc/<pid>/stat),
