@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
 
@@ -93,6 +94,10 @@ func runManager(cmd *cobra.Command, opts managerOptions) error {
 	if err := opts.network.validate(opts.webhook.logbookURL, opts.webhook.namespace); err != nil {
 		return err
 	}
+	// How long the manager's calls to the API server take, by method
+	// (rest_client_request_duration_seconds, opt-in in controller-runtime):
+	// what a reconcile waits for.
+	crmetrics.RegisterRESTClientMetrics(crmetrics.MetricRequestLatency)
 	cfg := ctrl.GetConfigOrDie()
 	reports, err := detectReports(cfg, controllers.ReportKinds{OpenReports: opts.openReports, PolicyReports: opts.policyReports}, log)
 	if err != nil {

@@ -20,19 +20,14 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
-	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	openreportsv1alpha1 "github.com/openreports/reports-api/apis/openreports.io/v1alpha1"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 	"github.com/dossierguard/dossierguard/internal/testenv"
@@ -47,7 +42,10 @@ import (
 // OpenReports Report CRD is installed, so the manager keeps a Report of every
 // resource, and converged includes every Report saying what its resource's
 // status says. Convergence is watched through informers, so the benchmark
-// itself puts no load on the API server while it waits. The floor, in the
+// itself puts no load on the API server while it waits, and checked
+// incrementally (convergence), so that it costs the shared cores little;
+// it prints its own CPU time, the control plane's, and where the manager
+// waited (printWaits). The floor, in the
 // same run, is a plain concurrent client writing the same final objects,
 // children, statuses, Reports and Events once each. It also prints the
 // manager's CPU time to converge (user and system, from /proc/<pid>/stat),
@@ -95,16 +93,20 @@ func runConvergence(b *testing.B, n int, quiet time.Duration) {
 		}
 	}
 	ctrllog.SetLogger(logr.Discard()) // the benchmark's informers log nothing worth reading
-	watch, changed := startWatch(ctx, b, env)
+	tracker := newConvergence(4 * n)
+	startWatch(ctx, b, env, tracker)
 
 	initial := apiserverWrites(b, env)
 	loadBefore, cpuBefore := loadAverage(), cpuTime(b, manager.Process.Pid)
+	selfBefore, planeBefore := selfCPU(b), controlPlaneCPU(b)
+	mgrBefore, apiBefore := scrape(b, metricsURL, managerMetrics), apiserverSamples(b, env)
 	var cpuProfile *cpuProfiler
 	if profiles != "" {
 		cpuProfile = startCPUProfile(pprofURL)
 	}
 	b.ResetTimer()
 	start := time.Now()
+	tracker.restart()
 	// As many creates in flight as the floor has writes: a store with its
 	// role, agreement and policy, one after the other, per job.
 	creator := unlimitedClient(b, env)
@@ -123,21 +125,18 @@ func runConvergence(b *testing.B, n int, quiet time.Duration) {
 		b.Fatal(err)
 	}
 	created := time.Since(start)
-	deadline := time.After(15 * time.Minute)
-	for !converged(b, watch, n) {
-		// Look again on the next change the informers see; at least once
-		// a second in case a change came while the last look ran.
-		select {
-		case <-changed:
-		case <-time.After(time.Second):
-		case <-deadline:
-			b.Fatalf("not all %d stores Ready and settled after 15 minutes: %d of %d objects Ready, %d stores settled, %d Reports in step",
-				n, countReady(b, watch), 4*n, storesSettled(b, watch), reportsInStep(b, watch))
-		}
+	select {
+	case <-tracker.allDone():
+	case <-time.After(15 * time.Minute):
+		ready, settled, inStep, _ := tracker.counts()
+		b.Fatalf("not all %d stores Ready and settled after 15 minutes: %d of %d objects Ready, %d stores settled, %d Reports in step",
+			n, ready, 4*n, settled, inStep)
 	}
 	toConverge := time.Since(start)
 	b.StopTimer()
 	cpuToConverge, loadAfter := cpuTime(b, manager.Process.Pid)-cpuBefore, loadAverage()
+	selfToConverge, planeAfter := selfCPU(b)-selfBefore, controlPlaneCPU(b)
+	mgrWaits, apiWaits := scrape(b, metricsURL, managerMetrics).since(mgrBefore), apiserverSamples(b, env).since(apiBefore)
 	reconciled := reconciles(b, metricsURL)
 	cpuPath := filepath.Join(profiles, fmt.Sprintf("manager-cpu-%d.pprof", n))
 	if cpuProfile != nil {
@@ -167,7 +166,9 @@ func runConvergence(b *testing.B, n int, quiet time.Duration) {
 	_ = manager.Process.Kill()
 	_ = manager.Wait()
 
+	selfBeforeFloor, planeBeforeFloor := selfCPU(b), controlPlaneCPU(b)
 	floorTime, floorKinds := runFloor(ctx, b, env, n)
+	selfFloor, planeFloor := selfCPU(b)-selfBeforeFloor, controlPlaneCPU(b)
 
 	operatorWrites, floorWrites := total(byKind), total(floorKinds)
 	// Printed, not logged: a benchmark's log is cut after a few lines.
@@ -181,6 +182,11 @@ func runConvergence(b *testing.B, n int, quiet time.Duration) {
 		toConverge.Seconds(), created.Seconds(), floorTime.Seconds(), toConverge.Seconds()/floorTime.Seconds())
 	fmt.Printf("manager: %.1f s of CPU to converge (user and system), %.1f ms per store; peak RSS %.0f MiB; load average %s at the start, %s at convergence\n",
 		cpuToConverge.Seconds(), cpuToConverge.Seconds()*1000/float64(n), rss, loadBefore, loadAfter)
+	fmt.Printf("benchmark process (creates, informers, convergence check): %.1f s of CPU to converge, %.1f s in the floor's run\n",
+		selfToConverge.Seconds(), selfFloor.Seconds())
+	fmt.Printf("control plane CPU to converge: %s; in the floor's run: %s\n", cpuSince(planeAfter, planeBefore), cpuSince(planeFloor, planeBeforeFloor))
+	fmt.Printf("objects converged (Ready, settled, Report in step), seconds after the first create, by kind:\n%s", tracker.timeline())
+	printWaits(mgrWaits, apiWaits, n)
 	fmt.Printf("reconciles to converge per store, by controller and result (%d stores):\n", n)
 	for _, k := range sortedKeys(reconciled, nil) {
 		fmt.Printf("  %-40s %9.2f\n", k, reconciled[k]/float64(n))
@@ -204,6 +210,7 @@ func runConvergence(b *testing.B, n int, quiet time.Duration) {
 	b.ReportMetric(operatorWrites/floorWrites, "operator/floor-writes")
 	b.ReportMetric(rss, "MiB-peak-rss")
 	b.ReportMetric(cpuToConverge.Seconds()*1000/float64(n), "manager-cpu-ms-per-store")
+	b.ReportMetric(selfToConverge.Seconds(), "bench-cpu-s-to-converge")
 	b.ReportMetric(operatorWrites/float64(n), "writes-per-store-to-converge")
 	b.ReportMetric(floorWrites/float64(n), "floor-writes-per-store")
 	b.ReportMetric(writes, "writes-after-convergence")
@@ -212,39 +219,20 @@ func runConvergence(b *testing.B, n int, quiet time.Duration) {
 	}
 }
 
-// converged says whether every object is Ready, every store's status
-// reflects its referrers, and every Report is in step with its resource.
-func converged(b *testing.B, r client.Reader, n int) bool {
-	return countReady(b, r) == 4*n && storesSettled(b, r) == n && reportsInStep(b, r) == 4*n
-}
-
 // startWatch starts informers on the kinds whose state says convergence,
-// in the benchmark's namespace, and returns their cache and a channel that
-// receives a value (coalesced) whenever any of them changes.
-func startWatch(ctx context.Context, b *testing.B, env *testenv.Env) (cache.Cache, <-chan struct{}) {
+// in the benchmark's namespace, and feeds their changes to the tracker.
+func startWatch(ctx context.Context, b *testing.B, env *testenv.Env, tracker *convergence) {
 	watch, err := cache.New(env.Config, cache.Options{Scheme: env.Scheme, DefaultNamespaces: map[string]cache.Config{"bench": {}},
 		DefaultTransform: cache.TransformStripManagedFields()})
 	if err != nil {
 		b.Fatal(err)
-	}
-	changed := make(chan struct{}, 1)
-	notify := func() {
-		select {
-		case changed <- struct{}{}:
-		default:
-		}
-	}
-	handler := toolscache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { notify() },
-		UpdateFunc: func(any, any) { notify() },
-		DeleteFunc: func(any) { notify() },
 	}
 	for _, o := range []client.Object{&v1alpha1.DossierStore{}, &v1alpha1.AccessRole{}, &v1alpha1.SharingAgreement{}, &v1alpha1.RetentionPolicy{}, &openreportsv1alpha1.Report{}} {
 		inf, err := watch.GetInformer(ctx, o)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := inf.AddEventHandler(handler); err != nil {
+		if _, err := inf.AddEventHandler(tracker.handler()); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -252,7 +240,6 @@ func startWatch(ctx context.Context, b *testing.B, env *testenv.Env) (cache.Cach
 	if !watch.WaitForCacheSync(ctx) {
 		b.Fatal("the benchmark's informers did not sync")
 	}
-	return watch, changed
 }
 
 func benchStore(i int) *v1alpha1.DossierStore {
@@ -294,108 +281,8 @@ func benchSet(i int) []client.Object {
 	}
 }
 
-// countReady counts the objects of every kind whose Ready condition is True.
-func countReady(b *testing.B, r client.Reader) int {
-	ctx := context.Background()
-	ready := 0
-	for _, list := range []client.ObjectList{&v1alpha1.DossierStoreList{}, &v1alpha1.AccessRoleList{}, &v1alpha1.SharingAgreementList{}, &v1alpha1.RetentionPolicyList{}} {
-		if err := r.List(ctx, list, client.InNamespace("bench")); err != nil {
-			b.Fatal(err)
-		}
-		items, _ := meta.ExtractList(list)
-		for _, item := range items {
-			u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(item)
-			if err != nil {
-				b.Fatal(err)
-			}
-			conds, _, _ := unstructured.NestedSlice(u, "status", "conditions")
-			for _, c := range conds {
-				m := c.(map[string]any)
-				if m["type"] == v1alpha1.ConditionReady && m["status"] == "True" {
-					ready++
-				}
-			}
-		}
-	}
-	return ready
-}
-
-// storesSettled counts the stores whose status reflects their referrers:
-// the agreement in force, the role rendered, the retention policy seen.
-func storesSettled(b *testing.B, r client.Reader) int {
-	list := &v1alpha1.DossierStoreList{}
-	if err := r.List(context.Background(), list, client.InNamespace("bench")); err != nil {
-		b.Fatal(err)
-	}
-	settled := 0
-	for _, s := range list.Items {
-		if s.Status.Agreements == nil || s.Status.Agreements.InForce != 1 {
-			continue
-		}
-		ok := 0
-		for _, c := range s.Status.Compliance {
-			if (c.Control == "AccessControlDefined" && c.Result == v1alpha1.ResultPass) ||
-				(c.Control == "RetentionEnforced" && c.Reason == "AwaitingFirstRun") {
-				ok++
-			}
-		}
-		if ok == 2 {
-			settled++
-		}
-	}
-	return settled
-}
-
-// reportsInStep counts the resources whose OpenReports Report has the
-// results of their status.compliance.
-func reportsInStep(b *testing.B, r client.Reader) int {
-	ctx := context.Background()
-	reports := &openreportsv1alpha1.ReportList{}
-	if err := r.List(ctx, reports, client.InNamespace("bench")); err != nil {
-		b.Fatal(err)
-	}
-	byScope := map[types.UID]openreportsv1alpha1.Report{}
-	for _, r := range reports.Items {
-		if r.Scope != nil {
-			byScope[r.Scope.UID] = r
-		}
-	}
-	inStep := 0
-	for _, list := range []client.ObjectList{&v1alpha1.DossierStoreList{}, &v1alpha1.AccessRoleList{}, &v1alpha1.SharingAgreementList{}, &v1alpha1.RetentionPolicyList{}} {
-		if err := r.List(ctx, list, client.InNamespace("bench")); err != nil {
-			b.Fatal(err)
-		}
-		items, _ := meta.ExtractList(list)
-		for _, item := range items {
-			o := item.(client.Object)
-			u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(item)
-			if err != nil {
-				b.Fatal(err)
-			}
-			rows, _, _ := unstructured.NestedSlice(u, "status", "compliance")
-			r, ok := byScope[o.GetUID()]
-			if !ok || len(r.Results) != len(rows) || len(rows) == 0 {
-				continue
-			}
-			same := true
-			for i, row := range rows {
-				m := row.(map[string]any)
-				if r.Results[i].Policy != m["control"] || r.Results[i].Description != m["message"] ||
-					string(r.Results[i].Result) != strings.ToLower(fmt.Sprint(m["result"])) && m["result"] != "Unknown" {
-					same = false
-				}
-			}
-			if same {
-				inStep++
-			}
-		}
-	}
-	return inStep
-}
-
-// apiserverWrites reads the API server's own request counters of every
-// verb that changes something, by verb and resource.
-func apiserverWrites(b *testing.B, env *testenv.Env) map[string]float64 {
+// apiserverMetricsText reads the API server's /metrics.
+func apiserverMetricsText(b *testing.B, env *testenv.Env) string {
 	cs, err := kubernetes.NewForConfig(env.Config)
 	if err != nil {
 		b.Fatal(err)
@@ -404,8 +291,29 @@ func apiserverWrites(b *testing.B, env *testenv.Env) map[string]float64 {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return string(data)
+}
+
+// apiserverSamples are the API server's request durations.
+func apiserverSamples(b *testing.B, env *testenv.Env) samples {
+	return parseSamples(apiserverMetricsText(b, env), apiserverMetrics...)
+}
+
+// scrape reads the samples of the named metrics from a metrics endpoint.
+func scrape(b *testing.B, url string, prefixes []string) samples {
+	data, err := fetch(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return parseSamples(string(data), prefixes...)
+}
+
+// apiserverWrites reads the API server's own request counters of every
+// verb that changes something, by verb and resource.
+func apiserverWrites(b *testing.B, env *testenv.Env) map[string]float64 {
+	data := apiserverMetricsText(b, env)
 	out := map[string]float64{}
-	for _, line := range strings.Split(string(data), "\n") {
+	for _, line := range strings.Split(data, "\n") {
 		if !strings.HasPrefix(line, "apiserver_request_total{") {
 			continue
 		}
