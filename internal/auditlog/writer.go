@@ -96,6 +96,11 @@ type Commit struct {
 	Bytes int
 	// Sync is how long its fsync (fdatasync with Preallocate) took.
 	Sync time.Duration
+	// Start is when the committer began writing it: the lines were built
+	// (hashed) and written in Write, then synced in Sync.
+	Start time.Time
+	// Write is how long building its lines and the write took.
+	Write time.Duration
 }
 
 // logFile is the file the Writer appends to: an *os.File, or a
@@ -182,6 +187,8 @@ type Writer struct {
 	lastType string
 	unsigned int // events since the last checkpoint
 	buf      []byte
+	// start is when the commit being written began (Commit.Start).
+	start time.Time
 }
 
 // NewWriter opens or creates the log file at opts.Path and starts the
@@ -487,6 +494,7 @@ func (w *Writer) commit(batch []*request, checkpoint bool) {
 	err := w.Err()
 	if err == nil {
 		before := w.chainState()
+		w.start = time.Now()
 		w.buf = w.buf[:0]
 		for _, r := range batch {
 			w.seq++
@@ -618,6 +626,9 @@ func (w *Writer) writeOut(events int) error {
 	if len(w.buf) == 0 {
 		return nil
 	}
+	if events == 0 || w.start.IsZero() {
+		w.start = time.Now() // a line written alone
+	}
 	n, err := w.file.Write(w.buf)
 	w.size += int64(n)
 	if err != nil {
@@ -628,7 +639,7 @@ func (w *Writer) writeOut(events int) error {
 		return w.fail(fmt.Errorf("fsync: %w", err))
 	}
 	if w.observe != nil {
-		w.observe(Commit{Events: events, Bytes: len(w.buf), Sync: time.Since(t0)})
+		w.observe(Commit{Events: events, Bytes: len(w.buf), Sync: time.Since(t0), Start: w.start, Write: t0.Sub(w.start)})
 	}
 	if _, err := w.mirror.Write(w.buf); err != nil {
 		return w.fail(fmt.Errorf("write to mirror: %w", err))

@@ -48,6 +48,9 @@ type floorTarget struct {
 	// proxy. Reported for the targets with stats.
 	commits *commitSamples
 	stats   bool
+	// trace is the timeline of its requests at concurrency 1; nil for the
+	// bare proxy.
+	trace *timeline
 }
 
 // floorCPUProfile, when set, is where BenchmarkProxyFloor writes a CPU
@@ -111,9 +114,12 @@ func benchFloor(b *testing.B, service time.Duration) {
 	targets := []floorTarget{{name: "bare", srv: bare, set: func(*http.Request) {}}, header, jwt, appending}
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 256}}
-	get := func(t floorTarget) (time.Duration, error) {
+	get := func(t floorTarget, traced bool) (time.Duration, error) {
 		req, _ := http.NewRequest("GET", t.srv.URL+"/api/dossiers/D-9", nil)
 		t.set(req)
+		if t.trace != nil {
+			t.trace.begin(traced)
+		}
 		t0 := time.Now()
 		resp, err := client.Do(req)
 		if err != nil {
@@ -122,6 +128,9 @@ func benchFloor(b *testing.B, service time.Duration) {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		_ = resp.Body.Close()
 		d := time.Since(t0)
+		if t.trace != nil {
+			t.trace.end()
+		}
 		if resp.StatusCode != http.StatusOK {
 			return 0, fmt.Errorf("%s: status %d", t.name, resp.StatusCode)
 		}
@@ -129,7 +138,7 @@ func benchFloor(b *testing.B, service time.Duration) {
 	}
 	for range 50 { // warm up connections, code paths and the token cache
 		for _, t := range targets {
-			if _, err := get(t); err != nil {
+			if _, err := get(t, false); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -148,7 +157,7 @@ func benchFloor(b *testing.B, service time.Duration) {
 		// the same one (whose background fsync it would meet).
 		for k := range targets {
 			i := (round + k) % len(targets)
-			d, err := get(targets[i])
+			d, err := get(targets[i], true)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -166,7 +175,7 @@ func benchFloor(b *testing.B, service time.Duration) {
 			if phase == 0 && t.name == "header" && *floorCPUProfile != "" {
 				stop = startCPUProfile(b, *floorCPUProfile, service)
 			}
-			lat, d := benchutil.ClosedLoop(b, benchConcurrency, sz.phase, func() (time.Duration, error) { return get(t) })
+			lat, d := benchutil.ClosedLoop(b, benchConcurrency, sz.phase, func() (time.Duration, error) { return get(t, false) })
 			stop()
 			c64[i], n[i], elapsed[i] = append(c64[i], lat...), n[i]+int64(len(lat)), elapsed[i]+d
 		}
@@ -241,6 +250,11 @@ func benchFloor(b *testing.B, service time.Duration) {
 	b.ReportMetric(rate(0), "c64-bare-req/s")
 	for i, t := range targets[1:] {
 		b.ReportMetric(100*rate(i+1)/rate(0), "c64-"+t.name+"-throughput-%")
+	}
+	for _, t := range targets {
+		if t.stats {
+			table.WriteString(t.trace.report(b.ReportMetric, t.name) + "\n")
+		}
 	}
 	b.Log(strings.TrimRight(table.String(), "\n"))
 }
@@ -342,18 +356,19 @@ func summarise(commits []auditlog.Commit, elapsed time.Duration) commitSummary {
 func floorAuditProxy(b *testing.B, dir, name, identity string, upstream *url.URL, prealloc int64) (floorTarget, func()) {
 	keys := newTestKeys(b)
 	commits := &commitSamples{}
+	trace := newTimeline()
 	w, err := auditlog.NewWriter(auditlog.Options{Path: filepath.Join(dir, name+".jsonl"), SigningKey: keys.signing,
-		ObserveCommit: commits.add, Preallocate: prealloc})
+		ObserveCommit: func(c auditlog.Commit) { commits.add(c); trace.observe(c) }, Preallocate: prealloc})
 	if err != nil {
 		b.Fatal(err)
 	}
 	src, auth, set := benchIdentity(b, identity)
-	p, err := New(Options{Upstream: upstream, Policies: src, Authenticator: auth, Audit: w, PseudonymKey: keys.pseudonym})
+	p, err := New(Options{Upstream: upstream, Policies: src, Authenticator: auth, Audit: trace.sink(w), PseudonymKey: keys.pseudonym})
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := httptest.NewServer(p)
-	return floorTarget{name: name, srv: srv, set: set, commits: commits}, func() {
+	srv := httptest.NewServer(trace.handler(p))
+	return floorTarget{name: name, srv: srv, set: set, commits: commits, trace: trace}, func() {
 		srv.Close()
 		p.Wait()
 		if err := w.Close(); err != nil {

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -307,5 +308,69 @@ func TestOverlapsDurability(t *testing.T) {
 		if got := OverlapsDurability(tc.method, v1alpha1.Action(tc.action)); got != tc.want {
 			t.Errorf("OverlapsDurability(%s, %s) = %v, want %v", tc.method, tc.action, got, tc.want)
 		}
+	}
+}
+
+// TestCompletionAppendedAfterLastByte: a background completion is appended
+// only once the response has been passed on, so that encoding and queueing
+// it takes nothing from the response; its status and duration are still
+// those of the moment the response headers arrived.
+func TestCompletionAppendedAfterLastByte(t *testing.T) {
+	sink := &memorySink{}
+	finish := make(chan struct{})
+	const hold = 300 * time.Millisecond
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"part":"one",`)
+		http.NewResponseController(w).Flush()
+		<-finish
+		_, _ = io.WriteString(w, `"end":true}`)
+	}))
+	defer app.Close()
+	var once sync.Once
+	release := func() { once.Do(func() { close(finish) }) }
+	defer release() // before app.Close, which waits for the handler
+	p := newProxyFor(t, app.URL, sink)
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+
+	req, _ := http.NewRequest("GET", srv.URL+"/api/dossiers/D-9", nil)
+	req.Header.Set(DefaultUserHeader, "an@example.nl")
+	req.Header.Set(DefaultGroupsHeader, "coaches")
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	first := make([]byte, len(`{"part":"one",`))
+	if _, err := io.ReadFull(resp.Body, first); err != nil {
+		t.Fatal(err)
+	}
+	completions := func() []auditlog.Event {
+		var c []auditlog.Event
+		for _, ev := range sink.all() {
+			if ev.Status != 0 {
+				c = append(c, ev)
+			}
+		}
+		return c
+	}
+	// The headers and the first part are through; the last byte is not.
+	for deadline := time.Now().Add(hold); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if c := completions(); len(c) > 0 {
+			t.Fatalf("the completion (status %d) was appended before the last byte of the response", c[0].Status)
+		}
+	}
+	release()
+	if rest, err := io.ReadAll(resp.Body); err != nil || string(rest) != `"end":true}` {
+		t.Fatalf("rest of the body %q (%v)", rest, err)
+	}
+	p.Wait()
+	c := completions()
+	if len(c) != 1 || c[0].Status != http.StatusOK {
+		t.Fatalf("completions %+v; want one with status 200", c)
+	}
+	if c[0].Duration >= hold {
+		t.Errorf("completion duration %s; want the time until the response headers arrived (less than the %s the body was held)", c[0].Duration, hold)
 	}
 }

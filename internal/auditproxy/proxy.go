@@ -304,6 +304,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			recorded()
 		}
 	}()
+	// The completion that modifyResponse ended, after the last byte of the
+	// response (or its failure: ReverseProxy panics when the copy fails).
+	defer p.record.Finish(&st.Completion)
 
 	st.forward.Set(TraceparentHeader, tc.traceparent(ev.OperationID))
 	for _, h := range p.auth.decisionHeaders() {
@@ -581,7 +584,13 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 			return err
 		}
 	}
-	return p.complete(st, resp.StatusCode)
+	if p.record.sync || resp.StatusCode == http.StatusSwitchingProtocols {
+		// Recorded before the response is passed on; a tunnel's when it
+		// opens, not when it closes.
+		return p.complete(st, resp.StatusCode)
+	}
+	st.End(resp.StatusCode) // appended by ServeHTTP once the response is passed on
+	return nil
 }
 
 // filterResponse replaces the body of a records route's response by the
