@@ -309,55 +309,84 @@ func checkOptions(opts Options) error {
 // context's error, and the event may still be written: the log can hold an
 // event for a request that was then denied, never the reverse.
 func (w *Writer) Append(ctx context.Context, ev Event) error {
+	return w.Begin(ctx, ev)()
+}
+
+// Begin is Append in two steps: it validates ev and hands it to the
+// committer, then returns at once with the function that waits for the
+// outcome, which is Append's (an error of the first step included). Call
+// that function once. A caller that has other work to do while its event
+// is being made durable (the audit proxy forwarding a safe request) needs
+// no goroutine of its own to wait: the committer's answer wakes the caller
+// directly.
+func (w *Writer) Begin(ctx context.Context, ev Event) (wait func() error) {
+	req, ackTimeout, err := w.enqueue(ctx, ev)
+	if err != nil {
+		return func() error { return err }
+	}
+	return func() error {
+		var ack <-chan time.Time
+		if ackTimeout != nil {
+			defer ackTimeout.Stop()
+			ack = ackTimeout.C
+		}
+		select {
+		case err := <-req.done:
+			if err != nil {
+				return fmt.Errorf("audit event not recorded: %w", err)
+			}
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("audit event not confirmed (it may still be written): %w", ctx.Err())
+		case <-ack:
+			return fmt.Errorf("audit event not confirmed: the logbook did not acknowledge it within %s (it stays queued)", w.ship.ackTimeout)
+		}
+	}
+}
+
+// enqueue validates ev and queues it for the committer; ackTimeout is the
+// logbook's acknowledgement timer when shipping (nil otherwise).
+func (w *Writer) enqueue(ctx context.Context, ev Event) (_ *request, ackTimeout *time.Timer, _ error) {
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("audit event not recorded: %w", err)
+		return nil, nil, fmt.Errorf("audit event not recorded: %w", err)
 	}
 	if err := w.Err(); err != nil {
-		return fmt.Errorf("audit event not recorded: %w", err)
+		return nil, nil, fmt.Errorf("audit event not recorded: %w", err)
 	}
 	if ev.Time.IsZero() {
 		ev.Time = w.now()
 	}
 	body, err := encodeEventBody(&ev, w.now)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	req := &request{body: body, done: make(chan error, 1), deferred: CommitDeferred(ctx)}
-	var ackTimeout <-chan time.Time
 	if w.ship != nil {
 		if w.ship.full() {
-			return fmt.Errorf("audit event not recorded: %w", ErrSpoolFull)
+			return nil, nil, fmt.Errorf("audit event not recorded: %w", ErrSpoolFull)
 		}
 		req.ev = &ev
-		t := time.NewTimer(w.ship.ackTimeout)
-		defer t.Stop()
-		ackTimeout = t.C
 	}
 
 	w.mu.RLock()
 	if w.closed {
 		w.mu.RUnlock()
-		return fmt.Errorf("audit event not recorded: %w", ErrClosed)
+		return nil, nil, fmt.Errorf("audit event not recorded: %w", ErrClosed)
+	}
+	if w.ship != nil {
+		ackTimeout = time.NewTimer(w.ship.ackTimeout)
 	}
 	select {
 	case w.reqs <- req:
 		w.mu.RUnlock()
 	case <-ctx.Done():
 		w.mu.RUnlock()
-		return fmt.Errorf("audit event not recorded: %w", ctx.Err())
-	}
-
-	select {
-	case err := <-req.done:
-		if err != nil {
-			return fmt.Errorf("audit event not recorded: %w", err)
+		if ackTimeout != nil {
+			ackTimeout.Stop()
 		}
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("audit event not confirmed (it may still be written): %w", ctx.Err())
-	case <-ackTimeout:
-		return fmt.Errorf("audit event not confirmed: the logbook did not acknowledge it within %s (it stays queued)", w.ship.ackTimeout)
+		return nil, nil, fmt.Errorf("audit event not recorded: %w", ctx.Err())
 	}
+	return req, ackTimeout, nil
 }
 
 // Close writes every event already passed to Append, then a final

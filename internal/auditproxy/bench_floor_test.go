@@ -150,11 +150,25 @@ func benchFloor(b *testing.B, service time.Duration) {
 		probe[mode] = benchutil.SyncLatencies(b, dir, sz.fsyncSamples, mode)
 	}
 
+	// The probes of the rounds: one sync between the requests of every
+	// round, append+fsync and zeros+fdatasync in turn, timed at the pace
+	// and under the load of the logs' syncs (the probe above runs its syncs
+	// in a row, alone).
+	paced := []benchutil.SyncMode{benchutil.AppendFsync, benchutil.ZeroedFdatasync}
+	pacedDir := b.TempDir()
+	pacedProbes := make([]*benchutil.SyncProbe, len(paced))
+	for i, mode := range paced {
+		pacedProbes[i] = benchutil.NewSyncProbe(b, pacedDir, sz.rounds/len(paced)+1, mode)
+		defer pacedProbes[i].Close()
+	}
+	pacedLat := make([][]time.Duration, len(paced))
+
 	resetCommits(targets)
 	c1 := make([][]time.Duration, len(targets))
 	for round := range sz.rounds {
 		// Each round starts at another target, so that none always follows
-		// the same one (whose background fsync it would meet).
+		// the same one (whose background fsync it would meet), and has the
+		// probe's sync in another place.
 		for k := range targets {
 			i := (round + k) % len(targets)
 			d, err := get(targets[i], true)
@@ -162,6 +176,10 @@ func benchFloor(b *testing.B, service time.Duration) {
 				b.Fatal(err)
 			}
 			c1[i] = append(c1[i], d)
+			if k == round%len(targets) {
+				m := round % len(paced)
+				pacedLat[m] = append(pacedLat[m], pacedProbes[m].Sample(b))
+			}
 		}
 	}
 
@@ -194,6 +212,12 @@ func benchFloor(b *testing.B, service time.Duration) {
 		p50 := benchutil.Percentile(probe[mode], 50)
 		b.ReportMetric(benchutil.Micros(p50), "probe-"+mode.String()+"-p50-µs")
 		fmt.Fprintf(&table, ", %s %.0f (%.0f)", mode, benchutil.Micros(p50), benchutil.Micros(benchutil.Percentile(probe[mode], 99)))
+	}
+	table.WriteString("; between the c1 requests:")
+	for i, mode := range paced {
+		p50 := benchutil.Percentile(pacedLat[i], 50)
+		b.ReportMetric(benchutil.Micros(p50), "c1-probe-"+mode.String()+"-p50-µs")
+		fmt.Fprintf(&table, " %s %.0f", mode, benchutil.Micros(p50))
 	}
 	table.WriteString("\n")
 	rate := func(i int) float64 { return float64(n[i]) / elapsed[i].Seconds() }

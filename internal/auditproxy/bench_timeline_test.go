@@ -108,6 +108,18 @@ func (s timedSink) Append(ctx context.Context, ev auditlog.Event) error {
 	return err
 }
 
+// Begin stamps the decision's Append as Append does, for the proxy's
+// Beginner path.
+func (s timedSink) Begin(ctx context.Context, ev auditlog.Event) func() error {
+	s.t.stamp(&s.t.appendBegan)
+	wait := beginAppend(s.next, ctx, ev)
+	return func() error {
+		err := wait()
+		s.t.stamp(&s.t.appendReturned)
+		return err
+	}
+}
+
 func (s timedSink) Err() error { return s.next.Err() }
 
 // report adds the p50 of every stage as metrics (c1-<target>-stage-…) and

@@ -75,27 +75,50 @@ func NewRecorder(sink EventSink, syncCompletion bool, log *slog.Logger, inflight
 	return &Recorder{sink: sink, sync: syncCompletion, log: log, inflight: inflight}
 }
 
+// Beginner is an EventSink that hands an event to its log and returns
+// before it is durable, with the function that waits for the outcome
+// (auditlog.Writer.Begin). The Recorder starts a safe request's decision
+// with it without a goroutine of its own: the event is queued before the
+// request is forwarded, and the log's answer wakes the request directly.
+type Beginner interface {
+	Begin(ctx context.Context, ev auditlog.Event) (wait func() error)
+}
+
+// beginAppend starts appending ev to sink and returns the wait for its
+// outcome: sink's Begin when it has one, else Append in a goroutine.
+func beginAppend(sink EventSink, ctx context.Context, ev auditlog.Event) func() error {
+	if b, ok := sink.(Beginner); ok {
+		return b.Begin(ctx, ev)
+	}
+	done := make(chan struct{})
+	var err error
+	go func() {
+		defer close(done)
+		err = sink.Append(ctx, ev)
+	}()
+	return func() error {
+		<-done
+		return err
+	}
+}
+
 // PendingEvent is a decision event handed to the sink whose outcome is not
 // known yet.
 type PendingEvent struct {
-	done chan struct{}
+	once sync.Once
+	wait func() error
 	err  error
 }
 
 // Begin starts appending ev and returns at once.
 func (r *Recorder) Begin(ctx context.Context, ev auditlog.Event) *PendingEvent {
-	p := &PendingEvent{done: make(chan struct{})}
-	go func() {
-		defer close(p.done)
-		p.err = r.sink.Append(ctx, ev)
-	}()
-	return p
+	return &PendingEvent{wait: beginAppend(r.sink, ctx, ev)}
 }
 
 // Wait returns the outcome of the append once it is known: nil when the
-// event is durable.
+// event is durable. It may be called more than once, from any goroutine.
 func (p *PendingEvent) Wait() error {
-	<-p.done
+	p.once.Do(func() { p.err = p.wait() })
 	return p.err
 }
 

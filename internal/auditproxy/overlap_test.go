@@ -44,6 +44,25 @@ func (s *heldSink) Append(ctx context.Context, ev auditlog.Event) error {
 	return s.memorySink.Append(ctx, ev)
 }
 
+// heldBeginner is a heldSink that the proxy starts decisions on with Begin
+// (Beginner, as auditlog.Writer): Begin reports the decision on started
+// before it returns, and its wait returns what the test sends on release.
+type heldBeginner struct{ *heldSink }
+
+func (s heldBeginner) Begin(ctx context.Context, ev auditlog.Event) func() error {
+	if ev.Outcome != auditlog.OutcomeAllowed || ev.Status != 0 {
+		err := s.memorySink.Append(ctx, ev)
+		return func() error { return err }
+	}
+	s.started <- ev
+	return func() error {
+		if err := <-s.release; err != nil {
+			return err
+		}
+		return s.memorySink.Append(ctx, ev)
+	}
+}
+
 // secretApp answers with an early hint, a header and a body that must never
 // reach a client whose request was not recorded; arrived reports each
 // request as it comes in.
@@ -125,11 +144,17 @@ func TestSafeRequestHeldUntilDecisionDurable(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		outcome error
-	}{{"decision durable", nil}, {"decision failed", errors.New("fsync: input/output error")}} {
+		begin   bool // the sink is a Beginner
+	}{{"decision durable", nil, false}, {"decision failed", errors.New("fsync: input/output error"), false},
+		{"decision durable/Begin", nil, true}, {"decision failed/Begin", errors.New("fsync: input/output error"), true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			sink := newHeldSink()
 			app := newSecretApp(t)
-			p := newProxyFor(t, app.srv.URL, sink)
+			var s EventSink = sink
+			if tc.begin {
+				s = heldBeginner{sink}
+			}
+			p := newProxyFor(t, app.srv.URL, s)
 			srv := httptest.NewServer(p)
 			t.Cleanup(srv.Close)
 			t.Cleanup(func() { close(sink.release) }) // first: a failed test leaves no Append blocked
@@ -372,5 +397,42 @@ func TestCompletionAppendedAfterLastByte(t *testing.T) {
 	}
 	if c[0].Duration >= hold {
 		t.Errorf("completion duration %s; want the time until the response headers arrived (less than the %s the body was held)", c[0].Duration, hold)
+	}
+}
+
+// beginSink records whether an event was handed to it with Begin or Append.
+type beginSink struct {
+	memorySink
+	began, appended atomic.Int32
+}
+
+func (s *beginSink) Begin(ctx context.Context, ev auditlog.Event) func() error {
+	s.began.Add(1)
+	err := s.memorySink.Append(ctx, ev)
+	return func() error { return err }
+}
+
+func (s *beginSink) Append(ctx context.Context, ev auditlog.Event) error {
+	s.appended.Add(1)
+	return s.memorySink.Append(ctx, ev)
+}
+
+// TestRecorderBeginsOnBeginner: a decision started on a sink that can
+// queue without waiting (auditlog.Writer.Begin) is handed to it before
+// Recorder.Begin returns, with no goroutine of the proxy in between, also
+// through the proxy's metrics; the wait then gives the outcome, as often as
+// asked.
+func TestRecorderBeginsOnBeginner(t *testing.T) {
+	sink := &beginSink{}
+	for name, s := range map[string]EventSink{"sink": sink, "metered": NewAuditMetrics("auditproxy", nil).Metered(sink)} {
+		sink.began.Store(0)
+		r := NewRecorder(s, false, nil, &sync.WaitGroup{})
+		pending := r.Begin(context.Background(), auditlog.Event{Actor: "an@example.nl"})
+		if sink.began.Load() != 1 || sink.appended.Load() != 0 {
+			t.Fatalf("%s: after Begin the sink had %d Begin and %d Append calls; want the event handed to Begin at once", name, sink.began.Load(), sink.appended.Load())
+		}
+		if err := pending.Wait(); err != nil || pending.Wait() != nil {
+			t.Errorf("%s: wait: %v", name, err)
+		}
 	}
 }
