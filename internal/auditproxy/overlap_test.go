@@ -436,3 +436,35 @@ func TestRecorderBeginsOnBeginner(t *testing.T) {
 		}
 	}
 }
+
+// TestResponseFlushedBeforeCompletion: the proxy flushes the response it
+// passed on before it appends the background completion, so that the last
+// bytes do not wait in the server's buffer while the completion is
+// encoded and queued (a response with a Content-Length is otherwise
+// flushed only after the handler returns).
+func TestResponseFlushedBeforeCompletion(t *testing.T) {
+	sink := &memorySink{}
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", "11")
+		_, _ = io.WriteString(w, `{"ok":true}`)
+	}))
+	defer app.Close()
+	p := newProxyFor(t, app.URL, sink)
+	req := httptest.NewRequest("GET", "/api/dossiers/D-9", nil)
+	req.RemoteAddr = "127.0.0.1:40000" // the trusted proxy in front
+	req.Header.Set(DefaultUserHeader, "an@example.nl")
+	req.Header.Set(DefaultGroupsHeader, "coaches")
+	rec := httptest.NewRecorder()
+	p.ServeHTTP(rec, req)
+	p.Wait()
+	if rec.Code != http.StatusOK || rec.Body.String() != `{"ok":true}` {
+		t.Fatalf("got %d %q; want the application's response", rec.Code, rec.Body)
+	}
+	if !rec.Flushed {
+		t.Error("the response was not flushed before the completion was appended")
+	}
+	if n := len(sink.all()); n != 2 {
+		t.Errorf("%d events; want the decision and the completion", n)
+	}
+}

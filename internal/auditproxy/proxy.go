@@ -329,6 +329,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer context.AfterFunc(p.tunnels, cancel)()
 	}
 	p.rp.ServeHTTP(w, r.WithContext(ctx))
+	if st.Ended() {
+		// The response's last bytes leave now, not after ServeHTTP
+		// returns, so that they do not wait for the completion's append.
+		_ = http.NewResponseController(w).Flush()
+	}
 }
 
 // admission is what admit found out about a request.
