@@ -73,8 +73,13 @@ var floorCPUProfile = flag.String("floor-cpuprofile", "", "write a CPU profile o
 // fsynced (Preallocate 0), the way of writing it before segments. For the
 // header and append targets it reports their logs' own commits: events per
 // commit, commits per request (concurrency 1) and per second (64), their
-// syncs' p50 and the share of the phase spent in them. The probe also
-// times fdatasync three ways (benchutil.SyncMode). Requests to the targets
+// syncs' p50 and the share of the phase spent in them, and the stages of
+// their requests at concurrency 1 (bench_timeline_test.go). The probe also
+// times fdatasync three ways (benchutil.SyncMode), each in a burst of syncs
+// in a row before the requests, and, between the requests at concurrency
+// 1, one sync per round (append+fsync and zeros+fdatasync in turn): a
+// sync at the pace of the logs', which on a virtual disk takes longer than
+// one in a burst (c1-probe-…-p50-µs). Requests to the targets
 // are interleaved (concurrency 1) or alternate in phases (concurrency 64),
 // so they see the same load. Nothing is asserted on time; the figures are
 // printed as metrics and as a table. Run with -benchtime=1x; -short is the
