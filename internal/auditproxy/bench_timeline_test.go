@@ -2,9 +2,7 @@ package auditproxy
 
 import (
 	"context"
-	"fmt"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -122,17 +120,11 @@ func (s timedSink) Begin(ctx context.Context, ev auditlog.Event) func() error {
 
 func (s timedSink) Err() error { return s.next.Err() }
 
-// report adds the p50 of every stage as metrics (c1-<target>-stage-…) and
-// returns them as one line for the table.
-func (t *timeline) report(report func(float64, string), target string) string {
+// report adds the p50 of every stage as metrics (c1-<target>-stage-…).
+func (t *timeline) report(report func(float64, string), target string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var line strings.Builder
-	fmt.Fprintf(&line, "%s c1 stage p50 µs (%d requests):", target, len(t.stages[0]))
 	for i, name := range requestStages {
-		p50 := benchutil.Micros(benchutil.Percentile(t.stages[i], 50))
-		report(p50, "c1-"+target+"-stage-"+name+"-p50-µs")
-		fmt.Fprintf(&line, " %s %.0f", name, p50)
+		report(benchutil.Micros(benchutil.Percentile(t.stages[i], 50)), "c1-"+target+"-stage-"+name+"-p50-µs")
 	}
-	return line.String()
 }
