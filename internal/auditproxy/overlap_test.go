@@ -347,7 +347,7 @@ func TestCompletionAppendedAfterLastByte(t *testing.T) {
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"part":"one",`)
-		http.NewResponseController(w).Flush()
+		_ = http.NewResponseController(w).Flush()
 		<-finish
 		_, _ = io.WriteString(w, `"end":true}`)
 	}))

@@ -317,6 +317,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if reason != "" {
 		st.forward.Set(BreakGlassHeader, reason)
 	}
+	p.forward(w, r, st, tunnel)
+}
+
+// forward passes an allowed request on to the application and its response
+// back, flushed before the completion is appended.
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, st *requestState, tunnel bool) {
 	ctx := context.WithValue(r.Context(), stateKey{}, st)
 	if tunnel {
 		// ReverseProxy closes the tunnel when the request's context ends;
