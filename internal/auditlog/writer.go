@@ -96,6 +96,11 @@ type Commit struct {
 	Bytes int
 	// Sync is how long its fsync (fdatasync with Preallocate) took.
 	Sync time.Duration
+	// Start is when the committer began writing it: the lines were built
+	// (hashed) and written in Write, then synced in Sync.
+	Start time.Time
+	// Write is how long building its lines and the write took.
+	Write time.Duration
 }
 
 // logFile is the file the Writer appends to: an *os.File, or a
@@ -182,6 +187,8 @@ type Writer struct {
 	lastType string
 	unsigned int // events since the last checkpoint
 	buf      []byte
+	// start is when the commit being written began (Commit.Start).
+	start time.Time
 }
 
 // NewWriter opens or creates the log file at opts.Path and starts the
@@ -302,55 +309,84 @@ func checkOptions(opts Options) error {
 // context's error, and the event may still be written: the log can hold an
 // event for a request that was then denied, never the reverse.
 func (w *Writer) Append(ctx context.Context, ev Event) error {
+	return w.Begin(ctx, ev)()
+}
+
+// Begin is Append in two steps: it validates ev and hands it to the
+// committer, then returns at once with the function that waits for the
+// outcome, which is Append's (an error of the first step included). Call
+// that function once. A caller that has other work to do while its event
+// is being made durable (the audit proxy forwarding a safe request) needs
+// no goroutine of its own to wait: the committer's answer wakes the caller
+// directly.
+func (w *Writer) Begin(ctx context.Context, ev Event) (wait func() error) {
+	req, ackTimeout, err := w.enqueue(ctx, ev)
+	if err != nil {
+		return func() error { return err }
+	}
+	return func() error {
+		var ack <-chan time.Time
+		if ackTimeout != nil {
+			defer ackTimeout.Stop()
+			ack = ackTimeout.C
+		}
+		select {
+		case err := <-req.done:
+			if err != nil {
+				return fmt.Errorf("audit event not recorded: %w", err)
+			}
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("audit event not confirmed (it may still be written): %w", ctx.Err())
+		case <-ack:
+			return fmt.Errorf("audit event not confirmed: the logbook did not acknowledge it within %s (it stays queued)", w.ship.ackTimeout)
+		}
+	}
+}
+
+// enqueue validates ev and queues it for the committer; ackTimeout is the
+// logbook's acknowledgement timer when shipping (nil otherwise).
+func (w *Writer) enqueue(ctx context.Context, ev Event) (_ *request, ackTimeout *time.Timer, _ error) {
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("audit event not recorded: %w", err)
+		return nil, nil, fmt.Errorf("audit event not recorded: %w", err)
 	}
 	if err := w.Err(); err != nil {
-		return fmt.Errorf("audit event not recorded: %w", err)
+		return nil, nil, fmt.Errorf("audit event not recorded: %w", err)
 	}
 	if ev.Time.IsZero() {
 		ev.Time = w.now()
 	}
 	body, err := encodeEventBody(&ev, w.now)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	req := &request{body: body, done: make(chan error, 1), deferred: CommitDeferred(ctx)}
-	var ackTimeout <-chan time.Time
 	if w.ship != nil {
 		if w.ship.full() {
-			return fmt.Errorf("audit event not recorded: %w", ErrSpoolFull)
+			return nil, nil, fmt.Errorf("audit event not recorded: %w", ErrSpoolFull)
 		}
 		req.ev = &ev
-		t := time.NewTimer(w.ship.ackTimeout)
-		defer t.Stop()
-		ackTimeout = t.C
 	}
 
 	w.mu.RLock()
 	if w.closed {
 		w.mu.RUnlock()
-		return fmt.Errorf("audit event not recorded: %w", ErrClosed)
+		return nil, nil, fmt.Errorf("audit event not recorded: %w", ErrClosed)
+	}
+	if w.ship != nil {
+		ackTimeout = time.NewTimer(w.ship.ackTimeout)
 	}
 	select {
 	case w.reqs <- req:
 		w.mu.RUnlock()
 	case <-ctx.Done():
 		w.mu.RUnlock()
-		return fmt.Errorf("audit event not recorded: %w", ctx.Err())
-	}
-
-	select {
-	case err := <-req.done:
-		if err != nil {
-			return fmt.Errorf("audit event not recorded: %w", err)
+		if ackTimeout != nil {
+			ackTimeout.Stop()
 		}
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("audit event not confirmed (it may still be written): %w", ctx.Err())
-	case <-ackTimeout:
-		return fmt.Errorf("audit event not confirmed: the logbook did not acknowledge it within %s (it stays queued)", w.ship.ackTimeout)
+		return nil, nil, fmt.Errorf("audit event not recorded: %w", ctx.Err())
 	}
+	return req, ackTimeout, nil
 }
 
 // Close writes every event already passed to Append, then a final
@@ -487,6 +523,7 @@ func (w *Writer) commit(batch []*request, checkpoint bool) {
 	err := w.Err()
 	if err == nil {
 		before := w.chainState()
+		w.start = time.Now()
 		w.buf = w.buf[:0]
 		for _, r := range batch {
 			w.seq++
@@ -618,6 +655,9 @@ func (w *Writer) writeOut(events int) error {
 	if len(w.buf) == 0 {
 		return nil
 	}
+	if events == 0 || w.start.IsZero() {
+		w.start = time.Now() // a line written alone
+	}
 	n, err := w.file.Write(w.buf)
 	w.size += int64(n)
 	if err != nil {
@@ -628,7 +668,7 @@ func (w *Writer) writeOut(events int) error {
 		return w.fail(fmt.Errorf("fsync: %w", err))
 	}
 	if w.observe != nil {
-		w.observe(Commit{Events: events, Bytes: len(w.buf), Sync: time.Since(t0)})
+		w.observe(Commit{Events: events, Bytes: len(w.buf), Sync: time.Since(t0), Start: w.start, Write: t0.Sub(w.start)})
 	}
 	if _, err := w.mirror.Write(w.buf); err != nil {
 		return w.fail(fmt.Errorf("write to mirror: %w", err))

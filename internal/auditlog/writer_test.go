@@ -666,3 +666,40 @@ func TestNewWriterOptions(t *testing.T) {
 		t.Errorf("log file mode %v, %v; want 0600", fi.Mode().Perm(), err)
 	}
 }
+
+// TestBeginReturnsBeforeDurable: Begin queues the event and returns while
+// its commit is still syncing; its wait returns only once the commit is
+// durable, and an event Begin refuses comes back from the wait.
+func TestBeginReturnsBeforeDurable(t *testing.T) {
+	opts := testOptions(t)
+	opts.Preallocate = minPreallocate
+	w, err := NewWriter(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := &gatedFile{logFile: w.file, entered: make(chan struct{}), release: make(chan struct{})}
+	w.file = gate
+	wait := w.Begin(context.Background(), testEvent(0))
+	<-gate.entered // Begin has returned and the commit is syncing
+	waited := make(chan error, 1)
+	go func() { waited <- wait() }()
+	select {
+	case err := <-waited:
+		t.Fatalf("the wait returned (%v) before the commit was durable", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(gate.release)
+	if err := <-waited; err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Begin(context.Background(), Event{})(); err == nil {
+		t.Error("Begin of an invalid event: the wait returned no error")
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(opts.Path)
+	if res := mustVerify(t, data); !res.OK || res.Events != 1 {
+		t.Errorf("got %s; want OK with 1 event", res)
+	}
+}

@@ -48,6 +48,9 @@ type floorTarget struct {
 	// proxy. Reported for the targets with stats.
 	commits *commitSamples
 	stats   bool
+	// trace is the timeline of its requests at concurrency 1; nil for the
+	// bare proxy.
+	trace *timeline
 }
 
 // floorCPUProfile, when set, is where BenchmarkProxyFloor writes a CPU
@@ -70,8 +73,13 @@ var floorCPUProfile = flag.String("floor-cpuprofile", "", "write a CPU profile o
 // fsynced (Preallocate 0), the way of writing it before segments. For the
 // header and append targets it reports their logs' own commits: events per
 // commit, commits per request (concurrency 1) and per second (64), their
-// syncs' p50 and the share of the phase spent in them. The probe also
-// times fdatasync three ways (benchutil.SyncMode). Requests to the targets
+// syncs' p50 and the share of the phase spent in them, and the stages of
+// their requests at concurrency 1 (bench_timeline_test.go). The probe also
+// times fdatasync three ways (benchutil.SyncMode), each in a burst of syncs
+// in a row before the requests, and, between the requests at concurrency
+// 1, one sync per round (append+fsync and zeros+fdatasync in turn): a
+// sync at the pace of the logs', which on a virtual disk takes longer than
+// one in a burst (c1-probe-…-p50-µs). Requests to the targets
 // are interleaved (concurrency 1) or alternate in phases (concurrency 64),
 // so they see the same load. Nothing is asserted on time; the figures are
 // printed as metrics and as a table. Run with -benchtime=1x; -short is the
@@ -111,9 +119,12 @@ func benchFloor(b *testing.B, service time.Duration) {
 	targets := []floorTarget{{name: "bare", srv: bare, set: func(*http.Request) {}}, header, jwt, appending}
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 256}}
-	get := func(t floorTarget) (time.Duration, error) {
+	get := func(t floorTarget, traced bool) (time.Duration, error) {
 		req, _ := http.NewRequest("GET", t.srv.URL+"/api/dossiers/D-9", nil)
 		t.set(req)
+		if t.trace != nil {
+			t.trace.begin(traced)
+		}
 		t0 := time.Now()
 		resp, err := client.Do(req)
 		if err != nil {
@@ -122,6 +133,9 @@ func benchFloor(b *testing.B, service time.Duration) {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		_ = resp.Body.Close()
 		d := time.Since(t0)
+		if t.trace != nil {
+			t.trace.end()
+		}
 		if resp.StatusCode != http.StatusOK {
 			return 0, fmt.Errorf("%s: status %d", t.name, resp.StatusCode)
 		}
@@ -129,7 +143,7 @@ func benchFloor(b *testing.B, service time.Duration) {
 	}
 	for range 50 { // warm up connections, code paths and the token cache
 		for _, t := range targets {
-			if _, err := get(t); err != nil {
+			if _, err := get(t, false); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -141,18 +155,36 @@ func benchFloor(b *testing.B, service time.Duration) {
 		probe[mode] = benchutil.SyncLatencies(b, dir, sz.fsyncSamples, mode)
 	}
 
+	// The probes of the rounds: one sync between the requests of every
+	// round, append+fsync and zeros+fdatasync in turn, timed at the pace
+	// and under the load of the logs' syncs (the probe above runs its syncs
+	// in a row, alone).
+	paced := []benchutil.SyncMode{benchutil.AppendFsync, benchutil.ZeroedFdatasync}
+	pacedDir := b.TempDir()
+	pacedProbes := make([]*benchutil.SyncProbe, len(paced))
+	for i, mode := range paced {
+		pacedProbes[i] = benchutil.NewSyncProbe(b, pacedDir, sz.rounds/len(paced)+1, mode)
+		defer pacedProbes[i].Close()
+	}
+	pacedLat := make([][]time.Duration, len(paced))
+
 	resetCommits(targets)
 	c1 := make([][]time.Duration, len(targets))
 	for round := range sz.rounds {
 		// Each round starts at another target, so that none always follows
-		// the same one (whose background fsync it would meet).
+		// the same one (whose background fsync it would meet), and has the
+		// probe's sync in another place.
 		for k := range targets {
 			i := (round + k) % len(targets)
-			d, err := get(targets[i])
+			d, err := get(targets[i], true)
 			if err != nil {
 				b.Fatal(err)
 			}
 			c1[i] = append(c1[i], d)
+			if k == round%len(targets) {
+				m := round % len(paced)
+				pacedLat[m] = append(pacedLat[m], pacedProbes[m].Sample(b))
+			}
 		}
 	}
 
@@ -166,7 +198,7 @@ func benchFloor(b *testing.B, service time.Duration) {
 			if phase == 0 && t.name == "header" && *floorCPUProfile != "" {
 				stop = startCPUProfile(b, *floorCPUProfile, service)
 			}
-			lat, d := benchutil.ClosedLoop(b, benchConcurrency, sz.phase, func() (time.Duration, error) { return get(t) })
+			lat, d := benchutil.ClosedLoop(b, benchConcurrency, sz.phase, func() (time.Duration, error) { return get(t, false) })
 			stop()
 			c64[i], n[i], elapsed[i] = append(c64[i], lat...), n[i]+int64(len(lat)), elapsed[i]+d
 		}
@@ -185,6 +217,12 @@ func benchFloor(b *testing.B, service time.Duration) {
 		p50 := benchutil.Percentile(probe[mode], 50)
 		b.ReportMetric(benchutil.Micros(p50), "probe-"+mode.String()+"-p50-µs")
 		fmt.Fprintf(&table, ", %s %.0f (%.0f)", mode, benchutil.Micros(p50), benchutil.Micros(benchutil.Percentile(probe[mode], 99)))
+	}
+	table.WriteString("; between the c1 requests:")
+	for i, mode := range paced {
+		p50 := benchutil.Percentile(pacedLat[i], 50)
+		b.ReportMetric(benchutil.Micros(p50), "c1-probe-"+mode.String()+"-p50-µs")
+		fmt.Fprintf(&table, " %s %.0f", mode, benchutil.Micros(p50))
 	}
 	table.WriteString("\n")
 	rate := func(i int) float64 { return float64(n[i]) / elapsed[i].Seconds() }
@@ -241,6 +279,11 @@ func benchFloor(b *testing.B, service time.Duration) {
 	b.ReportMetric(rate(0), "c64-bare-req/s")
 	for i, t := range targets[1:] {
 		b.ReportMetric(100*rate(i+1)/rate(0), "c64-"+t.name+"-throughput-%")
+	}
+	for _, t := range targets {
+		if t.stats {
+			t.trace.report(b.ReportMetric, t.name) // metrics only: the table fills the ten lines of a benchmark's log
+		}
 	}
 	b.Log(strings.TrimRight(table.String(), "\n"))
 }
@@ -342,18 +385,19 @@ func summarise(commits []auditlog.Commit, elapsed time.Duration) commitSummary {
 func floorAuditProxy(b *testing.B, dir, name, identity string, upstream *url.URL, prealloc int64) (floorTarget, func()) {
 	keys := newTestKeys(b)
 	commits := &commitSamples{}
+	trace := newTimeline()
 	w, err := auditlog.NewWriter(auditlog.Options{Path: filepath.Join(dir, name+".jsonl"), SigningKey: keys.signing,
-		ObserveCommit: commits.add, Preallocate: prealloc})
+		ObserveCommit: func(c auditlog.Commit) { commits.add(c); trace.observe(c) }, Preallocate: prealloc})
 	if err != nil {
 		b.Fatal(err)
 	}
 	src, auth, set := benchIdentity(b, identity)
-	p, err := New(Options{Upstream: upstream, Policies: src, Authenticator: auth, Audit: w, PseudonymKey: keys.pseudonym})
+	p, err := New(Options{Upstream: upstream, Policies: src, Authenticator: auth, Audit: trace.sink(w), PseudonymKey: keys.pseudonym})
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := httptest.NewServer(p)
-	return floorTarget{name: name, srv: srv, set: set, commits: commits}, func() {
+	srv := httptest.NewServer(trace.handler(p))
+	return floorTarget{name: name, srv: srv, set: set, commits: commits, trace: trace}, func() {
 		srv.Close()
 		p.Wait()
 		if err := w.Close(); err != nil {

@@ -28,8 +28,11 @@ import (
 //     client gets 503 and nothing of the application's response;
 //   - the completion event is appended after the decision is durable, in
 //     the background with a deferred commit (it rides the next commit, so
-//     that a request waits for one fsync, not two), or before the response
-//     is passed on with SyncCompletion.
+//     that a request waits for one fsync, not two) once the response has
+//     been passed on (End fixes its status and duration when the
+//     response headers arrive, Finish appends it after the last byte, so
+//     that encoding and queueing it takes nothing from the response), or
+//     before the response is passed on with SyncCompletion.
 
 // ErrCompletionNotRecorded stops a response whose completion event failed
 // (SyncCompletion only).
@@ -72,27 +75,50 @@ func NewRecorder(sink EventSink, syncCompletion bool, log *slog.Logger, inflight
 	return &Recorder{sink: sink, sync: syncCompletion, log: log, inflight: inflight}
 }
 
+// Beginner is an EventSink that hands an event to its log and returns
+// before it is durable, with the function that waits for the outcome
+// (auditlog.Writer.Begin). The Recorder starts a safe request's decision
+// with it without a goroutine of its own: the event is queued before the
+// request is forwarded, and the log's answer wakes the request directly.
+type Beginner interface {
+	Begin(ctx context.Context, ev auditlog.Event) (wait func() error)
+}
+
+// beginAppend starts appending ev to sink and returns the wait for its
+// outcome: sink's Begin when it has one, else Append in a goroutine.
+func beginAppend(sink EventSink, ctx context.Context, ev auditlog.Event) func() error {
+	if b, ok := sink.(Beginner); ok {
+		return b.Begin(ctx, ev)
+	}
+	done := make(chan struct{})
+	var err error
+	go func() {
+		defer close(done)
+		err = sink.Append(ctx, ev)
+	}()
+	return func() error {
+		<-done
+		return err
+	}
+}
+
 // PendingEvent is a decision event handed to the sink whose outcome is not
 // known yet.
 type PendingEvent struct {
-	done chan struct{}
+	once sync.Once
+	wait func() error
 	err  error
 }
 
 // Begin starts appending ev and returns at once.
 func (r *Recorder) Begin(ctx context.Context, ev auditlog.Event) *PendingEvent {
-	p := &PendingEvent{done: make(chan struct{})}
-	go func() {
-		defer close(p.done)
-		p.err = r.sink.Append(ctx, ev)
-	}()
-	return p
+	return &PendingEvent{wait: beginAppend(r.sink, ctx, ev)}
 }
 
 // Wait returns the outcome of the append once it is known: nil when the
-// event is durable.
+// event is durable. It may be called more than once, from any goroutine.
 func (p *PendingEvent) Wait() error {
-	<-p.done
+	p.once.Do(func() { p.err = p.wait() })
 	return p.err
 }
 
@@ -102,7 +128,24 @@ type Completion struct {
 	Event auditlog.Event
 	Start time.Time
 	done  atomic.Bool
+	// ended is set by End: Event holds the status and duration.
+	ended bool
 }
+
+// End fixes the completion's status and its duration (until now), for
+// Finish to append once the response has been passed on. It is called
+// where the response headers arrive, after the decision is durable, from
+// the goroutine that then passes the response on and calls Finish.
+func (c *Completion) End(status int) {
+	if !c.ended {
+		c.ended = true
+		c.Event.Status, c.Event.Duration = status, time.Since(c.Start)
+	}
+}
+
+// Ended reports whether End was called; Complete then appends the status
+// End fixed.
+func (c *Completion) Ended() bool { return c.ended }
 
 // Complete appends the completion event with the status given, once: in
 // the background with a deferred commit, or, with syncCompletion, before it
@@ -112,7 +155,9 @@ func (r *Recorder) Complete(c *Completion, status int) error {
 		return nil
 	}
 	ev := c.Event
-	ev.Status, ev.Duration = status, time.Since(c.Start)
+	if !c.ended {
+		ev.Status, ev.Duration = status, time.Since(c.Start)
+	}
 	if r.sync {
 		if err := r.sink.Append(context.Background(), ev); err != nil {
 			r.log.Error("completion event not recorded", "operationID", ev.OperationID, "error", err.Error())
@@ -128,6 +173,16 @@ func (r *Recorder) Complete(c *Completion, status int) error {
 		}
 	}()
 	return nil
+}
+
+// Finish appends a completion that End fixed and nothing has appended
+// yet (Complete, in the background): the request's handler calls it once
+// the response has been passed on, or has failed to be. A completion
+// without End is left alone.
+func (r *Recorder) Finish(c *Completion) {
+	if c.ended {
+		_ = r.Complete(c, c.Event.Status) // background: no error to report
+	}
 }
 
 // HeldResponse is the ResponseWriter of a request forwarded while its

@@ -286,7 +286,11 @@ type meteredSink struct {
 
 func (s meteredSink) Append(ctx context.Context, ev auditlog.Event) error {
 	start := time.Now()
-	err := s.next.Append(ctx, ev)
+	return s.observe(ctx, start, s.next.Append(ctx, ev))
+}
+
+// observe measures an append that began at start and ended with err.
+func (s meteredSink) observe(ctx context.Context, start time.Time, err error) error {
 	if !auditlog.CommitDeferred(ctx) { // a deferred event waits for others' commit by design
 		s.m.latency.Observe(time.Since(start).Seconds())
 	}
@@ -296,6 +300,13 @@ func (s meteredSink) Append(ctx context.Context, ev auditlog.Event) error {
 	}
 	s.m.lastOK.Set(float64(time.Now().UnixNano()) / 1e9)
 	return nil
+}
+
+// Begin is Append in two steps (Beginner), measured the same way.
+func (s meteredSink) Begin(ctx context.Context, ev auditlog.Event) func() error {
+	start := time.Now()
+	wait := beginAppend(s.next, ctx, ev)
+	return func() error { return s.observe(ctx, start, wait()) }
 }
 
 func (s meteredSink) Err() error { return s.next.Err() }

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -41,6 +42,25 @@ func (s *heldSink) Append(ctx context.Context, ev auditlog.Event) error {
 		}
 	}
 	return s.memorySink.Append(ctx, ev)
+}
+
+// heldBeginner is a heldSink that the proxy starts decisions on with Begin
+// (Beginner, as auditlog.Writer): Begin reports the decision on started
+// before it returns, and its wait returns what the test sends on release.
+type heldBeginner struct{ *heldSink }
+
+func (s heldBeginner) Begin(ctx context.Context, ev auditlog.Event) func() error {
+	if ev.Outcome != auditlog.OutcomeAllowed || ev.Status != 0 {
+		err := s.memorySink.Append(ctx, ev)
+		return func() error { return err }
+	}
+	s.started <- ev
+	return func() error {
+		if err := <-s.release; err != nil {
+			return err
+		}
+		return s.memorySink.Append(ctx, ev)
+	}
 }
 
 // secretApp answers with an early hint, a header and a body that must never
@@ -124,11 +144,17 @@ func TestSafeRequestHeldUntilDecisionDurable(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		outcome error
-	}{{"decision durable", nil}, {"decision failed", errors.New("fsync: input/output error")}} {
+		begin   bool // the sink is a Beginner
+	}{{"decision durable", nil, false}, {"decision failed", errors.New("fsync: input/output error"), false},
+		{"decision durable/Begin", nil, true}, {"decision failed/Begin", errors.New("fsync: input/output error"), true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			sink := newHeldSink()
 			app := newSecretApp(t)
-			p := newProxyFor(t, app.srv.URL, sink)
+			var s EventSink = sink
+			if tc.begin {
+				s = heldBeginner{sink}
+			}
+			p := newProxyFor(t, app.srv.URL, s)
 			srv := httptest.NewServer(p)
 			t.Cleanup(srv.Close)
 			t.Cleanup(func() { close(sink.release) }) // first: a failed test leaves no Append blocked
@@ -307,5 +333,138 @@ func TestOverlapsDurability(t *testing.T) {
 		if got := OverlapsDurability(tc.method, v1alpha1.Action(tc.action)); got != tc.want {
 			t.Errorf("OverlapsDurability(%s, %s) = %v, want %v", tc.method, tc.action, got, tc.want)
 		}
+	}
+}
+
+// TestCompletionAppendedAfterLastByte: a background completion is appended
+// only once the response has been passed on, so that encoding and queueing
+// it takes nothing from the response; its status and duration are still
+// those of the moment the response headers arrived.
+func TestCompletionAppendedAfterLastByte(t *testing.T) {
+	sink := &memorySink{}
+	finish := make(chan struct{})
+	const hold = 300 * time.Millisecond
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"part":"one",`)
+		_ = http.NewResponseController(w).Flush()
+		<-finish
+		_, _ = io.WriteString(w, `"end":true}`)
+	}))
+	defer app.Close()
+	var once sync.Once
+	release := func() { once.Do(func() { close(finish) }) }
+	defer release() // before app.Close, which waits for the handler
+	p := newProxyFor(t, app.URL, sink)
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+
+	req, _ := http.NewRequest("GET", srv.URL+"/api/dossiers/D-9", nil)
+	req.Header.Set(DefaultUserHeader, "an@example.nl")
+	req.Header.Set(DefaultGroupsHeader, "coaches")
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	first := make([]byte, len(`{"part":"one",`))
+	if _, err := io.ReadFull(resp.Body, first); err != nil {
+		t.Fatal(err)
+	}
+	completions := func() []auditlog.Event {
+		var c []auditlog.Event
+		for _, ev := range sink.all() {
+			if ev.Status != 0 {
+				c = append(c, ev)
+			}
+		}
+		return c
+	}
+	// The headers and the first part are through; the last byte is not.
+	for deadline := time.Now().Add(hold); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if c := completions(); len(c) > 0 {
+			t.Fatalf("the completion (status %d) was appended before the last byte of the response", c[0].Status)
+		}
+	}
+	release()
+	if rest, err := io.ReadAll(resp.Body); err != nil || string(rest) != `"end":true}` {
+		t.Fatalf("rest of the body %q (%v)", rest, err)
+	}
+	p.Wait()
+	c := completions()
+	if len(c) != 1 || c[0].Status != http.StatusOK {
+		t.Fatalf("completions %+v; want one with status 200", c)
+	}
+	if c[0].Duration >= hold {
+		t.Errorf("completion duration %s; want the time until the response headers arrived (less than the %s the body was held)", c[0].Duration, hold)
+	}
+}
+
+// beginSink records whether an event was handed to it with Begin or Append.
+type beginSink struct {
+	memorySink
+	began, appended atomic.Int32
+}
+
+func (s *beginSink) Begin(ctx context.Context, ev auditlog.Event) func() error {
+	s.began.Add(1)
+	err := s.memorySink.Append(ctx, ev)
+	return func() error { return err }
+}
+
+func (s *beginSink) Append(ctx context.Context, ev auditlog.Event) error {
+	s.appended.Add(1)
+	return s.memorySink.Append(ctx, ev)
+}
+
+// TestRecorderBeginsOnBeginner: a decision started on a sink that can
+// queue without waiting (auditlog.Writer.Begin) is handed to it before
+// Recorder.Begin returns, with no goroutine of the proxy in between, also
+// through the proxy's metrics; the wait then gives the outcome, as often as
+// asked.
+func TestRecorderBeginsOnBeginner(t *testing.T) {
+	sink := &beginSink{}
+	for name, s := range map[string]EventSink{"sink": sink, "metered": NewAuditMetrics("auditproxy", nil).Metered(sink)} {
+		sink.began.Store(0)
+		r := NewRecorder(s, false, nil, &sync.WaitGroup{})
+		pending := r.Begin(context.Background(), auditlog.Event{Actor: "an@example.nl"})
+		if sink.began.Load() != 1 || sink.appended.Load() != 0 {
+			t.Fatalf("%s: after Begin the sink had %d Begin and %d Append calls; want the event handed to Begin at once", name, sink.began.Load(), sink.appended.Load())
+		}
+		if err := pending.Wait(); err != nil || pending.Wait() != nil {
+			t.Errorf("%s: wait: %v", name, err)
+		}
+	}
+}
+
+// TestResponseFlushedBeforeCompletion: the proxy flushes the response it
+// passed on before it appends the background completion, so that the last
+// bytes do not wait in the server's buffer while the completion is
+// encoded and queued (a response with a Content-Length is otherwise
+// flushed only after the handler returns).
+func TestResponseFlushedBeforeCompletion(t *testing.T) {
+	sink := &memorySink{}
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", "11")
+		_, _ = io.WriteString(w, `{"ok":true}`)
+	}))
+	defer app.Close()
+	p := newProxyFor(t, app.URL, sink)
+	req := httptest.NewRequest("GET", "/api/dossiers/D-9", nil)
+	req.RemoteAddr = "127.0.0.1:40000" // the trusted proxy in front
+	req.Header.Set(DefaultUserHeader, "an@example.nl")
+	req.Header.Set(DefaultGroupsHeader, "coaches")
+	rec := httptest.NewRecorder()
+	p.ServeHTTP(rec, req)
+	p.Wait()
+	if rec.Code != http.StatusOK || rec.Body.String() != `{"ok":true}` {
+		t.Fatalf("got %d %q; want the application's response", rec.Code, rec.Body)
+	}
+	if !rec.Flushed {
+		t.Error("the response was not flushed before the completion was appended")
+	}
+	if n := len(sink.all()); n != 2 {
+		t.Errorf("%d events; want the decision and the completion", n)
 	}
 }

@@ -304,6 +304,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			recorded()
 		}
 	}()
+	// The completion that modifyResponse ended, after the last byte of the
+	// response (or its failure: ReverseProxy panics when the copy fails).
+	defer p.record.Finish(&st.Completion)
 
 	st.forward.Set(TraceparentHeader, tc.traceparent(ev.OperationID))
 	for _, h := range p.auth.decisionHeaders() {
@@ -314,6 +317,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if reason != "" {
 		st.forward.Set(BreakGlassHeader, reason)
 	}
+	p.forward(w, r, st, tunnel)
+}
+
+// forward passes an allowed request on to the application and its response
+// back, flushed before the completion is appended.
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, st *requestState, tunnel bool) {
 	ctx := context.WithValue(r.Context(), stateKey{}, st)
 	if tunnel {
 		// ReverseProxy closes the tunnel when the request's context ends;
@@ -326,6 +335,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer context.AfterFunc(p.tunnels, cancel)()
 	}
 	p.rp.ServeHTTP(w, r.WithContext(ctx))
+	if st.Ended() {
+		// The response's last bytes leave now, not after ServeHTTP
+		// returns, so that they do not wait for the completion's append.
+		_ = http.NewResponseController(w).Flush()
+	}
 }
 
 // admission is what admit found out about a request.
@@ -581,7 +595,13 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 			return err
 		}
 	}
-	return p.complete(st, resp.StatusCode)
+	if p.record.sync || resp.StatusCode == http.StatusSwitchingProtocols {
+		// Recorded before the response is passed on; a tunnel's when it
+		// opens, not when it closes.
+		return p.complete(st, resp.StatusCode)
+	}
+	st.End(resp.StatusCode) // appended by ServeHTTP once the response is passed on
+	return nil
 }
 
 // filterResponse replaces the body of a records route's response by the

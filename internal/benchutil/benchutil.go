@@ -56,14 +56,38 @@ func (m SyncMode) String() string {
 }
 
 // SyncLatencies writes 700 bytes (about one audit line) after the last to a
-// new file in dir and times the sync of mode after each, n times.
+// new file in dir and times the sync of mode after each, n times in a row.
 func SyncLatencies(tb testing.TB, dir string, n int, mode SyncMode) []time.Duration {
+	tb.Helper()
+	p := NewSyncProbe(tb, dir, n, mode)
+	defer p.Close()
+	lat := make([]time.Duration, 0, n)
+	for range n {
+		lat = append(lat, p.Sample(tb))
+	}
+	return lat
+}
+
+// SyncProbe makes 700-byte lines (about one audit line) durable one at a
+// time, the way of its mode, on a file of its own: a benchmark can then time
+// single syncs between its requests, at the pace and under the load of the
+// log it compares them with, and not only in a burst of syncs in a row
+// (SyncLatencies), which a disk may serve faster than syncs spaced out.
+type SyncProbe struct {
+	f    *os.File
+	mode SyncMode
+	line []byte
+	next int // the line written next
+}
+
+// NewSyncProbe creates the probe's file in dir, room for n lines in the
+// modes that prepare it (zeros, fallocate); more lines than n still work.
+func NewSyncProbe(tb testing.TB, dir string, n int, mode SyncMode) *SyncProbe {
 	tb.Helper()
 	f, err := os.Create(filepath.Join(dir, "sync-probe-"+mode.String()))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	defer func() { _ = f.Close() }()
 	line := make([]byte, 700)
 	switch mode {
 	case ZeroedFdatasync:
@@ -81,24 +105,30 @@ func SyncLatencies(tb testing.TB, dir string, n int, mode SyncMode) []time.Durat
 	for i := range line {
 		line[i] = 'x'
 	}
-	lat := make([]time.Duration, 0, n)
-	for i := range n {
-		if _, err := f.WriteAt(line, int64(i*len(line))); err != nil {
-			tb.Fatal(err)
-		}
-		t0 := time.Now()
-		if mode == AppendFsync {
-			err = f.Sync()
-		} else {
-			err = datasync(f)
-		}
-		if err != nil {
-			tb.Fatal(err)
-		}
-		lat = append(lat, time.Since(t0))
-	}
-	return lat
+	return &SyncProbe{f: f, mode: mode, line: line}
 }
+
+// Sample writes the next line and times its sync.
+func (p *SyncProbe) Sample(tb testing.TB) time.Duration {
+	if _, err := p.f.WriteAt(p.line, int64(p.next*len(p.line))); err != nil {
+		tb.Fatal(err)
+	}
+	p.next++
+	t0 := time.Now()
+	var err error
+	if p.mode == AppendFsync {
+		err = p.f.Sync()
+	} else {
+		err = datasync(p.f)
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return time.Since(t0)
+}
+
+// Close closes the probe's file.
+func (p *SyncProbe) Close() { _ = p.f.Close() }
 
 // ClosedLoop runs c clients, each calling call again as soon as it returns,
 // until phase has passed, and returns the latency of every completed call

@@ -99,6 +99,30 @@ func TestSyncLatencies(t *testing.T) {
 	}
 }
 
+// TestSyncProbe: a probe sampled one line at a time writes each line after
+// the last (in place in a zeroed file, which keeps its size) and times a
+// sync per line, also past the lines it was made room for (4 lines in room
+// for 3).
+func TestSyncProbe(t *testing.T) {
+	for _, mode := range []SyncMode{AppendFsync, ZeroedFdatasync} {
+		dir := t.TempDir()
+		p := NewSyncProbe(t, dir, 3, mode)
+		for i := range 4 {
+			if d := p.Sample(t); d <= 0 {
+				t.Errorf("%s: sample %d took %s; want a positive duration", mode, i, d)
+			}
+		}
+		p.Close()
+		data, err := os.ReadFile(filepath.Join(dir, "sync-probe-"+mode.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(data) != 4*700 || slices.Contains(data, 0) {
+			t.Errorf("%s: the probe file is %d bytes (zeros: %v); want 2800 bytes of lines", mode, len(data), slices.Contains(data, 0))
+		}
+	}
+}
+
 // fakeTB counts Error calls instead of failing the test.
 type fakeTB struct {
 	testing.TB

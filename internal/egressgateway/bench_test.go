@@ -35,7 +35,8 @@ const (
 
 // BenchmarkEgressGateway measures, in one run, what the egress gateway adds
 // to calling the TLS partner directly (with the same client certificate and
-// CA), over loopback, with the audit log in b.TempDir() and real fsync:
+// CA), over loopback, with the audit log in b.TempDir() written as the
+// gateway writes it (auditLogOptions: preallocated segments, fdatasync):
 //
 //   - p50/p99 of direct, bare (a plain httputil.ReverseProxy in front of
 //     the partner with the gateway's TLS transport: the floor of one HTTP
@@ -77,7 +78,7 @@ func benchGateway(b *testing.B, syncCompletion, tmpfs bool) {
 		logDir = d
 	}
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
-	w, err := auditlog.NewWriter(auditlog.Options{Path: filepath.Join(logDir, "audit.jsonl"), SigningKey: priv})
+	w, err := auditlog.NewWriter(auditLogOptions(Config{AuditLogPath: filepath.Join(logDir, "audit.jsonl"), SigningKey: priv}))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -112,8 +112,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer lns.Close()
 
-	writer, err := auditproxy.OpenAuditLog(runCtx, auditlog.Options{Path: cfg.AuditLogPath, Mirror: cfg.AuditMirror, SigningKey: cfg.SigningKey,
-		Chain: cfg.AuditChain, Logbook: cfg.AuditLogbook, MaxBytes: cfg.AuditLogMaxBytes, Preallocate: auditlog.DefaultPreallocate}, cfg.SigningKeyDir, cfg.SigningKeyPollInterval, log)
+	writer, err := auditproxy.OpenAuditLog(runCtx, auditLogOptions(cfg), cfg.SigningKeyDir, cfg.SigningKeyPollInterval, log)
 	if err != nil {
 		return err
 	}
@@ -156,4 +155,13 @@ func subjectRequests(ctx context.Context, cfg Config, log *slog.Logger) (auditpr
 	}
 	go k.Run(ctx)
 	return k, nil
+}
+
+// auditLogOptions are the options of the gateway's audit log: its file
+// grown in preallocated segments, each commit made durable with fdatasync
+// (auditlog.Options.Preallocate). The benchmark writes its log with them
+// too.
+func auditLogOptions(cfg Config) auditlog.Options {
+	return auditlog.Options{Path: cfg.AuditLogPath, Mirror: cfg.AuditMirror, SigningKey: cfg.SigningKey,
+		Chain: cfg.AuditChain, Logbook: cfg.AuditLogbook, MaxBytes: cfg.AuditLogMaxBytes, Preallocate: auditlog.DefaultPreallocate}
 }

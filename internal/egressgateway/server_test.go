@@ -97,3 +97,36 @@ func TestRun(t *testing.T) {
 		t.Fatalf("log after shutdown: %+v %v", res, err)
 	}
 }
+
+// TestAuditLogOptions checks that the gateway's log, which its benchmark
+// writes too, grows in preallocated segments: while the writer is open the
+// file is a whole segment long, and Close cuts it to its content.
+func TestAuditLogOptions(t *testing.T) {
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	opts := auditLogOptions(Config{AuditLogPath: path, SigningKey: priv, AuditLogMaxBytes: 8 << 20})
+	if opts.Path != path || opts.MaxBytes != 8<<20 || opts.Preallocate != auditlog.DefaultPreallocate {
+		t.Fatalf("options: path %q, max bytes %d, preallocate %d; want %q, %d, %d", opts.Path, opts.MaxBytes, opts.Preallocate, path, 8<<20, auditlog.DefaultPreallocate)
+	}
+	w, err := auditlog.NewWriter(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Append(context.Background(), auditlog.Event{TraceID: strings.Repeat("ab", 16), OperationID: strings.Repeat("cd", 8),
+		Actor: "app", Action: auditlog.ActionWrite, Outcome: auditlog.OutcomeAllowed, Method: "POST", Route: "r"}); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() != auditlog.DefaultPreallocate {
+		t.Errorf("open log is %d bytes; want one preallocated segment of %d", fi.Size(), auditlog.DefaultPreallocate)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ = os.Stat(path); fi.Size() >= auditlog.DefaultPreallocate || fi.Size() == 0 {
+		t.Errorf("closed log is %d bytes; want its content only", fi.Size())
+	}
+}
