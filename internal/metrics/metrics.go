@@ -216,12 +216,16 @@ func RetentionPolicy(p *v1alpha1.RetentionPolicy) []Sample {
 	return out
 }
 
-// Recorder holds the gauges, the series each object has and the counts
-// the objects add up to.
+// Recorder holds the series each object has and the counts the objects
+// add up to, and serves them as a prometheus.Collector: the series are
+// made from its own state at each scrape (as kube-state-metrics makes
+// them), so a series costs the recorder one Sample, not a gauge of the
+// client library's with its label pairs and hash maps besides.
 type Recorder struct {
-	mu     sync.Mutex
-	gauges map[string]*prometheus.GaugeVec
-	series map[Object]map[string]Sample
+	mu    sync.Mutex
+	descs map[string]*prometheus.Desc
+	// series are each object's own samples.
+	series map[Object][]Sample
 	// counted are the counts each object is in; tallies are those counts
 	// by key (metric, kind, namespace and labels), each object's share held
 	// as a pointer so that it costs a word, not a copy of the labels.
@@ -237,71 +241,89 @@ type tally struct {
 	n      int
 }
 
-// NewRecorder registers the gauges with reg.
+// NewRecorder registers a recorder with reg.
 func NewRecorder(reg prometheus.Registerer) *Recorder {
-	r := &Recorder{gauges: map[string]*prometheus.GaugeVec{}, series: map[Object]map[string]Sample{},
+	r := &Recorder{descs: map[string]*prometheus.Desc{}, series: map[Object][]Sample{},
 		counted: map[Object][]*tally{}, tallies: map[string]*tally{}}
-	names := make([]string, 0, len(definitions))
-	for name := range definitions {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		d := definitions[name]
+	for name, d := range definitions {
 		labels := []string{labelKind, labelNS, labelName}
 		if counts[name] {
 			labels = []string{labelKind, labelNS}
 		}
-		g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: d.help}, append(labels, d.labels...))
-		reg.MustRegister(g)
-		r.gauges[name] = g
+		r.descs[name] = prometheus.NewDesc(name, d.help, append(labels, d.labels...), nil)
 	}
+	reg.MustRegister(r)
 	return r
+}
+
+// Describe sends the descriptions of every metric of the package.
+func (r *Recorder) Describe(ch chan<- *prometheus.Desc) {
+	names := make([]string, 0, len(r.descs))
+	for name := range r.descs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		ch <- r.descs[name]
+	}
+}
+
+// Collect sends every series: each object's samples and each count.
+func (r *Recorder) Collect(ch chan<- prometheus.Metric) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for o, samples := range r.series {
+		for _, s := range samples {
+			if m, err := prometheus.NewConstMetric(r.descs[s.Metric], prometheus.GaugeValue, s.Value, r.labels(o, s)...); err == nil {
+				ch <- m
+			}
+		}
+	}
+	for _, t := range r.tallies {
+		if m, err := prometheus.NewConstMetric(r.descs[t.metric], prometheus.GaugeValue, float64(t.n), t.labels...); err == nil {
+			ch <- m
+		}
+	}
 }
 
 func (r *Recorder) labels(o Object, s Sample) []string {
 	return append([]string{o.Kind, o.Namespace, o.Name}, s.Labels...)
 }
 
-// Set makes samples the object's series: it sets each and deletes the
-// series the object had and no longer has; a sample of a count adds the
-// object to that count, and a count no object is in any more is deleted.
+// Set makes samples the object's series, in place of those it had; a
+// sample of a count adds the object to that count, and a count no object
+// is in any more is deleted. A sample of no metric of the package, or one
+// the object has twice, is left out.
 func (r *Recorder) Set(o Object, samples []Sample) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	next := make(map[string]Sample, len(samples))
+	var own []Sample
 	var counted []*tally
+	seen := make(map[string]bool, len(samples))
 	for _, s := range samples {
 		d, ok := definitions[s.Metric]
-		if !ok || len(s.Labels) != len(d.labels) {
-			continue // not a metric of this package: a programming error, never a panic in the manager
+		if !ok || len(s.Labels) != len(d.labels) || seen[s.key()] {
+			continue // a programming error, never a panic or a failed scrape
 		}
+		seen[s.key()] = true
 		if counts[s.Metric] {
-			if t := r.tally(o, s); !containsTally(counted, t) {
-				counted = append(counted, t)
-			}
+			counted = append(counted, r.tally(o, s))
 			continue
 		}
-		r.gauges[s.Metric].WithLabelValues(r.labels(o, s)...).Set(s.Value)
-		next[s.key()] = s
-	}
-	for k, s := range r.series[o] {
-		if _, ok := next[k]; !ok {
-			r.gauges[s.Metric].DeleteLabelValues(r.labels(o, s)...)
-		}
+		own = append(own, s)
 	}
 	r.recount(o, counted)
-	if len(next) == 0 {
+	if len(own) == 0 {
 		delete(r.series, o)
 		return
 	}
-	r.series[o] = next
+	r.series[o] = own
 }
 
 // tally is the count of the object's kind and namespace that s is a
 // sample of, made (at zero) if there is none yet.
 func (r *Recorder) tally(o Object, s Sample) *tally {
-	key := s.Metric + "\x00" + o.Kind + "\x00" + o.Namespace + "\x00" + strings.Join(s.Labels, "\x00")
+	key := tallyKey(s.Metric, append([]string{o.Kind, o.Namespace}, s.Labels...))
 	t, ok := r.tallies[key]
 	if !ok {
 		t = &tally{metric: s.Metric, labels: append([]string{o.Kind, o.Namespace}, s.Labels...)}
@@ -310,28 +332,26 @@ func (r *Recorder) tally(o Object, s Sample) *tally {
 	return t
 }
 
+func tallyKey(metric string, labels []string) string {
+	return metric + "\x00" + strings.Join(labels, "\x00")
+}
+
 // recount moves the object from the counts it was in to those it is in
-// now, setting each count that changed and deleting each that fell to
-// zero.
+// now, deleting each count that fell to zero.
 func (r *Recorder) recount(o Object, now []*tally) {
 	before := r.counted[o]
 	for _, t := range now {
 		if !containsTally(before, t) {
 			t.n++
-			r.gauges[t.metric].WithLabelValues(t.labels...).Set(float64(t.n))
 		}
 	}
 	for _, t := range before {
 		if containsTally(now, t) {
 			continue
 		}
-		t.n--
-		if t.n > 0 {
-			r.gauges[t.metric].WithLabelValues(t.labels...).Set(float64(t.n))
-			continue
+		if t.n--; t.n == 0 {
+			delete(r.tallies, tallyKey(t.metric, t.labels))
 		}
-		r.gauges[t.metric].DeleteLabelValues(t.labels...)
-		delete(r.tallies, t.metric+"\x00"+strings.Join(t.labels, "\x00"))
 	}
 	if len(now) == 0 {
 		delete(r.counted, o)

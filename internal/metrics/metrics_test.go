@@ -119,14 +119,14 @@ dossierguard_sharingagreement_next_transition_timestamp_seconds{kind="SharingAgr
 
 	// The agreement leaves force for good: its next transition goes.
 	r.Set(a, []Sample{{AgreementInForce, nil, 0}})
-	if n := testutil.CollectAndCount(r.gauges[AgreementNextTransition]); n != 0 {
+	if n := testutil.CollectAndCount(r, AgreementNextTransition); n != 0 {
 		t.Errorf("%d next-transition series after the transition went, want 0", n)
 	}
 	r.Forget(b)
 	expect(`dossierguard_sharingagreement_in_force{kind="SharingAgreement",name="ggd",namespace="jeugd"} 0
 `, AgreementInForce)
 	r.Forget(a)
-	if n := testutil.CollectAndCount(r.gauges[AgreementInForce]); n != 0 || len(r.series) != 0 {
+	if n := testutil.CollectAndCount(r, AgreementInForce); n != 0 || len(r.series) != 0 {
 		t.Errorf("%d series and %d objects after Forget, want none", n, len(r.series))
 	}
 	// A sample of no metric of this package is ignored, never a panic.
@@ -191,7 +191,7 @@ dossierguard_control_info{control="KeyManagement",kind="DossierStore",name="b",n
 		r.Forget(o)
 	}
 	for _, m := range []string{Controls, ControlResult, ControlInfo} {
-		if n := testutil.CollectAndCount(r.gauges[m]); n != 0 {
+		if n := testutil.CollectAndCount(r, m); n != 0 {
 			t.Errorf("%d %s series after every resource went, want none", n, m)
 		}
 	}
@@ -213,10 +213,10 @@ func TestNoSeriesPerPassingControl(t *testing.T) {
 	for i := 0; i < 50; i++ {
 		r.Set(Object{KindAccessRole, "jeugd", fmt.Sprintf("role-%d", i)}, ControlSamples(controls))
 	}
-	if n := testutil.CollectAndCount(r.gauges[ControlResult]) + testutil.CollectAndCount(r.gauges[ControlInfo]); n != 0 {
+	if n := testutil.CollectAndCount(r, ControlResult) + testutil.CollectAndCount(r, ControlInfo); n != 0 {
 		t.Errorf("%d per-resource control series of passing controls, want none", n)
 	}
-	if n := testutil.CollectAndCount(r.gauges[Controls]); n != len(controls) {
+	if n := testutil.CollectAndCount(r, Controls); n != len(controls) {
 		t.Errorf("%d counts, want one per control (%d)", n, len(controls))
 	}
 }
