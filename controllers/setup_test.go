@@ -44,3 +44,31 @@ func TestOwnManagedFieldsOnly(t *testing.T) {
 		t.Errorf("non-object: got %v, %v", out, err)
 	}
 }
+
+func TestWithoutManagedFields(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		in   []metav1.ManagedFieldsEntry
+	}{
+		{"every entry dropped, dossierguard's too", []metav1.ManagedFieldsEntry{{Manager: "kubectl"}, {Manager: resources.FieldOwner}}},
+		{"none", nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			in := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "p", Labels: map[string]string{"a": "b"}, ManagedFields: c.in}}
+			out, err := withoutManagedFields(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := out.(*networkingv1.NetworkPolicy)
+			if got.ManagedFields != nil {
+				t.Errorf("managed fields kept: %v", got.ManagedFields)
+			}
+			if got.Name != "p" || got.Labels["a"] != "b" {
+				t.Errorf("the rest of the object changed: %v", got.ObjectMeta)
+			}
+		})
+	}
+	if out, err := withoutManagedFields("tombstone"); err != nil || out != "tombstone" {
+		t.Errorf("non-object: got %v, %v", out, err)
+	}
+}
