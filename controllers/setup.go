@@ -72,12 +72,13 @@ const DefaultSweeperImage = "dossierguard:dev"
 // 0.2 cores of the manager and most of two minutes (docs/benchmarks.md).
 const DefaultWorkers = 16
 
-// CacheOptions keep the operator cheap: Secrets and ConfigMaps are cached
-// only when dossierguard manages them (label app.kubernetes.io/managed-by=
-// dossierguard, which every builder in internal/resources sets), never every
-// one of the cluster. A Get of a Secret or ConfigMap without that label
-// reports NotFound from the cache, and the Owns watches of both kinds see
-// only labelled objects. The compliance reports of the kept kinds are
+// CacheOptions keep the operator cheap: Secrets, ConfigMaps and every
+// other kind of child are cached only when dossierguard manages them
+// (label app.kubernetes.io/managed-by=dossierguard, which every builder in
+// internal/resources sets), never every one of the cluster. A Get of a
+// child without that label reports NotFound from the cache (applyChild
+// then applies it, label and all), and the Owns watches see only labelled
+// objects. The compliance reports of the kept kinds are
 // cached the same way, never the reports of other tools (which can be
 // many). Pods are not cached at all: the store reconciler lists them
 // through the uncached reader.
@@ -105,12 +106,15 @@ func CacheOptions(reports ReportKinds) cache.Options {
 			&corev1.ConfigMap{}: {Label: managed, Transform: trim},
 			// Only the erasure Jobs the operator starts (they carry the
 			// label), not every Job of the cluster.
-			&batchv1.Job{}:                  {Label: managed, Transform: trim},
-			&corev1.PersistentVolumeClaim{}: {Transform: trim},
-			&networkingv1.NetworkPolicy{}:   {Transform: trim},
-			&rbacv1.Role{}:                  {Transform: trim},
-			&rbacv1.RoleBinding{}:           {Transform: trim},
-			&batchv1.CronJob{}:              {Transform: trim},
+			&batchv1.Job{}: {Label: managed, Transform: trim},
+			// Only the children dossierguard applies (every builder labels
+			// them), not every claim, policy, Role and CronJob of the
+			// cluster's namespaces.
+			&corev1.PersistentVolumeClaim{}: {Label: managed, Transform: trim},
+			&networkingv1.NetworkPolicy{}:   {Label: managed, Transform: trim},
+			&rbacv1.Role{}:                  {Label: managed, Transform: trim},
+			&rbacv1.RoleBinding{}:           {Label: managed, Transform: trim},
+			&batchv1.CronJob{}:              {Label: managed, Transform: trim},
 			&v1alpha1.DossierStore{}:        {Transform: strip},
 			&v1alpha1.AccessRole{}:          {Transform: strip},
 			&v1alpha1.SharingAgreement{}:    {Transform: strip},
