@@ -37,6 +37,12 @@ func seriesOf(metric, kind, ns, name string) (map[string]float64, error) {
 	return out, nil
 }
 
+// countsOf gathers the manager's registry: the values of the count
+// metric's series of a kind in a namespace, by their labels.
+func countsOf(metric, kind, ns string) (map[string]float64, error) {
+	return seriesOf(metric, kind, ns, "")
+}
+
 // TestMetricsFollowTheResources: the reconcilers set a store's and an
 // agreement's series from their status and remove them with the resource.
 func TestMetricsFollowTheResources(t *testing.T) {
@@ -56,8 +62,11 @@ func TestMetricsFollowTheResources(t *testing.T) {
 		if s, _ := seriesOf(metrics.AgreementNextTransition, metrics.KindSharingAgreement, ns, a.Name); len(s) != 1 {
 			return fmt.Errorf("next-transition series %v, want one", s)
 		}
-		if s, _ := seriesOf(metrics.ControlResult, metrics.KindDossierStore, ns, store.Name); len(s) == 0 {
-			return fmt.Errorf("no control results of the store")
+		if s, _ := countsOf(metrics.Controls, metrics.KindDossierStore, ns); len(s) == 0 {
+			return fmt.Errorf("no counts of the store's controls")
+		}
+		if s, _ := countsOf(metrics.Controls, metrics.KindSharingAgreement, ns); len(s) == 0 {
+			return fmt.Errorf("no counts of the agreement's controls")
 		}
 		if s, _ := seriesOf(metrics.DataKeyNextRotation, metrics.KindDossierStore, ns, store.Name); len(s) != 1 {
 			return fmt.Errorf("next-rotation series %v, want one", s)
@@ -73,6 +82,10 @@ func TestMetricsFollowTheResources(t *testing.T) {
 			if s, err := seriesOf(m, metrics.KindSharingAgreement, ns, a.Name); err != nil || len(s) != 0 {
 				return fmt.Errorf("%s series of the deleted agreement: %v (err %v)", m, s, err)
 			}
+		}
+		// It was the namespace's only agreement: its counts go with it.
+		if s, err := countsOf(metrics.Controls, metrics.KindSharingAgreement, ns); err != nil || len(s) != 0 {
+			return fmt.Errorf("counts of the agreements of %s after the only one went: %v (err %v)", ns, s, err)
 		}
 		return nil
 	})

@@ -72,40 +72,55 @@ const DefaultSweeperImage = "dossierguard:dev"
 // 0.2 cores of the manager and most of two minutes (docs/benchmarks.md).
 const DefaultWorkers = 16
 
-// CacheOptions keep the operator cheap: Secrets and ConfigMaps are cached
-// only when dossierguard manages them (label app.kubernetes.io/managed-by=
-// dossierguard, which every builder in internal/resources sets), never every
-// one of the cluster. A Get of a Secret or ConfigMap without that label
-// reports NotFound from the cache, and the Owns watches of both kinds see
-// only labelled objects. The compliance reports of the kept kinds are
+// CacheOptions keep the operator cheap: Secrets, ConfigMaps and every
+// other kind of child are cached only when dossierguard manages them
+// (label app.kubernetes.io/managed-by=dossierguard, which every builder in
+// internal/resources sets), never every one of the cluster. A Get of a
+// child without that label reports NotFound from the cache (applyChild
+// then applies it, label and all), and the Owns watches see only labelled
+// objects. The compliance reports of the kept kinds are
 // cached the same way, never the reports of other tools (which can be
 // many). Pods are not cached at all: the store reconciler lists them
-// through the uncached reader. The kinds that are only ever applied or
-// patched, never updated as read from the cache, keep only the managed
-// fields of dossierguard's own field owner (ownManagedFieldsOnly), which is
-// all the reconcilers read of them. DossierStores and Secrets are updated as
-// read (a finalizer, a key version), and an update that carries managed
-// fields replaces them on the server, so they are cached whole.
+// through the uncached reader.
+//
+// Managed fields are what a cached object costs most beside its spec, and
+// are kept only where they are read. The children dossierguard applies
+// keep the managed fields of its own field owner (ownManagedFieldsOnly),
+// which applyChild reads to know what it applied last. The resources of
+// dossierguard's API and the compliance reports keep none
+// (withoutManagedFields): dossierguard never applies the former (it
+// patches their status and updates their metadata) and compares the
+// latter by content (reportHolds). An update of an object read without
+// managed fields keeps those on the server: the API server takes an
+// update with no managed fields as one that does not know them, never as
+// one that clears them (only a list of one empty entry does), whereas an
+// update with some managed fields replaces them all. So Secrets, which
+// are both applied (the proxy's certificate) and updated as read (a key
+// version), are cached whole.
 func CacheOptions(reports ReportKinds) cache.Options {
 	managed := labels.SelectorFromSet(labels.Set{resources.LabelManagedBy: resources.ManagedByValue})
-	trim := ownManagedFieldsOnly
+	trim, strip := ownManagedFieldsOnly, withoutManagedFields
 	opts := cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}:    {Label: managed},
 			&corev1.ConfigMap{}: {Label: managed, Transform: trim},
 			// Only the erasure Jobs the operator starts (they carry the
 			// label), not every Job of the cluster.
-			&batchv1.Job{}:                  {Label: managed, Transform: trim},
-			&corev1.PersistentVolumeClaim{}: {Transform: trim},
-			&networkingv1.NetworkPolicy{}:   {Transform: trim},
-			&rbacv1.Role{}:                  {Transform: trim},
-			&rbacv1.RoleBinding{}:           {Transform: trim},
-			&batchv1.CronJob{}:              {Transform: trim},
-			&v1alpha1.AccessRole{}:          {Transform: trim},
-			&v1alpha1.SharingAgreement{}:    {Transform: trim},
-			&v1alpha1.RetentionPolicy{}:     {Transform: trim},
-			&v1alpha1.DataSubjectRequest{}:  {Transform: trim},
-			&v1alpha1.ProcessingActivity{}:  {Transform: trim},
+			&batchv1.Job{}: {Label: managed, Transform: trim},
+			// Only the children dossierguard applies (every builder labels
+			// them), not every claim, policy, Role and CronJob of the
+			// cluster's namespaces.
+			&corev1.PersistentVolumeClaim{}: {Label: managed, Transform: trim},
+			&networkingv1.NetworkPolicy{}:   {Label: managed, Transform: trim},
+			&rbacv1.Role{}:                  {Label: managed, Transform: trim},
+			&rbacv1.RoleBinding{}:           {Label: managed, Transform: trim},
+			&batchv1.CronJob{}:              {Label: managed, Transform: trim},
+			&v1alpha1.DossierStore{}:        {Transform: strip},
+			&v1alpha1.AccessRole{}:          {Transform: strip},
+			&v1alpha1.SharingAgreement{}:    {Transform: strip},
+			&v1alpha1.RetentionPolicy{}:     {Transform: strip},
+			&v1alpha1.DataSubjectRequest{}:  {Transform: strip},
+			&v1alpha1.ProcessingActivity{}:  {Transform: strip},
 			// Only the egress gateways' objects, not the cluster's.
 			&appsv1.Deployment{}:            {Label: managed, Transform: trim},
 			&corev1.Service{}:               {Label: managed, Transform: trim},
@@ -115,7 +130,7 @@ func CacheOptions(reports ReportKinds) cache.Options {
 		},
 	}
 	for _, o := range reports.reportObjects() {
-		opts.ByObject[o] = cache.ByObject{Label: managed, Transform: trim}
+		opts.ByObject[o] = cache.ByObject{Label: managed, Transform: strip}
 	}
 	return opts
 }
@@ -139,6 +154,16 @@ func ownManagedFieldsOnly(in any) (any, error) {
 	}
 	if len(own) < len(obj.GetManagedFields()) {
 		obj.SetManagedFields(own)
+	}
+	return in, nil
+}
+
+// withoutManagedFields drops every managed-fields entry of an object on its
+// way into the cache, for the kinds whose managed fields nothing reads
+// (CacheOptions). Anything that is not an object passes unchanged.
+func withoutManagedFields(in any) (any, error) {
+	if obj, err := meta.Accessor(in); err == nil && obj.GetManagedFields() != nil {
+		obj.SetManagedFields(nil)
 	}
 	return in, nil
 }

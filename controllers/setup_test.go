@@ -1,10 +1,14 @@
 package controllers
 
 import (
+	"fmt"
+	"reflect"
+	"strings"
 	"testing"
 
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/dossierguard/dossierguard/internal/resources"
 )
@@ -42,5 +46,63 @@ func TestOwnManagedFieldsOnly(t *testing.T) {
 	// Not an object (a tombstone, say): passed on unchanged.
 	if out, err := ownManagedFieldsOnly("tombstone"); err != nil || out != "tombstone" {
 		t.Errorf("non-object: got %v, %v", out, err)
+	}
+}
+
+func TestWithoutManagedFields(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		in   []metav1.ManagedFieldsEntry
+	}{
+		{"every entry dropped, dossierguard's too", []metav1.ManagedFieldsEntry{{Manager: "kubectl"}, {Manager: resources.FieldOwner}}},
+		{"none", nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			in := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "p", Labels: map[string]string{"a": "b"}, ManagedFields: c.in}}
+			out, err := withoutManagedFields(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := out.(*networkingv1.NetworkPolicy)
+			if got.ManagedFields != nil {
+				t.Errorf("managed fields kept: %v", got.ManagedFields)
+			}
+			if got.Name != "p" || got.Labels["a"] != "b" {
+				t.Errorf("the rest of the object changed: %v", got.ObjectMeta)
+			}
+		})
+	}
+	if out, err := withoutManagedFields("tombstone"); err != nil || out != "tombstone" {
+		t.Errorf("non-object: got %v, %v", out, err)
+	}
+}
+
+// TestCacheOptionsFilterEveryChild: every kind of child the reconcilers
+// apply is cached only with dossierguard's label, never cluster-wide, and
+// the resources of the API and the reports without managed fields.
+func TestCacheOptionsFilterEveryChild(t *testing.T) {
+	opts := CacheOptions(ReportKinds{OpenReports: true, PolicyReports: true})
+	managed := labels.Set{resources.LabelManagedBy: resources.ManagedByValue}
+	other := labels.Set{resources.LabelManagedBy: "helm"}
+	for obj, by := range opts.ByObject {
+		kind := fmt.Sprintf("%T", obj)
+		if strings.HasSuffix(reflect.TypeOf(obj).Elem().PkgPath(), "dossierguard/api/v1alpha1") {
+			if by.Label != nil {
+				t.Errorf("%s: the resources of the API are cached whole, not by label", kind)
+			}
+			continue
+		}
+		if by.Label == nil || !by.Label.Matches(managed) || by.Label.Matches(other) {
+			t.Errorf("%s: cached without the managed-by selector (%v)", kind, by.Label)
+		}
+	}
+	for _, kind := range []string{"*v1.Role", "*v1.RoleBinding", "*v1.NetworkPolicy", "*v1.PersistentVolumeClaim", "*v1.CronJob", "*v1.Secret", "*v1alpha1.Report", "*unstructured.Unstructured", "*v1alpha1.DossierStore"} {
+		found := false
+		for obj := range opts.ByObject {
+			found = found || fmt.Sprintf("%T", obj) == kind
+		}
+		if !found {
+			t.Errorf("%s has no cache options", kind)
+		}
 	}
 }

@@ -4,6 +4,16 @@
 // that sets a resource's series and removes those it no longer has, or all of
 // them when the resource is gone.
 //
+// The series are kept few, as kube-state-metrics and cert-manager keep
+// theirs: a resource has series of its own for what an alert names it by
+// (a control that does not pass, a key or an agreement with a date, a
+// sweep's result), one series carrying the current state rather than one
+// for every state it could be in, and the old state's series is deleted
+// when the state changes. What a dashboard counts (controls by result) is
+// an aggregate by kind, namespace, control and result, whose size does not
+// grow with the resources. A healthy installation thus has a handful of
+// series per store instead of a hundred.
+//
 // Labels name Kubernetes objects (kind, namespace, name) and the public
 // vocabulary of api/v1alpha1 (controls, results, reasons); never a dossier,
 // a person or key material. Moments are exported as Unix timestamps in
@@ -34,6 +44,7 @@ const (
 
 // The metric names.
 const (
+	Controls                      = "dossierguard_controls"
 	ControlResult                 = "dossierguard_control_result"
 	ControlInfo                   = "dossierguard_control_info"
 	AgreementInForce              = "dossierguard_sharingagreement_in_force"
@@ -63,16 +74,23 @@ const (
 const defaultKeyRotationPeriod = 2160 * time.Hour
 
 // definition is one gauge: its help and its labels after kind, namespace
-// and name.
+// and name, or, for a count, after kind and namespace.
 type definition struct {
 	help   string
 	labels []string
 }
 
+// counts are the gauges that are aggregates without the name label: the
+// value of a series is the number of resources of the kind in the
+// namespace that have the sample, and it is deleted when none has.
+var counts = map[string]bool{Controls: true}
+
 var definitions = withSubjectRights(map[string]definition{
-	ControlResult: {"Result of a privacy control of a dossierguard resource: 1 for the current result (Pass, Fail or Unknown), 0 for the others.",
+	Controls: {"Resources of a kind in a namespace whose privacy control has the result (Pass, Fail or Unknown); absent when none has.",
 		[]string{labelControl, labelResult}},
-	ControlInfo: {"The current result and reason of a privacy control of a dossierguard resource; always 1.",
+	ControlResult: {"1 while a privacy control of a dossierguard resource does not pass, with its result (Fail or Unknown); absent while it passes.",
+		[]string{labelControl, labelResult}},
+	ControlInfo: {"The result and reason of a privacy control of a dossierguard resource that does not pass; always 1, absent while it passes.",
 		[]string{labelControl, labelResult, labelReason}},
 	AgreementInForce:            {"1 while a SharingAgreement is in force (the partner has network access), else 0.", nil},
 	AgreementNextTransition:     {"When a SharingAgreement next enters or leaves force, as a Unix timestamp; absent when it never will.", nil},
@@ -84,7 +102,7 @@ var definitions = withSubjectRights(map[string]definition{
 	AuditSigningKeyNextRotation: {"When a DossierStore's audit signing key is next rotated, as a Unix timestamp; in the past when a rotation is overdue.", nil},
 	RetentionLastRunRecords: {"Records of a RetentionPolicy's last sweep by outcome: destroyed, anonymised, held (legal hold) and overdue (still due after the run; -1 when it could not count).",
 		[]string{labelOutcome}},
-	RetentionLastRunResult: {"Result of a RetentionPolicy's last sweep: 1 for the current result (Succeeded, Failed, Interrupted or DryRun), 0 for the others.",
+	RetentionLastRunResult: {"Result of a RetentionPolicy's last sweep (Succeeded, Failed, Interrupted or DryRun); always 1, the series of the previous result is deleted.",
 		[]string{labelResult}},
 	RetentionLastRunTimestamp:     {"When a RetentionPolicy's last sweep started, as a Unix timestamp.", nil},
 	RetentionLastSuccessTimestamp: {"When a RetentionPolicy's last sweep ended, if it succeeded, as a Unix timestamp; absent when the last sweep did not succeed.", nil},
@@ -104,10 +122,6 @@ type Sample struct {
 
 func (s Sample) key() string { return s.Metric + "\x00" + strings.Join(s.Labels, "\x00") }
 
-var controlResults = []v1alpha1.ComplianceResult{v1alpha1.ResultPass, v1alpha1.ResultFail, v1alpha1.ResultUnknown}
-
-var runResults = []v1alpha1.RunResult{v1alpha1.RunSucceeded, v1alpha1.RunFailed, v1alpha1.RunInterrupted, v1alpha1.RunDryRun}
-
 func bit(b bool) float64 {
 	if b {
 		return 1
@@ -117,15 +131,19 @@ func bit(b bool) float64 {
 
 func unix(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 
-// Controls are the samples of a status's compliance controls: every result
-// of each control (1 for the current one), and its info series.
-func Controls(controls []v1alpha1.ComplianceControl) []Sample {
+// ControlSamples are the samples of a status's compliance controls: each
+// control counted under its result, and the result and reason of each
+// control that does not pass (a passing control has no series of its own).
+func ControlSamples(controls []v1alpha1.ComplianceControl) []Sample {
 	var out []Sample
 	for _, c := range controls {
-		for _, r := range controlResults {
-			out = append(out, Sample{ControlResult, []string{c.Control, string(r)}, bit(c.Result == r)})
+		result := string(c.Result)
+		out = append(out, Sample{Controls, []string{c.Control, result}, 1})
+		if c.Result != v1alpha1.ResultPass {
+			out = append(out,
+				Sample{ControlResult, []string{c.Control, result}, 1},
+				Sample{ControlInfo, []string{c.Control, result, c.Reason}, 1})
 		}
-		out = append(out, Sample{ControlInfo, []string{c.Control, string(c.Result), c.Reason}, 1})
 	}
 	return out
 }
@@ -134,7 +152,7 @@ func Controls(controls []v1alpha1.ComplianceControl) []Sample {
 // audit signing key (status.auditSigningKey; never the key id, which is
 // not a label here, nor key material).
 func Store(s *v1alpha1.DossierStore) []Sample {
-	out := Controls(s.Status.Compliance)
+	out := ControlSamples(s.Status.Compliance)
 	if s.Status.KeyVersion > 0 {
 		out = append(out, Sample{DataKeyVersion, nil, float64(s.Status.KeyVersion)})
 	}
@@ -157,12 +175,12 @@ func Store(s *v1alpha1.DossierStore) []Sample {
 }
 
 // AccessRole is an AccessRole's samples: its controls.
-func AccessRole(r *v1alpha1.AccessRole) []Sample { return Controls(r.Status.Compliance) }
+func AccessRole(r *v1alpha1.AccessRole) []Sample { return ControlSamples(r.Status.Compliance) }
 
 // Agreement is a SharingAgreement's samples: its controls, whether it is in
 // force and when that next changes.
 func Agreement(a *v1alpha1.SharingAgreement) []Sample {
-	out := append(Controls(a.Status.Compliance), Sample{AgreementInForce, nil, bit(a.Status.InForce)})
+	out := append(ControlSamples(a.Status.Compliance), Sample{AgreementInForce, nil, bit(a.Status.InForce)})
 	if next := a.Status.NextTransition; next != nil {
 		out = append(out, Sample{AgreementNextTransition, nil, unix(next.Time)})
 	}
@@ -172,7 +190,7 @@ func Agreement(a *v1alpha1.SharingAgreement) []Sample {
 // RetentionPolicy is a RetentionPolicy's samples: its controls, its last
 // sweep and the next.
 func RetentionPolicy(p *v1alpha1.RetentionPolicy) []Sample {
-	out := Controls(p.Status.Compliance)
+	out := ControlSamples(p.Status.Compliance)
 	if next := p.Status.NextRun; next != nil {
 		out = append(out, Sample{RetentionNextRunTimestamp, nil, unix(next.Time)})
 	}
@@ -180,10 +198,8 @@ func RetentionPolicy(p *v1alpha1.RetentionPolicy) []Sample {
 	if run == nil {
 		return out
 	}
-	for _, r := range runResults {
-		out = append(out, Sample{RetentionLastRunResult, []string{string(r)}, bit(run.Result == r)})
-	}
 	out = append(out,
+		Sample{RetentionLastRunResult, []string{string(run.Result)}, 1},
 		Sample{RetentionLastRunRecords, []string{"destroyed"}, float64(run.Destroyed)},
 		Sample{RetentionLastRunRecords, []string{"anonymised"}, float64(run.Anonymised)},
 		Sample{RetentionLastRunRecords, []string{"held"}, float64(run.Held)},
@@ -200,59 +216,157 @@ func RetentionPolicy(p *v1alpha1.RetentionPolicy) []Sample {
 	return out
 }
 
-// Recorder holds the gauges and the series each object has.
+// Recorder holds the series each object has and the counts the objects
+// add up to, and serves them as a prometheus.Collector: the series are
+// made from its own state at each scrape (as kube-state-metrics makes
+// them), so a series costs the recorder one Sample, not a gauge of the
+// client library's with its label pairs and hash maps besides.
 type Recorder struct {
-	mu     sync.Mutex
-	gauges map[string]*prometheus.GaugeVec
-	series map[Object]map[string]Sample
+	mu    sync.Mutex
+	descs map[string]*prometheus.Desc
+	// series are each object's own samples.
+	series map[Object][]Sample
+	// counted are the counts each object is in; tallies are those counts
+	// by key (metric, kind, namespace and labels), each object's share held
+	// as a pointer so that it costs a word, not a copy of the labels.
+	counted map[Object][]*tally
+	tallies map[string]*tally
 }
 
-// NewRecorder registers the gauges with reg.
+// tally is one series of a count: its metric, its labels from kind on,
+// and the number of objects that have it.
+type tally struct {
+	metric string
+	labels []string
+	n      int
+}
+
+// NewRecorder registers a recorder with reg.
 func NewRecorder(reg prometheus.Registerer) *Recorder {
-	r := &Recorder{gauges: map[string]*prometheus.GaugeVec{}, series: map[Object]map[string]Sample{}}
-	names := make([]string, 0, len(definitions))
-	for name := range definitions {
+	r := &Recorder{descs: map[string]*prometheus.Desc{}, series: map[Object][]Sample{},
+		counted: map[Object][]*tally{}, tallies: map[string]*tally{}}
+	for name, d := range definitions {
+		labels := []string{labelKind, labelNS, labelName}
+		if counts[name] {
+			labels = []string{labelKind, labelNS}
+		}
+		r.descs[name] = prometheus.NewDesc(name, d.help, append(labels, d.labels...), nil)
+	}
+	reg.MustRegister(r)
+	return r
+}
+
+// Describe sends the descriptions of every metric of the package.
+func (r *Recorder) Describe(ch chan<- *prometheus.Desc) {
+	names := make([]string, 0, len(r.descs))
+	for name := range r.descs {
 		names = append(names, name)
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		d := definitions[name]
-		g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: d.help},
-			append([]string{labelKind, labelNS, labelName}, d.labels...))
-		reg.MustRegister(g)
-		r.gauges[name] = g
+		ch <- r.descs[name]
 	}
-	return r
+}
+
+// Collect sends every series: each object's samples and each count.
+func (r *Recorder) Collect(ch chan<- prometheus.Metric) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for o, samples := range r.series {
+		for _, s := range samples {
+			if m, err := prometheus.NewConstMetric(r.descs[s.Metric], prometheus.GaugeValue, s.Value, r.labels(o, s)...); err == nil {
+				ch <- m
+			}
+		}
+	}
+	for _, t := range r.tallies {
+		if m, err := prometheus.NewConstMetric(r.descs[t.metric], prometheus.GaugeValue, float64(t.n), t.labels...); err == nil {
+			ch <- m
+		}
+	}
 }
 
 func (r *Recorder) labels(o Object, s Sample) []string {
 	return append([]string{o.Kind, o.Namespace, o.Name}, s.Labels...)
 }
 
-// Set makes samples the object's series: it sets each and deletes the
-// series the object had and no longer has.
+// Set makes samples the object's series, in place of those it had; a
+// sample of a count adds the object to that count, and a count no object
+// is in any more is deleted. A sample of no metric of the package, or one
+// the object has twice, is left out.
 func (r *Recorder) Set(o Object, samples []Sample) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	next := make(map[string]Sample, len(samples))
+	var own []Sample
+	var counted []*tally
+	seen := make(map[string]bool, len(samples))
 	for _, s := range samples {
-		g, ok := r.gauges[s.Metric]
-		if !ok || len(s.Labels) != len(definitions[s.Metric].labels) {
-			continue // not a metric of this package: a programming error, never a panic in the manager
+		d, ok := definitions[s.Metric]
+		if !ok || len(s.Labels) != len(d.labels) || seen[s.key()] {
+			continue // a programming error, never a panic or a failed scrape
 		}
-		g.WithLabelValues(r.labels(o, s)...).Set(s.Value)
-		next[s.key()] = s
-	}
-	for k, s := range r.series[o] {
-		if _, ok := next[k]; !ok {
-			r.gauges[s.Metric].DeleteLabelValues(r.labels(o, s)...)
+		seen[s.key()] = true
+		if counts[s.Metric] {
+			counted = append(counted, r.tally(o, s))
+			continue
 		}
+		own = append(own, s)
 	}
-	if len(next) == 0 {
+	r.recount(o, counted)
+	if len(own) == 0 {
 		delete(r.series, o)
 		return
 	}
-	r.series[o] = next
+	r.series[o] = own
+}
+
+// tally is the count of the object's kind and namespace that s is a
+// sample of, made (at zero) if there is none yet.
+func (r *Recorder) tally(o Object, s Sample) *tally {
+	key := tallyKey(s.Metric, append([]string{o.Kind, o.Namespace}, s.Labels...))
+	t, ok := r.tallies[key]
+	if !ok {
+		t = &tally{metric: s.Metric, labels: append([]string{o.Kind, o.Namespace}, s.Labels...)}
+		r.tallies[key] = t
+	}
+	return t
+}
+
+func tallyKey(metric string, labels []string) string {
+	return metric + "\x00" + strings.Join(labels, "\x00")
+}
+
+// recount moves the object from the counts it was in to those it is in
+// now, deleting each count that fell to zero.
+func (r *Recorder) recount(o Object, now []*tally) {
+	before := r.counted[o]
+	for _, t := range now {
+		if !containsTally(before, t) {
+			t.n++
+		}
+	}
+	for _, t := range before {
+		if containsTally(now, t) {
+			continue
+		}
+		if t.n--; t.n == 0 {
+			delete(r.tallies, tallyKey(t.metric, t.labels))
+		}
+	}
+	if len(now) == 0 {
+		delete(r.counted, o)
+		return
+	}
+	r.counted[o] = now
+}
+
+func containsTally(ts []*tally, t *tally) bool {
+	for _, u := range ts {
+		if u == t {
+			return true
+		}
+	}
+	return false
 }
 
 // Forget deletes every series of the object.

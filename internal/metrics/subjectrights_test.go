@@ -51,7 +51,7 @@ func TestDataSubjectRequestSeriesHoldNoPseudonym(t *testing.T) {
 	r := NewRecorder(reg)
 	o := Object{KindDataSubjectRequest, "cjg", "inzage-1"}
 	r.Set(o, DataSubjectRequest(dsrWith(v1alpha1.StateOverdue)))
-	if n := testutil.CollectAndCount(r.gauges[RequestOverdue]); n != 1 {
+	if n := testutil.CollectAndCount(r, RequestOverdue); n != 1 {
 		t.Fatalf("%d overdue series, want 1", n)
 	}
 	mfs, err := reg.Gather()
@@ -73,7 +73,7 @@ func TestDataSubjectRequestSeriesHoldNoPseudonym(t *testing.T) {
 		t.Errorf("gathered %v, want %s among them", names, RequestDue)
 	}
 	r.Forget(o)
-	if n := testutil.CollectAndCount(r.gauges[RequestDue]); n != 0 {
+	if n := testutil.CollectAndCount(r, RequestDue); n != 0 {
 		t.Errorf("%d due series after Forget, want 0", n)
 	}
 }

@@ -173,7 +173,7 @@ func TestDashboardNamesExportedMetrics(t *testing.T) {
 		}
 	}
 	for _, want := range []string{
-		"dossierguard_control_result", "dossierguard_sharingagreement_in_force",
+		"dossierguard_controls", "dossierguard_control_result", "dossierguard_control_info", "dossierguard_sharingagreement_in_force",
 		"dossierguard_sharingagreement_next_transition_timestamp_seconds", "dossierguard_datakey_created_timestamp_seconds",
 		"dossierguard_retention_last_run_result", "dossierguard_retention_last_success_timestamp_seconds",
 		"dossierguard_auditproxy_decisions_total", "dossierguard_auditproxy_activity_decisions_total", "dossierguard_auditproxy_consent_lookups_total",
