@@ -82,14 +82,15 @@ func TestEncryptedClassGivesReadyCompliantStore(t *testing.T) {
 	}
 
 	role := &rbacv1.Role{}
-	if err := k8s.Get(ctx, key(ns, "dossiers-datakey-reader"), role); err != nil {
+	if err := k8s.Get(ctx, key(ns, "dossiers-workload"), role); err != nil {
 		t.Fatalf("role: %v", err)
 	}
-	if len(role.Rules) != 1 || strings.Join(role.Rules[0].ResourceNames, ",") != "dossiers-datakey" || strings.Join(role.Rules[0].Verbs, ",") != "get" {
-		t.Errorf("key reader rules = %+v; want get on exactly the data-key Secret", role.Rules)
+	if len(role.Rules) != 2 || strings.Join(role.Rules[0].ResourceNames, ",") != "dossiers-datakey" || strings.Join(role.Rules[0].Verbs, ",") != "get" ||
+		strings.Join(role.Rules[1].Resources, ",") != "datasubjectrequests" || strings.Join(role.Rules[1].Verbs, ",") != "get,list,watch" {
+		t.Errorf("workload rules = %+v; want get on exactly the data-key Secret, and get, list, watch on the requests", role.Rules)
 	}
 	binding := &rbacv1.RoleBinding{}
-	if err := k8s.Get(ctx, key(ns, "dossiers-datakey-reader"), binding); err != nil {
+	if err := k8s.Get(ctx, key(ns, "dossiers-workload"), binding); err != nil {
 		t.Fatalf("binding: %v", err)
 	}
 	if len(binding.Subjects) != 1 || binding.Subjects[0].Kind != "ServiceAccount" || binding.Subjects[0].Name != "dossier-app" {
@@ -310,8 +311,8 @@ func resourceVersions(t *testing.T, ns string) map[string]string {
 		"store":  &v1alpha1.DossierStore{ObjectMeta: metav1.ObjectMeta{Name: "dossiers"}},
 		"claim":  &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "dossiers-dossiers"}},
 		"key":    &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "dossiers-datakey"}},
-		"role":   &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "dossiers-datakey-reader"}},
-		"bind":   &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "dossiers-datakey-reader"}},
+		"role":   &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "dossiers-workload"}},
+		"bind":   &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "dossiers-workload"}},
 		"policy": &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "dossiers-isolation"}},
 		"access": &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "dossiers-access-policy"}},
 	} {

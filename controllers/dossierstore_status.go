@@ -19,9 +19,14 @@ type storeFacts struct {
 	now        time.Time
 	encryption compliance.Encryption
 	key        compliance.KeyFacts
-	keyAccess  bool
-	claim      bool
-	isolation  bool
+	// keyAccess is set when the workload's Role and RoleBinding (the data
+	// key, the namespace's DataSubjectRequests) are applied.
+	keyAccess bool
+	claim     bool
+	// isolation is set when the isolation policy is applied; apiServer
+	// when it admits the API server's endpoints.
+	isolation bool
+	apiServer bool
 	// roles and the access policy rendered from them.
 	roles         []compliance.RoleSummary
 	policyApplied bool
@@ -45,15 +50,17 @@ type storeFacts struct {
 	// unfilterable are the routes without {dossier} or records that a
 	// restriction or objection in force reaches.
 	unfilterable []string
-	// requestAccess is set when the audit proxy may watch the requests
-	// (its Role, RoleBinding and the NetworkPolicy to the API server).
-	requestAccess bool
 	// activities are the names of the namespace's ProcessingActivities,
 	// nil when they could not be listed.
 	activities map[string]bool
 	// egress is what the store's egress gateway looks like.
 	egress compliance.EgressFacts
 }
+
+// requestAccess says whether the audit proxy may watch the store's
+// requests: the workload's Role and RoleBinding, and the isolation policy
+// with the API server in it.
+func (f storeFacts) requestAccess() bool { return f.keyAccess && f.isolation && f.apiServer }
 
 // setStoreStatus computes the whole status from the facts, in memory.
 func setStoreStatus(store *v1alpha1.DossierStore, f storeFacts) {
@@ -75,7 +82,7 @@ func setStoreStatus(store *v1alpha1.DossierStore, f storeFacts) {
 	st.Compliance = []v1alpha1.ComplianceControl{
 		compliance.EncryptionControl(f.encryption, resources.ClaimName(store)),
 		compliance.KeyManagementControl(f.key, f.now),
-		compliance.KeyAccessControl(f.keyAccess, resources.KeyReaderName(store), store.Spec.Workload.ServiceAccountName),
+		compliance.KeyAccessControl(f.keyAccess, resources.WorkloadAccessName(store), store.Spec.Workload.ServiceAccountName),
 		compliance.NetworkControl(f.isolation, resources.IsolationPolicyName(store), resources.ProxyPort(store), f.transport),
 		compliance.AccessControlControl(f.roles, resources.AccessPolicyName(store)),
 		compliance.MinimisationControl(f.violating, agreementCount(f.agreements)),
@@ -85,7 +92,7 @@ func setStoreStatus(store *v1alpha1.DossierStore, f storeFacts) {
 		f.retention,
 		f.audit,
 		compliance.AuditSigningKeyControl(f.auditKeys, f.now),
-		compliance.WithRequestAccess(f.requests, f.requestAccess, resources.SubjectRequestReaderName(store), resources.APIServerPolicyName(store)),
+		compliance.WithRequestAccess(f.requests, f.requestAccess(), resources.WorkloadAccessName(store), resources.IsolationPolicyName(store)),
 	}
 	setAuditKeyStatus(st, f.auditKeys)
 	st.Agreements = f.agreements
