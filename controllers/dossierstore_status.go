@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -193,18 +194,14 @@ func setStoreReadyCondition(store *v1alpha1.DossierStore, f storeFacts) {
 	}
 }
 
-// recordTransitions emits events when readiness, encryption or the key version change.
+// recordTransitions emits one event for the changes of readiness,
+// encryption and compliance that one status write made (the three change
+// together when a store is first assessed), and one for each new key
+// version.
 func (r *DossierStoreReconciler) recordTransitions(before, after *v1alpha1.DossierStore) {
-	for _, t := range []string{v1alpha1.ConditionReady, v1alpha1.ConditionEncryptionVerified, v1alpha1.ConditionCompliant} {
-		old, now := meta.FindStatusCondition(before.Status.Conditions, t), meta.FindStatusCondition(after.Status.Conditions, t)
-		if now == nil || (old != nil && old.Status == now.Status && old.Reason == now.Reason) {
-			continue
-		}
-		eventType := corev1.EventTypeNormal
-		if now.Status != metav1.ConditionTrue {
-			eventType = corev1.EventTypeWarning
-		}
-		r.Recorder.Eventf(after, nil, eventType, now.Reason, "Reconcile", "%s=%s: %s", t, now.Status, now.Message)
+	if e, ok := transitionEvent(before.Status.Conditions, after.Status.Conditions,
+		v1alpha1.ConditionReady, v1alpha1.ConditionEncryptionVerified, v1alpha1.ConditionCompliant); ok {
+		r.Recorder.Eventf(after, nil, e.eventType, e.reason, "Reconcile", "%s", e.note)
 	}
 	if b, a := before.Status.AuditSigningKey, after.Status.AuditSigningKey; b != nil && a != nil && a.Versions > b.Versions {
 		r.Recorder.Eventf(after, nil, corev1.EventTypeNormal, "AuditKeyRotated", "RotateSigningKey",
@@ -234,4 +231,60 @@ func setBulkRoutesCondition(store *v1alpha1.DossierStore, unfilterable []string)
 	}
 	setCondition(store, &store.Status.Conditions, v1alpha1.ConditionBulkRoutesFilterable, true, v1alpha1.ReasonBulkRoutesFiltered,
 		"no restriction or objection in force reaches a route without {dossier} that declares no records")
+}
+
+// conditionEvent is one event about changed conditions.
+type conditionEvent struct{ eventType, reason, note string }
+
+// maxEventNote is the most an Event's note may hold (events.k8s.io/v1).
+const maxEventNote = 1024
+
+// transitionEvent describes in one event the conditions of types (in that
+// order) whose status or reason changed from before to after, none when
+// none did. The event is a Warning when any of them is not True, and its
+// reason is the first such condition's (else the first changed one's), so
+// a failure is never filed under a success; the note says
+// "Type=Status: message" for each, that one first, within maxEventNote.
+func transitionEvent(before, after []metav1.Condition, types ...string) (conditionEvent, bool) {
+	var changed []*metav1.Condition
+	lead := -1
+	for _, t := range types {
+		old, now := meta.FindStatusCondition(before, t), meta.FindStatusCondition(after, t)
+		if now == nil || (old != nil && old.Status == now.Status && old.Reason == now.Reason) {
+			continue
+		}
+		if lead < 0 && now.Status != metav1.ConditionTrue {
+			lead = len(changed)
+		}
+		changed = append(changed, now)
+	}
+	if len(changed) == 0 {
+		return conditionEvent{}, false
+	}
+	e := conditionEvent{eventType: corev1.EventTypeNormal}
+	if lead >= 0 {
+		e.eventType = corev1.EventTypeWarning
+		changed = append(append([]*metav1.Condition{changed[lead]}, changed[:lead]...), changed[lead+1:]...)
+	}
+	e.reason = changed[0].Reason
+	parts := make([]string, 0, len(changed))
+	for _, c := range changed {
+		parts = append(parts, fmt.Sprintf("%s=%s: %s", c.Type, c.Status, c.Message))
+	}
+	e.note = truncateNote(strings.Join(parts, "; "), maxEventNote)
+	return e, true
+}
+
+// truncateNote cuts s to at most limit bytes, on a rune boundary, marking
+// the cut with an ellipsis.
+func truncateNote(s string, limit int) string {
+	if len(s) <= limit {
+		return s
+	}
+	const ellipsis = "…"
+	cut := limit - len(ellipsis)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + ellipsis
 }
