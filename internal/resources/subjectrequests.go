@@ -14,7 +14,9 @@ import (
 // LegacyAPIServerPolicyName is the NetworkPolicy that let the workload's
 // pods reach the API server before its rules became part of the isolation
 // policy; the operator removes it.
-func LegacyAPIServerPolicyName(store *v1alpha1.DossierStore) string { return store.Name + "-api-server" }
+func LegacyAPIServerPolicyName(store *v1alpha1.DossierStore) string {
+	return store.Name + "-api-server"
+}
 
 // APIEndpoint is one address and port the API server serves on.
 type APIEndpoint struct {
