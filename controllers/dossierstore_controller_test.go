@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -390,4 +391,34 @@ func findCondition(s *v1alpha1.DossierStore, t string) metav1.Condition {
 		}
 	}
 	return metav1.Condition{}
+}
+
+// TestStoreHasItsFinalizerFromAdmission: the API server sets the store's
+// finalizer when it is created (config/admission, which the suite
+// installs as an installation has it), beside the finalizers the store came
+// with, so the operator has no update to make for it; a store that lost it
+// gets it back from the operator.
+func TestStoreHasItsFinalizerFromAdmission(t *testing.T) {
+	ns := newNamespace(t)
+	store := newStore(t, ns, encryptedClass(t).Name, func(s *v1alpha1.DossierStore) {
+		s.Finalizers = []string{"example.com/keep"}
+	})
+	// The object Create returns is what admission made of it, before any
+	// reconcile.
+	if !slices.Contains(store.Finalizers, v1alpha1.StoreFinalizer) || !slices.Contains(store.Finalizers, "example.com/keep") {
+		t.Fatalf("finalizers at creation %v; want %s beside example.com/keep", store.Finalizers, v1alpha1.StoreFinalizer)
+	}
+	eventually(t, timeout, storeCondition(store, v1alpha1.ConditionReady, metav1.ConditionTrue, ""))
+	updateRetrying(t, store, func(s *v1alpha1.DossierStore) {
+		s.Finalizers = []string{"example.com/keep"}
+	})
+	eventually(t, timeout, func() error {
+		if got := getStore(t, store); !slices.Contains(got.Finalizers, v1alpha1.StoreFinalizer) {
+			return fmt.Errorf("finalizers %v; want %s back", got.Finalizers, v1alpha1.StoreFinalizer)
+		}
+		return nil
+	})
+	updateRetrying(t, store, func(s *v1alpha1.DossierStore) {
+		s.Finalizers = slices.DeleteFunc(s.Finalizers, func(f string) bool { return f == "example.com/keep" })
+	})
 }
