@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -400,13 +401,26 @@ func (r *DossierStoreReconciler) reconcileClaim(ctx context.Context, store *v1al
 // store's DataSubjectRequests. Without endpoints the policy admits no API
 // server rather than every destination; the proxy then cannot sync and
 // refuses every request for a dossier (apiServer false). When the
-// endpoints cannot be read nothing is applied: the policy stays as it was.
-// The policy that used to admit the API server on its own is removed.
+// endpoints cannot be read, a policy that exists stays as it was (and is
+// not reported applied), and a store without one gets it without the API
+// server: the workload is never left without isolation. The policy that
+// used to admit the API server on its own is removed.
 func (r *DossierStoreReconciler) reconcileIsolation(ctx context.Context, store *v1alpha1.DossierStore) (applied, apiServer bool, err error) {
 	slices := &discoveryv1.EndpointSliceList{}
 	if err := r.Reader.List(ctx, slices, client.InNamespace("default"),
 		client.MatchingLabels{discoveryv1.LabelServiceName: resources.APIServerServiceLabel}); err != nil {
-		return false, false, fmt.Errorf("list the API server's EndpointSlices: %w", err)
+		listErr := fmt.Errorf("list the API server's EndpointSlices: %w", err)
+		existing := &networkingv1.NetworkPolicy{}
+		switch err := r.Get(ctx, client.ObjectKey{Namespace: store.Namespace, Name: resources.IsolationPolicyName(store)}, existing); {
+		case err == nil:
+			return false, false, listErr
+		case !apierrors.IsNotFound(err):
+			return false, false, errors.Join(listErr, fmt.Errorf("read isolation NetworkPolicy: %w", err))
+		}
+		if _, err := applyChild(ctx, r.Client, resources.IsolationPolicy(store, r.Isolation, nil), &networkingv1.NetworkPolicy{}); err != nil {
+			return false, false, errors.Join(listErr, fmt.Errorf("apply isolation NetworkPolicy: %w", err))
+		}
+		return true, false, listErr
 	}
 	endpoints := resources.APIServerEndpoints(slices.Items)
 	if _, err := applyChild(ctx, r.Client, resources.IsolationPolicy(store, r.Isolation, endpoints), &networkingv1.NetworkPolicy{}); err != nil {
