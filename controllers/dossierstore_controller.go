@@ -496,8 +496,9 @@ func (r *DossierStoreReconciler) SetupWithManager(mgr ctrl.Manager, workers int)
 		return err
 	}
 	return ownReports(ctrl.NewControllerManagedBy(mgr), r.Reports).
-		// The store's own status writes do not trigger it again.
-		For(&v1alpha1.DossierStore{}, builder.WithPredicates(specMetadataOrDeletion)).
+		// The store's own status writes do not trigger it again; its
+		// finalizer taken off does.
+		For(&v1alpha1.DossierStore{}, builder.WithPredicates(predicate.Or(specMetadataOrDeletion, storeFinalizerRemoved))).
 		// A claim's status (binding, resizing) is not read.
 		Owns(&corev1.PersistentVolumeClaim{}, builder.WithPredicates(notStatusOnly)).
 		// Secrets and ConfigMaps are cached only with the managed-by label
