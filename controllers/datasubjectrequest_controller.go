@@ -8,10 +8,6 @@ import (
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
-	networkingv1 "k8s.io/api/networking/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -27,7 +23,6 @@ import (
 	"github.com/dossierguard/dossierguard/internal/compliance"
 	"github.com/dossierguard/dossierguard/internal/dsr"
 	"github.com/dossierguard/dossierguard/internal/metrics"
-	"github.com/dossierguard/dossierguard/internal/resources"
 )
 
 // DataSubjectRequestReconciler keeps a request's deadline, state and
@@ -169,39 +164,4 @@ func (r *DossierStoreReconciler) summariseRequests(ctx context.Context, store *v
 		outcomes = append(outcomes, compliance.RequestOutcome{Name: list.Items[i].Name, Assessment: dsr.Assess(&list.Items[i], dl, now, dsr.MaxRetentionExtension(store))})
 	}
 	return compliance.DataSubjectRightsControl(outcomes), compliance.NextRequestChange(outcomes), unfilterable, nil
-}
-
-// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=list
-
-// reconcileSubjectRequestAccess lets the store's audit proxy watch the
-// namespace's DataSubjectRequests: a Role and RoleBinding for the
-// workload's ServiceAccount, and a NetworkPolicy to the API server's
-// endpoints (read live from the EndpointSlices of default/kubernetes, not
-// cached). Without endpoints the policy is removed rather than applied
-// open; the proxy then cannot sync and refuses every request for a dossier.
-func (r *DossierStoreReconciler) reconcileSubjectRequestAccess(ctx context.Context, store *v1alpha1.DossierStore) (bool, error) {
-	if _, err := applyChild(ctx, r.Client, resources.SubjectRequestReaderRole(store), &rbacv1.Role{}); err != nil {
-		return false, fmt.Errorf("apply subject-requests reader Role: %w", err)
-	}
-	if _, err := applyChild(ctx, r.Client, resources.SubjectRequestReaderBinding(store), &rbacv1.RoleBinding{}); err != nil {
-		return false, fmt.Errorf("apply subject-requests reader RoleBinding: %w", err)
-	}
-	slices := &discoveryv1.EndpointSliceList{}
-	if err := r.Reader.List(ctx, slices, client.InNamespace("default"),
-		client.MatchingLabels{discoveryv1.LabelServiceName: resources.APIServerServiceLabel}); err != nil {
-		return false, fmt.Errorf("list the API server's EndpointSlices: %w", err)
-	}
-	endpoints := resources.APIServerEndpoints(slices.Items)
-	if len(endpoints) == 0 {
-		stale := &networkingv1.NetworkPolicy{}
-		stale.Namespace, stale.Name = store.Namespace, resources.APIServerPolicyName(store)
-		if err := r.Delete(ctx, stale); err != nil && !apierrors.IsNotFound(err) {
-			return false, fmt.Errorf("delete the API server NetworkPolicy: %w", err)
-		}
-		return false, nil
-	}
-	if _, err := applyChild(ctx, r.Client, resources.APIServerPolicy(store, endpoints), &networkingv1.NetworkPolicy{}); err != nil {
-		return false, fmt.Errorf("apply the API server NetworkPolicy: %w", err)
-	}
-	return true, nil
 }

@@ -2,16 +2,19 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -89,9 +92,10 @@ type DossierStoreReconciler struct {
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=storage.k8s.io,resources=storageclasses,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=list
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=list
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile brings one DossierStore to its desired state.
@@ -176,7 +180,7 @@ func (r *DossierStoreReconciler) storeSteps() []storeStep {
 			return err
 		},
 		func(ctx context.Context, s *v1alpha1.DossierStore, f *storeFacts) (err error) {
-			f.keyAccess, err = r.reconcileKeyAccess(ctx, s)
+			f.keyAccess, err = r.reconcileWorkloadAccess(ctx, s)
 			return err
 		},
 		func(ctx context.Context, s *v1alpha1.DossierStore, f *storeFacts) (err error) {
@@ -184,7 +188,7 @@ func (r *DossierStoreReconciler) storeSteps() []storeStep {
 			return err
 		},
 		func(ctx context.Context, s *v1alpha1.DossierStore, f *storeFacts) (err error) {
-			f.isolation, err = r.reconcileIsolation(ctx, s)
+			f.isolation, f.apiServer, err = r.reconcileIsolation(ctx, s)
 			return err
 		},
 		func(ctx context.Context, s *v1alpha1.DossierStore, f *storeFacts) (err error) {
@@ -213,10 +217,6 @@ func (r *DossierStoreReconciler) storeSteps() []storeStep {
 		},
 		func(ctx context.Context, s *v1alpha1.DossierStore, f *storeFacts) (err error) {
 			f.requests, f.requestsNext, f.unfilterable, err = r.summariseRequests(ctx, s, f.now)
-			return err
-		},
-		func(ctx context.Context, s *v1alpha1.DossierStore, f *storeFacts) (err error) {
-			f.requestAccess, err = r.reconcileSubjectRequestAccess(ctx, s)
 			return err
 		},
 		func(ctx context.Context, s *v1alpha1.DossierStore, f *storeFacts) (err error) {
@@ -341,15 +341,46 @@ func (r *DossierStoreReconciler) getKeySecret(ctx context.Context, namespace, na
 	return secret, nil
 }
 
-// reconcileKeyAccess limits reading the data key to the workload.
-func (r *DossierStoreReconciler) reconcileKeyAccess(ctx context.Context, store *v1alpha1.DossierStore) (bool, error) {
-	if _, err := applyChild(ctx, r.Client, resources.KeyReaderRole(store), &rbacv1.Role{}); err != nil {
-		return false, fmt.Errorf("apply key reader Role: %w", err)
+// reconcileWorkloadAccess grants the workload's ServiceAccount what it may
+// do through the API, reading the data key and watching the namespace's
+// DataSubjectRequests, in one Role and RoleBinding, and then removes the two
+// pairs that granted the same one each before (LegacyWorkloadAccessNames).
+func (r *DossierStoreReconciler) reconcileWorkloadAccess(ctx context.Context, store *v1alpha1.DossierStore) (bool, error) {
+	if _, err := applyChild(ctx, r.Client, resources.WorkloadAccessRole(store), &rbacv1.Role{}); err != nil {
+		return false, fmt.Errorf("apply the workload's Role: %w", err)
 	}
-	if _, err := applyChild(ctx, r.Client, resources.KeyReaderBinding(store), &rbacv1.RoleBinding{}); err != nil {
-		return false, fmt.Errorf("apply key reader RoleBinding: %w", err)
+	if _, err := applyChild(ctx, r.Client, resources.WorkloadAccessBinding(store), &rbacv1.RoleBinding{}); err != nil {
+		return false, fmt.Errorf("apply the workload's RoleBinding: %w", err)
+	}
+	for _, name := range resources.LegacyWorkloadAccessNames(store) {
+		if err := r.deleteOwned(ctx, store, name, &rbacv1.RoleBinding{}); err != nil {
+			return false, err
+		}
+		if err := r.deleteOwned(ctx, store, name, &rbacv1.Role{}); err != nil {
+			return false, err
+		}
 	}
 	return true, nil
+}
+
+// deleteOwned deletes the store's child of obj's type named name, when the
+// cache has one that the store controls; none is no write.
+func (r *DossierStoreReconciler) deleteOwned(ctx context.Context, store *v1alpha1.DossierStore, name string, obj client.Object) error {
+	err := r.Get(ctx, client.ObjectKey{Namespace: store.Namespace, Name: name}, obj)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return fmt.Errorf("read %T %s: %w", obj, name, err)
+	}
+	if !metav1.IsControlledBy(obj, store) {
+		return nil
+	}
+	uid := obj.GetUID()
+	if err := r.Delete(ctx, obj, client.Preconditions{UID: &uid}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete %T %s: %w", obj, name, err)
+	}
+	return nil
 }
 
 // reconcileClaim creates or grows the dossier volume, only on a class that
@@ -364,12 +395,41 @@ func (r *DossierStoreReconciler) reconcileClaim(ctx context.Context, store *v1al
 	return true, nil
 }
 
-// reconcileIsolation applies the default-deny NetworkPolicy.
-func (r *DossierStoreReconciler) reconcileIsolation(ctx context.Context, store *v1alpha1.DossierStore) (bool, error) {
-	if _, err := applyChild(ctx, r.Client, resources.IsolationPolicy(store, r.Isolation), &networkingv1.NetworkPolicy{}); err != nil {
-		return false, fmt.Errorf("apply isolation NetworkPolicy: %w", err)
+// reconcileIsolation applies the default-deny NetworkPolicy, with egress
+// to the API server's endpoints (read live from the EndpointSlices of
+// default/kubernetes, not cached), where the audit proxy watches the
+// store's DataSubjectRequests. Without endpoints the policy admits no API
+// server rather than every destination; the proxy then cannot sync and
+// refuses every request for a dossier (apiServer false). When the
+// endpoints cannot be read, a policy that exists stays as it was (and is
+// not reported applied), and a store without one gets it without the API
+// server: the workload is never left without isolation. The policy that
+// used to admit the API server on its own is removed.
+func (r *DossierStoreReconciler) reconcileIsolation(ctx context.Context, store *v1alpha1.DossierStore) (applied, apiServer bool, err error) {
+	slices := &discoveryv1.EndpointSliceList{}
+	if err := r.Reader.List(ctx, slices, client.InNamespace("default"),
+		client.MatchingLabels{discoveryv1.LabelServiceName: resources.APIServerServiceLabel}); err != nil {
+		listErr := fmt.Errorf("list the API server's EndpointSlices: %w", err)
+		existing := &networkingv1.NetworkPolicy{}
+		switch err := r.Get(ctx, client.ObjectKey{Namespace: store.Namespace, Name: resources.IsolationPolicyName(store)}, existing); {
+		case err == nil:
+			return false, false, listErr
+		case !apierrors.IsNotFound(err):
+			return false, false, errors.Join(listErr, fmt.Errorf("read isolation NetworkPolicy: %w", err))
+		}
+		if _, err := applyChild(ctx, r.Client, resources.IsolationPolicy(store, r.Isolation, nil), &networkingv1.NetworkPolicy{}); err != nil {
+			return false, false, errors.Join(listErr, fmt.Errorf("apply isolation NetworkPolicy: %w", err))
+		}
+		return true, false, listErr
 	}
-	return true, nil
+	endpoints := resources.APIServerEndpoints(slices.Items)
+	if _, err := applyChild(ctx, r.Client, resources.IsolationPolicy(store, r.Isolation, endpoints), &networkingv1.NetworkPolicy{}); err != nil {
+		return false, false, fmt.Errorf("apply isolation NetworkPolicy: %w", err)
+	}
+	if err := r.deleteOwned(ctx, store, resources.LegacyAPIServerPolicyName(store), &networkingv1.NetworkPolicy{}); err != nil {
+		return true, false, err
+	}
+	return true, len(endpoints) > 0, nil
 }
 
 // reconcileDelete releases the dossier volume unless the store says to
@@ -436,8 +496,9 @@ func (r *DossierStoreReconciler) SetupWithManager(mgr ctrl.Manager, workers int)
 		return err
 	}
 	return ownReports(ctrl.NewControllerManagedBy(mgr), r.Reports).
-		// The store's own status writes do not trigger it again.
-		For(&v1alpha1.DossierStore{}, builder.WithPredicates(specMetadataOrDeletion)).
+		// The store's own status writes do not trigger it again; its
+		// finalizer taken off does.
+		For(&v1alpha1.DossierStore{}, builder.WithPredicates(predicate.Or(specMetadataOrDeletion, storeFinalizerRemoved))).
 		// A claim's status (binding, resizing) is not read.
 		Owns(&corev1.PersistentVolumeClaim{}, builder.WithPredicates(notStatusOnly)).
 		// Secrets and ConfigMaps are cached only with the managed-by label

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -82,14 +83,15 @@ func TestEncryptedClassGivesReadyCompliantStore(t *testing.T) {
 	}
 
 	role := &rbacv1.Role{}
-	if err := k8s.Get(ctx, key(ns, "dossiers-datakey-reader"), role); err != nil {
+	if err := k8s.Get(ctx, key(ns, "dossiers-workload"), role); err != nil {
 		t.Fatalf("role: %v", err)
 	}
-	if len(role.Rules) != 1 || strings.Join(role.Rules[0].ResourceNames, ",") != "dossiers-datakey" || strings.Join(role.Rules[0].Verbs, ",") != "get" {
-		t.Errorf("key reader rules = %+v; want get on exactly the data-key Secret", role.Rules)
+	if len(role.Rules) != 2 || strings.Join(role.Rules[0].ResourceNames, ",") != "dossiers-datakey" || strings.Join(role.Rules[0].Verbs, ",") != "get" ||
+		strings.Join(role.Rules[1].Resources, ",") != "datasubjectrequests" || strings.Join(role.Rules[1].Verbs, ",") != "get,list,watch" {
+		t.Errorf("workload rules = %+v; want get on exactly the data-key Secret, and get, list, watch on the requests", role.Rules)
 	}
 	binding := &rbacv1.RoleBinding{}
-	if err := k8s.Get(ctx, key(ns, "dossiers-datakey-reader"), binding); err != nil {
+	if err := k8s.Get(ctx, key(ns, "dossiers-workload"), binding); err != nil {
 		t.Fatalf("binding: %v", err)
 	}
 	if len(binding.Subjects) != 1 || binding.Subjects[0].Kind != "ServiceAccount" || binding.Subjects[0].Name != "dossier-app" {
@@ -310,8 +312,8 @@ func resourceVersions(t *testing.T, ns string) map[string]string {
 		"store":  &v1alpha1.DossierStore{ObjectMeta: metav1.ObjectMeta{Name: "dossiers"}},
 		"claim":  &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "dossiers-dossiers"}},
 		"key":    &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "dossiers-datakey"}},
-		"role":   &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "dossiers-datakey-reader"}},
-		"bind":   &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "dossiers-datakey-reader"}},
+		"role":   &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "dossiers-workload"}},
+		"bind":   &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "dossiers-workload"}},
 		"policy": &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "dossiers-isolation"}},
 		"access": &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "dossiers-access-policy"}},
 	} {
@@ -389,4 +391,34 @@ func findCondition(s *v1alpha1.DossierStore, t string) metav1.Condition {
 		}
 	}
 	return metav1.Condition{}
+}
+
+// TestStoreHasItsFinalizerFromAdmission: the API server sets the store's
+// finalizer when it is created (config/admission, which the suite
+// installs as an installation has it), beside the finalizers the store came
+// with, so the operator has no update to make for it; a store that lost it
+// gets it back from the operator.
+func TestStoreHasItsFinalizerFromAdmission(t *testing.T) {
+	ns := newNamespace(t)
+	store := newStore(t, ns, encryptedClass(t).Name, func(s *v1alpha1.DossierStore) {
+		s.Finalizers = []string{"example.com/keep"}
+	})
+	// The object Create returns is what admission made of it, before any
+	// reconcile.
+	if !slices.Contains(store.Finalizers, v1alpha1.StoreFinalizer) || !slices.Contains(store.Finalizers, "example.com/keep") {
+		t.Fatalf("finalizers at creation %v; want %s beside example.com/keep", store.Finalizers, v1alpha1.StoreFinalizer)
+	}
+	eventually(t, timeout, storeCondition(store, v1alpha1.ConditionReady, metav1.ConditionTrue, ""))
+	updateRetrying(t, store, func(s *v1alpha1.DossierStore) {
+		s.Finalizers = []string{"example.com/keep"}
+	})
+	eventually(t, timeout, func() error {
+		if got := getStore(t, store); !slices.Contains(got.Finalizers, v1alpha1.StoreFinalizer) {
+			return fmt.Errorf("finalizers %v; want %s back", got.Finalizers, v1alpha1.StoreFinalizer)
+		}
+		return nil
+	})
+	updateRetrying(t, store, func(s *v1alpha1.DossierStore) {
+		s.Finalizers = slices.DeleteFunc(s.Finalizers, func(f string) bool { return f == "example.com/keep" })
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -19,9 +20,14 @@ type storeFacts struct {
 	now        time.Time
 	encryption compliance.Encryption
 	key        compliance.KeyFacts
-	keyAccess  bool
-	claim      bool
-	isolation  bool
+	// keyAccess is set when the workload's Role and RoleBinding (the data
+	// key, the namespace's DataSubjectRequests) are applied.
+	keyAccess bool
+	claim     bool
+	// isolation is set when the isolation policy is applied; apiServer
+	// when it admits the API server's endpoints.
+	isolation bool
+	apiServer bool
 	// roles and the access policy rendered from them.
 	roles         []compliance.RoleSummary
 	policyApplied bool
@@ -45,15 +51,17 @@ type storeFacts struct {
 	// unfilterable are the routes without {dossier} or records that a
 	// restriction or objection in force reaches.
 	unfilterable []string
-	// requestAccess is set when the audit proxy may watch the requests
-	// (its Role, RoleBinding and the NetworkPolicy to the API server).
-	requestAccess bool
 	// activities are the names of the namespace's ProcessingActivities,
 	// nil when they could not be listed.
 	activities map[string]bool
 	// egress is what the store's egress gateway looks like.
 	egress compliance.EgressFacts
 }
+
+// requestAccess says whether the audit proxy may watch the store's
+// requests: the workload's Role and RoleBinding, and the isolation policy
+// with the API server in it.
+func (f storeFacts) requestAccess() bool { return f.keyAccess && f.isolation && f.apiServer }
 
 // setStoreStatus computes the whole status from the facts, in memory.
 func setStoreStatus(store *v1alpha1.DossierStore, f storeFacts) {
@@ -75,7 +83,7 @@ func setStoreStatus(store *v1alpha1.DossierStore, f storeFacts) {
 	st.Compliance = []v1alpha1.ComplianceControl{
 		compliance.EncryptionControl(f.encryption, resources.ClaimName(store)),
 		compliance.KeyManagementControl(f.key, f.now),
-		compliance.KeyAccessControl(f.keyAccess, resources.KeyReaderName(store), store.Spec.Workload.ServiceAccountName),
+		compliance.KeyAccessControl(f.keyAccess, resources.WorkloadAccessName(store), store.Spec.Workload.ServiceAccountName),
 		compliance.NetworkControl(f.isolation, resources.IsolationPolicyName(store), resources.ProxyPort(store), f.transport),
 		compliance.AccessControlControl(f.roles, resources.AccessPolicyName(store)),
 		compliance.MinimisationControl(f.violating, agreementCount(f.agreements)),
@@ -85,7 +93,7 @@ func setStoreStatus(store *v1alpha1.DossierStore, f storeFacts) {
 		f.retention,
 		f.audit,
 		compliance.AuditSigningKeyControl(f.auditKeys, f.now),
-		compliance.WithRequestAccess(f.requests, f.requestAccess, resources.SubjectRequestReaderName(store), resources.APIServerPolicyName(store)),
+		compliance.WithRequestAccess(f.requests, f.requestAccess(), resources.WorkloadAccessName(store), resources.IsolationPolicyName(store)),
 	}
 	setAuditKeyStatus(st, f.auditKeys)
 	st.Agreements = f.agreements
@@ -186,18 +194,14 @@ func setStoreReadyCondition(store *v1alpha1.DossierStore, f storeFacts) {
 	}
 }
 
-// recordTransitions emits events when readiness, encryption or the key version change.
+// recordTransitions emits one event for the changes of readiness,
+// encryption and compliance that one status write made (the three change
+// together when a store is first assessed), and one for each new key
+// version.
 func (r *DossierStoreReconciler) recordTransitions(before, after *v1alpha1.DossierStore) {
-	for _, t := range []string{v1alpha1.ConditionReady, v1alpha1.ConditionEncryptionVerified, v1alpha1.ConditionCompliant} {
-		old, now := meta.FindStatusCondition(before.Status.Conditions, t), meta.FindStatusCondition(after.Status.Conditions, t)
-		if now == nil || (old != nil && old.Status == now.Status && old.Reason == now.Reason) {
-			continue
-		}
-		eventType := corev1.EventTypeNormal
-		if now.Status != metav1.ConditionTrue {
-			eventType = corev1.EventTypeWarning
-		}
-		r.Recorder.Eventf(after, nil, eventType, now.Reason, "Reconcile", "%s=%s: %s", t, now.Status, now.Message)
+	if e, ok := transitionEvent(before.Status.Conditions, after.Status.Conditions,
+		v1alpha1.ConditionReady, v1alpha1.ConditionEncryptionVerified, v1alpha1.ConditionCompliant); ok {
+		r.Recorder.Eventf(after, nil, e.eventType, e.reason, "Reconcile", "%s", e.note)
 	}
 	if b, a := before.Status.AuditSigningKey, after.Status.AuditSigningKey; b != nil && a != nil && a.Versions > b.Versions {
 		r.Recorder.Eventf(after, nil, corev1.EventTypeNormal, "AuditKeyRotated", "RotateSigningKey",
@@ -227,4 +231,60 @@ func setBulkRoutesCondition(store *v1alpha1.DossierStore, unfilterable []string)
 	}
 	setCondition(store, &store.Status.Conditions, v1alpha1.ConditionBulkRoutesFilterable, true, v1alpha1.ReasonBulkRoutesFiltered,
 		"no restriction or objection in force reaches a route without {dossier} that declares no records")
+}
+
+// conditionEvent is one event about changed conditions.
+type conditionEvent struct{ eventType, reason, note string }
+
+// maxEventNote is the most an Event's note may hold (events.k8s.io/v1).
+const maxEventNote = 1024
+
+// transitionEvent describes in one event the conditions of types (in that
+// order) whose status or reason changed from before to after, none when
+// none did. The event is a Warning when any of them is not True, and its
+// reason is the first such condition's (else the first changed one's), so
+// a failure is never filed under a success; the note says
+// "Type=Status: message" for each, that one first, within maxEventNote.
+func transitionEvent(before, after []metav1.Condition, types ...string) (conditionEvent, bool) {
+	var changed []*metav1.Condition
+	lead := -1
+	for _, t := range types {
+		old, now := meta.FindStatusCondition(before, t), meta.FindStatusCondition(after, t)
+		if now == nil || (old != nil && old.Status == now.Status && old.Reason == now.Reason) {
+			continue
+		}
+		if lead < 0 && now.Status != metav1.ConditionTrue {
+			lead = len(changed)
+		}
+		changed = append(changed, now)
+	}
+	if len(changed) == 0 {
+		return conditionEvent{}, false
+	}
+	e := conditionEvent{eventType: corev1.EventTypeNormal}
+	if lead >= 0 {
+		e.eventType = corev1.EventTypeWarning
+		changed = append(append([]*metav1.Condition{changed[lead]}, changed[:lead]...), changed[lead+1:]...)
+	}
+	e.reason = changed[0].Reason
+	parts := make([]string, 0, len(changed))
+	for _, c := range changed {
+		parts = append(parts, fmt.Sprintf("%s=%s: %s", c.Type, c.Status, c.Message))
+	}
+	e.note = truncateNote(strings.Join(parts, "; "), maxEventNote)
+	return e, true
+}
+
+// truncateNote cuts s to at most limit bytes, on a rune boundary, marking
+// the cut with an ellipsis.
+func truncateNote(s string, limit int) string {
+	if len(s) <= limit {
+		return s
+	}
+	const ellipsis = "…"
+	cut := limit - len(ellipsis)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + ellipsis
 }

@@ -52,11 +52,11 @@ func convergedFacts() storeFacts {
 		retention:     compliance.StoreRetentionControl([]compliance.RetentionOutcome{{Name: "contacts", Result: "Pass", Reason: "RunSucceeded"}}),
 		auditKeys: compliance.AuditKeyFacts{SigningSecret: "jgz-audit-signing", PseudonymSecret: "jgz-pseudonym", KeyID: "0123456789abcdef",
 			Version: 2, Created: statusNow.AddDate(0, -1, 0), Versions: 2, NextRotation: statusNow.AddDate(0, 11, 0)},
-		audit:         compliance.AuditControl(nil, 2, true, statusTransport),
-		transport:     statusTransport,
-		requests:      compliance.DataSubjectRightsControl(nil),
-		requestAccess: true,
-		activities:    map[string]bool{"ondersteuning": true},
+		audit:      compliance.AuditControl(nil, 2, true, statusTransport),
+		transport:  statusTransport,
+		requests:   compliance.DataSubjectRightsControl(nil),
+		apiServer:  true,
+		activities: map[string]bool{"ondersteuning": true},
 	}
 }
 
@@ -97,7 +97,7 @@ func TestSetStoreStatusConverged(t *testing.T) {
 	evidence := map[string]string{
 		"EncryptionAtRest":     "PersistentVolumeClaim/jgz-dossiers",
 		"KeyManagement":        "Secret/jgz-datakey: key version 2",
-		"KeyAccessRestricted":  "Role/jgz-datakey-reader",
+		"KeyAccessRestricted":  "Role/jgz-workload",
 		"NetworkSegregation":   "NetworkPolicy/jgz-isolation",
 		"AccessControlDefined": "ConfigMap/jgz-access-policy",
 		"RetentionEnforced":    "RetentionPolicy/contacts: Pass (RunSucceeded)",

@@ -6,6 +6,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
@@ -22,6 +23,17 @@ import (
 var deletionStarted = predicate.Funcs{
 	UpdateFunc: func(e event.UpdateEvent) bool {
 		return e.ObjectOld.GetDeletionTimestamp().IsZero() != e.ObjectNew.GetDeletionTimestamp().IsZero()
+	},
+}
+
+// storeFinalizerRemoved lets through the update that takes the store's
+// finalizer off a store that is not being deleted: the store reconciler
+// puts it back at once (the admission policy sets it only at creation).
+var storeFinalizerRemoved = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		return e.ObjectNew.GetDeletionTimestamp().IsZero() &&
+			controllerutil.ContainsFinalizer(e.ObjectOld, v1alpha1.StoreFinalizer) &&
+			!controllerutil.ContainsFinalizer(e.ObjectNew, v1alpha1.StoreFinalizer)
 	},
 }
 

@@ -45,6 +45,15 @@ func TestWatchPredicates(t *testing.T) {
 	storeCompliance := store.DeepCopy()
 	storeCompliance.Status.KeyVersion = 2
 
+	storeGuarded := store.DeepCopy()
+	storeGuarded.Finalizers = []string{v1alpha1.StoreFinalizer, "example.com/keep"}
+	storeUnguarded := store.DeepCopy()
+	storeUnguarded.Finalizers = []string{"example.com/keep"}
+	storeGuardedDeleting := storeGuarded.DeepCopy()
+	storeGuardedDeleting.DeletionTimestamp = &metav1.Time{Time: time.Unix(1, 0)}
+	storeUnguardedDeleting := storeUnguarded.DeepCopy()
+	storeUnguardedDeleting.DeletionTimestamp = storeGuardedDeleting.DeletionTimestamp
+
 	claim := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "c", ResourceVersion: "1"}}
 	claimBound := claim.DeepCopy()
 	claimBound.ResourceVersion = "2"
@@ -73,6 +82,11 @@ func TestWatchPredicates(t *testing.T) {
 		{"store's first Ready to roles", predicate.Or(specMetadataOrDeletion, storeAssessed), store, storeNotReady, true},
 		{"store Ready flip to roles", predicate.Or(specMetadataOrDeletion, storeAssessed), storeNotReady, storeReady, false},
 		{"store other status to roles", predicate.Or(specMetadataOrDeletion, storeAssessed), storeReady, withKeyVersion(storeReady, 2), false},
+		{"store finalizer taken off to the store", storeFinalizerRemoved, storeGuarded, storeUnguarded, true},
+		{"store finalizer put on to the store", storeFinalizerRemoved, storeUnguarded, storeGuarded, false},
+		{"another finalizer taken off to the store", storeFinalizerRemoved, storeGuarded, withFinalizers(storeGuarded, v1alpha1.StoreFinalizer), false},
+		{"store finalizer removed in deletion to the store", storeFinalizerRemoved, storeGuardedDeleting, storeUnguardedDeleting, false},
+		{"store status write to the store", storeFinalizerRemoved, storeGuarded, withKeyVersion(storeGuarded, 2), false},
 		{"claim bound", notStatusOnly, claim, claimBound, false},
 		{"claim edited", notStatusOnly, claim, claimEdited, true},
 	}
@@ -86,6 +100,12 @@ func TestWatchPredicates(t *testing.T) {
 			}
 		})
 	}
+}
+
+func withFinalizers(s *v1alpha1.DossierStore, finalizers ...string) *v1alpha1.DossierStore {
+	c := s.DeepCopy()
+	c.Finalizers = finalizers
+	return c
 }
 
 func withKeyVersion(s *v1alpha1.DossierStore, v int32) *v1alpha1.DossierStore {

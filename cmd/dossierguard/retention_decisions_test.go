@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -184,6 +185,18 @@ func TestSweepHonoursRetentionDecisions(t *testing.T) {
 	insert(5, "D-5005", long)
 	if err := c.Delete(ctx, store); err != nil {
 		t.Fatal(err)
+	}
+	// The store's finalizer, set at admission, is what the operator (not
+	// running here) would take off once the volume is decided.
+	gone := &v1alpha1.DossierStore{}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(store), gone); err == nil {
+		gone.Finalizers = nil
+		if err := c.Update(ctx, gone); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(store), gone); !apierrors.IsNotFound(err) {
+		t.Fatalf("the store is still there after its finalizer was taken off: %v", err)
 	}
 	out.Reset()
 	err = runSweep(ctx, env.Config, sweepOptions{policy: policy.Name, namespace: ns}, &out)

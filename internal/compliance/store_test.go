@@ -48,11 +48,11 @@ func TestKeyAccessControl(t *testing.T) {
 		role, workload string
 		want           wantControl
 	}{
-		{"bound to the workload", true, "jgz-datakey-reader", "casemanager",
+		{"bound to the workload", true, "jgz-workload", "casemanager",
 			wantControl{"KeyAccessRestricted", "Pass", "BoundToWorkloadServiceAccount",
 				[]string{`only ServiceAccount "casemanager" may read the data key`},
-				[]string{"Role/jgz-datakey-reader", "RoleBinding/jgz-datakey-reader"}}},
-		{"not applied", false, "jgz-datakey-reader", "casemanager",
+				[]string{"Role/jgz-workload", "RoleBinding/jgz-workload"}}},
+		{"not applied", false, "jgz-workload", "casemanager",
 			wantControl{"KeyAccessRestricted", "Fail", "KeyAccessNotApplied",
 				[]string{"Role and RoleBinding", "could not be applied"}, nil}},
 	}

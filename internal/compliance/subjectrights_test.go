@@ -114,11 +114,11 @@ func TestResponseDeadlineControl(t *testing.T) {
 // Role and the NetworkPolicy are evidence.
 func TestWithRequestAccess(t *testing.T) {
 	pass := DataSubjectRightsControl(nil)
-	if c := WithRequestAccess(pass, true, "s-subject-requests", "s-api-server"); c.Result != v1alpha1.ResultPass ||
-		!slices.Equal(c.Evidence, []string{"Role/s-subject-requests", "NetworkPolicy/s-api-server"}) {
+	if c := WithRequestAccess(pass, true, "s-workload", "s-isolation"); c.Result != v1alpha1.ResultPass ||
+		!slices.Equal(c.Evidence, []string{"Role/s-workload", "NetworkPolicy/s-isolation"}) {
 		t.Errorf("with access: %s %q", c.Result, c.Evidence)
 	}
-	if c := WithRequestAccess(pass, false, "s-subject-requests", "s-api-server"); c.Result != v1alpha1.ResultUnknown ||
+	if c := WithRequestAccess(pass, false, "s-workload", "s-isolation"); c.Result != v1alpha1.ResultUnknown ||
 		c.Reason != v1alpha1.ReasonProxyCannotWatchRequests || !strings.Contains(c.Message, "refuses every request for a dossier") {
 		t.Errorf("without access: %s %s %q", c.Result, c.Reason, c.Message)
 	}

@@ -173,24 +173,35 @@ func storeOwnerRef(store *v1alpha1.DossierStore) metav1.OwnerReference {
 		Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}
 }
 
-// KeyReaderRole may read exactly the store's data-key Secret.
-func KeyReaderRole(store *v1alpha1.DossierStore) *rbacv1ac.RoleApplyConfiguration {
-	return rbacv1ac.Role(KeyReaderName(store), store.Namespace).
-		WithLabels(StoreLabels(store, "data-key-access")).
+// WorkloadAccessRole is all the workload's ServiceAccount may do through
+// the API: read exactly the store's data-key Secret, and get, list and watch
+// the DataSubjectRequests of the store's namespace, which the audit proxy
+// (it runs as that ServiceAccount) needs to enforce restrictions and
+// objections within seconds of their decision. A request holds pseudonyms
+// and dates, never an identifier. Both rules are for the same subject, so
+// one Role grants them, exactly as two Roles did (TestWorkloadAccess).
+func WorkloadAccessRole(store *v1alpha1.DossierStore) *rbacv1ac.RoleApplyConfiguration {
+	return rbacv1ac.Role(WorkloadAccessName(store), store.Namespace).
+		WithLabels(StoreLabels(store, "workload-access")).
 		WithOwnerReferences(StoreOwner(store)).
-		WithRules(rbacv1ac.PolicyRule().
-			WithAPIGroups("").
-			WithResources("secrets").
-			WithResourceNames(KeySecretName(store)).
-			WithVerbs("get"))
+		WithRules(
+			rbacv1ac.PolicyRule().
+				WithAPIGroups("").
+				WithResources("secrets").
+				WithResourceNames(KeySecretName(store)).
+				WithVerbs("get"),
+			rbacv1ac.PolicyRule().
+				WithAPIGroups(v1alpha1.GroupVersion.Group).
+				WithResources("datasubjectrequests").
+				WithVerbs("get", "list", "watch"))
 }
 
-// KeyReaderBinding grants the key-reader role to the workload's
+// WorkloadAccessBinding grants the workload Role to the workload's
 // ServiceAccount, and to no one else.
-func KeyReaderBinding(store *v1alpha1.DossierStore) *rbacv1ac.RoleBindingApplyConfiguration {
-	return rbacv1ac.RoleBinding(KeyReaderName(store), store.Namespace).
-		WithLabels(StoreLabels(store, "data-key-access")).
+func WorkloadAccessBinding(store *v1alpha1.DossierStore) *rbacv1ac.RoleBindingApplyConfiguration {
+	return rbacv1ac.RoleBinding(WorkloadAccessName(store), store.Namespace).
+		WithLabels(StoreLabels(store, "workload-access")).
 		WithOwnerReferences(StoreOwner(store)).
-		WithRoleRef(rbacv1ac.RoleRef().WithAPIGroup("rbac.authorization.k8s.io").WithKind("Role").WithName(KeyReaderName(store))).
+		WithRoleRef(rbacv1ac.RoleRef().WithAPIGroup("rbac.authorization.k8s.io").WithKind("Role").WithName(WorkloadAccessName(store))).
 		WithSubjects(rbacv1ac.Subject().WithKind("ServiceAccount").WithName(store.Spec.Workload.ServiceAccountName).WithNamespace(store.Namespace))
 }

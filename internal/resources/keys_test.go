@@ -113,7 +113,7 @@ func TestIsolationPolicy(t *testing.T) {
 		Name: "database", PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "postgres"}},
 		Ports: []v1alpha1.NetworkPort{{Port: 5432}},
 	}}
-	data, _ := json.Marshal(IsolationPolicy(store, IsolationExtras{}))
+	data, _ := json.Marshal(IsolationPolicy(store, IsolationExtras{}, nil))
 	got := string(data)
 	for _, want := range []string{
 		`"policyTypes":["Ingress","Egress"]`,

@@ -44,13 +44,16 @@ func scenarioAgreement(name string, mutate func(*v1alpha1.SharingAgreement)) *v1
 func TestGeneratedNetworkPolicies(t *testing.T) {
 	store := scenarioStore()
 	golden := map[string]any{
-		"store-isolation.yaml": IsolationPolicy(store, IsolationExtras{}),
+		"store-isolation.yaml": IsolationPolicy(store, IsolationExtras{}, nil),
 		// As installed by the chart with the logbook and the proxies' metrics.
 		"store-isolation-logbook.yaml": IsolationPolicy(store, IsolationExtras{
 			Logbook: &PodPeer{Namespace: "dossierguard-system", Port: DefaultLogbookPort, PodLabels: map[string]string{
 				"app.kubernetes.io/name": "dossierguard", "app.kubernetes.io/instance": "dossierguard", "app.kubernetes.io/component": "logbook"}},
 			ProxyMetricsNamespaces: map[string]string{NamespaceNameLabel: "monitoring"},
-		}),
+		}, nil),
+		// With the API server's endpoint, where the audit proxy watches the
+		// store's DataSubjectRequests.
+		"store-isolation-api-server.yaml": IsolationPolicy(store, IsolationExtras{}, scenarioAPIServer()),
 		"sharing-school-ingress.yaml": AgreementPolicy(scenarioAgreement("school-leerlingzorg", func(a *v1alpha1.SharingAgreement) {
 			a.Spec.Direction = v1alpha1.DirectionIngress
 			a.Spec.Partner = v1alpha1.Partner{Type: v1alpha1.PartnerSchool, Name: "De Regenboog", Namespace: "school"}

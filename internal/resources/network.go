@@ -50,9 +50,12 @@ type PodPeer struct {
 // workload: ingress only to the audit proxy's port, from the store's own
 // namespace and the listed ingress namespaces, and to the proxy's metrics
 // port from the namespaces extras names; egress only to DNS, to the
-// declared dependencies and to the logbook extras names. Partners are
-// admitted by their agreements' own policies, which add to this one.
-func IsolationPolicy(store *v1alpha1.DossierStore, extras IsolationExtras) *networkingv1ac.NetworkPolicyApplyConfiguration {
+// declared dependencies, to the logbook extras names and to exactly the
+// API server's endpoints (where the audit proxy watches the store's
+// DataSubjectRequests; none when apiServer is empty: an egress rule without
+// peers would admit every destination). Partners are admitted by their
+// agreements' own policies, which add to this one.
+func IsolationPolicy(store *v1alpha1.DossierStore, extras IsolationExtras, apiServer []APIEndpoint) *networkingv1ac.NetworkPolicyApplyConfiguration {
 	w := store.Spec.Workload
 	ingressFrom := []*networkingv1ac.NetworkPolicyPeerApplyConfiguration{namespacePeer(store.Namespace)}
 	for _, ns := range w.IngressNamespaces {
@@ -80,6 +83,9 @@ func IsolationPolicy(store *v1alpha1.DossierStore, extras IsolationExtras) *netw
 	}
 	for _, dep := range w.Dependencies {
 		egress = append(egress, dependencyRule(store, dep))
+	}
+	for _, ep := range apiServer {
+		egress = append(egress, apiServerRule(ep))
 	}
 	return networkingv1ac.NetworkPolicy(IsolationPolicyName(store), store.Namespace).
 		WithLabels(StoreLabels(store, "network-isolation")).

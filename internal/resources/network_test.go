@@ -12,7 +12,7 @@ import (
 // server would store it.
 func isolationSpec(t *testing.T, extras IsolationExtras) networkingv1.NetworkPolicySpec {
 	t.Helper()
-	data, err := json.Marshal(IsolationPolicy(testStore(), extras))
+	data, err := json.Marshal(IsolationPolicy(testStore(), extras, nil))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,8 +32,17 @@ func ClaimName(store *v1alpha1.DossierStore) string { return store.Name + "-doss
 // KeySecretName is the Secret holding the store's versioned data keys.
 func KeySecretName(store *v1alpha1.DossierStore) string { return store.Name + "-datakey" }
 
-// KeyReaderName is the Role (and RoleBinding) that may read the data key.
-func KeyReaderName(store *v1alpha1.DossierStore) string { return store.Name + "-datakey-reader" }
+// WorkloadAccessName is the Role (and RoleBinding) of the workload's
+// ServiceAccount: it may read the data key and watch the namespace's
+// DataSubjectRequests (the injected audit proxy runs as it).
+func WorkloadAccessName(store *v1alpha1.DossierStore) string { return store.Name + "-workload" }
+
+// LegacyWorkloadAccessNames are the Roles (and RoleBindings) that granted
+// the workload the same two permissions one each before they became
+// WorkloadAccessName; the operator removes them.
+func LegacyWorkloadAccessNames(store *v1alpha1.DossierStore) []string {
+	return []string{store.Name + "-datakey-reader", store.Name + "-subject-requests"}
+}
 
 // IsolationPolicyName is the store's default-deny NetworkPolicy.
 func IsolationPolicyName(store *v1alpha1.DossierStore) string { return store.Name + "-isolation" }

@@ -1,20 +1,23 @@
 package resources
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/netip"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	"github.com/dossierguard/dossierguard/api/v1alpha1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 )
 
-// TestAPIServerEndpointsAndPolicy: the ready TCP endpoints, deduplicated
-// and sorted, each one peer of its own with one port; egress only.
-func TestAPIServerEndpointsAndPolicy(t *testing.T) {
+// TestAPIServerEndpoints: the ready TCP endpoints, deduplicated and sorted.
+func TestAPIServerEndpoints(t *testing.T) {
 	port, udp := int32(6443), corev1.ProtocolUDP
 	ready, notReady := true, false
 	slices := []discoveryv1.EndpointSlice{
@@ -32,16 +35,43 @@ func TestAPIServerEndpointsAndPolicy(t *testing.T) {
 	if want := "192.0.2.9:6443 192.0.2.10:6443 2001:db8::1:6443"; strings.Join(names, " ") != want {
 		t.Errorf("endpoints %v, want %s (ready, TCP, deduplicated, sorted)", names, want)
 	}
-	store := &v1alpha1.DossierStore{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "ns"},
-		Spec: v1alpha1.DossierStoreSpec{Workload: v1alpha1.WorkloadSpec{Selector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "d"}}}}}
-	pol := APIServerPolicy(store, got)
-	if *pol.Name != "s-api-server" || len(pol.Spec.PolicyTypes) != 1 || pol.Spec.PolicyTypes[0] != "Egress" || len(pol.Spec.Egress) != 3 {
-		t.Fatalf("policy %s types %v with %d rules", *pol.Name, pol.Spec.PolicyTypes, len(pol.Spec.Egress))
+}
+
+// TestIsolationPolicyAdmitsTheAPIServer: the isolation policy with the API
+// server's endpoints is the isolation policy without them plus, for each
+// endpoint, one egress rule to its address alone on its TCP port, the
+// rules the separate API-server policy used to hold. The same pods are
+// selected, with the same policy types, and NetworkPolicies add up rule by
+// rule, so the one policy admits exactly what the two did.
+func TestIsolationPolicyAdmitsTheAPIServer(t *testing.T) {
+	tcp := corev1.ProtocolTCP
+	store := testStore()
+	endpoints := []APIEndpoint{{Address: netip.MustParseAddr("192.0.2.9"), Port: 6443}, {Address: netip.MustParseAddr("2001:db8::1"), Port: 443}}
+	decode := func(eps []APIEndpoint) networkingv1.NetworkPolicySpec {
+		data, err := json.Marshal(IsolationPolicy(store, IsolationExtras{}, eps))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var np networkingv1.NetworkPolicy
+		if err := json.Unmarshal(data, &np); err != nil {
+			t.Fatal(err)
+		}
+		return np.Spec
 	}
-	if cidr := *pol.Spec.Egress[2].To[0].IPBlock.CIDR; cidr != "2001:db8::1/128" {
-		t.Errorf("IPv6 peer %s, want 2001:db8::1/128", cidr)
+	without, with := decode(nil), decode(endpoints)
+	if !reflect.DeepEqual(with.PodSelector, without.PodSelector) || !reflect.DeepEqual(with.PolicyTypes, without.PolicyTypes) ||
+		!reflect.DeepEqual(with.Ingress, without.Ingress) {
+		t.Fatalf("the API server's endpoints changed more than egress:\n%+v\n%+v", with, without)
 	}
-	if cidr := *pol.Spec.Egress[0].To[0].IPBlock.CIDR; cidr != "192.0.2.9/32" {
-		t.Errorf("IPv4 peer %s, want 192.0.2.9/32", cidr)
+	want := append(slices.Clone(without.Egress),
+		networkingv1.NetworkPolicyEgressRule{To: []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "192.0.2.9/32"}}},
+			Ports: []networkingv1.NetworkPolicyPort{{Protocol: &tcp, Port: ptr.To(intstr.FromInt32(6443))}}},
+		networkingv1.NetworkPolicyEgressRule{To: []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "2001:db8::1/128"}}},
+			Ports: []networkingv1.NetworkPolicyPort{{Protocol: &tcp, Port: ptr.To(intstr.FromInt32(443))}}})
+	if !reflect.DeepEqual(with.Egress, want) {
+		t.Errorf("egress\n%+v\nwant\n%+v", with.Egress, want)
+	}
+	if !slices.Contains(with.PolicyTypes, networkingv1.PolicyTypeEgress) {
+		t.Error("egress must be isolated")
 	}
 }

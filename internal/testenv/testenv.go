@@ -5,6 +5,7 @@
 package testenv
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -33,7 +34,8 @@ func RepoRoot() string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
-// Start starts kube-apiserver and etcd and installs the CRDs. It fails with
+// Start starts kube-apiserver and etcd and installs the CRDs and the
+// admission policies an installation has (config/admission). It fails with
 // a clear message when the binaries are not available.
 func Start() (*Env, error) { return StartWithWebhooks() }
 
@@ -107,6 +109,10 @@ func startWith(hooks envtest.WebhookInstallOptions, crdPaths ...string) (*Env, e
 	if err != nil {
 		_ = env.Stop()
 		return nil, fmt.Errorf("create client: %w", err)
+	}
+	if err := installAdmissionPolicies(context.Background(), c); err != nil {
+		_ = env.Stop()
+		return nil, err
 	}
 	return &Env{Environment: env, Config: cfg, Client: c}, nil
 }

@@ -792,3 +792,18 @@ func TestChartInSync(t *testing.T) {
 	}
 	checkRBAC(t, decode(t, mustHelm(t, templateArgs()...)), namespace)
 }
+
+// TestStoreFinalizerPolicyOnlyWhereServed: the chart renders the admission
+// policy that sets a store's finalizer (and its binding) where the API
+// server serves MutatingAdmissionPolicies (Kubernetes 1.36 and later), and
+// leaves it out before, where the operator adds the finalizer itself.
+func TestStoreFinalizerPolicyOnlyWhereServed(t *testing.T) {
+	served := decode(t, mustHelm(t, templateArgs()...))
+	if !has(served, "MutatingAdmissionPolicy", "dossierguard-store-finalizer") || !has(served, "MutatingAdmissionPolicyBinding", "dossierguard-store-finalizer") {
+		t.Error("the chart lacks the store-finalizer policy or its binding where the API server serves them")
+	}
+	older := decode(t, mustHelm(t, "template", "dossierguard", chartDir, "--namespace", namespace, "--kube-version", "1.35.0"))
+	if has(older, "MutatingAdmissionPolicy", "dossierguard-store-finalizer") || has(older, "MutatingAdmissionPolicyBinding", "dossierguard-store-finalizer") {
+		t.Error("the chart renders the store-finalizer policy for an API server that does not serve it")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -126,8 +127,27 @@ func TestInstall(t *testing.T) {
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: store.GetNamespace()}}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
-	if err := c.Create(ctx, store); err != nil {
-		t.Fatalf("create sample DossierStore %s/%s: %v", store.GetNamespace(), store.GetName(), err)
+	// The store-finalizer admission policy answers 503 for a few seconds
+	// after the CRDs changed (the API server reloads their schemas every
+	// 5 s), as a client would see it: try again.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := c.Create(ctx, store.DeepCopy())
+		if err == nil {
+			break
+		}
+		if !apierrors.IsServiceUnavailable(err) || time.Now().After(deadline) {
+			t.Fatalf("create sample DossierStore %s/%s: %v", store.GetNamespace(), store.GetName(), err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	// The chart's admission policy set its finalizer (no manager runs here).
+	created := store.DeepCopy()
+	if err := c.Get(ctx, client.ObjectKeyFromObject(store), created); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(created.GetFinalizers(), "privacy.dossierguard.io/dossier-volume") {
+		t.Errorf("sample DossierStore finalizers %v; want the one the chart's admission policy sets", created.GetFinalizers())
 	}
 
 	// 2. The operator injects its CA; an upgrade leaves it alone.

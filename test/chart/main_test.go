@@ -112,7 +112,10 @@ func mustHelm(t *testing.T, args ...string) string {
 // templateArgs renders the chart as the release "dossierguard" in its
 // namespace, for Kubernetes 1.37.
 func templateArgs(extra ...string) []string {
-	return append([]string{"template", "dossierguard", chartDir, "--namespace", namespace, "--kube-version", "1.37.1"}, extra...)
+	// helm template knows no cluster's kinds; a 1.37 API server serves the
+	// MutatingAdmissionPolicy that the chart renders only where it exists.
+	return append([]string{"template", "dossierguard", chartDir, "--namespace", namespace, "--kube-version", "1.37.1",
+		"--api-versions", "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy"}, extra...)
 }
 
 // kubectl is the kubectl next to kube-apiserver (KUBEBUILDER_ASSETS), or the
