@@ -173,6 +173,7 @@ func TestKeyRotationAddsVersionAndKeepsOld(t *testing.T) {
 	}
 
 	fakeClock.Step(25 * time.Hour)
+	t.Cleanup(func() { fakeClock.Step(-25 * time.Hour) }) // other tests run on real time
 	touch(t, store)
 	eventually(t, timeout, func() error {
 		if s := getStore(t, store); s.Status.KeyVersion != 2 {
