@@ -8,11 +8,11 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 )
 
-// isolationSpec renders the isolation policy and decodes it as the API
-// server would store it.
-func isolationSpec(t *testing.T, extras IsolationExtras) networkingv1.NetworkPolicySpec {
+// isolationSpec renders the isolation policy of testStore, with the API
+// server's endpoints eps, and decodes it as the API server would store it.
+func isolationSpec(t *testing.T, extras IsolationExtras, eps []APIEndpoint) networkingv1.NetworkPolicySpec {
 	t.Helper()
-	data, err := json.Marshal(IsolationPolicy(testStore(), extras, nil))
+	data, err := json.Marshal(IsolationPolicy(testStore(), extras, eps))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func TestIsolationExtras(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			spec := isolationSpec(t, tc.extras)
+			spec := isolationSpec(t, tc.extras, nil)
 			if len(spec.Egress) != tc.wantEgress || len(spec.Ingress) != tc.wantIngress {
 				t.Fatalf("egress %d ingress %d rules, want %d and %d: %+v", len(spec.Egress), len(spec.Ingress), tc.wantEgress, tc.wantIngress, spec)
 			}

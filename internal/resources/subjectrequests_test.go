@@ -1,7 +1,6 @@
 package resources
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"reflect"
@@ -45,20 +44,8 @@ func TestAPIServerEndpoints(t *testing.T) {
 // rule, so the one policy admits exactly what the two did.
 func TestIsolationPolicyAdmitsTheAPIServer(t *testing.T) {
 	tcp := corev1.ProtocolTCP
-	store := testStore()
 	endpoints := []APIEndpoint{{Address: netip.MustParseAddr("192.0.2.9"), Port: 6443}, {Address: netip.MustParseAddr("2001:db8::1"), Port: 443}}
-	decode := func(eps []APIEndpoint) networkingv1.NetworkPolicySpec {
-		data, err := json.Marshal(IsolationPolicy(store, IsolationExtras{}, eps))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var np networkingv1.NetworkPolicy
-		if err := json.Unmarshal(data, &np); err != nil {
-			t.Fatal(err)
-		}
-		return np.Spec
-	}
-	without, with := decode(nil), decode(endpoints)
+	without, with := isolationSpec(t, IsolationExtras{}, nil), isolationSpec(t, IsolationExtras{}, endpoints)
 	if !reflect.DeepEqual(with.PodSelector, without.PodSelector) || !reflect.DeepEqual(with.PolicyTypes, without.PolicyTypes) ||
 		!reflect.DeepEqual(with.Ingress, without.Ingress) {
 		t.Fatalf("the API server's endpoints changed more than egress:\n%+v\n%+v", with, without)
