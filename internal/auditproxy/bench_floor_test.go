@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -79,7 +80,10 @@ var floorCPUProfile = flag.String("floor-cpuprofile", "", "write a CPU profile o
 // in a row before the requests, and, between the requests at concurrency
 // 1, one sync per round (append+fsync and zeros+fdatasync in turn): a
 // sync at the pace of the logs', which on a virtual disk takes longer than
-// one in a burst (c1-probe-…-p50-µs). Requests to the targets
+// one in a burst (c1-probe-…-p50-µs). At concurrency 64 it reports the
+// process's allocations per request for every target (c64-…-allocs/req,
+// c64-…-B/req: client, application and proxy; the audit proxy's own are
+// the difference to the bare target's). Requests to the targets
 // are interleaved (concurrency 1) or alternate in phases (concurrency 64),
 // so they see the same load. Nothing is asserted on time; the figures are
 // printed as metrics and as a table. Run with -benchtime=1x; -short is the
@@ -192,13 +196,16 @@ func benchFloor(b *testing.B, service time.Duration) {
 	c64 := make([][]time.Duration, len(targets))
 	n := make([]int64, len(targets))
 	elapsed := make([]time.Duration, len(targets))
+	allocs := make([]allocCount, len(targets))
 	for phase := range sz.phases {
 		for i, t := range targets {
 			stop := func() {}
 			if phase == 0 && t.name == "header" && *floorCPUProfile != "" {
 				stop = startCPUProfile(b, *floorCPUProfile, service)
 			}
+			before := readAllocs()
 			lat, d := benchutil.ClosedLoop(b, benchConcurrency, sz.phase, func() (time.Duration, error) { return get(t, false) })
+			allocs[i] = allocs[i].add(readAllocs().since(before))
 			stop()
 			c64[i], n[i], elapsed[i] = append(c64[i], lat...), n[i]+int64(len(lat)), elapsed[i]+d
 		}
@@ -280,12 +287,46 @@ func benchFloor(b *testing.B, service time.Duration) {
 	for i, t := range targets[1:] {
 		b.ReportMetric(100*rate(i+1)/rate(0), "c64-"+t.name+"-throughput-%")
 	}
+	// Allocations per request in the process (client, application and
+	// proxy) at concurrency 64; over the bare target's, the audit proxy's.
+	// Metrics only: the table fills the ten lines of a benchmark's log.
+	for i, t := range targets {
+		objects, bytes := allocs[i].perRequest(n[i])
+		b.ReportMetric(objects, "c64-"+t.name+"-allocs/req")
+		b.ReportMetric(bytes, "c64-"+t.name+"-B/req")
+	}
 	for _, t := range targets {
 		if t.stats {
 			t.trace.report(b.ReportMetric, t.name) // metrics only: the table fills the ten lines of a benchmark's log
 		}
 	}
 	b.Log(strings.TrimRight(table.String(), "\n"))
+}
+
+// allocCount is what the process allocated: objects and bytes.
+type allocCount struct{ objects, bytes uint64 }
+
+// readAllocs reads the process's allocations so far.
+func readAllocs() allocCount {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return allocCount{objects: m.Mallocs, bytes: m.TotalAlloc}
+}
+
+func (a allocCount) since(before allocCount) allocCount {
+	return allocCount{objects: a.objects - before.objects, bytes: a.bytes - before.bytes}
+}
+
+func (a allocCount) add(b allocCount) allocCount {
+	return allocCount{objects: a.objects + b.objects, bytes: a.bytes + b.bytes}
+}
+
+// perRequest is a per request of n requests (0 for none).
+func (a allocCount) perRequest(n int64) (objects, bytes float64) {
+	if n == 0 {
+		return 0, 0
+	}
+	return float64(a.objects) / float64(n), float64(a.bytes) / float64(n)
 }
 
 // startCPUProfile starts the CPU profile of one phase; the function it
