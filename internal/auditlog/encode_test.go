@@ -3,6 +3,7 @@ package auditlog
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"testing"
 )
 
@@ -33,6 +34,14 @@ func TestEventBodyIsEncodingJSON(t *testing.T) {
 		HTTPStatus: 200, BreakGlass: true, BreakGlassReason: "Veilig Thuis: acute melding", Count: 3, ItemsWithheld: 2,
 		Agreement: "regenboog", Partner: "Basisschool De Regenboog", LegalBasis: "Consent", LegalReference: "art. 7:457 BW",
 		ConsentMode: "PerDossier", Consent: "given", Purpose: "zorg", NoticeRequired: true,
+	}
+	// A member added to eventBody but not to appendEventBody shows only
+	// if the reference case sets it: every member of full is set.
+	fv := reflect.ValueOf(full)
+	for i := range fv.NumField() {
+		if fv.Field(i).IsZero() {
+			t.Fatalf("the case \"every member\" leaves eventBody.%s unset", fv.Type().Field(i).Name)
+		}
 	}
 	cases := map[string]eventBody{
 		"zero":                      {},
