@@ -4,7 +4,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -322,7 +321,7 @@ func encodeEventBody(ev *Event, now func() time.Time) ([]byte, error) {
 	if err := b.validate(); err != nil {
 		return nil, fmt.Errorf("invalid event: %w", err)
 	}
-	return json.Marshal(&b)
+	return appendEventBody(make([]byte, 0, eventBodySize), &b), nil
 }
 
 // validate checks the members of an event. Its errors name the member and
@@ -478,8 +477,9 @@ func checkList(name string, items []string, max int) error {
 		return fmt.Errorf("%s must have at most %d items", name, maxListLen)
 	}
 	for i, s := range items {
-		if err := checkText(name+"["+strconv.Itoa(i)+"]", s, max, true); err != nil {
-			return err
+		if err := checkText("", s, max, true); err != nil {
+			// Named only now: building the name costs an allocation.
+			return checkText(name+"["+strconv.Itoa(i)+"]", s, max, true)
 		}
 	}
 	return nil

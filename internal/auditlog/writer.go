@@ -365,7 +365,8 @@ func (w *Writer) enqueue(ctx context.Context, ev Event) (_ *request, ackTimeout 
 		if w.ship.full() {
 			return nil, nil, fmt.Errorf("audit event not recorded: %w", ErrSpoolFull)
 		}
-		req.ev = &ev
+		shipped := ev // a copy only when shipping, so that ev stays on the stack
+		req.ev = &shipped
 	}
 
 	w.mu.RLock()

@@ -12,9 +12,11 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -79,7 +81,13 @@ var floorCPUProfile = flag.String("floor-cpuprofile", "", "write a CPU profile o
 // in a row before the requests, and, between the requests at concurrency
 // 1, one sync per round (append+fsync and zeros+fdatasync in turn): a
 // sync at the pace of the logs', which on a virtual disk takes longer than
-// one in a burst (c1-probe-…-p50-µs). Requests to the targets
+// one in a burst (c1-probe-…-p50-µs). At concurrency 64 it reports the
+// process's allocations and CPU time per request for every target
+// (c64-…-allocs/req, c64-…-B/req, c64-…-cpu-µs/req: client, application
+// and proxy; the audit proxy's own are the difference to the bare
+// target's), and the bare target's CPU per request over each target's
+// (c64-…-cpu-bound-share-%), the throughput share where CPU is the bound,
+// which a loaded machine does not change as it changes req/s. Requests to the targets
 // are interleaved (concurrency 1) or alternate in phases (concurrency 64),
 // so they see the same load. Nothing is asserted on time; the figures are
 // printed as metrics and as a table. Run with -benchtime=1x; -short is the
@@ -192,13 +200,16 @@ func benchFloor(b *testing.B, service time.Duration) {
 	c64 := make([][]time.Duration, len(targets))
 	n := make([]int64, len(targets))
 	elapsed := make([]time.Duration, len(targets))
+	costs := make([]phaseCost, len(targets))
 	for phase := range sz.phases {
 		for i, t := range targets {
 			stop := func() {}
 			if phase == 0 && t.name == "header" && *floorCPUProfile != "" {
 				stop = startCPUProfile(b, *floorCPUProfile, service)
 			}
+			before := readCost(b)
 			lat, d := benchutil.ClosedLoop(b, benchConcurrency, sz.phase, func() (time.Duration, error) { return get(t, false) })
+			costs[i] = costs[i].add(readCost(b).since(before))
 			stop()
 			c64[i], n[i], elapsed[i] = append(c64[i], lat...), n[i]+int64(len(lat)), elapsed[i]+d
 		}
@@ -280,12 +291,65 @@ func benchFloor(b *testing.B, service time.Duration) {
 	for i, t := range targets[1:] {
 		b.ReportMetric(100*rate(i+1)/rate(0), "c64-"+t.name+"-throughput-%")
 	}
+	// Allocations and CPU time per request in the process (client,
+	// application and proxy) at concurrency 64; over the bare target's,
+	// the audit proxy's. The CPU a request takes hardly depends on what
+	// else runs on the machine, its throughput does: the bare target's CPU
+	// per request over a target's is the share of the bare throughput the
+	// target reaches where the two cores are the bound (cpu-bound-share-%).
+	// Metrics only: the table fills the ten lines of a benchmark's log.
+	_, _, bareCPU := costs[0].perRequest(n[0])
+	for i, t := range targets {
+		objects, bytes, cpu := costs[i].perRequest(n[i])
+		b.ReportMetric(objects, "c64-"+t.name+"-allocs/req")
+		b.ReportMetric(bytes, "c64-"+t.name+"-B/req")
+		b.ReportMetric(cpu, "c64-"+t.name+"-cpu-µs/req")
+		if i > 0 && cpu > 0 {
+			b.ReportMetric(100*bareCPU/cpu, "c64-"+t.name+"-cpu-bound-share-%")
+		}
+	}
 	for _, t := range targets {
 		if t.stats {
 			t.trace.report(b.ReportMetric, t.name) // metrics only: the table fills the ten lines of a benchmark's log
 		}
 	}
 	b.Log(strings.TrimRight(table.String(), "\n"))
+}
+
+// phaseCost is what the process spent in a phase: objects and bytes
+// allocated, and CPU time (user and system).
+type phaseCost struct {
+	objects, bytes uint64
+	cpu            time.Duration
+}
+
+// readCost reads the process's allocations and CPU time so far.
+func readCost(b *testing.B) phaseCost {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return phaseCost{objects: m.Mallocs, bytes: m.TotalAlloc, cpu: cpu}
+}
+
+func (c phaseCost) since(before phaseCost) phaseCost {
+	return phaseCost{objects: c.objects - before.objects, bytes: c.bytes - before.bytes, cpu: c.cpu - before.cpu}
+}
+
+func (c phaseCost) add(d phaseCost) phaseCost {
+	return phaseCost{objects: c.objects + d.objects, bytes: c.bytes + d.bytes, cpu: c.cpu + d.cpu}
+}
+
+// perRequest is c per request of n requests (0 for none): objects, bytes
+// and CPU microseconds.
+func (c phaseCost) perRequest(n int64) (objects, bytes, cpuMicros float64) {
+	if n == 0 {
+		return 0, 0, 0
+	}
+	return float64(c.objects) / float64(n), float64(c.bytes) / float64(n), benchutil.Micros(c.cpu) / float64(n)
 }
 
 // startCPUProfile starts the CPU profile of one phase; the function it

@@ -109,6 +109,9 @@ func (s timedSink) Append(ctx context.Context, ev auditlog.Event) error {
 // Begin stamps the decision's Append as Append does, for the proxy's
 // Beginner path.
 func (s timedSink) Begin(ctx context.Context, ev auditlog.Event) func() error {
+	if auditlog.CommitDeferred(ctx) { // a completion, begun after the response
+		return beginAppend(s.next, ctx, ev)
+	}
 	s.t.stamp(&s.t.appendBegan)
 	wait := beginAppend(s.next, ctx, ev)
 	return func() error {

@@ -165,14 +165,30 @@ func (r *Recorder) Complete(c *Completion, status int) error {
 		}
 		return nil
 	}
+	r.completeInBackground(ev)
+	return nil
+}
+
+// completeInBackground appends a completion with a deferred commit and
+// logs its failure. A Beginner sink encodes and queues it in the caller's
+// goroutine, and only the wait for its commit runs in a goroutine of its
+// own: that goroutine's stack then stays small (a goroutine that encodes
+// the event grows its stack, a copy, on every completion).
+func (r *Recorder) completeInBackground(ev auditlog.Event) {
+	ctx := auditlog.WithDeferredCommit(context.Background())
+	var wait func() error
+	if b, ok := r.sink.(Beginner); ok {
+		wait = b.Begin(ctx, ev)
+	} else {
+		wait = func() error { return r.sink.Append(ctx, ev) }
+	}
 	r.inflight.Add(1)
 	go func() {
 		defer r.inflight.Done()
-		if err := r.sink.Append(auditlog.WithDeferredCommit(context.Background()), ev); err != nil {
+		if err := wait(); err != nil {
 			r.log.Error("completion event not recorded", "operationID", ev.OperationID, "error", err.Error())
 		}
 	}()
-	return nil
 }
 
 // Finish appends a completion that End fixed and nothing has appended

@@ -91,10 +91,12 @@ type Proxy struct {
 	now         func() time.Time
 	audit       EventSink
 	record      *Recorder
-	key         []byte
-	log         *slog.Logger
-	metrics     *proxyMetrics
-	rp          *httputil.ReverseProxy
+	// pseudonyms makes DossierPseudonym's pseudonyms under the pseudonym
+	// key, reusing its HMACs.
+	pseudonyms *auditlog.Pseudonymiser
+	log        *slog.Logger
+	metrics    *proxyMetrics
+	rp         *httputil.ReverseProxy
 
 	// inflight counts requests being served and completion events being
 	// appended in the background; Wait waits for it.
@@ -129,7 +131,7 @@ func New(opts Options) (*Proxy, error) {
 		consents:    opts.Consents,
 		requests:    opts.SubjectRequests,
 		now:         opts.Now,
-		key:         opts.PseudonymKey,
+		pseudonyms:  auditlog.NewPseudonymiser(opts.PseudonymKey),
 		log:         opts.Logger,
 	}
 	if p.log == nil {
@@ -416,7 +418,7 @@ func (p *Proxy) recordRoute(ev *auditlog.Event, prob *Problem, m RouteMatch) {
 	ev.Action = auditlog.Action(m.Route.Action)
 	ev.Categories = routeCategories(m.Route)
 	if m.HasDossier {
-		ev.DataSubject = DossierPseudonym(p.key, m.Dossier)
+		ev.DataSubject = p.dossierPseudonym(m.Dossier)
 	}
 	prob.Route, prob.Action = m.Route.Name, string(m.Route.Action)
 }
@@ -490,7 +492,7 @@ func (p *Proxy) refusedBySubjectRequest(pol *Policy, m RouteMatch, roles []strin
 		}
 		t, now := TargetOf(&pol.Doc, m.Route, roles), p.now()
 		return &recordsFilter{spec: m.Route.Records, withhold: func(id string) bool {
-			return set.Withheld(DossierPseudonym(p.key, id), t, now)
+			return set.Withheld(p.dossierPseudonym(id), t, now)
 		}}, false
 	}
 	activity, refused := RefusedBySubjectRequest(p.requests, m, pol.Doc.ProcessingActivity, ev.DataSubject, roles, p.now(), prob)
@@ -512,6 +514,11 @@ func (p *Proxy) deny(w http.ResponseWriter, r *http.Request, ev *auditlog.Event,
 	}
 	p.metrics.decided(p.storeName(), ev.Route, ev.Outcome, deniedReason(prob), prob.activity)
 	writeProblem(w, prob)
+}
+
+// dossierPseudonym is DossierPseudonym(key, id) under the proxy's pseudonym key.
+func (p *Proxy) dossierPseudonym(id string) string {
+	return p.pseudonyms.Pseudonym(strings.ToLower(id))
 }
 
 // storeName is the store of the access policy in force, "" before one is
