@@ -43,7 +43,22 @@ func envInt(b *testing.B, name string, def int) int {
 // sweeper destroying the due rows in batches and (b) one plain DELETE with
 // the same predicate on the copy. It reports both rates in rows/s, their
 // ratio (target >= 0.5) and the longest batch transaction (target <= 100 ms).
+//
+// It runs twice: index=key with the primary key as the only index, and
+// index=clock with the B-tree index on the clock column that
+// docs/retention.md recommends, on both tables. Each logs the plans that
+// PostgreSQL chose for the counts after the run and for the plain DELETE.
 func BenchmarkSweepVsPlainDelete(b *testing.B) {
+	for _, clockIndex := range []bool{false, true} {
+		name := "index=key"
+		if clockIndex {
+			name = "index=clock"
+		}
+		b.Run(name, func(b *testing.B) { benchSweepVsPlainDelete(b, clockIndex) })
+	}
+}
+
+func benchSweepVsPlainDelete(b *testing.B, clockIndex bool) {
 	rows := envInt(b, benchRowsEnv, 1_000_000)
 	batch := envInt(b, benchBatchEnv, benchBatch)
 	ctx := context.Background()
@@ -82,10 +97,19 @@ func BenchmarkSweepVsPlainDelete(b *testing.B) {
 		schema := testenv.NewSchema(b, pool, "rt_")
 		swept, plain := schema+".swept", schema+".plain"
 		loadBenchTable(b, pool, swept, rows)
+		if clockIndex {
+			execSQL(b, pool, "CREATE INDEX ON "+swept+" (last_contact_at)")
+		}
+		// INCLUDING ALL copies the indexes.
 		execSQL(b, pool, "CREATE TABLE "+plain+" (LIKE "+swept+" INCLUDING ALL)")
 		execSQL(b, pool, "INSERT INTO "+plain+" SELECT * FROM "+swept)
 		execSQL(b, pool, "VACUUM ANALYZE "+swept)
 		execSQL(b, pool, "VACUUM ANALYZE "+plain)
+		plainSQL := "DELETE FROM " + plain +
+			" WHERE last_contact_at < $1 AND legal_hold IS NOT TRUE AND (retain_until IS NULL OR retain_until < $2)"
+		if i == 0 {
+			b.Logf("plan of the plain DELETE: %s", scans(b, pool, plainSQL, cutoff, testNow))
+		}
 
 		var destroyed int64
 		// (a) the sweeper, a whole Run: batches and the counts after.
@@ -107,6 +131,13 @@ func BenchmarkSweepVsPlainDelete(b *testing.B) {
 			if want := int64(rows) * 30 / 100; r.Destroyed < want-100 || r.Destroyed > want+100 || r.Overdue != 0 {
 				b.Fatalf("sweep destroyed %d (want about %d), overdue %d", r.Destroyed, want, r.Overdue)
 			}
+			if want := int64(rows) * 4 / 100; r.Held < want-100 || r.Held > want+100 || r.NoClock != 0 || r.KeptByExtension != 0 {
+				b.Fatalf("sweep reported %d held (want about %d), %d without a clock, %d kept by extension", r.Held, want, r.NoClock, r.KeptByExtension)
+			}
+			if i == 0 {
+				st := newRuleSQL(rule).count(cutoff, testNow)
+				b.Logf("plan of the counts after the run: %s", scans(b, pool, st.sql, st.args...))
+			}
 			sweepTime += took
 			batchTime += rep.BatchTime
 			sweepRows += r.Destroyed
@@ -120,9 +151,7 @@ func BenchmarkSweepVsPlainDelete(b *testing.B) {
 			cpu0, _ := backendCPU(backend)
 			b.StartTimer()
 			began := time.Now()
-			tag, err := pool.Exec(ctx, "DELETE FROM "+plain+
-				" WHERE last_contact_at < $1 AND legal_hold IS NOT TRUE AND (retain_until IS NULL OR retain_until < $2)",
-				cutoff, testNow)
+			tag, err := pool.Exec(ctx, plainSQL, cutoff, testNow)
 			took := time.Since(began)
 			b.StopTimer()
 			cpu1, _ := backendCPU(backend)
@@ -187,6 +216,38 @@ func loadBenchTable(b *testing.B, pool *pgxpool.Pool, table string, rows int) {
 			CASE WHEN i % 100 IN (32, 33) THEN DATE '2030-01-01' WHEN i % 100 < 30 AND i % 7 = 0 THEN DATE '2020-01-01' END,
 			'Naam ' || i, lpad(i::text, 9, '0'), repeat('verslag ', 12), 'team-' || (i % 10)
 		FROM generate_series(1, $2::int) AS i`, testNow, rows)
+}
+
+// scans is the plan PostgreSQL chooses for sql (EXPLAIN, not run): its scan
+// nodes, outermost first, each with its index, if any.
+func scans(b *testing.B, pool *pgxpool.Pool, sql string, args ...any) string {
+	b.Helper()
+	var out []map[string]any
+	if err := pool.QueryRow(context.Background(), "EXPLAIN (FORMAT JSON) "+sql, args...).Scan(&out); err != nil || len(out) != 1 {
+		b.Fatalf("explain %s: %v", sql, err)
+	}
+	var found []string
+	var walk func(node map[string]any)
+	walk = func(node map[string]any) {
+		if t, _ := node["Node Type"].(string); strings.HasSuffix(t, "Scan") {
+			if node["Parallel Aware"] == true {
+				t = "Parallel " + t
+			}
+			if ix, ok := node["Index Name"].(string); ok {
+				t += " using " + ix
+			}
+			found = append(found, t)
+		}
+		children, _ := node["Plans"].([]any)
+		for _, c := range children {
+			if m, ok := c.(map[string]any); ok {
+				walk(m)
+			}
+		}
+	}
+	plan, _ := out[0]["Plan"].(map[string]any)
+	walk(plan)
+	return strings.Join(found, ", ")
 }
 
 // backendCPU is the CPU time (user and system) of the server process pid,

@@ -205,7 +205,10 @@ func (q ruleSQL) tableKind() statement {
 // that are due, that is not held, and the ones whose dossier a retention
 // extension keeps, and the records whose clock column is empty: never due
 // by the period, so shown rather than silently kept. A B-tree index on the
-// clock column serves both halves of its WHERE (IS NULL is indexable).
+// clock column serves both halves of its WHERE (IS NULL is indexable) once
+// those records are a small part of the table; right after a large
+// destruction PostgreSQL scans the whole table all the same (see "Indexes
+// to create" in docs/retention.md).
 func (q ruleSQL) count(cutoff, now time.Time) statement {
 	var p params
 	byClock := q.byClock(&p, cutoff)
