@@ -5,12 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"slices"
+
 	"github.com/go-logr/logr"
-	openreportsv1alpha1 "github.com/openreports/reports-api/apis/openreports.io/v1alpha1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -66,19 +67,34 @@ func DetectReportKinds(mapper meta.RESTMapper, want ReportKinds, log logr.Logger
 	return got, nil
 }
 
-// reportObjects are empty objects of the kept report kinds, for the cache
-// and the watches.
+// reportObjects are the kept report kinds as metadata-only objects, for
+// the cache and the watches: the manager tells a report in step from its
+// metadata (reportInStep), so it never holds a report's results.
 func (k ReportKinds) reportObjects() []client.Object {
 	var out []client.Object
-	if k.OpenReports {
-		out = append(out, &openreportsv1alpha1.Report{})
-	}
-	if k.PolicyReports {
-		u := &unstructured.Unstructured{}
-		u.SetGroupVersionKind(resources.PolicyReportGVK)
-		out = append(out, u)
+	for _, gvk := range k.gvks() {
+		out = append(out, reportMetadata(gvk))
 	}
 	return out
+}
+
+// gvks are the kept report kinds.
+func (k ReportKinds) gvks() []schema.GroupVersionKind {
+	var out []schema.GroupVersionKind
+	if k.OpenReports {
+		out = append(out, resources.ReportGVK)
+	}
+	if k.PolicyReports {
+		out = append(out, resources.PolicyReportGVK)
+	}
+	return out
+}
+
+// reportMetadata is an empty metadata-only object of a report kind.
+func reportMetadata(gvk schema.GroupVersionKind) *metav1.PartialObjectMetadata {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(gvk)
+	return m
 }
 
 // ownReports has a reconciler's controller watch the reports it keeps, so
@@ -128,20 +144,7 @@ func (w reportWriter) sync(ctx context.Context, s resources.ReportSubject) (int,
 }
 
 func (w reportWriter) syncOpenReport(ctx context.Context, s resources.ReportSubject) (int, error) {
-	desired := resources.ComplianceReport(s)
-	want, err := typedFrom(desired, &openreportsv1alpha1.Report{})
-	if err != nil {
-		return 0, err
-	}
-	live := &openreportsv1alpha1.Report{}
-	same, err := w.current(ctx, want.(*openreportsv1alpha1.Report), live, func() (*openreportsv1alpha1.Report, error) { return live, nil })
-	if err != nil || same {
-		return 0, err
-	}
-	if err := w.client.Apply(ctx, desired, client.FieldOwner(resources.FieldOwner), client.ForceOwnership); err != nil {
-		return 0, fmt.Errorf("apply the OpenReports Report: %w", err)
-	}
-	return 1, nil
+	return w.syncReport(ctx, resources.ReportGVK, resources.ComplianceReport(s), "OpenReports Report")
 }
 
 func (w reportWriter) syncPolicyReport(ctx context.Context, s resources.ReportSubject) (int, error) {
@@ -149,80 +152,105 @@ func (w reportWriter) syncPolicyReport(ctx context.Context, s resources.ReportSu
 	if err != nil {
 		return 0, err
 	}
-	want, err := asReport(desired)
+	return w.syncReport(ctx, resources.PolicyReportGVK, client.ApplyConfigurationFromUnstructured(desired), "PolicyReport")
+}
+
+// syncReport applies desired, a report of kind gvk, unless the cached
+// report's metadata says it is in step with it. It remembers the report as
+// applied (knownApplied), by the resourceVersion the API server answered
+// with, so that a report that someone else co-owns with the same content
+// is not applied again.
+func (w reportWriter) syncReport(ctx context.Context, gvk schema.GroupVersionKind, desired applyConfiguration, what string) (int, error) {
+	want, err := metadataOf(desired, gvk)
 	if err != nil {
 		return 0, err
 	}
-	live := &unstructured.Unstructured{}
-	live.SetGroupVersionKind(resources.PolicyReportGVK)
-	same, err := w.current(ctx, want, live, func() (*openreportsv1alpha1.Report, error) { return asReport(live) })
-	if err != nil || same {
-		return 0, err
+	key := reportMemoKey(gvk, want.Annotations[v1alpha1.AnnotationReportHash])
+	live := reportMetadata(gvk)
+	err = w.client.Get(ctx, client.ObjectKeyFromObject(want), live)
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return 0, fmt.Errorf("read the compliance report: %w", err)
+	case knownApplied.holds(live, key) || reportInStep(live, want):
+		return 0, nil
 	}
-	if err := w.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(desired), client.FieldOwner(resources.FieldOwner), client.ForceOwnership); err != nil {
-		return 0, fmt.Errorf("apply the PolicyReport: %w", err)
+	if err := w.client.Apply(ctx, desired, client.FieldOwner(resources.FieldOwner), client.ForceOwnership); err != nil {
+		return 0, fmt.Errorf("apply the %s: %w", what, err)
+	}
+	// The API server's answer is decoded into desired.
+	if applied, err := metadataOf(desired, gvk); err == nil && applied.ResourceVersion != "" {
+		knownApplied.remember(applied, key)
 	}
 	return 1, nil
 }
 
-// current reads the live report into live from the cache and says whether
-// it already holds want; decoded turns live into the fields of a Report.
-func (w reportWriter) current(ctx context.Context, want *openreportsv1alpha1.Report, live client.Object, decoded func() (*openreportsv1alpha1.Report, error)) (bool, error) {
-	err := w.client.Get(ctx, client.ObjectKey{Namespace: want.Namespace, Name: want.Name}, live)
-	switch {
-	case apierrors.IsNotFound(err):
-		return false, nil
-	case err != nil:
-		return false, fmt.Errorf("read the compliance report: %w", err)
-	}
-	got, err := decoded()
+// metadataOf is the metadata of a report's apply configuration.
+func metadataOf(desired applyConfiguration, gvk schema.GroupVersionKind) (*metav1.PartialObjectMetadata, error) {
+	data, err := json.Marshal(desired)
 	if err != nil {
-		return false, err
+		return nil, fmt.Errorf("encode the compliance report: %w", err)
 	}
-	return reportHolds(got, want), nil
+	m := reportMetadata(gvk)
+	if err := json.Unmarshal(data, m); err != nil {
+		return nil, fmt.Errorf("decode the compliance report's metadata: %w", err)
+	}
+	m.SetGroupVersionKind(gvk)
+	return m, nil
 }
 
-// asReport reads a PolicyReport into the fields of a Report, which are the
-// same.
-func asReport(u *unstructured.Unstructured) (*openreportsv1alpha1.Report, error) {
-	data, err := json.Marshal(u.Object)
-	if err != nil {
-		return nil, fmt.Errorf("encode the PolicyReport: %w", err)
-	}
-	r := &openreportsv1alpha1.Report{}
-	if err := json.Unmarshal(data, r); err != nil {
-		return nil, fmt.Errorf("decode the PolicyReport: %w", err)
-	}
-	return r, nil
+// reportMemoKey is what a report of kind gvk with content hash is
+// remembered by in knownApplied.
+func reportMemoKey(gvk schema.GroupVersionKind, hash string) []byte {
+	return []byte("report\x00" + gvk.String() + "\x00" + hash)
 }
 
-// reportHolds says whether the live report holds everything dossierguard
-// writes into it: its labels, its controller owner reference, and the whole
-// of source, scope, summary and results (a report's content is only ever
-// dossierguard's).
-func reportHolds(live, want *openreportsv1alpha1.Report) bool {
+// reportInStep says whether the live report, as its metadata shows it,
+// holds everything dossierguard writes into it: its labels, its controller
+// owner reference, and the content whose hash it wrote as
+// v1alpha1.AnnotationReportHash, with no field of that content written by
+// anyone else since. The content of a report is only ever dossierguard's:
+// an edit of it by anyone else gives the editor a managed-fields entry
+// that owns the fields it changed (the API server records every write's
+// fields), so such a report is applied again, which takes them back. A
+// report without a hash (one written before the annotation existed) is
+// never in step.
+func reportInStep(live, want *metav1.PartialObjectMetadata) bool {
+	hash := want.Annotations[v1alpha1.AnnotationReportHash]
+	if hash == "" || live.Annotations[v1alpha1.AnnotationReportHash] != hash {
+		return false
+	}
 	for k, v := range want.Labels {
 		if live.Labels[k] != v {
 			return false
 		}
 	}
 	for _, o := range want.OwnerReferences {
-		found := false
-		for _, l := range live.OwnerReferences {
-			if equality.Semantic.DeepEqual(o, l) {
-				found = true
-			}
-		}
-		if !found {
+		if !slices.ContainsFunc(live.OwnerReferences, func(l metav1.OwnerReference) bool { return equality.Semantic.DeepEqual(o, l) }) {
 			return false
 		}
 	}
-	return live.Source == want.Source &&
-		equality.Semantic.DeepEqual(live.Scope, want.Scope) &&
-		equality.Semantic.DeepEqual(live.ScopeSelector, want.ScopeSelector) &&
-		equality.Semantic.DeepEqual(live.Configuration, want.Configuration) &&
-		live.Summary == want.Summary &&
-		equality.Semantic.DeepEqual(live.Results, want.Results)
+	return !othersOwnContent(live.ManagedFields)
+}
+
+// othersOwnContent says whether a managed-fields entry of a field manager
+// other than dossierguard owns a field outside the metadata.
+func othersOwnContent(entries []metav1.ManagedFieldsEntry) bool {
+	for _, e := range entries {
+		if e.Manager == resources.FieldOwner || e.FieldsV1 == nil {
+			continue
+		}
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(e.FieldsV1.Raw, &fields); err != nil {
+			return true // unreadable: not known to be only metadata
+		}
+		for f := range fields {
+			if f != "f:metadata" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // reportSubject is what a resource's report is made from.

@@ -78,19 +78,22 @@ const DefaultWorkers = 16
 // internal/resources sets), never every one of the cluster. A Get of a
 // child without that label reports NotFound from the cache (applyChild
 // then applies it, label and all), and the Owns watches see only labelled
-// objects. The compliance reports of the kept kinds are
-// cached the same way, never the reports of other tools (which can be
-// many). Pods are not cached at all: the store reconciler lists them
-// through the uncached reader.
+// objects. The compliance reports of the kept kinds are cached the same
+// way, never the reports of other tools (which can be many), and as
+// metadata only: a report's content repeats its resource's status, and the
+// report writer tells a report in step from its labels, owner, content hash
+// and managed fields (reportInStep). Pods are not cached at all: the store
+// reconciler lists them through the uncached reader.
 //
 // Managed fields are what a cached object costs most beside its spec, and
 // are kept only where they are read. The children dossierguard applies
 // keep the managed fields of its own field owner (ownManagedFieldsOnly),
 // which applyChild reads to know what it applied last. The resources of
-// dossierguard's API and the compliance reports keep none
-// (withoutManagedFields): dossierguard never applies the former (it
-// patches their status and updates their metadata) and compares the
-// latter by content (reportHolds). An update of an object read without
+// dossierguard's API keep none (withoutManagedFields): dossierguard never
+// applies them (it patches their status and updates their metadata). The
+// reports keep the managed fields of every other manager
+// (othersManagedFieldsOnly), which say whether anyone else wrote their
+// content. An update of an object read without
 // managed fields keeps those on the server: the API server takes an
 // update with no managed fields as one that does not know them, never as
 // one that clears them (only a list of one empty entry does), whereas an
@@ -130,7 +133,7 @@ func CacheOptions(reports ReportKinds) cache.Options {
 		},
 	}
 	for _, o := range reports.reportObjects() {
-		opts.ByObject[o] = cache.ByObject{Label: managed, Transform: strip}
+		opts.ByObject[o] = cache.ByObject{Label: managed, Transform: othersManagedFieldsOnly}
 	}
 	return opts
 }
@@ -154,6 +157,31 @@ func ownManagedFieldsOnly(in any) (any, error) {
 	}
 	if len(own) < len(obj.GetManagedFields()) {
 		obj.SetManagedFields(own)
+	}
+	return in, nil
+}
+
+// othersManagedFieldsOnly drops the managed-fields entries of
+// dossierguard's field owner from an object on its way into the cache, and
+// keeps those of every other manager: the compliance reports are cached as
+// metadata only, and what tells a report edited by someone else is an
+// entry of another manager that owns some of its content (reportInStep),
+// whereas dossierguard's own entry, which lists every field of every
+// result, is read by nothing. Anything that is not an object passes
+// unchanged.
+func othersManagedFieldsOnly(in any) (any, error) {
+	obj, err := meta.Accessor(in)
+	if err != nil || len(obj.GetManagedFields()) == 0 {
+		return in, nil
+	}
+	var others []metav1.ManagedFieldsEntry
+	for _, e := range obj.GetManagedFields() {
+		if e.Manager != resources.FieldOwner {
+			others = append(others, e)
+		}
+	}
+	if len(others) < len(obj.GetManagedFields()) {
+		obj.SetManagedFields(others)
 	}
 	return in, nil
 }

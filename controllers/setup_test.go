@@ -6,8 +6,10 @@ import (
 	"strings"
 	"testing"
 
+	openreportsv1alpha1 "github.com/openreports/reports-api/apis/openreports.io/v1alpha1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/dossierguard/dossierguard/internal/resources"
@@ -96,7 +98,7 @@ func TestCacheOptionsFilterEveryChild(t *testing.T) {
 			t.Errorf("%s: cached without the managed-by selector (%v)", kind, by.Label)
 		}
 	}
-	for _, kind := range []string{"*v1.Role", "*v1.RoleBinding", "*v1.NetworkPolicy", "*v1.PersistentVolumeClaim", "*v1.CronJob", "*v1.Secret", "*v1alpha1.Report", "*unstructured.Unstructured", "*v1alpha1.DossierStore"} {
+	for _, kind := range []string{"*v1.Role", "*v1.RoleBinding", "*v1.NetworkPolicy", "*v1.PersistentVolumeClaim", "*v1.CronJob", "*v1.Secret", "*v1alpha1.DossierStore"} {
 		found := false
 		for obj := range opts.ByObject {
 			found = found || fmt.Sprintf("%T", obj) == kind
@@ -104,5 +106,54 @@ func TestCacheOptionsFilterEveryChild(t *testing.T) {
 		if !found {
 			t.Errorf("%s has no cache options", kind)
 		}
+	}
+	// The reports are cached as metadata only: a typed or unstructured
+	// report in the cache would hold every result again.
+	reports := map[string]bool{}
+	for obj := range opts.ByObject {
+		switch o := obj.(type) {
+		case *metav1.PartialObjectMetadata:
+			reports[o.GroupVersionKind().Kind] = true
+		case *openreportsv1alpha1.Report, *unstructured.Unstructured:
+			t.Errorf("%T: a report kind cached with its content", obj)
+		}
+	}
+	if !reports["Report"] || !reports["PolicyReport"] || len(reports) != 2 {
+		t.Errorf("metadata-only kinds %v; want Report and PolicyReport", reports)
+	}
+}
+
+func TestOthersManagedFieldsOnly(t *testing.T) {
+	entry := func(manager string) metav1.ManagedFieldsEntry {
+		return metav1.ManagedFieldsEntry{Manager: manager, Operation: metav1.ManagedFieldsOperationApply}
+	}
+	cases := []struct {
+		name string
+		in   []metav1.ManagedFieldsEntry
+		want []string
+	}{
+		{"dossierguard's entry dropped, others' kept", []metav1.ManagedFieldsEntry{entry("kubectl-edit"), entry(resources.FieldOwner), entry("kubectl-label")}, []string{"kubectl-edit", "kubectl-label"}},
+		{"only dossierguard's", []metav1.ManagedFieldsEntry{entry(resources.FieldOwner)}, nil},
+		{"only others'", []metav1.ManagedFieldsEntry{entry("kubectl-edit")}, []string{"kubectl-edit"}},
+		{"none", nil, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			in := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: "r", ManagedFields: c.in}}
+			out, err := othersManagedFieldsOnly(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, e := range out.(*metav1.PartialObjectMetadata).ManagedFields {
+				got = append(got, e.Manager)
+			}
+			if !reflect.DeepEqual(got, c.want) {
+				t.Errorf("managers kept %v; want %v", got, c.want)
+			}
+		})
+	}
+	if out, err := othersManagedFieldsOnly("tombstone"); err != nil || out != "tombstone" {
+		t.Errorf("non-object: got %v, %v", out, err)
 	}
 }
