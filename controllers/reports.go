@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -144,7 +145,17 @@ func (w reportWriter) sync(ctx context.Context, s resources.ReportSubject) (int,
 }
 
 func (w reportWriter) syncOpenReport(ctx context.Context, s resources.ReportSubject) (int, error) {
-	return w.syncReport(ctx, resources.ReportGVK, resources.ComplianceReport(s), "OpenReports Report")
+	// Applied as an unstructured object, the PolicyReport too, so that
+	// the API server's answer is kept whole, managed fields and all.
+	data, err := json.Marshal(resources.ComplianceReport(s))
+	if err != nil {
+		return 0, fmt.Errorf("encode the OpenReports Report: %w", err)
+	}
+	desired := &unstructured.Unstructured{}
+	if err := desired.UnmarshalJSON(data); err != nil {
+		return 0, fmt.Errorf("decode the OpenReports Report: %w", err)
+	}
+	return w.syncReport(ctx, resources.ReportGVK, client.ApplyConfigurationFromUnstructured(desired), "OpenReports Report")
 }
 
 func (w reportWriter) syncPolicyReport(ctx context.Context, s resources.ReportSubject) (int, error) {
@@ -156,18 +167,19 @@ func (w reportWriter) syncPolicyReport(ctx context.Context, s resources.ReportSu
 }
 
 // syncReport applies desired, a report of kind gvk, unless the cached
-// report's metadata says it is in step with it. It remembers the report as
+// report's metadata says it is in step with it. When someone else still
+// owns some of the content after the apply (they wrote the same values,
+// which apply shares rather than takes), it remembers the report as
 // applied (knownApplied), by the resourceVersion the API server answered
-// with, so that a report that someone else co-owns with the same content
-// is not applied again.
+// with, so that the report is not applied again for that.
 func (w reportWriter) syncReport(ctx context.Context, gvk schema.GroupVersionKind, desired applyConfiguration, what string) (int, error) {
-	want, err := metadataOf(desired, gvk)
+	want, err := wantedReportOf(desired, gvk)
 	if err != nil {
 		return 0, err
 	}
-	key := reportMemoKey(gvk, want.Annotations[v1alpha1.AnnotationReportHash])
+	key := reportMemoKey(gvk, want.meta.Annotations[v1alpha1.AnnotationReportHash])
 	live := reportMetadata(gvk)
-	err = w.client.Get(ctx, client.ObjectKeyFromObject(want), live)
+	err = w.client.Get(ctx, client.ObjectKeyFromObject(want.meta), live)
 	switch {
 	case apierrors.IsNotFound(err):
 	case err != nil:
@@ -179,24 +191,39 @@ func (w reportWriter) syncReport(ctx context.Context, gvk schema.GroupVersionKin
 		return 0, fmt.Errorf("apply the %s: %w", what, err)
 	}
 	// The API server's answer is decoded into desired.
-	if applied, err := metadataOf(desired, gvk); err == nil && applied.ResourceVersion != "" {
-		knownApplied.remember(applied, key)
+	if applied, err := wantedReportOf(desired, gvk); err == nil && applied.meta.ResourceVersion != "" && othersOwnContent(applied.meta.ManagedFields) {
+		knownApplied.remember(applied.meta, key)
 	}
 	return 1, nil
 }
 
-// metadataOf is the metadata of a report's apply configuration.
-func metadataOf(desired applyConfiguration, gvk schema.GroupVersionKind) (*metav1.PartialObjectMetadata, error) {
+// wantedReport is what a report in step holds, as the manager can see it
+// from the cache: its metadata, and the fields of its content.
+type wantedReport struct {
+	meta *metav1.PartialObjectMetadata
+	// content is each top-level field of the report but its type and
+	// metadata (source, scope, summary, results), encoded.
+	content map[string]json.RawMessage
+}
+
+// wantedReportOf reads a report's apply configuration.
+func wantedReportOf(desired applyConfiguration, gvk schema.GroupVersionKind) (wantedReport, error) {
 	data, err := json.Marshal(desired)
 	if err != nil {
-		return nil, fmt.Errorf("encode the compliance report: %w", err)
+		return wantedReport{}, fmt.Errorf("encode the compliance report: %w", err)
 	}
-	m := reportMetadata(gvk)
-	if err := json.Unmarshal(data, m); err != nil {
-		return nil, fmt.Errorf("decode the compliance report's metadata: %w", err)
+	want := wantedReport{meta: reportMetadata(gvk)}
+	if err := json.Unmarshal(data, want.meta); err != nil {
+		return wantedReport{}, fmt.Errorf("decode the compliance report's metadata: %w", err)
 	}
-	m.SetGroupVersionKind(gvk)
-	return m, nil
+	want.meta.SetGroupVersionKind(gvk)
+	if err := json.Unmarshal(data, &want.content); err != nil {
+		return wantedReport{}, fmt.Errorf("decode the compliance report's content: %w", err)
+	}
+	for _, f := range []string{"apiVersion", "kind", "metadata", "status"} {
+		delete(want.content, f)
+	}
+	return want, nil
 }
 
 // reportMemoKey is what a report of kind gvk with content hash is
@@ -208,29 +235,62 @@ func reportMemoKey(gvk schema.GroupVersionKind, hash string) []byte {
 // reportInStep says whether the live report, as its metadata shows it,
 // holds everything dossierguard writes into it: its labels, its controller
 // owner reference, and the content whose hash it wrote as
-// v1alpha1.AnnotationReportHash, with no field of that content written by
-// anyone else since. The content of a report is only ever dossierguard's:
-// an edit of it by anyone else gives the editor a managed-fields entry
-// that owns the fields it changed (the API server records every write's
-// fields), so such a report is applied again, which takes them back. A
-// report without a hash (one written before the annotation existed) is
-// never in step.
-func reportInStep(live, want *metav1.PartialObjectMetadata) bool {
-	hash := want.Annotations[v1alpha1.AnnotationReportHash]
+// v1alpha1.AnnotationReportHash, unchanged by anyone since. The content of
+// a report is only ever dossierguard's, and the API server records who
+// wrote which field: a field someone else changed or added is theirs in
+// their managed-fields entry (othersOwnContent), and a field someone else
+// removed is no longer in dossierguard's (ownsContent). Such a report is
+// applied again, which takes the fields back. A report without a hash (one
+// written before the annotation existed) is never in step.
+func reportInStep(live *metav1.PartialObjectMetadata, want wantedReport) bool {
+	hash := want.meta.Annotations[v1alpha1.AnnotationReportHash]
 	if hash == "" || live.Annotations[v1alpha1.AnnotationReportHash] != hash {
 		return false
 	}
-	for k, v := range want.Labels {
+	for k, v := range want.meta.Labels {
 		if live.Labels[k] != v {
 			return false
 		}
 	}
-	for _, o := range want.OwnerReferences {
+	for _, o := range want.meta.OwnerReferences {
 		if !slices.ContainsFunc(live.OwnerReferences, func(l metav1.OwnerReference) bool { return equality.Semantic.DeepEqual(o, l) }) {
 			return false
 		}
 	}
-	return !othersOwnContent(live.ManagedFields)
+	return ownsContent(live.ManagedFields, want.content) && !othersOwnContent(live.ManagedFields)
+}
+
+// ownsContent says whether dossierguard's applied fields hold every field
+// of content: each top-level field, and each field of an object that it
+// owns field by field (the summary; the scope and the results are owned
+// whole, as atomic).
+func ownsContent(entries []metav1.ManagedFieldsEntry, content map[string]json.RawMessage) bool {
+	i := slices.IndexFunc(entries, func(e metav1.ManagedFieldsEntry) bool {
+		return e.Manager == resources.FieldOwner && e.Operation == metav1.ManagedFieldsOperationApply && e.FieldsV1 != nil
+	})
+	if i < 0 {
+		return false
+	}
+	var owned map[string]json.RawMessage
+	if err := json.Unmarshal(entries[i].FieldsV1.Raw, &owned); err != nil {
+		return false
+	}
+	for k, v := range content {
+		f, ok := owned["f:"+k]
+		if !ok {
+			return false
+		}
+		var sub, ownedSub map[string]json.RawMessage
+		if json.Unmarshal(v, &sub) != nil || json.Unmarshal(f, &ownedSub) != nil || len(ownedSub) == 0 {
+			continue // a value, or an object owned whole
+		}
+		for sk := range sub {
+			if _, ok := ownedSub["f:"+sk]; !ok {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // othersOwnContent says whether a managed-fields entry of a field manager
@@ -244,13 +304,48 @@ func othersOwnContent(entries []metav1.ManagedFieldsEntry) bool {
 		if err := json.Unmarshal(e.FieldsV1.Raw, &fields); err != nil {
 			return true // unreadable: not known to be only metadata
 		}
-		for f := range fields {
-			if f != "f:metadata" {
-				return true
-			}
+		delete(fields, "f:metadata")
+		if len(fields) > 0 {
+			return true
 		}
 	}
 	return false
+}
+
+// reportContentFields trims a report's managed fields on its way into the
+// cache to what reportInStep reads: which manager owns which field of the
+// content. Every entry loses its f:metadata (the labels, annotations and
+// owners it wrote, which nothing reads), and an entry left with no field
+// is dropped. Anything that is not an object passes unchanged.
+func reportContentFields(in any) (any, error) {
+	obj, err := meta.Accessor(in)
+	if err != nil || len(obj.GetManagedFields()) == 0 {
+		return in, nil
+	}
+	var kept []metav1.ManagedFieldsEntry
+	for _, e := range obj.GetManagedFields() {
+		if e.FieldsV1 == nil {
+			continue
+		}
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(e.FieldsV1.Raw, &fields); err != nil {
+			kept = append(kept, e) // kept whole: reportInStep does not take it as only metadata
+			continue
+		}
+		delete(fields, "f:metadata")
+		if len(fields) == 0 {
+			continue
+		}
+		raw, err := json.Marshal(fields)
+		if err != nil {
+			kept = append(kept, e)
+			continue
+		}
+		e.FieldsV1 = &metav1.FieldsV1{Raw: raw}
+		kept = append(kept, e)
+	}
+	obj.SetManagedFields(kept)
+	return in, nil
 }
 
 // reportSubject is what a resource's report is made from.

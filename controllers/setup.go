@@ -91,21 +91,23 @@ const DefaultWorkers = 16
 // which applyChild reads to know what it applied last. The resources of
 // dossierguard's API keep none (withoutManagedFields): dossierguard never
 // applies them (it patches their status and updates their metadata). The
-// reports keep the managed fields of every other manager
-// (othersManagedFieldsOnly), which say whether anyone else wrote their
-// content. An update of an object read without
+// reports keep of their managed fields which manager owns which field of
+// their content (reportContentFields), which says whether anyone else
+// changed it. An update of an object read without
 // managed fields keeps those on the server: the API server takes an
 // update with no managed fields as one that does not know them, never as
 // one that clears them (only a list of one empty entry does), whereas an
 // update with some managed fields replaces them all. So Secrets, which
 // are both applied (the proxy's certificate) and updated as read (a key
-// version), are cached whole.
+// version), are cached whole. Every cached object shares the strings that
+// many of them repeat (interned): labels, owners, managers, and the
+// conditions and controls of the statuses.
 func CacheOptions(reports ReportKinds) cache.Options {
 	managed := labels.SelectorFromSet(labels.Set{resources.LabelManagedBy: resources.ManagedByValue})
-	trim, strip := ownManagedFieldsOnly, withoutManagedFields
+	trim, strip := interned(ownManagedFieldsOnly), interned(withoutManagedFields)
 	opts := cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}:    {Label: managed},
+			&corev1.Secret{}:    {Label: managed, Transform: interned(unchanged)},
 			&corev1.ConfigMap{}: {Label: managed, Transform: trim},
 			// Only the erasure Jobs the operator starts (they carry the
 			// label), not every Job of the cluster.
@@ -133,7 +135,7 @@ func CacheOptions(reports ReportKinds) cache.Options {
 		},
 	}
 	for _, o := range reports.reportObjects() {
-		opts.ByObject[o] = cache.ByObject{Label: managed, Transform: othersManagedFieldsOnly}
+		opts.ByObject[o] = cache.ByObject{Label: managed, Transform: interned(reportContentFields)}
 	}
 	return opts
 }
@@ -157,31 +159,6 @@ func ownManagedFieldsOnly(in any) (any, error) {
 	}
 	if len(own) < len(obj.GetManagedFields()) {
 		obj.SetManagedFields(own)
-	}
-	return in, nil
-}
-
-// othersManagedFieldsOnly drops the managed-fields entries of
-// dossierguard's field owner from an object on its way into the cache, and
-// keeps those of every other manager: the compliance reports are cached as
-// metadata only, and what tells a report edited by someone else is an
-// entry of another manager that owns some of its content (reportInStep),
-// whereas dossierguard's own entry, which lists every field of every
-// result, is read by nothing. Anything that is not an object passes
-// unchanged.
-func othersManagedFieldsOnly(in any) (any, error) {
-	obj, err := meta.Accessor(in)
-	if err != nil || len(obj.GetManagedFields()) == 0 {
-		return in, nil
-	}
-	var others []metav1.ManagedFieldsEntry
-	for _, e := range obj.GetManagedFields() {
-		if e.Manager != resources.FieldOwner {
-			others = append(others, e)
-		}
-	}
-	if len(others) < len(obj.GetManagedFields()) {
-		obj.SetManagedFields(others)
 	}
 	return in, nil
 }

@@ -122,38 +122,3 @@ func TestCacheOptionsFilterEveryChild(t *testing.T) {
 		t.Errorf("metadata-only kinds %v; want Report and PolicyReport", reports)
 	}
 }
-
-func TestOthersManagedFieldsOnly(t *testing.T) {
-	entry := func(manager string) metav1.ManagedFieldsEntry {
-		return metav1.ManagedFieldsEntry{Manager: manager, Operation: metav1.ManagedFieldsOperationApply}
-	}
-	cases := []struct {
-		name string
-		in   []metav1.ManagedFieldsEntry
-		want []string
-	}{
-		{"dossierguard's entry dropped, others' kept", []metav1.ManagedFieldsEntry{entry("kubectl-edit"), entry(resources.FieldOwner), entry("kubectl-label")}, []string{"kubectl-edit", "kubectl-label"}},
-		{"only dossierguard's", []metav1.ManagedFieldsEntry{entry(resources.FieldOwner)}, nil},
-		{"only others'", []metav1.ManagedFieldsEntry{entry("kubectl-edit")}, []string{"kubectl-edit"}},
-		{"none", nil, nil},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			in := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: "r", ManagedFields: c.in}}
-			out, err := othersManagedFieldsOnly(in)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got []string
-			for _, e := range out.(*metav1.PartialObjectMetadata).ManagedFields {
-				got = append(got, e.Manager)
-			}
-			if !reflect.DeepEqual(got, c.want) {
-				t.Errorf("managers kept %v; want %v", got, c.want)
-			}
-		})
-	}
-	if out, err := othersManagedFieldsOnly("tombstone"); err != nil || out != "tombstone" {
-		t.Errorf("non-object: got %v, %v", out, err)
-	}
-}
