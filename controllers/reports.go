@@ -272,7 +272,7 @@ func ownsContent(entries []metav1.ManagedFieldsEntry, content map[string]json.Ra
 		return false
 	}
 	var owned map[string]json.RawMessage
-	if err := json.Unmarshal(entries[i].FieldsV1.Raw, &owned); err != nil {
+	if err := json.Unmarshal(entries[i].FieldsV1.GetRawBytes(), &owned); err != nil {
 		return false
 	}
 	for k, v := range content {
@@ -301,7 +301,7 @@ func othersOwnContent(entries []metav1.ManagedFieldsEntry) bool {
 			continue
 		}
 		var fields map[string]json.RawMessage
-		if err := json.Unmarshal(e.FieldsV1.Raw, &fields); err != nil {
+		if err := json.Unmarshal(e.FieldsV1.GetRawBytes(), &fields); err != nil {
 			return true // unreadable: not known to be only metadata
 		}
 		delete(fields, "f:metadata")
@@ -328,7 +328,7 @@ func reportContentFields(in any) (any, error) {
 			continue
 		}
 		var fields map[string]json.RawMessage
-		if err := json.Unmarshal(e.FieldsV1.Raw, &fields); err != nil {
+		if err := json.Unmarshal(e.FieldsV1.GetRawBytes(), &fields); err != nil {
 			kept = append(kept, e) // kept whole: reportInStep does not take it as only metadata
 			continue
 		}
@@ -341,7 +341,7 @@ func reportContentFields(in any) (any, error) {
 			kept = append(kept, e)
 			continue
 		}
-		e.FieldsV1 = &metav1.FieldsV1{Raw: raw}
+		e.FieldsV1 = metav1.NewFieldsV1(string(raw))
 		kept = append(kept, e)
 	}
 	obj.SetManagedFields(kept)

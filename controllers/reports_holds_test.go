@@ -17,7 +17,7 @@ import (
 const ownContent = `{"f:results":{},"f:scope":{},"f:source":{},"f:summary":{".":{},"f:error":{},"f:fail":{},"f:pass":{},"f:skip":{},"f:warn":{}}}`
 
 func entry(manager string, op metav1.ManagedFieldsOperationType, fields string) metav1.ManagedFieldsEntry {
-	return metav1.ManagedFieldsEntry{Manager: manager, Operation: op, FieldsV1: &metav1.FieldsV1{Raw: []byte(fields)}}
+	return metav1.ManagedFieldsEntry{Manager: manager, Operation: op, FieldsV1: metav1.NewFieldsV1(fields)}
 }
 
 // wantedStoreReport is the report of a store with one passing control, and
@@ -71,10 +71,10 @@ func TestReportInStep(t *testing.T) {
 			l.ManagedFields = append(l.ManagedFields, entry("other", metav1.ManagedFieldsOperationUpdate, `not json`))
 		}, false},
 		{"a summary field removed by someone else", func(l *metav1.PartialObjectMetadata, _ *wantedReport) {
-			l.ManagedFields[0].FieldsV1.Raw = []byte(`{"f:results":{},"f:scope":{},"f:source":{},"f:summary":{".":{},"f:error":{},"f:fail":{},"f:skip":{},"f:warn":{}}}`)
+			l.ManagedFields[0].FieldsV1.SetRawString(`{"f:results":{},"f:scope":{},"f:source":{},"f:summary":{".":{},"f:error":{},"f:fail":{},"f:skip":{},"f:warn":{}}}`)
 		}, false},
 		{"the scope removed by someone else", func(l *metav1.PartialObjectMetadata, _ *wantedReport) {
-			l.ManagedFields[0].FieldsV1.Raw = []byte(`{"f:results":{},"f:source":{},"f:summary":{"f:error":{},"f:fail":{},"f:pass":{},"f:skip":{},"f:warn":{}}}`)
+			l.ManagedFields[0].FieldsV1.SetRawString(`{"f:results":{},"f:source":{},"f:summary":{"f:error":{},"f:fail":{},"f:pass":{},"f:skip":{},"f:warn":{}}}`)
 		}, false},
 		{"no applied entry of dossierguard's", func(l *metav1.PartialObjectMetadata, _ *wantedReport) {
 			l.ManagedFields[0].Operation = metav1.ManagedFieldsOperationUpdate
@@ -146,7 +146,7 @@ func TestReportContentFields(t *testing.T) {
 			}
 			got := map[string]string{}
 			for _, e := range out.(*metav1.PartialObjectMetadata).ManagedFields {
-				got[e.Manager] = string(e.FieldsV1.Raw)
+				got[e.Manager] = e.FieldsV1.GetRawString()
 			}
 			if !reflect.DeepEqual(got, c.want) {
 				t.Errorf("kept %v; want %v", got, c.want)
