@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"slices"
+
 	"github.com/go-logr/logr"
-	openreportsv1alpha1 "github.com/openreports/reports-api/apis/openreports.io/v1alpha1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -66,19 +68,34 @@ func DetectReportKinds(mapper meta.RESTMapper, want ReportKinds, log logr.Logger
 	return got, nil
 }
 
-// reportObjects are empty objects of the kept report kinds, for the cache
-// and the watches.
+// reportObjects are the kept report kinds as metadata-only objects, for
+// the cache and the watches: the manager tells a report in step from its
+// metadata (reportInStep), so it never holds a report's results.
 func (k ReportKinds) reportObjects() []client.Object {
 	var out []client.Object
-	if k.OpenReports {
-		out = append(out, &openreportsv1alpha1.Report{})
-	}
-	if k.PolicyReports {
-		u := &unstructured.Unstructured{}
-		u.SetGroupVersionKind(resources.PolicyReportGVK)
-		out = append(out, u)
+	for _, gvk := range k.gvks() {
+		out = append(out, reportMetadata(gvk))
 	}
 	return out
+}
+
+// gvks are the kept report kinds.
+func (k ReportKinds) gvks() []schema.GroupVersionKind {
+	var out []schema.GroupVersionKind
+	if k.OpenReports {
+		out = append(out, resources.ReportGVK)
+	}
+	if k.PolicyReports {
+		out = append(out, resources.PolicyReportGVK)
+	}
+	return out
+}
+
+// reportMetadata is an empty metadata-only object of a report kind.
+func reportMetadata(gvk schema.GroupVersionKind) *metav1.PartialObjectMetadata {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(gvk)
+	return m
 }
 
 // ownReports has a reconciler's controller watch the reports it keeps, so
@@ -128,20 +145,17 @@ func (w reportWriter) sync(ctx context.Context, s resources.ReportSubject) (int,
 }
 
 func (w reportWriter) syncOpenReport(ctx context.Context, s resources.ReportSubject) (int, error) {
-	desired := resources.ComplianceReport(s)
-	want, err := typedFrom(desired, &openreportsv1alpha1.Report{})
+	// Applied as an unstructured object, the PolicyReport too, so that
+	// the API server's answer is kept whole, managed fields and all.
+	data, err := json.Marshal(resources.ComplianceReport(s))
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("encode the OpenReports Report: %w", err)
 	}
-	live := &openreportsv1alpha1.Report{}
-	same, err := w.current(ctx, want.(*openreportsv1alpha1.Report), live, func() (*openreportsv1alpha1.Report, error) { return live, nil })
-	if err != nil || same {
-		return 0, err
+	desired := &unstructured.Unstructured{}
+	if err := desired.UnmarshalJSON(data); err != nil {
+		return 0, fmt.Errorf("decode the OpenReports Report: %w", err)
 	}
-	if err := w.client.Apply(ctx, desired, client.FieldOwner(resources.FieldOwner), client.ForceOwnership); err != nil {
-		return 0, fmt.Errorf("apply the OpenReports Report: %w", err)
-	}
-	return 1, nil
+	return w.syncReport(ctx, resources.ReportGVK, client.ApplyConfigurationFromUnstructured(desired), "OpenReports Report")
 }
 
 func (w reportWriter) syncPolicyReport(ctx context.Context, s resources.ReportSubject) (int, error) {
@@ -149,80 +163,189 @@ func (w reportWriter) syncPolicyReport(ctx context.Context, s resources.ReportSu
 	if err != nil {
 		return 0, err
 	}
-	want, err := asReport(desired)
+	return w.syncReport(ctx, resources.PolicyReportGVK, client.ApplyConfigurationFromUnstructured(desired), "PolicyReport")
+}
+
+// syncReport applies desired, a report of kind gvk, unless the cached
+// report's metadata says it is in step with it. When someone else still
+// owns some of the content after the apply (they wrote the same values,
+// which apply shares rather than takes), it remembers the report as
+// applied (knownApplied), by the resourceVersion the API server answered
+// with, so that the report is not applied again for that.
+func (w reportWriter) syncReport(ctx context.Context, gvk schema.GroupVersionKind, desired applyConfiguration, what string) (int, error) {
+	want, err := wantedReportOf(desired, gvk)
 	if err != nil {
 		return 0, err
 	}
-	live := &unstructured.Unstructured{}
-	live.SetGroupVersionKind(resources.PolicyReportGVK)
-	same, err := w.current(ctx, want, live, func() (*openreportsv1alpha1.Report, error) { return asReport(live) })
-	if err != nil || same {
-		return 0, err
+	key := reportMemoKey(gvk, want.meta.Annotations[v1alpha1.AnnotationReportHash])
+	live := reportMetadata(gvk)
+	err = w.client.Get(ctx, client.ObjectKeyFromObject(want.meta), live)
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return 0, fmt.Errorf("read the compliance report: %w", err)
+	case knownApplied.holds(live, key) || reportInStep(live, want):
+		return 0, nil
 	}
-	if err := w.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(desired), client.FieldOwner(resources.FieldOwner), client.ForceOwnership); err != nil {
-		return 0, fmt.Errorf("apply the PolicyReport: %w", err)
+	if err := w.client.Apply(ctx, desired, client.FieldOwner(resources.FieldOwner), client.ForceOwnership); err != nil {
+		return 0, fmt.Errorf("apply the %s: %w", what, err)
+	}
+	// The API server's answer is decoded into desired.
+	if applied, err := wantedReportOf(desired, gvk); err == nil && applied.meta.ResourceVersion != "" && othersOwnContent(applied.meta.ManagedFields) {
+		knownApplied.remember(applied.meta, key)
 	}
 	return 1, nil
 }
 
-// current reads the live report into live from the cache and says whether
-// it already holds want; decoded turns live into the fields of a Report.
-func (w reportWriter) current(ctx context.Context, want *openreportsv1alpha1.Report, live client.Object, decoded func() (*openreportsv1alpha1.Report, error)) (bool, error) {
-	err := w.client.Get(ctx, client.ObjectKey{Namespace: want.Namespace, Name: want.Name}, live)
-	switch {
-	case apierrors.IsNotFound(err):
-		return false, nil
-	case err != nil:
-		return false, fmt.Errorf("read the compliance report: %w", err)
-	}
-	got, err := decoded()
-	if err != nil {
-		return false, err
-	}
-	return reportHolds(got, want), nil
+// wantedReport is what a report in step holds, as the manager can see it
+// from the cache: its metadata, and the fields of its content.
+type wantedReport struct {
+	meta *metav1.PartialObjectMetadata
+	// content is each top-level field of the report but its type and
+	// metadata (source, scope, summary, results), encoded.
+	content map[string]json.RawMessage
 }
 
-// asReport reads a PolicyReport into the fields of a Report, which are the
-// same.
-func asReport(u *unstructured.Unstructured) (*openreportsv1alpha1.Report, error) {
-	data, err := json.Marshal(u.Object)
+// wantedReportOf reads a report's apply configuration.
+func wantedReportOf(desired applyConfiguration, gvk schema.GroupVersionKind) (wantedReport, error) {
+	data, err := json.Marshal(desired)
 	if err != nil {
-		return nil, fmt.Errorf("encode the PolicyReport: %w", err)
+		return wantedReport{}, fmt.Errorf("encode the compliance report: %w", err)
 	}
-	r := &openreportsv1alpha1.Report{}
-	if err := json.Unmarshal(data, r); err != nil {
-		return nil, fmt.Errorf("decode the PolicyReport: %w", err)
+	want := wantedReport{meta: reportMetadata(gvk)}
+	if err := json.Unmarshal(data, want.meta); err != nil {
+		return wantedReport{}, fmt.Errorf("decode the compliance report's metadata: %w", err)
 	}
-	return r, nil
+	want.meta.SetGroupVersionKind(gvk)
+	if err := json.Unmarshal(data, &want.content); err != nil {
+		return wantedReport{}, fmt.Errorf("decode the compliance report's content: %w", err)
+	}
+	for _, f := range []string{"apiVersion", "kind", "metadata", "status"} {
+		delete(want.content, f)
+	}
+	return want, nil
 }
 
-// reportHolds says whether the live report holds everything dossierguard
-// writes into it: its labels, its controller owner reference, and the whole
-// of source, scope, summary and results (a report's content is only ever
-// dossierguard's).
-func reportHolds(live, want *openreportsv1alpha1.Report) bool {
-	for k, v := range want.Labels {
+// reportMemoKey is what a report of kind gvk with content hash is
+// remembered by in knownApplied.
+func reportMemoKey(gvk schema.GroupVersionKind, hash string) []byte {
+	return []byte("report\x00" + gvk.String() + "\x00" + hash)
+}
+
+// reportInStep says whether the live report, as its metadata shows it,
+// holds everything dossierguard writes into it: its labels, its controller
+// owner reference, and the content whose hash it wrote as
+// v1alpha1.AnnotationReportHash, unchanged by anyone since. The content of
+// a report is only ever dossierguard's, and the API server records who
+// wrote which field: a field someone else changed or added is theirs in
+// their managed-fields entry (othersOwnContent), and a field someone else
+// removed is no longer in dossierguard's (ownsContent). Such a report is
+// applied again, which takes the fields back. A report without a hash (one
+// written before the annotation existed) is never in step.
+func reportInStep(live *metav1.PartialObjectMetadata, want wantedReport) bool {
+	hash := want.meta.Annotations[v1alpha1.AnnotationReportHash]
+	if hash == "" || live.Annotations[v1alpha1.AnnotationReportHash] != hash {
+		return false
+	}
+	for k, v := range want.meta.Labels {
 		if live.Labels[k] != v {
 			return false
 		}
 	}
-	for _, o := range want.OwnerReferences {
-		found := false
-		for _, l := range live.OwnerReferences {
-			if equality.Semantic.DeepEqual(o, l) {
-				found = true
-			}
-		}
-		if !found {
+	for _, o := range want.meta.OwnerReferences {
+		if !slices.ContainsFunc(live.OwnerReferences, func(l metav1.OwnerReference) bool { return equality.Semantic.DeepEqual(o, l) }) {
 			return false
 		}
 	}
-	return live.Source == want.Source &&
-		equality.Semantic.DeepEqual(live.Scope, want.Scope) &&
-		equality.Semantic.DeepEqual(live.ScopeSelector, want.ScopeSelector) &&
-		equality.Semantic.DeepEqual(live.Configuration, want.Configuration) &&
-		live.Summary == want.Summary &&
-		equality.Semantic.DeepEqual(live.Results, want.Results)
+	return ownsContent(live.ManagedFields, want.content) && !othersOwnContent(live.ManagedFields)
+}
+
+// ownsContent says whether dossierguard's applied fields hold every field
+// of content: each top-level field, and each field of an object that it
+// owns field by field (the summary; the scope and the results are owned
+// whole, as atomic).
+func ownsContent(entries []metav1.ManagedFieldsEntry, content map[string]json.RawMessage) bool {
+	i := slices.IndexFunc(entries, func(e metav1.ManagedFieldsEntry) bool {
+		return e.Manager == resources.FieldOwner && e.Operation == metav1.ManagedFieldsOperationApply && e.FieldsV1 != nil
+	})
+	if i < 0 {
+		return false
+	}
+	var owned map[string]json.RawMessage
+	if err := json.Unmarshal(entries[i].FieldsV1.GetRawBytes(), &owned); err != nil {
+		return false
+	}
+	for k, v := range content {
+		f, ok := owned["f:"+k]
+		if !ok {
+			return false
+		}
+		var sub, ownedSub map[string]json.RawMessage
+		if json.Unmarshal(v, &sub) != nil || json.Unmarshal(f, &ownedSub) != nil || len(ownedSub) == 0 {
+			continue // a value, or an object owned whole
+		}
+		for sk := range sub {
+			if _, ok := ownedSub["f:"+sk]; !ok {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// othersOwnContent says whether a managed-fields entry of a field manager
+// other than dossierguard owns a field outside the metadata.
+func othersOwnContent(entries []metav1.ManagedFieldsEntry) bool {
+	for _, e := range entries {
+		if e.Manager == resources.FieldOwner || e.FieldsV1 == nil {
+			continue
+		}
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(e.FieldsV1.GetRawBytes(), &fields); err != nil {
+			return true // unreadable: not known to be only metadata
+		}
+		delete(fields, "f:metadata")
+		if len(fields) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// reportContentFields trims a report's managed fields on its way into the
+// cache to what reportInStep reads: which manager owns which field of the
+// content. Every entry loses its f:metadata (the labels, annotations and
+// owners it wrote, which nothing reads), and an entry left with no field
+// is dropped. Anything that is not an object passes unchanged.
+func reportContentFields(in any) (any, error) {
+	obj, err := meta.Accessor(in)
+	if err != nil || len(obj.GetManagedFields()) == 0 {
+		return in, nil
+	}
+	var kept []metav1.ManagedFieldsEntry
+	for _, e := range obj.GetManagedFields() {
+		if e.FieldsV1 == nil {
+			continue
+		}
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(e.FieldsV1.GetRawBytes(), &fields); err != nil {
+			kept = append(kept, e) // kept whole: reportInStep does not take it as only metadata
+			continue
+		}
+		delete(fields, "f:metadata")
+		if len(fields) == 0 {
+			continue
+		}
+		raw, err := json.Marshal(fields)
+		if err != nil {
+			kept = append(kept, e)
+			continue
+		}
+		e.FieldsV1 = metav1.NewFieldsV1(string(raw))
+		kept = append(kept, e)
+	}
+	obj.SetManagedFields(kept)
+	return in, nil
 }
 
 // reportSubject is what a resource's report is made from.

@@ -78,31 +78,36 @@ const DefaultWorkers = 16
 // internal/resources sets), never every one of the cluster. A Get of a
 // child without that label reports NotFound from the cache (applyChild
 // then applies it, label and all), and the Owns watches see only labelled
-// objects. The compliance reports of the kept kinds are
-// cached the same way, never the reports of other tools (which can be
-// many). Pods are not cached at all: the store reconciler lists them
-// through the uncached reader.
+// objects. The compliance reports of the kept kinds are cached the same
+// way, never the reports of other tools (which can be many), and as
+// metadata only: a report's content repeats its resource's status, and the
+// report writer tells a report in step from its labels, owner, content hash
+// and managed fields (reportInStep). Pods are not cached at all: the store
+// reconciler lists them through the uncached reader.
 //
 // Managed fields are what a cached object costs most beside its spec, and
 // are kept only where they are read. The children dossierguard applies
 // keep the managed fields of its own field owner (ownManagedFieldsOnly),
 // which applyChild reads to know what it applied last. The resources of
-// dossierguard's API and the compliance reports keep none
-// (withoutManagedFields): dossierguard never applies the former (it
-// patches their status and updates their metadata) and compares the
-// latter by content (reportHolds). An update of an object read without
+// dossierguard's API keep none (withoutManagedFields): dossierguard never
+// applies them (it patches their status and updates their metadata). The
+// reports keep of their managed fields which manager owns which field of
+// their content (reportContentFields), which says whether anyone else
+// changed it. An update of an object read without
 // managed fields keeps those on the server: the API server takes an
 // update with no managed fields as one that does not know them, never as
 // one that clears them (only a list of one empty entry does), whereas an
 // update with some managed fields replaces them all. So Secrets, which
 // are both applied (the proxy's certificate) and updated as read (a key
-// version), are cached whole.
+// version), are cached whole. Every cached object shares the strings that
+// many of them repeat (interned): labels, owners, managers, and the
+// conditions and controls of the statuses.
 func CacheOptions(reports ReportKinds) cache.Options {
 	managed := labels.SelectorFromSet(labels.Set{resources.LabelManagedBy: resources.ManagedByValue})
-	trim, strip := ownManagedFieldsOnly, withoutManagedFields
+	trim, strip := interned(ownManagedFieldsOnly), interned(withoutManagedFields)
 	opts := cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}:    {Label: managed},
+			&corev1.Secret{}:    {Label: managed, Transform: interned(unchanged)},
 			&corev1.ConfigMap{}: {Label: managed, Transform: trim},
 			// Only the erasure Jobs the operator starts (they carry the
 			// label), not every Job of the cluster.
@@ -130,7 +135,7 @@ func CacheOptions(reports ReportKinds) cache.Options {
 		},
 	}
 	for _, o := range reports.reportObjects() {
-		opts.ByObject[o] = cache.ByObject{Label: managed, Transform: strip}
+		opts.ByObject[o] = cache.ByObject{Label: managed, Transform: interned(reportContentFields)}
 	}
 	return opts
 }

@@ -471,6 +471,11 @@ const (
 	// AnnotationPolicyHash on the access-policy ConfigMap is the SHA-256 of
 	// the rendered policy.
 	AnnotationPolicyHash = "privacy.dossierguard.io/policy-sha256"
+	// AnnotationReportHash on a compliance report (an OpenReports Report or
+	// a PolicyReport) is the SHA-256 of what dossierguard wrote into it (its
+	// source, scope, summary and results), so that the manager can tell a
+	// report in step from its metadata alone.
+	AnnotationReportHash = "privacy.dossierguard.io/report-sha256"
 	// AnnotationAuditProxy is "injected" on a pod the webhook has given the
 	// audit proxy.
 	AnnotationAuditProxy = "privacy.dossierguard.io/audit-proxy"

@@ -1,6 +1,8 @@
 package resources
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -131,7 +133,7 @@ func ComplianceReport(s ReportSubject) *openreportsac.ReportApplyConfiguration {
 		}
 		results = append(results, r)
 	}
-	return openreportsac.Report(ReportName(s.Kind, s.Name, s.UID), s.Namespace).
+	report := openreportsac.Report(ReportName(s.Kind, s.Name, s.UID), s.Namespace).
 		WithLabels(labels).
 		WithOwnerReferences(metav1ac.OwnerReference().
 			WithAPIVersion(v1alpha1.GroupVersion.String()).
@@ -147,6 +149,33 @@ func ComplianceReport(s ReportSubject) *openreportsac.ReportApplyConfiguration {
 		WithSummary(openreportsac.ReportSummary().
 			WithPass(summary.Pass).WithFail(summary.Fail).WithWarn(0).WithError(summary.Error).WithSkip(0)).
 		WithResults(results...)
+	return report.WithAnnotations(map[string]string{v1alpha1.AnnotationReportHash: ReportContentHash(report)})
+}
+
+// reportContent is what a compliance report says, as ReportContentHash
+// hashes it.
+type reportContent struct {
+	Source  *string                                        `json:"source,omitempty"`
+	Scope   *corev1.ObjectReference                        `json:"scope,omitempty"`
+	Summary *openreportsac.ReportSummaryApplyConfiguration `json:"summary,omitempty"`
+	Results []openreportsac.ReportResultApplyConfiguration `json:"results,omitempty"`
+}
+
+// ReportContentHash is the SHA-256, in hex, of what a compliance report
+// says: its source, scope, summary and results, encoded as JSON (map keys
+// sorted, so the same content has the same hash). The report carries it as
+// the annotation v1alpha1.AnnotationReportHash, and a PolicyReport made from
+// the report the same; its labels and owner reference are metadata and
+// compared as such.
+func ReportContentHash(r *openreportsac.ReportApplyConfiguration) string {
+	data, err := json.Marshal(reportContent{Source: r.Source, Scope: r.Scope, Summary: r.Summary, Results: r.Results})
+	if err != nil {
+		// Strings, numbers and maps of strings always encode; a report
+		// that did not would never be taken as in step.
+		return ""
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
 }
 
 // CompliancePolicyReport is the same report as a wgpolicyk8s.io/v1alpha2

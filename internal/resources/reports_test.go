@@ -2,6 +2,7 @@ package resources
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -157,5 +158,60 @@ func TestCompliancePolicyReportSameFields(t *testing.T) {
 	}
 	if summary := u.Object["summary"].(map[string]any); summary["fail"] != float64(1) {
 		t.Errorf("summary %v", summary)
+	}
+}
+
+// TestReportContentHash: the hash annotation changes with what the report
+// says, and only with that; a PolicyReport carries the report's.
+func TestReportContentHash(t *testing.T) {
+	pass := v1alpha1.ComplianceControl{Control: v1alpha1.ControlEncryptionAtRest, Reference: "AVG art. 32(1)(a); BIO 8.24",
+		Result: v1alpha1.ResultPass, Reason: "EncryptionVerified", Message: "the StorageClass encrypts at rest",
+		Evidence: []string{"StorageClass/encrypted-ssd: encrypted=true"}}
+	hashOf := func(s ReportSubject) string {
+		h := ComplianceReport(s).Annotations[v1alpha1.AnnotationReportHash]
+		if len(h) != 64 {
+			t.Fatalf("hash annotation %q; want 64 hex digits", h)
+		}
+		return h
+	}
+	base := hashOf(reportSubject(pass))
+	if again := hashOf(reportSubject(pass)); again != base {
+		t.Errorf("the same content hashed twice: %s, %s", base, again)
+	}
+	changed := map[string]func(*ReportSubject){
+		"result":  func(s *ReportSubject) { s.Status.Compliance[0].Result = v1alpha1.ResultFail },
+		"message": func(s *ReportSubject) { s.Status.Compliance[0].Message = "other" },
+		"evidence": func(s *ReportSubject) {
+			s.Status.Compliance[0].Evidence = append(s.Status.Compliance[0].Evidence, "PVC/x")
+		},
+		"reason": func(s *ReportSubject) { s.Status.Compliance[0].Reason = "Other" },
+		"control added": func(s *ReportSubject) {
+			s.Status.Compliance = append(s.Status.Compliance, v1alpha1.ComplianceControl{Control: v1alpha1.ControlAuditActive, Result: v1alpha1.ResultPass})
+		},
+		"timestamp": func(s *ReportSubject) {
+			s.Status.Conditions[0].LastTransitionTime = metav1.NewTime(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+		},
+		"scope": func(s *ReportSubject) { s.UID = "other-uid" },
+	}
+	for name, edit := range changed {
+		s := reportSubject(pass)
+		s.Status.Compliance[0].Evidence = slices.Clone(pass.Evidence)
+		edit(&s)
+		if hashOf(s) == base {
+			t.Errorf("%s changed, the hash did not", name)
+		}
+	}
+	// The store label is metadata, compared as such, not content.
+	s := reportSubject(pass)
+	s.Store = "other"
+	if hashOf(s) != base {
+		t.Error("the hash changed with a label")
+	}
+	u, err := CompliancePolicyReport(reportSubject(pass))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.GetAnnotations()[v1alpha1.AnnotationReportHash] != base {
+		t.Errorf("PolicyReport hash %q; want the report's %s", u.GetAnnotations()[v1alpha1.AnnotationReportHash], base)
 	}
 }

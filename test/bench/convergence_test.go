@@ -36,7 +36,8 @@ import (
 // BenchmarkConvergence creates BENCH_STORES stores at once (100 by default),
 // each with an access role, a sharing agreement and a retention policy, and
 // reports the time until all of them are Ready and settled, the manager's
-// peak RSS, the writes the API server received to converge (by verb and
+// peak RSS (and, sampled, how much of it was anonymous memory and how much
+// the executable's file-backed pages), the writes the API server received to converge (by verb and
 // resource, and per store), and the writes it receives in BENCH_QUIET
 // seconds (30 by default) after convergence, which must be zero. The
 // OpenReports Report CRD is installed, so the manager keeps a Report of every
@@ -76,6 +77,7 @@ func runConvergence(b *testing.B, n int, quiet time.Duration) {
 	manager, metricsURL, pprofURL := startManager(b, env, profiles != "")
 	defer func() { _ = manager.Process.Kill(); _ = manager.Wait() }()
 	waitHTTP(b, metricsURL)
+	rssKinds := sampleRSS(manager.Process.Pid, 200*time.Millisecond)
 
 	c := env.Client
 	if err := c.Create(ctx, &storagev1.StorageClass{
@@ -157,6 +159,7 @@ func runConvergence(b *testing.B, n int, quiet time.Duration) {
 		writes += d
 	}
 	rss := float64(peakRSS(b, manager.Process.Pid)) / (1 << 20)
+	anonPeak, filePeak := rssKinds.finish()
 	heapPath := filepath.Join(profiles, fmt.Sprintf("manager-heap-%d.pprof", n))
 	if profiles != "" {
 		writeHeapProfile(b, pprofURL, heapPath)
@@ -182,6 +185,8 @@ func runConvergence(b *testing.B, n int, quiet time.Duration) {
 		toConverge.Seconds(), created.Seconds(), floorTime.Seconds(), toConverge.Seconds()/floorTime.Seconds())
 	fmt.Printf("manager: %.1f s of CPU to converge (user and system), %.1f ms per store; peak RSS %.0f MiB; load average %s at the start, %s at convergence\n",
 		cpuToConverge.Seconds(), cpuToConverge.Seconds()*1000/float64(n), rss, loadBefore, loadAfter)
+	fmt.Printf("manager: peak resident memory by kind, sampled every 200 ms: anonymous (heap, stacks, runtime) %.0f MiB, file-backed (the executable's pages) %.0f MiB\n",
+		float64(anonPeak)/(1<<20), float64(filePeak)/(1<<20))
 	fmt.Printf("benchmark process (creates, informers, convergence check): %.1f s of CPU to converge, %.1f s in the floor's run\n",
 		selfToConverge.Seconds(), selfFloor.Seconds())
 	fmt.Printf("control plane CPU to converge: %s; in the floor's run: %s\n", cpuSince(planeAfter, planeBefore), cpuSince(planeFloor, planeBeforeFloor))
@@ -209,6 +214,8 @@ func runConvergence(b *testing.B, n int, quiet time.Duration) {
 	b.ReportMetric(toConverge.Seconds()/floorTime.Seconds(), "operator/floor-time")
 	b.ReportMetric(operatorWrites/floorWrites, "operator/floor-writes")
 	b.ReportMetric(rss, "MiB-peak-rss")
+	b.ReportMetric(float64(anonPeak)/(1<<20), "MiB-peak-rss-anon")
+	b.ReportMetric(float64(filePeak)/(1<<20), "MiB-peak-rss-file")
 	b.ReportMetric(cpuToConverge.Seconds()*1000/float64(n), "manager-cpu-ms-per-store")
 	b.ReportMetric(selfToConverge.Seconds(), "bench-cpu-s-to-converge")
 	b.ReportMetric(operatorWrites/float64(n), "writes-per-store-to-converge")
