@@ -128,7 +128,7 @@ func (r *DossierStoreReconciler) Reconcile(ctx context.Context, req ctrl.Request
 
 	setStoreStatus(store, facts)
 	metrics.RecordStore(store)
-	written, statusErr := writeStatus(ctx, r.Client, before, store, before.Status, store.Status)
+	written, statusErr := writeStatus(ctx, r.Client, store, before.Status, store.Status)
 	if written {
 		r.recordTransitions(before, store)
 	}
