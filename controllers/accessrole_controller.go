@@ -68,7 +68,7 @@ func (r *AccessRoleReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, err
 	}
 	metrics.RecordAccessRole(role)
-	_, statusErr := writeStatus(ctx, r.Client, before, role, before.Status, role.Status)
+	_, statusErr := writeStatus(ctx, r.Client, role, before.Status, role.Status)
 	var reportErr error
 	if statusErr == nil {
 		_, reportErr = syncReports(ctx, r.Client, r.Reports, reportSubject(metrics.KindAccessRole, role, role.Spec.StoreRef.Name, &role.Status.CommonStatus))

@@ -30,15 +30,21 @@ var errStaleRead = errors.New("the object changed since it was read")
 // staleRetry is how soon a reconcile that read a stale object runs again.
 const staleRetry = 200 * time.Millisecond
 
-// writeStatus patches the status subresource once, only when it changed,
+// writeStatus writes the status subresource once, only when it changed,
 // with optimistic locking: a status computed from a stale read is refused
 // (errStaleRead) instead of moving lastTransitionTime or repeating an event.
-// It reports whether the status was written.
-func writeStatus(ctx context.Context, c client.Client, before, after client.Object, oldStatus, newStatus any) (bool, error) {
+// It reports whether the status was written. The status is the
+// reconciler's alone and the write is conditional on the resourceVersion
+// read, so it is an update of the object as read, not a merge patch: the
+// API server takes an update for half the CPU of a patch, which it must
+// first apply to the stored object encoded as JSON and decode again
+// (docs/benchmarks.md). The object is read without its managed fields
+// (CacheOptions), which the update leaves as they are on the server.
+func writeStatus(ctx context.Context, c client.Client, obj client.Object, oldStatus, newStatus any) (bool, error) {
 	if equality.Semantic.DeepEqual(oldStatus, newStatus) {
 		return false, nil
 	}
-	err := c.Status().Patch(ctx, after, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+	err := c.Status().Update(ctx, obj)
 	switch {
 	case err == nil:
 		return true, nil

@@ -66,7 +66,7 @@ func (r *DataSubjectRequestReconciler) Reconcile(ctx context.Context, req ctrl.R
 
 	setRequestStatus(request, facts)
 	metrics.RecordDataSubjectRequest(request)
-	written, statusErr := writeStatus(ctx, r.Client, before, request, before.Status, request.Status)
+	written, statusErr := writeStatus(ctx, r.Client, request, before.Status, request.Status)
 	if written {
 		r.recordRequestTransitions(before, request)
 	}

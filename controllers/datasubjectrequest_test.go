@@ -199,6 +199,14 @@ func (w recordingStatusWriter) Patch(ctx context.Context, obj client.Object, pat
 	return err
 }
 
+func (w recordingStatusWriter) Update(ctx context.Context, obj client.Object, opts ...client.SubResourceUpdateOption) error {
+	err := w.SubResourceWriter.Update(ctx, obj, opts...)
+	if err == nil {
+		w.recorder.last = obj.DeepCopyObject().(client.Object)
+	}
+	return err
+}
+
 // TestProxyWatchesRequestsWithItsOwnAccount: with the workload's
 // ServiceAccount and only the Role the store provisions, the audit proxy's
 // watch sees a granted restriction within 10 s of the decision and its end

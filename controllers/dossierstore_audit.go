@@ -105,25 +105,19 @@ func (r *DossierStoreReconciler) findLegacyAuditKeys(ctx context.Context, store 
 }
 
 // reconcilePseudonymKey creates the pseudonym Secret once, with the legacy
-// Secret's key when there is one (fromLegacy), or a new key; it returns the
-// key kept. The key is never rotated.
+// Secret's key when there is one (fromLegacy), or a new key, where none
+// exists (keySecret); it returns the key kept. The key is never rotated.
 func (r *DossierStoreReconciler) reconcilePseudonymKey(ctx context.Context, store *v1alpha1.DossierStore, fromLegacy []byte) ([]byte, error) {
 	name := resources.PseudonymName(store)
-	secret, err := r.getKeySecret(ctx, store.Namespace, name)
+	secret, err := r.keySecret(ctx, store.Namespace, name, func() (*corev1.Secret, error) {
+		if fromLegacy != nil {
+			return resources.NewPseudonymSecret(store, fromLegacy), nil
+		}
+		key, err := resources.NewPseudonymKey(nil)
+		return resources.NewPseudonymSecret(store, key), err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("read pseudonym key: %w", err)
-	}
-	if secret == nil {
-		key := fromLegacy
-		if key == nil {
-			if key, err = resources.NewPseudonymKey(nil); err != nil {
-				return nil, err
-			}
-		}
-		if err := r.Create(ctx, resources.NewPseudonymSecret(store, key)); err != nil {
-			return nil, fmt.Errorf("create pseudonym key: %w", err)
-		}
-		return key, nil
+		return nil, fmt.Errorf("read or create pseudonym key: %w", err)
 	}
 	if err := resources.CheckPseudonymSecret(secret.Data); err != nil {
 		return nil, fmt.Errorf("pseudonym Secret %s is not usable (%w); it is not replaced, because the audit log's pseudonyms depend on it", name, err)

@@ -8,7 +8,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -83,6 +82,9 @@ type DossierStoreReconciler struct {
 	// trustWrites gathers the public checkpoint keys of the stores
 	// reconciled at the same time into one write of the trust ConfigMap.
 	trustWrites trustWrites
+	// endpoints is the last read of the API server's endpoints, which
+	// every store's isolation policy admits.
+	endpoints apiServerEndpoints
 }
 
 // +kubebuilder:rbac:groups=privacy.dossierguard.io,resources=dossierstores,verbs=get;list;watch;update;patch
@@ -126,7 +128,7 @@ func (r *DossierStoreReconciler) Reconcile(ctx context.Context, req ctrl.Request
 
 	setStoreStatus(store, facts)
 	metrics.RecordStore(store)
-	written, statusErr := writeStatus(ctx, r.Client, before, store, before.Status, store.Status)
+	written, statusErr := writeStatus(ctx, r.Client, store, before.Status, store.Status)
 	if written {
 		r.recordTransitions(before, store)
 	}
@@ -259,18 +261,21 @@ func (r *DossierStoreReconciler) reconcileEncryption(ctx context.Context, store 
 }
 
 // reconcileDataKey creates the data key once, or adds a version when the
-// current one has expired. The Secret is never applied or overwritten: a
-// new version is an update of the Secret as read, with its resourceVersion,
-// that keeps every existing version, so that a stale read conflicts instead
-// of losing a version. Key material never leaves this function but to the
-// API.
+// current one has expired. The Secret is never applied or overwritten: it
+// is created only where none exists (keySecret), and a new version is an
+// update of the Secret as read, with its resourceVersion, that keeps every
+// existing version, so that a stale read conflicts instead of losing a
+// version. Key material never leaves this function but to the API.
 func (r *DossierStoreReconciler) reconcileDataKey(ctx context.Context, store *v1alpha1.DossierStore, now time.Time) (compliance.KeyFacts, error) {
 	facts := compliance.KeyFacts{Secret: resources.KeySecretName(store)}
 	period := keyRotationPeriod(store)
-	secret, err := r.getKeySecret(ctx, store.Namespace, facts.Secret)
+	secret, err := r.keySecret(ctx, store.Namespace, facts.Secret, func() (*corev1.Secret, error) {
+		ring, err := resources.KeyRing{}.Rotate(now, nil)
+		return resources.NewDataKeySecret(store, ring), err
+	})
 	if err != nil {
 		facts.Failed = true
-		return facts, fmt.Errorf("read data key: %w", err)
+		return facts, fmt.Errorf("read or create data key: %w", err)
 	}
 	ring, err := resources.ReadKeyRing(secret)
 	if err != nil {
@@ -295,17 +300,10 @@ func (r *DossierStoreReconciler) reconcileDataKey(ctx context.Context, store *v1
 	return facts, nil
 }
 
-// writeDataKey creates the data-key Secret with next when there is none
-// (secret nil), or updates the Secret as read when next has a version more
-// than the read's had or the Secret lost its labels: with the read's
+// writeDataKey updates the data-key Secret as read when next has a version
+// more than the read's had or the Secret lost its labels: with the read's
 // resourceVersion, so that a write made since conflicts.
 func (r *DossierStoreReconciler) writeDataKey(ctx context.Context, store *v1alpha1.DossierStore, secret *corev1.Secret, had int, next resources.KeyRing) error {
-	if secret == nil {
-		if err := r.Create(ctx, resources.NewDataKeySecret(store, next)); err != nil {
-			return fmt.Errorf("create data key: %w", err)
-		}
-		return nil
-	}
 	updated, adopted := resources.AdoptKeySecret(secret, store, "data-key")
 	rotated := len(next.Versions) > had
 	if rotated {
@@ -336,6 +334,39 @@ func (r *DossierStoreReconciler) getKeySecret(ctx context.Context, namespace, na
 	case apierrors.IsNotFound(err):
 		return nil, nil
 	case err != nil:
+		return nil, err
+	}
+	return secret, nil
+}
+
+// keySecret is the key Secret named name as it stands: from the cache, or,
+// when the cache has none, the Secret made by create, created where none
+// exists. A create never overwrites, so it takes the place of the live read
+// that getKeySecret makes: only when the API server says the Secret exists
+// already (its label was taken off, or the cache has not seen it yet) is it
+// read live, and that Secret is kept, never replaced. create's keys are
+// then dropped unused.
+func (r *DossierStoreReconciler) keySecret(ctx context.Context, namespace, name string, create func() (*corev1.Secret, error)) (*corev1.Secret, error) {
+	secret := &corev1.Secret{}
+	err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, secret)
+	switch {
+	case err == nil:
+		return secret, nil
+	case !apierrors.IsNotFound(err):
+		return nil, err
+	}
+	made, err := create()
+	if err != nil {
+		return nil, err
+	}
+	err = r.Create(ctx, made)
+	switch {
+	case err == nil:
+		return made, nil
+	case !apierrors.IsAlreadyExists(err):
+		return nil, err
+	}
+	if err := r.Reader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, secret); err != nil {
 		return nil, err
 	}
 	return secret, nil
@@ -397,7 +428,8 @@ func (r *DossierStoreReconciler) reconcileClaim(ctx context.Context, store *v1al
 
 // reconcileIsolation applies the default-deny NetworkPolicy, with egress
 // to the API server's endpoints (read live from the EndpointSlices of
-// default/kubernetes, not cached), where the audit proxy watches the
+// default/kubernetes, not cached, one read shared by the reconciles of
+// endpointsFresh), where the audit proxy watches the
 // store's DataSubjectRequests. Without endpoints the policy admits no API
 // server rather than every destination; the proxy then cannot sync and
 // refuses every request for a dossier (apiServer false). When the
@@ -406,10 +438,9 @@ func (r *DossierStoreReconciler) reconcileClaim(ctx context.Context, store *v1al
 // server: the workload is never left without isolation. The policy that
 // used to admit the API server on its own is removed.
 func (r *DossierStoreReconciler) reconcileIsolation(ctx context.Context, store *v1alpha1.DossierStore) (applied, apiServer bool, err error) {
-	slices := &discoveryv1.EndpointSliceList{}
-	if err := r.Reader.List(ctx, slices, client.InNamespace("default"),
-		client.MatchingLabels{discoveryv1.LabelServiceName: resources.APIServerServiceLabel}); err != nil {
-		listErr := fmt.Errorf("list the API server's EndpointSlices: %w", err)
+	endpoints, err := r.endpoints.get(ctx, r.Reader, time.Now())
+	if err != nil {
+		listErr := err
 		existing := &networkingv1.NetworkPolicy{}
 		switch err := r.Get(ctx, client.ObjectKey{Namespace: store.Namespace, Name: resources.IsolationPolicyName(store)}, existing); {
 		case err == nil:
@@ -422,7 +453,6 @@ func (r *DossierStoreReconciler) reconcileIsolation(ctx context.Context, store *
 		}
 		return true, false, listErr
 	}
-	endpoints := resources.APIServerEndpoints(slices.Items)
 	if _, err := applyChild(ctx, r.Client, resources.IsolationPolicy(store, r.Isolation, endpoints), &networkingv1.NetworkPolicy{}); err != nil {
 		return false, false, fmt.Errorf("apply isolation NetworkPolicy: %w", err)
 	}

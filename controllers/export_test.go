@@ -2,8 +2,10 @@ package controllers
 
 import (
 	"context"
+	"time"
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
+	"github.com/dossierguard/dossierguard/internal/resources"
 )
 
 // ReconcileIsolation runs the store's isolation step alone, for tests of
@@ -11,3 +13,12 @@ import (
 func (r *DossierStoreReconciler) ReconcileIsolation(ctx context.Context, store *v1alpha1.DossierStore) (applied, apiServer bool, err error) {
 	return r.reconcileIsolation(ctx, store)
 }
+
+// APIServerEndpoints reads the API server's endpoints as the isolation step
+// does, through the reconciler's shared read, as of now.
+func (r *DossierStoreReconciler) APIServerEndpoints(ctx context.Context, now time.Time) ([]resources.APIEndpoint, error) {
+	return r.endpoints.get(ctx, r.Reader, now)
+}
+
+// EndpointsFresh is how long one read of the API server's endpoints is shared.
+const EndpointsFresh = endpointsFresh

@@ -3,7 +3,11 @@ package controllers_test
 import (
 	"context"
 	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -13,6 +17,7 @@ import (
 
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 	"github.com/dossierguard/dossierguard/controllers"
+	"github.com/dossierguard/dossierguard/internal/resources"
 )
 
 // endpointsUnreadable is a reader whose list of EndpointSlices fails, as
@@ -86,4 +91,85 @@ func TestIsolationWhenTheAPIServerEndpointsCannotBeRead(t *testing.T) {
 	if policy.ResourceVersion != version || apiServerRules(policy) == 0 {
 		t.Errorf("the policy was changed (resourceVersion %s, was %s) while the endpoints could not be read", policy.ResourceVersion, version)
 	}
+}
+
+// countingReader counts the lists of EndpointSlices it passes on to the API
+// server.
+type countingReader struct {
+	client.Reader
+	lists atomic.Int32
+}
+
+func (r *countingReader) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	if _, ok := list.(*discoveryv1.EndpointSliceList); ok {
+		r.lists.Add(1)
+	}
+	return r.Reader.List(ctx, list, opts...)
+}
+
+// TestAPIServerEndpointsReadOnceWhileFresh: the reconciles of stores at the
+// same time share one live read of the API server's endpoints, which
+// serves them for EndpointsFresh and no longer; a failed read is never
+// kept.
+func TestAPIServerEndpointsReadOnceWhileFresh(t *testing.T) {
+	ctx := context.Background()
+	reader := &countingReader{Reader: k8s}
+	r := &controllers.DossierStoreReconciler{Client: k8s, Reader: reader}
+	now := time.Now()
+
+	const reconciles = 8
+	got := make([][]resources.APIEndpoint, reconciles)
+	errs := make([]error, reconciles)
+	var wg sync.WaitGroup
+	for i := range reconciles {
+		wg.Go(func() { got[i], errs[i] = r.APIServerEndpoints(ctx, now) })
+	}
+	wg.Wait()
+	for i := range reconciles {
+		if errs[i] != nil || len(got[i]) == 0 || !slices.Equal(got[i], got[0]) {
+			t.Fatalf("reconcile %d: endpoints %v, error %v; want %v, the API server's", i, got[i], errs[i], got[0])
+		}
+	}
+	if n := reader.lists.Load(); n != 1 {
+		t.Errorf("%d reconciles at once listed the EndpointSlices %d times; want once", reconciles, n)
+	}
+	// What a caller does with its endpoints is its own.
+	got[0][0].Port = 1
+	if again, err := r.APIServerEndpoints(ctx, now.Add(controllers.EndpointsFresh-time.Millisecond)); err != nil || !slices.Equal(again, got[1]) {
+		t.Errorf("a read still fresh: %v, %v; want %v", again, err, got[1])
+	}
+	if n := reader.lists.Load(); n != 1 {
+		t.Errorf("a read still fresh listed again (%d lists)", n)
+	}
+	if _, err := r.APIServerEndpoints(ctx, now.Add(controllers.EndpointsFresh)); err != nil {
+		t.Fatal(err)
+	}
+	if n := reader.lists.Load(); n != 2 {
+		t.Errorf("after %v: %d lists; want a second read", controllers.EndpointsFresh, n)
+	}
+
+	// A read that failed is not kept: the next reconcile reads again.
+	flaky := &flakyReader{Reader: k8s}
+	flaky.fail.Store(true)
+	fresh := &controllers.DossierStoreReconciler{Client: k8s, Reader: flaky}
+	if eps, err := fresh.APIServerEndpoints(ctx, now); err == nil {
+		t.Fatalf("endpoints unreadable: %v and no error", eps)
+	}
+	flaky.fail.Store(false)
+	if eps, err := fresh.APIServerEndpoints(ctx, now); err != nil || len(eps) == 0 {
+		t.Errorf("readable again, at the same moment: %v, %v; want the endpoints", eps, err)
+	}
+}
+
+// flakyReader refuses to list EndpointSlices while fail is set.
+type flakyReader struct {
+	client.Reader
+	fail atomic.Bool
+}
+
+func (r *flakyReader) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	if r.fail.Load() {
+		return endpointsUnreadable{r.Reader}.List(ctx, list, opts...)
+	}
+	return r.Reader.List(ctx, list, opts...)
 }

@@ -48,7 +48,7 @@ func (r *ProcessingActivityReconciler) Reconcile(ctx context.Context, req ctrl.R
 
 	facts, readErr := r.readFacts(ctx, activity)
 	setActivityStatus(activity, compliance.EvaluateActivity(activity, facts))
-	_, statusErr := writeStatus(ctx, r.Client, before, activity, before.Status, activity.Status)
+	_, statusErr := writeStatus(ctx, r.Client, activity, before.Status, activity.Status)
 	var reportErr error
 	if statusErr == nil {
 		_, reportErr = syncReports(ctx, r.Client, r.Reports, reportSubject(KindProcessingActivity, activity, "", &activity.Status.CommonStatus))

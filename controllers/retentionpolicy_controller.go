@@ -68,7 +68,7 @@ func (r *RetentionPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	}
 	setRetentionStatus(policy, facts)
 	metrics.RecordRetentionPolicy(policy)
-	_, statusErr := writeStatus(ctx, r.Client, before, policy, before.Status, policy.Status)
+	_, statusErr := writeStatus(ctx, r.Client, policy, before.Status, policy.Status)
 	var reportErr error
 	if statusErr == nil {
 		_, reportErr = syncReports(ctx, r.Client, r.Reports, reportSubject(metrics.KindRetentionPolicy, policy, policy.Spec.StoreRef.Name, &policy.Status.CommonStatus))

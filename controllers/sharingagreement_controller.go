@@ -72,7 +72,7 @@ func (r *SharingAgreementReconciler) Reconcile(ctx context.Context, req ctrl.Req
 		return ctrl.Result{}, err
 	}
 	metrics.RecordAgreement(agreement)
-	written, statusErr := writeStatus(ctx, r.Client, before, agreement, before.Status, agreement.Status)
+	written, statusErr := writeStatus(ctx, r.Client, agreement, before.Status, agreement.Status)
 	if written {
 		r.recordTransitions(before, agreement)
 	}

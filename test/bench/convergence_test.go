@@ -102,9 +102,9 @@ func runConvergence(b *testing.B, n int, quiet time.Duration) {
 	loadBefore, cpuBefore := loadAverage(), cpuTime(b, manager.Process.Pid)
 	selfBefore, planeBefore := selfCPU(b), controlPlaneCPU(b)
 	mgrBefore, apiBefore := scrape(b, metricsURL, managerMetrics), apiserverSamples(b, env)
-	var cpuProfile *cpuProfiler
+	var cpuProfile, apiProfile *cpuProfiler
 	if profiles != "" {
-		cpuProfile = startCPUProfile(pprofURL)
+		cpuProfile, apiProfile = startCPUProfile(pprofURL), startAPIServerProfile(b, env)
 	}
 	b.ResetTimer()
 	start := time.Now()
@@ -141,8 +141,10 @@ func runConvergence(b *testing.B, n int, quiet time.Duration) {
 	mgrWaits, apiWaits := scrape(b, metricsURL, managerMetrics).since(mgrBefore), apiserverSamples(b, env).since(apiBefore)
 	reconciled := reconciles(b, metricsURL)
 	cpuPath := filepath.Join(profiles, fmt.Sprintf("manager-cpu-%d.pprof", n))
+	apiPath := filepath.Join(profiles, fmt.Sprintf("apiserver-cpu-%d.pprof", n))
 	if cpuProfile != nil {
 		cpuProfile.finish(b, cpuPath)
+		apiProfile.finish(b, apiPath)
 	}
 
 	before := apiserverWrites(b, env)
@@ -170,8 +172,15 @@ func runConvergence(b *testing.B, n int, quiet time.Duration) {
 	_ = manager.Wait()
 
 	selfBeforeFloor, planeBeforeFloor := selfCPU(b), controlPlaneCPU(b)
+	if profiles != "" {
+		apiProfile = startAPIServerProfile(b, env)
+	}
 	floorTime, floorKinds := runFloor(ctx, b, env, n)
 	selfFloor, planeFloor := selfCPU(b)-selfBeforeFloor, controlPlaneCPU(b)
+	apiFloorPath := filepath.Join(profiles, fmt.Sprintf("apiserver-floor-cpu-%d.pprof", n))
+	if profiles != "" {
+		apiProfile.finish(b, apiFloorPath)
+	}
 
 	operatorWrites, floorWrites := total(byKind), total(floorKinds)
 	// Printed, not logged: a benchmark's log is cut after a few lines.
@@ -204,6 +213,8 @@ func runConvergence(b *testing.B, n int, quiet time.Duration) {
 	if profiles != "" {
 		printTop(b, "manager CPU while converging", cpuPath)
 		printTop(b, "manager heap in use after convergence", heapPath, "-sample_index=inuse_space")
+		printTop(b, "kube-apiserver CPU while the manager converged, by request handler", apiPath, apiserverHandlers...)
+		printTop(b, "kube-apiserver CPU in the floor's run, by request handler", apiFloorPath, apiserverHandlers...)
 	}
 
 	b.ReportMetric(float64(n), "stores")

@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/pprof/profile"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
 	"github.com/dossierguard/dossierguard/internal/testenv"
@@ -54,19 +55,46 @@ type cpuProfiler struct {
 // startCPUProfile starts profiling the manager's CPU at base (its pprof
 // address, "http://host:port").
 func startCPUProfile(base string) *cpuProfiler {
+	return startChunkedProfile("the manager", func() ([]byte, error) {
+		return fetch(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, int(cpuChunk.Seconds())))
+	})
+}
+
+// startAPIServerProfile starts profiling kube-apiserver's CPU through its
+// own /debug/pprof/profile (profiling is on by default; the benchmark's
+// client is an administrator).
+func startAPIServerProfile(b *testing.B, env *testenv.Env) *cpuProfiler {
+	cs, err := kubernetes.NewForConfig(env.Config)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return startChunkedProfile("kube-apiserver", func() ([]byte, error) {
+		data, err := cs.RESTClient().Get().AbsPath("/debug/pprof/profile").
+			Param("seconds", strconv.Itoa(int(cpuChunk.Seconds()))).DoRaw(context.Background())
+		if err != nil {
+			return nil, fmt.Errorf("read kube-apiserver's profile: %w", err)
+		}
+		return data, nil
+	})
+}
+
+// startChunkedProfile takes CPU profiles of who with take, one after the
+// other, until stopped.
+func startChunkedProfile(who string, take func() ([]byte, error)) *cpuProfiler {
 	ctx, stop := context.WithCancel(context.Background())
 	p := &cpuProfiler{stop: stop, done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
 		for ctx.Err() == nil {
-			data, err := fetch(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, int(cpuChunk.Seconds())))
+			// The chunk under way is taken to its end when stopped.
+			data, err := take()
 			if err != nil {
 				p.err = err
 				return
 			}
 			chunk, err := profile.ParseData(data)
 			if err != nil {
-				p.err = fmt.Errorf("parse a CPU profile of the manager: %w", err)
+				p.err = fmt.Errorf("parse a CPU profile of %s: %w", who, err)
 				return
 			}
 			p.chunks = append(p.chunks, chunk)
@@ -84,7 +112,7 @@ func (p *cpuProfiler) finish(b *testing.B, path string) {
 	}
 	merged, err := profile.Merge(p.chunks)
 	if err != nil {
-		b.Fatalf("merge the manager's CPU profiles: %v", err)
+		b.Fatalf("merge the CPU profiles: %v", err)
 	}
 	var buf bytes.Buffer
 	if err := merged.Write(&buf); err != nil {
@@ -269,3 +297,9 @@ func memoryLimitOf(values []byte) (int64, error) {
 	}
 	return int64(float64(q.Value()) * *v.Manager.GoMemoryLimitRatio), nil
 }
+
+// apiserverHandlers shows kube-apiserver's CPU by cumulative time, which
+// puts the request handlers (create, patch and apply, update, get, list,
+// watch) and what they call (admission, the field manager, encoding,
+// storage) at the top.
+var apiserverHandlers = []string{"-cum"}
