@@ -23,18 +23,8 @@
 -- The schema is dropped at the end.
 \set ON_ERROR_STOP on
 \timing off
-DROP SCHEMA IF EXISTS retention_counts CASCADE;
-CREATE SCHEMA retention_counts;
-CREATE TABLE retention_counts.src (id bigint PRIMARY KEY, last_contact_at timestamptz, legal_hold boolean,
-  retain_until date, name text, bsn text, notes text, team text NOT NULL);
-INSERT INTO retention_counts.src
-SELECT i,
-  CASE WHEN i % 100 < 34 THEN '2026-06-15 10:00Z'::timestamptz - interval '6 years' - (i % 3650) * interval '1 day'
-       ELSE '2026-06-15 10:00Z'::timestamptz - (i % 1500) * interval '1 day' END,
-  CASE WHEN i % 100 IN (30, 31) THEN true WHEN i % 2 = 0 THEN false END,
-  CASE WHEN i % 100 IN (32, 33) THEN DATE '2030-01-01' WHEN i % 100 < 30 AND i % 7 = 0 THEN DATE '2020-01-01' END,
-  'Naam ' || i, lpad(i::text, 9, '0'), repeat('verslag ', 12), 'team-' || (i % 10)
-FROM generate_series(1, 1000000) AS i;
+\set schema retention_counts
+\ir retention-table.sql
 
 CREATE PROCEDURE retention_counts.copy() LANGUAGE sql AS $$
   DROP TABLE IF EXISTS retention_counts.k, retention_counts.c;
