@@ -318,34 +318,29 @@ func othersOwnContent(entries []metav1.ManagedFieldsEntry) bool {
 // owners it wrote, which nothing reads), and an entry left with no field
 // is dropped. Anything that is not an object passes unchanged.
 func reportContentFields(in any) (any, error) {
-	obj, err := meta.Accessor(in)
-	if err != nil || len(obj.GetManagedFields()) == 0 {
-		return in, nil
+	return keptManagedFields(in, reportContentEntry)
+}
+
+// reportContentEntry is one managed-fields entry of a report without its
+// f:metadata; false when nothing else is left.
+func reportContentEntry(e metav1.ManagedFieldsEntry) (metav1.ManagedFieldsEntry, bool) {
+	if e.FieldsV1 == nil {
+		return e, false
 	}
-	var kept []metav1.ManagedFieldsEntry
-	for _, e := range obj.GetManagedFields() {
-		if e.FieldsV1 == nil {
-			continue
-		}
-		var fields map[string]json.RawMessage
-		if err := json.Unmarshal(e.FieldsV1.GetRawBytes(), &fields); err != nil {
-			kept = append(kept, e) // kept whole: reportInStep does not take it as only metadata
-			continue
-		}
-		delete(fields, "f:metadata")
-		if len(fields) == 0 {
-			continue
-		}
-		raw, err := json.Marshal(fields)
-		if err != nil {
-			kept = append(kept, e)
-			continue
-		}
-		e.FieldsV1 = metav1.NewFieldsV1(string(raw))
-		kept = append(kept, e)
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(e.FieldsV1.GetRawBytes(), &fields); err != nil {
+		return e, true // kept whole: reportInStep does not take it as only metadata
 	}
-	obj.SetManagedFields(kept)
-	return in, nil
+	delete(fields, "f:metadata")
+	if len(fields) == 0 {
+		return e, false
+	}
+	raw, err := json.Marshal(fields)
+	if err != nil {
+		return e, true
+	}
+	e.FieldsV1 = metav1.NewFieldsV1(string(raw))
+	return e, true
 }
 
 // reportSubject is what a resource's report is made from.

@@ -147,19 +147,26 @@ func CacheOptions(reports ReportKinds) cache.Options {
 // which would otherwise be kept for every cached object. Anything that is
 // not an object passes unchanged.
 func ownManagedFieldsOnly(in any) (any, error) {
+	return keptManagedFields(in, func(e metav1.ManagedFieldsEntry) (metav1.ManagedFieldsEntry, bool) {
+		return e, e.Manager == resources.FieldOwner
+	})
+}
+
+// keptManagedFields trims an object's managed fields on its way into the
+// cache to the entries keep returns, each as keep may have rewritten it.
+// Anything that is not an object passes unchanged.
+func keptManagedFields(in any, keep func(metav1.ManagedFieldsEntry) (metav1.ManagedFieldsEntry, bool)) (any, error) {
 	obj, err := meta.Accessor(in)
 	if err != nil || len(obj.GetManagedFields()) == 0 {
 		return in, nil
 	}
-	var own []metav1.ManagedFieldsEntry
+	var kept []metav1.ManagedFieldsEntry
 	for _, e := range obj.GetManagedFields() {
-		if e.Manager == resources.FieldOwner {
-			own = append(own, e)
+		if e, ok := keep(e); ok {
+			kept = append(kept, e)
 		}
 	}
-	if len(own) < len(obj.GetManagedFields()) {
-		obj.SetManagedFields(own)
-	}
+	obj.SetManagedFields(kept)
 	return in, nil
 }
 
