@@ -189,7 +189,10 @@ func benchFloor(b *testing.B, service time.Duration) {
 				b.Fatal(err)
 			}
 			c1[i] = append(c1[i], d)
-			if k == round%len(targets) {
+			// The probe's place moves on every len(targets) rounds, so
+			// that it follows each target, and comes just before each,
+			// equally often.
+			if k == (round/len(targets))%len(targets) {
 				m := round % len(paced)
 				pacedLat[m] = append(pacedLat[m], pacedProbes[m].Sample(b))
 			}
