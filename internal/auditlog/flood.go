@@ -133,6 +133,41 @@ func (g *FloodGuard) Append(ctx context.Context, ev Event) error {
 	return g.sink.Err()
 }
 
+// Begin is Append in two steps (Writer.Begin): an allowed event is handed
+// to the sink at once, with the sink's own Begin when it has one (a
+// Writer), and the function returned waits for the outcome; a denial is
+// recorded or counted as Append does before Begin returns. A proxy in
+// front of a guard so overlaps a safe request's decision with the call to
+// the application as it does in front of the Writer, with no goroutine of
+// its own.
+func (g *FloodGuard) Begin(ctx context.Context, ev Event) (wait func() error) {
+	if ev.Outcome == OutcomeDenied {
+		err := g.Append(ctx, ev)
+		return func() error { return err }
+	}
+	if b, ok := g.sink.(interface {
+		Begin(context.Context, Event) func() error
+	}); ok {
+		return b.Begin(ctx, ev)
+	}
+	done := make(chan error, 1)
+	go func() { done <- g.sink.Append(ctx, ev) }()
+	return func() error { return <-done }
+}
+
+// Queue is Append for an event nothing waits on (Writer.Queue): an allowed
+// event goes to the sink's own Queue when it has one; otherwise, and for a
+// denial, Append runs in a goroutine of its own. done is called once.
+func (g *FloodGuard) Queue(ctx context.Context, ev Event, done func(error)) {
+	if q, ok := g.sink.(interface {
+		Queue(context.Context, Event, func(error))
+	}); ok && ev.Outcome != OutcomeDenied {
+		q.Queue(ctx, ev, done)
+		return
+	}
+	go func() { done(g.Append(ctx, ev)) }()
+}
+
 // Err is the sink's error.
 func (g *FloodGuard) Err() error { return g.sink.Err() }
 

@@ -126,3 +126,58 @@ func TestItemsWithheldOnlyOnAllowed(t *testing.T) {
 		t.Errorf("items_withheld read back as %d (%v) from %s", b.event().ItemsWithheld, err, body)
 	}
 }
+
+// TestFloodGuardBeginsAndQueuesOnTheWriter: an allowed event begun or
+// queued through the guard is handed to the Writer's own Begin and Queue:
+// both return while the commit is still syncing, and report once it is
+// durable; a denial begun past the threshold is counted, as Append counts
+// it, and never written on its own.
+func TestFloodGuardBeginsAndQueuesOnTheWriter(t *testing.T) {
+	opts := testOptions(t)
+	opts.Preallocate = minPreallocate
+	w, err := NewWriter(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := &gatedFile{logFile: w.file, entered: make(chan struct{}), release: make(chan struct{})}
+	w.file = gate
+	g := NewFloodGuard(w, FloodOptions{Threshold: 1, Interval: time.Hour})
+	ctx := context.Background()
+	wait := g.Begin(ctx, testEvent(0))
+	<-gate.entered // Begin returned before the commit is durable
+	q := newQueued()
+	g.Queue(ctx, testEvent(1), q.done)
+	waited := make(chan error, 1)
+	go func() { waited <- wait() }()
+	select {
+	case err := <-waited:
+		t.Fatalf("the wait returned (%v) before the commit was durable", err)
+	case err := <-q.out:
+		t.Fatalf("Queue reported (%v) before the commit was durable", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(gate.release)
+	if err := <-waited; err != nil {
+		t.Fatalf("Begin through the guard: %v", err)
+	}
+	if err := q.next(t); err != nil {
+		t.Fatalf("Queue through the guard: %v", err)
+	}
+	for i := range 3 {
+		ev := testEvent(10 + i)
+		ev.Outcome, ev.Status = OutcomeDenied, 403
+		if err := g.Begin(ctx, ev)(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data := readFile(t, opts.Path)
+	if res := mustVerify(t, data); !res.OK || res.Events != 4 {
+		t.Fatalf("got %s; want the 2 allowed events, 1 denial and the aggregate of 2", res)
+	}
+	if !bytes.Contains(data, []byte(`"count":2`)) {
+		t.Error("the denials past the threshold were not aggregated")
+	}
+}

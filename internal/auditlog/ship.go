@@ -54,7 +54,7 @@ type LogbookOptions struct {
 // shipEntry is one line waiting for the logbook.
 type shipEntry struct {
 	rec  *Record
-	done chan error // the Append waiting for it, or nil
+	done outcome // the Append waiting for it, if any
 }
 
 // shipper sends the lines of one chain to the logbook, one request at a
@@ -125,9 +125,7 @@ func (s *shipper) enqueue(entries []*shipEntry) {
 		err := s.fatal
 		s.mu.Unlock()
 		for _, e := range entries {
-			if e.done != nil {
-				e.done <- err
-			}
+			e.done.send(err)
 		}
 		return
 	}
@@ -170,9 +168,7 @@ func (s *shipper) run() {
 			s.queue = s.queue[n:]
 			s.mu.Unlock()
 			for _, e := range batch {
-				if e.done != nil {
-					e.done <- nil
-				}
+				e.done.send(nil)
 			}
 			backoff = 50 * time.Millisecond
 		case errors.As(err, &refused):
@@ -184,9 +180,7 @@ func (s *shipper) run() {
 			s.queue = nil
 			s.mu.Unlock()
 			for _, e := range q {
-				if e.done != nil {
-					e.done <- ferr
-				}
+				e.done.send(ferr)
 			}
 			return
 		default:

@@ -113,9 +113,9 @@ type logFile interface {
 
 // request is one Append waiting for its group commit.
 type request struct {
-	body []byte     // the event's members after the header, a JSON object
-	ev   *Event     // the event, for the logbook (only when shipping)
-	done chan error // receives the outcome of the commit; buffered
+	body []byte  // the event's members after the header, a JSON object
+	ev   *Event  // the event, for the logbook (only when shipping)
+	done outcome // where the outcome of the commit goes
 	// deferred asks for no commit of its own (WithDeferredCommit).
 	deferred bool
 }
@@ -320,7 +320,8 @@ func (w *Writer) Append(ctx context.Context, ev Event) error {
 // no goroutine of its own to wait: the committer's answer wakes the caller
 // directly.
 func (w *Writer) Begin(ctx context.Context, ev Event) (wait func() error) {
-	req, ackTimeout, err := w.enqueue(ctx, ev)
+	done := outcome{ch: make(chan error, 1)}
+	ackTimeout, err := w.enqueue(ctx, ev, done, w.ship != nil)
 	if err != nil {
 		return func() error { return err }
 	}
@@ -331,39 +332,117 @@ func (w *Writer) Begin(ctx context.Context, ev Event) (wait func() error) {
 			ack = ackTimeout.C
 		}
 		select {
-		case err := <-req.done:
-			if err != nil {
-				return fmt.Errorf("audit event not recorded: %w", err)
-			}
-			return nil
+		case err := <-done.ch:
+			return commitError(err)
 		case <-ctx.Done():
 			return fmt.Errorf("audit event not confirmed (it may still be written): %w", ctx.Err())
 		case <-ack:
-			return fmt.Errorf("audit event not confirmed: the logbook did not acknowledge it within %s (it stays queued)", w.ship.ackTimeout)
+			return w.notAcknowledged()
 		}
 	}
 }
 
-// enqueue validates ev and queues it for the committer; ackTimeout is the
-// logbook's acknowledgement timer when shipping (nil otherwise).
-func (w *Writer) enqueue(ctx context.Context, ev Event) (_ *request, ackTimeout *time.Timer, _ error) {
+// Queue is Append for an event nothing waits on, such as the completion of
+// a request whose response is already on its way: it validates ev and hands
+// it to the committer as Begin does, and instead of a function to wait
+// with, done is called once with what Append would have returned: nil once
+// the event is durable (and acknowledged by the logbook when shipping),
+// else the error. done is called in the caller's goroutine when the event
+// is refused at once, else in the committer's, the shipper's or, when the
+// logbook does not acknowledge it within its timeout, a timer's; it must
+// not block. The caller needs no goroutine to wait, and the committer
+// wakes none.
+func (w *Writer) Queue(ctx context.Context, ev Event, done func(error)) {
+	once := &queuedOutcome{done: done}
+	if w.ship != nil {
+		// Armed before the event is queued, so that the committer's
+		// answer finds it set.
+		once.timer = time.AfterFunc(w.ship.ackTimeout, func() { once.finish(w.notAcknowledged()) })
+	}
+	if _, err := w.enqueue(ctx, ev, outcome{fn: once.report}, false); err != nil {
+		once.stop()
+		once.finish(err)
+	}
+}
+
+// queuedOutcome hands the first outcome of a queued event to done, and
+// stops the acknowledgement timer when it was not the timer's.
+type queuedOutcome struct {
+	done  func(error)
+	timer *time.Timer
+	sent  atomic.Bool
+}
+
+// report takes the committer's or the shipper's outcome.
+func (q *queuedOutcome) report(err error) {
+	q.stop()
+	q.finish(commitError(err))
+}
+
+func (q *queuedOutcome) stop() {
+	if q.timer != nil {
+		q.timer.Stop()
+	}
+}
+
+func (q *queuedOutcome) finish(err error) {
+	if q.sent.CompareAndSwap(false, true) {
+		q.done(err)
+	}
+}
+
+// outcome is where the outcome of a request's commit goes: the buffered
+// channel its Begin waits on, or the function of Queue; nowhere for a line
+// no request waits on (a checkpoint shipped to the logbook).
+type outcome struct {
+	ch chan error
+	fn func(error)
+}
+
+func (o outcome) send(err error) {
+	switch {
+	case o.fn != nil:
+		o.fn(err)
+	case o.ch != nil:
+		o.ch <- err
+	}
+}
+
+// commitError is what Append returns for the outcome of its commit.
+func commitError(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("audit event not recorded: %w", err)
+}
+
+// notAcknowledged is the error of an event the logbook did not acknowledge
+// in time.
+func (w *Writer) notAcknowledged() error {
+	return fmt.Errorf("audit event not confirmed: the logbook did not acknowledge it within %s (it stays queued)", w.ship.ackTimeout)
+}
+
+// enqueue validates ev and queues it for the committer, whose outcome goes
+// to done. With ackTimer (only when shipping) it returns the logbook's
+// acknowledgement timer, started when the event is queued.
+func (w *Writer) enqueue(ctx context.Context, ev Event, done outcome, ackTimer bool) (ackTimeout *time.Timer, _ error) {
 	if err := ctx.Err(); err != nil {
-		return nil, nil, fmt.Errorf("audit event not recorded: %w", err)
+		return nil, fmt.Errorf("audit event not recorded: %w", err)
 	}
 	if err := w.Err(); err != nil {
-		return nil, nil, fmt.Errorf("audit event not recorded: %w", err)
+		return nil, fmt.Errorf("audit event not recorded: %w", err)
 	}
 	if ev.Time.IsZero() {
 		ev.Time = w.now()
 	}
 	body, err := encodeEventBody(&ev, w.now)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	req := &request{body: body, done: make(chan error, 1), deferred: CommitDeferred(ctx)}
+	req := &request{body: body, done: done, deferred: CommitDeferred(ctx)}
 	if w.ship != nil {
 		if w.ship.full() {
-			return nil, nil, fmt.Errorf("audit event not recorded: %w", ErrSpoolFull)
+			return nil, fmt.Errorf("audit event not recorded: %w", ErrSpoolFull)
 		}
 		shipped := ev // a copy only when shipping, so that ev stays on the stack
 		req.ev = &shipped
@@ -372,9 +451,9 @@ func (w *Writer) enqueue(ctx context.Context, ev Event) (_ *request, ackTimeout 
 	w.mu.RLock()
 	if w.closed {
 		w.mu.RUnlock()
-		return nil, nil, fmt.Errorf("audit event not recorded: %w", ErrClosed)
+		return nil, fmt.Errorf("audit event not recorded: %w", ErrClosed)
 	}
-	if w.ship != nil {
+	if ackTimer {
 		ackTimeout = time.NewTimer(w.ship.ackTimeout)
 	}
 	select {
@@ -385,9 +464,9 @@ func (w *Writer) enqueue(ctx context.Context, ev Event) (_ *request, ackTimeout 
 		if ackTimeout != nil {
 			ackTimeout.Stop()
 		}
-		return nil, nil, fmt.Errorf("audit event not recorded: %w", ctx.Err())
+		return nil, fmt.Errorf("audit event not recorded: %w", ctx.Err())
 	}
-	return req, ackTimeout, nil
+	return ackTimeout, nil
 }
 
 // Close writes every event already passed to Append, then a final
@@ -550,7 +629,7 @@ func (w *Writer) commit(batch []*request, checkpoint bool) {
 		return
 	}
 	for _, r := range batch {
-		r.done <- err
+		r.done.send(err)
 	}
 }
 

@@ -56,11 +56,12 @@ type floorTarget struct {
 }
 
 // floorCPUProfile, when set, is where BenchmarkProxyFloor writes a CPU
-// profile of the first concurrency-64 phase of the header target, one file
-// per upstream service time (the path with "-0ms" or "-2ms" before its
-// extension): go test -run '^$' -bench BenchmarkProxyFloor -benchtime=1x
+// profile of the first concurrency-64 phase of each target, one file per
+// upstream service time and target (the path with "-0ms-header" and the
+// like before its extension; pprof's -diff_base with the bare target's
+// shows what the audit proxy adds): go test -run '^$' -bench BenchmarkProxyFloor -benchtime=1x
 // ./internal/auditproxy/ -floor-cpuprofile=/tmp/floor.pprof
-var floorCPUProfile = flag.String("floor-cpuprofile", "", "write a CPU profile of BenchmarkProxyFloor's first concurrency-64 phase of the header target to this file")
+var floorCPUProfile = flag.String("floor-cpuprofile", "", "write a CPU profile of BenchmarkProxyFloor's first concurrency-64 phase of each target to this file, with -<upstream>-<target> before its extension (pprof -diff_base bare's to see the audit proxy's own)")
 
 // BenchmarkProxyFloor measures, in one run, the audit proxy against a bare
 // httputil.ReverseProxy in front of the same application: the floor of one
@@ -207,8 +208,8 @@ func benchFloor(b *testing.B, service time.Duration) {
 	for phase := range sz.phases {
 		for i, t := range targets {
 			stop := func() {}
-			if phase == 0 && t.name == "header" && *floorCPUProfile != "" {
-				stop = startCPUProfile(b, *floorCPUProfile, service)
+			if phase == 0 && *floorCPUProfile != "" {
+				stop = startCPUProfile(b, *floorCPUProfile, service, t.name)
 			}
 			before := readCost(b)
 			lat, d := benchutil.ClosedLoop(b, benchConcurrency, sz.phase, func() (time.Duration, error) { return get(t, false) })
@@ -357,9 +358,9 @@ func (c phaseCost) perRequest(n int64) (objects, bytes, cpuMicros float64) {
 
 // startCPUProfile starts the CPU profile of one phase; the function it
 // returns stops it.
-func startCPUProfile(b *testing.B, path string, service time.Duration) func() {
+func startCPUProfile(b *testing.B, path string, service time.Duration, target string) func() {
 	ext := filepath.Ext(path)
-	f, err := os.Create(fmt.Sprintf("%s-%dms%s", strings.TrimSuffix(path, ext), service.Milliseconds(), ext))
+	f, err := os.Create(fmt.Sprintf("%s-%dms-%s%s", strings.TrimSuffix(path, ext), service.Milliseconds(), target, ext))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -459,7 +460,8 @@ func floorAuditProxy(b *testing.B, dir, name, identity string, upstream *url.URL
 		b.Fatal(err)
 	}
 	src, auth, set := benchIdentity(b, identity)
-	p, err := New(Options{Upstream: upstream, Policies: src, Authenticator: auth, Audit: trace.sink(w), PseudonymKey: keys.pseudonym})
+	guard := auditlog.NewFloodGuard(w, auditlog.FloodOptions{}) // the sidecar's sink (server.go)
+	p, err := New(Options{Upstream: upstream, Policies: src, Authenticator: auth, Audit: trace.sink(guard), PseudonymKey: keys.pseudonym})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -467,7 +469,7 @@ func floorAuditProxy(b *testing.B, dir, name, identity string, upstream *url.URL
 	return floorTarget{name: name, srv: srv, set: set, commits: commits, trace: trace}, func() {
 		srv.Close()
 		p.Wait()
-		if err := w.Close(); err != nil {
+		if err := guard.Close(); err != nil { // and the writer
 			b.Error(err)
 		}
 	}

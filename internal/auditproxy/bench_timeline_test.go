@@ -121,6 +121,11 @@ func (s timedSink) Begin(ctx context.Context, ev auditlog.Event) func() error {
 	}
 }
 
+// Queue passes a completion on (Queuer): the timeline is the decision's.
+func (s timedSink) Queue(ctx context.Context, ev auditlog.Event, done func(error)) {
+	queueAppend(s.next, ctx, ev, done)
+}
+
 func (s timedSink) Err() error { return s.next.Err() }
 
 // report adds the p50 of every stage as metrics (c1-<target>-stage-…).

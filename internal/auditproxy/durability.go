@@ -170,25 +170,43 @@ func (r *Recorder) Complete(c *Completion, status int) error {
 }
 
 // completeInBackground appends a completion with a deferred commit and
-// logs its failure. A Beginner sink encodes and queues it in the caller's
-// goroutine, and only the wait for its commit runs in a goroutine of its
-// own: that goroutine's stack then stays small (a goroutine that encodes
-// the event grows its stack, a copy, on every completion).
+// logs its failure. A Queuer sink (auditlog.Writer) encodes and queues it
+// in the caller's goroutine and reports the outcome from its committer, so
+// that a completion costs no goroutine and no wake-up of its own.
 func (r *Recorder) completeInBackground(ev auditlog.Event) {
-	ctx := auditlog.WithDeferredCommit(context.Background())
-	var wait func() error
-	if b, ok := r.sink.(Beginner); ok {
-		wait = b.Begin(ctx, ev)
-	} else {
-		wait = func() error { return r.sink.Append(ctx, ev) }
-	}
 	r.inflight.Add(1)
-	go func() {
+	id := ev.OperationID
+	queueAppend(r.sink, deferredCommit, ev, func(err error) {
 		defer r.inflight.Done()
-		if err := wait(); err != nil {
-			r.log.Error("completion event not recorded", "operationID", ev.OperationID, "error", err.Error())
+		if err != nil {
+			r.log.Error("completion event not recorded", "operationID", id, "error", err.Error())
 		}
-	}()
+	})
+}
+
+// deferredCommit is the context of every background completion.
+var deferredCommit = auditlog.WithDeferredCommit(context.Background())
+
+// Queuer is an EventSink that takes an event nothing waits on and reports
+// its outcome to a function (auditlog.Writer.Queue), called once, which
+// must not block. The Recorder appends background completions with it.
+type Queuer interface {
+	Queue(ctx context.Context, ev auditlog.Event, done func(error))
+}
+
+// queueAppend appends ev to sink and reports the outcome to done: with
+// sink's Queue when it has one; else a Beginner's Begin in the caller's
+// goroutine, or Append, with a goroutine that waits for the outcome.
+func queueAppend(sink EventSink, ctx context.Context, ev auditlog.Event, done func(error)) {
+	switch s := sink.(type) {
+	case Queuer:
+		s.Queue(ctx, ev, done)
+	case Beginner:
+		wait := s.Begin(ctx, ev)
+		go func() { done(wait()) }()
+	default:
+		go func() { done(sink.Append(ctx, ev)) }()
+	}
 }
 
 // Finish appends a completion that End fixed and nothing has appended

@@ -309,4 +309,11 @@ func (s meteredSink) Begin(ctx context.Context, ev auditlog.Event) func() error 
 	return func() error { return s.observe(ctx, start, wait()) }
 }
 
+// Queue is Append for an event nothing waits on (Queuer), measured the
+// same way.
+func (s meteredSink) Queue(ctx context.Context, ev auditlog.Event, done func(error)) {
+	start := time.Now()
+	queueAppend(s.next, ctx, ev, func(err error) { done(s.observe(ctx, start, err)) })
+}
+
 func (s meteredSink) Err() error { return s.next.Err() }

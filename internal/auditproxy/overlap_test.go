@@ -10,6 +10,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -466,5 +469,61 @@ func TestResponseFlushedBeforeCompletion(t *testing.T) {
 	}
 	if n := len(sink.all()); n != 2 {
 		t.Errorf("%d events; want the decision and the completion", n)
+	}
+}
+
+// TestBackgroundCompletionsTakeNoGoroutine: the sidecar's sink, the flood
+// guard over the Writer behind the proxy's metrics, takes a safe
+// request's decision with Begin and each background completion with Queue,
+// so that the completions waiting for their deferred commit hold no
+// goroutine each (before, one goroutine per completion waited); each is
+// still reported once it is durable, and Wait returns then.
+func TestBackgroundCompletionsTakeNoGoroutine(t *testing.T) {
+	const completions = 200
+	keys := newTestKeys(t)
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	w, err := auditlog.NewWriter(auditlog.Options{Path: path, SigningKey: keys.signing, MaxDeferral: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	guard := auditlog.NewFloodGuard(w, auditlog.FloodOptions{})
+	sink := NewAuditMetrics("auditproxy", nil).Metered(guard)
+	if _, ok := sink.(Beginner); !ok {
+		t.Error("the sidecar's sink is no Beginner: a safe request's decision takes a goroutine")
+	}
+	if _, ok := sink.(Queuer); !ok {
+		t.Error("the sidecar's sink is no Queuer: every completion takes a goroutine")
+	}
+	var inflight sync.WaitGroup
+	r := NewRecorder(sink, false, nil, &inflight)
+	before := runtime.NumGoroutine()
+	for i := range completions {
+		ev := auditlog.Event{Time: time.Now(), OperationID: fmt.Sprintf("%016x", i+1), TraceID: fmt.Sprintf("%032x", i+1),
+			ProcessingActivityID: "https://register.voorbeeldstad.nl/verwerkingen/wijkteam-ondersteuning", Actor: "an@example.nl",
+			Roles: []string{"coaches"}, Action: auditlog.ActionRead, Categories: []string{"identity"}, Outcome: auditlog.OutcomeAllowed,
+			Method: http.MethodGet, Route: "/api/dossiers/{id}"}
+		if err := r.Complete(&Completion{Event: ev, Start: time.Now()}, http.StatusOK); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if grown := runtime.NumGoroutine() - before; grown > completions/10 {
+		t.Errorf("%d goroutines more while %d completions wait for their commit; want none per completion", grown, completions)
+	}
+	if err := guard.Close(); err != nil { // commits the deferred completions
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the completions were never reported")
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(data), `"http_status":200`); n != completions {
+		t.Errorf("%d completions in the log; want %d", n, completions)
 	}
 }

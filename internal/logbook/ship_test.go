@@ -255,6 +255,70 @@ func TestShipFailsClosed(t *testing.T) {
 	verifyOK(t, l, 1)
 }
 
+// TestQueueReportsTheAcknowledgement: an event queued without a waiter
+// (auditlog.Writer.Queue, the proxy's completions) is reported once the
+// logbook holds it; while the logbook is down it is reported not confirmed
+// after the ack timeout, once, and the line is still delivered when the
+// logbook is back, without a second report.
+func TestQueueReportsTheAcknowledgement(t *testing.T) {
+	l, _ := newLogbook(t)
+	sw := &switchable{h: l.Handler(nil, 0)}
+	srv := httptest.NewServer(sw)
+	defer srv.Close()
+	opts := shipOptions(filepath.Join(t.TempDir(), "audit.log"), srv.URL)
+	opts.Logbook.AckTimeout = ackTimeoutFailsClosed
+	w, err := auditlog.NewWriter(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = w.Close() }()
+	var calls atomic.Int32
+	outcomes := make(chan error, 4)
+	done := func(err error) { calls.Add(1); outcomes <- err }
+	next := func() error {
+		t.Helper()
+		select {
+		case err := <-outcomes:
+			return err
+		case <-time.After(30 * time.Second):
+			t.Fatal("Queue never reported an outcome")
+			return nil
+		}
+	}
+
+	w.Queue(context.Background(), testEvent(0, 0), done)
+	if err := next(); err != nil {
+		t.Fatalf("Queue with the logbook up: %v", err)
+	}
+	if !storedOps(t, l)[0] {
+		t.Fatal("Queue reported the event before the logbook held it")
+	}
+
+	sw.down.Store(true)
+	start := time.Now()
+	w.Queue(context.Background(), testEvent(1, 0), done)
+	if err := next(); err == nil || !strings.Contains(err.Error(), "did not acknowledge") {
+		t.Fatalf("Queue with the logbook down: %v; want not acknowledged", err)
+	}
+	if d := time.Since(start); d < ackTimeoutFailsClosed {
+		t.Errorf("Queue reported the timeout after %s, before its ack timeout", d)
+	}
+	sw.down.Store(false)
+	deadline := time.Now().Add(10 * time.Second)
+	for w.Append(context.Background(), testEvent(2, 0)) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("Append still fails after the logbook came back")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !storedOps(t, l)[1] {
+		t.Error("the event queued while the logbook was down was not delivered when it came back")
+	}
+	if n := calls.Load(); n != 2 {
+		t.Errorf("done was called %d times for 2 events; want once each", n)
+	}
+}
+
 // TestShipRefusedChainStops: when the logbook refuses a line (here a
 // checkpoint signed with a key it does not hold), the writer stops: every
 // later Append fails, so the proxy answers 503.
