@@ -133,14 +133,7 @@ func TestItemsWithheldOnlyOnAllowed(t *testing.T) {
 // durable; a denial begun past the threshold is counted, as Append counts
 // it, and never written on its own.
 func TestFloodGuardBeginsAndQueuesOnTheWriter(t *testing.T) {
-	opts := testOptions(t)
-	opts.Preallocate = minPreallocate
-	w, err := NewWriter(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gate := &gatedFile{logFile: w.file, entered: make(chan struct{}), release: make(chan struct{})}
-	w.file = gate
+	opts, w, gate := newGatedWriter(t)
 	g := NewFloodGuard(w, FloodOptions{Threshold: 1, Interval: time.Hour})
 	ctx := context.Background()
 	wait := g.Begin(ctx, testEvent(0))

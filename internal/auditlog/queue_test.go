@@ -39,14 +39,7 @@ func (q *queued) next(t *testing.T) error {
 // TestQueueReportsOnceDurable: Queue returns before the event is durable
 // and reports nil once it is, once; the event is in the log.
 func TestQueueReportsOnceDurable(t *testing.T) {
-	opts := testOptions(t)
-	opts.Preallocate = minPreallocate
-	w, err := NewWriter(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gate := &gatedFile{logFile: w.file, entered: make(chan struct{}), release: make(chan struct{})}
-	w.file = gate
+	opts, w, gate := newGatedWriter(t)
 	q := newQueued()
 	w.Queue(context.Background(), testEvent(0), q.done)
 	<-gate.entered // Queue has returned and the commit is syncing

@@ -365,6 +365,21 @@ type gatedFile struct {
 	entered, release chan struct{}
 }
 
+// newGatedWriter is a preallocated writer whose first sync waits for the
+// gate's release.
+func newGatedWriter(t *testing.T) (Options, *Writer, *gatedFile) {
+	t.Helper()
+	opts := testOptions(t)
+	opts.Preallocate = minPreallocate
+	w, err := NewWriter(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := &gatedFile{logFile: w.file, entered: make(chan struct{}), release: make(chan struct{})}
+	w.file = gate
+	return opts, w, gate
+}
+
 func (g *gatedFile) Sync() error {
 	g.once.Do(func() {
 		close(g.entered)
@@ -671,14 +686,7 @@ func TestNewWriterOptions(t *testing.T) {
 // its commit is still syncing; its wait returns only once the commit is
 // durable, and an event Begin refuses comes back from the wait.
 func TestBeginReturnsBeforeDurable(t *testing.T) {
-	opts := testOptions(t)
-	opts.Preallocate = minPreallocate
-	w, err := NewWriter(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gate := &gatedFile{logFile: w.file, entered: make(chan struct{}), release: make(chan struct{})}
-	w.file = gate
+	opts, w, gate := newGatedWriter(t)
 	wait := w.Begin(context.Background(), testEvent(0))
 	<-gate.entered // Begin has returned and the commit is syncing
 	waited := make(chan error, 1)
