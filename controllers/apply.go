@@ -7,18 +7,14 @@ import (
 	"reflect"
 
 	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
-	batchv1ac "k8s.io/client-go/applyconfigurations/batch/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
-	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
 	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
 	rbacv1ac "k8s.io/client-go/applyconfigurations/rbac/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -38,8 +34,12 @@ import (
 // child's type; it is filled from the cache. It reports whether a write was
 // made. A comparison that found the child as desired is remembered
 // (knownApplied), so that the next reconcile of an unchanged store does not
-// compare again.
+// compare again. The kinds comparedByHash are told in step from their
+// metadata instead (applyHashed), and cached without their content.
 func applyChild(ctx context.Context, c client.Client, desired applyConfiguration, live client.Object) (bool, error) {
+	if comparedByHash(live) {
+		return applyHashed(ctx, c, desired, live)
+	}
 	data, err := json.Marshal(desired)
 	if err != nil {
 		return false, fmt.Errorf("encode desired object: %w", err)
@@ -118,16 +118,8 @@ func extractOwned(live client.Object) (runtime.ApplyConfiguration, error) {
 		return corev1ac.ExtractSecret(l, owner)
 	case *corev1.ConfigMap:
 		return corev1ac.ExtractConfigMap(l, owner)
-	case *corev1.ServiceAccount:
-		return corev1ac.ExtractServiceAccount(l, owner)
 	case *corev1.PersistentVolumeClaim:
 		return corev1ac.ExtractPersistentVolumeClaim(l, owner)
-	case *networkingv1.NetworkPolicy:
-		return networkingv1ac.ExtractNetworkPolicy(l, owner)
-	case *rbacv1.Role:
-		return rbacv1ac.ExtractRole(l, owner)
-	case *rbacv1.RoleBinding:
-		return rbacv1ac.ExtractRoleBinding(l, owner)
 	case *corev1.Service:
 		return corev1ac.ExtractService(l, owner)
 	case *appsv1.Deployment:
@@ -136,8 +128,6 @@ func extractOwned(live client.Object) (runtime.ApplyConfiguration, error) {
 		return rbacv1ac.ExtractClusterRoleBinding(l, owner)
 	case *policyv1.PodDisruptionBudget:
 		return policyv1ac.ExtractPodDisruptionBudget(l, owner)
-	case *batchv1.CronJob:
-		return batchv1ac.ExtractCronJob(l, owner)
 	default:
 		return nil, fmt.Errorf("no field extraction for %T", live)
 	}

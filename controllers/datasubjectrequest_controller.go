@@ -31,6 +31,10 @@ import (
 // request (the deadline, the start or end of an effect); it never polls.
 type DataSubjectRequestReconciler struct {
 	client.Client
+	// Reader reads the sweeper CronJob an erasure Job is made from from
+	// the API server: the cache holds CronJobs without their job template
+	// (trimmedChild). Without one, the Client is read.
+	Reader   client.Reader
 	Recorder recorder.EventRecorder
 	Clock    clock.PassiveClock
 	// Reports are the compliance reports kept for each request (its

@@ -73,7 +73,7 @@ func (r *DataSubjectRequestReconciler) startErasures(ctx context.Context, reques
 			return fmt.Errorf("read the erasure Job of RetentionPolicy %s: %w", policy.Name, err)
 		}
 		cron := &batchv1.CronJob{}
-		if err := r.Get(ctx, client.ObjectKey{Namespace: policy.Namespace, Name: resources.SweeperName(policy)}, cron); err != nil {
+		if err := r.cronJobReader().Get(ctx, client.ObjectKey{Namespace: policy.Namespace, Name: resources.SweeperName(policy)}, cron); err != nil {
 			if apierrors.IsNotFound(err) {
 				continue
 			}
@@ -88,6 +88,14 @@ func (r *DataSubjectRequestReconciler) startErasures(ctx context.Context, reques
 		}
 	}
 	return nil
+}
+
+// cronJobReader reads the sweeper CronJobs whole (Reader).
+func (r *DataSubjectRequestReconciler) cronJobReader() client.Reader {
+	if r.Reader != nil {
+		return r.Reader
+	}
+	return r.Client
 }
 
 // cronJobToRequests maps a sweeper CronJob to the requests of its store,

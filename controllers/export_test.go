@@ -4,6 +4,9 @@ import (
 	"context"
 	"time"
 
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	"github.com/dossierguard/dossierguard/api/v1alpha1"
 	"github.com/dossierguard/dossierguard/internal/resources"
 )
@@ -22,3 +25,16 @@ func (r *DossierStoreReconciler) APIServerEndpoints(ctx context.Context, now tim
 
 // EndpointsFresh is how long one read of the API server's endpoints is shared.
 const EndpointsFresh = endpointsFresh
+
+// ApplyChild is applyChild, for tests of how a child is told in step.
+var ApplyChild = applyChild
+
+// OwnsExactly says whether dossierguard's applied entry in live holds
+// exactly the fields of desired as applyHashed would apply it.
+func OwnsExactly(live client.Object, desired runtime.ApplyConfiguration) (bool, error) {
+	want, err := hashedChildOf(desired)
+	if err != nil {
+		return false, err
+	}
+	return ownsExactly(live.GetManagedFields(), want.obj)
+}

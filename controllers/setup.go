@@ -88,7 +88,10 @@ const DefaultWorkers = 16
 // Managed fields are what a cached object costs most beside its spec, and
 // are kept only where they are read. The children dossierguard applies
 // keep the managed fields of its own field owner (ownManagedFieldsOnly),
-// which applyChild reads to know what it applied last. The resources of
+// which applyChild reads to know what it applied last; those it tells in
+// step from their metadata (comparedByHash) are cached without the content
+// it writes into them (trimmedChild): a Role's rules, a NetworkPolicy's
+// rules, a CronJob's job template. The resources of
 // dossierguard's API keep none (withoutManagedFields): dossierguard never
 // applies them (it patches their status and updates their metadata). The
 // reports keep of their managed fields which manager owns which field of
@@ -104,7 +107,7 @@ const DefaultWorkers = 16
 // conditions and controls of the statuses.
 func CacheOptions(reports ReportKinds) cache.Options {
 	managed := labels.SelectorFromSet(labels.Set{resources.LabelManagedBy: resources.ManagedByValue})
-	trim, strip := interned(ownManagedFieldsOnly), interned(withoutManagedFields)
+	trim, strip, content := interned(ownManagedFieldsOnly), interned(withoutManagedFields), interned(trimmedChild)
 	opts := cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}:    {Label: managed, Transform: interned(unchanged)},
@@ -116,20 +119,22 @@ func CacheOptions(reports ReportKinds) cache.Options {
 			// them), not every claim, policy, Role and CronJob of the
 			// cluster's namespaces.
 			&corev1.PersistentVolumeClaim{}: {Label: managed, Transform: trim},
-			&networkingv1.NetworkPolicy{}:   {Label: managed, Transform: trim},
-			&rbacv1.Role{}:                  {Label: managed, Transform: trim},
-			&rbacv1.RoleBinding{}:           {Label: managed, Transform: trim},
-			&batchv1.CronJob{}:              {Label: managed, Transform: trim},
-			&v1alpha1.DossierStore{}:        {Transform: strip},
-			&v1alpha1.AccessRole{}:          {Transform: strip},
-			&v1alpha1.SharingAgreement{}:    {Transform: strip},
-			&v1alpha1.RetentionPolicy{}:     {Transform: strip},
-			&v1alpha1.DataSubjectRequest{}:  {Transform: strip},
-			&v1alpha1.ProcessingActivity{}:  {Transform: strip},
+			// Told in step from their metadata (applyHashed): cached
+			// without the content dossierguard writes into them.
+			&networkingv1.NetworkPolicy{}:  {Label: managed, Transform: content},
+			&rbacv1.Role{}:                 {Label: managed, Transform: content},
+			&rbacv1.RoleBinding{}:          {Label: managed, Transform: content},
+			&batchv1.CronJob{}:             {Label: managed, Transform: content},
+			&v1alpha1.DossierStore{}:       {Transform: strip},
+			&v1alpha1.AccessRole{}:         {Transform: strip},
+			&v1alpha1.SharingAgreement{}:   {Transform: strip},
+			&v1alpha1.RetentionPolicy{}:    {Transform: strip},
+			&v1alpha1.DataSubjectRequest{}: {Transform: strip},
+			&v1alpha1.ProcessingActivity{}: {Transform: strip},
 			// Only the egress gateways' objects, not the cluster's.
 			&appsv1.Deployment{}:            {Label: managed, Transform: trim},
 			&corev1.Service{}:               {Label: managed, Transform: trim},
-			&corev1.ServiceAccount{}:        {Label: managed, Transform: trim},
+			&corev1.ServiceAccount{}:        {Label: managed, Transform: content},
 			&rbacv1.ClusterRoleBinding{}:    {Label: managed, Transform: trim},
 			&policyv1.PodDisruptionBudget{}: {Label: managed, Transform: trim},
 		},
@@ -214,7 +219,7 @@ func SetupAll(mgr ctrl.Manager, opts Options) error {
 	if err := (&AccessRoleReconciler{Client: mgr.GetClient(), Clock: opts.Clock, Reports: opts.Reports}).SetupWithManager(mgr, opts.Workers); err != nil {
 		return err
 	}
-	if err := (&DataSubjectRequestReconciler{Client: mgr.GetClient(), Recorder: events, Clock: opts.Clock, Reports: opts.Reports}).SetupWithManager(mgr, opts.Workers); err != nil {
+	if err := (&DataSubjectRequestReconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Recorder: events, Clock: opts.Clock, Reports: opts.Reports}).SetupWithManager(mgr, opts.Workers); err != nil {
 		return err
 	}
 	if err := (&ProcessingActivityReconciler{Client: mgr.GetClient(), Reports: opts.Reports}).SetupWithManager(mgr, opts.Workers); err != nil {

@@ -476,6 +476,12 @@ const (
 	// source, scope, summary and results), so that the manager can tell a
 	// report in step from its metadata alone.
 	AnnotationReportHash = "privacy.dossierguard.io/report-sha256"
+	// AnnotationAppliedHash on a child dossierguard applies (a Role,
+	// RoleBinding, NetworkPolicy, ServiceAccount or CronJob) is the SHA-256
+	// of the configuration it applied, so that the manager can tell the
+	// child in step from its metadata, and cache the child without the
+	// content it wrote.
+	AnnotationAppliedHash = "privacy.dossierguard.io/applied-sha256"
 	// AnnotationAuditProxy is "injected" on a pod the webhook has given the
 	// audit proxy.
 	AnnotationAuditProxy = "privacy.dossierguard.io/audit-proxy"
