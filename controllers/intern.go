@@ -54,9 +54,20 @@ func internMap(m map[string]string) map[string]string {
 	}
 	out := make(map[string]string, len(m))
 	for k, v := range m {
-		out[intern(k)] = intern(v)
+		if !distinctValues[k] {
+			v = intern(v)
+		}
+		out[intern(k)] = v
 	}
 	return out
+}
+
+// distinctValues are the annotations whose values differ from object to
+// object (content hashes): sharing them would only add an entry of the
+// intern table to each object's own copy.
+var distinctValues = map[string]bool{
+	v1alpha1.AnnotationAppliedHash: true,
+	v1alpha1.AnnotationReportHash:  true,
 }
 
 func internMeta(obj metav1.Object) {

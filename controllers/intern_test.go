@@ -67,6 +67,21 @@ func TestInternedSharesMetadata(t *testing.T) {
 			t.Errorf("%s not shared", what)
 		}
 	}
+	// A content hash differs from object to object: it is not interned.
+	hashed := policy.DeepCopy()
+	hashed.Annotations = map[string]string{v1alpha1.AnnotationAppliedHash: "3f1c", "note": "x"}
+	c, err := transform(decoded(t, hashed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := transform(decoded(t, hashed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, da := c.(*networkingv1.NetworkPolicy).Annotations, d.(*networkingv1.NetworkPolicy).Annotations
+	if sameStorage(ca[v1alpha1.AnnotationAppliedHash], da[v1alpha1.AnnotationAppliedHash]) || !sameStorage(ca["note"], da["note"]) {
+		t.Error("the applied hash is interned, or another annotation is not")
+	}
 	if out, err := transform("tombstone"); err != nil || out != "tombstone" {
 		t.Errorf("non-object: got %v, %v", out, err)
 	}
