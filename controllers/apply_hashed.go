@@ -43,34 +43,62 @@ func comparedByHash(live client.Object) bool {
 }
 
 // hashedChild is a child's desired configuration as applyHashed applies
-// it: annotated with the SHA-256 of the configuration the builders made.
+// it: encoded, with the SHA-256 of that encoding, which the object applied
+// carries as its annotation.
 type hashedChild struct {
-	obj  *unstructured.Unstructured
+	data []byte
 	hash string
+	key  client.ObjectKey
 }
 
-// hashedChildOf annotates desired with the SHA-256 of its encoding. The
-// encoding of an apply configuration is deterministic (its fields in
-// declaration order, map keys sorted), so the same configuration has the
-// same hash in every reconcile and every manager.
+// namedConfiguration is an apply configuration that says whose it is, as
+// every built-in kind's does.
+type namedConfiguration interface {
+	GetName() *string
+	GetNamespace() *string
+}
+
+// hashedChildOf encodes desired and hashes the encoding. The encoding of
+// an apply configuration is deterministic (its fields in declaration
+// order, map keys sorted), so the same configuration has the same hash in
+// every reconcile and every manager.
 func hashedChildOf(desired applyConfiguration) (hashedChild, error) {
 	data, err := json.Marshal(desired)
 	if err != nil {
 		return hashedChild{}, fmt.Errorf("encode desired object: %w", err)
 	}
-	obj := &unstructured.Unstructured{}
-	if err := obj.UnmarshalJSON(data); err != nil {
-		return hashedChild{}, fmt.Errorf("decode desired object: %w", err)
-	}
 	sum := sha256.Sum256(data)
-	hash := hex.EncodeToString(sum[:])
+	child := hashedChild{data: data, hash: hex.EncodeToString(sum[:])}
+	named, ok := desired.(namedConfiguration)
+	if !ok || named.GetName() == nil {
+		obj, err := child.object()
+		if err != nil {
+			return hashedChild{}, err
+		}
+		child.key = client.ObjectKeyFromObject(obj)
+		return child, nil
+	}
+	child.key.Name = *named.GetName()
+	if ns := named.GetNamespace(); ns != nil {
+		child.key.Namespace = *ns
+	}
+	return child, nil
+}
+
+// object is the configuration to apply: the desired one, annotated with
+// its hash.
+func (h hashedChild) object() (*unstructured.Unstructured, error) {
+	obj := &unstructured.Unstructured{}
+	if err := obj.UnmarshalJSON(h.data); err != nil {
+		return nil, fmt.Errorf("decode desired object: %w", err)
+	}
 	annotations := obj.GetAnnotations()
 	if annotations == nil {
 		annotations = map[string]string{}
 	}
-	annotations[v1alpha1.AnnotationAppliedHash] = hash
+	annotations[v1alpha1.AnnotationAppliedHash] = h.hash
 	obj.SetAnnotations(annotations)
-	return hashedChild{obj: obj, hash: hash}, nil
+	return obj, nil
 }
 
 // applyHashed is applyChild for the kinds comparedByHash. The live child
@@ -86,7 +114,7 @@ func applyHashed(ctx context.Context, c client.Client, desired applyConfiguratio
 		return false, err
 	}
 	key := []byte("hashed\x00" + want.hash)
-	err = c.Get(ctx, client.ObjectKeyFromObject(want.obj), live)
+	err = c.Get(ctx, want.key, live)
 	switch {
 	case apierrors.IsNotFound(err):
 	case err != nil:
@@ -95,7 +123,11 @@ func applyHashed(ctx context.Context, c client.Client, desired applyConfiguratio
 	case knownApplied.holds(live, key):
 		return false, nil
 	default:
-		same, err := ownsExactly(live.GetManagedFields(), want.obj)
+		obj, err := want.object()
+		if err != nil {
+			return false, err
+		}
+		same, err := ownsExactly(live.GetManagedFields(), obj)
 		if err != nil {
 			return false, err
 		}
@@ -104,17 +136,21 @@ func applyHashed(ctx context.Context, c client.Client, desired applyConfiguratio
 			return false, nil
 		}
 	}
-	if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(want.obj), client.FieldOwner(resources.FieldOwner), client.ForceOwnership); err != nil {
+	obj, err := want.object()
+	if err != nil {
 		return false, err
 	}
-	// The API server's answer is decoded into want.obj: the child as it is
-	// now holds exactly this configuration, so the reconcile its own watch
+	if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj), client.FieldOwner(resources.FieldOwner), client.ForceOwnership); err != nil {
+		return false, err
+	}
+	// The API server's answer is decoded into obj: the child as it is now
+	// holds exactly this configuration, so the reconcile its own watch
 	// event brings finds it in step without comparing again.
-	if want.obj.GetResourceVersion() != "" {
-		live.SetNamespace(want.obj.GetNamespace())
-		live.SetName(want.obj.GetName())
-		live.SetUID(want.obj.GetUID())
-		live.SetResourceVersion(want.obj.GetResourceVersion())
+	if obj.GetResourceVersion() != "" {
+		live.SetNamespace(obj.GetNamespace())
+		live.SetName(obj.GetName())
+		live.SetUID(obj.GetUID())
+		live.SetResourceVersion(obj.GetResourceVersion())
 		knownApplied.remember(live, key)
 	}
 	return true, nil

@@ -42,12 +42,19 @@ func TestHashedChildOf(t *testing.T) {
 	if other.hash == first.hash {
 		t.Error("a changed rule kept the hash")
 	}
-	got := first.obj.GetAnnotations()
+	if first.key.Namespace != "ns" || first.key.Name != "r" {
+		t.Errorf("key %v; want ns/r", first.key)
+	}
+	obj, err := first.object()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := obj.GetAnnotations()
 	if got[v1alpha1.AnnotationAppliedHash] != first.hash || got["kept"] != "yes" {
 		t.Errorf("annotations %v; want the builders' and the hash", got)
 	}
-	if first.obj.GetKind() != "Role" || first.obj.GetNamespace() != "ns" || first.obj.GetLabels()["a"] != "b" {
-		t.Errorf("object %v; want the configuration's kind, identity and labels", first.obj.Object)
+	if obj.GetKind() != "Role" || obj.GetNamespace() != "ns" || obj.GetLabels()["a"] != "b" {
+		t.Errorf("object %v; want the configuration's kind, identity and labels", obj.Object)
 	}
 }
 
@@ -57,7 +64,11 @@ func TestFieldsOfLeavesOutTheIdentity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	set, err := fieldsOf(child.obj)
+	obj, err := child.object()
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := fieldsOf(obj)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,6 +85,10 @@ func TestFieldsOfLeavesOutTheIdentity(t *testing.T) {
 func TestOwnsExactly(t *testing.T) {
 	child, err := hashedChildOf(rbacv1ac.Role("r", "ns").WithLabels(map[string]string{"a": "b"}).
 		WithRules(rbacv1ac.PolicyRule().WithVerbs("get")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, err := child.object()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +121,7 @@ func TestOwnsExactly(t *testing.T) {
 		{"no entries", nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := ownsExactly(tc.entries, child.obj)
+			got, err := ownsExactly(tc.entries, obj)
 			if err != nil {
 				t.Fatal(err)
 			}

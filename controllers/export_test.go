@@ -36,5 +36,9 @@ func OwnsExactly(live client.Object, desired runtime.ApplyConfiguration) (bool, 
 	if err != nil {
 		return false, err
 	}
-	return ownsExactly(live.GetManagedFields(), want.obj)
+	obj, err := want.object()
+	if err != nil {
+		return false, err
+	}
+	return ownsExactly(live.GetManagedFields(), obj)
 }
