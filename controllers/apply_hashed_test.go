@@ -10,6 +10,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	rbacv1ac "k8s.io/client-go/applyconfigurations/rbac/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -58,7 +59,10 @@ func TestHashedChildOf(t *testing.T) {
 	}
 }
 
-func TestFieldsOfLeavesOutTheIdentity(t *testing.T) {
+// labelledRole is a Role with one label and one rule, as applyHashed
+// would apply it.
+func labelledRole(t *testing.T) *unstructured.Unstructured {
+	t.Helper()
 	child, err := hashedChildOf(rbacv1ac.Role("r", "ns").WithLabels(map[string]string{"a": "b"}).
 		WithRules(rbacv1ac.PolicyRule().WithVerbs("get")))
 	if err != nil {
@@ -68,6 +72,11 @@ func TestFieldsOfLeavesOutTheIdentity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return obj
+}
+
+func TestFieldsOfLeavesOutTheIdentity(t *testing.T) {
+	obj := labelledRole(t)
 	set, err := fieldsOf(obj)
 	if err != nil {
 		t.Fatal(err)
@@ -83,15 +92,7 @@ func TestFieldsOfLeavesOutTheIdentity(t *testing.T) {
 }
 
 func TestOwnsExactly(t *testing.T) {
-	child, err := hashedChildOf(rbacv1ac.Role("r", "ns").WithLabels(map[string]string{"a": "b"}).
-		WithRules(rbacv1ac.PolicyRule().WithVerbs("get")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	obj, err := child.object()
-	if err != nil {
-		t.Fatal(err)
-	}
+	obj := labelledRole(t)
 	entry := func(manager string, op metav1.ManagedFieldsOperationType, subresource, fields string) metav1.ManagedFieldsEntry {
 		return metav1.ManagedFieldsEntry{Manager: manager, Operation: op, Subresource: subresource, FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(fields)}
 	}
