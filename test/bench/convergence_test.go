@@ -54,7 +54,9 @@ import (
 // (relative to the repository root, say bin/test-artefacts/bench), the
 // manager runs with its pprof endpoint: a CPU profile over the convergence
 // and a heap profile at the end are written there and the top of each is
-// printed. BENCH_WORKERS sets the manager's --max-concurrent-reconciles
+// printed, and the manager reports its collections (GODEBUG=gctrace=1):
+// the highest live heap and goal are printed (MB-peak-heap-live,
+// MB-peak-heap-goal). BENCH_WORKERS sets the manager's --max-concurrent-reconciles
 // (its default otherwise). Run with -benchtime=1x.
 func BenchmarkConvergence(b *testing.B) {
 	stores := envInt("BENCH_STORES", 100)
@@ -74,7 +76,7 @@ func runConvergence(b *testing.B, n int, quiet time.Duration) {
 	defer func() { _ = env.Stop() }()
 
 	profiles := profileDir(b)
-	manager, metricsURL, pprofURL := startManager(b, env, profiles != "")
+	manager, metricsURL, pprofURL, gc := startManager(b, env, profiles != "")
 	defer func() { _ = manager.Process.Kill(); _ = manager.Wait() }()
 	waitHTTP(b, metricsURL)
 	rssKinds := sampleRSS(manager.Process.Pid, 200*time.Millisecond)
@@ -196,6 +198,12 @@ func runConvergence(b *testing.B, n int, quiet time.Duration) {
 		cpuToConverge.Seconds(), cpuToConverge.Seconds()*1000/float64(n), rss, loadBefore, loadAfter)
 	fmt.Printf("manager: peak resident memory by kind, sampled every 200 ms: anonymous (heap, stacks, runtime) %.0f MiB, file-backed (the executable's pages) %.0f MiB\n",
 		float64(anonPeak)/(1<<20), float64(filePeak)/(1<<20))
+	if gc != nil {
+		live, goal := gc.peaks()
+		fmt.Printf("manager: Go heap by its collections (GODEBUG=gctrace=1), to convergence and the heap profile: at most %d MB live after a collection, the goal at most %d MB\n", live, goal)
+		b.ReportMetric(float64(live), "MB-peak-heap-live")
+		b.ReportMetric(float64(goal), "MB-peak-heap-goal")
+	}
 	fmt.Printf("benchmark process (creates, informers, convergence check): %.1f s of CPU to converge, %.1f s in the floor's run\n",
 		selfToConverge.Seconds(), selfFloor.Seconds())
 	fmt.Printf("control plane CPU to converge: %s; in the floor's run: %s\n", cpuSince(planeAfter, planeBefore), cpuSince(planeFloor, planeBeforeFloor))
@@ -407,7 +415,7 @@ func label(labels, name string) string {
 // startManager builds the dossierguard binary and runs its manager against
 // the control plane; with profile, its pprof endpoint is on too. It returns
 // the process, the metrics URL and the pprof base URL ("" without profile).
-func startManager(b *testing.B, env *testenv.Env, profile bool) (*exec.Cmd, string, string) {
+func startManager(b *testing.B, env *testenv.Env, profile bool) (*exec.Cmd, string, string, *gcTrace) {
 	dir := b.TempDir()
 	bin := filepath.Join(dir, "dossierguard")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/dossierguard")
@@ -444,10 +452,18 @@ func startManager(b *testing.B, env *testenv.Env, profile bool) (*exec.Cmd, stri
 		cmd.Env = append(cmd.Env, fmt.Sprintf("GOMEMLIMIT=%d", limit))
 	}
 	cmd.Stderr = os.Stderr
+	// With the profiles, the runtime reports each collection on stderr:
+	// the live heap and the goal, which the RSS does not separate.
+	var trace *gcTrace
+	if profile {
+		trace = &gcTrace{out: os.Stderr}
+		cmd.Env = append(cmd.Env, "GODEBUG=gctrace=1")
+		cmd.Stderr = trace
+	}
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	return cmd, "http://" + metricsAddr + "/metrics", pprofURL
+	return cmd, "http://" + metricsAddr + "/metrics", pprofURL, trace
 }
 
 func freeAddr(b *testing.B) string {
