@@ -191,8 +191,21 @@ cleanup() {
   step "end"
   if [ "$rc" -eq 0 ] && [ "$FAILED" = 1 ]; then rc=1; fi
   log "total $(($(date +%s) - T0))s; timings in $ART/timings.txt"
+  if [ "$rc" -ne 0 ]; then failures; fi
   if [ "$rc" -eq 0 ]; then log "PASS"; else log "FAILED (exit $rc)"; fi
   exit "$rc"
+}
+# failures repeats, last, what each failed spec of the Go suites said and
+# the order's seed (rerun one order with -ginkgo.seed), so that the end of
+# the output says why without the artefacts.
+failures() {
+  local f
+  for f in "$ART"/go-suite*.log; do
+    [ -f "$f" ] || continue
+    grep -q '\[FAILED\]' "$f" || continue
+    log "what failed in $(basename "$f") ($(grep -m1 -o 'Random Seed: [0-9]*' "$f" || echo 'seed unknown')):"
+    grep -A12 '^ *\[FAILED\] ' "$f" | grep -v '^ *\[FAILED\] \[' | head -n 60 | sed 's/^/  /' >&2 || true
+  done
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -717,13 +717,17 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, out *http.Request, err erro
 	}
 }
 
-// Ready reports whether the proxy can serve: a policy is loaded, the audit
-// log works, tokens can be verified, and it is not shutting down.
+// Ready reports whether the proxy can serve: a policy is loaded, the
+// store's data-subject requests have been read, the audit log works, tokens
+// can be verified, and it is not shutting down.
 func (p *Proxy) Ready() error {
 	if p.stopping.Load() {
 		return errors.New("shutting down")
 	}
 	if err := p.policies.Ready(); err != nil {
+		return err
+	}
+	if err := RequestsLoaded(p.requests); err != nil {
 		return err
 	}
 	if err := p.audit.Err(); err != nil {

@@ -21,6 +21,22 @@ type SubjectRequestSource interface {
 	Effects() (*RequestEffects, error)
 }
 
+// RequestsLoaded is the readiness of src: ErrRequestsNotSynced until it has
+// read the store's data-subject requests once, nil after that and when no
+// source is configured. A pod whose proxy or gateway would refuse every
+// request for a dossier is not ready; a watch that fails after the first
+// list does not make it unready (each request then gets the 503 that says
+// why, see Effects).
+func RequestsLoaded(src SubjectRequestSource) error {
+	if src == nil {
+		return nil
+	}
+	if _, err := src.Effects(); errors.Is(err, ErrRequestsNotSynced) {
+		return err
+	}
+	return nil
+}
+
 // Refusal is why a data-subject request refuses a request, if it does.
 type Refusal int
 

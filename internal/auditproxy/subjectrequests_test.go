@@ -3,6 +3,8 @@ package auditproxy
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -333,5 +335,58 @@ func TestProxyRestrictionRecordsActivity(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(p.metrics.activities.WithLabelValues("wijkteam-dossiers", activitySupport, "denied")); got != 1 {
 		t.Errorf("activity decisions{activity=%s,outcome=denied} = %v; want 1", activitySupport, got)
+	}
+}
+
+// failingRequests is a source whose watch fails after it has synced.
+type failingRequests struct{ err error }
+
+func (f failingRequests) Effects() (*RequestEffects, error) { return nil, f.err }
+
+func TestRequestsLoaded(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		src  SubjectRequestSource
+		want error
+	}{
+		{"no source configured", nil, nil},
+		{"not synced", StaticRequests{}, ErrRequestsNotSynced},
+		{"synced", StaticRequests{Set: NewRequestEffects("wijkteam-dossiers", nil)}, nil},
+		// Each request says why (503); the pod stays in its Service.
+		{"the watch failing after the first list", failingRequests{ErrWatchFailing}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := RequestsLoaded(tc.src); !errors.Is(err, tc.want) || (tc.want == nil && err != nil) {
+				t.Errorf("RequestsLoaded = %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestNotReadyUntilTheSubjectRequestsAreRead: a proxy that would refuse
+// every request for a dossier with 503 is not ready, so that the pod joins
+// its Service only once it can serve.
+func TestNotReadyUntilTheSubjectRequestsAreRead(t *testing.T) {
+	keys := newTestKeys(t)
+	p, _ := newTestProxy(t, newUpstreamApp(t), &memorySink{}, keys, false)
+	health := httptest.NewServer(p.HealthHandler())
+	defer health.Close()
+	readyz := func() (int, string) {
+		t.Helper()
+		resp, err := http.Get(health.URL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = resp.Body.Close() }()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	p.requests = StaticRequests{}
+	if code, body := readyz(); code != http.StatusServiceUnavailable || !strings.Contains(body, ErrRequestsNotSynced.Error()) {
+		t.Errorf("readyz before the requests were read: %d %q", code, body)
+	}
+	p.requests = StaticRequests{Set: NewRequestEffects("wijkteam-dossiers", nil)}
+	if code, body := readyz(); code != http.StatusOK {
+		t.Errorf("readyz once the requests were read: %d %q", code, body)
 	}
 }

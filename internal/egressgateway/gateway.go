@@ -395,12 +395,16 @@ func (g *Gateway) partnerError(w http.ResponseWriter, out *http.Request, err err
 }
 
 // Ready reports whether the gateway can serve: a policy is loaded, the
-// audit log works and it is not shutting down.
+// store's data-subject requests have been read, the audit log works and it
+// is not shutting down.
 func (g *Gateway) Ready() error {
 	if g.stopping.Load() {
 		return errors.New("shutting down")
 	}
 	if err := g.policies.Ready(); err != nil {
+		return err
+	}
+	if err := auditproxy.RequestsLoaded(g.requests); err != nil {
 		return err
 	}
 	if err := g.audit.Err(); err != nil {

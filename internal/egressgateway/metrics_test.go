@@ -118,6 +118,29 @@ func TestMetricNames(t *testing.T) {
 	}
 }
 
+// TestNotReadyUntilTheSubjectRequestsAreRead: a gateway that would refuse
+// every request for a dossier with 503 is not ready.
+func TestNotReadyUntilTheSubjectRequestsAreRead(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		requests auditproxy.SubjectRequestSource
+		code     int
+		body     string
+	}{
+		{"not read yet", auditproxy.StaticRequests{}, http.StatusServiceUnavailable, "not ready: " + auditproxy.ErrRequestsNotSynced.Error() + "\n"},
+		{"read", auditproxy.StaticRequests{Set: auditproxy.NewRequestEffects("cjg-dossiers", nil)}, http.StatusOK, "ok\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newUnitWorld(t, nil, nil, tc.requests)
+			rr := httptest.NewRecorder()
+			w.gw.HealthHandler().ServeHTTP(rr, httptest.NewRequest("GET", "/readyz", nil))
+			if rr.Code != tc.code || rr.Body.String() != tc.body {
+				t.Errorf("readyz: %d %q, want %d %q", rr.Code, rr.Body.String(), tc.code, tc.body)
+			}
+		})
+	}
+}
+
 // TestNoPolicyRefusesEverything: before an egress document has loaded the
 // gateway is not ready, refuses every request with 503 policy-unavailable,
 // records the refusal and sends nothing: it never decides without a policy.

@@ -33,8 +33,8 @@ var _ = Describe("Data-subject rights", Label("subject-rights"), func() {
 			return get(c, name, dossiers+"/"+dossier+"/decisions", consulent, consulenten)
 		}
 
-		// Until the proxy has read the store's requests every request for a
-		// dossier is 503.
+		// The pod is Ready only once its proxy has read the store's requests
+		// (before that every request for a dossier is 503).
 		Eventually(func() int { return ask("dsr-before", "D-1001").code }).WithContext(ctx).
 			WithTimeout(cfg.timeout).WithPolling(time.Second).Should(Equal(http.StatusOK), "before any restriction, dossier A")
 
