@@ -185,7 +185,7 @@ E2E_FOCUS ?=
 .PHONY: e2e-suite
 e2e-suite: ## Only the Go stories (test/e2e), with the settings of the install `E2E_KEEP=1 make e2e` left (bin/e2e/suite.env); E2E_FOCUS=REGEX picks stories (the install story runs regardless).
 	set -a; if [ -f bin/e2e/suite.env ]; then . bin/e2e/suite.env; fi; set +a; \
-	go test -tags e2e ./test/e2e -v -count=1 -timeout 40m -ginkgo.v -ginkgo.label-filter='!deletion' $(if $(E2E_FOCUS),-ginkgo.focus '$(E2E_FOCUS)' -ginkgo.focus '^Install ')
+	go test -tags e2e ./test/e2e -v -count=1 -timeout 40m -ginkgo.v -ginkgo.label-filter='!deletion' $(if $(E2E_FOCUS),-ginkgo.focus '$(E2E_FOCUS)' -ginkgo.focus '^dossierguard end to end Install ')
 
 ##@ Image, Helm and deployment
 

@@ -26,7 +26,8 @@
 #                         check the chains survive a pod deletion (auto: when
 #                         the local pod bridge is there for the database)
 #   E2E_FOCUS             run only the Go suite's stories matching this
-#                         regular expression (-ginkgo.focus; the install and
+#                         regular expression (-ginkgo.focus, against
+#                         "dossierguard end to end <story> <spec>"; the install and
 #                         the deletion story run regardless, the deletion
 #                         unless E2E_KEEP=1)
 #   E2E_PROBE_IMAGE       the Go suite's probe image (local/netprobe:dev, built
@@ -403,8 +404,17 @@ go_suite() {
   return "$rc"
 }
 # The install story runs whatever E2E_FOCUS picks: every story builds on it.
+# Ginkgo matches a focus against the suite's name and the spec's text
+# ("dossierguard end to end Install rolls out ..."). A dry run checks that
+# the install story and at least one story of E2E_FOCUS are picked.
 go_focus=()
-[ -z "${E2E_FOCUS:-}" ] || go_focus=(-ginkgo.focus "$E2E_FOCUS" -ginkgo.focus '^Install ')
+if [ -n "${E2E_FOCUS:-}" ]; then
+  go_focus=(-ginkgo.focus "$E2E_FOCUS" -ginkgo.focus '^dossierguard end to end Install ')
+  picked=$(cd "$ROOT/test/e2e" && "$SUITE" -ginkgo.dry-run -ginkgo.no-color -ginkgo.v -ginkgo.label-filter='!deletion' "${go_focus[@]}" 2>&1) \
+    || fail "dry run of the Go suite with E2E_FOCUS: $(tail -n 5 <<<"$picked")"
+  grep -q '^Install rolls out ' <<<"$picked" || fail "E2E_FOCUS: the install story is not picked (is the suite still named 'dossierguard end to end'?)"
+  grep -v '^Install ' <<<"$picked" | grep -q '\[[a-z, -]*\]$' || fail "E2E_FOCUS=$E2E_FOCUS picks no story; Ginkgo matches it against 'dossierguard end to end <story> <spec>'"
+fi
 step "go suite (test/e2e)"
 # From here the clean-up removes the samples and the demo database, which
 # the install story applies.

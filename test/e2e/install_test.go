@@ -42,7 +42,7 @@ import (
 // (SpecPriority) and in the order written (Ordered); when one of its specs
 // fails the suite stops there (AbortSuite), since no story can mean
 // anything on an install that is not there. hack/e2e.sh and make e2e-suite
-// add -ginkgo.focus '^Install ' to E2E_FOCUS, so that it runs whatever
+// add -ginkgo.focus '^dossierguard end to end Install ' to E2E_FOCUS, so that it runs whatever
 // else is picked; on an install that is already there (E2E_KEEP=1) it
 // changes nothing.
 

@@ -22,7 +22,7 @@
 // share and hack/e2e.sh's clean-up removes. It is compiled only with the
 // build tag e2e, so `make test` does not run it:
 //
-//	KUBECONFIG=... go test -tags e2e ./test/e2e -ginkgo.v -ginkgo.label-filter='!deletion' [-ginkgo.focus withdrawn -ginkgo.focus '^Install ']
+//	KUBECONFIG=... go test -tags e2e ./test/e2e -ginkgo.v -ginkgo.label-filter='!deletion' [-ginkgo.focus withdrawn -ginkgo.focus '^dossierguard end to end Install ']
 package e2e
 
 import (
