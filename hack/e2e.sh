@@ -205,7 +205,7 @@ failures() {
     [ -f "$f" ] || continue
     grep -q '\[FAILED\]' "$f" || continue
     log "what failed in $(basename "$f") ($(grep -m1 -o 'Random Seed: [0-9]*' "$f" || echo 'seed unknown')):"
-    grep -A12 '^ *\[FAILED\] ' "$f" | grep -v '^ *\[FAILED\] \[' | head -n 60 | sed 's/^/  /' >&2 || true
+    grep -A12 '^ *\[FAILED\] ' "$f" | head -n 60 | sed 's/^/  /' >&2 || true
   done
 }
 trap cleanup EXIT
